@@ -1,0 +1,1 @@
+"""Domain types, errors and clocks. Imports no grpc, protobuf or database code (import-linter enforces it)."""

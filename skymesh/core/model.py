@@ -1,0 +1,182 @@
+"""Domain values shared by every service: stations, targets, requirements, time windows.
+
+Frozen dataclasses with units in their names. No grpc, protobuf or database imports: converters to and from the wire
+live in `skymesh.api.convert`, to and from SQL in `skymesh.server.db`.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from skymesh.core.clock import ensure_utc
+from skymesh.core.errors import InvalidArgument
+
+__all__ = [
+    "CelestialTarget",
+    "GeoLocation",
+    "HorizonMask",
+    "SatelliteTarget",
+    "Station",
+    "StationKind",
+    "StationState",
+    "Target",
+    "TargetKind",
+    "TimeWindow",
+]
+
+
+class StationKind(enum.IntEnum):
+    GROUND_STATION = 1
+    TELESCOPE = 2
+
+
+class StationState(enum.IntEnum):
+    """Liveness of a station's agent as the server sees it (DESIGN.md: ONLINE -> STALE -> DISCONNECTED -> OFFLINE)."""
+
+    ONLINE = 1
+    STALE = 2
+    DISCONNECTED = 3
+    OFFLINE = 4
+
+    @property
+    def schedulable(self) -> bool:
+        # DISCONNECTED stations keep their accepted work (they run autonomously) but get no new work.
+        return self in (StationState.ONLINE, StationState.STALE)
+
+
+class TargetKind(enum.IntEnum):
+    SATELLITE = 1
+    SIDEREAL = 2
+
+
+@dataclass(frozen=True)
+class GeoLocation:
+    latitude_deg: float
+    longitude_deg: float
+    altitude_m: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.latitude_deg) and -90.0 <= self.latitude_deg <= 90.0):
+            raise InvalidArgument("must be within [-90, 90] degrees", field="latitude_deg")
+        if not (math.isfinite(self.longitude_deg) and -180.0 <= self.longitude_deg <= 360.0):
+            raise InvalidArgument("must be within [-180, 360] degrees", field="longitude_deg")
+        if not (math.isfinite(self.altitude_m) and -500.0 <= self.altitude_m <= 10_000.0):
+            raise InvalidArgument("must be within [-500, 10000] metres", field="altitude_m")
+
+
+@dataclass(frozen=True)
+class HorizonMask:
+    """Minimum elevation by azimuth, linearly interpolated and wrapped at 360 degrees."""
+
+    azimuth_deg: tuple[float, ...] = ()
+    min_elevation_deg: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        if len(self.azimuth_deg) != len(self.min_elevation_deg):
+            raise InvalidArgument("azimuth and elevation lists differ in length", field="horizon_mask")
+        if list(self.azimuth_deg) != sorted(self.azimuth_deg):
+            raise InvalidArgument("azimuths must be increasing", field="horizon_mask.azimuth_deg")
+        for az in self.azimuth_deg:
+            if not 0.0 <= az < 360.0:
+                raise InvalidArgument("azimuths must be within [0, 360)", field="horizon_mask.azimuth_deg")
+        for el in self.min_elevation_deg:
+            if not -10.0 <= el <= 90.0:
+                raise InvalidArgument("elevations must be within [-10, 90]", field="horizon_mask.min_elevation_deg")
+
+
+@dataclass(frozen=True)
+class TimeWindow:
+    start: datetime
+    end: datetime
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "start", ensure_utc(self.start, "start"))
+        object.__setattr__(self, "end", ensure_utc(self.end, "end"))
+        if self.end <= self.start:
+            raise InvalidArgument("end must be after start", field="end")
+
+    @property
+    def duration_s(self) -> float:
+        return (self.end - self.start).total_seconds()
+
+    def overlaps(self, other: TimeWindow) -> bool:
+        return self.start < other.end and other.start < self.end
+
+
+@dataclass(frozen=True)
+class Station:
+    """A site: a radio ground station (rotator + radio) or a telescope (mount + camera)."""
+
+    station_id: str
+    name: str
+    kind: StationKind
+    location: GeoLocation
+    min_elevation_deg: float = 10.0
+    horizon_mask: HorizonMask = field(default_factory=HorizonMask)
+    # Ground stations
+    bands: tuple[str, ...] = ()  # e.g. ("VHF", "UHF", "S")
+    slew_rate_deg_s: float = 5.0  # rotator or mount
+    # Telescopes
+    aperture_m: float = 0.0
+    filters: tuple[str, ...] = ()
+    limiting_magnitude: float = 0.0
+    fov_deg: float = 0.0
+    state: StationState = StationState.OFFLINE
+    unavailable: tuple[TimeWindow, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.station_id:
+            raise InvalidArgument("must not be empty", field="station_id")
+        if not 0.0 <= self.min_elevation_deg < 90.0:
+            raise InvalidArgument("must be within [0, 90)", field="min_elevation_deg")
+        if self.slew_rate_deg_s <= 0:
+            raise InvalidArgument("must be positive", field="slew_rate_deg_s")
+
+
+@dataclass(frozen=True)
+class SatelliteTarget:
+    target_id: str
+    name: str
+    norad_id: int
+    tle_line1: str
+    tle_line2: str
+    band: str = ""  # a ground station must list this band to observe it
+    downlink_frequency_hz: float = 0.0
+    priority: int = 5  # 1 (low) .. 10 (high)
+    min_elevation_deg: float = 0.0
+    kind: TargetKind = TargetKind.SATELLITE
+
+
+@dataclass(frozen=True)
+class CelestialTarget:
+    target_id: str
+    name: str
+    ra_deg: float
+    dec_deg: float
+    magnitude: float = 10.0
+    priority: int = 5
+    filters: tuple[str, ...] = ()  # any of these will do
+    exposure_s: float = 60.0
+    exposure_count: int = 1
+    max_airmass: float = 2.0
+    min_moon_separation_deg: float = 20.0
+    cadence_s: float = 0.0  # 0: observe once per plan
+    aliases: Sequence[str] = ()
+    kind: TargetKind = TargetKind.SIDEREAL
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.ra_deg) and 0.0 <= self.ra_deg < 360.0):
+            raise InvalidArgument("must be within [0, 360) degrees", field="ra_deg")
+        if not (math.isfinite(self.dec_deg) and -90.0 <= self.dec_deg <= 90.0):
+            raise InvalidArgument("must be within [-90, 90] degrees", field="dec_deg")
+        if self.exposure_s <= 0 or self.exposure_s > 3600:
+            raise InvalidArgument("must be within (0, 3600] seconds", field="exposure_s")
+        if self.max_airmass < 1.0:
+            raise InvalidArgument("must be at least 1", field="max_airmass")
+
+
+Target = SatelliteTarget | CelestialTarget
