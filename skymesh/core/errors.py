@@ -23,8 +23,8 @@ from typing import ClassVar
 
 __all__ = [
     "STATUS_TABLE",
-    "AlreadyExists",
     "Aborted",
+    "AlreadyExists",
     "DeadlineExceeded",
     "FailedPrecondition",
     "InvalidArgument",

@@ -43,7 +43,14 @@ class JobState(enum.IntEnum):
 
 
 TERMINAL_STATES = frozenset(
-    {JobState.SUCCEEDED, JobState.FAILED, JobState.ABORTED, JobState.REJECTED, JobState.CANCELLED, JobState.EXPIRED}
+    {
+        JobState.SUCCEEDED,
+        JobState.FAILED,
+        JobState.ABORTED,
+        JobState.REJECTED,
+        JobState.CANCELLED,
+        JobState.EXPIRED,
+    }
 )
 
 _LIVE_ORDER = [JobState.PENDING, JobState.SCHEDULED, JobState.DISPATCHED, JobState.RECEIVED, JobState.RUNNING]
@@ -74,6 +81,8 @@ def advance(current: JobState, new: JobState) -> JobState:
     """Return `new` if the move is legal, else raise FailedPrecondition naming both states."""
     if not can_advance(current, new):
         raise FailedPrecondition(
-            f"job cannot move from {current.name} to {new.name}", reason="ILLEGAL_JOB_TRANSITION", field="state"
+            f"job cannot move from {current.name} to {new.name}",
+            reason="ILLEGAL_JOB_TRANSITION",
+            field="state",
         )
     return new

@@ -85,7 +85,9 @@ class HorizonMask:
                 raise InvalidArgument("azimuths must be within [0, 360)", field="horizon_mask.azimuth_deg")
         for el in self.min_elevation_deg:
             if not -10.0 <= el <= 90.0:
-                raise InvalidArgument("elevations must be within [-10, 90]", field="horizon_mask.min_elevation_deg")
+                raise InvalidArgument(
+                    "elevations must be within [-10, 90]", field="horizon_mask.min_elevation_deg"
+                )
 
 
 @dataclass(frozen=True)
