@@ -98,10 +98,13 @@ class ConnectRequest(_message.Message):
     OBSERVATION_FIELD_NUMBER: _builtins.int
     SCHEDULE_ACK_FIELD_NUMBER: _builtins.int
     SEQ_FIELD_NUMBER: _builtins.int
+    BOOT_ID_FIELD_NUMBER: _builtins.int
     seq: _builtins.int
-    """Upstream sequence (per boot_id) of reliable messages: job updates, telemetry, observations. 0 for heartbeats,
-    command updates and schedule acks, which are idempotent by their own keys.
+    """Upstream sequence of reliable messages (job updates, telemetry, observations), one sequence space per
+    (station, boot_id), never renumbered: spooled messages of an earlier boot keep that boot's id. seq 0 (and no
+    boot_id) for heartbeats, command updates and schedule acks, which are idempotent by their own keys.
     """
+    boot_id: _builtins.str
     @_builtins.property
     def hello(self) -> Global___Hello: ...
     @_builtins.property
@@ -127,10 +130,11 @@ class ConnectRequest(_message.Message):
         observation: Global___ObservationRecord | None = ...,
         schedule_ack: Global___ScheduleAck | None = ...,
         seq: _builtins.int = ...,
+        boot_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "command_update", b"command_update", "heartbeat", b"heartbeat", "hello", b"hello", "job_update", b"job_update", "observation", b"observation", "schedule_ack", b"schedule_ack", "telemetry", b"telemetry"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "command_update", b"command_update", "heartbeat", b"heartbeat", "hello", b"hello", "job_update", b"job_update", "observation", b"observation", "schedule_ack", b"schedule_ack", "seq", b"seq", "telemetry", b"telemetry"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "boot_id", b"boot_id", "command_update", b"command_update", "heartbeat", b"heartbeat", "hello", b"hello", "job_update", b"job_update", "observation", b"observation", "schedule_ack", b"schedule_ack", "seq", b"seq", "telemetry", b"telemetry"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["hello", "heartbeat", "command_update", "job_update", "telemetry", "observation", "schedule_ack"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
