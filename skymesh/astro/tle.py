@@ -215,9 +215,7 @@ def _float_field(line: str, start: int, stop: int, which: str, what: str) -> flo
 
 def _check_line(line: str, which: str, number: str) -> None:
     if len(line) != _TLE_LINE_LENGTH:
-        raise InvalidTLE(
-            f"must be {_TLE_LINE_LENGTH} characters, got {len(line)}: {line!r}", field=which
-        )
+        raise InvalidTLE(f"must be {_TLE_LINE_LENGTH} characters, got {len(line)}: {line!r}", field=which)
     if line[0] != number:
         raise InvalidTLE(f"must start with line number {number!r}, got {line[0]!r}", field=f"{which}[1]")
     if line[1] != " ":
@@ -294,9 +292,7 @@ def _catalog_field(text: str, field: str) -> int:
 
 def _check_orbit(mean_motion_rev_per_day: float, eccentricity: float, *, field: str) -> None:
     if not mean_motion_rev_per_day > 0.0 or not math.isfinite(mean_motion_rev_per_day):
-        raise InvalidTLE(
-            f"impossible orbit: mean motion {mean_motion_rev_per_day} rev/day must be > 0", field=field
-        )
+        raise InvalidTLE(f"impossible orbit: mean motion {mean_motion_rev_per_day} rev/day must be > 0", field=field)
     if not 0.0 <= eccentricity < 1.0:
         raise InvalidTLE(f"impossible orbit: eccentricity {eccentricity} must be in [0, 1)", field="eccentricity")
     perigee_km = _semi_major_axis_km(mean_motion_rev_per_day) * (1.0 - eccentricity)
