@@ -1,0 +1,204 @@
+"""`skymesh demo`: the whole system on one machine, with simulated stations, on the embedded SQLite default.
+
+Starts the scheduler and the server as their own processes (the same `skymesh scheduler` / `skymesh server` a
+deployment runs), registers a fleet of simulated ground stations and telescopes through the public gRPC API, issues
+each a key, starts their agents (`skymesh agent`, one process each, with the built-in simulator), then shows a live
+view of stations, jobs and stored observations until at least one satellite pass and one telescope exposure are
+stored (or the time limit passes), and prints a summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="run server + scheduler + simulated stations on SQLite with a live view",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--ground-stations", type=int, default=4, help="simulated ground stations (default 4)")
+    p.add_argument("--telescopes", type=int, default=3, help="simulated telescopes at sites in darkness (default 3)")
+    p.add_argument("--satellites", type=int, default=25, help="generated satellites of real orbit families")
+    p.add_argument("--max-duration-s", type=float, default=300.0, help="stop after this long at most (default 300)")
+    p.add_argument(
+        "--linger-s", type=float, default=10.0, help="keep running this long after the goal is reached (default 10)"
+    )
+    p.add_argument("--data-dir", default="var/demo", help="where the database, keys and agent state go")
+    p.add_argument("--no-live", action="store_true", help="plain log lines instead of the live terminal view")
+    p.set_defaults(func=_run)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class _Procs:
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    logs: Path = Path()
+
+    def start(self, name: str, args: list[str], env: dict[str, str] | None = None) -> None:
+        log = open(self.logs / f"{name}.log", "wb")  # noqa: SIM115 - the child owns it for its lifetime
+        self.procs[name] = subprocess.Popen(
+            [sys.executable, "-m", "skymesh", *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+        )
+
+    def check(self) -> None:
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                tail = (self.logs / f"{name}.log").read_text(errors="replace").splitlines()[-15:]
+                raise SystemExit(f"{name} exited with code {proc.returncode}; last lines:\n" + "\n".join(tail))
+
+    def stop(self) -> None:
+        # Agents first, then the server (it drains), then the scheduler.
+        order = sorted(self.procs, key=lambda n: (n == "scheduler", n == "server"))
+        for name in order:
+            proc = self.procs[name]
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for proc in self.procs.values():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            if proc.poll() is None:
+                proc.kill()
+
+
+def _run(args: argparse.Namespace) -> int:
+    data = Path(args.data_dir).resolve()
+    if data.exists():
+        shutil.rmtree(data)
+    (data / "logs").mkdir(parents=True)
+    (data / "agents").mkdir()
+    return asyncio.run(_demo(args, data))
+
+
+def _write_yaml(path: Path, content: dict[str, Any]) -> Path:
+    import yaml
+
+    path.write_text(yaml.safe_dump(content))
+    return path
+
+
+async def _wait_serving(address: str, timeout_s: float = 60.0) -> None:
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    deadline = time.monotonic() + timeout_s
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while True:
+            try:
+                reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=2)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.aio.AioRpcError:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit(f"nothing serving at {address} after {timeout_s:.0f} s")
+            await asyncio.sleep(0.3)
+
+
+async def _demo(args: argparse.Namespace, data: Path) -> int:
+    import grpc
+
+    from skymesh.api import convert
+    from skymesh.api.control.v1 import stations_pb2, stations_pb2_grpc, targets_pb2, targets_pb2_grpc
+    from skymesh.cli import demo_view
+    from skymesh.sim.fleet import build_demo_fleet
+
+    now = datetime.now(UTC)
+    print(f"SkyMesh demo: building a fleet for {now:%Y-%m-%d %H:%M:%S} UTC ...", flush=True)
+    fleet = build_demo_fleet(
+        now, ground_stations=args.ground_stations, telescopes=args.telescopes, satellites=args.satellites
+    )
+    sched_addr = f"127.0.0.1:{_free_port()}"
+    server_addr = f"127.0.0.1:{_free_port()}"
+    server_metrics, sched_metrics = _free_port(), _free_port()
+    procs = _Procs(logs=data / "logs")
+    server_cfg = _write_yaml(
+        data / "server.yaml",
+        {
+            "listen": server_addr,
+            "database_url": f"sqlite+aiosqlite:///{data / 'skymesh.sqlite3'}",
+            "scheduler_address": sched_addr,
+            "data_dir": str(data / "server-data"),
+            "metrics_port": server_metrics,
+            "replan_interval_s": 60,
+            "heartbeat_interval_s": 5,
+            "offline_grace_s": 60,
+            "plan_horizon_h": 6,
+        },
+    )
+    try:
+        procs.start("scheduler", ["scheduler", "--listen", sched_addr, "--metrics-port", str(sched_metrics)])
+        procs.start("server", ["server", "--config", str(server_cfg)])
+        await _wait_serving(sched_addr)
+        await _wait_serving(server_addr)
+        print(f"  scheduler  {sched_addr}  (metrics http://127.0.0.1:{sched_metrics}/metrics)")
+        print(f"  server     {server_addr}  (metrics http://127.0.0.1:{server_metrics}/metrics)")
+
+        async with grpc.aio.insecure_channel(server_addr) as channel:
+            station_api = stations_pb2_grpc.StationServiceStub(channel)
+            target_api = targets_pb2_grpc.TargetServiceStub(channel)
+            for target in (*fleet.satellites, *fleet.stars):
+                await target_api.CreateTarget(targets_pb2.CreateTargetRequest(target=convert.target_to_proto(target)))
+            for station in fleet.stations:
+                await station_api.CreateStation(
+                    stations_pb2.CreateStationRequest(station=convert.station_to_proto(station))
+                )
+                key = await station_api.IssueStationKey(
+                    stations_pb2.IssueStationKeyRequest(station_id=station.station_id)
+                )
+                cfg = _write_yaml(
+                    data / "agents" / f"{station.station_id}.yaml",
+                    {
+                        "station_id": station.station_id,
+                        "server": server_addr,
+                        "api_key": key.api_key,
+                        "state_dir": str(data / "agents" / station.station_id),
+                        "driver": {"kind": "simulated", "variable_star_periods_days": fleet.star_periods_days},
+                    },
+                )
+                procs.start(f"agent-{station.station_id}", ["agent", "--config", str(cfg)])
+            print(
+                f"  {len(fleet.stations)} stations ({args.ground_stations} ground, "
+                f"{len(fleet.stations) - args.ground_stations} telescopes), {len(fleet.satellites)} satellites, "
+                f"{len(fleet.stars)} variable stars registered; agents started"
+            )
+            for target_id, (station_id, aos) in fleet.soon.items():
+                print(f"  {target_id} rises over {station_id} at {aos:%H:%M:%S} UTC")
+            print(f"  logs in {data / 'logs'}\n", flush=True)
+            summary = await demo_view.watch(
+                channel,
+                procs.check,
+                max_duration_s=args.max_duration_s,
+                linger_s=args.linger_s,
+                live=not args.no_live and sys.stdout.isatty(),
+            )
+    finally:
+        procs.stop()
+    print(summary.render())
+    return 0 if summary.goal_reached else 1
