@@ -24,6 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from skymesh.core.model import Station, StationKind
+
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
@@ -95,6 +97,28 @@ def _run(args: argparse.Namespace) -> int:
     return asyncio.run(_demo(args, data))
 
 
+def _agent_config(station: Station, api_key: str, server_addr: str, data: Path) -> dict[str, Any]:
+    """The YAML an operator would write for this station's agent, with the built-in simulator as hardware."""
+    ground = station.kind == StationKind.GROUND_STATION
+    return {
+        "station_id": station.station_id,
+        "server_address": server_addr,
+        "api_key": api_key,
+        "state_dir": str(data / "agents" / station.station_id),
+        "kind": "ground_station" if ground else "telescope",
+        "location": {
+            "latitude_deg": station.location.latitude_deg,
+            "longitude_deg": station.location.longitude_deg,
+            "altitude_m": station.location.altitude_m,
+        },
+        "bands": list(station.bands),
+        "filters": list(station.filters),
+        "aperture_m": station.aperture_m,
+        "heartbeat_interval_s": 5.0,
+        "limits": {"elevation_min_deg": 0.0, "slew_rate_deg_s": station.slew_rate_deg_s},
+    }
+
+
 def _write_yaml(path: Path, content: dict[str, Any]) -> Path:
     import yaml
 
@@ -149,7 +173,7 @@ async def _demo(args: argparse.Namespace, data: Path) -> int:
             "replan_interval_s": 60,
             "heartbeat_interval_s": 5,
             "offline_grace_s": 60,
-            "plan_horizon_h": 6,
+            "plan_horizon_s": 6 * 3600,
         },
     )
     try:
@@ -174,13 +198,7 @@ async def _demo(args: argparse.Namespace, data: Path) -> int:
                 )
                 cfg = _write_yaml(
                     data / "agents" / f"{station.station_id}.yaml",
-                    {
-                        "station_id": station.station_id,
-                        "server": server_addr,
-                        "api_key": key.api_key,
-                        "state_dir": str(data / "agents" / station.station_id),
-                        "driver": {"kind": "simulated", "variable_star_periods_days": fleet.star_periods_days},
-                    },
+                    _agent_config(station, key.api_key, server_addr, data),
                 )
                 procs.start(f"agent-{station.station_id}", ["agent", "--config", str(cfg)])
             print(

@@ -50,9 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
-    except (
-        Exception
-    ) as exc:  # one choke point: a clear message, not a traceback, for errors we raise on purpose
+    except Exception as exc:  # one choke point: a clear message, not a traceback, for errors we raise on purpose
         from skymesh.core.errors import SkyMeshError
 
         if isinstance(exc, SkyMeshError):

@@ -9,10 +9,13 @@ from __future__ import annotations
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 __all__ = [
+    "AGENT_COMMANDS",
+    "AGENT_JOBS",
     "AGENT_OUTBOX_DEPTH",
     "AGENT_RECONNECTS",
     "AGENT_SCHEDULE_VERSION",
     "AGENT_STREAM_CONNECTED",
+    "AGENT_UPSTREAM_SENT",
     "COMMANDS",
     "DB_LATENCY",
     "JOBS",
@@ -22,6 +25,7 @@ __all__ = [
     "PLAN_RUNTIME",
     "SERVER_ACK_LAG",
     "SERVER_DEDUP_HITS",
+    "SERVER_PLANS",
     "SERVER_RECONNECTS",
     "SERVER_STREAMS",
     "STATIONS_BY_STATE",
@@ -48,6 +52,7 @@ SERVER_ACK_LAG = Histogram(
 )
 DB_LATENCY = Histogram("skymesh_db_latency_seconds", "Database transaction latency", ["operation"], buckets=_BUCKETS_S)
 UPLOAD_BYTES = Counter("skymesh_upload_bytes_total", "Artifact bytes committed")
+SERVER_PLANS = Counter("skymesh_server_plans_total", "Planning rounds of the server's rolling planner", ["outcome"])
 
 # --- scheduler ---
 PLAN_RUNTIME = Histogram("skymesh_plan_runtime_seconds", "Plan computation time", ["solver"], buckets=_BUCKETS_S)
@@ -61,6 +66,9 @@ AGENT_STREAM_CONNECTED = Gauge("skymesh_agent_connected", "1 while the agent's s
 AGENT_RECONNECTS = Counter("skymesh_agent_reconnects_total", "Agent reconnect attempts, by reason", ["reason"])
 AGENT_OUTBOX_DEPTH = Gauge("skymesh_agent_outbox_depth", "Upstream messages not yet acknowledged by the server")
 AGENT_SCHEDULE_VERSION = Gauge("skymesh_agent_schedule_version", "Schedule version the agent is executing")
+AGENT_JOBS = Counter("skymesh_agent_jobs_total", "Job state changes made by the agent", ["state"])
+AGENT_COMMANDS = Counter("skymesh_agent_commands_total", "Command state changes made by the agent", ["state"])
+AGENT_UPSTREAM_SENT = Counter("skymesh_agent_upstream_sent_total", "Reliable upstream messages sent (resends count)")
 
 
 def serve_metrics(port: int, addr: str = "127.0.0.1", registry: CollectorRegistry = REGISTRY) -> int:

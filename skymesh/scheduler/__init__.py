@@ -1,1 +1,19 @@
+"""Scheduler: visibility, planning (greedy, CP-SAT, rolling horizon), explanations, ranked lists, gRPC service.
 
+Layers, each importing only the ones below it:
+
+- `kernel` (Request, Resource, Opportunity, Problem, Plan): knows nothing about telescopes;
+  `greedy`, `bounds`, `lagrange`, `cliques`, `cpmodel`, `improve`, `cpsat`, `rolling`, `explain` plan and explain
+  kernel problems;
+- `visibility` (satellite passes), `sky` (celestial targets) and `opportunities` map stations, targets, windows and
+  frozen jobs onto a kernel problem; `planning.compute_plan` runs one call end to end; `rank` serves ranked lists;
+- `scenario` reads, writes and generates scenario files; `wire` converts to and from `skymesh.api.scheduler.v1`;
+  `service` is the gRPC servicer and `serve()`.
+
+Importing this package stays light (no grpc, no OR-Tools): import the submodules you need.
+Must never import skymesh.server, skymesh.agent or skymesh.web (import-linter).
+"""
+
+from __future__ import annotations
+
+__all__: list[str] = []

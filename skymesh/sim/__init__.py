@@ -1,1 +1,38 @@
+"""skymesh.sim: PASEOS's spacecraft-operations models (power, thermal, radiation, communication windows, activities
+with constraints), vectorised over whole fleets, in fast-simulation and real-time modes, plus the functions the
+scheduler calls to value contacts and check plans.
 
+Modules, one concept each: `orbit` (Kepler, SGP4, Hermite), `frames` (Sun, precession, Earth rotation), `eclipse`,
+`comms`, `power`, `thermal`, `radiation`, `activities`, `spacecraft` (parameters), `events` (edge refinement),
+`engine` (the run), `scenario` (YAML), `output`/`plot`, `realtime`, `inloop`. `fleet` is the demo network's
+generator and unrelated to the models.
+
+Imports numpy, sgp4 and PyYAML only (matplotlib and pyarrow inside the functions that need them); never grpc,
+protobuf, SQLAlchemy or a service package.
+"""
+
+from skymesh.sim.activities import Activity, Comparison, Condition, FleetState, ModeRule
+from skymesh.sim.comms import GroundStation
+from skymesh.sim.engine import EngineConfig, EventKind, SimResult, SimState, Simulation
+from skymesh.sim.orbit import KeplerOrbits, TLEOrbits, walker_constellation
+from skymesh.sim.spacecraft import RadiationParams, SpacecraftParams, ThermalParams
+
+__all__ = [
+    "Activity",
+    "Comparison",
+    "Condition",
+    "EngineConfig",
+    "EventKind",
+    "FleetState",
+    "GroundStation",
+    "KeplerOrbits",
+    "ModeRule",
+    "RadiationParams",
+    "SimResult",
+    "SimState",
+    "Simulation",
+    "SpacecraftParams",
+    "TLEOrbits",
+    "ThermalParams",
+    "walker_constellation",
+]

@@ -34,6 +34,8 @@ class _SolverEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Solver.ValueTy
     """Priority x duration, fast, always available."""
     SOLVER_CPSAT: _Solver.ValueType  # 2
     """OR-Tools CP-SAT, warm-started from greedy, with a time limit; reports bound and gap."""
+    SOLVER_ROLLING: _Solver.ValueType  # 3
+    """CP-SAT over consecutive 2 h chunks, earlier chunks frozen: myopic but bounded time per chunk."""
 
 class Solver(_Solver, metaclass=_SolverEnumTypeWrapper): ...
 
@@ -42,6 +44,8 @@ SOLVER_GREEDY: Solver.ValueType  # 1
 """Priority x duration, fast, always available."""
 SOLVER_CPSAT: Solver.ValueType  # 2
 """OR-Tools CP-SAT, warm-started from greedy, with a time limit; reports bound and gap."""
+SOLVER_ROLLING: Solver.ValueType  # 3
+"""CP-SAT over consecutive 2 h chunks, earlier chunks frozen: myopic but bounded time per chunk."""
 Global___Solver: _TypeAlias = Solver  # noqa: Y015
 
 class _ReasonCode:
@@ -338,6 +342,26 @@ Global___Explanation: _TypeAlias = Explanation  # noqa: Y015
 class PlanStats(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class TimingsSEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.float
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.float = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     SOLVER_FIELD_NUMBER: _builtins.int
     OBJECTIVE_FIELD_NUMBER: _builtins.int
     BOUND_FIELD_NUMBER: _builtins.int
@@ -346,6 +370,9 @@ class PlanStats(_message.Message):
     VISIBILITY_S_FIELD_NUMBER: _builtins.int
     CANDIDATES_FIELD_NUMBER: _builtins.int
     OPTIMAL_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    TIMINGS_S_FIELD_NUMBER: _builtins.int
+    GREEDY_OBJECTIVE_FIELD_NUMBER: _builtins.int
     solver: Global___Solver.ValueType
     objective: _builtins.float
     bound: _builtins.float
@@ -355,6 +382,14 @@ class PlanStats(_message.Message):
     visibility_s: _builtins.float
     candidates: _builtins.int
     optimal: _builtins.bool
+    status: _builtins.str
+    """How the solver ended (OPTIMAL, FEASIBLE, GREEDY_FALLBACK, WATCHDOG_KILLED, ...)."""
+    greedy_objective: _builtins.float
+    """Objective of the greedy plan the solver started from (its warm start)."""
+    @_builtins.property
+    def timings_s(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]:
+        """Wall time of each stage (visibility_s, greedy_s, bound_s, cpsat_s, explain_s, ...), in seconds."""
+
     def __init__(
         self,
         *,
@@ -366,10 +401,13 @@ class PlanStats(_message.Message):
         visibility_s: _builtins.float = ...,
         candidates: _builtins.int = ...,
         optimal: _builtins.bool = ...,
+        status: _builtins.str = ...,
+        timings_s: _abc.Mapping[_builtins.str, _builtins.float] | None = ...,
+        greedy_objective: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bound", b"bound", "candidates", b"candidates", "gap", b"gap", "objective", b"objective", "optimal", b"optimal", "runtime_s", b"runtime_s", "solver", b"solver", "visibility_s", b"visibility_s"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bound", b"bound", "candidates", b"candidates", "gap", b"gap", "greedy_objective", b"greedy_objective", "objective", b"objective", "optimal", b"optimal", "runtime_s", b"runtime_s", "solver", b"solver", "status", b"status", "timings_s", b"timings_s", "visibility_s", b"visibility_s"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

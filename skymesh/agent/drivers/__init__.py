@@ -1,0 +1,119 @@
+"""Station hardware drivers behind async protocols (`base`), and `build_drivers`, which picks them from config.
+
+Implementations: `simulated` (physics for demos and tests), `rotctld` / `rigctld` (Hamlib network daemons), `indi`
+(INDI XML protocol), `alpaca` (ASCOM Alpaca REST).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from skymesh.agent.config import AgentConfig, DriverConfig
+from skymesh.agent.drivers.base import Camera, DriverError, Mount, Radio, Rotator
+from skymesh.core.clock import Clock
+
+__all__ = ["DriverSet", "build_drivers"]
+
+
+@dataclass
+class DriverSet:
+    """The hardware of one station; any role may be absent."""
+
+    rotator: Rotator | None = None
+    radio: Radio | None = None
+    mount: Mount | None = None
+    camera: Camera | None = None
+
+    def names(self) -> list[str]:
+        return sorted({d.name for d in (self.rotator, self.radio, self.mount, self.camera) if d is not None})
+
+    async def connect(self) -> None:
+        for device in (self.rotator, self.radio, self.mount, self.camera):
+            if device is not None:
+                await device.connect()
+
+    async def close(self) -> None:
+        for device in (self.camera, self.mount, self.radio, self.rotator):
+            if device is not None:
+                with contextlib.suppress(DriverError):
+                    await device.close()
+
+
+def build_drivers(config: AgentConfig, clock: Clock) -> DriverSet:
+    """Instantiate the configured drivers (nothing is connected yet)."""
+    from skymesh.agent.drivers import simulated
+
+    rng = np.random.default_rng(config.seed)
+    limits = config.limits
+    drivers = DriverSet()
+    rot = config.drivers.rotator
+    if rot.kind == "simulated":
+        drivers.rotator = simulated.SimulatedRotator(
+            clock,
+            slew_rate_deg_s=limits.slew_rate_deg_s,
+            azimuth_min_deg=limits.azimuth_min_deg,
+            azimuth_max_deg=limits.azimuth_max_deg,
+            elevation_min_deg=limits.elevation_min_deg,
+            elevation_max_deg=limits.elevation_max_deg,
+            park=(limits.park_azimuth_deg, limits.park_elevation_deg),
+        )
+    elif rot.kind == "rotctld":
+        from skymesh.agent.drivers.rotctld import RotctldRotator
+
+        drivers.rotator = RotctldRotator(rot.host, rot.effective_port, timeout_s=rot.timeout_s)
+    radio = config.drivers.radio
+    if radio.kind == "simulated":
+        drivers.radio = simulated.SimulatedRadio(rng, radio.params)
+    elif radio.kind == "rigctld":
+        from skymesh.agent.drivers.rigctld import RigctldRadio
+
+        drivers.radio = RigctldRadio(
+            radio.host,
+            radio.effective_port,
+            timeout_s=radio.timeout_s,
+            noise_floor_db=float(radio.params.get("noise_floor_db", -54.0)),
+        )
+    indi_clients: dict[tuple[str, int], object] = {}
+
+    def indi_client(cfg: DriverConfig) -> object:
+        from skymesh.agent.drivers.indi import IndiClient
+
+        key = (cfg.host, cfg.effective_port)
+        if key not in indi_clients:
+            indi_clients[key] = IndiClient(cfg.host, cfg.effective_port, timeout_s=cfg.timeout_s)
+        return indi_clients[key]
+
+    mount = config.drivers.mount
+    if mount.kind == "simulated":
+        drivers.mount = simulated.SimulatedMount(
+            clock, slew_rate_deg_s=limits.slew_rate_deg_s, settle_s=float(mount.params.get("settle_s", 0.0))
+        )
+    elif mount.kind == "indi":
+        from skymesh.agent.drivers.indi import IndiClient, IndiMount
+
+        client = indi_client(mount)
+        assert isinstance(client, IndiClient)
+        drivers.mount = IndiMount(client, mount.device or "Telescope Simulator")
+    elif mount.kind == "alpaca":
+        from skymesh.agent.drivers.alpaca import AlpacaMount
+
+        drivers.mount = AlpacaMount(mount.url, clock, mount.device_number)
+    camera = config.drivers.camera
+    if camera.kind == "simulated":
+        params = dict(camera.params)
+        params.setdefault("aperture_m", config.aperture_m or 0.4)
+        drivers.camera = simulated.SimulatedCamera(clock, rng, params)
+    elif camera.kind == "indi":
+        from skymesh.agent.drivers.indi import IndiCamera, IndiClient
+
+        client = indi_client(camera)
+        assert isinstance(client, IndiClient)
+        drivers.camera = IndiCamera(client, camera.device or "CCD Simulator")
+    elif camera.kind == "alpaca":
+        from skymesh.agent.drivers.alpaca import AlpacaCamera
+
+        drivers.camera = AlpacaCamera(camera.url, clock, camera.device_number)
+    return drivers

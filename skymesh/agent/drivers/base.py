@@ -1,0 +1,149 @@
+"""The hardware seams of a station: async protocols for a rotator, a radio, a mount and a camera.
+
+The executor only ever talks to these protocols; each driver module (simulated, rotctld, rigctld, indi, alpaca)
+implements some of them. Blocking I/O stays behind `async` methods. Every driver failure is a `DriverError`, so the
+executor can fail a job with cause HARDWARE_FAULT without knowing which protocol broke.
+
+Imports: stdlib and `skymesh.core` only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from skymesh.core.errors import SkyMeshError
+
+__all__ = [
+    "Camera",
+    "DriverError",
+    "Exposure",
+    "ExposureRequest",
+    "LinkGeometry",
+    "Mount",
+    "PhotometryResult",
+    "Radio",
+    "Rotator",
+    "SupportsLinkGeometry",
+]
+
+
+class DriverError(SkyMeshError):
+    """Hardware or its daemon failed, refused, or did not answer in time."""
+
+    default_reason = "HARDWARE_FAULT"
+
+
+class Rotator(Protocol):
+    """An az/el antenna rotator."""
+
+    name: str
+
+    async def connect(self) -> None: ...
+    async def close(self) -> None: ...
+    async def set_position(self, azimuth_deg: float, elevation_deg: float) -> None:
+        """Command a move (returns once the command is accepted, not when the move ends)."""
+        ...
+
+    async def get_position(self) -> tuple[float, float]:
+        """Current (azimuth_deg, elevation_deg)."""
+        ...
+
+    async def stop(self) -> None: ...
+    async def park(self) -> None: ...
+
+
+class Radio(Protocol):
+    """A receiver whose frequency the agent steers for Doppler."""
+
+    name: str
+
+    async def connect(self) -> None: ...
+    async def close(self) -> None: ...
+    async def set_frequency(self, frequency_hz: float) -> None: ...
+    async def get_frequency(self) -> float: ...
+    async def snr_db(self) -> float:
+        """Signal-to-noise ratio of what is being received now."""
+        ...
+
+
+class Mount(Protocol):
+    """An equatorial or alt-az telescope mount addressed in RA/Dec (JNow for INDI, as the protocol wants)."""
+
+    name: str
+
+    async def connect(self) -> None: ...
+    async def close(self) -> None: ...
+    async def slew(self, ra_deg: float, dec_deg: float) -> None:
+        """Slew and start tracking; returns when the mount has arrived."""
+        ...
+
+    async def get_radec(self) -> tuple[float, float]: ...
+    async def park(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ExposureRequest:
+    """What the camera is asked to do, plus what the executor knows of the target (simulators use it)."""
+
+    duration_s: float
+    filter: str
+    target_id: str
+    target_name: str
+    ra_deg: float
+    dec_deg: float
+    catalog_magnitude: float
+    altitude_deg: float
+    start: datetime
+
+
+@dataclass(frozen=True)
+class PhotometryResult:
+    filter: str
+    magnitude: float
+    magnitude_error: float
+    flux: float
+    zero_point: float
+    comparison_stars: int
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """One exposure's result: the image bytes (FITS where the camera gives one) and what is known about it."""
+
+    start: datetime
+    duration_s: float
+    data: bytes = b""
+    data_format: str = ""  # ".fits", ...
+    photometry: PhotometryResult | None = None
+    airmass: float = 0.0
+    seeing_arcsec: float = 0.0
+    quality_flags: tuple[str, ...] = ()
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class Camera(Protocol):
+    name: str
+
+    async def connect(self) -> None: ...
+    async def close(self) -> None: ...
+    async def expose(self, request: ExposureRequest) -> Exposure: ...
+    async def temperature_c(self) -> float: ...
+
+
+@dataclass(frozen=True)
+class LinkGeometry:
+    """Truth about the radio link right now, which only a simulator may be told."""
+
+    range_km: float
+    elevation_deg: float
+    range_rate_km_s: float
+    pointing_error_deg: float
+    downlink_frequency_hz: float
+
+
+@runtime_checkable
+class SupportsLinkGeometry(Protocol):
+    def update_geometry(self, geometry: LinkGeometry | None) -> None: ...

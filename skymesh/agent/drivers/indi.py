@@ -1,0 +1,349 @@
+"""INDI client (XML over TCP, default port 7624) and the mount and camera drivers built on it.
+
+The INDI stream has no root element, so `IndiClient` feeds it to an incremental `XMLPullParser` inside a synthetic
+root and handles each top-level element as it completes: `def*Vector` / `set*Vector` update a property table,
+`setBLOBVector` carries base64 images, `delProperty` removes, `message` is logged. Writers send `newNumberVector`,
+`newSwitchVector` and `enableBLOB`. Waiting is by predicate over the property table with a timeout, since a property
+may stay Busy forever on a broken driver.
+
+`IndiMount` slews with EQUATORIAL_EOD_COORD (RA in hours, JNow) after ON_COORD_SET=TRACK; `IndiCamera` exposes with
+CCD_EXPOSURE and returns the CCD1 BLOB (FITS). Both connect their device with CONNECTION=CONNECT first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import math
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import cast
+from xml.sax.saxutils import escape, quoteattr
+
+from skymesh.agent.aio import with_timeout
+from skymesh.agent.drivers.base import DriverError, Exposure, ExposureRequest
+
+__all__ = ["IndiBlob", "IndiCamera", "IndiClient", "IndiMount", "IndiProperty"]
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass
+class IndiProperty:
+    device: str
+    name: str
+    kind: str  # Number, Switch, Text, Light, BLOB
+    state: str = "Idle"
+    values: dict[str, str] = field(default_factory=dict)
+    generation: int = 0
+
+    def number(self, element: str) -> float:
+        try:
+            return _parse_sexagesimal(self.values[element])
+        except (KeyError, ValueError) as exc:
+            raise DriverError(f"INDI {self.device}.{self.name} has no number {element!r}") from exc
+
+
+@dataclass(frozen=True)
+class IndiBlob:
+    device: str
+    name: str
+    element: str
+    data: bytes
+    format: str
+    generation: int
+
+
+def _parse_sexagesimal(text: str) -> float:
+    """INDI numbers may be sexagesimal ("12:30:00"); plain floats pass through."""
+    text = text.strip()
+    if ":" not in text and " " not in text:
+        return float(text)
+    parts = [float(p) for p in text.replace(" ", ":").split(":") if p]
+    sign = -1.0 if text.startswith("-") else 1.0
+    value = 0.0
+    for i, part in enumerate(parts):
+        value += abs(part) / (60.0**i)
+    return sign * value
+
+
+class IndiClient:
+    """One TCP connection to an indiserver; shared by every device driver on it (reference counted)."""
+
+    def __init__(self, host: str, port: int = 7624, *, timeout_s: float = 10.0) -> None:
+        self.host, self.port, self.timeout_s = host, port, timeout_s
+        self.properties: dict[tuple[str, str], IndiProperty] = {}
+        self.blobs: dict[tuple[str, str], IndiBlob] = {}
+        self._blob_generation = 0
+        self._changed = asyncio.Condition()
+        self._writer: asyncio.StreamWriter | None = None
+        self._reader_task: asyncio.Task[None] | None = None
+        self._users = 0
+        self._error: BaseException | None = None
+
+    async def connect(self) -> None:
+        self._users += 1
+        if self._writer is not None:
+            return
+        try:
+            reader, self._writer = await with_timeout(asyncio.open_connection(self.host, self.port), self.timeout_s)
+        except (OSError, TimeoutError) as exc:
+            self._users -= 1
+            raise DriverError(f"cannot connect to indiserver at {self.host}:{self.port}: {exc or 'timeout'}") from exc
+        self._error = None
+        self._reader_task = asyncio.create_task(self._read_loop(reader), name=f"indi-reader-{self.host}:{self.port}")
+        await self.send('<getProperties version="1.7"/>')
+
+    async def close(self) -> None:
+        self._users = max(self._users - 1, 0)
+        if self._users:
+            return
+        task, self._reader_task = self._reader_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()
+            with contextlib.suppress(OSError, ConnectionError):
+                await writer.wait_closed()
+
+    async def send(self, xml: str) -> None:
+        if self._writer is None:
+            raise DriverError("INDI client is not connected")
+        try:
+            self._writer.write(xml.encode("utf-8") + b"\n")
+            await with_timeout(self._writer.drain(), self.timeout_s)
+        except (OSError, ConnectionError, TimeoutError) as exc:
+            raise DriverError(f"indiserver at {self.host}:{self.port}: write failed: {exc or 'timeout'}") from exc
+
+    async def _read_loop(self, reader: asyncio.StreamReader) -> None:
+        parser: ET.XMLPullParser[ET.Element] = ET.XMLPullParser(events=("start", "end"))
+        parser.feed("<indi>")
+        depth = 0
+        root: ET.Element | None = None
+        try:
+            while True:
+                chunk = await reader.read(65536)
+                if not chunk:
+                    raise ConnectionError("indiserver closed the connection")
+                parser.feed(chunk)
+                events = cast(Iterator[tuple[str, object]], parser.read_events())
+                for event, item in events:
+                    if not isinstance(item, ET.Element):
+                        continue
+                    element = item
+                    if event == "start":
+                        if root is None:
+                            root = element
+                        depth += 1
+                        continue
+                    depth -= 1
+                    if depth == 1 and root is not None:
+                        self._handle(element)
+                        root.clear()
+                async with self._changed:
+                    self._changed.notify_all()
+        except (OSError, ConnectionError, ET.ParseError) as exc:
+            self._error = exc
+            _log.warning("INDI connection to %s:%d lost: %s", self.host, self.port, exc)
+            async with self._changed:
+                self._changed.notify_all()
+
+    def _handle(self, element: ET.Element) -> None:
+        tag = element.tag
+        device = element.get("device", "")
+        name = element.get("name", "")
+        if tag.startswith("def") and tag.endswith("Vector"):
+            kind = tag[3:-6]
+            prop = IndiProperty(device, name, kind, element.get("state", "Idle"))
+            self._update_values(prop, element)
+            self.properties[(device, name)] = prop
+        elif tag == "setBLOBVector":
+            prop = self.properties.setdefault((device, name), IndiProperty(device, name, "BLOB"))
+            prop.state = element.get("state", prop.state)
+            prop.generation += 1
+            for child in element:
+                if child.tag != "oneBLOB" or not (child.text or "").strip():
+                    continue
+                self._blob_generation += 1
+                data = base64.b64decode("".join((child.text or "").split()))
+                self.blobs[(device, name)] = IndiBlob(
+                    device, name, child.get("name", ""), data, child.get("format", ""), self._blob_generation
+                )
+        elif tag.startswith("set") and tag.endswith("Vector"):
+            found = self.properties.get((device, name))
+            if found is None:
+                found = self.properties[(device, name)] = IndiProperty(device, name, tag[3:-6])
+            found.state = element.get("state", found.state)
+            self._update_values(found, element)
+        elif tag == "delProperty":
+            if name:
+                self.properties.pop((device, name), None)
+            else:
+                for key in [k for k in self.properties if k[0] == device]:
+                    del self.properties[key]
+        elif tag == "message":
+            _log.info("INDI %s: %s", device or "server", element.get("message", ""))
+        if element.get("message") and tag != "message":
+            _log.debug("INDI %s.%s: %s", device, name, element.get("message"))
+
+    @staticmethod
+    def _update_values(prop: IndiProperty, element: ET.Element) -> None:
+        prop.generation += 1
+        for child in element:
+            if child.tag.startswith(("one", "def")) and child.get("name"):
+                prop.values[child.get("name", "")] = (child.text or "").strip()
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
+        """Wait until `predicate()` holds (checked after every message), else DriverError naming `what`."""
+
+        async def waiter() -> None:
+            async with self._changed:
+                while not predicate():
+                    if self._error is not None:
+                        raise DriverError(f"INDI connection lost while waiting for {what}: {self._error}")
+                    await self._changed.wait()
+
+        try:
+            await with_timeout(waiter(), timeout_s)
+        except TimeoutError as exc:
+            raise DriverError(f"INDI: timed out after {timeout_s:.0f} s waiting for {what}") from exc
+
+    def get(self, device: str, name: str) -> IndiProperty | None:
+        return self.properties.get((device, name))
+
+    async def new_number(self, device: str, name: str, values: Mapping[str, float]) -> None:
+        body = "".join(f"<oneNumber name={quoteattr(k)}>{v:.8f}</oneNumber>" for k, v in values.items())
+        await self.send(f"<newNumberVector device={quoteattr(device)} name={quoteattr(name)}>{body}</newNumberVector>")
+
+    async def new_switch(self, device: str, name: str, values: Mapping[str, bool]) -> None:
+        body = "".join(f"<oneSwitch name={quoteattr(k)}>{'On' if v else 'Off'}</oneSwitch>" for k, v in values.items())
+        await self.send(f"<newSwitchVector device={quoteattr(device)} name={quoteattr(name)}>{body}</newSwitchVector>")
+
+    async def enable_blob(self, device: str, mode: str = "Also", name: str = "") -> None:
+        attr = f" name={quoteattr(name)}" if name else ""
+        await self.send(f"<enableBLOB device={quoteattr(device)}{attr}>{escape(mode)}</enableBLOB>")
+
+    async def connect_device(self, device: str, *, wait_for_property: str) -> None:
+        """CONNECTION=CONNECT, then wait until the device defines `wait_for_property` (it does once connected)."""
+        await self.wait_for(lambda: self.get(device, "CONNECTION") is not None, self.timeout_s, f"{device} CONNECTION")
+        await self.new_switch(device, "CONNECTION", {"CONNECT": True, "DISCONNECT": False})
+        await self.wait_for(
+            lambda: self.get(device, wait_for_property) is not None, self.timeout_s, f"{device} {wait_for_property}"
+        )
+
+
+class IndiMount:
+    name = "indi"
+
+    def __init__(
+        self, client: IndiClient, device: str = "Telescope Simulator", *, slew_timeout_s: float = 120.0
+    ) -> None:
+        self.client, self.device, self.slew_timeout_s = client, device, slew_timeout_s
+
+    async def connect(self) -> None:
+        await self.client.connect()
+        await self.client.connect_device(self.device, wait_for_property="EQUATORIAL_EOD_COORD")
+
+        def reported() -> bool:  # the definition carries zeros; the first update carries the real position
+            prop = self.client.get(self.device, "EQUATORIAL_EOD_COORD")
+            return prop is not None and prop.generation >= 2
+
+        with contextlib.suppress(DriverError):
+            await self.client.wait_for(reported, 3.0, f"{self.device} position")
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    async def slew(self, ra_deg: float, dec_deg: float) -> None:
+        ra_h = (ra_deg % 360.0) / 15.0
+        if self.client.get(self.device, "ON_COORD_SET") is not None:
+            await self.client.new_switch(self.device, "ON_COORD_SET", {"TRACK": True, "SLEW": False, "SYNC": False})
+        await self.client.new_number(self.device, "EQUATORIAL_EOD_COORD", {"RA": ra_h, "DEC": dec_deg})
+
+        seen_busy = False
+
+        def arrived() -> bool:
+            # Done once the slew went Busy and came back Ok (or Alert), or if it is Ok right on the target (a
+            # zero-length slew may never show Busy). The simulator's Ok position is ~0.05 deg off: tolerate 0.25.
+            nonlocal seen_busy
+            prop = self.client.get(self.device, "EQUATORIAL_EOD_COORD")
+            if prop is None:
+                return False
+            if prop.state == "Busy":
+                seen_busy = True
+                return False
+            if prop.state == "Alert":
+                return True
+            d_ra_deg = abs((prop.number("RA") - ra_h + 12.0) % 24.0 - 12.0) * 15.0 * math.cos(math.radians(dec_deg))
+            close = d_ra_deg < 0.25 and abs(prop.number("DEC") - dec_deg) < 0.25
+            return prop.state == "Ok" and (seen_busy or close)
+
+        await self.client.wait_for(
+            arrived, self.slew_timeout_s, f"{self.device} slew to RA {ra_h:.4f} h Dec {dec_deg:.4f}"
+        )
+        prop = self.client.get(self.device, "EQUATORIAL_EOD_COORD")
+        if prop is not None and prop.state == "Alert":
+            raise DriverError(f"{self.device} refused the slew to RA {ra_h:.4f} h Dec {dec_deg:.4f} (Alert)")
+
+    async def get_radec(self) -> tuple[float, float]:
+        prop = self.client.get(self.device, "EQUATORIAL_EOD_COORD")
+        if prop is None:
+            raise DriverError(f"{self.device} has no EQUATORIAL_EOD_COORD (not connected?)")
+        return prop.number("RA") * 15.0, prop.number("DEC")
+
+    async def park(self) -> None:
+        if self.client.get(self.device, "TELESCOPE_PARK") is not None:
+            await self.client.new_switch(self.device, "TELESCOPE_PARK", {"PARK": True, "UNPARK": False})
+
+    async def stop(self) -> None:
+        if self.client.get(self.device, "TELESCOPE_ABORT_MOTION") is not None:
+            await self.client.new_switch(self.device, "TELESCOPE_ABORT_MOTION", {"ABORT": True})
+
+
+class IndiCamera:
+    name = "indi"
+
+    def __init__(self, client: IndiClient, device: str = "CCD Simulator", *, readout_timeout_s: float = 60.0) -> None:
+        self.client, self.device, self.readout_timeout_s = client, device, readout_timeout_s
+
+    async def connect(self) -> None:
+        await self.client.connect()
+        await self.client.connect_device(self.device, wait_for_property="CCD_EXPOSURE")
+        await self.client.enable_blob(self.device, "Also")
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    async def expose(self, request: ExposureRequest) -> Exposure:
+        before = self.client.blobs.get((self.device, "CCD1"))
+        generation = before.generation if before else 0
+        await self.client.new_number(self.device, "CCD_EXPOSURE", {"CCD_EXPOSURE_VALUE": request.duration_s})
+
+        def ready() -> bool:
+            blob = self.client.blobs.get((self.device, "CCD1"))
+            prop = self.client.get(self.device, "CCD_EXPOSURE")
+            return (blob is not None and blob.generation > generation) or (prop is not None and prop.state == "Alert")
+
+        await self.client.wait_for(ready, request.duration_s + self.readout_timeout_s, f"{self.device} image")
+        blob = self.client.blobs.get((self.device, "CCD1"))
+        if blob is None or blob.generation <= generation:
+            raise DriverError(f"{self.device} failed the exposure (CCD_EXPOSURE Alert)")
+        return Exposure(
+            start=request.start,
+            duration_s=request.duration_s,
+            data=blob.data,
+            data_format=blob.format or ".fits",
+            headers={"INSTRUME": self.device, "EXPTIME": f"{request.duration_s:.3f}"},
+        )
+
+    async def temperature_c(self) -> float:
+        prop = self.client.get(self.device, "CCD_TEMPERATURE")
+        if prop is None:
+            return math.nan
+        return prop.number("CCD_TEMPERATURE_VALUE")

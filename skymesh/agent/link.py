@@ -1,0 +1,397 @@
+"""The agent's end of the `AgentService.Connect` stream (docs/protocol.md is the contract).
+
+One `Link` keeps one stream open for as long as the agent runs:
+- opens it with `authorization: Bearer <key>` metadata and HTTP/2 keepalive (30 s, timeout 20 s, without calls);
+- sends `Hello` (boot id, last durable command seq, schedule version, next upstream seq, spooled older boots,
+  capabilities), expects `Welcome`, drops what `Welcome.resume` says is committed and resends the rest in order,
+  never more than `max_unacked` in flight;
+- `UpstreamAck` deletes from the outbox; `Command` is stored durably, then acknowledged RECEIVED (a known
+  command_id is re-acknowledged with its current state and never executed again); `Schedule` replaces the stored
+  schedule atomically, then `ScheduleAck` (or a NACK naming the bad field, keeping the old schedule);
+- uploads artifact files over `UploadArtifact` once their observation is acknowledged (`uploads.py`);
+- heartbeats at the server's interval; command state changes are reported as the executor makes them;
+- reconnects with jittered exponential backoff (0.5 s doubling to 30 s), after `Drain.retry_after` plus jitter on a
+  drain, and only every `auth_retry_s` after UNAUTHENTICATED / PERMISSION_DENIED (logged as an error).
+
+Link timing uses real time (it is about the network); the executor uses the agent's clock.
+Imports: grpc, the generated agent API and converters, `skymesh.observability`, the agent's store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import deque
+from collections.abc import Callable
+from importlib import metadata
+from typing import NoReturn
+
+import grpc
+from grpc import aio
+
+from skymesh.agent.aio import wait_event
+from skymesh.agent.config import AgentConfig
+from skymesh.agent.store import AsyncStore
+from skymesh.agent.uploads import Uploader
+from skymesh.api.agent.v1 import agent_pb2, agent_pb2_grpc
+from skymesh.api.convert import target_from_proto, timestamp_from_datetime
+from skymesh.core.clock import Clock
+from skymesh.core.errors import InvalidArgument, SkyMeshError
+from skymesh.observability.metrics import (
+    AGENT_OUTBOX_DEPTH,
+    AGENT_RECONNECTS,
+    AGENT_SCHEDULE_VERSION,
+    AGENT_STREAM_CONNECTED,
+    AGENT_UPSTREAM_SENT,
+)
+
+__all__ = ["PROTOCOL_VERSION", "Link", "channel_options"]
+
+_log = logging.getLogger(__name__)
+
+PROTOCOL_VERSION = 1
+_DEFAULT_MAX_UNACKED = 256
+
+
+def channel_options() -> list[tuple[str, int]]:
+    return [
+        ("grpc.keepalive_time_ms", 30_000),
+        ("grpc.keepalive_timeout_ms", 20_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_pings_without_data", 0),
+    ]
+
+
+def _agent_version() -> str:
+    try:
+        return metadata.version("skymesh")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+class _StreamEnded(Exception):
+    """The server ended the session: a Drain (with its retry delay) or a clean end of stream."""
+
+    def __init__(self, reason: str, retry_after_s: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after_s = retry_after_s
+
+
+class _CallFailed(Exception):
+    """A write found the RPC already finished; carries its status like `AioRpcError` does."""
+
+    def __init__(self, code: grpc.StatusCode, details: str | None) -> None:
+        super().__init__(f"{code.name}: {details}")
+        self._code = code
+        self._details = details or ""
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+    def details(self) -> str:
+        return self._details
+
+
+def _first_error(exc: BaseException) -> BaseException:
+    """The first non-cancellation leaf of an exception group (TaskGroup wraps what a task raised)."""
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            leaf = _first_error(inner)
+            if not isinstance(leaf, asyncio.CancelledError):
+                return leaf
+        return exc.exceptions[0]
+    return exc
+
+
+class _Session:
+    def __init__(self, call: aio.StreamStreamCall[agent_pb2.ConnectRequest, agent_pb2.ConnectResponse]) -> None:
+        self.call = call
+        self.write_lock = asyncio.Lock()
+        self.max_unacked = _DEFAULT_MAX_UNACKED
+        self.heartbeat_interval_s = 10.0
+        self.sent_upto: dict[str, int] = {}
+        self.in_flight: deque[tuple[str, int]] = deque()
+
+    async def raise_status(self, reason: str) -> NoReturn:
+        """The stream ended: raise its error status if it has one, else `_StreamEnded(reason)`."""
+        code = await self.call.code()
+        if code != grpc.StatusCode.OK:
+            raise _CallFailed(code, await self.call.details())
+        raise _StreamEnded(reason)
+
+    async def send(self, message: agent_pb2.ConnectRequest) -> None:
+        async with self.write_lock:
+            try:
+                await self.call.write(message)
+            except asyncio.InvalidStateError:
+                # The RPC already ended (refused, or dropped): surface its status instead.
+                raise _CallFailed(await self.call.code(), await self.call.details()) from None
+
+
+class Link:
+    def __init__(
+        self,
+        config: AgentConfig,
+        store: AsyncStore,
+        clock: Clock,
+        boot_id: str,
+        capabilities: agent_pb2.Capabilities,
+        *,
+        current_job: Callable[[], str] = lambda: "",
+        on_welcome: Callable[[agent_pb2.Welcome], None] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.clock = clock
+        self.boot_id = boot_id
+        self.capabilities = capabilities
+        self.current_job = current_job
+        self.on_welcome = on_welcome
+        self.rng = rng or random.Random()
+        self.uploader = Uploader(store, config.state_dir)
+        self.connected = asyncio.Event()
+        self.sessions = 0  # Welcomes received, for tests and status
+        self._welcomed = False
+
+    # ------------------------------------------------------------------------------------------------ reconnect loop
+
+    async def run(self) -> None:
+        """Keep a session open until cancelled."""
+        delay_s = self.config.reconnect_initial_s
+        while True:
+            self._welcomed = False
+            try:
+                await self._session()
+                reason, wait_s = "stream_ended", None
+            except _StreamEnded as ended:
+                reason, wait_s = ended.reason, ended.retry_after_s
+            except Exception as exc:  # classified below: the reconnect loop must survive anything
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    # A TaskGroup cancelled while a child failed raises the child's error, not CancelledError
+                    # (Python 3.11): never let that swallow our own cancellation.
+                    raise asyncio.CancelledError from exc
+                err = _first_error(exc)
+                if isinstance(err, _StreamEnded):
+                    reason, wait_s = err.reason, err.retry_after_s
+                elif isinstance(err, aio.AioRpcError | _CallFailed) and err.code() in (
+                    grpc.StatusCode.UNAUTHENTICATED,
+                    grpc.StatusCode.PERMISSION_DENIED,
+                ):
+                    _log.error(
+                        "server %s refused station %s: %s %s; check api_key (retrying in %.0f s)",
+                        self.config.server_address,
+                        self.config.station_id,
+                        err.code().name,
+                        err.details(),
+                        self.config.auth_retry_s,
+                    )
+                    reason = err.code().name.lower()
+                    wait_s = self.config.auth_retry_s * self.rng.uniform(0.9, 1.1)
+                elif isinstance(err, aio.AioRpcError | _CallFailed):
+                    _log.warning(
+                        "stream to %s ended: %s %s", self.config.server_address, err.code().name, err.details()
+                    )
+                    reason, wait_s = err.code().name.lower(), None
+                else:
+                    _log.warning("stream to %s failed: %r", self.config.server_address, err)
+                    reason, wait_s = type(err).__name__, None
+            finally:
+                self.connected.clear()
+                AGENT_STREAM_CONNECTED.set(0)
+            AGENT_RECONNECTS.labels(reason=reason).inc()
+            if self._welcomed:
+                delay_s = self.config.reconnect_initial_s
+            if wait_s is None:
+                wait_s = self.rng.uniform(delay_s / 2, delay_s)
+                delay_s = min(delay_s * 2, self.config.reconnect_max_s)
+            _log.info("reconnecting in %.2f s (%s)", wait_s, reason)
+            await asyncio.sleep(wait_s)
+
+    def _channel(self) -> aio.Channel:
+        if self.config.tls_ca_file is not None:
+            credentials = grpc.ssl_channel_credentials(root_certificates=self.config.tls_ca_file.read_bytes())
+            return aio.secure_channel(self.config.server_address, credentials, options=channel_options())
+        return aio.insecure_channel(self.config.server_address, options=channel_options())
+
+    async def _hello(self) -> agent_pb2.Hello:
+        sync = self.store.sync
+        spooled = await self.store.call(sync.spooled_boot_ids)
+        return agent_pb2.Hello(
+            station_id=self.config.station_id,
+            agent_version=_agent_version(),
+            protocol_version=PROTOCOL_VERSION,
+            boot_id=self.boot_id,
+            last_command_seq=await self.store.call(sync.last_command_seq),
+            schedule_version=await self.store.call(sync.schedule_version),
+            upstream_next_seq=await self.store.call(sync.next_seq, self.boot_id),
+            capabilities=self.capabilities,
+            agent_time=timestamp_from_datetime(self.clock.now()),
+            pending_boot_ids=[b for b in spooled if b != self.boot_id],
+        )
+
+    # ------------------------------------------------------------------------------------------------ one session
+
+    async def _session(self) -> None:
+        async with self._channel() as channel:
+            stub = agent_pb2_grpc.AgentServiceStub(channel)
+            # No request iterator: this end writes with call.write() (stubs only know the iterator form).
+            metadata = (("authorization", f"Bearer {self.config.api_key}"),)
+            call = stub.Connect(metadata=metadata)  # type: ignore[call-arg]
+            session = _Session(call)
+            try:
+                await session.send(agent_pb2.ConnectRequest(hello=await self._hello()))
+                first = await call.read()
+                if not isinstance(first, agent_pb2.ConnectResponse):  # grpc.aio.EOF
+                    await session.raise_status("closed_before_welcome")
+                if first.WhichOneof("body") != "welcome":
+                    raise _StreamEnded(f"expected welcome, got {first.WhichOneof('body')}")
+                await self._on_welcome(session, first.welcome)
+                async with asyncio.TaskGroup() as tg:
+                    helpers = [
+                        tg.create_task(self._pump(session), name="link-pump"),
+                        tg.create_task(self._report_commands(session), name="link-commands"),
+                        tg.create_task(self._heartbeat(session), name="link-heartbeat"),
+                        tg.create_task(self.uploader.run(stub, metadata), name="link-uploads"),
+                    ]
+                    try:
+                        await self._read_loop(session)
+                    finally:
+                        for task in helpers:
+                            task.cancel()
+            finally:
+                call.cancel()
+
+    async def _on_welcome(self, session: _Session, welcome: agent_pb2.Welcome) -> None:
+        self._welcomed = True
+        self.sessions += 1
+        if welcome.max_unacked:
+            session.max_unacked = welcome.max_unacked
+        if welcome.heartbeat_interval.ToTimedelta().total_seconds() > 0:
+            session.heartbeat_interval_s = welcome.heartbeat_interval.ToTimedelta().total_seconds()
+        else:
+            session.heartbeat_interval_s = self.config.heartbeat_interval_s
+        for resume in welcome.resume:
+            await self.store.call(self.store.sync.ack, resume.boot_id, resume.committed_seq)
+            session.sent_upto[resume.boot_id] = resume.committed_seq
+        if self.on_welcome is not None:
+            self.on_welcome(welcome)
+        self.connected.set()
+        AGENT_STREAM_CONNECTED.set(1)
+        _log.info(
+            "connected to %s as %s (session %s, %d spooled)",
+            self.config.server_address,
+            self.config.station_id,
+            welcome.session_id,
+            await self.store.call(self.store.sync.outbox_depth),
+        )
+
+    async def _read_loop(self, session: _Session) -> None:
+        while True:
+            response = await session.call.read()
+            if not isinstance(response, agent_pb2.ConnectResponse):  # grpc.aio.EOF
+                await session.raise_status("server_closed")
+            kind = response.WhichOneof("body")
+            if kind == "upstream_ack":
+                await self._on_ack(session, response.upstream_ack)
+            elif kind == "command":
+                await self._on_command(session, response.command)
+            elif kind == "schedule":
+                await self._on_schedule(session, response.schedule)
+            elif kind == "drain":
+                retry_s = response.drain.retry_after.ToTimedelta().total_seconds()
+                _log.info("server drains this stream (%s); reconnecting in ~%.1f s", response.drain.reason, retry_s)
+                raise _StreamEnded("drain", retry_s + self.rng.uniform(0.0, 1.0))
+            # welcome again / ping: any message counts as life
+
+    async def _on_ack(self, session: _Session, ack: agent_pb2.UpstreamAck) -> None:
+        await self.store.call(self.store.sync.ack, ack.boot_id, ack.committed_seq)
+        session.in_flight = deque(
+            (b, s) for b, s in session.in_flight if not (b == ack.boot_id and s <= ack.committed_seq)
+        )
+        self.store.outbox_changed.set()
+        self.uploader.changed.set()
+
+    async def _on_command(self, session: _Session, command: agent_pb2.Command) -> None:
+        record = await self.store.call(self.store.sync.record_command, command, self.clock.now())
+        update = agent_pb2.CommandUpdate(
+            command_seq=command.seq,
+            command_id=command.command_id,
+            state=record.state,  # type: ignore[arg-type]
+            cause=record.cause,  # type: ignore[arg-type]
+            detail=record.detail if not record.new else "",
+            at=timestamp_from_datetime(self.clock.now()),
+        )
+        await session.send(agent_pb2.ConnectRequest(command_update=update))
+        if record.new:
+            await self.store.call(self.store.sync.mark_command_reported, command.command_id, record.state)
+            self.store.commands_received.set()
+        else:
+            _log.info(
+                "command %s (seq %d) seen before: acknowledged again, not executed", command.command_id, command.seq
+            )
+
+    async def _on_schedule(self, session: _Session, schedule: agent_pb2.Schedule) -> None:
+        try:
+            for i, job in enumerate(schedule.jobs):
+                field = f"schedule.jobs[{i}]"
+                if not job.job_id:
+                    raise InvalidArgument("must not be empty", field=f"{field}.job_id")
+                target_from_proto(job.target, f"{field}.target")
+                if job.end.ToNanoseconds() <= job.start.ToNanoseconds():
+                    raise InvalidArgument("end must be after start", field=f"{field}.end")
+        except SkyMeshError as exc:
+            _log.error("rejected schedule version %d: %s", schedule.version, exc)
+            await session.send(
+                agent_pb2.ConnectRequest(schedule_ack=agent_pb2.ScheduleAck(version=schedule.version, error=str(exc)))
+            )
+            return
+        await self.store.call(
+            self.store.sync.replace_schedule, schedule.version, list(schedule.jobs), self.boot_id, self.clock.now()
+        )
+        self.store.outbox_changed.set()
+        self.store.schedule_changed.set()
+        AGENT_SCHEDULE_VERSION.set(schedule.version)
+        await session.send(agent_pb2.ConnectRequest(schedule_ack=agent_pb2.ScheduleAck(version=schedule.version)))
+        _log.info("accepted schedule version %d (%d jobs)", schedule.version, len(schedule.jobs))
+
+    async def _pump(self, session: _Session) -> None:
+        """Send spooled messages in order (older boots first), at most max_unacked in flight."""
+        sync = self.store.sync
+        while True:
+            self.store.outbox_changed.clear()
+            for boot_id in await self.store.call(sync.spooled_boot_ids):
+                room = session.max_unacked - len(session.in_flight)
+                if room <= 0:
+                    break
+                after = session.sent_upto.get(boot_id, 0)
+                for message in await self.store.call(sync.pending, boot_id, after, room):
+                    await session.send(message)
+                    AGENT_UPSTREAM_SENT.inc()
+                    session.in_flight.append((boot_id, message.seq))
+                    session.sent_upto[boot_id] = message.seq
+            AGENT_OUTBOX_DEPTH.set(await self.store.call(sync.outbox_depth))
+            await wait_event(self.store.outbox_changed, 5.0)
+
+    async def _report_commands(self, session: _Session) -> None:
+        sync = self.store.sync
+        while True:
+            self.store.commands_changed.clear()
+            for update in await self.store.call(sync.unreported_command_updates):
+                await session.send(agent_pb2.ConnectRequest(command_update=update))
+                await self.store.call(sync.mark_command_reported, update.command_id, update.state)
+            await wait_event(self.store.commands_changed, 10.0)
+
+    async def _heartbeat(self, session: _Session) -> None:
+        while True:
+            await asyncio.sleep(session.heartbeat_interval_s)
+            beat = agent_pb2.Heartbeat(
+                agent_time=timestamp_from_datetime(self.clock.now()),
+                outbox_depth=await self.store.call(self.store.sync.outbox_depth),
+                pending_uploads=await self.store.call(self.store.sync.pending_upload_count),
+                current_job_id=self.current_job(),
+            )
+            await session.send(agent_pb2.ConnectRequest(heartbeat=beat))

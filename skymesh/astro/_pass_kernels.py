@@ -1,0 +1,538 @@
+"""Numerical kernels of `skymesh.astro.passes`: station geometry, the grid scan and the vectorised solvers.
+
+Private: `passes.find_passes` is the API. Everything here works on arrays of items (satellite in block, station,
+time) at once; see the `passes` module docstring for the algorithm and its precision.
+
+Runtime imports: numpy and skymesh only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from skymesh.astro.frames import SECONDS_PER_DAY, enu_basis, geodetic_to_ecef
+from skymesh.core.errors import InvalidArgument
+
+F64 = NDArray[np.float64]
+I64 = NDArray[np.int64]
+B = NDArray[np.bool_]
+
+# Rate of GMST-82 in rad per UTC second (d GMST / dt = 1.00273790935 sidereal s per s).
+GMST_RATE_RAD_S = 2.0 * math.pi / SECONDS_PER_DAY * (1.0 + 8_640_184.812866 / (36_525.0 * SECONDS_PER_DAY))
+_EARTH_ROTATION_RAD_S = 7.292115146706979e-5
+_MASK_TABLE_STEP_DEG = 0.05
+_BLAS_SINGLE_THREAD_MNK = 262_144  # OpenBLAS: SMP_THRESHOLD_MIN (65536) * GEMM_MULTITHREAD_THRESHOLD (4)
+_ROOT_TOL_S = 1e-2
+_TCA_TOL_S = 5e-2
+
+
+# ---------------------------------------------------------------------------------------------------- horizon
+
+
+@dataclass(frozen=True)
+class HorizonMask:
+    """Obstruction elevation as a function of azimuth, linearly interpolated and periodic in azimuth.
+
+    `azimuth_deg` strictly increasing in [0, 360); `elevation_deg` the same length, in -90..90.
+    """
+
+    azimuth_deg: tuple[float, ...]
+    elevation_deg: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        az = np.asarray(self.azimuth_deg, dtype=np.float64)
+        el = np.asarray(self.elevation_deg, dtype=np.float64)
+        if az.ndim != 1 or az.size == 0 or az.shape != el.shape:
+            raise InvalidArgument(
+                "azimuth and elevation lists must be non-empty and equally long", field="horizon_mask"
+            )
+        if np.any(~np.isfinite(az)) or np.any(az < 0.0) or np.any(az >= 360.0) or np.any(np.diff(az) <= 0.0):
+            raise InvalidArgument("azimuths must be strictly increasing within [0, 360)", field="horizon_mask")
+        if np.any(~np.isfinite(el)) or np.any(np.abs(el) > 90.0):
+            raise InvalidArgument("mask elevations must be within -90..90 deg", field="horizon_mask")
+
+    def elevation_at(self, azimuth_deg: ArrayLike) -> F64:
+        az = np.asarray(azimuth_deg, dtype=np.float64) % 360.0
+        return np.asarray(
+            np.interp(az, np.asarray(self.azimuth_deg), np.asarray(self.elevation_deg), period=360.0),
+            dtype=np.float64,
+        )
+
+
+# ---------------------------------------------------------------------------------------------------- stations
+
+
+@dataclass(frozen=True)
+class Stations:
+    site_km: F64  # (S, 3)
+    east: F64
+    north: F64
+    up: F64
+    up_dot_site: F64  # (S,)
+    site_sq: F64  # (S,)
+    sin_min: F64  # (S,) sin(min elevation)
+    min_deg: F64
+    mask_row: I64  # (S,) row in mask_table_deg, -1 when the station has no horizon mask
+    mask_table_deg: F64  # (M, 360 / step) effective mask (max of min elevation and horizon) on a uniform grid
+    max_mask_deg: F64  # (S,) highest effective mask
+
+
+def prepare_stations(
+    lat_deg: ArrayLike,
+    lon_deg: ArrayLike,
+    alt_m: ArrayLike,
+    min_elevation_deg: float | ArrayLike,
+    horizon_masks: Sequence[HorizonMask | tuple[ArrayLike, ArrayLike] | None] | None,
+) -> Stations:
+    lat = np.atleast_1d(np.asarray(lat_deg, dtype=np.float64))
+    lon = np.atleast_1d(np.asarray(lon_deg, dtype=np.float64))
+    alt = np.atleast_1d(np.asarray(alt_m, dtype=np.float64))
+    if lat.ndim != 1 or lat.shape != lon.shape or lat.shape != alt.shape or lat.size == 0:
+        raise InvalidArgument(
+            "station latitude, longitude and altitude must be equal-length 1-D arrays", field="stations"
+        )
+    n_sta = lat.size
+    site = geodetic_to_ecef(lat, lon, alt)
+    east, north, up = enu_basis(lat, lon)
+    min_deg = np.broadcast_to(np.asarray(min_elevation_deg, dtype=np.float64), (n_sta,)).copy()
+    if np.any(~np.isfinite(min_deg)) or np.any(np.abs(min_deg) > 90.0):
+        raise InvalidArgument("minimum elevation must be within -90..90 deg", field="min_elevation_deg")
+    mask_row = np.full(n_sta, -1, dtype=np.int64)
+    rows: list[F64] = []
+    grid_az = np.arange(0.0, 360.0, _MASK_TABLE_STEP_DEG)
+    if horizon_masks is not None:
+        if len(horizon_masks) != n_sta:
+            raise InvalidArgument("need one horizon mask (or None) per station", field="horizon_masks")
+        for s, mask in enumerate(horizon_masks):
+            if mask is None:
+                continue
+            hm = (
+                mask
+                if isinstance(mask, HorizonMask)
+                else HorizonMask(tuple(float(a) for a in np.ravel(mask[0])), tuple(float(e) for e in np.ravel(mask[1])))
+            )
+            mask_row[s] = len(rows)
+            rows.append(np.maximum(hm.elevation_at(grid_az), min_deg[s]))
+    table = np.stack(rows) if rows else np.zeros((0, grid_az.size))
+    max_mask = min_deg.copy()
+    for row_s in np.nonzero(mask_row >= 0)[0]:
+        max_mask[row_s] = float(table[mask_row[row_s]].max())
+    return Stations(
+        site_km=site,
+        east=east,
+        north=north,
+        up=up,
+        up_dot_site=np.einsum("sk,sk->s", up, site),
+        site_sq=np.einsum("sk,sk->s", site, site),
+        sin_min=np.sin(np.radians(min_deg)),
+        min_deg=min_deg,
+        mask_row=mask_row,
+        mask_table_deg=table,
+        max_mask_deg=max_mask,
+    )
+
+
+def mask_deg(st: Stations, s: I64, az_deg: F64) -> F64:
+    """Effective mask elevation for stations `s` at azimuths `az_deg` (items of equal length)."""
+    out = st.min_deg[s].copy()
+    rows = st.mask_row[s]
+    has = rows >= 0
+    if has.any():
+        x = (az_deg[has] % 360.0) / _MASK_TABLE_STEP_DEG
+        i0 = np.floor(x).astype(np.int64) % st.mask_table_deg.shape[1]
+        i1 = (i0 + 1) % st.mask_table_deg.shape[1]
+        f = x - np.floor(x)
+        tab = st.mask_table_deg
+        out[has] = tab[rows[has], i0] * (1.0 - f) + tab[rows[has], i1] * f
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------- geometry
+
+
+class GridBlock:
+    """SGP4 states of a block of satellites on the grid, and the geometry of any (sat, station, time) item.
+
+    States are kept as 1-D component arrays: gathering from them is several times faster than gathering rows.
+    """
+
+    def __init__(self, r: F64, v: F64, t0_s: float, step_s: float, theta0: float, st: Stations) -> None:
+        self.n_times = r.shape[1]
+        # Per grid interval, the cubic p(x) = p0 + x (m0 + x (c2 + x c3)), x in [0, 1] (m = velocity * step).
+        self.coef: list[tuple[F64, F64, F64, F64]] = []
+        for i in range(3):
+            p0 = np.ascontiguousarray(r[..., i]).reshape(-1)
+            m0 = np.ascontiguousarray(v[..., i]).reshape(-1) * step_s
+            p1 = np.empty_like(p0)
+            m1 = np.empty_like(m0)
+            p1[:-1], p1[-1] = p0[1:], p0[-1]
+            m1[:-1], m1[-1] = m0[1:], m0[-1]
+            c2 = 3.0 * (p1 - p0) - 2.0 * m0 - m1
+            c3 = 2.0 * (p0 - p1) + m0 + m1
+            self.coef.append((p0, m0, c2, c3))
+        self.rx = self.coef[0][0]
+        self.t0_s = t0_s
+        self.step_s = step_s
+        self.theta0 = theta0
+        self.st = st
+        self.site = [np.ascontiguousarray(st.site_km[:, i]) for i in range(3)]
+        self.up = [np.ascontiguousarray(st.up[:, i]) for i in range(3)]
+        self.east = [np.ascontiguousarray(st.east[:, i]) for i in range(3)]
+        self.north = [np.ascontiguousarray(st.north[:, i]) for i in range(3)]
+        self.has_errors = bool(np.isnan(self.rx).any())
+
+    def geometry(
+        self, n: I64, s: I64, t: F64, *, derivative: bool = False, azimuth: bool = False
+    ) -> tuple[F64, F64 | None, F64 | None]:
+        """sin(elevation), optionally d sin(elevation)/dt (1/s) and azimuth (deg) of items (n, s, t)."""
+        h = self.step_s
+        u = (t - self.t0_s) / h
+        k = np.clip(u.astype(np.int64), 0, self.n_times - 2)  # u >= 0 inside the grid
+        x = u - k
+        i0 = n * self.n_times + k
+        coefs = [(p0[i0], m0[i0], c2[i0], c3[i0]) for p0, m0, c2, c3 in self.coef]
+        px, py, pz = (p0 + x * (m0 + x * (c2 + x * c3)) for p0, m0, c2, c3 in coefs)
+        theta = self.theta0 + GMST_RATE_RAD_S * t
+        c, sn = np.cos(theta), np.sin(theta)
+        xe = c * px + sn * py
+        ye = c * py - sn * px
+        dx = xe - self.site[0][s]
+        dy = ye - self.site[1][s]
+        dz = pz - self.site[2][s]
+        ux, uy, uz = self.up[0][s], self.up[1][s], self.up[2][s]
+        rho = np.sqrt(dx * dx + dy * dy + dz * dz)
+        ue = ux * dx + uy * dy + uz * dz
+        sin_el = ue / rho
+        dsin: F64 | None = None
+        if derivative:
+            wx, wy, wz = ((m0 + x * (2.0 * c2 + 3.0 * x * c3)) / h for _, m0, c2, c3 in coefs)
+            vxe = c * wx + sn * wy + _EARTH_ROTATION_RAD_S * ye
+            vye = c * wy - sn * wx - _EARTH_ROTATION_RAD_S * xe
+            uv = ux * vxe + uy * vye + uz * wz
+            dv = dx * vxe + dy * vye + dz * wz
+            dsin = (uv - sin_el * dv / rho) / rho
+        az: F64 | None = None
+        if azimuth:
+            e = self.east[0][s] * dx + self.east[1][s] * dy
+            nn = self.north[0][s] * dx + self.north[1][s] * dy + self.north[2][s] * dz
+            az = np.degrees(np.arctan2(e, nn)) % 360.0
+        return sin_el, dsin, az
+
+    def visibility_and_sin(self, n: I64, s: I64, t: F64) -> tuple[F64, F64]:
+        """Visibility and sin(elevation)."""
+        has_mask = self.st.mask_row[s] >= 0
+        sin_el, _, az = self.geometry(n, s, t, azimuth=bool(has_mask.any()))
+        if az is None:
+            return np.asarray(sin_el - self.st.sin_min[s], dtype=np.float64), sin_el
+        return np.asarray(sin_el - np.sin(np.radians(mask_deg(self.st, s, az))), dtype=np.float64), sin_el
+
+    def visibility(self, n: I64, s: I64, t: F64) -> F64:
+        """sin(elevation) - sin(effective mask): positive while the satellite is visible."""
+        has_mask = self.st.mask_row[s] >= 0
+        if not has_mask.any():
+            sin_el, _, _ = self.geometry(n, s, t)
+            return np.asarray(sin_el - self.st.sin_min[s], dtype=np.float64)
+        sin_el, _, az = self.geometry(n, s, t, azimuth=True)
+        assert az is not None
+        return np.asarray(sin_el - np.sin(np.radians(mask_deg(self.st, s, az))), dtype=np.float64)
+
+    def visibility_and_rate(self, n: I64, s: I64, t: F64) -> tuple[F64, F64]:
+        """Visibility and d sin(elevation)/dt (the mask's own slope is left out: Newton needs only a guide)."""
+        has_mask = self.st.mask_row[s] >= 0
+        sin_el, dsin, az = self.geometry(n, s, t, derivative=True, azimuth=bool(has_mask.any()))
+        assert dsin is not None
+        if az is None:
+            return np.asarray(sin_el - self.st.sin_min[s], dtype=np.float64), dsin
+        return np.asarray(sin_el - np.sin(np.radians(mask_deg(self.st, s, az))), dtype=np.float64), dsin
+
+    def elevation_rate(self, n: I64, s: I64, t: F64) -> F64:
+        _, dsin, _ = self.geometry(n, s, t, derivative=True)
+        assert dsin is not None
+        return dsin
+
+
+def bracketed_root(func: Callable[[NDArray[np.intp], F64], F64], a: F64, b: F64, fa: F64, fb: F64, tol_s: float) -> F64:
+    """Roots of func(items, t) bracketed by [a, b] (fa, fb of opposite sign or zero), all items at once.
+
+    Secant steps through the two latest iterates, safeguarded by the bracket: a step that leaves the bracket
+    becomes a false-position step, and one that does not halve the bracket every other time becomes a bisection,
+    so it converges superlinearly on smooth functions and never leaves [a, b].
+    """
+    a, b, fa, fb = a.copy(), b.copy(), fa.copy(), fb.copy()
+    x = np.where(np.abs(fa) <= np.abs(fb), a, b)
+    x[fa == 0.0] = a[fa == 0.0]
+    x[fb == 0.0] = b[fb == 0.0]
+    active = np.nonzero((fa != 0.0) & (fb != 0.0))[0]
+    # Stop once |f| says the root is within tol: f / (chord slope of the first bracket), with a safety factor.
+    f_tol = 0.25 * tol_s * np.abs(fb - fa) / np.maximum(b - a, 1e-9)
+    x_old, f_old = a.copy(), fa.copy()  # the iterate before the latest
+    x_new, f_new = b.copy(), fb.copy()  # the latest iterate
+    width_ref = b - a
+    for it in range(60):
+        if active.size == 0:
+            break
+        aa, bb, ffa, ffb = a[active], b[active], fa[active], fb[active]
+        x0, f0, x1, f1 = x_old[active], f_old[active], x_new[active], f_new[active]
+        df = f1 - f0
+        c = x1 - f1 * (x1 - x0) / np.where(df != 0.0, df, np.inf)
+        regula = (aa * ffb - bb * ffa) / np.where(ffb != ffa, ffb - ffa, np.inf)
+        inside = (c > aa) & (c < bb) & np.isfinite(c)
+        c = np.where(inside, c, regula)
+        if it % 3 == 2:  # slow progress (one end stuck): bisect
+            c = np.where(bb - aa > 0.5 * width_ref[active], 0.5 * (aa + bb), c)
+            width_ref[active] = bb - aa
+        c = np.where((c > aa) & (c < bb), c, 0.5 * (aa + bb))
+        fc = func(active, c)
+        x[active] = c
+        left = np.sign(fc) == np.sign(ffa)
+        a[active] = np.where(left, c, aa)
+        fa[active] = np.where(left, fc, ffa)
+        b[active] = np.where(left, bb, c)
+        fb[active] = np.where(left, ffb, fc)
+        x_old[active], f_old[active] = x1, f1
+        x_new[active], f_new[active] = c, fc
+        done = (
+            (np.abs(fc) <= f_tol[active])
+            | ~np.isfinite(fc)
+            | (np.abs(c - x1) < 0.5 * tol_s)
+            | (b[active] - a[active] < tol_s)
+        )
+        active = active[~done]
+    return x
+
+
+@dataclass(frozen=True)
+class GridScan:
+    """Brackets found on the grid of a block: items (satellite in block, grid index, station)."""
+
+    cross_n: I64
+    cross_k: I64  # crossing between grid points k and k + 1
+    cross_s: I64
+    cross_rise: B
+    cross_ga: F64
+    cross_gb: F64
+    max_n: I64
+    max_k: I64  # sampled maximum at grid point k (neighbours k - 1 and k + 1)
+    max_s: I64
+    max_g: F64
+    max_g_prev: F64  # sampled values at k - 1 and k + 1, for a parabolic first guess
+    max_g_next: F64
+    up_n: I64  # pairs visible at every grid point
+    up_s: I64
+
+
+def _thin_matmul(a: NDArray[np.float32], b: NDArray[np.float32]) -> NDArray[np.float32]:
+    """a (M, 4) @ b (4, S) in row pieces small enough that OpenBLAS stays on one thread.
+
+    OpenBLAS threads a GEMM when m * n * k >= 262144; with an inner size of 4 that happens for tiny products, and
+    on a busy machine the threaded call was measured 50x slower (3.5 ms against 65 us for 1443 x 100). einsum
+    avoids BLAS but was 2.4x slower than single-threaded BLAS here.
+    """
+    m, n = a.shape[0], b.shape[1]
+    out = np.empty((m, n), dtype=np.float32)
+    rows = max(1, (_BLAS_SINGLE_THREAD_MNK // (n * a.shape[1])) - 1)
+    for i in range(0, m, rows):
+        np.matmul(a[i : i + rows], b, out=out[i : i + rows])
+    return out
+
+
+def scan_grid(
+    rc: F64,
+    c0: int,
+    cos_t: F64,
+    sin_t: F64,
+    st: Stations,
+    near_sin: F64,
+    has_errors: bool,
+) -> GridScan:
+    """Visibility of satellites `rc` (n, T, 3 TEME) on the grid, in float32 and in cache-sized pieces.
+
+    float32 is enough here: the grid only brackets events; every value that matters is recomputed in float64.
+    Layout is (satellite, time, station) flattened, so a time step is a stride of S; 1-D `flatnonzero` is used
+    because multi-dimensional `nonzero` is several times slower.
+    """
+    nc, n_times, _ = rc.shape
+    n_sta = st.site_km.shape[0]
+    grid4 = np.empty((nc, n_times, 4), dtype=np.float32)
+    grid4[..., 0] = cos_t * rc[..., 0] + sin_t * rc[..., 1]
+    grid4[..., 1] = -sin_t * rc[..., 0] + cos_t * rc[..., 1]
+    grid4[..., 2] = rc[..., 2]
+    grid4[..., 3] = 1.0
+    pts4 = grid4.reshape(-1, 4)
+    pts_sq = np.einsum("mk,mk->m", rc.reshape(-1, 3), rc.reshape(-1, 3)).astype(np.float32)
+    # Homogeneous coordinates fold the station terms into the matrix products:
+    # up . (r - p) = [r, 1] . [up, -up.p];  |r - p|^2 = |r|^2 + [r, 1] . [-2p, |p|^2].
+    up4 = np.concatenate([st.up, -st.up_dot_site[:, None]], axis=1).astype(np.float32)
+    site4 = np.concatenate([-2.0 * st.site_km, st.site_sq[:, None]], axis=1).astype(np.float32)
+    g = _thin_matmul(pts4, up4.T)  # (M, S): up . (r - p)
+    rho = _thin_matmul(pts4, site4.T)
+    rho += pts_sq[:, None]
+    np.sqrt(rho, out=rho)
+    g /= rho  # sin(elevation)
+    masked = np.nonzero(st.mask_row >= 0)[0]
+    if masked.size:
+        pts = pts4[:, :3].astype(np.float64)
+        e_dot = np.einsum("mk,sk->ms", pts, st.east[masked]) - np.einsum(
+            "sk,sk->s", st.east[masked], st.site_km[masked]
+        )
+        n_dot = np.einsum("mk,sk->ms", pts, st.north[masked]) - np.einsum(
+            "sk,sk->s", st.north[masked], st.site_km[masked]
+        )
+        az = np.degrees(np.arctan2(e_dot, n_dot)) % 360.0
+        mask = mask_deg(st, np.broadcast_to(masked, az.shape).ravel(), az.ravel()).reshape(az.shape)
+        g[:, masked] -= np.sin(np.radians(mask)).astype(np.float32)
+        unmasked = np.nonzero(st.mask_row < 0)[0]
+        g[:, unmasked] -= st.sin_min[unmasked].astype(np.float32)[None, :]
+    else:
+        g -= st.sin_min.astype(np.float32)[None, :]
+    if has_errors:
+        g[np.isnan(g)] = -2.0  # a decayed or broken satellite is never visible
+    gf = g.reshape(-1)
+    S = n_sta
+    pos = gf >= 0.0
+    # Sign changes between time k and k + 1 (not across satellites: k = T - 1 is the last time of one).
+    idx = np.flatnonzero(pos[:-S] != pos[S:])
+    q = idx // S
+    idx = idx[(q % n_times) != n_times - 1]
+    rise = pos[idx + S]
+    cs = idx % S
+    q = idx // S
+    ck, cn = q % n_times, q // n_times
+    # Sampled local maxima above the mask or close enough below it to hide a short pass.
+    cand = np.flatnonzero((g > (-near_sin).astype(np.float32)[None, :]).reshape(-1))
+    mq = cand // S
+    mk_all = mq % n_times
+    cand = cand[(mk_all > 0) & (mk_all < n_times - 1)]
+    gm = gf[cand]
+    is_max = (gm >= gf[cand - S]) & (gm > gf[cand + S])
+    cand, gm = cand[is_max], gm[is_max]
+    ms = cand % S
+    mq = cand // S
+    mk, mn = mq % n_times, mq // n_times
+    pos3 = pos.reshape(nc, n_times, S)
+    un, us = np.nonzero(pos3[:, 0, :])
+    if un.size:
+        always = pos3[un, :, us].all(axis=1)
+        un, us = un[always], us[always]
+    return GridScan(
+        cross_n=cn.astype(np.int64) + c0,
+        cross_k=ck.astype(np.int64),
+        cross_s=cs.astype(np.int64),
+        cross_rise=rise,
+        cross_ga=gf[idx].astype(np.float64),
+        cross_gb=gf[idx + S].astype(np.float64),
+        max_n=mn.astype(np.int64) + c0,
+        max_k=mk.astype(np.int64),
+        max_s=ms.astype(np.int64),
+        max_g=gm.astype(np.float64),
+        max_g_prev=gf[cand - S].astype(np.float64),
+        max_g_next=gf[cand + S].astype(np.float64),
+        up_n=un.astype(np.int64) + c0,
+        up_s=us.astype(np.int64),
+    )
+
+
+def solve_crossings(block: GridBlock, n: I64, s: I64, a: F64, b: F64, fa: F64, fb: F64) -> F64:
+    """Times where visibility changes sign inside [a, b]; brackets touching a broken state keep the grid time.
+
+    Newton steps with the analytic rate of sin(elevation), from a false-position start, safeguarded by the
+    bracket (a step that leaves it bisects): two evaluations per event in the usual case.
+    """
+    if n.size == 0:
+        return np.zeros(0)
+    a = np.asarray(a, dtype=np.float64).copy()
+    b = np.asarray(b, dtype=np.float64).copy()
+    if block.has_errors:
+        # Next to a decayed or broken state the interpolation is NaN: keep the grid time there.
+        fa = block.visibility(n, s, a)
+        fb = block.visibility(n, s, b)
+    fa = np.asarray(fa, dtype=np.float64).copy()
+    fb = np.asarray(fb, dtype=np.float64).copy()
+    broken = ~(np.isfinite(fa) & np.isfinite(fb)) | ((fa > 0.0) & (fb > 0.0)) | ((fa < 0.0) & (fb < 0.0))
+    result = np.where(np.abs(np.nan_to_num(fa, nan=9.0)) <= np.abs(np.nan_to_num(fb, nan=9.0)), a, b)
+    # At a station with a horizon mask the mask's slope can dominate the rate: solve those without derivatives.
+    masked = block.st.mask_row[s] >= 0
+    use_secant = np.nonzero(~broken & masked)[0]
+    if use_secant.size:
+        nm, sm = n[use_secant], s[use_secant]
+        result[use_secant] = bracketed_root(
+            lambda idx, t: block.visibility(nm[idx], sm[idx], t),
+            a[use_secant],
+            b[use_secant],
+            fa[use_secant],
+            fb[use_secant],
+            _ROOT_TOL_S,
+        )
+    active = np.nonzero(~broken & ~masked & (fa != 0.0) & (fb != 0.0))[0]
+    x = (a * fb - b * fa) / np.where(fb != fa, fb - fa, 1.0)
+    for _ in range(40):
+        if active.size == 0:
+            break
+        xa = x[active]
+        f, df = block.visibility_and_rate(n[active], s[active], xa)
+        result[active] = xa
+        aa, bb = a[active], b[active]
+        left = np.sign(f) == np.sign(fa[active])
+        aa = np.where(left, xa, aa)
+        bb = np.where(left, bb, xa)
+        a[active], b[active] = aa, bb
+        fa[active] = np.where(left, f, fa[active])
+        step = f / np.where(df != 0.0, df, np.inf)
+        nxt = xa - step
+        nxt = np.where((nxt > aa) & (nxt < bb) & np.isfinite(nxt), nxt, 0.5 * (aa + bb))
+        x[active] = nxt
+        done = (np.abs(step) < _ROOT_TOL_S) | (f == 0.0) | ~np.isfinite(f) | (bb - aa < _ROOT_TOL_S)
+        # The last Newton step is below tolerance: take it (it is inside the bracket).
+        result[active[done]] = nxt[done]
+        active = active[~done]
+    return np.asarray(result, dtype=np.float64)
+
+
+def solve_maxima(
+    block: GridBlock, n: I64, s: I64, t_mid: F64, g_prev: F64, g_mid: F64, g_next: F64
+) -> tuple[F64, F64, F64]:
+    """Time of maximum elevation within one grid step of `t_mid`, its sin(elevation), and visibility there.
+
+    Start at the vertex of the parabola through the three samples, then secant steps on d sin(el)/dt (first
+    secant slope from the parabola's curvature), safeguarded by [t_mid - h, t_mid + h].
+    """
+    h = block.step_s
+    a = np.asarray(t_mid, dtype=np.float64) - h
+    b = a + 2.0 * h
+    curv = g_prev - 2.0 * g_mid + g_next  # < 0 at a sampled maximum; sin units per step^2
+    safe = np.where(curv < -1e-12, curv, -1e-12)
+    x = t_mid + h * np.clip(0.5 * (g_prev - g_next) / safe, -1.0, 1.0)
+    slope = safe / (h * h)  # d(rate)/dt of the parabola
+    result = x.copy()
+    x_old = np.full(x.size, np.nan)
+    d_old = np.full(x.size, np.nan)
+    active = np.arange(x.size)
+    for _ in range(30):
+        if active.size == 0:
+            break
+        xa = x[active]
+        d = block.elevation_rate(n[active], s[active], xa)
+        result[active] = xa
+        aa = np.where(d > 0.0, xa, a[active])
+        bb = np.where(d > 0.0, b[active], xa)
+        a[active], b[active] = aa, bb
+        xo, do = x_old[active], d_old[active]
+        sec = (d - do) / (xa - xo)
+        use = np.isfinite(sec) & (sec < 0.0)
+        k = np.where(use, sec, slope[active])
+        step = -d / k
+        nxt = xa + step
+        nxt = np.where((nxt > aa) & (nxt < bb) & np.isfinite(nxt), nxt, 0.5 * (aa + bb))
+        x_old[active], d_old[active] = xa, d
+        x[active] = nxt
+        # Done when the step is small, or when it would change sin(elevation) by less than 1e-9 (flat tops).
+        done = (np.abs(step) < _TCA_TOL_S) | (np.abs(d * step) < 1e-9) | ~np.isfinite(d) | (bb - aa < _TCA_TOL_S)
+        result[active[done]] = np.where(np.isfinite(nxt[done]), nxt[done], xa[done])
+        active = active[~done]
+    vis, sin_el = block.visibility_and_sin(n, s, result)
+    return result, sin_el, np.nan_to_num(vis, nan=-2.0)

@@ -1,0 +1,65 @@
+"""`skymesh agent --config FILE`: run one station agent until SIGINT/SIGTERM.
+
+Heavy imports (grpc, numpy, the agent) happen inside the handler so `skymesh --help` stays fast on a Raspberry Pi.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["register"]
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "agent",
+        help="run a station agent (ground station or telescope)",
+        description="Run a station agent: keeps the stream to the server, runs its schedule from its own clock.",
+    )
+    parser.add_argument("--config", required=True, help="agent YAML file (SKYMESH_AGENT_* variables override it)")
+    parser.add_argument("--check", action="store_true", help="validate the configuration, print it and exit")
+    parser.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from skymesh.agent.config import load_config
+
+    config = load_config(args.config)
+    if args.check:
+        print(f"station {config.station_id} ({config.kind.name.lower()}) -> {config.server_address}")
+        print(f"state: {config.database_path}")
+        for role in ("rotator", "radio", "mount", "camera"):
+            print(f"{role}: {getattr(config.drivers, role).kind}")
+        return 0
+    return asyncio.run(_main(config))
+
+
+async def _main(config: object) -> int:
+    import asyncio
+    import contextlib
+    import logging
+    import signal
+
+    from skymesh.agent.config import AgentConfig
+    from skymesh.agent.runtime import run_agent
+
+    assert isinstance(config, AgentConfig)
+    log = logging.getLogger("skymesh.agent")
+    if config.metrics_port is not None:
+        from skymesh.observability.metrics import serve_metrics
+
+        port = serve_metrics(config.metrics_port)
+        log.info("metrics on http://127.0.0.1:%d/metrics", port)
+    task = asyncio.create_task(run_agent(config), name="agent")
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):  # not on Windows
+            loop.add_signal_handler(sig, task.cancel)
+    try:
+        await task
+    except asyncio.CancelledError:
+        log.info("agent %s stopped", config.station_id)
+        return 0
+    return 0

@@ -1,0 +1,133 @@
+"""The 0/1 model of a `Problem` as clique and capacity constraints, shared by the exact solvers.
+
+Why cliques: on fixed intervals, `AtMostOne` over the maximal cliques of each resource's interval graph (intervals
+padded by turnaround) is the same feasible set as optional intervals + NoOverlap, but CP-SAT's LP sees it directly;
+the textbook model found no solution in 10 s on the TALOS workload (reference §3, Table A). Slews longer than the
+turnaround add pairwise constraints for the few pairs they separate. Requests add cliques for concurrency (at most
+`redundancy` at once) and cadence (starts at least `cadence_s` apart), and capacity rows for demand periods and the
+overall cap. Frozen jobs are already accounted for: only `usable` opportunities enter and capacities are reduced.
+
+Imports: numpy and the kernel.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from skymesh.scheduler.bounds import period_bins
+from skymesh.scheduler.kernel import Problem, slew_s
+
+__all__ = ["ModelRows", "build_rows", "maximal_cliques"]
+
+
+@dataclass
+class ModelRows:
+    """Constraints over opportunity indices: sum(x[row]) <= cap."""
+
+    at_most_one: list[list[int]] = field(default_factory=list)
+    capped: list[tuple[list[int], int]] = field(default_factory=list)
+    forced_zero: list[int] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return len(self.at_most_one) + len(self.capped)
+
+
+def maximal_cliques(ids: NDArray[np.int64], start: NDArray[np.float64], end: NDArray[np.float64]) -> list[list[int]]:
+    """Maximal cliques (size >= 2) of the interval graph of half-open intervals [start, end), as lists of ids."""
+    n = len(ids)
+    if n < 2:
+        return []
+    # Events: ends sort before starts at the same instant (half-open intervals do not meet).
+    times = np.concatenate([end, start])
+    kinds = np.concatenate([np.zeros(n, dtype=np.int64), np.ones(n, dtype=np.int64)])
+    who = np.concatenate([ids, ids])
+    order = np.lexsort((kinds, times))
+    active: dict[int, None] = {}
+    out: list[list[int]] = []
+    grew = False
+    for k, w in zip(kinds[order].tolist(), who[order].tolist(), strict=True):
+        if k == 1:
+            active[w] = None
+            grew = True
+        else:
+            if grew and len(active) >= 2:
+                out.append(list(active))
+            grew = False
+            active.pop(w, None)
+    return out
+
+
+def _groups(keys: NDArray[np.int64], idx: NDArray[np.int64]) -> list[NDArray[np.int64]]:
+    order = idx[np.argsort(keys[idx], kind="stable")]
+    cuts = np.flatnonzero(np.diff(keys[order])) + 1
+    return [g for g in np.split(order, cuts) if len(g)]
+
+
+def build_rows(problem: Problem, usable: NDArray[np.bool_]) -> ModelRows:
+    ops = problem.opportunities
+    rows = ModelRows(forced_zero=np.flatnonzero(~usable).tolist())
+    idx = np.flatnonzero(usable).astype(np.int64)
+    if len(idx) == 0:
+        return rows
+    turn = np.asarray([r.turnaround_s for r in problem.resources], dtype=np.float64)
+    rate = np.asarray([r.slew_rate_deg_s for r in problem.resources], dtype=np.float64)
+
+    for g in _groups(ops.resource, idx):
+        r = int(ops.resource[g[0]])
+        rows.at_most_one.extend(maximal_cliques(g, ops.start_s[g], ops.end_s[g] + turn[r]))
+        if rate[r] > 0:
+            _slew_pairs(problem, g, turn[r], rate[r], rows)
+
+    frozen_bins: dict[tuple[int, int], int] = {}
+    frozen_total: dict[int, int] = {}
+    for f in problem.frozen:
+        if f.request >= 0:
+            rq = problem.requests[f.request]
+            b = math.floor(f.start_s / rq.period_s) if rq.max_per_period and rq.period_s > 0 else 0
+            frozen_bins[(f.request, b)] = frozen_bins.get((f.request, b), 0) + 1
+            frozen_total[f.request] = frozen_total.get(f.request, 0) + 1
+    bins = period_bins(problem)
+    for g in _groups(ops.request, idx):
+        q = int(ops.request[g[0]])
+        rq = problem.requests[q]
+        red = max(1, rq.redundancy)
+        for clique in maximal_cliques(g, ops.start_s[g], ops.end_s[g]):
+            if len(clique) > red:
+                if red == 1:
+                    rows.at_most_one.append(clique)
+                else:
+                    rows.capped.append((clique, red))
+        if rq.cadence_s > 0:
+            rows.at_most_one.extend(maximal_cliques(g, ops.start_s[g], ops.start_s[g] + rq.cadence_s))
+        if rq.max_per_period and rq.period_s > 0:
+            for bg in _groups(bins, g):
+                cap = rq.max_per_period - frozen_bins.get((q, int(bins[bg[0]])), 0)
+                if len(bg) > cap:
+                    rows.capped.append((bg.tolist(), max(0, cap)))
+        if rq.max_total:
+            cap = rq.max_total - frozen_total.get(q, 0)
+            if len(g) > cap:
+                rows.capped.append((g.tolist(), max(0, cap)))
+    return rows
+
+
+def _slew_pairs(problem: Problem, g: NDArray[np.int64], turn: float, rate: float, rows: ModelRows) -> None:
+    """Pairs far enough apart for the turnaround but not for the slew between them."""
+    ops = problem.opportunities
+    order = g[np.argsort(ops.start_s[g], kind="stable")]
+    starts = ops.start_s[order]
+    max_slew = 180.0 / rate
+    lo = np.searchsorted(starts, ops.end_s[order] + turn, side="left")
+    hi = np.searchsorted(starts, ops.end_s[order] + turn + max_slew, side="left")
+    for a in np.flatnonzero(hi > lo).tolist():
+        i = int(order[a])
+        for b in range(int(lo[a]), int(hi[a])):
+            j = int(order[b])
+            need = turn + slew_s(rate, float(ops.az1[i]), float(ops.el1[i]), float(ops.az0[j]), float(ops.el0[j]))
+            if ops.start_s[j] - ops.end_s[i] < need:
+                rows.at_most_one.append([i, j])

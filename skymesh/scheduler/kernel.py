@@ -1,0 +1,329 @@
+"""The scheduling kernel's vocabulary: requests, resources, opportunities, plans. It knows nothing about telescopes.
+
+Following LCO's adaptive_scheduler, everything the planners see is compiled into *opportunities*: a request may be
+served by a resource from `start_s` to `end_s` (seconds from the plan start) for `value`. Satellites, stars, bands
+and filters are the mapping module's business (`skymesh.scheduler.opportunities`); here there are only indices,
+times, values and, for slew times, two angles on a sphere (azimuth/elevation or anything alike).
+
+Feasibility rules every planner honours (and `check_plan` verifies):
+- a resource does one thing at a time, with `turnaround_s` plus the slew from the previous pointing in between;
+- a request is in at most `redundancy` opportunities at any instant (one contact per satellite at a time);
+- at most `max_per_period` opportunities of a request start in each `period_s` bin (bins anchored at time 0);
+- at most `max_total` opportunities per request (0 = no limit);
+- starts of one request are at least `cadence_s` apart;
+- frozen placements are kept as they are and count against all of the above.
+
+Imports: numpy and the standard library only.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = [
+    "FrozenPlacement",
+    "Opportunity",
+    "OpportunitySet",
+    "Plan",
+    "Planner",
+    "Problem",
+    "Request",
+    "Resource",
+    "check_plan",
+    "separation_deg",
+    "slew_s",
+]
+
+_NO_POINTING = float("nan")
+
+
+@dataclass(frozen=True)
+class Request:
+    """Something that wants resource time: a satellite's contacts or a celestial target's visits."""
+
+    request_id: str
+    priority: float = 1.0
+    max_per_period: int = 0  # 0 = no limit
+    period_s: float = 0.0
+    max_total: int = 0  # 0 = no limit
+    cadence_s: float = 0.0  # minimum seconds between the starts of two of its opportunities
+    redundancy: int = 1  # resources allowed (and wanted) at the same time
+
+
+@dataclass(frozen=True)
+class Resource:
+    """Something that serves one request at a time: an antenna with its rotator, a telescope with its mount."""
+
+    resource_id: str
+    turnaround_s: float = 60.0
+    slew_rate_deg_s: float = 0.0  # 0 = slews are free (or already inside turnaround)
+
+
+@dataclass(frozen=True)
+class Opportunity:
+    """A candidate: `request` could use `resource` over [start_s, end_s) for `value`.
+
+    `start_pointing_deg` and `end_pointing_deg` are (longitude-like, latitude-like) angles, e.g. (azimuth,
+    elevation), where the resource must point at the start and end; they give the slew time to the next job.
+    """
+
+    request: int
+    resource: int
+    start_s: float
+    end_s: float
+    value: float
+    start_pointing_deg: tuple[float, float] | None = None
+    end_pointing_deg: tuple[float, float] | None = None
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+
+@dataclass(frozen=True)
+class FrozenPlacement:
+    """A job already dispatched: it stays where it is. `request` may be -1 for a target the plan does not know."""
+
+    resource: int
+    request: int
+    start_s: float
+    end_s: float
+    value: float = 0.0
+    job_id: str = ""
+    start_pointing_deg: tuple[float, float] | None = None
+    end_pointing_deg: tuple[float, float] | None = None
+
+
+class OpportunitySet:
+    """Opportunities as columns (numpy arrays): what planners iterate over, cheap to pickle to a solver process."""
+
+    __slots__ = ("az0", "az1", "el0", "el1", "end_s", "request", "resource", "start_s", "value")
+
+    def __init__(
+        self,
+        request: NDArray[np.int64],
+        resource: NDArray[np.int64],
+        start_s: NDArray[np.float64],
+        end_s: NDArray[np.float64],
+        value: NDArray[np.float64],
+        az0: NDArray[np.float64] | None = None,
+        el0: NDArray[np.float64] | None = None,
+        az1: NDArray[np.float64] | None = None,
+        el1: NDArray[np.float64] | None = None,
+    ) -> None:
+        n = len(request)
+        self.request = np.asarray(request, dtype=np.int64)
+        self.resource = np.asarray(resource, dtype=np.int64)
+        self.start_s = np.asarray(start_s, dtype=np.float64)
+        self.end_s = np.asarray(end_s, dtype=np.float64)
+        self.value = np.asarray(value, dtype=np.float64)
+        nan = np.full(n, _NO_POINTING)
+        self.az0 = nan if az0 is None else np.asarray(az0, dtype=np.float64)
+        self.el0 = nan if el0 is None else np.asarray(el0, dtype=np.float64)
+        self.az1 = nan if az1 is None else np.asarray(az1, dtype=np.float64)
+        self.el1 = nan if el1 is None else np.asarray(el1, dtype=np.float64)
+        for name in self.__slots__:
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"column {name} has {len(getattr(self, name))} rows, expected {n}")
+        if n and bool(np.any(self.end_s <= self.start_s)):
+            raise ValueError("every opportunity must end after it starts")
+
+    def __len__(self) -> int:
+        return len(self.request)
+
+    @classmethod
+    def empty(cls) -> OpportunitySet:
+        z = np.zeros(0)
+        return cls(z.astype(np.int64), z.astype(np.int64), z, z, z)
+
+    @classmethod
+    def from_opportunities(cls, items: Iterable[Opportunity]) -> OpportunitySet:
+        rows = list(items)
+        if not rows:
+            return cls.empty()
+
+        def col(values: list[float]) -> NDArray[np.float64]:
+            return np.asarray(values, dtype=np.float64)
+
+        def point(p: tuple[float, float] | None, k: int) -> float:
+            return _NO_POINTING if p is None else p[k]
+
+        return cls(
+            np.asarray([o.request for o in rows], dtype=np.int64),
+            np.asarray([o.resource for o in rows], dtype=np.int64),
+            col([o.start_s for o in rows]),
+            col([o.end_s for o in rows]),
+            col([o.value for o in rows]),
+            col([point(o.start_pointing_deg, 0) for o in rows]),
+            col([point(o.start_pointing_deg, 1) for o in rows]),
+            col([point(o.end_pointing_deg, 0) for o in rows]),
+            col([point(o.end_pointing_deg, 1) for o in rows]),
+        )
+
+    def __getitem__(self, i: int) -> Opportunity:
+        def pointing(az: float, el: float) -> tuple[float, float] | None:
+            return None if math.isnan(az) else (az, el)
+
+        return Opportunity(
+            int(self.request[i]),
+            int(self.resource[i]),
+            float(self.start_s[i]),
+            float(self.end_s[i]),
+            float(self.value[i]),
+            pointing(float(self.az0[i]), float(self.el0[i])),
+            pointing(float(self.az1[i]), float(self.el1[i])),
+        )
+
+    def __iter__(self) -> Iterator[Opportunity]:
+        return (self[i] for i in range(len(self)))
+
+    def take(self, index: NDArray[np.int64]) -> OpportunitySet:
+        return OpportunitySet(
+            self.request[index],
+            self.resource[index],
+            self.start_s[index],
+            self.end_s[index],
+            self.value[index],
+            self.az0[index],
+            self.el0[index],
+            self.az1[index],
+            self.el1[index],
+        )
+
+
+@dataclass(frozen=True)
+class Problem:
+    requests: Sequence[Request]
+    resources: Sequence[Resource]
+    opportunities: OpportunitySet
+    frozen: Sequence[FrozenPlacement] = ()
+
+    def __post_init__(self) -> None:
+        ops = self.opportunities
+        if len(ops):
+            if int(ops.request.min()) < 0 or int(ops.request.max()) >= len(self.requests):
+                raise ValueError("opportunity request index out of range")
+            if int(ops.resource.min()) < 0 or int(ops.resource.max()) >= len(self.resources):
+                raise ValueError("opportunity resource index out of range")
+        for f in self.frozen:
+            if not 0 <= f.resource < len(self.resources) or f.request >= len(self.requests):
+                raise ValueError("frozen placement index out of range")
+
+
+@dataclass
+class Plan:
+    """What a planner returns: the chosen opportunity indices (frozen placements are always kept on top)."""
+
+    selected: list[int]
+    objective: float
+    bound: float
+    solver: str
+    optimal: bool = False
+    runtime_s: float = 0.0
+    status: str = ""
+    timings_s: dict[str, float] = field(default_factory=dict)
+    greedy_objective: float = math.nan  # what the greedy warm start reached, for reports
+
+    @property
+    def gap(self) -> float:
+        if self.bound <= 0:
+            return 0.0
+        return max(0.0, (self.bound - self.objective) / self.bound)
+
+
+class Planner(Protocol):
+    """A planning algorithm: greedy, CP-SAT, rolling horizon. `time_limit_s` is a budget, not a promise."""
+
+    name: str
+
+    def solve(self, problem: Problem, *, time_limit_s: float) -> Plan: ...
+
+
+def separation_deg(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """Great-circle angle between two (lon, lat)-style directions in degrees."""
+    lon1, lat1, lon2, lat2 = map(math.radians, (a[0], a[1], b[0], b[1]))
+    c = math.sin(lat1) * math.sin(lat2) + math.cos(lat1) * math.cos(lat2) * math.cos(lon1 - lon2)
+    return math.degrees(math.acos(max(-1.0, min(1.0, c))))
+
+
+def slew_s(rate_deg_s: float, az1: float, el1: float, az0: float, el0: float) -> float:
+    """Seconds to slew from the end pointing (az1, el1) of one job to the start pointing (az0, el0) of the next."""
+    if rate_deg_s <= 0 or math.isnan(az1) or math.isnan(az0):
+        return 0.0
+    return separation_deg((az1, el1), (az0, el0)) / rate_deg_s
+
+
+def _gap_needed(res: Resource, ops: OpportunitySet | None, a: int | FrozenPlacement, b: int | FrozenPlacement) -> float:
+    def end_pointing(x: int | FrozenPlacement) -> tuple[float, float]:
+        if isinstance(x, FrozenPlacement):
+            p = x.end_pointing_deg
+            return (math.nan, math.nan) if p is None else p
+        assert ops is not None
+        return float(ops.az1[x]), float(ops.el1[x])
+
+    def start_pointing(x: int | FrozenPlacement) -> tuple[float, float]:
+        if isinstance(x, FrozenPlacement):
+            p = x.start_pointing_deg
+            return (math.nan, math.nan) if p is None else p
+        assert ops is not None
+        return float(ops.az0[x]), float(ops.el0[x])
+
+    e, s = end_pointing(a), start_pointing(b)
+    return res.turnaround_s + slew_s(res.slew_rate_deg_s, e[0], e[1], s[0], s[1])
+
+
+def check_plan(problem: Problem, selected: Sequence[int], *, tol_s: float = 1e-6) -> list[str]:
+    """Every rule the selection (plus the frozen placements) breaks, as sentences; empty when feasible.
+
+    Quadratic per resource and request: meant for tests and assertions, not for hot paths.
+    """
+    ops = problem.opportunities
+    problems: list[str] = []
+    if len(set(selected)) != len(selected):
+        problems.append("an opportunity is selected twice")
+    items: list[tuple[int, int, float, float, int | FrozenPlacement]] = [
+        (int(ops.resource[i]), int(ops.request[i]), float(ops.start_s[i]), float(ops.end_s[i]), i) for i in selected
+    ]
+    items += [(f.resource, f.request, f.start_s, f.end_s, f) for f in problem.frozen]
+    by_res: dict[int, list[tuple[float, float, int | FrozenPlacement]]] = {}
+    by_req: dict[int, list[tuple[float, float]]] = {}
+    for res, req, s, e, ref in items:
+        by_res.setdefault(res, []).append((s, e, ref))
+        if req >= 0:
+            by_req.setdefault(req, []).append((s, e))
+    for res, jobs in by_res.items():
+        jobs.sort(key=lambda j: (j[0], j[1]))
+        r = problem.resources[res]
+        for (_s1, e1, a), (s2, _e2, b) in itertools.pairwise(jobs):
+            if s2 + tol_s < e1 + _gap_needed(r, ops, a, b):
+                problems.append(
+                    f"resource {r.resource_id}: job at {s2:.0f} s starts too soon after one ending {e1:.0f} s"
+                )
+    for req, spans in by_req.items():
+        rq = problem.requests[req]
+        spans.sort()
+        if rq.max_total and len(spans) > rq.max_total:
+            problems.append(f"request {rq.request_id}: {len(spans)} > max_total {rq.max_total}")
+        for s, _e in spans:
+            concurrent = sum(1 for s2, e2 in spans if s2 <= s < e2)
+            if concurrent > max(1, rq.redundancy):
+                problems.append(f"request {rq.request_id}: {concurrent} at once at {s:.0f} s")
+        for (s1, _), (s2, _) in itertools.pairwise(spans):
+            if rq.cadence_s and s2 - s1 + tol_s < rq.cadence_s:
+                problems.append(f"request {rq.request_id}: starts {s1:.0f} and {s2:.0f} closer than cadence")
+        if rq.max_per_period and rq.period_s > 0:
+            bins: dict[int, int] = {}
+            for s, _e in spans:
+                k = math.floor(s / rq.period_s)
+                bins[k] = bins.get(k, 0) + 1
+            for k, count in bins.items():
+                if count > rq.max_per_period:
+                    problems.append(f"request {rq.request_id}: {count} starts in period {k} > {rq.max_per_period}")
+    return problems

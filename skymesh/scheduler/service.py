@@ -1,0 +1,133 @@
+"""The `SchedulerService` gRPC servicer and `serve()`: health checking, reflection and Prometheus metrics included.
+
+The service is stateless: every ComputePlan carries the whole problem. Planning is CPU-bound, so it runs in a
+worker thread (the event loop keeps answering health checks) behind a semaphore sized for the machine, and CP-SAT
+runs in a child process with a memory cap and a watchdog (`isolate=True`). Errors cross the wire only through
+`skymesh.api.errors.grpc_errors`. Must not import skymesh.server, skymesh.agent or skymesh.web.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
+from grpc_reflection.v1alpha import reflection
+
+from skymesh.api.convert import station_from_proto, timestamp_to_datetime
+from skymesh.api.errors import grpc_errors
+from skymesh.api.scheduler.v1 import scheduler_pb2 as pb
+from skymesh.api.scheduler.v1 import scheduler_pb2_grpc as pb_grpc
+from skymesh.core.errors import InvalidArgument
+from skymesh.observability.metrics import PLAN_CANDIDATES, PLAN_GAP, PLAN_OBJECTIVE, PLAN_RUNTIME, serve_metrics
+from skymesh.scheduler.planning import ContactValuer, compute_plan
+from skymesh.scheduler.rank import rank_targets
+from skymesh.scheduler.wire import (
+    plan_request_from_proto,
+    plan_response_to_proto,
+    plan_target_from_proto,
+    rank_response_to_proto,
+)
+
+__all__ = ["SERVICE_NAME", "SchedulerServicer", "serve", "start_server"]
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["SchedulerService"].full_name
+
+
+class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
+    def __init__(self, *, isolate: bool = True, max_concurrent: int = 1, valuer: ContactValuer | None = None) -> None:
+        self.isolate = isolate
+        self.valuer = valuer
+        self._slots = asyncio.Semaphore(max_concurrent)
+
+    @grpc_errors
+    async def ComputePlan(
+        self, request: pb.ComputePlanRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.ComputePlanResponse:
+        req = plan_request_from_proto(request)
+        async with self._slots:
+            result = await asyncio.to_thread(compute_plan, req, isolate=self.isolate, valuer=self.valuer)
+        s = result.stats
+        label = s.solver.value
+        PLAN_RUNTIME.labels(label).observe(s.runtime_s)
+        PLAN_OBJECTIVE.labels(label).set(s.objective)
+        PLAN_GAP.labels(label).set(s.gap)
+        PLAN_CANDIDATES.labels(label).set(s.candidates)
+        log.info(
+            "plan %s: solver=%s objective=%.0f bound=%.0f gap=%.4f candidates=%d runtime=%.2fs",
+            req.request_id or "-",
+            label,
+            s.objective,
+            s.bound,
+            s.gap,
+            s.candidates,
+            s.runtime_s,
+        )
+        return plan_response_to_proto(result)
+
+    @grpc_errors
+    async def RankTargets(
+        self, request: pb.RankTargetsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.RankTargetsResponse:
+        if not request.HasField("station"):
+            raise InvalidArgument("is required", field="station")
+        station = station_from_proto(request.station, "station")
+        at = timestamp_to_datetime(request.at, "at")
+        if request.count < 0:
+            raise InvalidArgument("must not be negative", field="count")
+        targets = [plan_target_from_proto(t, f"targets[{i}]") for i, t in enumerate(request.targets)]
+        async with self._slots:
+            ranked = await asyncio.to_thread(rank_targets, station, targets, at, request.count)
+        return rank_response_to_proto(ranked)
+
+
+async def start_server(
+    address: str = "127.0.0.1:50052", *, servicer: SchedulerServicer | None = None
+) -> tuple[grpc.aio.Server, int]:
+    """A started server with the scheduler, health and reflection services; returns it and the bound port."""
+    server = grpc.aio.server(
+        options=[("grpc.max_receive_message_length", 256 << 20), ("grpc.max_send_message_length", 256 << 20)]
+    )
+    pb_grpc.add_SchedulerServiceServicer_to_server(servicer or SchedulerServicer(), server)
+    health = health_aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server
+    )
+    port = server.add_insecure_port(address)
+    if port == 0:
+        raise InvalidArgument(f"cannot bind {address!r}", field="listen")
+    await server.start()
+    await health.set("", health_pb2.HealthCheckResponse.SERVING)
+    await health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
+    return server, port
+
+
+async def serve(
+    address: str = "127.0.0.1:50052",
+    *,
+    metrics_port: int | None = None,
+    isolate: bool = True,
+    max_concurrent: int = 1,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Serve until cancelled or `stop` is set; then drain in-flight calls for up to 5 s."""
+    server, port = await start_server(
+        address, servicer=SchedulerServicer(isolate=isolate, max_concurrent=max_concurrent)
+    )
+    log.info("scheduler listening on %s (port %d)", address, port)
+    if metrics_port is not None:
+        bound = serve_metrics(metrics_port)
+        log.info("metrics on 127.0.0.1:%d/metrics", bound)
+    try:
+        if stop is None:
+            await server.wait_for_termination()
+        else:
+            await stop.wait()
+    finally:
+        await server.stop(grace=5.0)

@@ -1,0 +1,171 @@
+"""Server configuration: one frozen dataclass, loaded once at start from an optional YAML file plus SKYMESH_* env vars.
+
+Precedence (lowest to highest): dataclass defaults, the YAML file, environment variables, explicit overrides (CLI
+flags). Nothing here reads the environment at import time. Imports only the standard library, PyYAML and core.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from skymesh.core.errors import InvalidArgument
+
+__all__ = ["ServerConfig", "load_config"]
+
+_ENV_PREFIX = "SKYMESH_"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything `skymesh server` needs. Durations are in seconds (`_s`)."""
+
+    # gRPC listen address. Loopback by default: exposing the server is an explicit decision (and wants TLS).
+    listen: str = "127.0.0.1:50051"
+    # SQLAlchemy async URL; the relative SQLite default lives under `data_dir`.
+    database_url: str = ""
+    data_dir: str = "var"
+    # Run `alembic upgrade head` at start.
+    migrate: bool = True
+    scheduler_address: str = "127.0.0.1:50052"
+    scheduler_timeout_s: float = 30.0
+    # Liveness (docs/protocol.md rule 9).
+    heartbeat_interval_s: float = 10.0
+    stale_after_intervals: int = 3
+    offline_grace_s: float = 120.0
+    telemetry_batch_interval_s: float = 5.0
+    # Open streams re-check their key this often, so a revocation made elsewhere (`skymesh keys revoke`, another
+    # replica) ends them too; RevokeStationKey on this server ends them at once.
+    key_recheck_s: float = 60.0
+    max_unacked: int = 64
+    # Planning loop.
+    replan_interval_s: float = 300.0
+    replan_debounce_s: float = 1.0
+    plan_horizon_s: float = 12 * 3600.0
+    plan_solver: str = "greedy"  # "greedy" | "cpsat"
+    plan_time_limit_s: float = 10.0
+    plan_turnaround_s: float = 30.0
+    # Dispatched or running jobs starting within this many seconds are frozen (kept) by the planner.
+    freeze_s: float = 300.0
+    planning_enabled: bool = True
+    # Prometheus /metrics port; None: no metrics server, 0: pick a free port.
+    metrics_port: int | None = None
+    metrics_addr: str = "127.0.0.1"
+    # TLS: both or neither.
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    # Control API: require user tokens ("authorization: Bearer smu_..."). Off is only allowed on loopback.
+    control_auth: bool = False
+    # Listening beyond loopback without TLS must be asked for explicitly.
+    allow_insecure_remote: bool = False
+    # Shutdown: agents are told to come back after this long; in-flight RPCs get `shutdown_grace_s`.
+    drain_retry_after_s: float = 5.0
+    shutdown_grace_s: float = 5.0
+    server_id: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.database_url:
+            object.__setattr__(self, "database_url", f"sqlite+aiosqlite:///{Path(self.data_dir) / 'skymesh.sqlite3'}")
+        if not self.server_id:
+            object.__setattr__(self, "server_id", f"skymesh-server-{os.getpid()}")
+        if self.heartbeat_interval_s <= 0:
+            raise InvalidArgument("must be positive", field="heartbeat_interval_s")
+        if self.stale_after_intervals < 1:
+            raise InvalidArgument("must be at least 1", field="stale_after_intervals")
+        if self.offline_grace_s < 0:
+            raise InvalidArgument("must not be negative", field="offline_grace_s")
+        if self.replan_interval_s <= 0:
+            raise InvalidArgument("must be positive", field="replan_interval_s")
+        if self.plan_horizon_s <= 0:
+            raise InvalidArgument("must be positive", field="plan_horizon_s")
+        if self.plan_solver not in ("greedy", "cpsat"):
+            raise InvalidArgument("must be 'greedy' or 'cpsat'", field="plan_solver")
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise InvalidArgument("tls_cert_file and tls_key_file go together", field="tls_cert_file")
+        if not _is_loopback(self.listen) and self.tls_cert_file is None and not self.allow_insecure_remote:
+            raise InvalidArgument(
+                "listening beyond loopback needs TLS (or allow_insecure_remote: true)", field="listen"
+            )
+        if not self.control_auth and not _is_loopback(self.listen):
+            raise InvalidArgument("control_auth must be on when listening beyond loopback", field="control_auth")
+
+    @property
+    def stale_after_s(self) -> float:
+        return self.heartbeat_interval_s * self.stale_after_intervals
+
+    @property
+    def uploads_dir(self) -> Path:
+        return Path(self.data_dir) / "uploads"
+
+    def replace(self, **changes: Any) -> ServerConfig:
+        return dataclasses.replace(self, **changes)
+
+
+def _is_loopback(listen: str) -> bool:
+    host = listen.rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _coerce(name: str, raw: Any, current: Any, annotation: str) -> Any:
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        text = raw.strip()
+        if "bool" in annotation:
+            if text.lower() in ("1", "true", "yes", "on"):
+                return True
+            if text.lower() in ("0", "false", "no", "off"):
+                return False
+            raise InvalidArgument(f"not a boolean: {raw!r}", field=name)
+        if "None" in annotation and text.lower() in ("", "none", "null"):
+            return None
+        try:
+            if annotation.startswith("int"):
+                return int(text)
+            if annotation.startswith("float"):
+                return float(text)
+        except ValueError as exc:
+            raise InvalidArgument(f"not a number: {raw!r}", field=name) from exc
+        return text
+    return raw
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> ServerConfig:
+    """Build a `ServerConfig` from defaults, a YAML file, `SKYMESH_<FIELD>` env vars and explicit overrides."""
+    import yaml
+
+    fields = {f.name: f for f in dataclasses.fields(ServerConfig)}
+    values: dict[str, Any] = {}
+    if path is not None:
+        loaded = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise InvalidArgument("must be a mapping", field=str(path))
+        server_section = loaded.get("server", loaded)
+        for key, value in server_section.items():
+            if key not in fields:
+                raise InvalidArgument("unknown setting", field=f"{path}:{key}")
+            values[key] = _coerce(key, value, None, str(fields[key].type))
+    environ = os.environ if env is None else env
+    for name, f in fields.items():
+        raw = environ.get(_ENV_PREFIX + name.upper())
+        if raw is not None:
+            values[name] = _coerce(name, raw, None, str(f.type))
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            values[key] = value
+    return ServerConfig(**values)

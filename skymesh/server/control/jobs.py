@@ -1,0 +1,139 @@
+"""JobService (list, cancel: an unstarted job is cancelled and its schedule re-sent, a running one gets an urgent
+AbortJob command; replan) and ObservationService (observations by target/station/time, light curves)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+
+from skymesh.api.agent.v1 import agent_pb2
+from skymesh.api.control.v1 import observations_pb2, observations_pb2_grpc
+from skymesh.api.convert import job_state_from_proto, time_window_from_proto, timestamp_from_datetime
+from skymesh.api.errors import grpc_errors
+from skymesh.core.errors import InvalidArgument, SkyMeshError, Unavailable
+from skymesh.core.jobs import JobState
+from skymesh.core.model import TimeWindow
+from skymesh.server.auth import current_actor
+from skymesh.server.db import Repository
+from skymesh.server.dispatch import Dispatcher
+from skymesh.server.planning import Planner
+from skymesh.server.wire import job_to_proto
+
+__all__ = ["JobServicer", "ObservationServicer"]
+
+Ctx = grpc.aio.ServicerContext[Any, Any]
+_ABORT_TTL_S = 600.0
+
+
+def _window(msg: Any, field: str, present: bool) -> TimeWindow | None:
+    return time_window_from_proto(msg, field) if present else None
+
+
+class JobServicer(observations_pb2_grpc.JobServiceServicer):
+    def __init__(self, repo: Repository, dispatcher: Dispatcher, planner: Planner | None) -> None:
+        self._repo = repo
+        self._dispatcher = dispatcher
+        self._planner = planner
+
+    @grpc_errors
+    async def ListJobs(
+        self, request: observations_pb2.ListJobsRequest, context: Ctx
+    ) -> observations_pb2.ListJobsResponse:
+        states = [job_state_from_proto(request.state)] if request.state else []
+        jobs = await self._repo.list_jobs(
+            station_id=request.station_id,
+            states=states,
+            window=_window(request.window, "window", request.HasField("window")),
+        )
+        return observations_pb2.ListJobsResponse(jobs=[job_to_proto(j) for j in jobs])
+
+    @grpc_errors
+    async def CancelJob(
+        self, request: observations_pb2.CancelJobRequest, context: Ctx
+    ) -> observations_pb2.CancelJobResponse:
+        if not request.job_id:
+            raise InvalidArgument("must not be empty", field="job_id")
+        actor = current_actor()
+        job, version = await self._repo.cancel_job(request.job_id, request.reason, actor=actor)
+        if job.state == JobState.RUNNING:
+            await self._dispatcher.send_command(
+                job.station_id,
+                agent_pb2.Command(abort_job=agent_pb2.AbortJob(job_id=job.job_id, reason=request.reason)),
+                priority=agent_pb2.COMMAND_PRIORITY_URGENT,
+                ttl_s=_ABORT_TTL_S,
+                job_id=job.job_id,
+                actor=actor,
+            )
+        elif version is not None:
+            await self._dispatcher.push_schedule(job.station_id)
+        return observations_pb2.CancelJobResponse(job=job_to_proto(job))
+
+    @grpc_errors
+    async def Replan(self, request: observations_pb2.ReplanRequest, context: Ctx) -> observations_pb2.ReplanResponse:
+        if self._planner is None:
+            raise Unavailable("planning is disabled on this server")
+        try:
+            result = await self._planner.plan_once(reason="Replan RPC")
+        except SkyMeshError:
+            raise
+        except Exception as exc:
+            raise Unavailable(f"planning failed: {exc}") from exc
+        return observations_pb2.ReplanResponse(
+            assignments=result.assignments, unscheduled=result.unscheduled, objective=result.objective, gap=result.gap
+        )
+
+
+class ObservationServicer(observations_pb2_grpc.ObservationServiceServicer):
+    def __init__(self, repo: Repository) -> None:
+        self._repo = repo
+
+    @grpc_errors
+    async def ListObservations(
+        self, request: observations_pb2.ListObservationsRequest, context: Ctx
+    ) -> observations_pb2.ListObservationsResponse:
+        if request.page_size < 0:
+            raise InvalidArgument("must not be negative", field="page_size")
+        rows = await self._repo.list_observations(
+            target_id=request.target_id,
+            station_id=request.station_id,
+            window=_window(request.window, "window", request.HasField("window")),
+            limit=min(request.page_size or 100, 1000),
+        )
+        out = []
+        for row in rows:
+            record = agent_pb2.ObservationRecord()
+            record.ParseFromString(row.raw)
+            out.append(
+                observations_pb2.Observation(
+                    station_id=row.station_id, record=record, received_at=timestamp_from_datetime(row.received_at)
+                )
+            )
+        return observations_pb2.ListObservationsResponse(observations=out)
+
+    @grpc_errors
+    async def GetLightCurve(
+        self, request: observations_pb2.GetLightCurveRequest, context: Ctx
+    ) -> observations_pb2.GetLightCurveResponse:
+        if not request.target_id:
+            raise InvalidArgument("must not be empty", field="target_id")
+        await self._repo.get_target(request.target_id)
+        points = await self._repo.light_curve(
+            request.target_id,
+            filter=request.filter,
+            window=_window(request.window, "window", request.HasField("window")),
+        )
+        return observations_pb2.GetLightCurveResponse(
+            target_id=request.target_id,
+            filter=request.filter,
+            points=[
+                observations_pb2.LightCurvePoint(
+                    at=timestamp_from_datetime(p.at),
+                    magnitude=p.magnitude,
+                    magnitude_error=p.magnitude_error,
+                    station_id=p.station_id,
+                    quality_flags=list(p.quality_flags),
+                )
+                for p in points
+            ],
+        )

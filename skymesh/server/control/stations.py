@@ -1,0 +1,86 @@
+"""StationService: the station registry and station API keys (issue returns the secret once; revoke ends streams)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+
+from skymesh.api.control.v1 import stations_pb2, stations_pb2_grpc
+from skymesh.api.convert import station_from_proto, station_to_proto, timestamp_from_datetime
+from skymesh.api.errors import grpc_errors
+from skymesh.core.errors import InvalidArgument, Unauthenticated
+from skymesh.core.model import StationKind, StationState
+from skymesh.server.auth import current_actor
+from skymesh.server.db import Repository
+from skymesh.server.db.records import StationRecord
+from skymesh.server.liveness import Liveness
+from skymesh.server.sessions import SessionHub
+
+__all__ = ["StationServicer"]
+
+Ctx = grpc.aio.ServicerContext[Any, Any]
+
+
+def _station_msg(rec: StationRecord, liveness: Liveness) -> Any:
+    msg = station_to_proto(rec.station)
+    msg.clock_offset_s = rec.clock_offset_s
+    last_seen = liveness.last_seen(rec.station.station_id) or rec.last_seen
+    if last_seen is not None:
+        msg.last_seen.CopyFrom(timestamp_from_datetime(last_seen))
+    return msg
+
+
+class StationServicer(stations_pb2_grpc.StationServiceServicer):
+    def __init__(self, repo: Repository, hub: SessionHub, liveness: Liveness) -> None:
+        self._repo = repo
+        self._hub = hub
+        self._liveness = liveness
+
+    @grpc_errors
+    async def CreateStation(
+        self, request: stations_pb2.CreateStationRequest, context: Ctx
+    ) -> stations_pb2.CreateStationResponse:
+        station = station_from_proto(request.station)
+        if not station.station_id or len(station.station_id) > 64:
+            raise InvalidArgument("must be 1-64 characters", field="station.station_id")
+        rec = await self._repo.create_station(station, actor=current_actor())
+        return stations_pb2.CreateStationResponse(station=_station_msg(rec, self._liveness))
+
+    @grpc_errors
+    async def GetStation(
+        self, request: stations_pb2.GetStationRequest, context: Ctx
+    ) -> stations_pb2.GetStationResponse:
+        return stations_pb2.GetStationResponse(
+            station=_station_msg(await self._repo.get_station(request.station_id), self._liveness)
+        )
+
+    @grpc_errors
+    async def ListStations(
+        self, request: stations_pb2.ListStationsRequest, context: Ctx
+    ) -> stations_pb2.ListStationsResponse:
+        try:
+            kind = StationKind(request.kind) if request.kind else None
+        except ValueError:
+            raise InvalidArgument(f"unknown kind {request.kind}", field="kind") from None
+        try:
+            state = StationState(request.state) if request.state else None
+        except ValueError:
+            raise InvalidArgument(f"unknown state {request.state}", field="state") from None
+        records = await self._repo.list_stations(kind, state)
+        return stations_pb2.ListStationsResponse(stations=[_station_msg(r, self._liveness) for r in records])
+
+    @grpc_errors
+    async def IssueStationKey(
+        self, request: stations_pb2.IssueStationKeyRequest, context: Ctx
+    ) -> stations_pb2.IssueStationKeyResponse:
+        issued = await self._repo.issue_station_key(request.station_id, actor=current_actor())
+        return stations_pb2.IssueStationKeyResponse(key_id=issued.key_id, api_key=issued.api_key)
+
+    @grpc_errors
+    async def RevokeStationKey(
+        self, request: stations_pb2.RevokeStationKeyRequest, context: Ctx
+    ) -> stations_pb2.RevokeStationKeyResponse:
+        await self._repo.revoke_station_key(request.key_id, actor=current_actor())
+        self._hub.close_key(request.key_id, Unauthenticated("station key revoked", reason="KEY_REVOKED"))
+        return stations_pb2.RevokeStationKeyResponse()

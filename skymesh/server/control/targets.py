@@ -1,0 +1,138 @@
+"""TargetService and CampaignService: targets (TLEs validated with `skymesh.astro.tle.parse_tle`, every element set
+kept in the history) and campaigns. Changes wake the planner."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import grpc
+
+from skymesh.api.control.v1 import targets_pb2, targets_pb2_grpc
+from skymesh.api.convert import target_from_proto
+from skymesh.api.errors import grpc_errors
+from skymesh.astro.tle import parse_tle
+from skymesh.core.errors import InvalidArgument, InvalidTLE
+from skymesh.core.model import SatelliteTarget
+from skymesh.server.auth import current_actor
+from skymesh.server.db import Repository
+from skymesh.server.dispatch import Dispatcher
+from skymesh.server.wire import campaign_from_proto, campaign_to_proto, target_record_to_proto
+
+__all__ = ["CampaignServicer", "TargetServicer"]
+
+Ctx = grpc.aio.ServicerContext[Any, Any]
+
+
+def _check_tle(line1: str, line2: str, name: str, field: str) -> tuple[int, datetime]:
+    """(norad_id, epoch) of a valid TLE; InvalidTLE names the field under `field`."""
+    try:
+        tle = parse_tle(line1, line2, name)
+    except InvalidTLE as exc:
+        exc.field = f"{field}.{exc.field}" if exc.field else field
+        raise
+    return tle.norad_id, tle.epoch
+
+
+class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
+    def __init__(self, repo: Repository, dispatcher: Dispatcher, on_change: Callable[[str], None]) -> None:
+        self._repo = repo
+        self._dispatcher = dispatcher
+        self._on_change = on_change
+
+    @grpc_errors
+    async def CreateTarget(
+        self, request: targets_pb2.CreateTargetRequest, context: Ctx
+    ) -> targets_pb2.CreateTargetResponse:
+        target = target_from_proto(request.target)
+        if len(target.target_id) > 64:
+            raise InvalidArgument("must be at most 64 characters", field="target.target_id")
+        epoch = None
+        if isinstance(target, SatelliteTarget):
+            norad_id, epoch = _check_tle(target.tle_line1, target.tle_line2, target.name, "target.satellite")
+            if target.norad_id and target.norad_id != norad_id:
+                raise InvalidArgument(
+                    f"{target.norad_id} differs from the TLE's catalog number {norad_id}",
+                    field="target.satellite.norad_id",
+                )
+            target = dataclasses.replace(target, norad_id=norad_id)
+        rec = await self._repo.create_target(
+            target,
+            campaign_id=request.target.campaign_id,
+            elements_source=request.target.satellite.elements_source if epoch else "",
+            elements_epoch=epoch,
+            actor=current_actor(),
+        )
+        self._on_change("target created")
+        return targets_pb2.CreateTargetResponse(target=target_record_to_proto(rec))
+
+    @grpc_errors
+    async def GetTarget(self, request: targets_pb2.GetTargetRequest, context: Ctx) -> targets_pb2.GetTargetResponse:
+        return targets_pb2.GetTargetResponse(
+            target=target_record_to_proto(await self._repo.get_target(request.target_id))
+        )
+
+    @grpc_errors
+    async def ListTargets(
+        self, request: targets_pb2.ListTargetsRequest, context: Ctx
+    ) -> targets_pb2.ListTargetsResponse:
+        records = await self._repo.list_targets(request.campaign_id)
+        return targets_pb2.ListTargetsResponse(targets=[target_record_to_proto(r) for r in records])
+
+    @grpc_errors
+    async def UpdateElements(
+        self, request: targets_pb2.UpdateElementsRequest, context: Ctx
+    ) -> targets_pb2.UpdateElementsResponse:
+        current = await self._repo.get_target(request.target_id)
+        if not isinstance(current.target, SatelliteTarget):
+            raise InvalidArgument("target is not a satellite", field="target_id")
+        norad_id, epoch = _check_tle(request.tle_line1, request.tle_line2, current.target.name, "tle")
+        if norad_id != current.target.norad_id:
+            raise InvalidArgument(
+                f"catalog number {norad_id} differs from the target's {current.target.norad_id}", field="tle_line1"
+            )
+        rec = await self._repo.update_elements(
+            request.target_id,
+            request.tle_line1.strip(),
+            request.tle_line2.strip(),
+            source=request.elements_source,
+            epoch=epoch,
+            actor=current_actor(),
+        )
+        # Agents track from the elements in their stored schedule: re-send it to every station with a live job.
+        for station_id in await self._repo.bump_schedules_for_target(request.target_id):
+            await self._dispatcher.push_schedule(station_id)
+        self._on_change("elements updated")
+        return targets_pb2.UpdateElementsResponse(target=target_record_to_proto(rec))
+
+    @grpc_errors
+    async def DeleteTarget(
+        self, request: targets_pb2.DeleteTargetRequest, context: Ctx
+    ) -> targets_pb2.DeleteTargetResponse:
+        await self._repo.delete_target(request.target_id, actor=current_actor())
+        self._on_change("target deleted")
+        return targets_pb2.DeleteTargetResponse()
+
+
+class CampaignServicer(targets_pb2_grpc.CampaignServiceServicer):
+    def __init__(self, repo: Repository, on_change: Callable[[str], None]) -> None:
+        self._repo = repo
+        self._on_change = on_change
+
+    @grpc_errors
+    async def CreateCampaign(
+        self, request: targets_pb2.CreateCampaignRequest, context: Ctx
+    ) -> targets_pb2.CreateCampaignResponse:
+        rec = await self._repo.create_campaign(campaign_from_proto(request.campaign), actor=current_actor())
+        self._on_change("campaign created")
+        return targets_pb2.CreateCampaignResponse(campaign=campaign_to_proto(rec))
+
+    @grpc_errors
+    async def ListCampaigns(
+        self, request: targets_pb2.ListCampaignsRequest, context: Ctx
+    ) -> targets_pb2.ListCampaignsResponse:
+        return targets_pb2.ListCampaignsResponse(
+            campaigns=[campaign_to_proto(c) for c in await self._repo.list_campaigns()]
+        )

@@ -1,0 +1,20 @@
+"""Persistence for the server: SQLAlchemy 2 async models (private), Alembic migrations and the `Repository`.
+
+SQL models never leave this package: the repository returns `skymesh.core` dataclasses and the frozen records of
+`skymesh.server.db.records`. The same code runs on SQLite (file, WAL, foreign keys) and PostgreSQL (asyncpg).
+
+    engine = create_engine(url); await migrate(engine); repo = Repository(engine)
+"""
+
+from __future__ import annotations
+
+from skymesh.server.db.engine import create_engine, migrate
+from skymesh.server.db.ingest import IngestRepo
+from skymesh.server.db.registry import RegistryRepo
+from skymesh.server.db.work import WorkRepo
+
+__all__ = ["Repository", "create_engine", "migrate"]
+
+
+class Repository(RegistryRepo, WorkRepo, IngestRepo):
+    """Every database operation of the server, each in its own transaction."""

@@ -1,0 +1,235 @@
+"""Shared plumbing of the repository: sessions, dialect-specific inserts, secrets, row -> record conversion."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import hmac
+import inspect
+import secrets
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from skymesh.core.clock import Clock, SystemClock
+from skymesh.core.jobs import JobState
+from skymesh.core.model import (
+    CelestialTarget,
+    GeoLocation,
+    HorizonMask,
+    SatelliteTarget,
+    Station,
+    StationKind,
+    StationState,
+    Target,
+    TargetKind,
+    TimeWindow,
+)
+from skymesh.observability.metrics import DB_LATENCY
+from skymesh.server.db.models import AuditRow, JobRow, StationRow, TargetAliasRow, TargetRow, TleRow
+from skymesh.server.db.records import JobRecord, StationRecord, TargetRecord
+
+__all__ = ["RepoBase", "hash_secret", "new_secret", "secrets_match"]
+
+
+def new_secret() -> str:
+    """A fresh secret: 32 random bytes, URL-safe text."""
+    return secrets.token_urlsafe(32)
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def secrets_match(secret: str, stored_sha256: str) -> bool:
+    return hmac.compare_digest(hash_secret(secret), stored_sha256)
+
+
+def _window_json(w: TimeWindow) -> list[str]:
+    return [w.start.isoformat(), w.end.isoformat()]
+
+
+def _window_from_json(value: Any) -> TimeWindow:
+    return TimeWindow(datetime.fromisoformat(value[0]), datetime.fromisoformat(value[1]))
+
+
+_IN_FLIGHT: set[asyncio.Task[Any]] = set()
+
+
+def _settle(task: asyncio.Task[Any]) -> None:
+    _IN_FLIGHT.discard(task)
+    if not task.cancelled():
+        task.exception()  # retrieved: a caller that was cancelled no longer wants it
+
+
+def _shielded(fn: Callable[..., Coroutine[Any, Any, Any]]) -> Callable[..., Coroutine[Any, Any, Any]]:
+    """Run the operation in its own task, shielded: a cancelled caller (a stream that ends, a client that hangs up)
+    never interrupts a transaction half way, which on SQLite could leave the database locked."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        task = asyncio.ensure_future(fn(*args, **kwargs))
+        _IN_FLIGHT.add(task)
+        task.add_done_callback(_settle)
+        return await asyncio.shield(task)
+
+    return wrapper
+
+
+class RepoBase:
+    """Owns the session factory; every public method runs in one transaction of its own, shielded from
+    cancellation of its caller."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name, value in list(vars(cls).items()):
+            if not name.startswith("_") and inspect.iscoroutinefunction(value):
+                setattr(cls, name, _shielded(value))
+
+    @staticmethod
+    async def wait_idle() -> None:
+        """Wait for operations whose callers were cancelled (before closing the engine)."""
+        if _IN_FLIGHT:
+            await asyncio.wait(list(_IN_FLIGHT))
+
+    def __init__(self, engine: AsyncEngine, clock: Clock | None = None) -> None:
+        self.engine = engine
+        self.clock: Clock = clock or SystemClock()
+        self.dialect = engine.dialect.name
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+
+    @asynccontextmanager
+    async def _tx(self, operation: str) -> AsyncIterator[AsyncSession]:
+        with DB_LATENCY.labels(operation).time():
+            async with self._sessions.begin() as session:
+                yield session
+
+    def _insert(self, table: Any) -> Any:
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            return pg_insert(table)
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table)
+
+    def _now(self) -> datetime:
+        return self.clock.now().astimezone(UTC)
+
+    @staticmethod
+    def _audit(session: AsyncSession, at: datetime, actor: str, action: str, subject: str, **detail: Any) -> None:
+        session.add(AuditRow(at=at, actor=actor, action=action, subject=subject, detail=detail))
+
+    # ------------------------------------------------------------------------------------------ row -> record
+
+    @staticmethod
+    def _station(row: StationRow) -> StationRecord:
+        station = Station(
+            station_id=row.station_id,
+            name=row.name,
+            kind=StationKind(row.kind),
+            location=GeoLocation(row.latitude_deg, row.longitude_deg, row.altitude_m),
+            min_elevation_deg=row.min_elevation_deg,
+            horizon_mask=HorizonMask(tuple(row.horizon_azimuth_deg), tuple(row.horizon_min_elevation_deg)),
+            bands=tuple(row.bands),
+            slew_rate_deg_s=row.slew_rate_deg_s,
+            aperture_m=row.aperture_m,
+            filters=tuple(row.filters),
+            limiting_magnitude=row.limiting_magnitude,
+            fov_deg=row.fov_deg,
+            state=StationState(row.state),
+            unavailable=tuple(_window_from_json(w) for w in row.unavailable),
+        )
+        return StationRecord(station, row.last_seen, row.clock_offset_s, row.agent_version, row.state_changed_at)
+
+    @staticmethod
+    def _station_row_values(station: Station) -> dict[str, Any]:
+        return {
+            "name": station.name,
+            "kind": int(station.kind),
+            "latitude_deg": station.location.latitude_deg,
+            "longitude_deg": station.location.longitude_deg,
+            "altitude_m": station.location.altitude_m,
+            "min_elevation_deg": station.min_elevation_deg,
+            "horizon_azimuth_deg": list(station.horizon_mask.azimuth_deg),
+            "horizon_min_elevation_deg": list(station.horizon_mask.min_elevation_deg),
+            "bands": list(station.bands),
+            "slew_rate_deg_s": station.slew_rate_deg_s,
+            "aperture_m": station.aperture_m,
+            "filters": list(station.filters),
+            "limiting_magnitude": station.limiting_magnitude,
+            "fov_deg": station.fov_deg,
+            "unavailable": [_window_json(w) for w in station.unavailable],
+        }
+
+    @staticmethod
+    def _job(row: JobRow) -> JobRecord:
+        return JobRecord(
+            job_id=row.job_id,
+            station_id=row.station_id,
+            target_id=row.target_id,
+            window=TimeWindow(row.start, row.end),
+            state=JobState(row.state),
+            cause=row.cause,
+            detail=row.detail,
+            schedule_version=row.schedule_version,
+            updated_at=row.updated_at,
+            tca=row.tca,
+            max_elevation_deg=row.max_elevation_deg,
+            filter=row.filter,
+            exposure_s=row.exposure_s,
+            exposure_count=row.exposure_count,
+            priority=row.priority,
+            score=row.score,
+        )
+
+    async def _target_record(self, session: AsyncSession, row: TargetRow) -> TargetRecord:
+        target: Target
+        source = ""
+        epoch: datetime | None = None
+        if row.kind == TargetKind.SATELLITE:
+            tle = await session.scalar(
+                select(TleRow).where(TleRow.target_id == row.target_id).order_by(TleRow.id.desc()).limit(1)
+            )
+            target = SatelliteTarget(
+                target_id=row.target_id,
+                name=row.name,
+                norad_id=row.norad_id or 0,
+                tle_line1=tle.line1 if tle else "",
+                tle_line2=tle.line2 if tle else "",
+                band=row.band,
+                downlink_frequency_hz=row.downlink_frequency_hz,
+                priority=row.priority,
+                min_elevation_deg=row.min_elevation_deg,
+            )
+            if tle is not None:
+                source, epoch = tle.source, tle.epoch
+        else:
+            aliases = (
+                await session.scalars(
+                    select(TargetAliasRow.alias)
+                    .where(TargetAliasRow.target_id == row.target_id)
+                    .order_by(TargetAliasRow.alias)
+                )
+            ).all()
+            target = CelestialTarget(
+                target_id=row.target_id,
+                name=row.name,
+                ra_deg=row.ra_deg or 0.0,
+                dec_deg=row.dec_deg or 0.0,
+                magnitude=row.magnitude if row.magnitude is not None else 10.0,
+                priority=row.priority,
+                filters=tuple(row.filters),
+                exposure_s=row.exposure_s or 60.0,
+                exposure_count=row.exposure_count or 1,
+                max_airmass=row.max_airmass or 2.0,
+                min_moon_separation_deg=row.min_moon_separation_deg or 0.0,
+                cadence_s=row.cadence_s or 0.0,
+                aliases=tuple(aliases),
+            )
+        return TargetRecord(target, row.campaign_id or "", source, epoch, row.updated_at)

@@ -1,0 +1,307 @@
+"""Repository part for what agents send: upstream cursors and the one-transaction write of a reliable message
+(telemetry, observation, job update) with its cursor; station liveness and Hello facts; observations and light
+curves for the control API; upload bookkeeping."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from skymesh.core.errors import InvalidArgument, NotFound
+from skymesh.core.jobs import JobState, can_advance
+from skymesh.core.model import StationState, TimeWindow
+from skymesh.server.db.base import RepoBase
+from skymesh.server.db.models import (
+    ArtifactRow,
+    JobRow,
+    ObservationRow,
+    StationRow,
+    TargetRow,
+    TelemetryRow,
+    UpstreamCursorRow,
+)
+from skymesh.server.db.records import (
+    ArtifactRecord,
+    JobChange,
+    JobUpdateIn,
+    LightCurvePointRecord,
+    ObservationIn,
+    StoredObservation,
+    TelemetryIn,
+    UpstreamResult,
+)
+
+__all__ = ["IngestRepo"]
+
+log = logging.getLogger(__name__)
+
+UpstreamItem = JobUpdateIn | TelemetryIn | ObservationIn
+
+
+def _artifact(row: ArtifactRow) -> ArtifactRecord:
+    return ArtifactRecord(
+        resource_name=row.resource_name,
+        observation_id=row.observation_id,
+        artifact_id=row.artifact_id,
+        station_id=row.station_id,
+        path=row.path,
+        committed_size_bytes=row.committed_size_bytes,
+        total_size_bytes=row.total_size_bytes,
+        sha256=row.sha256,
+        complete=row.complete,
+    )
+
+
+class IngestRepo(RepoBase):
+    # ---------------------------------------------------------------------------------------------- cursors
+
+    async def get_cursors(self, station_id: str, boot_ids: Iterable[str]) -> dict[str, int]:
+        """Committed upstream seq per boot id (0 for boots never seen)."""
+        ids = [b for b in dict.fromkeys(boot_ids) if b]
+        async with self._tx("get_cursors") as s:
+            rows = (
+                await s.scalars(
+                    select(UpstreamCursorRow).where(
+                        UpstreamCursorRow.station_id == station_id, UpstreamCursorRow.boot_id.in_(ids)
+                    )
+                )
+            ).all()
+        found = {r.boot_id: r.committed_seq for r in rows}
+        return {b: found.get(b, 0) for b in ids}
+
+    async def ingest_upstream(self, station_id: str, boot_id: str, seq: int, item: UpstreamItem) -> UpstreamResult:
+        """Write one reliable upstream message and advance the (station, boot) cursor in one transaction.
+
+        seq <= cursor: a duplicate, nothing written. Bad references (unknown job or target) raise InvalidArgument or
+        NotFound naming the field, and the transaction is rolled back: nothing is written.
+        """
+        now = self._now()
+        change: JobChange | None = None
+        async with self._tx("ingest_upstream") as s:
+            # Make sure the cursor row exists, then lock it: concurrent sessions of one station serialize here.
+            await s.execute(
+                self._insert(UpstreamCursorRow)
+                .values(station_id=station_id, boot_id=boot_id, committed_seq=0, updated_at=now)
+                .on_conflict_do_nothing()
+            )
+            cursor = await s.scalar(
+                select(UpstreamCursorRow)
+                .where(UpstreamCursorRow.station_id == station_id, UpstreamCursorRow.boot_id == boot_id)
+                .with_for_update()
+            )
+            assert cursor is not None
+            if seq <= cursor.committed_seq:
+                return UpstreamResult(cursor.committed_seq, duplicate=True)
+            if seq > cursor.committed_seq + 1:
+                log.warning(
+                    "station %s boot %s: upstream gap, seq %d after %d", station_id, boot_id, seq, cursor.committed_seq
+                )
+            if isinstance(item, TelemetryIn):
+                await s.execute(
+                    self._insert(TelemetryRow)
+                    .values(station_id=station_id, boot_id=boot_id, seq=seq, at=item.at, samples=item.samples)
+                    .on_conflict_do_nothing()
+                )
+            elif isinstance(item, ObservationIn):
+                await self._insert_observation(s, station_id, boot_id, seq, item, now)
+            else:
+                change = await self._apply_job_update(s, station_id, item, now)
+            cursor.committed_seq = seq
+            cursor.updated_at = now
+        return UpstreamResult(seq, duplicate=False, job_change=change)
+
+    async def _insert_observation(
+        self, s: AsyncSession, station_id: str, boot_id: str, seq: int, obs: ObservationIn, now: datetime
+    ) -> None:
+        if obs.job_id:
+            job = await s.get(JobRow, obs.job_id)
+            if job is None or job.station_id != station_id:
+                raise InvalidArgument(f"no job {obs.job_id!r} for this station", field="observation.job_id")
+        if obs.target_id and await s.get(TargetRow, obs.target_id) is None:
+            raise InvalidArgument(f"no target {obs.target_id!r}", field="observation.target_id")
+        target_id = obs.target_id
+        if not target_id and obs.job_id:
+            job = await s.get(JobRow, obs.job_id)
+            target_id = job.target_id if job is not None else None
+        await s.execute(
+            self._insert(ObservationRow)
+            .values(
+                observation_id=obs.observation_id,
+                station_id=station_id,
+                job_id=obs.job_id or None,
+                target_id=target_id or None,
+                start=obs.start,
+                end=obs.end,
+                exposure_s=obs.exposure_s,
+                airmass=obs.airmass,
+                seeing_arcsec=obs.seeing_arcsec,
+                filter=obs.filter,
+                magnitude=obs.magnitude,
+                magnitude_error=obs.magnitude_error,
+                flux=obs.flux,
+                ra_deg=obs.ra_deg,
+                dec_deg=obs.dec_deg,
+                astrometry_rms_arcsec=obs.astrometry_rms_arcsec,
+                quality_flags=list(obs.quality_flags),
+                headers=dict(obs.headers),
+                raw=obs.raw,
+                boot_id=boot_id,
+                seq=seq,
+                received_at=now,
+            )
+            .on_conflict_do_nothing()
+        )
+
+    async def _apply_job_update(self, s: AsyncSession, station_id: str, upd: JobUpdateIn, now: datetime) -> JobChange:
+        row = await s.get(JobRow, upd.job_id, with_for_update=True)
+        if row is None or row.station_id != station_id:
+            raise NotFound(f"no job {upd.job_id!r} for this station", field="job_update.job_id")
+        old = JobState(row.state)
+        if old == upd.state or not can_advance(old, upd.state):
+            if old != upd.state:
+                log.info("job %s: ignoring illegal move %s -> %s", row.job_id, old.name, upd.state.name)
+            return JobChange(row.job_id, station_id, old, upd.state, applied=False)
+        row.state = int(upd.state)
+        row.cause = upd.cause
+        row.detail = upd.detail
+        row.updated_at = now
+        return JobChange(row.job_id, station_id, old, upd.state, applied=True)
+
+    # ---------------------------------------------------------------------------------------------- liveness
+
+    async def set_station_state(self, station_id: str, state: StationState, *, last_seen: datetime | None) -> None:
+        now = self._now()
+        async with self._tx("set_station_state") as s:
+            row = await s.get(StationRow, station_id, with_for_update=True)
+            if row is None:
+                return
+            if row.state != int(state):
+                row.state = int(state)
+                row.state_changed_at = now
+            if last_seen is not None:
+                row.last_seen = last_seen
+
+    async def record_hello(
+        self, station_id: str, *, agent_version: str, capabilities: dict[str, Any], clock_offset_s: float
+    ) -> None:
+        now = self._now()
+        async with self._tx("record_hello") as s:
+            row = await s.get(StationRow, station_id, with_for_update=True)
+            if row is None:
+                raise NotFound(f"no station {station_id!r}", field="hello.station_id")
+            row.agent_version = agent_version
+            row.capabilities = capabilities
+            row.clock_offset_s = clock_offset_s
+            row.last_seen = now
+            self._audit(s, now, f"station:{station_id}", "connect", station_id, agent_version=agent_version)
+
+    async def station_states(self) -> dict[str, StationState]:
+        async with self._tx("station_states") as s:
+            rows = (await s.execute(select(StationRow.station_id, StationRow.state))).all()
+        return {sid: StationState(st) for sid, st in rows}
+
+    # ---------------------------------------------------------------------------------------------- observations
+
+    async def list_observations(
+        self, *, target_id: str = "", station_id: str = "", window: TimeWindow | None = None, limit: int = 1000
+    ) -> list[StoredObservation]:
+        query = select(ObservationRow).order_by(ObservationRow.start.desc()).limit(limit)
+        if target_id:
+            query = query.where(ObservationRow.target_id == target_id)
+        if station_id:
+            query = query.where(ObservationRow.station_id == station_id)
+        if window is not None:
+            query = query.where(ObservationRow.start >= window.start, ObservationRow.start < window.end)
+        async with self._tx("list_observations") as s:
+            rows = (await s.scalars(query)).all()
+        return [StoredObservation(r.observation_id, r.station_id, r.raw, r.received_at, r.start) for r in rows]
+
+    async def light_curve(
+        self, target_id: str, *, filter: str = "", window: TimeWindow | None = None
+    ) -> list[LightCurvePointRecord]:
+        query = (
+            select(ObservationRow)
+            .where(ObservationRow.target_id == target_id, ObservationRow.magnitude.is_not(None))
+            .order_by(ObservationRow.start)
+        )
+        if filter:
+            query = query.where(ObservationRow.filter == filter)
+        if window is not None:
+            query = query.where(ObservationRow.start >= window.start, ObservationRow.start < window.end)
+        async with self._tx("light_curve") as s:
+            rows = (await s.scalars(query)).all()
+        points = []
+        for r in rows:
+            mid = r.start + (r.end - r.start) / 2
+            points.append(
+                LightCurvePointRecord(
+                    mid, r.magnitude or 0.0, r.magnitude_error or 0.0, r.station_id, tuple(r.quality_flags)
+                )
+            )
+        return points
+
+    async def count_telemetry(self, station_id: str) -> int:
+        async with self._tx("count_telemetry") as s:
+            query = select(func.count()).select_from(TelemetryRow).where(TelemetryRow.station_id == station_id)
+            return int(await s.scalar(query) or 0)
+
+    # ---------------------------------------------------------------------------------------------- artifacts
+
+    async def get_artifact(self, resource_name: str) -> ArtifactRecord | None:
+        async with self._tx("get_artifact") as s:
+            row = await s.get(ArtifactRow, resource_name)
+            return _artifact(row) if row is not None else None
+
+    async def open_artifact(
+        self,
+        resource_name: str,
+        *,
+        observation_id: str,
+        artifact_id: str,
+        station_id: str,
+        path: str,
+        kind: str,
+        total_size_bytes: int,
+    ) -> ArtifactRecord:
+        """The upload's row, created on the first chunk. Another station's resource is NOT_FOUND to this one."""
+        now = self._now()
+        async with self._tx("open_artifact") as s:
+            row = await s.get(ArtifactRow, resource_name, with_for_update=True)
+            if row is None:
+                row = ArtifactRow(
+                    resource_name=resource_name,
+                    observation_id=observation_id,
+                    artifact_id=artifact_id,
+                    station_id=station_id,
+                    kind=kind,
+                    path=path,
+                    committed_size_bytes=0,
+                    total_size_bytes=total_size_bytes,
+                    sha256="",
+                    complete=False,
+                    created_at=now,
+                    updated_at=now,
+                )
+                s.add(row)
+            elif row.station_id != station_id:
+                raise NotFound(f"no upload {resource_name!r}", field="resource_name")
+            return _artifact(row)
+
+    async def set_artifact_progress(
+        self, resource_name: str, committed_size_bytes: int, *, complete: bool = False, sha256: str = ""
+    ) -> None:
+        now = self._now()
+        async with self._tx("set_artifact_progress") as s:
+            row = await s.get(ArtifactRow, resource_name, with_for_update=True)
+            if row is None:
+                raise NotFound(f"no upload {resource_name!r}", field="resource_name")
+            row.committed_size_bytes = committed_size_bytes
+            row.complete = complete
+            if sha256:
+                row.sha256 = sha256
+            row.updated_at = now

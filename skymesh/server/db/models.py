@@ -1,0 +1,310 @@
+"""SQLAlchemy 2 ORM models: the server's tables. Private to `skymesh.server.db`; nothing outside it imports these.
+
+Portable across SQLite and PostgreSQL: generic types only, times as `UTCDateTime` (always tz-aware UTC in Python),
+JSON columns for small lists and maps. The Alembic revisions in `skymesh/server/migrations` are generated from here.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+__all__ = ["Base"]
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A tz-aware UTC datetime on both dialects (SQLite stores no zone, so it is re-attached on load)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+_NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=_NAMING)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class StationRow(Base):
+    __tablename__ = "stations"
+    station_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[int] = mapped_column(Integer)
+    latitude_deg: Mapped[float] = mapped_column(Float)
+    longitude_deg: Mapped[float] = mapped_column(Float)
+    altitude_m: Mapped[float] = mapped_column(Float)
+    min_elevation_deg: Mapped[float] = mapped_column(Float)
+    horizon_azimuth_deg: Mapped[list[Any]] = mapped_column(JSON)
+    horizon_min_elevation_deg: Mapped[list[Any]] = mapped_column(JSON)
+    bands: Mapped[list[Any]] = mapped_column(JSON)
+    slew_rate_deg_s: Mapped[float] = mapped_column(Float)
+    aperture_m: Mapped[float] = mapped_column(Float)
+    filters: Mapped[list[Any]] = mapped_column(JSON)
+    limiting_magnitude: Mapped[float] = mapped_column(Float)
+    fov_deg: Mapped[float] = mapped_column(Float)
+    unavailable: Mapped[list[Any]] = mapped_column(JSON)  # [[start_iso, end_iso], ...]
+    state: Mapped[int] = mapped_column(Integer)
+    state_changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    clock_offset_s: Mapped[float] = mapped_column(Float, default=0.0)
+    agent_version: Mapped[str] = mapped_column(String(64), default="")
+    capabilities: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Last command seq handed out for this station (the outbox allocates with UPDATE ... RETURNING).
+    command_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class StationKeyRow(Base):
+    __tablename__ = "station_keys"
+    key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    station_id: Mapped[str] = mapped_column(ForeignKey("stations.station_id"), index=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class UserRow(Base):
+    __tablename__ = "users"
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))  # admin | operator | observer
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ApiTokenRow(Base):
+    __tablename__ = "api_tokens"
+    token_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.user_id"), index=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class CampaignRow(Base):
+    __tablename__ = "campaigns"
+    campaign_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    priority_boost: Mapped[float] = mapped_column(Float, default=0.0)
+    start: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    end: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class TargetRow(Base):
+    __tablename__ = "targets"
+    target_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[int] = mapped_column(Integer)  # skymesh.core.model.TargetKind
+    priority: Mapped[int] = mapped_column(Integer)
+    campaign_id: Mapped[str | None] = mapped_column(ForeignKey("campaigns.campaign_id"), nullable=True, index=True)
+    # Satellites (the elements themselves live in tle_history).
+    norad_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)
+    band: Mapped[str] = mapped_column(String(32), default="")
+    downlink_frequency_hz: Mapped[float] = mapped_column(Float, default=0.0)
+    min_elevation_deg: Mapped[float] = mapped_column(Float, default=0.0)
+    # Sidereal targets.
+    ra_deg: Mapped[float | None] = mapped_column(Float, nullable=True)
+    dec_deg: Mapped[float | None] = mapped_column(Float, nullable=True)
+    magnitude: Mapped[float | None] = mapped_column(Float, nullable=True)
+    filters: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    exposure_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    exposure_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    max_airmass: Mapped[float | None] = mapped_column(Float, nullable=True)
+    min_moon_separation_deg: Mapped[float | None] = mapped_column(Float, nullable=True)
+    cadence_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Soft delete: jobs and observations keep pointing at it.
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class TargetAliasRow(Base):
+    __tablename__ = "target_aliases"
+    alias: Mapped[str] = mapped_column(String(200), primary_key=True)
+    target_id: Mapped[str] = mapped_column(ForeignKey("targets.target_id"), index=True)
+
+
+class TleRow(Base):
+    """Every element set ever received for a satellite target; the newest row (highest id) is current."""
+
+    __tablename__ = "tle_history"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    target_id: Mapped[str] = mapped_column(ForeignKey("targets.target_id"), index=True)
+    line1: Mapped[str] = mapped_column(String(80))
+    line2: Mapped[str] = mapped_column(String(80))
+    epoch: Mapped[datetime] = mapped_column(UTCDateTime)
+    source: Mapped[str] = mapped_column(String(64), default="")
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class JobRow(Base):
+    __tablename__ = "jobs"
+    job_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    station_id: Mapped[str] = mapped_column(ForeignKey("stations.station_id"))
+    target_id: Mapped[str] = mapped_column(ForeignKey("targets.target_id"), index=True)
+    start: Mapped[datetime] = mapped_column(UTCDateTime)
+    end: Mapped[datetime] = mapped_column(UTCDateTime)
+    tca: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    max_elevation_deg: Mapped[float] = mapped_column(Float, default=0.0)
+    filter: Mapped[str] = mapped_column(String(32), default="")
+    exposure_s: Mapped[float] = mapped_column(Float, default=0.0)
+    exposure_count: Mapped[int] = mapped_column(Integer, default=0)
+    priority: Mapped[int] = mapped_column(Integer, default=5)
+    score: Mapped[float] = mapped_column(Float, default=0.0)
+    state: Mapped[int] = mapped_column(Integer)  # skymesh.core.jobs.JobState
+    cause: Mapped[int] = mapped_column(Integer, default=0)  # common.v1.CauseCode
+    detail: Mapped[str] = mapped_column(Text, default="")
+    schedule_version: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_jobs_station_state", "station_id", "state"), Index("ix_jobs_start", "start"))
+
+
+class ScheduleRow(Base):
+    """The current schedule version of each station (its jobs are the live jobs with that station)."""
+
+    __tablename__ = "schedules"
+    station_id: Mapped[str] = mapped_column(ForeignKey("stations.station_id"), primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, default=0)
+    generated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    acked_version: Mapped[int] = mapped_column(BigInteger, default=0)
+    ack_error: Mapped[str] = mapped_column(Text, default="")
+
+
+class CommandRow(Base):
+    """The command outbox: per-station seq, unique UUID, serialized payload, delivery state."""
+
+    __tablename__ = "commands"
+    command_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    station_id: Mapped[str] = mapped_column(ForeignKey("stations.station_id"))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    not_before: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    priority: Mapped[int] = mapped_column(Integer)
+    state: Mapped[int] = mapped_column(Integer, default=0)  # agent.v1.CommandState; 0 = queued
+    cause: Mapped[int] = mapped_column(Integer, default=0)
+    detail: Mapped[str] = mapped_column(Text, default="")
+    job_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (UniqueConstraint("station_id", "seq", name="uq_commands_station_seq"),)
+
+
+class UpstreamCursorRow(Base):
+    __tablename__ = "upstream_cursors"
+    station_id: Mapped[str] = mapped_column(ForeignKey("stations.station_id"), primary_key=True)
+    boot_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    committed_seq: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class TelemetryRow(Base):
+    __tablename__ = "telemetry"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    station_id: Mapped[str] = mapped_column(ForeignKey("stations.station_id"))
+    boot_id: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    # [{"at": iso, "values": {channel: value}}, ...]
+    samples: Mapped[list[Any]] = mapped_column(JSON)
+
+    __table_args__ = (UniqueConstraint("station_id", "boot_id", "seq", name="uq_telemetry_station_boot_seq"),)
+
+
+class ObservationRow(Base):
+    __tablename__ = "observations"
+    observation_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    station_id: Mapped[str] = mapped_column(ForeignKey("stations.station_id"), index=True)
+    job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.job_id"), nullable=True, index=True)
+    target_id: Mapped[str | None] = mapped_column(ForeignKey("targets.target_id"), nullable=True)
+    start: Mapped[datetime] = mapped_column(UTCDateTime)
+    end: Mapped[datetime] = mapped_column(UTCDateTime)
+    exposure_s: Mapped[float] = mapped_column(Float, default=0.0)
+    airmass: Mapped[float] = mapped_column(Float, default=0.0)
+    seeing_arcsec: Mapped[float] = mapped_column(Float, default=0.0)
+    filter: Mapped[str] = mapped_column(String(32), default="")
+    magnitude: Mapped[float | None] = mapped_column(Float, nullable=True)
+    magnitude_error: Mapped[float | None] = mapped_column(Float, nullable=True)
+    flux: Mapped[float | None] = mapped_column(Float, nullable=True)
+    ra_deg: Mapped[float | None] = mapped_column(Float, nullable=True)
+    dec_deg: Mapped[float | None] = mapped_column(Float, nullable=True)
+    astrometry_rms_arcsec: Mapped[float | None] = mapped_column(Float, nullable=True)
+    quality_flags: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    headers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The record as received (agent.v1.ObservationRecord bytes): nothing the agent said is lost.
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    boot_id: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_observations_target_start", "target_id", "start"),)
+
+
+class ArtifactRow(Base):
+    __tablename__ = "artifacts"
+    resource_name: Mapped[str] = mapped_column(String(300), primary_key=True)
+    observation_id: Mapped[str] = mapped_column(String(64), index=True)
+    artifact_id: Mapped[str] = mapped_column(String(64))
+    station_id: Mapped[str] = mapped_column(ForeignKey("stations.station_id"))
+    kind: Mapped[str] = mapped_column(String(32), default="")
+    path: Mapped[str] = mapped_column(Text)
+    committed_size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    total_size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    sha256: Mapped[str] = mapped_column(String(64), default="")
+    complete: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AuditRow(Base):
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(200))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -1,0 +1,280 @@
+"""Frozen records the repository returns and accepts: core dataclasses plus the few facts only the server keeps.
+
+No SQLAlchemy and no protobuf here: these cross from the persistence layer into the services and back.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from skymesh.core.jobs import JobState
+from skymesh.core.model import Station, Target, TimeWindow
+
+__all__ = [
+    "ArtifactRecord",
+    "CampaignRecord",
+    "CommandRecord",
+    "CommandStateValue",
+    "IssuedKey",
+    "JobChange",
+    "JobRecord",
+    "JobUpdateIn",
+    "LightCurvePointRecord",
+    "ObservationIn",
+    "PlanOutcome",
+    "PlannedJob",
+    "Role",
+    "ScheduleSnapshot",
+    "StationRecord",
+    "StoredObservation",
+    "TargetRecord",
+    "TelemetryIn",
+    "TleRecord",
+    "UpstreamResult",
+    "UserRecord",
+]
+
+
+class Role(enum.IntEnum):
+    """User roles, ordered: each can do everything the ones below it can."""
+
+    OBSERVER = 1
+    OPERATOR = 2
+    ADMIN = 3
+
+
+class CommandStateValue(enum.IntEnum):
+    """Outbox states; values match agent.v1.CommandState (0: queued, not yet acknowledged by the agent)."""
+
+    QUEUED = 0
+    RECEIVED = 1
+    REJECTED = 2
+    STARTED = 3
+    PROGRESS = 4
+    SUCCEEDED = 5
+    FAILED = 6
+    EXPIRED = 7
+    CANCELLED = 8
+
+    @property
+    def terminal(self) -> bool:
+        return self in (
+            CommandStateValue.REJECTED,
+            CommandStateValue.SUCCEEDED,
+            CommandStateValue.FAILED,
+            CommandStateValue.EXPIRED,
+            CommandStateValue.CANCELLED,
+        )
+
+    @property
+    def rank(self) -> int:
+        if self.terminal:
+            return 4
+        return {0: 0, 1: 1, 3: 2, 4: 3}[int(self)]
+
+
+@dataclass(frozen=True)
+class StationRecord:
+    station: Station
+    last_seen: datetime | None
+    clock_offset_s: float
+    agent_version: str
+    state_changed_at: datetime
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    key_id: str
+    station_id: str
+    api_key: str  # "smk_<key_id>_<secret>", shown once
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    user_id: str
+    role: Role
+
+
+@dataclass(frozen=True)
+class TleRecord:
+    line1: str
+    line2: str
+    epoch: datetime
+    source: str
+    received_at: datetime
+
+
+@dataclass(frozen=True)
+class TargetRecord:
+    target: Target
+    campaign_id: str
+    elements_source: str
+    elements_epoch: datetime | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class CampaignRecord:
+    campaign_id: str
+    name: str
+    description: str
+    priority_boost: float
+    start: datetime | None
+    end: datetime | None
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    job_id: str
+    station_id: str
+    target_id: str
+    window: TimeWindow
+    state: JobState
+    cause: int
+    detail: str
+    schedule_version: int
+    updated_at: datetime
+    tca: datetime | None = None
+    max_elevation_deg: float = 0.0
+    filter: str = ""
+    exposure_s: float = 0.0
+    exposure_count: int = 0
+    priority: int = 5
+    score: float = 0.0
+
+
+@dataclass(frozen=True)
+class JobChange:
+    job_id: str
+    station_id: str
+    old: JobState
+    new: JobState
+    applied: bool
+
+
+@dataclass(frozen=True)
+class CommandRecord:
+    command_id: str
+    station_id: str
+    seq: int
+    kind: str
+    payload: bytes
+    not_before: datetime
+    expires_at: datetime
+    priority: int
+    state: CommandStateValue
+    cause: int = 0
+    detail: str = ""
+    job_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ScheduleSnapshot:
+    station_id: str
+    version: int
+    generated_at: datetime
+    jobs: tuple[tuple[JobRecord, TargetRecord], ...]
+
+
+@dataclass(frozen=True)
+class PlannedJob:
+    """One assignment from the scheduler, as the planner hands it to the repository."""
+
+    station_id: str
+    target_id: str
+    window: TimeWindow
+    job_id: str = ""  # set when the scheduler kept a frozen job
+    tca: datetime | None = None
+    max_elevation_deg: float = 0.0
+    filter: str = ""
+    exposure_s: float = 0.0
+    exposure_count: int = 0
+    priority: int = 5
+    score: float = 0.0
+
+
+@dataclass(frozen=True)
+class PlanOutcome:
+    # Stations whose job set changed, with their new schedule version.
+    versions: dict[str, int]
+    created: int
+    kept: int
+    cancelled: int
+
+
+@dataclass(frozen=True)
+class JobUpdateIn:
+    job_id: str
+    state: JobState
+    cause: int
+    detail: str
+    at: datetime | None
+
+
+@dataclass(frozen=True)
+class TelemetryIn:
+    at: datetime
+    samples: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class ObservationIn:
+    observation_id: str
+    job_id: str | None
+    target_id: str | None
+    start: datetime
+    end: datetime
+    raw: bytes
+    exposure_s: float = 0.0
+    airmass: float = 0.0
+    seeing_arcsec: float = 0.0
+    filter: str = ""
+    magnitude: float | None = None
+    magnitude_error: float | None = None
+    flux: float | None = None
+    ra_deg: float | None = None
+    dec_deg: float | None = None
+    astrometry_rms_arcsec: float | None = None
+    quality_flags: tuple[str, ...] = ()
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class UpstreamResult:
+    committed_seq: int
+    duplicate: bool
+    job_change: JobChange | None = None
+
+
+@dataclass(frozen=True)
+class StoredObservation:
+    observation_id: str
+    station_id: str
+    raw: bytes
+    received_at: datetime
+    start: datetime
+
+
+@dataclass(frozen=True)
+class LightCurvePointRecord:
+    at: datetime
+    magnitude: float
+    magnitude_error: float
+    station_id: str
+    quality_flags: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ArtifactRecord:
+    resource_name: str
+    observation_id: str
+    artifact_id: str
+    station_id: str
+    path: str
+    committed_size_bytes: int
+    total_size_bytes: int
+    sha256: str
+    complete: bool

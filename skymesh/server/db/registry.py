@@ -1,0 +1,347 @@
+"""Repository part for the registry: stations, station keys, users and tokens, targets (with TLE history), campaigns.
+
+Keys and tokens look like "smk_<key_id>_<secret>" / "smu_<token_id>_<secret>"; only the SHA-256 of the secret is
+stored and it is compared in constant time.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from skymesh.core.errors import AlreadyExists, InvalidArgument, NotFound, Unauthenticated
+from skymesh.core.model import (
+    CelestialTarget,
+    SatelliteTarget,
+    Station,
+    StationKind,
+    StationState,
+    Target,
+    TargetKind,
+)
+from skymesh.server.db.base import RepoBase, hash_secret, new_secret, secrets_match
+from skymesh.server.db.models import (
+    ApiTokenRow,
+    CampaignRow,
+    StationKeyRow,
+    StationRow,
+    TargetAliasRow,
+    TargetRow,
+    TleRow,
+    UserRow,
+)
+from skymesh.server.db.records import (
+    CampaignRecord,
+    IssuedKey,
+    Role,
+    StationRecord,
+    TargetRecord,
+    TleRecord,
+    UserRecord,
+)
+
+__all__ = ["RegistryRepo"]
+
+STATION_KEY_PREFIX = "smk_"
+USER_TOKEN_PREFIX = "smu_"
+# Compared against when a key id is unknown, so a miss costs the same as a wrong secret.
+_DUMMY_HASH = hash_secret("no-such-key")
+
+
+def split_credential(value: str, prefix: str) -> tuple[str, str]:
+    """ "smk_<id>_<secret>" -> (id, secret); raises Unauthenticated on anything else."""
+    if not value.startswith(prefix):
+        raise Unauthenticated("malformed credential")
+    key_id, sep, secret = value[len(prefix) :].partition("_")
+    if not sep or not key_id or not secret:
+        raise Unauthenticated("malformed credential")
+    return key_id, secret
+
+
+class RegistryRepo(RepoBase):
+    # ---------------------------------------------------------------------------------------------- stations
+
+    async def create_station(self, station: Station, *, actor: str = "system") -> StationRecord:
+        now = self._now()
+        async with self._tx("create_station") as s:
+            if await s.get(StationRow, station.station_id) is not None:
+                raise AlreadyExists(f"station {station.station_id!r} exists", field="station.station_id")
+            row = StationRow(
+                station_id=station.station_id,
+                state=int(StationState.OFFLINE),
+                state_changed_at=now,
+                created_at=now,
+                clock_offset_s=0.0,
+                agent_version="",
+                capabilities={},
+                command_seq=0,
+                **self._station_row_values(station),
+            )
+            s.add(row)
+            self._audit(s, now, actor, "create_station", station.station_id)
+            await s.flush()
+            return self._station(row)
+
+    async def get_station(self, station_id: str) -> StationRecord:
+        async with self._tx("get_station") as s:
+            row = await s.get(StationRow, station_id)
+            if row is None:
+                raise NotFound(f"no station {station_id!r}", field="station_id")
+            return self._station(row)
+
+    async def list_stations(
+        self, kind: StationKind | None = None, state: StationState | None = None
+    ) -> list[StationRecord]:
+        query = select(StationRow).order_by(StationRow.station_id)
+        if kind is not None:
+            query = query.where(StationRow.kind == int(kind))
+        if state is not None:
+            query = query.where(StationRow.state == int(state))
+        async with self._tx("list_stations") as s:
+            return [self._station(r) for r in (await s.scalars(query)).all()]
+
+    # ---------------------------------------------------------------------------------------------- station keys
+
+    async def issue_station_key(self, station_id: str, *, actor: str = "system") -> IssuedKey:
+        now = self._now()
+        key_id = secrets.token_hex(8)
+        secret = new_secret()
+        async with self._tx("issue_station_key") as s:
+            if await s.get(StationRow, station_id) is None:
+                raise NotFound(f"no station {station_id!r}", field="station_id")
+            s.add(
+                StationKeyRow(key_id=key_id, station_id=station_id, secret_sha256=hash_secret(secret), created_at=now)
+            )
+            self._audit(s, now, actor, "issue_station_key", station_id, key_id=key_id)
+        return IssuedKey(key_id, station_id, f"{STATION_KEY_PREFIX}{key_id}_{secret}")
+
+    async def revoke_station_key(self, key_id: str, *, actor: str = "system") -> str:
+        """Revoke a key; returns its station id. Revoking twice is fine."""
+        now = self._now()
+        async with self._tx("revoke_station_key") as s:
+            row = await s.get(StationKeyRow, key_id)
+            if row is None:
+                raise NotFound(f"no key {key_id!r}", field="key_id")
+            if row.revoked_at is None:
+                row.revoked_at = now
+                self._audit(s, now, actor, "revoke_station_key", row.station_id, key_id=key_id)
+            return row.station_id
+
+    async def authenticate_station(self, api_key: str) -> tuple[str, str]:
+        """Check a station API key; returns (station_id, key_id) or raises Unauthenticated."""
+        key_id, secret = split_credential(api_key, STATION_KEY_PREFIX)
+        async with self._tx("authenticate_station") as s:
+            row = await s.get(StationKeyRow, key_id)
+        ok = secrets_match(secret, row.secret_sha256 if row is not None else _DUMMY_HASH)
+        if row is None or not ok or row.revoked_at is not None:
+            raise Unauthenticated("invalid or revoked station key")
+        return row.station_id, key_id
+
+    async def key_is_valid(self, key_id: str) -> bool:
+        async with self._tx("key_is_valid") as s:
+            row = await s.get(StationKeyRow, key_id)
+            return row is not None and row.revoked_at is None
+
+    # ---------------------------------------------------------------------------------------------- users
+
+    async def create_user(self, user_id: str, role: Role, *, actor: str = "system") -> UserRecord:
+        now = self._now()
+        if not user_id:
+            raise InvalidArgument("must not be empty", field="user_id")
+        async with self._tx("create_user") as s:
+            if await s.get(UserRow, user_id) is not None:
+                raise AlreadyExists(f"user {user_id!r} exists", field="user_id")
+            s.add(UserRow(user_id=user_id, role=role.name.lower(), created_at=now))
+            self._audit(s, now, actor, "create_user", user_id, role=role.name)
+        return UserRecord(user_id, role)
+
+    async def issue_user_token(self, user_id: str, *, actor: str = "system") -> str:
+        now = self._now()
+        token_id = secrets.token_hex(8)
+        secret = new_secret()
+        async with self._tx("issue_user_token") as s:
+            if await s.get(UserRow, user_id) is None:
+                raise NotFound(f"no user {user_id!r}", field="user_id")
+            s.add(ApiTokenRow(token_id=token_id, user_id=user_id, secret_sha256=hash_secret(secret), created_at=now))
+            self._audit(s, now, actor, "issue_user_token", user_id, token_id=token_id)
+        return f"{USER_TOKEN_PREFIX}{token_id}_{secret}"
+
+    async def authenticate_user(self, token: str) -> UserRecord:
+        token_id, secret = split_credential(token, USER_TOKEN_PREFIX)
+        async with self._tx("authenticate_user") as s:
+            row = await s.get(ApiTokenRow, token_id)
+            user = await s.get(UserRow, row.user_id) if row is not None else None
+        ok = secrets_match(secret, row.secret_sha256 if row is not None else _DUMMY_HASH)
+        if row is None or user is None or not ok or row.revoked_at is not None:
+            raise Unauthenticated("invalid or revoked token")
+        return UserRecord(user.user_id, Role[user.role.upper()])
+
+    # ---------------------------------------------------------------------------------------------- campaigns
+
+    async def create_campaign(self, campaign: CampaignRecord, *, actor: str = "system") -> CampaignRecord:
+        now = self._now()
+        if not campaign.campaign_id:
+            raise InvalidArgument("must not be empty", field="campaign.campaign_id")
+        if campaign.start and campaign.end and campaign.end <= campaign.start:
+            raise InvalidArgument("must be after start", field="campaign.end")
+        async with self._tx("create_campaign") as s:
+            if await s.get(CampaignRow, campaign.campaign_id) is not None:
+                raise AlreadyExists(f"campaign {campaign.campaign_id!r} exists", field="campaign.campaign_id")
+            s.add(
+                CampaignRow(
+                    campaign_id=campaign.campaign_id,
+                    name=campaign.name or campaign.campaign_id,
+                    description=campaign.description,
+                    priority_boost=campaign.priority_boost,
+                    start=campaign.start,
+                    end=campaign.end,
+                    created_at=now,
+                )
+            )
+            self._audit(s, now, actor, "create_campaign", campaign.campaign_id)
+        return campaign
+
+    async def list_campaigns(self) -> list[CampaignRecord]:
+        async with self._tx("list_campaigns") as s:
+            rows = (await s.scalars(select(CampaignRow).order_by(CampaignRow.campaign_id))).all()
+        return [CampaignRecord(r.campaign_id, r.name, r.description, r.priority_boost, r.start, r.end) for r in rows]
+
+    # ---------------------------------------------------------------------------------------------- targets
+
+    async def create_target(
+        self,
+        target: Target,
+        *,
+        campaign_id: str = "",
+        elements_source: str = "",
+        elements_epoch: datetime | None = None,
+        actor: str = "system",
+    ) -> TargetRecord:
+        """Store a new target. For satellites, `elements_epoch` comes from the parsed TLE (the caller validates)."""
+        now = self._now()
+        async with self._tx("create_target") as s:
+            existing = await s.get(TargetRow, target.target_id)
+            if existing is not None and existing.deleted_at is None:
+                raise AlreadyExists(f"target {target.target_id!r} exists", field="target.target_id")
+            if campaign_id and await s.get(CampaignRow, campaign_id) is None:
+                raise NotFound(f"no campaign {campaign_id!r}", field="target.campaign_id")
+            if existing is not None:
+                # Re-creating a deleted target: the id comes back to life with the new definition.
+                await s.delete(existing)
+                await s.flush()
+            row = TargetRow(
+                target_id=target.target_id,
+                name=target.name,
+                kind=int(target.kind),
+                priority=target.priority,
+                campaign_id=campaign_id or None,
+                created_at=now,
+                updated_at=now,
+                filters=[],
+            )
+            if isinstance(target, SatelliteTarget):
+                row.norad_id = target.norad_id
+                row.band = target.band
+                row.downlink_frequency_hz = target.downlink_frequency_hz
+                row.min_elevation_deg = target.min_elevation_deg
+                s.add(row)
+                await s.flush()
+                s.add(
+                    TleRow(
+                        target_id=target.target_id,
+                        line1=target.tle_line1,
+                        line2=target.tle_line2,
+                        epoch=elements_epoch or now,
+                        source=elements_source,
+                        received_at=now,
+                    )
+                )
+            else:
+                assert isinstance(target, CelestialTarget)
+                row.ra_deg = target.ra_deg
+                row.dec_deg = target.dec_deg
+                row.magnitude = target.magnitude
+                row.filters = list(target.filters)
+                row.exposure_s = target.exposure_s
+                row.exposure_count = target.exposure_count
+                row.max_airmass = target.max_airmass
+                row.min_moon_separation_deg = target.min_moon_separation_deg
+                row.cadence_s = target.cadence_s
+                s.add(row)
+                await s.flush()
+                for i, alias in enumerate(dict.fromkeys(target.aliases)):
+                    taken = await s.get(TargetAliasRow, alias)
+                    if taken is not None and taken.target_id != target.target_id:
+                        raise AlreadyExists(
+                            f"alias {alias!r} belongs to target {taken.target_id!r}", field=f"target.aliases[{i}]"
+                        )
+                    if taken is None:
+                        s.add(TargetAliasRow(alias=alias, target_id=target.target_id))
+            self._audit(s, now, actor, "create_target", target.target_id)
+            try:
+                await s.flush()
+            except IntegrityError as exc:
+                raise AlreadyExists("target conflicts with an existing one", field="target") from exc
+            return await self._target_record(s, row)
+
+    async def get_target(self, target_id: str) -> TargetRecord:
+        async with self._tx("get_target") as s:
+            row = await s.get(TargetRow, target_id)
+            if row is None or row.deleted_at is not None:
+                raise NotFound(f"no target {target_id!r}", field="target_id")
+            return await self._target_record(s, row)
+
+    async def list_targets(self, campaign_id: str = "") -> list[TargetRecord]:
+        query = select(TargetRow).where(TargetRow.deleted_at.is_(None)).order_by(TargetRow.target_id)
+        if campaign_id:
+            query = query.where(TargetRow.campaign_id == campaign_id)
+        async with self._tx("list_targets") as s:
+            return [await self._target_record(s, r) for r in (await s.scalars(query)).all()]
+
+    async def update_elements(
+        self, target_id: str, line1: str, line2: str, *, source: str, epoch: datetime, actor: str = "system"
+    ) -> TargetRecord:
+        now = self._now()
+        async with self._tx("update_elements") as s:
+            row = await s.get(TargetRow, target_id)
+            if row is None or row.deleted_at is not None:
+                raise NotFound(f"no target {target_id!r}", field="target_id")
+            if row.kind != TargetKind.SATELLITE:
+                raise InvalidArgument("target is not a satellite", field="target_id")
+            s.add(TleRow(target_id=target_id, line1=line1, line2=line2, epoch=epoch, source=source, received_at=now))
+            row.updated_at = now
+            self._audit(s, now, actor, "update_elements", target_id, source=source, epoch=epoch.isoformat())
+            await s.flush()
+            return await self._target_record(s, row)
+
+    async def tle_history(self, target_id: str) -> list[TleRecord]:
+        async with self._tx("tle_history") as s:
+            rows = (await s.scalars(select(TleRow).where(TleRow.target_id == target_id).order_by(TleRow.id))).all()
+        return [TleRecord(r.line1, r.line2, r.epoch, r.source, r.received_at) for r in rows]
+
+    async def delete_target(self, target_id: str, *, actor: str = "system") -> None:
+        now = self._now()
+        async with self._tx("delete_target") as s:
+            row = await s.get(TargetRow, target_id)
+            if row is None or row.deleted_at is not None:
+                raise NotFound(f"no target {target_id!r}", field="target_id")
+            row.deleted_at = now
+            row.updated_at = now
+            self._audit(s, now, actor, "delete_target", target_id)
+
+    async def campaign_boosts(self, at: datetime) -> dict[str, float]:
+        """Priority boost of every campaign active at `at`."""
+        async with self._tx("campaign_boosts") as s:
+            rows = (await s.scalars(select(CampaignRow))).all()
+        return {
+            r.campaign_id: r.priority_boost
+            for r in rows
+            if (r.start is None or r.start <= at) and (r.end is None or at < r.end)
+        }
+
+    async def count_stations(self) -> int:
+        async with self._tx("count_stations") as s:
+            return int(await s.scalar(select(func.count()).select_from(StationRow)) or 0)

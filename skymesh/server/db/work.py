@@ -1,0 +1,443 @@
+"""Repository part for work: jobs (through `skymesh.core.jobs.advance`), plans, per-station schedule versions and
+the command outbox (per-station seq allocated atomically, UUID command ids, delivery states)."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from skymesh.core.errors import FailedPrecondition, NotFound
+from skymesh.core.jobs import JobState
+from skymesh.core.model import TimeWindow
+from skymesh.server.db.base import RepoBase
+from skymesh.server.db.models import CommandRow, JobRow, ScheduleRow, StationRow, TargetRow
+from skymesh.server.db.records import (
+    CommandRecord,
+    CommandStateValue,
+    JobChange,
+    JobRecord,
+    PlannedJob,
+    PlanOutcome,
+    ScheduleSnapshot,
+)
+
+__all__ = ["CAUSE_ABORTED_BY_OPERATOR", "CAUSE_EXPIRED_BEFORE_START", "CAUSE_REMOVED_FROM_SCHEDULE", "WorkRepo"]
+
+log = logging.getLogger(__name__)
+
+# common.v1.CauseCode values (kept as ints so this layer needs no protobuf).
+CAUSE_EXPIRED_BEFORE_START = 2
+CAUSE_ABORTED_BY_OPERATOR = 5
+CAUSE_REMOVED_FROM_SCHEDULE = 12
+
+# Jobs the agent holds or will hold: what a schedule snapshot carries.
+SCHEDULE_STATES = (JobState.SCHEDULED, JobState.DISPATCHED, JobState.RECEIVED, JobState.RUNNING)
+# Jobs the planner may still move or drop.
+UNSTARTED_STATES = (JobState.SCHEDULED, JobState.DISPATCHED, JobState.RECEIVED)
+_OPEN_COMMAND_STATES = tuple(int(c) for c in CommandStateValue if not c.terminal)
+# A kept job whose window moved less than this is not a change worth a new schedule version.
+_WINDOW_TOLERANCE_S = 1.0
+
+
+def _command(row: CommandRow) -> CommandRecord:
+    return CommandRecord(
+        command_id=row.command_id,
+        station_id=row.station_id,
+        seq=row.seq,
+        kind=row.kind,
+        payload=row.payload,
+        not_before=row.not_before,
+        expires_at=row.expires_at,
+        priority=row.priority,
+        state=CommandStateValue(row.state),
+        cause=row.cause,
+        detail=row.detail,
+        job_id=row.job_id,
+    )
+
+
+class WorkRepo(RepoBase):
+    # ---------------------------------------------------------------------------------------------- jobs
+
+    async def get_job(self, job_id: str) -> JobRecord:
+        async with self._tx("get_job") as s:
+            row = await s.get(JobRow, job_id)
+            if row is None:
+                raise NotFound(f"no job {job_id!r}", field="job_id")
+            return self._job(row)
+
+    async def list_jobs(
+        self,
+        *,
+        station_id: str = "",
+        states: Iterable[JobState] = (),
+        window: TimeWindow | None = None,
+        limit: int = 10_000,
+    ) -> list[JobRecord]:
+        query = select(JobRow).order_by(JobRow.start, JobRow.job_id).limit(limit)
+        if station_id:
+            query = query.where(JobRow.station_id == station_id)
+        wanted = [int(s) for s in states]
+        if wanted:
+            query = query.where(JobRow.state.in_(wanted))
+        if window is not None:
+            query = query.where(JobRow.start < window.end, JobRow.end > window.start)
+        async with self._tx("list_jobs") as s:
+            return [self._job(r) for r in (await s.scalars(query)).all()]
+
+    async def cancel_job(self, job_id: str, reason: str, *, actor: str = "system") -> tuple[JobRecord, int | None]:
+        """Cancel an unstarted job, or queue an urgent AbortJob for a running one (the caller builds the payload).
+
+        Returns the job and, when it was in an agent's schedule, the station's new schedule version (else None).
+        Raises FailedPrecondition for a finished job. Running jobs are returned unchanged: see `enqueue_command`.
+        """
+        now = self._now()
+        async with self._tx("cancel_job") as s:
+            row = await s.get(JobRow, job_id, with_for_update=True)
+            if row is None:
+                raise NotFound(f"no job {job_id!r}", field="job_id")
+            state = JobState(row.state)
+            if state.terminal:
+                raise FailedPrecondition(f"job is already {state.name}", field="job_id")
+            if state == JobState.RUNNING:
+                return self._job(row), None
+            row.state = int(JobState.CANCELLED)
+            row.cause = CAUSE_ABORTED_BY_OPERATOR
+            row.detail = reason
+            row.updated_at = now
+            version = None
+            if state in (JobState.DISPATCHED, JobState.RECEIVED):
+                version = await self._bump_schedule(s, row.station_id, now)
+            self._audit(s, now, actor, "cancel_job", job_id, reason=reason)
+            return self._job(row), version
+
+    async def frozen_jobs(self, until: datetime) -> list[JobRecord]:
+        """Jobs the planner must keep: running ones, and dispatched/received ones starting before `until`."""
+        query = select(JobRow).where(
+            (JobRow.state == int(JobState.RUNNING))
+            | (JobRow.state.in_([int(JobState.DISPATCHED), int(JobState.RECEIVED)]) & (JobRow.start < until))
+        )
+        async with self._tx("frozen_jobs") as s:
+            return [self._job(r) for r in (await s.scalars(query)).all()]
+
+    # ---------------------------------------------------------------------------------------------- plans
+
+    async def _bump_schedule(self, s: AsyncSession, station_id: str, now: datetime) -> int:
+        row = await s.get(ScheduleRow, station_id, with_for_update=True)
+        if row is None:
+            row = ScheduleRow(station_id=station_id, version=0, generated_at=now, acked_version=0, ack_error="")
+            s.add(row)
+        row.version += 1
+        row.generated_at = now
+        return row.version
+
+    async def apply_plan(
+        self,
+        station_ids: Sequence[str],
+        planned: Sequence[PlannedJob],
+        *,
+        frozen_ids: Iterable[str] = (),
+    ) -> PlanOutcome:
+        """Turn a plan into jobs for `station_ids` in one transaction.
+
+        Assignments matching a live job (by job id, or same station and target with an overlapping window) keep it;
+        new ones become SCHEDULED jobs; unstarted jobs left out (and not frozen) become CANCELLED with
+        REMOVED_FROM_SCHEDULE. A station's schedule version is bumped only when its job set or a window changed.
+        """
+        now = self._now()
+        frozen = set(frozen_ids)
+        stations = set(station_ids)
+        created = kept = cancelled = 0
+        changed: set[str] = set()
+        new_rows: list[JobRow] = []
+        async with self._tx("apply_plan") as s:
+            existing = (
+                await s.scalars(
+                    select(JobRow)
+                    .where(
+                        JobRow.station_id.in_(stations),
+                        JobRow.state.in_([int(x) for x in (*UNSTARTED_STATES, JobState.RUNNING)]),
+                        JobRow.end > now,
+                    )
+                    .with_for_update()
+                )
+            ).all()
+            by_id = {r.job_id: r for r in existing}
+            unkept = {r.job_id for r in existing}
+            live_targets = set(
+                (await s.scalars(select(TargetRow.target_id).where(TargetRow.deleted_at.is_(None)))).all()
+            )
+            for p in planned:
+                if p.station_id not in stations or p.target_id not in live_targets:
+                    log.warning("plan names unknown station %r or target %r: skipped", p.station_id, p.target_id)
+                    continue
+                row = by_id.get(p.job_id) if p.job_id else None
+                if row is None:
+                    row = next(
+                        (
+                            by_id[j]
+                            for j in sorted(unkept)
+                            if by_id[j].station_id == p.station_id
+                            and by_id[j].target_id == p.target_id
+                            and by_id[j].start < p.window.end
+                            and p.window.start < by_id[j].end
+                        ),
+                        None,
+                    )
+                if row is not None and row.job_id in unkept:
+                    unkept.discard(row.job_id)
+                    kept += 1
+                    moved = (
+                        abs((row.start - p.window.start).total_seconds()) > _WINDOW_TOLERANCE_S
+                        or abs((row.end - p.window.end).total_seconds()) > _WINDOW_TOLERANCE_S
+                    )
+                    if moved and JobState(row.state) in UNSTARTED_STATES:
+                        row.start, row.end, row.tca = p.window.start, p.window.end, p.tca
+                        row.updated_at = now
+                        changed.add(row.station_id)
+                    continue
+                new = JobRow(
+                    job_id=str(uuid.uuid4()),
+                    station_id=p.station_id,
+                    target_id=p.target_id,
+                    start=p.window.start,
+                    end=p.window.end,
+                    tca=p.tca,
+                    max_elevation_deg=p.max_elevation_deg,
+                    filter=p.filter,
+                    exposure_s=p.exposure_s,
+                    exposure_count=p.exposure_count,
+                    priority=p.priority,
+                    score=p.score,
+                    state=int(JobState.SCHEDULED),
+                    cause=0,
+                    detail="",
+                    schedule_version=0,
+                    created_at=now,
+                    updated_at=now,
+                )
+                s.add(new)
+                new_rows.append(new)
+                changed.add(p.station_id)
+                created += 1
+            for job_id in unkept:
+                row = by_id[job_id]
+                if job_id in frozen or JobState(row.state) == JobState.RUNNING:
+                    continue
+                row.state = int(JobState.CANCELLED)
+                row.cause = CAUSE_REMOVED_FROM_SCHEDULE
+                row.detail = "removed from schedule by a new plan"
+                row.updated_at = now
+                changed.add(row.station_id)
+                cancelled += 1
+            versions = {station: await self._bump_schedule(s, station, now) for station in sorted(changed)}
+            for new in new_rows:
+                new.schedule_version = versions[new.station_id]
+        return PlanOutcome(versions, created, kept, cancelled)
+
+    # ---------------------------------------------------------------------------------------------- schedules
+
+    async def bump_schedules_for_target(self, target_id: str) -> list[str]:
+        """New schedule versions for every station holding a live job of `target_id` (its elements changed, so
+        the snapshot each agent tracks from must be re-sent). Returns those stations."""
+        now = self._now()
+        async with self._tx("bump_schedules_for_target") as s:
+            stations = sorted(
+                set(
+                    (
+                        await s.scalars(
+                            select(JobRow.station_id).where(
+                                JobRow.target_id == target_id,
+                                JobRow.state.in_([int(x) for x in SCHEDULE_STATES]),
+                                JobRow.end > now,
+                            )
+                        )
+                    ).all()
+                )
+            )
+            for station_id in stations:
+                await self._bump_schedule(s, station_id, now)
+        return stations
+
+    async def schedule_version(self, station_id: str) -> int:
+        async with self._tx("schedule_version") as s:
+            row = await s.get(ScheduleRow, station_id)
+            return row.version if row is not None else 0
+
+    async def schedule_snapshot(self, station_id: str) -> ScheduleSnapshot:
+        """The station's current version and every job it should hold (live, ending in the future)."""
+        now = self._now()
+        async with self._tx("schedule_snapshot") as s:
+            sched = await s.get(ScheduleRow, station_id)
+            rows = (
+                await s.scalars(
+                    select(JobRow)
+                    .where(
+                        JobRow.station_id == station_id,
+                        JobRow.state.in_([int(x) for x in SCHEDULE_STATES]),
+                        JobRow.end > now,
+                    )
+                    .order_by(JobRow.start, JobRow.job_id)
+                )
+            ).all()
+            jobs = []
+            for r in rows:
+                target = await s.get(TargetRow, r.target_id)
+                assert target is not None
+                jobs.append((self._job(r), await self._target_record(s, target)))
+        return ScheduleSnapshot(
+            station_id,
+            sched.version if sched is not None else 0,
+            sched.generated_at if sched is not None else now,
+            tuple(jobs),
+        )
+
+    async def mark_dispatched(self, station_id: str, job_ids: Iterable[str]) -> list[JobChange]:
+        """SCHEDULED -> DISPATCHED for the jobs of a schedule that was just sent."""
+        now = self._now()
+        ids = list(job_ids)
+        if not ids:
+            return []
+        changes = []
+        async with self._tx("mark_dispatched") as s:
+            rows = (
+                await s.scalars(
+                    select(JobRow)
+                    .where(
+                        JobRow.station_id == station_id,
+                        JobRow.job_id.in_(ids),
+                        JobRow.state == int(JobState.SCHEDULED),
+                    )
+                    .with_for_update()
+                )
+            ).all()
+            for r in rows:
+                r.state = int(JobState.DISPATCHED)
+                r.updated_at = now
+                changes.append(JobChange(r.job_id, station_id, JobState.SCHEDULED, JobState.DISPATCHED, True))
+        return changes
+
+    async def record_schedule_ack(self, station_id: str, version: int, error: str) -> None:
+        async with self._tx("record_schedule_ack") as s:
+            row = await s.get(ScheduleRow, station_id, with_for_update=True)
+            if row is None:
+                return
+            if error:
+                row.ack_error = error
+            elif version > row.acked_version:
+                row.acked_version = version
+                row.ack_error = ""
+
+    # ---------------------------------------------------------------------------------------------- commands
+
+    async def enqueue_command(
+        self,
+        station_id: str,
+        kind: str,
+        payload: bytes,
+        *,
+        not_before: datetime,
+        expires_at: datetime,
+        priority: int,
+        job_id: str | None = None,
+        actor: str = "system",
+    ) -> CommandRecord:
+        """Append a command to the station's outbox with the next seq (atomic on both dialects)."""
+        now = self._now()
+        async with self._tx("enqueue_command") as s:
+            seq = await s.scalar(
+                update(StationRow)
+                .where(StationRow.station_id == station_id)
+                .values(command_seq=StationRow.command_seq + 1)
+                .returning(StationRow.command_seq)
+            )
+            if seq is None:
+                raise NotFound(f"no station {station_id!r}", field="station_id")
+            row = CommandRow(
+                command_id=str(uuid.uuid4()),
+                station_id=station_id,
+                seq=seq,
+                kind=kind,
+                payload=payload,
+                not_before=not_before,
+                expires_at=expires_at,
+                priority=priority,
+                state=int(CommandStateValue.QUEUED),
+                cause=0,
+                detail="",
+                job_id=job_id,
+                created_at=now,
+                updated_at=now,
+            )
+            s.add(row)
+            self._audit(s, now, actor, "enqueue_command", station_id, kind=kind, seq=seq, job_id=job_id)
+            await s.flush()
+            return _command(row)
+
+    async def commands_for_replay(self, station_id: str, after_seq: int) -> tuple[list[CommandRecord], int]:
+        """Open commands with seq > `after_seq`, in seq order; expired ones are marked EXPIRED and left out.
+
+        Returns (commands to send, number expired)."""
+        now = self._now()
+        out: list[CommandRecord] = []
+        expired = 0
+        async with self._tx("commands_for_replay") as s:
+            rows = (
+                await s.scalars(
+                    select(CommandRow)
+                    .where(
+                        CommandRow.station_id == station_id,
+                        CommandRow.seq > after_seq,
+                        CommandRow.state.in_(_OPEN_COMMAND_STATES),
+                    )
+                    .order_by(CommandRow.seq)
+                    .with_for_update()
+                )
+            ).all()
+            for r in rows:
+                if r.expires_at <= now:
+                    r.state = int(CommandStateValue.EXPIRED)
+                    r.cause = CAUSE_EXPIRED_BEFORE_START
+                    r.detail = "expired before delivery"
+                    r.updated_at = now
+                    expired += 1
+                else:
+                    out.append(_command(r))
+        return out, expired
+
+    async def get_command(self, command_id: str) -> CommandRecord:
+        async with self._tx("get_command") as s:
+            row = await s.get(CommandRow, command_id)
+            if row is None:
+                raise NotFound(f"no command {command_id!r}", field="command_id")
+            return _command(row)
+
+    async def list_commands(self, station_id: str) -> list[CommandRecord]:
+        async with self._tx("list_commands") as s:
+            rows = (
+                await s.scalars(select(CommandRow).where(CommandRow.station_id == station_id).order_by(CommandRow.seq))
+            ).all()
+        return [_command(r) for r in rows]
+
+    async def apply_command_update(
+        self, station_id: str, command_id: str, state: CommandStateValue, cause: int, detail: str
+    ) -> bool:
+        """Record an agent's report on a command; returns whether the state moved. Regressions are ignored."""
+        now = self._now()
+        async with self._tx("apply_command_update") as s:
+            row = await s.get(CommandRow, command_id, with_for_update=True)
+            if row is None or row.station_id != station_id:
+                raise NotFound(f"no command {command_id!r} for this station", field="command_update.command_id")
+            current = CommandStateValue(row.state)
+            if current.terminal or state.rank < current.rank or (state == current and state.rank < 3):
+                return False
+            row.state = int(state)
+            row.cause = cause
+            row.detail = detail
+            row.updated_at = now
+            return True

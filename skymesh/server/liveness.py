@@ -1,0 +1,129 @@
+"""Station liveness (docs/protocol.md rule 9): last-seen in memory, database writes only on state transitions.
+
+    ONLINE       a stream is open and messages arrive
+    STALE        a stream is open but nothing arrived for `stale_after_intervals` heartbeat intervals
+    DISCONNECTED no stream; keeps its accepted work (runs autonomously) but gets no new work
+    OFFLINE      no stream for longer than `offline_grace_s`
+
+The wanted state is derived from in-memory facts (is a stream open, when was the last message, when did the last
+stream end) and written through one lock, so a late "stream ended" can never overwrite a newer ONLINE. A change to
+or from a schedulable state calls `on_schedulable_change` (the planner's trigger).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from skymesh.core.clock import Clock
+from skymesh.core.model import StationState
+from skymesh.observability.metrics import STATIONS_BY_STATE
+from skymesh.server.config import ServerConfig
+from skymesh.server.db import Repository
+from skymesh.server.sessions import SessionHub
+
+__all__ = ["Liveness"]
+
+log = logging.getLogger(__name__)
+
+
+class Liveness:
+    def __init__(
+        self,
+        repo: Repository,
+        hub: SessionHub,
+        config: ServerConfig,
+        clock: Clock,
+        on_schedulable_change: Callable[[str], None] = lambda _station: None,
+    ) -> None:
+        self._repo = repo
+        self._hub = hub
+        self._config = config
+        self._clock = clock
+        self._on_change = on_schedulable_change
+        self._state: dict[str, StationState] = {}
+        self._last_seen: dict[str, float] = {}
+        self._ended_at: dict[str, float] = {}
+        self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+
+    def last_seen(self, station_id: str) -> datetime | None:
+        """When the last message from the station arrived (in memory; the database has it as of the last
+        transition)."""
+        seen = self._last_seen.get(station_id)
+        if seen is None:
+            return None
+        return self._clock.now() - timedelta(seconds=self._clock.monotonic() - seen)
+
+    def state(self, station_id: str) -> StationState:
+        return self._state.get(station_id, StationState.OFFLINE)
+
+    async def load(self) -> None:
+        """Take the states from the database at start. Streams did not survive the restart: ONLINE or STALE
+        stations count as disconnected from now."""
+        now = self._clock.monotonic()
+        self._state = await self._repo.station_states()
+        for station_id, state in self._state.items():
+            if state in (StationState.ONLINE, StationState.STALE, StationState.DISCONNECTED):
+                self._ended_at[station_id] = now
+        for station_id in list(self._state):
+            await self.refresh(station_id)
+        self._publish()
+
+    def touch(self, station_id: str) -> bool:
+        """A message arrived. Returns True when the station's state must be refreshed (it was not ONLINE)."""
+        self._last_seen[station_id] = self._clock.monotonic()
+        return self._state.get(station_id) != StationState.ONLINE
+
+    def stream_ended(self, station_id: str) -> None:
+        """Synchronous (safe in `finally` while cancelled): the monitor writes the transition shortly."""
+        self._ended_at[station_id] = self._clock.monotonic()
+        self._wake.set()
+
+    def _wanted(self, station_id: str, now: float) -> StationState:
+        if self._hub.connected(station_id):
+            seen = self._last_seen.get(station_id, now)
+            return StationState.STALE if now - seen > self._config.stale_after_s else StationState.ONLINE
+        ended = self._ended_at.get(station_id)
+        if ended is None:
+            return self._state.get(station_id, StationState.OFFLINE)
+        return StationState.OFFLINE if now - ended >= self._config.offline_grace_s else StationState.DISCONNECTED
+
+    async def refresh(self, station_id: str) -> StationState:
+        async with self._lock:
+            old = self._state.get(station_id, StationState.OFFLINE)
+            new = self._wanted(station_id, self._clock.monotonic())
+            if new == old:
+                return new
+            await self._repo.set_station_state(station_id, new, last_seen=self.last_seen(station_id))
+            self._state[station_id] = new
+            log.info("station %s: %s -> %s", station_id, old.name, new.name)
+            self._publish()
+        if old.schedulable != new.schedulable:
+            self._on_change(station_id)
+        return new
+
+    def _publish(self) -> None:
+        counts = dict.fromkeys(StationState, 0)
+        for state in self._state.values():
+            counts[state] += 1
+        for state, n in counts.items():
+            STATIONS_BY_STATE.labels(state.name.lower()).set(n)
+
+    def _tick_s(self) -> float:
+        return max(0.05, min(1.0, self._config.heartbeat_interval_s / 4, self._config.offline_grace_s / 4 or 1.0))
+
+    async def run(self) -> None:
+        """The monitor: re-derives every known station's state each tick (and at once after a stream ends)."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self._tick_s())
+            self._wake.clear()
+            for station_id in set(self._state) | set(self._ended_at) | set(self._last_seen):
+                try:
+                    await self.refresh(station_id)
+                except Exception:  # a database hiccup must not kill the monitor; next tick retries
+                    log.exception("liveness refresh of %s failed", station_id)

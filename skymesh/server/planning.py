@@ -1,0 +1,192 @@
+"""The rolling planner: asks the scheduler service for a plan and turns it into jobs and schedule versions.
+
+It runs every `replan_interval_s`, and soon after an event (`request`: a station entering or leaving a schedulable
+state, a target created, changed or deleted, new elements, the Replan RPC), debounced so a burst of events makes one
+plan. The scheduler is reached only through the generated `SchedulerServiceStub` (the server never imports
+`skymesh.scheduler`). When it is unreachable the current schedules stay as they are and the planner retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+import grpc
+
+from skymesh.api.convert import station_to_proto, time_window_from_proto, time_window_to_proto, timestamp_to_datetime
+from skymesh.api.scheduler.v1 import scheduler_pb2
+from skymesh.core.clock import Clock
+from skymesh.core.errors import SkyMeshError, Unavailable
+from skymesh.core.model import CelestialTarget, TimeWindow
+from skymesh.observability.metrics import SERVER_PLANS
+from skymesh.server.config import ServerConfig
+from skymesh.server.db import Repository
+from skymesh.server.db.records import PlannedJob
+from skymesh.server.dispatch import Dispatcher
+from skymesh.server.wire import target_record_to_proto
+
+if TYPE_CHECKING:
+    from skymesh.api.scheduler.v1.scheduler_pb2_grpc import SchedulerServiceAsyncStub
+
+__all__ = ["PlanResult", "Planner"]
+
+log = logging.getLogger(__name__)
+
+_SOLVERS = {"greedy": scheduler_pb2.SOLVER_GREEDY, "cpsat": scheduler_pb2.SOLVER_CPSAT}
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    assignments: int
+    unscheduled: int
+    objective: float
+    gap: float
+    changed_stations: tuple[str, ...]
+
+
+class Planner:
+    def __init__(
+        self,
+        repo: Repository,
+        dispatcher: Dispatcher,
+        scheduler: SchedulerServiceAsyncStub,
+        config: ServerConfig,
+        clock: Clock,
+    ) -> None:
+        self._repo = repo
+        self._dispatcher = dispatcher
+        self._scheduler = scheduler
+        self._config = config
+        self._clock = clock
+        self._wake = asyncio.Event()
+        self._reasons: set[str] = set()
+        self._lock = asyncio.Lock()
+        self.runs = 0
+        self.failures = 0
+
+    def request(self, reason: str) -> None:
+        """Ask for a plan soon (debounced). Safe to call from anywhere in the event loop."""
+        self._reasons.add(reason)
+        self._wake.set()
+
+    async def run(self) -> None:
+        """The loop: owned and cancelled by the server."""
+        retry_s = min(self._config.replan_interval_s, 10.0)
+        delay = self._config.replan_interval_s
+        self._wake.set()  # plan once at start
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+                await asyncio.sleep(self._config.replan_debounce_s)
+            except TimeoutError:
+                self._reasons.add("interval")
+            self._wake.clear()
+            reasons, self._reasons = sorted(self._reasons), set()
+            try:
+                await self.plan_once(reason=",".join(reasons) or "start")
+                delay = self._config.replan_interval_s
+            except Exception as exc:  # never crash the loop: keep the current schedules and retry
+                log.warning("planning failed (%s); current schedules kept, retrying in %.0f s", exc, retry_s)
+                delay = retry_s
+
+    async def plan_once(self, reason: str = "manual") -> PlanResult:
+        async with self._lock:
+            try:
+                result = await self._plan(reason)
+            except Exception:
+                self.failures += 1
+                SERVER_PLANS.labels("failed").inc()
+                raise
+            self.runs += 1
+            SERVER_PLANS.labels("ok").inc()
+            return result
+
+    async def _plan(self, reason: str) -> PlanResult:
+        now = self._clock.now()
+        window = TimeWindow(now, now + timedelta(seconds=self._config.plan_horizon_s))
+        stations = [s.station for s in await self._repo.list_stations() if s.station.state.schedulable]
+        targets = await self._repo.list_targets()
+        boosts = await self._repo.campaign_boosts(now)
+        frozen = await self._repo.frozen_jobs(now + timedelta(seconds=self._config.freeze_s))
+        station_ids = [s.station_id for s in stations]
+        frozen_here = [j for j in frozen if j.station_id in set(station_ids)]
+        priorities = {t.target.target_id: t.target.priority for t in targets}
+        response = scheduler_pb2.ComputePlanResponse()
+        if stations and targets:
+            request = scheduler_pb2.ComputePlanRequest(
+                window=time_window_to_proto(window),
+                stations=[station_to_proto(s) for s in stations],
+                targets=[
+                    scheduler_pb2.PlanTarget(
+                        target=target_record_to_proto(t),
+                        demand=scheduler_pb2.Demand(
+                            campaign_boost=boosts.get(t.campaign_id, 0.0),
+                            cadence_s=t.target.cadence_s if isinstance(t.target, CelestialTarget) else 0.0,
+                        ),
+                    )
+                    for t in targets
+                ],
+                frozen=[
+                    scheduler_pb2.FrozenJob(
+                        job_id=j.job_id,
+                        station_id=j.station_id,
+                        target_id=j.target_id,
+                        window=time_window_to_proto(j.window),
+                        preemptible=False,
+                    )
+                    for j in frozen_here
+                ],
+                solver=_SOLVERS[self._config.plan_solver],
+                time_limit_s=self._config.plan_time_limit_s,
+                turnaround_s=self._config.plan_turnaround_s,
+                request_id=str(uuid.uuid4()),
+            )
+            try:
+                response = await self._scheduler.ComputePlan(request, timeout=self._config.scheduler_timeout_s)
+            except grpc.aio.AioRpcError as exc:
+                raise Unavailable(f"scheduler at {self._config.scheduler_address}: {exc.code().name}") from exc
+        planned = []
+        for i, a in enumerate(response.assignments):
+            try:
+                planned.append(
+                    PlannedJob(
+                        station_id=a.station_id,
+                        target_id=a.target_id,
+                        window=time_window_from_proto(a.window, f"assignments[{i}].window"),
+                        job_id=a.job_id,
+                        tca=timestamp_to_datetime(a.tca, "tca") if a.HasField("tca") else None,
+                        max_elevation_deg=a.max_elevation_deg,
+                        filter=a.filter,
+                        exposure_s=a.exposure_s,
+                        exposure_count=a.exposure_count,
+                        priority=priorities.get(a.target_id, 5),
+                        score=a.score,
+                    )
+                )
+            except SkyMeshError as exc:
+                log.warning("scheduler returned a bad assignment, skipped: %s", exc)
+        outcome = await self._repo.apply_plan(station_ids, planned, frozen_ids=[j.job_id for j in frozen_here])
+        for station_id in outcome.versions:
+            await self._dispatcher.push_schedule(station_id)
+        log.info(
+            "plan (%s): %d stations, %d targets -> %d assignments (%d new, %d kept, %d cancelled); new versions %s",
+            reason,
+            len(stations),
+            len(targets),
+            len(planned),
+            outcome.created,
+            outcome.kept,
+            outcome.cancelled,
+            outcome.versions,
+        )
+        return PlanResult(
+            assignments=len(planned),
+            unscheduled=len(response.unscheduled),
+            objective=response.stats.objective,
+            gap=response.stats.gap,
+            changed_stations=tuple(outcome.versions),
+        )

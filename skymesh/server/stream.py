@@ -1,0 +1,280 @@
+"""The `AgentService.Connect` stream, implementing docs/protocol.md (the rules are numbered there).
+
+One handler per stream: authenticate (rule 1), check Hello, answer Welcome with resume cursors (2), take over the
+station from an older session (3), push the schedule if the agent's version differs (6) and replay open commands
+(5), then run three tasks until one ends the stream: the reader (each reliable message is committed with its
+cursor before its UpstreamAck, rule 4), the single writer, and a watcher for supersession, revocation and Drain.
+A malformed message ends the stream with INVALID_ARGUMENT naming the field and writes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+import grpc
+
+from skymesh.api.agent.v1 import agent_pb2, agent_pb2_grpc
+from skymesh.api.convert import timestamp_from_datetime, timestamp_to_datetime
+from skymesh.api.errors import abort_with
+from skymesh.core.clock import Clock
+from skymesh.core.errors import InvalidArgument, PermissionDenied, SkyMeshError, Unauthenticated
+from skymesh.observability.metrics import (
+    COMMANDS,
+    JOBS,
+    SERVER_ACK_LAG,
+    SERVER_DEDUP_HITS,
+    SERVER_RECONNECTS,
+    STREAM_MESSAGES,
+)
+from skymesh.server.auth import authenticate_station
+from skymesh.server.config import ServerConfig
+from skymesh.server.db import Repository
+from skymesh.server.db.records import CommandStateValue
+from skymesh.server.dispatch import Dispatcher
+from skymesh.server.liveness import Liveness
+from skymesh.server.sessions import AgentSession, SessionHub
+from skymesh.server.uploads import Uploads
+from skymesh.server.wire import command_message, job_update_from_proto, observation_from_proto, telemetry_from_proto
+
+__all__ = ["PROTOCOL_VERSION", "AgentServicer"]
+
+log = logging.getLogger(__name__)
+
+PROTOCOL_VERSION = 1
+_EOF: object = grpc.aio.EOF  # type: ignore[attr-defined]
+_RELIABLE = frozenset({"job_update", "telemetry", "observation"})
+
+
+class _StreamClosed(Exception):
+    """The stream ends normally (client half-close, Drain written, or OK close)."""
+
+
+def _capabilities(caps: agent_pb2.Capabilities) -> dict[str, Any]:
+    return {
+        "kind": int(caps.kind),
+        "bands": list(caps.bands),
+        "filters": list(caps.filters),
+        "aperture_m": caps.aperture_m,
+        "slew_rate_deg_s": caps.slew_rate_deg_s,
+        "min_elevation_deg": caps.min_elevation_deg,
+        "max_elevation_deg": caps.max_elevation_deg,
+        "azimuth_min_deg": caps.azimuth_min_deg,
+        "azimuth_max_deg": caps.azimuth_max_deg,
+        "drivers": list(caps.drivers),
+    }
+
+
+class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
+    def __init__(
+        self,
+        repo: Repository,
+        hub: SessionHub,
+        liveness: Liveness,
+        dispatcher: Dispatcher,
+        uploads: Uploads,
+        config: ServerConfig,
+        clock: Clock,
+    ) -> None:
+        self._repo = repo
+        self._hub = hub
+        self._liveness = liveness
+        self._dispatcher = dispatcher
+        self._uploads = uploads
+        self._config = config
+        self._clock = clock
+
+    # ------------------------------------------------------------------------------------------------ Connect
+
+    async def Connect(  # type: ignore[override]
+        self, request_iterator: Any, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> None:
+        try:
+            station_id, key_id = await authenticate_station(self._repo, context)
+            first = await context.read()
+            if first is _EOF:
+                return
+            assert isinstance(first, agent_pb2.ConnectRequest)
+            hello = self._check_hello(first, station_id)
+        except SkyMeshError as exc:
+            SERVER_RECONNECTS.labels(exc.reason.lower()).inc()
+            await abort_with(context, exc)
+            return
+        STREAM_MESSAGES.labels("up", "hello").inc()
+        session = AgentSession(station_id, key_id, hello.boot_id)
+        error: SkyMeshError | None = None
+        reason = "closed"
+        try:
+            await self._open(session, hello, context)
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._reader(session, context))
+                tg.create_task(self._writer(session, context))
+                tg.create_task(self._watch(session))
+        except* _StreamClosed:
+            reason = "drained" if session.ended.is_set() and session.end_error is None else "closed"
+        except* SkyMeshError as group:
+            error = group.exceptions[0]  # type: ignore[assignment]
+            reason = error.reason.lower() if error is not None else "error"
+        except* (grpc.aio.AbortError, grpc.aio.UsageError, asyncio.InvalidStateError, ConnectionError):
+            reason = "transport"
+        finally:
+            self._hub.unregister(session)
+            if not self._hub.connected(station_id):
+                self._liveness.stream_ended(station_id)
+            SERVER_RECONNECTS.labels(reason).inc()
+            log.info("station %s: session %s ended (%s)", station_id, session.session_id, reason)
+        if error is not None:
+            await abort_with(context, error)
+
+    def _check_hello(self, first: agent_pb2.ConnectRequest, station_id: str) -> agent_pb2.Hello:
+        if first.WhichOneof("body") != "hello":
+            raise InvalidArgument("first message must be hello")
+        hello = first.hello
+        if hello.station_id != station_id:
+            raise PermissionDenied(
+                f"this key belongs to station {station_id!r}, not {hello.station_id!r}", field="hello.station_id"
+            )
+        if not hello.boot_id:
+            raise InvalidArgument("must not be empty", field="hello.boot_id")
+        if hello.protocol_version > PROTOCOL_VERSION:
+            raise InvalidArgument(
+                f"protocol {hello.protocol_version} is newer than this server's {PROTOCOL_VERSION}",
+                field="hello.protocol_version",
+            )
+        return hello
+
+    async def _open(
+        self, session: AgentSession, hello: agent_pb2.Hello, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> None:
+        station_id = session.station_id
+        now = self._clock.now()
+        offset_s = 0.0
+        if hello.HasField("agent_time"):
+            offset_s = (timestamp_to_datetime(hello.agent_time, "hello.agent_time") - now).total_seconds()
+        await self._repo.record_hello(
+            station_id,
+            agent_version=hello.agent_version,
+            capabilities=_capabilities(hello.capabilities),
+            clock_offset_s=offset_s,
+        )
+        cursors = await self._repo.get_cursors(station_id, [hello.boot_id, *hello.pending_boot_ids])
+        welcome = agent_pb2.Welcome(
+            session_id=session.session_id,
+            server_id=self._config.server_id,
+            protocol_version=PROTOCOL_VERSION,
+            max_unacked=self._config.max_unacked,
+            resume=[agent_pb2.BootResume(boot_id=b, committed_seq=seq) for b, seq in cursors.items()],
+            server_time=timestamp_from_datetime(now),
+        )
+        welcome.heartbeat_interval.FromMilliseconds(int(self._config.heartbeat_interval_s * 1000))
+        welcome.telemetry_batch_interval.FromMilliseconds(int(self._config.telemetry_batch_interval_s * 1000))
+        # Take over the station (and go ONLINE) before the Welcome: once an agent holds a Welcome, the server
+        # already counts it as connected. Pushes queued meanwhile wait for the writer, which starts after it.
+        self._hub.register(session)
+        self._liveness.touch(station_id)
+        await self._liveness.refresh(station_id)
+        await context.write(agent_pb2.ConnectResponse(welcome=welcome))
+        STREAM_MESSAGES.labels("down", "welcome").inc()
+        if hello.schedule_version != await self._repo.schedule_version(station_id):
+            await self._dispatcher.push_schedule(station_id, session)
+        commands, expired = await self._repo.commands_for_replay(station_id, hello.last_command_seq)
+        if expired:
+            COMMANDS.labels("expired").inc(expired)
+        for command in commands:
+            session.push_command(command_message(command))
+
+    async def _watch(self, session: AgentSession) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(session.ended.wait(), timeout=self._config.key_recheck_s)
+            if session.ended.is_set():
+                break
+            if not await self._repo.key_is_valid(session.key_id):
+                raise Unauthenticated("station key revoked", reason="KEY_REVOKED")
+        if session.end_error is not None:
+            raise session.end_error
+        raise _StreamClosed
+
+    async def _writer(self, session: AgentSession, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        while True:
+            item = await session.next_outbound()
+            await context.write(item.message)
+            STREAM_MESSAGES.labels("down", item.message.WhichOneof("body") or "empty").inc()
+            if item.on_sent is not None:
+                await item.on_sent()
+
+    async def _reader(self, session: AgentSession, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        while True:
+            request = await context.read()
+            if request is _EOF:
+                raise _StreamClosed
+            assert isinstance(request, agent_pb2.ConnectRequest)
+            if self._liveness.touch(session.station_id):
+                await self._liveness.refresh(session.station_id)
+            await self._handle(session, request)
+
+    async def _handle(self, session: AgentSession, request: agent_pb2.ConnectRequest) -> None:
+        kind = request.WhichOneof("body")
+        STREAM_MESSAGES.labels("up", kind or "empty").inc()
+        station_id = session.station_id
+        if kind is None:
+            raise InvalidArgument("message has no body", field="body")
+        if kind == "hello":
+            raise InvalidArgument("hello may only be the first message", field="hello")
+        if kind == "heartbeat":
+            return
+        if kind == "command_update":
+            upd = request.command_update
+            if not upd.command_id:
+                raise InvalidArgument("must not be empty", field="command_update.command_id")
+            try:
+                state = CommandStateValue(upd.state)
+            except ValueError:
+                raise InvalidArgument(f"unknown state {upd.state}", field="command_update.state") from None
+            if state == CommandStateValue.QUEUED:
+                raise InvalidArgument("must be set", field="command_update.state")
+            if await self._repo.apply_command_update(station_id, upd.command_id, state, upd.cause, upd.detail):
+                COMMANDS.labels(state.name.lower()).inc()
+            return
+        if kind == "schedule_ack":
+            await self._repo.record_schedule_ack(station_id, request.schedule_ack.version, request.schedule_ack.error)
+            return
+        assert kind in _RELIABLE
+        if not request.boot_id:
+            raise InvalidArgument("must be set on job updates, telemetry and observations", field="boot_id")
+        if request.seq < 1:
+            raise InvalidArgument("must be at least 1 on job updates, telemetry and observations", field="seq")
+        item = (
+            job_update_from_proto(request.job_update)
+            if kind == "job_update"
+            else telemetry_from_proto(request.telemetry, request.boot_id)
+            if kind == "telemetry"
+            else observation_from_proto(request.observation)
+        )
+        received = time.perf_counter()
+        result = await self._repo.ingest_upstream(station_id, request.boot_id, request.seq, item)
+        if result.duplicate:
+            SERVER_DEDUP_HITS.labels(kind).inc()
+        if result.job_change is not None and result.job_change.applied:
+            JOBS.labels(result.job_change.new.name.lower()).inc()
+        session.push(
+            agent_pb2.ConnectResponse(
+                upstream_ack=agent_pb2.UpstreamAck(boot_id=request.boot_id, committed_seq=result.committed_seq)
+            )
+        )
+        SERVER_ACK_LAG.observe(time.perf_counter() - received)
+
+    # ------------------------------------------------------------------------------------------------ uploads
+
+    async def UploadArtifact(  # type: ignore[override]
+        self, request_iterator: Any, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> agent_pb2.UploadArtifactResponse:
+        return await self._uploads.upload(request_iterator, context)
+
+    async def QueryUploadStatus(  # type: ignore[override]
+        self, request: agent_pb2.QueryUploadStatusRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> agent_pb2.QueryUploadStatusResponse:
+        return await self._uploads.query(request, context)

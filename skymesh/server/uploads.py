@@ -1,0 +1,163 @@
+"""Resumable artifact uploads (docs/protocol.md rule 11): offsets, status query, SHA-256 check.
+
+Files live under `<data_dir>/uploads/<station>/<observation_id>/<artifact_id>`; while incomplete they end in
+".part". The committed size in the database is the truth: each chunk is appended and fsynced before the size is
+committed, and a file longer than its committed size (a crash between the two) is truncated on the next chunk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from skymesh.api.agent.v1 import agent_pb2
+from skymesh.api.errors import abort_with
+from skymesh.core.errors import FailedPrecondition, InvalidArgument, SkyMeshError
+from skymesh.observability.metrics import UPLOAD_BYTES
+from skymesh.server.auth import authenticate_station
+from skymesh.server.config import ServerConfig
+from skymesh.server.db import Repository
+from skymesh.server.db.records import ArtifactRecord
+
+__all__ = ["MAX_CHUNK_BYTES", "Uploads", "parse_resource_name"]
+
+MAX_CHUNK_BYTES = 512 * 1024
+_RESOURCE = re.compile(r"^observations/([A-Za-z0-9][A-Za-z0-9._-]{0,63})/artifacts/([A-Za-z0-9][A-Za-z0-9._-]{0,63})$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def parse_resource_name(name: str) -> tuple[str, str]:
+    match = _RESOURCE.match(name)
+    if match is None:
+        raise InvalidArgument("must be observations/{observation_id}/artifacts/{artifact_id}", field="resource_name")
+    return match.group(1), match.group(2)
+
+
+def _append(path: Path, committed: int, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "ab") as f:
+        if f.tell() != committed:
+            f.truncate(committed)
+            f.seek(committed)
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class Uploads:
+    def __init__(self, repo: Repository, config: ServerConfig) -> None:
+        self._repo = repo
+        self._root = config.uploads_dir
+
+    def _part(self, record: ArtifactRecord) -> Path:
+        return Path(record.path + ".part")
+
+    async def upload(
+        self, request_iterator: Any, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> agent_pb2.UploadArtifactResponse:
+        try:
+            return await self._upload(request_iterator, context)
+        except SkyMeshError as exc:
+            await abort_with(context, exc)
+            raise AssertionError("unreachable: abort raises") from exc
+
+    async def _upload(
+        self, request_iterator: Any, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> agent_pb2.UploadArtifactResponse:
+        station_id, _key_id = await authenticate_station(self._repo, context)
+        record: ArtifactRecord | None = None
+        committed = 0
+        async for chunk in request_iterator:
+            assert isinstance(chunk, agent_pb2.UploadArtifactRequest)
+            if record is None:
+                observation_id, artifact_id = parse_resource_name(chunk.resource_name)
+                path = self._root / station_id / observation_id / artifact_id
+                record = await self._repo.open_artifact(
+                    chunk.resource_name,
+                    observation_id=observation_id,
+                    artifact_id=artifact_id,
+                    station_id=station_id,
+                    path=str(path),
+                    kind=chunk.kind,
+                    total_size_bytes=chunk.total_size_bytes,
+                )
+                if record.complete:
+                    return agent_pb2.UploadArtifactResponse(
+                        committed_size_bytes=record.committed_size_bytes, complete=True
+                    )
+                committed = record.committed_size_bytes
+            elif chunk.resource_name and chunk.resource_name != record.resource_name:
+                raise InvalidArgument("must be the same in every chunk", field="resource_name")
+            if chunk.write_offset != committed:
+                raise FailedPrecondition(
+                    f"must equal the committed size {committed} (got {chunk.write_offset})", field="write_offset"
+                )
+            if len(chunk.data) > MAX_CHUNK_BYTES:
+                raise InvalidArgument(f"chunks must be at most {MAX_CHUNK_BYTES} bytes", field="data")
+            if chunk.data:
+                await asyncio.to_thread(_append, self._part(record), committed, chunk.data)
+                committed += len(chunk.data)
+                await self._repo.set_artifact_progress(record.resource_name, committed)
+                UPLOAD_BYTES.inc(len(chunk.data))
+            if chunk.finish_write:
+                await self._finish(record, committed, chunk, context)
+                return agent_pb2.UploadArtifactResponse(committed_size_bytes=committed, complete=True)
+        return agent_pb2.UploadArtifactResponse(committed_size_bytes=committed, complete=False)
+
+    async def _finish(
+        self,
+        record: ArtifactRecord,
+        committed: int,
+        chunk: agent_pb2.UploadArtifactRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> None:
+        expected = chunk.sha256.lower()
+        if not _SHA256.match(expected):
+            raise InvalidArgument("must be the 64-hex-digit SHA-256 of the whole file", field="sha256")
+        part = self._part(record)
+        if committed == 0:
+            await asyncio.to_thread(_append, part, 0, b"")
+        actual = await asyncio.to_thread(_sha256, part)
+        size_ok = chunk.total_size_bytes in (0, committed)
+        if actual != expected or not size_ok:
+            # The partial file is worthless: discard it so the agent starts over from offset 0.
+            await asyncio.to_thread(part.unlink, True)
+            await self._repo.set_artifact_progress(record.resource_name, 0)
+            what = "sha256" if actual != expected else "total_size_bytes"
+            context.set_trailing_metadata((("skymesh-error-reason", "DATA_LOSS"), ("skymesh-error-field", what)))
+            await context.abort(
+                grpc.StatusCode.DATA_LOSS,
+                f"{what}: the received file does not match (sha256 {actual}, {committed} bytes); upload discarded",
+            )
+        await asyncio.to_thread(os.replace, part, record.path)
+        await self._repo.set_artifact_progress(record.resource_name, committed, complete=True, sha256=actual)
+
+    async def query(
+        self, request: agent_pb2.QueryUploadStatusRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> agent_pb2.QueryUploadStatusResponse:
+        try:
+            station_id, _key_id = await authenticate_station(self._repo, context)
+            parse_resource_name(request.resource_name)
+            record = await self._repo.get_artifact(request.resource_name)
+        except SkyMeshError as exc:
+            await abort_with(context, exc)
+            raise AssertionError("unreachable: abort raises") from exc
+        if record is None or record.station_id != station_id:
+            return agent_pb2.QueryUploadStatusResponse(committed_size_bytes=0, complete=False)
+        return agent_pb2.QueryUploadStatusResponse(
+            committed_size_bytes=record.committed_size_bytes, complete=record.complete
+        )

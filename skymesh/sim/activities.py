@@ -1,0 +1,140 @@
+"""Activities, operational constraints and mode rules, evaluated on whole fleets at once.
+
+An `Activity` draws power (and heats the spacecraft through equation 5), may produce payload data, and may carry a
+`constraint`: a vectorised predicate on the fleet's `FleetState` that must stay true while it runs. When it turns
+false the activity is interrupted (PASEOS checks its constraint function every `activity_timestep`; here the
+crossing is bisected to the engine's tolerance) and the spacecraft falls back to the activity's `fallback` until the
+next decision. PASEOS runs one activity at a time per spacecraft; so does the engine.
+
+Mode rules choose the activity at each decision epoch: the first rule whose `when` holds wins, the last rule should
+be unconditional. `Condition` is the declarative form used by scenario files (all comparisons must hold); any
+callable `FleetState -> bool array` works from Python.
+
+Imports numpy only.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from skymesh.core.errors import InvalidArgument
+
+__all__ = ["STATE_FIELDS", "Activity", "Comparison", "Condition", "FleetState", "ModeRule", "Predicate"]
+
+F64 = NDArray[np.float64]
+B = NDArray[np.bool_]
+
+
+@dataclass(frozen=True)
+class FleetState:
+    """A read-only view of the fleet's state at one instant (arrays of shape (n,)); what predicates see."""
+
+    time_s: F64
+    soc: F64
+    energy_wh: F64
+    temperature_k: F64
+    stored_bytes: F64
+    storage_fill: F64
+    in_eclipse: B
+    in_contact: B
+    isl_contact: B
+    alive: B
+
+
+STATE_FIELDS = tuple(f for f in FleetState.__dataclass_fields__)
+
+Predicate = Callable[[FleetState], B]
+
+_OPS: dict[str, Callable[[F64, float], B]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """`field op value`, e.g. Comparison("soc", ">", 0.2)."""
+
+    field: str
+    op: str
+    value: float
+
+    def __post_init__(self) -> None:
+        if self.field not in STATE_FIELDS:
+            raise InvalidArgument(
+                f"unknown state field {self.field!r}; one of {', '.join(STATE_FIELDS)}", field="field"
+            )
+        if self.op not in _OPS:
+            raise InvalidArgument(f"unknown operator {self.op!r}; one of {' '.join(_OPS)}", field="op")
+
+    def __call__(self, state: FleetState) -> B:
+        values = np.asarray(getattr(state, self.field), dtype=np.float64)
+        return np.asarray(_OPS[self.op](values, float(self.value)), dtype=np.bool_)
+
+    def margin(self, state: FleetState) -> F64 | None:
+        """Signed distance to the threshold (> 0 while it holds) for ordering operators; None for == and !=."""
+        values = np.asarray(getattr(state, self.field), dtype=np.float64)
+        if self.op in (">", ">="):
+            return values - self.value
+        if self.op in ("<", "<="):
+            return self.value - values
+        return None
+
+
+@dataclass(frozen=True)
+class Condition:
+    """All comparisons must hold (an empty condition always holds)."""
+
+    all_of: tuple[Comparison, ...] = ()
+
+    def __call__(self, state: FleetState) -> B:
+        out = np.ones(np.shape(state.soc), dtype=np.bool_)
+        for comparison in self.all_of:
+            out &= comparison(state)
+        return out
+
+    def margins(self, state: FleetState) -> F64 | None:
+        """Each comparison's margin, shape (comparisons, n): all > 0 exactly while the condition holds. The engine
+        finds constraint crossings by regula falsi on the comparison that fails; None when a comparison has no
+        margin (== or !=), and the engine then bisects on the predicate."""
+        rows = []
+        for comparison in self.all_of:
+            m = comparison.margin(state)
+            if m is None:
+                return None
+            rows.append(np.broadcast_to(m, np.shape(state.soc)))
+        return np.array(rows) if rows else np.full((1, *np.shape(state.soc)), np.inf)
+
+
+@dataclass(frozen=True)
+class Activity:
+    """Something a spacecraft does: power draw, payload data produced, and the constraint that interrupts it."""
+
+    name: str
+    power_w: float
+    data_rate_bytes_per_s: float = 0.0
+    constraint: Predicate | None = None
+    fallback: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.power_w < 0:
+            raise InvalidArgument("power must be >= 0 W", field=f"activities.{self.name}.power_w")
+        if self.data_rate_bytes_per_s < 0:
+            raise InvalidArgument("must be >= 0", field=f"activities.{self.name}.data_rate_bytes_per_s")
+
+
+@dataclass(frozen=True)
+class ModeRule:
+    """At a decision epoch, spacecraft for which `when` holds (and no earlier rule matched) run `activity`."""
+
+    activity: str
+    when: Predicate = field(default_factory=Condition)

@@ -1,0 +1,109 @@
+"""Every unscheduled target says why: constructed cases for each kind of reason."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from skymesh.core.model import CelestialTarget, GeoLocation, Station, StationKind, StationState, TimeWindow
+from skymesh.scheduler.explain import explain_unscheduled
+from skymesh.scheduler.inputs import PlanRequest, PlanTarget, SolverKind
+from skymesh.scheduler.kernel import FrozenPlacement, Opportunity, OpportunitySet, Problem, Request, Resource
+from skymesh.scheduler.planning import compute_plan
+from skymesh.scheduler.reasons import FilterLog, ReasonCode
+
+from .conftest import T0, ground_station, iss_like
+
+NIGHT0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def _scope(station_id: str, lat: float, lon: float, **kw: object) -> Station:
+    defaults: dict[str, object] = {
+        "kind": StationKind.TELESCOPE,
+        "min_elevation_deg": 20.0,
+        "aperture_m": 0.4,
+        "filters": ("V", "R"),
+        "limiting_magnitude": 17.0,
+        "state": StationState.ONLINE,
+    }
+    defaults.update(kw)
+    return Station(station_id, station_id, location=GeoLocation(lat, lon, 2000.0), **defaults)  # type: ignore[arg-type]
+
+
+def _codes(result_reasons: tuple) -> set[ReasonCode]:  # type: ignore[type-arg]
+    return {r.code for r in result_reasons}
+
+
+def test_celestial_reasons_faint_daylight_never_visible_airmass_filter() -> None:
+    stations = [_scope("chile", -30.17, -70.8), _scope("tenerife", 28.3, -16.5)]
+    targets = [
+        PlanTarget(CelestialTarget("m42", "M42", 83.8, -5.4, magnitude=4.0, priority=8, filters=("V",))),
+        PlanTarget(CelestialTarget("faint", "faint", 150.0, -20.0, magnitude=22.0)),
+        # Close to the Sun on 1 March: up only in daylight.
+        PlanTarget(CelestialTarget("by-sun", "by-sun", 341.0, -7.0, magnitude=5.0)),
+        # Polaris: never above 20 deg from Chile; from Tenerife (28 deg N) only at airmass ~2.1 > 2.
+        PlanTarget(CelestialTarget("polaris", "Polaris", 37.95, 89.26, magnitude=2.0)),
+        PlanTarget(CelestialTarget("infrared", "infrared", 10.0, 10.0, magnitude=5.0, filters=("K",))),
+    ]
+    res = compute_plan(PlanRequest(TimeWindow(NIGHT0, NIGHT0 + timedelta(hours=24)), stations, targets))
+    assert [a.target_id for a in res.assignments] == ["m42"]
+    why = {e.target_id: e.reasons for e in res.unscheduled}
+    assert set(why) == {"faint", "by-sun", "polaris", "infrared"}
+    assert _codes(why["faint"]) == {ReasonCode.TOO_FAINT}
+    assert _codes(why["by-sun"]) == {ReasonCode.DAYLIGHT}
+    assert {(r.code, r.station_id) for r in why["polaris"]} == {
+        (ReasonCode.NEVER_VISIBLE, "chile"),
+        (ReasonCode.AIRMASS, "tenerife"),
+    }
+    assert _codes(why["infrared"]) == {ReasonCode.NO_CAPABLE_STATION}
+    assert res.assignments[0].filter == "V" and res.assignments[0].exposure_count == 1
+
+
+def test_a_target_never_visible_from_the_network() -> None:
+    res = compute_plan(
+        PlanRequest(
+            TimeWindow(T0, T0 + timedelta(hours=12)),
+            [ground_station("pole", -89.9, 0.0)],
+            [PlanTarget(iss_like("iss"))],
+        )
+    )
+    assert res.assignments == ()
+    [e] = res.unscheduled
+    assert [(r.code, r.station_id) for r in e.reasons] == [(ReasonCode.NEVER_VISIBLE, "pole")]
+
+
+def test_losing_to_a_higher_priority_target_names_the_winner() -> None:
+    # Two satellites on the same orbit: every pass of one is a pass of the other, one antenna.
+    low, high = PlanTarget(iss_like("low", priority=3)), PlanTarget(iss_like("high", priority=9))
+    for solver in (SolverKind.GREEDY, SolverKind.CPSAT):
+        res = compute_plan(
+            PlanRequest(
+                TimeWindow(T0, T0 + timedelta(hours=24)),
+                [ground_station("gs", 48.0, 11.0)],
+                [low, high],
+                solver=solver,
+                time_limit_s=5.0,
+            )
+        )
+        assert {a.target_id for a in res.assignments} == {"high"}
+        [e] = res.unscheduled
+        assert e.target_id == "low"
+        [reason] = e.reasons
+        assert reason.code == ReasonCode.LOST_TO_HIGHER_PRIORITY
+        assert (reason.winner_target_id, reason.station_id) == ("high", "gs")
+        assert "priority 9" in reason.detail
+
+
+def test_kernel_level_reasons_frozen_winner_demand_and_time_limit() -> None:
+    reqs = [Request("a", 5, max_per_period=1, period_s=3600), Request("b", 5), Request("c", 2)]
+    ops = OpportunitySet.from_opportunities(
+        [Opportunity(0, 1, 100, 400, 1500), Opportunity(1, 0, 100, 400, 1500), Opportunity(2, 1, 2000, 2100, 200)]
+    )
+    frozen = [FrozenPlacement(0, 0, 1000, 1300, job_id="j"), FrozenPlacement(0, -1, 50, 600, job_id="k")]
+    p = Problem(reqs, [Resource("gs0"), Resource("gs1")], ops, frozen)
+    log = FilterLog()
+    log.add(2, ReasonCode.TOO_SHORT, "gs9")
+    out = explain_unscheduled(p, [], log, frozen_target_ids=["a", "mystery"], optimal=False)
+    assert set(out) == {1, 2}  # "a" has a frozen job
+    [b] = out[1]
+    assert (b.code, b.winner_target_id, b.station_id) == (ReasonCode.LOST_TO_HIGHER_PRIORITY, "mystery", "gs0")
+    assert {r.code for r in out[2]} == {ReasonCode.TIME_LIMIT, ReasonCode.TOO_SHORT}

@@ -1,0 +1,173 @@
+"""SchedulerService over real gRPC on a loopback port: plans, ranked lists, errors, health, reflection, metrics."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import timedelta
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from prometheus_client import REGISTRY
+
+from skymesh.api.convert import station_to_proto, timestamp_from_datetime
+from skymesh.api.scheduler.v1 import scheduler_pb2 as pb
+from skymesh.api.scheduler.v1 import scheduler_pb2_grpc as pb_grpc
+from skymesh.core.model import CelestialTarget, GeoLocation, Station, StationKind, StationState
+from skymesh.scheduler.inputs import PlanRequest, PlanTarget, SolverKind
+from skymesh.scheduler.service import SERVICE_NAME, SchedulerServicer, start_server
+from skymesh.scheduler.wire import plan_request_to_proto
+
+
+@pytest.fixture
+async def channel() -> AsyncIterator[grpc.aio.Channel]:
+    server, port = await start_server("127.0.0.1:0", servicer=SchedulerServicer(isolate=True))
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+            yield ch
+    finally:
+        await server.stop(grace=None)
+
+
+def _metric(name: str, solver: str) -> float:
+    return REGISTRY.get_sample_value(name, {"solver": solver}) or 0.0
+
+
+async def test_compute_plan_greedy_and_cpsat(channel: grpc.aio.Channel, small_talos: PlanRequest) -> None:
+    stub = pb_grpc.SchedulerServiceStub(channel)
+    before = _metric("skymesh_plan_runtime_seconds_count", "greedy")
+    msg = plan_request_to_proto(replace(small_talos, request_id="r-1"))
+    greedy = await stub.ComputePlan(msg)
+    assert greedy.request_id == "r-1"
+    assert greedy.stats.solver == pb.SOLVER_GREEDY
+    assert len(greedy.assignments) > 10
+    assert greedy.stats.candidates > len(greedy.assignments)
+    assert greedy.stats.bound >= greedy.stats.objective > 0
+    assert sum(a.score for a in greedy.assignments) == pytest.approx(greedy.stats.objective)
+    assert {"visibility_s", "bound_s"} <= set(greedy.stats.timings_s)
+    a = greedy.assignments[0]
+    assert a.tca.ToDatetime() >= a.window.start.ToDatetime() and a.max_elevation_deg >= 10.0
+    assert _metric("skymesh_plan_runtime_seconds_count", "greedy") == before + 1
+
+    msg.solver = pb.SOLVER_CPSAT
+    msg.time_limit_s = 5.0
+    cp = await stub.ComputePlan(msg)
+    assert cp.stats.solver == pb.SOLVER_CPSAT
+    assert greedy.stats.objective <= cp.stats.objective + 1e-6 <= cp.stats.bound + 1e-3
+    assert cp.stats.greedy_objective == pytest.approx(greedy.stats.objective)
+    assert _metric("skymesh_plan_objective", "cpsat") == pytest.approx(cp.stats.objective)
+
+
+async def test_bad_input_is_invalid_argument_naming_the_field(
+    channel: grpc.aio.Channel, small_talos: PlanRequest
+) -> None:
+    stub = pb_grpc.SchedulerServiceStub(channel)
+    msg = plan_request_to_proto(small_talos)
+    msg.window.end.CopyFrom(timestamp_from_datetime(small_talos.window.start - timedelta(hours=1)))
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.ComputePlan(msg)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert str(err.value.details()).startswith("window.end:")
+
+    msg = plan_request_to_proto(small_talos)
+    msg.solver = 42  # type: ignore[assignment]
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.ComputePlan(msg)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert str(err.value.details()).startswith("solver:")
+    meta: dict[str, object] = dict(tuple(m) for m in err.value.trailing_metadata() or ())  # type: ignore[misc, arg-type]
+    assert meta["skymesh-error-field"] == "solver"
+
+    msg = plan_request_to_proto(small_talos)
+    msg.targets[2].demand.max_per_period = 2
+    msg.targets[2].demand.period_s = 0
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.ComputePlan(msg)
+    assert str(err.value.details()).startswith("targets[2].demand.period_s:")
+
+    msg = plan_request_to_proto(small_talos)
+    msg.targets[0].target.satellite.tle_line2 = "2 garbage"
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.ComputePlan(msg)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert str(err.value.details()).startswith("targets[0].target.satellite.")
+
+
+async def test_rank_targets_for_a_telescope(channel: grpc.aio.Channel, small_talos: PlanRequest) -> None:
+    stub = pb_grpc.SchedulerServiceStub(channel)
+    scope = Station(
+        "scope",
+        "scope",
+        StationKind.TELESCOPE,
+        GeoLocation(28.3, -16.5, 2390.0),
+        min_elevation_deg=20.0,
+        filters=("V",),
+        limiting_magnitude=17.0,
+        state=StationState.ONLINE,
+    )
+    at = small_talos.window.start.replace(hour=23)  # 1 March, night on Tenerife: Orion sets, Leo is high
+    cat = [
+        PlanTarget(CelestialTarget("regulus", "Regulus", 152.09, 11.97, magnitude=1.4, priority=6)),
+        PlanTarget(CelestialTarget("m42", "M42", 83.8, -5.4, magnitude=4.0, priority=9)),
+        PlanTarget(CelestialTarget("acrux", "Acrux", 186.65, -63.1, magnitude=0.8, priority=10)),
+        PlanTarget(CelestialTarget("m13", "M13", 250.42, 36.46, magnitude=5.8, priority=3)),
+    ]
+    req = pb.RankTargetsRequest(station=station_to_proto(scope), at=timestamp_from_datetime(at), count=2)
+    for pt in cat:
+        m = req.targets.add()
+        m.target.CopyFrom(plan_request_to_proto(replace(small_talos, targets=[pt])).targets[0].target)
+    resp = await stub.RankTargets(req)
+    ids = [t.target_id for t in resp.targets]
+    assert "acrux" not in ids and len(ids) <= 2
+    assert ids and ids[0] in {"regulus", "m42"}
+    top = resp.targets[0]
+    assert top.altitude_deg >= 20.0 and 1.0 <= top.airmass <= 2.0 and top.remaining_s > 0
+    assert [t.score for t in resp.targets] == sorted((t.score for t in resp.targets), reverse=True)
+
+    bad = pb.RankTargetsRequest(at=timestamp_from_datetime(at), count=1)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.RankTargets(bad)
+    assert str(err.value.details()).startswith("station:")
+
+
+async def test_health_and_reflection(channel: grpc.aio.Channel) -> None:
+    health = health_pb2_grpc.HealthStub(channel)
+    resp = await health.Check(health_pb2.HealthCheckRequest(service=SERVICE_NAME))
+    assert resp.status == health_pb2.HealthCheckResponse.SERVING
+    refl = reflection_pb2_grpc.ServerReflectionStub(channel)
+    call = refl.ServerReflectionInfo()
+    await call.write(reflection_pb2.ServerReflectionRequest(list_services=""))
+    answer = await call.read()
+    await call.done_writing()
+    names = {s.name for s in answer.list_services_response.service}
+    assert SERVICE_NAME in names
+
+
+def test_solver_kinds_round_trip() -> None:
+    from skymesh.scheduler.wire import solver_from_proto, solver_to_proto
+
+    for kind in (SolverKind.GREEDY, SolverKind.CPSAT, SolverKind.ROLLING):
+        assert solver_from_proto(solver_to_proto(kind)) == kind
+
+
+async def test_serve_runs_until_stopped(small_talos: PlanRequest) -> None:
+    import asyncio
+    import socket
+
+    from skymesh.scheduler.service import serve
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(f"127.0.0.1:{port}", isolate=False, stop=stop))
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+        health = health_pb2_grpc.HealthStub(ch)
+        resp = await health.Check(health_pb2.HealthCheckRequest(service=""), wait_for_ready=True, timeout=10)
+        assert resp.status == health_pb2.HealthCheckResponse.SERVING
+        plan = await pb_grpc.SchedulerServiceStub(ch).ComputePlan(plan_request_to_proto(small_talos))
+        assert plan.assignments
+    stop.set()
+    await asyncio.wait_for(task, timeout=10)

@@ -1,0 +1,113 @@
+"""The rolling planner against a fake SchedulerService over real gRPC: jobs, schedule versions, pushes, failures."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import grpc
+import pytest
+
+from skymesh.api.common.v1 import common_pb2
+from skymesh.api.control.v1 import observations_pb2, observations_pb2_grpc, targets_pb2, targets_pb2_grpc
+from skymesh.api.convert import time_window_to_proto
+from skymesh.api.scheduler.v1 import scheduler_pb2
+from skymesh.core.jobs import JobState
+from skymesh.core.model import CelestialTarget, TimeWindow
+from skymesh.server.db.work import CAUSE_REMOVED_FROM_SCHEDULE
+from tests.server.agent_client import AgentClient
+from tests.server.conftest import ISS_LINE1, ISS_LINE2, StartServer, add_station
+from tests.server.fake_scheduler import fake_scheduler
+
+START = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
+WINDOW = TimeWindow(START, START + timedelta(minutes=10))
+
+
+def _one_pass(request: scheduler_pb2.ComputePlanRequest) -> list[scheduler_pb2.Assignment]:
+    return [
+        scheduler_pb2.Assignment(
+            station_id=s.station_id, target_id=t.target.target_id, window=time_window_to_proto(WINDOW), score=1.0
+        )
+        for s in request.stations
+        for t in request.targets
+    ]
+
+
+async def test_planner_builds_jobs_bumps_versions_and_pushes(start_server: StartServer) -> None:
+    async with fake_scheduler() as (scheduler, address, scheduler_server):
+        scheduler.plan = _one_pass
+        server = await start_server(planning_enabled=True, scheduler_address=address, replan_debounce_s=0.05)
+        key = await add_station(server, "gs1")
+        channel = grpc.aio.insecure_channel(server.address)
+        targets = targets_pb2_grpc.TargetServiceStub(channel)
+        jobs = observations_pb2_grpc.JobServiceStub(channel)
+        async with channel:
+            await targets.CreateTarget(
+                targets_pb2.CreateTargetRequest(
+                    target=common_pb2.Target(
+                        target_id="iss",
+                        name="ISS",
+                        priority=7,
+                        satellite=common_pb2.SatelliteTarget(
+                            tle_line1=ISS_LINE1, tle_line2=ISS_LINE2, band="UHF", elements_source="test"
+                        ),
+                    )
+                )
+            )
+            async with AgentClient.connect(server.address, key, "gs1") as agent:
+                await agent.expect("welcome")
+                # The station went ONLINE: the planner runs (event, debounced) and pushes version 1.
+                schedule = await agent.expect("schedule", skip=("ping",))
+                assert schedule.version == 1
+                assert [j.target.target_id for j in schedule.jobs] == ["iss"]
+                assert schedule.jobs[0].target.satellite.tle_line1 == ISS_LINE1
+                job_id = schedule.jobs[0].job_id
+                request = scheduler.requests[-1]
+                assert [s.station_id for s in request.stations] == ["gs1"]
+                assert request.solver == scheduler_pb2.SOLVER_GREEDY
+                assert (await server.repo.get_job(job_id)).state == JobState.DISPATCHED
+
+                # Same plan again: no new version, nothing pushed.
+                reply = await jobs.Replan(observations_pb2.ReplanRequest())
+                assert reply.assignments == 1
+                assert await server.repo.schedule_version("gs1") == 1
+
+                # The job drops out of the plan: cancelled, and version 2 (empty) is pushed.
+                scheduler.plan = lambda _r: []
+                await jobs.Replan(observations_pb2.ReplanRequest())
+                schedule = await agent.expect("schedule")
+                assert (schedule.version, list(schedule.jobs)) == (2, [])
+                job = await server.repo.get_job(job_id)
+                assert (job.state, job.cause) == (JobState.CANCELLED, CAUSE_REMOVED_FROM_SCHEDULE)
+
+                # The scheduler goes away: Replan says UNAVAILABLE, schedules stay, the loop lives on.
+                await scheduler_server.stop(None)
+                with pytest.raises(grpc.aio.AioRpcError) as err:
+                    await jobs.Replan(observations_pb2.ReplanRequest())
+                assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+                assert await server.repo.schedule_version("gs1") == 2
+                assert server.planner is not None and server.planner.failures >= 1
+                server.planner.request("test")
+                await asyncio.sleep(0.2)
+                await agent.heartbeat()
+                await agent.telemetry(1)
+                assert (await agent.expect("upstream_ack")).committed_seq == 1
+
+
+async def test_frozen_jobs_are_kept(start_server: StartServer) -> None:
+    async with fake_scheduler() as (scheduler, address, _server):
+        server = await start_server(planning_enabled=True, scheduler_address=address, freeze_s=7200)
+        key = await add_station(server, "gs1")
+        await server.repo.create_target(CelestialTarget("m31", "M31", 10.68, 41.27))
+        scheduler.plan = _one_pass
+        async with AgentClient.connect(server.address, key, "gs1") as agent:
+            await agent.expect("welcome")
+            schedule = await agent.expect("schedule")
+            job_id = schedule.jobs[0].job_id
+            await agent.job_update(1, job_id, common_pb2.JOB_STATE_RECEIVED)
+            await agent.expect("upstream_ack")
+            scheduler.plan = lambda _r: []  # a planner that forgets frozen jobs must not cancel them
+            assert server.planner is not None
+            await server.planner.plan_once()
+            assert [f.job_id for f in scheduler.requests[-1].frozen] == [job_id]
+            assert (await server.repo.get_job(job_id)).state == JobState.RECEIVED
