@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from skymesh.core.model import Station, StationKind
+from skymesh.sim.fleet import VariableStar
 
 
 def register(sub: Any) -> None:
@@ -97,7 +98,9 @@ def _run(args: argparse.Namespace) -> int:
     return asyncio.run(_demo(args, data))
 
 
-def _agent_config(station: Station, api_key: str, server_addr: str, data: Path) -> dict[str, Any]:
+def _agent_config(
+    station: Station, api_key: str, server_addr: str, data: Path, variables: tuple[VariableStar, ...]
+) -> dict[str, Any]:
     """The YAML an operator would write for this station's agent, with the built-in simulator as hardware."""
     ground = station.kind == StationKind.GROUND_STATION
     return {
@@ -116,6 +119,20 @@ def _agent_config(station: Station, api_key: str, server_addr: str, data: Path) 
         "aperture_m": station.aperture_m,
         "heartbeat_interval_s": 5.0,
         "limits": {"elevation_min_deg": 0.0, "slew_rate_deg_s": station.slew_rate_deg_s},
+        "drivers": {}
+        if ground
+        else {
+            "mount": {"kind": "simulated"},
+            "camera": {
+                "kind": "simulated",
+                "aperture_m": station.aperture_m,
+                # The simulator's sky: each variable's light curve, so the stored photometry varies as it should.
+                "variables": {
+                    v.target_id: {"period_s": v.period_days * 86400.0, "amplitude_mag": v.amplitude_mag}
+                    for v in variables
+                },
+            },
+        },
     }
 
 
@@ -198,7 +215,7 @@ async def _demo(args: argparse.Namespace, data: Path) -> int:
                 )
                 cfg = _write_yaml(
                     data / "agents" / f"{station.station_id}.yaml",
-                    _agent_config(station, key.api_key, server_addr, data),
+                    _agent_config(station, key.api_key, server_addr, data, fleet.variables),
                 )
                 procs.start(f"agent-{station.station_id}", ["agent", "--config", str(cfg)])
             print(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import numpy as np
 
@@ -90,6 +91,13 @@ VARIABLE_STARS: tuple[VariableStar, ...] = (
     VariableStar("beta-dor", "beta Dor", 83.4063, -62.4898, 3.75, 0.35, 9.84),
     VariableStar("rs-pup", "RS Pup", 123.2675, -34.5786, 7.1, 0.6, 41.39),
     VariableStar("kappa-pav", "kappa Pav", 284.2375, -67.2336, 4.35, 0.45, 9.09),
+    # Fainter RR Lyrae stars: unsaturated in short exposures on small telescopes.
+    VariableStar("sw-and", "SW And", 5.9296, 29.4011, 9.7, 0.45, 0.4423),
+    VariableStar("x-ari", "X Ari", 47.1288, 10.4458, 9.6, 0.5, 0.6512),
+    VariableStar("ar-per", "AR Per", 64.3217, 47.4003, 10.5, 0.5, 0.4256),
+    VariableStar("tu-uma", "TU UMa", 172.4521, 30.0672, 9.8, 0.45, 0.5577),
+    VariableStar("su-dra", "SU Dra", 174.4858, 67.3297, 9.8, 0.45, 0.6604),
+    VariableStar("rz-cep", "RZ Cep", 339.8042, 64.8586, 9.4, 0.35, 0.3087),
 )
 
 _BAND_FREQUENCY_HZ = {"VHF": 145.9e6, "UHF": 437.5e6, "S": 2.245e9}
@@ -100,7 +108,7 @@ class DemoFleet:
     stations: tuple[Station, ...]
     satellites: tuple[SatelliteTarget, ...]
     stars: tuple[CelestialTarget, ...]
-    star_periods_days: dict[str, float]
+    variables: tuple[VariableStar, ...]
     # target_id of satellites chosen because they pass a demo station soon -> (station_id, AOS)
     soon: dict[str, tuple[str, datetime]]
 
@@ -109,7 +117,7 @@ def _sun_altitude_deg(site: Site, now: datetime) -> float:
     from skymesh.astro import celestial, frames
 
     jd = frames.datetime_to_jd(now)
-    return float(celestial.sun_altitude_deg(site.latitude_deg, site.longitude_deg, jd))
+    return float(np.ravel(celestial.sun_altitude_deg(site.latitude_deg, site.longitude_deg, jd))[0])
 
 
 def build_demo_fleet(
@@ -119,7 +127,7 @@ def build_demo_fleet(
     telescopes: int = 3,
     satellites: int = 24,
     seed: int = 7,
-    soon_within_s: tuple[float, float] = (45.0, 150.0),
+    soon_within_s: tuple[float, float] = (25.0, 90.0),
 ) -> DemoFleet:
     """Stations, satellites and stars for a demo starting at `now`."""
     from skymesh.astro.tle_gen import generate_tles
@@ -190,9 +198,9 @@ def build_demo_fleet(
             ra_deg=star.ra_deg,
             dec_deg=star.dec_deg,
             magnitude=star.magnitude,
-            priority=6,
+            priority=8 if star.magnitude > 7.0 else 5,
             filters=("V",),
-            exposure_s=5.0,
+            exposure_s=2.0 if star.magnitude > 7.0 else 0.5,
             exposure_count=3,
             max_airmass=2.5,
             min_moon_separation_deg=15.0,
@@ -203,7 +211,7 @@ def build_demo_fleet(
         stations=tuple(stations),
         satellites=tuple(sats),
         stars=stars,
-        star_periods_days={s.target_id: s.period_days for s in VARIABLE_STARS},
+        variables=VARIABLE_STARS,
         soon=soon,
     )
 
@@ -218,13 +226,12 @@ def _soon_passing(
     """
     from skymesh.astro.passes import find_passes
     from skymesh.astro.propagate import SatelliteBatch
-
     from skymesh.astro.tle_gen import generate_tles
 
     candidates = []
     for i, family in enumerate(("cubesat", "sso", "iss", "starlink")):
-        candidates += generate_tles(family, 1500, now, seed=seed * 101 + i, norad_base=200000 + 20000 * i)
-    batch = SatelliteBatch.from_tles(candidates)
+        candidates += generate_tles(family, 2500, now, seed=seed * 101 + i, norad_base=200000 + 20000 * i)
+    batch = SatelliteBatch(candidates)
     lats = np.array([s.location.latitude_deg for s in ground_stations])
     lons = np.array([s.location.longitude_deg for s in ground_stations])
     alts = np.array([s.location.altitude_m for s in ground_stations])
@@ -233,6 +240,24 @@ def _soon_passing(
     passes = table.to_list()
     chosen: list[SatelliteTarget] = []
     soon: dict[str, tuple[str, datetime]] = {}
+    # Short passes starting soon first; if none exists today, accept later or longer ones.
+    for aos_limit_s, max_duration_s in ((within_s[1], 120.0), (within_s[1] * 2, 240.0), (within_s[1] * 4, 600.0)):
+        _pick(ground_stations, passes, candidates, now, (within_s[0], aos_limit_s), max_duration_s, chosen, soon)
+        if chosen:
+            break
+    return chosen, soon
+
+
+def _pick(
+    ground_stations: list[Station],
+    passes: list[Any],
+    candidates: list[Any],
+    now: datetime,
+    aos_within_s: tuple[float, float],
+    max_duration_s: float,
+    chosen: list[SatelliteTarget],
+    soon: dict[str, tuple[str, datetime]],
+) -> None:
     used: set[int] = set()
     for station_index, station in enumerate(ground_stations):
         options = [
@@ -240,8 +265,8 @@ def _soon_passing(
             for p in passes
             if p.station_index == station_index
             and p.sat_index not in used
-            and within_s[0] <= (p.aos - now).total_seconds() <= within_s[1]
-            and 60.0 <= (p.los - p.aos).total_seconds() <= 240.0
+            and aos_within_s[0] <= (p.aos - now).total_seconds() <= aos_within_s[1]
+            and 45.0 <= (p.los - p.aos).total_seconds() <= max_duration_s
         ]
         if not options:
             continue
@@ -261,4 +286,3 @@ def _soon_passing(
         )
         chosen.append(target)
         soon[target.target_id] = (station.station_id, best.aos)
-    return chosen, soon
