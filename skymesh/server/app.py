@@ -106,7 +106,8 @@ class RunningServer:
         drain.retry_after.FromMilliseconds(int(self.config.drain_retry_after_s * 1000))
         if self.hub.drain(drain):
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.hub.wait_empty(), timeout=min(grace, 2.0))
+                async with asyncio.timeout(min(grace, 2.0)):
+                    await self.hub.wait_empty()
         await self.server.stop(grace)
         self._background.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -119,8 +119,11 @@ class Liveness:
     async def run(self) -> None:
         """The monitor: re-derives every known station's state each tick (and at once after a stream ends)."""
         while True:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that races the wake-up,
+            # and this task must stop when its owner cancels it.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._tick_s())
+                async with asyncio.timeout(self._tick_s()):
+                    await self._wake.wait()
             self._wake.clear()
             for station_id in set(self._state) | set(self._ended_at) | set(self._last_seen):
                 try:

@@ -80,7 +80,8 @@ class Planner:
         self._wake.set()  # plan once at start
         while True:
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+                async with asyncio.timeout(delay):  # not wait_for: it can swallow cancellation on 3.11
+                    await self._wake.wait()
                 await asyncio.sleep(self._config.replan_debounce_s)
             except TimeoutError:
                 self._reasons.add("interval")

@@ -189,7 +189,8 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     async def _watch(self, session: AgentSession) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(session.ended.wait(), timeout=self._config.key_recheck_s)
+                async with asyncio.timeout(self._config.key_recheck_s):
+                    await session.ended.wait()
             if session.ended.is_set():
                 break
             if not await self._repo.key_is_valid(session.key_id):
