@@ -58,9 +58,7 @@ def timestamp_to_datetime(ts: Timestamp, field: str = "time", *, required: bool 
 
 
 def time_window_to_proto(window: TimeWindow) -> common_pb2.TimeWindow:
-    return common_pb2.TimeWindow(
-        start=timestamp_from_datetime(window.start), end=timestamp_from_datetime(window.end)
-    )
+    return common_pb2.TimeWindow(start=timestamp_from_datetime(window.start), end=timestamp_from_datetime(window.end))
 
 
 def time_window_from_proto(msg: common_pb2.TimeWindow, field: str = "window") -> TimeWindow:
@@ -154,9 +152,7 @@ def station_from_proto(msg: common_pb2.Station, field: str = "station") -> Stati
             limiting_magnitude=_finite(msg.limiting_magnitude, "limiting_magnitude"),
             fov_deg=_finite(msg.fov_deg, "fov_deg"),
             state=state,
-            unavailable=tuple(
-                time_window_from_proto(w, f"unavailable[{i}]") for i, w in enumerate(msg.unavailable)
-            ),
+            unavailable=tuple(time_window_from_proto(w, f"unavailable[{i}]") for i, w in enumerate(msg.unavailable)),
         )
 
 
@@ -208,9 +204,7 @@ def target_from_proto(msg: common_pb2.Target, field: str = "target") -> Target:
                 if not 0.0 <= sat.min_elevation_deg < 90.0:
                     raise InvalidArgument("must be within [0, 90)", field="min_elevation_deg")
                 if sat.downlink_frequency_hz < 0 or not math.isfinite(sat.downlink_frequency_hz):
-                    raise InvalidArgument(
-                        "must be a non-negative frequency in Hz", field="downlink_frequency_hz"
-                    )
+                    raise InvalidArgument("must be a non-negative frequency in Hz", field="downlink_frequency_hz")
                 return SatelliteTarget(
                     target_id=msg.target_id,
                     name=msg.name or msg.target_id,

@@ -56,7 +56,11 @@ def grpc_errors(
 
 def error_from_rpc(exc: grpc.aio.AioRpcError) -> E.SkyMeshError:
     cls = _BY_CODE.get(exc.code(), E.SkyMeshError)
-    meta = {k: v for k, v in (exc.trailing_metadata() or ()) if isinstance(v, str)}
+    meta: dict[str, str] = {}
+    items: Any = exc.trailing_metadata() or ()
+    for key, value in items:  # grpc.aio.Metadata yields (key, value) pairs
+        if isinstance(value, str):
+            meta[str(key)] = value
     return cls(
         exc.details() or exc.code().name,
         reason=meta.get("skymesh-error-reason"),

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from skymesh.core.model import Station, StationKind
+from skymesh.core.model import Station, StationKind, Target
 from skymesh.sim.fleet import VariableStar
 
 
@@ -204,7 +204,8 @@ async def _demo(args: argparse.Namespace, data: Path) -> int:
         async with grpc.aio.insecure_channel(server_addr) as channel:
             station_api = stations_pb2_grpc.StationServiceStub(channel)
             target_api = targets_pb2_grpc.TargetServiceStub(channel)
-            for target in (*fleet.satellites, *fleet.stars):
+            targets: list[Target] = [*fleet.satellites, *fleet.stars]
+            for target in targets:
                 await target_api.CreateTarget(targets_pb2.CreateTargetRequest(target=convert.target_to_proto(target)))
             for station in fleet.stations:
                 await station_api.CreateStation(
