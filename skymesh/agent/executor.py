@@ -16,26 +16,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from datetime import UTC
 
 from skymesh.agent.aio import wait_event_or_sleep
 from skymesh.agent.config import AgentConfig
 from skymesh.agent.drivers import DriverSet
 from skymesh.agent.drivers.base import DriverError
-from skymesh.agent.observing import JobContext, JobFailed, perform_job
+from skymesh.agent.observing import JobContext, JobFailed, perform_job, preposition
 from skymesh.agent.store import AsyncStore, LocalJob
 from skymesh.api.agent.v1 import agent_pb2
 from skymesh.api.common.v1 import common_pb2
 from skymesh.api.convert import timestamp_from_datetime
 from skymesh.core.clock import Clock
 from skymesh.core.jobs import JobState
-from skymesh.observability.metrics import AGENT_COMMANDS, AGENT_JOBS
+from skymesh.observability.metrics import AGENT_COMMANDS, AGENT_JOBS, AGENT_OUTBOX_DEPTH
 
 __all__ = ["Executor"]
 
 _log = logging.getLogger(__name__)
 
 _IDLE_RECHECK_S = 30.0
+# Point the antenna at a pass's rise point this long before it starts, so tracking begins on target.
+_PREPOSITION_S = 60.0
 _C = agent_pb2
 
 
@@ -59,6 +62,7 @@ class Executor:
         self.current_job_id = ""
         self._job_task: asyncio.Task[agent_pb2.ObservationRecord] | None = None
         self._abort_detail: tuple[int, str] | None = None
+        self._prepositioned: set[str] = set()
         self._command_turn = asyncio.Lock()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -106,9 +110,16 @@ class Executor:
             job = min(runnable, key=lambda j: (j.start, j.job_id))
             wait_s = (job.start - now).total_seconds()
             if wait_s > 0:
-                await wait_event_or_sleep(self.clock, self.store.schedule_changed, min(wait_s, _IDLE_RECHECK_S))
+                if wait_s <= _PREPOSITION_S and job.job_id not in self._prepositioned and not self.current_job_id:
+                    self._prepositioned.add(job.job_id)
+                    await preposition(job, self._context())
+                nap_s = wait_s - _PREPOSITION_S if wait_s > _PREPOSITION_S else wait_s
+                await wait_event_or_sleep(self.clock, self.store.schedule_changed, min(nap_s, _IDLE_RECHECK_S))
                 continue
             await self._run_job(job)
+
+    def _context(self) -> JobContext:
+        return JobContext(self.config, self.drivers, self.clock, self.live, self.progress)
 
     async def _finish(self, job_id: str, state: JobState, cause: int, detail: str, **kw: object) -> bool:
         done = await self.store.transition_job(
@@ -133,18 +144,25 @@ class Executor:
             )
             return
         resumed = job.state == JobState.RUNNING
-        await self._finish(
-            job.job_id,
-            JobState.RUNNING,
-            common_pb2.CAUSE_CODE_UNSPECIFIED,
-            "resumed after agent restart" if resumed else "",
-        )
+        # Claim the hardware before reporting RUNNING, so an AbortJob arriving meanwhile finds the job.
         self.current_job_id = job.job_id
         self._abort_detail = None
         self._idle.clear()
-        ctx = JobContext(self.config, self.drivers, self.clock, self.live, self.progress)
-        task = asyncio.create_task(perform_job(job, ctx), name=f"agent-job-{job.job_id}")
+        try:
+            await self._finish(
+                job.job_id,
+                JobState.RUNNING,
+                common_pb2.CAUSE_CODE_UNSPECIFIED,
+                "resumed after agent restart" if resumed else "",
+            )
+        except BaseException:
+            self.current_job_id = ""
+            self._idle.set()
+            raise
+        task = asyncio.create_task(perform_job(job, self._context()), name=f"agent-job-{job.job_id}")
         self._job_task = task
+        if self._abort_detail is not None:
+            task.cancel()  # aborted while RUNNING was being recorded
         try:
             record = await task
         except asyncio.CancelledError:
@@ -182,11 +200,12 @@ class Executor:
 
     async def abort_current(self, cause: int, detail: str) -> bool:
         """Interrupt the running job (reported ABORTED); returns False when none is running."""
-        task = self._job_task
-        if task is None or task.done():
+        if not self.current_job_id:
             return False
         self._abort_detail = (cause, detail)
-        task.cancel()
+        task = self._job_task
+        if task is not None and not task.done():
+            task.cancel()
         await self._idle.wait()
         return True
 
@@ -278,9 +297,10 @@ class Executor:
         if job is None:
             raise _Rejected(common_pb2.CAUSE_CODE_INVALID, f"unknown job {abort.job_id}")
         if job.state == JobState.RECEIVED:
-            await self._finish(job.job_id, JobState.CANCELLED, common_pb2.CAUSE_CODE_ABORTED_BY_OPERATOR, detail)
+            # An agent reports REJECTED, not CANCELLED (the server owns CANCELLED): it will never run.
+            await self._finish(job.job_id, JobState.REJECTED, common_pb2.CAUSE_CODE_ABORTED_BY_OPERATOR, detail)
             self.store.schedule_changed.set()
-            return f"cancelled job {abort.job_id} before it started"
+            return f"job {abort.job_id} will not run (aborted before it started)"
         raise _Rejected(common_pb2.CAUSE_CODE_INVALID, f"job {abort.job_id} is already {job.state.name}")
 
     # ------------------------------------------------------------------------------------------------ telemetry
@@ -295,6 +315,7 @@ class Executor:
             if self.clock.monotonic() - batch_started >= self.telemetry_batch_interval_s - 1e-9:
                 batch = agent_pb2.TelemetryBatch(boot_id=self.boot_id, samples=samples)
                 await self.store.enqueue(self.boot_id, [agent_pb2.ConnectRequest(telemetry=batch)])
+                AGENT_OUTBOX_DEPTH.set(await self.store.call(self.store.sync.outbox_depth))
                 samples = []
                 batch_started = self.clock.monotonic()
             await self.clock.sleep(period_s)
@@ -315,4 +336,4 @@ class Executor:
         for job_id, progress in self.progress.items():
             if job_id == self.current_job_id:
                 values["job.progress_ratio"] = progress
-        return {k: float(v) for k, v in values.items() if v == v}  # drop NaN
+        return {k: float(v) for k, v in values.items() if math.isfinite(v)}  # the server rejects NaN and inf

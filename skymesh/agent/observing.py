@@ -28,7 +28,7 @@ from skymesh.core.clock import Clock
 from skymesh.core.errors import SkyMeshError
 from skymesh.core.model import CelestialTarget, SatelliteTarget
 
-__all__ = ["JobFailed", "perform_job"]
+__all__ = ["JobContext", "JobFailed", "perform_job", "preposition"]
 
 _log = logging.getLogger(__name__)
 
@@ -62,6 +62,25 @@ async def perform_job(job: LocalJob, ctx: JobContext) -> agent_pb2.ObservationRe
         return await _telescope_exposures(job, target, ctx)
     except DriverError as exc:
         raise JobFailed(common_pb2.CAUSE_CODE_HARDWARE_FAULT, str(exc)) from exc
+
+
+async def preposition(job: LocalJob, ctx: JobContext) -> None:
+    """Before a pass: point the rotator where the satellite will rise (best effort; the pass itself will retry)."""
+    rotator = ctx.drivers.rotator
+    if rotator is None or job.spec.target.WhichOneof("kind") != "satellite":
+        return
+    sat = job.spec.target.satellite
+    limits = ctx.config.limits
+    try:
+        track = SatelliteTrack(sat.tle_line1, sat.tle_line2, ctx.config.location, job.start, job.start)
+        look = track.at(job.start)
+        current_az, _ = await rotator.get_position()
+        az = unwrap_azimuth(look.azimuth_deg, current_az, limits.azimuth_min_deg, limits.azimuth_max_deg)
+        el = min(max(look.elevation_deg, limits.elevation_min_deg), limits.elevation_max_deg)
+        await rotator.set_position(az, el)
+        _log.info("pre-positioned for job %s at az %.1f el %.1f", job.job_id, az, el)
+    except (SkyMeshError, DriverError) as exc:
+        _log.warning("could not pre-position for job %s: %s", job.job_id, exc)
 
 
 def _angular_separation_deg(az1: float, el1: float, az2: float, el2: float) -> float:

@@ -3,8 +3,7 @@
 - `SatelliteTrack`: a pass's look angles (az, el, range, range rate) on a 1 s grid from one vectorised SGP4 call
   (`skymesh.astro.propagate`), interpolated at any instant; Doppler-shifted downlink frequency; rotator azimuth
   unwrapped into the rotator's range next to where it is now.
-- `altaz_of_radec`: the alt/az of a sidereal target (mean sidereal time, no refraction: good to ~0.1 deg, plenty for
-  airmass and flags). A private helper until `skymesh.astro.celestial` offers one.
+- `altaz_of_radec`: the alt/az of a J2000 sidereal target (`skymesh.astro.celestial.radec_to_altaz`, one point).
 
 Imports: numpy, `skymesh.astro`, `skymesh.core`.
 """
@@ -18,7 +17,8 @@ from datetime import datetime, timedelta
 import numpy as np
 from numpy.typing import NDArray
 
-from skymesh.astro.frames import datetime_to_jd, gmst_rad
+from skymesh.astro.celestial import radec_to_altaz
+from skymesh.astro.frames import datetime_to_jd
 from skymesh.astro.propagate import SatelliteBatch, look_angles
 from skymesh.astro.tle import parse_tle
 from skymesh.core.model import GeoLocation
@@ -92,13 +92,8 @@ def unwrap_azimuth(azimuth_deg: float, current_deg: float, azimuth_min_deg: floa
 
 
 def altaz_of_radec(ra_deg: float, dec_deg: float, location: GeoLocation, when: datetime) -> tuple[float, float]:
-    """(altitude_deg, azimuth_deg) of a sidereal target from `location` at `when` (azimuth from north, east)."""
-    lst = float(gmst_rad(datetime_to_jd(when))) + math.radians(location.longitude_deg)
-    ha = lst - math.radians(ra_deg)
-    lat, dec = math.radians(location.latitude_deg), math.radians(dec_deg)
-    sin_alt = math.sin(lat) * math.sin(dec) + math.cos(lat) * math.cos(dec) * math.cos(ha)
-    alt = math.asin(max(-1.0, min(1.0, sin_alt)))
-    az = math.atan2(
-        -math.cos(dec) * math.sin(ha), math.sin(dec) * math.cos(lat) - math.cos(dec) * math.sin(lat) * math.cos(ha)
+    """(altitude_deg, azimuth_deg) of a J2000 sidereal target from `location` at `when` (azimuth from north, east)."""
+    alt, az = radec_to_altaz(
+        [ra_deg], [dec_deg], [location.latitude_deg], [location.longitude_deg], [datetime_to_jd(when)]
     )
-    return math.degrees(alt), math.degrees(az) % 360.0
+    return float(alt[0, 0, 0]), float(az[0, 0, 0])

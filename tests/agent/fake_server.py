@@ -110,11 +110,13 @@ class FakeAgentService(agent_pb2_grpc.AgentServiceServicer):
     async def Connect(self, request_iterator: Any, context: aio.ServicerContext[Any, Any]) -> None:  # type: ignore[override]
         self.connects += 1
         metadata = dict(context.invocation_metadata() or ())
+        # Read the Hello before refusing: aborting a call whose first write is in flight sometimes reaches the
+        # client as INTERNAL instead of the status we send (a gRPC core race), which would make tests flaky.
+        first = await context.read()
         if metadata.get("authorization") != f"Bearer {self.api_key}":
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "bad api key")
         if self.refuse is not None:
             await context.abort(self.refuse, "refused by test")
-        first = await context.read()
         if first is aio.EOF or first.WhichOneof("body") != "hello":
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "first message must be hello")
         hello = first.hello

@@ -53,3 +53,15 @@ def test_errors_name_the_field(tmp_path: Path, text: str, field: str) -> None:
     with pytest.raises(InvalidArgument) as info:
         load_config(tmp_path / "a.yaml", env={})
     assert info.value.field is not None and field in info.value.field
+
+
+def test_cli_check_validates_and_prints(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from skymesh.cli.main import main
+
+    (tmp_path / "a.yaml").write_text("station_id: gs-9\napi_key: k\nstate_dir: s\n")
+    assert main(["agent", "--config", str(tmp_path / "a.yaml"), "--check"]) == 0
+    out = capsys.readouterr().out
+    assert "station gs-9 (ground_station)" in out and "rotator: simulated" in out
+    (tmp_path / "b.yaml").write_text("station_id: gs-9\ndrivers: {radio: {kind: sdr}}\n")
+    assert main(["agent", "--config", str(tmp_path / "b.yaml"), "--check"]) == 2
+    assert "drivers.radio.kind" in capsys.readouterr().err

@@ -114,10 +114,13 @@ async def test_satellite_pass_tracked_with_doppler(tmp_path: Path) -> None:
     job = agent_pb2.ScheduledJob(
         job_id="pass-1", target=target, start=timestamp_from_datetime(aos), end=timestamp_from_datetime(los)
     )
-    async with _executor(tmp_path, clock) as (_, store):
+    async with _executor(tmp_path, clock) as (executor, store):
         store.replace_schedule(1, [job], BOOT, clock.now())
         await _advance(clock, 20.0)
         assert store.job("pass-1").state == JobState.RECEIVED  # type: ignore[union-attr]
+        assert executor.drivers.rotator is not None
+        # Pre-positioned toward the rise point before the pass (it left the park position at az 0, el 90).
+        assert await executor.drivers.rotator.get_position() != pytest.approx((0.0, 90.0))
         await _advance(clock, (los - aos).total_seconds() + 30.0, step_s=2.0)
         await _settle(lambda: store.job("pass-1").state == JobState.SUCCEEDED)  # type: ignore[union-attr]
     messages = store_messages(tmp_path)
@@ -176,3 +179,50 @@ async def test_commands_wait_for_not_before_and_expire(tmp_path: Path) -> None:
         assert store.command("point").state == agent_pb2.COMMAND_STATE_RECEIVED  # type: ignore[union-attr]
         await _advance(clock, 6.0)
         await _settle(lambda: store.command("point").state == agent_pb2.COMMAND_STATE_SUCCEEDED)  # type: ignore[union-attr]
+
+
+def _celestial_job(job_id: str, start: datetime, end: datetime) -> agent_pb2.ScheduledJob:
+    target = common_pb2.Target(
+        target_id="t", priority=5, celestial=common_pb2.CelestialTarget(ra_deg=10.0, dec_deg=5.0)
+    )
+    return agent_pb2.ScheduledJob(
+        job_id=job_id, target=target, start=timestamp_from_datetime(start), end=timestamp_from_datetime(end)
+    )
+
+
+async def test_unavailable_window_rejects_and_abort_before_start(tmp_path: Path) -> None:
+    t0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    clock = ManualClock(t0)
+    async with _executor(tmp_path, clock) as (executor, store):
+        window = common_pb2.TimeWindow(
+            start=timestamp_from_datetime(t0), end=timestamp_from_datetime(t0 + timedelta(seconds=100))
+        )
+        store.record_command(
+            agent_pb2.Command(
+                seq=1, command_id="off", set_unavailable=agent_pb2.SetUnavailable(window=window, reason="maintenance")
+            ),
+            t0,
+        )
+        executor.store.commands_received.set()
+        await _settle(lambda: store.command("off").state == agent_pb2.COMMAND_STATE_SUCCEEDED)  # type: ignore[union-attr]
+        store.replace_schedule(
+            1,
+            [
+                _celestial_job("during", t0 + timedelta(seconds=10), t0 + timedelta(seconds=50)),
+                _celestial_job("later", t0 + timedelta(seconds=300), t0 + timedelta(seconds=400)),
+            ],
+            BOOT,
+            t0,
+        )
+        executor.store.schedule_changed.set()
+        abort = agent_pb2.Command(seq=2, command_id="ab", abort_job=agent_pb2.AbortJob(job_id="later", reason="nope"))
+        store.record_command(abort, t0)
+        executor.store.commands_received.set()
+        await _settle(lambda: store.job("later").state == JobState.REJECTED)  # type: ignore[union-attr]
+        await _advance(clock, 12.0)
+        await _settle(lambda: store.job("during").state == JobState.REJECTED)  # type: ignore[union-attr]
+    updates = {
+        m.job_update.job_id: m.job_update for m in store_messages(tmp_path) if m.WhichOneof("body") == "job_update"
+    }
+    assert "maintenance" in updates["during"].detail
+    assert updates["later"].cause == common_pb2.CAUSE_CODE_ABORTED_BY_OPERATOR

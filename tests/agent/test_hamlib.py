@@ -3,12 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
+from skymesh.agent.config import AgentConfig, DriverConfig, DriversConfig, HardwareLimits
+from skymesh.agent.drivers import build_drivers
 from skymesh.agent.drivers.base import DriverError
 from skymesh.agent.drivers.rigctld import RigctldRadio
 from skymesh.agent.drivers.rotctld import RotctldRotator
+from skymesh.agent.executor import Executor
+from skymesh.agent.store import AsyncStore, Store
+from skymesh.api.agent.v1 import agent_pb2
+from skymesh.api.common.v1 import common_pb2
+from skymesh.api.convert import timestamp_from_datetime
+from skymesh.astro.frames import datetime_to_jd, ecef_to_geodetic, teme_to_ecef
+from skymesh.astro.propagate import SatelliteBatch
+from skymesh.astro.tle_gen import generate_tles
+from skymesh.core.clock import SystemClock
+from skymesh.core.jobs import JobState
+from skymesh.core.model import GeoLocation
 from tests.agent.daemons import daemon, free_port, require_binary
 
 
@@ -72,3 +88,74 @@ async def test_rigctld_dummy_tunes_and_reads_strength() -> None:
             assert await radio.get_frequency() == 145_800_000.0  # still in step after the error
         finally:
             await radio.close()
+
+
+async def test_executor_tracks_a_pass_with_rotctld_and_rigctld(tmp_path: Path) -> None:
+    """A whole pass job through the executor on the real daemons: rotator follows, radio follows Doppler."""
+    rotctld = require_binary("rotctld", "libhamlib-utils")
+    rigctld = require_binary("rigctld", "libhamlib-utils")
+    now = datetime.now(UTC)
+    (tle,) = generate_tles("iss", 1, now, seed=11)
+    # Put the station right under the satellite, so it is high in the sky for the few seconds of the job.
+    r, v, _ = SatelliteBatch([tle]).propagate([datetime_to_jd(now + timedelta(seconds=3))])
+    r_ecef, _ = teme_to_ecef(r, v, datetime_to_jd(now + timedelta(seconds=3)))
+    lat, lon, _alt = ecef_to_geodetic(r_ecef[0, 0])
+    site = GeoLocation(float(lat), float(lon) if float(lon) >= -180 else float(lon) + 360.0, 0.0)
+    rot_port, rig_port = free_port(), free_port()
+    with (
+        daemon([rotctld, "-m", "1", "-T", "127.0.0.1", "-t", str(rot_port)], rot_port),
+        daemon([rigctld, "-m", "1", "-T", "127.0.0.1", "-t", str(rig_port)], rig_port),
+    ):
+        config = AgentConfig(
+            station_id="gs-hamlib",
+            state_dir=tmp_path,
+            location=site,
+            tracking_interval_s=0.5,
+            limits=HardwareLimits(azimuth_min_deg=-180.0, azimuth_max_deg=450.0),
+            drivers=DriversConfig(
+                rotator=DriverConfig(kind="rotctld", port=rot_port, timeout_s=3.0),
+                radio=DriverConfig(kind="rigctld", port=rig_port, timeout_s=3.0),
+            ),
+        )
+        clock = SystemClock()
+        drivers = build_drivers(config, clock)
+        await drivers.connect()
+        store = Store(config.database_path)
+        store.begin_boot("b", now)
+        target = common_pb2.Target(
+            target_id="sat",
+            priority=5,
+            satellite=common_pb2.SatelliteTarget(
+                norad_id=tle.norad_id, tle_line1=tle.line1, tle_line2=tle.line2, downlink_frequency_hz=437.5e6
+            ),
+        )
+        job = agent_pb2.ScheduledJob(
+            job_id="p",
+            target=target,
+            start=timestamp_from_datetime(now + timedelta(seconds=1)),
+            end=timestamp_from_datetime(now + timedelta(seconds=5)),
+        )
+        store.replace_schedule(1, [job], "b", now)
+        executor = Executor(config, AsyncStore(store), drivers, clock, "b")
+        task = asyncio.create_task(executor.run())
+        try:
+            for _ in range(100):
+                done = store.job("p")
+                if done is not None and done.state.terminal:
+                    break
+                await asyncio.sleep(0.1)
+            assert done is not None and done.state == JobState.SUCCEEDED, done
+            assert drivers.rotator is not None and drivers.radio is not None
+            _az, el = await drivers.rotator.get_position()
+            assert el > 1.0  # it moved up toward the satellite (from park at el 0)
+            tuned = await drivers.radio.get_frequency()
+            assert tuned != 437.5e6 and abs(tuned - 437.5e6) < 12_000  # Doppler-corrected
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await drivers.close()
+    (obs,) = [m.observation for m in store.pending("b", 0, 1000) if m.WhichOneof("body") == "observation"]
+    store.close()
+    assert obs.pass_quality.max_elevation_deg > 60.0
+    assert obs.pass_quality.doppler_residual_hz < 1.0

@@ -291,4 +291,4 @@ async def test_artifact_upload_resumes_after_a_cut(fake: tuple[FakeAgentService,
         assert service.upload_starts == [(name, 0), (name, UPLOAD_CHUNK_BYTES)]  # resumed, not restarted
         assert agent.store is not None
         await service.wait_for(lambda: agent.store is not None and agent.store.sync.pending_upload_count() == 0, 5)
-        assert not list((tmp_path / "artifacts").rglob("*.fits"))
+        await service.wait_for(lambda: not list((tmp_path / "artifacts").rglob("*.fits")), 5, "file removed")

@@ -69,7 +69,7 @@ class Radio(Protocol):
 
 
 class Mount(Protocol):
-    """An equatorial or alt-az telescope mount addressed in RA/Dec (JNow for INDI, as the protocol wants)."""
+    """A telescope mount. `slew` takes catalogue (J2000) RA/Dec; each driver converts to what its protocol wants."""
 
     name: str
 

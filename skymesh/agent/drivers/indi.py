@@ -20,11 +20,14 @@ import math
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import cast
 from xml.sax.saxutils import escape, quoteattr
 
 from skymesh.agent.aio import with_timeout
 from skymesh.agent.drivers.base import DriverError, Exposure, ExposureRequest
+from skymesh.astro.celestial import precess_from_j2000
+from skymesh.astro.frames import datetime_to_jd
 
 __all__ = ["IndiBlob", "IndiCamera", "IndiClient", "IndiMount", "IndiProperty"]
 
@@ -261,7 +264,10 @@ class IndiMount:
         await self.client.close()
 
     async def slew(self, ra_deg: float, dec_deg: float) -> None:
-        ra_h = (ra_deg % 360.0) / 15.0
+        """Slew to J2000 (catalogue) RA/Dec: INDI's EQUATORIAL_EOD_COORD wants equinox of date, so precess first."""
+        ra_now, dec_now = precess_from_j2000([ra_deg], [dec_deg], [datetime_to_jd(datetime.now(UTC))])
+        ra_deg, dec_deg = float(ra_now[0]) % 360.0, float(dec_now[0])
+        ra_h = ra_deg / 15.0
         if self.client.get(self.device, "ON_COORD_SET") is not None:
             await self.client.new_switch(self.device, "ON_COORD_SET", {"TRACK": True, "SLEW": False, "SYNC": False})
         await self.client.new_number(self.device, "EQUATORIAL_EOD_COORD", {"RA": ra_h, "DEC": dec_deg})
@@ -292,6 +298,7 @@ class IndiMount:
             raise DriverError(f"{self.device} refused the slew to RA {ra_h:.4f} h Dec {dec_deg:.4f} (Alert)")
 
     async def get_radec(self) -> tuple[float, float]:
+        """Where the mount points, as it reports it: RA/Dec of date (JNow)."""
         prop = self.client.get(self.device, "EQUATORIAL_EOD_COORD")
         if prop is None:
             raise DriverError(f"{self.device} has no EQUATORIAL_EOD_COORD (not connected?)")
