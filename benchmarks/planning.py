@@ -111,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         wall = time.perf_counter() - t
         rows.append(
             {
+                "child_rss_gb": plan.timings_s.get("child_peak_rss_gb", 0.0),
                 "method": "cpsat (greedy + CP-SAT windows + Lagrangian bound)",
                 "limit_s": limit,
                 "objective": plan.objective,
@@ -183,7 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         print("| " + " | ".join(cells) + " |")
     own, kids = _rss_gb()
     print(
-        f"\npeak RSS: this process {own:.2f} GB, largest solver child {kids:.2f} GB; "
+        f"\npeak RSS: this process {own:.2f} GB, largest solver child "
+        f"{max([kids] + [r.get('child_rss_gb', 0.0) for r in rows]):.2f} GB; "
         f"SatNOGS order / greedy = {satnogs.objective / greedy.objective:.4f}"
     )
     if args.json:

@@ -31,7 +31,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--out", metavar="FILE", help="with --generate: write the scenario here (.json or .yaml) and stop")
     p.add_argument("--solver", choices=_SOLVERS, default=None, help="planner (default: the scenario's, else greedy)")
     p.add_argument("--time-limit-s", type=float, default=None, help="solver budget in seconds (default 10)")
-    p.add_argument("--isolate", action="store_true", help="run CP-SAT in a child process with a memory cap")
+    p.add_argument(
+        "--no-isolate",
+        action="store_true",
+        help="solve in-process (default: CP-SAT and the bound run in child processes with a memory cap and watchdog)",
+    )
     p.add_argument("--json", action="store_true", help="print the whole plan as JSON")
     p.add_argument("--limit", type=int, default=20, help="assignments and explanations listed in text mode")
     p.set_defaults(func=_run)
@@ -71,7 +75,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.time_limit_s is not None:
         req = replace(req, time_limit_s=args.time_limit_s)
     load_s = time.perf_counter() - t0
-    result = compute_plan(req, isolate=args.isolate)
+    result = compute_plan(req, isolate=not args.no_isolate)
     s = result.stats
     if args.json:
         doc = {

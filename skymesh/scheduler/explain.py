@@ -53,7 +53,7 @@ _WHAT = {
 
 
 # Codes the mapping counts per window (the others it counts per station).
-_PER_WINDOW = frozenset({ReasonCode.TOO_SHORT, ReasonCode.STATION_UNAVAILABLE})
+_PER_WINDOW = frozenset({ReasonCode.TOO_SHORT, ReasonCode.STATION_UNAVAILABLE, ReasonCode.SPACECRAFT_POWER})
 
 
 def _filter_reasons(entries: dict[tuple[ReasonCode, str], int]) -> list[Reason]:

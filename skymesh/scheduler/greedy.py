@@ -1,9 +1,10 @@
 """The greedy planner: best value first (priority x duration), placed when it breaks no rule. Fast, always available.
 
 `Occupancy` is the incremental feasibility state shared with the explanations (which placed job blocks an
-opportunity?), the rolling horizon and the CP-SAT hint. The sort key matters more than anything else here:
-`docs` of the measured baseline (shared/reference/scheduling.md) found priority x duration within 0.4-1 % of the
-optimum where SatNOGS' "priority, then earliest start" lost 11-35 %; both orders are offered (`order=`).
+opportunity?), the rolling horizon and the CP-SAT hint. The sort key matters more than anything else here: the
+measured baseline (shared/reference/scheduling.md §3) found priority x duration within 0.4-1 % of the optimum where
+SatNOGS' "priority, then earliest start" lost 11-35 %; both orders are offered (`order=`), and on the TALOS day here
+the SatNOGS order reaches 81 % of the greedy plan (benchmarks/results/planning.md).
 
 Imports: numpy and `skymesh.scheduler.kernel` only.
 """
@@ -22,7 +23,7 @@ from numpy.typing import NDArray
 
 from skymesh.scheduler.kernel import FrozenPlacement, Plan, Problem, slew_s
 
-__all__ = ["Blocker", "GreedyPlanner", "Occupancy", "greedy_order"]
+__all__ = ["Blocker", "GreedyPlanner", "Occupancy", "greedy_fill", "greedy_order"]
 
 Order = Literal["value", "priority_start"]
 
@@ -239,3 +240,21 @@ class GreedyPlanner:
             runtime_s=time.perf_counter() - t0,
             status="FEASIBLE",
         )
+
+
+def greedy_fill(problem: Problem, selected: Sequence[int], *, time_limit_s: float = math.inf) -> list[int]:
+    """`selected` plus every opportunity that still fits, best value first (makes a feasible plan maximal).
+
+    Anytime: stops when `time_limit_s` runs out (checked every 1,000 candidates), keeping what it added so far.
+    """
+    t0 = time.perf_counter()
+    occ = Occupancy(problem)
+    for i in selected:
+        occ.place(i)
+    chosen = set(selected)
+    for n, i in enumerate(greedy_order(problem).tolist()):
+        if n % 1000 == 0 and time.perf_counter() - t0 > time_limit_s:
+            break
+        if i not in chosen:
+            occ.try_place(i)
+    return sorted(occ.selected)

@@ -2,11 +2,11 @@
 
 A whole-day CP-SAT model of the TALOS workload needs ~4 s of presolve on 2 cores before it searches and then mostly
 returns its hint within 10 s (reference §3); a 2 h window of the same day is ~1/12 of the model, solves to
-optimality in a fraction of a second, and - unlike the rolling horizon - sees the plan on both sides of it. Windows
-sweep the horizon with half-window overlap, the incumbent is the complete hint of each window, and a window's
-answer is taken only when it is better, so the plan improves monotonically from the greedy start.
+optimality in a fraction of a second, and - unlike the rolling horizon - sees the plan on both sides of it.
+Windows tile the horizon (shifted by half a window every other sweep), the incumbent is the complete hint of each
+window, and a window's answer is taken only when it is better, so the plan improves monotonically from greedy.
 
-Imports: numpy and the scheduler's kernel modules (OR-Tools through `cpsat`).
+Imports: numpy and the scheduler's kernel modules (OR-Tools through `cpmodel`).
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def improve_by_windows(
     num_workers: int = 2,
     seed: int = 0,
 ) -> ImproveResult:
-    """Sweep windows of `window_s` (stride half a window) until `time_limit_s`; returns the best plan found.
+    """Sweep windows of `window_s` over the horizon until `time_limit_s`; returns the best plan found.
 
     A window holding more than `max_window_candidates` opportunities is cut further by resource: the resources are
     dealt at random into groups and each (window, group) neighbourhood is re-solved in turn (200 stations x 1000
@@ -70,7 +70,9 @@ def improve_by_windows(
     rng = np.random.default_rng(seed)
     start, resource = ops.start_s, ops.resource
     lo, hi = float(start.min()), float(start.max())
-    stride = window_s / 2.0
+    # Each sweep tiles the horizon with disjoint windows (the whole day is revisited once per sweep); odd sweeps
+    # shift the tiling by half a window so that what straddled a boundary gets its turn.
+    stride = window_s
     windows = improved = proven = 0
     offset = 0.0
     idle_sweeps = sweep = 0
@@ -85,7 +87,7 @@ def improve_by_windows(
                 break  # every window is at its optimum around the rest of the plan
             improved_this_sweep = False
             sweep += 1
-            offset = stride / 2.0 if sweep % 2 else 0.0  # alternate the window grid between sweeps
+            offset = window_s / 2.0 if sweep % 2 else 0.0
             continue
         b = a + window_s
         offset += stride

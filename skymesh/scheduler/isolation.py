@@ -1,11 +1,11 @@
 """Run solver work in child processes with an address-space cap and a watchdog.
 
 MIP and CP solvers do not always honour their time limits (HiGHS ignored one for 15 minutes, SCIP reached 22.6 GB
-on 2 cores; reference §3; CP-SAT here overran a 7 s limit by 20 s during presolve on a loaded machine), and a solver
-that eats the machine takes the whole scheduler with it. A child is started with "spawn" (no inherited gRPC threads
-or event loop), caps its own address space with `resource.setrlimit(RLIMIT_AS)` and sends back one pickled result;
-the parent kills it when its deadline passes. Two children can run side by side (`Isolated.start`), e.g. the
-primal search and the Lagrangian bound on a 2-core machine.
+on 2 cores; reference §3; CP-SAT overran a 10 s limit by more than 5 s in presolve here on a loaded machine), and a
+solver that eats the machine takes the whole scheduler with it. A child is forked from a "forkserver" (a clean
+process: no inherited gRPC threads or event loop; solver modules preloaded), caps its own address space with
+`resource.setrlimit(RLIMIT_AS)` and sends back one pickled result; the parent kills it when its deadline passes.
+Two children can run side by side (`Isolated.start`), e.g. the primal search and the Lagrangian bound on 2 cores.
 
 Imports: the standard library only.
 """
@@ -33,25 +33,40 @@ def _child(conn: Connection, fn: Callable[..., Any], args: tuple[Any, ...], memo
             _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
             cap = memory_limit_bytes if hard == resource.RLIM_INFINITY else min(hard, memory_limit_bytes)
             resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
-        conn.send(("ok", fn(*args)))
+        value = fn(*args)
+        conn.send(("ok", value, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024))
     except MemoryError:
-        conn.send(("error", "memory limit reached"))
+        conn.send(("error", "memory limit reached", 0))
     except BaseException as exc:  # the parent logs it and falls back
-        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+        conn.send(("error", f"{type(exc).__name__}: {exc}", 0))
     finally:
         conn.close()
+
+
+# Modules the fork server imports once, so each solver child starts in milliseconds instead of re-importing numpy
+# and OR-Tools (about a second on a loaded 2-core machine, a tenth of a 10 s budget).
+PRELOAD = ("numpy", "ortools.sat.python.cp_model", "skymesh.scheduler.cpsat", "skymesh.scheduler.improve")
+
+
+def _context() -> Any:
+    """A "forkserver" context: children fork from a clean, single-threaded server process (never from the gRPC
+    server with its threads and event loop), with the solver modules already imported."""
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(list(PRELOAD))
+    return ctx
 
 
 class Isolated(Generic[T]):
     """One child process computing `fn(*args)`; `result()` waits for it until the deadline, then kills it."""
 
     def __init__(self, fn: Callable[..., T], args: tuple[Any, ...], *, memory_limit_bytes: int = 8 << 30) -> None:
-        ctx = mp.get_context("spawn")
+        ctx = _context()
         self._conn, child = ctx.Pipe(duplex=False)
         self._proc = ctx.Process(target=_child, args=(child, fn, args, memory_limit_bytes), daemon=True)
         self._proc.start()
         child.close()
         self.name = getattr(fn, "__name__", "solver")
+        self.peak_rss_bytes = 0  # the child's peak resident set (Linux ru_maxrss), once it has answered
 
     @classmethod
     def start(cls, fn: Callable[..., T], args: tuple[Any, ...], *, memory_limit_bytes: int = 8 << 30) -> Isolated[T]:
@@ -62,7 +77,7 @@ class Isolated(Generic[T]):
         try:
             if self._conn.poll(max(0.0, timeout_s)):
                 try:
-                    kind, payload = self._conn.recv()
+                    kind, payload, self.peak_rss_bytes = self._conn.recv()
                 except EOFError:
                     log.warning("%s: child died without an answer (exit code %s)", self.name, self._proc.exitcode)
                     return None

@@ -20,13 +20,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from skymesh.core.errors import InvalidArgument
-from skymesh.core.model import CelestialTarget, SatelliteTarget, Station
+from skymesh.core.model import CelestialTarget, SatelliteTarget, Station, TimeWindow
 from skymesh.scheduler.inputs import Assignment, FrozenJob, PlanRequest, PlanTarget
 from skymesh.scheduler.kernel import FrozenPlacement, OpportunitySet, Problem, Request, Resource
 from skymesh.scheduler.reasons import FilterLog
 from skymesh.scheduler.visibility import Windows, satellite_windows
 
-__all__ = ["Compiled", "compile_request", "request_for", "to_assignments"]
+__all__ = ["Compiled", "compile_request", "request_for", "restrict", "to_assignments"]
 
 
 @dataclass
@@ -179,6 +179,22 @@ def compile_request(req: PlanRequest) -> Compiled:
     return compiled
 
 
+def restrict(compiled: Compiled, keep: NDArray[np.bool_]) -> Compiled:
+    """The same compiled problem with only the opportunities where `keep` holds (logs and frozen jobs unchanged)."""
+    from dataclasses import replace
+
+    idx = np.flatnonzero(keep).astype(np.int64)
+    p = compiled.problem
+    return replace(
+        compiled,
+        problem=Problem(p.requests, p.resources, p.opportunities.take(idx), p.frozen),
+        tca_s=compiled.tca_s[idx],
+        max_elevation_deg=compiled.max_elevation_deg[idx],
+        filter_name=[compiled.filter_name[i] for i in idx.tolist()],
+        job_id=[compiled.job_id[i] for i in idx.tolist()],
+    )
+
+
 def _merge(into: Windows, other: Windows) -> None:
     n_into = len(into)
     for name in ("target", "station", "start_s", "end_s", "tca_s", "max_elevation_deg", "az0", "el0", "az1", "el1"):
@@ -196,8 +212,6 @@ def _check_unique(ids: Sequence[str], field: str, sub: str) -> None:
 
 
 def to_assignments(compiled: Compiled, selected: Sequence[int]) -> list[Assignment]:
-    from skymesh.core.model import TimeWindow
-
     ops = compiled.problem.opportunities
     t0 = compiled.t0
     exposure = compiled.exposure

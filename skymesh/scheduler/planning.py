@@ -15,14 +15,31 @@ from skymesh.scheduler.explain import explain_unscheduled
 from skymesh.scheduler.greedy import GreedyPlanner
 from skymesh.scheduler.inputs import Explanation, PlanRequest, PlanResult, PlanStats, SolverKind
 from skymesh.scheduler.kernel import Plan, Problem
-from skymesh.scheduler.opportunities import Compiled, compile_request, to_assignments
+from skymesh.scheduler.opportunities import Compiled, compile_request, restrict, to_assignments
+from skymesh.scheduler.reasons import ReasonCode
 
-__all__ = ["ContactValuer", "compute_plan", "solve_problem"]
+__all__ = ["ContactValuer", "apply_valuer", "compute_plan", "solve_problem"]
 
 # Hook for the spacecraft simulator (skymesh.sim): given the compiled problem, return a per-opportunity value
 # multiplier (0 drops a contact the spacecraft cannot afford, e.g. battery too low; >1 favours one with a full
 # data store). Applied before solving; see `compute_plan(valuer=...)`.
 ContactValuer = Callable[[Compiled], "list[float]"]
+
+
+def apply_valuer(compiled: Compiled, valuer: ContactValuer) -> Compiled:
+    """Scale each opportunity's value by the valuer's factor; drop factor <= 0 with a SPACECRAFT_POWER reason."""
+    import numpy as np
+
+    ops = compiled.problem.opportunities
+    factor = np.asarray(valuer(compiled), dtype=np.float64)
+    if factor.shape != (len(ops),) or not np.all(np.isfinite(factor)):
+        raise ValueError(f"a contact valuer must return {len(ops)} finite factors")
+    keep = factor > 0
+    for i in np.flatnonzero(~keep).tolist():
+        station = compiled.stations[int(ops.resource[i])].station_id
+        compiled.log.add(int(ops.request[i]), ReasonCode.SPACECRAFT_POWER, station)
+    ops.value[:] = ops.value * np.where(keep, factor, 1.0)
+    return restrict(compiled, keep) if not keep.all() else compiled
 
 
 def solve_problem(problem: Problem, solver: SolverKind, time_limit_s: float, *, isolate: bool = False) -> Plan:
@@ -56,12 +73,9 @@ def compute_plan(req: PlanRequest, *, isolate: bool = False, valuer: ContactValu
     if not (math.isfinite(req.turnaround_s) and req.turnaround_s >= 0):
         raise InvalidArgument("must be a finite number of seconds >= 0", field="turnaround_s")
     compiled = compile_request(req)
-    problem = compiled.problem
     if valuer is not None:
-        import numpy as np
-
-        factor = np.asarray(valuer(compiled), dtype=np.float64)
-        problem.opportunities.value[:] = problem.opportunities.value * factor
+        compiled = apply_valuer(compiled, valuer)
+    problem = compiled.problem
     plan = solve_problem(problem, req.solver, req.time_limit_s or 10.0, isolate=isolate)
     t_explain = time.perf_counter()
     reasons = explain_unscheduled(

@@ -18,6 +18,7 @@ from skymesh.scheduler.bounds import compute_bounds
 from skymesh.scheduler.cpsat import CpSatPlanner
 from skymesh.scheduler.greedy import GreedyPlanner
 from skymesh.scheduler.kernel import FrozenPlacement, Plan, Problem
+from skymesh.scheduler.lagrange import lagrangian_bound
 
 __all__ = ["RollingHorizonPlanner"]
 
@@ -65,7 +66,8 @@ class RollingHorizonPlanner:
         status = f"ROLLING({len(chunks)} chunks: {statuses.count('OPTIMAL')} optimal)"
         if objective < greedy.objective:
             selected, objective, status = greedy.selected, greedy.objective, status + "+GREEDY"
-        bound = max(objective, compute_bounds(problem).best)
+        lagr = lagrangian_bound(problem, target=objective, time_limit_s=max(0.2, 0.1 * time_limit_s))
+        bound = max(objective, min(compute_bounds(problem).best, lagr.bound))
         return Plan(
             selected=sorted(selected),
             objective=objective,

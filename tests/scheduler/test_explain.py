@@ -107,3 +107,51 @@ def test_kernel_level_reasons_frozen_winner_demand_and_time_limit() -> None:
     [b] = out[1]
     assert (b.code, b.winner_target_id, b.station_id) == (ReasonCode.LOST_TO_HIGHER_PRIORITY, "mystery", "gs0")
     assert {r.code for r in out[2]} == {ReasonCode.TIME_LIMIT, ReasonCode.TOO_SHORT}
+
+
+def test_a_contact_valuer_drops_unaffordable_contacts_with_a_reason() -> None:
+    # The hook skymesh.sim plugs into: a factor per opportunity; 0 = the spacecraft cannot afford the contact.
+    from skymesh.scheduler.opportunities import Compiled
+
+    def valuer(c: Compiled) -> list[float]:
+        ids = [c.targets[int(r)].target_id for r in c.problem.opportunities.request]
+        return [0.0 if t == "flat-battery" else 2.0 for t in ids]
+
+    flat, fine = PlanTarget(iss_like("flat-battery", priority=9)), PlanTarget(iss_like("fine", priority=1, seed=2))
+    req = PlanRequest(TimeWindow(T0, T0 + timedelta(hours=24)), [ground_station("gs", 48.0, 11.0)], [flat, fine])
+    base = compute_plan(req)
+    res = compute_plan(req, valuer=valuer)
+    assert {a.target_id for a in res.assignments} == {"fine"}
+    [e] = res.unscheduled
+    assert e.target_id == "flat-battery"
+    assert [(r.code, r.station_id) for r in e.reasons] == [(ReasonCode.SPACECRAFT_POWER, "gs")]
+    fine_base = sum(a.score for a in base.assignments if a.target_id == "fine")
+    assert res.stats.objective >= 2 * fine_base - 1e-6
+
+
+def test_simulator_valuer_keeps_power_positive_contacts() -> None:
+    from skymesh.scheduler.spacecraft import sim_contact_valuer
+    from skymesh.sim.inloop import SpacecraftProfile
+
+    healthy = SpacecraftProfile(
+        "ok",
+        battery_capacity_wh=80,
+        min_soc=0.2,
+        charge_power_w=40,
+        payload_data_rate_bytes_per_s=5e4,
+        downlink_rate_bytes_per_s=1e6,
+    )
+    starving = SpacecraftProfile(
+        "dead",
+        battery_capacity_wh=5,
+        min_soc=0.9,
+        charge_power_w=0.0,
+        initial_soc=0.9,
+        activity_power_w={"payload": 50.0, "downlink": 50.0, "standby": 1.0},
+    )
+    ok, dead = PlanTarget(iss_like("ok", seed=2)), PlanTarget(iss_like("dead", seed=3))
+    req = PlanRequest(TimeWindow(T0, T0 + timedelta(hours=12)), [ground_station("gs", 48.0, 11.0)], [ok, dead])
+    res = compute_plan(req, valuer=sim_contact_valuer({"ok": healthy, "dead": starving}))
+    assert {a.target_id for a in res.assignments} == {"ok"}
+    why = {e.target_id: {r.code for r in e.reasons} for e in res.unscheduled}
+    assert ReasonCode.SPACECRAFT_POWER in why["dead"]
