@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
+from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -19,16 +20,23 @@ from skymesh.core.model import (
     GeoLocation,
     HorizonMask,
     SatelliteTarget,
+    SpacecraftForecast,
+    SpacecraftProfile,
     Station,
     StationKind,
     StationState,
     Target,
+    ThermalParams,
     TimeWindow,
 )
 
 __all__ = [
     "job_state_from_proto",
     "job_state_to_proto",
+    "spacecraft_forecast_from_proto",
+    "spacecraft_forecast_to_proto",
+    "spacecraft_profile_from_proto",
+    "spacecraft_profile_to_proto",
     "station_from_proto",
     "station_to_proto",
     "target_from_proto",
@@ -171,6 +179,8 @@ def target_to_proto(target: Target, campaign_id: str = "") -> common_pb2.Target:
                 min_elevation_deg=target.min_elevation_deg,
             )
         )
+        if target.spacecraft is not None:
+            msg.satellite.spacecraft.CopyFrom(spacecraft_profile_to_proto(target.spacecraft))
     else:
         msg.aliases.extend(target.aliases)
         msg.celestial.CopyFrom(
@@ -205,6 +215,11 @@ def target_from_proto(msg: common_pb2.Target, field: str = "target") -> Target:
                     raise InvalidArgument("must be within [0, 90)", field="min_elevation_deg")
                 if sat.downlink_frequency_hz < 0 or not math.isfinite(sat.downlink_frequency_hz):
                     raise InvalidArgument("must be a non-negative frequency in Hz", field="downlink_frequency_hz")
+                spacecraft = (
+                    spacecraft_profile_from_proto(sat.spacecraft, msg.target_id, "spacecraft")
+                    if sat.HasField("spacecraft")
+                    else None
+                )
                 return SatelliteTarget(
                     target_id=msg.target_id,
                     name=msg.name or msg.target_id,
@@ -215,6 +230,7 @@ def target_from_proto(msg: common_pb2.Target, field: str = "target") -> Target:
                     downlink_frequency_hz=sat.downlink_frequency_hz,
                     priority=msg.priority,
                     min_elevation_deg=sat.min_elevation_deg,
+                    spacecraft=spacecraft,
                 )
         if kind == "celestial":
             cel = msg.celestial
@@ -235,3 +251,114 @@ def target_from_proto(msg: common_pb2.Target, field: str = "target") -> Target:
                     aliases=tuple(msg.aliases),
                 )
         raise InvalidArgument("must be a satellite or a celestial target", field="kind")
+
+
+_THERMAL_FIELDS = tuple(ThermalParams.__dataclass_fields__)
+_THERMAL_DEFAULTS = ThermalParams(1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0)  # only its central-body defaults are read
+_THERMAL_BODY_FIELDS = _THERMAL_FIELDS[8:]  # body_solar_irradiance_w_m2 onwards: 0 on the wire = PASEOS's Earth
+
+
+def spacecraft_profile_to_proto(profile: SpacecraftProfile) -> common_pb2.SpacecraftProfile:
+    msg = common_pb2.SpacecraftProfile(
+        battery_capacity_wh=profile.battery_capacity_wh,
+        min_soc=profile.min_soc,
+        charge_power_w=profile.charge_power_w,
+        initial_soc=profile.initial_soc,
+        activity_power_w=dict(profile.activity_power_w),
+        storage_capacity_bytes=profile.storage_capacity_bytes if math.isfinite(profile.storage_capacity_bytes) else 0,
+        initial_stored_bytes=profile.initial_stored_bytes,
+        payload_data_rate_bytes_per_s=profile.payload_data_rate_bytes_per_s,
+        downlink_rate_bytes_per_s=profile.downlink_rate_bytes_per_s,
+        idle_activity=profile.idle_activity,
+    )
+    if profile.thermal is not None:
+        th = profile.thermal
+        msg.thermal.CopyFrom(common_pb2.SpacecraftThermal(**{k: getattr(th, k) for k in _THERMAL_FIELDS}))
+    return msg
+
+
+def spacecraft_profile_from_proto(
+    msg: common_pb2.SpacecraftProfile, name: str, field: str = "spacecraft"
+) -> SpacecraftProfile:
+    """A profile named `name` (the target id); zero storage means unlimited, empty draws mean the defaults."""
+    with _prefix(field):
+        for key in (
+            "battery_capacity_wh",
+            "min_soc",
+            "charge_power_w",
+            "storage_capacity_bytes",
+            "initial_stored_bytes",
+            "payload_data_rate_bytes_per_s",
+            "downlink_rate_bytes_per_s",
+        ):
+            _finite(getattr(msg, key), key)
+        if not msg.battery_capacity_wh > 0:
+            raise InvalidArgument("must be positive", field="battery_capacity_wh")
+        if msg.storage_capacity_bytes < 0:
+            raise InvalidArgument("must be >= 0 (0: unlimited)", field="storage_capacity_bytes")
+        initial_soc = _finite(msg.initial_soc, "initial_soc") if msg.HasField("initial_soc") else 1.0
+        thermal = None
+        if msg.HasField("thermal"):
+            th = msg.thermal
+            values = {k: _finite(getattr(th, k), f"thermal.{k}") for k in _THERMAL_FIELDS}
+            for k in _THERMAL_BODY_FIELDS:
+                if values[k] == 0:
+                    values[k] = getattr(_THERMAL_DEFAULTS, k)
+            thermal = ThermalParams(**values)
+        kwargs: dict[str, Any] = {}
+        if msg.activity_power_w:
+            kwargs["activity_power_w"] = {
+                k: _finite(v, f"activity_power_w[{k!r}]") for k, v in msg.activity_power_w.items()
+            }
+        return SpacecraftProfile(
+            name=name,
+            battery_capacity_wh=msg.battery_capacity_wh,
+            min_soc=msg.min_soc,
+            charge_power_w=msg.charge_power_w,
+            initial_soc=initial_soc,
+            storage_capacity_bytes=msg.storage_capacity_bytes or math.inf,
+            initial_stored_bytes=msg.initial_stored_bytes,
+            payload_data_rate_bytes_per_s=msg.payload_data_rate_bytes_per_s,
+            downlink_rate_bytes_per_s=msg.downlink_rate_bytes_per_s,
+            thermal=thermal,
+            idle_activity=msg.idle_activity or "payload",
+            **kwargs,
+        )
+
+
+def spacecraft_forecast_to_proto(forecast: SpacecraftForecast) -> common_pb2.SpacecraftForecast:
+    return common_pb2.SpacecraftForecast(
+        target_id=forecast.target_id,
+        state_of_charge=forecast.state_of_charge,
+        state_of_charge_time=timestamp_from_datetime(forecast.state_of_charge_time),
+        min_state_of_charge=forecast.min_state_of_charge,
+        min_state_of_charge_time=timestamp_from_datetime(forecast.min_state_of_charge_time),
+        data_on_board_bytes=forecast.data_on_board_bytes,
+        below_min_soc=forecast.below_min_soc,
+        detail=forecast.detail,
+        min_soc=forecast.min_soc,
+    )
+
+
+def spacecraft_forecast_from_proto(
+    msg: common_pb2.SpacecraftForecast, field: str = "spacecraft_forecast"
+) -> SpacecraftForecast:
+    with _prefix(field):
+        if not msg.target_id:
+            raise InvalidArgument("must not be empty", field="target_id")
+        for key in ("state_of_charge", "min_state_of_charge", "min_soc"):
+            if not (math.isfinite(getattr(msg, key)) and 0.0 <= getattr(msg, key) <= 1.0):
+                raise InvalidArgument("must be in [0, 1]", field=key)
+        if not (math.isfinite(msg.data_on_board_bytes) and msg.data_on_board_bytes >= 0):
+            raise InvalidArgument("must be a finite number >= 0", field="data_on_board_bytes")
+        return SpacecraftForecast(
+            target_id=msg.target_id,
+            state_of_charge=msg.state_of_charge,
+            state_of_charge_time=timestamp_to_datetime(msg.state_of_charge_time, "state_of_charge_time"),
+            min_state_of_charge=msg.min_state_of_charge,
+            min_state_of_charge_time=timestamp_to_datetime(msg.min_state_of_charge_time, "min_state_of_charge_time"),
+            data_on_board_bytes=msg.data_on_board_bytes,
+            below_min_soc=msg.below_min_soc,
+            min_soc=msg.min_soc,
+            detail=msg.detail,
+        )

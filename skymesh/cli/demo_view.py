@@ -12,7 +12,15 @@ from typing import Any
 import grpc
 
 from skymesh.api.common.v1 import common_pb2
-from skymesh.api.control.v1 import observations_pb2, observations_pb2_grpc, stations_pb2, stations_pb2_grpc
+from skymesh.api.control.v1 import (
+    observations_pb2,
+    observations_pb2_grpc,
+    stations_pb2,
+    stations_pb2_grpc,
+    targets_pb2,
+    targets_pb2_grpc,
+)
+from skymesh.cli.status import spacecraft_rows
 
 _STATE = {v: k.removeprefix("STATION_STATE_") for k, v in common_pb2.StationState.items()}
 _JOB = {v: k.removeprefix("JOB_STATE_") for k, v in common_pb2.JobState.items()}
@@ -24,6 +32,7 @@ class Snapshot:
     jobs: list[Any] = field(default_factory=list)
     observations: list[Any] = field(default_factory=list)
     elapsed_s: float = 0.0
+    spacecraft: list[dict[str, Any]] = field(default_factory=list)  # `skymesh status` rows: profile + forecast
 
     @property
     def passes(self) -> list[Any]:
@@ -64,6 +73,19 @@ class Summary:
                 f"+/- {p.magnitude_error:.3f}  airmass {o.record.airmass:4.2f}  "
                 f"flags {','.join(o.record.quality_flags) or '-'}"
             )
+        if s.spacecraft:
+            lines.append(f"  spacecraft (simulated, latest plan): {len(s.spacecraft)} satellites with a profile")
+        for r in s.spacecraft:
+            if r["soc"] is None:
+                lines.append(f"    {r['target_id']:<12} {r['battery_capacity_wh']:6.0f} Wh  not planned yet")
+                continue
+            lines.append(
+                f"    {r['target_id']:<12} {r['battery_capacity_wh']:6.0f} Wh  SoC {r['initial_soc']:4.0%} -> "
+                f"{r['soc']:4.0%} (min {r['min_state_of_charge']:4.0%}, floor {r['min_soc']:3.0%})  "
+                f"on board {r['data_on_board_bytes'] / 1e6:8.1f} MB"
+                + ("  BELOW FLOOR" if r["below_min_soc"] else "")
+                + (f"  {r['detail']}" if r["detail"] else "")
+            )
         lines.append(
             "  goal reached: at least one satellite pass and one telescope exposure completed and stored"
             if self.goal_reached
@@ -76,12 +98,16 @@ async def _snapshot(channel: grpc.aio.Channel, started: float) -> Snapshot:
     stations = stations_pb2_grpc.StationServiceStub(channel)
     jobs = observations_pb2_grpc.JobServiceStub(channel)
     obs = observations_pb2_grpc.ObservationServiceStub(channel)
-    st, jb, ob = await asyncio.gather(
+    targets = targets_pb2_grpc.TargetServiceStub(channel)
+    st, jb, ob, tg = await asyncio.gather(
         stations.ListStations(stations_pb2.ListStationsRequest(), timeout=5),
         jobs.ListJobs(observations_pb2.ListJobsRequest(), timeout=5),
         obs.ListObservations(observations_pb2.ListObservationsRequest(page_size=1000), timeout=5),
+        targets.ListTargets(targets_pb2.ListTargetsRequest(), timeout=5),
     )
-    return Snapshot(list(st.stations), list(jb.jobs), list(ob.observations), time.monotonic() - started)
+    return Snapshot(
+        list(st.stations), list(jb.jobs), list(ob.observations), time.monotonic() - started, spacecraft_rows(tg)
+    )
 
 
 def _table(s: Snapshot) -> Any:

@@ -48,8 +48,8 @@ def _run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from skymesh.scheduler.inputs import SolverKind
-    from skymesh.scheduler.planning import compute_plan
     from skymesh.scheduler.scenario import generate_talos, load_scenario, save_scenario
+    from skymesh.scheduler.spacecraft import plan_with_spacecraft
 
     t0 = time.perf_counter()
     if args.generate:
@@ -75,7 +75,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.time_limit_s is not None:
         req = replace(req, time_limit_s=args.time_limit_s)
     load_s = time.perf_counter() - t0
-    result = compute_plan(req, isolate=not args.no_isolate)
+    result = plan_with_spacecraft(req, isolate=not args.no_isolate)
     s = result.stats
     if args.json:
         doc = {

@@ -2,7 +2,8 @@
 
     skymesh status [--server ADDR] [--token TOKEN] [--json]
 
-Shows stations with their liveness state, jobs counted by state, and the most recent observations.
+Shows stations with their liveness state, jobs counted by state, the most recent observations and, for satellites
+with a spacecraft profile, the simulated battery and data on board the latest plan leaves them with.
 """
 
 from __future__ import annotations
@@ -45,7 +46,14 @@ async def collect(address: str, token: str | None, timeout_s: float = 10.0) -> d
     import grpc
 
     from skymesh.api.common.v1 import common_pb2
-    from skymesh.api.control.v1 import observations_pb2, observations_pb2_grpc, stations_pb2, stations_pb2_grpc
+    from skymesh.api.control.v1 import (
+        observations_pb2,
+        observations_pb2_grpc,
+        stations_pb2,
+        stations_pb2_grpc,
+        targets_pb2,
+        targets_pb2_grpc,
+    )
     from skymesh.api.errors import error_from_rpc
 
     metadata = (("authorization", f"Bearer {token}"),) if token else ()
@@ -59,6 +67,9 @@ async def collect(address: str, token: str | None, timeout_s: float = 10.0) -> d
             )
             recent = await observations_pb2_grpc.ObservationServiceStub(channel).ListObservations(
                 observations_pb2.ListObservationsRequest(page_size=10), metadata=metadata, timeout=timeout_s
+            )
+            targets = await targets_pb2_grpc.TargetServiceStub(channel).ListTargets(
+                targets_pb2.ListTargetsRequest(), metadata=metadata, timeout=timeout_s
             )
         except grpc.aio.AioRpcError as exc:
             raise error_from_rpc(exc) from exc
@@ -89,7 +100,62 @@ async def collect(address: str, token: str | None, timeout_s: float = 10.0) -> d
             }
             for o in recent.observations
         ],
+        "spacecraft": spacecraft_rows(targets),
     }
+
+
+def spacecraft_rows(targets: Any) -> list[dict[str, Any]]:
+    """A ListTargetsResponse's satellites with a spacecraft profile, joined with their latest forecast (if any)."""
+    forecasts = {f.target_id: f for f in targets.spacecraft_forecasts}
+    rows = []
+    for t in targets.targets:
+        if t.WhichOneof("kind") != "satellite" or not t.satellite.HasField("spacecraft"):
+            continue
+        p = t.satellite.spacecraft
+        f = forecasts.get(t.target_id)
+        rows.append(
+            {
+                "target_id": t.target_id,
+                "battery_capacity_wh": p.battery_capacity_wh,
+                "min_soc": p.min_soc,
+                "initial_soc": p.initial_soc if p.HasField("initial_soc") else 1.0,
+                "soc": f.state_of_charge if f else None,
+                "soc_at": f.state_of_charge_time.ToJsonString() if f else None,
+                "min_state_of_charge": f.min_state_of_charge if f else None,
+                "min_state_of_charge_at": f.min_state_of_charge_time.ToJsonString() if f else None,
+                "data_on_board_bytes": f.data_on_board_bytes if f else None,
+                "below_min_soc": f.below_min_soc if f else False,
+                "detail": f.detail if f else "not planned yet",
+            }
+        )
+    return rows
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
+def _megabytes(value: float | None) -> str:
+    return "-" if value is None else f"{value / 1e6:.1f} MB"
+
+
+def render_spacecraft(rows: list[dict[str, Any]]) -> str:
+    return _table(
+        ["SATELLITE", "BATTERY", "SOC START", "SOC END", "SOC MIN", "FLOOR", "ON BOARD (END)", "NOTE"],
+        [
+            [
+                r["target_id"],
+                f"{r['battery_capacity_wh']:.0f} Wh",
+                _pct(r["initial_soc"]),
+                _pct(r["soc"]),
+                _pct(r["min_state_of_charge"]) + (" !" if r["below_min_soc"] else ""),
+                _pct(r["min_soc"]),
+                _megabytes(r["data_on_board_bytes"]),
+                r["detail"] or "-",
+            ]
+            for r in rows
+        ],
+    )
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:
@@ -120,4 +186,7 @@ def render(report: dict[str, Any]) -> str:
             for o in report["observations"]
         ],
     )
-    return f"{stations}\n\n{jobs}\n\n{observations}"
+    out = f"{stations}\n\n{jobs}\n\n{observations}"
+    if report.get("spacecraft"):
+        out += "\n\n" + render_spacecraft(report["spacecraft"])
+    return out

@@ -1,4 +1,5 @@
-"""Domain values shared by every service: stations, targets, requirements, time windows.
+"""Domain values shared by every service: stations, targets, requirements, time windows, and the spacecraft profile
+(battery, charging, draws, data rates) a satellite target may carry, with the simulator's forecast for it.
 
 Frozen dataclasses with units in their names. No grpc, protobuf or database imports: converters to and from the wire
 live in `skymesh.api.convert`, to and from SQL in `skymesh.server.db`.
@@ -8,9 +9,10 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import MappingProxyType
 
 from skymesh.core.clock import ensure_utc
 from skymesh.core.errors import InvalidArgument
@@ -20,13 +22,21 @@ __all__ = [
     "GeoLocation",
     "HorizonMask",
     "SatelliteTarget",
+    "SpacecraftForecast",
+    "SpacecraftProfile",
     "Station",
     "StationKind",
     "StationState",
     "Target",
     "TargetKind",
+    "ThermalParams",
     "TimeWindow",
 ]
+
+# pykep.planet.jpl_lp("earth").radius: the R_b PASEOS's thermal model divides the distance by.
+PYKEP_EARTH_RADIUS_M = 6_378_000.0
+
+DEFAULT_ACTIVITY_POWER_W: Mapping[str, float] = MappingProxyType({"standby": 2.0, "payload": 20.0, "downlink": 15.0})
 
 
 class StationKind(enum.IntEnum):
@@ -85,9 +95,7 @@ class HorizonMask:
                 raise InvalidArgument("azimuths must be within [0, 360)", field="horizon_mask.azimuth_deg")
         for el in self.min_elevation_deg:
             if not -10.0 <= el <= 90.0:
-                raise InvalidArgument(
-                    "elevations must be within [-10, 90]", field="horizon_mask.min_elevation_deg"
-                )
+                raise InvalidArgument("elevations must be within [-10, 90]", field="horizon_mask.min_elevation_deg")
 
 
 @dataclass(frozen=True)
@@ -140,6 +148,98 @@ class Station:
 
 
 @dataclass(frozen=True)
+class ThermalParams:
+    """PASEOS `set_thermal_model` parameters; defaults for the central body are PASEOS's (Earth)."""
+
+    mass_kg: float
+    initial_temperature_k: float
+    sun_absorptance: float
+    infrared_absorptance: float
+    sun_facing_area_m2: float
+    body_facing_area_m2: float
+    emissive_area_m2: float
+    thermal_capacity_j_per_kg_k: float
+    body_solar_irradiance_w_m2: float = 1360.0
+    body_surface_temperature_k: float = 288.0
+    body_emissivity: float = 0.6
+    body_reflectance: float = 0.3
+    heat_ratio: float = 0.5
+    body_radius_m: float = PYKEP_EARTH_RADIUS_M
+
+    def __post_init__(self) -> None:
+        positive = ("mass_kg", "sun_facing_area_m2", "body_facing_area_m2", "emissive_area_m2",
+                    "thermal_capacity_j_per_kg_k", "body_solar_irradiance_w_m2", "body_radius_m")  # fmt: skip
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise InvalidArgument("must be > 0", field=f"thermal.{name}")
+        unit = ("sun_absorptance", "infrared_absorptance", "body_emissivity", "body_reflectance", "heat_ratio")
+        for name in unit:
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise InvalidArgument("must be in [0, 1]", field=f"thermal.{name}")
+        if not self.initial_temperature_k >= 0:
+            raise InvalidArgument("must be >= 0 K", field="thermal.initial_temperature_k")
+
+
+@dataclass(frozen=True)
+class SpacecraftProfile:
+    """What the scheduler knows of a spacecraft: battery, charging, activity draws, storage and data rates.
+
+    The simulator (`skymesh.sim.inloop`) runs it to value contacts and to check plans against `min_soc`. The
+    spacecraft runs `idle_activity` (which fills storage at `payload_data_rate_bytes_per_s`) outside contacts and
+    "downlink" inside them. Errors name the bare field ("min_soc"); callers prefix their path.
+    """
+
+    name: str
+    battery_capacity_wh: float
+    min_soc: float
+    charge_power_w: float
+    initial_soc: float = 1.0
+    activity_power_w: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_ACTIVITY_POWER_W))
+    storage_capacity_bytes: float = math.inf
+    initial_stored_bytes: float = 0.0
+    payload_data_rate_bytes_per_s: float = 0.0
+    downlink_rate_bytes_per_s: float = 0.0
+    thermal: ThermalParams | None = None
+    idle_activity: str = "payload"
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.battery_capacity_wh) and self.battery_capacity_wh > 0):
+            raise InvalidArgument("must be positive", field="battery_capacity_wh")
+        for name in ("min_soc", "initial_soc"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise InvalidArgument("must be in [0, 1]", field=name)
+        for name in ("charge_power_w", "payload_data_rate_bytes_per_s", "downlink_rate_bytes_per_s"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise InvalidArgument("must be a finite number >= 0", field=name)
+        if not self.storage_capacity_bytes > 0:
+            raise InvalidArgument("must be positive (inf: unlimited)", field="storage_capacity_bytes")
+        if not 0.0 <= self.initial_stored_bytes <= self.storage_capacity_bytes:
+            raise InvalidArgument("must be in [0, storage_capacity_bytes]", field="initial_stored_bytes")
+        for key, value in self.activity_power_w.items():
+            if not (math.isfinite(value) and value >= 0):
+                raise InvalidArgument("draws must be finite numbers >= 0 W", field=f"activity_power_w[{key!r}]")
+        for name in (self.idle_activity, "downlink"):
+            if name not in self.activity_power_w:
+                raise InvalidArgument(f"needs a power draw for {name!r}", field="activity_power_w")
+
+
+@dataclass(frozen=True)
+class SpacecraftForecast:
+    """The simulated state of one spacecraft over a plan's window, with the plan's contacts taken."""
+
+    target_id: str
+    state_of_charge: float  # at `state_of_charge_time` (the end of the window)
+    state_of_charge_time: datetime
+    min_state_of_charge: float
+    min_state_of_charge_time: datetime
+    data_on_board_bytes: float  # at the end of the window
+    below_min_soc: bool
+    min_soc: float = 0.0  # the profile's floor
+    detail: str = ""
+
+
+@dataclass(frozen=True)
 class SatelliteTarget:
     target_id: str
     name: str
@@ -151,6 +251,7 @@ class SatelliteTarget:
     priority: int = 5  # 1 (low) .. 10 (high)
     min_elevation_deg: float = 0.0
     kind: TargetKind = TargetKind.SATELLITE
+    spacecraft: SpacecraftProfile | None = None  # set: the scheduler simulates its battery and data on board
 
 
 @dataclass(frozen=True)

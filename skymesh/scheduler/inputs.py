@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from skymesh.core.errors import InvalidArgument
-from skymesh.core.model import Station, Target, TimeWindow
+from skymesh.core.model import SpacecraftForecast, Station, Target, TimeWindow
 from skymesh.scheduler.reasons import Reason
 
 __all__ = [
@@ -148,3 +148,4 @@ class PlanResult:
     assignments: tuple[Assignment, ...]
     unscheduled: tuple[Explanation, ...]
     stats: PlanStats
+    spacecraft_forecasts: tuple[SpacecraftForecast, ...] = ()  # satellites with a spacecraft profile

@@ -23,8 +23,9 @@ from skymesh.api.scheduler.v1 import scheduler_pb2 as pb
 from skymesh.api.scheduler.v1 import scheduler_pb2_grpc as pb_grpc
 from skymesh.core.errors import InvalidArgument
 from skymesh.observability.metrics import PLAN_CANDIDATES, PLAN_GAP, PLAN_OBJECTIVE, PLAN_RUNTIME, serve_metrics
-from skymesh.scheduler.planning import ContactValuer, compute_plan
+from skymesh.scheduler.planning import ContactValuer
 from skymesh.scheduler.rank import rank_targets
+from skymesh.scheduler.spacecraft import plan_with_spacecraft
 from skymesh.scheduler.wire import (
     plan_request_from_proto,
     plan_response_to_proto,
@@ -51,7 +52,8 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
     ) -> pb.ComputePlanResponse:
         req = plan_request_from_proto(request)
         async with self._slots:
-            result = await asyncio.to_thread(compute_plan, req, isolate=self.isolate, valuer=self.valuer)
+            # satellites with spacecraft profiles: contacts valued and the plan checked by the simulator
+            result = await asyncio.to_thread(plan_with_spacecraft, req, isolate=self.isolate, valuer=self.valuer)
         s = result.stats
         label = s.solver.value
         PLAN_RUNTIME.labels(label).observe(s.runtime_s)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 from skymesh.api.convert import (
+    spacecraft_forecast_to_proto,
     station_from_proto,
     station_to_proto,
     target_from_proto,
@@ -197,6 +198,7 @@ def plan_response_to_proto(result: PlanResult) -> pb.ComputePlanResponse:
             greedy_objective=s.greedy_objective if math.isfinite(s.greedy_objective) else 0.0,
         )
     )
+    out.spacecraft_forecasts.extend(spacecraft_forecast_to_proto(f) for f in result.spacecraft_forecasts)
     return out
 
 

@@ -17,7 +17,13 @@ from typing import TYPE_CHECKING
 
 import grpc
 
-from skymesh.api.convert import station_to_proto, time_window_from_proto, time_window_to_proto, timestamp_to_datetime
+from skymesh.api.convert import (
+    spacecraft_forecast_from_proto,
+    station_to_proto,
+    time_window_from_proto,
+    time_window_to_proto,
+    timestamp_to_datetime,
+)
 from skymesh.api.scheduler.v1 import scheduler_pb2
 from skymesh.core.clock import Clock
 from skymesh.core.errors import SkyMeshError, Unavailable
@@ -171,6 +177,16 @@ class Planner:
             except SkyMeshError as exc:
                 log.warning("scheduler returned a bad assignment, skipped: %s", exc)
         outcome = await self._repo.apply_plan(station_ids, planned, frozen_ids=[j.job_id for j in frozen_here])
+        forecasts = []
+        for i, msg in enumerate(response.spacecraft_forecasts):
+            try:
+                forecasts.append(spacecraft_forecast_from_proto(msg, f"spacecraft_forecasts[{i}]"))
+            except SkyMeshError as exc:
+                log.warning("scheduler returned a bad spacecraft forecast, skipped: %s", exc)
+        await self._repo.store_spacecraft_forecasts(forecasts)
+        for f in forecasts:
+            if f.below_min_soc:
+                log.warning("plan (%s): %s goes below its minimum state of charge: %s", reason, f.target_id, f.detail)
         for station_id in outcome.versions:
             await self._dispatcher.push_schedule(station_id)
         log.info(

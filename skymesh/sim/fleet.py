@@ -4,6 +4,11 @@ stars, and satellites of real orbit families with freshly generated elements.
 `build_demo_fleet(now)` picks what makes a short demo show real work: telescopes at sites where it is night now,
 and, besides the generated constellation, a few satellites whose next pass over a demo ground station starts within
 a minute or two (found by propagating many candidate orbits at once, not by faking a pass).
+
+Every satellite carries a `SpacecraftProfile` sized for its family (`demo_profile`): CubeSats with 20-40 Wh and a
+few watts of charging, bigger buses for SSO, polar and ISS-like orbits; the first CubeSat of the constellation is
+deliberately power-starved, so the scheduler visibly drops some of its contacts for power. The satellites picked to
+pass a station soon get comfortable margins: the demo's goal depends on their passes.
 """
 
 from __future__ import annotations
@@ -18,11 +23,58 @@ from skymesh.core.model import (
     CelestialTarget,
     GeoLocation,
     SatelliteTarget,
+    SpacecraftProfile,
     Station,
     StationKind,
 )
 
-__all__ = ["GROUND_SITES", "OBSERVATORIES", "VARIABLE_STARS", "DemoFleet", "VariableStar", "build_demo_fleet"]
+__all__ = [
+    "GROUND_SITES",
+    "OBSERVATORIES",
+    "VARIABLE_STARS",
+    "DemoFleet",
+    "VariableStar",
+    "build_demo_fleet",
+    "demo_profile",
+]
+
+# family -> (battery Wh, charge W, payload W, downlink W, payload B/s, downlink B/s, storage bytes); ranges are +-25%.
+_FAMILY_BUS: dict[str, tuple[float, float, float, float, float, float, float]] = {
+    "cubesat": (30.0, 5.0, 3.0, 8.0, 200.0, 1.2e3, 2e9),  # 1-3U, UHF 9k6
+    "polar": (100.0, 40.0, 15.0, 20.0, 5e3, 1.2e4, 8e9),
+    "sso": (150.0, 60.0, 40.0, 30.0, 1e5, 2.5e5, 64e9),  # EO smallsat, S-band
+    "starlink": (400.0, 150.0, 80.0, 60.0, 1e4, 1e6, 64e9),
+    "iss": (2000.0, 800.0, 300.0, 120.0, 2e4, 1e6, 512e9),
+}
+
+
+def demo_profile(target_id: str, family: str, rng: np.random.Generator, *, starved: bool = False) -> SpacecraftProfile:
+    """A plausible profile for a satellite of `family`; `starved`: a CubeSat that cannot afford every contact."""
+    if starved:
+        # 2 Wh above its floor, 1 W net charging in sunlight and a 20 W transmitter: a long pass costs about 3 Wh,
+        # so it can afford some contacts but not all of them.
+        return SpacecraftProfile(
+            target_id, battery_capacity_wh=20.0, min_soc=0.5, charge_power_w=2.0, initial_soc=0.6,
+            activity_power_w={"standby": 0.5, "payload": 1.0, "downlink": 20.0}, storage_capacity_bytes=2e9,
+            payload_data_rate_bytes_per_s=200.0, downlink_rate_bytes_per_s=1.2e3,
+        )  # fmt: skip
+    battery, charge, payload, downlink, data, rate, storage = _FAMILY_BUS.get(family, _FAMILY_BUS["polar"])
+    k = rng.uniform(0.75, 1.25, size=4)
+    return SpacecraftProfile(
+        target_id,
+        battery_capacity_wh=round(battery * k[0], 1),
+        min_soc=round(float(rng.uniform(0.25, 0.4)), 2),
+        charge_power_w=round(charge * k[1], 1),
+        initial_soc=round(float(rng.uniform(0.7, 1.0)), 2),
+        activity_power_w={
+            "standby": round(payload * 0.2, 1),
+            "payload": round(payload * k[2], 1),
+            "downlink": round(downlink * k[3], 1),
+        },
+        storage_capacity_bytes=storage,
+        payload_data_rate_bytes_per_s=data,
+        downlink_rate_bytes_per_s=rate,
+    )
 
 
 @dataclass(frozen=True)
@@ -174,8 +226,13 @@ def build_demo_fleet(
         tles += generate_tles(family, per_family, now, seed=seed + i, norad_base=90000 + 1000 * i)
     sats: list[SatelliteTarget] = []
     band_names = ("UHF", "UHF", "VHF", "S")
-    for tle in tles:
+    profile_rng = np.random.default_rng(seed + 1000)  # its own stream: bands and priorities stay as they were
+    tle_families = _families(families, per_family)
+    starved = next((t.norad_id for t, f in zip(tles, tle_families, strict=True) if f == "cubesat"), None)
+    for tle, family in zip(tles, tle_families, strict=True):
         band = band_names[int(rng.integers(len(band_names)))]
+        target_id = f"sat-{tle.norad_id}"
+        profile = demo_profile(target_id, family, profile_rng, starved=tle.norad_id == starved)
         sats.append(
             SatelliteTarget(
                 target_id=f"sat-{tle.norad_id}",
@@ -186,6 +243,7 @@ def build_demo_fleet(
                 band=band,
                 downlink_frequency_hz=_BAND_FREQUENCY_HZ[band],
                 priority=int(rng.integers(3, 8)),
+                spacecraft=profile,
             )
         )
     soon_sats, soon = _soon_passing(stations[: len(gs_sites)], now, soon_within_s, seed)
@@ -214,6 +272,19 @@ def build_demo_fleet(
         variables=VARIABLE_STARS,
         soon=soon,
     )
+
+
+def _families(families: tuple[str, ...], per_family: int) -> list[str]:
+    return [f for f in families for _ in range(per_family)]
+
+
+def _comfortable(target_id: str) -> SpacecraftProfile:
+    """A well-charged bus for the satellites the demo's goal depends on."""
+    return SpacecraftProfile(
+        target_id, battery_capacity_wh=120.0, min_soc=0.3, charge_power_w=50.0, initial_soc=0.95,
+        activity_power_w={"standby": 2.0, "payload": 10.0, "downlink": 15.0}, storage_capacity_bytes=8e9,
+        payload_data_rate_bytes_per_s=2e3, downlink_rate_bytes_per_s=1.2e4,
+    )  # fmt: skip
 
 
 def _soon_passing(
@@ -283,6 +354,7 @@ def _pick(
             band=band,
             downlink_frequency_hz=_BAND_FREQUENCY_HZ[band],
             priority=10,
+            spacecraft=_comfortable(f"sat-{tle.norad_id}"),
         )
         chosen.append(target)
         soon[target.target_id] = (station.station_id, best.aos)

@@ -2,8 +2,9 @@
 
 Pure functions, numpy in and frozen dataclasses out; nothing here talks to a service.
 
-* `SpacecraftProfile`: what the scheduler knows of a spacecraft (battery Wh, minimum SoC, charge power, activity
-  power draws, storage, payload and downlink data rates, optional thermal parameters).
+* `SpacecraftProfile` (defined in `skymesh.core.model`, re-exported here): what the scheduler knows of a
+  spacecraft (battery Wh, minimum SoC, charge power, activity power draws, storage, payload and downlink data
+  rates, optional thermal parameters).
 * `evaluate_contacts(profiles, tles, contact_windows, start, end)`: simulates each spacecraft from `start` with its
   idle activity (payload by default) between the candidate windows and downlink inside them, and returns, per
   window, the data on board at its start, what it can downlink (min(on board, rate x duration)), and the SoC at
@@ -21,19 +22,19 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from types import MappingProxyType
 
 import numpy as np
 
 from skymesh.core.clock import ensure_utc
 from skymesh.core.errors import InvalidArgument
+from skymesh.core.model import SpacecraftProfile
 from skymesh.sim.activities import Activity, ModeRule
 from skymesh.sim.engine import EngineConfig, Simulation
 from skymesh.sim.orbit import TLEOrbits
-from skymesh.sim.spacecraft import SpacecraftParams, ThermalParams
+from skymesh.sim.spacecraft import SpacecraftParams
 
 __all__ = [
     "ContactValue",
@@ -45,31 +46,6 @@ __all__ = [
     "check_plan",
     "evaluate_contacts",
 ]
-
-_DEFAULT_POWERS = MappingProxyType({"standby": 2.0, "payload": 20.0, "downlink": 15.0})
-
-
-@dataclass(frozen=True)
-class SpacecraftProfile:
-    name: str
-    battery_capacity_wh: float
-    min_soc: float
-    charge_power_w: float
-    initial_soc: float = 1.0
-    activity_power_w: Mapping[str, float] = field(default_factory=lambda: dict(_DEFAULT_POWERS))
-    storage_capacity_bytes: float = float("inf")
-    initial_stored_bytes: float = 0.0
-    payload_data_rate_bytes_per_s: float = 0.0
-    downlink_rate_bytes_per_s: float = 0.0
-    thermal: ThermalParams | None = None
-    idle_activity: str = "payload"
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.min_soc <= 1.0:
-            raise InvalidArgument("must be in [0, 1]", field=f"{self.name}.min_soc")
-        for name in (self.idle_activity, "downlink"):
-            if name not in self.activity_power_w:
-                raise InvalidArgument(f"needs a power draw for {name!r}", field=f"{self.name}.activity_power_w")
 
 
 @dataclass(frozen=True)
@@ -110,6 +86,9 @@ class PlanViolation:
 class PlanCheck:
     violations: tuple[PlanViolation, ...]
     min_soc: tuple[float, ...]  # lowest recorded SoC per spacecraft over the horizon
+    min_soc_time: tuple[datetime, ...] = ()  # when each spacecraft reached it
+    final_soc: tuple[float, ...] = ()  # per spacecraft at the end of the horizon
+    final_stored_bytes: tuple[float, ...] = ()  # data on board per spacecraft at the end of the horizon
 
     @property
     def ok(self) -> bool:
@@ -225,4 +204,11 @@ def check_plan(
         index = next((k for s, t0, t1, k in spans if s == sat and t0 <= t < t1 and plan[k].activity == names[act]),
                      None)  # fmt: skip
         violations.append(PlanViolation(int(sat), start + timedelta(seconds=float(t)), names[int(act)], index))
-    return PlanCheck(tuple(violations), tuple(float(x) for x in np.min(result.soc, axis=0)))
+    lowest = np.argmin(result.soc, axis=0)
+    return PlanCheck(
+        tuple(violations),
+        tuple(float(x) for x in np.min(result.soc, axis=0)),
+        tuple(start + timedelta(seconds=float(result.times_s[k])) for k in lowest.tolist()),
+        tuple(float(x) for x in result.soc[-1]),
+        tuple(float(x) for x in result.stored_bytes[-1]),
+    )

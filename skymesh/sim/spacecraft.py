@@ -4,7 +4,8 @@
 `set_radiation_model` and `add_comm_device`, with units in the names (Wh for the battery, where PASEOS uses Ws).
 `FleetArrays.build` turns a list of them into arrays of shape (n,), which is what every model function takes.
 
-Imports numpy only.
+`ThermalParams` (and `PYKEP_EARTH_RADIUS_M`) live in `skymesh.core.model`, next to `SpacecraftProfile` which
+carries them over the wire; they are re-exported here. Imports numpy and `skymesh.core` only.
 """
 
 from __future__ import annotations
@@ -17,48 +18,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from skymesh.core.errors import InvalidArgument
+from skymesh.core.model import PYKEP_EARTH_RADIUS_M, ThermalParams
 from skymesh.sim.activities import Activity
 from skymesh.sim.thermal import ThermalCoefficients
 
 __all__ = ["PYKEP_EARTH_RADIUS_M", "FleetArrays", "RadiationParams", "SpacecraftParams", "ThermalParams"]
 
 F64 = NDArray[np.float64]
-
-# pykep.planet.jpl_lp("earth").radius: the R_b PASEOS's thermal model divides the distance by.
-PYKEP_EARTH_RADIUS_M = 6_378_000.0
-
-
-@dataclass(frozen=True)
-class ThermalParams:
-    """PASEOS `set_thermal_model` parameters; defaults for the central body are PASEOS's (Earth)."""
-
-    mass_kg: float
-    initial_temperature_k: float
-    sun_absorptance: float
-    infrared_absorptance: float
-    sun_facing_area_m2: float
-    body_facing_area_m2: float
-    emissive_area_m2: float
-    thermal_capacity_j_per_kg_k: float
-    body_solar_irradiance_w_m2: float = 1360.0
-    body_surface_temperature_k: float = 288.0
-    body_emissivity: float = 0.6
-    body_reflectance: float = 0.3
-    heat_ratio: float = 0.5
-    body_radius_m: float = PYKEP_EARTH_RADIUS_M
-
-    def __post_init__(self) -> None:
-        positive = ("mass_kg", "sun_facing_area_m2", "body_facing_area_m2", "emissive_area_m2",
-                    "thermal_capacity_j_per_kg_k", "body_solar_irradiance_w_m2", "body_radius_m")  # fmt: skip
-        for name in positive:
-            if not getattr(self, name) > 0:
-                raise InvalidArgument("must be > 0", field=f"thermal.{name}")
-        unit = ("sun_absorptance", "infrared_absorptance", "body_emissivity", "body_reflectance", "heat_ratio")
-        for name in unit:
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise InvalidArgument("must be in [0, 1]", field=f"thermal.{name}")
-        if not self.initial_temperature_k >= 0:
-            raise InvalidArgument("must be >= 0 K", field="thermal.initial_temperature_k")
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from typing import Any
 import grpc
 
 from skymesh.api.control.v1 import targets_pb2, targets_pb2_grpc
-from skymesh.api.convert import target_from_proto
+from skymesh.api.convert import spacecraft_forecast_to_proto, target_from_proto
 from skymesh.api.errors import grpc_errors
 from skymesh.astro.tle import parse_tle
 from skymesh.core.errors import InvalidArgument, InvalidTLE
@@ -70,16 +70,23 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
 
     @grpc_errors
     async def GetTarget(self, request: targets_pb2.GetTargetRequest, context: Ctx) -> targets_pb2.GetTargetResponse:
-        return targets_pb2.GetTargetResponse(
-            target=target_record_to_proto(await self._repo.get_target(request.target_id))
-        )
+        rec = await self._repo.get_target(request.target_id)
+        out = targets_pb2.GetTargetResponse(target=target_record_to_proto(rec))
+        if rec.spacecraft_forecast is not None:
+            out.spacecraft_forecast.CopyFrom(spacecraft_forecast_to_proto(rec.spacecraft_forecast))
+        return out
 
     @grpc_errors
     async def ListTargets(
         self, request: targets_pb2.ListTargetsRequest, context: Ctx
     ) -> targets_pb2.ListTargetsResponse:
         records = await self._repo.list_targets(request.campaign_id)
-        return targets_pb2.ListTargetsResponse(targets=[target_record_to_proto(r) for r in records])
+        return targets_pb2.ListTargetsResponse(
+            targets=[target_record_to_proto(r) for r in records],
+            spacecraft_forecasts=[
+                spacecraft_forecast_to_proto(r.spacecraft_forecast) for r in records if r.spacecraft_forecast
+            ],
+        )
 
     @grpc_errors
     async def UpdateElements(

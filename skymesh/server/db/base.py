@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import hashlib
 import hmac
@@ -23,18 +24,30 @@ from skymesh.core.model import (
     GeoLocation,
     HorizonMask,
     SatelliteTarget,
+    SpacecraftForecast,
+    SpacecraftProfile,
     Station,
     StationKind,
     StationState,
     Target,
     TargetKind,
+    ThermalParams,
     TimeWindow,
 )
 from skymesh.observability.metrics import DB_LATENCY
 from skymesh.server.db.models import AuditRow, JobRow, StationRow, TargetAliasRow, TargetRow, TleRow
 from skymesh.server.db.records import JobRecord, StationRecord, TargetRecord
 
-__all__ = ["RepoBase", "hash_secret", "new_secret", "secrets_match"]
+__all__ = [
+    "RepoBase",
+    "forecast_from_json",
+    "forecast_to_json",
+    "hash_secret",
+    "new_secret",
+    "profile_from_json",
+    "profile_to_json",
+    "secrets_match",
+]
 
 
 def new_secret() -> str:
@@ -48,6 +61,45 @@ def hash_secret(secret: str) -> str:
 
 def secrets_match(secret: str, stored_sha256: str) -> bool:
     return hmac.compare_digest(hash_secret(secret), stored_sha256)
+
+
+def profile_to_json(p: SpacecraftProfile) -> dict[str, Any]:
+    """A JSON object for the targets.spacecraft column (JSON has no infinity: unlimited storage is null)."""
+    return {
+        "battery_capacity_wh": p.battery_capacity_wh,
+        "min_soc": p.min_soc,
+        "charge_power_w": p.charge_power_w,
+        "initial_soc": p.initial_soc,
+        "activity_power_w": dict(p.activity_power_w),
+        "storage_capacity_bytes": p.storage_capacity_bytes if p.storage_capacity_bytes != float("inf") else None,
+        "initial_stored_bytes": p.initial_stored_bytes,
+        "payload_data_rate_bytes_per_s": p.payload_data_rate_bytes_per_s,
+        "downlink_rate_bytes_per_s": p.downlink_rate_bytes_per_s,
+        "idle_activity": p.idle_activity,
+        "thermal": dataclasses.asdict(p.thermal) if p.thermal is not None else None,
+    }
+
+
+def profile_from_json(name: str, value: dict[str, Any]) -> SpacecraftProfile:
+    args = dict(value)
+    if args.get("storage_capacity_bytes") is None:
+        args["storage_capacity_bytes"] = float("inf")
+    thermal = args.pop("thermal", None)
+    return SpacecraftProfile(name=name, thermal=ThermalParams(**thermal) if thermal else None, **args)
+
+
+def forecast_to_json(f: SpacecraftForecast) -> dict[str, Any]:
+    out = dataclasses.asdict(f)
+    out["state_of_charge_time"] = f.state_of_charge_time.isoformat()
+    out["min_state_of_charge_time"] = f.min_state_of_charge_time.isoformat()
+    return out
+
+
+def forecast_from_json(value: dict[str, Any]) -> SpacecraftForecast:
+    args = dict(value)
+    for key in ("state_of_charge_time", "min_state_of_charge_time"):
+        args[key] = datetime.fromisoformat(args[key])
+    return SpacecraftForecast(**args)
 
 
 def _window_json(w: TimeWindow) -> list[str]:
@@ -206,6 +258,7 @@ class RepoBase:
                 downlink_frequency_hz=row.downlink_frequency_hz,
                 priority=row.priority,
                 min_elevation_deg=row.min_elevation_deg,
+                spacecraft=profile_from_json(row.target_id, row.spacecraft) if row.spacecraft else None,
             )
             if tle is not None:
                 source, epoch = tle.source, tle.epoch
@@ -232,4 +285,5 @@ class RepoBase:
                 cadence_s=row.cadence_s or 0.0,
                 aliases=tuple(aliases),
             )
-        return TargetRecord(target, row.campaign_id or "", source, epoch, row.updated_at)
+        forecast = forecast_from_json(row.spacecraft_forecast) if row.spacecraft_forecast else None
+        return TargetRecord(target, row.campaign_id or "", source, epoch, row.updated_at, forecast)

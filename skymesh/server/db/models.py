@@ -142,6 +142,9 @@ class TargetRow(Base):
     band: Mapped[str] = mapped_column(String(32), default="")
     downlink_frequency_hz: Mapped[float] = mapped_column(Float, default=0.0)
     min_elevation_deg: Mapped[float] = mapped_column(Float, default=0.0)
+    # SpacecraftProfile as a JSON object (None: no profile) and the latest plan's SpacecraftForecast (revision 0002).
+    spacecraft: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    spacecraft_forecast: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     # Sidereal targets.
     ra_deg: Mapped[float | None] = mapped_column(Float, nullable=True)
     dec_deg: Mapped[float | None] = mapped_column(Float, nullable=True)

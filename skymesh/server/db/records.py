@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from skymesh.core.jobs import JobState
-from skymesh.core.model import Station, Target, TimeWindow
+from skymesh.core.model import SpacecraftForecast, Station, Target, TimeWindow
 
 __all__ = [
     "ArtifactRecord",
@@ -114,6 +114,7 @@ class TargetRecord:
     elements_source: str
     elements_epoch: datetime | None
     updated_at: datetime
+    spacecraft_forecast: SpacecraftForecast | None = None  # the latest plan's, for satellites with a profile
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ stored and it is compared in constant time.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -16,13 +17,21 @@ from skymesh.core.errors import AlreadyExists, InvalidArgument, NotFound, Unauth
 from skymesh.core.model import (
     CelestialTarget,
     SatelliteTarget,
+    SpacecraftForecast,
     Station,
     StationKind,
     StationState,
     Target,
     TargetKind,
 )
-from skymesh.server.db.base import RepoBase, hash_secret, new_secret, secrets_match
+from skymesh.server.db.base import (
+    RepoBase,
+    forecast_to_json,
+    hash_secret,
+    new_secret,
+    profile_to_json,
+    secrets_match,
+)
 from skymesh.server.db.models import (
     ApiTokenRow,
     CampaignRow,
@@ -247,6 +256,7 @@ class RegistryRepo(RepoBase):
                 row.band = target.band
                 row.downlink_frequency_hz = target.downlink_frequency_hz
                 row.min_elevation_deg = target.min_elevation_deg
+                row.spacecraft = profile_to_json(target.spacecraft) if target.spacecraft is not None else None
                 s.add(row)
                 await s.flush()
                 s.add(
@@ -316,6 +326,16 @@ class RegistryRepo(RepoBase):
             self._audit(s, now, actor, "update_elements", target_id, source=source, epoch=epoch.isoformat())
             await s.flush()
             return await self._target_record(s, row)
+
+    async def store_spacecraft_forecasts(self, forecasts: Sequence[SpacecraftForecast]) -> None:
+        """Keep each satellite's latest forecast (from the plan just applied); unknown targets are skipped."""
+        if not forecasts:
+            return
+        async with self._tx("store_spacecraft_forecasts") as s:
+            for f in forecasts:
+                row = await s.get(TargetRow, f.target_id)
+                if row is not None:
+                    row.spacecraft_forecast = forecast_to_json(f)
 
     async def tle_history(self, target_id: str) -> list[TleRecord]:
         async with self._tx("tle_history") as s:

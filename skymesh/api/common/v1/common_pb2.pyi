@@ -291,6 +291,7 @@ class SatelliteTarget(_message.Message):
     DOWNLINK_FREQUENCY_HZ_FIELD_NUMBER: _builtins.int
     MIN_ELEVATION_DEG_FIELD_NUMBER: _builtins.int
     ELEMENTS_SOURCE_FIELD_NUMBER: _builtins.int
+    SPACECRAFT_FIELD_NUMBER: _builtins.int
     norad_id: _builtins.int
     tle_line1: _builtins.str
     tle_line2: _builtins.str
@@ -299,6 +300,10 @@ class SatelliteTarget(_message.Message):
     min_elevation_deg: _builtins.float
     elements_source: _builtins.str
     """Where the elements came from ("celestrak", "space-track", "generated", ...)."""
+    @_builtins.property
+    def spacecraft(self) -> Global___SpacecraftProfile:
+        """Set: the scheduler simulates this spacecraft's battery and data on board to value and check its contacts."""
+
     def __init__(
         self,
         *,
@@ -309,14 +314,217 @@ class SatelliteTarget(_message.Message):
         downlink_frequency_hz: _builtins.float = ...,
         min_elevation_deg: _builtins.float = ...,
         elements_source: _builtins.str = ...,
+        spacecraft: Global___SpacecraftProfile | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["spacecraft", b"spacecraft"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["band", b"band", "downlink_frequency_hz", b"downlink_frequency_hz", "elements_source", b"elements_source", "min_elevation_deg", b"min_elevation_deg", "norad_id", b"norad_id", "tle_line1", b"tle_line1", "tle_line2", b"tle_line2"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["band", b"band", "downlink_frequency_hz", b"downlink_frequency_hz", "elements_source", b"elements_source", "min_elevation_deg", b"min_elevation_deg", "norad_id", b"norad_id", "spacecraft", b"spacecraft", "tle_line1", b"tle_line1", "tle_line2", b"tle_line2"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SatelliteTarget: _TypeAlias = SatelliteTarget  # noqa: Y015
+
+@_typing.final
+class SpacecraftThermal(_message.Message):
+    """PASEOS thermal model parameters; zero central-body fields mean PASEOS's Earth defaults."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MASS_KG_FIELD_NUMBER: _builtins.int
+    INITIAL_TEMPERATURE_K_FIELD_NUMBER: _builtins.int
+    SUN_ABSORPTANCE_FIELD_NUMBER: _builtins.int
+    INFRARED_ABSORPTANCE_FIELD_NUMBER: _builtins.int
+    SUN_FACING_AREA_M2_FIELD_NUMBER: _builtins.int
+    BODY_FACING_AREA_M2_FIELD_NUMBER: _builtins.int
+    EMISSIVE_AREA_M2_FIELD_NUMBER: _builtins.int
+    THERMAL_CAPACITY_J_PER_KG_K_FIELD_NUMBER: _builtins.int
+    BODY_SOLAR_IRRADIANCE_W_M2_FIELD_NUMBER: _builtins.int
+    BODY_SURFACE_TEMPERATURE_K_FIELD_NUMBER: _builtins.int
+    BODY_EMISSIVITY_FIELD_NUMBER: _builtins.int
+    BODY_REFLECTANCE_FIELD_NUMBER: _builtins.int
+    HEAT_RATIO_FIELD_NUMBER: _builtins.int
+    BODY_RADIUS_M_FIELD_NUMBER: _builtins.int
+    mass_kg: _builtins.float
+    initial_temperature_k: _builtins.float
+    sun_absorptance: _builtins.float
+    infrared_absorptance: _builtins.float
+    sun_facing_area_m2: _builtins.float
+    body_facing_area_m2: _builtins.float
+    emissive_area_m2: _builtins.float
+    thermal_capacity_j_per_kg_k: _builtins.float
+    body_solar_irradiance_w_m2: _builtins.float
+    body_surface_temperature_k: _builtins.float
+    body_emissivity: _builtins.float
+    body_reflectance: _builtins.float
+    heat_ratio: _builtins.float
+    body_radius_m: _builtins.float
+    def __init__(
+        self,
+        *,
+        mass_kg: _builtins.float = ...,
+        initial_temperature_k: _builtins.float = ...,
+        sun_absorptance: _builtins.float = ...,
+        infrared_absorptance: _builtins.float = ...,
+        sun_facing_area_m2: _builtins.float = ...,
+        body_facing_area_m2: _builtins.float = ...,
+        emissive_area_m2: _builtins.float = ...,
+        thermal_capacity_j_per_kg_k: _builtins.float = ...,
+        body_solar_irradiance_w_m2: _builtins.float = ...,
+        body_surface_temperature_k: _builtins.float = ...,
+        body_emissivity: _builtins.float = ...,
+        body_reflectance: _builtins.float = ...,
+        heat_ratio: _builtins.float = ...,
+        body_radius_m: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body_emissivity", b"body_emissivity", "body_facing_area_m2", b"body_facing_area_m2", "body_radius_m", b"body_radius_m", "body_reflectance", b"body_reflectance", "body_solar_irradiance_w_m2", b"body_solar_irradiance_w_m2", "body_surface_temperature_k", b"body_surface_temperature_k", "emissive_area_m2", b"emissive_area_m2", "heat_ratio", b"heat_ratio", "infrared_absorptance", b"infrared_absorptance", "initial_temperature_k", b"initial_temperature_k", "mass_kg", b"mass_kg", "sun_absorptance", b"sun_absorptance", "sun_facing_area_m2", b"sun_facing_area_m2", "thermal_capacity_j_per_kg_k", b"thermal_capacity_j_per_kg_k"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SpacecraftThermal: _TypeAlias = SpacecraftThermal  # noqa: Y015
+
+@_typing.final
+class SpacecraftProfile(_message.Message):
+    """What the scheduler knows of a spacecraft (skymesh.core.model.SpacecraftProfile). States of charge are fractions
+    of the battery capacity in [0, 1].
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class ActivityPowerWEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.float
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.float = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    BATTERY_CAPACITY_WH_FIELD_NUMBER: _builtins.int
+    MIN_SOC_FIELD_NUMBER: _builtins.int
+    CHARGE_POWER_W_FIELD_NUMBER: _builtins.int
+    INITIAL_SOC_FIELD_NUMBER: _builtins.int
+    ACTIVITY_POWER_W_FIELD_NUMBER: _builtins.int
+    STORAGE_CAPACITY_BYTES_FIELD_NUMBER: _builtins.int
+    INITIAL_STORED_BYTES_FIELD_NUMBER: _builtins.int
+    PAYLOAD_DATA_RATE_BYTES_PER_S_FIELD_NUMBER: _builtins.int
+    DOWNLINK_RATE_BYTES_PER_S_FIELD_NUMBER: _builtins.int
+    IDLE_ACTIVITY_FIELD_NUMBER: _builtins.int
+    THERMAL_FIELD_NUMBER: _builtins.int
+    battery_capacity_wh: _builtins.float
+    min_soc: _builtins.float
+    """The plan must never take the battery below this state of charge."""
+    charge_power_w: _builtins.float
+    """Solar charging power while in sunlight."""
+    initial_soc: _builtins.float
+    """State of charge at the start of the plan; unset means 1 (full)."""
+    storage_capacity_bytes: _builtins.float
+    """On-board storage; 0 means unlimited."""
+    initial_stored_bytes: _builtins.float
+    payload_data_rate_bytes_per_s: _builtins.float
+    """Data the idle activity produces, and the downlink rate during a contact."""
+    downlink_rate_bytes_per_s: _builtins.float
+    idle_activity: _builtins.str
+    """The activity run outside contacts; empty means "payload"."""
+    @_builtins.property
+    def activity_power_w(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]:
+        """Power draw per activity ("payload", "downlink", "standby", ...); empty means the defaults
+        (standby 2 W, payload 20 W, downlink 15 W). Must include "downlink" and `idle_activity`.
+        """
+
+    @_builtins.property
+    def thermal(self) -> Global___SpacecraftThermal: ...
+    def __init__(
+        self,
+        *,
+        battery_capacity_wh: _builtins.float = ...,
+        min_soc: _builtins.float = ...,
+        charge_power_w: _builtins.float = ...,
+        initial_soc: _builtins.float | None = ...,
+        activity_power_w: _abc.Mapping[_builtins.str, _builtins.float] | None = ...,
+        storage_capacity_bytes: _builtins.float = ...,
+        initial_stored_bytes: _builtins.float = ...,
+        payload_data_rate_bytes_per_s: _builtins.float = ...,
+        downlink_rate_bytes_per_s: _builtins.float = ...,
+        idle_activity: _builtins.str = ...,
+        thermal: Global___SpacecraftThermal | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_initial_soc", b"_initial_soc", "initial_soc", b"initial_soc", "thermal", b"thermal"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_initial_soc", b"_initial_soc", "activity_power_w", b"activity_power_w", "battery_capacity_wh", b"battery_capacity_wh", "charge_power_w", b"charge_power_w", "downlink_rate_bytes_per_s", b"downlink_rate_bytes_per_s", "idle_activity", b"idle_activity", "initial_soc", b"initial_soc", "initial_stored_bytes", b"initial_stored_bytes", "min_soc", b"min_soc", "payload_data_rate_bytes_per_s", b"payload_data_rate_bytes_per_s", "storage_capacity_bytes", b"storage_capacity_bytes", "thermal", b"thermal"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__initial_soc: _TypeAlias = _typing.Literal["initial_soc"]  # noqa: Y015
+    _WhichOneofArgType__initial_soc: _TypeAlias = _typing.Literal["_initial_soc", b"_initial_soc"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__initial_soc) -> _WhichOneofReturnType__initial_soc | None: ...
+
+Global___SpacecraftProfile: _TypeAlias = SpacecraftProfile  # noqa: Y015
+
+@_typing.final
+class SpacecraftForecast(_message.Message):
+    """What the simulator expects of one spacecraft over a plan's window with the plan's contacts taken."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TARGET_ID_FIELD_NUMBER: _builtins.int
+    STATE_OF_CHARGE_FIELD_NUMBER: _builtins.int
+    STATE_OF_CHARGE_TIME_FIELD_NUMBER: _builtins.int
+    MIN_STATE_OF_CHARGE_FIELD_NUMBER: _builtins.int
+    MIN_STATE_OF_CHARGE_TIME_FIELD_NUMBER: _builtins.int
+    DATA_ON_BOARD_BYTES_FIELD_NUMBER: _builtins.int
+    BELOW_MIN_SOC_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    MIN_SOC_FIELD_NUMBER: _builtins.int
+    target_id: _builtins.str
+    state_of_charge: _builtins.float
+    """State of charge (fraction of capacity) at the end of the window."""
+    min_state_of_charge: _builtins.float
+    """Lowest state of charge over the window, and when."""
+    data_on_board_bytes: _builtins.float
+    """Data on board at the end of the window."""
+    below_min_soc: _builtins.bool
+    """True if the plan takes the battery below the profile's min_soc (contacts were dropped to avoid it, or it
+    cannot be avoided: the spacecraft is below its minimum even when idle).
+    """
+    detail: _builtins.str
+    """Human-readable summary, e.g. which contacts were dropped for power."""
+    min_soc: _builtins.float
+    """The profile's minimum state of charge, for display."""
+    @_builtins.property
+    def state_of_charge_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def min_state_of_charge_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        target_id: _builtins.str = ...,
+        state_of_charge: _builtins.float = ...,
+        state_of_charge_time: _timestamp_pb2.Timestamp | None = ...,
+        min_state_of_charge: _builtins.float = ...,
+        min_state_of_charge_time: _timestamp_pb2.Timestamp | None = ...,
+        data_on_board_bytes: _builtins.float = ...,
+        below_min_soc: _builtins.bool = ...,
+        detail: _builtins.str = ...,
+        min_soc: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["min_state_of_charge_time", b"min_state_of_charge_time", "state_of_charge_time", b"state_of_charge_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["below_min_soc", b"below_min_soc", "data_on_board_bytes", b"data_on_board_bytes", "detail", b"detail", "min_soc", b"min_soc", "min_state_of_charge", b"min_state_of_charge", "min_state_of_charge_time", b"min_state_of_charge_time", "state_of_charge", b"state_of_charge", "state_of_charge_time", b"state_of_charge_time", "target_id", b"target_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SpacecraftForecast: _TypeAlias = SpacecraftForecast  # noqa: Y015
 
 @_typing.final
 class CelestialTarget(_message.Message):

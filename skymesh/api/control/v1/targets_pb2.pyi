@@ -84,16 +84,22 @@ class GetTargetResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     TARGET_FIELD_NUMBER: _builtins.int
+    SPACECRAFT_FORECAST_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def target(self) -> _common_pb2.Target: ...
+    @_builtins.property
+    def spacecraft_forecast(self) -> _common_pb2.SpacecraftForecast:
+        """The latest plan's forecast for a satellite with a spacecraft profile; unset otherwise."""
+
     def __init__(
         self,
         *,
         target: _common_pb2.Target | None = ...,
+        spacecraft_forecast: _common_pb2.SpacecraftForecast | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["target", b"target"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["spacecraft_forecast", b"spacecraft_forecast", "target", b"target"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["target", b"target"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["spacecraft_forecast", b"spacecraft_forecast", "target", b"target"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -123,16 +129,22 @@ class ListTargetsResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     TARGETS_FIELD_NUMBER: _builtins.int
+    SPACECRAFT_FORECASTS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def targets(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Target]: ...
+    @_builtins.property
+    def spacecraft_forecasts(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.SpacecraftForecast]:
+        """The latest plan's forecasts, one per listed satellite with a spacecraft profile that has been planned."""
+
     def __init__(
         self,
         *,
         targets: _abc.Iterable[_common_pb2.Target] | None = ...,
+        spacecraft_forecasts: _abc.Iterable[_common_pb2.SpacecraftForecast] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["targets", b"targets"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["spacecraft_forecasts", b"spacecraft_forecasts", "targets", b"targets"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -421,6 +421,7 @@ class ComputePlanResponse(_message.Message):
     ASSIGNMENTS_FIELD_NUMBER: _builtins.int
     UNSCHEDULED_FIELD_NUMBER: _builtins.int
     STATS_FIELD_NUMBER: _builtins.int
+    SPACECRAFT_FORECASTS_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     @_builtins.property
     def assignments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Assignment]: ...
@@ -428,6 +429,10 @@ class ComputePlanResponse(_message.Message):
     def unscheduled(self) -> _containers.RepeatedCompositeFieldContainer[Global___Explanation]: ...
     @_builtins.property
     def stats(self) -> Global___PlanStats: ...
+    @_builtins.property
+    def spacecraft_forecasts(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.SpacecraftForecast]:
+        """One per satellite target with a spacecraft profile: its simulated state with this plan's contacts taken."""
+
     def __init__(
         self,
         *,
@@ -435,10 +440,11 @@ class ComputePlanResponse(_message.Message):
         assignments: _abc.Iterable[Global___Assignment] | None = ...,
         unscheduled: _abc.Iterable[Global___Explanation] | None = ...,
         stats: Global___PlanStats | None = ...,
+        spacecraft_forecasts: _abc.Iterable[_common_pb2.SpacecraftForecast] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["stats", b"stats"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignments", b"assignments", "request_id", b"request_id", "stats", b"stats", "unscheduled", b"unscheduled"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignments", b"assignments", "request_id", b"request_id", "spacecraft_forecasts", b"spacecraft_forecasts", "stats", b"stats", "unscheduled", b"unscheduled"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
