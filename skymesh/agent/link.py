@@ -24,6 +24,7 @@ import logging
 import random
 from collections import deque
 from collections.abc import Callable
+from datetime import timedelta
 from importlib import metadata
 from typing import NoReturn
 
@@ -52,6 +53,8 @@ _log = logging.getLogger(__name__)
 
 PROTOCOL_VERSION = 1
 _DEFAULT_MAX_UNACKED = 256
+# Command states changed this recently are re-sent on every new session (longer than any command's lifetime).
+_COMMAND_REREPORT_S = 7 * 86400.0
 
 
 def channel_options() -> list[tuple[str, int]]:
@@ -277,6 +280,10 @@ class Link:
         for resume in welcome.resume:
             await self.store.call(self.store.sync.ack, resume.boot_id, resume.committed_seq)
             session.sent_upto[resume.boot_id] = resume.committed_seq
+        # Command updates are not acknowledged: re-send the recent ones in case the last stream lost them.
+        since = self.clock.now() - timedelta(seconds=_COMMAND_REREPORT_S)
+        if await self.store.call(self.store.sync.rereport_commands, since):
+            self.store.commands_changed.set()
         if self.on_welcome is not None:
             self.on_welcome(welcome)
         self.connected.set()

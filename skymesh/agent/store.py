@@ -334,6 +334,16 @@ class Store:
             for seq, cid, state, cause, detail, at in rows
         ]
 
+    def rereport_commands(self, since: datetime) -> int:
+        """Mark every command changed since `since` as unreported, so its current state is sent again.
+
+        A CommandUpdate handed to a stream that then broke may never have reached the server, and the server does
+        not acknowledge command updates; so each new session re-sends the recent ones (the server ignores repeats).
+        """
+        with self._txn() as db:
+            cur = db.execute("UPDATE commands SET reported_state = 0 WHERE updated_at >= ?", (_ts(since),))
+            return int(cur.rowcount)
+
     def mark_command_reported(self, command_id: str, state: int) -> None:
         with self._txn() as db:
             db.execute("UPDATE commands SET reported_state = ? WHERE command_id = ?", (state, command_id))

@@ -158,3 +158,22 @@ def test_commands_dedup_and_contiguous_seq(tmp_path: Path) -> None:
     store.mark_command_reported("c1", agent_pb2.COMMAND_STATE_SUCCEEDED)
     assert "c1" not in {u.command_id for u in store.unreported_command_updates()}
     store.close()
+
+
+def test_recent_command_states_are_reported_again_after_a_new_session(tmp_path: Path) -> None:
+    # The server does not acknowledge CommandUpdates: a report handed to a stream that broke may be lost, so a new
+    # session re-sends every recent command's current state (found by the end-to-end server-kill test).
+    store = Store(tmp_path / "a.sqlite")
+    old = agent_pb2.Command(seq=1, command_id="old", stow=agent_pb2.Stow())
+    new = agent_pb2.Command(seq=2, command_id="new", stow=agent_pb2.Stow())
+    store.record_command(old, T0 - timedelta(days=30))
+    store.record_command(new, T0)
+    store.set_command_state("old", agent_pb2.COMMAND_STATE_SUCCEEDED, T0 - timedelta(days=30))
+    store.set_command_state("new", agent_pb2.COMMAND_STATE_SUCCEEDED, T0)
+    for update in store.unreported_command_updates():
+        store.mark_command_reported(update.command_id, update.state)
+    assert store.unreported_command_updates() == []
+    assert store.rereport_commands(T0 - timedelta(days=7)) == 1
+    again = store.unreported_command_updates()
+    assert [(u.command_id, u.state) for u in again] == [("new", agent_pb2.COMMAND_STATE_SUCCEEDED)]
+    store.close()
