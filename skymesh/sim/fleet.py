@@ -246,7 +246,7 @@ def build_demo_fleet(
                 spacecraft=profile,
             )
         )
-    soon_sats, soon = _soon_passing(stations[: len(gs_sites)], now, soon_within_s, seed)
+    soon_sats, soon = _soon_passing(stations[: len(gs_sites)], now, soon_within_s, seed, tles)
     sats.extend(soon_sats)
 
     stars = tuple(
@@ -288,18 +288,20 @@ def _comfortable(target_id: str) -> SpacecraftProfile:
 
 
 def _soon_passing(
-    ground_stations: list[Station], now: datetime, within_s: tuple[float, float], seed: int
+    ground_stations: list[Station], now: datetime, within_s: tuple[float, float], seed: int, fleet: list[Any]
 ) -> tuple[list[SatelliteTarget], dict[str, tuple[str, datetime]]]:
     """One high-priority satellite per ground station whose pass starts within `within_s` of now and is short.
 
-    Candidates are real orbit families with random phases; all are propagated at once and the passes found by the
-    same pipeline the scheduler uses.
+    Candidates are real orbit families with random phases; all are propagated at once, together with the `fleet`'s
+    own satellites, and the passes found by the same pipeline the scheduler uses. A candidate is taken only if
+    nothing else competes for its station (or for the satellite elsewhere) around its pass, so the planner, which
+    prefers long passes, will schedule it.
     """
     from skymesh.astro.passes import find_passes
     from skymesh.astro.propagate import SatelliteBatch
     from skymesh.astro.tle_gen import generate_tles
 
-    candidates = []
+    candidates = list(fleet)
     for i, family in enumerate(("cubesat", "sso", "iss", "starlink")):
         candidates += generate_tles(family, 2500, now, seed=seed * 101 + i, norad_base=200000 + 20000 * i)
     batch = SatelliteBatch(candidates)
@@ -313,7 +315,17 @@ def _soon_passing(
     soon: dict[str, tuple[str, datetime]] = {}
     # Short passes starting soon first; if none exists today, accept later or longer ones.
     for aos_limit_s, max_duration_s in ((within_s[1], 120.0), (within_s[1] * 2, 240.0), (within_s[1] * 4, 600.0)):
-        _pick(ground_stations, passes, candidates, now, (within_s[0], aos_limit_s), max_duration_s, chosen, soon)
+        _pick(
+            ground_stations,
+            passes,
+            candidates,
+            len(fleet),
+            now,
+            (within_s[0], aos_limit_s),
+            max_duration_s,
+            chosen,
+            soon,
+        )
         if chosen:
             break
     return chosen, soon
@@ -323,6 +335,7 @@ def _pick(
     ground_stations: list[Station],
     passes: list[Any],
     candidates: list[Any],
+    n_fleet: int,
     now: datetime,
     aos_within_s: tuple[float, float],
     max_duration_s: float,
@@ -330,15 +343,35 @@ def _pick(
     soon: dict[str, tuple[str, datetime]],
 ) -> None:
     used: set[int] = set()
+    margin = timedelta(seconds=120)
+
+    def free(p: Any) -> bool:
+        # No fleet or already chosen satellite over this station, and this satellite over no other station.
+        lo, hi = p.aos - margin, p.los + margin
+        for q in passes:
+            if q.sat_index == p.sat_index:
+                if q.station_index != p.station_index and q.aos < hi and lo < q.los:
+                    return False
+            elif (
+                (q.sat_index < n_fleet or q.sat_index in used)
+                and q.station_index == p.station_index
+                and q.aos < hi
+                and lo < q.los
+            ):
+                return False
+        return True
+
     for station_index, station in enumerate(ground_stations):
         options = [
             p
             for p in passes
             if p.station_index == station_index
+            and p.sat_index >= n_fleet
             and p.sat_index not in used
             and aos_within_s[0] <= (p.aos - now).total_seconds() <= aos_within_s[1]
             and 45.0 <= (p.los - p.aos).total_seconds() <= max_duration_s
         ]
+        options = [p for p in options if free(p)]
         if not options:
             continue
         best = min(options, key=lambda p: (p.los - now).total_seconds())

@@ -183,3 +183,19 @@ async def test_new_elements_resend_the_schedule(fleet: Fleet) -> None:
             second = await agent.expect("schedule")
             assert second.version == first.version + 1
             assert second.jobs[0].target.satellite.elements_source == "space-track"
+
+
+async def test_an_operators_cancel_sticks_across_replans(fleet: Fleet) -> None:
+    repo = fleet.server.repo
+    await repo.create_target(SatelliteTarget("iss", "ISS", 25544, ISS_LINE1, ISS_LINE2))
+    now = datetime.now(UTC)
+    window = TimeWindow(now + timedelta(hours=1), now + timedelta(hours=1, minutes=8))
+    await repo.apply_plan(["gs1"], [PlannedJob("gs1", "iss", window)])
+    (job,) = await repo.list_jobs(station_id="gs1")
+    async with grpc.aio.insecure_channel(fleet.address) as channel:
+        jobs = observations_pb2_grpc.JobServiceStub(channel)
+        await jobs.CancelJob(observations_pb2.CancelJobRequest(job_id=job.job_id, reason="interference"))
+    # The scheduler proposes the same pass again (it does not know about the cancel): no new job appears.
+    await repo.apply_plan(["gs1"], [PlannedJob("gs1", "iss", window)])
+    states = sorted(j.state for j in await repo.list_jobs(station_id="gs1"))
+    assert states == [JobState.CANCELLED]

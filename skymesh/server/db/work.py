@@ -172,9 +172,28 @@ class WorkRepo(RepoBase):
             live_targets = set(
                 (await s.scalars(select(TargetRow.target_id).where(TargetRow.deleted_at.is_(None)))).all()
             )
+            # An operator's cancel sticks: the planner must not hand the same pass straight back to the station.
+            vetoed = (
+                await s.execute(
+                    select(JobRow.station_id, JobRow.target_id, JobRow.start, JobRow.end).where(
+                        JobRow.station_id.in_(stations),
+                        JobRow.cause == CAUSE_ABORTED_BY_OPERATOR,
+                        JobRow.state.in_([int(JobState.CANCELLED), int(JobState.ABORTED)]),
+                        JobRow.end > now,
+                    )
+                )
+            ).all()
             for p in planned:
                 if p.station_id not in stations or p.target_id not in live_targets:
                     log.warning("plan names unknown station %r or target %r: skipped", p.station_id, p.target_id)
+                    continue
+                if any(
+                    v.station_id == p.station_id
+                    and v.target_id == p.target_id
+                    and v.start < p.window.end
+                    and p.window.start < v.end
+                    for v in vetoed
+                ):
                     continue
                 row = by_id.get(p.job_id) if p.job_id else None
                 if row is None:
