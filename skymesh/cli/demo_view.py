@@ -74,11 +74,17 @@ class Summary:
                 f"flags {','.join(o.record.quality_flags) or '-'}"
             )
         if s.spacecraft:
-            lines.append(f"  spacecraft (simulated, latest plan): {len(s.spacecraft)} satellites with a profile")
-        for r in s.spacecraft:
-            if r["soc"] is None:
-                lines.append(f"    {r['target_id']:<12} {r['battery_capacity_wh']:6.0f} Wh  not planned yet")
-                continue
+            lines.append(
+                f"  spacecraft (simulated, latest plan): {len(s.spacecraft)} satellites with a profile; "
+                "closest to their battery floor first"
+            )
+        # Tightest power margin first: those are the ones the plan had to protect.
+        planned = sorted(
+            (r for r in s.spacecraft if r["soc"] is not None),
+            key=lambda r: (not r["below_min_soc"], r["min_state_of_charge"] - r["min_soc"]),
+        )
+        shown = planned[:6]
+        for r in shown:
             lines.append(
                 f"    {r['target_id']:<12} {r['battery_capacity_wh']:6.0f} Wh  SoC {r['initial_soc']:4.0%} -> "
                 f"{r['soc']:4.0%} (min {r['min_state_of_charge']:4.0%}, floor {r['min_soc']:3.0%})  "
@@ -86,6 +92,8 @@ class Summary:
                 + ("  BELOW FLOOR" if r["below_min_soc"] else "")
                 + (f"  {r['detail']}" if r["detail"] else "")
             )
+        if len(s.spacecraft) > len(shown):
+            lines.append(f"    ... {len(s.spacecraft) - len(shown)} more (skymesh status --server ... lists all)")
         lines.append(
             "  goal reached: at least one satellite pass and one telescope exposure completed and stored"
             if self.goal_reached

@@ -179,7 +179,7 @@ def build_demo_fleet(
     telescopes: int = 3,
     satellites: int = 24,
     seed: int = 7,
-    soon_within_s: tuple[float, float] = (25.0, 90.0),
+    soon_within_s: tuple[float, float] = (35.0, 75.0),
 ) -> DemoFleet:
     """Stations, satellites and stars for a demo starting at `now`."""
     from skymesh.astro.tle_gen import generate_tles
