@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Callable
 from datetime import timedelta
 from importlib import metadata
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import grpc
 from grpc import aio
@@ -42,6 +42,7 @@ from skymesh.core.errors import InvalidArgument, SkyMeshError
 from skymesh.observability.metrics import (
     AGENT_OUTBOX_DEPTH,
     AGENT_RECONNECTS,
+    AGENT_REFUSED_MESSAGES,
     AGENT_SCHEDULE_VERSION,
     AGENT_STREAM_CONNECTED,
     AGENT_UPSTREAM_SENT,
@@ -53,6 +54,8 @@ _log = logging.getLogger(__name__)
 
 PROTOCOL_VERSION = 1
 _DEFAULT_MAX_UNACKED = 256
+# Status codes with which the server refuses a message for its content (docs/protocol.md rule 4).
+_REFUSED_CODES = (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND, grpc.StatusCode.FAILED_PRECONDITION)
 # Command states changed this recently are re-sent on every new session (longer than any command's lifetime).
 _COMMAND_REREPORT_S = 7 * 86400.0
 
@@ -85,16 +88,20 @@ class _StreamEnded(Exception):
 class _CallFailed(Exception):
     """A write found the RPC already finished; carries its status like `AioRpcError` does."""
 
-    def __init__(self, code: grpc.StatusCode, details: str | None) -> None:
+    def __init__(self, code: grpc.StatusCode, details: str | None, trailing: Any = ()) -> None:
         super().__init__(f"{code.name}: {details}")
         self._code = code
         self._details = details or ""
+        self._trailing = tuple(trailing or ())
 
     def code(self) -> grpc.StatusCode:
         return self._code
 
     def details(self) -> str:
         return self._details
+
+    def trailing_metadata(self) -> tuple[Any, ...]:
+        return self._trailing
 
 
 def _first_error(exc: BaseException) -> BaseException:
@@ -121,7 +128,7 @@ class _Session:
         """The stream ended: raise its error status if it has one, else `_StreamEnded(reason)`."""
         code = await self.call.code()
         if code != grpc.StatusCode.OK:
-            raise _CallFailed(code, await self.call.details())
+            raise _CallFailed(code, await self.call.details(), await self.call.trailing_metadata())
         raise _StreamEnded(reason)
 
     async def send(self, message: agent_pb2.ConnectRequest) -> None:
@@ -130,7 +137,9 @@ class _Session:
                 await self.call.write(message)
             except asyncio.InvalidStateError:
                 # The RPC already ended (refused, or dropped): surface its status instead.
-                raise _CallFailed(await self.call.code(), await self.call.details()) from None
+                raise _CallFailed(
+                    await self.call.code(), await self.call.details(), await self.call.trailing_metadata()
+                ) from None
 
 
 class Link:
@@ -199,6 +208,8 @@ class Link:
                         "stream to %s ended: %s %s", self.config.server_address, err.code().name, err.details()
                     )
                     reason, wait_s = err.code().name.lower(), None
+                    if await self._set_aside_refused(err):
+                        reason, wait_s = "refused_message", 0.0
                 else:
                     _log.warning("stream to %s failed: %r", self.config.server_address, err)
                     reason, wait_s = type(err).__name__, None
@@ -213,6 +224,32 @@ class Link:
                 delay_s = min(delay_s * 2, self.config.reconnect_max_s)
             _log.info("reconnecting in %.2f s (%s)", wait_s, reason)
             await asyncio.sleep(wait_s)
+
+    async def _set_aside_refused(self, err: aio.AioRpcError | _CallFailed) -> bool:
+        """If the server refused one of our spooled messages as invalid, move it out of the outbox.
+
+        Resending it would be refused again on every reconnect and block everything behind it; the message is kept
+        in the store's `rejected` table (with the server's reason) for an operator, never silently dropped.
+        """
+        if err.code() not in _REFUSED_CODES:
+            return False
+        pairs: Any = err.trailing_metadata() or ()
+        meta = {str(k): v for k, v in pairs if isinstance(v, str)}
+        boot_id, seq = meta.get("skymesh-error-upstream-boot-id"), meta.get("skymesh-error-upstream-seq")
+        if not boot_id or not seq or not seq.isdigit():
+            return False
+        moved = await self.store.call(
+            self.store.sync.set_aside, boot_id, int(seq), f"{err.code().name}: {err.details()}", self.clock.now()
+        )
+        if moved:
+            AGENT_REFUSED_MESSAGES.inc()
+            _log.error(
+                "server refused upstream message %s/%s (%s); kept in the rejected table, resuming with the next",
+                boot_id,
+                seq,
+                err.details(),
+            )
+        return moved
 
     def _channel(self) -> aio.Channel:
         if self.config.tls_ca_file is not None:

@@ -51,6 +51,15 @@ CREATE TABLE IF NOT EXISTS outbox (
     payload BLOB NOT NULL,
     PRIMARY KEY (boot_id, seq)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rejected (
+    boot_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    error TEXT NOT NULL,
+    rejected_at REAL NOT NULL,
+    PRIMARY KEY (boot_id, seq)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS commands (
     command_id TEXT PRIMARY KEY,
     seq INTEGER NOT NULL,
@@ -248,6 +257,29 @@ class Store:
             "SELECT payload FROM outbox WHERE boot_id = ? AND seq > ? ORDER BY seq LIMIT ?", (boot_id, after_seq, limit)
         )
         return [agent_pb2.ConnectRequest.FromString(r[0]) for r in rows]
+
+    def set_aside(self, boot_id: str, seq: int, error: str, now: datetime) -> bool:
+        """Move one outbox message the server refused into `rejected`, in one transaction. False if not spooled."""
+        with self._txn() as db:
+            row = db.execute(
+                "SELECT kind, payload FROM outbox WHERE boot_id = ? AND seq = ?", (boot_id, seq)
+            ).fetchone()
+            if row is None:
+                return False
+            db.execute(
+                "INSERT OR REPLACE INTO rejected (boot_id, seq, kind, payload, error, rejected_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (boot_id, seq, row[0], row[1], error, _ts(now)),
+            )
+            db.execute("DELETE FROM outbox WHERE boot_id = ? AND seq = ?", (boot_id, seq))
+            return True
+
+    def rejected(self) -> list[tuple[str, int, str]]:
+        """(boot_id, seq, error) of every message the server refused."""
+        return [
+            (str(b), int(q), str(e))
+            for b, q, e in self._query("SELECT boot_id, seq, error FROM rejected ORDER BY rejected_at")
+        ]
 
     def outbox_keys(self) -> list[tuple[str, int]]:
         return [(str(b), int(s)) for b, s in self._query("SELECT boot_id, seq FROM outbox ORDER BY boot_id, seq")]

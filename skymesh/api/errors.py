@@ -34,7 +34,13 @@ def _details(error: E.SkyMeshError) -> str:
 
 
 async def abort_with(context: grpc.aio.ServicerContext[Any, Any], error: E.SkyMeshError) -> None:
-    context.set_trailing_metadata((("skymesh-error-reason", error.reason), ("skymesh-error-field", error.field or "")))
+    context.set_trailing_metadata(
+        (
+            ("skymesh-error-reason", error.reason),
+            ("skymesh-error-field", error.field or ""),
+            *((f"skymesh-error-{key}", value) for key, value in sorted(error.details.items())),
+        )
+    )
     await context.abort(grpc_code_for(error), _details(error))
 
 
@@ -61,8 +67,14 @@ def error_from_rpc(exc: grpc.aio.AioRpcError) -> E.SkyMeshError:
     for key, value in items:  # grpc.aio.Metadata yields (key, value) pairs
         if isinstance(value, str):
             meta[str(key)] = value
+    details = {
+        k.removeprefix("skymesh-error-"): v
+        for k, v in meta.items()
+        if k.startswith("skymesh-error-") and k not in ("skymesh-error-reason", "skymesh-error-field")
+    }
     return cls(
         exc.details() or exc.code().name,
+        details=details,
         reason=meta.get("skymesh-error-reason"),
         field=meta.get("skymesh-error-field") or None,
     )

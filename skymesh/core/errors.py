@@ -43,16 +43,25 @@ class SkyMeshError(Exception):
     """Root of every error SkyMesh raises on purpose.
 
     `reason` is a stable UPPER_SNAKE code (AIP-193 `ErrorInfo.reason`); `field` names the offending input where
-    there is one, so a client can point at it.
+    there is one, so a client can point at it; `details` carries other structured facts (AIP-193 metadata).
     """
 
     default_reason: ClassVar[str] = "INTERNAL"
 
-    def __init__(self, message: str, *, reason: str | None = None, field: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str | None = None,
+        field: str | None = None,
+        details: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.reason = reason or self.default_reason
         self.field = field
+        # Further machine-readable facts (e.g. which upstream message was refused); they travel as metadata.
+        self.details: dict[str, str] = dict(details or {})
 
     def __str__(self) -> str:
         return f"{self.field}: {self.message}" if self.field else self.message

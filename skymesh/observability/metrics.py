@@ -13,6 +13,7 @@ __all__ = [
     "AGENT_JOBS",
     "AGENT_OUTBOX_DEPTH",
     "AGENT_RECONNECTS",
+    "AGENT_REFUSED_MESSAGES",
     "AGENT_SCHEDULE_VERSION",
     "AGENT_STREAM_CONNECTED",
     "AGENT_UPSTREAM_SENT",
@@ -64,6 +65,9 @@ VISIBILITY_PASSES = Counter("skymesh_visibility_windows_total", "Visibility wind
 # --- agent ---
 AGENT_STREAM_CONNECTED = Gauge("skymesh_agent_connected", "1 while the agent's stream is up")
 AGENT_RECONNECTS = Counter("skymesh_agent_reconnects_total", "Agent reconnect attempts, by reason", ["reason"])
+AGENT_REFUSED_MESSAGES = Counter(
+    "skymesh_agent_refused_messages_total", "Spooled upstream messages the server refused as invalid, set aside"
+)
 AGENT_OUTBOX_DEPTH = Gauge("skymesh_agent_outbox_depth", "Upstream messages not yet acknowledged by the server")
 AGENT_SCHEDULE_VERSION = Gauge("skymesh_agent_schedule_version", "Schedule version the agent is executing")
 AGENT_JOBS = Counter("skymesh_agent_jobs_total", "Job state changes made by the agent", ["state"])

@@ -215,7 +215,13 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             assert isinstance(request, agent_pb2.ConnectRequest)
             if self._liveness.touch(session.station_id):
                 await self._liveness.refresh(session.station_id)
-            await self._handle(session, request)
+            try:
+                await self._handle(session, request)
+            except SkyMeshError as exc:
+                if request.seq and request.boot_id:
+                    # Name the refused message, so the agent can set exactly it aside instead of resending it forever.
+                    exc.details.update({"upstream-boot-id": request.boot_id, "upstream-seq": str(request.seq)})
+                raise
 
     async def _handle(self, session: AgentSession, request: agent_pb2.ConnectRequest) -> None:
         kind = request.WhichOneof("body")

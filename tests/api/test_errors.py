@@ -28,6 +28,10 @@ class _Servicer:
             grpc.StatusCode.INVALID_ARGUMENT,
         ),
         (NotFound("no such station", field="station_id", reason="STATION_NOT_FOUND"), grpc.StatusCode.NOT_FOUND),
+        (
+            InvalidArgument("must not be before start", field="observation.end", details={"upstream-seq": "7"}),
+            grpc.StatusCode.INVALID_ARGUMENT,
+        ),
     ],
 )
 async def test_error_round_trip(error: SkyMeshError, code: grpc.StatusCode) -> None:
@@ -51,5 +55,6 @@ async def test_error_round_trip(error: SkyMeshError, code: grpc.StatusCode) -> N
         assert type(back) is type(error)
         assert back.field == error.field
         assert back.reason == error.reason
+        assert back.details == error.details
     finally:
         await server.stop(None)
