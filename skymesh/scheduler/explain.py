@@ -41,7 +41,8 @@ _WHAT = {
     ReasonCode.BELOW_HORIZON_MASK: "above the minimum elevation only where the horizon mask blocks it",
     ReasonCode.DAYLIGHT: "up only in daylight",
     ReasonCode.AIRMASS: "at night only above the maximum airmass",
-    ReasonCode.MOON: "at night and low airmass only too close to the Moon",
+    ReasonCode.HOUR_ANGLE: "at night and low airmass only beyond its hour-angle limit",
+    ReasonCode.MOON: "at night and low airmass only too close to the Moon or while it is too bright",
     ReasonCode.NO_CAPABLE_STATION: "no station has the band, filter or aperture it needs",
     ReasonCode.STATION_OFFLINE: "capable stations are offline",
     ReasonCode.STATION_UNAVAILABLE: "windows fall in station unavailability",
@@ -49,6 +50,7 @@ _WHAT = {
     ReasonCode.TOO_SHORT: "windows too short for the requested duration",
     ReasonCode.DEMAND_MET: "its demand is already met by frozen jobs",
     ReasonCode.SPACECRAFT_POWER: "the spacecraft cannot afford the contact",
+    ReasonCode.WEATHER: "the weather closes the stations",
 }
 
 

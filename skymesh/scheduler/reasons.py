@@ -28,6 +28,8 @@ class ReasonCode(enum.IntEnum):
     TOO_SHORT = 12
     SPACECRAFT_POWER = 13
     TIME_LIMIT = 14
+    HOUR_ANGLE = 15
+    WEATHER = 16
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,28 @@ SOLVER_ROLLING: Solver.ValueType  # 3
 """CP-SAT over consecutive 2 h chunks, earlier chunks frozen: myopic but bounded time per chunk."""
 Global___Solver: _TypeAlias = Solver  # noqa: Y015
 
+class _Twilight:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _TwilightEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Twilight.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    TWILIGHT_UNSPECIFIED: _Twilight.ValueType  # 0
+    TWILIGHT_CIVIL: _Twilight.ValueType  # 1
+    TWILIGHT_NAUTICAL: _Twilight.ValueType  # 2
+    TWILIGHT_ASTRONOMICAL: _Twilight.ValueType  # 3
+
+class Twilight(_Twilight, metaclass=_TwilightEnumTypeWrapper):
+    """How dark "night" is for telescopes: the Sun's altitude must be below -6 (civil), -12 (nautical) or -18 (astronomical)
+    degrees. Unspecified means nautical.
+    """
+
+TWILIGHT_UNSPECIFIED: Twilight.ValueType  # 0
+TWILIGHT_CIVIL: Twilight.ValueType  # 1
+TWILIGHT_NAUTICAL: Twilight.ValueType  # 2
+TWILIGHT_ASTRONOMICAL: Twilight.ValueType  # 3
+Global___Twilight: _TypeAlias = Twilight  # noqa: Y015
+
 class _ReasonCode:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -69,6 +91,10 @@ class _ReasonCodeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ReasonCode
     REASON_CODE_TOO_SHORT: _ReasonCode.ValueType  # 12
     REASON_CODE_SPACECRAFT_POWER: _ReasonCode.ValueType  # 13
     REASON_CODE_TIME_LIMIT: _ReasonCode.ValueType  # 14
+    REASON_CODE_HOUR_ANGLE: _ReasonCode.ValueType  # 15
+    """The target is outside its hour-angle limit (`max_hour_angle_h`) whenever it is otherwise observable."""
+    REASON_CODE_WEATHER: _ReasonCode.ValueType  # 16
+    """The station's weather (CLOUDY, CLOSED) allows no observation."""
 
 class ReasonCode(_ReasonCode, metaclass=_ReasonCodeEnumTypeWrapper): ...
 
@@ -87,6 +113,10 @@ REASON_CODE_TOO_FAINT: ReasonCode.ValueType  # 11
 REASON_CODE_TOO_SHORT: ReasonCode.ValueType  # 12
 REASON_CODE_SPACECRAFT_POWER: ReasonCode.ValueType  # 13
 REASON_CODE_TIME_LIMIT: ReasonCode.ValueType  # 14
+REASON_CODE_HOUR_ANGLE: ReasonCode.ValueType  # 15
+"""The target is outside its hour-angle limit (`max_hour_angle_h`) whenever it is otherwise observable."""
+REASON_CODE_WEATHER: ReasonCode.ValueType  # 16
+"""The station's weather (CLOUDY, CLOSED) allows no observation."""
 Global___ReasonCode: _TypeAlias = ReasonCode  # noqa: Y015
 
 @_typing.final
@@ -204,11 +234,14 @@ class ComputePlanRequest(_message.Message):
     TIME_LIMIT_S_FIELD_NUMBER: _builtins.int
     TURNAROUND_S_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    TWILIGHT_FIELD_NUMBER: _builtins.int
     solver: Global___Solver.ValueType
     time_limit_s: _builtins.float
     turnaround_s: _builtins.float
     request_id: _builtins.str
     """Idempotency key; echoed back."""
+    twilight: Global___Twilight.ValueType
+    """Night for celestial targets; unspecified = nautical (-12 deg)."""
     @_builtins.property
     def window(self) -> _common_pb2.TimeWindow: ...
     @_builtins.property
@@ -228,10 +261,11 @@ class ComputePlanRequest(_message.Message):
         time_limit_s: _builtins.float = ...,
         turnaround_s: _builtins.float = ...,
         request_id: _builtins.str = ...,
+        twilight: Global___Twilight.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["window", b"window"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["frozen", b"frozen", "request_id", b"request_id", "solver", b"solver", "stations", b"stations", "targets", b"targets", "time_limit_s", b"time_limit_s", "turnaround_s", b"turnaround_s", "window", b"window"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["frozen", b"frozen", "request_id", b"request_id", "solver", b"solver", "stations", b"stations", "targets", b"targets", "time_limit_s", b"time_limit_s", "turnaround_s", b"turnaround_s", "twilight", b"twilight", "window", b"window"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
