@@ -3,6 +3,7 @@ and the weather at stations, each explained when it is what excluded a target.""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -90,3 +91,27 @@ def test_new_target_and_station_fields_round_trip_the_wire() -> None:
     msg.weather = 7  # type: ignore[assignment]
     with pytest.raises(InvalidArgument, match="weather"):
         station_from_proto(msg)
+
+
+def test_weather_closes_telescopes_to_clouds_and_ground_stations_only_when_closed() -> None:
+    from .conftest import T0, ground_station, iss_like
+
+    tenerife = _scope("tenerife", 28.3, -16.5)
+    targets = [_m42()]
+    cloudy = replace(CHILE, weather=Weather.CLOUDY)
+    # One telescope cloudy, the other clear: M42 goes to the clear one.
+    res = compute_plan(PlanRequest(WINDOW, [cloudy, replace(tenerife, weather=Weather.CLEAR)], targets))
+    assert {a.station_id for a in res.assignments} == {"tenerife"}
+    # Both closed by weather: M42 is explained with WEATHER, naming both.
+    res = compute_plan(PlanRequest(WINDOW, [cloudy, replace(tenerife, weather=Weather.CLOSED)], targets))
+    [(target_id, [reason])] = [(e.target_id, list(e.reasons)) for e in res.unscheduled]
+    assert (target_id, reason.code) == ("m42", ReasonCode.WEATHER)
+    assert "chile" in reason.detail and "tenerife" in reason.detail
+    # Ground stations ignore clouds, but CLOSED stops them.
+    sat_window = TimeWindow(T0, T0 + timedelta(hours=24))
+    sats = [PlanTarget(iss_like("iss"))]
+    gs = ground_station("munich", 48.0, 11.0)
+    assert compute_plan(PlanRequest(sat_window, [replace(gs, weather=Weather.CLOUDY)], sats)).assignments
+    assert _why(PlanRequest(sat_window, [replace(gs, weather=Weather.CLOSED)], sats)) == {
+        "iss": {(ReasonCode.WEATHER, "munich")}
+    }
