@@ -123,7 +123,7 @@ def explain_unscheduled(
                         wr = int(ops.request[b.opportunity])
                         winner, prio = problem.requests[wr].request_id, problem.requests[wr].priority
                     winners[(winner, station, prio)] += 1
-                elif b.kind in ("period", "total", "cadence"):
+                elif b.kind in ("period", "total", "cadence", "station"):
                     demand += 1
         if winners:
             by_winner: Counter[str] = Counter()

@@ -115,6 +115,7 @@ def _demand_from_proto(msg: pb.Demand, field: str) -> Demand:
             time_critical_boost=msg.time_critical_boost,
             campaign_boost=msg.campaign_boost,
             cadence_s=msg.cadence_s,
+            max_per_station=msg.max_per_station,
         )
     except SkyMeshError as exc:
         raise _prefixed(exc, field) from None
@@ -189,6 +190,7 @@ def plan_request_to_proto(req: PlanRequest) -> pb.ComputePlanRequest:
                 time_critical_boost=d.time_critical_boost,
                 campaign_boost=d.campaign_boost,
                 cadence_s=d.cadence_s,
+                max_per_station=d.max_per_station,
             )
         )
     for f in req.frozen:

@@ -132,6 +132,7 @@ class Demand(_message.Message):
     TIME_CRITICAL_BOOST_FIELD_NUMBER: _builtins.int
     CAMPAIGN_BOOST_FIELD_NUMBER: _builtins.int
     CADENCE_S_FIELD_NUMBER: _builtins.int
+    MAX_PER_STATION_FIELD_NUMBER: _builtins.int
     max_per_period: _builtins.int
     """At most this many contacts (satellites) or visits (celestial) per `period_s`; 0 = no limit."""
     period_s: _builtins.float
@@ -141,6 +142,10 @@ class Demand(_message.Message):
     campaign_boost: _builtins.float
     cadence_s: _builtins.float
     """Minimum seconds between visits (cadence); 0 = none."""
+    max_per_station: _builtins.int
+    """Geographic diversity: at most this many contacts (visits) at one station per `period_s`, or per plan when
+    `period_s` is 0; 0 = no limit.
+    """
     @_builtins.property
     def time_critical(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.TimeWindow]:
         """Windows in which the target's priority is boosted by `time_critical_boost`."""
@@ -155,10 +160,11 @@ class Demand(_message.Message):
         time_critical_boost: _builtins.float = ...,
         campaign_boost: _builtins.float = ...,
         cadence_s: _builtins.float = ...,
+        max_per_station: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cadence_s", b"cadence_s", "campaign_boost", b"campaign_boost", "max_per_period", b"max_per_period", "period_s", b"period_s", "redundancy", b"redundancy", "time_critical", b"time_critical", "time_critical_boost", b"time_critical_boost"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cadence_s", b"cadence_s", "campaign_boost", b"campaign_boost", "max_per_period", b"max_per_period", "max_per_station", b"max_per_station", "period_s", b"period_s", "redundancy", b"redundancy", "time_critical", b"time_critical", "time_critical_boost", b"time_critical_boost"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
