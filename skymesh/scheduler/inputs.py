@@ -156,3 +156,4 @@ class PlanResult:
     unscheduled: tuple[Explanation, ...]
     stats: PlanStats
     spacecraft_forecasts: tuple[SpacecraftForecast, ...] = ()  # satellites with a spacecraft profile
+    partially_met: tuple[Explanation, ...] = ()  # per-period demand only partly met ("k of n")

@@ -30,6 +30,7 @@ class ReasonCode(enum.IntEnum):
     TIME_LIMIT = 14
     HOUR_ANGLE = 15
     WEATHER = 16
+    PARTIALLY_MET = 17
 
 
 @dataclass(frozen=True)

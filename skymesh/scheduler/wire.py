@@ -215,8 +215,9 @@ def plan_response_to_proto(result: PlanResult) -> pb.ComputePlanResponse:
         m.window.CopyFrom(time_window_to_proto(a.window))
         if a.tca is not None:
             m.tca.CopyFrom(timestamp_from_datetime(a.tca))
-    for e in result.unscheduled:
-        x = out.unscheduled.add(target_id=e.target_id)
+    for e, x in [(e, out.unscheduled.add(target_id=e.target_id)) for e in result.unscheduled] + [
+        (e, out.partially_met.add(target_id=e.target_id)) for e in result.partially_met
+    ]:
         for r in e.reasons:
             x.reasons.add(
                 code=pb.ReasonCode.ValueType(int(r.code)),

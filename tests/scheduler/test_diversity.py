@@ -1,4 +1,4 @@
-"""Geographic diversity: `Demand.max_per_station` caps one target's contacts at one station per `period_s`."""
+"""Geographic diversity (`Demand.max_per_station`) and explanations of demands only partly met."""
 
 from __future__ import annotations
 
@@ -7,13 +7,15 @@ from datetime import timedelta
 
 import pytest
 
+from skymesh.api.scheduler.v1 import scheduler_pb2
 from skymesh.core.errors import InvalidArgument
 from skymesh.core.model import TimeWindow
 from skymesh.scheduler.inputs import Demand, PlanRequest, PlanTarget, SolverKind
 from skymesh.scheduler.kernel import Opportunity, OpportunitySet, Problem, Request, Resource, check_plan
 from skymesh.scheduler.opportunities import compile_request
 from skymesh.scheduler.planning import compute_plan
-from skymesh.scheduler.wire import plan_request_from_proto, plan_request_to_proto
+from skymesh.scheduler.reasons import ReasonCode
+from skymesh.scheduler.wire import plan_request_from_proto, plan_request_to_proto, plan_response_to_proto
 
 from .conftest import T0, ground_station, iss_like
 
@@ -52,3 +54,23 @@ def test_check_plan_and_validation_know_max_per_station() -> None:
     with pytest.raises(InvalidArgument, match="max_per_station"):
         Demand(max_per_station=-1)
     assert compile_request(PlanRequest(WINDOW, STATIONS, [PlanTarget(iss_like("iss"), Demand(max_per_station=3))]))
+
+
+def test_a_demand_only_partly_met_is_explained_k_of_n() -> None:
+    # Four contacts a day wanted, at most one per station: two stations give two.
+    req = PlanRequest(
+        WINDOW, STATIONS, [PlanTarget(iss_like("iss"), Demand(max_per_period=4, period_s=86400.0, max_per_station=1))]
+    )
+    res = compute_plan(req)
+    assert len(res.assignments) == 2 and res.unscheduled == ()
+    [e] = res.partially_met
+    [reason] = e.reasons
+    assert (e.target_id, reason.code) == ("iss", ReasonCode.PARTIALLY_MET)
+    assert reason.detail.startswith("2 of 4 wanted")
+    wire = plan_response_to_proto(res)
+    assert [(x.target_id, x.reasons[0].code) for x in wire.partially_met] == [
+        ("iss", scheduler_pb2.REASON_CODE_PARTIALLY_MET)
+    ]
+    # Met in full: no explanation.
+    full = PlanRequest(WINDOW, STATIONS, [PlanTarget(iss_like("iss"), Demand(max_per_period=2, period_s=86400.0))])
+    assert compute_plan(full).partially_met == ()

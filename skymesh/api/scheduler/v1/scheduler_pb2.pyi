@@ -95,6 +95,8 @@ class _ReasonCodeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ReasonCode
     """The target is outside its hour-angle limit (`max_hour_angle_h`) whenever it is otherwise observable."""
     REASON_CODE_WEATHER: _ReasonCode.ValueType  # 16
     """The station's weather (CLOUDY, CLOSED) allows no observation."""
+    REASON_CODE_PARTIALLY_MET: _ReasonCode.ValueType  # 17
+    """The target got some of the contacts (visits) its demand asks for, not all: detail "k of n wanted ..."."""
 
 class ReasonCode(_ReasonCode, metaclass=_ReasonCodeEnumTypeWrapper): ...
 
@@ -117,6 +119,8 @@ REASON_CODE_HOUR_ANGLE: ReasonCode.ValueType  # 15
 """The target is outside its hour-angle limit (`max_hour_angle_h`) whenever it is otherwise observable."""
 REASON_CODE_WEATHER: ReasonCode.ValueType  # 16
 """The station's weather (CLOUDY, CLOSED) allows no observation."""
+REASON_CODE_PARTIALLY_MET: ReasonCode.ValueType  # 17
+"""The target got some of the contacts (visits) its demand asks for, not all: detail "k of n wanted ..."."""
 Global___ReasonCode: _TypeAlias = ReasonCode  # noqa: Y015
 
 @_typing.final
@@ -462,6 +466,7 @@ class ComputePlanResponse(_message.Message):
     UNSCHEDULED_FIELD_NUMBER: _builtins.int
     STATS_FIELD_NUMBER: _builtins.int
     SPACECRAFT_FORECASTS_FIELD_NUMBER: _builtins.int
+    PARTIALLY_MET_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     @_builtins.property
     def assignments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Assignment]: ...
@@ -473,6 +478,12 @@ class ComputePlanResponse(_message.Message):
     def spacecraft_forecasts(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.SpacecraftForecast]:
         """One per satellite target with a spacecraft profile: its simulated state with this plan's contacts taken."""
 
+    @_builtins.property
+    def partially_met(self) -> _containers.RepeatedCompositeFieldContainer[Global___Explanation]:
+        """Targets with a per-period demand (`max_per_period`) that got some contacts but fewer than it asks for over the
+        window, with a PARTIALLY_MET reason ("k of n") and why the rest were not placed.
+        """
+
     def __init__(
         self,
         *,
@@ -481,10 +492,11 @@ class ComputePlanResponse(_message.Message):
         unscheduled: _abc.Iterable[Global___Explanation] | None = ...,
         stats: Global___PlanStats | None = ...,
         spacecraft_forecasts: _abc.Iterable[_common_pb2.SpacecraftForecast] | None = ...,
+        partially_met: _abc.Iterable[Global___Explanation] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["stats", b"stats"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignments", b"assignments", "request_id", b"request_id", "spacecraft_forecasts", b"spacecraft_forecasts", "stats", b"stats", "unscheduled", b"unscheduled"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignments", b"assignments", "partially_met", b"partially_met", "request_id", b"request_id", "spacecraft_forecasts", b"spacecraft_forecasts", "stats", b"stats", "unscheduled", b"unscheduled"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
