@@ -142,3 +142,21 @@ async def test_a_plan_past_its_apply_deadline_is_discarded_and_asked_again(start
             schedule = await agent.expect("schedule", skip=("ping",))  # the loop asked again by itself: applied
             assert (schedule.version, list(schedule.jobs)) == (2, [])
             assert len(scheduler.requests) > asked + 1
+
+
+async def test_celestial_limits_are_stored_and_sent_to_the_scheduler(start_server: StartServer) -> None:
+    async with fake_scheduler() as (scheduler, address, _server):
+        server = await start_server(planning_enabled=True, scheduler_address=address)
+        key = await add_station(server, "gs1")
+        await server.repo.create_target(
+            CelestialTarget("m31", "M31", 10.68, 41.27, max_hour_angle_h=2.5, max_moon_illumination=0.4)
+        )
+        [record] = await server.repo.list_targets()
+        assert isinstance(record.target, CelestialTarget)
+        assert (record.target.max_hour_angle_h, record.target.max_moon_illumination) == (2.5, 0.4)
+        async with AgentClient.connect(server.address, key, "gs1") as agent:
+            await agent.expect("welcome")
+            assert server.planner is not None
+            await server.planner.plan_once()
+            cel = scheduler.requests[-1].targets[0].target.celestial
+            assert (cel.max_hour_angle_h, cel.max_moon_illumination) == (2.5, 0.4)
