@@ -28,6 +28,7 @@ from skymesh.core.model import (
     Target,
     ThermalParams,
     TimeWindow,
+    Weather,
 )
 
 __all__ = [
@@ -128,6 +129,7 @@ def station_to_proto(station: Station) -> common_pb2.Station:
         fov_deg=station.fov_deg,
         state=common_pb2.StationState.ValueType(int(station.state)),
         unavailable=[time_window_to_proto(w) for w in station.unavailable],
+        weather=common_pb2.Weather.ValueType(int(station.weather)),
     )
 
 
@@ -146,6 +148,8 @@ def station_from_proto(msg: common_pb2.Station, field: str = "station") -> Stati
         with _prefix("horizon_mask"):
             mask = HorizonMask(tuple(msg.horizon_mask.azimuth_deg), tuple(msg.horizon_mask.min_elevation_deg))
         state = StationState(msg.state) if msg.state else StationState.OFFLINE
+        if msg.weather not in common_pb2.Weather.values():
+            raise InvalidArgument(f"unknown weather {msg.weather}", field="weather")
         return Station(
             station_id=msg.station_id,
             name=msg.name or msg.station_id,
@@ -161,6 +165,7 @@ def station_from_proto(msg: common_pb2.Station, field: str = "station") -> Stati
             fov_deg=_finite(msg.fov_deg, "fov_deg"),
             state=state,
             unavailable=tuple(time_window_from_proto(w, f"unavailable[{i}]") for i, w in enumerate(msg.unavailable)),
+            weather=Weather(msg.weather),
         )
 
 
@@ -194,6 +199,8 @@ def target_to_proto(target: Target, campaign_id: str = "") -> common_pb2.Target:
                 max_airmass=target.max_airmass,
                 min_moon_separation_deg=target.min_moon_separation_deg,
                 cadence_s=target.cadence_s,
+                max_hour_angle_h=target.max_hour_angle_h,
+                max_moon_illumination=target.max_moon_illumination,
             )
         )
     return msg
@@ -249,6 +256,8 @@ def target_from_proto(msg: common_pb2.Target, field: str = "target") -> Target:
                     min_moon_separation_deg=_finite(cel.min_moon_separation_deg, "min_moon_separation_deg"),
                     cadence_s=_finite(cel.cadence_s, "cadence_s"),
                     aliases=tuple(msg.aliases),
+                    max_hour_angle_h=_finite(cel.max_hour_angle_h, "max_hour_angle_h"),
+                    max_moon_illumination=_finite(cel.max_moon_illumination, "max_moon_illumination"),
                 )
         raise InvalidArgument("must be a satellite or a celestial target", field="kind")
 

@@ -41,6 +41,7 @@ __all__ = [
     "TWILIGHT_SUN_ALTITUDE_DEG",
     "NightWindow",
     "airmass",
+    "hour_angle_h",
     "moon_altaz",
     "moon_illumination",
     "moon_radec",
@@ -178,6 +179,19 @@ def radec_to_altaz(
     gast = _gast_rad(times)  # (T,)
     ha = gast[None, None, :] + lon[None, :, None] * _D2R - ra_app[:, None, :]
     return _hadec_to_altaz(ha, np.broadcast_to(dec_app[:, None, :], ha.shape), lat[None, :, None] * _D2R)
+
+
+def hour_angle_h(ra_deg: ArrayLike, dec_deg: ArrayLike, lon_deg: ArrayLike, jd: ArrayLike) -> F64:
+    """Local hour angle in hours, wrapped to [-12, 12), shaped (N targets, S sites, T times) for J2000 RA/Dec."""
+    ra, dec = _f64(ra_deg), _f64(dec_deg)
+    if ra.shape != dec.shape or ra.ndim != 1:
+        raise InvalidArgument("RA and Dec must be equal-length 1-D arrays", field="ra_deg")
+    lon = _f64(lon_deg)
+    times = _f64(jd)
+    ra_app, _dec_app = _apparent_of_date(ra[:, None], dec[:, None], times[None, :])  # (N, T)
+    ha = _gast_rad(times)[None, None, :] + lon[None, :, None] * _D2R - ra_app[:, None, :]
+    hours = np.degrees(ha) / 15.0
+    return np.asarray((hours + 12.0) % 24.0 - 12.0, dtype=np.float64)
 
 
 def airmass(altitude_deg: ArrayLike) -> F64:

@@ -31,6 +31,7 @@ __all__ = [
     "TargetKind",
     "ThermalParams",
     "TimeWindow",
+    "Weather",
 ]
 
 # pykep.planet.jpl_lp("earth").radius: the R_b PASEOS's thermal model divides the distance by.
@@ -56,6 +57,20 @@ class StationState(enum.IntEnum):
     def schedulable(self) -> bool:
         # DISCONNECTED stations keep their accepted work (they run autonomously) but get no new work.
         return self in (StationState.ONLINE, StationState.STALE)
+
+
+class Weather(enum.IntEnum):
+    """Weather at a station: telescopes observe only when CLEAR or UNSPECIFIED; ground stations stop when CLOSED."""
+
+    UNSPECIFIED = 0
+    CLEAR = 1
+    CLOUDY = 2
+    CLOSED = 3
+
+    def allows(self, kind: StationKind) -> bool:
+        if kind == StationKind.TELESCOPE:
+            return self in (Weather.UNSPECIFIED, Weather.CLEAR)
+        return self != Weather.CLOSED
 
 
 class TargetKind(enum.IntEnum):
@@ -137,6 +152,7 @@ class Station:
     fov_deg: float = 0.0
     state: StationState = StationState.OFFLINE
     unavailable: tuple[TimeWindow, ...] = ()
+    weather: Weather = Weather.UNSPECIFIED
 
     def __post_init__(self) -> None:
         if not self.station_id:
@@ -270,6 +286,8 @@ class CelestialTarget:
     cadence_s: float = 0.0  # 0: observe once per plan
     aliases: Sequence[str] = ()
     kind: TargetKind = TargetKind.SIDEREAL
+    max_hour_angle_h: float = 0.0  # observe only within this many hours of the meridian; 0: no limit
+    max_moon_illumination: float = 0.0  # observe only while the Moon is at most this illuminated (0..1]; 0: no limit
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.ra_deg) and 0.0 <= self.ra_deg < 360.0):
@@ -280,6 +298,10 @@ class CelestialTarget:
             raise InvalidArgument("must be within (0, 3600] seconds", field="exposure_s")
         if self.max_airmass < 1.0:
             raise InvalidArgument("must be at least 1", field="max_airmass")
+        if not (math.isfinite(self.max_hour_angle_h) and 0.0 <= self.max_hour_angle_h <= 12.0):
+            raise InvalidArgument("must be within [0, 12] hours (0 = no limit)", field="max_hour_angle_h")
+        if not (math.isfinite(self.max_moon_illumination) and 0.0 <= self.max_moon_illumination <= 1.0):
+            raise InvalidArgument("must be within [0, 1] (0 = no limit)", field="max_moon_illumination")
 
 
 Target = SatelliteTarget | CelestialTarget

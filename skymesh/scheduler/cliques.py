@@ -85,13 +85,18 @@ def build_rows(problem: Problem, usable: NDArray[np.bool_]) -> ModelRows:
 
     frozen_bins: dict[tuple[int, int], int] = {}
     frozen_total: dict[int, int] = {}
+    frozen_station: dict[tuple[int, int, int], int] = {}
     for f in problem.frozen:
         if f.request >= 0:
             rq = problem.requests[f.request]
             b = math.floor(f.start_s / rq.period_s) if rq.max_per_period and rq.period_s > 0 else 0
             frozen_bins[(f.request, b)] = frozen_bins.get((f.request, b), 0) + 1
             frozen_total[f.request] = frozen_total.get(f.request, 0) + 1
+            if rq.max_per_station:
+                key = (f.request, f.resource, rq.station_bin(f.start_s))
+                frozen_station[key] = frozen_station.get(key, 0) + 1
     bins = period_bins(problem)
+    station_bins = np.zeros(len(ops), dtype=np.int64)  # filled per request with max_per_station
     for g in _groups(ops.request, idx):
         q = int(ops.request[g[0]])
         rq = problem.requests[q]
@@ -109,6 +114,17 @@ def build_rows(problem: Problem, usable: NDArray[np.bool_]) -> ModelRows:
                 cap = rq.max_per_period - frozen_bins.get((q, int(bins[bg[0]])), 0)
                 if len(bg) > cap:
                     rows.capped.append((bg.tolist(), max(0, cap)))
+        if rq.max_per_station:
+            if rq.period_s > 0:
+                station_bins[g] = np.floor(ops.start_s[g] / rq.period_s).astype(np.int64)
+            else:
+                station_bins[g] = 0
+            for rg in _groups(ops.resource, g):
+                res = int(ops.resource[rg[0]])
+                for bg in _groups(station_bins, rg):
+                    cap = rq.max_per_station - frozen_station.get((q, res, int(station_bins[bg[0]])), 0)
+                    if len(bg) > cap:
+                        rows.capped.append((bg.tolist(), max(0, cap)))
         if rq.max_total:
             cap = rq.max_total - frozen_total.get(q, 0)
             if len(g) > cap:

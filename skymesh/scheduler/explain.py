@@ -12,6 +12,7 @@ Imports: the kernel, greedy's `Occupancy` and the reason codes.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Sequence
 
@@ -21,7 +22,7 @@ from skymesh.scheduler.greedy import Occupancy
 from skymesh.scheduler.kernel import FrozenPlacement, Problem
 from skymesh.scheduler.reasons import FilterLog, Reason, ReasonCode
 
-__all__ = ["explain_unscheduled"]
+__all__ = ["explain_partial", "explain_unscheduled"]
 
 _MAX_WINNERS = 3
 _MAX_STATIONS_NAMED = 4
@@ -41,7 +42,8 @@ _WHAT = {
     ReasonCode.BELOW_HORIZON_MASK: "above the minimum elevation only where the horizon mask blocks it",
     ReasonCode.DAYLIGHT: "up only in daylight",
     ReasonCode.AIRMASS: "at night only above the maximum airmass",
-    ReasonCode.MOON: "at night and low airmass only too close to the Moon",
+    ReasonCode.HOUR_ANGLE: "at night and low airmass only beyond its hour-angle limit",
+    ReasonCode.MOON: "at night and low airmass only too close to the Moon or while it is too bright",
     ReasonCode.NO_CAPABLE_STATION: "no station has the band, filter or aperture it needs",
     ReasonCode.STATION_OFFLINE: "capable stations are offline",
     ReasonCode.STATION_UNAVAILABLE: "windows fall in station unavailability",
@@ -49,6 +51,7 @@ _WHAT = {
     ReasonCode.TOO_SHORT: "windows too short for the requested duration",
     ReasonCode.DEMAND_MET: "its demand is already met by frozen jobs",
     ReasonCode.SPACECRAFT_POWER: "the spacecraft cannot afford the contact",
+    ReasonCode.WEATHER: "the weather closes the stations",
 }
 
 
@@ -121,7 +124,7 @@ def explain_unscheduled(
                         wr = int(ops.request[b.opportunity])
                         winner, prio = problem.requests[wr].request_id, problem.requests[wr].priority
                     winners[(winner, station, prio)] += 1
-                elif b.kind in ("period", "total", "cadence"):
+                elif b.kind in ("period", "total", "cadence", "station"):
                     demand += 1
         if winners:
             by_winner: Counter[str] = Counter()
@@ -157,6 +160,45 @@ def explain_unscheduled(
         if not reasons:
             reasons.append(Reason(ReasonCode.NEVER_VISIBLE, "no window in the plan horizon"))
         out[r] = reasons
+    return out
+
+
+def explain_partial(problem: Problem, selected: Sequence[int], horizon_s: float) -> dict[int, list[Reason]]:
+    """A PARTIALLY_MET reason for every request with a per-period demand that got some but not all it asks for.
+
+    It asks for `max_per_period` in each `period_s` bin the horizon touches (capped by `max_total`). The detail
+    says "k of n wanted" and whether the windows left were taken by other targets or there were none.
+    """
+    ops = problem.opportunities
+    got = np.zeros(len(problem.requests), dtype=np.int64)
+    if selected:
+        np.add.at(got, ops.request[np.asarray(selected, dtype=np.int64)], 1)
+    for f in problem.frozen:
+        if f.request >= 0:
+            got[f.request] += 1
+    wanted: dict[int, int] = {}
+    for r, rq in enumerate(problem.requests):
+        if rq.max_per_period and rq.period_s > 0 and horizon_s > 0:
+            n = rq.max_per_period * max(1, math.ceil(horizon_s / rq.period_s - 1e-9))
+            if rq.max_total:
+                n = min(n, rq.max_total)
+            if 0 < got[r] < n:
+                wanted[r] = n
+    if not wanted:
+        return {}
+    occ = Occupancy(problem)
+    for i in selected:
+        occ.place(i)
+    taken: Counter[int] = Counter()  # request -> windows left that other jobs block
+    for i, r in enumerate(ops.request.tolist()):
+        if r in wanted and any(b.kind == "resource" for b in occ.blockers(i)):
+            taken[r] += 1
+    out: dict[int, list[Reason]] = {}
+    for r, n in wanted.items():
+        rq = problem.requests[r]
+        why = f"{taken[r]} of its other windows went to other jobs" if taken[r] else "no other usable window"
+        detail = f"{int(got[r])} of {n} wanted ({rq.max_per_period} per {rq.period_s:g} s): {why}"
+        out[r] = [Reason(ReasonCode.PARTIALLY_MET, detail)]
     return out
 
 

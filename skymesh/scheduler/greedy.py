@@ -32,7 +32,7 @@ Order = Literal["value", "priority_start"]
 class Blocker:
     """Why an opportunity cannot be placed: a job on the same resource, or its own request's rules."""
 
-    kind: Literal["resource", "concurrency", "period", "total", "cadence"]
+    kind: Literal["resource", "concurrency", "period", "total", "cadence", "station"]
     opportunity: int = -1  # the placed opportunity that blocks, -1 for a frozen job or a request rule
     frozen: FrozenPlacement | None = None
 
@@ -50,6 +50,7 @@ class _RequestLane:
     spans: list[tuple[float, float, int]] = field(default_factory=list)
     longest_s: float = 0.0
     bins: dict[int, int] = field(default_factory=dict)
+    station_bins: dict[tuple[int, int], int] = field(default_factory=dict)  # (resource, bin) -> starts
     total: int = 0
 
 
@@ -110,6 +111,9 @@ class Occupancy:
             if rq.max_per_period and rq.period_s > 0:
                 k = math.floor(s / rq.period_s)
                 rl.bins[k] = rl.bins.get(k, 0) + 1
+            if rq.max_per_station:
+                key = (res, rq.station_bin(s))
+                rl.station_bins[key] = rl.station_bins.get(key, 0) + 1
 
     def _ref_blocker(self, ref: int) -> Blocker:
         if ref >= 0:
@@ -152,6 +156,10 @@ class Occupancy:
                 return out
         if rq.max_per_period and rq.period_s > 0 and rl.bins.get(math.floor(s / rq.period_s), 0) >= rq.max_per_period:
             out.append(Blocker("period"))
+            if first_only:
+                return out
+        if rq.max_per_station and rl.station_bins.get((res, rq.station_bin(s)), 0) >= rq.max_per_station:
+            out.append(Blocker("station"))
             if first_only:
                 return out
         if rq.cadence_s > 0 and rl.starts:

@@ -48,12 +48,19 @@ class Demand:
     time_critical_boost: float = 0.0  # multiplier on the priority inside `time_critical`; <= 1 means none
     campaign_boost: float = 0.0  # multiplier on the priority; <= 0 means none
     cadence_s: float = 0.0
+    # Geographic diversity: at most this many contacts at one station per `period_s` (the whole plan when period_s
+    # is 0); 0 = no limit.
+    max_per_station: int = 0
 
     def __post_init__(self) -> None:
         if self.max_per_period < 0:
             raise InvalidArgument("must not be negative", field="max_per_period")
         if self.max_per_period and not (math.isfinite(self.period_s) and self.period_s > 0):
             raise InvalidArgument("must be positive when max_per_period is set", field="period_s")
+        if self.max_per_station < 0:
+            raise InvalidArgument("must not be negative", field="max_per_station")
+        if not (math.isfinite(self.period_s) and self.period_s >= 0):
+            raise InvalidArgument("must be a finite non-negative number", field="period_s")
         if self.redundancy < 0:
             raise InvalidArgument("must not be negative", field="redundancy")
         for name in ("time_critical_boost", "campaign_boost", "cadence_s"):
@@ -149,3 +156,4 @@ class PlanResult:
     unscheduled: tuple[Explanation, ...]
     stats: PlanStats
     spacecraft_forecasts: tuple[SpacecraftForecast, ...] = ()  # satellites with a spacecraft profile
+    partially_met: tuple[Explanation, ...] = ()  # per-period demand only partly met ("k of n")

@@ -9,6 +9,8 @@ Feasibility rules every planner honours (and `check_plan` verifies):
 - a resource does one thing at a time, with `turnaround_s` plus the slew from the previous pointing in between;
 - a request is in at most `redundancy` opportunities at any instant (one contact per satellite at a time);
 - at most `max_per_period` opportunities of a request start in each `period_s` bin (bins anchored at time 0);
+- at most `max_per_station` opportunities of a request start on one resource in each `period_s` bin (the whole plan
+  when `period_s` is 0): geographic diversity;
 - at most `max_total` opportunities per request (0 = no limit);
 - starts of one request are at least `cadence_s` apart;
 - frozen placements are kept as they are and count against all of the above.
@@ -55,6 +57,11 @@ class Request:
     max_total: int = 0  # 0 = no limit
     cadence_s: float = 0.0  # minimum seconds between the starts of two of its opportunities
     redundancy: int = 1  # resources allowed (and wanted) at the same time
+    max_per_station: int = 0  # per resource and `period_s` bin (whole plan when period_s is 0); 0 = no limit
+
+    def station_bin(self, start_s: float) -> int:
+        """The bin of `max_per_station` a start falls in."""
+        return math.floor(start_s / self.period_s) if self.period_s > 0 else 0
 
 
 @dataclass(frozen=True)
@@ -294,10 +301,15 @@ def check_plan(problem: Problem, selected: Sequence[int], *, tol_s: float = 1e-6
     items += [(f.resource, f.request, f.start_s, f.end_s, f) for f in problem.frozen]
     by_res: dict[int, list[tuple[float, float, int | FrozenPlacement]]] = {}
     by_req: dict[int, list[tuple[float, float]]] = {}
+    per_station: dict[tuple[int, int, int], int] = {}
     for res, req, s, e, ref in items:
         by_res.setdefault(res, []).append((s, e, ref))
         if req >= 0:
             by_req.setdefault(req, []).append((s, e))
+            rq = problem.requests[req]
+            if rq.max_per_station:
+                key = (req, res, rq.station_bin(s))
+                per_station[key] = per_station.get(key, 0) + 1
     for res, jobs in by_res.items():
         jobs.sort(key=lambda j: (j[0], j[1]))
         r = problem.resources[res]
@@ -326,4 +338,11 @@ def check_plan(problem: Problem, selected: Sequence[int], *, tol_s: float = 1e-6
             for k, count in bins.items():
                 if count > rq.max_per_period:
                     problems.append(f"request {rq.request_id}: {count} starts in period {k} > {rq.max_per_period}")
+    for (req, res, k), count in per_station.items():
+        rq = problem.requests[req]
+        if count > rq.max_per_station:
+            problems.append(
+                f"request {rq.request_id}: {count} starts at {problem.resources[res].resource_id} in period {k} "
+                f"> max_per_station {rq.max_per_station}"
+            )
     return problems

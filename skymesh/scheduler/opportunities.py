@@ -54,9 +54,18 @@ def request_for(pt: PlanTarget) -> Request:
         cadence = d.cadence_s or t.cadence_s
         once = not cadence and not d.max_per_period
         return Request(
-            t.target_id, t.priority, d.max_per_period, d.period_s, 1 if once else 0, cadence, max(1, d.redundancy)
+            t.target_id,
+            t.priority,
+            d.max_per_period,
+            d.period_s,
+            1 if once else 0,
+            cadence,
+            max(1, d.redundancy),
+            d.max_per_station,
         )
-    return Request(t.target_id, t.priority, d.max_per_period, d.period_s, 0, d.cadence_s, max(1, d.redundancy))
+    return Request(
+        t.target_id, t.priority, d.max_per_period, d.period_s, 0, d.cadence_s, max(1, d.redundancy), d.max_per_station
+    )
 
 
 def _priority_factor(

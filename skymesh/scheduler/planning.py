@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from skymesh.core.errors import InvalidArgument
 from skymesh.scheduler.bounds import compute_bounds
-from skymesh.scheduler.explain import explain_unscheduled
+from skymesh.scheduler.explain import explain_partial, explain_unscheduled
 from skymesh.scheduler.greedy import GreedyPlanner
 from skymesh.scheduler.inputs import Explanation, PlanRequest, PlanResult, PlanStats, SolverKind
 from skymesh.scheduler.kernel import Plan, Problem
@@ -86,6 +86,8 @@ def compute_plan(req: PlanRequest, *, isolate: bool = False, valuer: ContactValu
         optimal=plan.optimal or req.solver != SolverKind.CPSAT,
     )
     explanations = tuple(Explanation(compiled.targets[r].target_id, tuple(rs)) for r, rs in sorted(reasons.items()))
+    partial = explain_partial(problem, plan.selected, req.window.duration_s)
+    partially_met = tuple(Explanation(compiled.targets[r].target_id, tuple(rs)) for r, rs in sorted(partial.items()))
     timings = {**compiled.timings_s, **plan.timings_s, "explain_s": time.perf_counter() - t_explain}
     stats = PlanStats(
         solver=req.solver,
@@ -100,4 +102,10 @@ def compute_plan(req: PlanRequest, *, isolate: bool = False, valuer: ContactValu
         timings_s=timings,
         greedy_objective=plan.greedy_objective,
     )
-    return PlanResult(req.request_id, tuple(to_assignments(compiled, plan.selected)), explanations, stats)
+    return PlanResult(
+        req.request_id,
+        tuple(to_assignments(compiled, plan.selected)),
+        explanations,
+        stats,
+        partially_met=partially_met,
+    )

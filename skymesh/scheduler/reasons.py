@@ -28,6 +28,9 @@ class ReasonCode(enum.IntEnum):
     TOO_SHORT = 12
     SPACECRAFT_POWER = 13
     TIME_LIMIT = 14
+    HOUR_ANGLE = 15
+    WEATHER = 16
+    PARTIALLY_MET = 17
 
 
 @dataclass(frozen=True)

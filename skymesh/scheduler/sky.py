@@ -1,13 +1,14 @@
 """Observable windows of celestial targets from telescopes, vectorised over (targets x sites x times).
 
-A target can be observed from a telescope at a grid time when it is above the station's minimum elevation and
-horizon mask, the Sun is below `night_sun_altitude_deg` (-12 deg, nautical, by default), the airmass is at most the
-target's `max_airmass` and the Moon is at least `min_moon_separation_deg` away. An exposure block lasts
-`exposure_count x (exposure_s + overhead)`; it may start at a grid time when every grid sample it covers is
-observable (LCO-style discrete start options, `celestial_step_s` apart). Capability comes first: the station must
-have one of the target's filters (or the target asks for none) and reach its magnitude (`limiting_magnitude`, or an
-estimate from the aperture). Each (target, station) pair left with no start option gets the first condition that
-failed, in the order above, as its reason.
+A target can be observed from a telescope at a grid time when it is above the station's minimum elevation and horizon
+mask, the Sun is below `night_sun_altitude_deg` (-12 deg, nautical, by default; the request's twilight), the airmass is
+at most the target's `max_airmass`, its hour angle is within `max_hour_angle_h` (0: no limit), and the Moon is at least
+`min_moon_separation_deg` away and at most `max_moon_illumination` lit (0: no limit). An exposure block lasts
+`exposure_count x (exposure_s + overhead)`; it may start at a grid time when every grid sample it covers is observable
+(LCO-style discrete start options, `celestial_step_s` apart). Capability comes first: the station must have one of the
+target's filters (or the target asks for none) and reach its magnitude (`limiting_magnitude`, or an estimate from the
+aperture), be online and have CLEAR (or unspecified) weather. Each (target, station) pair left with no start option gets
+the first condition that failed, in the order above, as its reason.
 
 Imports: numpy, `skymesh.astro.celestial`, `skymesh.core` and the scheduler's reason codes; never grpc.
 """
@@ -21,7 +22,14 @@ from datetime import datetime
 import numpy as np
 from numpy.typing import NDArray
 
-from skymesh.astro.celestial import airmass, moon_separation_deg, radec_to_altaz, sun_altitude_deg
+from skymesh.astro.celestial import (
+    airmass,
+    hour_angle_h,
+    moon_illumination,
+    moon_separation_deg,
+    radec_to_altaz,
+    sun_altitude_deg,
+)
 from skymesh.astro.frames import SECONDS_PER_DAY, datetime_to_jd
 from skymesh.core.model import CelestialTarget, Station, StationKind, TimeWindow
 from skymesh.scheduler.inputs import MappingOptions, PlanTarget
@@ -93,6 +101,9 @@ def celestial_windows(
             if not stations[s].state.schedulable:
                 log.add(req, ReasonCode.STATION_OFFLINE, stations[s].station_id)
                 continue
+            if not stations[s].weather.allows(StationKind.TELESCOPE):
+                log.add(req, ReasonCode.WEATHER, stations[s].station_id)
+                continue
             cap[(k, s)] = chosen_filter(stations[s], t) or ""
             if s not in usable:
                 usable.append(s)
@@ -111,6 +122,7 @@ def celestial_windows(
         for a, b in unavailable_s[s] if unavailable_s else ():
             free[j] &= ~((t_s >= a - step) & (t_s <= b))
     min_el = np.asarray([stations[s].min_elevation_deg for s in usable])
+    illumination = moon_illumination(jd)  # (T,)
     capable_k = sorted({k for k, _ in cap})
     for c0 in range(0, len(capable_k), _TARGET_CHUNK):
         ks = capable_k[c0 : c0 + _TARGET_CHUNK]
@@ -123,11 +135,19 @@ def celestial_windows(
         up = above_min & (alt >= mask)
         am = airmass(alt)
         max_am = np.asarray([t.max_airmass for t in tg])
+        max_ha = np.asarray([t.max_hour_angle_h or np.inf for t in tg])
+        if np.isfinite(max_ha).any():
+            ha_ok = np.abs(hour_angle_h(ra, dec, lon, jd)) <= max_ha[:, None, None]  # (N, S, T)
+        else:
+            ha_ok = np.ones(alt.shape, dtype=bool)
         sep = moon_separation_deg(ra, dec, jd)  # (N, T)
         moon_ok = sep >= np.asarray([t.min_moon_separation_deg for t in tg])[:, None]
+        max_illum = np.asarray([t.max_moon_illumination or np.inf for t in tg])
+        moon_ok &= illumination[None, :] <= max_illum[:, None]
         dark = up & night[None, :, :]
         low = dark & (am <= max_am[:, None, None])
-        clear = low & moon_ok[:, None, :]
+        meridian = low & ha_ok
+        clear = meridian & moon_ok[:, None, :]
         good = clear & free[None, :, :]
         for n, k in enumerate(ks):
             req, pt = targets[k]
@@ -141,7 +161,9 @@ def celestial_windows(
                 starts = _block_starts(g, need, t_s, dur, total_s)
                 sid = stations[s].station_id
                 if len(starts) == 0:
-                    code = _first_failure(above_min[n, j], up[n, j], dark[n, j], low[n, j], clear[n, j], g)
+                    code = _first_failure(
+                        above_min[n, j], up[n, j], dark[n, j], low[n, j], meridian[n, j], clear[n, j], g
+                    )
                     log.add(req, code, sid)
                     continue
                 end_idx = np.minimum(starts + need, len(t_s) - 1)
@@ -183,6 +205,7 @@ def _first_failure(
     up: NDArray[np.bool_],
     dark: NDArray[np.bool_],
     low: NDArray[np.bool_],
+    meridian: NDArray[np.bool_],
     clear: NDArray[np.bool_],
     good: NDArray[np.bool_],
 ) -> ReasonCode:
@@ -194,6 +217,8 @@ def _first_failure(
         return ReasonCode.DAYLIGHT
     if not low.any():
         return ReasonCode.AIRMASS
+    if not meridian.any():
+        return ReasonCode.HOUR_ANGLE
     if not clear.any():
         return ReasonCode.MOON
     if not good.any():

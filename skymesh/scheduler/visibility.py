@@ -97,7 +97,7 @@ def satellite_windows(
     min_pass_s: float = 60.0,
     unavailable_s: Sequence[Sequence[tuple[float, float]]] = (),
 ) -> Windows:
-    """Passes of `targets` (request index, target) over capable, schedulable ground stations."""
+    """Passes of `targets` (request index, target) over capable, schedulable ground stations not CLOSED by weather."""
     out = Windows()
     if not targets:
         return out
@@ -110,6 +110,7 @@ def satellite_windows(
             exc.field = f"targets[{req_i}].target.satellite.{exc.field or 'tle_line1'}"
             raise
     online = np.asarray([s.state.schedulable for s in stations], dtype=bool)
+    open_ = np.asarray([s.weather.allows(s.kind) for s in stations], dtype=bool)
     # Group satellites by their own minimum elevation: find_passes takes one threshold per station.
     by_min: dict[float, list[int]] = {}
     for k, (rq, t) in enumerate(targets):
@@ -120,11 +121,13 @@ def satellite_windows(
         for s, ok in enumerate(usable_at):
             if ok and not online[s]:
                 log.add(rq, ReasonCode.STATION_OFFLINE, stations[s].station_id)
-        if not any(ok and online[s] for s, ok in enumerate(usable_at)):
+            elif ok and not open_[s]:
+                log.add(rq, ReasonCode.WEATHER, stations[s].station_id)
+        if not any(ok and online[s] and open_[s] for s, ok in enumerate(usable_at)):
             continue
         by_min.setdefault(t.min_elevation_deg, []).append(k)
 
-    gs = [i for i, s in enumerate(stations) if s.kind == StationKind.GROUND_STATION and online[i]]
+    gs = [i for i, s in enumerate(stations) if s.kind == StationKind.GROUND_STATION and online[i] and open_[i]]
     if not gs:
         return out
     lat = np.asarray([stations[i].location.latitude_deg for i in gs])

@@ -21,7 +21,15 @@ from skymesh.api.convert import (
 )
 from skymesh.api.scheduler.v1 import scheduler_pb2 as pb
 from skymesh.core.errors import InvalidArgument, SkyMeshError
-from skymesh.scheduler.inputs import Demand, FrozenJob, PlanRequest, PlanResult, PlanTarget, SolverKind
+from skymesh.scheduler.inputs import (
+    Demand,
+    FrozenJob,
+    MappingOptions,
+    PlanRequest,
+    PlanResult,
+    PlanTarget,
+    SolverKind,
+)
 from skymesh.scheduler.rank import RankedTarget
 
 __all__ = [
@@ -32,6 +40,8 @@ __all__ = [
     "rank_response_to_proto",
     "solver_from_proto",
     "solver_to_proto",
+    "twilight_from_proto",
+    "twilight_to_proto",
 ]
 
 _SOLVERS: dict[int, SolverKind] = {
@@ -58,6 +68,33 @@ def solver_to_proto(kind: SolverKind) -> pb.Solver.ValueType:
     return pb.SOLVER_GREEDY
 
 
+# Sun altitude (deg) below which it is night for telescopes; unspecified = nautical.
+_TWILIGHTS: dict[int, float] = {
+    pb.TWILIGHT_UNSPECIFIED: -12.0,
+    pb.TWILIGHT_CIVIL: -6.0,
+    pb.TWILIGHT_NAUTICAL: -12.0,
+    pb.TWILIGHT_ASTRONOMICAL: -18.0,
+}
+
+
+def twilight_from_proto(value: int) -> float:
+    """The night's Sun altitude limit in degrees for a `Twilight` value."""
+    if value not in _TWILIGHTS:
+        raise InvalidArgument(
+            f"unknown twilight {value}; use TWILIGHT_CIVIL, TWILIGHT_NAUTICAL or TWILIGHT_ASTRONOMICAL",
+            field="twilight",
+        )
+    return _TWILIGHTS[value]
+
+
+def twilight_to_proto(sun_altitude_deg: float) -> pb.Twilight.ValueType:
+    """The `Twilight` for a Sun altitude limit; one that is none of -6, -12, -18 is sent as unspecified (nautical)."""
+    for value in (pb.TWILIGHT_CIVIL, pb.TWILIGHT_NAUTICAL, pb.TWILIGHT_ASTRONOMICAL):
+        if _TWILIGHTS[value] == sun_altitude_deg:
+            return value
+    return pb.TWILIGHT_UNSPECIFIED
+
+
 def _prefixed(exc: SkyMeshError, prefix: str) -> SkyMeshError:
     exc.field = f"{prefix}.{exc.field}" if exc.field else prefix
     return exc
@@ -78,6 +115,7 @@ def _demand_from_proto(msg: pb.Demand, field: str) -> Demand:
             time_critical_boost=msg.time_critical_boost,
             campaign_boost=msg.campaign_boost,
             cadence_s=msg.cadence_s,
+            max_per_station=msg.max_per_station,
         )
     except SkyMeshError as exc:
         raise _prefixed(exc, field) from None
@@ -95,6 +133,7 @@ def plan_request_from_proto(msg: pb.ComputePlanRequest) -> PlanRequest:
         raise InvalidArgument("is required", field="window")
     window = time_window_from_proto(msg.window, "window")
     solver = solver_from_proto(msg.solver)
+    night_sun_altitude_deg = twilight_from_proto(msg.twilight)
     if not (math.isfinite(msg.time_limit_s) and 0 <= msg.time_limit_s <= 3600):
         raise InvalidArgument("must be within [0, 3600] seconds (0 = default 10 s)", field="time_limit_s")
     if not (math.isfinite(msg.turnaround_s) and 0 <= msg.turnaround_s <= 3600):
@@ -123,6 +162,7 @@ def plan_request_from_proto(msg: pb.ComputePlanRequest) -> PlanRequest:
         time_limit_s=msg.time_limit_s or 10.0,
         turnaround_s=msg.turnaround_s or 60.0,
         request_id=msg.request_id,
+        options=MappingOptions(night_sun_altitude_deg=night_sun_altitude_deg),
     )
 
 
@@ -133,6 +173,7 @@ def plan_request_to_proto(req: PlanRequest) -> pb.ComputePlanRequest:
         time_limit_s=req.time_limit_s,
         turnaround_s=req.turnaround_s,
         request_id=req.request_id,
+        twilight=twilight_to_proto(req.options.night_sun_altitude_deg),
     )
     msg.window.CopyFrom(time_window_to_proto(req.window))
     msg.stations.extend(station_to_proto(s) for s in req.stations)
@@ -149,6 +190,7 @@ def plan_request_to_proto(req: PlanRequest) -> pb.ComputePlanRequest:
                 time_critical_boost=d.time_critical_boost,
                 campaign_boost=d.campaign_boost,
                 cadence_s=d.cadence_s,
+                max_per_station=d.max_per_station,
             )
         )
     for f in req.frozen:
@@ -173,8 +215,9 @@ def plan_response_to_proto(result: PlanResult) -> pb.ComputePlanResponse:
         m.window.CopyFrom(time_window_to_proto(a.window))
         if a.tca is not None:
             m.tca.CopyFrom(timestamp_from_datetime(a.tca))
-    for e in result.unscheduled:
-        x = out.unscheduled.add(target_id=e.target_id)
+    for e, x in [(e, out.unscheduled.add(target_id=e.target_id)) for e in result.unscheduled] + [
+        (e, out.partially_met.add(target_id=e.target_id)) for e in result.partially_met
+    ]:
         for r in e.reasons:
             x.reasons.add(
                 code=pb.ReasonCode.ValueType(int(r.code)),

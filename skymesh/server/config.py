@@ -50,6 +50,9 @@ class ServerConfig:
     plan_solver: str = "greedy"  # "greedy" | "cpsat"
     plan_time_limit_s: float = 10.0
     plan_turnaround_s: float = 30.0
+    # A plan whose response arrives more than this many seconds after its request was sent is discarded (the current
+    # schedules stay and the planner asks again): it was computed for a world that has moved on.
+    plan_apply_deadline_s: float = 60.0
     # Dispatched or running jobs starting within this many seconds are frozen (kept) by the planner.
     freeze_s: float = 300.0
     planning_enabled: bool = True
@@ -83,6 +86,8 @@ class ServerConfig:
             raise InvalidArgument("must be positive", field="replan_interval_s")
         if self.plan_horizon_s <= 0:
             raise InvalidArgument("must be positive", field="plan_horizon_s")
+        if self.plan_apply_deadline_s <= 0:
+            raise InvalidArgument("must be positive", field="plan_apply_deadline_s")
         if self.plan_solver not in ("greedy", "cpsat"):
             raise InvalidArgument("must be 'greedy' or 'cpsat'", field="plan_solver")
         if (self.tls_cert_file is None) != (self.tls_key_file is None):

@@ -2,14 +2,17 @@
 
 It runs every `replan_interval_s`, and soon after an event (`request`: a station entering or leaving a schedulable
 state, a target created, changed or deleted, new elements, the Replan RPC), debounced so a burst of events makes one
-plan. The scheduler is reached only through the generated `SchedulerServiceStub` (the server never imports
-`skymesh.scheduler`). When it is unreachable the current schedules stay as they are and the planner retries.
+plan. A plan that arrives later than `plan_apply_deadline_s` after its request was sent is discarded (logged, counted
+as `late`), the current schedules stay and the planner asks again. The scheduler is reached only through the
+generated `SchedulerServiceStub` (the server never imports `skymesh.scheduler`). When it is unreachable the current
+schedules stay as they are and the planner retries.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -26,7 +29,7 @@ from skymesh.api.convert import (
 )
 from skymesh.api.scheduler.v1 import scheduler_pb2
 from skymesh.core.clock import Clock
-from skymesh.core.errors import SkyMeshError, Unavailable
+from skymesh.core.errors import DeadlineExceeded, SkyMeshError, Unavailable
 from skymesh.core.model import CelestialTarget, TimeWindow
 from skymesh.observability.metrics import SERVER_PLANS
 from skymesh.server.config import ServerConfig
@@ -38,11 +41,15 @@ from skymesh.server.wire import target_record_to_proto
 if TYPE_CHECKING:
     from skymesh.api.scheduler.v1.scheduler_pb2_grpc import SchedulerServiceAsyncStub
 
-__all__ = ["PlanResult", "Planner"]
+__all__ = ["PlanLate", "PlanResult", "Planner"]
 
 log = logging.getLogger(__name__)
 
 _SOLVERS = {"greedy": scheduler_pb2.SOLVER_GREEDY, "cpsat": scheduler_pb2.SOLVER_CPSAT}
+
+
+class PlanLate(DeadlineExceeded):
+    """The scheduler's answer came after the plan's apply deadline: it was discarded."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,7 @@ class Planner:
         self._lock = asyncio.Lock()
         self.runs = 0
         self.failures = 0
+        self.late = 0
 
     def request(self, reason: str) -> None:
         """Ask for a plan soon (debounced). Safe to call from anywhere in the event loop."""
@@ -104,6 +112,12 @@ class Planner:
         async with self._lock:
             try:
                 result = await self._plan(reason)
+            except PlanLate:
+                self.failures += 1
+                self.late += 1
+                SERVER_PLANS.labels("late").inc()
+                self.request("late plan")  # ask again (debounced): a late answer took the deadline
+                raise
             except Exception:
                 self.failures += 1
                 SERVER_PLANS.labels("failed").inc()
@@ -152,10 +166,25 @@ class Planner:
                 turnaround_s=self._config.plan_turnaround_s,
                 request_id=str(uuid.uuid4()),
             )
+            sent = time.monotonic()
             try:
                 response = await self._scheduler.ComputePlan(request, timeout=self._config.scheduler_timeout_s)
             except grpc.aio.AioRpcError as exc:
                 raise Unavailable(f"scheduler at {self._config.scheduler_address}: {exc.code().name}") from exc
+            elapsed = time.monotonic() - sent
+            if elapsed > self._config.plan_apply_deadline_s:
+                log.warning(
+                    "plan (%s) %s arrived %.1f s after its request, past the %.1f s apply deadline: discarded, "
+                    "current schedules kept",
+                    reason,
+                    request.request_id,
+                    elapsed,
+                    self._config.plan_apply_deadline_s,
+                )
+                raise PlanLate(
+                    f"plan arrived {elapsed:.1f} s after its request (apply deadline "
+                    f"{self._config.plan_apply_deadline_s:.1f} s)"
+                )
         planned = []
         for i, a in enumerate(response.assignments):
             try:

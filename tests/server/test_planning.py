@@ -14,7 +14,9 @@ from skymesh.api.convert import time_window_to_proto
 from skymesh.api.scheduler.v1 import scheduler_pb2
 from skymesh.core.jobs import JobState
 from skymesh.core.model import CelestialTarget, TimeWindow
+from skymesh.observability.metrics import SERVER_PLANS
 from skymesh.server.db.work import CAUSE_REMOVED_FROM_SCHEDULE
+from skymesh.server.planning import PlanLate
 from tests.server.agent_client import AgentClient
 from tests.server.conftest import ISS_LINE1, ISS_LINE2, StartServer, add_station
 from tests.server.fake_scheduler import fake_scheduler
@@ -111,3 +113,50 @@ async def test_frozen_jobs_are_kept(start_server: StartServer) -> None:
             await server.planner.plan_once()
             assert [f.job_id for f in scheduler.requests[-1].frozen] == [job_id]
             assert (await server.repo.get_job(job_id)).state == JobState.RECEIVED
+
+
+async def test_a_plan_past_its_apply_deadline_is_discarded_and_asked_again(start_server: StartServer) -> None:
+    async with fake_scheduler() as (scheduler, address, _server):
+        server = await start_server(
+            planning_enabled=True, scheduler_address=address, replan_debounce_s=0.05, plan_apply_deadline_s=0.3
+        )
+        key = await add_station(server, "gs1")
+        await server.repo.create_target(CelestialTarget("m31", "M31", 10.68, 41.27))
+        assert server.planner is not None
+        scheduler.plan = _one_pass
+        async with AgentClient.connect(server.address, key, "gs1") as agent:
+            await agent.expect("welcome")
+            assert (await agent.expect("schedule", skip=("ping",))).version == 1  # in time: applied
+            before = SERVER_PLANS.labels("late")._value.get()
+
+            # Late: the plan (which would cancel the job) is discarded, the schedule stays, the planner asks again.
+            scheduler.plan = lambda _r: []
+            scheduler.delay_s = 0.6
+            asked = len(scheduler.requests)
+            with pytest.raises(PlanLate):
+                await server.planner.plan_once()
+            assert await server.repo.schedule_version("gs1") == 1
+            assert server.planner.late >= 1
+            assert SERVER_PLANS.labels("late")._value.get() >= before + 1
+            scheduler.delay_s = 0.0
+            schedule = await agent.expect("schedule", skip=("ping",))  # the loop asked again by itself: applied
+            assert (schedule.version, list(schedule.jobs)) == (2, [])
+            assert len(scheduler.requests) > asked + 1
+
+
+async def test_celestial_limits_are_stored_and_sent_to_the_scheduler(start_server: StartServer) -> None:
+    async with fake_scheduler() as (scheduler, address, _server):
+        server = await start_server(planning_enabled=True, scheduler_address=address)
+        key = await add_station(server, "gs1")
+        await server.repo.create_target(
+            CelestialTarget("m31", "M31", 10.68, 41.27, max_hour_angle_h=2.5, max_moon_illumination=0.4)
+        )
+        [record] = await server.repo.list_targets()
+        assert isinstance(record.target, CelestialTarget)
+        assert (record.target.max_hour_angle_h, record.target.max_moon_illumination) == (2.5, 0.4)
+        async with AgentClient.connect(server.address, key, "gs1") as agent:
+            await agent.expect("welcome")
+            assert server.planner is not None
+            await server.planner.plan_once()
+            cel = scheduler.requests[-1].targets[0].target.celestial
+            assert (cel.max_hour_angle_h, cel.max_moon_illumination) == (2.5, 0.4)

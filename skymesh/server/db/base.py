@@ -284,6 +284,8 @@ class RepoBase:
                 min_moon_separation_deg=row.min_moon_separation_deg or 0.0,
                 cadence_s=row.cadence_s or 0.0,
                 aliases=tuple(aliases),
+                max_hour_angle_h=row.max_hour_angle_h or 0.0,
+                max_moon_illumination=row.max_moon_illumination or 0.0,
             )
         forecast = forecast_from_json(row.spacecraft_forecast) if row.spacecraft_forecast else None
         return TargetRecord(target, row.campaign_id or "", source, epoch, row.updated_at, forecast)

@@ -155,6 +155,9 @@ class TargetRow(Base):
     max_airmass: Mapped[float | None] = mapped_column(Float, nullable=True)
     min_moon_separation_deg: Mapped[float | None] = mapped_column(Float, nullable=True)
     cadence_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # Observing limits (revision 0003); NULL or 0: no limit.
+    max_hour_angle_h: Mapped[float | None] = mapped_column(Float, nullable=True)
+    max_moon_illumination: Mapped[float | None] = mapped_column(Float, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # Soft delete: jobs and observations keep pointing at it.

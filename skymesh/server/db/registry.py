@@ -280,6 +280,8 @@ class RegistryRepo(RepoBase):
                 row.max_airmass = target.max_airmass
                 row.min_moon_separation_deg = target.min_moon_separation_deg
                 row.cadence_s = target.cadence_s
+                row.max_hour_angle_h = target.max_hour_angle_h
+                row.max_moon_illumination = target.max_moon_illumination
                 s.add(row)
                 await s.flush()
                 for i, alias in enumerate(dict.fromkeys(target.aliases)):

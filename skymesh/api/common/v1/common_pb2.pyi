@@ -132,6 +132,28 @@ STATION_STATE_DISCONNECTED: StationState.ValueType  # 3
 STATION_STATE_OFFLINE: StationState.ValueType  # 4
 Global___StationState: _TypeAlias = StationState  # noqa: Y015
 
+class _Weather:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _WeatherEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Weather.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    WEATHER_UNSPECIFIED: _Weather.ValueType  # 0
+    WEATHER_CLEAR: _Weather.ValueType  # 1
+    WEATHER_CLOUDY: _Weather.ValueType  # 2
+    WEATHER_CLOSED: _Weather.ValueType  # 3
+
+class Weather(_Weather, metaclass=_WeatherEnumTypeWrapper):
+    """Weather at a station, as its operator or sensors report it. Telescopes observe only when CLEAR (or unspecified);
+    ground stations ignore clouds but not CLOSED.
+    """
+
+WEATHER_UNSPECIFIED: Weather.ValueType  # 0
+WEATHER_CLEAR: Weather.ValueType  # 1
+WEATHER_CLOUDY: Weather.ValueType  # 2
+WEATHER_CLOSED: Weather.ValueType  # 3
+Global___Weather: _TypeAlias = Weather  # noqa: Y015
+
 @_typing.final
 class GeoLocation(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
@@ -227,6 +249,7 @@ class Station(_message.Message):
     UNAVAILABLE_FIELD_NUMBER: _builtins.int
     LAST_SEEN_FIELD_NUMBER: _builtins.int
     CLOCK_OFFSET_S_FIELD_NUMBER: _builtins.int
+    WEATHER_FIELD_NUMBER: _builtins.int
     station_id: _builtins.str
     name: _builtins.str
     kind: Global___StationKind.ValueType
@@ -238,6 +261,7 @@ class Station(_message.Message):
     fov_deg: _builtins.float
     state: Global___StationState.ValueType
     clock_offset_s: _builtins.float
+    weather: Global___Weather.ValueType
     @_builtins.property
     def location(self) -> Global___GeoLocation: ...
     @_builtins.property
@@ -271,10 +295,11 @@ class Station(_message.Message):
         unavailable: _abc.Iterable[Global___TimeWindow] | None = ...,
         last_seen: _timestamp_pb2.Timestamp | None = ...,
         clock_offset_s: _builtins.float = ...,
+        weather: Global___Weather.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["horizon_mask", b"horizon_mask", "last_seen", b"last_seen", "location", b"location"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["aperture_m", b"aperture_m", "bands", b"bands", "clock_offset_s", b"clock_offset_s", "filters", b"filters", "fov_deg", b"fov_deg", "horizon_mask", b"horizon_mask", "kind", b"kind", "last_seen", b"last_seen", "limiting_magnitude", b"limiting_magnitude", "location", b"location", "min_elevation_deg", b"min_elevation_deg", "name", b"name", "slew_rate_deg_s", b"slew_rate_deg_s", "state", b"state", "station_id", b"station_id", "unavailable", b"unavailable"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["aperture_m", b"aperture_m", "bands", b"bands", "clock_offset_s", b"clock_offset_s", "filters", b"filters", "fov_deg", b"fov_deg", "horizon_mask", b"horizon_mask", "kind", b"kind", "last_seen", b"last_seen", "limiting_magnitude", b"limiting_magnitude", "location", b"location", "min_elevation_deg", b"min_elevation_deg", "name", b"name", "slew_rate_deg_s", b"slew_rate_deg_s", "state", b"state", "station_id", b"station_id", "unavailable", b"unavailable", "weather", b"weather"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -539,6 +564,8 @@ class CelestialTarget(_message.Message):
     MAX_AIRMASS_FIELD_NUMBER: _builtins.int
     MIN_MOON_SEPARATION_DEG_FIELD_NUMBER: _builtins.int
     CADENCE_S_FIELD_NUMBER: _builtins.int
+    MAX_HOUR_ANGLE_H_FIELD_NUMBER: _builtins.int
+    MAX_MOON_ILLUMINATION_FIELD_NUMBER: _builtins.int
     ra_deg: _builtins.float
     dec_deg: _builtins.float
     magnitude: _builtins.float
@@ -547,6 +574,10 @@ class CelestialTarget(_message.Message):
     max_airmass: _builtins.float
     min_moon_separation_deg: _builtins.float
     cadence_s: _builtins.float
+    max_hour_angle_h: _builtins.float
+    """Observe only within this many hours of the meridian (|hour angle| <= limit); 0 = no limit."""
+    max_moon_illumination: _builtins.float
+    """Observe only while the Moon's illuminated fraction is at most this (0..1]; 0 = no limit."""
     @_builtins.property
     def filters(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
@@ -561,10 +592,12 @@ class CelestialTarget(_message.Message):
         max_airmass: _builtins.float = ...,
         min_moon_separation_deg: _builtins.float = ...,
         cadence_s: _builtins.float = ...,
+        max_hour_angle_h: _builtins.float = ...,
+        max_moon_illumination: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cadence_s", b"cadence_s", "dec_deg", b"dec_deg", "exposure_count", b"exposure_count", "exposure_s", b"exposure_s", "filters", b"filters", "magnitude", b"magnitude", "max_airmass", b"max_airmass", "min_moon_separation_deg", b"min_moon_separation_deg", "ra_deg", b"ra_deg"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cadence_s", b"cadence_s", "dec_deg", b"dec_deg", "exposure_count", b"exposure_count", "exposure_s", b"exposure_s", "filters", b"filters", "magnitude", b"magnitude", "max_airmass", b"max_airmass", "max_hour_angle_h", b"max_hour_angle_h", "max_moon_illumination", b"max_moon_illumination", "min_moon_separation_deg", b"min_moon_separation_deg", "ra_deg", b"ra_deg"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from skymesh.api.common.v1 import common_pb2 as skymesh_dot_api_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(skymesh/api/scheduler/v1/scheduler.proto\x12\x18skymesh.api.scheduler.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\"skymesh/api/common/v1/common.proto\"\xc8\x01\n\x06\x44\x65mand\x12\x16\n\x0emax_per_period\x18\x01 \x01(\x05\x12\x10\n\x08period_s\x18\x02 \x01(\x01\x12\x12\n\nredundancy\x18\x03 \x01(\x05\x12\x38\n\rtime_critical\x18\x04 \x03(\x0b\x32!.skymesh.api.common.v1.TimeWindow\x12\x1b\n\x13time_critical_boost\x18\x05 \x01(\x01\x12\x16\n\x0e\x63\x61mpaign_boost\x18\x06 \x01(\x01\x12\x11\n\tcadence_s\x18\x07 \x01(\x01\"m\n\nPlanTarget\x12-\n\x06target\x18\x01 \x01(\x0b\x32\x1d.skymesh.api.common.v1.Target\x12\x30\n\x06\x64\x65mand\x18\x02 \x01(\x0b\x32 .skymesh.api.scheduler.v1.Demand\"\x8a\x01\n\tFrozenJob\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x12\n\nstation_id\x18\x02 \x01(\t\x12\x11\n\ttarget_id\x18\x03 \x01(\t\x12\x31\n\x06window\x18\x04 \x01(\x0b\x32!.skymesh.api.common.v1.TimeWindow\x12\x13\n\x0bpreemptible\x18\x05 \x01(\x08\"\xd7\x02\n\x12\x43omputePlanRequest\x12\x31\n\x06window\x18\x01 \x01(\x0b\x32!.skymesh.api.common.v1.TimeWindow\x12\x30\n\x08stations\x18\x02 \x03(\x0b\x32\x1e.skymesh.api.common.v1.Station\x12\x35\n\x07targets\x18\x03 \x03(\x0b\x32$.skymesh.api.scheduler.v1.PlanTarget\x12\x33\n\x06\x66rozen\x18\x04 \x03(\x0b\x32#.skymesh.api.scheduler.v1.FrozenJob\x12\x30\n\x06solver\x18\x05 \x01(\x0e\x32 .skymesh.api.scheduler.v1.Solver\x12\x14\n\x0ctime_limit_s\x18\x06 \x01(\x01\x12\x14\n\x0cturnaround_s\x18\x07 \x01(\x01\x12\x12\n\nrequest_id\x18\x08 \x01(\t\"\x85\x02\n\nAssignment\x12\x12\n\nstation_id\x18\x01 \x01(\t\x12\x11\n\ttarget_id\x18\x02 \x01(\t\x12\x31\n\x06window\x18\x03 \x01(\x0b\x32!.skymesh.api.common.v1.TimeWindow\x12\'\n\x03tca\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11max_elevation_deg\x18\x05 \x01(\x01\x12\x0e\n\x06\x66ilter\x18\x06 \x01(\t\x12\x12\n\nexposure_s\x18\x07 \x01(\x01\x12\x16\n\x0e\x65xposure_count\x18\x08 \x01(\x05\x12\r\n\x05score\x18\t \x01(\x01\x12\x0e\n\x06job_id\x18\n \x01(\t\"z\n\x06Reason\x12\x32\n\x04\x63ode\x18\x01 \x01(\x0e\x32$.skymesh.api.scheduler.v1.ReasonCode\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\x12\x12\n\nstation_id\x18\x03 \x01(\t\x12\x18\n\x10winner_target_id\x18\x04 \x01(\t\"S\n\x0b\x45xplanation\x12\x11\n\ttarget_id\x18\x01 \x01(\t\x12\x31\n\x07reasons\x18\x02 \x03(\x0b\x32 .skymesh.api.scheduler.v1.Reason\"\xdb\x02\n\tPlanStats\x12\x30\n\x06solver\x18\x01 \x01(\x0e\x32 .skymesh.api.scheduler.v1.Solver\x12\x11\n\tobjective\x18\x02 \x01(\x01\x12\r\n\x05\x62ound\x18\x03 \x01(\x01\x12\x0b\n\x03gap\x18\x04 \x01(\x01\x12\x11\n\truntime_s\x18\x05 \x01(\x01\x12\x14\n\x0cvisibility_s\x18\x06 \x01(\x01\x12\x12\n\ncandidates\x18\x07 \x01(\x03\x12\x0f\n\x07optimal\x18\x08 \x01(\x08\x12\x0e\n\x06status\x18\t \x01(\t\x12\x44\n\ttimings_s\x18\n \x03(\x0b\x32\x31.skymesh.api.scheduler.v1.PlanStats.TimingsSEntry\x12\x18\n\x10greedy_objective\x18\x0b \x01(\x01\x1a/\n\rTimingsSEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x9d\x02\n\x13\x43omputePlanResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x39\n\x0b\x61ssignments\x18\x02 \x03(\x0b\x32$.skymesh.api.scheduler.v1.Assignment\x12:\n\x0bunscheduled\x18\x03 \x03(\x0b\x32%.skymesh.api.scheduler.v1.Explanation\x12\x32\n\x05stats\x18\x04 \x01(\x0b\x32#.skymesh.api.scheduler.v1.PlanStats\x12G\n\x14spacecraft_forecasts\x18\x05 \x03(\x0b\x32).skymesh.api.common.v1.SpacecraftForecast\"\xb3\x01\n\x12RankTargetsRequest\x12/\n\x07station\x18\x01 \x01(\x0b\x32\x1e.skymesh.api.common.v1.Station\x12\x35\n\x07targets\x18\x02 \x03(\x0b\x32$.skymesh.api.scheduler.v1.PlanTarget\x12&\n\x02\x61t\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x63ount\x18\x04 \x01(\x05\"l\n\x0cRankedTarget\x12\x11\n\ttarget_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x01\x12\x14\n\x0c\x61ltitude_deg\x18\x03 \x01(\x01\x12\x0f\n\x07\x61irmass\x18\x04 \x01(\x01\x12\x13\n\x0bremaining_s\x18\x05 \x01(\x01\"N\n\x13RankTargetsResponse\x12\x37\n\x07targets\x18\x01 \x03(\x0b\x32&.skymesh.api.scheduler.v1.RankedTarget*Y\n\x06Solver\x12\x16\n\x12SOLVER_UNSPECIFIED\x10\x00\x12\x11\n\rSOLVER_GREEDY\x10\x01\x12\x10\n\x0cSOLVER_CPSAT\x10\x02\x12\x12\n\x0eSOLVER_ROLLING\x10\x03*\xd8\x03\n\nReasonCode\x12\x1b\n\x17REASON_CODE_UNSPECIFIED\x10\x00\x12\x1d\n\x19REASON_CODE_NEVER_VISIBLE\x10\x01\x12\"\n\x1eREASON_CODE_BELOW_HORIZON_MASK\x10\x02\x12\x18\n\x14REASON_CODE_DAYLIGHT\x10\x03\x12\x17\n\x13REASON_CODE_AIRMASS\x10\x04\x12\x14\n\x10REASON_CODE_MOON\x10\x05\x12\"\n\x1eREASON_CODE_NO_CAPABLE_STATION\x10\x06\x12\x1f\n\x1bREASON_CODE_STATION_OFFLINE\x10\x07\x12#\n\x1fREASON_CODE_STATION_UNAVAILABLE\x10\x08\x12\'\n#REASON_CODE_LOST_TO_HIGHER_PRIORITY\x10\t\x12\x1a\n\x16REASON_CODE_DEMAND_MET\x10\n\x12\x19\n\x15REASON_CODE_TOO_FAINT\x10\x0b\x12\x19\n\x15REASON_CODE_TOO_SHORT\x10\x0c\x12 \n\x1cREASON_CODE_SPACECRAFT_POWER\x10\r\x12\x1a\n\x16REASON_CODE_TIME_LIMIT\x10\x0e\x32\xea\x01\n\x10SchedulerService\x12j\n\x0b\x43omputePlan\x12,.skymesh.api.scheduler.v1.ComputePlanRequest\x1a-.skymesh.api.scheduler.v1.ComputePlanResponse\x12j\n\x0bRankTargets\x12,.skymesh.api.scheduler.v1.RankTargetsRequest\x1a-.skymesh.api.scheduler.v1.RankTargetsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(skymesh/api/scheduler/v1/scheduler.proto\x12\x18skymesh.api.scheduler.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\"skymesh/api/common/v1/common.proto\"\xe1\x01\n\x06\x44\x65mand\x12\x16\n\x0emax_per_period\x18\x01 \x01(\x05\x12\x10\n\x08period_s\x18\x02 \x01(\x01\x12\x12\n\nredundancy\x18\x03 \x01(\x05\x12\x38\n\rtime_critical\x18\x04 \x03(\x0b\x32!.skymesh.api.common.v1.TimeWindow\x12\x1b\n\x13time_critical_boost\x18\x05 \x01(\x01\x12\x16\n\x0e\x63\x61mpaign_boost\x18\x06 \x01(\x01\x12\x11\n\tcadence_s\x18\x07 \x01(\x01\x12\x17\n\x0fmax_per_station\x18\x08 \x01(\x05\"m\n\nPlanTarget\x12-\n\x06target\x18\x01 \x01(\x0b\x32\x1d.skymesh.api.common.v1.Target\x12\x30\n\x06\x64\x65mand\x18\x02 \x01(\x0b\x32 .skymesh.api.scheduler.v1.Demand\"\x8a\x01\n\tFrozenJob\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x12\n\nstation_id\x18\x02 \x01(\t\x12\x11\n\ttarget_id\x18\x03 \x01(\t\x12\x31\n\x06window\x18\x04 \x01(\x0b\x32!.skymesh.api.common.v1.TimeWindow\x12\x13\n\x0bpreemptible\x18\x05 \x01(\x08\"\x8d\x03\n\x12\x43omputePlanRequest\x12\x31\n\x06window\x18\x01 \x01(\x0b\x32!.skymesh.api.common.v1.TimeWindow\x12\x30\n\x08stations\x18\x02 \x03(\x0b\x32\x1e.skymesh.api.common.v1.Station\x12\x35\n\x07targets\x18\x03 \x03(\x0b\x32$.skymesh.api.scheduler.v1.PlanTarget\x12\x33\n\x06\x66rozen\x18\x04 \x03(\x0b\x32#.skymesh.api.scheduler.v1.FrozenJob\x12\x30\n\x06solver\x18\x05 \x01(\x0e\x32 .skymesh.api.scheduler.v1.Solver\x12\x14\n\x0ctime_limit_s\x18\x06 \x01(\x01\x12\x14\n\x0cturnaround_s\x18\x07 \x01(\x01\x12\x12\n\nrequest_id\x18\x08 \x01(\t\x12\x34\n\x08twilight\x18\t \x01(\x0e\x32\".skymesh.api.scheduler.v1.Twilight\"\x85\x02\n\nAssignment\x12\x12\n\nstation_id\x18\x01 \x01(\t\x12\x11\n\ttarget_id\x18\x02 \x01(\t\x12\x31\n\x06window\x18\x03 \x01(\x0b\x32!.skymesh.api.common.v1.TimeWindow\x12\'\n\x03tca\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11max_elevation_deg\x18\x05 \x01(\x01\x12\x0e\n\x06\x66ilter\x18\x06 \x01(\t\x12\x12\n\nexposure_s\x18\x07 \x01(\x01\x12\x16\n\x0e\x65xposure_count\x18\x08 \x01(\x05\x12\r\n\x05score\x18\t \x01(\x01\x12\x0e\n\x06job_id\x18\n \x01(\t\"z\n\x06Reason\x12\x32\n\x04\x63ode\x18\x01 \x01(\x0e\x32$.skymesh.api.scheduler.v1.ReasonCode\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\x12\x12\n\nstation_id\x18\x03 \x01(\t\x12\x18\n\x10winner_target_id\x18\x04 \x01(\t\"S\n\x0b\x45xplanation\x12\x11\n\ttarget_id\x18\x01 \x01(\t\x12\x31\n\x07reasons\x18\x02 \x03(\x0b\x32 .skymesh.api.scheduler.v1.Reason\"\xdb\x02\n\tPlanStats\x12\x30\n\x06solver\x18\x01 \x01(\x0e\x32 .skymesh.api.scheduler.v1.Solver\x12\x11\n\tobjective\x18\x02 \x01(\x01\x12\r\n\x05\x62ound\x18\x03 \x01(\x01\x12\x0b\n\x03gap\x18\x04 \x01(\x01\x12\x11\n\truntime_s\x18\x05 \x01(\x01\x12\x14\n\x0cvisibility_s\x18\x06 \x01(\x01\x12\x12\n\ncandidates\x18\x07 \x01(\x03\x12\x0f\n\x07optimal\x18\x08 \x01(\x08\x12\x0e\n\x06status\x18\t \x01(\t\x12\x44\n\ttimings_s\x18\n \x03(\x0b\x32\x31.skymesh.api.scheduler.v1.PlanStats.TimingsSEntry\x12\x18\n\x10greedy_objective\x18\x0b \x01(\x01\x1a/\n\rTimingsSEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xdb\x02\n\x13\x43omputePlanResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x39\n\x0b\x61ssignments\x18\x02 \x03(\x0b\x32$.skymesh.api.scheduler.v1.Assignment\x12:\n\x0bunscheduled\x18\x03 \x03(\x0b\x32%.skymesh.api.scheduler.v1.Explanation\x12\x32\n\x05stats\x18\x04 \x01(\x0b\x32#.skymesh.api.scheduler.v1.PlanStats\x12G\n\x14spacecraft_forecasts\x18\x05 \x03(\x0b\x32).skymesh.api.common.v1.SpacecraftForecast\x12<\n\rpartially_met\x18\x06 \x03(\x0b\x32%.skymesh.api.scheduler.v1.Explanation\"\xb3\x01\n\x12RankTargetsRequest\x12/\n\x07station\x18\x01 \x01(\x0b\x32\x1e.skymesh.api.common.v1.Station\x12\x35\n\x07targets\x18\x02 \x03(\x0b\x32$.skymesh.api.scheduler.v1.PlanTarget\x12&\n\x02\x61t\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x63ount\x18\x04 \x01(\x05\"l\n\x0cRankedTarget\x12\x11\n\ttarget_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x01\x12\x14\n\x0c\x61ltitude_deg\x18\x03 \x01(\x01\x12\x0f\n\x07\x61irmass\x18\x04 \x01(\x01\x12\x13\n\x0bremaining_s\x18\x05 \x01(\x01\"N\n\x13RankTargetsResponse\x12\x37\n\x07targets\x18\x01 \x03(\x0b\x32&.skymesh.api.scheduler.v1.RankedTarget*Y\n\x06Solver\x12\x16\n\x12SOLVER_UNSPECIFIED\x10\x00\x12\x11\n\rSOLVER_GREEDY\x10\x01\x12\x10\n\x0cSOLVER_CPSAT\x10\x02\x12\x12\n\x0eSOLVER_ROLLING\x10\x03*j\n\x08Twilight\x12\x18\n\x14TWILIGHT_UNSPECIFIED\x10\x00\x12\x12\n\x0eTWILIGHT_CIVIL\x10\x01\x12\x15\n\x11TWILIGHT_NAUTICAL\x10\x02\x12\x19\n\x15TWILIGHT_ASTRONOMICAL\x10\x03*\xac\x04\n\nReasonCode\x12\x1b\n\x17REASON_CODE_UNSPECIFIED\x10\x00\x12\x1d\n\x19REASON_CODE_NEVER_VISIBLE\x10\x01\x12\"\n\x1eREASON_CODE_BELOW_HORIZON_MASK\x10\x02\x12\x18\n\x14REASON_CODE_DAYLIGHT\x10\x03\x12\x17\n\x13REASON_CODE_AIRMASS\x10\x04\x12\x14\n\x10REASON_CODE_MOON\x10\x05\x12\"\n\x1eREASON_CODE_NO_CAPABLE_STATION\x10\x06\x12\x1f\n\x1bREASON_CODE_STATION_OFFLINE\x10\x07\x12#\n\x1fREASON_CODE_STATION_UNAVAILABLE\x10\x08\x12\'\n#REASON_CODE_LOST_TO_HIGHER_PRIORITY\x10\t\x12\x1a\n\x16REASON_CODE_DEMAND_MET\x10\n\x12\x19\n\x15REASON_CODE_TOO_FAINT\x10\x0b\x12\x19\n\x15REASON_CODE_TOO_SHORT\x10\x0c\x12 \n\x1cREASON_CODE_SPACECRAFT_POWER\x10\r\x12\x1a\n\x16REASON_CODE_TIME_LIMIT\x10\x0e\x12\x1a\n\x16REASON_CODE_HOUR_ANGLE\x10\x0f\x12\x17\n\x13REASON_CODE_WEATHER\x10\x10\x12\x1d\n\x19REASON_CODE_PARTIALLY_MET\x10\x11\x32\xea\x01\n\x10SchedulerService\x12j\n\x0b\x43omputePlan\x12,.skymesh.api.scheduler.v1.ComputePlanRequest\x1a-.skymesh.api.scheduler.v1.ComputePlanResponse\x12j\n\x0bRankTargets\x12,.skymesh.api.scheduler.v1.RankTargetsRequest\x1a-.skymesh.api.scheduler.v1.RankTargetsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,36 +35,38 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_PLANSTATS_TIMINGSSENTRY']._loaded_options = None
   _globals['_PLANSTATS_TIMINGSSENTRY']._serialized_options = b'8\001'
-  _globals['_SOLVER']._serialized_start=2423
-  _globals['_SOLVER']._serialized_end=2512
-  _globals['_REASONCODE']._serialized_start=2515
-  _globals['_REASONCODE']._serialized_end=2987
+  _globals['_SOLVER']._serialized_start=2564
+  _globals['_SOLVER']._serialized_end=2653
+  _globals['_TWILIGHT']._serialized_start=2655
+  _globals['_TWILIGHT']._serialized_end=2761
+  _globals['_REASONCODE']._serialized_start=2764
+  _globals['_REASONCODE']._serialized_end=3320
   _globals['_DEMAND']._serialized_start=140
-  _globals['_DEMAND']._serialized_end=340
-  _globals['_PLANTARGET']._serialized_start=342
-  _globals['_PLANTARGET']._serialized_end=451
-  _globals['_FROZENJOB']._serialized_start=454
-  _globals['_FROZENJOB']._serialized_end=592
-  _globals['_COMPUTEPLANREQUEST']._serialized_start=595
-  _globals['_COMPUTEPLANREQUEST']._serialized_end=938
-  _globals['_ASSIGNMENT']._serialized_start=941
-  _globals['_ASSIGNMENT']._serialized_end=1202
-  _globals['_REASON']._serialized_start=1204
-  _globals['_REASON']._serialized_end=1326
-  _globals['_EXPLANATION']._serialized_start=1328
-  _globals['_EXPLANATION']._serialized_end=1411
-  _globals['_PLANSTATS']._serialized_start=1414
-  _globals['_PLANSTATS']._serialized_end=1761
-  _globals['_PLANSTATS_TIMINGSSENTRY']._serialized_start=1714
-  _globals['_PLANSTATS_TIMINGSSENTRY']._serialized_end=1761
-  _globals['_COMPUTEPLANRESPONSE']._serialized_start=1764
-  _globals['_COMPUTEPLANRESPONSE']._serialized_end=2049
-  _globals['_RANKTARGETSREQUEST']._serialized_start=2052
-  _globals['_RANKTARGETSREQUEST']._serialized_end=2231
-  _globals['_RANKEDTARGET']._serialized_start=2233
-  _globals['_RANKEDTARGET']._serialized_end=2341
-  _globals['_RANKTARGETSRESPONSE']._serialized_start=2343
-  _globals['_RANKTARGETSRESPONSE']._serialized_end=2421
-  _globals['_SCHEDULERSERVICE']._serialized_start=2990
-  _globals['_SCHEDULERSERVICE']._serialized_end=3224
+  _globals['_DEMAND']._serialized_end=365
+  _globals['_PLANTARGET']._serialized_start=367
+  _globals['_PLANTARGET']._serialized_end=476
+  _globals['_FROZENJOB']._serialized_start=479
+  _globals['_FROZENJOB']._serialized_end=617
+  _globals['_COMPUTEPLANREQUEST']._serialized_start=620
+  _globals['_COMPUTEPLANREQUEST']._serialized_end=1017
+  _globals['_ASSIGNMENT']._serialized_start=1020
+  _globals['_ASSIGNMENT']._serialized_end=1281
+  _globals['_REASON']._serialized_start=1283
+  _globals['_REASON']._serialized_end=1405
+  _globals['_EXPLANATION']._serialized_start=1407
+  _globals['_EXPLANATION']._serialized_end=1490
+  _globals['_PLANSTATS']._serialized_start=1493
+  _globals['_PLANSTATS']._serialized_end=1840
+  _globals['_PLANSTATS_TIMINGSSENTRY']._serialized_start=1793
+  _globals['_PLANSTATS_TIMINGSSENTRY']._serialized_end=1840
+  _globals['_COMPUTEPLANRESPONSE']._serialized_start=1843
+  _globals['_COMPUTEPLANRESPONSE']._serialized_end=2190
+  _globals['_RANKTARGETSREQUEST']._serialized_start=2193
+  _globals['_RANKTARGETSREQUEST']._serialized_end=2372
+  _globals['_RANKEDTARGET']._serialized_start=2374
+  _globals['_RANKEDTARGET']._serialized_end=2482
+  _globals['_RANKTARGETSRESPONSE']._serialized_start=2484
+  _globals['_RANKTARGETSRESPONSE']._serialized_end=2562
+  _globals['_SCHEDULERSERVICE']._serialized_start=3323
+  _globals['_SCHEDULERSERVICE']._serialized_end=3557
 # @@protoc_insertion_point(module_scope)

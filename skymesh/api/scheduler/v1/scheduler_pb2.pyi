@@ -48,6 +48,28 @@ SOLVER_ROLLING: Solver.ValueType  # 3
 """CP-SAT over consecutive 2 h chunks, earlier chunks frozen: myopic but bounded time per chunk."""
 Global___Solver: _TypeAlias = Solver  # noqa: Y015
 
+class _Twilight:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _TwilightEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Twilight.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    TWILIGHT_UNSPECIFIED: _Twilight.ValueType  # 0
+    TWILIGHT_CIVIL: _Twilight.ValueType  # 1
+    TWILIGHT_NAUTICAL: _Twilight.ValueType  # 2
+    TWILIGHT_ASTRONOMICAL: _Twilight.ValueType  # 3
+
+class Twilight(_Twilight, metaclass=_TwilightEnumTypeWrapper):
+    """How dark "night" is for telescopes: the Sun's altitude must be below -6 (civil), -12 (nautical) or -18 (astronomical)
+    degrees. Unspecified means nautical.
+    """
+
+TWILIGHT_UNSPECIFIED: Twilight.ValueType  # 0
+TWILIGHT_CIVIL: Twilight.ValueType  # 1
+TWILIGHT_NAUTICAL: Twilight.ValueType  # 2
+TWILIGHT_ASTRONOMICAL: Twilight.ValueType  # 3
+Global___Twilight: _TypeAlias = Twilight  # noqa: Y015
+
 class _ReasonCode:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -69,6 +91,12 @@ class _ReasonCodeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ReasonCode
     REASON_CODE_TOO_SHORT: _ReasonCode.ValueType  # 12
     REASON_CODE_SPACECRAFT_POWER: _ReasonCode.ValueType  # 13
     REASON_CODE_TIME_LIMIT: _ReasonCode.ValueType  # 14
+    REASON_CODE_HOUR_ANGLE: _ReasonCode.ValueType  # 15
+    """The target is outside its hour-angle limit (`max_hour_angle_h`) whenever it is otherwise observable."""
+    REASON_CODE_WEATHER: _ReasonCode.ValueType  # 16
+    """The station's weather (CLOUDY, CLOSED) allows no observation."""
+    REASON_CODE_PARTIALLY_MET: _ReasonCode.ValueType  # 17
+    """The target got some of the contacts (visits) its demand asks for, not all: detail "k of n wanted ..."."""
 
 class ReasonCode(_ReasonCode, metaclass=_ReasonCodeEnumTypeWrapper): ...
 
@@ -87,6 +115,12 @@ REASON_CODE_TOO_FAINT: ReasonCode.ValueType  # 11
 REASON_CODE_TOO_SHORT: ReasonCode.ValueType  # 12
 REASON_CODE_SPACECRAFT_POWER: ReasonCode.ValueType  # 13
 REASON_CODE_TIME_LIMIT: ReasonCode.ValueType  # 14
+REASON_CODE_HOUR_ANGLE: ReasonCode.ValueType  # 15
+"""The target is outside its hour-angle limit (`max_hour_angle_h`) whenever it is otherwise observable."""
+REASON_CODE_WEATHER: ReasonCode.ValueType  # 16
+"""The station's weather (CLOUDY, CLOSED) allows no observation."""
+REASON_CODE_PARTIALLY_MET: ReasonCode.ValueType  # 17
+"""The target got some of the contacts (visits) its demand asks for, not all: detail "k of n wanted ..."."""
 Global___ReasonCode: _TypeAlias = ReasonCode  # noqa: Y015
 
 @_typing.final
@@ -102,6 +136,7 @@ class Demand(_message.Message):
     TIME_CRITICAL_BOOST_FIELD_NUMBER: _builtins.int
     CAMPAIGN_BOOST_FIELD_NUMBER: _builtins.int
     CADENCE_S_FIELD_NUMBER: _builtins.int
+    MAX_PER_STATION_FIELD_NUMBER: _builtins.int
     max_per_period: _builtins.int
     """At most this many contacts (satellites) or visits (celestial) per `period_s`; 0 = no limit."""
     period_s: _builtins.float
@@ -111,6 +146,10 @@ class Demand(_message.Message):
     campaign_boost: _builtins.float
     cadence_s: _builtins.float
     """Minimum seconds between visits (cadence); 0 = none."""
+    max_per_station: _builtins.int
+    """Geographic diversity: at most this many contacts (visits) at one station per `period_s`, or per plan when
+    `period_s` is 0; 0 = no limit.
+    """
     @_builtins.property
     def time_critical(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.TimeWindow]:
         """Windows in which the target's priority is boosted by `time_critical_boost`."""
@@ -125,10 +164,11 @@ class Demand(_message.Message):
         time_critical_boost: _builtins.float = ...,
         campaign_boost: _builtins.float = ...,
         cadence_s: _builtins.float = ...,
+        max_per_station: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cadence_s", b"cadence_s", "campaign_boost", b"campaign_boost", "max_per_period", b"max_per_period", "period_s", b"period_s", "redundancy", b"redundancy", "time_critical", b"time_critical", "time_critical_boost", b"time_critical_boost"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cadence_s", b"cadence_s", "campaign_boost", b"campaign_boost", "max_per_period", b"max_per_period", "max_per_station", b"max_per_station", "period_s", b"period_s", "redundancy", b"redundancy", "time_critical", b"time_critical", "time_critical_boost", b"time_critical_boost"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -204,11 +244,14 @@ class ComputePlanRequest(_message.Message):
     TIME_LIMIT_S_FIELD_NUMBER: _builtins.int
     TURNAROUND_S_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    TWILIGHT_FIELD_NUMBER: _builtins.int
     solver: Global___Solver.ValueType
     time_limit_s: _builtins.float
     turnaround_s: _builtins.float
     request_id: _builtins.str
     """Idempotency key; echoed back."""
+    twilight: Global___Twilight.ValueType
+    """Night for celestial targets; unspecified = nautical (-12 deg)."""
     @_builtins.property
     def window(self) -> _common_pb2.TimeWindow: ...
     @_builtins.property
@@ -228,10 +271,11 @@ class ComputePlanRequest(_message.Message):
         time_limit_s: _builtins.float = ...,
         turnaround_s: _builtins.float = ...,
         request_id: _builtins.str = ...,
+        twilight: Global___Twilight.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["window", b"window"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["frozen", b"frozen", "request_id", b"request_id", "solver", b"solver", "stations", b"stations", "targets", b"targets", "time_limit_s", b"time_limit_s", "turnaround_s", b"turnaround_s", "window", b"window"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["frozen", b"frozen", "request_id", b"request_id", "solver", b"solver", "stations", b"stations", "targets", b"targets", "time_limit_s", b"time_limit_s", "turnaround_s", b"turnaround_s", "twilight", b"twilight", "window", b"window"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -422,6 +466,7 @@ class ComputePlanResponse(_message.Message):
     UNSCHEDULED_FIELD_NUMBER: _builtins.int
     STATS_FIELD_NUMBER: _builtins.int
     SPACECRAFT_FORECASTS_FIELD_NUMBER: _builtins.int
+    PARTIALLY_MET_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     @_builtins.property
     def assignments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Assignment]: ...
@@ -433,6 +478,12 @@ class ComputePlanResponse(_message.Message):
     def spacecraft_forecasts(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.SpacecraftForecast]:
         """One per satellite target with a spacecraft profile: its simulated state with this plan's contacts taken."""
 
+    @_builtins.property
+    def partially_met(self) -> _containers.RepeatedCompositeFieldContainer[Global___Explanation]:
+        """Targets with a per-period demand (`max_per_period`) that got some contacts but fewer than it asks for over the
+        window, with a PARTIALLY_MET reason ("k of n") and why the rest were not placed.
+        """
+
     def __init__(
         self,
         *,
@@ -441,10 +492,11 @@ class ComputePlanResponse(_message.Message):
         unscheduled: _abc.Iterable[Global___Explanation] | None = ...,
         stats: Global___PlanStats | None = ...,
         spacecraft_forecasts: _abc.Iterable[_common_pb2.SpacecraftForecast] | None = ...,
+        partially_met: _abc.Iterable[Global___Explanation] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["stats", b"stats"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignments", b"assignments", "request_id", b"request_id", "spacecraft_forecasts", b"spacecraft_forecasts", "stats", b"stats", "unscheduled", b"unscheduled"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignments", b"assignments", "partially_met", b"partially_met", "request_id", b"request_id", "spacecraft_forecasts", b"spacecraft_forecasts", "stats", b"stats", "unscheduled", b"unscheduled"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
