@@ -169,7 +169,7 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
     agent_pb2_grpc.add_AgentServiceServicer_to_server(
         AgentServicer(repo, hub, liveness, dispatcher, Uploads(repo, config), config, clock), server
     )
-    stations_pb2_grpc.add_StationServiceServicer_to_server(StationServicer(repo, hub, liveness), server)
+    stations_pb2_grpc.add_StationServiceServicer_to_server(StationServicer(repo, hub, liveness, replan), server)
     targets_pb2_grpc.add_TargetServiceServicer_to_server(TargetServicer(repo, dispatcher, replan), server)
     targets_pb2_grpc.add_CampaignServiceServicer_to_server(CampaignServicer(repo, replan), server)
     observations_pb2_grpc.add_ObservationServiceServicer_to_server(ObservationServicer(repo), server)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -10,7 +11,7 @@ from skymesh.api.control.v1 import stations_pb2, stations_pb2_grpc
 from skymesh.api.convert import station_from_proto, station_to_proto, timestamp_from_datetime
 from skymesh.api.errors import grpc_errors
 from skymesh.core.errors import InvalidArgument, Unauthenticated
-from skymesh.core.model import StationKind, StationState
+from skymesh.core.model import StationKind, StationState, Weather
 from skymesh.server.auth import current_actor
 from skymesh.server.db import Repository
 from skymesh.server.db.records import StationRecord
@@ -32,10 +33,13 @@ def _station_msg(rec: StationRecord, liveness: Liveness) -> Any:
 
 
 class StationServicer(stations_pb2_grpc.StationServiceServicer):
-    def __init__(self, repo: Repository, hub: SessionHub, liveness: Liveness) -> None:
+    def __init__(
+        self, repo: Repository, hub: SessionHub, liveness: Liveness, on_change: Callable[[str], None] = lambda _: None
+    ) -> None:
         self._repo = repo
         self._hub = hub
         self._liveness = liveness
+        self._on_change = on_change
 
     @grpc_errors
     async def CreateStation(
@@ -84,3 +88,17 @@ class StationServicer(stations_pb2_grpc.StationServiceServicer):
         await self._repo.revoke_station_key(request.key_id, actor=current_actor())
         self._hub.close_key(request.key_id, Unauthenticated("station key revoked", reason="KEY_REVOKED"))
         return stations_pb2.RevokeStationKeyResponse()
+
+    @grpc_errors
+    async def SetStationWeather(
+        self, request: stations_pb2.SetStationWeatherRequest, context: Ctx
+    ) -> stations_pb2.SetStationWeatherResponse:
+        try:
+            weather = Weather(request.weather)
+        except ValueError:
+            raise InvalidArgument(f"unknown weather {request.weather}", field="weather") from None
+        before = await self._repo.get_station(request.station_id)
+        rec = await self._repo.set_station_weather(request.station_id, weather, actor=current_actor())
+        if before.station.weather != weather:
+            self._on_change(f"weather at {request.station_id}: {weather.name}")
+        return stations_pb2.SetStationWeatherResponse(station=_station_msg(rec, self._liveness))

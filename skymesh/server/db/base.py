@@ -33,6 +33,7 @@ from skymesh.core.model import (
     TargetKind,
     ThermalParams,
     TimeWindow,
+    Weather,
 )
 from skymesh.observability.metrics import DB_LATENCY
 from skymesh.server.db.models import AuditRow, JobRow, StationRow, TargetAliasRow, TargetRow, TleRow
@@ -196,6 +197,7 @@ class RepoBase:
             fov_deg=row.fov_deg,
             state=StationState(row.state),
             unavailable=tuple(_window_from_json(w) for w in row.unavailable),
+            weather=Weather(row.weather or 0),
         )
         return StationRecord(station, row.last_seen, row.clock_offset_s, row.agent_version, row.state_changed_at)
 
@@ -217,6 +219,7 @@ class RepoBase:
             "limiting_magnitude": station.limiting_magnitude,
             "fov_deg": station.fov_deg,
             "unavailable": [_window_json(w) for w in station.unavailable],
+            "weather": int(station.weather),
         }
 
     @staticmethod

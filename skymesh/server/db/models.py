@@ -89,6 +89,7 @@ class StationRow(Base):
     clock_offset_s: Mapped[float] = mapped_column(Float, default=0.0)
     agent_version: Mapped[str] = mapped_column(String(64), default="")
     capabilities: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    weather: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Last command seq handed out for this station (the outbox allocates with UPDATE ... RETURNING).
     command_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

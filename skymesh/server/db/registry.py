@@ -23,6 +23,7 @@ from skymesh.core.model import (
     StationState,
     Target,
     TargetKind,
+    Weather,
 )
 from skymesh.server.db.base import (
     RepoBase,
@@ -113,6 +114,16 @@ class RegistryRepo(RepoBase):
             return [self._station(r) for r in (await s.scalars(query)).all()]
 
     # ---------------------------------------------------------------------------------------------- station keys
+
+    async def set_station_weather(self, station_id: str, weather: Weather, *, actor: str = "system") -> StationRecord:
+        """Record the weather at a station; returns the station. Unknown station: NotFound."""
+        async with self._tx("set_station_weather") as s:
+            row = await s.get(StationRow, station_id)
+            if row is None:
+                raise NotFound(f"no station {station_id!r}", field="station_id")
+            row.weather = int(weather)
+            self._audit(s, self._now(), actor, "set_station_weather", station_id, weather=weather.name)
+            return self._station(row)
 
     async def issue_station_key(self, station_id: str, *, actor: str = "system") -> IssuedKey:
         now = self._now()

@@ -215,3 +215,45 @@ class RevokeStationKeyResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RevokeStationKeyResponse: _TypeAlias = RevokeStationKeyResponse  # noqa: Y015
+
+@_typing.final
+class SetStationWeatherRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATION_ID_FIELD_NUMBER: _builtins.int
+    WEATHER_FIELD_NUMBER: _builtins.int
+    station_id: _builtins.str
+    weather: _common_pb2.Weather.ValueType
+    def __init__(
+        self,
+        *,
+        station_id: _builtins.str = ...,
+        weather: _common_pb2.Weather.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["station_id", b"station_id", "weather", b"weather"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetStationWeatherRequest: _TypeAlias = SetStationWeatherRequest  # noqa: Y015
+
+@_typing.final
+class SetStationWeatherResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def station(self) -> _common_pb2.Station: ...
+    def __init__(
+        self,
+        *,
+        station: _common_pb2.Station | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["station", b"station"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["station", b"station"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetStationWeatherResponse: _TypeAlias = SetStationWeatherResponse  # noqa: Y015

@@ -59,6 +59,11 @@ class StationServiceStub:
                 request_serializer=skymesh_dot_api_dot_control_dot_v1_dot_stations__pb2.RevokeStationKeyRequest.SerializeToString,
                 response_deserializer=skymesh_dot_api_dot_control_dot_v1_dot_stations__pb2.RevokeStationKeyResponse.FromString,
                 _registered_method=True)
+        self.SetStationWeather = channel.unary_unary(
+                '/skymesh.api.control.v1.StationService/SetStationWeather',
+                request_serializer=skymesh_dot_api_dot_control_dot_v1_dot_stations__pb2.SetStationWeatherRequest.SerializeToString,
+                response_deserializer=skymesh_dot_api_dot_control_dot_v1_dot_stations__pb2.SetStationWeatherResponse.FromString,
+                _registered_method=True)
 
 
 class StationServiceServicer:
@@ -96,6 +101,14 @@ class StationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetStationWeather(self, request, context):
+        """Weather at a station (from its operator or a weather feed). A change wakes the planner: telescopes that are not
+        CLEAR get no celestial work, and a CLOSED station gets none at all.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_StationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -123,6 +136,11 @@ def add_StationServiceServicer_to_server(servicer, server):
                     servicer.RevokeStationKey,
                     request_deserializer=skymesh_dot_api_dot_control_dot_v1_dot_stations__pb2.RevokeStationKeyRequest.FromString,
                     response_serializer=skymesh_dot_api_dot_control_dot_v1_dot_stations__pb2.RevokeStationKeyResponse.SerializeToString,
+            ),
+            'SetStationWeather': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetStationWeather,
+                    request_deserializer=skymesh_dot_api_dot_control_dot_v1_dot_stations__pb2.SetStationWeatherRequest.FromString,
+                    response_serializer=skymesh_dot_api_dot_control_dot_v1_dot_stations__pb2.SetStationWeatherResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -260,6 +278,33 @@ class StationService:
             '/skymesh.api.control.v1.StationService/RevokeStationKey',
             skymesh_dot_api_dot_control_dot_v1_dot_stations__pb2.RevokeStationKeyRequest.SerializeToString,
             skymesh_dot_api_dot_control_dot_v1_dot_stations__pb2.RevokeStationKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetStationWeather(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/skymesh.api.control.v1.StationService/SetStationWeather',
+            skymesh_dot_api_dot_control_dot_v1_dot_stations__pb2.SetStationWeatherRequest.SerializeToString,
+            skymesh_dot_api_dot_control_dot_v1_dot_stations__pb2.SetStationWeatherResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -38,6 +38,10 @@ class StationServiceStub:
     """A new API key for a station; the secret is returned once and only its hash is stored."""
     RevokeStationKey: _grpc.UnaryUnaryMultiCallable[_stations_pb2.RevokeStationKeyRequest, _stations_pb2.RevokeStationKeyResponse]
     """Revoking a key also ends any live stream that used it."""
+    SetStationWeather: _grpc.UnaryUnaryMultiCallable[_stations_pb2.SetStationWeatherRequest, _stations_pb2.SetStationWeatherResponse]
+    """Weather at a station (from its operator or a weather feed). A change wakes the planner: telescopes that are not
+    CLEAR get no celestial work, and a CLOSED station gets none at all.
+    """
 
 @_typing.type_check_only
 class StationServiceAsyncStub(StationServiceStub):
@@ -49,6 +53,10 @@ class StationServiceAsyncStub(StationServiceStub):
     """A new API key for a station; the secret is returned once and only its hash is stored."""
     RevokeStationKey: _aio.UnaryUnaryMultiCallable[_stations_pb2.RevokeStationKeyRequest, _stations_pb2.RevokeStationKeyResponse]  # type: ignore[assignment]
     """Revoking a key also ends any live stream that used it."""
+    SetStationWeather: _aio.UnaryUnaryMultiCallable[_stations_pb2.SetStationWeatherRequest, _stations_pb2.SetStationWeatherResponse]  # type: ignore[assignment]
+    """Weather at a station (from its operator or a weather feed). A change wakes the planner: telescopes that are not
+    CLEAR get no celestial work, and a CLOSED station gets none at all.
+    """
 
 class StationServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -87,5 +95,15 @@ class StationServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_stations_pb2.RevokeStationKeyResponse, _abc.Awaitable[_stations_pb2.RevokeStationKeyResponse]]:
         """Revoking a key also ends any live stream that used it."""
+
+    @_abc_1.abstractmethod
+    def SetStationWeather(
+        self,
+        request: _stations_pb2.SetStationWeatherRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_stations_pb2.SetStationWeatherResponse, _abc.Awaitable[_stations_pb2.SetStationWeatherResponse]]:
+        """Weather at a station (from its operator or a weather feed). A change wakes the planner: telescopes that are not
+        CLEAR get no celestial work, and a CLOSED station gets none at all.
+        """
 
 def add_StationServiceServicer_to_server(servicer: StationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
