@@ -1,0 +1,208 @@
+"""How an az/el rotator really moves: per-axis slew times, cable wrap and flip, planned once for a whole pass.
+
+One model serves both ends: the scheduler uses `slew_time_s` to pad consecutive contacts at a station, and the agent
+uses `plan_track` before AOS to choose the wrap (or flip) it will follow, so that a plan the scheduler calls feasible
+is one the hardware can fly. Angles are degrees; a *mechanical* azimuth may lie outside 0..360 (overwind, e.g. a
+450-degree or -180..540 rotator), a *sky* azimuth is always in [0, 360).
+
+Each axis moves on its own with a trapezoidal speed profile (rate limit, optional acceleration limit); a slew takes
+as long as its slower axis. Flip mode (rotators whose elevation reaches 180 degrees) points at sky (az, el) with the
+mechanical pair (az + 180, 180 - el), which turns an overhead pass that crosses the azimuth stop into one without a
+long unwind.
+
+Imports numpy only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from skymesh.core.errors import InvalidArgument
+
+__all__ = ["AxisLimits", "RotatorModel", "TrackPlan", "axis_move_time_s", "plan_track", "slew_time_s"]
+
+FloatArray = npt.NDArray[np.float64]
+TrackMode = Literal["normal", "flip"]
+
+
+@dataclass(frozen=True, slots=True)
+class AxisLimits:
+    """One axis: its travel in degrees, its top rate and (0 = unlimited) its acceleration."""
+
+    min_deg: float
+    max_deg: float
+    rate_deg_s: float
+    accel_deg_s2: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not (np.isfinite(self.min_deg) and np.isfinite(self.max_deg) and self.min_deg < self.max_deg):
+            raise InvalidArgument(f"axis range {self.min_deg}..{self.max_deg} is empty", field="min_deg")
+        if not (np.isfinite(self.rate_deg_s) and self.rate_deg_s > 0):
+            raise InvalidArgument("must be a positive number", field="rate_deg_s")
+        if not (np.isfinite(self.accel_deg_s2) and self.accel_deg_s2 >= 0):
+            raise InvalidArgument("must be zero (unlimited) or positive", field="accel_deg_s2")
+
+    @property
+    def span_deg(self) -> float:
+        return self.max_deg - self.min_deg
+
+
+@dataclass(frozen=True, slots=True)
+class RotatorModel:
+    """An az/el rotator (or alt-az mount used the same way) with its travel, speeds and park position."""
+
+    azimuth: AxisLimits = AxisLimits(0.0, 360.0, 6.0)
+    elevation: AxisLimits = AxisLimits(0.0, 90.0, 6.0)
+    park_azimuth_deg: float = 0.0
+    park_elevation_deg: float = 90.0
+
+    @property
+    def can_flip(self) -> bool:
+        """Elevation travel reaches past the zenith to the far horizon (a 180-degree elevation axis)."""
+        return self.elevation.max_deg >= 180.0 - 1e-9 and self.elevation.min_deg <= 0.0 + 1e-9
+
+    def intersect(self, other: RotatorModel) -> RotatorModel:
+        """Travel allowed by both (e.g. the agent's config and what the rotctld daemon reports); slower rates win."""
+        return RotatorModel(
+            azimuth=_intersect_axis(self.azimuth, other.azimuth, "azimuth"),
+            elevation=_intersect_axis(self.elevation, other.elevation, "elevation"),
+            park_azimuth_deg=self.park_azimuth_deg,
+            park_elevation_deg=self.park_elevation_deg,
+        )
+
+
+def _intersect_axis(a: AxisLimits, b: AxisLimits, name: str) -> AxisLimits:
+    low, high = max(a.min_deg, b.min_deg), min(a.max_deg, b.max_deg)
+    if low >= high:
+        raise InvalidArgument(f"{name} ranges {a.min_deg}..{a.max_deg} and {b.min_deg}..{b.max_deg} do not overlap")
+    accels = [x for x in (a.accel_deg_s2, b.accel_deg_s2) if x > 0]
+    return AxisLimits(low, high, min(a.rate_deg_s, b.rate_deg_s), min(accels) if accels else 0.0)
+
+
+def axis_move_time_s(delta_deg: float | FloatArray, axis: AxisLimits) -> float | FloatArray:
+    """Seconds to move one axis by |delta_deg| from rest to rest (trapezoid; triangle when the move is short)."""
+    d = np.abs(np.asarray(delta_deg, dtype=np.float64))
+    v = axis.rate_deg_s
+    if axis.accel_deg_s2 <= 0:
+        out = d / v
+    else:
+        a = axis.accel_deg_s2
+        ramp_deg = v * v / a  # distance spent accelerating and braking at full rate
+        out = np.where(d >= ramp_deg, d / v + v / a, 2.0 * np.sqrt(d / a))
+    return float(out) if out.ndim == 0 else out
+
+
+def slew_time_s(
+    model: RotatorModel,
+    from_az_deg: float | FloatArray,
+    from_el_deg: float | FloatArray,
+    to_az_deg: float | FloatArray,
+    to_el_deg: float | FloatArray,
+) -> float | FloatArray:
+    """Time for a slew between two sky directions: each axis on its own, the slower one decides.
+
+    Without a known mechanical wrap the azimuth move is the shorter way round (what a planner can assume before the
+    agent chooses the wrap); the agent's `plan_track` pre-positions with the real mechanical angles.
+    """
+    daz = np.abs((np.asarray(to_az_deg, dtype=np.float64) - from_az_deg + 180.0) % 360.0 - 180.0)
+    del_ = np.asarray(to_el_deg, dtype=np.float64) - np.asarray(from_el_deg, dtype=np.float64)
+    out = np.maximum(axis_move_time_s(daz, model.azimuth), axis_move_time_s(del_, model.elevation))
+    return float(out) if np.ndim(out) == 0 else np.asarray(out)
+
+
+@dataclass(frozen=True, slots=True)
+class TrackPlan:
+    """The mechanical path chosen for a pass, and how well the rotator can follow it."""
+
+    mode: TrackMode
+    azimuth_deg: FloatArray  # mechanical, may be outside 0..360
+    elevation_deg: FloatArray  # mechanical, up to 180 in flip mode
+    reachable: npt.NDArray[np.bool_]  # inside travel limits at that sample
+    max_rate_needed_deg_s: float  # fastest axis rate the track asks for
+    rate_ok: bool  # the rotator is fast enough everywhere
+
+    @property
+    def start(self) -> tuple[float, float]:
+        return float(self.azimuth_deg[0]), float(self.elevation_deg[0])
+
+    @property
+    def within_limits(self) -> bool:
+        return bool(self.reachable.all())
+
+
+def _unwrap_deg(az_deg: FloatArray) -> FloatArray:
+    return np.rad2deg(np.unwrap(np.deg2rad(az_deg)))
+
+
+def _best_offset(path: FloatArray, axis: AxisLimits, current_deg: float | None) -> float:
+    """The multiple of 360 that puts most of `path` inside the axis travel (ties: least move from `current_deg`)."""
+    lo_k = int(np.floor((axis.min_deg - path.max()) / 360.0)) - 1
+    hi_k = int(np.ceil((axis.max_deg - path.min()) / 360.0)) + 1
+    best: tuple[int, float, float] | None = None
+    for k in range(lo_k, hi_k + 1):
+        shifted = path + 360.0 * k
+        inside = int(((shifted >= axis.min_deg - 1e-9) & (shifted <= axis.max_deg + 1e-9)).sum())
+        move = abs(shifted[0] - current_deg) if current_deg is not None else abs(shifted[0] - axis.min_deg)
+        key = (-inside, move)
+        if best is None or key < (best[0], best[1]):
+            best = (-inside, move, 360.0 * k)
+    assert best is not None
+    return best[2]
+
+
+def _candidate(
+    model: RotatorModel, mode: TrackMode, t_s: FloatArray, az: FloatArray, el: FloatArray, current: float | None
+) -> TrackPlan:
+    if mode == "flip":
+        az, el = (az + 180.0) % 360.0, 180.0 - el
+    path = _unwrap_deg(az)
+    path = path + _best_offset(path, model.azimuth, current)
+    reachable = (
+        (path >= model.azimuth.min_deg - 1e-9)
+        & (path <= model.azimuth.max_deg + 1e-9)
+        & (el >= model.elevation.min_deg - 1e-9)
+        & (el <= model.elevation.max_deg + 1e-9)
+    )
+    if len(t_s) > 1:
+        dt = np.maximum(np.diff(t_s), 1e-9)
+        az_rate = float(np.max(np.abs(np.diff(path)) / dt))
+        el_rate = float(np.max(np.abs(np.diff(el)) / dt))
+    else:
+        az_rate = el_rate = 0.0
+    rate_ok = az_rate <= model.azimuth.rate_deg_s + 1e-9 and el_rate <= model.elevation.rate_deg_s + 1e-9
+    return TrackPlan(mode, path, el.copy(), reachable, max(az_rate, el_rate), rate_ok)
+
+
+def plan_track(
+    model: RotatorModel,
+    t_s: FloatArray,
+    azimuth_deg: FloatArray,
+    elevation_deg: FloatArray,
+    *,
+    current_azimuth_deg: float | None = None,
+) -> TrackPlan:
+    """Choose the wrap (and flip, where the rotator has one) so the whole pass is flown without an unwind.
+
+    Preference: every sample reachable, then the rotator fast enough, then normal over flip mode, then the shortest
+    pre-positioning move. Flip mode shifts the whole track's azimuth by 180 degrees, which moves a north-crossing pass
+    away from the azimuth stop; it does not slow the keyhole (azimuth still sweeps fast near the zenith).
+    When no candidate reaches every sample, the one that reaches the most is returned with `reachable` saying where
+    it cannot point.
+    """
+    t = np.asarray(t_s, dtype=np.float64)
+    az = np.asarray(azimuth_deg, dtype=np.float64) % 360.0
+    el = np.asarray(elevation_deg, dtype=np.float64)
+    if t.shape != az.shape or t.shape != el.shape or t.size == 0:
+        raise InvalidArgument("time, azimuth and elevation must be non-empty and of one length", field="t_s")
+    modes: list[TrackMode] = ["normal", "flip"] if model.can_flip else ["normal"]
+    candidates = [_candidate(model, m, t, az, el, current_azimuth_deg) for m in modes]
+
+    def key(plan: TrackPlan) -> tuple[int, int, int, float]:
+        move = abs(plan.azimuth_deg[0] - current_azimuth_deg) if current_azimuth_deg is not None else 0.0
+        return (-int(plan.reachable.sum()), 0 if plan.rate_ok else 1, 0 if plan.mode == "normal" else 1, move)
+
+    return min(candidates, key=key)

@@ -1,0 +1,73 @@
+"""The rotator model: per-axis trapezoid slews, wrap and flip choice for whole passes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from skymesh.core.errors import InvalidArgument
+from skymesh.core.rotator import AxisLimits, RotatorModel, axis_move_time_s, plan_track, slew_time_s
+
+
+def test_axis_time_rate_only_and_trapezoid() -> None:
+    fast = AxisLimits(0, 360, rate_deg_s=6.0)
+    assert axis_move_time_s(60.0, fast) == pytest.approx(10.0)
+    accel = AxisLimits(0, 360, rate_deg_s=6.0, accel_deg_s2=3.0)  # 12 deg to reach full rate and brake
+    assert axis_move_time_s(60.0, accel) == pytest.approx(60.0 / 6.0 + 6.0 / 3.0)
+    assert axis_move_time_s(3.0, accel) == pytest.approx(2.0 * np.sqrt(1.0))  # triangle profile
+    assert axis_move_time_s(-60.0, fast) == pytest.approx(10.0)
+
+
+def test_slew_is_slower_axis_and_short_way_round() -> None:
+    model = RotatorModel(AxisLimits(0, 360, 5.0), AxisLimits(0, 90, 2.0))
+    assert slew_time_s(model, 350.0, 10.0, 10.0, 10.0) == pytest.approx(4.0)  # 20 deg az across north
+    assert slew_time_s(model, 0.0, 10.0, 10.0, 40.0) == pytest.approx(15.0)  # el is the slow axis
+    out = slew_time_s(model, np.array([0.0, 0.0]), np.array([0.0, 0.0]), np.array([90.0, 0.0]), np.array([0.0, 90.0]))
+    assert np.allclose(out, [18.0, 45.0])
+
+
+def _north_crossing() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    t = np.linspace(0.0, 600.0, 61)
+    az = (348.0 + (28.0 * t / 600.0)) % 360.0  # 348 -> 16 through north
+    el = 10.0 + 50.0 * np.sin(np.pi * t / 600.0)
+    return t, az, el
+
+
+def test_north_crossing_pass_uses_overwind_when_available() -> None:
+    t, az, el = _north_crossing()
+    plan = plan_track(RotatorModel(AxisLimits(-180.0, 540.0, 6.0), AxisLimits(0, 90, 6.0)), t, az, el)
+    assert plan.within_limits and plan.mode == "normal"
+    assert np.all(np.abs(np.diff(plan.azimuth_deg)) < 5.0)  # no unwind anywhere
+
+
+def test_north_crossing_pass_flips_on_a_180_elevation_rotator() -> None:
+    t, az, el = _north_crossing()
+    plan = plan_track(RotatorModel(AxisLimits(0.0, 360.0, 6.0), AxisLimits(0, 180, 6.0)), t, az, el)
+    assert plan.within_limits and plan.mode == "flip"
+    assert np.all((plan.azimuth_deg >= 0) & (plan.azimuth_deg <= 360))
+    sky_az = (plan.azimuth_deg + 180.0) % 360.0
+    assert np.allclose(sky_az, az) and np.allclose(180.0 - plan.elevation_deg, el)
+
+
+def test_unreachable_samples_are_reported_not_hidden() -> None:
+    t, az, el = _north_crossing()
+    plan = plan_track(RotatorModel(AxisLimits(0.0, 360.0, 6.0), AxisLimits(0, 90, 6.0)), t, az, el)
+    assert not plan.within_limits and 0 < plan.reachable.sum() < len(t)
+
+
+def test_slow_rotator_is_flagged() -> None:
+    t = np.array([0.0, 1.0, 2.0])
+    plan = plan_track(
+        RotatorModel(AxisLimits(0, 360, 2.0), AxisLimits(0, 90, 2.0)), t, np.array([10.0, 20, 30]), np.full(3, 30.0)
+    )
+    assert not plan.rate_ok and plan.max_rate_needed_deg_s == pytest.approx(10.0)
+
+
+def test_intersect_takes_narrower_travel_and_slower_rate() -> None:
+    config = RotatorModel(AxisLimits(-90, 450, 8.0), AxisLimits(0, 180, 8.0))
+    daemon = RotatorModel(AxisLimits(0, 360, 6.0), AxisLimits(0, 90, 6.0))
+    both = config.intersect(daemon)
+    assert (both.azimuth.min_deg, both.azimuth.max_deg, both.azimuth.rate_deg_s) == (0, 360, 6.0)
+    assert not both.can_flip
+    with pytest.raises(InvalidArgument):
+        RotatorModel(AxisLimits(0, 90, 1.0)).intersect(RotatorModel(AxisLimits(100, 200, 1.0)))
