@@ -12,6 +12,7 @@ from skymesh.api.control.v1 import observations_pb2, observations_pb2_grpc
 from skymesh.api.convert import job_state_from_proto, time_window_from_proto, timestamp_from_datetime
 from skymesh.api.errors import grpc_errors
 from skymesh.core.errors import InvalidArgument, SkyMeshError, Unavailable
+from skymesh.core.ids import check_id
 from skymesh.core.jobs import JobState
 from skymesh.core.model import TimeWindow
 from skymesh.server.auth import current_actor
@@ -40,6 +41,8 @@ class JobServicer(observations_pb2_grpc.JobServiceServicer):
     async def ListJobs(
         self, request: observations_pb2.ListJobsRequest, context: Ctx
     ) -> observations_pb2.ListJobsResponse:
+        if request.station_id:
+            check_id(request.station_id, field="station_id")
         states = [job_state_from_proto(request.state)] if request.state else []
         jobs = await self._repo.list_jobs(
             station_id=request.station_id,
@@ -94,6 +97,10 @@ class ObservationServicer(observations_pb2_grpc.ObservationServiceServicer):
     ) -> observations_pb2.ListObservationsResponse:
         if request.page_size < 0:
             raise InvalidArgument("must not be negative", field="page_size")
+        if request.target_id:
+            check_id(request.target_id, field="target_id")
+        if request.station_id:
+            check_id(request.station_id, field="station_id")
         rows = await self._repo.list_observations(
             target_id=request.target_id,
             station_id=request.station_id,
@@ -115,8 +122,7 @@ class ObservationServicer(observations_pb2_grpc.ObservationServiceServicer):
     async def GetLightCurve(
         self, request: observations_pb2.GetLightCurveRequest, context: Ctx
     ) -> observations_pb2.GetLightCurveResponse:
-        if not request.target_id:
-            raise InvalidArgument("must not be empty", field="target_id")
+        check_id(request.target_id, field="target_id")
         await self._repo.get_target(request.target_id)
         points = await self._repo.light_curve(
             request.target_id,

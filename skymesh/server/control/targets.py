@@ -15,6 +15,7 @@ from skymesh.api.convert import spacecraft_forecast_to_proto, target_from_proto
 from skymesh.api.errors import grpc_errors
 from skymesh.astro.tle import parse_tle
 from skymesh.core.errors import InvalidArgument, InvalidTLE
+from skymesh.core.ids import check_id
 from skymesh.core.model import SatelliteTarget
 from skymesh.server.auth import current_actor
 from skymesh.server.db import Repository
@@ -46,9 +47,10 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
     async def CreateTarget(
         self, request: targets_pb2.CreateTargetRequest, context: Ctx
     ) -> targets_pb2.CreateTargetResponse:
+        check_id(request.target.target_id, field="target.target_id")
+        if request.target.campaign_id:
+            check_id(request.target.campaign_id, field="target.campaign_id")
         target = target_from_proto(request.target)
-        if len(target.target_id) > 64:
-            raise InvalidArgument("must be at most 64 characters", field="target.target_id")
         epoch = None
         if isinstance(target, SatelliteTarget):
             norad_id, epoch = _check_tle(target.tle_line1, target.tle_line2, target.name, "target.satellite")
@@ -70,6 +72,7 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
 
     @grpc_errors
     async def GetTarget(self, request: targets_pb2.GetTargetRequest, context: Ctx) -> targets_pb2.GetTargetResponse:
+        check_id(request.target_id, field="target_id")
         rec = await self._repo.get_target(request.target_id)
         out = targets_pb2.GetTargetResponse(target=target_record_to_proto(rec))
         if rec.spacecraft_forecast is not None:
@@ -80,6 +83,8 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
     async def ListTargets(
         self, request: targets_pb2.ListTargetsRequest, context: Ctx
     ) -> targets_pb2.ListTargetsResponse:
+        if request.campaign_id:
+            check_id(request.campaign_id, field="campaign_id")
         records = await self._repo.list_targets(request.campaign_id)
         return targets_pb2.ListTargetsResponse(
             targets=[target_record_to_proto(r) for r in records],
@@ -92,6 +97,7 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
     async def UpdateElements(
         self, request: targets_pb2.UpdateElementsRequest, context: Ctx
     ) -> targets_pb2.UpdateElementsResponse:
+        check_id(request.target_id, field="target_id")
         current = await self._repo.get_target(request.target_id)
         if not isinstance(current.target, SatelliteTarget):
             raise InvalidArgument("target is not a satellite", field="target_id")
@@ -118,6 +124,7 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
     async def DeleteTarget(
         self, request: targets_pb2.DeleteTargetRequest, context: Ctx
     ) -> targets_pb2.DeleteTargetResponse:
+        check_id(request.target_id, field="target_id")
         await self._repo.delete_target(request.target_id, actor=current_actor())
         self._on_change("target deleted")
         return targets_pb2.DeleteTargetResponse()
@@ -132,6 +139,7 @@ class CampaignServicer(targets_pb2_grpc.CampaignServiceServicer):
     async def CreateCampaign(
         self, request: targets_pb2.CreateCampaignRequest, context: Ctx
     ) -> targets_pb2.CreateCampaignResponse:
+        check_id(request.campaign.campaign_id, field="campaign.campaign_id")
         rec = await self._repo.create_campaign(campaign_from_proto(request.campaign), actor=current_actor())
         self._on_change("campaign created")
         return targets_pb2.CreateCampaignResponse(campaign=campaign_to_proto(rec))
