@@ -1,8 +1,10 @@
 """Resumable artifact uploads (docs/protocol.md rule 11): offsets, status query, SHA-256 check.
 
-Files live under `<data_dir>/uploads/<station>/<observation_id>/<artifact_id>`; while incomplete they end in
-".part". The committed size in the database is the truth: each chunk is appended and fsynced before the size is
-committed, and a file longer than its committed size (a crash between the two) is truncated on the next chunk.
+Files live under `<data_dir>/uploads/<xx>/<storage_id>`, where `storage_id` is a random id the server generates
+for each artifact (never a client-chosen name: nothing an agent sends can steer a path), and every path is checked
+to resolve inside the uploads directory before it is opened; while incomplete they end in ".part". The committed
+size in the database is the truth: each chunk is appended and fsynced before the size is committed, and a file
+longer than its committed size (a crash between the two) is truncated on the next chunk.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import asyncio
 import hashlib
 import os
 import re
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +28,7 @@ from skymesh.server.config import ServerConfig
 from skymesh.server.db import Repository
 from skymesh.server.db.records import ArtifactRecord
 
-__all__ = ["MAX_CHUNK_BYTES", "Uploads", "parse_resource_name"]
+__all__ = ["MAX_CHUNK_BYTES", "Uploads", "inside", "parse_resource_name", "storage_path"]
 
 MAX_CHUNK_BYTES = 512 * 1024
 _RESOURCE = re.compile(r"^observations/([A-Za-z0-9][A-Za-z0-9._-]{0,63})/artifacts/([A-Za-z0-9][A-Za-z0-9._-]{0,63})$")
@@ -37,6 +40,21 @@ def parse_resource_name(name: str) -> tuple[str, str]:
     if match is None:
         raise InvalidArgument("must be observations/{observation_id}/artifacts/{artifact_id}", field="resource_name")
     return match.group(1), match.group(2)
+
+
+def storage_path(root: Path, storage_id: str) -> Path:
+    """Where a server-generated `storage_id` lives under `root`; refuses anything that would resolve outside it."""
+    if not re.fullmatch(r"[0-9a-f]{32}", storage_id):
+        raise InvalidArgument("must be 32 lowercase hex digits", field="storage_id")
+    return inside(root, root / storage_id[:2] / storage_id)
+
+
+def inside(root: Path, path: Path) -> Path:
+    """`path` if it resolves to somewhere under `root` (symlinks followed); else InvalidArgument."""
+    resolved = path.resolve()
+    if not resolved.is_relative_to(root.resolve()):
+        raise InvalidArgument("resolves outside the data directory", field="path")
+    return resolved
 
 
 def _append(path: Path, committed: int, data: bytes) -> None:
@@ -64,7 +82,7 @@ class Uploads:
         self._root = config.uploads_dir
 
     def _part(self, record: ArtifactRecord) -> Path:
-        return Path(record.path + ".part")
+        return inside(self._root, Path(record.path + ".part"))
 
     async def upload(
         self, request_iterator: Any, context: grpc.aio.ServicerContext[Any, Any]
@@ -85,7 +103,7 @@ class Uploads:
             assert isinstance(chunk, agent_pb2.UploadArtifactRequest)
             if record is None:
                 observation_id, artifact_id = parse_resource_name(chunk.resource_name)
-                path = self._root / station_id / observation_id / artifact_id
+                path = storage_path(self._root, uuid.uuid4().hex)
                 record = await self._repo.open_artifact(
                     chunk.resource_name,
                     observation_id=observation_id,
@@ -143,7 +161,7 @@ class Uploads:
                 grpc.StatusCode.DATA_LOSS,
                 f"{what}: the received file does not match (sha256 {actual}, {committed} bytes); upload discarded",
             )
-        await asyncio.to_thread(os.replace, part, record.path)
+        await asyncio.to_thread(os.replace, part, inside(self._root, Path(record.path)))
         await self._repo.set_artifact_progress(record.resource_name, committed, complete=True, sha256=actual)
 
     async def query(

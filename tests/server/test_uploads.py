@@ -69,7 +69,15 @@ async def test_upload_resume_and_verify(fleet: Fleet) -> None:
             agent_pb2.QueryUploadStatusRequest(resource_name=RESOURCE), metadata=_meta(fleet, "gs2")
         )
         assert (other.committed_size_bytes, other.complete) == (0, False)
-    stored = Path(fleet.server.config.uploads_dir) / "gs1" / "obs-1" / "image.fits"
+    record = await fleet.server.repo.get_artifact(RESOURCE)
+    assert record is not None
+    _assert_stored_under(Path(fleet.server.config.uploads_dir), Path(record.path), payload)
+
+
+def _assert_stored_under(root: Path, stored: Path, payload: bytes) -> None:
+    # The server names the file itself: nothing of the station's or the agent's choosing is in the path.
+    relative = stored.relative_to(root.resolve())
+    assert "gs1" not in str(relative) and "obs-1" not in str(relative) and "image" not in str(relative)
     assert stored.read_bytes() == payload
 
 
