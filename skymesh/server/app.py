@@ -1,5 +1,6 @@
 """Assembling and running the server: `serve(config)` builds the grpc.aio server with every servicer, health
-checking, reflection and keepalive settings, starts the liveness monitor and the planner, and returns a
+checking, reflection (behind the same token check as the control API) and keepalive settings, gives a fresh database
+its first admin (token in an owner-only file), starts the liveness monitor and the planner, and returns a
 `RunningServer` that tests, the demo and `skymesh server` stop gracefully (Drain to agents, grace, close the DB).
 """
 
@@ -28,7 +29,7 @@ from skymesh.api.control.v1 import (
 )
 from skymesh.api.scheduler.v1 import scheduler_pb2_grpc
 from skymesh.core.clock import Clock, SystemClock
-from skymesh.server.auth import ControlAuthInterceptor
+from skymesh.server.auth import ControlAuthInterceptor, bootstrap_admin
 from skymesh.server.config import ServerConfig
 from skymesh.server.control import (
     CampaignServicer,
@@ -160,6 +161,10 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
         if planner is not None:
             planner.request(reason)
 
+    if config.control_auth:
+        await bootstrap_admin(repo, config.admin_token_path)
+    else:
+        log.warning("control API authentication is OFF (control_auth: false): anyone on this host is admin")
     liveness = Liveness(repo, hub, config, clock, on_schedulable_change=lambda s: replan(f"station {s} state"))
     await liveness.load()
 

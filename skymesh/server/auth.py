@@ -1,29 +1,56 @@
-"""Who is calling: station API keys for the agent service, user tokens and roles for the control API.
+"""Who is calling: station API keys for the agent service, user tokens and roles for everything else.
 
 Agents are authenticated at the start of each RPC (`authenticate_station`), because the stream handler needs the
-station identity. Control calls go through `ControlAuthInterceptor`, which checks the token and the role a method
-needs before the servicer runs, and makes the caller's name available to the servicer as `current_actor()` for the
-audit log.
+station identity. Every other call goes through `ControlAuthInterceptor`, which is deny-by-default: apart from the
+agent service (station keys, checked by its handlers) and gRPC health checking (load balancers and orchestrators
+probe it without credentials), each method needs a user token whose role covers it, whatever the handler's
+streaming shape. That includes server reflection, which would otherwise hand an anonymous caller the whole API.
+The caller's name is available to the servicer as `current_actor()` for the audit log.
+
+`bootstrap_admin` gives a fresh database its first admin and writes that user's token to an owner-only file, so
+the control API can be authenticated on every address from the very first start without a default password.
+
+Imports grpc, the error choke point and the repository; never the servicers.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
-from collections.abc import Awaitable, Callable
+import inspect
+import logging
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import grpc
 
 from skymesh.api.errors import abort_with
-from skymesh.core.errors import PermissionDenied, SkyMeshError, Unauthenticated
+from skymesh.core.errors import AlreadyExists, PermissionDenied, SkyMeshError, Unauthenticated
 from skymesh.server.db import Repository
 from skymesh.server.db.records import Role
 
-__all__ = ["ControlAuthInterceptor", "authenticate_station", "bearer_token", "current_actor", "required_role"]
+__all__ = [
+    "ADMIN_USER",
+    "ControlAuthInterceptor",
+    "authenticate_station",
+    "bearer_token",
+    "bootstrap_admin",
+    "current_actor",
+    "required_role",
+    "write_owner_only",
+]
 
+log = logging.getLogger(__name__)
+
+ADMIN_USER = "admin"
 _ACTOR: contextvars.ContextVar[str] = contextvars.ContextVar("skymesh_actor", default="system")
-_CONTROL_PREFIX = "/skymesh.api.control."
-_ADMIN_METHODS = frozenset({"CreateStation", "IssueStationKey", "RevokeStationKey"})
+# Authenticated by their own handlers (station keys) or deliberately open (health probes).
+_AGENT_PREFIX = "/skymesh.api.agent."
+_OPEN_PREFIXES = ("/grpc.health.v1.Health/",)
+_REFLECTION_PREFIX = "/grpc.reflection."
+_ADMIN_METHODS = frozenset({"CreateStation", "DeleteStation", "IssueStationKey", "RevokeStationKey"})
 
 
 def current_actor() -> str:
@@ -37,7 +64,7 @@ def bearer_token(context: grpc.aio.ServicerContext[Any, Any]) -> str:
             scheme, _, token = value.partition(" ")
             if scheme.lower() == "bearer" and token.strip():
                 return token.strip()
-    raise Unauthenticated("missing credentials: send metadata 'authorization: Bearer <key>'")
+    raise Unauthenticated("missing credentials: send metadata 'authorization: Bearer <token>'")
 
 
 async def authenticate_station(repo: Repository, context: grpc.aio.ServicerContext[Any, Any]) -> tuple[str, str]:
@@ -46,6 +73,9 @@ async def authenticate_station(repo: Repository, context: grpc.aio.ServicerConte
 
 
 def required_role(method: str) -> Role:
+    """The least role that may call `method` ("/package.Service/Method")."""
+    if method.startswith(_REFLECTION_PREFIX):
+        return Role.OBSERVER
     name = method.rsplit("/", 1)[-1]
     if name in _ADMIN_METHODS:
         return Role.ADMIN
@@ -54,8 +84,12 @@ def required_role(method: str) -> Role:
     return Role.OPERATOR
 
 
+def _guarded(method: str) -> bool:
+    return not method.startswith((_AGENT_PREFIX, *_OPEN_PREFIXES))
+
+
 class ControlAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
-    """Checks user tokens and roles on `skymesh.api.control.*` methods; leaves every other service alone."""
+    """Checks user tokens and roles on every method but the agent service and health checks (see the module doc)."""
 
     def __init__(self, repo: Repository, *, required: bool) -> None:
         self._repo = repo
@@ -64,10 +98,14 @@ class ControlAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-a
     async def _authorize(self, context: grpc.aio.ServicerContext[Any, Any], method: str) -> str:
         if not self._required:
             return "local"
-        user = await self._repo.authenticate_user(bearer_token(context))
-        need = required_role(method)
-        if user.role < need:
-            raise PermissionDenied(f"{method.rsplit('/', 1)[-1]} needs role {need.name.lower()}")
+        try:
+            user = await self._repo.authenticate_user(bearer_token(context))
+            need = required_role(method)
+            if user.role < need:
+                raise PermissionDenied(f"{method.rsplit('/', 1)[-1]} needs role {need.name.lower()}")
+        except SkyMeshError as exc:
+            await abort_with(context, exc)
+            raise AssertionError("unreachable: abort raises") from exc
         return f"user:{user.user_id}"
 
     async def intercept_service(
@@ -77,24 +115,86 @@ class ControlAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-a
     ) -> grpc.RpcMethodHandler[Any, Any]:
         handler = await continuation(handler_call_details)
         method: str = handler_call_details.method
-        if handler is None or not method.startswith(_CONTROL_PREFIX) or handler.unary_unary is None:
+        if handler is None or not _guarded(method):
             return handler
-        behavior = handler.unary_unary
+        codec = {
+            "request_deserializer": handler.request_deserializer,
+            "response_serializer": handler.response_serializer,
+        }
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(self._wrap_unary(handler.unary_unary, method), **codec)
+        if handler.stream_unary is not None:
+            return grpc.stream_unary_rpc_method_handler(self._wrap_unary(handler.stream_unary, method), **codec)
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(self._wrap_stream(handler.unary_stream, method), **codec)
+        return grpc.stream_stream_rpc_method_handler(self._wrap_stream(handler.stream_stream, method), **codec)
 
+    def _wrap_unary(self, behavior: Any, method: str) -> Callable[..., Awaitable[Any]]:
         async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            token = _ACTOR.set(await self._authorize(context, method))
             try:
-                actor = await self._authorize(context, method)
-            except SkyMeshError as exc:
-                await abort_with(context, exc)
-                raise AssertionError("unreachable: abort raises") from exc
-            token = _ACTOR.set(actor)
-            try:
-                return await behavior(request, context)  # type: ignore[arg-type,misc]
+                return await behavior(request, context)
             finally:
                 _ACTOR.reset(token)
 
-        return grpc.unary_unary_rpc_method_handler(
-            guarded,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        return guarded
+
+    def _wrap_stream(self, behavior: Any, method: str) -> Callable[..., AsyncIterator[Any]]:
+        # grpc.aio streaming handlers are either async generators or coroutines that call context.write().
+        async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+            token = _ACTOR.set(await self._authorize(context, method))
+            try:
+                result = behavior(request, context)
+                if inspect.isasyncgen(result):
+                    async for item in result:
+                        yield item
+                else:
+                    await result
+            finally:
+                _ACTOR.reset(token)
+
+        return guarded
+
+
+def write_owner_only(path: Path, text: str) -> None:
+    """Write `text` to `path` readable by its owner only (0600), atomically: no moment where it is wider or partial."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # whatever the umask
+        os.write(fd, text.encode())
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+    os.replace(tmp, path)
+
+
+async def bootstrap_admin(repo: Repository, path: Path) -> bool:
+    """On a database without users, create the user "admin" and write its token to `path` (0600).
+
+    Returns True if it did. A database that has users is left alone (and so is the file), so restarts and further
+    replicas change nothing; two replicas racing on a fresh database create the user once.
+    """
+    if await repo.count_users() > 0:
+        return False
+    # Fail on an unwritable location before touching the database, so no admin is created whose token nobody has.
+    probe = path.with_name(f".{path.name}.probe")
+    await asyncio.to_thread(write_owner_only, probe, "")
+    await asyncio.to_thread(probe.unlink)
+    try:
+        await repo.create_user(ADMIN_USER, Role.ADMIN, actor="bootstrap")
+    except AlreadyExists:
+        return False
+    token = await repo.issue_user_token(ADMIN_USER, actor="bootstrap")
+    await asyncio.to_thread(write_owner_only, path, token + "\n")
+    log.warning(
+        "first start: created user %r (admin); its token is in %s (owner-only). Keep it secret; "
+        "`skymesh keys token admin` issues another.",
+        ADMIN_USER,
+        path,
+    )
+    return True

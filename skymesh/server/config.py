@@ -62,8 +62,11 @@ class ServerConfig:
     # TLS: both or neither.
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
-    # Control API: require user tokens ("authorization: Bearer smu_..."). Off is only allowed on loopback.
-    control_auth: bool = False
+    # Control API: require user tokens ("authorization: Bearer smu_...") on every address, loopback included (other
+    # local users can reach loopback too). Turning it off is only allowed on loopback, for development.
+    control_auth: bool = True
+    # Where the first start writes the first admin's token (owner-only, 0600); "" means `<data_dir>/admin.token`.
+    admin_token_file: str = ""
     # Listening beyond loopback without TLS must be asked for explicitly.
     allow_insecure_remote: bool = False
     # Shutdown: agents are told to come back after this long; in-flight RPCs get `shutdown_grace_s`.
@@ -102,6 +105,10 @@ class ServerConfig:
     @property
     def stale_after_s(self) -> float:
         return self.heartbeat_interval_s * self.stale_after_intervals
+
+    @property
+    def admin_token_path(self) -> Path:
+        return Path(self.admin_token_file) if self.admin_token_file else Path(self.data_dir) / "admin.token"
 
     @property
     def uploads_dir(self) -> Path:

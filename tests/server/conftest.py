@@ -58,6 +58,9 @@ def test_config(db_url: str, data_dir: Path, **overrides: Any) -> ServerConfig:
         "shutdown_grace_s": 0.5,
         "drain_retry_after_s": 0.1,
         "scheduler_address": "127.0.0.1:9",
+        # Tests of other features call the control API anonymously; tests/server/test_security.py proves the
+        # production default (authentication on, first admin's token in an owner-only file).
+        "control_auth": False,
     }
     values.update(overrides)
     return ServerConfig(**values)

@@ -1,4 +1,5 @@
-"""StationService: the station registry and station API keys (issue returns the secret once; revoke ends streams)."""
+"""StationService: the station registry and station API keys (issue returns the secret once; revoke ends streams),
+weather, and retiring a station (DeleteStation: keys revoked, stream ended, open work ended, history kept)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from skymesh.api.control.v1 import stations_pb2, stations_pb2_grpc
 from skymesh.api.convert import station_from_proto, station_to_proto, timestamp_from_datetime
 from skymesh.api.errors import grpc_errors
 from skymesh.core.errors import InvalidArgument, Unauthenticated
+from skymesh.core.ids import check_id
 from skymesh.core.model import StationKind, StationState, Weather
 from skymesh.server.auth import current_actor
 from skymesh.server.db import Repository
@@ -45,9 +47,8 @@ class StationServicer(stations_pb2_grpc.StationServiceServicer):
     async def CreateStation(
         self, request: stations_pb2.CreateStationRequest, context: Ctx
     ) -> stations_pb2.CreateStationResponse:
+        check_id(request.station.station_id, field="station.station_id")
         station = station_from_proto(request.station)
-        if not station.station_id or len(station.station_id) > 64:
-            raise InvalidArgument("must be 1-64 characters", field="station.station_id")
         rec = await self._repo.create_station(station, actor=current_actor())
         return stations_pb2.CreateStationResponse(station=_station_msg(rec, self._liveness))
 
@@ -55,6 +56,7 @@ class StationServicer(stations_pb2_grpc.StationServiceServicer):
     async def GetStation(
         self, request: stations_pb2.GetStationRequest, context: Ctx
     ) -> stations_pb2.GetStationResponse:
+        check_id(request.station_id, field="station_id")
         return stations_pb2.GetStationResponse(
             station=_station_msg(await self._repo.get_station(request.station_id), self._liveness)
         )
@@ -78,6 +80,7 @@ class StationServicer(stations_pb2_grpc.StationServiceServicer):
     async def IssueStationKey(
         self, request: stations_pb2.IssueStationKeyRequest, context: Ctx
     ) -> stations_pb2.IssueStationKeyResponse:
+        check_id(request.station_id, field="station_id")
         issued = await self._repo.issue_station_key(request.station_id, actor=current_actor())
         return stations_pb2.IssueStationKeyResponse(key_id=issued.key_id, api_key=issued.api_key)
 
@@ -85,14 +88,34 @@ class StationServicer(stations_pb2_grpc.StationServiceServicer):
     async def RevokeStationKey(
         self, request: stations_pb2.RevokeStationKeyRequest, context: Ctx
     ) -> stations_pb2.RevokeStationKeyResponse:
+        if not request.key_id:
+            raise InvalidArgument("must not be empty", field="key_id")
         await self._repo.revoke_station_key(request.key_id, actor=current_actor())
         self._hub.close_key(request.key_id, Unauthenticated("station key revoked", reason="KEY_REVOKED"))
         return stations_pb2.RevokeStationKeyResponse()
 
     @grpc_errors
+    async def DeleteStation(
+        self, request: stations_pb2.DeleteStationRequest, context: Ctx
+    ) -> stations_pb2.DeleteStationResponse:
+        check_id(request.station_id, field="station_id")
+        deletion = await self._repo.delete_station(request.station_id, actor=current_actor())
+        # Its stream ends now, not at the next key re-check: the keys are revoked in the same transaction.
+        session = self._hub.get(request.station_id)
+        if session is not None:
+            session.close(Unauthenticated("station deleted", reason="STATION_DELETED"))
+        for key_id in deletion.revoked_key_ids:
+            self._hub.close_key(key_id, Unauthenticated("station deleted", reason="STATION_DELETED"))
+        self._on_change(f"station {request.station_id} deleted")
+        return stations_pb2.DeleteStationResponse(
+            revoked_key_count=len(deletion.revoked_key_ids), cancelled_job_count=deletion.ended_jobs
+        )
+
+    @grpc_errors
     async def SetStationWeather(
         self, request: stations_pb2.SetStationWeatherRequest, context: Ctx
     ) -> stations_pb2.SetStationWeatherResponse:
+        check_id(request.station_id, field="station_id")
         try:
             weather = Weather(request.weather)
         except ValueError:

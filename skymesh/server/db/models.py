@@ -93,6 +93,8 @@ class StationRow(Base):
     # Last command seq handed out for this station (the outbox allocates with UPDATE ... RETURNING).
     command_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Set by DeleteStation: the row stays so the station's history keeps its id, and the id is never reused.
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class StationKeyRow(Base):

@@ -28,6 +28,7 @@ __all__ = [
     "PlannedJob",
     "Role",
     "ScheduleSnapshot",
+    "StationDeletion",
     "StationRecord",
     "StoredObservation",
     "TargetRecord",
@@ -83,6 +84,16 @@ class StationRecord:
     clock_offset_s: float
     agent_version: str
     state_changed_at: datetime
+
+
+@dataclass(frozen=True)
+class StationDeletion:
+    """What DeleteStation did: the keys it revoked (their streams must end) and the work it ended."""
+
+    station_id: str
+    revoked_key_ids: tuple[str, ...]
+    ended_jobs: int
+    cancelled_commands: int
 
 
 @dataclass(frozen=True)

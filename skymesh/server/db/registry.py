@@ -12,8 +12,11 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from skymesh.core.errors import AlreadyExists, InvalidArgument, NotFound, Unauthenticated
+from skymesh.core.ids import check_id
+from skymesh.core.jobs import JobState
 from skymesh.core.model import (
     CelestialTarget,
     SatelliteTarget,
@@ -36,6 +39,8 @@ from skymesh.server.db.base import (
 from skymesh.server.db.models import (
     ApiTokenRow,
     CampaignRow,
+    CommandRow,
+    JobRow,
     StationKeyRow,
     StationRow,
     TargetAliasRow,
@@ -45,13 +50,16 @@ from skymesh.server.db.models import (
 )
 from skymesh.server.db.records import (
     CampaignRecord,
+    CommandStateValue,
     IssuedKey,
     Role,
+    StationDeletion,
     StationRecord,
     TargetRecord,
     TleRecord,
     UserRecord,
 )
+from skymesh.server.db.work import CAUSE_ABORTED_BY_OPERATOR, UNSTARTED_STATES
 
 __all__ = ["RegistryRepo"]
 
@@ -77,8 +85,10 @@ class RegistryRepo(RepoBase):
     async def create_station(self, station: Station, *, actor: str = "system") -> StationRecord:
         now = self._now()
         async with self._tx("create_station") as s:
-            if await s.get(StationRow, station.station_id) is not None:
-                raise AlreadyExists(f"station {station.station_id!r} exists", field="station.station_id")
+            existing = await s.get(StationRow, station.station_id)
+            if existing is not None:
+                why = "was deleted; station ids are not reused" if existing.deleted_at else "exists"
+                raise AlreadyExists(f"station {station.station_id!r} {why}", field="station.station_id")
             row = StationRow(
                 station_id=station.station_id,
                 state=int(StationState.OFFLINE),
@@ -97,15 +107,19 @@ class RegistryRepo(RepoBase):
 
     async def get_station(self, station_id: str) -> StationRecord:
         async with self._tx("get_station") as s:
-            row = await s.get(StationRow, station_id)
-            if row is None:
-                raise NotFound(f"no station {station_id!r}", field="station_id")
-            return self._station(row)
+            return self._station(await self._live_station(s, station_id))
+
+    @staticmethod
+    async def _live_station(s: AsyncSession, station_id: str) -> StationRow:
+        row = await s.get(StationRow, station_id)
+        if row is None or row.deleted_at is not None:
+            raise NotFound(f"no station {station_id!r}", field="station_id")
+        return row
 
     async def list_stations(
         self, kind: StationKind | None = None, state: StationState | None = None
     ) -> list[StationRecord]:
-        query = select(StationRow).order_by(StationRow.station_id)
+        query = select(StationRow).where(StationRow.deleted_at.is_(None)).order_by(StationRow.station_id)
         if kind is not None:
             query = query.where(StationRow.kind == int(kind))
         if state is not None:
@@ -118,9 +132,7 @@ class RegistryRepo(RepoBase):
     async def set_station_weather(self, station_id: str, weather: Weather, *, actor: str = "system") -> StationRecord:
         """Record the weather at a station; returns the station. Unknown station: NotFound."""
         async with self._tx("set_station_weather") as s:
-            row = await s.get(StationRow, station_id)
-            if row is None:
-                raise NotFound(f"no station {station_id!r}", field="station_id")
+            row = await self._live_station(s, station_id)
             row.weather = int(weather)
             self._audit(s, self._now(), actor, "set_station_weather", station_id, weather=weather.name)
             return self._station(row)
@@ -130,8 +142,7 @@ class RegistryRepo(RepoBase):
         key_id = secrets.token_hex(8)
         secret = new_secret()
         async with self._tx("issue_station_key") as s:
-            if await s.get(StationRow, station_id) is None:
-                raise NotFound(f"no station {station_id!r}", field="station_id")
+            await self._live_station(s, station_id)
             s.add(
                 StationKeyRow(key_id=key_id, station_id=station_id, secret_sha256=hash_secret(secret), created_at=now)
             )
@@ -150,13 +161,65 @@ class RegistryRepo(RepoBase):
                 self._audit(s, now, actor, "revoke_station_key", row.station_id, key_id=key_id)
             return row.station_id
 
+    async def delete_station(self, station_id: str, *, actor: str = "system") -> StationDeletion:
+        """Retire a station in one transaction: revoke its keys, end its open jobs and commands, hide it.
+
+        Unstarted jobs become CANCELLED and a running one ABORTED (the station can no longer report it), both with
+        cause ABORTED_BY_OPERATOR; open commands become CANCELLED. The row stays for the history. NotFound if there
+        is no such station or it is already deleted.
+        """
+        now = self._now()
+        async with self._tx("delete_station") as s:
+            row = await self._live_station(s, station_id)
+            row.deleted_at = now
+            row.state = int(StationState.OFFLINE)
+            row.state_changed_at = now
+            keys = (
+                await s.scalars(
+                    select(StationKeyRow).where(
+                        StationKeyRow.station_id == station_id, StationKeyRow.revoked_at.is_(None)
+                    )
+                )
+            ).all()
+            for key in keys:
+                key.revoked_at = now
+            jobs = (
+                await s.scalars(
+                    select(JobRow).where(
+                        JobRow.station_id == station_id,
+                        JobRow.state.in_([int(x) for x in (*UNSTARTED_STATES, JobState.RUNNING)]),
+                    )
+                )
+            ).all()
+            for job in jobs:
+                job.state = int(JobState.ABORTED if job.state == JobState.RUNNING else JobState.CANCELLED)
+                job.cause = CAUSE_ABORTED_BY_OPERATOR
+                job.detail = "station deleted"
+                job.updated_at = now
+            commands = (
+                await s.scalars(
+                    select(CommandRow).where(
+                        CommandRow.station_id == station_id,
+                        CommandRow.state.in_([int(c) for c in CommandStateValue if not c.terminal]),
+                    )
+                )
+            ).all()
+            for command in commands:
+                command.state = int(CommandStateValue.CANCELLED)
+                command.detail = "station deleted"
+                command.updated_at = now
+            key_ids = tuple(sorted(k.key_id for k in keys))
+            self._audit(s, now, actor, "delete_station", station_id, keys=len(key_ids), jobs=len(jobs))
+        return StationDeletion(station_id, key_ids, len(jobs), len(commands))
+
     async def authenticate_station(self, api_key: str) -> tuple[str, str]:
         """Check a station API key; returns (station_id, key_id) or raises Unauthenticated."""
         key_id, secret = split_credential(api_key, STATION_KEY_PREFIX)
         async with self._tx("authenticate_station") as s:
             row = await s.get(StationKeyRow, key_id)
+            station = await s.get(StationRow, row.station_id) if row is not None else None
         ok = secrets_match(secret, row.secret_sha256 if row is not None else _DUMMY_HASH)
-        if row is None or not ok or row.revoked_at is not None:
+        if row is None or station is None or not ok or row.revoked_at is not None or station.deleted_at is not None:
             raise Unauthenticated("invalid or revoked station key")
         return row.station_id, key_id
 
@@ -169,14 +232,21 @@ class RegistryRepo(RepoBase):
 
     async def create_user(self, user_id: str, role: Role, *, actor: str = "system") -> UserRecord:
         now = self._now()
-        if not user_id:
-            raise InvalidArgument("must not be empty", field="user_id")
+        check_id(user_id, field="user_id")
         async with self._tx("create_user") as s:
             if await s.get(UserRow, user_id) is not None:
                 raise AlreadyExists(f"user {user_id!r} exists", field="user_id")
             s.add(UserRow(user_id=user_id, role=role.name.lower(), created_at=now))
             self._audit(s, now, actor, "create_user", user_id, role=role.name)
+            try:
+                await s.flush()
+            except IntegrityError as exc:  # created concurrently (two replicas bootstrapping the first admin)
+                raise AlreadyExists(f"user {user_id!r} exists", field="user_id") from exc
         return UserRecord(user_id, role)
+
+    async def count_users(self) -> int:
+        async with self._tx("count_users") as s:
+            return int(await s.scalar(select(func.count()).select_from(UserRow)) or 0)
 
     async def issue_user_token(self, user_id: str, *, actor: str = "system") -> str:
         now = self._now()

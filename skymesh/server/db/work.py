@@ -156,6 +156,16 @@ class WorkRepo(RepoBase):
         changed: set[str] = set()
         new_rows: list[JobRow] = []
         async with self._tx("apply_plan") as s:
+            # A station deleted while the plan was computed gets nothing (DeleteStation ended its work already).
+            stations -= set(
+                (
+                    await s.scalars(
+                        select(StationRow.station_id).where(
+                            StationRow.station_id.in_(stations), StationRow.deleted_at.is_not(None)
+                        )
+                    )
+                ).all()
+            )
             existing = (
                 await s.scalars(
                     select(JobRow)

@@ -257,3 +257,46 @@ class SetStationWeatherResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SetStationWeatherResponse: _TypeAlias = SetStationWeatherResponse  # noqa: Y015
+
+@_typing.final
+class DeleteStationRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATION_ID_FIELD_NUMBER: _builtins.int
+    station_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        station_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["station_id", b"station_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteStationRequest: _TypeAlias = DeleteStationRequest  # noqa: Y015
+
+@_typing.final
+class DeleteStationResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REVOKED_KEY_COUNT_FIELD_NUMBER: _builtins.int
+    CANCELLED_JOB_COUNT_FIELD_NUMBER: _builtins.int
+    revoked_key_count: _builtins.int
+    """Keys revoked by this call."""
+    cancelled_job_count: _builtins.int
+    """Jobs ended by this call: not yet started ones CANCELLED, a running one ABORTED."""
+    def __init__(
+        self,
+        *,
+        revoked_key_count: _builtins.int = ...,
+        cancelled_job_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancelled_job_count", b"cancelled_job_count", "revoked_key_count", b"revoked_key_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteStationResponse: _TypeAlias = DeleteStationResponse  # noqa: Y015

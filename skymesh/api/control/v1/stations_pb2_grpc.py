@@ -64,6 +64,11 @@ class StationServiceStub:
                 request_serializer=skymesh_dot_api_dot_control_dot_v1_dot_stations__pb2.SetStationWeatherRequest.SerializeToString,
                 response_deserializer=skymesh_dot_api_dot_control_dot_v1_dot_stations__pb2.SetStationWeatherResponse.FromString,
                 _registered_method=True)
+        self.DeleteStation = channel.unary_unary(
+                '/skymesh.api.control.v1.StationService/DeleteStation',
+                request_serializer=skymesh_dot_api_dot_control_dot_v1_dot_stations__pb2.DeleteStationRequest.SerializeToString,
+                response_deserializer=skymesh_dot_api_dot_control_dot_v1_dot_stations__pb2.DeleteStationResponse.FromString,
+                _registered_method=True)
 
 
 class StationServiceServicer:
@@ -109,6 +114,16 @@ class StationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteStation(self, request, context):
+        """Admin only. Retires a station: revokes every key, ends its live stream, cancels its jobs that have not started
+        (a running one is aborted: the station can no longer report it) and its queued commands; it disappears from
+        GetStation, ListStations and planning. Its history (jobs, observations, telemetry) stays queryable under its
+        id, and the id is never reused. NOT_FOUND for an unknown or already deleted station.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_StationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -141,6 +156,11 @@ def add_StationServiceServicer_to_server(servicer, server):
                     servicer.SetStationWeather,
                     request_deserializer=skymesh_dot_api_dot_control_dot_v1_dot_stations__pb2.SetStationWeatherRequest.FromString,
                     response_serializer=skymesh_dot_api_dot_control_dot_v1_dot_stations__pb2.SetStationWeatherResponse.SerializeToString,
+            ),
+            'DeleteStation': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteStation,
+                    request_deserializer=skymesh_dot_api_dot_control_dot_v1_dot_stations__pb2.DeleteStationRequest.FromString,
+                    response_serializer=skymesh_dot_api_dot_control_dot_v1_dot_stations__pb2.DeleteStationResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -305,6 +325,33 @@ class StationService:
             '/skymesh.api.control.v1.StationService/SetStationWeather',
             skymesh_dot_api_dot_control_dot_v1_dot_stations__pb2.SetStationWeatherRequest.SerializeToString,
             skymesh_dot_api_dot_control_dot_v1_dot_stations__pb2.SetStationWeatherResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteStation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/skymesh.api.control.v1.StationService/DeleteStation',
+            skymesh_dot_api_dot_control_dot_v1_dot_stations__pb2.DeleteStationRequest.SerializeToString,
+            skymesh_dot_api_dot_control_dot_v1_dot_stations__pb2.DeleteStationResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -42,6 +42,12 @@ class StationServiceStub:
     """Weather at a station (from its operator or a weather feed). A change wakes the planner: telescopes that are not
     CLEAR get no celestial work, and a CLOSED station gets none at all.
     """
+    DeleteStation: _grpc.UnaryUnaryMultiCallable[_stations_pb2.DeleteStationRequest, _stations_pb2.DeleteStationResponse]
+    """Admin only. Retires a station: revokes every key, ends its live stream, cancels its jobs that have not started
+    (a running one is aborted: the station can no longer report it) and its queued commands; it disappears from
+    GetStation, ListStations and planning. Its history (jobs, observations, telemetry) stays queryable under its
+    id, and the id is never reused. NOT_FOUND for an unknown or already deleted station.
+    """
 
 @_typing.type_check_only
 class StationServiceAsyncStub(StationServiceStub):
@@ -56,6 +62,12 @@ class StationServiceAsyncStub(StationServiceStub):
     SetStationWeather: _aio.UnaryUnaryMultiCallable[_stations_pb2.SetStationWeatherRequest, _stations_pb2.SetStationWeatherResponse]  # type: ignore[assignment]
     """Weather at a station (from its operator or a weather feed). A change wakes the planner: telescopes that are not
     CLEAR get no celestial work, and a CLOSED station gets none at all.
+    """
+    DeleteStation: _aio.UnaryUnaryMultiCallable[_stations_pb2.DeleteStationRequest, _stations_pb2.DeleteStationResponse]  # type: ignore[assignment]
+    """Admin only. Retires a station: revokes every key, ends its live stream, cancels its jobs that have not started
+    (a running one is aborted: the station can no longer report it) and its queued commands; it disappears from
+    GetStation, ListStations and planning. Its history (jobs, observations, telemetry) stays queryable under its
+    id, and the id is never reused. NOT_FOUND for an unknown or already deleted station.
     """
 
 class StationServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -104,6 +116,18 @@ class StationServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_stations_pb2.SetStationWeatherResponse, _abc.Awaitable[_stations_pb2.SetStationWeatherResponse]]:
         """Weather at a station (from its operator or a weather feed). A change wakes the planner: telescopes that are not
         CLEAR get no celestial work, and a CLOSED station gets none at all.
+        """
+
+    @_abc_1.abstractmethod
+    def DeleteStation(
+        self,
+        request: _stations_pb2.DeleteStationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_stations_pb2.DeleteStationResponse, _abc.Awaitable[_stations_pb2.DeleteStationResponse]]:
+        """Admin only. Retires a station: revokes every key, ends its live stream, cancels its jobs that have not started
+        (a running one is aborted: the station can no longer report it) and its queued commands; it disappears from
+        GetStation, ListStations and planning. Its history (jobs, observations, telemetry) stays queryable under its
+        id, and the id is never reused. NOT_FOUND for an unknown or already deleted station.
         """
 
 def add_StationServiceServicer_to_server(servicer: StationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
