@@ -163,9 +163,8 @@ async def _wait_serving(address: str, timeout_s: float = 60.0) -> None:
 
 
 async def _demo(args: argparse.Namespace, data: Path) -> int:
-    import grpc
-
     from skymesh.api import convert
+    from skymesh.api.channel import control_channel
     from skymesh.api.control.v1 import stations_pb2, stations_pb2_grpc, targets_pb2, targets_pb2_grpc
     from skymesh.cli import demo_view
     from skymesh.sim.fleet import build_demo_fleet
@@ -201,7 +200,9 @@ async def _demo(args: argparse.Namespace, data: Path) -> int:
         print(f"  scheduler  {sched_addr}  (metrics http://127.0.0.1:{sched_metrics}/metrics)")
         print(f"  server     {server_addr}  (metrics http://127.0.0.1:{server_metrics}/metrics)")
 
-        async with grpc.aio.insecure_channel(server_addr) as channel:
+        # The server gave its fresh database a first admin and wrote the token here, owner-only.
+        token = (data / "server-data" / "admin.token").read_text().strip()
+        async with control_channel(server_addr, token=token) as channel:
             station_api = stations_pb2_grpc.StationServiceStub(channel)
             target_api = targets_pb2_grpc.TargetServiceStub(channel)
             targets: list[Target] = [*fleet.satellites, *fleet.stars]

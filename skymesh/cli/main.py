@@ -50,13 +50,42 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:  # one choke point: a clear message, not a traceback, for errors we raise on purpose
-        from skymesh.core.errors import SkyMeshError
+    except Exception as exc:  # one choke point: a clear line, not a traceback, for every error a user can cause
+        message = describe_error(exc)
+        if message is None:
+            raise
+        print(f"skymesh: error: {message}", file=sys.stderr)
+        return 2
 
-        if isinstance(exc, SkyMeshError):
-            print(f"skymesh: error: {exc}", file=sys.stderr)
-            return 2
-        raise
+
+_RPC_HINTS = {
+    "UNAUTHENTICATED": "pass --token-file FILE (or set SKYMESH_TOKEN_FILE); on a fresh database the server writes "
+    "its first admin's token to <data_dir>/admin.token",
+    "PERMISSION_DENIED": "ask an admin for a token with a higher role (skymesh keys user ID --role ROLE)",
+    "UNAVAILABLE": "is the server running at that address, and does it speak TLS (--tls, --ca-cert) or not?",
+    "DEADLINE_EXCEEDED": "the server did not answer in time; is it overloaded, or is the address right?",
+}
+
+
+def describe_error(exc: BaseException) -> str | None:
+    """One line (plus a hint) for an error a user can cause; None for a bug, which should keep its traceback."""
+    from skymesh.core.errors import SkyMeshError
+
+    if isinstance(exc, SkyMeshError):
+        return str(exc)
+    if isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:  # from a TaskGroup
+        return describe_error(exc.exceptions[0])
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
+    if type(exc).__module__.startswith("yaml"):
+        return f"not valid YAML: {' '.join(str(exc).split())}"
+    rpc_error = sys.modules.get("grpc.aio")
+    if rpc_error is not None and isinstance(exc, rpc_error.AioRpcError):
+        name = exc.code().name
+        line = f"{name}: {exc.details() or 'no details'}"
+        hint = _RPC_HINTS.get(name)
+        return f"{line}\n  hint: {hint}" if hint else line
+    return None
 
 
 if __name__ == "__main__":

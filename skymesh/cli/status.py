@@ -1,16 +1,18 @@
 """`skymesh status`: what the network is doing, through the control gRPC API.
 
-    skymesh status [--server ADDR] [--token TOKEN] [--json]
+    skymesh status [--server ADDR] [--token-file FILE] [--tls] [--ca-cert FILE] [--json]
 
 Shows stations with their liveness state, jobs counted by state, the most recent observations and, for satellites
-with a spacecraft profile, the simulated battery and data on board the latest plan leaves them with.
+with a spacecraft profile, the simulated battery and data on board the latest plan leaves them with. Connection and
+credential options are those of `skymesh.cli.client` (an observer token is enough).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 from typing import Any
+
+from skymesh.cli.client import add_client_arguments, open_control_channel
 
 __all__ = ["register"]
 
@@ -22,8 +24,7 @@ def register(subparsers: Any) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--server", default="127.0.0.1:50051", help="server address (default 127.0.0.1:50051)")
-    parser.add_argument("--token", default=None, help="user API token (default: $SKYMESH_TOKEN)")
+    add_client_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the server")
     parser.set_defaults(func=_run)
@@ -33,7 +34,11 @@ def _run(args: argparse.Namespace) -> int:
     import asyncio
     import json
 
-    report = asyncio.run(collect(args.server, args.token or os.environ.get("SKYMESH_TOKEN"), args.timeout))
+    async def _collect() -> dict[str, Any]:
+        async with open_control_channel(args) as channel:
+            return await collect(channel, args.timeout)
+
+    report = asyncio.run(_collect())
     if args.json:
         print(json.dumps(report, indent=2, sort_keys=True))
     else:
@@ -41,10 +46,11 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-async def collect(address: str, token: str | None, timeout_s: float = 10.0) -> dict[str, Any]:
-    """The status report as plain data: {"stations": [...], "jobs_by_state": {...}, "observations": [...]}."""
-    import grpc
+async def collect(channel: Any, timeout_s: float = 10.0) -> dict[str, Any]:
+    """The status report as plain data: {"stations": [...], "jobs_by_state": {...}, "observations": [...]}.
 
+    `channel` is a grpc.aio channel carrying the caller's credentials (`skymesh.api.channel.control_channel`).
+    """
     from skymesh.api.common.v1 import common_pb2
     from skymesh.api.control.v1 import (
         observations_pb2,
@@ -54,25 +60,19 @@ async def collect(address: str, token: str | None, timeout_s: float = 10.0) -> d
         targets_pb2,
         targets_pb2_grpc,
     )
-    from skymesh.api.errors import error_from_rpc
 
-    metadata = (("authorization", f"Bearer {token}"),) if token else ()
-    async with grpc.aio.insecure_channel(address) as channel:
-        try:
-            stations = await stations_pb2_grpc.StationServiceStub(channel).ListStations(
-                stations_pb2.ListStationsRequest(), metadata=metadata, timeout=timeout_s
-            )
-            jobs = await observations_pb2_grpc.JobServiceStub(channel).ListJobs(
-                observations_pb2.ListJobsRequest(), metadata=metadata, timeout=timeout_s
-            )
-            recent = await observations_pb2_grpc.ObservationServiceStub(channel).ListObservations(
-                observations_pb2.ListObservationsRequest(page_size=10), metadata=metadata, timeout=timeout_s
-            )
-            targets = await targets_pb2_grpc.TargetServiceStub(channel).ListTargets(
-                targets_pb2.ListTargetsRequest(), metadata=metadata, timeout=timeout_s
-            )
-        except grpc.aio.AioRpcError as exc:
-            raise error_from_rpc(exc) from exc
+    stations = await stations_pb2_grpc.StationServiceStub(channel).ListStations(
+        stations_pb2.ListStationsRequest(), timeout=timeout_s
+    )
+    jobs = await observations_pb2_grpc.JobServiceStub(channel).ListJobs(
+        observations_pb2.ListJobsRequest(), timeout=timeout_s
+    )
+    recent = await observations_pb2_grpc.ObservationServiceStub(channel).ListObservations(
+        observations_pb2.ListObservationsRequest(page_size=10), timeout=timeout_s
+    )
+    targets = await targets_pb2_grpc.TargetServiceStub(channel).ListTargets(
+        targets_pb2.ListTargetsRequest(), timeout=timeout_s
+    )
     by_state: dict[str, int] = {}
     for job in jobs.jobs:
         name = common_pb2.JobState.Name(job.state).removeprefix("JOB_STATE_")

@@ -53,6 +53,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from skymesh.api import convert
 from skymesh.api.agent.v1 import agent_pb2
+from skymesh.api.channel import control_channel
 from skymesh.api.common.v1 import common_pb2
 from skymesh.api.control.v1 import (
     observations_pb2,
@@ -480,7 +481,9 @@ class System:
     @property
     def channel(self) -> grpc.aio.Channel:
         if self._channel is None:
-            self._channel = grpc.aio.insecure_channel(self.server_address)
+            # As an operator would: with the first admin's token the server wrote on its fresh database.
+            token = (self.server_config.parent / "server-data" / "admin.token").read_text().strip()
+            self._channel = control_channel(self.server_address, token=token)
         return self._channel
 
     async def close(self) -> None:

@@ -13,6 +13,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from skymesh.api.channel import control_channel
 from skymesh.cli.main import main
 from skymesh.cli.status import collect, render
 from skymesh.core.errors import InvalidArgument
@@ -37,7 +38,8 @@ def test_config_file_env_and_overrides(tmp_path: Path) -> None:
     with pytest.raises(InvalidArgument, match="TLS"):
         ServerConfig(listen="0.0.0.0:50051", control_auth=True)
     with pytest.raises(InvalidArgument, match="control_auth"):
-        ServerConfig(listen="0.0.0.0:50051", allow_insecure_remote=True)
+        ServerConfig(listen="0.0.0.0:50051", allow_insecure_remote=True, control_auth=False)
+    assert ServerConfig().control_auth is True  # authenticated by default, loopback included
     with pytest.raises(InvalidArgument, match="unknown setting"):
         path.write_text("nonsense: 1\n")
         load_config(path, env={})
@@ -63,7 +65,8 @@ async def test_health_reflection_and_metrics(start_server: StartServer) -> None:
 async def test_status_report(start_server: StartServer) -> None:
     server = await start_server()
     await add_station(server, "gs1")
-    report = await collect(server.address, None)
+    async with control_channel(server.address) as channel:
+        report = await collect(channel)
     assert [s["station_id"] for s in report["stations"]] == ["gs1"]
     assert report["stations"][0]["state"] == "OFFLINE"
     assert "gs1" in render(report)
@@ -105,3 +108,6 @@ async def test_server_command_serves_and_stops_on_sigterm(tmp_path: Path) -> Non
             proc.kill()
             await proc.wait()
     assert (tmp_path / "skymesh.sqlite3").exists()
+    token_file = tmp_path / "admin.token"  # authentication is on by default: the first admin's token, owner-only
+    assert token_file.stat().st_mode & 0o777 == 0o600
+    assert token_file.read_text().startswith("smu_")

@@ -1,0 +1,79 @@
+"""`skymesh` client commands against a real server: TLS verified against a CA file, the token from a file or the
+environment, and every failure a user can cause reported as one line with a hint, never a traceback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from skymesh.cli.main import main
+from tests.server.conftest import StartServer
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    """A throwaway certificate for 127.0.0.1 and localhost, made by openssl (key, cert)."""
+    key, cert = directory / "server.key", directory / "server.crt"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=localhost",
+            "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return key, cert
+
+
+async def _cli(*argv: str) -> int:
+    return await asyncio.to_thread(main, list(argv))
+
+
+async def test_status_over_tls_with_a_token_file(
+    start_server: StartServer, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key, cert = await asyncio.to_thread(_self_signed, tmp_path)
+    server = await start_server(control_auth=True, tls_cert_file=str(cert), tls_key_file=str(key))
+    token_file = str(server.config.admin_token_path)
+    address = server.address
+
+    assert await _cli("status", "--server", address, "--ca-cert", str(cert), "--token-file", token_file, "--json") == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["stations"] == [] and report["jobs_by_state"] == {}
+
+    monkeypatch.setenv("SKYMESH_TOKEN_FILE", token_file)  # the environment names the file just as well
+    monkeypatch.setenv("SKYMESH_SERVER", address)
+    assert await _cli("status", "--ca-cert", str(cert), "--json") == 0
+    capsys.readouterr()
+
+    # Plain text to a TLS server, TLS against the wrong roots: unavailable, said in one line with a hint.
+    for extra in ((), ("--tls",)):
+        assert await _cli("status", "--timeout", "5", *extra) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("skymesh: error: UNAVAILABLE: ") and "hint: " in err and "Traceback" not in err
+
+    monkeypatch.setenv("SKYMESH_TOKEN", "smu_0000_not-a-token")  # a token given directly wins over the file
+    assert await _cli("status", "--ca-cert", str(cert)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("skymesh: error: UNAUTHENTICATED: invalid or revoked token") and "--token-file" in err
+
+    assert await _cli("status", "--ca-cert", str(tmp_path / "missing.pem")) == 2
+    assert capsys.readouterr().err.startswith("skymesh: error: --ca-cert: cannot read ")
+    monkeypatch.delenv("SKYMESH_TOKEN")
+    (tmp_path / "empty.token").write_text("\n")
+    assert await _cli("status", "--ca-cert", str(cert), "--token-file", str(tmp_path / "empty.token")) == 2
+    assert capsys.readouterr().err.startswith("skymesh: error: --token-file: ")
+
+
+def test_bad_config_files_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["server", "--config", str(tmp_path / "nope.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("skymesh: error: ") and "No such file" in err and "Traceback" not in err
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("listen: [unclosed\n")
+    assert main(["keys", "--config", str(broken), "token", "admin"]) == 2
+    assert capsys.readouterr().err.startswith("skymesh: error: not valid YAML: ")
