@@ -26,6 +26,8 @@ from skymesh.api.control.v1 import (
     stations_pb2_grpc,
     targets_pb2,
     targets_pb2_grpc,
+    users_pb2,
+    users_pb2_grpc,
 )
 from skymesh.api.scheduler.v1 import scheduler_pb2_grpc
 from skymesh.core.clock import Clock, SystemClock
@@ -37,6 +39,7 @@ from skymesh.server.control import (
     ObservationServicer,
     StationServicer,
     TargetServicer,
+    UserServicer,
 )
 from skymesh.server.db import Repository, create_engine, migrate
 from skymesh.server.dispatch import Dispatcher
@@ -57,6 +60,7 @@ _SERVICE_NAMES = (
     targets_pb2.DESCRIPTOR.services_by_name["CampaignService"].full_name,
     observations_pb2.DESCRIPTOR.services_by_name["ObservationService"].full_name,
     observations_pb2.DESCRIPTOR.services_by_name["JobService"].full_name,
+    users_pb2.DESCRIPTOR.services_by_name["UserService"].full_name,
 )
 
 # Server keepalive 60 s; agents may ping every 20 s or more, even with no call in flight.
@@ -179,6 +183,7 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
     targets_pb2_grpc.add_CampaignServiceServicer_to_server(CampaignServicer(repo, replan), server)
     observations_pb2_grpc.add_ObservationServiceServicer_to_server(ObservationServicer(repo), server)
     observations_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(repo, dispatcher, planner), server)
+    users_pb2_grpc.add_UserServiceServicer_to_server(UserServicer(repo), server)
     health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((*_SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)

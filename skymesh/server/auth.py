@@ -50,7 +50,18 @@ _ACTOR: contextvars.ContextVar[str] = contextvars.ContextVar("skymesh_actor", de
 _AGENT_PREFIX = "/skymesh.api.agent."
 _OPEN_PREFIXES = ("/grpc.health.v1.Health/",)
 _REFLECTION_PREFIX = "/grpc.reflection."
-_ADMIN_METHODS = frozenset({"CreateStation", "DeleteStation", "IssueStationKey", "RevokeStationKey"})
+_ADMIN_METHODS = frozenset(
+    {
+        "CreateStation",
+        "DeleteStation",
+        "IssueStationKey",
+        "RevokeStationKey",
+        "CreateUser",
+        "ListUsers",
+        "IssueUserToken",
+        "RevokeUserToken",
+    }
+)
 
 
 def current_actor() -> str:

@@ -23,6 +23,8 @@ from skymesh.api.control.v1 import (
     stations_pb2_grpc,
     targets_pb2,
     targets_pb2_grpc,
+    users_pb2,
+    users_pb2_grpc,
 )
 from skymesh.core.jobs import JobState
 from skymesh.core.model import CelestialTarget, TimeWindow
@@ -225,3 +227,42 @@ def test_admin_token_file_is_never_wider_than_owner(tmp_path: Path) -> None:
     assert path.stat().st_mode & 0o777 == 0o600
     assert path.read_text() == "smu_x_z\n"
     assert [p.name for p in path.parent.iterdir()] == ["admin.token"]
+
+
+async def test_user_service_creates_lists_and_revokes(start_server: StartServer) -> None:
+    server = await start_server(control_auth=True)
+    async with control_channel(server.address, token=_admin_token(server)) as admin:
+        users = users_pb2_grpc.UserServiceStub(admin)
+        created = await users.CreateUser(users_pb2.CreateUserRequest(user_id="opal", role=users_pb2.ROLE_OPERATOR))
+        assert created.token.startswith(f"smu_{created.token_id}_")
+        assert [t.token_id for t in created.user.tokens] == [created.token_id]
+        for request, code, field in (
+            (users_pb2.CreateUserRequest(user_id="opal", role=users_pb2.ROLE_OPERATOR), "ALREADY_EXISTS", "user_id"),
+            (users_pb2.CreateUserRequest(user_id="Opal", role=users_pb2.ROLE_OPERATOR), "INVALID_ARGUMENT", "user_id"),
+            (users_pb2.CreateUserRequest(user_id="olga"), "INVALID_ARGUMENT", "role"),
+        ):
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await users.CreateUser(request)
+            assert err.value.code() == grpc.StatusCode[code]
+            assert (err.value.details() or "").startswith(f"{field}: ")
+        async with control_channel(server.address, token=created.token) as operator:
+            campaigns = targets_pb2_grpc.CampaignServiceStub(operator)
+            await campaigns.CreateCampaign(
+                targets_pb2.CreateCampaignRequest(campaign=targets_pb2.Campaign(campaign_id="c1"))
+            )
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await users_pb2_grpc.UserServiceStub(operator).ListUsers(users_pb2.ListUsersRequest())
+            assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+            listed = await users.ListUsers(users_pb2.ListUsersRequest())
+            assert [(u.user_id, u.role) for u in listed.users] == [
+                ("admin", users_pb2.ROLE_ADMIN),
+                ("opal", users_pb2.ROLE_OPERATOR),
+            ]
+            assert created.token.split("_")[2] not in str(listed)  # secrets are never listed
+            revoked = await users.RevokeUserToken(users_pb2.RevokeUserTokenRequest(token_id=created.token_id))
+            assert revoked.user_id == "opal"
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await campaigns.ListCampaigns(targets_pb2.ListCampaignsRequest())
+            assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        listed = await users.ListUsers(users_pb2.ListUsersRequest())
+        assert listed.users[1].tokens[0].HasField("revoke_time")

@@ -35,7 +35,9 @@ __all__ = [
     "TelemetryIn",
     "TleRecord",
     "UpstreamResult",
+    "UserListing",
     "UserRecord",
+    "UserTokenRecord",
 ]
 
 
@@ -107,6 +109,23 @@ class IssuedKey:
 class UserRecord:
     user_id: str
     role: Role
+
+
+@dataclass(frozen=True)
+class UserTokenRecord:
+    token_id: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class UserListing:
+    """A user as an admin sees it: role, creation time and every token (ids and times only, never secrets)."""
+
+    user_id: str
+    role: Role
+    created_at: datetime
+    tokens: tuple[UserTokenRecord, ...]
 
 
 @dataclass(frozen=True)

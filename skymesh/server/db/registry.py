@@ -57,7 +57,9 @@ from skymesh.server.db.records import (
     StationRecord,
     TargetRecord,
     TleRecord,
+    UserListing,
     UserRecord,
+    UserTokenRecord,
 )
 from skymesh.server.db.work import CAUSE_ABORTED_BY_OPERATOR, UNSTARTED_STATES
 
@@ -258,6 +260,29 @@ class RegistryRepo(RepoBase):
             s.add(ApiTokenRow(token_id=token_id, user_id=user_id, secret_sha256=hash_secret(secret), created_at=now))
             self._audit(s, now, actor, "issue_user_token", user_id, token_id=token_id)
         return f"{USER_TOKEN_PREFIX}{token_id}_{secret}"
+
+    async def list_users(self) -> list[UserListing]:
+        async with self._tx("list_users") as s:
+            users = (await s.scalars(select(UserRow).order_by(UserRow.user_id))).all()
+            tokens = (await s.scalars(select(ApiTokenRow).order_by(ApiTokenRow.created_at))).all()
+        by_user: dict[str, list[UserTokenRecord]] = {}
+        for t in tokens:
+            by_user.setdefault(t.user_id, []).append(UserTokenRecord(t.token_id, t.created_at, t.revoked_at))
+        return [
+            UserListing(u.user_id, Role[u.role.upper()], u.created_at, tuple(by_user.get(u.user_id, ()))) for u in users
+        ]
+
+    async def revoke_user_token(self, token_id: str, *, actor: str = "system") -> str:
+        """Revoke a user token; returns its user id. Revoking twice is fine; an unknown id is NotFound."""
+        now = self._now()
+        async with self._tx("revoke_user_token") as s:
+            row = await s.get(ApiTokenRow, token_id)
+            if row is None:
+                raise NotFound(f"no token {token_id!r}", field="token_id")
+            if row.revoked_at is None:
+                row.revoked_at = now
+                self._audit(s, now, actor, "revoke_user_token", row.user_id, token_id=token_id)
+            return row.user_id
 
     async def authenticate_user(self, token: str) -> UserRecord:
         token_id, secret = split_credential(token, USER_TOKEN_PREFIX)
