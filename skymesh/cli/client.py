@@ -20,9 +20,20 @@ import stat
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["DEFAULT_SERVER", "DEFAULT_TOKEN_FILE", "add_client_arguments", "open_control_channel", "resolve_token"]
+if TYPE_CHECKING:
+    from skymesh.api.channel import TlsOptions
+
+__all__ = [
+    "DEFAULT_SERVER",
+    "DEFAULT_TOKEN_FILE",
+    "add_client_arguments",
+    "open_control_channel",
+    "resolve_address",
+    "resolve_tls",
+    "resolve_token",
+]
 
 DEFAULT_SERVER = "127.0.0.1:50051"
 DEFAULT_TOKEN_FILE = Path("var") / "admin.token"
@@ -72,14 +83,23 @@ def resolve_token(args: argparse.Namespace, env: Mapping[str, str] | None = None
     return text
 
 
+def resolve_address(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> str:
+    environ = os.environ if env is None else env
+    return str(args.server or environ.get("SKYMESH_SERVER") or DEFAULT_SERVER)
+
+
+def resolve_tls(args: argparse.Namespace) -> TlsOptions | None:
+    """TLS settings from --tls / --ca-cert / --tls-server-name; None for a plain channel."""
+    from skymesh.api.channel import TlsOptions
+
+    if not (args.tls or args.ca_cert):
+        return None
+    roots = _read(Path(args.ca_cert), "--ca-cert") if args.ca_cert else None
+    return TlsOptions(root_certificates=roots, server_name=args.tls_server_name)
+
+
 def open_control_channel(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> Any:
     """A `grpc.aio.Channel` to the server the options name, carrying the resolved token."""
-    from skymesh.api.channel import TlsOptions, control_channel
+    from skymesh.api.channel import control_channel
 
-    environ = os.environ if env is None else env
-    address = args.server or environ.get("SKYMESH_SERVER") or DEFAULT_SERVER
-    tls = None
-    if args.tls or args.ca_cert:
-        roots = _read(Path(args.ca_cert), "--ca-cert") if args.ca_cert else None
-        tls = TlsOptions(root_certificates=roots, server_name=args.tls_server_name)
-    return control_channel(address, token=resolve_token(args, environ), tls=tls)
+    return control_channel(resolve_address(args, env), token=resolve_token(args, env), tls=resolve_tls(args))

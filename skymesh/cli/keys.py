@@ -8,8 +8,8 @@
 This works against the database (`--db`, `--config` or SKYMESH_DATABASE_URL), not the API: the server writes the
 first admin's token to <data_dir>/admin.token on a fresh database by itself, and this command is for recovery (every
 admin token lost: `skymesh keys token admin`) and scripts that own the database. Through the API, UserService does
-the same for admins (docs/security.md). A revocation here refuses the next connection at once and ends a live stream within the
-server's `key_recheck_s` (60 s); StationService.RevokeStationKey through the control API ends it immediately.
+the same for admins (docs/security.md). A revocation here refuses the next connection at once and ends a live
+stream within the server's `key_recheck_s` (60 s); StationService.RevokeStationKey through the API ends it at once.
 """
 
 from __future__ import annotations

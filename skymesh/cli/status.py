@@ -10,9 +10,12 @@ credential options are those of `skymesh.cli.client` (an observer token is enoug
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from skymesh.cli.client import add_client_arguments, open_control_channel
+from skymesh.cli.client import add_client_arguments, resolve_address, resolve_tls, resolve_token
+
+if TYPE_CHECKING:
+    from skymesh.api.channel import TlsOptions
 
 __all__ = ["register"]
 
@@ -34,11 +37,7 @@ def _run(args: argparse.Namespace) -> int:
     import asyncio
     import json
 
-    async def _collect() -> dict[str, Any]:
-        async with open_control_channel(args) as channel:
-            return await collect(channel, args.timeout)
-
-    report = asyncio.run(_collect())
+    report = asyncio.run(collect(resolve_address(args), resolve_token(args), args.timeout, tls=resolve_tls(args)))
     if args.json:
         print(json.dumps(report, indent=2, sort_keys=True))
     else:
@@ -46,11 +45,17 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-async def collect(channel: Any, timeout_s: float = 10.0) -> dict[str, Any]:
-    """The status report as plain data: {"stations": [...], "jobs_by_state": {...}, "observations": [...]}.
+async def collect(
+    address: str, token: str | None, timeout_s: float = 10.0, *, tls: TlsOptions | None = None
+) -> dict[str, Any]:
+    """The status report as plain data: {"stations": [...], "jobs_by_state": {...}, "observations": [...]}."""
+    from skymesh.api.channel import control_channel
 
-    `channel` is a grpc.aio channel carrying the caller's credentials (`skymesh.api.channel.control_channel`).
-    """
+    async with control_channel(address, token=token, tls=tls) as channel:
+        return await _collect(channel, timeout_s)
+
+
+async def _collect(channel: Any, timeout_s: float) -> dict[str, Any]:
     from skymesh.api.common.v1 import common_pb2
     from skymesh.api.control.v1 import (
         observations_pb2,

@@ -13,7 +13,6 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from skymesh.api.channel import control_channel
 from skymesh.cli.main import main
 from skymesh.cli.status import collect, render
 from skymesh.core.errors import InvalidArgument
@@ -65,8 +64,7 @@ async def test_health_reflection_and_metrics(start_server: StartServer) -> None:
 async def test_status_report(start_server: StartServer) -> None:
     server = await start_server()
     await add_station(server, "gs1")
-    async with control_channel(server.address) as channel:
-        report = await collect(channel)
+    report = await collect(server.address, None)
     assert [s["station_id"] for s in report["stations"]] == ["gs1"]
     assert report["stations"][0]["state"] == "OFFLINE"
     assert "gs1" in render(report)
