@@ -27,7 +27,7 @@ from typing import Any
 import grpc
 
 from skymesh.api.errors import abort_with
-from skymesh.core.errors import AlreadyExists, PermissionDenied, SkyMeshError, Unauthenticated
+from skymesh.core.errors import AlreadyExists, PermissionDenied, SkyMeshError, Unauthenticated, Unavailable
 from skymesh.server.db import Repository
 from skymesh.server.db.records import Role
 
@@ -116,6 +116,10 @@ class ControlAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-a
                 raise PermissionDenied(f"{method.rsplit('/', 1)[-1]} needs role {need.name.lower()}")
         except SkyMeshError as exc:
             await abort_with(context, exc)
+            raise AssertionError("unreachable: abort raises") from exc
+        except Exception as exc:  # the database is down or failing: say so, never UNKNOWN with its internals
+            log.exception("checking credentials for %s failed", method)
+            await abort_with(context, Unavailable("cannot check credentials now; retry", reason="AUTH_UNAVAILABLE"))
             raise AssertionError("unreachable: abort raises") from exc
         return f"user:{user.user_id}"
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import asyncpg
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -28,10 +30,10 @@ from skymesh.api.control.v1 import (
 )
 from skymesh.core.jobs import JobState
 from skymesh.core.model import CelestialTarget, TimeWindow
-from skymesh.server import RunningServer
+from skymesh.server import RunningServer, serve
 from skymesh.server.db.records import PlannedJob, Role
 from tests.server.agent_client import AgentClient
-from tests.server.conftest import StartServer
+from tests.server.conftest import PG_DSN, StartServer, test_config
 
 
 def _station(station_id: str) -> common_pb2.Station:
@@ -266,3 +268,25 @@ async def test_user_service_creates_lists_and_revokes(start_server: StartServer)
             assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
         listed = await users.ListUsers(users_pb2.ListUsersRequest())
         assert listed.users[1].tokens[0].HasField("revoke_time")
+
+
+async def test_a_database_outage_is_unavailable_not_unknown(tmp_path: Path) -> None:
+    name = f"skymesh_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(PG_DSN)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        base = PG_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+        server = await serve(test_config(f"{base}/{name}", tmp_path / "data", control_auth=True))
+        try:
+            token = _admin_token(server)
+            await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')  # the database goes away under the server
+            async with control_channel(server.address, token=token) as channel:
+                with pytest.raises(grpc.aio.AioRpcError) as err:
+                    await stations_pb2_grpc.StationServiceStub(channel).ListStations(stations_pb2.ListStationsRequest())
+            assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert "credentials" in (err.value.details() or "") and "SELECT" not in (err.value.details() or "")
+        finally:
+            await server.stop(grace_s=0.1)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()

@@ -100,12 +100,10 @@ class StationServicer(stations_pb2_grpc.StationServiceServicer):
     ) -> stations_pb2.DeleteStationResponse:
         check_id(request.station_id, field="station_id")
         deletion = await self._repo.delete_station(request.station_id, actor=current_actor())
-        # Its stream ends now, not at the next key re-check: the keys are revoked in the same transaction.
+        # Its stream here ends now; one on another replica ends at that replica's next key re-check (key_recheck_s).
         session = self._hub.get(request.station_id)
         if session is not None:
             session.close(Unauthenticated("station deleted", reason="STATION_DELETED"))
-        for key_id in deletion.revoked_key_ids:
-            self._hub.close_key(key_id, Unauthenticated("station deleted", reason="STATION_DELETED"))
         self._on_change(f"station {request.station_id} deleted")
         return stations_pb2.DeleteStationResponse(
             revoked_key_count=len(deletion.revoked_key_ids), cancelled_job_count=deletion.ended_jobs
