@@ -31,6 +31,7 @@ from skymesh.api.control.v1 import (
 )
 from skymesh.api.scheduler.v1 import scheduler_pb2_grpc
 from skymesh.core.clock import Clock, SystemClock
+from skymesh.core.errors import InvalidArgument
 from skymesh.server.auth import ControlAuthInterceptor, bootstrap_admin
 from skymesh.server.config import ServerConfig
 from skymesh.server.control import (
@@ -188,13 +189,17 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((*_SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
 
+    creds = None
     if config.tls_cert_file and config.tls_key_file:
         key = await asyncio.to_thread(Path(config.tls_key_file).read_bytes)
         cert = await asyncio.to_thread(Path(config.tls_cert_file).read_bytes)
         creds = grpc.ssl_server_credentials([(key, cert)])
-        port = server.add_secure_port(config.listen, creds)
-    else:
-        port = server.add_insecure_port(config.listen)
+    try:
+        port = server.add_secure_port(config.listen, creds) if creds else server.add_insecure_port(config.listen)
+    except RuntimeError as exc:  # grpc's only word for it: "Failed to bind to address"
+        raise InvalidArgument(
+            f"cannot listen on {config.listen}: in use, or not an address of this host", field="listen"
+        ) from exc
     await server.start()
     for name in ("", *_SERVICE_NAMES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import subprocess
 from pathlib import Path
 
@@ -77,3 +78,13 @@ def test_bad_config_files_are_one_line_errors(tmp_path: Path, capsys: pytest.Cap
     broken.write_text("listen: [unclosed\n")
     assert main(["keys", "--config", str(broken), "token", "admin"]) == 2
     assert capsys.readouterr().err.startswith("skymesh: error: not valid YAML: ")
+
+
+def test_a_busy_port_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        address = f"127.0.0.1:{busy.getsockname()[1]}"
+        assert main(["server", "--listen", address, "--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"skymesh: error: listen: cannot listen on {address}") and "Traceback" not in err
