@@ -88,3 +88,27 @@ def test_a_busy_port_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureF
         assert main(["server", "--listen", address, "--data-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"skymesh: error: listen: cannot listen on {address}") and "Traceback" not in err
+
+
+async def test_users_command_hands_out_named_tokens(
+    start_server: StartServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server = await start_server(control_auth=True)
+    admin = ("--server", server.address, "--token-file", str(server.config.admin_token_path))
+    assert await _cli("users", *admin, "create", "otto", "--role", "observer") == 0
+    out = capsys.readouterr().out.splitlines()
+    token_id, token = out[0].removeprefix("token_id: "), out[1].removeprefix("token: ")
+    assert token.startswith(f"smu_{token_id}_")
+    assert await _cli("status", "--server", server.address, "--token", token, "--json") == 0
+    capsys.readouterr()
+    assert await _cli("users", "--server", server.address, "--token", token, "list") == 2  # an observer may not
+    assert "PERMISSION_DENIED: ListUsers needs role admin" in capsys.readouterr().err
+    assert await _cli("users", *admin, "revoke", token_id) == 0
+    assert capsys.readouterr().out.strip() == f"revoked {token_id} (user otto)"
+    assert await _cli("users", *admin, "list") == 0
+    listing = capsys.readouterr().out
+    assert f"token {token_id}" in listing and "revoked" in listing and token.split("_")[2] not in listing
+    assert await _cli("status", "--server", server.address, "--token", token) == 2
+    assert "UNAUTHENTICATED" in capsys.readouterr().err
+    assert await _cli("users", *admin, "create", "Otto", "--role", "admin") == 2
+    assert capsys.readouterr().err.startswith("skymesh: error: INVALID_ARGUMENT: user_id: must be 1-63 lowercase")
