@@ -61,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 _RPC_HINTS = {
     "UNAUTHENTICATED": "pass --token-file FILE (or set SKYMESH_TOKEN_FILE); on a fresh database the server writes "
     "its first admin's token to <data_dir>/admin.token",
-    "PERMISSION_DENIED": "ask an admin for a token with a higher role (skymesh keys user ID --role ROLE)",
+    "PERMISSION_DENIED": "ask an admin for a token with a higher role (skymesh users create ID --role ROLE)",
     "UNAVAILABLE": "is the server running at that address, and does it speak TLS (--tls, --ca-cert) or not?",
     "DEADLINE_EXCEEDED": "the server did not answer in time; is it overloaded, or is the address right?",
 }
