@@ -8,7 +8,7 @@ database code; `ingest`, `watch` and `kafka` are the server's sources and use th
 
 from __future__ import annotations
 
-from skymesh.server.alerts.model import Alert, AlertFormat, AlertParseError, AlertRole, Cutout
+from skymesh.server.alerts.model import Alert, AlertFormat, AlertParseError, AlertRole, AlertStatus, Cutout
 from skymesh.server.alerts.parse import ParseLimits, parse_alerts, sniff_format
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "AlertFormat",
     "AlertParseError",
     "AlertRole",
+    "AlertStatus",
     "Cutout",
     "ParseLimits",
     "parse_alerts",

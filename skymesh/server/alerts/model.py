@@ -15,7 +15,7 @@ from datetime import datetime
 from skymesh.core.clock import ensure_utc
 from skymesh.core.errors import InvalidArgument
 
-__all__ = ["Alert", "AlertFormat", "AlertParseError", "AlertRole", "Cutout"]
+__all__ = ["Alert", "AlertFormat", "AlertParseError", "AlertRole", "AlertStatus", "Cutout"]
 
 
 class AlertFormat(enum.Enum):
@@ -32,6 +32,19 @@ class AlertRole(enum.Enum):
     OBSERVATION = "observation"
     TEST = "test"  # VOEvent role="test", alert_tense test/injection: stored, never scheduled
     UTILITY = "utility"  # archival/planned/commanded notices and VOEvent role="utility": stored, never scheduled
+
+
+class AlertStatus(enum.IntEnum):
+    """What became of a stored alert; values match control.v1.AlertStatus."""
+
+    ACCEPTED = 1  # a target was created or updated, the planner woken
+    STORED = 2  # kept, no target (no rule, no position, region too large)
+    TEST = 3
+    RETRACTION = 4  # a retraction notice (it retracted the earlier revisions)
+    RETRACTED = 5  # an earlier revision of a retracted event
+    DUPLICATE = 6  # only in answers: already stored, nothing written
+    REJECTED = 7  # did not parse; the raw packet is kept
+    UTILITY = 8
 
 
 class AlertParseError(InvalidArgument):
