@@ -1,0 +1,282 @@
+"""Alert ingest in a real server over real gRPC, on SQLite and PostgreSQL: roles, dedup, revisions refining a
+target, test alerts, rejected packets kept raw with nothing else written, retractions cancelling jobs with
+ALERT_RETRACTED, alias and cone matching, the watch directory, the Kafka consumer loop on a recorded stream, the
+planner's time-critical demand, and the `skymesh alerts` CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, cast
+
+import grpc
+import pytest
+
+from skymesh.api.common.v1 import common_pb2
+from skymesh.api.control.v1 import alerts_pb2, alerts_pb2_grpc, targets_pb2, targets_pb2_grpc
+from skymesh.cli.main import main as cli_main
+from skymesh.core.jobs import JobState
+from skymesh.core.model import CelestialTarget, GeoLocation, Station, StationKind, StationState, TimeWindow
+from skymesh.server import RunningServer
+from skymesh.server.alerts.kafka import KafkaMessage, RecordedStream, consume, write_recording
+from skymesh.server.db.records import PlannedJob, Role
+from tests.server.alerts.packets import fixture, gcn_notice, ztf_packet, ztf_record
+from tests.server.conftest import StartServer
+from tests.server.fake_scheduler import fake_scheduler
+
+S = alerts_pb2.AlertStatus
+
+
+def _auth(token: str) -> tuple[tuple[str, str]]:
+    return (("authorization", f"Bearer {token}"),)
+
+
+async def _tokens(server: RunningServer) -> dict[str, str]:
+    out = {}
+    for user, role in (("ada", Role.ADMIN), ("opal", Role.OPERATOR), ("otto", Role.OBSERVER)):
+        await server.repo.create_user(user, role)
+        out[user] = await server.repo.issue_user_token(user)
+    return out
+
+
+async def _count_rows(server: RunningServer, table: str) -> int:
+    from sqlalchemy import text
+
+    async with server.engine.connect() as conn:
+        return int((await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one())
+
+
+async def test_ingest_dedup_revisions_test_alerts_and_rejections(start_server: StartServer) -> None:
+    server = await start_server(control_auth=True)
+    tokens = await _tokens(server)
+    admin = _auth(tokens["ada"])
+    async with grpc.aio.insecure_channel(server.address) as channel:
+        alerts = alerts_pb2_grpc.AlertServiceStub(channel)
+        targets = targets_pb2_grpc.TargetServiceStub(channel)
+
+        async def ingest(name: str, token: str = tokens["opal"]) -> alerts_pb2.IngestAlertResponse:
+            request = alerts_pb2.IngestAlertRequest(packet=fixture(name))
+            return await alerts.IngestAlert(request, metadata=_auth(token))
+
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await ingest("gcn_swift_bat_guano.json", tokens["otto"])
+        assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await alerts.IngestAlert(alerts_pb2.IngestAlertRequest(packet=fixture("gcn_swift_bat_guano.json")))
+        assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert await _count_rows(server, "alerts") == 0
+
+        first = await ingest("gcn_swift_bat_guano.json")
+        (a,) = first.alerts
+        assert a.status == S.ALERT_STATUS_ACCEPTED and a.target_id == "grb-261130a" and first.replan_requested
+        assert a.origin == "grpc:user:opal" and a.priority == 9
+        assert a.time_critical.end.ToDatetime() - a.time_critical.start.ToDatetime() == timedelta(hours=6)
+        target = (await targets.GetTarget(targets_pb2.GetTargetRequest(target_id="grb-261130a"), metadata=admin)).target
+        assert target.priority == 9 and target.celestial.ra_deg == pytest.approx(201.3651)
+        assert target.name == "GRB 261130A"
+
+        again = await ingest("gcn_swift_bat_guano.json")
+        assert [x.status for x in again.alerts] == [S.ALERT_STATUS_DUPLICATE]
+        assert again.alerts[0].alert_id == a.alert_id
+        assert await _count_rows(server, "alerts") == 1
+
+        update = await ingest("gcn_swift_bat_guano_update.json")
+        assert update.alerts[0].target_id == "grb-261130a"
+        target = (await targets.GetTarget(targets_pb2.GetTargetRequest(target_id="grb-261130a"), metadata=admin)).target
+        assert target.celestial.ra_deg == pytest.approx(201.3702)  # the refined position
+
+        test_alert = await ingest("gcn_test_notice.json")
+        assert test_alert.alerts[0].status == S.ALERT_STATUS_TEST and not test_alert.alerts[0].target_id
+        voe_test = await ingest("voevent_test.xml")
+        assert voe_test.alerts[0].status == S.ALERT_STATUS_TEST and not voe_test.replan_requested
+        stored = await ingest("lvk_preliminary.json")  # no position: kept, no target
+        assert stored.alerts[0].status == S.ALERT_STATUS_STORED
+        listed = await targets.ListTargets(targets_pb2.ListTargetsRequest(), metadata=admin)
+        assert [t.target_id for t in listed.targets] == ["grb-261130a"]
+
+        targets_before = await _count_rows(server, "targets")
+        for name in ("hostile_billion_laughs.xml", "hostile_external_entity.xml", "truncated_gcn.json"):
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await ingest(name)
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "ALERT_REJECTED" in (err.value.details() or "")
+            trailing: dict[str, Any] = dict(cast(Any, err.value.trailing_metadata()) or ())
+            rejected_id = str(trailing["skymesh-error-alert_id"])
+            got = await alerts.GetAlert(
+                alerts_pb2.GetAlertRequest(alert_id=rejected_id, include_raw=True), metadata=admin
+            )
+            assert got.alert.status == S.ALERT_STATUS_REJECTED and got.raw == fixture(name)
+            assert got.alert.error and not got.alert.target_id
+        assert await _count_rows(server, "targets") == targets_before
+        assert await _count_rows(server, "target_aliases") == 0  # the event name is the target name: no alias rows
+
+        rejected = await alerts.ListAlerts(alerts_pb2.ListAlertsRequest(status=S.ALERT_STATUS_REJECTED), metadata=admin)
+        assert len(rejected.alerts) == 3
+        everything = await alerts.ListAlerts(alerts_pb2.ListAlertsRequest(), metadata=_auth(tokens["otto"]))
+        assert len(everything.alerts) == 8
+
+
+async def test_retraction_cancels_jobs_and_deletes_the_event_target(start_server: StartServer) -> None:
+    server = await start_server()
+    await server.repo.create_station(Station("tel1", "T1", StationKind.TELESCOPE, GeoLocation(-30.2, -70.7, 2200.0)))
+    ingest = server.alerts.ingest
+    accepted = await ingest(fixture("gcn_swift_bat_guano.json"), origin="test")
+    target_id = accepted.outcomes[0].record.target_id
+    assert target_id == "grb-261130a"
+    now = server.repo.clock.now()
+    plan = [
+        PlannedJob("tel1", target_id, TimeWindow(now + timedelta(minutes=m), now + timedelta(minutes=m + 5)))
+        for m in (10, 30)
+    ]
+    await server.repo.apply_plan(["tel1"], plan)
+    jobs = await server.repo.list_jobs(station_id="tel1")
+    assert len(jobs) == 2 and all(j.state == JobState.SCHEDULED for j in jobs)
+
+    result = await ingest(fixture("gcn_swift_bat_guano_retraction.json"), origin="test")
+    (outcome,) = result.outcomes
+    assert outcome.record.status.name == "RETRACTION" and outcome.replan and result.replan_requested
+    assert outcome.record.target_id == target_id
+    jobs = await server.repo.list_jobs(station_id="tel1")
+    assert {(j.state, j.cause) for j in jobs} == {(JobState.CANCELLED, common_pb2.CAUSE_CODE_ALERT_RETRACTED)}
+    assert target_id not in {t.target.target_id for t in await server.repo.list_targets()}
+    earlier = await server.repo.list_alerts(source="gcn")
+    assert sorted(r.status.name for r in earlier) == ["RETRACTED", "RETRACTION"]
+    assert await server.repo.alert_windows(now) == {}
+
+    # A revision that arrives after its retraction (out of order) is stored as retracted, never scheduled.
+    late = await ingest(fixture("gcn_swift_bat_guano_update.json"), origin="test")
+    assert late.outcomes[0].record.status.name == "RETRACTED" and not late.replan_requested
+    assert target_id not in {t.target.target_id for t in await server.repo.list_targets()}
+
+
+async def test_alias_and_cone_matching_update_existing_targets(start_server: StartServer, tmp_path: Path) -> None:
+    rules = [{"source": "ztf", "action": "target", "priority": 7}, {"source": "tns", "action": "target", "priority": 5}]
+    server = await start_server(alerts={"rules": [*rules, {"source": "gcn", "action": "target", "priority": 10}]})
+    ingest = server.alerts.ingest
+    tns = await ingest(fixture("tns_object.json"), origin="test")
+    assert tns.outcomes[0].record.target_id == "sn-2026xyz"
+    # The ZTF alert names the object by its ZTF id, which TNS listed as an internal name: same target.
+    ztf = await ingest(ztf_packet(), origin="test")
+    assert ztf.outcomes[0].record.target_id == "sn-2026xyz"
+    assert (await server.repo.get_target("sn-2026xyz")).target.priority == 7  # raised to the ZTF rule's
+
+    await server.repo.create_target(CelestialTarget("m31-core", "M31 core", 10.6847, 41.2690, priority=3))
+    near = gcn_notice(ra_deg=10.6847 + 2.0 / 3600.0, dec_deg=41.2690, trigger_id=424242)  # 2 arcsec away
+    cone = await ingest(near, origin="test")
+    assert cone.outcomes[0].record.target_id == "m31-core"
+    catalogue = (await server.repo.get_target("m31-core")).target
+    assert isinstance(catalogue, CelestialTarget)
+    assert catalogue.priority == 10 and catalogue.ra_deg == pytest.approx(10.6847)  # position kept
+    far = await ingest(gcn_notice(ra_deg=10.6847 + 60.0 / 3600.0, dec_deg=41.2690, trigger_id=424243), origin="t")
+    assert far.outcomes[0].record.target_id == "grb-424243"
+    # Retracting the cone-matched event leaves the catalogue target alive.
+    retraction = gcn_notice(ra_deg=0.0, dec_deg=0.0, trigger_id=424242, record_number=3, alert_type="retraction")
+    await ingest(retraction, origin="test")
+    assert (await server.repo.get_target("m31-core")).target.target_id == "m31-core"
+
+
+async def test_watch_directory_moves_files_to_done_and_rejected(start_server: StartServer, tmp_path: Path) -> None:
+    watch = tmp_path / "inbox"
+    server = await start_server(alerts={"watch_dir": str(watch), "watch_interval_s": 0.05})
+    for _ in range(100):
+        if (watch / "done").is_dir():
+            break
+        await asyncio.sleep(0.05)
+    files = {
+        "swift.json": fixture("gcn_swift_bat_guano.json"),
+        "again.json": fixture("gcn_swift_bat_guano.json"),
+        "ztf.avro": ztf_packet(),
+        "evil.xml": fixture("hostile_billion_laughs.xml"),
+    }
+    for name, data in files.items():
+        (watch / f".{name}").write_bytes(data)  # hidden while being written
+        (watch / "half.part").write_bytes(data[:10])  # a partial file is never touched
+        (watch / f".{name}").rename(watch / name)
+        await asyncio.sleep(0.02)
+    for _ in range(200):
+        if not [p for p in watch.iterdir() if p.is_file() and not p.name.endswith(".part")]:
+            break
+        await asyncio.sleep(0.05)
+    assert sorted(p.name for p in (watch / "done").iterdir()) == ["again.json", "swift.json", "ztf.avro"]
+    assert [p.name for p in (watch / "rejected").iterdir()] == ["evil.xml"]
+    assert (watch / "half.part").exists()
+    records = await server.repo.list_alerts()
+    assert sorted(r.status.name for r in records) == ["ACCEPTED", "REJECTED", "STORED"]
+    assert {r.origin for r in records} == {"watch:swift.json", "watch:ztf.avro", "watch:evil.xml"}
+
+
+async def test_kafka_loop_commits_after_storing_and_redelivery_is_deduplicated(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    server = await start_server()
+    topic_gcn, topic_ztf = "gcn.notices.swift.bat.guano", "ztf_20261130_programid1"
+    messages = [
+        KafkaMessage(topic_gcn, 0, 0, fixture("gcn_swift_bat_guano.json")),
+        KafkaMessage(topic_ztf, 0, 0, ztf_packet([ztf_record(candid=1)])),
+        KafkaMessage(topic_ztf, 0, 1, ztf_packet([ztf_record(candid=2)])),
+        KafkaMessage(topic_gcn, 0, 1, b'{"$schema": "https://gcn.nasa.gov/schema/gcn/notices/x.json", "id": '),
+        KafkaMessage(topic_gcn, 0, 2, fixture("gcn_swift_bat_guano_update.json")),
+    ]
+    recording = tmp_path / "stream.jsonl"
+    write_recording(recording, messages)
+    stream = RecordedStream(recording)
+    # Handle two messages, then "crash" before committing the third: its ingest happened, its commit did not.
+    assert stream.poll(0) == messages[0]
+    await server.alerts.ingest(messages[0].value, origin="kafka:crash-test")
+    stream.commit(messages[0])
+    third = stream.poll(0)
+    assert third == messages[1]
+    await server.alerts.ingest(third.value, origin="kafka:crash-test")  # stored, never committed
+    restarted = RecordedStream(recording)
+    assert restarted.committed == {f"{topic_gcn}/0": 1}
+    handled = await consume(restarted, server.alerts, poll_s=0.0, stop_when_idle=True)
+    assert handled == 4  # ztf 0 (redelivered), ztf 1, the broken packet, the update
+    assert RecordedStream(recording).committed == {f"{topic_gcn}/0": 3, f"{topic_ztf}/0": 2}
+    records = await server.repo.list_alerts()
+    assert sorted(r.status.name for r in records) == ["ACCEPTED", "ACCEPTED", "REJECTED", "STORED", "STORED"]
+    assert await _count_rows(server, "alerts") == 5  # the redelivered ZTF packet was a duplicate
+    assert await consume(RecordedStream(recording), server.alerts, poll_s=0.0, stop_when_idle=True) == 0
+
+
+async def test_planner_sends_the_alert_window_as_time_critical_demand(start_server: StartServer) -> None:
+    async with fake_scheduler() as (scheduler, address, _server):
+        server = await start_server(
+            planning_enabled=True, scheduler_address=address, replan_interval_s=3600.0, replan_debounce_s=0.05
+        )
+        station = Station("tel1", "T1", StationKind.TELESCOPE, GeoLocation(-30.2, -70.7, 2200.0))
+        await server.repo.create_station(station)
+        # ONLINE without a live agent: enough for the planner to plan for it.
+        await server.repo.set_station_state("tel1", StationState.ONLINE, last_seen=server.repo.clock.now())
+        seen = len(scheduler.requests)
+        await server.alerts.ingest(fixture("gcn_swift_bat_guano.json"), origin="test")
+        for _ in range(100):
+            if len(scheduler.requests) > seen and any(
+                t.target.target_id == "grb-261130a" for t in scheduler.requests[-1].targets
+            ):
+                break
+            await asyncio.sleep(0.05)
+        request = scheduler.requests[-1]
+        (planned,) = [t for t in request.targets if t.target.target_id == "grb-261130a"]
+        assert planned.demand.time_critical_boost == pytest.approx(2.0)
+        (window,) = planned.demand.time_critical
+        assert window.end.ToDatetime() - window.start.ToDatetime() == timedelta(hours=6)
+
+
+async def test_cli_ingest(start_server: StartServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    server = await start_server(control_auth=True)
+    tokens = await _tokens(server)
+    good = tmp_path / "swift.json"
+    good.write_bytes(fixture("gcn_swift_bat_guano.json"))
+    bad = tmp_path / "evil.xml"
+    bad.write_bytes(fixture("hostile_external_entity.xml"))
+    args = ["alerts", "--server", server.address, "--token", tokens["opal"], "ingest", str(good), str(bad)]
+    code = await asyncio.to_thread(cli_main, args)
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert "swift.json: gcn swift:786169265 rev 1: ACCEPTED -> target grb-261130a" in out
+    assert "evil.xml: INVALID_ARGUMENT" in err and "hostile XML refused" in err
+    code = await asyncio.to_thread(cli_main, ["alerts", "--server", server.address, "--token", tokens["otto"], "list"])
+    listed = [json.loads(line) for line in capsys.readouterr()[0].splitlines()]
+    assert code == 0 and sorted(a["status"] for a in listed) == ["ALERT_STATUS_ACCEPTED", "ALERT_STATUS_REJECTED"]
