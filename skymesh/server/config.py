@@ -79,6 +79,8 @@ class ServerConfig:
     def __post_init__(self) -> None:
         if isinstance(self.alerts, Mapping):
             object.__setattr__(self, "alerts", AlertsConfig.from_mapping(self.alerts))
+        elif not isinstance(self.alerts, AlertsConfig):
+            raise InvalidArgument("must be a mapping (set it in the YAML file)", field="alerts")
         if not self.database_url:
             object.__setattr__(self, "database_url", f"sqlite+aiosqlite:///{Path(self.data_dir) / 'skymesh.sqlite3'}")
         if not self.server_id:

@@ -238,7 +238,7 @@ class AlertSystem:
 
     async def stop(self) -> None:
         if self._channel is not None:
-            await self._channel.close()
+            await self._channel.close(None)
         for proc in sorted(self.procs, key=lambda p: {"agent": 0, "server": 1}.get(p.name, 2)):
             await asyncio.to_thread(proc.stop)
 

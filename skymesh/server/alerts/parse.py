@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from skymesh.core.errors import InvalidArgument
 from skymesh.server.alerts.avro import AVRO_MAGIC, iter_avro_records, parse_rubin, parse_ztf
 from skymesh.server.alerts.gcn import parse_gcn_json, parse_lvk_json, parse_voevent
 from skymesh.server.alerts.jsonsafe import DEFAULT_MAX_DEPTH, load_json
@@ -45,6 +46,26 @@ def sniff_format(packet: bytes) -> str:
 
 
 def parse_alerts(
+    packet: bytes,
+    *,
+    hint: AlertFormat | None = None,
+    limits: ParseLimits = ParseLimits(),
+    schemas: Mapping[int, Any] | None = None,
+) -> tuple[Alert, ...]:
+    """Every alert in `packet`, normalised; AlertParseError (and nothing else) for any packet that is not one."""
+    try:
+        return _parse(packet, hint=hint, limits=limits, schemas=schemas)
+    except AlertParseError:
+        raise
+    except InvalidArgument as exc:  # a domain value refused what the packet said
+        raise AlertParseError(exc.message, field=exc.field or "packet") from None
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError, RecursionError) as exc:
+        # Values a parser did not foresee (a Julian date past year 9999, a nested type where a number belongs):
+        # still the packet's fault, still one clear error.
+        raise AlertParseError(f"unusable value: {type(exc).__name__}: {exc}"[:300], field="packet") from None
+
+
+def _parse(
     packet: bytes,
     *,
     hint: AlertFormat | None = None,

@@ -280,3 +280,30 @@ async def test_cli_ingest(start_server: StartServer, tmp_path: Path, capsys: pyt
     code = await asyncio.to_thread(cli_main, ["alerts", "--server", server.address, "--token", tokens["otto"], "list"])
     listed = [json.loads(line) for line in capsys.readouterr()[0].splitlines()]
     assert code == 0 and sorted(a["status"] for a in listed) == ["ALERT_STATUS_ACCEPTED", "ALERT_STATUS_REJECTED"]
+
+
+def test_alert_settings_load_from_the_server_yaml(tmp_path: Path) -> None:
+    from skymesh.core.errors import InvalidArgument
+    from skymesh.server.config import load_config
+
+    path = tmp_path / "server.yaml"
+    path.write_text(
+        "server:\n"
+        "  alerts:\n"
+        "    watch_dir: /srv/alerts\n"
+        "    match_radius_deg: 0.002\n"
+        "    rules:\n"
+        "      - {source: ztf, action: target, priority: 4, window_s: 86400, filters: [r, g]}\n"
+        "      - {source: gcn, alert_type: 'swift.*', action: target, priority: 10}\n"
+    )
+    alerts = load_config(path, env={}).alerts
+    assert alerts.watch_dir == "/srv/alerts" and alerts.match_radius_deg == pytest.approx(0.002)
+    assert alerts.rule_for("ztf", "ztf").filters == ("r", "g") and alerts.rule_for("ztf", "ztf").priority == 4
+    assert alerts.rule_for("gcn", "swift.bat.guano").priority == 10
+    assert alerts.rule_for("gcn", "fermi.gbm.alert").action == "store"  # no rule: stored only
+    with pytest.raises(InvalidArgument, match=r"alerts\.rules"):
+        load_config(overrides={"alerts": {"rules": [{"source": "x", "priority": 11, "action": "target"}]}}, env={})
+    with pytest.raises(InvalidArgument, match="unknown settings"):
+        load_config(overrides={"alerts": {"watchdir": "/x"}}, env={})
+    with pytest.raises(InvalidArgument, match="YAML"):
+        load_config(env={"SKYMESH_ALERTS": "watch_dir=/x"})

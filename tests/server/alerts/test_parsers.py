@@ -217,6 +217,17 @@ def test_wrong_avro_schemas_are_refused() -> None:
         parse_alerts(ztf_packet([bad]))
 
 
+def test_values_no_parser_foresaw_are_still_one_clear_error() -> None:
+    far_future = ztf_record()
+    far_future["candidate"]["jd"] = 1e30
+    with pytest.raises(AlertParseError, match="unusable value: OverflowError"):
+        parse_alerts(ztf_packet([far_future]))
+    notice = json.loads(fixture("gcn_icecube_gold.json"))
+    notice["trigger_time"] = "2026-13-45T99:00:00Z"
+    with pytest.raises(AlertParseError, match="not an ISO 8601 time"):
+        parse_alerts(json.dumps(notice).encode())
+
+
 def test_units() -> None:
     assert radius_to_90_deg(3.0, "arcmin") == pytest.approx(0.05)
     assert radius_to_90_deg(1.0, "deg", 0.5) == pytest.approx(math.sqrt(math.log(10) / math.log(2)))
