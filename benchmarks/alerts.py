@@ -9,7 +9,8 @@ throughput against plain fastavro.
    path) or dropped into the watch directory (polled every 0.05 s). The clock starts just before the call / the
    rename and stops when the agent's own SQLite store holds a job for the alert's target (polled every 10 ms). Then
    the alert is retracted and the benchmark waits for the agent to drop the job, so every alert starts from the same
-   state. One untimed alert warms each system up. p50/p99/max per run; worst and best run reported.
+   state. One untimed alert warms each system up. p50/p99/max per run; worst and best run reported. With
+   `--catalogue N` the system first holds N sidereal targets (priority 3), so every replan plans them all too.
 2. Parsing. `parse_alerts` on ZTF avro packets with three cutouts (the ingest path's parser: container decode,
    validation, normalisation) vs plain `fastavro.reader` over the same bytes, alerts per second on one core.
 """
@@ -60,7 +61,7 @@ async def _drop_pg(name: str) -> None:
         await admin.close()
 
 
-async def _latency_run(backend: str, alerts: int, root: Path, run: int) -> dict[str, Any]:
+async def _latency_run(backend: str, alerts: int, root: Path, run: int, catalogue: int) -> dict[str, Any]:
     from tests.e2e.alert_system import AlertSystem, zenith_radec
     from tests.server.alerts.packets import gcn_notice
 
@@ -75,6 +76,7 @@ async def _latency_run(backend: str, alerts: int, root: Path, run: int) -> dict[
         now = datetime.now(UTC)
         await system.start(now)
         assert system.station is not None
+        await system.add_catalogue(catalogue)
         base = 700_000 + 1000 * run
         for i in range(alerts + 1):
             trigger = base + i
@@ -105,6 +107,7 @@ async def _latency_run(backend: str, alerts: int, root: Path, run: int) -> dict[
     every = samples["grpc"] + samples["watch"]
     return {
         "backend": backend,
+        "catalogue": catalogue,
         "run": run,
         "n": len(every),
         **{f"{k}_p50_s": float(np.percentile(v, 50)) for k, v in (("all", every), *samples.items())},
@@ -155,7 +158,7 @@ def _markdown(latency: list[dict[str, Any]], parse: dict[str, Any], args: argpar
         "# Alert benchmarks",
         "",
         f"Command: `PYTHONPATH=$PWD .venv/bin/python benchmarks/alerts.py --alerts {args.alerts} --runs {args.runs}"
-        f" --parse-packets {args.parse_packets}`",
+        f" --parse-packets {args.parse_packets} --catalogue {' '.join(map(str, args.catalogue))}`",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs (shared with other work while it ran), Python "
         f"{platform.python_version()}; run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.",
         "",
@@ -164,22 +167,25 @@ def _markdown(latency: list[dict[str, Any]], parse: dict[str, Any], args: argpar
         "Half the alerts over gRPC IngestAlert, half dropped into the watch directory (0.05 s poll); greedy planner,",
         "replan debounce 0.1 s; the agent's SQLite store polled every 10 ms. Seconds.",
         "",
-        "| database | run | alerts | p50 | p99 | max | min | gRPC p50 | gRPC p99 | watch p50 | watch p99 |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| database | catalogue targets | run | alerts | p50 | p99 | max | min | gRPC p50 | gRPC p99 | watch p50 |"
+        " watch p99 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in latency:
         lines.append(
-            f"| {r['backend']} | {r['run']} | {r['n']} | {r['all_p50_s']:.3f} | {r['all_p99_s']:.3f} | "
+            f"| {r['backend']} | {r['catalogue']} | {r['run']} | {r['n']} | "
+            f"{r['all_p50_s']:.3f} | {r['all_p99_s']:.3f} | "
             f"{r['all_max_s']:.3f} | {r['all_min_s']:.3f} | {r['grpc_p50_s']:.3f} | {r['grpc_p99_s']:.3f} | "
             f"{r['watch_p50_s']:.3f} | {r['watch_p99_s']:.3f} |"
         )
-    lines += ["", "Worst and best run per database (by p99):", ""]
-    for backend in sorted({r["backend"] for r in latency}):
-        runs = [r for r in latency if r["backend"] == backend]
+    lines += ["", "Worst and best run per database and catalogue size (by p99):", ""]
+    for backend, catalogue in sorted({(r["backend"], r["catalogue"]) for r in latency}):
+        runs = [r for r in latency if r["backend"] == backend and r["catalogue"] == catalogue]
         worst = max(runs, key=lambda r: r["all_p99_s"])
         best = min(runs, key=lambda r: r["all_p99_s"])
         lines.append(
-            f"- {backend}: worst run p50 {worst['all_p50_s']:.3f} s / p99 {worst['all_p99_s']:.3f} s; "
+            f"- {backend}, {catalogue} catalogue targets: "
+            f"worst run p50 {worst['all_p50_s']:.3f} s / p99 {worst['all_p99_s']:.3f} s; "
             f"best run p50 {best['all_p50_s']:.3f} s / p99 {best['all_p99_s']:.3f} s (goal: p99 < 5 s)"
         )
     lines += [
@@ -207,6 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--backends", nargs="+", default=["sqlite", "postgresql"])
     p.add_argument("--parse-packets", type=int, default=2000)
+    p.add_argument(
+        "--catalogue", type=int, nargs="+", default=[0, 200], help="sidereal targets already in the system (plan load)"
+    )
     p.add_argument("--out", help="write the Markdown here (and JSON next to it)")
     args = p.parse_args(argv)
 
@@ -214,11 +223,12 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(parse, indent=2), flush=True)
     latency = []
     for backend in args.backends:
-        for run in range(1, args.runs + 1):
-            with tempfile.TemporaryDirectory(prefix="skymesh-bench-alerts-") as tmp:
-                result = asyncio.run(_latency_run(backend, args.alerts, Path(tmp), run))
-            print(json.dumps(result), flush=True)
-            latency.append(result)
+        for catalogue in args.catalogue:
+            for run in range(1, args.runs + 1):
+                with tempfile.TemporaryDirectory(prefix="skymesh-bench-alerts-") as tmp:
+                    result = asyncio.run(_latency_run(backend, args.alerts, Path(tmp), run, catalogue))
+                print(json.dumps(result), flush=True)
+                latency.append(result)
     text = _markdown(latency, parse, args)
     print(text)
     if args.out:

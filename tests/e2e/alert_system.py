@@ -187,6 +187,32 @@ class AlertSystem:
                 raise AssertionError(f"agent never connected:\n{tail(agent.log_path)}\n{tail(server.log_path)}")
             await asyncio.sleep(0.1)
 
+    async def add_catalogue(self, count: int, seed: int = 1) -> None:
+        """`count` sidereal targets (priority 3) spread over the sky this station sees, so every plan has real work."""
+        from skymesh.api.control.v1 import targets_pb2, targets_pb2_grpc
+        from skymesh.core.model import CelestialTarget
+
+        assert self.station is not None
+        rng = np.random.default_rng(seed)
+        api = targets_pb2_grpc.TargetServiceStub(self.channel)
+        lat = self.station.location.latitude_deg
+        for i in range(count):
+            target = CelestialTarget(
+                target_id=f"cat-{i:04d}",
+                name=f"Catalogue star {i}",
+                ra_deg=float(rng.uniform(0.0, 360.0)),
+                dec_deg=float(np.clip(rng.uniform(lat - 50.0, lat + 50.0), -89.0, 89.0)),
+                magnitude=float(rng.uniform(8.0, 16.0)),
+                priority=3,
+                exposure_s=30.0,
+                exposure_count=2,
+            )
+            await api.CreateTarget(
+                targets_pb2.CreateTargetRequest(target=convert.target_to_proto(target)),
+                metadata=self.metadata,
+                timeout=10,
+            )
+
     def write_alert(self, name: str, packet: bytes) -> float:
         """Drop a packet into the watch directory atomically; returns the wall-clock time it appeared."""
         self.watch_dir.mkdir(parents=True, exist_ok=True)
