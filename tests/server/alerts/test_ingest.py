@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
 import grpc
 import pytest
 
+from skymesh.api.agent.v1 import agent_pb2
 from skymesh.api.common.v1 import common_pb2
 from skymesh.api.control.v1 import alerts_pb2, alerts_pb2_grpc, targets_pb2, targets_pb2_grpc
 from skymesh.cli.main import main as cli_main
@@ -22,8 +23,9 @@ from skymesh.core.model import CelestialTarget, GeoLocation, Station, StationKin
 from skymesh.server import RunningServer
 from skymesh.server.alerts.kafka import KafkaMessage, RecordedStream, consume, write_recording
 from skymesh.server.db.records import PlannedJob, Role
+from tests.server.agent_client import AgentClient
 from tests.server.alerts.packets import fixture, gcn_notice, ztf_packet, ztf_record
-from tests.server.conftest import StartServer
+from tests.server.conftest import Fleet, StartServer
 from tests.server.fake_scheduler import fake_scheduler
 
 S = alerts_pb2.AlertStatus
@@ -325,3 +327,32 @@ def test_confluent_consumer_settings_are_accepted_by_librdkafka() -> None:
         consumer.close()
     with pytest.raises(KafkaException):
         ConfluentAlertConsumer("127.0.0.1:9", ["t"], "g", {"no.such.setting": "1"})
+
+
+async def test_retraction_reaches_a_connected_agent(fleet: Fleet) -> None:
+    """The agent holds two jobs of the alert's target, one RUNNING: the retraction sends it a schedule without the
+    queued one (cancelled, ALERT_RETRACTED) and an urgent AbortJob for the running one."""
+    server = fleet.server
+    accepted = await server.alerts.ingest(fixture("gcn_swift_bat_guano.json"), origin="test")
+    target_id = accepted.outcomes[0].record.target_id
+    assert target_id is not None
+    now = datetime.now(UTC)
+    windows = [TimeWindow(now + timedelta(seconds=s), now + timedelta(seconds=s + 60)) for s in (5, 600)]
+    await server.repo.apply_plan(["gs1"], [PlannedJob("gs1", target_id, w) for w in windows])
+    jobs = sorted(await server.repo.list_jobs(station_id="gs1"), key=lambda j: j.window.start)
+    running, queued = jobs[0].job_id, jobs[1].job_id
+    async with AgentClient.connect(fleet.address, fleet.keys["gs1"], "gs1") as agent:
+        await agent.expect("welcome")
+        schedule = await agent.expect("schedule")
+        assert {j.job_id for j in schedule.jobs} == {running, queued}
+        await agent.job_update(1, running, common_pb2.JOB_STATE_RUNNING)
+        await agent.expect("upstream_ack")
+        result = await server.alerts.ingest(fixture("gcn_swift_bat_guano_retraction.json"), origin="test")
+        assert [j.job_id for j in result.outcomes[0].running_jobs] == [running]
+        command = await agent.expect("command")  # the urgent abort goes first
+        assert command.abort_job.job_id == running and "alert retracted" in command.abort_job.reason
+        assert command.priority == agent_pb2.COMMAND_PRIORITY_URGENT
+        schedule = await agent.expect("schedule")
+        assert [j.job_id for j in schedule.jobs] == [running]
+    cancelled = await server.repo.get_job(queued)
+    assert (cancelled.state, cancelled.cause) == (JobState.CANCELLED, common_pb2.CAUSE_CODE_ALERT_RETRACTED)
