@@ -82,6 +82,8 @@ class AlertsConfig:
     max_xml_bytes: int = 1 << 20
     max_avro_bytes: int = 32 << 20
     max_json_depth: int = 32
+    # Writer schemas for Confluent-framed avro (Rubin's Kafka): files named <schema id>.avsc, read at start.
+    avro_schema_dir: str | None = None
     rules: tuple[AlertRule, ...] = DEFAULT_RULES
     # Kafka consumer (empty bootstrap: none). Offsets are committed only after an alert is stored.
     kafka_bootstrap: str = ""

@@ -9,12 +9,16 @@ the dispatcher; never imports another service.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from skymesh.api.agent.v1 import agent_pb2
+from skymesh.core.errors import InvalidArgument
 from skymesh.server.alerts.config import AlertsConfig
 from skymesh.server.alerts.model import AlertFormat, AlertParseError
 from skymesh.server.alerts.parse import ParseLimits, parse_alerts
@@ -22,12 +26,29 @@ from skymesh.server.db import Repository
 from skymesh.server.db.alerts import AlertOutcome, AlertRecord
 from skymesh.server.dispatch import Dispatcher
 
-__all__ = ["AlertIngest", "IngestResult"]
+__all__ = ["AlertIngest", "IngestResult", "load_schema_dir"]
 
 log = logging.getLogger(__name__)
 
 _ABORT_TTL_S = 600.0
 _THREAD_PARSE_BYTES = 256 * 1024  # larger packets are decoded off the event loop
+
+
+def load_schema_dir(directory: Path) -> dict[int, Any]:
+    """{schema id: parsed schema} from `<id>.avsc` files (the Confluent registry's ids), checked by fastavro."""
+    import fastavro
+
+    schemas: dict[int, Any] = {}
+    for path in sorted(directory.glob("*.avsc")):
+        if not path.stem.isdigit():
+            raise InvalidArgument(
+                "schema files are named <schema id>.avsc", field=f"alerts.avro_schema_dir:{path.name}"
+            )
+        try:
+            schemas[int(path.stem)] = fastavro.parse_schema(json.loads(path.read_text()))
+        except (ValueError, fastavro.schema.SchemaParseException) as exc:
+            raise InvalidArgument(f"not an Avro schema: {exc}", field=f"alerts.avro_schema_dir:{path.name}") from None
+    return schemas
 
 
 @dataclass(frozen=True)
@@ -46,6 +67,7 @@ class AlertIngest:
         self._dispatcher = dispatcher
         self._config = config
         self._replan = replan
+        self._schemas = load_schema_dir(Path(config.avro_schema_dir)) if config.avro_schema_dir else {}
         self._limits = ParseLimits(
             max_json_bytes=config.max_json_bytes,
             max_xml_bytes=config.max_xml_bytes,
@@ -59,9 +81,11 @@ class AlertIngest:
         started = time.monotonic()
         try:
             if len(packet) > _THREAD_PARSE_BYTES:
-                alerts = await asyncio.to_thread(parse_alerts, packet, hint=hint, limits=self._limits)
+                alerts = await asyncio.to_thread(
+                    parse_alerts, packet, hint=hint, limits=self._limits, schemas=self._schemas
+                )
             else:
-                alerts = parse_alerts(packet, hint=hint, limits=self._limits)
+                alerts = parse_alerts(packet, hint=hint, limits=self._limits, schemas=self._schemas)
         except AlertParseError as exc:
             record = await self._repo.store_rejected_alert(packet, str(exc), origin=origin)
             log.warning("alert from %s rejected (%s); raw packet kept as %s", origin, exc, record.alert_id)

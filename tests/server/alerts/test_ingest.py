@@ -24,7 +24,7 @@ from skymesh.server import RunningServer
 from skymesh.server.alerts.kafka import KafkaMessage, RecordedStream, consume, write_recording
 from skymesh.server.db.records import PlannedJob, Role
 from tests.server.agent_client import AgentClient
-from tests.server.alerts.packets import fixture, gcn_notice, ztf_packet, ztf_record
+from tests.server.alerts.packets import SCHEMAS, fixture, gcn_notice, rubin_confluent_packet, ztf_packet, ztf_record
 from tests.server.conftest import Fleet, StartServer
 from tests.server.fake_scheduler import fake_scheduler
 
@@ -356,3 +356,19 @@ async def test_retraction_reaches_a_connected_agent(fleet: Fleet) -> None:
         assert [j.job_id for j in schedule.jobs] == [running]
     cancelled = await server.repo.get_job(queued)
     assert (cancelled.state, cancelled.cause) == (JobState.CANCELLED, common_pb2.CAUSE_CODE_ALERT_RETRACTED)
+
+
+async def test_confluent_framed_rubin_packets_use_the_configured_schema_dir(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    schemas = tmp_path / "schemas"
+    schemas.mkdir()
+    (schemas / "42.avsc").write_text((SCHEMAS / "rubin.v11_0.alert.avsc").read_text())
+    server = await start_server(alerts={"avro_schema_dir": str(schemas)})
+    result = await server.alerts.ingest(rubin_confluent_packet(42), origin="kafka:lsst-alerts-v11/0/7")
+    (outcome,) = result.outcomes
+    assert outcome.record.source == "rubin" and outcome.record.schema_version == "11.0"
+    assert outcome.record.status.name == "STORED"  # the default rule keeps survey alerts without targeting them
+    assert outcome.record.magnitude_ab == pytest.approx(20.0, abs=1e-3)
+    unknown = await server.alerts.ingest(rubin_confluent_packet(43), origin="kafka:lsst-alerts-v11/0/8")
+    assert unknown.error is not None and "no schema registered under id 43" in str(unknown.error)
