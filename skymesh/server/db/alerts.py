@@ -185,10 +185,11 @@ class AlertRepo(RepoBase):
                     return AlertOutcome(_record(row))
                 if not self._targetable(alert, rule):
                     return AlertOutcome(_record(row))
-                target_id, created = await self._upsert_target(s, alert, rule, match_radius_deg, now)
+                target_id, created, before = await self._upsert_target(s, alert, rule, match_radius_deg, now)
                 row.status = int(AlertStatus.ACCEPTED)
                 row.target_id = target_id
                 row.created_target = created
+                row.target_priority_before = None if created else before
                 row.priority = rule.priority
                 row.window_start = now
                 row.window_end = now + timedelta(seconds=rule.window_s)
@@ -274,6 +275,7 @@ class AlertRepo(RepoBase):
             schema_version=alert.schema_version[:300] if alert else "",
             cutouts=[c.name for c in alert.cutouts] if alert else [],
             priority=0,
+            target_priority_before=None,
             window_start=None,
             window_end=None,
             window_boost=0.0,
@@ -327,10 +329,12 @@ class AlertRepo(RepoBase):
 
     async def _upsert_target(
         self, s: AsyncSession, alert: Alert, rule: AlertRule, radius_deg: float, now: datetime
-    ) -> tuple[str, bool]:
+    ) -> tuple[str, bool, int]:
+        """(target id, whether this event owns the target, the target's priority before this alert)."""
         assert alert.ra_deg is not None and alert.dec_deg is not None
         row, revivable = await self._match(s, alert, radius_deg)
         created = False
+        before = row.priority if row is not None else rule.priority
         if row is None:
             created = True
             if revivable is not None:
@@ -376,7 +380,7 @@ class AlertRepo(RepoBase):
             alias = alias[:200]
             if alias and alias != row.name and await s.get(TargetAliasRow, alias) is None:
                 s.add(TargetAliasRow(alias=alias, target_id=row.target_id))
-        return row.target_id, created
+        return row.target_id, created, before
 
     async def _retract(
         self, s: AsyncSession, alert: Alert, raw: bytes, *, origin: str, now: datetime, actor: str
@@ -397,10 +401,13 @@ class AlertRepo(RepoBase):
             )
         ).all()
         owned: dict[str, bool] = {}
-        for e in earlier:
+        restore: dict[str, int] = {}  # catalogue targets: their priority before this event's first alert
+        for e in sorted(earlier, key=lambda e: (e.received_at, e.revision)):
             e.status = int(AlertStatus.RETRACTED)
             if e.target_id is not None:
                 owned[e.target_id] = owned.get(e.target_id, False) or e.created_target
+                if e.target_priority_before is not None:
+                    restore.setdefault(e.target_id, e.target_priority_before)
         running: list[JobRecord] = []
         bumped: set[str] = set()
         for target_id, created in owned.items():
@@ -424,10 +431,18 @@ class AlertRepo(RepoBase):
                 job.cause = CAUSE_ALERT_RETRACTED
                 job.detail = f"alert retracted: {alert.dedup_key}"[:2000]
                 job.updated_at = now
-            if created:
-                target = await s.get(TargetRow, target_id)
-                if target is not None and target.deleted_at is None:
-                    target.deleted_at = now
+            target = await s.get(TargetRow, target_id)
+            if created and target is not None and target.deleted_at is None:
+                target.deleted_at = now
+                target.updated_at = now
+            elif target is not None and target_id in restore:
+                others = await s.scalar(
+                    select(AlertRow.alert_id).where(
+                        AlertRow.target_id == target_id, AlertRow.status == int(AlertStatus.ACCEPTED)
+                    )
+                )
+                if others is None:  # no live alert still wants it raised
+                    target.priority = restore[target_id]
                     target.updated_at = now
             self._audit(s, now, actor, "retract_alert", target_id, alert=alert.dedup_key, deleted=created)
         for station_id in sorted(bumped):

@@ -354,6 +354,9 @@ class AlertRow(Base):
     schema_version: Mapped[str] = mapped_column(String(300))
     cutouts: Mapped[list[Any]] = mapped_column(JSON)
     priority: Mapped[int] = mapped_column(Integer)
+    # The matched target's priority before this alert raised it (NULL when the alert created the target): a
+    # retraction puts it back.
+    target_priority_before: Mapped[int | None] = mapped_column(Integer, nullable=True)
     window_start: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     window_end: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     window_boost: Mapped[float] = mapped_column(Float)

@@ -173,10 +173,11 @@ async def test_alias_and_cone_matching_update_existing_targets(start_server: Sta
     assert catalogue.priority == 10 and catalogue.ra_deg == pytest.approx(10.6847)  # position kept
     far = await ingest(gcn_notice(ra_deg=10.6847 + 60.0 / 3600.0, dec_deg=41.2690, trigger_id=424243), origin="t")
     assert far.outcomes[0].record.target_id == "grb-424243"
-    # Retracting the cone-matched event leaves the catalogue target alive.
+    # Retracting the cone-matched event leaves the catalogue target alive, at its own priority again.
     retraction = gcn_notice(ra_deg=0.0, dec_deg=0.0, trigger_id=424242, record_number=3, alert_type="retraction")
     await ingest(retraction, origin="test")
-    assert (await server.repo.get_target("m31-core")).target.target_id == "m31-core"
+    restored = (await server.repo.get_target("m31-core")).target
+    assert restored.target_id == "m31-core" and restored.priority == 3
 
 
 async def test_watch_directory_moves_files_to_done_and_rejected(start_server: StartServer, tmp_path: Path) -> None:

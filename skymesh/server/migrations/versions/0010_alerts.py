@@ -54,6 +54,7 @@ def upgrade() -> None:
         sa.Column("schema_version", sa.String(length=300), nullable=False),
         sa.Column("cutouts", sa.JSON(), nullable=False),
         sa.Column("priority", sa.Integer(), nullable=False),
+        sa.Column("target_priority_before", sa.Integer(), nullable=True),
         sa.Column("window_start", sa.DateTime(timezone=True), nullable=True),
         sa.Column("window_end", sa.DateTime(timezone=True), nullable=True),
         sa.Column("window_boost", sa.Float(), nullable=False),
