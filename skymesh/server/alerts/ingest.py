@@ -19,6 +19,7 @@ from typing import Any
 
 from skymesh.api.agent.v1 import agent_pb2
 from skymesh.core.errors import InvalidArgument
+from skymesh.observability.metrics import SERVER_ALERT_INGEST, SERVER_ALERTS
 from skymesh.server.alerts.config import AlertsConfig
 from skymesh.server.alerts.model import AlertFormat, AlertParseError
 from skymesh.server.alerts.parse import ParseLimits, parse_alerts
@@ -88,6 +89,8 @@ class AlertIngest:
                 alerts = parse_alerts(packet, hint=hint, limits=self._limits, schemas=self._schemas)
         except AlertParseError as exc:
             record = await self._repo.store_rejected_alert(packet, str(exc), origin=origin)
+            SERVER_ALERTS.labels("unknown", "REJECTED").inc()
+            SERVER_ALERT_INGEST.observe(time.monotonic() - started)
             log.warning("alert from %s rejected (%s); raw packet kept as %s", origin, exc, record.alert_id)
             return IngestResult(rejected=record, error=exc)
         outcomes = []
@@ -118,6 +121,7 @@ class AlertIngest:
             if outcome.replan:
                 replan_reasons.append(f"alert {alert.dedup_key}")
             record = outcome.record
+            SERVER_ALERTS.labels(alert.source, "DUPLICATE" if outcome.duplicate else record.status.name).inc()
             log.info(
                 "alert %s from %s: %s%s%s (%.1f ms)",
                 alert.dedup_key,
@@ -129,4 +133,5 @@ class AlertIngest:
             )
         for reason in replan_reasons:
             self._replan(reason)
+        SERVER_ALERT_INGEST.observe(time.monotonic() - started)
         return IngestResult(outcomes=tuple(outcomes), replan_requested=bool(replan_reasons))
