@@ -155,7 +155,13 @@ async def consume(
     backoff_s = 0.5
     try:
         while True:
-            message = await asyncio.to_thread(consumer.poll, poll_s)
+            try:
+                message = await asyncio.to_thread(consumer.poll, poll_s)
+            except Exception as exc:  # a broker or client failure must not take the server's other loops down
+                log.warning("kafka poll failed (%s); retrying in %.1f s", exc, backoff_s)
+                await asyncio.sleep(backoff_s)
+                backoff_s = min(backoff_s * 2, 30.0)
+                continue
             if message is None:
                 if stop_when_idle:
                     return handled
@@ -173,7 +179,10 @@ async def consume(
                     await asyncio.sleep(backoff_s)
                     backoff_s = min(backoff_s * 2, 30.0)
             backoff_s = 0.5
-            await asyncio.to_thread(consumer.commit, message)
+            try:
+                await asyncio.to_thread(consumer.commit, message)
+            except Exception as exc:  # stored already: a redelivery is a DUPLICATE
+                log.warning("kafka commit of %s failed (%s)", origin, exc)
             handled += 1
     finally:
         await asyncio.to_thread(consumer.close)

@@ -69,7 +69,11 @@ class AlertWatcher:
                 log.warning("ingesting %s failed (%s); it stays for the next scan", path.name, exc)
                 continue
             folder = self.rejected if result.error is not None else self.done
-            await asyncio.to_thread(self._move, path, folder)
+            try:
+                await asyncio.to_thread(self._move, path, folder)
+            except OSError as exc:  # stored already: the next scan finds a DUPLICATE and tries the move again
+                log.warning("cannot move %s to %s: %s", path.name, folder, exc)
+                continue
             handled += 1
         return handled
 
@@ -79,5 +83,8 @@ class AlertWatcher:
             await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
         log.info("watching %s for alert packets every %.2f s", self.directory, self._interval_s)
         while True:
-            await self.scan_once()
+            try:
+                await self.scan_once()
+            except Exception:  # never take the server's other loops down with it
+                log.exception("scanning %s failed; trying again", self.directory)
             await asyncio.sleep(self._interval_s)

@@ -379,3 +379,49 @@ async def test_confluent_framed_rubin_packets_use_the_configured_schema_dir(
     assert outcome.record.magnitude_ab == pytest.approx(20.0, abs=1e-3)
     unknown = await server.alerts.ingest(rubin_confluent_packet(43), origin="kafka:lsst-alerts-v11/0/8")
     assert unknown.error is not None and "no schema registered under id 43" in str(unknown.error)
+
+
+async def test_source_loops_survive_broker_and_filesystem_failures(start_server: StartServer, tmp_path: Path) -> None:
+    server = await start_server()
+
+    class FlakyBroker:
+        """Fails its first poll and its first commit, as a broker connection that drops would."""
+
+        def __init__(self, messages: list[KafkaMessage]) -> None:
+            self.messages = list(messages)
+            self.polls = 0
+            self.commits: list[int] = []
+            self.closed = False
+
+        def poll(self, timeout_s: float) -> KafkaMessage | None:
+            self.polls += 1
+            if self.polls == 1:
+                raise RuntimeError("broker transport failure")
+            return self.messages.pop(0) if self.messages else None
+
+        def commit(self, message: KafkaMessage) -> None:
+            self.commits.append(message.offset)
+            if len(self.commits) == 1:
+                raise RuntimeError("commit failed")
+
+        def close(self) -> None:
+            self.closed = True
+
+    broker = FlakyBroker([KafkaMessage("t", 0, 0, fixture("gcn_icecube_gold.json")), KafkaMessage("t", 0, 1, b"x")])
+    assert await consume(broker, server.alerts, poll_s=0.0, stop_when_idle=True) == 2
+    assert broker.commits == [0, 1] and broker.closed
+    assert sorted(r.status.name for r in await server.repo.list_alerts()) == ["ACCEPTED", "REJECTED"]
+
+    from skymesh.server.alerts.watch import AlertWatcher
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "done").write_text("not a directory")  # the move fails: the file stays and nothing is lost
+    watcher = AlertWatcher(server.alerts, inbox, 0.05)
+    (inbox / "swift.json").write_bytes(fixture("gcn_swift_bat_guano.json"))
+    assert await watcher.scan_once() == 0 and (inbox / "swift.json").exists()
+    (inbox / "done").unlink()
+    (inbox / "done").mkdir()
+    assert await watcher.scan_once() == 1 and (inbox / "done" / "swift.json").exists()
+    swift = [r for r in await server.repo.list_alerts() if r.source == "gcn" and r.external_id == "swift:786169265"]
+    assert len(swift) == 1  # the second scan found a duplicate, not a second alert
