@@ -271,3 +271,30 @@ def test_every_truncation_of_a_ztf_packet_is_refused_or_parsed(cut: int) -> None
     except AlertParseError:
         return
     assert all(a.source == "ztf" for a in alerts)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    ra=st.floats(0.0, 360.0),
+    dec=st.floats(-90.0, 90.0),
+    radius=st.floats(0.0, 20.0),
+    containment=st.floats(0.05, 0.995),
+    record=st.integers(0, 2**31),
+)
+def test_gcn_notices_normalise_any_valid_localisation(
+    ra: float, dec: float, radius: float, containment: float, record: int
+) -> None:
+    notice = json.loads(fixture("gcn_icecube_gold.json"))
+    notice |= {"ra": ra, "dec": dec, "ra_dec_error": radius, "containment_probability": containment,
+               "record_number": record}  # fmt: skip
+    alert = parse_alerts(json.dumps(notice).encode())[0]
+    assert alert.ra_deg is not None and 0.0 <= alert.ra_deg < 360.0
+    assert alert.dec_deg == dec and alert.revision == record
+    assert alert.error_radius_deg is not None
+    # Rescaling to 90 %: larger below 90 % containment, smaller above, equal at 90 %.
+    if containment < 0.9:
+        assert alert.error_radius_deg >= radius
+    elif containment > 0.9:
+        assert alert.error_radius_deg <= radius
+    back = radius_to_90_deg(alert.error_radius_deg, "deg", 0.9)
+    assert math.isclose(back, alert.error_radius_deg)
