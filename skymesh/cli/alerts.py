@@ -52,6 +52,7 @@ async def _main(args: argparse.Namespace) -> int:
     from google.protobuf.json_format import MessageToDict
 
     from skymesh.api.control.v1 import alerts_pb2, alerts_pb2_grpc
+    from skymesh.api.errors import error_from_rpc
 
     token = args.token or os.environ.get("SKYMESH_TOKEN")
     metadata = (("authorization", f"Bearer {token}"),) if token else ()
@@ -61,12 +62,20 @@ async def _main(args: argparse.Namespace) -> int:
         if args.alerts_command == "list":
             status = 0
             if args.status:
-                status = alerts_pb2.AlertStatus.Value(f"ALERT_STATUS_{args.status.upper()}")
-            listed = await stub.ListAlerts(
-                alerts_pb2.ListAlertsRequest(source=args.source, status=status, page_size=args.limit),  # type: ignore[arg-type]
-                metadata=metadata,
-                timeout=args.timeout,
-            )
+                try:
+                    status = alerts_pb2.AlertStatus.Value(f"ALERT_STATUS_{args.status.upper()}")
+                except ValueError:
+                    from skymesh.core.errors import InvalidArgument
+
+                    raise InvalidArgument(f"unknown status {args.status!r}", field="--status") from None
+            try:
+                listed = await stub.ListAlerts(
+                    alerts_pb2.ListAlertsRequest(source=args.source, status=status, page_size=args.limit),  # type: ignore[arg-type]
+                    metadata=metadata,
+                    timeout=args.timeout,
+                )
+            except grpc.aio.AioRpcError as exc:
+                raise error_from_rpc(exc) from exc
             for alert in listed.alerts:
                 print(json.dumps(MessageToDict(alert, preserving_proto_field_name=True)))
             return 0
