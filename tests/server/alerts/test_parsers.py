@@ -101,6 +101,18 @@ def test_voevent_swift_bat_position() -> None:
     assert retraction.retraction and retraction.external_id == alert.external_id and not retraction.has_position
 
 
+def test_voevent_energy_flux_in_si_becomes_cgs() -> None:
+    packet = fixture("voevent_swift_bat.xml").replace(
+        b'<Param name="Retraction" value="0"/>',
+        b'<Param name="Retraction" value="0"/><Param name="Flux" value="2.5e-15" unit="W/m2" ucd="phot.flux"/>',
+    )
+    alert = parse_alerts(packet)[0]
+    assert alert.flux_erg_s_cm2 == pytest.approx(2.5e-12)  # 1 W/m^2 = 1e3 erg/s/cm^2
+    bad = packet.replace(b'unit="W/m2"', b'unit="Crab"')
+    with pytest.raises(AlertParseError, match="unknown energy-flux unit 'Crab'"):
+        parse_alerts(bad)
+
+
 def test_voevent_fermi_gbm_one_sigma_radius() -> None:
     alert = parse_alerts(fixture("voevent_fermi_gbm.xml"))[0]
     assert alert.error_radius_deg == pytest.approx(4.0 * 2.146, rel=2e-3)
