@@ -3,9 +3,9 @@ alerts of `igwn.gwalert`, and classic VOEvent 2.0 XML (`gcn.classic.voevent.*`).
 
 JSON fields follow nasa-gcn/gcn-schema (`core/Alert`, `core/Localization`, `core/Event`): `$schema`, `mission`,
 `id`, `event_name`, `record_number`, `alert_datetime`, `alert_tense`, `alert_type` (`retraction` retracts), `ra`,
-`dec`, `ra_dec_error` at `containment_probability` (default 0.9), `trigger_time`. VOEvent is parsed with defusedxml
-(no DTDs, no entities, no network), position from `WhereWhen/.../Position2D`, role from the root, a `Retraction`
-Param retracts. Pure functions: bytes in, `Alert` out. Imports no grpc, protobuf or database code.
+`dec`, `ra_dec_error` at `containment_probability` (default 0.9), `trigger_time`, `energy_flux` (erg/cm²/s,
+`core/spectral/GammaRay`). VOEvent is parsed with defusedxml (no DTDs, no entities, no network), position from
+`WhereWhen/.../Position2D`, role from the root, a `Retraction` Param retracts. Pure functions: bytes in, `Alert` out. Imports no grpc, protobuf or database code.
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def parse_gcn_json(doc: Any) -> Alert:
     ra, dec = _number(doc, "ra"), _number(doc, "dec")
     error = _number(doc, "ra_dec_error")
     containment = _number(doc, "containment_probability") or 0.9
-    flux = _number(doc, "flux_energy") or _number(doc, "energy_flux")
+    flux = _number(doc, "energy_flux")  # core/spectral/GammaRay: erg/cm2/s already
     return Alert(
         source="gcn",
         alert_type=kind,

@@ -60,6 +60,7 @@ def test_fermi_gbm_radius_rescaled_from_68_to_90_percent() -> None:
     assert alert.error_radius_deg == pytest.approx(expected, rel=1e-9)
     assert alert.error_radius_deg == pytest.approx(11.83, abs=0.01)
     assert alert.external_id == "fermi:786075285" and "bn261129094" in alert.aliases
+    assert alert.flux_erg_s_cm2 == pytest.approx(3.2e-7)
 
 
 def test_icecube_gold_track() -> None:
