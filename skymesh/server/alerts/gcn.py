@@ -5,7 +5,8 @@ JSON fields follow nasa-gcn/gcn-schema (`core/Alert`, `core/Localization`, `core
 `id`, `event_name`, `record_number`, `alert_datetime`, `alert_tense`, `alert_type` (`retraction` retracts), `ra`,
 `dec`, `ra_dec_error` at `containment_probability` (default 0.9), `trigger_time`, `energy_flux` (erg/cm²/s,
 `core/spectral/GammaRay`). VOEvent is parsed with defusedxml (no DTDs, no entities, no network), position from
-`WhereWhen/.../Position2D`, role from the root, a `Retraction` Param retracts. Pure functions: bytes in, `Alert` out. Imports no grpc, protobuf or database code.
+`WhereWhen/.../Position2D`, role from the root, a `Retraction` Param retracts. Pure functions: bytes in, `Alert`
+out. Imports no grpc, protobuf or database code.
 """
 
 from __future__ import annotations
