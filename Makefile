@@ -67,6 +67,7 @@ bench: setup ## benchmarks (minutes); results land in benchmarks/results/
 	$(PY) benchmarks/visibility.py
 	$(PY) benchmarks/planning.py
 	$(PY) benchmarks/sim.py
+	$(PY) benchmarks/alerts.py --out benchmarks/results/alerts.md
 
 clean: ## remove caches and local state
 	rm -rf .pytest_cache .mypy_cache .ruff_cache var

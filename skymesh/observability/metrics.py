@@ -25,6 +25,8 @@ __all__ = [
     "PLAN_OBJECTIVE",
     "PLAN_RUNTIME",
     "SERVER_ACK_LAG",
+    "SERVER_ALERTS",
+    "SERVER_ALERT_INGEST",
     "SERVER_DEDUP_HITS",
     "SERVER_PLANS",
     "SERVER_RECONNECTS",
@@ -54,6 +56,12 @@ SERVER_ACK_LAG = Histogram(
 DB_LATENCY = Histogram("skymesh_db_latency_seconds", "Database transaction latency", ["operation"], buckets=_BUCKETS_S)
 UPLOAD_BYTES = Counter("skymesh_upload_bytes_total", "Artifact bytes committed")
 SERVER_PLANS = Counter("skymesh_server_plans_total", "Planning rounds of the server's rolling planner", ["outcome"])
+SERVER_ALERTS = Counter(
+    "skymesh_server_alerts_total", "Alerts ingested, by source and what became of them", ["source", "status"]
+)
+SERVER_ALERT_INGEST = Histogram(
+    "skymesh_server_alert_ingest_seconds", "Parse, store and apply one alert packet", buckets=_BUCKETS_S
+)
 
 # --- scheduler ---
 PLAN_RUNTIME = Histogram("skymesh_plan_runtime_seconds", "Plan computation time", ["solver"], buckets=_BUCKETS_S)

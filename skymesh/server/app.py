@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from skymesh.api.agent.v1 import agent_pb2, agent_pb2_grpc
 from skymesh.api.control.v1 import (
+    alerts_pb2,
+    alerts_pb2_grpc,
     observations_pb2,
     observations_pb2_grpc,
     stations_pb2,
@@ -32,9 +35,13 @@ from skymesh.api.control.v1 import (
 from skymesh.api.scheduler.v1 import scheduler_pb2_grpc
 from skymesh.core.clock import Clock, SystemClock
 from skymesh.core.errors import InvalidArgument
+from skymesh.server.alerts.ingest import AlertIngest
+from skymesh.server.alerts.kafka import ConfluentAlertConsumer, consume
+from skymesh.server.alerts.watch import AlertWatcher
 from skymesh.server.auth import ControlAuthInterceptor, bootstrap_admin
 from skymesh.server.config import ServerConfig
 from skymesh.server.control import (
+    AlertServicer,
     CampaignServicer,
     JobServicer,
     ObservationServicer,
@@ -62,6 +69,7 @@ _SERVICE_NAMES = (
     observations_pb2.DESCRIPTOR.services_by_name["ObservationService"].full_name,
     observations_pb2.DESCRIPTOR.services_by_name["JobService"].full_name,
     users_pb2.DESCRIPTOR.services_by_name["UserService"].full_name,
+    alerts_pb2.DESCRIPTOR.services_by_name["AlertService"].full_name,
 )
 
 # Server keepalive 60 s; agents may ping every 20 s or more, even with no call in flight.
@@ -90,6 +98,7 @@ class RunningServer:
     planner: Planner | None
     dispatcher: Dispatcher
     metrics_port: int | None
+    alerts: AlertIngest
     _background: asyncio.Task[None]
     _scheduler_channel: grpc.aio.Channel
     _health: Any
@@ -130,11 +139,15 @@ class RunningServer:
         await self.server.wait_for_termination()
 
 
-async def _background(liveness: Liveness, planner: Planner | None) -> None:
+async def _background(
+    liveness: Liveness, planner: Planner | None, extra: dict[str, Callable[[], Coroutine[Any, Any, Any]]]
+) -> None:
     async with asyncio.TaskGroup() as tg:
         tg.create_task(liveness.run(), name="liveness")
         if planner is not None:
             tg.create_task(planner.run(), name="planner")
+        for name, loop in extra.items():
+            tg.create_task(loop(), name=name)
 
 
 async def serve(config: ServerConfig, *, clock: Clock | None = None) -> RunningServer:
@@ -171,6 +184,17 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
     else:
         log.warning("control API authentication is OFF (control_auth: false): anyone on this host is admin")
     liveness = Liveness(repo, hub, config, clock, on_schedulable_change=lambda s: replan(f"station {s} state"))
+    alert_ingest = AlertIngest(repo, dispatcher, config.alerts, replan)
+    alert_loops: dict[str, Callable[[], Coroutine[Any, Any, Any]]] = {}
+    if config.alerts.watch_dir:
+        watcher = AlertWatcher(alert_ingest, Path(config.alerts.watch_dir), config.alerts.watch_interval_s)
+        alert_loops["alert-watcher"] = watcher.run
+    if config.alerts.kafka_bootstrap:
+        kafka = config.alerts
+        consumer = ConfluentAlertConsumer(
+            kafka.kafka_bootstrap, kafka.kafka_topics, kafka.kafka_group_id, kafka.kafka_config
+        )
+        alert_loops["alert-kafka"] = lambda: consume(consumer, alert_ingest)
     await liveness.load()
 
     server = grpc.aio.server(
@@ -185,6 +209,7 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
     observations_pb2_grpc.add_ObservationServiceServicer_to_server(ObservationServicer(repo), server)
     observations_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(repo, dispatcher, planner), server)
     users_pb2_grpc.add_UserServiceServicer_to_server(UserServicer(repo), server)
+    alerts_pb2_grpc.add_AlertServiceServicer_to_server(AlertServicer(repo, alert_ingest), server)
     health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((*_SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
@@ -212,7 +237,7 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
         metrics_server, _thread = start_http_server(config.metrics_port, addr=config.metrics_addr)
         metrics_port = int(metrics_server.server_port)
 
-    background = asyncio.create_task(_background(liveness, planner), name="skymesh-server-background")
+    background = asyncio.create_task(_background(liveness, planner, alert_loops), name="skymesh-server-background")
     running = RunningServer(
         config=config,
         server=server,
@@ -224,6 +249,7 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
         planner=planner,
         dispatcher=dispatcher,
         metrics_port=metrics_port,
+        alerts=alert_ingest,
         _background=background,
         _scheduler_channel=scheduler_channel,
         _health=health_servicer,

@@ -1,7 +1,9 @@
 """Server configuration: one frozen dataclass, loaded once at start from an optional YAML file plus SKYMESH_* env vars.
 
 Precedence (lowest to highest): dataclass defaults, the YAML file, environment variables, explicit overrides (CLI
-flags). Nothing here reads the environment at import time. Imports only the standard library, PyYAML and core.
+flags). Nothing here reads the environment at import time. Imports only the standard library, PyYAML, core and the
+alert settings (`skymesh.server.alerts.config`, itself standard library and core only). The `alerts:` section is a
+mapping (YAML only).
 """
 
 from __future__ import annotations
@@ -10,11 +12,12 @@ import dataclasses
 import ipaddress
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from skymesh.core.errors import InvalidArgument
+from skymesh.server.alerts.config import AlertsConfig
 
 __all__ = ["ServerConfig", "load_config"]
 
@@ -73,8 +76,14 @@ class ServerConfig:
     drain_retry_after_s: float = 5.0
     shutdown_grace_s: float = 5.0
     server_id: str = ""
+    # Alert ingest (skymesh.server.alerts.config): watch dir, Kafka, limits, cone radius, rules per source and type.
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
 
     def __post_init__(self) -> None:
+        if isinstance(self.alerts, Mapping):
+            object.__setattr__(self, "alerts", AlertsConfig.from_mapping(self.alerts))
+        elif not isinstance(self.alerts, AlertsConfig):
+            raise InvalidArgument("must be a mapping (set it in the YAML file)", field="alerts")
         if not self.database_url:
             object.__setattr__(self, "database_url", f"sqlite+aiosqlite:///{Path(self.data_dir) / 'skymesh.sqlite3'}")
         if not self.server_id:

@@ -1,11 +1,12 @@
 """The rolling planner: asks the scheduler service for a plan and turns it into jobs and schedule versions.
 
 It runs every `replan_interval_s`, and soon after an event (`request`: a station entering or leaving a schedulable
-state, a target created, changed or deleted, new elements, the Replan RPC), debounced so a burst of events makes one
-plan. A plan that arrives later than `plan_apply_deadline_s` after its request was sent is discarded (logged, counted
-as `late`), the current schedules stay and the planner asks again. The scheduler is reached only through the
-generated `SchedulerServiceStub` (the server never imports `skymesh.scheduler`). When it is unreachable the current
-schedules stay as they are and the planner retries.
+state, a target created, changed or deleted, new elements, an accepted or retracted alert, the Replan RPC), debounced
+so a burst of events makes one plan. Accepted alerts' time-critical windows go to the scheduler as the targets'
+`Demand.time_critical` with their boost. A plan that arrives later than `plan_apply_deadline_s` after its request
+was sent is discarded (logged, counted as `late`), the current schedules stay and the planner asks again. The
+scheduler is reached only through the generated `SchedulerServiceStub` (the server never imports
+`skymesh.scheduler`). When it is unreachable the current schedules stay as they are and the planner retries.
 """
 
 from __future__ import annotations
@@ -132,6 +133,7 @@ class Planner:
         stations = [s.station for s in await self._repo.list_stations() if s.station.state.schedulable]
         targets = await self._repo.list_targets()
         boosts = await self._repo.campaign_boosts(now)
+        alert_windows = await self._repo.alert_windows(now)  # time-critical windows of accepted alerts
         frozen = await self._repo.frozen_jobs(now + timedelta(seconds=self._config.freeze_s))
         station_ids = [s.station_id for s in stations]
         frozen_here = [j for j in frozen if j.station_id in set(station_ids)]
@@ -147,6 +149,10 @@ class Planner:
                         demand=scheduler_pb2.Demand(
                             campaign_boost=boosts.get(t.campaign_id, 0.0),
                             cadence_s=t.target.cadence_s if isinstance(t.target, CelestialTarget) else 0.0,
+                            time_critical=[
+                                time_window_to_proto(w) for w in alert_windows.get(t.target.target_id, ([], 0.0))[0]
+                            ],
+                            time_critical_boost=alert_windows.get(t.target.target_id, ([], 0.0))[1],
                         ),
                     )
                     for t in targets

@@ -8,6 +8,7 @@ SQL models never leave this package: the repository returns `skymesh.core` datac
 
 from __future__ import annotations
 
+from skymesh.server.db.alerts import AlertRepo
 from skymesh.server.db.engine import create_engine, migrate
 from skymesh.server.db.ingest import IngestRepo
 from skymesh.server.db.registry import RegistryRepo
@@ -16,5 +17,5 @@ from skymesh.server.db.work import WorkRepo
 __all__ = ["Repository", "create_engine", "migrate"]
 
 
-class Repository(RegistryRepo, WorkRepo, IngestRepo):
+class Repository(RegistryRepo, WorkRepo, IngestRepo, AlertRepo):
     """Every database operation of the server, each in its own transaction."""

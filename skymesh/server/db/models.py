@@ -317,3 +317,52 @@ class AuditRow(Base):
     action: Mapped[str] = mapped_column(String(64))
     subject: Mapped[str] = mapped_column(String(200))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class AlertRow(Base):
+    """Every alert packet received, as received (`raw`), with what the server made of it (revision 0010).
+
+    `dedup_key` is "source:external_id:revision" (NULL for a packet that did not parse, so rejected packets never
+    collide); `status` is control.v1.AlertStatus; `created_target` says the target exists because of this event (a
+    retraction deletes such a target). The time-critical window and boost feed the planner while ACCEPTED.
+    """
+
+    __tablename__ = "alerts"
+    alert_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    dedup_key: Mapped[str | None] = mapped_column(String(400), nullable=True, unique=True)
+    source: Mapped[str] = mapped_column(String(16))
+    alert_type: Mapped[str] = mapped_column(String(100))
+    external_id: Mapped[str] = mapped_column(String(250))
+    revision: Mapped[int] = mapped_column(BigInteger)
+    event_name: Mapped[str] = mapped_column(String(200))
+    format: Mapped[str] = mapped_column(String(16))
+    role: Mapped[str] = mapped_column(String(16))
+    retraction: Mapped[bool] = mapped_column(Boolean)
+    status: Mapped[int] = mapped_column(Integer)
+    target_id: Mapped[str | None] = mapped_column(ForeignKey("targets.target_id"), nullable=True, index=True)
+    created_target: Mapped[bool] = mapped_column(Boolean)
+    event_time: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    ra_deg: Mapped[float | None] = mapped_column(Float, nullable=True)
+    dec_deg: Mapped[float | None] = mapped_column(Float, nullable=True)
+    error_radius_deg: Mapped[float | None] = mapped_column(Float, nullable=True)
+    magnitude_ab: Mapped[float | None] = mapped_column(Float, nullable=True)
+    magnitude_error: Mapped[float | None] = mapped_column(Float, nullable=True)
+    filter: Mapped[str] = mapped_column(String(32))
+    flux_erg_s_cm2: Mapped[float | None] = mapped_column(Float, nullable=True)
+    detail: Mapped[str] = mapped_column(Text)
+    origin: Mapped[str] = mapped_column(String(300))
+    error: Mapped[str] = mapped_column(Text)
+    schema_version: Mapped[str] = mapped_column(String(300))
+    cutouts: Mapped[list[Any]] = mapped_column(JSON)
+    priority: Mapped[int] = mapped_column(Integer)
+    # The matched target's priority before this alert raised it (NULL when the alert created the target): a
+    # retraction puts it back.
+    target_priority_before: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    window_start: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    window_end: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    window_boost: Mapped[float] = mapped_column(Float)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    raw_sha256: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = (Index("ix_alerts_source_external_id", "source", "external_id"),)

@@ -75,6 +75,8 @@ class _CauseCodeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CauseCode.V
     CAUSE_CODE_WEATHER: _CauseCode.ValueType  # 10
     CAUSE_CODE_BAD_DATA: _CauseCode.ValueType  # 11
     CAUSE_CODE_REMOVED_FROM_SCHEDULE: _CauseCode.ValueType  # 12
+    CAUSE_CODE_ALERT_RETRACTED: _CauseCode.ValueType  # 13
+    """The alert that made the target was retracted by its source: the target's pending jobs are cancelled."""
 
 class CauseCode(_CauseCode, metaclass=_CauseCodeEnumTypeWrapper):
     """Why a job or command ended the way it did. Stable codes: clients may switch on them."""
@@ -92,6 +94,8 @@ CAUSE_CODE_INVALID: CauseCode.ValueType  # 9
 CAUSE_CODE_WEATHER: CauseCode.ValueType  # 10
 CAUSE_CODE_BAD_DATA: CauseCode.ValueType  # 11
 CAUSE_CODE_REMOVED_FROM_SCHEDULE: CauseCode.ValueType  # 12
+CAUSE_CODE_ALERT_RETRACTED: CauseCode.ValueType  # 13
+"""The alert that made the target was retracted by its source: the target's pending jobs are cancelled."""
 Global___CauseCode: _TypeAlias = CauseCode  # noqa: Y015
 
 class _StationKind:
