@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 
+from skymesh.astro.inertial import ecef_to_inertial
+from skymesh.astro.sun import sun_position_km
 from skymesh.sim.activities import FleetState
 from skymesh.sim.comms import elevation_function, isl_function_m2
 from skymesh.sim.eclipse import eclipse_function_m2
-from skymesh.sim.events import find_sign_changes, refine_edges
-from skymesh.sim.frames import ecef_to_inertial, sun_position_m
+from skymesh.sim.events import find_edges
 from skymesh.sim.orbit import hermite_position
 from skymesh.sim.power import advance_energy_ws, net_power_w
 from skymesh.sim.thermal import ThermalCoefficients, advance_temperature_k
@@ -104,7 +105,7 @@ class ChunkRun:
         self.r_knots = np.sqrt(np.einsum("nki,nki->nk", pos, pos))
         frame = orbits.frame
         jd = sim.jd0 + knots / 86400.0
-        sun = sun_position_m(jd, frame)
+        sun = sun_position_km(jd, frame) * 1000.0
         hk = np.diff(knots)
         tol = cfg.tolerance_s
 
@@ -116,35 +117,32 @@ class ChunkRun:
             u = ((t - knots[ks]) / hk[ks])[:, None]
             return np.asarray(sun[ks] * (1 - u) + sun[ks + 1] * u, dtype=np.float64)
 
-        ecl = eclipse_function_m2(pos, sun[None], cfg.eclipse_radius_m) < 0
-        self.ecl = ecl[:, 0].copy()
-        rows, ks = find_sign_changes(ecl)
-        te = refine_edges(
-            lambda t: eclipse_function_m2(at(rows, ks, t), sun_at(ks, t), cfg.eclipse_radius_m) < 0,
-            knots[ks], knots[ks + 1], ecl[rows, ks], tol,
-        )  # fmt: skip
-        self._add(rows, te, ECLIPSE, 0, (~ecl[rows, ks]).astype(np.float64))
+        # eclipse: positive while eclipsed
+        g = -eclipse_function_m2(pos, sun[None], cfg.eclipse_radius_m)
+        self.ecl = g[:, 0] > 0
+        rows, te, rising = find_edges(
+            g, knots, lambda r, k, t: -eclipse_function_m2(at(r, k, t), sun_at(k, t), cfg.eclipse_radius_m), tol
+        )
+        self._add(rows, te, ECLIPSE, 0, rising.astype(np.float64))
 
         if self._windows is None:
+            offset = cfg.earth_rotation_offset_s
             for s, st in enumerate(sim.stations):
                 ecef, up = st.ecef_m()
                 minel = math.radians(st.min_elevation_deg)
-                sp = ecef_to_inertial(ecef[None, :], jd, frame, cfg.earth_rotation_offset_s)
-                su = ecef_to_inertial(up[None, :], jd, frame, cfg.earth_rotation_offset_s)
-                vis = elevation_function(pos, sp[None], su[None], minel) > 0
-                self.contact += vis[:, 0]
-                rows, ks = find_sign_changes(vis)
+                sp = ecef_to_inertial(ecef[None, :], jd, frame, offset)
+                su = ecef_to_inertial(up[None, :], jd, frame, offset)
+                vis = elevation_function(pos, sp[None], su[None], minel)
+                self.contact += vis[:, 0] > 0
 
-                def fn(
-                    t: F64, rows: I64 = rows, ks: I64 = ks, ecef: F64 = ecef, up: F64 = up, minel: float = minel
-                ) -> B:
+                def fn(r: I64, k: I64, t: F64, ecef: F64 = ecef, up: F64 = up, minel: float = minel) -> F64:
                     jt = sim.jd0 + t / 86400.0
-                    p = ecef_to_inertial(ecef[None, :], jt, frame, cfg.earth_rotation_offset_s)
-                    u = ecef_to_inertial(up[None, :], jt, frame, cfg.earth_rotation_offset_s)
-                    return np.asarray(elevation_function(at(rows, ks, t), p, u, minel) > 0)
+                    p = ecef_to_inertial(ecef[None, :], jt, frame, offset)
+                    u = ecef_to_inertial(up[None, :], jt, frame, offset)
+                    return np.asarray(elevation_function(at(r, k, t), p, u, minel), dtype=np.float64)
 
-                tc = refine_edges(fn, knots[ks], knots[ks + 1], vis[rows, ks], tol)
-                self._add(rows, tc, CONTACT, s, np.where(vis[rows, ks], -1.0, 1.0))
+                rows, tc, rising = find_edges(vis, knots, fn, tol)
+                self._add(rows, tc, CONTACT, s, np.where(rising, 1.0, -1.0))
         else:
             for w, (sat, t0, t1) in enumerate(self._windows):
                 if not self.lo <= sat < self.hi:
@@ -160,33 +158,27 @@ class ChunkRun:
         if sim.relays is not None:
             rpos, rvel = sim.relays.state(knots)
             for r in range(sim.relays.n):
-                los = isl_function_m2(pos, rpos[r][None], cfg.isl_radius_m) > 0
-                self.isl += los[:, 0]
-                rows, ks = find_sign_changes(los)
-                rr = np.full(rows.size, r, dtype=np.int64)
+                los = isl_function_m2(pos, rpos[r][None], cfg.isl_radius_m)
+                self.isl += los[:, 0] > 0
 
-                def relay_fn(t: F64, rows: I64 = rows, ks: I64 = ks, rr: I64 = rr) -> B:
+                def relay_fn(rows: I64, ks: I64, t: F64, r: int = r) -> F64:
                     u = (t - knots[ks]) / hk[ks]
-                    p_relay = hermite_position(
-                        rpos[rr, ks], rvel[rr, ks], rpos[rr, ks + 1], rvel[rr, ks + 1], hk[ks], u
-                    )
-                    return np.asarray(isl_function_m2(at(rows, ks, t), p_relay, cfg.isl_radius_m) > 0)
+                    p_relay = hermite_position(rpos[r, ks], rvel[r, ks], rpos[r, ks + 1], rvel[r, ks + 1], hk[ks], u)
+                    return np.asarray(isl_function_m2(at(rows, ks, t), p_relay, cfg.isl_radius_m), dtype=np.float64)
 
-                tr = refine_edges(relay_fn, knots[ks], knots[ks + 1], los[rows, ks], tol)
-                self._add(rows, tr, ISL, -1 - r, np.where(los[rows, ks], -1.0, 1.0))
+                rows, tr, rising = find_edges(los, knots, relay_fn, tol)
+                self._add(rows, tr, ISL, -1 - r, np.where(rising, 1.0, -1.0))
 
         if cfg.isl_pairs:
             pa = np.array([p[0] for p in cfg.isl_pairs], dtype=np.int64)
             pb = np.array([p[1] for p in cfg.isl_pairs], dtype=np.int64)
-            los = isl_function_m2(pos[pa], pos[pb], cfg.isl_radius_m) > 0
-            np.add.at(self.isl, pa, los[:, 0])
-            np.add.at(self.isl, pb, los[:, 0])
-            rows, ks = find_sign_changes(los)
-            ti = refine_edges(
-                lambda t: isl_function_m2(at(pa[rows], ks, t), at(pb[rows], ks, t), cfg.isl_radius_m) > 0,
-                knots[ks], knots[ks + 1], los[rows, ks], tol,
-            )  # fmt: skip
-            val = np.where(los[rows, ks], -1.0, 1.0)
+            los = isl_function_m2(pos[pa], pos[pb], cfg.isl_radius_m)
+            np.add.at(self.isl, pa, los[:, 0] > 0)
+            np.add.at(self.isl, pb, los[:, 0] > 0)
+            rows, ti, rising = find_edges(
+                los, knots, lambda r, k, t: isl_function_m2(at(pa[r], k, t), at(pb[r], k, t), cfg.isl_radius_m), tol
+            )
+            val = np.where(rising, 1.0, -1.0)
             self._add(pa[rows], ti, ISL, rows, val)
             self._add(pb[rows], ti, ISL, rows, val)
 

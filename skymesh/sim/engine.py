@@ -30,12 +30,12 @@ from datetime import datetime
 import numpy as np
 from numpy.typing import NDArray
 
+from skymesh.astro.frames import datetime_to_jd
 from skymesh.core.clock import ensure_utc
 from skymesh.core.errors import InvalidArgument
 from skymesh.sim.activities import Activity, ModeRule
 from skymesh.sim.comms import GroundStation
 from skymesh.sim.eclipse import PASEOS_BODY_RADIUS_M
-from skymesh.sim.frames import julian_date
 from skymesh.sim.orbit import Orbits
 from skymesh.sim.radiation import sample_poisson_times
 from skymesh.sim.spacecraft import FleetArrays, SpacecraftParams
@@ -188,7 +188,7 @@ class Simulation:
             raise InvalidArgument(f"relays are in {relays.frame}, the fleet in {orbits.frame}", field="relays")
         self.relays = relays
         self.fleet = FleetArrays.build(spacecraft, self.activities)
-        self.jd0 = julian_date(self.epoch)
+        self.jd0 = datetime_to_jd(self.epoch)
         for pa, pb in self.config.isl_pairs:
             if not (0 <= pa < orbits.n and 0 <= pb < orbits.n and pa != pb):
                 raise InvalidArgument(f"bad pair ({pa}, {pb})", field="isl_pairs")

@@ -19,8 +19,8 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from skymesh.astro.frames import datetime_to_jd
 from skymesh.core.errors import InvalidArgument
-from skymesh.sim.frames import julian_date
 
 __all__ = [
     "MU_EARTH_M3_S2",
@@ -189,7 +189,7 @@ class TLEOrbits:
         self._sats = sats
         self._array = SatrecArray(sats)
         self._epoch = epoch
-        self._jd0 = julian_date(epoch)
+        self._jd0 = datetime_to_jd(epoch)
 
     @property
     def n(self) -> int:
