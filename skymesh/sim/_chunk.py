@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 
-from skymesh.astro.inertial import ecef_to_inertial
+from skymesh.astro.frames import gmst_rad
+from skymesh.astro.inertial import check_frame, ecef_to_inertial, teme_to_gcrs_matrix
 from skymesh.astro.sun import sun_position_km
 from skymesh.sim.activities import FleetState
 from skymesh.sim.comms import elevation_function, isl_function_m2
@@ -30,6 +31,7 @@ I64 = NDArray[np.int64]
 B = NDArray[np.bool_]
 
 ECLIPSE, CONTACT, ISL, RESTART, FAILURE, SCHEDULE, PROBE, ACTIVITY = range(8)
+_SLOPE_DT_S = 1e-2  # forward step for the slopes of the edge functions at the knots
 
 
 class ChunkRun:
@@ -117,31 +119,48 @@ class ChunkRun:
             u = ((t - knots[ks]) / hk[ks])[:, None]
             return np.asarray(sun[ks] * (1 - u) + sun[ks + 1] * u, dtype=np.float64)
 
+        # slopes at the knots: each function again on states a short step ahead (pos + vel dt, bodies moved too)
+        dt = _SLOPE_DT_S
+        pos_dt = pos + vel * dt
+        sun_dt = sun + np.gradient(sun, knots, axis=0) * dt
+
         # eclipse: positive while eclipsed
         g = -eclipse_function_m2(pos, sun[None], cfg.eclipse_radius_m)
+        slopes = (-eclipse_function_m2(pos_dt, sun_dt[None], cfg.eclipse_radius_m) - g) / dt
         self.ecl = g[:, 0] > 0
         rows, te, rising = find_edges(
-            g, knots, lambda r, k, t: -eclipse_function_m2(at(r, k, t), sun_at(k, t), cfg.eclipse_radius_m), tol
-        )
+            g, slopes, knots, lambda r, k, t: -eclipse_function_m2(at(r, k, t), sun_at(k, t), cfg.eclipse_radius_m),
+            tol,
+        )  # fmt: skip
         self._add(rows, te, ECLIPSE, 0, rising.astype(np.float64))
 
         if self._windows is None:
             offset = cfg.earth_rotation_offset_s
+            # between knots: Earth's rotation exactly, precession-nutation from the knot (it moves 1e-4" a minute)
+            to_frame = teme_to_gcrs_matrix(jd) if check_frame(frame) == "gcrs" else None
+
+            def rotate(v: F64, k: I64, t: F64) -> F64:
+                theta = gmst_rad(sim.jd0 + (t + offset) / 86400.0)
+                c, s_ = np.cos(theta), np.sin(theta)
+                out = np.stack([c * v[0] - s_ * v[1], s_ * v[0] + c * v[1], np.full(t.shape, v[2])], axis=-1)
+                return out if to_frame is None else np.einsum("mij,mj->mi", to_frame[k], out)
+
             for s, st in enumerate(sim.stations):
                 ecef, up = st.ecef_m()
                 minel = math.radians(st.min_elevation_deg)
                 sp = ecef_to_inertial(ecef[None, :], jd, frame, offset)
                 su = ecef_to_inertial(up[None, :], jd, frame, offset)
                 vis = elevation_function(pos, sp[None], su[None], minel)
+                sp_dt = ecef_to_inertial(ecef[None, :], jd, frame, offset + dt)
+                su_dt = ecef_to_inertial(up[None, :], jd, frame, offset + dt)
+                slopes = (elevation_function(pos_dt, sp_dt[None], su_dt[None], minel) - vis) / dt
                 self.contact += vis[:, 0] > 0
 
                 def fn(r: I64, k: I64, t: F64, ecef: F64 = ecef, up: F64 = up, minel: float = minel) -> F64:
-                    jt = sim.jd0 + t / 86400.0
-                    p = ecef_to_inertial(ecef[None, :], jt, frame, offset)
-                    u = ecef_to_inertial(up[None, :], jt, frame, offset)
+                    p, u = rotate(ecef, k, t), rotate(up, k, t)
                     return np.asarray(elevation_function(at(r, k, t), p, u, minel), dtype=np.float64)
 
-                rows, tc, rising = find_edges(vis, knots, fn, tol)
+                rows, tc, rising = find_edges(vis, slopes, knots, fn, tol)
                 self._add(rows, tc, CONTACT, s, np.where(rising, 1.0, -1.0))
         else:
             for w, (sat, t0, t1) in enumerate(self._windows):
@@ -159,6 +178,7 @@ class ChunkRun:
             rpos, rvel = sim.relays.state(knots)
             for r in range(sim.relays.n):
                 los = isl_function_m2(pos, rpos[r][None], cfg.isl_radius_m)
+                slopes = (isl_function_m2(pos_dt, (rpos[r] + rvel[r] * dt)[None], cfg.isl_radius_m) - los) / dt
                 self.isl += los[:, 0] > 0
 
                 def relay_fn(rows: I64, ks: I64, t: F64, r: int = r) -> F64:
@@ -166,17 +186,22 @@ class ChunkRun:
                     p_relay = hermite_position(rpos[r, ks], rvel[r, ks], rpos[r, ks + 1], rvel[r, ks + 1], hk[ks], u)
                     return np.asarray(isl_function_m2(at(rows, ks, t), p_relay, cfg.isl_radius_m), dtype=np.float64)
 
-                rows, tr, rising = find_edges(los, knots, relay_fn, tol)
+                rows, tr, rising = find_edges(los, slopes, knots, relay_fn, tol)
                 self._add(rows, tr, ISL, -1 - r, np.where(rising, 1.0, -1.0))
 
         if cfg.isl_pairs:
             pa = np.array([p[0] for p in cfg.isl_pairs], dtype=np.int64)
             pb = np.array([p[1] for p in cfg.isl_pairs], dtype=np.int64)
             los = isl_function_m2(pos[pa], pos[pb], cfg.isl_radius_m)
+            slopes = (isl_function_m2(pos_dt[pa], pos_dt[pb], cfg.isl_radius_m) - los) / dt
             np.add.at(self.isl, pa, los[:, 0] > 0)
             np.add.at(self.isl, pb, los[:, 0] > 0)
             rows, ti, rising = find_edges(
-                los, knots, lambda r, k, t: isl_function_m2(at(pa[r], k, t), at(pb[r], k, t), cfg.isl_radius_m), tol
+                los,
+                slopes,
+                knots,
+                lambda r, k, t: isl_function_m2(at(pa[r], k, t), at(pb[r], k, t), cfg.isl_radius_m),
+                tol,
             )
             val = np.where(rising, 1.0, -1.0)
             self._add(pa[rows], ti, ISL, rows, val)

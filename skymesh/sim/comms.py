@@ -8,7 +8,7 @@ PASEOS's definitions, vectorised:
   (`CentralBody.is_between_actors`; PASEOS's config `comm.central_body_LOS_radius`).
 
 Both are written as continuous functions (positive = link available) so the engine can refine edges. A window's
-volume is rate x duration, as in PASEOS `get_communication_window`. Imports numpy only.
+volume is rate x duration, as in PASEOS `get_communication_window`. Imports numpy and skymesh.astro (WGS84).
 """
 
 from __future__ import annotations

@@ -3,8 +3,9 @@
 How a run works (per chunk of satellites; chunks are independent unless inter-satellite links couple them):
 
 1. Sample orbits on a coarse grid (`step_s`, default 60 s, plus every decision epoch). Evaluate the eclipse,
-   ground-link and inter-satellite-link functions there, find the sign flips and bisect them on Hermite-interpolated
-   positions to `tolerance_s` (default 0.1 s). Radiation restarts and failures are pre-sampled Poisson times.
+   ground-link and inter-satellite-link functions there; find the sign flips, and the extrema between knots that
+   turn towards zero (windows shorter than the grid), and bisect them on Hermite-interpolated positions to
+   `tolerance_s` (default 0.1 s; `events.find_edges`). Radiation restarts and failures are pre-sampled Poisson times.
 2. Merge every edge into one time-sorted event list. Walk the grid; inside an interval each satellite is advanced
    from event to event with closed forms: the battery is linear (exact clip), stored data is linear, temperature is
    RK4 on the T^4 ODE. Only the satellites that have an event are touched at that event.
@@ -17,7 +18,7 @@ Nothing loops over satellites or over seconds in Python; the Python loop is over
 ranks within an interval (usually 0-2). State is exact at every grid knot and event; `run(start_s=..., state=...)`
 continues from any recorded knot with the same grid, so the state at any second is reproducible.
 
-Imports numpy only; no grpc, protobuf, SQLAlchemy or service packages.
+Imports numpy and skymesh.astro/core; no grpc, protobuf, SQLAlchemy or service packages.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ elements, "teme" for SGP4). The engine samples orbits on a coarse grid and uses 
 samples (sub-metre error at a 60 s grid in LEO) to place eclipse and contact edges to a fraction of a second.
 
 PASEOS propagates Keplerian orbits (pykep, no J2) from a state vector; `KeplerOrbits.from_state` does the same.
-Imports numpy and sgp4 only.
+Imports numpy, sgp4 and skymesh.astro (Julian dates) only.
 """
 
 from __future__ import annotations
