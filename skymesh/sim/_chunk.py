@@ -423,10 +423,7 @@ class ChunkRun:
     def run(self, report: Callable[[float], None]) -> dict[str, np.ndarray]:
         self.geometry()
         knots = self.knots
-        rec_step = self.cfg.record_step_s or self.cfg.step_s
-        rel = knots - knots[0]
-        rem = np.mod(rel, rec_step)
-        record = (np.minimum(rem, rec_step - rem) < 1e-6) | (np.arange(knots.size) == knots.size - 1)
+        record = np.isin(knots, self.sim.record_times(float(knots[0]), float(knots[-1])))
         recs: dict[str, list[np.ndarray]] = {k: [] for k in ("soc", "T", "D", "act", "ecl", "con", "isl")}
         times: list[float] = []
         first = int(np.searchsorted(self.ev_t, knots[0], side="right"))

@@ -41,11 +41,14 @@ from skymesh.sim.orbit import Orbits
 from skymesh.sim.radiation import sample_poisson_times
 from skymesh.sim.spacecraft import FleetArrays, SpacecraftParams
 
-__all__ = ["EngineConfig", "EventKind", "SimResult", "SimState", "Simulation"]
+__all__ = ["SERIES_KEYS", "EngineConfig", "EventKind", "SimResult", "SimState", "Simulation"]
 
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
 B = NDArray[np.bool_]
+
+
+SERIES_KEYS = ("soc", "temperature_k", "stored_bytes", "activity", "in_eclipse", "in_contact", "isl_contact")
 
 
 class EventKind:
@@ -66,14 +69,14 @@ class EngineConfig:
     step_s: float = 60.0
     decision_step_s: float = 600.0
     tolerance_s: float = 0.1
-    record_step_s: float | None = None  # default: every knot
+    record_step_s: float | None = None  # from the run's start; None: every knot. Record times become knots.
     eclipse_radius_m: float = PASEOS_BODY_RADIUS_M
     isl_radius_m: float = PASEOS_BODY_RADIUS_M
     isl_pairs: tuple[tuple[int, int], ...] = ()
     earth_rotation_offset_s: float = 0.0
     thermal_max_step_s: float = 60.0
     seed: int = 0
-    max_chunk_elements: int = 3_000_000  # satellites x knots per chunk; bounds memory
+    max_chunk_elements: int = 1_500_000  # satellites x knots per chunk; bounds memory (~0.4 GB at 1.5 M)
 
     def __post_init__(self) -> None:
         if not self.step_s > 0:
@@ -82,6 +85,8 @@ class EngineConfig:
             raise InvalidArgument("must be > 0 s", field="decision_step_s")
         if not 0 < self.tolerance_s <= self.step_s:
             raise InvalidArgument("must be in (0, step_s]", field="tolerance_s")
+        if self.record_step_s is not None and not self.record_step_s >= self.tolerance_s:
+            raise InvalidArgument("must be >= tolerance_s", field="record_step_s")
 
 
 @dataclass(frozen=True)
@@ -202,14 +207,24 @@ class Simulation:
             np.full(f.n, self.default_activity, dtype=np.int64), np.ones(f.n, dtype=np.bool_),
         )  # fmt: skip
 
+    def record_times(self, start_s: float, end_s: float) -> F64:
+        """Times at which a run records its time series: every `record_step_s` from the start (every knot when
+        None), and the end. They are knots of the run, so the recorded state is exact, never interpolated."""
+        step = self.config.record_step_s
+        if step is None:
+            return self.knots(start_s, end_s)[0]
+        n = math.floor((end_s - start_s) / step + 1e-9)
+        # rounded to the microsecond so that a record time on a grid knot is that knot, not a neighbour 1e-13 s away
+        return np.unique(np.append(np.round(start_s + np.arange(n + 1) * step, 6), end_s))
+
     def knots(self, start_s: float, end_s: float) -> tuple[F64, B]:
-        """Grid knots anchored at absolute multiples of step and decision step, plus start and end."""
+        """Grid knots anchored at absolute multiples of step and decision step, record times, start and end."""
         c = self.config
-        grid = np.arange(math.floor(start_s / c.step_s) + 1, math.ceil(end_s / c.step_s)) * c.step_s
-        dec = np.arange(math.ceil(start_s / c.decision_step_s), math.ceil(end_s / c.decision_step_s)) * (
-            c.decision_step_s
-        )
-        t = np.unique(np.concatenate([[start_s], grid, dec, [end_s]]))
+        grid = np.round(np.arange(math.floor(start_s / c.step_s) + 1, math.ceil(end_s / c.step_s)) * c.step_s, 6)
+        dec = np.arange(math.ceil(start_s / c.decision_step_s), math.ceil(end_s / c.decision_step_s))
+        dec = np.round(dec * c.decision_step_s, 6)
+        rec = self.record_times(start_s, end_s) if c.record_step_s is not None else np.zeros(0)
+        t = np.unique(np.concatenate([[start_s], grid, dec, rec, [end_s]]))
         t = t[(t >= start_s) & (t <= end_s)]
         rem = np.mod(t, c.decision_step_s)
         is_decision = (np.minimum(rem, c.decision_step_s - rem) < 1e-9) & (t < end_s)
@@ -250,6 +265,7 @@ class Simulation:
         soc_floor: F64 | None = None,
         progress: Callable[[float], None] | None = None,
         workers: int = 1,
+        series_sink: Callable[[int, F64, dict[str, np.ndarray]], None] | None = None,
     ) -> SimResult:
         """Simulate [start_s, start_s + duration_s].
 
@@ -260,6 +276,9 @@ class Simulation:
         contact_windows: (sat, start_s, end_s) replace geometric ground contacts (candidate passes to value).
         probes: (sat, time_s) at which SoC and stored data are reported (`SimResult.probe_*`).
         soc_floor: per-satellite SoC; downward crossings are logged with the running activity (`floor_*`).
+        series_sink: called as sink(first_satellite, times_s, series) once per satellite chunk, in satellite order,
+        with arrays of shape (records, chunk) for the keys of `SERIES_KEYS`; the result then holds no time series
+        (arrays of shape (records, 0)), so memory stays bounded by one chunk (`output.SeriesWriter` streams them).
         """
         if not duration_s > 0:
             raise InvalidArgument("must be > 0 s", field="duration_s")
@@ -281,8 +300,14 @@ class Simulation:
             run = ChunkRun(self, idx, knots, is_decision, state, rad, schedule, contact_windows, probes, soc_floor)
             return run.run(report)
 
+        def sink(lo: int, part: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+            if series_sink is None:
+                return part
+            series_sink(lo, part["times_s"], {k: part[k] for k in SERIES_KEYS})
+            return {**part, **{k: np.empty((part[k].shape[0], 0), part[k].dtype) for k in SERIES_KEYS}}  # no views
+
         if workers > 1 and len(starts) > 1:
-            parts = _run_forked(one, starts, workers, progress)
+            parts = _run_forked(one, starts, workers, progress, sink)
         else:
             parts = []
             for lo in starts:
@@ -292,7 +317,7 @@ class Simulation:
                     if progress is not None:
                         progress((lo + frac * size) / n)
 
-                parts.append(one(lo, report))
+                parts.append(sink(lo, one(lo, report)))
         return _merge(self, parts, knots, probes)
 
 
@@ -308,6 +333,7 @@ def _run_forked(
     starts: list[int],
     workers: int,
     progress: Callable[[float], None] | None,
+    sink: Callable[[int, dict[str, np.ndarray]], dict[str, np.ndarray]],
 ) -> list[dict[str, np.ndarray]]:
     """Chunks in forked processes: the children inherit the simulation (constraints may be lambdas, which do not
     pickle), only chunk starts and result arrays cross the process boundary."""
@@ -319,7 +345,7 @@ def _run_forked(
         with ctx.Pool(min(workers, len(starts))) as pool:
             parts: list[dict[str, np.ndarray]] = []
             for k, part in enumerate(pool.imap(_forked_chunk, starts)):
-                parts.append(part)
+                parts.append(sink(starts[k], part))
                 if progress is not None:
                     progress((k + 1) / len(starts))
         return parts
