@@ -4,7 +4,8 @@ scheduler calls to value contacts and check plans.
 
 Modules, one concept each: `orbit` (Kepler, SGP4, Hermite), `eclipse`, `comms`, `power`, `thermal`, `radiation`,
 `activities`, `spacecraft` (parameters), `events` (edge refinement), `engine` (the run), `scenario` (YAML),
-`output`/`plot`, `realtime`, `inloop`. `fleet` is the demo network's generator and unrelated to the models.
+`output`/`plot`, `windows` (find_next_window), `realtime`, `inloop`. `fleet` is the demo network's generator and
+unrelated to the models.
 
 Astronomy (time scales, the Sun, precession/nutation, Earth rotation, WGS84) comes from `skymesh.astro`; PASEOS's
 historical frame quirks are reproduced only in tests/sim/test_paseos_agreement.py. Imports numpy, sgp4, PyYAML and
@@ -17,6 +18,7 @@ from skymesh.sim.comms import GroundStation
 from skymesh.sim.engine import EngineConfig, EventKind, SimResult, SimState, Simulation
 from skymesh.sim.orbit import KeplerOrbits, TLEOrbits, walker_constellation
 from skymesh.sim.spacecraft import RadiationParams, SpacecraftParams, ThermalParams
+from skymesh.sim.windows import Window, find_next_window
 
 __all__ = [
     "Activity",
@@ -35,5 +37,7 @@ __all__ = [
     "SpacecraftParams",
     "TLEOrbits",
     "ThermalParams",
+    "Window",
+    "find_next_window",
     "walker_constellation",
 ]

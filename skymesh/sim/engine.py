@@ -172,6 +172,7 @@ class Simulation:
         if not activities:
             raise InvalidArgument("at least one activity is needed", field="activities")
         self.orbits = orbits
+        self.spacecraft = tuple(spacecraft)
         self.activities = tuple(activities)
         self.activity_index = {a.name: k for k, a in enumerate(self.activities)}
         if len(self.activity_index) != len(self.activities):

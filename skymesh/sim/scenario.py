@@ -207,7 +207,7 @@ def _orbits(
 
 _SC_KEYS = {"battery_capacity_wh", "initial_soc", "charge_power_w", "rtg", "thermal", "storage_capacity_bytes",
             "initial_stored_bytes", "downlink_rate_bytes_per_s", "isl_rate_bytes_per_s", "radiation",
-            "activity_power_w", "name"}  # fmt: skip
+            "activity_power_w", "comm_devices", "name"}  # fmt: skip
 
 
 def _spacecraft(spec: Mapping[str, Any], n: int, rng: np.random.Generator) -> list[SpacecraftParams]:
@@ -263,6 +263,7 @@ def _one_spacecraft(d: Mapping[str, Any], k: int, rng: np.random.Generator) -> S
             **{key: _number(v, f"spacecraft.radiation.{key}", minimum=0) for key, v in r.items()}
         )
     powers = _mapping(d.get("activity_power_w", {}), "spacecraft.activity_power_w")
+    devices = _mapping(d.get("comm_devices", {}), "spacecraft.comm_devices")
     return SpacecraftParams(
         name=str(d["name"]),
         battery_capacity_wh=_value(_require(d, "battery_capacity_wh", "spacecraft"), "spacecraft.battery_capacity_wh",
@@ -280,6 +281,8 @@ def _one_spacecraft(d: Mapping[str, Any], k: int, rng: np.random.Generator) -> S
         radiation=radiation,
         activity_power_w={str(key): _number(v, f"spacecraft.activity_power_w.{key}", minimum=0)
                           for key, v in powers.items()},
+        comm_devices={str(key): _number(v, f"spacecraft.comm_devices.{key}", minimum=0, strict_min=True)
+                      for key, v in devices.items()},
     )  # fmt: skip
 
 

@@ -48,7 +48,9 @@ class SpacecraftParams:
     Stored data grows at the running activity's `data_rate_bytes_per_s` (up to `storage_capacity_bytes`) and drains
     at `downlink_rate_bytes_per_s` while a ground station sees the spacecraft. `isl_rate_bytes_per_s` is carried for
     callers sizing transfers over inter-satellite windows (volume = rate x duration, as PASEOS); the engine itself
-    moves no data over ISLs. `activity_power_w` overrides an activity's draw for this spacecraft.
+    moves no data over ISLs. `comm_devices` are named links with their own rates in bytes/s (PASEOS's
+    `add_comm_device(actor, name, bandwidth_in_kbps)`; 1 kbps = 125 bytes/s), used by `windows.find_next_window`.
+    `activity_power_w` overrides an activity's draw for this spacecraft.
     """
 
     name: str = "sat"
@@ -63,8 +65,12 @@ class SpacecraftParams:
     isl_rate_bytes_per_s: float = 0.0
     radiation: RadiationParams = field(default_factory=RadiationParams)
     activity_power_w: Mapping[str, float] = field(default_factory=dict)
+    comm_devices: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        for device, rate in self.comm_devices.items():
+            if not rate > 0:
+                raise InvalidArgument("a device's rate must be > 0 bytes/s", field=f"comm_devices.{device}")
         if not self.battery_capacity_wh > 0:
             raise InvalidArgument("must be > 0", field="battery_capacity_wh")
         if not 0.0 <= self.initial_soc <= 1.0:

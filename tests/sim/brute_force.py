@@ -118,6 +118,7 @@ class Comparison:
     missed_short: int  # reference windows shorter than min_window_s the engine does not have (allowed)
     extra_edges: int  # engine edges with no reference edge within 1 s
     errors_s: F64  # |engine - reference| for every matched edge
+    shortest_found_s: float  # the shortest reference window the engine has (both edges within 1 s)
 
 
 def compare(reference: Edges, engine: Edges, knots: F64, step_s: float, min_window_s: float = 5.0) -> Comparison:
@@ -152,4 +153,5 @@ def compare(reference: Edges, engine: Edges, knots: F64, step_s: float, min_wind
         missed_short=int(np.sum(missed & (length < min_window_s))),
         extra_edges=int(np.sum(~used)),
         errors_s=errors[np.isfinite(errors) & (errors <= 1.0)],
+        shortest_found_s=float(np.min(length[~missed], initial=np.inf)),
     )

@@ -27,6 +27,7 @@ from skymesh.sim.engine import EngineConfig, EventKind, Simulation
 from skymesh.sim.orbit import KeplerOrbits
 from skymesh.sim.radiation import data_corruption_mask
 from skymesh.sim.spacecraft import SpacecraftParams, ThermalParams
+from skymesh.sim.windows import find_next_window
 
 OBLIQUITY_J2000_RAD = np.deg2rad(23.43928)  # pykep's, what its jpl_lp ecliptic frame uses
 
@@ -171,7 +172,8 @@ def sentinel_sim(t0: datetime, duration_s: float = 1800.0) -> Simulation:
     orbit = KeplerOrbits.from_state(np.array([r_km]) * 1e3, np.array([v_km_s]) * 1e3)
     station = GroundStation("maspalomas", 27.7629, -15.6338, 205.1, 5.0)
     cfg = EngineConfig(step_s=30, tolerance_s=0.01, earth_rotation_offset_s=-TT_MINUS_UT1_2022_S)
-    return Simulation(orbit, [SpacecraftParams()], [Activity("a", 0)], [ModeRule("a")], t0, [station], cfg)
+    sc = SpacecraftParams(comm_devices={"link1": 1000 / 8})  # add_comm_device(..., "link1", bandwidth_in_kbps=1)
+    return Simulation(orbit, [sc], [Activity("a", 0)], [ModeRule("a")], t0, [station], cfg)
 
 
 def test_communication_link_sat_to_ground() -> None:
@@ -187,23 +189,41 @@ def test_communication_link_sat_to_ground() -> None:
 
 
 def test_find_next_window() -> None:
-    """communication_window_test.py::test_find_next_window: searching from 22:57:00 (10 s steps) the window starts
-    at mjd2000 8335.957060185183 (22:58:10), length 740.0000001071021 s (rtol 1 %, atol 3 s), 740000 bits at 1 kbps;
-    searching 360 s from 20:00:00 finds nothing."""
+    """communication_window_test.py::test_find_next_window: searching 360 s from 22:57:00 (10 s steps) the window
+    starts at mjd2000 8335.957060185183 (22:58:10), length 740.0000001071021 s (rtol 1 %, atol 3 s), 740000 bits at
+    1 kbps; searching 360 s from 20:00:00 finds nothing (None, 0, 0)."""
     t0 = datetime(2022, 10, 27, 22, 57, 0, tzinfo=UTC)
-    res = sentinel_sim(t0).run(1800)
-    times, values = res.edges(EventKind.CONTACT, 0)
-    assert values.tolist()[:2] == [1.0, -1.0]
+    window = find_next_window(sentinel_sim(t0), 0, station="maspalomas", search_window_s=360, device="link1")
+    assert window is not None and window.complete
     start = PYKEP_EPOCH_0 + timedelta(days=8335.957060185183)
     aos_s = (start - t0).total_seconds()
     assert aos_s == pytest.approx(70.0, abs=1e-3)
-    assert aos_s - 10 - 1 < times[0] <= aos_s + 1  # PASEOS samples every 10 s: the AOS is in (60, 70]
-    length = times[1] - times[0]
-    assert length == pytest.approx(740.0000001071021, rel=0.01, abs=3.0)
-    assert 1000 / 8 * length * 8 == pytest.approx(740000, rel=0.01, abs=3000)
-    empty = sentinel_sim(datetime(2022, 10, 27, 20, 0, 0, tzinfo=UTC)).run(360)
-    assert not empty.in_contact[:, 0].any()
-    assert empty.edges(EventKind.CONTACT, 0)[0].size == 0
+    assert aos_s - 10 - 1 < window.start_s <= aos_s + 1  # PASEOS samples every 10 s: the AOS is in (60, 70]
+    assert window.length_s == pytest.approx(740.0000001071021, rel=0.01, abs=3.0)
+    assert window.volume_bits == pytest.approx(740000, rel=0.01, abs=3000)
+    res = sentinel_sim(t0).run(1800)  # the engine's own events agree with the query
+    times, values = res.edges(EventKind.CONTACT, 0)
+    assert values.tolist()[:2] == [1.0, -1.0]
+    assert times[:2].tolist() == pytest.approx([window.start_s, window.end_s], abs=0.02)
+    empty = sentinel_sim(datetime(2022, 10, 27, 20, 0, 0, tzinfo=UTC))
+    assert find_next_window(empty, 0, station="maspalomas", search_window_s=360, device="link1") is None
+
+
+def test_communication_link_sat_to_sat_window() -> None:
+    """communication_window_test.py::test_communication_link_sat_to_sat with `get_communication_window`: in line of
+    sight at t = 0 and still at 10 s, the link ends at about 1470 s (the test's comment); searching again from the
+    window's end finds no window within 10 s."""
+    r = np.array([[10000000, 1e-3, 1e-3], [10000000, 1e-3, 1e-3]])
+    v = np.array([[1e-3, 8000, 1e-3], [1e-3, -8000, 1e-3]])
+    sc = SpacecraftParams(comm_devices={"link1": 1000 / 8})
+    sim = Simulation(KeplerOrbits.from_state(r, v), [sc, SpacecraftParams()], [Activity("a", 0)], [ModeRule("a")],
+                     PYKEP_EPOCH_0, config=EngineConfig(step_s=10))  # fmt: skip
+    window = find_next_window(sim, 0, partner=1, search_window_s=10, device="link1")
+    assert window is not None
+    assert window.start_s == 0.0
+    assert 1460 - 1 < window.end_s <= 1470 + 1
+    assert window.volume_bits >= 10000  # PASEOS sends its 10,000 bits
+    assert find_next_window(sim, 0, partner=1, start_s=window.end_s + 0.5, search_window_s=10) is None
 
 
 def test_radiation_data_corruption_matches_paseos_draws() -> None:
