@@ -74,6 +74,11 @@ class ChunkRun:
         self.T = np.where(self.has_thermal, state.temperature_k[sl], np.nan)
         self.D = np.array(state.stored_bytes[sl], dtype=np.float64)
         self.act = np.array(state.activity[sl], dtype=np.int64)
+        self.props = sim.custom_properties
+        self.P = np.array(state.custom[:, sl], dtype=np.float64).reshape(len(self.props), n)
+        self.updaters = [(j, p.update) for j, p in enumerate(self.props) if p.update is not None]
+        self.station_names = tuple(st.name for st in sim.stations)
+        self.contact_st = np.zeros((n, len(sim.stations)), dtype=np.int64)
         self.alive = np.array(state.alive[sl], dtype=np.bool_)
         self.cur = np.full(n, knots[0])
         self.ka = 0
@@ -155,6 +160,7 @@ class ChunkRun:
                 su_dt = ecef_to_inertial(up[None, :], jd, frame, offset + dt)
                 slopes = (elevation_function(pos_dt, sp_dt[None], su_dt[None], minel) - vis) / dt
                 self.contact += vis[:, 0] > 0
+                self.contact_st[:, s] += vis[:, 0] > 0
 
                 def fn(r: I64, k: I64, t: F64, ecef: F64 = ecef, up: F64 = up, minel: float = minel) -> F64:
                     p, u = rotate(ecef, k, t), rotate(up, k, t)
@@ -227,16 +233,20 @@ class ChunkRun:
         self.ev_sat, self.ev_t, self.ev_kind, self.ev_arg, self.ev_val = (c[order] for c in cols)
 
     # -- state -------------------------------------------------------------------------------------------------
-    def view(self, s: I64, t: F64, E: F64, T: F64, D: F64) -> FleetState:
+    def view(self, s: I64, t: F64, E: F64, T: F64, D: F64, P: F64, act: I64 | None = None) -> FleetState:
         cap_b = self.store_cap[s]
         return FleetState(
             time_s=t, soc=E / self.cap[s], energy_wh=E / 3600.0, temperature_k=T, stored_bytes=D,
             storage_fill=np.where(np.isfinite(cap_b) & (cap_b > 0), D / np.where(cap_b > 0, cap_b, 1.0), 0.0),
             in_eclipse=self.ecl[s], in_contact=self.contact[s] > 0, isl_contact=self.isl[s] > 0,
-            alive=self.alive[s],
+            alive=self.alive[s], custom={p.name: P[j] for j, p in enumerate(self.props)},
+            station_contact=self.contact_st[s] > 0, station_names=self.station_names,
+            power_w=self.draw[s, self.act[s] if act is None else act],
         )  # fmt: skip
 
-    def integrate(self, s: I64, act: I64, E: F64, T: F64, D: F64, start: F64, h: F64) -> tuple[F64, F64, F64, F64]:
+    def integrate(
+        self, s: I64, act: I64, E: F64, T: F64, D: F64, P: F64, start: F64, h: F64
+    ) -> tuple[F64, F64, F64, F64, F64]:
         sunlit = ~self.ecl[s]
         draw = self.draw[s, act]
         rate = self.rate[s, act]
@@ -257,11 +267,26 @@ class ChunkRun:
         produced = np.minimum(D + rate * h, cap_b)
         drain = np.where(self.contact[s] > 0, self.downlink[s], 0.0)
         D1 = np.minimum(np.maximum(D + (rate - drain) * h, 0.0), cap_b)
-        return E1, T1, D1, np.maximum(produced - D1, 0.0)
+        return E1, T1, D1, self.update_custom(s, act, E, T, D, P, start, h), np.maximum(produced - D1, 0.0)
 
-    def ok(self, s: I64, act: I64, t: F64, E: F64, T: F64, D: F64) -> B:
+    def update_custom(self, s: I64, act: I64, E: F64, T: F64, D: F64, P: F64, start: F64, h: F64) -> F64:
+        """Custom properties after h seconds: each update function called on sub-steps of at most
+        `thermal_max_step_s`, seeing the fleet as it was at the start of the piece (power, temperature and data
+        change slowly over one piece; PASEOS calls them once per time step)."""
+        if not self.updaters:
+            return P
+        P = P.copy()
+        n_sub = max(1, int(np.ceil(float(np.max(h, initial=0.0)) / self.cfg.thermal_max_step_s)))
+        dt = h / n_sub
+        for j in range(n_sub):
+            view = self.view(s, start + j * dt, E, T, D, P, act)
+            for row, fn in self.updaters:
+                P[row] = np.asarray(fn(view, P[row], dt), dtype=np.float64)
+        return P
+
+    def ok(self, s: I64, act: I64, t: F64, E: F64, T: F64, D: F64, P: F64) -> B:
         good = np.ones(s.size, dtype=np.bool_)
-        view = self.view(s, t, E, T, D)
+        view = self.view(s, t, E, T, D, P, act)
         for a, pred in self.constraints:
             m = act == a
             if m.any():
@@ -269,13 +294,13 @@ class ChunkRun:
         return good
 
     def margin(
-        self, s: I64, act: I64, t: F64, E: F64, T: F64, D: F64, comp: I64 | None = None
+        self, s: I64, act: I64, t: F64, E: F64, T: F64, D: F64, P: F64, comp: I64 | None = None
     ) -> tuple[F64, I64] | None:
         """Margin of one comparison of each satellite's constraint (> 0 while it holds): the comparison `comp`, or
         when None the one with the smallest margin now (returned too). None if a constraint has no margins."""
         out = np.full(s.size, np.inf)
         chosen = np.zeros(s.size, dtype=np.int64) if comp is None else comp
-        view = self.view(s, t, E, T, D)
+        view = self.view(s, t, E, T, D, P, act)
         cols = np.arange(s.size)
         for a, pred in self.constraints:
             m = act == a
@@ -291,15 +316,24 @@ class ChunkRun:
         return out, chosen
 
     def crossing(
-        self, sb: I64, ab: I64, E0: F64, T0: F64, D0: F64, start: F64, hb: F64, end_state: tuple[F64, F64, F64]
+        self,
+        sb: I64,
+        ab: I64,
+        E0: F64,
+        T0: F64,
+        D0: F64,
+        P0: F64,
+        start: F64,
+        hb: F64,
+        end_state: tuple[F64, F64, F64, F64],
     ) -> F64:
         """Time into the piece at which the constraint first fails, to within tolerance: regula falsi on the margin
         of the comparison that fails at the end of the piece, then bisection on the predicate where needed."""
         tol = self.cfg.tolerance_s
         lo, hi = np.zeros(sb.size), hb.copy()
-        E1, T1, D1 = end_state
-        end = self.margin(sb, ab, start + hb, E1, T1, D1)
-        start_m = None if end is None else self.margin(sb, ab, start, E0, T0, D0, end[1])
+        E1, T1, D1, P1 = end_state
+        end = self.margin(sb, ab, start + hb, E1, T1, D1, P1)
+        start_m = None if end is None else self.margin(sb, ab, start, E0, T0, D0, P0, end[1])
         if end is not None and start_m is not None:
             m_hi, comp = end
             m_lo = start_m[0]
@@ -319,9 +353,10 @@ class ChunkRun:
                 both = np.concatenate([a, b])
                 s2, a2, c2 = np.concatenate([sb, sb]), np.concatenate([ab, ab]), np.concatenate([comp, comp])
                 E2, T2, D2 = (np.concatenate([x, x]) for x in (E0, T0, D0))
+                P2 = np.concatenate([P0, P0], axis=1)
                 st2 = np.concatenate([start, start])
-                Em, Tm, Dm, _ = self.integrate(s2, a2, E2, T2, D2, st2, both)
-                got = self.margin(s2, a2, st2 + both, Em, Tm, Dm, c2)
+                Em, Tm, Dm, Pm, _ = self.integrate(s2, a2, E2, T2, D2, P2, st2, both)
+                got = self.margin(s2, a2, st2 + both, Em, Tm, Dm, Pm, c2)
                 assert got is not None
                 m_a, m_b = got[0][: sb.size], got[0][sb.size :]
                 after_b = open_ & (m_b > 0)
@@ -336,8 +371,8 @@ class ChunkRun:
         iters = max(0, math.ceil(math.log2(max(width, tol) / tol)))
         for _ in range(iters):
             mid = 0.5 * (lo + hi)
-            Em, Tm, Dm, _ = self.integrate(sb, ab, E0, T0, D0, start, mid)
-            good = self.ok(sb, ab, start + mid, Em, Tm, Dm)
+            Em, Tm, Dm, Pm, _ = self.integrate(sb, ab, E0, T0, D0, P0, start, mid)
+            good = self.ok(sb, ab, start + mid, Em, Tm, Dm, Pm)
             active = hi - lo > tol  # each edge stops on its own, so results do not depend on its neighbours
             lo, hi = np.where(good & active, mid, lo), np.where(~good & active, mid, hi)
         return hi
@@ -359,19 +394,22 @@ class ChunkRun:
             return
         start = self.cur[s]
         act = self.act[s]
-        E0, T0, D0 = self.E[s], self.T[s], self.D[s]
-        E1, T1, D1, dl = self.integrate(s, act, E0, T0, D0, start, h)
+        E0, T0, D0, P0 = self.E[s], self.T[s], self.D[s], self.P[:, s]
+        E1, T1, D1, P1, dl = self.integrate(s, act, E0, T0, D0, P0, start, h)
         if self.constraints:
-            bad = ~self.ok(s, act, start + h, E1, T1, D1)
+            bad = ~self.ok(s, act, start + h, E1, T1, D1, P1)
             if bad.any():
                 b = np.flatnonzero(bad)
                 sb, hb, ab = s[b], h[b], act[b]
-                hi = self.crossing(sb, ab, E0[b], T0[b], D0[b], start[b], hb, (E1[b], T1[b], D1[b]))
-                Ec, Tc, Dc, dlc = self.integrate(sb, ab, E0[b], T0[b], D0[b], start[b], hi)
+                Pb = P0[:, b]
+                hi = self.crossing(sb, ab, E0[b], T0[b], D0[b], Pb, start[b], hb, (E1[b], T1[b], D1[b], P1[:, b]))
+                Ec, Tc, Dc, Pc, dlc = self.integrate(sb, ab, E0[b], T0[b], D0[b], Pb, start[b], hi)
                 new = self.sim.fallback[ab]
                 self.log_activity(sb, start[b] + hi, new)
-                Er, Tr, Dr, dlr = self.integrate(sb, new, Ec, Tc, Dc, start[b] + hi, hb - hi)
+                Er, Tr, Dr, Pr, dlr = self.integrate(sb, new, Ec, Tc, Dc, Pc, start[b] + hi, hb - hi)
                 E1[b], T1[b], D1[b], dl[b] = Er, Tr, Dr, dlc + dlr
+                if P1 is not P0:
+                    P1[:, b] = Pr
         if self.floor is not None:
             fl = self.floor[s]
             crossed = (fl <= E0) & (fl > E1)
@@ -380,6 +418,8 @@ class ChunkRun:
                 frac = (E0[c] - fl[c]) / np.maximum(E0[c] - E1[c], 1e-300)
                 self.floor_log.append((s[c], start[c] + frac * h[c], act[c]))
         self.E[s], self.T[s], self.D[s] = E1, T1, D1
+        if self.updaters:
+            self.P[:, s] = P1
         self.downlinked[s] += dl
         self.exposure[s] += 4.0 * h * (D0 + D1)  # 8 bits x trapezoid of the stored bytes
         self.cur[s] = start + h
@@ -394,6 +434,8 @@ class ChunkRun:
                 self.ecl[s] = vals[m] > 0.5
             elif kind == CONTACT:
                 self.contact[s] += vals[m].astype(np.int64)
+                if self._windows is None:
+                    np.add.at(self.contact_st, (s, args[m]), vals[m].astype(np.int64))
             elif kind == ISL:
                 self.isl[s] += vals[m].astype(np.int64)
             elif kind == RESTART:
@@ -412,7 +454,7 @@ class ChunkRun:
                 self.probe_stored.append(self.D[s].copy())
 
     def decide(self, t: float) -> None:
-        view = self.view(self.all, np.full(self.n, t), self.E, self.T, self.D)
+        view = self.view(self.all, np.full(self.n, t), self.E, self.T, self.D, self.P)
         new = np.full(self.n, self.sim.default_activity, dtype=np.int64)
         for rule in reversed(self.sim.rules):
             new[np.asarray(rule.when(view), dtype=np.bool_)] = self.sim.activity_index[rule.activity]
@@ -424,7 +466,7 @@ class ChunkRun:
         self.geometry()
         knots = self.knots
         record = np.isin(knots, self.sim.record_times(float(knots[0]), float(knots[-1])))
-        recs: dict[str, list[np.ndarray]] = {k: [] for k in ("soc", "T", "D", "act", "ecl", "con", "isl")}
+        recs: dict[str, list[np.ndarray]] = {k: [] for k in ("soc", "T", "D", "act", "ecl", "con", "isl", "custom")}
         times: list[float] = []
         first = int(np.searchsorted(self.ev_t, knots[0], side="right"))
         if first:
@@ -439,6 +481,7 @@ class ChunkRun:
             recs["ecl"].append(self.ecl.copy())
             recs["con"].append(self.contact > 0)
             recs["isl"].append(self.isl > 0)
+            recs["custom"].append(self.P.copy())
 
         n_int = knots.size - 1
         report_every = max(1, n_int // 50)
@@ -482,6 +525,8 @@ class ChunkRun:
             "in_eclipse": np.array(recs["ecl"], dtype=np.bool_).reshape(len(times), self.n),
             "in_contact": np.array(recs["con"], dtype=np.bool_).reshape(len(times), self.n),
             "isl_contact": np.array(recs["isl"], dtype=np.bool_).reshape(len(times), self.n),
+            "custom": np.array(recs["custom"], dtype=np.float64).reshape(len(times), len(self.props), self.n),
+            "final_custom": self.P,
             "event_sat": cols[0].astype(np.int64) + self.lo,
             "event_time_s": cols[1].astype(np.float64),
             "event_kind": cols[2].astype(np.int64),

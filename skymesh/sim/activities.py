@@ -16,7 +16,7 @@ Imports numpy only.
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,7 +24,9 @@ from numpy.typing import NDArray
 
 from skymesh.core.errors import InvalidArgument
 
-__all__ = ["STATE_FIELDS", "Activity", "Comparison", "Condition", "FleetState", "ModeRule", "Predicate"]
+__all__ = [
+    "STATE_FIELDS", "Activity", "Comparison", "Condition", "CustomProperty", "FleetState", "ModeRule", "Predicate",
+]  # fmt: skip
 
 F64 = NDArray[np.float64]
 B = NDArray[np.bool_]
@@ -44,9 +46,41 @@ class FleetState:
     in_contact: B
     isl_contact: B
     alive: B
+    custom: Mapping[str, F64] = field(default_factory=dict)  # custom properties by name
+    station_contact: B = field(default_factory=lambda: np.zeros((0, 0), dtype=np.bool_))  # (n, stations)
+    station_names: tuple[str, ...] = ()
+    power_w: F64 = field(default_factory=lambda: np.zeros(0))  # the running activity's draw
+
+    def in_contact_with(self, station: str) -> B:
+        """Whether each spacecraft sees the named ground station now (PASEOS's is_in_line_of_sight)."""
+        if station not in self.station_names:
+            raise InvalidArgument(f"unknown station {station!r}; one of {', '.join(self.station_names)}",
+                                  field="station")  # fmt: skip
+        return np.asarray(self.station_contact[:, self.station_names.index(station)], dtype=np.bool_)
 
 
-STATE_FIELDS = tuple(f for f in FleetState.__dataclass_fields__)
+# the scalar fields a Comparison can name directly; custom properties are named "custom.NAME"
+STATE_FIELDS = tuple(f for f in FleetState.__dataclass_fields__ if f not in ("custom", "station_contact",
+                                                                              "station_names", "power_w"))  # fmt: skip
+
+UpdateFn = Callable[[FleetState, F64, F64], F64]
+
+
+@dataclass(frozen=True)
+class CustomProperty:
+    """A quantity PASEOS users attach with `ActorBuilder.add_custom_property(actor, name, initial, update_fn)`,
+    vectorised: `update(state, values, dt_s) -> new values` for the whole fleet (arrays of shape (n,)). The engine
+    calls it on every piece between events, in sub-steps of at most `thermal_max_step_s`. Constraints and mode rules
+    read it as `state.custom[name]` (Python) or `custom.NAME` (scenario conditions)."""
+
+    name: str
+    initial: float = 0.0
+    update: UpdateFn | None = None
+
+    def __post_init__(self) -> None:
+        if not self.name.isidentifier():
+            raise InvalidArgument("must be an identifier (letters, digits, _)", field=f"custom_properties.{self.name}")
+
 
 Predicate = Callable[[FleetState], B]
 
@@ -69,20 +103,29 @@ class Comparison:
     value: float
 
     def __post_init__(self) -> None:
-        if self.field not in STATE_FIELDS:
+        if self.field not in STATE_FIELDS and not (
+            self.field.startswith("custom.") and self.field[len("custom.") :].isidentifier()
+        ):
             raise InvalidArgument(
-                f"unknown state field {self.field!r}; one of {', '.join(STATE_FIELDS)}", field="field"
+                f"unknown state field {self.field!r}; one of {', '.join(STATE_FIELDS)} or custom.NAME", field="field"
             )
         if self.op not in _OPS:
             raise InvalidArgument(f"unknown operator {self.op!r}; one of {' '.join(_OPS)}", field="op")
 
+    def values(self, state: FleetState) -> F64:
+        if self.field.startswith("custom."):
+            name = self.field[len("custom.") :]
+            if name not in state.custom:
+                raise InvalidArgument(f"no custom property {name!r}", field=self.field)
+            return np.asarray(state.custom[name], dtype=np.float64)
+        return np.asarray(getattr(state, self.field), dtype=np.float64)
+
     def __call__(self, state: FleetState) -> B:
-        values = np.asarray(getattr(state, self.field), dtype=np.float64)
-        return np.asarray(_OPS[self.op](values, float(self.value)), dtype=np.bool_)
+        return np.asarray(_OPS[self.op](self.values(state), float(self.value)), dtype=np.bool_)
 
     def margin(self, state: FleetState) -> F64 | None:
         """Signed distance to the threshold (> 0 while it holds) for ordering operators; None for == and !=."""
-        values = np.asarray(getattr(state, self.field), dtype=np.float64)
+        values = self.values(state)
         if self.op in (">", ">="):
             return values - self.value
         if self.op in ("<", "<="):

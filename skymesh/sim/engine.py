@@ -34,7 +34,7 @@ from numpy.typing import NDArray
 from skymesh.astro.frames import datetime_to_jd
 from skymesh.core.clock import ensure_utc
 from skymesh.core.errors import InvalidArgument
-from skymesh.sim.activities import Activity, ModeRule
+from skymesh.sim.activities import Activity, CustomProperty, ModeRule
 from skymesh.sim.comms import GroundStation
 from skymesh.sim.eclipse import PASEOS_BODY_RADIUS_M
 from skymesh.sim.orbit import Orbits
@@ -99,6 +99,7 @@ class SimState:
     stored_bytes: F64
     activity: I64
     alive: B
+    custom: F64 = field(default_factory=lambda: np.zeros((0, 0)))  # (custom properties, n)
 
 
 @dataclass
@@ -131,6 +132,7 @@ class SimResult:
     floor_sat: I64 = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     floor_time_s: F64 = field(default_factory=lambda: np.zeros(0))
     floor_activity: I64 = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    custom: dict[str, F64] = field(default_factory=dict)  # custom property -> (records, n)
 
     def corrupted_bits(self) -> I64:
         """Bits flipped while stored on board during the run: Poisson with mean rate x (bit-seconds stored), the
@@ -159,6 +161,7 @@ class Simulation:
         stations: Sequence[GroundStation] = (),
         config: EngineConfig | None = None,
         relays: Orbits | None = None,
+        custom_properties: Sequence[CustomProperty] = (),
     ) -> None:
         self.epoch = ensure_utc(epoch, "epoch")
         self.config = config or EngineConfig()
@@ -181,6 +184,9 @@ class Simulation:
             if a.fallback is not None and a.fallback not in self.activity_index:
                 raise InvalidArgument(f"unknown fallback {a.fallback!r}", field=f"activities.{a.name}.fallback")
         self.rules = tuple(rules)
+        self.custom_properties = tuple(custom_properties)
+        if len({p.name for p in self.custom_properties}) != len(self.custom_properties):
+            raise InvalidArgument("custom property names must be unique", field="custom_properties")
         for r in self.rules:
             if r.activity not in self.activity_index:
                 raise InvalidArgument(f"unknown activity {r.activity!r}", field="modes")
@@ -206,6 +212,7 @@ class Simulation:
         return SimState(
             0.0, f.initial_energy_ws.copy(), f.initial_temperature_k.copy(), f.initial_stored_bytes.copy(),
             np.full(f.n, self.default_activity, dtype=np.int64), np.ones(f.n, dtype=np.bool_),
+            np.array([[p.initial] * f.n for p in self.custom_properties], dtype=np.float64).reshape(-1, f.n),
         )  # fmt: skip
 
     def record_times(self, start_s: float, end_s: float) -> F64:
@@ -368,8 +375,9 @@ def _merge(sim: Simulation, parts: list[dict[str, np.ndarray]], knots: F64, prob
         probe_stored[ids] = p["probe_stored"]
     final = SimState(
         float(knots[-1]), cat("final_energy", 0), cat("final_temperature", 0), cat("final_stored", 0),
-        cat("final_activity", 0), cat("final_alive", 0),
+        cat("final_activity", 0), cat("final_alive", 0), cat("final_custom", 1),
     )  # fmt: skip
+    custom = cat("custom", 2)
     return SimResult(
         names=sim.fleet.names,
         activity_names=(*(a.name for a in sim.activities), "off"),
@@ -397,4 +405,5 @@ def _merge(sim: Simulation, parts: list[dict[str, np.ndarray]], knots: F64, prob
         floor_sat=cat("floor_sat", 0),
         floor_time_s=cat("floor_time", 0),
         floor_activity=cat("floor_activity", 0),
+        custom={p.name: custom[:, j, :] for j, p in enumerate(sim.custom_properties)},
     )

@@ -16,16 +16,17 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from skymesh.core.errors import InvalidArgument
-from skymesh.sim.activities import STATE_FIELDS, Activity, Comparison, Condition, ModeRule
+from skymesh.sim.activities import STATE_FIELDS, Activity, Comparison, Condition, CustomProperty, FleetState, ModeRule
 from skymesh.sim.comms import GroundStation
 from skymesh.sim.engine import EngineConfig, Simulation
 from skymesh.sim.orbit import KeplerOrbits, Orbits, TLEOrbits, walker_constellation
@@ -33,10 +34,40 @@ from skymesh.sim.spacecraft import RadiationParams, SpacecraftParams, ThermalPar
 
 __all__ = ["Scenario", "load_scenario", "parse_condition", "parse_scenario"]
 
+F64 = NDArray[np.float64]
+
 _TOP_KEYS = {
     "name", "description", "epoch", "duration_s", "step_s", "decision_step_s", "record_step_s", "tolerance_s",
     "seed", "orbits", "spacecraft", "activities", "modes", "stations", "isl", "earth_rotation_offset_s", "relays",
+    "custom_properties",
 }  # fmt: skip
+
+
+def _constant_rate(rate_per_s: float, when: Condition | None) -> Callable[[FleetState, F64, F64], F64]:
+    def update(state: FleetState, values: F64, dt_s: F64) -> F64:
+        grow = rate_per_s * dt_s if when is None else np.where(when(state), rate_per_s * dt_s, 0.0)
+        return np.asarray(values + grow, dtype=np.float64)
+
+    return update
+
+
+def _custom_properties(raw: Any) -> list[CustomProperty]:
+    """`custom_properties: [{name: dose, initial: 0, rate_per_s: 1e-3, when: "in_eclipse == 0"}]`: a quantity that
+    grows at a constant rate (while `when` holds). Any other update is a Python function (`CustomProperty`)."""
+    out = []
+    for j, item in enumerate(_list(raw, "custom_properties")):
+        path = f"custom_properties[{j}]"
+        item = _mapping(item, path)
+        _no_unknown(item, {"name", "initial", "rate_per_s", "when"}, path)
+        name = str(_require(item, "name", path))
+        rate = _number(item.get("rate_per_s", 0.0), f"{path}.rate_per_s")
+        when = None if item.get("when") is None else parse_condition(item["when"], f"{path}.when")
+        try:
+            out.append(CustomProperty(name, _number(item.get("initial", 0.0), f"{path}.initial"),
+                                      _constant_rate(rate, when) if rate != 0 else None))  # fmt: skip
+        except InvalidArgument as exc:
+            raise InvalidArgument(exc.message, field=f"{path}.name") from None
+    return out
 
 
 @dataclass(frozen=True)
@@ -114,8 +145,10 @@ def parse_condition(value: Any, field: str) -> Condition:
         if not isinstance(parts, list) or len(parts) != 3:
             raise InvalidArgument("a comparison is 'field op value'", field=where)
         name, op, raw = parts
-        if name not in STATE_FIELDS:
-            raise InvalidArgument(f"unknown state field {name!r}; one of {', '.join(STATE_FIELDS)}", field=where)
+        custom = isinstance(name, str) and name.startswith("custom.") and name[len("custom.") :].isidentifier()
+        if name not in STATE_FIELDS and not custom:
+            raise InvalidArgument(f"unknown state field {name!r}; one of {', '.join(STATE_FIELDS)} or custom.NAME",
+                                  field=where)  # fmt: skip
         if isinstance(raw, str):
             lowered = raw.lower()
             raw = {"true": 1.0, "false": 0.0}.get(lowered, raw)
@@ -382,7 +415,8 @@ def parse_scenario(doc: Any, base_dir: Path | None = None) -> Scenario:
     if doc.get("relays") is not None:
         # relay elements default to the fleet's frame (TEME for a TLE fleet)
         relays = _orbits(_mapping(doc["relays"], "relays"), epoch, base_dir or Path("."), "relays", orbits.frame)
-    sim = Simulation(orbits, spacecraft, activities, rules, epoch, stations, config, relays)
+    custom = _custom_properties(doc.get("custom_properties", []))
+    sim = Simulation(orbits, spacecraft, activities, rules, epoch, stations, config, relays, custom)
     return Scenario(str(doc.get("name", "scenario")), epoch, duration, sim)
 
 
