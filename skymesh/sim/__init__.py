@@ -13,7 +13,7 @@ skymesh.astro/core (matplotlib and pyarrow inside the functions that need them);
 a service package.
 """
 
-from skymesh.sim.activities import Activity, Comparison, Condition, FleetState, ModeRule
+from skymesh.sim.activities import Activity, Comparison, Condition, CustomProperty, FleetState, ModeRule
 from skymesh.sim.comms import GroundStation
 from skymesh.sim.engine import EngineConfig, EventKind, SimResult, SimState, Simulation
 from skymesh.sim.orbit import KeplerOrbits, TLEOrbits, walker_constellation
@@ -24,6 +24,7 @@ __all__ = [
     "Activity",
     "Comparison",
     "Condition",
+    "CustomProperty",
     "EngineConfig",
     "EventKind",
     "FleetState",
