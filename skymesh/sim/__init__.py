@@ -13,7 +13,15 @@ skymesh.astro/core (matplotlib and pyarrow inside the functions that need them);
 a service package.
 """
 
-from skymesh.sim.activities import Activity, Comparison, Condition, CustomProperty, FleetState, ModeRule
+from skymesh.sim.activities import (
+    Activity,
+    ActivityChange,
+    Comparison,
+    Condition,
+    CustomProperty,
+    FleetState,
+    ModeRule,
+)
 from skymesh.sim.comms import GroundStation
 from skymesh.sim.engine import EngineConfig, EventKind, SimResult, SimState, Simulation
 from skymesh.sim.orbit import KeplerOrbits, TLEOrbits, walker_constellation
@@ -22,6 +30,7 @@ from skymesh.sim.windows import Window, find_next_window
 
 __all__ = [
     "Activity",
+    "ActivityChange",
     "Comparison",
     "Condition",
     "CustomProperty",

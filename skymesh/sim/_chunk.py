@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 from skymesh.astro.frames import gmst_rad
 from skymesh.astro.inertial import check_frame, ecef_to_inertial, teme_to_gcrs_matrix
 from skymesh.astro.sun import sun_position_km
-from skymesh.sim.activities import FleetState
+from skymesh.sim.activities import ActivityChange, FleetState, run_sync
 from skymesh.sim.comms import elevation_function, isl_function_m2
 from skymesh.sim.eclipse import eclipse_function_m2
 from skymesh.sim.events import find_edges
@@ -89,6 +89,7 @@ class ChunkRun:
         self.contact = np.zeros(n, dtype=np.int64)
         self.isl = np.zeros(n, dtype=np.int64)
         self.constraints = [(k, a.constraint) for k, a in enumerate(sim.activities) if a.constraint is not None]
+        self.callbacks = any(a.on_start is not None or a.on_end is not None for a in sim.activities)
         self.floor = None if soc_floor is None else np.asarray(soc_floor, dtype=np.float64)[sl] * self.cap
         self._ev: list[tuple[I64, F64, I64, I64, F64]] = []
         self._log: list[tuple[I64, F64, I64, I64, F64]] = []
@@ -377,14 +378,26 @@ class ChunkRun:
             lo, hi = np.where(good & active, mid, lo), np.where(~good & active, mid, hi)
         return hi
 
-    def log_activity(self, s: I64, t: F64, new: I64) -> None:
+    def log_activity(self, s: I64, t: F64, new: I64, reason: str) -> None:
         old = self.act[s]
         ch = old != new
         if ch.any():
             times = np.asarray(t, dtype=np.float64)[ch] if np.ndim(t) else np.full(int(ch.sum()), float(t))
             kinds = np.full(int(ch.sum()), ACTIVITY, np.int64)
             self._log.append((s[ch], times, kinds, new[ch], old[ch].astype(np.float64)))
+            if self.callbacks:
+                self.call_back(s[ch], times, old[ch], new[ch], reason)
         self.act[s] = new
+
+    def call_back(self, s: I64, t: F64, old: I64, new: I64, reason: str) -> None:
+        """User code on activity ends (first) and starts, grouped by activity; sats are fleet indices."""
+        acts = self.sim.activities
+        for which, hook, why in ((old, "on_end", reason), (new, "on_start", reason)):
+            for a in np.unique(which):
+                fn = getattr(acts[a], hook) if a < len(acts) else None
+                if fn is not None:
+                    m = which == a
+                    run_sync(fn, ActivityChange(acts[a].name, s[m] + self.lo, t[m], why))
 
     def advance(self, s: I64, h: F64) -> None:
         pos = h > 0
@@ -405,7 +418,7 @@ class ChunkRun:
                 hi = self.crossing(sb, ab, E0[b], T0[b], D0[b], Pb, start[b], hb, (E1[b], T1[b], D1[b], P1[:, b]))
                 Ec, Tc, Dc, Pc, dlc = self.integrate(sb, ab, E0[b], T0[b], D0[b], Pb, start[b], hi)
                 new = self.sim.fallback[ab]
-                self.log_activity(sb, start[b] + hi, new)
+                self.log_activity(sb, start[b] + hi, new, "constraint")
                 Er, Tr, Dr, Pr, dlr = self.integrate(sb, new, Ec, Tc, Dc, Pc, start[b] + hi, hb - hi)
                 E1[b], T1[b], D1[b], dl[b] = Er, Tr, Dr, dlc + dlr
                 if P1 is not P0:
@@ -440,14 +453,14 @@ class ChunkRun:
                 self.isl[s] += vals[m].astype(np.int64)
             elif kind == RESTART:
                 live = self.alive[s]
-                self.log_activity(s[live], ts[m][live], self.sim.fallback[self.act[s[live]]])
+                self.log_activity(s[live], ts[m][live], self.sim.fallback[self.act[s[live]]], "restart")
             elif kind == FAILURE:
-                self.log_activity(s, ts[m], np.full(s.size, self.sim.off, dtype=np.int64))
+                self.log_activity(s, ts[m], np.full(s.size, self.sim.off, dtype=np.int64), "failure")
                 self.alive[s] = False
             elif kind == SCHEDULE:
                 live = self.alive[s]
                 a = args[m][live]
-                self.log_activity(s[live], ts[m][live], np.where(a >= 0, a, self.sim.default_activity))
+                self.log_activity(s[live], ts[m][live], np.where(a >= 0, a, self.sim.default_activity), "schedule")
             elif kind == PROBE:
                 self.probe_id.append(args[m])
                 self.probe_soc.append(self.E[s] / self.cap[s])
@@ -459,7 +472,7 @@ class ChunkRun:
         for rule in reversed(self.sim.rules):
             new[np.asarray(rule.when(view), dtype=np.bool_)] = self.sim.activity_index[rule.activity]
         new[~self.alive] = self.sim.off
-        self.log_activity(self.all, np.full(self.n, t), new)
+        self.log_activity(self.all, np.full(self.n, t), new, "decision")
 
     # -- main loop ---------------------------------------------------------------------------------------------
     def run(self, report: Callable[[float], None]) -> dict[str, np.ndarray]:

@@ -1,7 +1,12 @@
 """Activities, operational constraints and mode rules, evaluated on whole fleets at once.
 
 An `Activity` draws power (and heats the spacecraft through equation 5), may produce payload data, and may carry a
-`constraint`: a vectorised predicate on the fleet's `FleetState` that must stay true while it runs. When it turns
+`constraint`: a vectorised predicate on the fleet's `FleetState` that must stay true while it runs (a plain or an
+`async` function, as PASEOS's constraint functions). `on_start` and `on_end` are user code run when spacecraft
+start or stop the activity (PASEOS's activity bodies and `termination_function`), with an `ActivityChange` naming
+the spacecraft, the times and why it ended ("decision", "constraint", "schedule", "restart", "failure").
+Coroutine functions are run to completion on a private event loop, so `Simulation.run` must not be called from
+inside a running event loop when they are used. When it turns
 false the activity is interrupted (PASEOS checks its constraint function every `activity_timestep`; here the
 crossing is bisected to the engine's tolerance) and the spacecraft falls back to the activity's `fallback` until the
 next decision. PASEOS runs one activity at a time per spacecraft; so does the engine.
@@ -15,6 +20,8 @@ Imports numpy only.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -25,7 +32,8 @@ from numpy.typing import NDArray
 from skymesh.core.errors import InvalidArgument
 
 __all__ = [
-    "STATE_FIELDS", "Activity", "Comparison", "Condition", "CustomProperty", "FleetState", "ModeRule", "Predicate",
+    "STATE_FIELDS", "Activity", "ActivityChange", "Comparison", "Condition", "CustomProperty", "FleetState",
+    "ModeRule", "Predicate",
 ]  # fmt: skip
 
 F64 = NDArray[np.float64]
@@ -159,16 +167,51 @@ class Condition:
 
 
 @dataclass(frozen=True)
+class ActivityChange:
+    """Spacecraft (fleet indices) starting or ending an activity at the given times (seconds since the epoch)."""
+
+    activity: str
+    sats: NDArray[np.int64]
+    time_s: F64
+    reason: str  # decision, constraint, schedule, restart, failure
+
+
+Callback = Callable[[ActivityChange], object]
+
+
+def run_sync(fn: Callable[..., object], *args: object) -> object:
+    """Call a function; if it is a coroutine function (or returns an awaitable), run it to completion."""
+    out = fn(*args)
+    if inspect.isawaitable(out):
+        loop = asyncio.new_event_loop()
+        try:
+            return loop.run_until_complete(out)  # type: ignore[arg-type]
+        finally:
+            loop.close()
+    return out
+
+
+@dataclass(frozen=True)
 class Activity:
-    """Something a spacecraft does: power draw, payload data produced, and the constraint that interrupts it."""
+    """Something a spacecraft does: power draw, payload data produced, the constraint that interrupts it, and user
+    code run when it starts and ends."""
 
     name: str
     power_w: float
     data_rate_bytes_per_s: float = 0.0
     constraint: Predicate | None = None
     fallback: str | None = None
+    on_start: Callback | None = None
+    on_end: Callback | None = None
 
     def __post_init__(self) -> None:
+        constraint = self.constraint
+        if constraint is not None and inspect.iscoroutinefunction(constraint):
+
+            def sync_constraint(state: FleetState) -> B:
+                return np.asarray(run_sync(constraint, state), dtype=np.bool_)
+
+            object.__setattr__(self, "constraint", sync_constraint)
         if self.power_w < 0:
             raise InvalidArgument("power must be >= 0 W", field=f"activities.{self.name}.power_w")
         if self.data_rate_bytes_per_s < 0:

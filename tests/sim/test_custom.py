@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from skymesh.core.errors import InvalidArgument
-from skymesh.sim.activities import Activity, CustomProperty, FleetState, ModeRule
+from skymesh.sim.activities import Activity, ActivityChange, CustomProperty, FleetState, ModeRule
 from skymesh.sim.engine import EngineConfig, EventKind, Simulation
 from skymesh.sim.orbit import KeplerOrbits
 from skymesh.sim.scenario import parse_scenario
@@ -87,3 +87,33 @@ def test_rules_over_named_stations_and_or() -> None:
     with pytest.raises(InvalidArgument) as info:
         FleetState(*(np.zeros(1),) * 6, *(np.zeros(1, bool),) * 4).in_contact_with("kiruna")
     assert info.value.field == "station"
+
+
+def test_async_constraint_and_start_end_callbacks() -> None:
+    """PASEOS-style: an async constraint function, user code when the activity starts and when it ends (the
+    termination function), told why it ended."""
+    seen: list[tuple[str, str, list[int], list[float], str]] = []
+
+    async def battery_ok(state: FleetState) -> np.ndarray:
+        return np.asarray(state.soc > 0.1)
+
+    async def terminated(change: ActivityChange) -> None:
+        seen.append(("end", change.activity, change.sats.tolist(), change.time_s.tolist(), change.reason))
+
+    def started(change: ActivityChange) -> None:
+        seen.append(("start", change.activity, change.sats.tolist(), change.time_s.tolist(), change.reason))
+
+    orbit = KeplerOrbits.from_state(np.array([[7_000_000.0, 0, 0]] * 2), np.array([[0, 7_546.0, 0]] * 2))
+    scs = [SpacecraftParams("a", 1.0, 0.5), SpacecraftParams("b", 1.0, 0.9)]  # 1,800 Ws and 3,240 Ws
+    acts = [
+        Activity("idle", 0.0),
+        Activity("activity_A", 10.0, constraint=battery_ok, fallback="idle", on_start=started, on_end=terminated),
+    ]
+    sim = Simulation(orbit, scs, acts, [ModeRule("idle")], PYKEP_EPOCH_0)  # fmt: skip
+    sim.run(400, schedule=[(0, 0.0, 1), (1, 0.0, 1), (1, 100.0, -1)])
+    starts = [e for e in seen if e[0] == "start"]
+    ends = [e for e in seen if e[0] == "end"]
+    assert starts == [("start", "activity_A", [0, 1], [0.0, 0.0], "schedule")]
+    assert [e[2] for e in ends] == [[1], [0]]
+    assert ends[0][3] == [100.0] and ends[0][4] == "schedule"
+    assert ends[1][3][0] == pytest.approx(144.0, abs=0.1) and ends[1][4] == "constraint"
