@@ -68,6 +68,7 @@ class ChunkRun:
         self.all_thermal = bool(np.all(self.has_thermal))
         self.store_cap = f.storage_capacity_bytes[sl]
         self.downlink = f.downlink_rate_bytes_per_s[sl]
+        self.relay_rate = f.isl_rate_bytes_per_s[sl]
         self.draw = f.draw_w[sl]
         self.rate = f.data_rate_bytes_per_s[sl]
         self.E = np.array(state.energy_ws[sl], dtype=np.float64)
@@ -88,6 +89,7 @@ class ChunkRun:
         self.ecl = np.zeros(n, dtype=np.bool_)
         self.contact = np.zeros(n, dtype=np.int64)
         self.isl = np.zeros(n, dtype=np.int64)
+        self.relay = np.zeros(n, dtype=np.int64)  # relays in line of sight
         self.constraints = [(k, a.constraint) for k, a in enumerate(sim.activities) if a.constraint is not None]
         self.callbacks = any(a.on_start is not None or a.on_end is not None for a in sim.activities)
         self.floor = None if soc_floor is None else np.asarray(soc_floor, dtype=np.float64)[sl] * self.cap
@@ -187,6 +189,7 @@ class ChunkRun:
                 los = isl_function_m2(pos, rpos[r][None], cfg.isl_radius_m)
                 slopes = (isl_function_m2(pos_dt, (rpos[r] + rvel[r] * dt)[None], cfg.isl_radius_m) - los) / dt
                 self.isl += los[:, 0] > 0
+                self.relay += los[:, 0] > 0
 
                 def relay_fn(rows: I64, ks: I64, t: F64, r: int = r) -> F64:
                     u = (t - knots[ks]) / hk[ks]
@@ -266,7 +269,9 @@ class ChunkRun:
             T1 = np.where(self.has_thermal[s], T1, np.nan)
         cap_b = self.store_cap[s]
         produced = np.minimum(D + rate * h, cap_b)
-        drain = np.where(self.contact[s] > 0, self.downlink[s], 0.0)
+        drain = np.where(self.contact[s] > 0, self.downlink[s], 0.0) + np.where(
+            self.relay[s] > 0, self.relay_rate[s], 0.0
+        )
         D1 = np.minimum(np.maximum(D + (rate - drain) * h, 0.0), cap_b)
         return E1, T1, D1, self.update_custom(s, act, E, T, D, P, start, h), np.maximum(produced - D1, 0.0)
 
@@ -451,6 +456,8 @@ class ChunkRun:
                     np.add.at(self.contact_st, (s, args[m]), vals[m].astype(np.int64))
             elif kind == ISL:
                 self.isl[s] += vals[m].astype(np.int64)
+                to_relay = args[m] < 0
+                self.relay[s[to_relay]] += vals[m][to_relay].astype(np.int64)
             elif kind == RESTART:
                 live = self.alive[s]
                 self.log_activity(s[live], ts[m][live], self.sim.fallback[self.act[s[live]]], "restart")

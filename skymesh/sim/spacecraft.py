@@ -46,11 +46,12 @@ class SpacecraftParams:
     """One spacecraft's power, thermal, data and radiation parameters.
 
     Stored data grows at the running activity's `data_rate_bytes_per_s` (up to `storage_capacity_bytes`) and drains
-    at `downlink_rate_bytes_per_s` while a ground station sees the spacecraft. `isl_rate_bytes_per_s` is carried for
-    callers sizing transfers over inter-satellite windows (volume = rate x duration, as PASEOS); the engine itself
-    moves no data over ISLs. `comm_devices` are named links with their own rates in bytes/s (PASEOS's
-    `add_comm_device(actor, name, bandwidth_in_kbps)`; 1 kbps = 125 bytes/s), used by `windows.find_next_window`.
-    `activity_power_w` overrides an activity's draw for this spacecraft.
+    at `downlink_rate_bytes_per_s` while a ground station sees the spacecraft, and at `isl_rate_bytes_per_s` while a
+    relay satellite (`Simulation(relays=...)`, e.g. a GEO data relay) does; both add up when both links are open.
+    Links between fleet members move no data (their windows are sized by rate x duration, as PASEOS does).
+    `comm_devices` are named links with their own rates in bytes/s (PASEOS's `add_comm_device(actor, name,
+    bandwidth_in_kbps)`; 1 kbps = 125 bytes/s), used by `windows.find_next_window`. `activity_power_w` overrides an
+    activity's draw for this spacecraft.
     """
 
     name: str = "sat"
@@ -83,6 +84,8 @@ class SpacecraftParams:
             raise InvalidArgument("must be in [0, storage_capacity_bytes]", field="initial_stored_bytes")
         if not self.downlink_rate_bytes_per_s >= 0:
             raise InvalidArgument("must be >= 0", field="downlink_rate_bytes_per_s")
+        if not self.isl_rate_bytes_per_s >= 0:
+            raise InvalidArgument("must be >= 0", field="isl_rate_bytes_per_s")
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,7 @@ class FleetArrays:
     storage_capacity_bytes: F64
     initial_stored_bytes: F64
     downlink_rate_bytes_per_s: F64
+    isl_rate_bytes_per_s: F64
     restart_events_per_s: F64
     failure_events_per_s: F64
     data_corruption_events_per_s: F64
@@ -154,6 +158,7 @@ class FleetArrays:
             storage_capacity_bytes=arr(lambda sc: sc.storage_capacity_bytes),
             initial_stored_bytes=arr(lambda sc: sc.initial_stored_bytes),
             downlink_rate_bytes_per_s=arr(lambda sc: sc.downlink_rate_bytes_per_s),
+            isl_rate_bytes_per_s=arr(lambda sc: sc.isl_rate_bytes_per_s),
             restart_events_per_s=arr(lambda sc: sc.radiation.restart_events_per_s),
             failure_events_per_s=arr(lambda sc: sc.radiation.failure_events_per_s),
             data_corruption_events_per_s=arr(lambda sc: sc.radiation.data_corruption_events_per_s),

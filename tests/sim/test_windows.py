@@ -46,3 +46,30 @@ def test_errors_name_the_field() -> None:
     with pytest.raises(InvalidArgument) as info:
         parse_scenario(scenario(comm_devices={"uhf": 0}))
     assert info.value.field == "spacecraft.comm_devices.uhf"
+
+
+def test_data_moves_to_a_relay_at_the_isl_rate_while_it_is_in_view() -> None:
+    """Stored data drains at isl_rate_bytes_per_s exactly while a relay is in line of sight (and at the downlink
+    rate while a station is): the drained volume is rate x the relay windows' length."""
+    from datetime import UTC, datetime
+
+    import numpy as np
+
+    from skymesh.sim import Activity, EngineConfig, KeplerOrbits, ModeRule, Simulation, SpacecraftParams
+
+    fleet = KeplerOrbits(np.full(2, 6921e3), np.zeros(2), np.deg2rad([97.0, 40.0]), np.array([0.0, 1.0]),
+                         np.zeros(2), np.array([0.0, 2.0]))  # fmt: skip
+    geo = KeplerOrbits(np.array([42164e3]), np.zeros(1), np.zeros(1), np.zeros(1), np.zeros(1), np.zeros(1))
+    sc = SpacecraftParams(initial_stored_bytes=1e9, isl_rate_bytes_per_s=1e4)
+    sim = Simulation(fleet, [sc], [Activity("idle", 0.0)], [ModeRule("idle")], datetime(2023, 1, 4, tzinfo=UTC),
+                     config=EngineConfig(step_s=60), relays=geo)  # fmt: skip
+    res = sim.run(6 * 3600)
+    for sat in range(2):
+        m = (res.event_kind == EventKind.ISL) & (res.event_sat == sat) & (res.event_arg == -1)
+        t, v = res.event_time_s[m], res.event_value[m]
+        bounds = np.r_[0.0, t, 6 * 3600.0]
+        in_view = np.r_[res.isl_contact[0, sat], v > 0]
+        seconds = float(np.sum(np.diff(bounds) * in_view))
+        assert 0 < seconds < 6 * 3600
+        assert res.downlinked_bytes[sat] == pytest.approx(1e4 * seconds, rel=1e-9)
+        assert res.final_state.stored_bytes[sat] == pytest.approx(1e9 - 1e4 * seconds, rel=1e-9)
