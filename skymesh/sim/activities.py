@@ -32,8 +32,8 @@ from numpy.typing import NDArray
 from skymesh.core.errors import InvalidArgument
 
 __all__ = [
-    "STATE_FIELDS", "Activity", "ActivityChange", "Comparison", "Condition", "CustomProperty", "FleetState",
-    "ModeRule", "Predicate",
+    "STATE_FIELDS", "Activity", "ActivityChange", "AllOf", "AnyOf", "Comparison", "Condition", "CustomProperty",
+    "FleetState", "ModeRule", "Predicate",
 ]  # fmt: skip
 
 F64 = NDArray[np.float64]
@@ -111,16 +111,17 @@ class Comparison:
     value: float
 
     def __post_init__(self) -> None:
-        if self.field not in STATE_FIELDS and not (
-            self.field.startswith("custom.") and self.field[len("custom.") :].isidentifier()
-        ):
+        if self.field not in STATE_FIELDS and not _prefixed(self.field):
             raise InvalidArgument(
-                f"unknown state field {self.field!r}; one of {', '.join(STATE_FIELDS)} or custom.NAME", field="field"
+                f"unknown state field {self.field!r}; one of {', '.join(STATE_FIELDS)}, custom.NAME or contact.STATION",
+                field="field",
             )
         if self.op not in _OPS:
             raise InvalidArgument(f"unknown operator {self.op!r}; one of {' '.join(_OPS)}", field="op")
 
     def values(self, state: FleetState) -> F64:
+        if self.field.startswith("contact."):
+            return state.in_contact_with(self.field[len("contact.") :]).astype(np.float64)
         if self.field.startswith("custom."):
             name = self.field[len("custom.") :]
             if name not in state.custom:
@@ -139,6 +140,38 @@ class Comparison:
         if self.op in ("<", "<="):
             return self.value - values
         return None
+
+
+def _prefixed(field: str) -> bool:
+    """custom.NAME (a custom property) or contact.STATION (in contact with that ground station)."""
+    head, _, name = field.partition(".")
+    return head in ("custom", "contact") and bool(name)
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    """At least one part holds (parts: any predicates). No margins: crossings are bisected on the predicate."""
+
+    parts: tuple[Predicate, ...]
+
+    def __call__(self, state: FleetState) -> B:
+        out = np.zeros(np.shape(state.soc), dtype=np.bool_)
+        for part in self.parts:
+            out |= np.asarray(part(state), dtype=np.bool_)
+        return out
+
+
+@dataclass(frozen=True)
+class AllOf:
+    """Every part holds (parts: any predicates, e.g. a Condition and an AnyOf)."""
+
+    parts: tuple[Predicate, ...]
+
+    def __call__(self, state: FleetState) -> B:
+        out = np.ones(np.shape(state.soc), dtype=np.bool_)
+        for part in self.parts:
+            out &= np.asarray(part(state), dtype=np.bool_)
+        return out
 
 
 @dataclass(frozen=True)

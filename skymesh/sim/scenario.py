@@ -26,7 +26,17 @@ import numpy as np
 from numpy.typing import NDArray
 
 from skymesh.core.errors import InvalidArgument
-from skymesh.sim.activities import STATE_FIELDS, Activity, Comparison, Condition, CustomProperty, FleetState, ModeRule
+from skymesh.sim.activities import (
+    STATE_FIELDS,
+    Activity,
+    AllOf,
+    AnyOf,
+    Comparison,
+    Condition,
+    CustomProperty,
+    FleetState,
+    ModeRule,
+)
 from skymesh.sim.comms import GroundStation
 from skymesh.sim.engine import EngineConfig, Simulation
 from skymesh.sim.orbit import KeplerOrbits, Orbits, TLEOrbits, walker_constellation
@@ -43,7 +53,7 @@ _TOP_KEYS = {
 }  # fmt: skip
 
 
-def _constant_rate(rate_per_s: float, when: Condition | None) -> Callable[[FleetState, F64, F64], F64]:
+def _constant_rate(rate_per_s: float, when: Condition | AnyOf | AllOf | None) -> Callable[[FleetState, F64, F64], F64]:
     def update(state: FleetState, values: F64, dt_s: F64) -> F64:
         grow = rate_per_s * dt_s if when is None else np.where(when(state), rate_per_s * dt_s, 0.0)
         return np.asarray(values + grow, dtype=np.float64)
@@ -120,10 +130,20 @@ def _no_unknown(mapping: Mapping[str, Any], allowed: set[str], path: str) -> Non
             raise InvalidArgument(f"unknown key; allowed: {', '.join(sorted(allowed))}", field=where)
 
 
-def parse_condition(value: Any, field: str) -> Condition:
-    """`"soc > 0.2"`, `[soc, ">", 0.2]`, or a list of those (all must hold)."""
+def parse_condition(value: Any, field: str) -> Condition | AnyOf | AllOf:
+    """`"soc > 0.2"`, `[soc, ">", 0.2]`, a list of those (all must hold), or `{any_of: [...]}` / `{all_of: [...]}`
+    whose items are any of these forms (nested freely). Fields: FleetState's, custom.NAME, contact.STATION."""
     if value is None:
         return Condition()
+    if isinstance(value, Mapping):
+        if len(value) != 1 or next(iter(value)) not in ("any_of", "all_of"):
+            raise InvalidArgument("a mapping condition is {any_of: [...]} or {all_of: [...]}", field=field)
+        key = next(iter(value))
+        items_ = _list(value[key], f"{field}.{key}")
+        if not items_:
+            raise InvalidArgument("needs at least one condition", field=f"{field}.{key}")
+        sub = tuple(parse_condition(item, f"{field}.{key}[{k}]") for k, item in enumerate(items_))
+        return AnyOf(sub) if key == "any_of" else AllOf(sub)
     items = (
         [value]
         if isinstance(value, str)
@@ -138,17 +158,21 @@ def parse_condition(value: Any, field: str) -> Condition:
     )
     if not isinstance(items, list):
         raise InvalidArgument("must be a comparison like 'soc > 0.2' or a list of them", field=field)
-    out = []
+    out: list[Comparison] = []
+    nested: list[Condition | AnyOf | AllOf] = []
     for k, item in enumerate(items):
         where = f"{field}[{k}]"
+        if isinstance(item, Mapping):
+            nested.append(parse_condition(item, where))
+            continue
         parts = item.split() if isinstance(item, str) else item
         if not isinstance(parts, list) or len(parts) != 3:
             raise InvalidArgument("a comparison is 'field op value'", field=where)
         name, op, raw = parts
-        custom = isinstance(name, str) and name.startswith("custom.") and name[len("custom.") :].isidentifier()
-        if name not in STATE_FIELDS and not custom:
-            raise InvalidArgument(f"unknown state field {name!r}; one of {', '.join(STATE_FIELDS)} or custom.NAME",
-                                  field=where)  # fmt: skip
+        head, _, rest = str(name).partition(".")
+        if name not in STATE_FIELDS and not (head in ("custom", "contact") and rest):
+            raise InvalidArgument(f"unknown state field {name!r}; one of {', '.join(STATE_FIELDS)}, custom.NAME or "
+                                  "contact.STATION", field=where)  # fmt: skip
         if isinstance(raw, str):
             lowered = raw.lower()
             raw = {"true": 1.0, "false": 0.0}.get(lowered, raw)
@@ -160,7 +184,7 @@ def parse_condition(value: Any, field: str) -> Condition:
             out.append(Comparison(str(name), str(op), _number(raw, where)))
         except InvalidArgument as exc:
             raise InvalidArgument(exc.message, field=where) from None
-    return Condition(tuple(out))
+    return AllOf((Condition(tuple(out)), *nested)) if nested else Condition(tuple(out))
 
 
 def _orbits(

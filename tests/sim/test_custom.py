@@ -117,3 +117,24 @@ def test_async_constraint_and_start_end_callbacks() -> None:
     assert [e[2] for e in ends] == [[1], [0]]
     assert ends[0][3] == [100.0] and ends[0][4] == "schedule"
     assert ends[1][3][0] == pytest.approx(144.0, abs=0.1) and ends[1][4] == "constraint"
+
+
+def test_scenario_conditions_with_any_of_and_named_stations() -> None:
+    doc = yaml.safe_load((EXAMPLES / "constellation.yaml").read_text())
+    doc.update(step_s=60, decision_step_s=60, record_step_s=60)
+    doc["modes"] = [{"activity": "Standby", "when": {"any_of": ["contact.maspalomas == 1", "time_s >= 10800"]}},
+                    {"activity": "Processing"}]  # fmt: skip
+    sim = parse_scenario(doc).simulation
+    res = sim.run(4 * 3600)
+    standby = res.activity_names.index("Standby")
+    must = (res.in_contact | (res.times_s >= 10800)[:, None])[:-1]  # the last record is the run's end
+    assert must.sum() > sim.fleet.n * 60
+    assert np.all(res.activity[:-1][must] == standby)
+    doc["modes"][0]["when"] = {"any_of": ["contact.kiruna == 1"]}
+    with pytest.raises(InvalidArgument) as info:
+        parse_scenario(doc).simulation.run(600)
+    assert info.value.field == "station"
+    doc["modes"][0]["when"] = {"one_of": ["soc > 0.1"]}
+    with pytest.raises(InvalidArgument) as info:
+        parse_scenario(doc)
+    assert info.value.field == "modes[0].when"
