@@ -117,3 +117,13 @@ def test_plot_leaves_out_empty_panels(tmp_path: Path) -> None:
         plt.subplots = original
     assert seen == [3]  # state of charge, shares, links: no temperature panel
     assert (tmp_path / "lp.png").stat().st_size > 10_000
+
+
+def test_series_sink_with_worker_processes_sees_every_chunk_in_order() -> None:
+    sim = constellation(4, 4, step_s=60.0, max_chunk_elements=400)
+    whole = sim.run(3600)
+    got: list[tuple[int, np.ndarray]] = []
+    streamed = sim.run(3600, workers=2, series_sink=lambda first, t, s: got.append((first, s["soc"].copy())))
+    assert [g[0] for g in got] == sorted(g[0] for g in got) and len(got) > 2
+    np.testing.assert_array_equal(np.concatenate([g[1] for g in got], axis=1), whole.soc)
+    np.testing.assert_array_equal(streamed.final_state.energy_ws, whole.final_state.energy_ws)
