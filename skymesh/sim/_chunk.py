@@ -30,7 +30,7 @@ F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
 B = NDArray[np.bool_]
 
-ECLIPSE, CONTACT, ISL, RESTART, FAILURE, SCHEDULE, PROBE, ACTIVITY = range(8)
+ECLIPSE, CONTACT, ISL, RESTART, FAILURE, SCHEDULE, PROBE, ACTIVITY, SYNC = range(9)
 _SLOPE_DT_S = 1e-2  # forward step for the slopes of the edge functions at the knots
 
 
@@ -90,6 +90,17 @@ class ChunkRun:
         self.contact = np.zeros(n, dtype=np.int64)
         self.isl = np.zeros(n, dtype=np.int64)
         self.relay = np.zeros(n, dtype=np.int64)  # relays in line of sight
+        # directed data flows over fleet links (coupled runs hold the whole fleet, so indices are fleet indices)
+        flows = sim.flows
+        self.flow_from = np.array([fl[0] for fl in flows], dtype=np.int64)
+        self.flow_to = np.array([fl[1] for fl in flows], dtype=np.int64)
+        self.flow_pair = np.array([fl[2] for fl in flows], dtype=np.int64)
+        rate_all = f.isl_rate_bytes_per_s
+        self.flow_rate = np.minimum(rate_all[self.flow_from], rate_all[self.flow_to]) if flows else np.zeros(0)
+        self.pair_los = np.zeros(len(sim.config.isl_pairs), dtype=np.bool_)
+        self.isl_out = np.zeros(n)
+        self.isl_sent = np.zeros(n)
+        self.isl_received = np.zeros(n)
         self.constraints = [(k, a.constraint) for k, a in enumerate(sim.activities) if a.constraint is not None]
         self.callbacks = any(a.on_start is not None or a.on_end is not None for a in sim.activities)
         self.floor = None if soc_floor is None else np.asarray(soc_floor, dtype=np.float64)[sl] * self.cap
@@ -216,6 +227,8 @@ class ChunkRun:
             val = np.where(rising, 1.0, -1.0)
             self._add(pa[rows], ti, ISL, rows, val)
             self._add(pb[rows], ti, ISL, rows, val)
+            self.pair_los = los[:, 0] > 0
+            self.update_flows()
 
         rs, rt, rk = self._rad
         m = (rs >= self.lo) & (rs < self.hi)
@@ -229,6 +242,14 @@ class ChunkRun:
             if self.lo <= sat < self.hi and knots[0] <= t <= knots[-1]:
                 self._add(np.array([sat - self.lo]), np.array([t]), PROBE, p, 0.0)
 
+        if self.flow_from.size and self._ev:
+            # both ends of a flow get every event of the other (as a no-op SYNC), so they are always advanced
+            # together and the data a sender sends over a piece is credited to its receiver over the same piece
+            cols = [np.concatenate([e[i] for e in self._ev]) for i in range(5)]
+            for a, b in zip(self.flow_from.tolist(), self.flow_to.tolist(), strict=True):
+                for src, dst in ((a, b), (b, a)):
+                    m = (cols[0] == src) & (cols[2] != SYNC)
+                    self._add(np.full(int(m.sum()), dst, dtype=np.int64), cols[1][m], SYNC, 0, 0.0)
         if self._ev:
             cols = [np.concatenate([e[i] for e in self._ev]) for i in range(5)]
         else:
@@ -269,9 +290,7 @@ class ChunkRun:
             T1 = np.where(self.has_thermal[s], T1, np.nan)
         cap_b = self.store_cap[s]
         produced = np.minimum(D + rate * h, cap_b)
-        drain = np.where(self.contact[s] > 0, self.downlink[s], 0.0) + np.where(
-            self.relay[s] > 0, self.relay_rate[s], 0.0
-        )
+        drain = self.drain_rate(s)
         D1 = np.minimum(np.maximum(D + (rate - drain) * h, 0.0), cap_b)
         return E1, T1, D1, self.update_custom(s, act, E, T, D, P, start, h), np.maximum(produced - D1, 0.0)
 
@@ -438,9 +457,43 @@ class ChunkRun:
         self.E[s], self.T[s], self.D[s] = E1, T1, D1
         if self.updaters:
             self.P[:, s] = P1
+        if self.flow_from.size:
+            dl = self.send_over_links(s, dl)
         self.downlinked[s] += dl
         self.exposure[s] += 4.0 * h * (D0 + D1)  # 8 bits x trapezoid of the stored bytes
         self.cur[s] = start + h
+
+    def drain_rate(self, s: I64) -> F64:
+        """Bytes/s leaving each spacecraft while it holds data: ground, relays and open outgoing flows."""
+        ground = np.where(self.contact[s] > 0, self.downlink[s], 0.0)
+        return np.asarray(ground + np.where(self.relay[s] > 0, self.relay_rate[s], 0.0) + self.isl_out[s])
+
+    def update_flows(self) -> None:
+        """Outgoing link rate of every spacecraft from the flows whose pair is in line of sight now."""
+        if self.flow_from.size:
+            open_rate = self.flow_rate * self.pair_los[self.flow_pair]
+            self.isl_out = np.bincount(self.flow_from, weights=open_rate, minlength=self.n).astype(np.float64)
+
+    def send_over_links(self, s: I64, dl: F64) -> F64:
+        """Split what left each spacecraft over the piece between its links (all drains run at constant rates
+        while it holds data, so in proportion to their rates), credit the link share to the receivers (up to
+        their storage), and return the share that went to the ground and relays."""
+        total = self.drain_rate(s)
+        sent = np.where(total > 0, dl * self.isl_out[s] / np.where(total > 0, total, 1.0), 0.0)
+        if not np.any(sent > 0):
+            return dl
+        per_sat = np.zeros(self.n)
+        per_sat[s] = sent
+        open_rate = self.flow_rate * self.pair_los[self.flow_pair]
+        out = self.isl_out[self.flow_from]
+        share = np.where(out > 0, open_rate / np.where(out > 0, out, 1.0), 0.0)
+        gain = np.bincount(self.flow_to, weights=per_sat[self.flow_from] * share, minlength=self.n)
+        got = np.flatnonzero(gain > 0)
+        before = self.D[got]
+        self.D[got] = np.minimum(before + gain[got], self.store_cap[got])
+        self.isl_received[got] += self.D[got] - before
+        self.isl_sent[s] += sent
+        return np.asarray(dl - sent, dtype=np.float64)
 
     def apply(self, sel: I64) -> None:
         sats, kinds, args, vals, ts = (self.ev_sat[sel], self.ev_kind[sel], self.ev_arg[sel], self.ev_val[sel],
@@ -456,6 +509,10 @@ class ChunkRun:
                     np.add.at(self.contact_st, (s, args[m]), vals[m].astype(np.int64))
             elif kind == ISL:
                 self.isl[s] += vals[m].astype(np.int64)
+                pair = args[m] >= 0
+                if pair.any() and self.flow_from.size:
+                    self.pair_los[args[m][pair]] = vals[m][pair] > 0
+                    self.update_flows()
                 to_relay = args[m] < 0
                 self.relay[s[to_relay]] += vals[m][to_relay].astype(np.int64)
             elif kind == RESTART:
@@ -553,6 +610,8 @@ class ChunkRun:
             "event_arg": cols[3].astype(np.int64),
             "event_value": cols[4].astype(np.float64),
             "downlinked": self.downlinked,
+            "isl_sent": self.isl_sent,
+            "isl_received": self.isl_received,
             "exposure": self.exposure,
             "final_energy": self.E,
             "final_temperature": self.T,

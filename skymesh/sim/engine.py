@@ -73,6 +73,7 @@ class EngineConfig:
     eclipse_radius_m: float = PASEOS_BODY_RADIUS_M
     isl_radius_m: float = PASEOS_BODY_RADIUS_M
     isl_pairs: tuple[tuple[int, int], ...] = ()
+    isl_flows: tuple[tuple[int, int], ...] = ()  # (from, to): data moves while that pair is in line of sight
     earth_rotation_offset_s: float = 0.0
     thermal_max_step_s: float = 60.0
     seed: int = 0
@@ -122,7 +123,7 @@ class SimResult:
     event_kind: I64
     event_arg: I64
     event_value: F64
-    downlinked_bytes: F64
+    downlinked_bytes: F64  # to ground stations and relays
     exposure_bit_s: F64
     data_corruption_events_per_s: F64
     seed: int
@@ -133,6 +134,8 @@ class SimResult:
     floor_time_s: F64 = field(default_factory=lambda: np.zeros(0))
     floor_activity: I64 = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     custom: dict[str, F64] = field(default_factory=dict)  # custom property -> (records, n)
+    isl_sent_bytes: F64 = field(default_factory=lambda: np.zeros(0))  # over `isl_flows`, per spacecraft
+    isl_received_bytes: F64 = field(default_factory=lambda: np.zeros(0))
 
     def corrupted_bits(self) -> I64:
         """Bits flipped while stored on board during the run: Poisson with mean rate x (bit-seconds stored), the
@@ -205,6 +208,14 @@ class Simulation:
         for pa, pb in self.config.isl_pairs:
             if not (0 <= pa < orbits.n and 0 <= pb < orbits.n and pa != pb):
                 raise InvalidArgument(f"bad pair ({pa}, {pb})", field="isl_pairs")
+        index = {frozenset(p): k for k, p in enumerate(self.config.isl_pairs)}
+        flows = []
+        for sender, receiver in self.config.isl_flows:
+            k = index.get(frozenset((sender, receiver)))
+            if k is None:
+                raise InvalidArgument(f"flow ({sender}, {receiver}) is not one of the isl_pairs", field="isl_flows")
+            flows.append((sender, receiver, k))
+        self.flows = tuple(flows)
 
     # ----------------------------------------------------------------------------------------------------------
     def initial_state(self) -> SimState:
@@ -406,4 +417,6 @@ def _merge(sim: Simulation, parts: list[dict[str, np.ndarray]], knots: F64, prob
         floor_time_s=cat("floor_time", 0),
         floor_activity=cat("floor_activity", 0),
         custom={p.name: custom[:, j, :] for j, p in enumerate(sim.custom_properties)},
+        isl_sent_bytes=cat("isl_sent", 0),
+        isl_received_bytes=cat("isl_received", 0),
     )

@@ -412,10 +412,11 @@ def parse_scenario(doc: Any, base_dir: Path | None = None) -> Scenario:
         ))  # fmt: skip
 
     pairs: tuple[tuple[int, int], ...] = ()
+    flows: tuple[tuple[int, int], ...] = ()
     isl_radius = 6_371_000.0
     if doc.get("isl") is not None:
         isl = _mapping(doc["isl"], "isl")
-        _no_unknown(isl, {"pairs", "radius_m"}, "isl")
+        _no_unknown(isl, {"pairs", "radius_m", "flows"}, "isl")
         isl_radius = _number(isl.get("radius_m", isl_radius), "isl.radius_m", minimum=0, strict_min=True)
         raw_pairs = isl.get("pairs", "all")
         if raw_pairs == "all":
@@ -430,9 +431,19 @@ def parse_scenario(doc: Any, base_dir: Path | None = None) -> Scenario:
                     raise InvalidArgument("a pair needs two different spacecraft", field=f"isl.pairs[{j}]")
                 plist.append((a, b))
             pairs = tuple(plist)
+        known = {frozenset(p) for p in pairs}
+        flist = []
+        for j, p in enumerate(_list(isl.get("flows", []), "isl.flows")):
+            if not (isinstance(p, list) and len(p) == 2):
+                raise InvalidArgument("a flow is [from, to]", field=f"isl.flows[{j}]")
+            a, b = (int(_number(x, f"isl.flows[{j}]", minimum=0, maximum=orbits.n - 1)) for x in p)
+            if frozenset((a, b)) not in known or a == b:
+                raise InvalidArgument("a flow must follow one of the isl pairs", field=f"isl.flows[{j}]")
+            flist.append((a, b))
+        flows = tuple(flist)
     config = EngineConfig(
         step_s=step, decision_step_s=decision, tolerance_s=tolerance, record_step_s=record_s, isl_pairs=pairs,
-        isl_radius_m=isl_radius, seed=seed,
+        isl_flows=flows, isl_radius_m=isl_radius, seed=seed,
         earth_rotation_offset_s=_number(doc.get("earth_rotation_offset_s", 0.0), "earth_rotation_offset_s"),
     )  # fmt: skip
     relays = None

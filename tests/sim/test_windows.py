@@ -73,3 +73,44 @@ def test_data_moves_to_a_relay_at_the_isl_rate_while_it_is_in_view() -> None:
         assert 0 < seconds < 6 * 3600
         assert res.downlinked_bytes[sat] == pytest.approx(1e4 * seconds, rel=1e-9)
         assert res.final_state.stored_bytes[sat] == pytest.approx(1e9 - 1e4 * seconds, rel=1e-9)
+
+
+def test_data_flows_between_two_spacecraft_while_they_see_each_other() -> None:
+    """The learning pair with a flow 0 -> 1 at 1 Mbit/s: the receiver gains exactly what the sender sends,
+    rate x the link windows' length while the sender holds data; nothing else moves."""
+    import numpy as np
+
+    doc = yaml.safe_load((EXAMPLES / "learning_pair.yaml").read_text())
+    doc["spacecraft"]["initial_stored_bytes"] = 1e10
+    doc["spacecraft"]["overrides"] = [{"index": 1, "initial_stored_bytes": 0}]
+    doc["isl"]["flows"] = [[0, 1]]
+    sim = parse_scenario(doc).simulation
+    res = sim.run(6 * 3600)
+    m = (res.event_kind == EventKind.ISL) & (res.event_sat == 0)
+    t, v = res.event_time_s[m], res.event_value[m]
+    bounds = np.r_[0.0, t, 6 * 3600.0]
+    in_view = np.r_[res.isl_contact[0, 0], v > 0]
+    seconds = float(np.sum(np.diff(bounds) * in_view))
+    assert seconds > 60
+    rate = 125000.0
+    assert res.isl_sent_bytes[0] == pytest.approx(rate * seconds, rel=1e-9)
+    assert res.isl_received_bytes[1] == pytest.approx(rate * seconds, rel=1e-9)
+    assert res.final_state.stored_bytes[1] == pytest.approx(rate * seconds, rel=1e-9)
+    assert res.final_state.stored_bytes[0] == pytest.approx(1e10 - rate * seconds, rel=1e-9)
+    assert res.isl_sent_bytes[1] == 0 and res.downlinked_bytes.sum() == 0
+    # the receiver's series rises only while the link is open
+    rises = np.diff(res.stored_bytes[:, 1]) > 0
+    assert np.all(res.isl_contact[:-1, 1][rises] | res.isl_contact[1:, 1][rises])
+    doc["isl"]["flows"] = [[0, 0]]
+    with pytest.raises(InvalidArgument) as info:
+        parse_scenario(doc)
+    assert info.value.field == "isl.flows[0]"
+
+
+def test_a_sender_without_data_sends_nothing() -> None:
+    import numpy as np
+
+    doc = yaml.safe_load((EXAMPLES / "learning_pair.yaml").read_text())
+    doc["isl"]["flows"] = [[0, 1]]
+    res = parse_scenario(doc).simulation.run(3 * 3600)
+    assert np.all(res.isl_sent_bytes == 0) and np.all(res.stored_bytes == 0)
