@@ -77,7 +77,7 @@ class EngineConfig:
     earth_rotation_offset_s: float = 0.0
     thermal_max_step_s: float = 60.0
     seed: int = 0
-    max_chunk_elements: int = 1_500_000  # satellites x knots per chunk; bounds memory (~0.4 GB at 1.5 M)
+    max_chunk_elements: int = 3_000_000  # satellites x knots per chunk; bounds memory (~0.75 GB at 3 M)
 
     def __post_init__(self) -> None:
         if not self.step_s > 0:
