@@ -81,9 +81,11 @@ def plot_result(result: SimResult, path: str | Path, busy_activity: str | None =
         isl_only = (result.isl_contact & ~result.in_contact).sum(axis=1)
         both = (result.in_contact & result.isl_contact).sum(axis=1)
         none = n - gs_only - isl_only - both
-        ax.stackplot(hours, none, gs_only, isl_only, both,
-                     labels=["no link", "ground only", "inter-satellite only", "both"],
-                     colors=["0.9", "tab:orange", "tab:purple", "tab:brown"])  # fmt: skip
+        layers = [(none, "no link", "0.9"), (gs_only, "ground only", "tab:orange"),
+                  (isl_only, "inter-satellite only", "tab:purple"), (both, "both", "tab:brown")]  # fmt: skip
+        shown = [layer for layer in layers if np.any(layer[0] > 0)]  # no legend entry for a category never seen
+        ax.stackplot(hours, *(layer[0] for layer in shown), labels=[layer[1] for layer in shown],
+                     colors=[layer[2] for layer in shown])  # fmt: skip
         ax.set_ylabel("spacecraft")
         _legend(ax)
     axes[-1, 0].set_xlabel(f"hours since {result.epoch.isoformat()}")
