@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from skymesh.astro.sun import sun_position_km
 from skymesh.sim.activities import Activity, ModeRule
@@ -84,3 +86,38 @@ def test_find_edges_sees_a_bump_between_two_knots() -> None:
     assert rows.tolist() == [0, 0]
     assert rising.tolist() == [True, False]
     np.testing.assert_allclose(times, [28.0, 34.0], atol=0.011)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    period_s=st.floats(240.0, 6000.0),
+    phase=st.floats(0.0, 2 * np.pi),
+    offset=st.floats(-1.0, 1.0),
+)
+def test_find_edges_matches_dense_sampling_of_a_sinusoid(period_s: float, phase: float, offset: float) -> None:
+    """Every window of cos(w t + phase) + offset lasting >= 1 s over 3 h is found, edges within the tolerance, on a
+    60 s grid (at most one extremum per interval: the period is >= 4 grid steps)."""
+    w = 2 * np.pi / period_s
+    knots = np.arange(0.0, 10_801.0, 60.0)
+
+    def fn(rows: np.ndarray, ks: np.ndarray, t: np.ndarray) -> np.ndarray:
+        return np.asarray(np.cos(w * t + phase) + offset + 0.0 * rows, dtype=np.float64)
+
+    values = np.cos(w * knots + phase)[None, :] + offset
+    slopes = (-w * np.sin(w * knots + phase))[None, :]
+    _, times, rising = find_edges(values, slopes, knots, fn, 0.01)
+    fine = np.arange(0.0, 10_800.0 + 1e-9, 0.05)
+    pos = np.cos(w * fine + phase) + offset > 0
+    flips = np.flatnonzero(pos[1:] != pos[:-1])
+    truth = fine[flips] + 0.025
+    # windows (either sign) shorter than 1 s may hide; all others must match one to one
+    gaps = np.diff(np.r_[0.0, truth, 10_800.0])
+    keep = np.ones(truth.size, dtype=bool)
+    for i in range(truth.size):  # an edge that bounds a window shorter than 1 s on either side is allowed to hide
+        if gaps[i] < 1.0 or gaps[i + 1] < 1.0:
+            keep[i] = False
+    for t in truth[keep]:
+        assert np.min(np.abs(times - t), initial=np.inf) <= 0.01 + 0.03
+    assert times.size <= truth.size
+    assert np.all(np.diff(times) > 0)
+    assert np.all(rising[1:] != rising[:-1])
