@@ -76,7 +76,10 @@ class ChunkRun:
         self.D = np.array(state.stored_bytes[sl], dtype=np.float64)
         self.act = np.array(state.activity[sl], dtype=np.int64)
         self.props = sim.custom_properties
-        self.P = np.array(state.custom[:, sl], dtype=np.float64).reshape(len(self.props), n)
+        if state.custom.shape[0] == len(self.props):
+            self.P = np.array(state.custom[:, sl], dtype=np.float64).reshape(len(self.props), n)
+        else:  # a state from before the properties existed: start them at their initial values
+            self.P = np.array([[p.initial] * n for p in self.props], dtype=np.float64).reshape(len(self.props), n)
         self.updaters = [(j, p.update) for j, p in enumerate(self.props) if p.update is not None]
         self.station_names = tuple(st.name for st in sim.stations)
         self.contact_st = np.zeros((n, len(sim.stations)), dtype=np.int64)
