@@ -249,9 +249,10 @@ class ChunkRun:
             # both ends of a flow get every event of the other (as a no-op SYNC), so they are always advanced
             # together and the data a sender sends over a piece is credited to its receiver over the same piece
             cols = [np.concatenate([e[i] for e in self._ev]) for i in range(5)]
-            for a, b in zip(self.flow_from.tolist(), self.flow_to.tolist(), strict=True):
-                for src, dst in ((a, b), (b, a)):
-                    m = (cols[0] == src) & (cols[2] != SYNC)
+            for group in self.flow_groups():
+                own = np.isin(cols[0], group)
+                for dst in group:
+                    m = own & (cols[0] != dst)
                     self._add(np.full(int(m.sum()), dst, dtype=np.int64), cols[1][m], SYNC, 0, 0.0)
         if self._ev:
             cols = [np.concatenate([e[i] for e in self._ev]) for i in range(5)]
@@ -470,6 +471,24 @@ class ChunkRun:
         """Bytes/s leaving each spacecraft while it holds data: ground, relays and open outgoing flows."""
         ground = np.where(self.contact[s] > 0, self.downlink[s], 0.0)
         return np.asarray(ground + np.where(self.relay[s] > 0, self.relay_rate[s], 0.0) + self.isl_out[s])
+
+    def flow_groups(self) -> list[list[int]]:
+        """Spacecraft connected by flows (chains and trees too): each group shares all its events."""
+        parent = list(range(self.n))
+
+        def root(k: int) -> int:
+            while parent[k] != k:
+                parent[k] = parent[parent[k]]
+                k = parent[k]
+            return k
+
+        for a, b in zip(self.flow_from.tolist(), self.flow_to.tolist(), strict=True):
+            parent[root(a)] = root(b)
+        members = sorted(set(self.flow_from.tolist()) | set(self.flow_to.tolist()))
+        groups: dict[int, list[int]] = {}
+        for k in members:
+            groups.setdefault(root(k), []).append(k)
+        return list(groups.values())
 
     def update_flows(self) -> None:
         """Outgoing link rate of every spacecraft from the flows whose pair is in line of sight now."""

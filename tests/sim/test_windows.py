@@ -114,3 +114,21 @@ def test_a_sender_without_data_sends_nothing() -> None:
     doc["isl"]["flows"] = [[0, 1]]
     res = parse_scenario(doc).simulation.run(3 * 3600)
     assert np.all(res.isl_sent_bytes == 0) and np.all(res.stored_bytes == 0)
+
+
+def test_a_chain_of_flows_conserves_data() -> None:
+    """1 -> 0 -> 2: spacecraft 1 sends to 0 in their brief windows, 0 forwards to 2 (always in view, 40 deg ahead
+    in its plane); every byte sent is received and the fleet's total never changes."""
+    import numpy as np
+
+    doc = yaml.safe_load((EXAMPLES / "learning_pair.yaml").read_text())
+    doc["orbits"]["keplerian"].append(dict(doc["orbits"]["keplerian"][0], mean_anomaly_deg=40.0))
+    doc["spacecraft"]["overrides"] = [{"index": 1, "initial_stored_bytes": 5e9}]
+    doc["isl"]["pairs"] = [[1, 0], [0, 2]]
+    doc["isl"]["flows"] = [[1, 0], [0, 2]]
+    sim = parse_scenario(doc).simulation
+    res = sim.run(6 * 3600)
+    assert res.isl_sent_bytes[1] > 0 and res.isl_sent_bytes[0] > 0
+    np.testing.assert_allclose(res.isl_received_bytes[[0, 2]], res.isl_sent_bytes[[1, 0]], rtol=1e-12)
+    np.testing.assert_allclose(res.stored_bytes.sum(axis=1), 5e9, rtol=1e-12)
+    assert res.final_state.stored_bytes[2] == pytest.approx(res.isl_received_bytes[2])
