@@ -76,9 +76,9 @@ def _tles(orbits, epoch: datetime) -> list[tuple[str, str]]:  # type: ignore[no-
     from sgp4.api import WGS72, Satrec
     from sgp4.exporter import export_tle
 
-    from skymesh.sim.frames import julian_date
+    from skymesh.astro.frames import datetime_to_jd
 
-    jd = julian_date(epoch) - 2433281.5
+    jd = datetime_to_jd(epoch) - 2433281.5
     out = []
     for k in range(orbits.n):
         sat = Satrec()

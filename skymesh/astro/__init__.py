@@ -9,6 +9,8 @@ station agent on a Raspberry Pi can use it. One module per concept:
 - `propagate`: `SatelliteBatch` (SatrecArray), `look_angles`
 - `passes`: `find_passes` -> `PassTable` / `Pass`, `HorizonMask`
 - `celestial`: RA/Dec -> alt/az, airmass, Sun, Moon, `night_windows`
+- `inertial`: precession, nutation, TEME <-> GCRS, Earth-fixed -> inertial
+- `sun`: the Sun's geocentric position to about an arcsecond (VSOP87), for eclipses
 - `doppler`: `doppler_shift_hz` and friends
 """
 

@@ -12,11 +12,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 
-from skymesh.sim.activities import FleetState
+from skymesh.astro.frames import gmst_rad
+from skymesh.astro.inertial import check_frame, ecef_to_inertial, teme_to_gcrs_matrix
+from skymesh.astro.sun import sun_position_km
+from skymesh.sim.activities import ActivityChange, FleetState, run_sync
 from skymesh.sim.comms import elevation_function, isl_function_m2
 from skymesh.sim.eclipse import eclipse_function_m2
-from skymesh.sim.events import find_sign_changes, refine_edges
-from skymesh.sim.frames import ecef_to_inertial, sun_position_m
+from skymesh.sim.events import find_edges
 from skymesh.sim.orbit import hermite_position
 from skymesh.sim.power import advance_energy_ws, net_power_w
 from skymesh.sim.thermal import ThermalCoefficients, advance_temperature_k
@@ -28,7 +30,8 @@ F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
 B = NDArray[np.bool_]
 
-ECLIPSE, CONTACT, ISL, RESTART, FAILURE, SCHEDULE, PROBE, ACTIVITY = range(8)
+ECLIPSE, CONTACT, ISL, RESTART, FAILURE, SCHEDULE, PROBE, ACTIVITY, SYNC = range(9)
+_SLOPE_DT_S = 1e-2  # forward step for the slopes of the edge functions at the knots
 
 
 class ChunkRun:
@@ -65,12 +68,21 @@ class ChunkRun:
         self.all_thermal = bool(np.all(self.has_thermal))
         self.store_cap = f.storage_capacity_bytes[sl]
         self.downlink = f.downlink_rate_bytes_per_s[sl]
+        self.relay_rate = f.isl_rate_bytes_per_s[sl]
         self.draw = f.draw_w[sl]
         self.rate = f.data_rate_bytes_per_s[sl]
         self.E = np.array(state.energy_ws[sl], dtype=np.float64)
         self.T = np.where(self.has_thermal, state.temperature_k[sl], np.nan)
         self.D = np.array(state.stored_bytes[sl], dtype=np.float64)
         self.act = np.array(state.activity[sl], dtype=np.int64)
+        self.props = sim.custom_properties
+        if state.custom.shape[0] == len(self.props):
+            self.P = np.array(state.custom[:, sl], dtype=np.float64).reshape(len(self.props), n)
+        else:  # a state from before the properties existed: start them at their initial values
+            self.P = np.array([[p.initial] * n for p in self.props], dtype=np.float64).reshape(len(self.props), n)
+        self.updaters = [(j, p.update) for j, p in enumerate(self.props) if p.update is not None]
+        self.station_names = tuple(st.name for st in sim.stations)
+        self.contact_st = np.zeros((n, len(sim.stations)), dtype=np.int64)
         self.alive = np.array(state.alive[sl], dtype=np.bool_)
         self.cur = np.full(n, knots[0])
         self.ka = 0
@@ -80,7 +92,20 @@ class ChunkRun:
         self.ecl = np.zeros(n, dtype=np.bool_)
         self.contact = np.zeros(n, dtype=np.int64)
         self.isl = np.zeros(n, dtype=np.int64)
+        self.relay = np.zeros(n, dtype=np.int64)  # relays in line of sight
+        # directed data flows over fleet links (coupled runs hold the whole fleet, so indices are fleet indices)
+        flows = sim.flows
+        self.flow_from = np.array([fl[0] for fl in flows], dtype=np.int64)
+        self.flow_to = np.array([fl[1] for fl in flows], dtype=np.int64)
+        self.flow_pair = np.array([fl[2] for fl in flows], dtype=np.int64)
+        rate_all = f.isl_rate_bytes_per_s
+        self.flow_rate = np.minimum(rate_all[self.flow_from], rate_all[self.flow_to]) if flows else np.zeros(0)
+        self.pair_los = np.zeros(len(sim.config.isl_pairs), dtype=np.bool_)
+        self.isl_out = np.zeros(n)
+        self.isl_sent = np.zeros(n)
+        self.isl_received = np.zeros(n)
         self.constraints = [(k, a.constraint) for k, a in enumerate(sim.activities) if a.constraint is not None]
+        self.callbacks = any(a.on_start is not None or a.on_end is not None for a in sim.activities)
         self.floor = None if soc_floor is None else np.asarray(soc_floor, dtype=np.float64)[sl] * self.cap
         self._ev: list[tuple[I64, F64, I64, I64, F64]] = []
         self._log: list[tuple[I64, F64, I64, I64, F64]] = []
@@ -104,7 +129,7 @@ class ChunkRun:
         self.r_knots = np.sqrt(np.einsum("nki,nki->nk", pos, pos))
         frame = orbits.frame
         jd = sim.jd0 + knots / 86400.0
-        sun = sun_position_m(jd, frame)
+        sun = sun_position_km(jd, frame) * 1000.0
         hk = np.diff(knots)
         tol = cfg.tolerance_s
 
@@ -116,35 +141,50 @@ class ChunkRun:
             u = ((t - knots[ks]) / hk[ks])[:, None]
             return np.asarray(sun[ks] * (1 - u) + sun[ks + 1] * u, dtype=np.float64)
 
-        ecl = eclipse_function_m2(pos, sun[None], cfg.eclipse_radius_m) < 0
-        self.ecl = ecl[:, 0].copy()
-        rows, ks = find_sign_changes(ecl)
-        te = refine_edges(
-            lambda t: eclipse_function_m2(at(rows, ks, t), sun_at(ks, t), cfg.eclipse_radius_m) < 0,
-            knots[ks], knots[ks + 1], ecl[rows, ks], tol,
+        # slopes at the knots: each function again on states a short step ahead (pos + vel dt, bodies moved too)
+        dt = _SLOPE_DT_S
+        pos_dt = pos + vel * dt
+        sun_dt = sun + np.gradient(sun, knots, axis=0) * dt
+
+        # eclipse: positive while eclipsed
+        g = -eclipse_function_m2(pos, sun[None], cfg.eclipse_radius_m)
+        slopes = (-eclipse_function_m2(pos_dt, sun_dt[None], cfg.eclipse_radius_m) - g) / dt
+        self.ecl = g[:, 0] > 0
+        rows, te, rising = find_edges(
+            g, slopes, knots, lambda r, k, t: -eclipse_function_m2(at(r, k, t), sun_at(k, t), cfg.eclipse_radius_m),
+            tol,
         )  # fmt: skip
-        self._add(rows, te, ECLIPSE, 0, (~ecl[rows, ks]).astype(np.float64))
+        self._add(rows, te, ECLIPSE, 0, rising.astype(np.float64))
 
         if self._windows is None:
+            offset = cfg.earth_rotation_offset_s
+            # between knots: Earth's rotation exactly, precession-nutation from the knot (it moves 1e-4" a minute)
+            to_frame = teme_to_gcrs_matrix(jd) if check_frame(frame) == "gcrs" else None
+
+            def rotate(v: F64, k: I64, t: F64) -> F64:
+                theta = gmst_rad(sim.jd0 + (t + offset) / 86400.0)
+                c, s_ = np.cos(theta), np.sin(theta)
+                out = np.stack([c * v[0] - s_ * v[1], s_ * v[0] + c * v[1], np.full(t.shape, v[2])], axis=-1)
+                return out if to_frame is None else np.einsum("mij,mj->mi", to_frame[k], out)
+
             for s, st in enumerate(sim.stations):
                 ecef, up = st.ecef_m()
                 minel = math.radians(st.min_elevation_deg)
-                sp = ecef_to_inertial(ecef[None, :], jd, frame, cfg.earth_rotation_offset_s)
-                su = ecef_to_inertial(up[None, :], jd, frame, cfg.earth_rotation_offset_s)
-                vis = elevation_function(pos, sp[None], su[None], minel) > 0
-                self.contact += vis[:, 0]
-                rows, ks = find_sign_changes(vis)
+                sp = ecef_to_inertial(ecef[None, :], jd, frame, offset)
+                su = ecef_to_inertial(up[None, :], jd, frame, offset)
+                vis = elevation_function(pos, sp[None], su[None], minel)
+                sp_dt = ecef_to_inertial(ecef[None, :], jd, frame, offset + dt)
+                su_dt = ecef_to_inertial(up[None, :], jd, frame, offset + dt)
+                slopes = (elevation_function(pos_dt, sp_dt[None], su_dt[None], minel) - vis) / dt
+                self.contact += vis[:, 0] > 0
+                self.contact_st[:, s] += vis[:, 0] > 0
 
-                def fn(
-                    t: F64, rows: I64 = rows, ks: I64 = ks, ecef: F64 = ecef, up: F64 = up, minel: float = minel
-                ) -> B:
-                    jt = sim.jd0 + t / 86400.0
-                    p = ecef_to_inertial(ecef[None, :], jt, frame, cfg.earth_rotation_offset_s)
-                    u = ecef_to_inertial(up[None, :], jt, frame, cfg.earth_rotation_offset_s)
-                    return np.asarray(elevation_function(at(rows, ks, t), p, u, minel) > 0)
+                def fn(r: I64, k: I64, t: F64, ecef: F64 = ecef, up: F64 = up, minel: float = minel) -> F64:
+                    p, u = rotate(ecef, k, t), rotate(up, k, t)
+                    return np.asarray(elevation_function(at(r, k, t), p, u, minel), dtype=np.float64)
 
-                tc = refine_edges(fn, knots[ks], knots[ks + 1], vis[rows, ks], tol)
-                self._add(rows, tc, CONTACT, s, np.where(vis[rows, ks], -1.0, 1.0))
+                rows, tc, rising = find_edges(vis, slopes, knots, fn, tol)
+                self._add(rows, tc, CONTACT, s, np.where(rising, 1.0, -1.0))
         else:
             for w, (sat, t0, t1) in enumerate(self._windows):
                 if not self.lo <= sat < self.hi:
@@ -160,35 +200,38 @@ class ChunkRun:
         if sim.relays is not None:
             rpos, rvel = sim.relays.state(knots)
             for r in range(sim.relays.n):
-                los = isl_function_m2(pos, rpos[r][None], cfg.isl_radius_m) > 0
-                self.isl += los[:, 0]
-                rows, ks = find_sign_changes(los)
-                rr = np.full(rows.size, r, dtype=np.int64)
+                los = isl_function_m2(pos, rpos[r][None], cfg.isl_radius_m)
+                slopes = (isl_function_m2(pos_dt, (rpos[r] + rvel[r] * dt)[None], cfg.isl_radius_m) - los) / dt
+                self.isl += los[:, 0] > 0
+                self.relay += los[:, 0] > 0
 
-                def relay_fn(t: F64, rows: I64 = rows, ks: I64 = ks, rr: I64 = rr) -> B:
+                def relay_fn(rows: I64, ks: I64, t: F64, r: int = r) -> F64:
                     u = (t - knots[ks]) / hk[ks]
-                    p_relay = hermite_position(
-                        rpos[rr, ks], rvel[rr, ks], rpos[rr, ks + 1], rvel[rr, ks + 1], hk[ks], u
-                    )
-                    return np.asarray(isl_function_m2(at(rows, ks, t), p_relay, cfg.isl_radius_m) > 0)
+                    p_relay = hermite_position(rpos[r, ks], rvel[r, ks], rpos[r, ks + 1], rvel[r, ks + 1], hk[ks], u)
+                    return np.asarray(isl_function_m2(at(rows, ks, t), p_relay, cfg.isl_radius_m), dtype=np.float64)
 
-                tr = refine_edges(relay_fn, knots[ks], knots[ks + 1], los[rows, ks], tol)
-                self._add(rows, tr, ISL, -1 - r, np.where(los[rows, ks], -1.0, 1.0))
+                rows, tr, rising = find_edges(los, slopes, knots, relay_fn, tol)
+                self._add(rows, tr, ISL, -1 - r, np.where(rising, 1.0, -1.0))
 
         if cfg.isl_pairs:
             pa = np.array([p[0] for p in cfg.isl_pairs], dtype=np.int64)
             pb = np.array([p[1] for p in cfg.isl_pairs], dtype=np.int64)
-            los = isl_function_m2(pos[pa], pos[pb], cfg.isl_radius_m) > 0
-            np.add.at(self.isl, pa, los[:, 0])
-            np.add.at(self.isl, pb, los[:, 0])
-            rows, ks = find_sign_changes(los)
-            ti = refine_edges(
-                lambda t: isl_function_m2(at(pa[rows], ks, t), at(pb[rows], ks, t), cfg.isl_radius_m) > 0,
-                knots[ks], knots[ks + 1], los[rows, ks], tol,
-            )  # fmt: skip
-            val = np.where(los[rows, ks], -1.0, 1.0)
+            los = isl_function_m2(pos[pa], pos[pb], cfg.isl_radius_m)
+            slopes = (isl_function_m2(pos_dt[pa], pos_dt[pb], cfg.isl_radius_m) - los) / dt
+            np.add.at(self.isl, pa, los[:, 0] > 0)
+            np.add.at(self.isl, pb, los[:, 0] > 0)
+            rows, ti, rising = find_edges(
+                los,
+                slopes,
+                knots,
+                lambda r, k, t: isl_function_m2(at(pa[r], k, t), at(pb[r], k, t), cfg.isl_radius_m),
+                tol,
+            )
+            val = np.where(rising, 1.0, -1.0)
             self._add(pa[rows], ti, ISL, rows, val)
             self._add(pb[rows], ti, ISL, rows, val)
+            self.pair_los = los[:, 0] > 0
+            self.update_flows()
 
         rs, rt, rk = self._rad
         m = (rs >= self.lo) & (rs < self.hi)
@@ -202,6 +245,15 @@ class ChunkRun:
             if self.lo <= sat < self.hi and knots[0] <= t <= knots[-1]:
                 self._add(np.array([sat - self.lo]), np.array([t]), PROBE, p, 0.0)
 
+        if self.flow_from.size and self._ev:
+            # both ends of a flow get every event of the other (as a no-op SYNC), so they are always advanced
+            # together and the data a sender sends over a piece is credited to its receiver over the same piece
+            cols = [np.concatenate([e[i] for e in self._ev]) for i in range(5)]
+            for group in self.flow_groups():
+                own = np.isin(cols[0], group)
+                for dst in group:
+                    m = own & (cols[0] != dst)
+                    self._add(np.full(int(m.sum()), dst, dtype=np.int64), cols[1][m], SYNC, 0, 0.0)
         if self._ev:
             cols = [np.concatenate([e[i] for e in self._ev]) for i in range(5)]
         else:
@@ -210,16 +262,20 @@ class ChunkRun:
         self.ev_sat, self.ev_t, self.ev_kind, self.ev_arg, self.ev_val = (c[order] for c in cols)
 
     # -- state -------------------------------------------------------------------------------------------------
-    def view(self, s: I64, t: F64, E: F64, T: F64, D: F64) -> FleetState:
+    def view(self, s: I64, t: F64, E: F64, T: F64, D: F64, P: F64, act: I64 | None = None) -> FleetState:
         cap_b = self.store_cap[s]
         return FleetState(
             time_s=t, soc=E / self.cap[s], energy_wh=E / 3600.0, temperature_k=T, stored_bytes=D,
             storage_fill=np.where(np.isfinite(cap_b) & (cap_b > 0), D / np.where(cap_b > 0, cap_b, 1.0), 0.0),
             in_eclipse=self.ecl[s], in_contact=self.contact[s] > 0, isl_contact=self.isl[s] > 0,
-            alive=self.alive[s],
+            alive=self.alive[s], custom={p.name: P[j] for j, p in enumerate(self.props)},
+            station_contact=self.contact_st[s] > 0, station_names=self.station_names,
+            power_w=self.draw[s, self.act[s] if act is None else act],
         )  # fmt: skip
 
-    def integrate(self, s: I64, act: I64, E: F64, T: F64, D: F64, start: F64, h: F64) -> tuple[F64, F64, F64, F64]:
+    def integrate(
+        self, s: I64, act: I64, E: F64, T: F64, D: F64, P: F64, start: F64, h: F64
+    ) -> tuple[F64, F64, F64, F64, F64]:
         sunlit = ~self.ecl[s]
         draw = self.draw[s, act]
         rate = self.rate[s, act]
@@ -238,13 +294,28 @@ class ChunkRun:
             T1 = np.where(self.has_thermal[s], T1, np.nan)
         cap_b = self.store_cap[s]
         produced = np.minimum(D + rate * h, cap_b)
-        drain = np.where(self.contact[s] > 0, self.downlink[s], 0.0)
+        drain = self.drain_rate(s)
         D1 = np.minimum(np.maximum(D + (rate - drain) * h, 0.0), cap_b)
-        return E1, T1, D1, np.maximum(produced - D1, 0.0)
+        return E1, T1, D1, self.update_custom(s, act, E, T, D, P, start, h), np.maximum(produced - D1, 0.0)
 
-    def ok(self, s: I64, act: I64, t: F64, E: F64, T: F64, D: F64) -> B:
+    def update_custom(self, s: I64, act: I64, E: F64, T: F64, D: F64, P: F64, start: F64, h: F64) -> F64:
+        """Custom properties after h seconds: each update function called on sub-steps of at most
+        `thermal_max_step_s`, seeing the fleet as it was at the start of the piece (power, temperature and data
+        change slowly over one piece; PASEOS calls them once per time step)."""
+        if not self.updaters:
+            return P
+        P = P.copy()
+        n_sub = max(1, int(np.ceil(float(np.max(h, initial=0.0)) / self.cfg.thermal_max_step_s)))
+        dt = h / n_sub
+        for j in range(n_sub):
+            view = self.view(s, start + j * dt, E, T, D, P, act)
+            for row, fn in self.updaters:
+                P[row] = np.asarray(fn(view, P[row], dt), dtype=np.float64)
+        return P
+
+    def ok(self, s: I64, act: I64, t: F64, E: F64, T: F64, D: F64, P: F64) -> B:
         good = np.ones(s.size, dtype=np.bool_)
-        view = self.view(s, t, E, T, D)
+        view = self.view(s, t, E, T, D, P, act)
         for a, pred in self.constraints:
             m = act == a
             if m.any():
@@ -252,13 +323,13 @@ class ChunkRun:
         return good
 
     def margin(
-        self, s: I64, act: I64, t: F64, E: F64, T: F64, D: F64, comp: I64 | None = None
+        self, s: I64, act: I64, t: F64, E: F64, T: F64, D: F64, P: F64, comp: I64 | None = None
     ) -> tuple[F64, I64] | None:
         """Margin of one comparison of each satellite's constraint (> 0 while it holds): the comparison `comp`, or
         when None the one with the smallest margin now (returned too). None if a constraint has no margins."""
         out = np.full(s.size, np.inf)
         chosen = np.zeros(s.size, dtype=np.int64) if comp is None else comp
-        view = self.view(s, t, E, T, D)
+        view = self.view(s, t, E, T, D, P, act)
         cols = np.arange(s.size)
         for a, pred in self.constraints:
             m = act == a
@@ -274,15 +345,24 @@ class ChunkRun:
         return out, chosen
 
     def crossing(
-        self, sb: I64, ab: I64, E0: F64, T0: F64, D0: F64, start: F64, hb: F64, end_state: tuple[F64, F64, F64]
+        self,
+        sb: I64,
+        ab: I64,
+        E0: F64,
+        T0: F64,
+        D0: F64,
+        P0: F64,
+        start: F64,
+        hb: F64,
+        end_state: tuple[F64, F64, F64, F64],
     ) -> F64:
         """Time into the piece at which the constraint first fails, to within tolerance: regula falsi on the margin
         of the comparison that fails at the end of the piece, then bisection on the predicate where needed."""
         tol = self.cfg.tolerance_s
         lo, hi = np.zeros(sb.size), hb.copy()
-        E1, T1, D1 = end_state
-        end = self.margin(sb, ab, start + hb, E1, T1, D1)
-        start_m = None if end is None else self.margin(sb, ab, start, E0, T0, D0, end[1])
+        E1, T1, D1, P1 = end_state
+        end = self.margin(sb, ab, start + hb, E1, T1, D1, P1)
+        start_m = None if end is None else self.margin(sb, ab, start, E0, T0, D0, P0, end[1])
         if end is not None and start_m is not None:
             m_hi, comp = end
             m_lo = start_m[0]
@@ -302,9 +382,10 @@ class ChunkRun:
                 both = np.concatenate([a, b])
                 s2, a2, c2 = np.concatenate([sb, sb]), np.concatenate([ab, ab]), np.concatenate([comp, comp])
                 E2, T2, D2 = (np.concatenate([x, x]) for x in (E0, T0, D0))
+                P2 = np.concatenate([P0, P0], axis=1)
                 st2 = np.concatenate([start, start])
-                Em, Tm, Dm, _ = self.integrate(s2, a2, E2, T2, D2, st2, both)
-                got = self.margin(s2, a2, st2 + both, Em, Tm, Dm, c2)
+                Em, Tm, Dm, Pm, _ = self.integrate(s2, a2, E2, T2, D2, P2, st2, both)
+                got = self.margin(s2, a2, st2 + both, Em, Tm, Dm, Pm, c2)
                 assert got is not None
                 m_a, m_b = got[0][: sb.size], got[0][sb.size :]
                 after_b = open_ & (m_b > 0)
@@ -319,20 +400,32 @@ class ChunkRun:
         iters = max(0, math.ceil(math.log2(max(width, tol) / tol)))
         for _ in range(iters):
             mid = 0.5 * (lo + hi)
-            Em, Tm, Dm, _ = self.integrate(sb, ab, E0, T0, D0, start, mid)
-            good = self.ok(sb, ab, start + mid, Em, Tm, Dm)
+            Em, Tm, Dm, Pm, _ = self.integrate(sb, ab, E0, T0, D0, P0, start, mid)
+            good = self.ok(sb, ab, start + mid, Em, Tm, Dm, Pm)
             active = hi - lo > tol  # each edge stops on its own, so results do not depend on its neighbours
             lo, hi = np.where(good & active, mid, lo), np.where(~good & active, mid, hi)
         return hi
 
-    def log_activity(self, s: I64, t: F64, new: I64) -> None:
+    def log_activity(self, s: I64, t: F64, new: I64, reason: str) -> None:
         old = self.act[s]
         ch = old != new
         if ch.any():
             times = np.asarray(t, dtype=np.float64)[ch] if np.ndim(t) else np.full(int(ch.sum()), float(t))
             kinds = np.full(int(ch.sum()), ACTIVITY, np.int64)
             self._log.append((s[ch], times, kinds, new[ch], old[ch].astype(np.float64)))
+            if self.callbacks:
+                self.call_back(s[ch], times, old[ch], new[ch], reason)
         self.act[s] = new
+
+    def call_back(self, s: I64, t: F64, old: I64, new: I64, reason: str) -> None:
+        """User code on activity ends (first) and starts, grouped by activity; sats are fleet indices."""
+        acts = self.sim.activities
+        for which, hook, why in ((old, "on_end", reason), (new, "on_start", reason)):
+            for a in np.unique(which):
+                fn = getattr(acts[a], hook) if a < len(acts) else None
+                if fn is not None:
+                    m = which == a
+                    run_sync(fn, ActivityChange(acts[a].name, s[m] + self.lo, t[m], why))
 
     def advance(self, s: I64, h: F64) -> None:
         pos = h > 0
@@ -342,19 +435,22 @@ class ChunkRun:
             return
         start = self.cur[s]
         act = self.act[s]
-        E0, T0, D0 = self.E[s], self.T[s], self.D[s]
-        E1, T1, D1, dl = self.integrate(s, act, E0, T0, D0, start, h)
+        E0, T0, D0, P0 = self.E[s], self.T[s], self.D[s], self.P[:, s]
+        E1, T1, D1, P1, dl = self.integrate(s, act, E0, T0, D0, P0, start, h)
         if self.constraints:
-            bad = ~self.ok(s, act, start + h, E1, T1, D1)
+            bad = ~self.ok(s, act, start + h, E1, T1, D1, P1)
             if bad.any():
                 b = np.flatnonzero(bad)
                 sb, hb, ab = s[b], h[b], act[b]
-                hi = self.crossing(sb, ab, E0[b], T0[b], D0[b], start[b], hb, (E1[b], T1[b], D1[b]))
-                Ec, Tc, Dc, dlc = self.integrate(sb, ab, E0[b], T0[b], D0[b], start[b], hi)
+                Pb = P0[:, b]
+                hi = self.crossing(sb, ab, E0[b], T0[b], D0[b], Pb, start[b], hb, (E1[b], T1[b], D1[b], P1[:, b]))
+                Ec, Tc, Dc, Pc, dlc = self.integrate(sb, ab, E0[b], T0[b], D0[b], Pb, start[b], hi)
                 new = self.sim.fallback[ab]
-                self.log_activity(sb, start[b] + hi, new)
-                Er, Tr, Dr, dlr = self.integrate(sb, new, Ec, Tc, Dc, start[b] + hi, hb - hi)
+                self.log_activity(sb, start[b] + hi, new, "constraint")
+                Er, Tr, Dr, Pr, dlr = self.integrate(sb, new, Ec, Tc, Dc, Pc, start[b] + hi, hb - hi)
                 E1[b], T1[b], D1[b], dl[b] = Er, Tr, Dr, dlc + dlr
+                if P1 is not P0:
+                    P1[:, b] = Pr
         if self.floor is not None:
             fl = self.floor[s]
             crossed = (fl <= E0) & (fl > E1)
@@ -363,9 +459,63 @@ class ChunkRun:
                 frac = (E0[c] - fl[c]) / np.maximum(E0[c] - E1[c], 1e-300)
                 self.floor_log.append((s[c], start[c] + frac * h[c], act[c]))
         self.E[s], self.T[s], self.D[s] = E1, T1, D1
+        if self.updaters:
+            self.P[:, s] = P1
+        if self.flow_from.size:
+            dl = self.send_over_links(s, dl)
         self.downlinked[s] += dl
         self.exposure[s] += 4.0 * h * (D0 + D1)  # 8 bits x trapezoid of the stored bytes
         self.cur[s] = start + h
+
+    def drain_rate(self, s: I64) -> F64:
+        """Bytes/s leaving each spacecraft while it holds data: ground, relays and open outgoing flows."""
+        ground = np.where(self.contact[s] > 0, self.downlink[s], 0.0)
+        return np.asarray(ground + np.where(self.relay[s] > 0, self.relay_rate[s], 0.0) + self.isl_out[s])
+
+    def flow_groups(self) -> list[list[int]]:
+        """Spacecraft connected by flows (chains and trees too): each group shares all its events."""
+        parent = list(range(self.n))
+
+        def root(k: int) -> int:
+            while parent[k] != k:
+                parent[k] = parent[parent[k]]
+                k = parent[k]
+            return k
+
+        for a, b in zip(self.flow_from.tolist(), self.flow_to.tolist(), strict=True):
+            parent[root(a)] = root(b)
+        members = sorted(set(self.flow_from.tolist()) | set(self.flow_to.tolist()))
+        groups: dict[int, list[int]] = {}
+        for k in members:
+            groups.setdefault(root(k), []).append(k)
+        return list(groups.values())
+
+    def update_flows(self) -> None:
+        """Outgoing link rate of every spacecraft from the flows whose pair is in line of sight now."""
+        if self.flow_from.size:
+            open_rate = self.flow_rate * self.pair_los[self.flow_pair]
+            self.isl_out = np.bincount(self.flow_from, weights=open_rate, minlength=self.n).astype(np.float64)
+
+    def send_over_links(self, s: I64, dl: F64) -> F64:
+        """Split what left each spacecraft over the piece between its links (all drains run at constant rates
+        while it holds data, so in proportion to their rates), credit the link share to the receivers (up to
+        their storage), and return the share that went to the ground and relays."""
+        total = self.drain_rate(s)
+        sent = np.where(total > 0, dl * self.isl_out[s] / np.where(total > 0, total, 1.0), 0.0)
+        if not np.any(sent > 0):
+            return dl
+        per_sat = np.zeros(self.n)
+        per_sat[s] = sent
+        open_rate = self.flow_rate * self.pair_los[self.flow_pair]
+        out = self.isl_out[self.flow_from]
+        share = np.where(out > 0, open_rate / np.where(out > 0, out, 1.0), 0.0)
+        gain = np.bincount(self.flow_to, weights=per_sat[self.flow_from] * share, minlength=self.n)
+        got = np.flatnonzero(gain > 0)
+        before = self.D[got]
+        self.D[got] = np.minimum(before + gain[got], self.store_cap[got])
+        self.isl_received[got] += self.D[got] - before
+        self.isl_sent[s] += sent
+        return np.asarray(dl - sent, dtype=np.float64)
 
     def apply(self, sel: I64) -> None:
         sats, kinds, args, vals, ts = (self.ev_sat[sel], self.ev_kind[sel], self.ev_arg[sel], self.ev_val[sel],
@@ -377,40 +527,45 @@ class ChunkRun:
                 self.ecl[s] = vals[m] > 0.5
             elif kind == CONTACT:
                 self.contact[s] += vals[m].astype(np.int64)
+                if self._windows is None:
+                    np.add.at(self.contact_st, (s, args[m]), vals[m].astype(np.int64))
             elif kind == ISL:
                 self.isl[s] += vals[m].astype(np.int64)
+                pair = args[m] >= 0
+                if pair.any() and self.flow_from.size:
+                    self.pair_los[args[m][pair]] = vals[m][pair] > 0
+                    self.update_flows()
+                to_relay = args[m] < 0
+                self.relay[s[to_relay]] += vals[m][to_relay].astype(np.int64)
             elif kind == RESTART:
                 live = self.alive[s]
-                self.log_activity(s[live], ts[m][live], self.sim.fallback[self.act[s[live]]])
+                self.log_activity(s[live], ts[m][live], self.sim.fallback[self.act[s[live]]], "restart")
             elif kind == FAILURE:
-                self.log_activity(s, ts[m], np.full(s.size, self.sim.off, dtype=np.int64))
+                self.log_activity(s, ts[m], np.full(s.size, self.sim.off, dtype=np.int64), "failure")
                 self.alive[s] = False
             elif kind == SCHEDULE:
                 live = self.alive[s]
                 a = args[m][live]
-                self.log_activity(s[live], ts[m][live], np.where(a >= 0, a, self.sim.default_activity))
+                self.log_activity(s[live], ts[m][live], np.where(a >= 0, a, self.sim.default_activity), "schedule")
             elif kind == PROBE:
                 self.probe_id.append(args[m])
                 self.probe_soc.append(self.E[s] / self.cap[s])
                 self.probe_stored.append(self.D[s].copy())
 
     def decide(self, t: float) -> None:
-        view = self.view(self.all, np.full(self.n, t), self.E, self.T, self.D)
+        view = self.view(self.all, np.full(self.n, t), self.E, self.T, self.D, self.P)
         new = np.full(self.n, self.sim.default_activity, dtype=np.int64)
         for rule in reversed(self.sim.rules):
             new[np.asarray(rule.when(view), dtype=np.bool_)] = self.sim.activity_index[rule.activity]
         new[~self.alive] = self.sim.off
-        self.log_activity(self.all, np.full(self.n, t), new)
+        self.log_activity(self.all, np.full(self.n, t), new, "decision")
 
     # -- main loop ---------------------------------------------------------------------------------------------
     def run(self, report: Callable[[float], None]) -> dict[str, np.ndarray]:
         self.geometry()
         knots = self.knots
-        rec_step = self.cfg.record_step_s or self.cfg.step_s
-        rel = knots - knots[0]
-        rem = np.mod(rel, rec_step)
-        record = (np.minimum(rem, rec_step - rem) < 1e-6) | (np.arange(knots.size) == knots.size - 1)
-        recs: dict[str, list[np.ndarray]] = {k: [] for k in ("soc", "T", "D", "act", "ecl", "con", "isl")}
+        record = np.isin(knots, self.sim.record_times(float(knots[0]), float(knots[-1])))
+        recs: dict[str, list[np.ndarray]] = {k: [] for k in ("soc", "T", "D", "act", "ecl", "con", "isl", "custom")}
         times: list[float] = []
         first = int(np.searchsorted(self.ev_t, knots[0], side="right"))
         if first:
@@ -425,6 +580,7 @@ class ChunkRun:
             recs["ecl"].append(self.ecl.copy())
             recs["con"].append(self.contact > 0)
             recs["isl"].append(self.isl > 0)
+            recs["custom"].append(self.P.copy())
 
         n_int = knots.size - 1
         report_every = max(1, n_int // 50)
@@ -468,12 +624,16 @@ class ChunkRun:
             "in_eclipse": np.array(recs["ecl"], dtype=np.bool_).reshape(len(times), self.n),
             "in_contact": np.array(recs["con"], dtype=np.bool_).reshape(len(times), self.n),
             "isl_contact": np.array(recs["isl"], dtype=np.bool_).reshape(len(times), self.n),
+            "custom": np.array(recs["custom"], dtype=np.float64).reshape(len(times), len(self.props), self.n),
+            "final_custom": self.P,
             "event_sat": cols[0].astype(np.int64) + self.lo,
             "event_time_s": cols[1].astype(np.float64),
             "event_kind": cols[2].astype(np.int64),
             "event_arg": cols[3].astype(np.int64),
             "event_value": cols[4].astype(np.float64),
             "downlinked": self.downlinked,
+            "isl_sent": self.isl_sent,
+            "isl_received": self.isl_received,
             "exposure": self.exposure,
             "final_energy": self.E,
             "final_temperature": self.T,

@@ -8,7 +8,7 @@ PASEOS's definitions, vectorised:
   (`CentralBody.is_between_actors`; PASEOS's config `comm.central_body_LOS_radius`).
 
 Both are written as continuous functions (positive = link available) so the engine can refine edges. A window's
-volume is rate x duration, as in PASEOS `get_communication_window`. Imports numpy only.
+volume is rate x duration, as in PASEOS `get_communication_window`. Imports numpy and skymesh.astro (WGS84).
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from skymesh.astro.frames import enu_basis, geodetic_to_ecef
 from skymesh.core.errors import InvalidArgument
 from skymesh.sim.eclipse import segment_clearance_m2
-from skymesh.sim.frames import geodetic_to_ecef_m
 
 __all__ = ["GroundStation", "elevation_function", "isl_function_m2", "sin_elevation"]
 
@@ -47,11 +47,9 @@ class GroundStation:
 
     def ecef_m(self) -> tuple[F64, F64]:
         """(ECEF position (3,), up unit vector (3,))."""
-        return geodetic_to_ecef_m(
-            np.array(self.latitude_deg, dtype=np.float64),
-            np.array(self.longitude_deg, dtype=np.float64),
-            np.array(self.altitude_m, dtype=np.float64),
-        )
+        pos_m = geodetic_to_ecef(self.latitude_deg, self.longitude_deg, self.altitude_m) * 1000.0
+        _, _, up = enu_basis(self.latitude_deg, self.longitude_deg)
+        return np.asarray(pos_m, dtype=np.float64), np.asarray(up, dtype=np.float64)
 
 
 def sin_elevation(sat_m: F64, station_m: F64, up: F64) -> F64:

@@ -3,8 +3,9 @@
 How a run works (per chunk of satellites; chunks are independent unless inter-satellite links couple them):
 
 1. Sample orbits on a coarse grid (`step_s`, default 60 s, plus every decision epoch). Evaluate the eclipse,
-   ground-link and inter-satellite-link functions there, find the sign flips and bisect them on Hermite-interpolated
-   positions to `tolerance_s` (default 0.1 s). Radiation restarts and failures are pre-sampled Poisson times.
+   ground-link and inter-satellite-link functions there; find the sign flips, and the extrema between knots that
+   turn towards zero (windows shorter than the grid), and bisect them on Hermite-interpolated positions to
+   `tolerance_s` (default 0.1 s; `events.find_edges`). Radiation restarts and failures are pre-sampled Poisson times.
 2. Merge every edge into one time-sorted event list. Walk the grid; inside an interval each satellite is advanced
    from event to event with closed forms: the battery is linear (exact clip), stored data is linear, temperature is
    RK4 on the T^4 ODE. Only the satellites that have an event are touched at that event.
@@ -17,7 +18,7 @@ Nothing loops over satellites or over seconds in Python; the Python loop is over
 ranks within an interval (usually 0-2). State is exact at every grid knot and event; `run(start_s=..., state=...)`
 continues from any recorded knot with the same grid, so the state at any second is reproducible.
 
-Imports numpy only; no grpc, protobuf, SQLAlchemy or service packages.
+Imports numpy and skymesh.astro/core; no grpc, protobuf, SQLAlchemy or service packages.
 """
 
 from __future__ import annotations
@@ -30,21 +31,24 @@ from datetime import datetime
 import numpy as np
 from numpy.typing import NDArray
 
+from skymesh.astro.frames import datetime_to_jd
 from skymesh.core.clock import ensure_utc
 from skymesh.core.errors import InvalidArgument
-from skymesh.sim.activities import Activity, ModeRule
+from skymesh.sim.activities import Activity, CustomProperty, ModeRule
 from skymesh.sim.comms import GroundStation
 from skymesh.sim.eclipse import PASEOS_BODY_RADIUS_M
-from skymesh.sim.frames import julian_date
 from skymesh.sim.orbit import Orbits
 from skymesh.sim.radiation import sample_poisson_times
 from skymesh.sim.spacecraft import FleetArrays, SpacecraftParams
 
-__all__ = ["EngineConfig", "EventKind", "SimResult", "SimState", "Simulation"]
+__all__ = ["SERIES_KEYS", "EngineConfig", "EventKind", "SimResult", "SimState", "Simulation"]
 
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
 B = NDArray[np.bool_]
+
+
+SERIES_KEYS = ("soc", "temperature_k", "stored_bytes", "activity", "in_eclipse", "in_contact", "isl_contact")
 
 
 class EventKind:
@@ -65,14 +69,15 @@ class EngineConfig:
     step_s: float = 60.0
     decision_step_s: float = 600.0
     tolerance_s: float = 0.1
-    record_step_s: float | None = None  # default: every knot
+    record_step_s: float | None = None  # from the run's start; None: every knot. Record times become knots.
     eclipse_radius_m: float = PASEOS_BODY_RADIUS_M
     isl_radius_m: float = PASEOS_BODY_RADIUS_M
     isl_pairs: tuple[tuple[int, int], ...] = ()
+    isl_flows: tuple[tuple[int, int], ...] = ()  # (from, to): data moves while that pair is in line of sight
     earth_rotation_offset_s: float = 0.0
     thermal_max_step_s: float = 60.0
     seed: int = 0
-    max_chunk_elements: int = 3_000_000  # satellites x knots per chunk; bounds memory
+    max_chunk_elements: int = 3_000_000  # satellites x knots per chunk; bounds memory (~0.75 GB at 3 M)
 
     def __post_init__(self) -> None:
         if not self.step_s > 0:
@@ -81,6 +86,8 @@ class EngineConfig:
             raise InvalidArgument("must be > 0 s", field="decision_step_s")
         if not 0 < self.tolerance_s <= self.step_s:
             raise InvalidArgument("must be in (0, step_s]", field="tolerance_s")
+        if self.record_step_s is not None and not self.record_step_s >= self.tolerance_s:
+            raise InvalidArgument("must be >= tolerance_s", field="record_step_s")
 
 
 @dataclass(frozen=True)
@@ -93,6 +100,7 @@ class SimState:
     stored_bytes: F64
     activity: I64
     alive: B
+    custom: F64 = field(default_factory=lambda: np.zeros((0, 0)))  # (custom properties, n)
 
 
 @dataclass
@@ -115,7 +123,7 @@ class SimResult:
     event_kind: I64
     event_arg: I64
     event_value: F64
-    downlinked_bytes: F64
+    downlinked_bytes: F64  # to ground stations and relays
     exposure_bit_s: F64
     data_corruption_events_per_s: F64
     seed: int
@@ -125,6 +133,9 @@ class SimResult:
     floor_sat: I64 = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     floor_time_s: F64 = field(default_factory=lambda: np.zeros(0))
     floor_activity: I64 = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    custom: dict[str, F64] = field(default_factory=dict)  # custom property -> (records, n)
+    isl_sent_bytes: F64 = field(default_factory=lambda: np.zeros(0))  # over `isl_flows`, per spacecraft
+    isl_received_bytes: F64 = field(default_factory=lambda: np.zeros(0))
 
     def corrupted_bits(self) -> I64:
         """Bits flipped while stored on board during the run: Poisson with mean rate x (bit-seconds stored), the
@@ -153,6 +164,7 @@ class Simulation:
         stations: Sequence[GroundStation] = (),
         config: EngineConfig | None = None,
         relays: Orbits | None = None,
+        custom_properties: Sequence[CustomProperty] = (),
     ) -> None:
         self.epoch = ensure_utc(epoch, "epoch")
         self.config = config or EngineConfig()
@@ -166,6 +178,7 @@ class Simulation:
         if not activities:
             raise InvalidArgument("at least one activity is needed", field="activities")
         self.orbits = orbits
+        self.spacecraft = tuple(spacecraft)
         self.activities = tuple(activities)
         self.activity_index = {a.name: k for k, a in enumerate(self.activities)}
         if len(self.activity_index) != len(self.activities):
@@ -174,6 +187,9 @@ class Simulation:
             if a.fallback is not None and a.fallback not in self.activity_index:
                 raise InvalidArgument(f"unknown fallback {a.fallback!r}", field=f"activities.{a.name}.fallback")
         self.rules = tuple(rules)
+        self.custom_properties = tuple(custom_properties)
+        if len({p.name for p in self.custom_properties}) != len(self.custom_properties):
+            raise InvalidArgument("custom property names must be unique", field="custom_properties")
         for r in self.rules:
             if r.activity not in self.activity_index:
                 raise InvalidArgument(f"unknown activity {r.activity!r}", field="modes")
@@ -188,10 +204,18 @@ class Simulation:
             raise InvalidArgument(f"relays are in {relays.frame}, the fleet in {orbits.frame}", field="relays")
         self.relays = relays
         self.fleet = FleetArrays.build(spacecraft, self.activities)
-        self.jd0 = julian_date(self.epoch)
+        self.jd0 = datetime_to_jd(self.epoch)
         for pa, pb in self.config.isl_pairs:
             if not (0 <= pa < orbits.n and 0 <= pb < orbits.n and pa != pb):
                 raise InvalidArgument(f"bad pair ({pa}, {pb})", field="isl_pairs")
+        index = {frozenset(p): k for k, p in enumerate(self.config.isl_pairs)}
+        flows = []
+        for sender, receiver in self.config.isl_flows:
+            k = index.get(frozenset((sender, receiver)))
+            if k is None:
+                raise InvalidArgument(f"flow ({sender}, {receiver}) is not one of the isl_pairs", field="isl_flows")
+            flows.append((sender, receiver, k))
+        self.flows = tuple(flows)
 
     # ----------------------------------------------------------------------------------------------------------
     def initial_state(self) -> SimState:
@@ -199,16 +223,27 @@ class Simulation:
         return SimState(
             0.0, f.initial_energy_ws.copy(), f.initial_temperature_k.copy(), f.initial_stored_bytes.copy(),
             np.full(f.n, self.default_activity, dtype=np.int64), np.ones(f.n, dtype=np.bool_),
+            np.array([[p.initial] * f.n for p in self.custom_properties], dtype=np.float64).reshape(-1, f.n),
         )  # fmt: skip
 
+    def record_times(self, start_s: float, end_s: float) -> F64:
+        """Times at which a run records its time series: every `record_step_s` from the start (every knot when
+        None), and the end. They are knots of the run, so the recorded state is exact, never interpolated."""
+        step = self.config.record_step_s
+        if step is None:
+            return self.knots(start_s, end_s)[0]
+        n = math.floor((end_s - start_s) / step + 1e-9)
+        # rounded to the microsecond so that a record time on a grid knot is that knot, not a neighbour 1e-13 s away
+        return np.unique(np.append(np.round(start_s + np.arange(n + 1) * step, 6), end_s))
+
     def knots(self, start_s: float, end_s: float) -> tuple[F64, B]:
-        """Grid knots anchored at absolute multiples of step and decision step, plus start and end."""
+        """Grid knots anchored at absolute multiples of step and decision step, record times, start and end."""
         c = self.config
-        grid = np.arange(math.floor(start_s / c.step_s) + 1, math.ceil(end_s / c.step_s)) * c.step_s
-        dec = np.arange(math.ceil(start_s / c.decision_step_s), math.ceil(end_s / c.decision_step_s)) * (
-            c.decision_step_s
-        )
-        t = np.unique(np.concatenate([[start_s], grid, dec, [end_s]]))
+        grid = np.round(np.arange(math.floor(start_s / c.step_s) + 1, math.ceil(end_s / c.step_s)) * c.step_s, 6)
+        dec = np.arange(math.ceil(start_s / c.decision_step_s), math.ceil(end_s / c.decision_step_s))
+        dec = np.round(dec * c.decision_step_s, 6)
+        rec = self.record_times(start_s, end_s) if c.record_step_s is not None else np.zeros(0)
+        t = np.unique(np.concatenate([[start_s], grid, dec, rec, [end_s]]))
         t = t[(t >= start_s) & (t <= end_s)]
         rem = np.mod(t, c.decision_step_s)
         is_decision = (np.minimum(rem, c.decision_step_s - rem) < 1e-9) & (t < end_s)
@@ -249,6 +284,7 @@ class Simulation:
         soc_floor: F64 | None = None,
         progress: Callable[[float], None] | None = None,
         workers: int = 1,
+        series_sink: Callable[[int, F64, dict[str, np.ndarray]], None] | None = None,
     ) -> SimResult:
         """Simulate [start_s, start_s + duration_s].
 
@@ -259,6 +295,9 @@ class Simulation:
         contact_windows: (sat, start_s, end_s) replace geometric ground contacts (candidate passes to value).
         probes: (sat, time_s) at which SoC and stored data are reported (`SimResult.probe_*`).
         soc_floor: per-satellite SoC; downward crossings are logged with the running activity (`floor_*`).
+        series_sink: called as sink(first_satellite, times_s, series) once per satellite chunk, in satellite order,
+        with arrays of shape (records, chunk) for the keys of `SERIES_KEYS`; the result then holds no time series
+        (arrays of shape (records, 0)), so memory stays bounded by one chunk (`output.SeriesWriter` streams them).
         """
         if not duration_s > 0:
             raise InvalidArgument("must be > 0 s", field="duration_s")
@@ -280,8 +319,14 @@ class Simulation:
             run = ChunkRun(self, idx, knots, is_decision, state, rad, schedule, contact_windows, probes, soc_floor)
             return run.run(report)
 
+        def sink(lo: int, part: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+            if series_sink is None:
+                return part
+            series_sink(lo, part["times_s"], {k: part[k] for k in SERIES_KEYS})
+            return {**part, **{k: np.empty((part[k].shape[0], 0), part[k].dtype) for k in SERIES_KEYS}}  # no views
+
         if workers > 1 and len(starts) > 1:
-            parts = _run_forked(one, starts, workers, progress)
+            parts = _run_forked(one, starts, workers, progress, sink)
         else:
             parts = []
             for lo in starts:
@@ -291,7 +336,7 @@ class Simulation:
                     if progress is not None:
                         progress((lo + frac * size) / n)
 
-                parts.append(one(lo, report))
+                parts.append(sink(lo, one(lo, report)))
         return _merge(self, parts, knots, probes)
 
 
@@ -307,6 +352,7 @@ def _run_forked(
     starts: list[int],
     workers: int,
     progress: Callable[[float], None] | None,
+    sink: Callable[[int, dict[str, np.ndarray]], dict[str, np.ndarray]],
 ) -> list[dict[str, np.ndarray]]:
     """Chunks in forked processes: the children inherit the simulation (constraints may be lambdas, which do not
     pickle), only chunk starts and result arrays cross the process boundary."""
@@ -318,7 +364,7 @@ def _run_forked(
         with ctx.Pool(min(workers, len(starts))) as pool:
             parts: list[dict[str, np.ndarray]] = []
             for k, part in enumerate(pool.imap(_forked_chunk, starts)):
-                parts.append(part)
+                parts.append(sink(starts[k], part))
                 if progress is not None:
                     progress((k + 1) / len(starts))
         return parts
@@ -340,8 +386,9 @@ def _merge(sim: Simulation, parts: list[dict[str, np.ndarray]], knots: F64, prob
         probe_stored[ids] = p["probe_stored"]
     final = SimState(
         float(knots[-1]), cat("final_energy", 0), cat("final_temperature", 0), cat("final_stored", 0),
-        cat("final_activity", 0), cat("final_alive", 0),
+        cat("final_activity", 0), cat("final_alive", 0), cat("final_custom", 1),
     )  # fmt: skip
+    custom = cat("custom", 2)
     return SimResult(
         names=sim.fleet.names,
         activity_names=(*(a.name for a in sim.activities), "off"),
@@ -369,4 +416,7 @@ def _merge(sim: Simulation, parts: list[dict[str, np.ndarray]], knots: F64, prob
         floor_sat=cat("floor_sat", 0),
         floor_time_s=cat("floor_time", 0),
         floor_activity=cat("floor_activity", 0),
+        custom={p.name: custom[:, j, :] for j, p in enumerate(sim.custom_properties)},
+        isl_sent_bytes=cat("isl_sent", 0),
+        isl_received_bytes=cat("isl_received", 0),
     )

@@ -6,7 +6,7 @@ elements, "teme" for SGP4). The engine samples orbits on a coarse grid and uses 
 samples (sub-metre error at a 60 s grid in LEO) to place eclipse and contact edges to a fraction of a second.
 
 PASEOS propagates Keplerian orbits (pykep, no J2) from a state vector; `KeplerOrbits.from_state` does the same.
-Imports numpy and sgp4 only.
+Imports numpy, sgp4 and skymesh.astro (Julian dates) only.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from skymesh.astro.frames import datetime_to_jd
 from skymesh.core.errors import InvalidArgument
-from skymesh.sim.frames import julian_date
 
 __all__ = [
     "MU_EARTH_M3_S2",
@@ -189,7 +189,7 @@ class TLEOrbits:
         self._sats = sats
         self._array = SatrecArray(sats)
         self._epoch = epoch
-        self._jd0 = julian_date(epoch)
+        self._jd0 = datetime_to_jd(epoch)
 
     @property
     def n(self) -> int:

@@ -16,16 +16,27 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from skymesh.core.errors import InvalidArgument
-from skymesh.sim.activities import STATE_FIELDS, Activity, Comparison, Condition, ModeRule
+from skymesh.sim.activities import (
+    STATE_FIELDS,
+    Activity,
+    AllOf,
+    AnyOf,
+    Comparison,
+    Condition,
+    CustomProperty,
+    FleetState,
+    ModeRule,
+)
 from skymesh.sim.comms import GroundStation
 from skymesh.sim.engine import EngineConfig, Simulation
 from skymesh.sim.orbit import KeplerOrbits, Orbits, TLEOrbits, walker_constellation
@@ -33,10 +44,40 @@ from skymesh.sim.spacecraft import RadiationParams, SpacecraftParams, ThermalPar
 
 __all__ = ["Scenario", "load_scenario", "parse_condition", "parse_scenario"]
 
+F64 = NDArray[np.float64]
+
 _TOP_KEYS = {
     "name", "description", "epoch", "duration_s", "step_s", "decision_step_s", "record_step_s", "tolerance_s",
     "seed", "orbits", "spacecraft", "activities", "modes", "stations", "isl", "earth_rotation_offset_s", "relays",
+    "custom_properties",
 }  # fmt: skip
+
+
+def _constant_rate(rate_per_s: float, when: Condition | AnyOf | AllOf | None) -> Callable[[FleetState, F64, F64], F64]:
+    def update(state: FleetState, values: F64, dt_s: F64) -> F64:
+        grow = rate_per_s * dt_s if when is None else np.where(when(state), rate_per_s * dt_s, 0.0)
+        return np.asarray(values + grow, dtype=np.float64)
+
+    return update
+
+
+def _custom_properties(raw: Any) -> list[CustomProperty]:
+    """`custom_properties: [{name: dose, initial: 0, rate_per_s: 1e-3, when: "in_eclipse == 0"}]`: a quantity that
+    grows at a constant rate (while `when` holds). Any other update is a Python function (`CustomProperty`)."""
+    out = []
+    for j, item in enumerate(_list(raw, "custom_properties")):
+        path = f"custom_properties[{j}]"
+        item = _mapping(item, path)
+        _no_unknown(item, {"name", "initial", "rate_per_s", "when"}, path)
+        name = str(_require(item, "name", path))
+        rate = _number(item.get("rate_per_s", 0.0), f"{path}.rate_per_s")
+        when = None if item.get("when") is None else parse_condition(item["when"], f"{path}.when")
+        try:
+            out.append(CustomProperty(name, _number(item.get("initial", 0.0), f"{path}.initial"),
+                                      _constant_rate(rate, when) if rate != 0 else None))  # fmt: skip
+        except InvalidArgument as exc:
+            raise InvalidArgument(exc.message, field=f"{path}.name") from None
+    return out
 
 
 @dataclass(frozen=True)
@@ -89,10 +130,20 @@ def _no_unknown(mapping: Mapping[str, Any], allowed: set[str], path: str) -> Non
             raise InvalidArgument(f"unknown key; allowed: {', '.join(sorted(allowed))}", field=where)
 
 
-def parse_condition(value: Any, field: str) -> Condition:
-    """`"soc > 0.2"`, `[soc, ">", 0.2]`, or a list of those (all must hold)."""
+def parse_condition(value: Any, field: str) -> Condition | AnyOf | AllOf:
+    """`"soc > 0.2"`, `[soc, ">", 0.2]`, a list of those (all must hold), or `{any_of: [...]}` / `{all_of: [...]}`
+    whose items are any of these forms (nested freely). Fields: FleetState's, custom.NAME, contact.STATION."""
     if value is None:
         return Condition()
+    if isinstance(value, Mapping):
+        if len(value) != 1 or next(iter(value)) not in ("any_of", "all_of"):
+            raise InvalidArgument("a mapping condition is {any_of: [...]} or {all_of: [...]}", field=field)
+        key = next(iter(value))
+        items_ = _list(value[key], f"{field}.{key}")
+        if not items_:
+            raise InvalidArgument("needs at least one condition", field=f"{field}.{key}")
+        sub = tuple(parse_condition(item, f"{field}.{key}[{k}]") for k, item in enumerate(items_))
+        return AnyOf(sub) if key == "any_of" else AllOf(sub)
     items = (
         [value]
         if isinstance(value, str)
@@ -107,15 +158,21 @@ def parse_condition(value: Any, field: str) -> Condition:
     )
     if not isinstance(items, list):
         raise InvalidArgument("must be a comparison like 'soc > 0.2' or a list of them", field=field)
-    out = []
+    out: list[Comparison] = []
+    nested: list[Condition | AnyOf | AllOf] = []
     for k, item in enumerate(items):
         where = f"{field}[{k}]"
+        if isinstance(item, Mapping):
+            nested.append(parse_condition(item, where))
+            continue
         parts = item.split() if isinstance(item, str) else item
         if not isinstance(parts, list) or len(parts) != 3:
             raise InvalidArgument("a comparison is 'field op value'", field=where)
         name, op, raw = parts
-        if name not in STATE_FIELDS:
-            raise InvalidArgument(f"unknown state field {name!r}; one of {', '.join(STATE_FIELDS)}", field=where)
+        head, _, rest = str(name).partition(".")
+        if name not in STATE_FIELDS and not (head in ("custom", "contact") and rest):
+            raise InvalidArgument(f"unknown state field {name!r}; one of {', '.join(STATE_FIELDS)}, custom.NAME or "
+                                  "contact.STATION", field=where)  # fmt: skip
         if isinstance(raw, str):
             lowered = raw.lower()
             raw = {"true": 1.0, "false": 0.0}.get(lowered, raw)
@@ -127,7 +184,7 @@ def parse_condition(value: Any, field: str) -> Condition:
             out.append(Comparison(str(name), str(op), _number(raw, where)))
         except InvalidArgument as exc:
             raise InvalidArgument(exc.message, field=where) from None
-    return Condition(tuple(out))
+    return AllOf((Condition(tuple(out)), *nested)) if nested else Condition(tuple(out))
 
 
 def _orbits(
@@ -207,7 +264,7 @@ def _orbits(
 
 _SC_KEYS = {"battery_capacity_wh", "initial_soc", "charge_power_w", "rtg", "thermal", "storage_capacity_bytes",
             "initial_stored_bytes", "downlink_rate_bytes_per_s", "isl_rate_bytes_per_s", "radiation",
-            "activity_power_w", "name"}  # fmt: skip
+            "activity_power_w", "comm_devices", "name"}  # fmt: skip
 
 
 def _spacecraft(spec: Mapping[str, Any], n: int, rng: np.random.Generator) -> list[SpacecraftParams]:
@@ -263,6 +320,7 @@ def _one_spacecraft(d: Mapping[str, Any], k: int, rng: np.random.Generator) -> S
             **{key: _number(v, f"spacecraft.radiation.{key}", minimum=0) for key, v in r.items()}
         )
     powers = _mapping(d.get("activity_power_w", {}), "spacecraft.activity_power_w")
+    devices = _mapping(d.get("comm_devices", {}), "spacecraft.comm_devices")
     return SpacecraftParams(
         name=str(d["name"]),
         battery_capacity_wh=_value(_require(d, "battery_capacity_wh", "spacecraft"), "spacecraft.battery_capacity_wh",
@@ -280,6 +338,8 @@ def _one_spacecraft(d: Mapping[str, Any], k: int, rng: np.random.Generator) -> S
         radiation=radiation,
         activity_power_w={str(key): _number(v, f"spacecraft.activity_power_w.{key}", minimum=0)
                           for key, v in powers.items()},
+        comm_devices={str(key): _number(v, f"spacecraft.comm_devices.{key}", minimum=0, strict_min=True)
+                      for key, v in devices.items()},
     )  # fmt: skip
 
 
@@ -352,10 +412,11 @@ def parse_scenario(doc: Any, base_dir: Path | None = None) -> Scenario:
         ))  # fmt: skip
 
     pairs: tuple[tuple[int, int], ...] = ()
+    flows: tuple[tuple[int, int], ...] = ()
     isl_radius = 6_371_000.0
     if doc.get("isl") is not None:
         isl = _mapping(doc["isl"], "isl")
-        _no_unknown(isl, {"pairs", "radius_m"}, "isl")
+        _no_unknown(isl, {"pairs", "radius_m", "flows"}, "isl")
         isl_radius = _number(isl.get("radius_m", isl_radius), "isl.radius_m", minimum=0, strict_min=True)
         raw_pairs = isl.get("pairs", "all")
         if raw_pairs == "all":
@@ -370,16 +431,27 @@ def parse_scenario(doc: Any, base_dir: Path | None = None) -> Scenario:
                     raise InvalidArgument("a pair needs two different spacecraft", field=f"isl.pairs[{j}]")
                 plist.append((a, b))
             pairs = tuple(plist)
+        known = {frozenset(p) for p in pairs}
+        flist = []
+        for j, p in enumerate(_list(isl.get("flows", []), "isl.flows")):
+            if not (isinstance(p, list) and len(p) == 2):
+                raise InvalidArgument("a flow is [from, to]", field=f"isl.flows[{j}]")
+            a, b = (int(_number(x, f"isl.flows[{j}]", minimum=0, maximum=orbits.n - 1)) for x in p)
+            if frozenset((a, b)) not in known or a == b:
+                raise InvalidArgument("a flow must follow one of the isl pairs", field=f"isl.flows[{j}]")
+            flist.append((a, b))
+        flows = tuple(flist)
     config = EngineConfig(
         step_s=step, decision_step_s=decision, tolerance_s=tolerance, record_step_s=record_s, isl_pairs=pairs,
-        isl_radius_m=isl_radius, seed=seed,
+        isl_flows=flows, isl_radius_m=isl_radius, seed=seed,
         earth_rotation_offset_s=_number(doc.get("earth_rotation_offset_s", 0.0), "earth_rotation_offset_s"),
     )  # fmt: skip
     relays = None
     if doc.get("relays") is not None:
         # relay elements default to the fleet's frame (TEME for a TLE fleet)
         relays = _orbits(_mapping(doc["relays"], "relays"), epoch, base_dir or Path("."), "relays", orbits.frame)
-    sim = Simulation(orbits, spacecraft, activities, rules, epoch, stations, config, relays)
+    custom = _custom_properties(doc.get("custom_properties", []))
+    sim = Simulation(orbits, spacecraft, activities, rules, epoch, stations, config, relays, custom)
     return Scenario(str(doc.get("name", "scenario")), epoch, duration, sim)
 
 

@@ -46,9 +46,12 @@ class SpacecraftParams:
     """One spacecraft's power, thermal, data and radiation parameters.
 
     Stored data grows at the running activity's `data_rate_bytes_per_s` (up to `storage_capacity_bytes`) and drains
-    at `downlink_rate_bytes_per_s` while a ground station sees the spacecraft. `isl_rate_bytes_per_s` is carried for
-    callers sizing transfers over inter-satellite windows (volume = rate x duration, as PASEOS); the engine itself
-    moves no data over ISLs. `activity_power_w` overrides an activity's draw for this spacecraft.
+    at `downlink_rate_bytes_per_s` while a ground station sees the spacecraft, and at `isl_rate_bytes_per_s` while a
+    relay satellite (`Simulation(relays=...)`, e.g. a GEO data relay) does; both add up when both links are open.
+    Links between fleet members move no data (their windows are sized by rate x duration, as PASEOS does).
+    `comm_devices` are named links with their own rates in bytes/s (PASEOS's `add_comm_device(actor, name,
+    bandwidth_in_kbps)`; 1 kbps = 125 bytes/s), used by `windows.find_next_window`. `activity_power_w` overrides an
+    activity's draw for this spacecraft.
     """
 
     name: str = "sat"
@@ -63,8 +66,12 @@ class SpacecraftParams:
     isl_rate_bytes_per_s: float = 0.0
     radiation: RadiationParams = field(default_factory=RadiationParams)
     activity_power_w: Mapping[str, float] = field(default_factory=dict)
+    comm_devices: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        for device, rate in self.comm_devices.items():
+            if not rate > 0:
+                raise InvalidArgument("a device's rate must be > 0 bytes/s", field=f"comm_devices.{device}")
         if not self.battery_capacity_wh > 0:
             raise InvalidArgument("must be > 0", field="battery_capacity_wh")
         if not 0.0 <= self.initial_soc <= 1.0:
@@ -77,6 +84,8 @@ class SpacecraftParams:
             raise InvalidArgument("must be in [0, storage_capacity_bytes]", field="initial_stored_bytes")
         if not self.downlink_rate_bytes_per_s >= 0:
             raise InvalidArgument("must be >= 0", field="downlink_rate_bytes_per_s")
+        if not self.isl_rate_bytes_per_s >= 0:
+            raise InvalidArgument("must be >= 0", field="isl_rate_bytes_per_s")
 
 
 @dataclass(frozen=True)
@@ -94,6 +103,7 @@ class FleetArrays:
     storage_capacity_bytes: F64
     initial_stored_bytes: F64
     downlink_rate_bytes_per_s: F64
+    isl_rate_bytes_per_s: F64
     restart_events_per_s: F64
     failure_events_per_s: F64
     data_corruption_events_per_s: F64
@@ -148,6 +158,7 @@ class FleetArrays:
             storage_capacity_bytes=arr(lambda sc: sc.storage_capacity_bytes),
             initial_stored_bytes=arr(lambda sc: sc.initial_stored_bytes),
             downlink_rate_bytes_per_s=arr(lambda sc: sc.downlink_rate_bytes_per_s),
+            isl_rate_bytes_per_s=arr(lambda sc: sc.isl_rate_bytes_per_s),
             restart_events_per_s=arr(lambda sc: sc.radiation.restart_events_per_s),
             failure_events_per_s=arr(lambda sc: sc.radiation.failure_events_per_s),
             data_corruption_events_per_s=arr(lambda sc: sc.radiation.data_corruption_events_per_s),

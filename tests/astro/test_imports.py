@@ -13,6 +13,7 @@ def test_astro_imports_no_forbidden_packages() -> None:
         "import sys\n"
         "import skymesh.astro, skymesh.astro.tle, skymesh.astro.tle_gen, skymesh.astro.frames\n"
         "import skymesh.astro.propagate, skymesh.astro.passes, skymesh.astro.celestial, skymesh.astro.doppler\n"
+        "import skymesh.astro.inertial, skymesh.astro.sun\n"
         f"bad = sorted(m for m in sys.modules if m.split('.')[0] in {FORBIDDEN!r} or m in {FORBIDDEN!r})\n"
         "print(','.join(bad))\n"
     )

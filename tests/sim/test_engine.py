@@ -9,11 +9,12 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
+from skymesh.astro.inertial import ecef_to_inertial
+from skymesh.astro.sun import sun_position_km
 from skymesh.sim.activities import Activity, Comparison, Condition, ModeRule
 from skymesh.sim.comms import GroundStation, elevation_function
 from skymesh.sim.eclipse import eclipse_function_m2
 from skymesh.sim.engine import EngineConfig, EventKind, Simulation
-from skymesh.sim.frames import ecef_to_inertial, sun_position_m
 from skymesh.sim.orbit import walker_constellation
 from skymesh.sim.spacecraft import RadiationParams, SpacecraftParams, ThermalParams
 
@@ -41,7 +42,7 @@ def test_eclipse_and_contact_edges_within_one_second_of_brute_force() -> None:
     res = sim.run(6 * 3600)
     t = np.arange(0, 6 * 3600 + 1, 1.0)
     pos, _ = sim.orbits.state(t)
-    sun = sun_position_m(sim.jd0 + t / 86400)
+    sun = sun_position_km(sim.jd0 + t / 86400) * 1000.0
     ecef, up = MASPALOMAS.ecef_m()
     sp = ecef_to_inertial(ecef[None], sim.jd0 + t / 86400, "j2000")
     su = ecef_to_inertial(up[None], sim.jd0 + t / 86400, "j2000")
@@ -102,7 +103,7 @@ def test_closed_forms_match_one_second_euler() -> None:
     res = sim.run(6 * 3600)
     t = np.arange(0, 6 * 3600, 1.0)
     pos, _ = orbits.state(t)
-    ecl = eclipse_function_m2(pos[0], sun_position_m(sim.jd0 + t / 86400)) < 0
+    ecl = eclipse_function_m2(pos[0], sun_position_km(sim.jd0 + t / 86400) * 1000.0) < 0
     r = np.linalg.norm(pos[0], axis=1)
     energy, temp = 0.5e6, 273.15
     sigma = 5.670374419e-8

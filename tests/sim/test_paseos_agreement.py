@@ -1,12 +1,16 @@
-"""PASEOS's own test scenarios, re-run on skymesh.sim, with PASEOS's reference values written down.
+"""PASEOS's own test scenarios (paseos 0.2.x, aidotse/PASEOS paseos/tests), re-run on skymesh.sim, with PASEOS's
+reference values written down.
 
 Source of every reference: github.com/aidotse/PASEOS, files under paseos/tests/ (named per test). PASEOS cannot be
-installed here (it needs pykep 2.x), so the values are copied from its tests, not recomputed.
+installed here (paseos 0.2.x needs pykep 2.x, which is only on conda-forge), so the values are copied from its
+tests, not recomputed.
 
-Frames: PASEOS adds a spacecraft's position to pykep's heliocentric *ecliptic* Earth position to test eclipses, so
-its Keplerian states are ecliptic-aligned; we rotate them to the equatorial J2000 frame before simulating. For ground
-links PASEOS hands the same vector to Skyfield as GCRS and its epochs as TT; we reproduce that with the J2000 frame
-and an Earth-rotation offset of -(TT - UT1) = -69.19 s (2022).
+PASEOS's historical quirks live here and only here, not in skymesh.sim:
+* Frames: PASEOS adds a spacecraft's position to pykep's heliocentric *ecliptic* Earth position to test eclipses,
+  so its Keplerian states are ecliptic-aligned; `ecliptic_to_equatorial` rotates them to the equatorial J2000
+  frame before simulating.
+* Time scales: for ground links PASEOS hands the same vector to Skyfield as GCRS and its epochs as TT; we reproduce
+  that with the J2000 frame and an Earth-rotation offset of -(TT - UT1) = -69.19 s (2022).
 """
 
 from __future__ import annotations
@@ -20,10 +24,22 @@ from sgp4.api import Satrec, jday
 from skymesh.sim.activities import Activity, ModeRule
 from skymesh.sim.comms import GroundStation
 from skymesh.sim.engine import EngineConfig, EventKind, Simulation
-from skymesh.sim.frames import ecliptic_to_equatorial
 from skymesh.sim.orbit import KeplerOrbits
 from skymesh.sim.radiation import data_corruption_mask
 from skymesh.sim.spacecraft import SpacecraftParams, ThermalParams
+from skymesh.sim.windows import find_next_window
+
+OBLIQUITY_J2000_RAD = np.deg2rad(23.43928)  # pykep's, what its jpl_lp ecliptic frame uses
+
+
+def ecliptic_to_equatorial(vec: np.ndarray) -> np.ndarray:
+    """Rotate (..., 3) vectors from the J2000 ecliptic frame to the J2000 equatorial frame."""
+    c, s = np.cos(OBLIQUITY_J2000_RAD), np.sin(OBLIQUITY_J2000_RAD)
+    out = np.array(vec, dtype=np.float64)
+    out[..., 1] = c * vec[..., 1] - s * vec[..., 2]
+    out[..., 2] = s * vec[..., 1] + c * vec[..., 2]
+    return out
+
 
 PYKEP_EPOCH_0 = datetime(2000, 1, 1, tzinfo=UTC)  # pk.epoch(0): MJD2000 = 0
 TT_MINUS_UT1_2022_S = 69.19
@@ -146,44 +162,68 @@ SENTINEL_2B = (
 )
 
 
-def sentinel_sim(t0: datetime) -> Simulation:
-    """communication_window_test.py::setup_sentinel_example: Keplerian orbit from the S2B TLE state at t0 and
-    PASEOS's 'maspalomas' station, set as latitude=-15.6338, longitude=27.7629 (the test's argument order), 205.1 m,
-    minimum altitude angle 5 deg."""
+def sentinel_sim(t0: datetime, duration_s: float = 1800.0) -> Simulation:
+    """communication_window_test.py::setup_sentinel_example (paseos 0.2.x): Keplerian orbit from the S2B TLE state
+    at t0 and ESA's Maspalomas station at latitude 27.7629, longitude -15.6338, 205.1 m, minimum altitude angle 5 deg
+    (before 0.2 the test passed latitude and longitude swapped)."""
     sat = Satrec.twoline2rv(*SENTINEL_2B)
     jd, fr = jday(t0.year, t0.month, t0.day, t0.hour, t0.minute, t0.second)
     _, r_km, v_km_s = sat.sgp4(jd, fr)
     orbit = KeplerOrbits.from_state(np.array([r_km]) * 1e3, np.array([v_km_s]) * 1e3)
-    station = GroundStation("maspalomas_as_in_paseos_test", -15.6338, 27.7629, 205.1, 5.0)
+    station = GroundStation("maspalomas", 27.7629, -15.6338, 205.1, 5.0)
     cfg = EngineConfig(step_s=30, tolerance_s=0.01, earth_rotation_offset_s=-TT_MINUS_UT1_2022_S)
-    return Simulation(orbit, [SpacecraftParams()], [Activity("a", 0)], [ModeRule("a")], t0, [station], cfg)
+    sc = SpacecraftParams(comm_devices={"link1": 1000 / 8})  # add_comm_device(..., "link1", bandwidth_in_kbps=1)
+    return Simulation(orbit, [sc], [Activity("a", 0)], [ModeRule("a")], t0, [station], cfg)
 
 
 def test_communication_link_sat_to_ground() -> None:
-    """communication_window_test.py::test_communication_link_sat_to_ground: from 2022-10-27 21:04:45 with dt = 1 s
-    the window lasts 731.9999999657739 s, i.e. in LOS at t0 and the loss falls in (731, 732] s."""
-    t0 = datetime(2022, 10, 27, 21, 4, 45, tzinfo=UTC)
+    """communication_window_test.py::test_communication_link_sat_to_ground: from 2022-10-27 22:58:09 with dt = 1 s
+    `get_communication_window` counts 739 one-second steps in line of sight (739.0000000305008 s): in contact at
+    t0 and at t0 + 738 s, not at t0 + 739 s, so the loss of signal falls in (738, 739] s."""
+    t0 = datetime(2022, 10, 27, 22, 58, 9, tzinfo=UTC)
     res = sentinel_sim(t0).run(1200)
     assert res.in_contact[0, 0]
     times, values = res.edges(EventKind.CONTACT, 0)
     assert values[0] == -1
-    assert 731 - 1 < times[0] <= 732 + 1  # within one PASEOS step of the reference
+    assert 738 - 1 < times[0] <= 739 + 1  # within one PASEOS step of the reference
 
 
 def test_find_next_window() -> None:
-    """communication_window_test.py::test_find_next_window: searching from 21:00:00 (10 s steps) the window
-    starts at mjd2000 8335.87835648148 (21:04:50), length 732 s (rtol 1 %, atol 3 s), 732000 bits at 1 kbps."""
-    t0 = datetime(2022, 10, 27, 21, 0, 0, tzinfo=UTC)
-    res = sentinel_sim(t0).run(1800)
+    """communication_window_test.py::test_find_next_window: searching 360 s from 22:57:00 (10 s steps) the window
+    starts at mjd2000 8335.957060185183 (22:58:10), length 740.0000001071021 s (rtol 1 %, atol 3 s), 740000 bits at
+    1 kbps; searching 360 s from 20:00:00 finds nothing (None, 0, 0)."""
+    t0 = datetime(2022, 10, 27, 22, 57, 0, tzinfo=UTC)
+    window = find_next_window(sentinel_sim(t0), 0, station="maspalomas", search_window_s=360, device="link1")
+    assert window is not None and window.complete
+    start = PYKEP_EPOCH_0 + timedelta(days=8335.957060185183)
+    aos_s = (start - t0).total_seconds()
+    assert aos_s == pytest.approx(70.0, abs=1e-3)
+    assert aos_s - 10 - 1 < window.start_s <= aos_s + 1  # PASEOS samples every 10 s: the AOS is in (60, 70]
+    assert window.length_s == pytest.approx(740.0000001071021, rel=0.01, abs=3.0)
+    assert window.volume_bits == pytest.approx(740000, rel=0.01, abs=3000)
+    res = sentinel_sim(t0).run(1800)  # the engine's own events agree with the query
     times, values = res.edges(EventKind.CONTACT, 0)
     assert values.tolist()[:2] == [1.0, -1.0]
-    start = PYKEP_EPOCH_0 + timedelta(days=8335.87835648148)
-    aos_s = (start - t0).total_seconds()
-    assert aos_s == pytest.approx(290.0, abs=1e-3)
-    assert aos_s - 10 - 1 < times[0] <= aos_s + 1  # PASEOS samples every 10 s: the AOS is in (280, 290]
-    length = times[1] - times[0]
-    assert length == pytest.approx(731.9999999657739, rel=0.01, abs=3.0)
-    assert 1000 / 8 * length * 8 == pytest.approx(732000, rel=0.01, abs=3000)
+    assert times[:2].tolist() == pytest.approx([window.start_s, window.end_s], abs=0.02)
+    empty = sentinel_sim(datetime(2022, 10, 27, 20, 0, 0, tzinfo=UTC))
+    assert find_next_window(empty, 0, station="maspalomas", search_window_s=360, device="link1") is None
+
+
+def test_communication_link_sat_to_sat_window() -> None:
+    """communication_window_test.py::test_communication_link_sat_to_sat with `get_communication_window`: in line of
+    sight at t = 0 and still at 10 s, the link ends at about 1470 s (the test's comment); searching again from the
+    window's end finds no window within 10 s."""
+    r = np.array([[10000000, 1e-3, 1e-3], [10000000, 1e-3, 1e-3]])
+    v = np.array([[1e-3, 8000, 1e-3], [1e-3, -8000, 1e-3]])
+    sc = SpacecraftParams(comm_devices={"link1": 1000 / 8})
+    sim = Simulation(KeplerOrbits.from_state(r, v), [sc, SpacecraftParams()], [Activity("a", 0)], [ModeRule("a")],
+                     PYKEP_EPOCH_0, config=EngineConfig(step_s=10))  # fmt: skip
+    window = find_next_window(sim, 0, partner=1, search_window_s=10, device="link1")
+    assert window is not None
+    assert window.start_s == 0.0
+    assert 1460 - 1 < window.end_s <= 1470 + 1
+    assert window.volume_bits >= 10000  # PASEOS sends its 10,000 bits
+    assert find_next_window(sim, 0, partner=1, start_s=window.end_s + 0.5, search_window_s=10) is None
 
 
 def test_radiation_data_corruption_matches_paseos_draws() -> None:

@@ -127,3 +127,60 @@ def test_inloop_rejects_bad_input() -> None:
     assert info.value.field == "contact_windows[0].satellite"
     with pytest.raises(InvalidArgument):
         profile(min_soc=1.5)
+
+
+async def _drive(clock: ManualClock, steps: int, seconds: float) -> None:
+    for _ in range(steps):
+        await asyncio.sleep(0)
+        clock.advance(seconds)
+        await asyncio.sleep(0)
+
+
+def _paseos_pair_sim(initial_soc: float) -> Simulation:
+    sc = SpacecraftParams("sat1", battery_capacity_wh=1.0, initial_soc=initial_soc, charge_power_w=0.0)
+    acts = [Activity("idle", 0.0), Activity("activity_A", 10.0, constraint=lambda s: s.soc > 0.1, fallback="idle")]
+    return Simulation(TLEOrbits([ISS], START), [sc], acts, [ModeRule("idle")], START, config=EngineConfig(step_s=30))
+
+
+async def test_perform_activity_runs_the_body_and_switches_back() -> None:
+    """PASEOS's perform_activity in real-time mode: the activity runs while the user's coroutine does (here it
+    sleeps 120 s of clock time), then the spacecraft is back on its default activity."""
+    clock = ManualClock(START)
+    twin = RealtimeTwin(_paseos_pair_sim(0.9), clock)
+    seen: list[str] = []
+
+    async def body(duration_s: float) -> None:
+        seen.append(twin.simulation.activities[int(twin.state.activity[0])].name)
+        await clock.sleep(duration_s)
+
+    driver = asyncio.create_task(_drive(clock, 40, 10.0))
+    outcome = await twin.perform_activity(0, "activity_A", body, 120.0, period_s=10.0)
+    await driver
+    assert outcome == "finished"
+    assert seen == ["activity_A"]
+    assert int(twin.state.activity[0]) == 0
+    used_ws = 0.9 * 3600 - float(twin.state.energy_ws[0])
+    assert used_ws == pytest.approx(10.0 * 120.0, abs=10.0 * 10.0 + 1.0)  # within one period of the clock
+
+
+async def test_perform_activity_is_cancelled_when_its_constraint_fails() -> None:
+    clock = ManualClock(START)
+    twin = RealtimeTwin(_paseos_pair_sim(0.2), clock)  # 720 Ws, 360 Ws above SoC 0.1: 36 s at 10 W
+    cancelled: list[bool] = []
+
+    async def body() -> None:
+        try:
+            await clock.sleep(600.0)
+        except asyncio.CancelledError:
+            cancelled.append(True)
+            raise
+
+    driver = asyncio.create_task(_drive(clock, 20, 10.0))
+    outcome = await twin.perform_activity(0, "activity_A", body, period_s=10.0)
+    await asyncio.sleep(0)
+    driver.cancel()
+    assert outcome == "constraint"
+    assert cancelled == [True]
+    assert float(twin.state.energy_ws[0]) == pytest.approx(0.1 * 3600, abs=1.0)
+    with pytest.raises(InvalidArgument):
+        await twin.perform_activity(0, "dance", body)
