@@ -58,6 +58,8 @@ def test_config(db_url: str, data_dir: Path, **overrides: Any) -> ServerConfig:
         "shutdown_grace_s": 0.5,
         "drain_retry_after_s": 0.1,
         "scheduler_address": "127.0.0.1:9",
+        # Data products spawn worker processes: only the tests about them turn them on.
+        "reduction_workers": 0,
     }
     values.update(overrides)
     return ServerConfig(**values)

@@ -1,0 +1,212 @@
+"""The server's data-products worker: every complete FITS upload is reduced by `skymesh.products` in a process pool
+the server starts, so the event loop never blocks on photometry; results go to the database with the observation's
+aggregate, and a frame that fails quality marks its job done-but-bad and asks the planner for a new plan.
+
+Uploads that completed while the server was down (or before a crash) are found at start and reduced then. The pool
+uses the "spawn" start method: forking a process that runs gRPC and asyncio is unsafe. `skymesh.products` (astropy,
+sep, photutils) is imported only inside the worker processes, so the server's own process stays lean.
+
+Imports: stdlib, `skymesh.server.db`, `skymesh.server.config`; `skymesh.products` only in the workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import multiprocessing
+from collections.abc import Callable, Mapping
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from skymesh.server.config import ServerConfig
+from skymesh.server.db import Repository
+from skymesh.server.db.products import FITS_KINDS, FrameReductionIn, ReductionInput
+
+__all__ = ["Reducer", "is_fits"]
+
+log = logging.getLogger(__name__)
+
+
+def is_fits(kind: str, resource_name: str) -> bool:
+    return kind.lower() in FITS_KINDS or resource_name.lower().endswith(tuple(f".{k}" for k in FITS_KINDS))
+
+
+@dataclass(frozen=True)
+class _Job:
+    path: str
+    target_ra_deg: float | None
+    target_dec_deg: float | None
+    reference_zero_points_mag: dict[str, float]
+    thresholds: dict[str, Any]
+    catalogue_path: str
+
+
+def _reduce_in_worker(job: _Job) -> FrameReductionIn:
+    """Runs in a worker process: read, reduce, and flatten the result into plain values."""
+    from skymesh.products import QualityThresholds, load_reference_catalogue, reduce_frame
+    from skymesh.products.frames import read_frame
+
+    thresholds = QualityThresholds.from_mapping(dict(job.thresholds))
+    catalogue = load_reference_catalogue(job.catalogue_path or None)
+    try:
+        band = read_frame(job.path).filter
+    except ValueError as exc:
+        return FrameReductionIn(state="error", error=str(exc))
+    result = reduce_frame(
+        job.path,
+        catalogue,
+        target_ra_deg=job.target_ra_deg,
+        target_dec_deg=job.target_dec_deg,
+        reference_zero_point_mag=job.reference_zero_points_mag.get(band),
+        thresholds=thresholds,
+    )
+    if result.error:
+        return FrameReductionIn(state="error", error=result.error)
+    floats = (
+        "exposure_s", "airmass", "magnitude", "magnitude_error", "instrumental_magnitude", "zero_point_mag",
+        "zero_point_error_mag", "zero_point_airmass1_mag", "target_ra_deg", "target_dec_deg", "wcs_rms_arcsec",
+        "fwhm_arcsec", "ellipticity", "sky_e_per_s_px", "saturated_fraction",
+    )  # fmt: skip
+    values = {name: float(getattr(result, name)) for name in floats}
+    return FrameReductionIn(
+        state="good" if result.good else "bad",
+        filter=result.filter,
+        date_obs=result.date_obs,
+        values={k: v for k, v in values.items() if math.isfinite(v)},
+        counts={
+            "comparison_stars": result.comparison_stars,
+            "matched_stars": result.matched_stars,
+            "star_count": result.star_count,
+        },
+        comparison_ids=result.comparison_ids,
+        flags=result.flags,
+        wcs=dict(result.wcs_header),
+    )
+
+
+class Reducer:
+    """Owns the process pool and the reduction tasks; `start` at server start, `stop` at shutdown."""
+
+    def __init__(
+        self,
+        repo: Repository,
+        config: ServerConfig,
+        *,
+        on_bad: Callable[[str], None] | None = None,
+    ) -> None:
+        self._repo = repo
+        self._config = config
+        self._on_bad = on_bad
+        self._pool: ProcessPoolExecutor | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._queued: set[str] = set()
+        self.reduced = 0
+        self.failed = 0
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    @property
+    def enabled(self) -> bool:
+        return self._pool is not None
+
+    async def start(self) -> None:
+        if self._config.reduction_workers <= 0:
+            log.info("data products: disabled (reduction_workers = 0)")
+            return
+        try:
+            from importlib.util import find_spec
+
+            missing = [m for m in ("astropy", "sep", "photutils", "scipy") if find_spec(m) is None]
+        except ValueError:
+            missing = []
+        if missing:
+            log.warning("data products: disabled, the products extra is not installed (missing %s)", missing)
+            return
+        self._check_thresholds(self._config.quality_thresholds)
+        # Workers are spawned on the first frame, not here: a server that never sees a FITS file pays nothing.
+        self._pool = ProcessPoolExecutor(
+            max_workers=self._config.reduction_workers, mp_context=multiprocessing.get_context("spawn")
+        )
+        for resource_name in await self._repo.unreduced_frames():
+            self.submit(resource_name)
+
+    @staticmethod
+    def _check_thresholds(values: Mapping[str, Any]) -> None:
+        from skymesh.core.errors import InvalidArgument
+
+        try:
+            from skymesh.products.quality import QualityThresholds
+
+            QualityThresholds.from_mapping(dict(values))
+        except ImportError:
+            return
+        except (TypeError, ValueError) as exc:
+            raise InvalidArgument(str(exc), field="quality_thresholds") from exc
+
+    def submit(self, resource_name: str) -> None:
+        """Reduce one complete upload in the background (no-op when disabled or already queued)."""
+        if self._pool is None or resource_name in self._queued:
+            return
+        self._queued.add(resource_name)
+        self.idle.clear()
+        task = asyncio.get_running_loop().create_task(self._reduce(resource_name), name=f"reduce {resource_name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not self._tasks:
+            self.idle.set()
+
+    async def _reduce(self, resource_name: str) -> None:
+        try:
+            item = await self._repo.reduction_input(resource_name)
+            if item is None or self._pool is None:
+                return
+            job = _Job(
+                path=item.path,
+                target_ra_deg=item.target_ra_deg,
+                target_dec_deg=item.target_dec_deg,
+                reference_zero_points_mag=item.reference_zero_points_mag,
+                thresholds=dict(self._config.quality_thresholds),
+                catalogue_path=self._config.reference_catalogue,
+            )
+            loop = asyncio.get_running_loop()
+            frame = await loop.run_in_executor(self._pool, _reduce_in_worker, job)
+            await self._store(item, frame)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # one bad frame must never stop the others; it is retried at the next start
+            self.failed += 1
+            log.exception("data products: reducing %s failed", resource_name)
+        finally:
+            self._queued.discard(resource_name)
+
+    async def _store(self, item: ReductionInput, frame: FrameReductionIn) -> None:
+        outcome = await self._repo.store_frame_reduction(item, frame)
+        self.reduced += 1
+        log.info(
+            "data products: %s -> %s %s (observation %s: %s)",
+            item.resource_name,
+            frame.state,
+            ",".join(frame.flags) or frame.error,
+            item.observation_id,
+            outcome.state or "unknown observation",
+        )
+        if outcome.job_marked_bad and self._on_bad is not None:
+            self._on_bad(f"bad data for target {outcome.target_id} (job {outcome.job_id})")
+
+    async def wait_idle(self, timeout_s: float) -> None:
+        async with asyncio.timeout(timeout_s):
+            await self.idle.wait()
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await asyncio.to_thread(pool.shutdown, True, cancel_futures=True)
