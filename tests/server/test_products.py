@@ -20,14 +20,16 @@ import pytest
 from skymesh.api.agent.v1 import agent_pb2, agent_pb2_grpc
 from skymesh.api.common.v1 import common_pb2
 from skymesh.api.control.v1 import observations_pb2, observations_pb2_grpc
+from skymesh.api.scheduler.v1 import scheduler_pb2
 from skymesh.core.jobs import JobState
 from skymesh.core.model import CelestialTarget, StationKind, TimeWindow
 from skymesh.products import FrameSpec, broken, load_reference_catalogue, render_frame
 from skymesh.server import RunningServer
-from skymesh.server.db.products import CAUSE_BAD_DATA
+from skymesh.server.db.products import CAUSE_BAD_DATA, FrameReductionIn, ReductionInput
 from skymesh.server.db.records import PlannedJob, Role
 from tests.server.agent_client import AgentClient, ts
 from tests.server.conftest import StartServer, add_station
+from tests.server.fake_scheduler import fake_scheduler
 
 TARGET = "sm-field-a"
 TARGET_V = 13.0
@@ -65,11 +67,11 @@ async def _upload(server: RunningServer, key: str, observation_id: str, data: by
         assert done.complete
 
 
-async def _setup(server: RunningServer) -> tuple[str, list[str]]:
+async def _setup(server: RunningServer, starts_in_s: tuple[float, float] = (600, 1200)) -> tuple[str, list[str]]:
     key = await add_station(server, "tel1", StationKind.TELESCOPE)
     await server.repo.create_target(CelestialTarget(TARGET, "Field A", 150.0, 20.0, filters=("V",), cadence_s=86400))
     now = datetime.now(UTC)
-    windows = [TimeWindow(now + timedelta(seconds=s), now + timedelta(seconds=s + 60)) for s in (600, 1200)]
+    windows = [TimeWindow(now + timedelta(seconds=s), now + timedelta(seconds=s + 60)) for s in starts_in_s]
     await server.repo.apply_plan(["tel1"], [PlannedJob("tel1", TARGET, w) for w in windows])
     jobs = sorted(await server.repo.list_jobs(station_id="tel1"), key=lambda j: j.window.start)
     return key, [j.job_id for j in jobs]
@@ -175,3 +177,35 @@ async def test_frames_uploaded_while_products_were_off_are_reduced_at_start(star
     assert reduction is not None and reduction.state == "good"
     assert "REDUCTION_ERROR" in reduction.quality_flags
     assert reduction.magnitude is not None and abs(reduction.magnitude - TARGET_V) < 0.03
+
+
+def _hand_back_frozen(request: scheduler_pb2.ComputePlanRequest) -> list[scheduler_pb2.Assignment]:
+    """Like the real scheduler: every frozen placement comes back as a kept assignment."""
+    return [
+        scheduler_pb2.Assignment(station_id=f.station_id, target_id=f.target_id, window=f.window, job_id=f.job_id)
+        for f in request.frozen
+    ]
+
+
+async def test_only_good_visits_count_against_the_cadence(start_server: StartServer) -> None:
+    async with fake_scheduler() as (scheduler, address, _server):
+        scheduler.plan = _hand_back_frozen
+        server = await start_server(
+            planning_enabled=True, scheduler_address=address, replan_debounce_s=0.05, replan_interval_s=3600
+        )
+        assert server.planner is not None
+        key, (good_job, bad_job) = await _setup(server, starts_in_s=(-3000, -2000))
+        async with AgentClient.connect(server.address, key, "tel1") as agent:
+            await agent.expect("welcome")
+            seq, _good_obs = await _observe(agent, 0, good_job)
+            _seq, bad_obs = await _observe(agent, seq, bad_job)
+            # The bad visit's frame failed quality (as the worker would report it).
+            item = ReductionInput(f"observations/{bad_obs}/artifacts/f.fits", "", bad_obs, "tel1", None, None, {})
+            outcome = await server.repo.store_frame_reduction(item, FrameReductionIn("bad", flags=("CLOUDS",)))
+            assert outcome.job_marked_bad
+            before = {j.job_id for j in await server.repo.list_jobs(station_id="tel1")}
+            await server.planner.plan_once("test")
+            frozen = {f.job_id for f in scheduler.requests[-1].frozen}
+            assert good_job in frozen and bad_job not in frozen
+            # The past visit handed back is history: no new job was made from it.
+            assert {j.job_id for j in await server.repo.list_jobs(station_id="tel1")} == before
