@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 # Module names under skymesh.cli, in the order `--help` lists them.
-COMMANDS = ("demo", "server", "scheduler", "agent", "web", "status", "passes", "plan", "sim", "keys")
+COMMANDS = ("demo", "server", "scheduler", "agent", "web", "status", "lightcurve", "passes", "plan", "sim", "keys")
 
 
 def build_parser() -> argparse.ArgumentParser:
