@@ -27,7 +27,7 @@ from astropy.coordinates import SkyCoord
 from astropy.stats import sigma_clip
 from numpy.typing import NDArray
 
-from skymesh.products.astrometry import AstrometricSolution, solve_astrometry
+from skymesh.products.astrometry import solve_astrometry
 from skymesh.products.catalog import ReferenceCatalogue
 from skymesh.products.extraction import extract_sources, measure_apertures
 from skymesh.products.frames import Frame, FrameError, read_frame
@@ -41,6 +41,7 @@ DEFAULT_EXTINCTION_MAG_PER_AIRMASS: Mapping[str, float] = MappingProxyType({"B":
 _APERTURE_FWHM = 2.0  # aperture radius in FWHM
 _MIN_COMPARISON_SNR = 20.0
 _TARGET_MATCH_ARCSEC = 2.0
+_MIN_REFERENCE_STARS = 6
 
 
 @dataclass(frozen=True)
@@ -131,13 +132,14 @@ def reduce_frame(
     *,
     target_ra_deg: float | None = None,
     target_dec_deg: float | None = None,
-    reference_zero_point_mag: float | None = None,
+    reference_zero_point_mag: float | Mapping[str, float] | None = None,
     thresholds: QualityThresholds | None = None,
     extinction_mag_per_airmass: Mapping[str, float] = DEFAULT_EXTINCTION_MAG_PER_AIRMASS,
     read_noise_e: float | None = None,
 ) -> FrameReduction:
     """Reduce one frame. The target defaults to the pointing (RA/DEC); `reference_zero_point_mag` is the station's
-    clear-sky zero point at airmass 1 in this filter (None: clouds are not judged)."""
+    clear-sky zero point at airmass 1 in the frame's filter, or a mapping filter -> that (None or a filter not in the
+    mapping: clouds are not judged)."""
     limits = thresholds or QualityThresholds()
     try:
         frame = read_frame(source)
@@ -163,17 +165,31 @@ def reduce_frame(
         "ellipticity": ex.ellipticity,
         "sky_e_per_s_px": sky_e,
     }
-    solution: AstrometricSolution | None = None
-    near: ReferenceCatalogue | None = None
-    if frame.wcs_hint is not None and frame.pixel_scale_arcsec:
-        h, w = frame.data.shape
-        centre = frame.wcs_hint.pixel_to_world((w - 1) / 2.0, (h - 1) / 2.0)
-        radius_deg = math.hypot(w, h) * frame.pixel_scale_arcsec / 7200.0 + 0.06
-        near = catalogue.cone(float(centre.ra.deg), float(centre.dec.deg), radius_deg)
-        solution = solve_astrometry(
-            frame.wcs_hint, ex.x_px, ex.y_px, near.coords, pixel_scale_arcsec=frame.pixel_scale_arcsec
+    # What the frame cannot be judged without: these make it unreducible here (an error), not bad data.
+    if frame.wcs_hint is None or not frame.pixel_scale_arcsec:
+        return FrameReduction(
+            error="no pointing: the header has neither a celestial WCS nor RA/DEC with a pixel scale",
+            **base,  # type: ignore[arg-type]
         )
-    if solution is None or near is None:
+    h, w = frame.data.shape
+    centre = frame.wcs_hint.pixel_to_world((w - 1) / 2.0, (h - 1) / 2.0)
+    radius_deg = math.hypot(w, h) * frame.pixel_scale_arcsec / 7200.0 + 0.06
+    near = catalogue.cone(float(centre.ra.deg), float(centre.dec.deg), radius_deg)
+    if len(near) < _MIN_REFERENCE_STARS:
+        return FrameReduction(
+            error=f"the reference catalogue has {len(near)} stars around RA {centre.ra.deg:.4f} Dec "
+            f"{centre.dec.deg:.4f} (at least {_MIN_REFERENCE_STARS} needed)",
+            **base,  # type: ignore[arg-type]
+        )
+    if not near.has_filter(band):
+        return FrameReduction(
+            error=f"FILTER: the reference catalogue has no magnitudes in {band!r}",
+            **base,  # type: ignore[arg-type]
+        )
+    solution = solve_astrometry(
+        frame.wcs_hint, ex.x_px, ex.y_px, near.coords, pixel_scale_arcsec=frame.pixel_scale_arcsec
+    )
+    if solution is None:
         measures = QualityMeasures(
             fwhm_arcsec=base["fwhm_arcsec"],  # type: ignore[arg-type]
             ellipticity=ex.ellipticity,
@@ -193,7 +209,6 @@ def reduce_frame(
     det, cat = solution.detection_index, solution.catalogue_index
     radius_px = _APERTURE_FWHM * fwhm_px
     column = f"mag_{band}"
-    has_mags = near.has_filter(band)
     flux, err = measure_apertures(
         frame.data,
         ex.background,
@@ -205,7 +220,7 @@ def reduce_frame(
     )
     inst, inst_err = _instrumental(flux, err, frame.exposure_s)
     star_ids = np.asarray(near.table["star_id"], dtype=str)[cat]
-    cat_mag = np.asarray(near.table[column], dtype=np.float64)[cat] if has_mags else np.full(len(cat), np.nan)
+    cat_mag = np.asarray(near.table[column], dtype=np.float64)[cat]
     saturated = ex.saturated[det]
     measured = wcs.pixel_to_world(ex.x_px[det], ex.y_px[det])
 
@@ -256,7 +271,12 @@ def reduce_frame(
             t_err = math.hypot(t_inst_err, zp_err)
     k = extinction_mag_per_airmass.get(band, 0.0)
     zp1 = zp + k * airmass if math.isfinite(airmass) else math.nan
-    drop = reference_zero_point_mag - zp1 if reference_zero_point_mag is not None else math.nan
+    reference = (
+        reference_zero_point_mag.get(band)
+        if isinstance(reference_zero_point_mag, Mapping)
+        else reference_zero_point_mag
+    )
+    drop = reference - zp1 if reference is not None else math.nan
     sat_fraction = float(np.mean(saturated)) if len(saturated) else 0.0
     measures = QualityMeasures(
         fwhm_arcsec=ex.fwhm_px * scale,

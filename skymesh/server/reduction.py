@@ -46,20 +46,15 @@ class _Job:
 def _reduce_in_worker(job: _Job) -> FrameReductionIn:
     """Runs in a worker process: read, reduce, and flatten the result into plain values."""
     from skymesh.products import QualityThresholds, load_reference_catalogue, reduce_frame
-    from skymesh.products.frames import read_frame
 
     thresholds = QualityThresholds.from_mapping(dict(job.thresholds))
     catalogue = load_reference_catalogue(job.catalogue_path or None)
-    try:
-        band = read_frame(job.path).filter
-    except ValueError as exc:
-        return FrameReductionIn(state="error", error=str(exc))
     result = reduce_frame(
         job.path,
         catalogue,
         target_ra_deg=job.target_ra_deg,
         target_dec_deg=job.target_dec_deg,
-        reference_zero_point_mag=job.reference_zero_points_mag.get(band),
+        reference_zero_point_mag=job.reference_zero_points_mag,
         thresholds=thresholds,
     )
     if result.error:

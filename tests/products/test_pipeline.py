@@ -165,3 +165,42 @@ def test_unreadable_frames_say_why() -> None:
     buf = io.BytesIO()
     hdu.writeto(buf)
     assert "EXPTIME" in reduce_frame(buf.getvalue(), load_reference_catalogue()).error
+
+
+def test_frames_that_cannot_be_judged_are_errors_not_bad_data() -> None:
+    """No pointing, no catalogue stars in the field, no catalogue magnitudes in the filter: the pipeline cannot tell
+    good from bad, so it says why instead of failing the frame (its request must not be re-queued for that)."""
+    import io
+
+    from skymesh.agent.drivers.simulated import simple_fits
+
+    catalogue = load_reference_catalogue()
+    image = np.full((64, 64), 100, dtype=">i2")
+    headers = {"OBJECT": "dcep", "EXPTIME": "30.000", "FILTER": "V", "DATE-OBS": "2026-03-01T23:00:00+00:00"}
+    no_pointing = reduce_frame(simple_fits(image, headers), catalogue)
+    assert no_pointing.error.startswith("no pointing") and no_pointing.exposure_s == 30.0
+
+    elsewhere = render_frame(_spec(), catalogue)
+    header = elsewhere.header.copy()
+    header["CRVAL1"], header["RA"] = 10.0, 10.0
+    buf = io.BytesIO()
+    fits.PrimaryHDU(elsewhere.image_adu, header).writeto(buf)
+    assert "reference catalogue has 0 stars" in reduce_frame(buf.getvalue(), catalogue).error
+
+    header = elsewhere.header.copy()
+    header["FILTER"] = "Halpha"
+    buf = io.BytesIO()
+    fits.PrimaryHDU(elsewhere.image_adu, header).writeto(buf)
+    assert reduce_frame(buf.getvalue(), catalogue).error.startswith("FILTER")
+
+
+def test_reference_zero_points_by_filter() -> None:
+    clean = _reduce(_spec())
+    cloudy = render_frame(broken(_spec(seed=5), "cloudy"), load_reference_catalogue())
+    by_filter = {"V": clean.zero_point_airmass1_mag, "B": clean.zero_point_airmass1_mag - 5.0}
+    result = reduce_frame(
+        cloudy.fits_bytes(), load_reference_catalogue(), target_ra_deg=RA_DEG, reference_zero_point_mag=by_filter
+    )
+    assert "CLOUDS" in result.flags and 0.8 < result.zero_point_drop_mag < 1.2
+    other = reduce_frame(cloudy.fits_bytes(), load_reference_catalogue(), reference_zero_point_mag={"B": 20.0})
+    assert "CLOUDS" not in other.flags  # no reference in V: clouds are not judged

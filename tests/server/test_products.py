@@ -209,3 +209,53 @@ async def test_only_good_visits_count_against_the_cadence(start_server: StartSer
             assert good_job in frozen and bad_job not in frozen
             # The past visit handed back is history: no new job was made from it.
             assert {j.job_id for j in await server.repo.list_jobs(station_id="tel1")} == before
+
+
+async def test_frames_the_pipeline_cannot_judge_do_not_fail_the_job(start_server: StartServer) -> None:
+    """The simulated camera's frame (one star, no pointing in its header) cannot be calibrated here: the reduction
+    is an error, the job is not marked bad, and the light curve keeps the agent's own photometry."""
+    import numpy as np
+
+    from skymesh.agent.drivers.base import ExposureRequest
+    from skymesh.agent.drivers.simulated import SimulatedCamera
+    from skymesh.core.clock import SystemClock
+
+    server = await start_server(reduction_workers=1)
+    assert server.reducer is not None
+    key, (job_id, _other) = await _setup(server)
+    camera = SimulatedCamera(SystemClock(), np.random.default_rng(1))
+    start = datetime.now(UTC) - timedelta(seconds=30)
+    exposure = camera.measure(ExposureRequest(30.0, "V", TARGET, "Field A", 150.0, 20.0, 13.0, 60.0, start))
+    assert exposure.photometry is not None and exposure.data
+    async with AgentClient.connect(server.address, key, "tel1") as agent:
+        await agent.expect("welcome")
+        seq = 0
+        for state in (common_pb2.JOB_STATE_RECEIVED, common_pb2.JOB_STATE_RUNNING):
+            seq += 1
+            await agent.job_update(seq, job_id, state)
+            await agent.expect("upstream_ack", skip=("schedule",))
+        record = agent_pb2.ObservationRecord(
+            observation_id=str(uuid.uuid4()),
+            job_id=job_id,
+            target_id=TARGET,
+            start=ts(start),
+            end=ts(start + timedelta(seconds=30)),
+            exposure_s=30.0,
+            photometry=agent_pb2.Photometry(
+                filter="V",
+                magnitude=exposure.photometry.magnitude,
+                magnitude_error=exposure.photometry.magnitude_error,
+            ),
+        )
+        await agent.observation(seq + 1, record)
+        await agent.expect("upstream_ack", skip=("schedule",))
+        await agent.job_update(seq + 2, job_id, common_pb2.JOB_STATE_SUCCEEDED, cause=common_pb2.CAUSE_CODE_OK)
+        await agent.expect("upstream_ack", skip=("schedule",))
+        await _upload(server, key, record.observation_id, exposure.data)
+        await server.reducer.wait_idle(REDUCE_TIMEOUT_S)
+    (stored,) = await server.repo.list_observations(target_id=TARGET)
+    assert stored.reduction is not None and stored.reduction.state == "error"
+    assert "REDUCTION_ERROR" in stored.reduction.quality_flags
+    assert (await server.repo.get_job(job_id)).cause != CAUSE_BAD_DATA
+    (point,) = await server.repo.light_curve(TARGET)
+    assert not point.reduced and point.magnitude == pytest.approx(exposure.photometry.magnitude)
