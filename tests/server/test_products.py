@@ -9,6 +9,7 @@ when it starts again.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
 from collections.abc import AsyncIterator
@@ -25,7 +26,7 @@ from skymesh.core.jobs import JobState
 from skymesh.core.model import CelestialTarget, StationKind, TimeWindow
 from skymesh.products import FrameSpec, broken, load_reference_catalogue, render_frame
 from skymesh.server import RunningServer
-from skymesh.server.db.products import CAUSE_BAD_DATA, FrameReductionIn, ReductionInput
+from skymesh.server.db.products import CAUSE_BAD_DATA
 from skymesh.server.db.records import PlannedJob, Role
 from tests.server.agent_client import AgentClient, ts
 from tests.server.conftest import StartServer, add_station
@@ -187,28 +188,41 @@ def _hand_back_frozen(request: scheduler_pb2.ComputePlanRequest) -> list[schedul
     ]
 
 
-async def test_only_good_visits_count_against_the_cadence(start_server: StartServer) -> None:
+async def test_a_bad_frame_triggers_a_replan_and_only_good_visits_meet_the_cadence(start_server: StartServer) -> None:
     async with fake_scheduler() as (scheduler, address, _server):
         scheduler.plan = _hand_back_frozen
         server = await start_server(
-            planning_enabled=True, scheduler_address=address, replan_debounce_s=0.05, replan_interval_s=3600
+            planning_enabled=True,
+            scheduler_address=address,
+            replan_debounce_s=0.05,
+            replan_interval_s=3600,
+            reduction_workers=1,
         )
-        assert server.planner is not None
+        assert server.planner is not None and server.reducer is not None
         key, (good_job, bad_job) = await _setup(server, starts_in_s=(-3000, -2000))
         async with AgentClient.connect(server.address, key, "tel1") as agent:
             await agent.expect("welcome")
-            seq, _good_obs = await _observe(agent, 0, good_job)
+            seq, good_obs = await _observe(agent, 0, good_job)
             _seq, bad_obs = await _observe(agent, seq, bad_job)
-            # The bad visit's frame failed quality (as the worker would report it).
-            item = ReductionInput(f"observations/{bad_obs}/artifacts/f.fits", "", bad_obs, "tel1", None, None, {})
-            outcome = await server.repo.store_frame_reduction(item, FrameReductionIn("bad", flags=("CLOUDS",)))
-            assert outcome.job_marked_bad
-            before = {j.job_id for j in await server.repo.list_jobs(station_id="tel1")}
-            await server.planner.plan_once("test")
+            await _upload(server, key, good_obs, _frame("clean"))
+            await server.reducer.wait_idle(REDUCE_TIMEOUT_S)
+            await asyncio.sleep(0.5)  # let plans asked for by the agent's arrival finish
+            plans_before = len(scheduler.requests)
+            await _upload(server, key, bad_obs, _frame("cloudy", seed=4))
+            await server.reducer.wait_idle(REDUCE_TIMEOUT_S)
+            # The bad frame asks the planner for a new plan at once (not at the next interval, an hour away).
+            for _ in range(100):
+                if len(scheduler.requests) > plans_before:
+                    break
+                await asyncio.sleep(0.05)
+            assert len(scheduler.requests) > plans_before
             frozen = {f.job_id for f in scheduler.requests[-1].frozen}
             assert good_job in frozen and bad_job not in frozen
+            before = {j.job_id for j in await server.repo.list_jobs(station_id="tel1")}
+            await server.planner.plan_once("test")
             # The past visit handed back is history: no new job was made from it.
             assert {j.job_id for j in await server.repo.list_jobs(station_id="tel1")} == before
+        assert (await server.repo.get_job(bad_job)).cause == CAUSE_BAD_DATA
 
 
 async def test_frames_the_pipeline_cannot_judge_do_not_fail_the_job(start_server: StartServer) -> None:
