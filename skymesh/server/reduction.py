@@ -17,6 +17,7 @@ import math
 import multiprocessing
 from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,10 +121,7 @@ class Reducer:
             log.warning("data products: disabled, the products extra is not installed (missing %s)", missing)
             return
         self._check_thresholds(self._config.quality_thresholds)
-        # Workers are spawned on the first frame, not here: a server that never sees a FITS file pays nothing.
-        self._pool = ProcessPoolExecutor(
-            max_workers=self._config.reduction_workers, mp_context=multiprocessing.get_context("spawn")
-        )
+        self._pool = self._new_pool()
         for resource_name in await self._repo.unreduced_frames():
             self.submit(resource_name)
 
@@ -168,8 +166,7 @@ class Reducer:
                 thresholds=dict(self._config.quality_thresholds),
                 catalogue_path=self._config.reference_catalogue,
             )
-            loop = asyncio.get_running_loop()
-            frame = await loop.run_in_executor(self._pool, _reduce_in_worker, job)
+            frame = await self._run(job)
             await self._store(item, frame)
         except asyncio.CancelledError:
             raise
@@ -178,6 +175,30 @@ class Reducer:
             log.exception("data products: reducing %s failed", resource_name)
         finally:
             self._queued.discard(resource_name)
+
+    async def _run(self, job: _Job) -> FrameReductionIn:
+        """Run one job in the pool; a pool broken by a dead worker (killed, out of memory) is replaced once."""
+        loop = asyncio.get_running_loop()
+        for attempt in (1, 2):
+            pool = self._pool
+            if pool is None:
+                raise RuntimeError("the reducer was stopped")
+            try:
+                return await loop.run_in_executor(pool, _reduce_in_worker, job)
+            except BrokenProcessPool:
+                if attempt == 2:
+                    raise
+                log.warning("data products: a worker process died; starting a new pool")
+                if self._pool is pool:
+                    self._pool = self._new_pool()
+                    pool.shutdown(wait=False, cancel_futures=True)
+        raise AssertionError("unreachable")
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        # Workers are spawned on the first frame, not here: a server that never sees a FITS file pays nothing.
+        return ProcessPoolExecutor(
+            max_workers=self._config.reduction_workers, mp_context=multiprocessing.get_context("spawn")
+        )
 
     async def _store(self, item: ReductionInput, frame: FrameReductionIn) -> None:
         outcome = await self._repo.store_frame_reduction(item, frame)

@@ -273,3 +273,35 @@ async def test_frames_the_pipeline_cannot_judge_do_not_fail_the_job(start_server
     assert (await server.repo.get_job(job_id)).cause != CAUSE_BAD_DATA
     (point,) = await server.repo.light_curve(TARGET)
     assert not point.reduced and point.magnitude == pytest.approx(exposure.photometry.magnitude)
+
+
+async def test_a_dead_worker_process_is_replaced(start_server: StartServer) -> None:
+    """A worker killed between frames (out of memory, an operator's kill -9) breaks the pool: the reducer starts a
+    new one and the next frame is still reduced."""
+    import multiprocessing
+    import os
+    import signal
+
+    server = await start_server(reduction_workers=1)
+    assert server.reducer is not None
+    key, (first_job, second_job) = await _setup(server)
+    async with AgentClient.connect(server.address, key, "tel1") as agent:
+        await agent.expect("welcome")
+        seq, first = await _observe(agent, 0, first_job)
+        _seq, second = await _observe(agent, seq, second_job)
+        await _upload(server, key, first, _frame("clean"))
+        await server.reducer.wait_idle(REDUCE_TIMEOUT_S)
+        workers = multiprocessing.active_children()
+        assert workers, "the reduction ran in a worker process"
+        for worker in workers:
+            os.kill(worker.pid or 0, signal.SIGKILL)
+            worker.join(10.0)
+        await _upload(server, key, second, _frame("clean", seed=9))
+        await server.reducer.wait_idle(REDUCE_TIMEOUT_S)
+    assert server.reducer.reduced == 2 and server.reducer.failed == 0
+    states = {
+        o.observation_id: o.reduction.state
+        for o in await server.repo.list_observations(target_id=TARGET)
+        if o.reduction
+    }
+    assert states == {first: "good", second: "good"}
