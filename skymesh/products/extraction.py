@@ -67,9 +67,11 @@ def _fwhm(
     inside = (x > size) & (x < w - size - 1) & (y > size) & (y < h - size - 1)
     if not np.any(inside):
         return np.zeros(0)
+    from astropy.utils.exceptions import AstropyUserWarning
+
     with warnings.catch_warnings():
         # photutils warns when a fit did not converge; such stars come back as NaN or wild values, dropped below.
-        warnings.simplefilter("ignore")
+        warnings.simplefilter("ignore", AstropyUserWarning)
         fwhm = fit_fwhm(sub, xypos=np.column_stack([x[inside], y[inside]]), fwhm=guess_px, fit_shape=size)
     values = np.asarray(fwhm, dtype=np.float64)
     return values[np.isfinite(values) & (values > 0.5) & (values < 10 * size)]

@@ -129,21 +129,36 @@ def _simple_wcs(ra_deg: float, dec_deg: float, scale_arcsec: float, shape: tuple
     return wcs
 
 
+def _first_image(stream: io.BytesIO | str | Path) -> tuple[NDArray[np.float64], fits.Header]:
+    with fits.open(stream, memmap=False) as hdul:
+        hdu = next((h for h in hdul if h.data is not None and getattr(h.data, "ndim", 0) == 2), None)
+        if hdu is None:
+            raise FrameError("no 2-D image HDU in the file")
+        data = np.ascontiguousarray(hdu.data, dtype=np.float64)
+        header = hdu.header.copy()
+        if hdu is not hdul[0]:
+            for key, value in hdul[0].header.items():
+                if key not in header and key not in ("SIMPLE", "EXTEND", "NAXIS", "BITPIX"):
+                    header[key] = value
+    return data, header
+
+
 def read_frame(source: str | Path | bytes) -> Frame:
     """Read the first 2-D image HDU of a FITS file (path or bytes)."""
     stream = io.BytesIO(source) if isinstance(source, bytes) else source
     try:
-        with fits.open(stream, memmap=False) as hdul:
-            hdu = next((h for h in hdul if h.data is not None and getattr(h.data, "ndim", 0) == 2), None)
-            if hdu is None:
-                raise FrameError("no 2-D image HDU in the file")
-            data = np.ascontiguousarray(hdu.data, dtype=np.float64)
-            header = hdu.header.copy()
-            if hdu is not hdul[0]:
-                for key, value in hdul[0].header.items():
-                    if key not in header and key not in ("SIMPLE", "EXTEND", "NAXIS", "BITPIX"):
-                        header[key] = value
-    except OSError as exc:
+        with warnings.catch_warnings(record=True) as caught:
+            # astropy reads a file cut short with a warning and zeros for the missing data: that is no frame.
+            warnings.simplefilter("always")
+            data, header = _first_image(stream)
+        truncated = [str(w.message) for w in caught if "truncated" in str(w.message)]
+        if truncated:
+            raise FrameError(f"not a complete FITS file: {truncated[0]}")
+        for w in caught:  # anything else astropy said is passed on, not swallowed
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    except FrameError:
+        raise
+    except (OSError, ValueError, TypeError, fits.VerifyError) as exc:  # astropy's words for a malformed file
         raise FrameError(f"not a readable FITS file: {exc}") from exc
     exposure_s = _float(header, "EXPTIME", "EXPOSURE")
     if exposure_s is None or exposure_s <= 0:

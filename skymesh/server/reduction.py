@@ -50,14 +50,17 @@ def _reduce_in_worker(job: _Job) -> FrameReductionIn:
 
     thresholds = QualityThresholds.from_mapping(dict(job.thresholds))
     catalogue = load_reference_catalogue(job.catalogue_path or None)
-    result = reduce_frame(
-        job.path,
-        catalogue,
-        target_ra_deg=job.target_ra_deg,
-        target_dec_deg=job.target_dec_deg,
-        reference_zero_point_mag=job.reference_zero_points_mag,
-        thresholds=thresholds,
-    )
+    try:
+        result = reduce_frame(
+            job.path,
+            catalogue,
+            target_ra_deg=job.target_ra_deg,
+            target_dec_deg=job.target_dec_deg,
+            reference_zero_point_mag=job.reference_zero_points_mag,
+            thresholds=thresholds,
+        )
+    except Exception as exc:  # a frame the libraries choke on is recorded as an error, not retried forever
+        return FrameReductionIn(state="error", error=f"the pipeline failed: {type(exc).__name__}: {exc}"[:2000])
     if result.error:
         return FrameReductionIn(state="error", error=result.error)
     floats = (

@@ -204,3 +204,15 @@ def test_reference_zero_points_by_filter() -> None:
     assert "CLOUDS" in result.flags and 0.8 < result.zero_point_drop_mag < 1.2
     other = reduce_frame(cloudy.fits_bytes(), load_reference_catalogue(), reference_zero_point_mag={"B": 20.0})
     assert "CLOUDS" not in other.flags  # no reference in V: clouds are not judged
+
+
+def test_malformed_fits_is_an_error_not_a_crash() -> None:
+    import io
+
+    buf = io.BytesIO()
+    fits.PrimaryHDU(np.zeros((32, 32), dtype=np.int16)).writeto(buf)
+    truncated = buf.getvalue()[:3000]  # header complete, data cut short
+    result = reduce_frame(truncated, load_reference_catalogue())
+    assert result.error and not result.good
+    garbage = b"SIMPLE  =                    T" + b"\xff" * 5000
+    assert reduce_frame(garbage, load_reference_catalogue()).error
