@@ -167,6 +167,7 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
     liveness = Liveness(repo, hub, config, clock, on_schedulable_change=lambda s: replan(f"station {s} state"))
     await liveness.load()
     reducer = Reducer(repo, config, on_bad=replan)
+    await reducer.start()  # before the listener: bad thresholds fail the start, and no upload can slip past
 
     def reduce_upload(resource_name: str, kind: str) -> None:
         if is_fits(kind, resource_name):
@@ -207,7 +208,6 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
         metrics_server, _thread = start_http_server(config.metrics_port, addr=config.metrics_addr)
         metrics_port = int(metrics_server.server_port)
 
-    await reducer.start()  # after the listener is up: uploads finished meanwhile are found by its recovery scan
     background = asyncio.create_task(_background(liveness, planner), name="skymesh-server-background")
     running = RunningServer(
         config=config,

@@ -131,13 +131,10 @@ class Reducer:
     @staticmethod
     def _check_thresholds(values: Mapping[str, Any]) -> None:
         from skymesh.core.errors import InvalidArgument
+        from skymesh.products.quality import QualityThresholds  # standard library only: astropy stays out
 
         try:
-            from skymesh.products.quality import QualityThresholds
-
             QualityThresholds.from_mapping(dict(values))
-        except ImportError:
-            return
         except (TypeError, ValueError) as exc:
             raise InvalidArgument(str(exc), field="quality_thresholds") from exc
 

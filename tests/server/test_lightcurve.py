@@ -88,6 +88,11 @@ async def test_variable_period_recovered_from_exported_light_curve(start_server:
         assert await asyncio.to_thread(main, argv) == 0
         tables[fmt] = Table.read(out, format={"ecsv": "ascii.ecsv", "csv": "ascii.csv", "votable": "votable"}[fmt])
 
+    # An unknown target is a clear error (exit 2), not a traceback or an empty file.
+    argv = ["lightcurve", "no-such-target", "--server", server.address, "--token", token, "-o", str(tmp_path / "x")]
+    assert await asyncio.to_thread(main, argv) == 2
+    assert not (tmp_path / "x").exists()
+
     curve = tables["ecsv"]
     assert len(curve) == NIGHTS * PER_NIGHT
     assert set(curve["filter"]) == {"V"} and set(curve["station_id"]) == {"tel1"}

@@ -305,3 +305,10 @@ async def test_a_dead_worker_process_is_replaced(start_server: StartServer) -> N
         if o.reduction
     }
     assert states == {first: "good", second: "good"}
+
+
+async def test_unknown_quality_thresholds_fail_the_start(start_server: StartServer) -> None:
+    from skymesh.core.errors import InvalidArgument
+
+    with pytest.raises(InvalidArgument, match="quality_thresholds"):
+        await start_server(reduction_workers=1, quality_thresholds={"max_fwhm": 3.0})
