@@ -163,6 +163,12 @@ class SimulatedRadio:
         }
         self._frequency_hz = float(p.get("frequency_hz", 437_000_000.0))
         self._geometry: LinkGeometry | None = None
+        # IQ recording during passes (skymesh.agent.recording): snippets of a carrier at the true received frequency
+        # (the prediction plus `transmitter_offset_hz`, which stands for a wrong TLE or clock) in complex noise.
+        self.record_iq = bool(p.get("record_iq", False))
+        self.iq_sample_rate_hz = float(p.get("iq_sample_rate_hz", 48_000.0))
+        self.iq_interval_s = float(p.get("iq_interval_s", 2.0))
+        self.transmitter_offset_hz = float(p.get("transmitter_offset_hz", 0.0))
 
     def update_geometry(self, geometry: LinkGeometry | None) -> None:
         self._geometry = geometry
@@ -195,6 +201,29 @@ class SimulatedRadio:
             **self._budget,
         )
         return snr + float(self._rng.normal(0.0, self.noise_db))
+
+    def iq_snippet(self, sample_count: int) -> np.ndarray[Any, np.dtype[np.complex64]]:
+        """Complex baseband around the tuned frequency: unit-power noise plus the downlink's carrier, whose power in
+        the link bandwidth is the link budget's SNR."""
+        rng = self._rng
+        noise = (rng.normal(size=sample_count) + 1j * rng.normal(size=sample_count)) / math.sqrt(2.0)
+        g = self._geometry
+        if g is None or g.elevation_deg <= 0.0:
+            return np.asarray(noise, dtype=np.complex64)
+        received_hz = g.downlink_frequency_hz * (1.0 - g.range_rate_km_s / _SPEED_OF_LIGHT_KM_S)
+        received_hz += self.transmitter_offset_hz
+        snr_db = link_snr_db(
+            g.range_km,
+            g.downlink_frequency_hz,
+            g.elevation_deg,
+            pointing_error_deg=g.pointing_error_deg,
+            **self._budget,
+        )
+        amplitude = math.sqrt(10.0 ** (snr_db / 10.0) * self._budget["bandwidth_hz"] / self.iq_sample_rate_hz)
+        t = np.arange(sample_count) / self.iq_sample_rate_hz
+        phase = float(rng.uniform(0.0, 2.0 * math.pi))
+        carrier = amplitude * np.exp(1j * (2.0 * math.pi * (received_hz - self._frequency_hz) * t + phase))
+        return np.asarray(noise + carrier, dtype=np.complex64)
 
 
 class SimulatedMount:
