@@ -106,8 +106,13 @@ def analyze_pass(
 
     limits = thresholds or PassThresholds()
     with tempfile.TemporaryDirectory() as tmp:
+        archive = Path(path)
+        if not archive.name.endswith(".sigmf"):
+            # sigmf recognises an archive by its extension; uploads are stored under server-generated names.
+            archive = Path(tmp) / "recording.sigmf"
+            archive.symlink_to(Path(path).resolve())
         try:
-            recording = sigmffile.fromarchive(str(path), dir=tmp)
+            recording = sigmffile.fromarchive(str(archive), dir=str(Path(tmp) / "extracted"))
         except Exception as exc:  # sigmf raises its own, tarfile's and json's errors for a bad archive
             return PassReduction(error=f"not a readable SigMF archive: {type(exc).__name__}: {exc}")
         info = recording.get_global_info()
@@ -130,7 +135,8 @@ def analyze_pass(
             freqs, power = _spectrum(samples, rate_hz)
             offset_hz, peak = _peak(freqs, power)
             window = np.hanning(len(samples))
-            noise_bin = float(np.median(power)) / math.log(2.0)  # exponential bins: mean = median / ln 2
+            # Exponential bins: mean = median / ln 2. A silent (all-zero) capture must not divide by zero.
+            noise_bin = max(float(np.median(power)) / math.log(2.0), 1e-30)
             tone = max(peak - noise_bin, 1e-30) / float(np.sum(window)) ** 2
             noise_per_sample = noise_bin / float(np.sum(window**2))
             snr_db.append(10.0 * math.log10(tone / (noise_per_sample * limits.bandwidth_hz / rate_hz)))

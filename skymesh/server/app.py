@@ -41,7 +41,7 @@ from skymesh.server.db import Repository, create_engine, migrate
 from skymesh.server.dispatch import Dispatcher
 from skymesh.server.liveness import Liveness
 from skymesh.server.planning import Planner
-from skymesh.server.reduction import Reducer, is_fits
+from skymesh.server.reduction import Reducer, is_reducible
 from skymesh.server.sessions import SessionHub
 from skymesh.server.stream import AgentServicer
 from skymesh.server.uploads import Uploads
@@ -170,7 +170,7 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
     await reducer.start()  # before the listener: bad thresholds fail the start, and no upload can slip past
 
     def reduce_upload(resource_name: str, kind: str) -> None:
-        if is_fits(kind, resource_name):
+        if is_reducible(kind, resource_name):
             reducer.submit(resource_name)
 
     server = grpc.aio.server(

@@ -1,6 +1,7 @@
-"""The server's data-products worker: every complete FITS upload is reduced by `skymesh.products` in a process pool
-the server starts, so the event loop never blocks on photometry; results go to the database with the observation's
-aggregate, and a frame that fails quality marks its job done-but-bad and asks the planner for a new plan.
+"""The server's data-products worker: every complete FITS upload (photometry) and SigMF IQ recording (pass products)
+is reduced by `skymesh.products` in a process pool the server starts, so the event loop never blocks; results go to
+the database with the observation's aggregate, and data that fail quality mark the job done-but-bad and ask the
+planner for a new plan.
 
 Uploads that completed while the server was down (or before a crash) are found at start and reduced then. The pool
 uses the "spawn" start method: forking a process that runs gRPC and asyncio is unsafe. `skymesh.products` (astropy,
@@ -19,19 +20,71 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from skymesh.server.config import ServerConfig
 from skymesh.server.db import Repository
-from skymesh.server.db.products import FITS_KINDS, FrameReductionIn, ReductionInput
+from skymesh.server.db.products import FITS_KINDS, IQ_KINDS, FrameReductionIn, PassReductionIn, ReductionInput
 
-__all__ = ["Reducer", "is_fits"]
+__all__ = ["Reducer", "is_fits", "is_reducible"]
 
 log = logging.getLogger(__name__)
+
+_In = TypeVar("_In")
+_Out = TypeVar("_Out")
 
 
 def is_fits(kind: str, resource_name: str) -> bool:
     return kind.lower() in FITS_KINDS or resource_name.lower().endswith(tuple(f".{k}" for k in FITS_KINDS))
+
+
+def is_reducible(kind: str, resource_name: str) -> bool:
+    """A FITS frame (photometry) or a SigMF IQ recording (pass products)."""
+    return is_fits(kind, resource_name) or kind.lower() in IQ_KINDS
+
+
+@dataclass(frozen=True)
+class _PassJob:
+    path: str
+    tle_line1: str
+    tle_line2: str
+    latitude_deg: float | None
+    longitude_deg: float | None
+    altitude_m: float | None
+    waterfall_path: str
+
+
+def _analyze_in_worker(job: _PassJob) -> PassReductionIn:
+    """Runs in a worker process: analyse one IQ recording and draw its waterfall next to it."""
+    from skymesh.products.passes import analyze_pass
+
+    try:
+        result = analyze_pass(
+            job.path,
+            tle_line1=job.tle_line1 or None,
+            tle_line2=job.tle_line2 or None,
+            latitude_deg=job.latitude_deg,
+            longitude_deg=job.longitude_deg,
+            altitude_m=job.altitude_m,
+            waterfall_path=job.waterfall_path,
+        )
+    except Exception as exc:  # a recording the libraries choke on is recorded as an error, not retried forever
+        return PassReductionIn(state="error", error=f"the pass analysis failed: {type(exc).__name__}: {exc}"[:2000])
+    if result.error:
+        return PassReductionIn(state="error", error=result.error)
+    floats = (
+        "max_elevation_deg", "peak_snr_db", "mean_snr_db", "snr_elevation_correlation", "doppler_offset_hz",
+        "doppler_rms_hz", "quality_score",
+    )  # fmt: skip
+    values = {name: float(getattr(result, name)) for name in floats}
+    return PassReductionIn(
+        state="good" if result.good else "bad",
+        captures=result.captures,
+        detected=result.detected,
+        values={k: v for k, v in values.items() if math.isfinite(v)},
+        flags=result.flags,
+        waterfall_path=result.waterfall_path,
+    )
 
 
 @dataclass(frozen=True)
@@ -125,7 +178,7 @@ class Reducer:
             return
         self._check_thresholds(self._config.quality_thresholds)
         self._pool = self._new_pool()
-        for resource_name in await self._repo.unreduced_frames():
+        for resource_name, _kind in await self._repo.unreduced_frames():
             self.submit(resource_name)
 
     @staticmethod
@@ -158,6 +211,19 @@ class Reducer:
             item = await self._repo.reduction_input(resource_name)
             if item is None or self._pool is None:
                 return
+            if item.kind == "sigmf":
+                pass_job = _PassJob(
+                    path=item.path,
+                    tle_line1=item.tle_line1,
+                    tle_line2=item.tle_line2,
+                    latitude_deg=item.latitude_deg,
+                    longitude_deg=item.longitude_deg,
+                    altitude_m=item.altitude_m,
+                    waterfall_path=item.path + ".waterfall.png",
+                )
+                analysis = await self._run(_analyze_in_worker, pass_job)
+                await self._record(item, analysis.state, analysis.flags, analysis.error, pass_result=analysis)
+                return
             job = _Job(
                 path=item.path,
                 target_ra_deg=item.target_ra_deg,
@@ -166,8 +232,8 @@ class Reducer:
                 thresholds=dict(self._config.quality_thresholds),
                 catalogue_path=self._config.reference_catalogue,
             )
-            frame = await self._run(job)
-            await self._store(item, frame)
+            frame = await self._run(_reduce_in_worker, job)
+            await self._record(item, frame.state, frame.flags, frame.error, frame_result=frame)
         except asyncio.CancelledError:
             raise
         except Exception:  # one bad frame must never stop the others; it is retried at the next start
@@ -176,7 +242,7 @@ class Reducer:
         finally:
             self._queued.discard(resource_name)
 
-    async def _run(self, job: _Job) -> FrameReductionIn:
+    async def _run(self, fn: Callable[[_In], _Out], job: _In) -> _Out:
         """Run one job in the pool; a pool broken by a dead worker (killed, out of memory) is replaced once."""
         loop = asyncio.get_running_loop()
         for attempt in (1, 2):
@@ -184,7 +250,7 @@ class Reducer:
             if pool is None:
                 raise RuntimeError("the reducer was stopped")
             try:
-                return await loop.run_in_executor(pool, _reduce_in_worker, job)
+                return await loop.run_in_executor(pool, fn, job)
             except BrokenProcessPool:
                 if attempt == 2:
                     raise
@@ -200,14 +266,27 @@ class Reducer:
             max_workers=self._config.reduction_workers, mp_context=multiprocessing.get_context("spawn")
         )
 
-    async def _store(self, item: ReductionInput, frame: FrameReductionIn) -> None:
-        outcome = await self._repo.store_frame_reduction(item, frame)
+    async def _record(
+        self,
+        item: ReductionInput,
+        state: str,
+        flags: tuple[str, ...],
+        error: str,
+        *,
+        frame_result: FrameReductionIn | None = None,
+        pass_result: PassReductionIn | None = None,
+    ) -> None:
+        if pass_result is not None:
+            outcome = await self._repo.store_pass_reduction(item, pass_result)
+        else:
+            assert frame_result is not None
+            outcome = await self._repo.store_frame_reduction(item, frame_result)
         self.reduced += 1
         log.info(
             "data products: %s -> %s %s (observation %s: %s)",
             item.resource_name,
-            frame.state,
-            ",".join(frame.flags) or frame.error,
+            state,
+            ",".join(flags) or error,
             item.observation_id,
             outcome.state or "unknown observation",
         )

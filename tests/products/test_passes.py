@@ -93,3 +93,24 @@ def test_unreadable_recordings_say_why(tmp_path: Path) -> None:
     bad = tmp_path / "bad.sigmf"
     bad.write_bytes(b"not a tar archive")
     assert "SigMF" in analyze_pass(bad).error
+
+
+def test_a_silent_recording_is_no_signal(tmp_path: Path) -> None:
+    """All-zero samples (a dead SDR) must not crash the analysis."""
+    recorder = IqRecorder(48_000.0)
+    (tle,) = generate_tles("iss", 1, EPOCH, seed=7)
+    aos, _los, _ = _find_pass(tle.line1, tle.line2)
+    for k in range(5):
+        recorder.add(aos + timedelta(seconds=10 * k), NOMINAL_HZ, np.zeros(2048, dtype=np.complex64))
+    archive = recorder.write(
+        tmp_path / "dead",
+        target_id="sat-1",
+        target_name="SAT 1",
+        norad_id=tle.norad_id,
+        tle_line1=tle.line1,
+        tle_line2=tle.line2,
+        nominal_hz=NOMINAL_HZ,
+        location=SITE,
+    )
+    result = analyze_pass(archive)
+    assert result.error == "" and result.flags == ("NO_SIGNAL",) and result.captures == 5

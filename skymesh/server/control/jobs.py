@@ -46,6 +46,9 @@ def _reduction_to_proto(r: ObservationReduction) -> observations_pb2.Reduction:
         fwhm_arcsec=r.fwhm_arcsec or 0.0,
         wcs_rms_arcsec=r.wcs_rms_arcsec or 0.0,
         quality_flags=list(r.quality_flags),
+        pass_quality_score=r.pass_quality_score or 0.0,
+        doppler_offset_hz=r.doppler_offset_hz or 0.0,
+        peak_snr_db=r.peak_snr_db or 0.0,
     )
     if r.reduced_at is not None:
         msg.reduced_at.CopyFrom(timestamp_from_datetime(r.reduced_at))

@@ -59,6 +59,9 @@ def _reduction(row: ObservationRow) -> ObservationReduction | None:
         wcs_rms_arcsec=row.wcs_rms_arcsec,
         quality_flags=tuple(row.reduction_flags or ()),
         reduced_at=row.reduced_at,
+        pass_quality_score=row.pass_quality_score,
+        doppler_offset_hz=row.doppler_offset_hz,
+        peak_snr_db=row.peak_snr_db,
     )
 
 

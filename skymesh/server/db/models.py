@@ -300,6 +300,10 @@ class ObservationRow(Base):
     wcs_rms_arcsec: Mapped[float | None] = mapped_column(Float, nullable=True)
     reduction_flags: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
     reduced_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Passes (IQ recordings): the best recording's quality score, Doppler residual and peak SNR.
+    pass_quality_score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    doppler_offset_hz: Mapped[float | None] = mapped_column(Float, nullable=True)
+    peak_snr_db: Mapped[float | None] = mapped_column(Float, nullable=True)
 
     __table_args__ = (Index("ix_observations_target_start", "target_id", "start"),)
 
@@ -365,3 +369,26 @@ class AuditRow(Base):
     action: Mapped[str] = mapped_column(String(64))
     subject: Mapped[str] = mapped_column(String(200))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class PassReductionRow(Base):
+    """The pass analysis of one uploaded IQ recording (SigMF) (revision 0009)."""
+
+    __tablename__ = "pass_reductions"
+    resource_name: Mapped[str] = mapped_column(String(300), primary_key=True)
+    observation_id: Mapped[str] = mapped_column(String(64), index=True)
+    station_id: Mapped[str] = mapped_column(ForeignKey("stations.station_id"))
+    state: Mapped[str] = mapped_column(String(16))  # good | bad | error
+    error: Mapped[str] = mapped_column(Text, default="")
+    captures: Mapped[int] = mapped_column(Integer, default=0)
+    detected: Mapped[int] = mapped_column(Integer, default=0)
+    max_elevation_deg: Mapped[float | None] = mapped_column(Float, nullable=True)
+    peak_snr_db: Mapped[float | None] = mapped_column(Float, nullable=True)
+    mean_snr_db: Mapped[float | None] = mapped_column(Float, nullable=True)
+    snr_elevation_correlation: Mapped[float | None] = mapped_column(Float, nullable=True)
+    doppler_offset_hz: Mapped[float | None] = mapped_column(Float, nullable=True)
+    doppler_rms_hz: Mapped[float | None] = mapped_column(Float, nullable=True)
+    quality_score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    flags: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    waterfall_path: Mapped[str] = mapped_column(Text, default="")
+    reduced_at: Mapped[datetime] = mapped_column(UTCDateTime)

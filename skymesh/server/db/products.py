@@ -15,14 +15,25 @@ from sqlalchemy import select
 
 from skymesh.core.jobs import JobState
 from skymesh.server.db.base import RepoBase
-from skymesh.server.db.models import ArtifactRow, FrameReductionRow, JobRow, ObservationRow, TargetRow
+from skymesh.server.db.models import (
+    ArtifactRow,
+    FrameReductionRow,
+    JobRow,
+    ObservationRow,
+    PassReductionRow,
+    StationRow,
+    TargetRow,
+    TleRow,
+)
 from skymesh.server.db.records import JobRecord
 
 __all__ = [
     "CAUSE_BAD_DATA",
     "CAUSE_OK",
     "FITS_KINDS",
+    "IQ_KINDS",
     "FrameReductionIn",
+    "PassReductionIn",
     "ProductsRepo",
     "ReductionInput",
     "ReductionOutcome",
@@ -31,6 +42,16 @@ __all__ = [
 CAUSE_OK = 1
 CAUSE_BAD_DATA = 11  # common.v1.CauseCode.CAUSE_CODE_BAD_DATA
 FITS_KINDS = ("fits", "fit", "fts")
+IQ_KINDS = ("sigmf",)
+_PASS_FLOATS = (
+    "max_elevation_deg",
+    "peak_snr_db",
+    "mean_snr_db",
+    "snr_elevation_correlation",
+    "doppler_offset_hz",
+    "doppler_rms_hz",
+    "quality_score",
+)
 _REFERENCE_FRAMES = 50
 _REFERENCE_QUANTILE = 0.9  # clouds only lower a zero point: the clear-sky reference is near the best ones
 
@@ -44,6 +65,12 @@ class ReductionInput:
     target_ra_deg: float | None
     target_dec_deg: float | None
     reference_zero_points_mag: dict[str, float]  # filter -> airmass-1 zero point of clear frames
+    kind: str = "fits"  # "fits" (a frame) or "sigmf" (a pass's IQ recording)
+    tle_line1: str = ""  # passes: the target's current elements and the station's position
+    tle_line2: str = ""
+    latitude_deg: float | None = None
+    longitude_deg: float | None = None
+    altitude_m: float | None = None
 
 
 @dataclass(frozen=True)
@@ -59,6 +86,19 @@ class FrameReductionIn:
     comparison_ids: tuple[str, ...] = ()
     flags: tuple[str, ...] = ()
     wcs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PassReductionIn:
+    """One IQ recording's analysis (`skymesh.products.passes`), NaN for what could not be measured."""
+
+    state: str  # good | bad | error
+    error: str = ""
+    captures: int = 0
+    detected: int = 0
+    values: dict[str, float] = field(default_factory=dict)  # the numeric columns of PassReductionRow
+    flags: tuple[str, ...] = ()
+    waterfall_path: str = ""
 
 
 @dataclass(frozen=True)
@@ -141,6 +181,21 @@ class ProductsRepo(RepoBase):
         for band, zps in by_filter.items():
             zps.sort()
             references[band] = zps[min(len(zps) - 1, int(_REFERENCE_QUANTILE * (len(zps) - 1) + 0.5))]
+        kind = "sigmf" if artifact.kind.lower() in IQ_KINDS else "fits"
+        line1 = line2 = ""
+        lat = lon = alt = None
+        if kind == "sigmf":
+            async with self._tx("reduction_input_pass") as s:
+                station = await s.get(StationRow, artifact.station_id)
+                if station is not None:
+                    lat, lon, alt = station.latitude_deg, station.longitude_deg, station.altitude_m
+                obs = await s.get(ObservationRow, artifact.observation_id)
+                if obs is not None and obs.target_id:
+                    tle = await s.scalar(
+                        select(TleRow).where(TleRow.target_id == obs.target_id).order_by(TleRow.id.desc()).limit(1)
+                    )
+                    if tle is not None:
+                        line1, line2 = tle.line1, tle.line2
         return ReductionInput(
             resource_name=resource_name,
             path=artifact.path,
@@ -149,19 +204,28 @@ class ProductsRepo(RepoBase):
             target_ra_deg=ra,
             target_dec_deg=dec,
             reference_zero_points_mag=references,
+            kind=kind,
+            tle_line1=line1,
+            tle_line2=line2,
+            latitude_deg=lat,
+            longitude_deg=lon,
+            altitude_m=alt,
         )
 
-    async def unreduced_frames(self) -> list[str]:
-        """Complete FITS uploads that have no reduction yet (a restart interrupted them)."""
-        query = (
-            select(ArtifactRow.resource_name)
-            .outerjoin(FrameReductionRow, FrameReductionRow.resource_name == ArtifactRow.resource_name)
-            .where(ArtifactRow.complete.is_(True), FrameReductionRow.resource_name.is_(None))
-            .where(ArtifactRow.kind.in_(FITS_KINDS))
-            .order_by(ArtifactRow.updated_at)
-        )
+    async def unreduced_frames(self) -> list[tuple[str, str]]:
+        """(resource name, kind) of complete FITS and IQ uploads with no result yet (a restart interrupted them)."""
+        out: list[tuple[str, str]] = []
         async with self._tx("unreduced_frames") as s:
-            return list((await s.scalars(query)).all())
+            for table, kinds in ((FrameReductionRow, FITS_KINDS), (PassReductionRow, IQ_KINDS)):
+                query = (
+                    select(ArtifactRow.resource_name, ArtifactRow.kind)
+                    .outerjoin(table, table.resource_name == ArtifactRow.resource_name)
+                    .where(ArtifactRow.complete.is_(True), table.resource_name.is_(None))
+                    .where(ArtifactRow.kind.in_(kinds))
+                    .order_by(ArtifactRow.updated_at)
+                )
+                out.extend((name, kind) for name, kind in (await s.execute(query)).all())
+        return out
 
     async def store_frame_reduction(self, item: ReductionInput, frame: FrameReductionIn) -> ReductionOutcome:
         """Store one frame's result (idempotent per upload) and re-aggregate its observation in one transaction.
@@ -221,19 +285,70 @@ class ProductsRepo(RepoBase):
                 | ({"REDUCTION_ERROR"} if any(f.state == "error" for f in frames) else set())
             )
             obs.reduced_at = now
-            marked = False
-            if obs.job_id:
-                job = await s.get(JobRow, obs.job_id, with_for_update=True)
-                if job is not None:
-                    if state == "bad":
-                        job.cause = CAUSE_BAD_DATA
-                        job.detail = "done, but the data failed quality: " + ", ".join(obs.reduction_flags)
-                        job.updated_at = now
-                        marked = True
-                    elif state == "good" and job.cause == CAUSE_BAD_DATA:
-                        job.cause = CAUSE_OK
-                        job.detail = ""
-                        job.updated_at = now
+            marked = await self._judge_job(s, obs, state, now)
+            return ReductionOutcome(item.observation_id, state, obs.job_id, obs.target_id, job_marked_bad=marked)
+
+    @staticmethod
+    async def _judge_job(s: Any, obs: ObservationRow, state: str, now: datetime) -> bool:
+        """Done but bad: the job keeps its terminal state and gets cause BAD_DATA (True when so marked now)."""
+        if not obs.job_id:
+            return False
+        job = await s.get(JobRow, obs.job_id, with_for_update=True)
+        if job is None:
+            return False
+        if state == "bad":
+            job.cause = CAUSE_BAD_DATA
+            job.detail = "done, but the data failed quality: " + ", ".join(obs.reduction_flags or ())
+            job.updated_at = now
+            return True
+        if state == "good" and job.cause == CAUSE_BAD_DATA:
+            job.cause = CAUSE_OK
+            job.detail = ""
+            job.updated_at = now
+        return False
+
+    async def store_pass_reduction(self, item: ReductionInput, result: PassReductionIn) -> ReductionOutcome:
+        """Store one IQ recording's analysis and re-aggregate its observation (as `store_frame_reduction`)."""
+        now = self._now()
+        values = {name: _finite(result.values.get(name)) for name in _PASS_FLOATS}
+        async with self._tx("store_pass_reduction") as s:
+            await s.execute(
+                self._insert(PassReductionRow)
+                .values(
+                    resource_name=item.resource_name,
+                    observation_id=item.observation_id,
+                    station_id=item.station_id,
+                    state=result.state,
+                    error=result.error,
+                    captures=result.captures,
+                    detected=result.detected,
+                    flags=list(result.flags),
+                    waterfall_path=result.waterfall_path,
+                    reduced_at=now,
+                    **values,
+                )
+                .on_conflict_do_nothing()
+            )
+            obs = await s.get(ObservationRow, item.observation_id, with_for_update=True)
+            if obs is None or obs.station_id != item.station_id:
+                return ReductionOutcome(item.observation_id, "", None, None, job_marked_bad=False)
+            rows = (
+                await s.scalars(select(PassReductionRow).where(PassReductionRow.observation_id == item.observation_id))
+            ).all()
+            good = [r for r in rows if r.state == "good"]
+            bad = [r for r in rows if r.state == "bad"]
+            state = "good" if good else "bad" if bad else "error"
+            best = max(good or bad, key=lambda r: r.quality_score or 0.0, default=None)
+            obs.reduction_state = state
+            obs.reduction_flags = sorted(
+                {flag for r in rows for flag in r.flags}
+                | ({"REDUCTION_ERROR"} if any(r.state == "error" for r in rows) else set())
+            )
+            obs.pass_quality_score = best.quality_score if best is not None else None
+            obs.doppler_offset_hz = best.doppler_offset_hz if best is not None else None
+            obs.peak_snr_db = best.peak_snr_db if best is not None else None
+            obs.reduced_at = now
+            marked = await self._judge_job(s, obs, state, now)
             return ReductionOutcome(item.observation_id, state, obs.job_id, obs.target_id, job_marked_bad=marked)
 
     async def good_visits(self, cadence_s: dict[str, float], now: datetime) -> list[JobRecord]:

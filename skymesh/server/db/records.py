@@ -276,6 +276,9 @@ class ObservationReduction:
     wcs_rms_arcsec: float | None
     quality_flags: tuple[str, ...]
     reduced_at: datetime | None
+    pass_quality_score: float | None = None
+    doppler_offset_hz: float | None = None
+    peak_snr_db: float | None = None
 
 
 @dataclass(frozen=True)

@@ -82,8 +82,9 @@ Global___Observation: _TypeAlias = Observation  # noqa: Y015
 
 @_typing.final
 class Reduction(_message.Message):
-    """Calibrated photometry, astrometry and quality of an observation, aggregated over its frames (the good ones when
-    there are any): magnitudes in `filter`, the zero point as the magnitude giving 1 e-/s.
+    """The server's reduction of an observation's uploads, aggregated over them (the good ones when there are any).
+    Telescope frames: calibrated photometry and astrometry, magnitudes in `filter`, the zero point as the magnitude
+    giving 1 e-/s. Satellite passes: the pass fields below.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -99,6 +100,9 @@ class Reduction(_message.Message):
     WCS_RMS_ARCSEC_FIELD_NUMBER: _builtins.int
     QUALITY_FLAGS_FIELD_NUMBER: _builtins.int
     REDUCED_AT_FIELD_NUMBER: _builtins.int
+    PASS_QUALITY_SCORE_FIELD_NUMBER: _builtins.int
+    DOPPLER_OFFSET_HZ_FIELD_NUMBER: _builtins.int
+    PEAK_SNR_DB_FIELD_NUMBER: _builtins.int
     state: Global___ReductionState.ValueType
     filter: _builtins.str
     magnitude: _builtins.float
@@ -108,6 +112,12 @@ class Reduction(_message.Message):
     airmass: _builtins.float
     fwhm_arcsec: _builtins.float
     wcs_rms_arcsec: _builtins.float
+    pass_quality_score: _builtins.float
+    """Satellite passes (IQ recordings): the fraction of captures with the carrier where the orbit predicts it, the
+    median Doppler residual (measured minus predicted from the server's TLE) and the peak SNR in the link bandwidth.
+    """
+    doppler_offset_hz: _builtins.float
+    peak_snr_db: _builtins.float
     @_builtins.property
     def quality_flags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -126,10 +136,13 @@ class Reduction(_message.Message):
         wcs_rms_arcsec: _builtins.float = ...,
         quality_flags: _abc.Iterable[_builtins.str] | None = ...,
         reduced_at: _timestamp_pb2.Timestamp | None = ...,
+        pass_quality_score: _builtins.float = ...,
+        doppler_offset_hz: _builtins.float = ...,
+        peak_snr_db: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["reduced_at", b"reduced_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["airmass", b"airmass", "filter", b"filter", "fwhm_arcsec", b"fwhm_arcsec", "magnitude", b"magnitude", "magnitude_error", b"magnitude_error", "quality_flags", b"quality_flags", "reduced_at", b"reduced_at", "state", b"state", "wcs_rms_arcsec", b"wcs_rms_arcsec", "zero_point_error_mag", b"zero_point_error_mag", "zero_point_mag", b"zero_point_mag"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["airmass", b"airmass", "doppler_offset_hz", b"doppler_offset_hz", "filter", b"filter", "fwhm_arcsec", b"fwhm_arcsec", "magnitude", b"magnitude", "magnitude_error", b"magnitude_error", "pass_quality_score", b"pass_quality_score", "peak_snr_db", b"peak_snr_db", "quality_flags", b"quality_flags", "reduced_at", b"reduced_at", "state", b"state", "wcs_rms_arcsec", b"wcs_rms_arcsec", "zero_point_error_mag", b"zero_point_error_mag", "zero_point_mag", b"zero_point_mag"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

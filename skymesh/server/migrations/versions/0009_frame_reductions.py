@@ -4,9 +4,10 @@ Revision ID: 0009
 Revises: 0004
 Create Date: 2026-12-02 16:20:00
 
-A `frame_reductions` table (one row per reduced FITS artifact) and nullable columns on `observations` with the
-aggregate over its frames (state, calibrated magnitude and error, filter, airmass, zero point and error, FWHM, WCS
-RMS, flags, time). Additive: existing rows stay valid on SQLite and PostgreSQL.
+A `frame_reductions` table (one row per reduced FITS artifact), a `pass_reductions` table (one row per analysed IQ
+recording) and nullable columns on `observations` with the aggregate over them (state, calibrated magnitude and
+error, filter, airmass, zero point and error, FWHM, WCS RMS, flags, time; a pass's quality score, Doppler offset and
+peak SNR). Additive: existing rows stay valid on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ _OBSERVATION_COLUMNS = (
     ("wcs_rms_arcsec", sa.Float()),
     ("reduction_flags", sa.JSON()),
     ("reduced_at", sa.DateTime(timezone=True)),
+    ("pass_quality_score", sa.Float()),
+    ("doppler_offset_hz", sa.Float()),
+    ("peak_snr_db", sa.Float()),
 )
 
 
@@ -82,9 +86,36 @@ def upgrade() -> None:
         op.f("ix_frame_reductions_observation_id"), "frame_reductions", ["observation_id"], unique=False
     )
     op.create_index("ix_frame_reductions_station_filter", "frame_reductions", ["station_id", "filter"], unique=False)
+    op.create_table(
+        "pass_reductions",
+        sa.Column("resource_name", sa.String(length=300), nullable=False),
+        sa.Column("observation_id", sa.String(length=64), nullable=False),
+        sa.Column("station_id", sa.String(length=64), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("error", sa.Text(), nullable=False),
+        sa.Column("captures", sa.Integer(), nullable=False),
+        sa.Column("detected", sa.Integer(), nullable=False),
+        sa.Column("max_elevation_deg", sa.Float(), nullable=True),
+        sa.Column("peak_snr_db", sa.Float(), nullable=True),
+        sa.Column("mean_snr_db", sa.Float(), nullable=True),
+        sa.Column("snr_elevation_correlation", sa.Float(), nullable=True),
+        sa.Column("doppler_offset_hz", sa.Float(), nullable=True),
+        sa.Column("doppler_rms_hz", sa.Float(), nullable=True),
+        sa.Column("quality_score", sa.Float(), nullable=True),
+        sa.Column("flags", sa.JSON(), nullable=False),
+        sa.Column("waterfall_path", sa.Text(), nullable=False),
+        sa.Column("reduced_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["station_id"], ["stations.station_id"], name=op.f("fk_pass_reductions_station_id_stations")
+        ),
+        sa.PrimaryKeyConstraint("resource_name", name=op.f("pk_pass_reductions")),
+    )
+    op.create_index(op.f("ix_pass_reductions_observation_id"), "pass_reductions", ["observation_id"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_pass_reductions_observation_id"), table_name="pass_reductions")
+    op.drop_table("pass_reductions")
     op.drop_index("ix_frame_reductions_station_filter", table_name="frame_reductions")
     op.drop_index(op.f("ix_frame_reductions_observation_id"), table_name="frame_reductions")
     op.drop_table("frame_reductions")
