@@ -39,7 +39,7 @@ async def test_pass_recorded_as_sigmf(tmp_path: Path) -> None:
         rotator=DriverConfig(kind="simulated"),
         radio=DriverConfig(kind="simulated", params={"noise_db": 0.3, "record_iq": True, "iq_interval_s": 10.0}),
     )
-    async with _executor(tmp_path, clock, drivers=drivers) as (_executor_, store):
+    async with _executor(tmp_path, clock, drivers=drivers) as (_, store):
         store.replace_schedule(1, [job], BOOT, clock.now())
         await _advance(clock, (los - aos).total_seconds() + 60.0, step_s=2.0)
         await _settle(lambda: store.job("pass-1").state.terminal)  # type: ignore[union-attr]
