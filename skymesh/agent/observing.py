@@ -14,11 +14,13 @@ import math
 import uuid
 from collections.abc import MutableMapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from skymesh.agent.config import AgentConfig
 from skymesh.agent.drivers import DriverSet
 from skymesh.agent.drivers.base import DriverError, Exposure, ExposureRequest, LinkGeometry, SupportsLinkGeometry
+from skymesh.agent.recording import IqRecorder, SupportsIqRecording, sigmf_available
 from skymesh.agent.store import LocalJob
 from skymesh.agent.tracking import SatelliteTrack, altaz_of_radec, doppler_frequency_hz, unwrap_azimuth
 from skymesh.api.agent.v1 import agent_pb2
@@ -33,6 +35,7 @@ __all__ = ["JobContext", "JobFailed", "perform_job", "preposition"]
 _log = logging.getLogger(__name__)
 
 DEFAULT_DOWNLINK_HZ = 437_000_000.0
+_IQ_SNIPPET_SAMPLES = 2048
 
 
 class JobFailed(Exception):
@@ -106,6 +109,13 @@ async def _satellite_pass(job: LocalJob, target: SatelliteTarget, ctx: JobContex
     residuals: list[float] = []
     current_az, _ = await rotator.get_position()
     total_s = max((job.end - start_at).total_seconds(), 1e-6)
+    recorder: IqRecorder | None = None
+    if isinstance(radio, SupportsIqRecording) and radio.record_iq:
+        if sigmf_available():
+            recorder = IqRecorder(radio.iq_sample_rate_hz)
+        else:
+            _log.warning("job %s: IQ recording asked for, but the sigmf package is not installed", job.job_id)
+    next_snippet = start_at
     try:
         while (now := ctx.clock.now()) < job.end:
             look = track.at(now)
@@ -140,6 +150,9 @@ async def _satellite_pass(job: LocalJob, target: SatelliteTarget, ctx: JobContex
                 max_el = max(max_el, look.elevation_deg)
                 max_doppler_hz = max(max_doppler_hz, abs(doppler_hz))
                 residuals.append(abs(await radio.get_frequency() - received_hz))
+                if recorder is not None and isinstance(radio, SupportsIqRecording) and now >= next_snippet:
+                    recorder.add(now, await radio.get_frequency(), radio.iq_snippet(_IQ_SNIPPET_SAMPLES))
+                    next_snippet = now + timedelta(seconds=radio.iq_interval_s)
             ctx.progress[job.job_id] = min((now - start_at).total_seconds() / total_s, 1.0)
             await ctx.clock.sleep(ctx.config.tracking_interval_s)
     finally:
@@ -160,8 +173,9 @@ async def _satellite_pass(job: LocalJob, target: SatelliteTarget, ctx: JobContex
         frames_decoded=sum(1 for s in snrs if s >= 10.0),
         doppler_residual_hz=sum(residuals) / len(residuals) if residuals else 0.0,
     )
-    return agent_pb2.ObservationRecord(
-        observation_id=str(uuid.uuid4()),
+    observation_id = str(uuid.uuid4())
+    record = agent_pb2.ObservationRecord(
+        observation_id=observation_id,
         job_id=job.job_id,
         target_id=target.target_id,
         start=timestamp_from_datetime(start_at),
@@ -170,6 +184,29 @@ async def _satellite_pass(job: LocalJob, target: SatelliteTarget, ctx: JobContex
         quality_flags=flags,
         headers={"SATELLITE": target.name, "NORAD": str(target.norad_id), "DOWNLINK_HZ": f"{nominal_hz:.0f}"},
     )
+    if recorder is not None and len(recorder):
+        path = ctx.config.state_dir / "artifacts" / observation_id / str(uuid.uuid4())
+        archive = await asyncio.to_thread(
+            recorder.write,
+            path,
+            target_id=target.target_id,
+            target_name=target.name,
+            norad_id=target.norad_id,
+            tle_line1=target.tle_line1,
+            tle_line2=target.tle_line2,
+            nominal_hz=nominal_hz,
+            location=ctx.config.location,
+        )
+        data = await asyncio.to_thread(archive.read_bytes)
+        record.artifacts.append(
+            agent_pb2.Artifact(
+                artifact_id=archive.stem,
+                kind="sigmf",
+                size_bytes=len(data),
+                sha256=hashlib.sha256(data).hexdigest(),
+            )
+        )
+    return record
 
 
 async def _telescope_exposures(job: LocalJob, target: CelestialTarget, ctx: JobContext) -> agent_pb2.ObservationRecord:

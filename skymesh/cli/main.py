@@ -13,7 +13,21 @@ import sys
 from collections.abc import Sequence
 
 # Module names under skymesh.cli, in the order `--help` lists them.
-COMMANDS = ("demo", "server", "scheduler", "agent", "web", "status", "passes", "plan", "sim", "keys", "users", "alerts")
+COMMANDS = (
+    "demo",
+    "server",
+    "scheduler",
+    "agent",
+    "web",
+    "status",
+    "lightcurve",
+    "passes",
+    "plan",
+    "sim",
+    "keys",
+    "users",
+    "alerts",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

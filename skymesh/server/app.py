@@ -53,6 +53,7 @@ from skymesh.server.db import Repository, create_engine, migrate
 from skymesh.server.dispatch import Dispatcher
 from skymesh.server.liveness import Liveness
 from skymesh.server.planning import Planner
+from skymesh.server.reduction import Reducer, is_reducible
 from skymesh.server.sessions import SessionHub
 from skymesh.server.stream import AgentServicer
 from skymesh.server.uploads import Uploads
@@ -104,6 +105,7 @@ class RunningServer:
     _health: Any
     _metrics_server: Any = None
     _stopped: bool = field(default=False)
+    reducer: Reducer | None = None
 
     @property
     def address(self) -> str:
@@ -128,6 +130,8 @@ class RunningServer:
         with contextlib.suppress(asyncio.CancelledError):
             await self._background
         await self._scheduler_channel.close(None)
+        if self.reducer is not None:
+            await self.reducer.stop()
         await self.repo.wait_idle()
         await self.engine.dispose()
         if self._metrics_server is not None:
@@ -196,12 +200,19 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
         )
         alert_loops["alert-kafka"] = lambda: consume(consumer, alert_ingest)
     await liveness.load()
+    reducer = Reducer(repo, config, on_bad=replan)
+    await reducer.start()  # before the listener: bad thresholds fail the start, and no upload can slip past
+
+    def reduce_upload(resource_name: str, kind: str) -> None:
+        if is_reducible(kind, resource_name):
+            reducer.submit(resource_name)
 
     server = grpc.aio.server(
         interceptors=[ControlAuthInterceptor(repo, required=config.control_auth)], options=_GRPC_OPTIONS
     )
     agent_pb2_grpc.add_AgentServiceServicer_to_server(
-        AgentServicer(repo, hub, liveness, dispatcher, Uploads(repo, config), config, clock), server
+        AgentServicer(repo, hub, liveness, dispatcher, Uploads(repo, config, on_complete=reduce_upload), config, clock),
+        server,
     )
     stations_pb2_grpc.add_StationServiceServicer_to_server(StationServicer(repo, hub, liveness, replan), server)
     targets_pb2_grpc.add_TargetServiceServicer_to_server(TargetServicer(repo, dispatcher, replan), server)
@@ -254,6 +265,7 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
         _scheduler_channel=scheduler_channel,
         _health=health_servicer,
         _metrics_server=metrics_server,
+        reducer=reducer,
     )
     log.info("skymesh server listening on %s (database %s)", running.address, engine.url.render_as_string())
     return running

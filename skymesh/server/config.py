@@ -78,6 +78,12 @@ class ServerConfig:
     server_id: str = ""
     # Alert ingest (skymesh.server.alerts.config): watch dir, Kafka, limits, cone radius, rules per source and type.
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    # Data products (skymesh.products): worker processes reducing uploaded FITS frames (0: off), quality thresholds
+    # overriding `skymesh.products.QualityThresholds` defaults ({"max_fwhm_arcsec": 4.0, ...}), and the reference
+    # catalogue (an ECSV file; empty: the shipped test fields).
+    reduction_workers: int = 1
+    quality_thresholds: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    reference_catalogue: str = ""
 
     def __post_init__(self) -> None:
         if isinstance(self.alerts, Mapping):
@@ -100,6 +106,10 @@ class ServerConfig:
             raise InvalidArgument("must be positive", field="plan_horizon_s")
         if self.plan_apply_deadline_s <= 0:
             raise InvalidArgument("must be positive", field="plan_apply_deadline_s")
+        if self.reduction_workers < 0:
+            raise InvalidArgument("must not be negative", field="reduction_workers")
+        if not isinstance(self.quality_thresholds, Mapping):
+            raise InvalidArgument("must be a mapping of threshold names to values", field="quality_thresholds")
         if self.plan_solver not in ("greedy", "cpsat"):
             raise InvalidArgument("must be 'greedy' or 'cpsat'", field="plan_solver")
         if (self.tls_cert_file is None) != (self.tls_key_file is None):

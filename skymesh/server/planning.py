@@ -137,6 +137,22 @@ class Planner:
         frozen = await self._repo.frozen_jobs(now + timedelta(seconds=self._config.freeze_s))
         station_ids = [s.station_id for s in stations]
         frozen_here = [j for j in frozen if j.station_id in set(station_ids)]
+        # Demand already met: a target with a cadence visited within its cadence by a job whose data passed quality
+        # (or was never judged) goes to the scheduler as a frozen placement in the past, so the cadence rule spaces
+        # the next visit from it. A visit whose frames failed quality (cause BAD_DATA) is not sent: the target is
+        # planned again at once. Only visits by stations in this plan can be sent (the scheduler knows no others).
+        cadences = {
+            t.target.target_id: t.target.cadence_s
+            for t in targets
+            if isinstance(t.target, CelestialTarget) and t.target.cadence_s > 0
+        }
+        live_ids = {j.job_id for j in frozen_here}
+        visits = [
+            j
+            for j in await self._repo.good_visits(cadences, now)
+            if j.station_id in set(station_ids) and j.job_id not in live_ids
+        ]
+        visit_ids = {j.job_id for j in visits}
         priorities = {t.target.target_id: t.target.priority for t in targets}
         response = scheduler_pb2.ComputePlanResponse()
         if stations and targets:
@@ -165,7 +181,7 @@ class Planner:
                         window=time_window_to_proto(j.window),
                         preemptible=False,
                     )
-                    for j in frozen_here
+                    for j in (*frozen_here, *visits)
                 ],
                 solver=_SOLVERS[self._config.plan_solver],
                 time_limit_s=self._config.plan_time_limit_s,
@@ -193,6 +209,8 @@ class Planner:
                 )
         planned = []
         for i, a in enumerate(response.assignments):
+            if a.job_id and a.job_id in visit_ids:
+                continue  # a past visit handed back as a kept placement: it is history, not a job to make
             try:
                 planned.append(
                     PlannedJob(

@@ -14,6 +14,7 @@ import hashlib
 import os
 import re
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -77,9 +78,12 @@ def _sha256(path: Path) -> str:
 
 
 class Uploads:
-    def __init__(self, repo: Repository, config: ServerConfig) -> None:
+    def __init__(
+        self, repo: Repository, config: ServerConfig, *, on_complete: Callable[[str, str], None] | None = None
+    ) -> None:
         self._repo = repo
         self._root = config.uploads_dir
+        self._on_complete = on_complete  # (resource_name, kind): e.g. hand a FITS frame to the data products
 
     def _part(self, record: ArtifactRecord) -> Path:
         return inside(self._root, Path(record.path + ".part"))
@@ -163,6 +167,8 @@ class Uploads:
             )
         await asyncio.to_thread(os.replace, part, inside(self._root, Path(record.path)))
         await self._repo.set_artifact_progress(record.resource_name, committed, complete=True, sha256=actual)
+        if self._on_complete is not None:
+            self._on_complete(record.resource_name, record.kind)
 
     async def query(
         self, request: agent_pb2.QueryUploadStatusRequest, context: grpc.aio.ServicerContext[Any, Any]

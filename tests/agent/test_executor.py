@@ -55,21 +55,21 @@ def _find_pass(line1: str, line2: str) -> tuple[datetime, datetime, float]:
 
 @contextlib.asynccontextmanager
 async def _executor(tmp_path: Path, clock: ManualClock, **changes: object) -> AsyncIterator[tuple[Executor, Store]]:
-    config = AgentConfig(
-        station_id="gs-1",
-        state_dir=tmp_path,
-        kind=StationKind.GROUND_STATION,
-        location=SITE,
-        tracking_interval_s=2.0,
-        telemetry_rate_hz=0.5,
-        telemetry_batch_interval_s=20.0,
-        limits=HardwareLimits(slew_rate_deg_s=6.0),
-        drivers=DriversConfig(
+    values: dict[str, object] = {
+        "station_id": "gs-1",
+        "state_dir": tmp_path,
+        "kind": StationKind.GROUND_STATION,
+        "location": SITE,
+        "tracking_interval_s": 2.0,
+        "telemetry_rate_hz": 0.5,
+        "telemetry_batch_interval_s": 20.0,
+        "limits": HardwareLimits(slew_rate_deg_s=6.0),
+        "drivers": DriversConfig(
             rotator=DriverConfig(kind="simulated"), radio=DriverConfig(kind="simulated", params={"noise_db": 0.3})
         ),
-        seed=3,
-        **changes,  # type: ignore[arg-type]
-    )
+        "seed": 3,
+    }
+    config = AgentConfig(**{**values, **changes})  # type: ignore[arg-type]
     store = Store(config.database_path)
     store.begin_boot(BOOT, clock.now())
     executor = Executor(config, AsyncStore(store), build_drivers(config, clock), clock, BOOT)

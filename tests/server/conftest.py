@@ -61,6 +61,8 @@ def test_config(db_url: str, data_dir: Path, **overrides: Any) -> ServerConfig:
         # Tests of other features call the control API anonymously; tests/server/test_security.py proves the
         # production default (authentication on, first admin's token in an owner-only file).
         "control_auth": False,
+        # Data products spawn worker processes: only the tests about them turn them on.
+        "reduction_workers": 0,
     }
     values.update(overrides)
     return ServerConfig(**values)

@@ -26,8 +26,6 @@ CUBESAT = SpacecraftProfile(
     payload_data_rate_bytes_per_s=2e3, downlink_rate_bytes_per_s=1.2e4,
 )  # fmt: skip
 
-HEAD_REVISION = "0010"  # the newest migration: every test database must reach it
-
 
 def _target(target_id: str, line1: str, line2: str, profile: SpacecraftProfile | None) -> common_pb2.Target:
     msg = common_pb2.Target(
@@ -102,6 +100,19 @@ async def test_a_plan_stores_forecasts_served_by_the_control_api(start_server: S
         await scheduler.stop(grace=None)
 
 
+def _head() -> str:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from skymesh.server.db.engine import migrations_dir
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir()))
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    assert head is not None
+    return head
+
+
 async def test_migration_0002_adds_the_columns_to_a_database_at_0001(db_url: str) -> None:
     engine = create_engine(db_url)
     try:
@@ -128,7 +139,7 @@ async def test_migration_0002_adds_the_columns_to_a_database_at_0001(db_url: str
             columns = await conn.run_sync(lambda c: {col["name"] for col in inspect(c).get_columns("targets")})
             assert {"spacecraft", "spacecraft_forecast", "max_hour_angle_h", "max_moon_illumination"} <= columns
             version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar_one()
-            assert version == HEAD_REVISION
+            assert version == _head()  # every later revision applied on top
         record = await Repository(engine).get_target("old")
         assert isinstance(record.target, SatelliteTarget)
         assert record.target.spacecraft is None and record.spacecraft_forecast is None

@@ -7,7 +7,8 @@
 - `SimulatedMount`: slews at its rate (the wait is on the clock) and tracks.
 - `SimulatedCamera`: an exposure yields photometry of the target: catalogue magnitude (+ a sinusoidal light curve for
   configured variables), photon, sky and read noise giving `magnitude_error`, airmass, seeing and quality flags, and
-  a small synthetic FITS image.
+  a FITS image: with a `star_catalogue` file, the star field around the pointing with the headers a real driver
+  writes (`starfield`), which the server's pipeline calibrates; without, a small image of the target alone.
 
 Imports: stdlib, numpy, `skymesh.core`, the driver protocols.
 """
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from skymesh.agent.drivers.base import DriverError, Exposure, ExposureRequest, LinkGeometry, PhotometryResult
+from skymesh.agent.drivers.starfield import StarCatalogue, load_star_catalogue, render_star_field
 from skymesh.core.clock import Clock
 
 __all__ = [
@@ -161,6 +163,12 @@ class SimulatedRadio:
         }
         self._frequency_hz = float(p.get("frequency_hz", 437_000_000.0))
         self._geometry: LinkGeometry | None = None
+        # IQ recording during passes (skymesh.agent.recording): snippets of a carrier at the true received frequency
+        # (the prediction plus `transmitter_offset_hz`, which stands for a wrong TLE or clock) in complex noise.
+        self.record_iq = bool(p.get("record_iq", False))
+        self.iq_sample_rate_hz = float(p.get("iq_sample_rate_hz", 48_000.0))
+        self.iq_interval_s = float(p.get("iq_interval_s", 2.0))
+        self.transmitter_offset_hz = float(p.get("transmitter_offset_hz", 0.0))
 
     def update_geometry(self, geometry: LinkGeometry | None) -> None:
         self._geometry = geometry
@@ -193,6 +201,29 @@ class SimulatedRadio:
             **self._budget,
         )
         return snr + float(self._rng.normal(0.0, self.noise_db))
+
+    def iq_snippet(self, sample_count: int) -> np.ndarray[Any, np.dtype[np.complex64]]:
+        """Complex baseband around the tuned frequency: unit-power noise plus the downlink's carrier, whose power in
+        the link bandwidth is the link budget's SNR."""
+        rng = self._rng
+        noise = (rng.normal(size=sample_count) + 1j * rng.normal(size=sample_count)) / math.sqrt(2.0)
+        g = self._geometry
+        if g is None or g.elevation_deg <= 0.0:
+            return np.asarray(noise, dtype=np.complex64)
+        received_hz = g.downlink_frequency_hz * (1.0 - g.range_rate_km_s / _SPEED_OF_LIGHT_KM_S)
+        received_hz += self.transmitter_offset_hz
+        snr_db = link_snr_db(
+            g.range_km,
+            g.downlink_frequency_hz,
+            g.elevation_deg,
+            pointing_error_deg=g.pointing_error_deg,
+            **self._budget,
+        )
+        amplitude = math.sqrt(10.0 ** (snr_db / 10.0) * self._budget["bandwidth_hz"] / self.iq_sample_rate_hz)
+        t = np.arange(sample_count) / self.iq_sample_rate_hz
+        phase = float(rng.uniform(0.0, 2.0 * math.pi))
+        carrier = amplitude * np.exp(1j * (2.0 * math.pi * (received_hz - self._frequency_hz) * t + phase))
+        return np.asarray(noise + carrier, dtype=np.complex64)
 
 
 class SimulatedMount:
@@ -263,6 +294,12 @@ class SimulatedCamera:
         self.full_well_e = float(p.get("full_well_e", 80_000.0))
         self.image_size_px = int(p.get("image_size_px", 64))
         self.setpoint_c = float(p.get("setpoint_c", -10.0))
+        self.gain_e_per_adu = float(p.get("gain_e_per_adu", 1.5))
+        self.pointing_error_arcsec = float(p.get("pointing_error_arcsec", 8.0))
+        catalogue_path = str(p.get("star_catalogue", "") or "")
+        self.star_catalogue: StarCatalogue | None = load_star_catalogue(catalogue_path) if catalogue_path else None
+        if self.star_catalogue is not None and "image_size_px" not in p:
+            self.image_size_px = 1024  # about 14 arcmin at 0.8"/px: enough stars to calibrate against
         self.variables: dict[str, VariableStar] = {}
         for key, spec in dict(p.get("variables", {})).items():
             epoch = spec.get("epoch")
@@ -334,7 +371,6 @@ class SimulatedCamera:
             zero_point=self.zero_point,
             comparison_stars=int(rng.integers(3, 12)),
         )
-        image = self._image(star_e, sky_e / max(n_pix, 1.0), sigma_px)
         headers = {
             "OBJECT": request.target_name,
             "EXPTIME": f"{t:.3f}",
@@ -342,16 +378,66 @@ class SimulatedCamera:
             "AIRMASS": f"{airmass:.4f}",
             "DATE-OBS": request.start.isoformat(),
         }
+        cards: dict[str, str | float | int] = dict(headers)
+        if self.star_catalogue is not None:
+            adu, field_cards = self._star_field(request, photometry.filter, airmass, seeing, variable)
+            image = np.asarray(adu.astype(np.int32) - 32768, dtype=">i2")
+            cards.update(field_cards)
+            headers.update({"RA": f"{request.ra_deg:.6f}", "DEC": f"{request.dec_deg:.6f}"})
+        else:
+            image = self._image(star_e, sky_e / max(n_pix, 1.0), sigma_px)
         return Exposure(
             start=request.start,
             duration_s=t,
-            data=simple_fits(image, headers),
+            data=simple_fits(image, cards),
             data_format=".fits",
             photometry=photometry,
             airmass=airmass,
             seeing_arcsec=seeing,
             quality_flags=tuple(flags),
             headers=headers,
+        )
+
+    def _star_field(
+        self, request: ExposureRequest, band: str, airmass: float, seeing_arcsec: float, variable: VariableStar | None
+    ) -> tuple[np.ndarray[Any, np.dtype[np.uint16]], dict[str, Any]]:
+        catalogue = self.star_catalogue
+        assert catalogue is not None
+        delta = variable.delta_mag(request.start) if variable else 0.0
+        # The target is the catalogue star at its position if there is one, else a star added there.
+        cos_d = math.cos(math.radians(request.dec_deg))
+        d_ra = (catalogue.ra_deg - request.ra_deg + 180.0) % 360.0 - 180.0
+        dist_arcsec = np.hypot(d_ra * cos_d, catalogue.dec_deg - request.dec_deg) * 3600.0
+        nearest = int(np.argmin(dist_arcsec)) if len(catalogue) else -1
+        offsets: dict[int, float] = {}
+        extra: tuple[tuple[float, float, float], ...] = ()
+        if nearest >= 0 and dist_arcsec[nearest] < 2.0:
+            offsets[nearest] = delta
+        else:
+            extra = ((request.ra_deg, request.dec_deg, request.catalog_magnitude + delta),)
+        angle = float(self._rng.uniform(0.0, 2.0 * math.pi))
+        scale2 = self.pixel_scale_arcsec**2
+        return render_star_field(
+            catalogue,
+            ra_deg=request.ra_deg,
+            dec_deg=request.dec_deg,
+            band=band,
+            exposure_s=request.duration_s,
+            size_px=self.image_size_px,
+            pixel_scale_arcsec=self.pixel_scale_arcsec,
+            fwhm_arcsec=seeing_arcsec,
+            zero_point_mag=self.zero_point,
+            extinction_mag=self.extinction_mag_per_airmass * airmass,
+            sky_e_per_s_px=10.0 ** (-0.4 * (self.sky_mag_arcsec2 - self.zero_point)) * scale2,
+            read_noise_e=self.read_noise_e,
+            gain_e_per_adu=self.gain_e_per_adu,
+            rng=self._rng,
+            extra_stars=extra,
+            magnitude_offsets=offsets,
+            pointing_error_arcsec=(
+                self.pointing_error_arcsec * math.cos(angle),
+                self.pointing_error_arcsec * math.sin(angle),
+            ),
         )
 
     def _image(self, star_e: float, sky_e_per_px: float, sigma_px: float) -> np.ndarray[Any, np.dtype[np.int16]]:
@@ -365,8 +451,8 @@ class SimulatedCamera:
         return np.asarray(np.clip(counts, 0, 65535) - 32768, dtype=">i2")
 
 
-def simple_fits(image: np.ndarray[Any, Any], headers: Mapping[str, str]) -> bytes:
-    """A minimal primary-HDU FITS file of a 2-D int16 image (BZERO 32768), with string header cards."""
+def simple_fits(image: np.ndarray[Any, Any], headers: Mapping[str, str | float | int]) -> bytes:
+    """A minimal primary-HDU FITS file of a 2-D int16 image (BZERO 32768): string values quoted, numbers as numbers."""
     cards = [
         "SIMPLE  =                    T",
         "BITPIX  =                   16",
@@ -377,8 +463,18 @@ def simple_fits(image: np.ndarray[Any, Any], headers: Mapping[str, str]) -> byte
         "BSCALE  =                    1",
     ]
     for key, value in headers.items():
-        text = str(value).replace("'", "''")[:60]
-        cards.append(f"{key[:8]:<8}= '{text}'")
+        if isinstance(value, bool):
+            cards.append(f"{key[:8]:<8}= {'T' if value else 'F':>20}")
+        elif isinstance(value, int):
+            cards.append(f"{key[:8]:<8}= {value:>20d}")
+        elif isinstance(value, float):
+            text = format(value, ".14G")
+            if "." not in text and "E" not in text:
+                text += ".0"
+            cards.append(f"{key[:8]:<8}= {text:>20}")
+        else:
+            text = str(value).replace("'", "''")[:60]
+            cards.append(f"{key[:8]:<8}= '{text}'")
     cards.append("END")
     header = "".join(card[:80].ljust(80) for card in cards)
     header += " " * (-len(header) % 2880)

@@ -17,6 +17,7 @@ from skymesh.core.jobs import JobState
 from skymesh.core.model import TimeWindow
 from skymesh.server.auth import current_actor
 from skymesh.server.db import Repository
+from skymesh.server.db.records import ObservationReduction
 from skymesh.server.dispatch import Dispatcher
 from skymesh.server.planning import Planner
 from skymesh.server.wire import job_to_proto
@@ -25,6 +26,34 @@ __all__ = ["JobServicer", "ObservationServicer"]
 
 Ctx = grpc.aio.ServicerContext[Any, Any]
 _ABORT_TTL_S = 600.0
+
+
+_REDUCTION_STATES = {
+    "good": observations_pb2.REDUCTION_STATE_GOOD,
+    "bad": observations_pb2.REDUCTION_STATE_BAD,
+    "error": observations_pb2.REDUCTION_STATE_ERROR,
+}
+
+
+def _reduction_to_proto(r: ObservationReduction) -> observations_pb2.Reduction:
+    msg = observations_pb2.Reduction(
+        state=_REDUCTION_STATES.get(r.state, observations_pb2.REDUCTION_STATE_UNSPECIFIED),
+        filter=r.filter,
+        magnitude=r.magnitude or 0.0,
+        magnitude_error=r.magnitude_error or 0.0,
+        zero_point_mag=r.zero_point_mag or 0.0,
+        zero_point_error_mag=r.zero_point_error_mag or 0.0,
+        airmass=r.airmass or 0.0,
+        fwhm_arcsec=r.fwhm_arcsec or 0.0,
+        wcs_rms_arcsec=r.wcs_rms_arcsec or 0.0,
+        quality_flags=list(r.quality_flags),
+        pass_quality_score=r.pass_quality_score or 0.0,
+        doppler_offset_hz=r.doppler_offset_hz or 0.0,
+        peak_snr_db=r.peak_snr_db or 0.0,
+    )
+    if r.reduced_at is not None:
+        msg.reduced_at.CopyFrom(timestamp_from_datetime(r.reduced_at))
+    return msg
 
 
 def _window(msg: Any, field: str, present: bool) -> TimeWindow | None:
@@ -111,11 +140,12 @@ class ObservationServicer(observations_pb2_grpc.ObservationServiceServicer):
         for row in rows:
             record = agent_pb2.ObservationRecord()
             record.ParseFromString(row.raw)
-            out.append(
-                observations_pb2.Observation(
-                    station_id=row.station_id, record=record, received_at=timestamp_from_datetime(row.received_at)
-                )
+            msg = observations_pb2.Observation(
+                station_id=row.station_id, record=record, received_at=timestamp_from_datetime(row.received_at)
             )
+            if row.reduction is not None:
+                msg.reduction.CopyFrom(_reduction_to_proto(row.reduction))
+            out.append(msg)
         return observations_pb2.ListObservationsResponse(observations=out)
 
     @grpc_errors
@@ -128,6 +158,7 @@ class ObservationServicer(observations_pb2_grpc.ObservationServiceServicer):
             request.target_id,
             filter=request.filter,
             window=_window(request.window, "window", request.HasField("window")),
+            include_bad=request.include_bad,
         )
         return observations_pb2.GetLightCurveResponse(
             target_id=request.target_id,
@@ -139,6 +170,10 @@ class ObservationServicer(observations_pb2_grpc.ObservationServiceServicer):
                     magnitude_error=p.magnitude_error,
                     station_id=p.station_id,
                     quality_flags=list(p.quality_flags),
+                    airmass=p.airmass,
+                    filter=p.filter,
+                    reduced=p.reduced,
+                    observation_id=p.observation_id,
                 )
                 for p in points
             ],

@@ -11,11 +11,12 @@ from __future__ import annotations
 from skymesh.server.db.alerts import AlertRepo
 from skymesh.server.db.engine import create_engine, migrate
 from skymesh.server.db.ingest import IngestRepo
+from skymesh.server.db.products import ProductsRepo
 from skymesh.server.db.registry import RegistryRepo
 from skymesh.server.db.work import WorkRepo
 
 __all__ = ["Repository", "create_engine", "migrate"]
 
 
-class Repository(RegistryRepo, WorkRepo, IngestRepo, AlertRepo):
+class Repository(RegistryRepo, WorkRepo, IngestRepo, AlertRepo, ProductsRepo):
     """Every database operation of the server, each in its own transaction."""

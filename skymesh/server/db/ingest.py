@@ -31,6 +31,7 @@ from skymesh.server.db.records import (
     JobUpdateIn,
     LightCurvePointRecord,
     ObservationIn,
+    ObservationReduction,
     StoredObservation,
     TelemetryIn,
     UpstreamResult,
@@ -41,6 +42,27 @@ __all__ = ["IngestRepo"]
 log = logging.getLogger(__name__)
 
 UpstreamItem = JobUpdateIn | TelemetryIn | ObservationIn
+
+
+def _reduction(row: ObservationRow) -> ObservationReduction | None:
+    if not row.reduction_state:
+        return None
+    return ObservationReduction(
+        state=row.reduction_state,
+        filter=row.reduced_filter or "",
+        magnitude=row.reduced_magnitude,
+        magnitude_error=row.reduced_magnitude_error,
+        zero_point_mag=row.zero_point_mag,
+        zero_point_error_mag=row.zero_point_error_mag,
+        airmass=row.reduced_airmass,
+        fwhm_arcsec=row.fwhm_arcsec,
+        wcs_rms_arcsec=row.wcs_rms_arcsec,
+        quality_flags=tuple(row.reduction_flags or ()),
+        reduced_at=row.reduced_at,
+        pass_quality_score=row.pass_quality_score,
+        doppler_offset_hz=row.doppler_offset_hz,
+        peak_snr_db=row.peak_snr_db,
+    )
 
 
 def _artifact(row: ArtifactRow) -> ArtifactRecord:
@@ -54,6 +76,7 @@ def _artifact(row: ArtifactRow) -> ArtifactRecord:
         total_size_bytes=row.total_size_bytes,
         sha256=row.sha256,
         complete=row.complete,
+        kind=row.kind,
     )
 
 
@@ -219,18 +242,23 @@ class IngestRepo(RepoBase):
             query = query.where(ObservationRow.start >= window.start, ObservationRow.start < window.end)
         async with self._tx("list_observations") as s:
             rows = (await s.scalars(query)).all()
-        return [StoredObservation(r.observation_id, r.station_id, r.raw, r.received_at, r.start) for r in rows]
+        return [
+            StoredObservation(r.observation_id, r.station_id, r.raw, r.received_at, r.start, _reduction(r))
+            for r in rows
+        ]
 
     async def light_curve(
-        self, target_id: str, *, filter: str = "", window: TimeWindow | None = None
+        self, target_id: str, *, filter: str = "", window: TimeWindow | None = None, include_bad: bool = False
     ) -> list[LightCurvePointRecord]:
+        """Points in time order: the server's calibrated magnitude where the observation was reduced (left out when
+        its reduction failed quality, unless `include_bad`), else the magnitude the agent reported."""
+        reduced = ObservationRow.reduction_state.in_(["good", "bad"] if include_bad else ["good"])
+        agent_only = (ObservationRow.reduction_state.in_(["", "error"])) & ObservationRow.magnitude.is_not(None)
         query = (
             select(ObservationRow)
-            .where(ObservationRow.target_id == target_id, ObservationRow.magnitude.is_not(None))
+            .where(ObservationRow.target_id == target_id, reduced | agent_only)
             .order_by(ObservationRow.start)
         )
-        if filter:
-            query = query.where(ObservationRow.filter == filter)
         if window is not None:
             query = query.where(ObservationRow.start >= window.start, ObservationRow.start < window.end)
         async with self._tx("light_curve") as s:
@@ -238,11 +266,35 @@ class IngestRepo(RepoBase):
         points = []
         for r in rows:
             mid = r.start + (r.end - r.start) / 2
-            points.append(
-                LightCurvePointRecord(
-                    mid, r.magnitude or 0.0, r.magnitude_error or 0.0, r.station_id, tuple(r.quality_flags)
+            if r.reduction_state in ("good", "bad"):
+                if r.reduced_magnitude is None:
+                    continue
+                band = r.reduced_filter or ""
+                point = LightCurvePointRecord(
+                    mid,
+                    r.reduced_magnitude,
+                    r.reduced_magnitude_error or 0.0,
+                    r.station_id,
+                    tuple(r.reduction_flags or ()),
+                    airmass=r.reduced_airmass or 0.0,
+                    filter=band,
+                    reduced=True,
+                    observation_id=r.observation_id,
                 )
-            )
+            else:
+                band = r.filter
+                point = LightCurvePointRecord(
+                    mid,
+                    r.magnitude or 0.0,
+                    r.magnitude_error or 0.0,
+                    r.station_id,
+                    tuple(r.quality_flags),
+                    airmass=r.airmass,
+                    filter=band,
+                    observation_id=r.observation_id,
+                )
+            if not filter or band == filter:
+                points.append(point)
         return points
 
     async def count_telemetry(self, station_id: str) -> int:

@@ -289,8 +289,62 @@ class ObservationRow(Base):
     boot_id: Mapped[str] = mapped_column(String(64))
     seq: Mapped[int] = mapped_column(BigInteger)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The server's own reduction of the observation's frames (revision 0009; `skymesh.products`), aggregated over
+    # its frames: "" (nothing to reduce yet), "good", "bad" (failed quality: done but its demand is not met), "error".
+    reduction_state: Mapped[str] = mapped_column(String(16), default="", server_default="")
+    reduced_magnitude: Mapped[float | None] = mapped_column(Float, nullable=True)
+    reduced_magnitude_error: Mapped[float | None] = mapped_column(Float, nullable=True)
+    reduced_filter: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    reduced_airmass: Mapped[float | None] = mapped_column(Float, nullable=True)
+    zero_point_mag: Mapped[float | None] = mapped_column(Float, nullable=True)
+    zero_point_error_mag: Mapped[float | None] = mapped_column(Float, nullable=True)
+    fwhm_arcsec: Mapped[float | None] = mapped_column(Float, nullable=True)
+    wcs_rms_arcsec: Mapped[float | None] = mapped_column(Float, nullable=True)
+    reduction_flags: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    reduced_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Passes (IQ recordings): the best recording's quality score, Doppler residual and peak SNR.
+    pass_quality_score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    doppler_offset_hz: Mapped[float | None] = mapped_column(Float, nullable=True)
+    peak_snr_db: Mapped[float | None] = mapped_column(Float, nullable=True)
 
     __table_args__ = (Index("ix_observations_target_start", "target_id", "start"),)
+
+
+class FrameReductionRow(Base):
+    """The pipeline's result for one uploaded FITS frame (revision 0009)."""
+
+    __tablename__ = "frame_reductions"
+    resource_name: Mapped[str] = mapped_column(String(300), primary_key=True)
+    observation_id: Mapped[str] = mapped_column(String(64), index=True)
+    station_id: Mapped[str] = mapped_column(ForeignKey("stations.station_id"))
+    state: Mapped[str] = mapped_column(String(16))  # good | bad | error
+    error: Mapped[str] = mapped_column(Text, default="")
+    filter: Mapped[str] = mapped_column(String(32), default="")
+    date_obs: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    exposure_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    airmass: Mapped[float | None] = mapped_column(Float, nullable=True)
+    magnitude: Mapped[float | None] = mapped_column(Float, nullable=True)
+    magnitude_error: Mapped[float | None] = mapped_column(Float, nullable=True)
+    instrumental_magnitude: Mapped[float | None] = mapped_column(Float, nullable=True)
+    zero_point_mag: Mapped[float | None] = mapped_column(Float, nullable=True)
+    zero_point_error_mag: Mapped[float | None] = mapped_column(Float, nullable=True)
+    zero_point_airmass1_mag: Mapped[float | None] = mapped_column(Float, nullable=True)
+    comparison_stars: Mapped[int] = mapped_column(Integer, default=0)
+    comparison_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    target_ra_deg: Mapped[float | None] = mapped_column(Float, nullable=True)
+    target_dec_deg: Mapped[float | None] = mapped_column(Float, nullable=True)
+    wcs_rms_arcsec: Mapped[float | None] = mapped_column(Float, nullable=True)
+    matched_stars: Mapped[int] = mapped_column(Integer, default=0)
+    star_count: Mapped[int] = mapped_column(Integer, default=0)
+    fwhm_arcsec: Mapped[float | None] = mapped_column(Float, nullable=True)
+    ellipticity: Mapped[float | None] = mapped_column(Float, nullable=True)
+    sky_e_per_s_px: Mapped[float | None] = mapped_column(Float, nullable=True)
+    saturated_fraction: Mapped[float | None] = mapped_column(Float, nullable=True)
+    flags: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    wcs: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    reduced_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_frame_reductions_station_filter", "station_id", "filter"),)
 
 
 class ArtifactRow(Base):
@@ -366,3 +420,26 @@ class AlertRow(Base):
     raw_sha256: Mapped[str] = mapped_column(String(64))
 
     __table_args__ = (Index("ix_alerts_source_external_id", "source", "external_id"),)
+
+
+class PassReductionRow(Base):
+    """The pass analysis of one uploaded IQ recording (SigMF) (revision 0009)."""
+
+    __tablename__ = "pass_reductions"
+    resource_name: Mapped[str] = mapped_column(String(300), primary_key=True)
+    observation_id: Mapped[str] = mapped_column(String(64), index=True)
+    station_id: Mapped[str] = mapped_column(ForeignKey("stations.station_id"))
+    state: Mapped[str] = mapped_column(String(16))  # good | bad | error
+    error: Mapped[str] = mapped_column(Text, default="")
+    captures: Mapped[int] = mapped_column(Integer, default=0)
+    detected: Mapped[int] = mapped_column(Integer, default=0)
+    max_elevation_deg: Mapped[float | None] = mapped_column(Float, nullable=True)
+    peak_snr_db: Mapped[float | None] = mapped_column(Float, nullable=True)
+    mean_snr_db: Mapped[float | None] = mapped_column(Float, nullable=True)
+    snr_elevation_correlation: Mapped[float | None] = mapped_column(Float, nullable=True)
+    doppler_offset_hz: Mapped[float | None] = mapped_column(Float, nullable=True)
+    doppler_rms_hz: Mapped[float | None] = mapped_column(Float, nullable=True)
+    quality_score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    flags: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    waterfall_path: Mapped[str] = mapped_column(Text, default="")
+    reduced_at: Mapped[datetime] = mapped_column(UTCDateTime)

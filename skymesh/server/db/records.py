@@ -24,6 +24,7 @@ __all__ = [
     "JobUpdateIn",
     "LightCurvePointRecord",
     "ObservationIn",
+    "ObservationReduction",
     "PlanOutcome",
     "PlannedJob",
     "Role",
@@ -287,6 +288,27 @@ class StoredObservation:
     raw: bytes
     received_at: datetime
     start: datetime
+    reduction: ObservationReduction | None = None
+
+
+@dataclass(frozen=True)
+class ObservationReduction:
+    """The server's reduction of an observation's frames (skymesh.products), aggregated over them."""
+
+    state: str  # good | bad | error
+    filter: str
+    magnitude: float | None
+    magnitude_error: float | None
+    zero_point_mag: float | None
+    zero_point_error_mag: float | None
+    airmass: float | None
+    fwhm_arcsec: float | None
+    wcs_rms_arcsec: float | None
+    quality_flags: tuple[str, ...]
+    reduced_at: datetime | None
+    pass_quality_score: float | None = None
+    doppler_offset_hz: float | None = None
+    peak_snr_db: float | None = None
 
 
 @dataclass(frozen=True)
@@ -296,6 +318,10 @@ class LightCurvePointRecord:
     magnitude_error: float
     station_id: str
     quality_flags: tuple[str, ...]
+    airmass: float = 0.0
+    filter: str = ""
+    reduced: bool = False  # the server's calibrated magnitude (else what the agent reported)
+    observation_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -309,3 +335,4 @@ class ArtifactRecord:
     total_size_bytes: int
     sha256: str
     complete: bool
+    kind: str = ""

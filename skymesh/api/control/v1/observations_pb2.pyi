@@ -8,6 +8,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from skymesh.api.agent.v1 import agent_pb2 as _agent_pb2
 from skymesh.api.common.v1 import common_pb2 as _common_pb2
 import builtins as _builtins
@@ -21,6 +22,31 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _ReductionState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ReductionStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ReductionState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    REDUCTION_STATE_UNSPECIFIED: _ReductionState.ValueType  # 0
+    REDUCTION_STATE_GOOD: _ReductionState.ValueType  # 1
+    """At least one frame passed every quality check."""
+    REDUCTION_STATE_BAD: _ReductionState.ValueType  # 2
+    """Every reduced frame failed a quality check: the job is done but its demand is not met (it is replanned)."""
+    REDUCTION_STATE_ERROR: _ReductionState.ValueType  # 3
+    """No frame could be reduced (not a readable FITS image)."""
+
+class ReductionState(_ReductionState, metaclass=_ReductionStateEnumTypeWrapper): ...
+
+REDUCTION_STATE_UNSPECIFIED: ReductionState.ValueType  # 0
+REDUCTION_STATE_GOOD: ReductionState.ValueType  # 1
+"""At least one frame passed every quality check."""
+REDUCTION_STATE_BAD: ReductionState.ValueType  # 2
+"""Every reduced frame failed a quality check: the job is done but its demand is not met (it is replanned)."""
+REDUCTION_STATE_ERROR: ReductionState.ValueType  # 3
+"""No frame could be reduced (not a readable FITS image)."""
+Global___ReductionState: _TypeAlias = ReductionState  # noqa: Y015
+
 @_typing.final
 class Observation(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
@@ -28,25 +54,99 @@ class Observation(_message.Message):
     STATION_ID_FIELD_NUMBER: _builtins.int
     RECORD_FIELD_NUMBER: _builtins.int
     RECEIVED_AT_FIELD_NUMBER: _builtins.int
+    REDUCTION_FIELD_NUMBER: _builtins.int
     station_id: _builtins.str
     @_builtins.property
     def record(self) -> _agent_pb2.ObservationRecord: ...
     @_builtins.property
     def received_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def reduction(self) -> Global___Reduction:
+        """The server's own reduction of the observation's uploaded frames; unset until one was reduced."""
+
     def __init__(
         self,
         *,
         station_id: _builtins.str = ...,
         record: _agent_pb2.ObservationRecord | None = ...,
         received_at: _timestamp_pb2.Timestamp | None = ...,
+        reduction: Global___Reduction | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["received_at", b"received_at", "record", b"record"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["received_at", b"received_at", "record", b"record", "reduction", b"reduction"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["received_at", b"received_at", "record", b"record", "station_id", b"station_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["received_at", b"received_at", "record", b"record", "reduction", b"reduction", "station_id", b"station_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Observation: _TypeAlias = Observation  # noqa: Y015
+
+@_typing.final
+class Reduction(_message.Message):
+    """The server's reduction of an observation's uploads, aggregated over them (the good ones when there are any).
+    Telescope frames: calibrated photometry and astrometry, magnitudes in `filter`, the zero point as the magnitude
+    giving 1 e-/s. Satellite passes: the pass fields below.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATE_FIELD_NUMBER: _builtins.int
+    FILTER_FIELD_NUMBER: _builtins.int
+    MAGNITUDE_FIELD_NUMBER: _builtins.int
+    MAGNITUDE_ERROR_FIELD_NUMBER: _builtins.int
+    ZERO_POINT_MAG_FIELD_NUMBER: _builtins.int
+    ZERO_POINT_ERROR_MAG_FIELD_NUMBER: _builtins.int
+    AIRMASS_FIELD_NUMBER: _builtins.int
+    FWHM_ARCSEC_FIELD_NUMBER: _builtins.int
+    WCS_RMS_ARCSEC_FIELD_NUMBER: _builtins.int
+    QUALITY_FLAGS_FIELD_NUMBER: _builtins.int
+    REDUCED_AT_FIELD_NUMBER: _builtins.int
+    PASS_QUALITY_SCORE_FIELD_NUMBER: _builtins.int
+    DOPPLER_OFFSET_HZ_FIELD_NUMBER: _builtins.int
+    PEAK_SNR_DB_FIELD_NUMBER: _builtins.int
+    state: Global___ReductionState.ValueType
+    filter: _builtins.str
+    magnitude: _builtins.float
+    magnitude_error: _builtins.float
+    zero_point_mag: _builtins.float
+    zero_point_error_mag: _builtins.float
+    airmass: _builtins.float
+    fwhm_arcsec: _builtins.float
+    wcs_rms_arcsec: _builtins.float
+    pass_quality_score: _builtins.float
+    """Satellite passes (IQ recordings): the fraction of captures with the carrier where the orbit predicts it, the
+    median Doppler residual (measured minus predicted from the server's TLE) and the peak SNR in the link bandwidth.
+    """
+    doppler_offset_hz: _builtins.float
+    peak_snr_db: _builtins.float
+    @_builtins.property
+    def quality_flags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def reduced_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        state: Global___ReductionState.ValueType = ...,
+        filter: _builtins.str = ...,
+        magnitude: _builtins.float = ...,
+        magnitude_error: _builtins.float = ...,
+        zero_point_mag: _builtins.float = ...,
+        zero_point_error_mag: _builtins.float = ...,
+        airmass: _builtins.float = ...,
+        fwhm_arcsec: _builtins.float = ...,
+        wcs_rms_arcsec: _builtins.float = ...,
+        quality_flags: _abc.Iterable[_builtins.str] | None = ...,
+        reduced_at: _timestamp_pb2.Timestamp | None = ...,
+        pass_quality_score: _builtins.float = ...,
+        doppler_offset_hz: _builtins.float = ...,
+        peak_snr_db: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["reduced_at", b"reduced_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["airmass", b"airmass", "doppler_offset_hz", b"doppler_offset_hz", "filter", b"filter", "fwhm_arcsec", b"fwhm_arcsec", "magnitude", b"magnitude", "magnitude_error", b"magnitude_error", "pass_quality_score", b"pass_quality_score", "peak_snr_db", b"peak_snr_db", "quality_flags", b"quality_flags", "reduced_at", b"reduced_at", "state", b"state", "wcs_rms_arcsec", b"wcs_rms_arcsec", "zero_point_error_mag", b"zero_point_error_mag", "zero_point_mag", b"zero_point_mag"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Reduction: _TypeAlias = Reduction  # noqa: Y015
 
 @_typing.final
 class ListObservationsRequest(_message.Message):
@@ -104,8 +204,11 @@ class GetLightCurveRequest(_message.Message):
     TARGET_ID_FIELD_NUMBER: _builtins.int
     FILTER_FIELD_NUMBER: _builtins.int
     WINDOW_FIELD_NUMBER: _builtins.int
+    INCLUDE_BAD_FIELD_NUMBER: _builtins.int
     target_id: _builtins.str
     filter: _builtins.str
+    include_bad: _builtins.bool
+    """Also return points whose reduction failed quality (flagged); by default they are left out."""
     @_builtins.property
     def window(self) -> _common_pb2.TimeWindow: ...
     def __init__(
@@ -114,10 +217,11 @@ class GetLightCurveRequest(_message.Message):
         target_id: _builtins.str = ...,
         filter: _builtins.str = ...,
         window: _common_pb2.TimeWindow | None = ...,
+        include_bad: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["window", b"window"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "target_id", b"target_id", "window", b"window"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "include_bad", b"include_bad", "target_id", b"target_id", "window", b"window"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -132,9 +236,18 @@ class LightCurvePoint(_message.Message):
     MAGNITUDE_ERROR_FIELD_NUMBER: _builtins.int
     STATION_ID_FIELD_NUMBER: _builtins.int
     QUALITY_FLAGS_FIELD_NUMBER: _builtins.int
+    AIRMASS_FIELD_NUMBER: _builtins.int
+    FILTER_FIELD_NUMBER: _builtins.int
+    REDUCED_FIELD_NUMBER: _builtins.int
+    OBSERVATION_ID_FIELD_NUMBER: _builtins.int
     magnitude: _builtins.float
     magnitude_error: _builtins.float
     station_id: _builtins.str
+    airmass: _builtins.float
+    filter: _builtins.str
+    reduced: _builtins.bool
+    """True when the magnitude is the server's calibrated reduction, false when it is what the agent reported."""
+    observation_id: _builtins.str
     @_builtins.property
     def at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -147,10 +260,14 @@ class LightCurvePoint(_message.Message):
         magnitude_error: _builtins.float = ...,
         station_id: _builtins.str = ...,
         quality_flags: _abc.Iterable[_builtins.str] | None = ...,
+        airmass: _builtins.float = ...,
+        filter: _builtins.str = ...,
+        reduced: _builtins.bool = ...,
+        observation_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "magnitude", b"magnitude", "magnitude_error", b"magnitude_error", "quality_flags", b"quality_flags", "station_id", b"station_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["airmass", b"airmass", "at", b"at", "filter", b"filter", "magnitude", b"magnitude", "magnitude_error", b"magnitude_error", "observation_id", b"observation_id", "quality_flags", b"quality_flags", "reduced", b"reduced", "station_id", b"station_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,307 @@
+"""The server's data-products worker: every complete FITS upload (photometry) and SigMF IQ recording (pass products)
+is reduced by `skymesh.products` in a process pool the server starts, so the event loop never blocks; results go to
+the database with the observation's aggregate, and data that fail quality mark the job done-but-bad and ask the
+planner for a new plan.
+
+Uploads that completed while the server was down (or before a crash) are found at start and reduced then. The pool
+uses the "spawn" start method: forking a process that runs gRPC and asyncio is unsafe. `skymesh.products` (astropy,
+sep, photutils) is imported only inside the worker processes, so the server's own process stays lean.
+
+Imports: stdlib, `skymesh.server.db`, `skymesh.server.config`; `skymesh.products` only in the workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import multiprocessing
+from collections.abc import Callable, Mapping
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from skymesh.server.config import ServerConfig
+from skymesh.server.db import Repository
+from skymesh.server.db.products import FITS_KINDS, IQ_KINDS, FrameReductionIn, PassReductionIn, ReductionInput
+
+__all__ = ["Reducer", "is_fits", "is_reducible"]
+
+log = logging.getLogger(__name__)
+
+_In = TypeVar("_In")
+_Out = TypeVar("_Out")
+
+
+def is_fits(kind: str, resource_name: str) -> bool:
+    return kind.lower() in FITS_KINDS or resource_name.lower().endswith(tuple(f".{k}" for k in FITS_KINDS))
+
+
+def is_reducible(kind: str, resource_name: str) -> bool:
+    """A FITS frame (photometry) or a SigMF IQ recording (pass products)."""
+    return is_fits(kind, resource_name) or kind.lower() in IQ_KINDS
+
+
+@dataclass(frozen=True)
+class _PassJob:
+    path: str
+    tle_line1: str
+    tle_line2: str
+    latitude_deg: float | None
+    longitude_deg: float | None
+    altitude_m: float | None
+    waterfall_path: str
+
+
+def _analyze_in_worker(job: _PassJob) -> PassReductionIn:
+    """Runs in a worker process: analyse one IQ recording and draw its waterfall next to it."""
+    from skymesh.products.passes import analyze_pass
+
+    try:
+        result = analyze_pass(
+            job.path,
+            tle_line1=job.tle_line1 or None,
+            tle_line2=job.tle_line2 or None,
+            latitude_deg=job.latitude_deg,
+            longitude_deg=job.longitude_deg,
+            altitude_m=job.altitude_m,
+            waterfall_path=job.waterfall_path,
+        )
+    except Exception as exc:  # a recording the libraries choke on is recorded as an error, not retried forever
+        return PassReductionIn(state="error", error=f"the pass analysis failed: {type(exc).__name__}: {exc}"[:2000])
+    if result.error:
+        return PassReductionIn(state="error", error=result.error)
+    floats = (
+        "max_elevation_deg", "peak_snr_db", "mean_snr_db", "snr_elevation_correlation", "doppler_offset_hz",
+        "doppler_rms_hz", "quality_score",
+    )  # fmt: skip
+    values = {name: float(getattr(result, name)) for name in floats}
+    return PassReductionIn(
+        state="good" if result.good else "bad",
+        captures=result.captures,
+        detected=result.detected,
+        values={k: v for k, v in values.items() if math.isfinite(v)},
+        flags=result.flags,
+        waterfall_path=result.waterfall_path,
+    )
+
+
+@dataclass(frozen=True)
+class _Job:
+    path: str
+    target_ra_deg: float | None
+    target_dec_deg: float | None
+    reference_zero_points_mag: dict[str, float]
+    thresholds: dict[str, Any]
+    catalogue_path: str
+
+
+def _reduce_in_worker(job: _Job) -> FrameReductionIn:
+    """Runs in a worker process: read, reduce, and flatten the result into plain values."""
+    from skymesh.products import QualityThresholds, load_reference_catalogue, reduce_frame
+
+    thresholds = QualityThresholds.from_mapping(dict(job.thresholds))
+    catalogue = load_reference_catalogue(job.catalogue_path or None)
+    try:
+        result = reduce_frame(
+            job.path,
+            catalogue,
+            target_ra_deg=job.target_ra_deg,
+            target_dec_deg=job.target_dec_deg,
+            reference_zero_point_mag=job.reference_zero_points_mag,
+            thresholds=thresholds,
+        )
+    except Exception as exc:  # a frame the libraries choke on is recorded as an error, not retried forever
+        return FrameReductionIn(state="error", error=f"the pipeline failed: {type(exc).__name__}: {exc}"[:2000])
+    if result.error:
+        return FrameReductionIn(state="error", error=result.error)
+    floats = (
+        "exposure_s", "airmass", "magnitude", "magnitude_error", "instrumental_magnitude", "zero_point_mag",
+        "zero_point_error_mag", "zero_point_airmass1_mag", "target_ra_deg", "target_dec_deg", "wcs_rms_arcsec",
+        "fwhm_arcsec", "ellipticity", "sky_e_per_s_px", "saturated_fraction",
+    )  # fmt: skip
+    values = {name: float(getattr(result, name)) for name in floats}
+    return FrameReductionIn(
+        state="good" if result.good else "bad",
+        filter=result.filter,
+        date_obs=result.date_obs,
+        values={k: v for k, v in values.items() if math.isfinite(v)},
+        counts={
+            "comparison_stars": result.comparison_stars,
+            "matched_stars": result.matched_stars,
+            "star_count": result.star_count,
+        },
+        comparison_ids=result.comparison_ids,
+        flags=result.flags,
+        wcs=dict(result.wcs_header),
+    )
+
+
+class Reducer:
+    """Owns the process pool and the reduction tasks; `start` at server start, `stop` at shutdown."""
+
+    def __init__(
+        self,
+        repo: Repository,
+        config: ServerConfig,
+        *,
+        on_bad: Callable[[str], None] | None = None,
+    ) -> None:
+        self._repo = repo
+        self._config = config
+        self._on_bad = on_bad
+        self._pool: ProcessPoolExecutor | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._queued: set[str] = set()
+        self.reduced = 0
+        self.failed = 0
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    @property
+    def enabled(self) -> bool:
+        return self._pool is not None
+
+    async def start(self) -> None:
+        if self._config.reduction_workers <= 0:
+            log.info("data products: disabled (reduction_workers = 0)")
+            return
+        try:
+            from importlib.util import find_spec
+
+            missing = [m for m in ("astropy", "sep", "photutils", "scipy") if find_spec(m) is None]
+        except ValueError:
+            missing = []
+        if missing:
+            log.warning("data products: disabled, the products extra is not installed (missing %s)", missing)
+            return
+        self._check_thresholds(self._config.quality_thresholds)
+        self._pool = self._new_pool()
+        for resource_name, _kind in await self._repo.unreduced_frames():
+            self.submit(resource_name)
+
+    @staticmethod
+    def _check_thresholds(values: Mapping[str, Any]) -> None:
+        from skymesh.core.errors import InvalidArgument
+        from skymesh.products.quality import QualityThresholds  # standard library only: astropy stays out
+
+        try:
+            QualityThresholds.from_mapping(dict(values))
+        except (TypeError, ValueError) as exc:
+            raise InvalidArgument(str(exc), field="quality_thresholds") from exc
+
+    def submit(self, resource_name: str) -> None:
+        """Reduce one complete upload in the background (no-op when disabled or already queued)."""
+        if self._pool is None or resource_name in self._queued:
+            return
+        self._queued.add(resource_name)
+        self.idle.clear()
+        task = asyncio.get_running_loop().create_task(self._reduce(resource_name), name=f"reduce {resource_name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not self._tasks:
+            self.idle.set()
+
+    async def _reduce(self, resource_name: str) -> None:
+        try:
+            item = await self._repo.reduction_input(resource_name)
+            if item is None or self._pool is None:
+                return
+            if item.kind == "sigmf":
+                pass_job = _PassJob(
+                    path=item.path,
+                    tle_line1=item.tle_line1,
+                    tle_line2=item.tle_line2,
+                    latitude_deg=item.latitude_deg,
+                    longitude_deg=item.longitude_deg,
+                    altitude_m=item.altitude_m,
+                    waterfall_path=item.path + ".waterfall.png",
+                )
+                analysis = await self._run(_analyze_in_worker, pass_job)
+                await self._record(item, analysis.state, analysis.flags, analysis.error, pass_result=analysis)
+                return
+            job = _Job(
+                path=item.path,
+                target_ra_deg=item.target_ra_deg,
+                target_dec_deg=item.target_dec_deg,
+                reference_zero_points_mag=item.reference_zero_points_mag,
+                thresholds=dict(self._config.quality_thresholds),
+                catalogue_path=self._config.reference_catalogue,
+            )
+            frame = await self._run(_reduce_in_worker, job)
+            await self._record(item, frame.state, frame.flags, frame.error, frame_result=frame)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # one bad frame must never stop the others; it is retried at the next start
+            self.failed += 1
+            log.exception("data products: reducing %s failed", resource_name)
+        finally:
+            self._queued.discard(resource_name)
+
+    async def _run(self, fn: Callable[[_In], _Out], job: _In) -> _Out:
+        """Run one job in the pool; a pool broken by a dead worker (killed, out of memory) is replaced once."""
+        loop = asyncio.get_running_loop()
+        for attempt in (1, 2):
+            pool = self._pool
+            if pool is None:
+                raise RuntimeError("the reducer was stopped")
+            try:
+                return await loop.run_in_executor(pool, fn, job)
+            except BrokenProcessPool:
+                if attempt == 2:
+                    raise
+                log.warning("data products: a worker process died; starting a new pool")
+                if self._pool is pool:
+                    self._pool = self._new_pool()
+                    pool.shutdown(wait=False, cancel_futures=True)
+        raise AssertionError("unreachable")
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        # Workers are spawned on the first frame, not here: a server that never sees a FITS file pays nothing.
+        return ProcessPoolExecutor(
+            max_workers=self._config.reduction_workers, mp_context=multiprocessing.get_context("spawn")
+        )
+
+    async def _record(
+        self,
+        item: ReductionInput,
+        state: str,
+        flags: tuple[str, ...],
+        error: str,
+        *,
+        frame_result: FrameReductionIn | None = None,
+        pass_result: PassReductionIn | None = None,
+    ) -> None:
+        if pass_result is not None:
+            outcome = await self._repo.store_pass_reduction(item, pass_result)
+        else:
+            assert frame_result is not None
+            outcome = await self._repo.store_frame_reduction(item, frame_result)
+        self.reduced += 1
+        log.info(
+            "data products: %s -> %s %s (observation %s: %s)",
+            item.resource_name,
+            state,
+            ",".join(flags) or error,
+            item.observation_id,
+            outcome.state or "unknown observation",
+        )
+        if outcome.job_marked_bad and self._on_bad is not None:
+            self._on_bad(f"bad data for target {outcome.target_id} (job {outcome.job_id})")
+
+    async def wait_idle(self, timeout_s: float) -> None:
+        async with asyncio.timeout(timeout_s):
+            await self.idle.wait()
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await asyncio.to_thread(pool.shutdown, True, cancel_futures=True)
