@@ -26,6 +26,7 @@ from skymesh.api.control.v1 import (
     targets_pb2,
     targets_pb2_grpc,
 )
+from skymesh.api.guard import GuardInterceptor
 from skymesh.api.scheduler.v1 import scheduler_pb2_grpc
 from skymesh.core.clock import Clock, SystemClock
 from skymesh.server.auth import ControlAuthInterceptor
@@ -38,6 +39,7 @@ from skymesh.server.control import (
     TargetServicer,
 )
 from skymesh.server.db import Repository, create_engine, migrate
+from skymesh.server.db.errors import translate_db_error
 from skymesh.server.dispatch import Dispatcher
 from skymesh.server.liveness import Liveness
 from skymesh.server.planning import Planner
@@ -163,8 +165,10 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
     liveness = Liveness(repo, hub, config, clock, on_schedulable_change=lambda s: replan(f"station {s} state"))
     await liveness.load()
 
+    # The guard goes first: every RPC's request limits and error mapping (skymesh.api.guard).
     server = grpc.aio.server(
-        interceptors=[ControlAuthInterceptor(repo, required=config.control_auth)], options=_GRPC_OPTIONS
+        interceptors=[GuardInterceptor(translate_db_error), ControlAuthInterceptor(repo, required=config.control_auth)],
+        options=_GRPC_OPTIONS,
     )
     agent_pb2_grpc.add_AgentServiceServicer_to_server(
         AgentServicer(repo, hub, liveness, dispatcher, Uploads(repo, config), config, clock), server

@@ -67,7 +67,10 @@ class AgentClient:
             )
         )
         try:
-            await call.write(first if first is not None else hello)
+            try:
+                await call.write(first if first is not None else hello)
+            except grpc.aio.AioRpcError:
+                pass  # refused before the Hello was written (e.g. a bad key): `status()` reports it
             yield client
         finally:
             call.cancel()
