@@ -736,11 +736,24 @@ class Welcome(_message.Message):
     MAX_UNACKED_FIELD_NUMBER: _builtins.int
     RESUME_FIELD_NUMBER: _builtins.int
     SERVER_TIME_FIELD_NUMBER: _builtins.int
+    MAX_MESSAGE_BYTES_FIELD_NUMBER: _builtins.int
+    MAX_BATCH_SAMPLES_FIELD_NUMBER: _builtins.int
+    MAX_SAMPLE_CHANNELS_FIELD_NUMBER: _builtins.int
+    UPSTREAM_RATE_PER_S_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     server_id: _builtins.str
     protocol_version: _builtins.int
     max_unacked: _builtins.int
     """At most this many unacknowledged upstream messages in flight."""
+    max_message_bytes: _builtins.int
+    """Limits (docs/protocol.md rule 12). An upstream message serialized larger than this is refused with
+    RESOURCE_EXHAUSTED (reason MESSAGE_TOO_LARGE); the agent never builds one. 0: an older server, assume 1 MiB.
+    """
+    max_batch_samples: _builtins.int
+    """At most this many samples in one TelemetryBatch, and this many channels in one TelemetrySample."""
+    max_sample_channels: _builtins.int
+    upstream_rate_per_s: _builtins.float
+    """The server reads at most this many messages per second from one station (it paces the stream, drops nothing)."""
     @_builtins.property
     def heartbeat_interval(self) -> _duration_pb2.Duration: ...
     @_builtins.property
@@ -760,10 +773,14 @@ class Welcome(_message.Message):
         max_unacked: _builtins.int = ...,
         resume: _abc.Iterable[Global___BootResume] | None = ...,
         server_time: _timestamp_pb2.Timestamp | None = ...,
+        max_message_bytes: _builtins.int = ...,
+        max_batch_samples: _builtins.int = ...,
+        max_sample_channels: _builtins.int = ...,
+        upstream_rate_per_s: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["heartbeat_interval", b"heartbeat_interval", "server_time", b"server_time", "telemetry_batch_interval", b"telemetry_batch_interval"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["heartbeat_interval", b"heartbeat_interval", "max_unacked", b"max_unacked", "protocol_version", b"protocol_version", "resume", b"resume", "server_id", b"server_id", "server_time", b"server_time", "session_id", b"session_id", "telemetry_batch_interval", b"telemetry_batch_interval"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["heartbeat_interval", b"heartbeat_interval", "max_batch_samples", b"max_batch_samples", "max_message_bytes", b"max_message_bytes", "max_sample_channels", b"max_sample_channels", "max_unacked", b"max_unacked", "protocol_version", b"protocol_version", "resume", b"resume", "server_id", b"server_id", "server_time", b"server_time", "session_id", b"session_id", "telemetry_batch_interval", b"telemetry_batch_interval", "upstream_rate_per_s", b"upstream_rate_per_s"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
