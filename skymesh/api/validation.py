@@ -285,12 +285,12 @@ def _default_string_limit(name: str) -> int:
 
 
 def split_telemetry_samples(
-    samples: Iterable[Message], *, max_samples: int = MAX_TELEMETRY_SAMPLES, max_bytes: int = AGENT_MAX_MESSAGE_BYTES
-) -> Iterator[list[Message]]:
+    samples: Iterable[_M], *, max_samples: int = MAX_TELEMETRY_SAMPLES, max_bytes: int = AGENT_MAX_MESSAGE_BYTES
+) -> Iterator[list[_M]]:
     """Group telemetry samples into batches of at most `max_samples` samples and about `max_bytes` serialized
     (leaving room for the envelope), in order: what an agent does so that no batch it spools is ever refused."""
     budget = max_bytes - 1024
-    batch: list[Message] = []
+    batch: list[_M] = []
     size = 0
     for sample in samples:
         sample_size = sample.ByteSize() + 6  # field tag and length prefix

@@ -340,7 +340,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         if kind == "schedule_ack":
             await self._repo.record_schedule_ack(station_id, request.schedule_ack.version, request.schedule_ack.error)
             return
-        assert kind in _RELIABLE
+        assert kind in _RELIABLE or kind == "abandoned"
         if not request.boot_id:
             raise InvalidArgument("must be set on job updates, telemetry and observations", field="boot_id")
         if request.seq < 1:
@@ -353,6 +353,17 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
                 details={"limit": str(self._config.max_unacked)},
             )
         session.unacked.append((request.boot_id, request.seq))
+        received = time.perf_counter()
+        if kind == "abandoned":
+            reason = request.abandoned.reason or "no reason given"
+            committed = await self._repo.refuse_upstream(
+                station_id, request.boot_id, request.seq, "ABANDONED", f"abandoned by the agent: {reason}"
+            )
+            log.warning(
+                "station %s: agent abandoned upstream %s/%d: %s", station_id, request.boot_id, request.seq, reason
+            )
+            self._ack(session, request.boot_id, committed, received)
+            return
         item = (
             job_update_from_proto(request.job_update)
             if kind == "job_update"
@@ -360,14 +371,15 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             if kind == "telemetry"
             else observation_from_proto(request.observation)
         )
-        received = time.perf_counter()
         result = await self._repo.ingest_upstream(station_id, request.boot_id, request.seq, item)
         if result.duplicate:
             SERVER_DEDUP_HITS.labels(kind).inc()
         if result.job_change is not None and result.job_change.applied:
             JOBS.labels(result.job_change.new.name.lower()).inc()
-        boot_id, committed = request.boot_id, result.committed_seq
+        self._ack(session, request.boot_id, result.committed_seq, received)
 
+    @staticmethod
+    def _ack(session: AgentSession, boot_id: str, committed: int, received: float) -> None:
         async def settle() -> None:
             session.settle(boot_id, committed)
 

@@ -143,15 +143,16 @@ class IngestRepo(RepoBase):
             cursor.updated_at = now
         return UpstreamResult(seq, duplicate=False, job_change=change)
 
-    async def refuse_upstream(self, station_id: str, boot_id: str, seq: int, code: str, error: str) -> None:
-        """Record that the next upstream message of (station, boot) was refused for its content, and move the
-        cursor past it, so the agent can set it aside and go on. A seq beyond the next one raises the gap error
-        instead; one at or below the cursor was already decided and changes nothing."""
+    async def refuse_upstream(self, station_id: str, boot_id: str, seq: int, code: str, error: str) -> int:
+        """Record that the next upstream message of (station, boot) was refused for its content (or abandoned by
+        the agent), and move the cursor past it, so the agent can set it aside and go on. A seq beyond the next one
+        raises the gap error instead; one at or below the cursor was already decided and changes nothing.
+        Returns the cursor."""
         now = self._now()
         async with self._tx("refuse_upstream") as s:
             cursor = await self._lock_cursor(s, station_id, boot_id, now)
             if seq <= cursor.committed_seq:
-                return
+                return cursor.committed_seq
             if seq != cursor.committed_seq + 1:
                 raise _gap(boot_id, cursor.committed_seq + 1, seq)
             s.add(
@@ -161,6 +162,7 @@ class IngestRepo(RepoBase):
             )
             cursor.committed_seq = seq
             cursor.updated_at = now
+        return seq
 
     async def _insert_observation(
         self, s: AsyncSession, station_id: str, boot_id: str, seq: int, obs: ObservationIn, now: datetime

@@ -97,6 +97,7 @@ class ConnectRequest(_message.Message):
     TELEMETRY_FIELD_NUMBER: _builtins.int
     OBSERVATION_FIELD_NUMBER: _builtins.int
     SCHEDULE_ACK_FIELD_NUMBER: _builtins.int
+    ABANDONED_FIELD_NUMBER: _builtins.int
     SEQ_FIELD_NUMBER: _builtins.int
     BOOT_ID_FIELD_NUMBER: _builtins.int
     seq: _builtins.int
@@ -119,6 +120,10 @@ class ConnectRequest(_message.Message):
     def observation(self) -> Global___ObservationRecord: ...
     @_builtins.property
     def schedule_ack(self) -> Global___ScheduleAck: ...
+    @_builtins.property
+    def abandoned(self) -> Global___Abandoned:
+        """Reliable, in place of a message the agent gave up (docs/protocol.md rule 4)."""
+
     def __init__(
         self,
         *,
@@ -129,14 +134,15 @@ class ConnectRequest(_message.Message):
         telemetry: Global___TelemetryBatch | None = ...,
         observation: Global___ObservationRecord | None = ...,
         schedule_ack: Global___ScheduleAck | None = ...,
+        abandoned: Global___Abandoned | None = ...,
         seq: _builtins.int = ...,
         boot_id: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "command_update", b"command_update", "heartbeat", b"heartbeat", "hello", b"hello", "job_update", b"job_update", "observation", b"observation", "schedule_ack", b"schedule_ack", "telemetry", b"telemetry"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["abandoned", b"abandoned", "body", b"body", "command_update", b"command_update", "heartbeat", b"heartbeat", "hello", b"hello", "job_update", b"job_update", "observation", b"observation", "schedule_ack", b"schedule_ack", "telemetry", b"telemetry"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "boot_id", b"boot_id", "command_update", b"command_update", "heartbeat", b"heartbeat", "hello", b"hello", "job_update", b"job_update", "observation", b"observation", "schedule_ack", b"schedule_ack", "seq", b"seq", "telemetry", b"telemetry"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["abandoned", b"abandoned", "body", b"body", "boot_id", b"boot_id", "command_update", b"command_update", "heartbeat", b"heartbeat", "hello", b"hello", "job_update", b"job_update", "observation", b"observation", "schedule_ack", b"schedule_ack", "seq", b"seq", "telemetry", b"telemetry"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["hello", "heartbeat", "command_update", "job_update", "telemetry", "observation", "schedule_ack"]  # noqa: Y015
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["hello", "heartbeat", "command_update", "job_update", "telemetry", "observation", "schedule_ack", "abandoned"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
 
@@ -631,6 +637,34 @@ class ObservationRecord(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ObservationRecord: _TypeAlias = ObservationRecord  # noqa: Y015
+
+@_typing.final
+class Abandoned(_message.Message):
+    """Sent with the seq and boot_id of a spooled reliable message the agent will never send (it is larger than
+    Welcome.max_message_bytes): the server records that seq as refused, moves the cursor past it and acknowledges it,
+    so the sequence has no gap. The message itself stays in the agent's `rejected` table for an operator.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """The abandoned message's body kind ("telemetry", "observation", "job_update")."""
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Abandoned: _TypeAlias = Abandoned  # noqa: Y015
 
 @_typing.final
 class ScheduleAck(_message.Message):
