@@ -8,6 +8,7 @@ async with AgentClient.connect(address, api_key, hello) as agent:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -67,10 +68,9 @@ class AgentClient:
             )
         )
         try:
-            try:
+            # Refused before the Hello was written (e.g. a bad key): `status()` reports it.
+            with contextlib.suppress(grpc.aio.AioRpcError):
                 await call.write(first if first is not None else hello)
-            except grpc.aio.AioRpcError:
-                pass  # refused before the Hello was written (e.g. a bad key): `status()` reports it
             yield client
         finally:
             call.cancel()
