@@ -47,9 +47,10 @@ class AgentClient:
         schedule_version: int = 0,
         pending_boot_ids: Sequence[str] = (),
         first: agent_pb2.ConnectRequest | None = None,
+        options: Sequence[tuple[str, Any]] = (),
     ) -> AsyncIterator[AgentClient]:
         boot = boot_id or str(uuid.uuid4())
-        channel = grpc.aio.insecure_channel(address)
+        channel = grpc.aio.insecure_channel(address, options=list(options))
         stub = agent_pb2_grpc.AgentServiceStub(channel)
         call = stub.Connect(metadata=(("authorization", f"Bearer {api_key}"),))
         client = cls(channel, call, boot)
