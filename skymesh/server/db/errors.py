@@ -18,12 +18,32 @@ from skymesh.core.errors import SkyMeshError, Unavailable
 __all__ = ["RETRY_AFTER_S", "translate_db_error"]
 
 RETRY_AFTER_S = 2.0
+# PostgreSQL SQLSTATEs of a server that cannot serve now: connection exceptions (08), insufficient resources (53),
+# operator intervention such as an admin shutdown or "cannot connect now" (57P), a database not accepting
+# connections (55000) and a lock not available (55P03).
+_UNAVAILABLE_SQLSTATES = ("08", "53", "57P", "55000", "55P03")
+
+
+def _sqlstate(exc: BaseException) -> str:
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            break
+        state = getattr(seen, "sqlstate", None) or getattr(seen, "pgcode", None)
+        if isinstance(state, str):
+            return state
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return ""
 
 
 def translate_db_error(exc: BaseException) -> SkyMeshError | None:
-    unavailable = isinstance(
-        exc, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.DisconnectionError | sa_exc.TimeoutError
-    ) or (isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated)
+    unavailable = (
+        isinstance(
+            exc, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.DisconnectionError | sa_exc.TimeoutError
+        )
+        or (isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated)
+        or _sqlstate(exc).startswith(_UNAVAILABLE_SQLSTATES)
+    )
     # asyncpg raises plain OS errors while connecting (refused, reset, timed out, name not resolved).
     if unavailable or isinstance(exc, ConnectionError | TimeoutError | socket.gaierror):
         return Unavailable(
