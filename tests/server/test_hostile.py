@@ -8,7 +8,8 @@ and the server still serves afterwards.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import grpc
@@ -36,10 +37,25 @@ _HOSTILE = settings(
 _IDENTITY: Any = None  # no serializer: raw bytes on the wire
 
 
+# The client's own gRPC core reports a write that races the server's end of a stream as this; the server never
+# says it (its INTERNAL is "internal error (error id ...)", and it is logged, which `_no_server_errors` checks).
+_CLIENT_CORE = "Internal error from Core"
+
+
 def _assert_clean(code: grpc.StatusCode, details: str) -> None:
-    assert code not in (grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL), (code, details)
+    assert code != grpc.StatusCode.UNKNOWN, details
+    assert code != grpc.StatusCode.INTERNAL or details == _CLIENT_CORE, details
     for word in _INTERNALS:
         assert word not in (details or ""), (code, details)
+
+
+@pytest.fixture(autouse=True)
+def _no_server_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Whatever a test sent, the server logged no error: no INTERNAL of its own, no grpc 'Unexpected' traceback."""
+    caplog.set_level(logging.WARNING)
+    yield
+    errors = [f"{r.name}: {r.getMessage()}" for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == []
 
 
 async def _counts(fleet: Fleet) -> dict[str, int]:
