@@ -367,7 +367,8 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         item = (
             job_update_from_proto(request.job_update)
             if kind == "job_update"
-            else telemetry_from_proto(request.telemetry, request.boot_id)
+            # Off the event loop: a large batch must not hold up the other streams while it is converted.
+            else await asyncio.to_thread(telemetry_from_proto, request.telemetry, request.boot_id)
             if kind == "telemetry"
             else observation_from_proto(request.observation)
         )

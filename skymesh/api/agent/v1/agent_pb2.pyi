@@ -781,7 +781,7 @@ class Welcome(_message.Message):
     """At most this many unacknowledged upstream messages in flight."""
     max_message_bytes: _builtins.int
     """Limits (docs/protocol.md rule 12). An upstream message serialized larger than this is refused with
-    RESOURCE_EXHAUSTED (reason MESSAGE_TOO_LARGE); the agent never builds one. 0: an older server, assume 1 MiB.
+    RESOURCE_EXHAUSTED (reason MESSAGE_TOO_LARGE); the agent never builds one. 0: an older server, assume 256 KiB.
     """
     max_batch_samples: _builtins.int
     """At most this many samples in one TelemetryBatch, and this many channels in one TelemetrySample."""
