@@ -309,3 +309,12 @@ async def test_credit_window_is_enforced_on_a_client_that_never_reads(start_serv
     cursor = (await server.repo.get_cursors("gs1", [agent.boot_id]))[agent.boot_id]
     assert cursor == 4  # four taken (acks queued behind the schedules), the fifth refused
     assert await _stored(fleet, agent.boot_id) == [1, 2, 3, 4]
+
+
+async def test_message_over_the_transport_limit_names_the_limit(fleet: Fleet) -> None:
+    async with AgentClient.connect(fleet.address, fleet.keys["gs1"], "gs1") as agent:
+        await agent.expect("welcome")
+        await agent.send(agent_pb2.ConnectRequest(schedule_ack=agent_pb2.ScheduleAck(version=1, error="e" * 9_000_000)))
+        code, details = await agent.status()
+    assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert str(8 * 1024 * 1024) in details, details
