@@ -28,6 +28,7 @@ from skymesh.agent.store import AsyncStore, LocalJob
 from skymesh.api.agent.v1 import agent_pb2
 from skymesh.api.common.v1 import common_pb2
 from skymesh.api.convert import timestamp_from_datetime
+from skymesh.api.validation import split_telemetry_samples
 from skymesh.core.clock import Clock
 from skymesh.core.jobs import JobState
 from skymesh.observability.metrics import AGENT_COMMANDS, AGENT_JOBS, AGENT_OUTBOX_DEPTH
@@ -313,8 +314,12 @@ class Executor:
             values = await self._sample()
             samples.append(agent_pb2.TelemetrySample(at=timestamp_from_datetime(self.clock.now()), values=values))
             if self.clock.monotonic() - batch_started >= self.telemetry_batch_interval_s - 1e-9:
-                batch = agent_pb2.TelemetryBatch(boot_id=self.boot_id, samples=samples)
-                await self.store.enqueue(self.boot_id, [agent_pb2.ConnectRequest(telemetry=batch)])
+                # Batches within the contract's limits (skymesh.api.validation): the server never refuses one.
+                batches = [
+                    agent_pb2.ConnectRequest(telemetry=agent_pb2.TelemetryBatch(boot_id=self.boot_id, samples=part))
+                    for part in split_telemetry_samples(samples)
+                ]
+                await self.store.enqueue(self.boot_id, batches)
                 AGENT_OUTBOX_DEPTH.set(await self.store.call(self.store.sync.outbox_depth))
                 samples = []
                 batch_started = self.clock.monotonic()

@@ -11,7 +11,11 @@ One `Link` keeps one stream open for as long as the agent runs:
 - uploads artifact files over `UploadArtifact` once their observation is acknowledged (`uploads.py`);
 - heartbeats at the server's interval; command state changes are reported as the executor makes them;
 - reconnects with jittered exponential backoff (0.5 s doubling to 30 s), after `Drain.retry_after` plus jitter on a
-  drain, and only every `auth_retry_s` after UNAUTHENTICATED / PERMISSION_DENIED (logged as an error).
+  drain, after the server's `skymesh-error-retry-after-s` plus jitter on UNAVAILABLE (a database outage), and only
+  every `auth_retry_s` after UNAUTHENTICATED / PERMISSION_DENIED (logged as an error);
+- never sends a message over `Welcome.max_message_bytes`: such a message is set aside locally like a refused one;
+  a message the server refuses for its content (named in trailing metadata) is set aside; a sequence gap
+  (FAILED_PRECONDITION, reason UPSTREAM_SEQ_GAP) is answered by reconnecting and resending from Welcome's cursor.
 
 Link timing uses real time (it is about the network); the executor uses the agent's clock.
 Imports: grpc, the generated agent API and converters, `skymesh.observability`, the agent's store.
@@ -37,6 +41,7 @@ from skymesh.agent.store import AsyncStore
 from skymesh.agent.uploads import Uploader
 from skymesh.api.agent.v1 import agent_pb2, agent_pb2_grpc
 from skymesh.api.convert import target_from_proto, timestamp_from_datetime
+from skymesh.api.validation import AGENT_MAX_MESSAGE_BYTES
 from skymesh.core.clock import Clock
 from skymesh.core.errors import InvalidArgument, SkyMeshError
 from skymesh.observability.metrics import (
@@ -55,7 +60,12 @@ _log = logging.getLogger(__name__)
 PROTOCOL_VERSION = 1
 _DEFAULT_MAX_UNACKED = 256
 # Status codes with which the server refuses a message for its content (docs/protocol.md rule 4).
-_REFUSED_CODES = (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND, grpc.StatusCode.FAILED_PRECONDITION)
+_REFUSED_CODES = (
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.NOT_FOUND,
+    grpc.StatusCode.FAILED_PRECONDITION,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,  # only with the trailers naming the message: too large to ever be taken
+)
 # Command states changed this recently are re-sent on every new session (longer than any command's lifetime).
 _COMMAND_REREPORT_S = 7 * 86400.0
 
@@ -104,6 +114,22 @@ class _CallFailed(Exception):
         return self._trailing
 
 
+def _trailers(err: aio.AioRpcError | _CallFailed) -> dict[str, str]:
+    pairs: Any = err.trailing_metadata() or ()
+    return {str(k): v for k, v in pairs if isinstance(v, str)}
+
+
+def _retry_after_s(err: aio.AioRpcError | _CallFailed) -> float | None:
+    """The server's retry advice on UNAVAILABLE (a database outage), in seconds; None without one."""
+    if err.code() != grpc.StatusCode.UNAVAILABLE:
+        return None
+    try:
+        value = float(_trailers(err).get("skymesh-error-retry-after-s", ""))
+    except ValueError:
+        return None
+    return value if 0 < value <= 3600 else None
+
+
 def _first_error(exc: BaseException) -> BaseException:
     """The first non-cancellation leaf of an exception group (TaskGroup wraps what a task raised)."""
     if isinstance(exc, BaseExceptionGroup):
@@ -120,6 +146,7 @@ class _Session:
         self.call = call
         self.write_lock = asyncio.Lock()
         self.max_unacked = _DEFAULT_MAX_UNACKED
+        self.max_message_bytes = AGENT_MAX_MESSAGE_BYTES
         self.heartbeat_interval_s = 10.0
         self.sent_upto: dict[str, int] = {}
         self.in_flight: deque[tuple[str, int]] = deque()
@@ -207,7 +234,9 @@ class Link:
                     _log.warning(
                         "stream to %s ended: %s %s", self.config.server_address, err.code().name, err.details()
                     )
-                    reason, wait_s = err.code().name.lower(), None
+                    reason, wait_s = err.code().name.lower(), _retry_after_s(err)
+                    if wait_s is not None:
+                        wait_s *= self.rng.uniform(1.0, 1.5)
                     if await self._set_aside_refused(err):
                         reason, wait_s = "refused_message", 0.0
                 else:
@@ -233,8 +262,7 @@ class Link:
         """
         if err.code() not in _REFUSED_CODES:
             return False
-        pairs: Any = err.trailing_metadata() or ()
-        meta = {str(k): v for k, v in pairs if isinstance(v, str)}
+        meta = _trailers(err)
         boot_id, seq = meta.get("skymesh-error-upstream-boot-id"), meta.get("skymesh-error-upstream-seq")
         if not boot_id or not seq or not seq.isdigit():
             return False
@@ -250,6 +278,19 @@ class Link:
                 err.details(),
             )
         return moved
+
+    async def _abandon_oversized(
+        self, session: _Session, boot_id: str, message: agent_pb2.ConnectRequest, limit: int
+    ) -> None:
+        """A spooled message over the server's size limit (spooled before the limit was known) is never sent: it
+        would end the stream every time. It moves to `rejected` for an operator, and an `Abandoned` with its seq
+        takes its place, so the server's sequence has no gap."""
+        error = f"RESOURCE_EXHAUSTED: {message.ByteSize()} bytes is over the server's limit of {limit} bytes"
+        await self.store.call(self.store.sync.set_aside, boot_id, message.seq, error, self.clock.now())
+        AGENT_REFUSED_MESSAGES.inc()
+        _log.error("upstream message %s/%s not sent: %s", boot_id, message.seq, error)
+        abandoned = agent_pb2.Abandoned(kind=message.WhichOneof("body") or "", reason=error)
+        await session.send(agent_pb2.ConnectRequest(abandoned=abandoned, boot_id=boot_id, seq=message.seq))
 
     def _channel(self) -> aio.Channel:
         if self.config.tls_ca_file is not None:
@@ -310,6 +351,8 @@ class Link:
         self.sessions += 1
         if welcome.max_unacked:
             session.max_unacked = welcome.max_unacked
+        if welcome.max_message_bytes:
+            session.max_message_bytes = welcome.max_message_bytes
         if welcome.heartbeat_interval.ToTimedelta().total_seconds() > 0:
             session.heartbeat_interval_s = welcome.heartbeat_interval.ToTimedelta().total_seconds()
         else:
@@ -413,7 +456,10 @@ class Link:
                     break
                 after = session.sent_upto.get(boot_id, 0)
                 for message in await self.store.call(sync.pending, boot_id, after, room):
-                    await session.send(message)
+                    if message.ByteSize() > session.max_message_bytes:
+                        await self._abandon_oversized(session, boot_id, message, session.max_message_bytes)
+                    else:
+                        await session.send(message)
                     AGENT_UPSTREAM_SENT.inc()
                     session.in_flight.append((boot_id, message.seq))
                     session.sent_upto[boot_id] = message.seq

@@ -4,11 +4,20 @@ On the server, `grpc_errors` wraps a servicer method so a SkyMeshError becomes t
 message of the form "<field>: <message> [<REASON>]", and the reason travels in trailing metadata
 ("skymesh-error-reason", "skymesh-error-field"). On the client, `error_from_rpc` turns an AioRpcError back into
 the matching SkyMeshError.
+
+`error_for_exception` is the one mapping from anything a servicer can raise to what the client is told (used by
+`skymesh.api.guard.GuardInterceptor` for every RPC): a SkyMeshError as itself; a foreign error the service knows
+(its `translate` hook: the server maps an unreachable or locked database to UNAVAILABLE with a retry delay); a
+transport error on a call that is already over to nothing at all (the client has gone); anything else to INTERNAL
+with an error id, logged here with its traceback. No RPC ever answers UNKNOWN, and no internals reach the client.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -16,9 +25,22 @@ import grpc
 
 from skymesh.core import errors as E
 
-__all__ = ["error_from_rpc", "grpc_code_for", "grpc_errors"]
+__all__ = [
+    "Translator",
+    "abort_with",
+    "error_for_exception",
+    "error_from_rpc",
+    "grpc_code_for",
+    "grpc_errors",
+    "is_transport_error",
+    "leaf_error",
+]
 
 _T = TypeVar("_T")
+_log = logging.getLogger(__name__)
+
+# A service's hook for foreign errors it knows (a database driver's): the SkyMeshError to answer with, or None.
+Translator = Callable[[BaseException], E.SkyMeshError | None]
 
 _BY_CODE: dict[grpc.StatusCode, type[E.SkyMeshError]] = {
     grpc.StatusCode[mapping.grpc_code_name]: cls for cls, mapping in reversed(list(E.STATUS_TABLE.items()))
@@ -77,4 +99,57 @@ def error_from_rpc(exc: grpc.aio.AioRpcError) -> E.SkyMeshError:
         details=details,
         reason=meta.get("skymesh-error-reason"),
         field=meta.get("skymesh-error-field") or None,
+    )
+
+
+def leaf_error(exc: BaseException) -> BaseException:
+    """The exception that matters in `exc`: for an exception group (a TaskGroup's), its first SkyMeshError leaf,
+    else its first leaf that is not a cancellation."""
+    if not isinstance(exc, BaseExceptionGroup):
+        return exc
+    leaves: list[BaseException] = []
+
+    def walk(group: BaseExceptionGroup[BaseException]) -> None:
+        for inner in group.exceptions:
+            if isinstance(inner, BaseExceptionGroup):
+                walk(inner)
+            else:
+                leaves.append(inner)
+
+    walk(exc)
+    for leaf in leaves:
+        if isinstance(leaf, E.SkyMeshError):
+            return leaf
+    for leaf in leaves:
+        if not isinstance(leaf, asyncio.CancelledError):
+            return leaf
+    return leaves[0] if leaves else exc
+
+
+def is_transport_error(exc: BaseException) -> bool:
+    """Raised by grpc.aio when writing to or reading from a call the peer has already left."""
+    return isinstance(exc, grpc.aio.UsageError | grpc.aio.InternalError | asyncio.InvalidStateError)
+
+
+def error_for_exception(
+    exc: BaseException, *, method: str, translate: Translator | None = None, call_over: bool = False
+) -> E.SkyMeshError | None:
+    """What to answer for `exc` raised while serving `method`; None when there is nobody left to answer."""
+    leaf = leaf_error(exc)
+    if isinstance(leaf, E.SkyMeshError):
+        return leaf
+    if translate is not None:
+        translated = translate(leaf)
+        if translated is not None:
+            _log.warning("%s: %s (%s)", method, translated, type(leaf).__name__)
+            return translated
+    if call_over and is_transport_error(leaf):
+        _log.info("%s: the client left before the answer (%s)", method, type(leaf).__name__)
+        return None
+    error_id = uuid.uuid4().hex[:16]
+    _log.error("%s: internal error %s", method, error_id, exc_info=leaf)
+    return E.SkyMeshError(
+        f"internal error (error id {error_id}); the server logged the details",
+        reason="INTERNAL",
+        details={"id": error_id},
     )

@@ -19,6 +19,7 @@ from grpc_reflection.v1alpha import reflection
 
 from skymesh.api.convert import station_from_proto, timestamp_to_datetime
 from skymesh.api.errors import grpc_errors
+from skymesh.api.guard import GuardInterceptor
 from skymesh.api.scheduler.v1 import scheduler_pb2 as pb
 from skymesh.api.scheduler.v1 import scheduler_pb2_grpc as pb_grpc
 from skymesh.core.errors import InvalidArgument
@@ -93,7 +94,9 @@ async def start_server(
 ) -> tuple[grpc.aio.Server, int]:
     """A started server with the scheduler, health and reflection services; returns it and the bound port."""
     server = grpc.aio.server(
-        options=[("grpc.max_receive_message_length", 256 << 20), ("grpc.max_send_message_length", 256 << 20)]
+        # Request limits and error mapping, the same choke point as the control plane's (skymesh.api.guard).
+        interceptors=[GuardInterceptor()],
+        options=[("grpc.max_receive_message_length", 256 << 20), ("grpc.max_send_message_length", 256 << 20)],
     )
     pb_grpc.add_SchedulerServiceServicer_to_server(servicer or SchedulerServicer(), server)
     health = health_aio.HealthServicer()

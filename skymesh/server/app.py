@@ -32,6 +32,7 @@ from skymesh.api.control.v1 import (
     users_pb2,
     users_pb2_grpc,
 )
+from skymesh.api.guard import GuardInterceptor
 from skymesh.api.scheduler.v1 import scheduler_pb2_grpc
 from skymesh.core.clock import Clock, SystemClock
 from skymesh.core.errors import InvalidArgument
@@ -50,6 +51,7 @@ from skymesh.server.control import (
     UserServicer,
 )
 from skymesh.server.db import Repository, create_engine, migrate
+from skymesh.server.db.errors import translate_db_error
 from skymesh.server.dispatch import Dispatcher
 from skymesh.server.liveness import Liveness
 from skymesh.server.planning import Planner
@@ -207,8 +209,10 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
         if is_reducible(kind, resource_name):
             reducer.submit(resource_name)
 
+    # The guard goes first: every RPC's request limits and error mapping (skymesh.api.guard).
     server = grpc.aio.server(
-        interceptors=[ControlAuthInterceptor(repo, required=config.control_auth)], options=_GRPC_OPTIONS
+        interceptors=[GuardInterceptor(translate_db_error), ControlAuthInterceptor(repo, required=config.control_auth)],
+        options=_GRPC_OPTIONS,
     )
     agent_pb2_grpc.add_AgentServiceServicer_to_server(
         AgentServicer(repo, hub, liveness, dispatcher, Uploads(repo, config, on_complete=reduce_upload), config, clock),

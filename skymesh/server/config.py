@@ -46,6 +46,10 @@ class ServerConfig:
     # replica) ends them too; RevokeStationKey on this server ends them at once.
     key_recheck_s: float = 60.0
     max_unacked: int = 64
+    # Each station's stream is read at most this fast (a burst of `upstream_burst` first); the server paces, never
+    # drops (docs/protocol.md rule 12).
+    upstream_rate_per_s: float = 200.0
+    upstream_burst: int = 400
     # Planning loop.
     replan_interval_s: float = 300.0
     replan_debounce_s: float = 1.0
@@ -110,6 +114,12 @@ class ServerConfig:
             raise InvalidArgument("must not be negative", field="reduction_workers")
         if not isinstance(self.quality_thresholds, Mapping):
             raise InvalidArgument("must be a mapping of threshold names to values", field="quality_thresholds")
+        if self.max_unacked < 1:
+            raise InvalidArgument("must be at least 1", field="max_unacked")
+        if self.upstream_rate_per_s <= 0:
+            raise InvalidArgument("must be positive", field="upstream_rate_per_s")
+        if self.upstream_burst < 1:
+            raise InvalidArgument("must be at least 1", field="upstream_burst")
         if self.plan_solver not in ("greedy", "cpsat"):
             raise InvalidArgument("must be 'greedy' or 'cpsat'", field="plan_solver")
         if (self.tls_cert_file is None) != (self.tls_key_file is None):

@@ -3,13 +3,19 @@
 A session owns an outbound queue drained by the stream's single writer (gRPC allows one writer at a time);
 urgent commands jump the queue. Anything that must reach an agent (commands, schedules, acks, drains) is pushed
 here; what happens after the write (marking jobs DISPATCHED, closing after a Drain) rides along as `on_sent`.
+
+A session also keeps the server's side of the credit window (docs/protocol.md rule 12): the reliable messages it
+has read whose acks are not yet written, mirroring the agent's own in-flight list, so an agent that sends more
+than `max_unacked` ahead of its acks is caught exactly. `Pacer` is the per-station rate limit.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -17,7 +23,7 @@ from skymesh.api.agent.v1 import agent_pb2
 from skymesh.core.errors import Aborted, SkyMeshError
 from skymesh.observability.metrics import SERVER_STREAMS
 
-__all__ = ["AgentSession", "Outbound", "SessionHub"]
+__all__ = ["AgentSession", "Outbound", "Pacer", "SessionHub"]
 
 URGENT, NORMAL = 0, 1
 _counter = itertools.count()
@@ -41,6 +47,12 @@ class AgentSession:
         self._sent_command_seqs: set[int] = set()
         self.ended = asyncio.Event()
         self.end_error: SkyMeshError | None = None
+        # (boot_id, seq) of reliable messages read whose acks are not yet written.
+        self.unacked: deque[tuple[str, int]] = deque()
+
+    def settle(self, boot_id: str, committed_seq: int) -> None:
+        """An ack for (boot_id, committed_seq) was written: what it covers no longer counts against the credit."""
+        self.unacked = deque((b, s) for b, s in self.unacked if not (b == boot_id and s <= committed_seq))
 
     def push(
         self,
@@ -124,3 +136,26 @@ class SessionHub:
 
             session.push(agent_pb2.ConnectResponse(drain=message), urgent=True, on_sent=_close)
         return len(sessions)
+
+
+class Pacer:
+    """A token bucket: `take()` returns at once while the burst lasts, then paces callers to `rate_per_s`."""
+
+    def __init__(self, rate_per_s: float, burst: int) -> None:
+        self.rate_per_s = rate_per_s
+        self.burst = float(burst)
+        self._tokens = float(burst)
+        self._last = time.monotonic()
+
+    def delay_s(self) -> float:
+        """Take one token; how long to wait before using it."""
+        now = time.monotonic()
+        self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate_per_s)
+        self._last = now
+        self._tokens -= 1.0
+        return 0.0 if self._tokens >= 0 else -self._tokens / self.rate_per_s
+
+    async def take(self) -> None:
+        wait_s = self.delay_s()
+        if wait_s > 0:
+            await asyncio.sleep(wait_s)

@@ -4,7 +4,13 @@ One handler per stream: authenticate (rule 1), check Hello, answer Welcome with 
 station from an older session (3), push the schedule if the agent's version differs (6) and replay open commands
 (5), then run three tasks until one ends the stream: the reader (each reliable message is committed with its
 cursor before its UpstreamAck, rule 4), the single writer, and a watcher for supersession, revocation and Drain.
-A malformed message ends the stream with INVALID_ARGUMENT naming the field and writes nothing.
+
+Every message has passed `skymesh.api.validation` when it is read (the guard interceptor installs it as the
+deserializer); a message refused there or by the repository ends the stream with INVALID_ARGUMENT (or NOT_FOUND,
+FAILED_PRECONDITION, RESOURCE_EXHAUSTED for an oversized one) naming the field, writes none of its data, and, for a
+reliable message, names it in trailing metadata and records the refusal so the cursor moves past it (rule 4). The
+reader enforces the credit window and paces each station (rule 12). A client that leaves mid-write ends its
+stream quietly.
 """
 
 from __future__ import annotations
@@ -19,9 +25,23 @@ import grpc
 
 from skymesh.api.agent.v1 import agent_pb2, agent_pb2_grpc
 from skymesh.api.convert import timestamp_from_datetime, timestamp_to_datetime
-from skymesh.api.errors import abort_with
+from skymesh.api.errors import abort_with, grpc_code_for, is_transport_error
+from skymesh.api.validation import (
+    AGENT_MAX_MESSAGE_BYTES,
+    MAX_SAMPLE_CHANNELS,
+    MAX_TELEMETRY_SAMPLES,
+    MessageRefused,
+)
 from skymesh.core.clock import Clock
-from skymesh.core.errors import InvalidArgument, PermissionDenied, SkyMeshError, Unauthenticated
+from skymesh.core.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+    SkyMeshError,
+    Unauthenticated,
+)
 from skymesh.observability.metrics import (
     COMMANDS,
     JOBS,
@@ -36,7 +56,7 @@ from skymesh.server.db import Repository
 from skymesh.server.db.records import CommandStateValue
 from skymesh.server.dispatch import Dispatcher
 from skymesh.server.liveness import Liveness
-from skymesh.server.sessions import AgentSession, SessionHub
+from skymesh.server.sessions import AgentSession, Pacer, SessionHub
 from skymesh.server.uploads import Uploads
 from skymesh.server.wire import command_message, job_update_from_proto, observation_from_proto, telemetry_from_proto
 
@@ -47,6 +67,29 @@ log = logging.getLogger(__name__)
 PROTOCOL_VERSION = 1
 _EOF: object = grpc.aio.EOF  # type: ignore[attr-defined]
 _RELIABLE = frozenset({"job_update", "telemetry", "observation"})
+_MAX_SEQ = 2**63 - 1
+
+
+def _is_content_refusal(error: SkyMeshError) -> bool:
+    """Refused for what the message says (so the agent must set exactly it aside), not for the stream's state."""
+    if error.reason == "UPSTREAM_REFUSED_BEFORE":
+        return True
+    if isinstance(error, ResourceExhausted):
+        return error.reason == "MESSAGE_TOO_LARGE"
+    if isinstance(error, FailedPrecondition):
+        return error.reason != "UPSTREAM_SEQ_GAP"
+    return isinstance(error, InvalidArgument | NotFound)
+
+
+def _nameable(request: agent_pb2.ConnectRequest | None) -> bool:
+    """A reliable message whose boot and seq can be named back to the agent and recorded."""
+    return (
+        request is not None
+        and request.WhichOneof("body") in _RELIABLE
+        and 0 < len(request.boot_id) <= 64
+        and "\x00" not in request.boot_id
+        and 1 <= request.seq <= _MAX_SEQ
+    )
 
 
 class _StreamClosed(Exception):
@@ -86,6 +129,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         self._uploads = uploads
         self._config = config
         self._clock = clock
+        self._pacers: dict[str, Pacer] = {}
 
     # ------------------------------------------------------------------------------------------------ Connect
 
@@ -94,7 +138,10 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     ) -> None:
         try:
             station_id, key_id = await authenticate_station(self._repo, context)
-            first = await context.read()
+            try:
+                first = await context.read()
+            except MessageRefused as refused:
+                raise refused.error from None
             if first is _EOF:
                 return
             assert isinstance(first, agent_pb2.ConnectRequest)
@@ -118,7 +165,13 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         except* SkyMeshError as group:
             error = group.exceptions[0]  # type: ignore[assignment]
             reason = error.reason.lower() if error is not None else "error"
-        except* (grpc.aio.AbortError, grpc.aio.UsageError, asyncio.InvalidStateError, ConnectionError):
+        except* (
+            grpc.aio.AbortError,
+            grpc.aio.UsageError,
+            grpc.aio.InternalError,  # ExecuteBatchError: a write to a client that has gone
+            asyncio.InvalidStateError,
+            ConnectionError,
+        ):
             reason = "transport"
         finally:
             self._hub.unregister(session)
@@ -127,7 +180,9 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             SERVER_RECONNECTS.labels(reason).inc()
             log.info("station %s: session %s ended (%s)", station_id, session.session_id, reason)
         if error is not None:
-            await abort_with(context, error)
+            # A client that has gone cannot be told (abort's own AbortError still ends the RPC).
+            with contextlib.suppress(grpc.aio.UsageError, grpc.aio.InternalError, asyncio.InvalidStateError):
+                await abort_with(context, error)
 
     def _check_hello(self, first: agent_pb2.ConnectRequest, station_id: str) -> agent_pb2.Hello:
         if first.WhichOneof("body") != "hello":
@@ -139,6 +194,8 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             )
         if not hello.boot_id:
             raise InvalidArgument("must not be empty", field="hello.boot_id")
+        if hello.protocol_version < 1:
+            raise InvalidArgument("must be set (1 or more)", field="hello.protocol_version")
         if hello.protocol_version > PROTOCOL_VERSION:
             raise InvalidArgument(
                 f"protocol {hello.protocol_version} is newer than this server's {PROTOCOL_VERSION}",
@@ -168,6 +225,10 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             max_unacked=self._config.max_unacked,
             resume=[agent_pb2.BootResume(boot_id=b, committed_seq=seq) for b, seq in cursors.items()],
             server_time=timestamp_from_datetime(now),
+            max_message_bytes=AGENT_MAX_MESSAGE_BYTES,
+            max_batch_samples=MAX_TELEMETRY_SAMPLES,
+            max_sample_channels=MAX_SAMPLE_CHANNELS,
+            upstream_rate_per_s=self._config.upstream_rate_per_s,
         )
         welcome.heartbeat_interval.FromMilliseconds(int(self._config.heartbeat_interval_s * 1000))
         welcome.telemetry_batch_interval.FromMilliseconds(int(self._config.telemetry_batch_interval_s * 1000))
@@ -202,26 +263,56 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     async def _writer(self, session: AgentSession, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         while True:
             item = await session.next_outbound()
-            await context.write(item.message)
+            try:
+                await context.write(item.message)
+            except Exception as exc:
+                if is_transport_error(exc):
+                    # The agent went away mid-write (it is stopping, or its connection dropped): end quietly.
+                    raise _StreamClosed from None
+                raise
             STREAM_MESSAGES.labels("down", item.message.WhichOneof("body") or "empty").inc()
             if item.on_sent is not None:
                 await item.on_sent()
 
     async def _reader(self, session: AgentSession, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        pacer = self._pacers.get(session.station_id)
+        if pacer is None:
+            pacer = Pacer(self._config.upstream_rate_per_s, self._config.upstream_burst)
+            self._pacers[session.station_id] = pacer
         while True:
-            request = await context.read()
+            refused: SkyMeshError | None = None
+            try:
+                request = await context.read()
+            except MessageRefused as exc:
+                refused, request = exc.error, exc.message
             if request is _EOF:
                 raise _StreamClosed
-            assert isinstance(request, agent_pb2.ConnectRequest)
+            assert request is None or isinstance(request, agent_pb2.ConnectRequest)
             if self._liveness.touch(session.station_id):
                 await self._liveness.refresh(session.station_id)
+            if refused is not None:
+                await self._refuse(session, request, refused)
+            assert request is not None
+            await pacer.take()
             try:
                 await self._handle(session, request)
             except SkyMeshError as exc:
-                if request.seq and request.boot_id:
-                    # Name the refused message, so the agent can set exactly it aside instead of resending it forever.
-                    exc.details.update({"upstream-boot-id": request.boot_id, "upstream-seq": str(request.seq)})
-                raise
+                await self._refuse(session, request, exc)
+
+    async def _refuse(
+        self, session: AgentSession, request: agent_pb2.ConnectRequest | None, error: SkyMeshError
+    ) -> None:
+        """End the stream with `error`. A reliable message refused for its content is recorded (the cursor moves
+        past it) and named, so the agent can set exactly it aside instead of resending it forever."""
+        if request is not None and _nameable(request) and _is_content_refusal(error):
+            await self._repo.refuse_upstream(
+                session.station_id, request.boot_id, request.seq, grpc_code_for(error).name, str(error)
+            )
+            error.details.update({"upstream-boot-id": request.boot_id, "upstream-seq": str(request.seq)})
+            log.warning(
+                "station %s: refused upstream %s/%d: %s", session.station_id, request.boot_id, request.seq, error
+            )
+        raise error
 
     async def _handle(self, session: AgentSession, request: agent_pb2.ConnectRequest) -> None:
         kind = request.WhichOneof("body")
@@ -249,28 +340,53 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         if kind == "schedule_ack":
             await self._repo.record_schedule_ack(station_id, request.schedule_ack.version, request.schedule_ack.error)
             return
-        assert kind in _RELIABLE
+        assert kind in _RELIABLE or kind == "abandoned"
         if not request.boot_id:
             raise InvalidArgument("must be set on job updates, telemetry and observations", field="boot_id")
         if request.seq < 1:
             raise InvalidArgument("must be at least 1 on job updates, telemetry and observations", field="seq")
+        if len(session.unacked) >= self._config.max_unacked:
+            raise ResourceExhausted(
+                f"more than max_unacked={self._config.max_unacked} upstream messages sent ahead of their acks",
+                field="seq",
+                reason="MAX_UNACKED",
+                details={"limit": str(self._config.max_unacked)},
+            )
+        session.unacked.append((request.boot_id, request.seq))
+        received = time.perf_counter()
+        if kind == "abandoned":
+            reason = request.abandoned.reason or "no reason given"
+            committed = await self._repo.refuse_upstream(
+                station_id, request.boot_id, request.seq, "ABANDONED", f"abandoned by the agent: {reason}"
+            )
+            log.warning(
+                "station %s: agent abandoned upstream %s/%d: %s", station_id, request.boot_id, request.seq, reason
+            )
+            self._ack(session, request.boot_id, committed, received)
+            return
         item = (
             job_update_from_proto(request.job_update)
             if kind == "job_update"
-            else telemetry_from_proto(request.telemetry, request.boot_id)
+            # Off the event loop: a large batch must not hold up the other streams while it is converted.
+            else await asyncio.to_thread(telemetry_from_proto, request.telemetry, request.boot_id)
             if kind == "telemetry"
             else observation_from_proto(request.observation)
         )
-        received = time.perf_counter()
         result = await self._repo.ingest_upstream(station_id, request.boot_id, request.seq, item)
         if result.duplicate:
             SERVER_DEDUP_HITS.labels(kind).inc()
         if result.job_change is not None and result.job_change.applied:
             JOBS.labels(result.job_change.new.name.lower()).inc()
+        self._ack(session, request.boot_id, result.committed_seq, received)
+
+    @staticmethod
+    def _ack(session: AgentSession, boot_id: str, committed: int, received: float) -> None:
+        async def settle() -> None:
+            session.settle(boot_id, committed)
+
         session.push(
-            agent_pb2.ConnectResponse(
-                upstream_ack=agent_pb2.UpstreamAck(boot_id=request.boot_id, committed_seq=result.committed_seq)
-            )
+            agent_pb2.ConnectResponse(upstream_ack=agent_pb2.UpstreamAck(boot_id=boot_id, committed_seq=committed)),
+            on_sent=settle,
         )
         SERVER_ACK_LAG.observe(time.perf_counter() - received)
 

@@ -8,6 +8,7 @@ async with AgentClient.connect(address, api_key, hello) as agent:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -46,9 +47,10 @@ class AgentClient:
         schedule_version: int = 0,
         pending_boot_ids: Sequence[str] = (),
         first: agent_pb2.ConnectRequest | None = None,
+        options: Sequence[tuple[str, Any]] = (),
     ) -> AsyncIterator[AgentClient]:
         boot = boot_id or str(uuid.uuid4())
-        channel = grpc.aio.insecure_channel(address)
+        channel = grpc.aio.insecure_channel(address, options=list(options))
         stub = agent_pb2_grpc.AgentServiceStub(channel)
         call = stub.Connect(metadata=(("authorization", f"Bearer {api_key}"),))
         client = cls(channel, call, boot)
@@ -67,7 +69,9 @@ class AgentClient:
             )
         )
         try:
-            await call.write(first if first is not None else hello)
+            # Refused before the Hello was written (e.g. a bad key): `status()` reports it.
+            with contextlib.suppress(grpc.aio.AioRpcError):
+                await call.write(first if first is not None else hello)
             yield client
         finally:
             call.cancel()

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
+from sqlalchemy import text
 
 from skymesh.api.agent.v1 import agent_pb2
 from skymesh.api.common.v1 import common_pb2
@@ -62,7 +63,13 @@ async def test_malformed_message_is_invalid_and_writes_nothing(fleet: Fleet, mak
         code, details = await agent.status()
     assert code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND), details
     assert details.startswith(field), details
-    assert (await repo.get_cursors("gs1", [agent.boot_id, "b"])) == {agent.boot_id: 0, "b": 0}
+    # A reliable message refused for its content is recorded and the cursor moves past it, so the agent can set
+    # it aside (rule 4); none of its data is written.
+    cursors = await repo.get_cursors("gs1", [agent.boot_id, "b"])
+    async with fleet.server.engine.connect() as conn:
+        refusals = (await conn.execute(text("SELECT boot_id, seq FROM upstream_refusals"))).all()
+    assert {(b, s) for b, s in refusals} == {(b, s) for b, s in cursors.items() if s}
+    assert set(cursors.values()) <= {0, 1}
     assert await repo.count_telemetry("gs1") == 0
     assert await repo.list_observations(station_id="gs1") == []
 

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from skymesh.core.errors import InvalidArgument, NotFound
+from skymesh.core.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, SkyMeshError
 from skymesh.core.jobs import JobState, can_advance
 from skymesh.core.model import StationState, TimeWindow
 from skymesh.server.db.base import RepoBase
@@ -24,6 +24,7 @@ from skymesh.server.db.models import (
     TargetRow,
     TelemetryRow,
     UpstreamCursorRow,
+    UpstreamRefusalRow,
 )
 from skymesh.server.db.records import (
     ArtifactRecord,
@@ -42,6 +43,22 @@ __all__ = ["IngestRepo"]
 log = logging.getLogger(__name__)
 
 UpstreamItem = JobUpdateIn | TelemetryIn | ObservationIn
+
+_REFUSAL_CLASSES: dict[str, type[SkyMeshError]] = {
+    "INVALID_ARGUMENT": InvalidArgument,
+    "NOT_FOUND": NotFound,
+    "FAILED_PRECONDITION": FailedPrecondition,
+    "RESOURCE_EXHAUSTED": ResourceExhausted,
+}
+
+
+def _gap(boot_id: str, expected: int, seq: int) -> FailedPrecondition:
+    return FailedPrecondition(
+        f"expected seq {expected} of boot {boot_id!r}, got {seq}: upstream sequences have no gaps",
+        field="seq",
+        reason="UPSTREAM_SEQ_GAP",
+        details={"expected-seq": str(expected)},
+    )
 
 
 def _reduction(row: ObservationRow) -> ObservationReduction | None:
@@ -97,33 +114,44 @@ class IngestRepo(RepoBase):
         found = {r.boot_id: r.committed_seq for r in rows}
         return {b: found.get(b, 0) for b in ids}
 
+    async def _lock_cursor(self, s: AsyncSession, station_id: str, boot_id: str, now: datetime) -> UpstreamCursorRow:
+        # Make sure the cursor row exists, then lock it: concurrent sessions of one station serialize here.
+        await s.execute(
+            self._insert(UpstreamCursorRow)
+            .values(station_id=station_id, boot_id=boot_id, committed_seq=0, updated_at=now)
+            .on_conflict_do_nothing()
+        )
+        cursor = await s.scalar(
+            select(UpstreamCursorRow)
+            .where(UpstreamCursorRow.station_id == station_id, UpstreamCursorRow.boot_id == boot_id)
+            .with_for_update()
+        )
+        assert cursor is not None
+        return cursor
+
     async def ingest_upstream(self, station_id: str, boot_id: str, seq: int, item: UpstreamItem) -> UpstreamResult:
         """Write one reliable upstream message and advance the (station, boot) cursor in one transaction.
 
-        seq <= cursor: a duplicate, nothing written. Bad references (unknown job or target) raise InvalidArgument or
-        NotFound naming the field, and the transaction is rolled back: nothing is written.
+        Acked means stored (docs/protocol.md rule 4): only the next seq (cursor + 1) advances the cursor; a seq above
+        it raises FailedPrecondition (reason UPSTREAM_SEQ_GAP) naming the expected seq. A seq at or below the cursor
+        is a resend: refused again if it was refused (`refuse_upstream`), else a duplicate (it was stored: cursors
+        only move over stored or refused messages). Bad references (unknown job or
+        target) raise InvalidArgument or NotFound naming the field; the transaction is rolled back: nothing is
+        written.
         """
         now = self._now()
         change: JobChange | None = None
         async with self._tx("ingest_upstream") as s:
-            # Make sure the cursor row exists, then lock it: concurrent sessions of one station serialize here.
-            await s.execute(
-                self._insert(UpstreamCursorRow)
-                .values(station_id=station_id, boot_id=boot_id, committed_seq=0, updated_at=now)
-                .on_conflict_do_nothing()
-            )
-            cursor = await s.scalar(
-                select(UpstreamCursorRow)
-                .where(UpstreamCursorRow.station_id == station_id, UpstreamCursorRow.boot_id == boot_id)
-                .with_for_update()
-            )
-            assert cursor is not None
+            cursor = await self._lock_cursor(s, station_id, boot_id, now)
             if seq <= cursor.committed_seq:
+                # Every seq at or below the cursor was stored or refused: the server never lets a gap in.
+                refusal = await s.get(UpstreamRefusalRow, (station_id, boot_id, seq))
+                if refusal is not None:
+                    cls = _REFUSAL_CLASSES.get(refusal.code, InvalidArgument)
+                    raise cls(f"refused before: {refusal.error}", reason="UPSTREAM_REFUSED_BEFORE")
                 return UpstreamResult(cursor.committed_seq, duplicate=True)
-            if seq > cursor.committed_seq + 1:
-                log.warning(
-                    "station %s boot %s: upstream gap, seq %d after %d", station_id, boot_id, seq, cursor.committed_seq
-                )
+            if seq != cursor.committed_seq + 1:
+                raise _gap(boot_id, cursor.committed_seq + 1, seq)
             if isinstance(item, TelemetryIn):
                 await s.execute(
                     self._insert(TelemetryRow)
@@ -137,6 +165,27 @@ class IngestRepo(RepoBase):
             cursor.committed_seq = seq
             cursor.updated_at = now
         return UpstreamResult(seq, duplicate=False, job_change=change)
+
+    async def refuse_upstream(self, station_id: str, boot_id: str, seq: int, code: str, error: str) -> int:
+        """Record that the next upstream message of (station, boot) was refused for its content (or abandoned by
+        the agent), and move the cursor past it, so the agent can set it aside and go on. A seq beyond the next one
+        raises the gap error instead; one at or below the cursor was already decided and changes nothing.
+        Returns the cursor."""
+        now = self._now()
+        async with self._tx("refuse_upstream") as s:
+            cursor = await self._lock_cursor(s, station_id, boot_id, now)
+            if seq <= cursor.committed_seq:
+                return cursor.committed_seq
+            if seq != cursor.committed_seq + 1:
+                raise _gap(boot_id, cursor.committed_seq + 1, seq)
+            s.add(
+                UpstreamRefusalRow(
+                    station_id=station_id, boot_id=boot_id, seq=seq, code=code, error=error[:4096], refused_at=now
+                )
+            )
+            cursor.committed_seq = seq
+            cursor.updated_at = now
+        return seq
 
     async def _insert_observation(
         self, s: AsyncSession, station_id: str, boot_id: str, seq: int, obs: ObservationIn, now: datetime

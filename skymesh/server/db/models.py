@@ -251,6 +251,18 @@ class UpstreamCursorRow(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class UpstreamRefusalRow(Base):
+    """A reliable upstream message refused for its content; the cursor moved past it (docs/protocol.md rule 4)."""
+
+    __tablename__ = "upstream_refusals"
+    station_id: Mapped[str] = mapped_column(ForeignKey("stations.station_id"), primary_key=True)
+    boot_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    code: Mapped[str] = mapped_column(String(32))
+    error: Mapped[str] = mapped_column(Text)
+    refused_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class TelemetryRow(Base):
     __tablename__ = "telemetry"
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)

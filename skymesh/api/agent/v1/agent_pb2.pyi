@@ -97,6 +97,7 @@ class ConnectRequest(_message.Message):
     TELEMETRY_FIELD_NUMBER: _builtins.int
     OBSERVATION_FIELD_NUMBER: _builtins.int
     SCHEDULE_ACK_FIELD_NUMBER: _builtins.int
+    ABANDONED_FIELD_NUMBER: _builtins.int
     SEQ_FIELD_NUMBER: _builtins.int
     BOOT_ID_FIELD_NUMBER: _builtins.int
     seq: _builtins.int
@@ -119,6 +120,10 @@ class ConnectRequest(_message.Message):
     def observation(self) -> Global___ObservationRecord: ...
     @_builtins.property
     def schedule_ack(self) -> Global___ScheduleAck: ...
+    @_builtins.property
+    def abandoned(self) -> Global___Abandoned:
+        """Reliable, in place of a message the agent gave up (docs/protocol.md rule 4)."""
+
     def __init__(
         self,
         *,
@@ -129,14 +134,15 @@ class ConnectRequest(_message.Message):
         telemetry: Global___TelemetryBatch | None = ...,
         observation: Global___ObservationRecord | None = ...,
         schedule_ack: Global___ScheduleAck | None = ...,
+        abandoned: Global___Abandoned | None = ...,
         seq: _builtins.int = ...,
         boot_id: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "command_update", b"command_update", "heartbeat", b"heartbeat", "hello", b"hello", "job_update", b"job_update", "observation", b"observation", "schedule_ack", b"schedule_ack", "telemetry", b"telemetry"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["abandoned", b"abandoned", "body", b"body", "command_update", b"command_update", "heartbeat", b"heartbeat", "hello", b"hello", "job_update", b"job_update", "observation", b"observation", "schedule_ack", b"schedule_ack", "telemetry", b"telemetry"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "boot_id", b"boot_id", "command_update", b"command_update", "heartbeat", b"heartbeat", "hello", b"hello", "job_update", b"job_update", "observation", b"observation", "schedule_ack", b"schedule_ack", "seq", b"seq", "telemetry", b"telemetry"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["abandoned", b"abandoned", "body", b"body", "boot_id", b"boot_id", "command_update", b"command_update", "heartbeat", b"heartbeat", "hello", b"hello", "job_update", b"job_update", "observation", b"observation", "schedule_ack", b"schedule_ack", "seq", b"seq", "telemetry", b"telemetry"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["hello", "heartbeat", "command_update", "job_update", "telemetry", "observation", "schedule_ack"]  # noqa: Y015
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["hello", "heartbeat", "command_update", "job_update", "telemetry", "observation", "schedule_ack", "abandoned"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
 
@@ -633,6 +639,34 @@ class ObservationRecord(_message.Message):
 Global___ObservationRecord: _TypeAlias = ObservationRecord  # noqa: Y015
 
 @_typing.final
+class Abandoned(_message.Message):
+    """Sent with the seq and boot_id of a spooled reliable message the agent will never send (it is larger than
+    Welcome.max_message_bytes): the server records that seq as refused, moves the cursor past it and acknowledges it,
+    so the sequence has no gap. The message itself stays in the agent's `rejected` table for an operator.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """The abandoned message's body kind ("telemetry", "observation", "job_update")."""
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Abandoned: _TypeAlias = Abandoned  # noqa: Y015
+
+@_typing.final
 class ScheduleAck(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -736,11 +770,24 @@ class Welcome(_message.Message):
     MAX_UNACKED_FIELD_NUMBER: _builtins.int
     RESUME_FIELD_NUMBER: _builtins.int
     SERVER_TIME_FIELD_NUMBER: _builtins.int
+    MAX_MESSAGE_BYTES_FIELD_NUMBER: _builtins.int
+    MAX_BATCH_SAMPLES_FIELD_NUMBER: _builtins.int
+    MAX_SAMPLE_CHANNELS_FIELD_NUMBER: _builtins.int
+    UPSTREAM_RATE_PER_S_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     server_id: _builtins.str
     protocol_version: _builtins.int
     max_unacked: _builtins.int
     """At most this many unacknowledged upstream messages in flight."""
+    max_message_bytes: _builtins.int
+    """Limits (docs/protocol.md rule 12). An upstream message serialized larger than this is refused with
+    RESOURCE_EXHAUSTED (reason MESSAGE_TOO_LARGE); the agent never builds one. 0: an older server, assume 256 KiB.
+    """
+    max_batch_samples: _builtins.int
+    """At most this many samples in one TelemetryBatch, and this many channels in one TelemetrySample."""
+    max_sample_channels: _builtins.int
+    upstream_rate_per_s: _builtins.float
+    """The server reads at most this many messages per second from one station (it paces the stream, drops nothing)."""
     @_builtins.property
     def heartbeat_interval(self) -> _duration_pb2.Duration: ...
     @_builtins.property
@@ -760,10 +807,14 @@ class Welcome(_message.Message):
         max_unacked: _builtins.int = ...,
         resume: _abc.Iterable[Global___BootResume] | None = ...,
         server_time: _timestamp_pb2.Timestamp | None = ...,
+        max_message_bytes: _builtins.int = ...,
+        max_batch_samples: _builtins.int = ...,
+        max_sample_channels: _builtins.int = ...,
+        upstream_rate_per_s: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["heartbeat_interval", b"heartbeat_interval", "server_time", b"server_time", "telemetry_batch_interval", b"telemetry_batch_interval"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["heartbeat_interval", b"heartbeat_interval", "max_unacked", b"max_unacked", "protocol_version", b"protocol_version", "resume", b"resume", "server_id", b"server_id", "server_time", b"server_time", "session_id", b"session_id", "telemetry_batch_interval", b"telemetry_batch_interval"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["heartbeat_interval", b"heartbeat_interval", "max_batch_samples", b"max_batch_samples", "max_message_bytes", b"max_message_bytes", "max_sample_channels", b"max_sample_channels", "max_unacked", b"max_unacked", "protocol_version", b"protocol_version", "resume", b"resume", "server_id", b"server_id", "server_time", b"server_time", "session_id", b"session_id", "telemetry_batch_interval", b"telemetry_batch_interval", "upstream_rate_per_s", b"upstream_rate_per_s"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
