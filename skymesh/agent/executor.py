@@ -132,7 +132,7 @@ class Executor:
             **kw,  # type: ignore[arg-type]
         )
         if done:
-            AGENT_JOBS.labels(state=state.name).inc()
+            AGENT_JOBS.labels(state=state.name.lower()).inc()
             _log.info("job %s -> %s %s", job_id, state.name, detail)
         return done
 
@@ -223,7 +223,8 @@ class Executor:
 
     async def _set_command(self, command: agent_pb2.Command, state: int, cause: int = 0, detail: str = "") -> None:
         await self.store.set_command_state(command.command_id, state, self.clock.now(), cause, detail)
-        AGENT_COMMANDS.labels(state=agent_pb2.CommandState.Name(state)).inc()  # type: ignore[arg-type]
+        name = agent_pb2.CommandState.Name(state)  # type: ignore[arg-type]
+        AGENT_COMMANDS.labels(state=name.removeprefix("COMMAND_STATE_").lower()).inc()
 
     def _expired(self, command: agent_pb2.Command) -> bool:
         if not command.HasField("expires_at"):

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -49,6 +50,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     seq INTEGER NOT NULL,
     kind TEXT NOT NULL,
     payload BLOB NOT NULL,
+    spooled_at REAL,
     PRIMARY KEY (boot_id, seq)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS rejected (
@@ -167,6 +169,9 @@ class Store:
         self._db.execute("PRAGMA busy_timeout=5000")
         with self._lock:
             self._db.executescript(_SCHEMA)
+            # Spools written before `spooled_at` existed (it dates the oldest unacked message for SREs).
+            if "spooled_at" not in {r[1] for r in self._db.execute("PRAGMA table_info(outbox)")}:
+                self._db.execute("ALTER TABLE outbox ADD COLUMN spooled_at REAL")
 
     def close(self) -> None:
         with self._lock:
@@ -227,8 +232,8 @@ class Store:
             msg.seq = seq
             msg.boot_id = boot_id
             db.execute(
-                "INSERT INTO outbox (boot_id, seq, kind, payload) VALUES (?, ?, ?, ?)",
-                (boot_id, seq, msg.WhichOneof("body") or "", msg.SerializeToString()),
+                "INSERT INTO outbox (boot_id, seq, kind, payload, spooled_at) VALUES (?, ?, ?, ?, ?)",
+                (boot_id, seq, msg.WhichOneof("body") or "", msg.SerializeToString(), time.time()),
             )
             seqs.append(seq)
             seq += 1

@@ -32,6 +32,8 @@ from skymesh.api.control.v1 import (
 from skymesh.api.scheduler.v1 import scheduler_pb2_grpc
 from skymesh.core.clock import Clock, SystemClock
 from skymesh.core.errors import InvalidArgument
+from skymesh.observability.endpoint import start_endpoint
+from skymesh.observability.metrics import ServerMetrics
 from skymesh.server.auth import ControlAuthInterceptor, bootstrap_admin
 from skymesh.server.config import ServerConfig
 from skymesh.server.control import (
@@ -45,6 +47,7 @@ from skymesh.server.control import (
 from skymesh.server.db import Repository, create_engine, migrate
 from skymesh.server.dispatch import Dispatcher
 from skymesh.server.liveness import Liveness
+from skymesh.server.observe import StationGauges, readiness_checks
 from skymesh.server.planning import Planner
 from skymesh.server.sessions import SessionHub
 from skymesh.server.stream import AgentServicer
@@ -90,6 +93,7 @@ class RunningServer:
     planner: Planner | None
     dispatcher: Dispatcher
     metrics_port: int | None
+    metrics: ServerMetrics
     _background: asyncio.Task[None]
     _scheduler_channel: grpc.aio.Channel
     _health: Any
@@ -122,8 +126,7 @@ class RunningServer:
         await self.repo.wait_idle()
         await self.engine.dispose()
         if self._metrics_server is not None:
-            await asyncio.to_thread(self._metrics_server.shutdown)
-            self._metrics_server.server_close()
+            await asyncio.to_thread(self._metrics_server.close)
         log.info("server stopped")
 
     async def wait(self) -> None:
@@ -150,6 +153,9 @@ async def serve(config: ServerConfig, *, clock: Clock | None = None) -> RunningS
 
 
 async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> RunningServer:
+    # This process's own registry, built before anything records a metric.
+    metrics = ServerMetrics.start()
+    metrics.replan_interval.set(config.replan_interval_s if config.planning_enabled else 0)
     if config.migrate:
         await migrate(engine)
     repo = Repository(engine, clock)
@@ -200,6 +206,7 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
         raise InvalidArgument(
             f"cannot listen on {config.listen}: in use, or not an address of this host", field="listen"
         ) from exc
+    metrics.registry.register(StationGauges(hub, planner))
     await server.start()
     for name in ("", *_SERVICE_NAMES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -207,10 +214,13 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
     metrics_server = None
     metrics_port = None
     if config.metrics_port is not None:
-        from prometheus_client import start_http_server
-
-        metrics_server, _thread = start_http_server(config.metrics_port, addr=config.metrics_addr)
-        metrics_port = int(metrics_server.server_port)
+        metrics_server = start_endpoint(
+            metrics.registry,
+            port=config.metrics_port,
+            addr=config.metrics_addr,
+            readiness=readiness_checks(engine, scheduler_channel if planner is not None else None),
+        )
+        metrics_port = metrics_server.port
 
     background = asyncio.create_task(_background(liveness, planner), name="skymesh-server-background")
     running = RunningServer(
@@ -224,6 +234,7 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
         planner=planner,
         dispatcher=dispatcher,
         metrics_port=metrics_port,
+        metrics=metrics,
         _background=background,
         _scheduler_channel=scheduler_channel,
         _health=health_servicer,

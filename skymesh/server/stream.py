@@ -27,6 +27,7 @@ from skymesh.observability.metrics import (
     JOBS,
     SERVER_ACK_LAG,
     SERVER_DEDUP_HITS,
+    SERVER_INGESTED,
     SERVER_RECONNECTS,
     STREAM_MESSAGES,
 )
@@ -265,6 +266,8 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         result = await self._repo.ingest_upstream(station_id, request.boot_id, request.seq, item)
         if result.duplicate:
             SERVER_DEDUP_HITS.labels(kind).inc()
+        else:
+            SERVER_INGESTED.labels(kind).inc()
         if result.job_change is not None and result.job_change.applied:
             JOBS.labels(result.job_change.new.name.lower()).inc()
         session.push(
