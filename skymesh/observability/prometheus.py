@@ -135,10 +135,12 @@ def start_prometheus(
     while True:
         if process.poll() is not None:
             raise RuntimeError(f"prometheus exited with {process.returncode}; see {workdir / 'prometheus.log'}")
-        with contextlib.suppress(urllib.error.URLError, ConnectionError, TimeoutError):
-            with urllib.request.urlopen(f"{url}/-/ready", timeout=2) as reply:
-                if reply.status == 200:
-                    return Prometheus(url, process, config)
+        with (
+            contextlib.suppress(urllib.error.URLError, ConnectionError, TimeoutError),
+            urllib.request.urlopen(f"{url}/-/ready", timeout=2) as reply,
+        ):
+            if reply.status == 200:
+                return Prometheus(url, process, config)
         if time.monotonic() > deadline:
             process.kill()
             raise RuntimeError(f"prometheus not ready at {url} after {timeout_s:.0f} s")
