@@ -34,6 +34,7 @@ from skymesh.api.agent.v1 import agent_pb2
 from skymesh.api.common.v1 import common_pb2
 from skymesh.api.convert import timestamp_from_datetime
 from skymesh.core.jobs import JobState, can_advance
+from skymesh.observability import tracing
 
 __all__ = ["AsyncStore", "CommandRecord", "LocalJob", "PendingUpload", "Store"]
 
@@ -99,6 +100,9 @@ CREATE TABLE IF NOT EXISTS unavailable (
     reason TEXT NOT NULL
 );
 """
+
+# Spooled upstream messages that carry the trace context current when they were spooled (a traced command's effects).
+_TRACED_UP = frozenset({"job_update"})
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -231,6 +235,7 @@ class Store:
             msg.CopyFrom(message)
             msg.seq = seq
             msg.boot_id = boot_id
+            tracing.inject_body(msg, _TRACED_UP)
             db.execute(
                 "INSERT INTO outbox (boot_id, seq, kind, payload, spooled_at) VALUES (?, ?, ?, ?, ?)",
                 (boot_id, seq, msg.WhichOneof("body") or "", msg.SerializeToString(), time.time()),

@@ -48,6 +48,9 @@ async def _main(config: object) -> int:
     assert isinstance(config, AgentConfig)
     log = logging.getLogger("skymesh.agent")
     from skymesh.agent.gauges import StoreGauges
+    from skymesh.observability.tracing import configure_tracing
+
+    configure_tracing("agent")  # only with OpenTelemetry installed and an OTLP endpoint set
     from skymesh.observability.endpoint import start_endpoint
     from skymesh.observability.metrics import AgentMetrics
 

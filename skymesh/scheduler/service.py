@@ -22,7 +22,9 @@ from skymesh.api.errors import grpc_errors
 from skymesh.api.scheduler.v1 import scheduler_pb2 as pb
 from skymesh.api.scheduler.v1 import scheduler_pb2_grpc as pb_grpc
 from skymesh.core.errors import InvalidArgument
+from skymesh.observability import tracing
 from skymesh.observability.endpoint import start_endpoint
+from skymesh.observability.grpc_tracing import TracingServerInterceptor
 from skymesh.observability.metrics import SchedulerMetrics
 from skymesh.scheduler.inputs import PlanStats
 from skymesh.scheduler.planning import ContactValuer
@@ -57,6 +59,25 @@ def record_plan_stats(s: PlanStats) -> None:
             m.plan_phase_duration.labels(label, key.removesuffix("_s")).observe(value)
 
 
+def _annotate(span: Any, s: PlanStats, assignments: int, unscheduled: int) -> None:
+    """The plan's numbers on its span: solver, candidates, objective, bound, gap, and each phase's seconds."""
+    if span is None:
+        return
+    span.set_attributes(
+        {
+            "skymesh.plan.solver": s.solver.value,
+            "skymesh.plan.candidates": s.candidates,
+            "skymesh.plan.objective": s.objective,
+            "skymesh.plan.bound": s.bound,
+            "skymesh.plan.gap": s.gap,
+            "skymesh.plan.optimal": s.optimal,
+            "skymesh.plan.assignments": assignments,
+            "skymesh.plan.unscheduled": unscheduled,
+            **{f"skymesh.plan.phase.{k}": float(v) for k, v in s.timings_s.items()},
+        }
+    )
+
+
 class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
     def __init__(self, *, isolate: bool = True, max_concurrent: int = 1, valuer: ContactValuer | None = None) -> None:
         self.isolate = isolate
@@ -70,7 +91,9 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
         req = plan_request_from_proto(request)
         async with self._slots:
             # satellites with spacecraft profiles: contacts valued and the plan checked by the simulator
-            result = await asyncio.to_thread(plan_with_spacecraft, req, isolate=self.isolate, valuer=self.valuer)
+            with tracing.span("scheduler solve", attributes={"skymesh.plan.request_id": req.request_id}) as span:
+                result = await asyncio.to_thread(plan_with_spacecraft, req, isolate=self.isolate, valuer=self.valuer)
+                _annotate(span, result.stats, len(result.assignments), len(result.unscheduled))
         s = result.stats
         label = s.solver.value
         record_plan_stats(s)
@@ -107,7 +130,8 @@ async def start_server(
 ) -> tuple[grpc.aio.Server, int]:
     """A started server with the scheduler, health and reflection services; returns it and the bound port."""
     server = grpc.aio.server(
-        options=[("grpc.max_receive_message_length", 256 << 20), ("grpc.max_send_message_length", 256 << 20)]
+        interceptors=[TracingServerInterceptor()],
+        options=[("grpc.max_receive_message_length", 256 << 20), ("grpc.max_send_message_length", 256 << 20)],
     )
     pb_grpc.add_SchedulerServiceServicer_to_server(servicer or SchedulerServicer(), server)
     health = health_aio.HealthServicer()

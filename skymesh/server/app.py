@@ -33,6 +33,7 @@ from skymesh.api.scheduler.v1 import scheduler_pb2_grpc
 from skymesh.core.clock import Clock, SystemClock
 from skymesh.core.errors import InvalidArgument
 from skymesh.observability.endpoint import start_endpoint
+from skymesh.observability.grpc_tracing import TracingClientInterceptor, TracingServerInterceptor
 from skymesh.observability.metrics import ServerMetrics
 from skymesh.server.auth import ControlAuthInterceptor, bootstrap_admin
 from skymesh.server.config import ServerConfig
@@ -161,7 +162,10 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
     repo = Repository(engine, clock)
     hub = SessionHub()
     dispatcher = Dispatcher(repo, hub)
-    scheduler_channel = grpc.aio.insecure_channel(config.scheduler_address)
+    scheduler_channel = grpc.aio.insecure_channel(
+        config.scheduler_address,
+        interceptors=[TracingClientInterceptor()],  # type: ignore[list-item]
+    )
     planner = (
         Planner(repo, dispatcher, scheduler_pb2_grpc.SchedulerServiceStub(scheduler_channel), config, clock)  # type: ignore[arg-type]
         if config.planning_enabled
@@ -180,7 +184,8 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
     await liveness.load()
 
     server = grpc.aio.server(
-        interceptors=[ControlAuthInterceptor(repo, required=config.control_auth)], options=_GRPC_OPTIONS
+        interceptors=[TracingServerInterceptor(), ControlAuthInterceptor(repo, required=config.control_auth)],
+        options=_GRPC_OPTIONS,
     )
     agent_pb2_grpc.add_AgentServiceServicer_to_server(
         AgentServicer(repo, hub, liveness, dispatcher, Uploads(repo, config), config, clock), server

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import grpc
@@ -22,6 +23,7 @@ from skymesh.api.convert import timestamp_from_datetime, timestamp_to_datetime
 from skymesh.api.errors import abort_with
 from skymesh.core.clock import Clock
 from skymesh.core.errors import InvalidArgument, PermissionDenied, SkyMeshError, Unauthenticated
+from skymesh.observability import tracing
 from skymesh.observability.metrics import (
     COMMANDS,
     JOBS,
@@ -217,7 +219,8 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             if self._liveness.touch(session.station_id):
                 await self._liveness.refresh(session.station_id)
             try:
-                await self._handle(session, request)
+                with tracing.continued(f"agent {request.WhichOneof('body')}", _trace_context(request)):
+                    await self._handle(session, request)
             except SkyMeshError as exc:
                 if request.seq and request.boot_id:
                     # Name the refused message, so the agent can set exactly it aside instead of resending it forever.
@@ -288,3 +291,11 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         self, request: agent_pb2.QueryUploadStatusRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> agent_pb2.QueryUploadStatusResponse:
         return await self._uploads.query(request, context)
+
+
+_TRACED_UP = ("command_update", "schedule_ack", "job_update")
+
+
+def _trace_context(request: agent_pb2.ConnectRequest) -> Mapping[str, str]:
+    kind = request.WhichOneof("body")
+    return getattr(request, kind).trace_context if kind in _TRACED_UP else {}  # type: ignore[no-any-return]
