@@ -74,11 +74,13 @@ def configure_tracing(
     env: Mapping[str, str] | None = None,
     exporter: Any = None,
     sample_ratio: float | None = None,
+    batch: bool = False,
 ) -> Any:
     """Install this process's tracer provider; returns it, or None when tracing stays off.
 
     `exporter` (an OpenTelemetry SpanExporter) overrides the OTLP exporter the environment asks for; tests pass an
-    in-memory one. Off when OpenTelemetry is not installed, or when no endpoint and no exporter is given.
+    in-memory one, exported span by span unless `batch` (the OTLP exporter always batches). Off when OpenTelemetry
+    is not installed, or when no endpoint and no exporter is given.
     """
     settings = TracingSettings.from_env(env)
     if not AVAILABLE:
@@ -100,7 +102,7 @@ def configure_tracing(
         sampler=ParentBased(TraceIdRatioBased(ratio)),
     )
     if exporter is not None:
-        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        provider.add_span_processor(BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter))
     else:
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
