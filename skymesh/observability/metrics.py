@@ -213,6 +213,18 @@ class ServerMetrics(ProcessMetrics):
             "Requests the last applied plan could not schedule",
             registry=reg,
         )
+        self.health_events = Counter(
+            "skymesh_server_station_health_events_total",
+            "Station health events opened by the telemetry anomaly detectors, by detector",
+            ["detector"],
+            registry=reg,
+        )
+        self.health_open = Gauge(
+            "skymesh_server_station_health_open",
+            "Station health events open now on this replica, by detector",
+            ["detector"],
+            registry=reg,
+        )
         self.replan_interval = Gauge(
             "skymesh_server_replan_interval_seconds", "Configured interval between planning rounds", registry=reg
         )

@@ -47,6 +47,7 @@ from skymesh.server.control import (
 )
 from skymesh.server.db import Repository, create_engine, migrate
 from skymesh.server.dispatch import Dispatcher
+from skymesh.server.health import HealthMonitor
 from skymesh.server.liveness import Liveness
 from skymesh.server.observe import StationGauges, readiness_checks
 from skymesh.server.planning import Planner
@@ -187,9 +188,9 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
         interceptors=[TracingServerInterceptor(), ControlAuthInterceptor(repo, required=config.control_auth)],
         options=_GRPC_OPTIONS,
     )
-    agent_pb2_grpc.add_AgentServiceServicer_to_server(
-        AgentServicer(repo, hub, liveness, dispatcher, Uploads(repo, config), config, clock), server
-    )
+    agent_servicer = AgentServicer(repo, hub, liveness, dispatcher, Uploads(repo, config), config, clock)
+    agent_servicer.health = HealthMonitor(repo.open_health_event, repo.close_health_event)
+    agent_pb2_grpc.add_AgentServiceServicer_to_server(agent_servicer, server)
     stations_pb2_grpc.add_StationServiceServicer_to_server(StationServicer(repo, hub, liveness, replan), server)
     targets_pb2_grpc.add_TargetServiceServicer_to_server(TargetServicer(repo, dispatcher, replan), server)
     targets_pb2_grpc.add_CampaignServiceServicer_to_server(CampaignServicer(repo, replan), server)

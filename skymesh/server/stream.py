@@ -36,8 +36,9 @@ from skymesh.observability.metrics import (
 from skymesh.server.auth import authenticate_station
 from skymesh.server.config import ServerConfig
 from skymesh.server.db import Repository
-from skymesh.server.db.records import CommandStateValue
+from skymesh.server.db.records import CommandStateValue, TelemetryIn
 from skymesh.server.dispatch import Dispatcher
+from skymesh.server.health import HealthMonitor
 from skymesh.server.liveness import Liveness
 from skymesh.server.sessions import AgentSession, SessionHub
 from skymesh.server.uploads import Uploads
@@ -89,6 +90,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         self._uploads = uploads
         self._config = config
         self._clock = clock
+        self.health: HealthMonitor | None = None  # set by the app: telemetry anomaly detectors
 
     # ------------------------------------------------------------------------------------------------ Connect
 
@@ -279,6 +281,8 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             )
         )
         SERVER_ACK_LAG.observe(time.perf_counter() - received)
+        if self.health is not None and isinstance(item, TelemetryIn) and not result.duplicate:
+            await self.health.observe(station_id, item.samples)  # after the ack: detectors never delay it
 
     # ------------------------------------------------------------------------------------------------ uploads
 

@@ -126,7 +126,7 @@ async def test_migration_0002_adds_the_columns_to_a_database_at_0001(db_url: str
             columns = await conn.run_sync(lambda c: {col["name"] for col in inspect(c).get_columns("targets")})
             assert {"spacecraft", "spacecraft_forecast", "max_hour_angle_h", "max_moon_illumination"} <= columns
             version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar_one()
-            assert version == "0005"  # head: 0005 lets stations be deleted
+            assert version == "0012"  # head: 0012 stores station health events
         record = await Repository(engine).get_target("old")
         assert isinstance(record.target, SatelliteTarget)
         assert record.target.spacecraft is None and record.spacecraft_forecast is None

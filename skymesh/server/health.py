@@ -1,0 +1,215 @@
+"""Station health: rolling robust z-score detectors on each station's 1 Hz telemetry (TALOS "anomaly detection").
+
+For every station and channel the server keeps a baseline of recent normal samples and scores each new sample as
+a robust z-score, `z = (x - median) / (1.4826 * MAD)`, with the scale floored at the channel's noise floor so a
+quiet channel does not alarm on its last digit. A detector opens an event after `confirm` consecutive samples past
+`threshold_z` in its bad direction, and closes it after `clear` consecutive normal samples. Samples scored as
+anomalous do not enter the baseline, so a persistent fault keeps the event open instead of becoming "normal".
+
+Channels (from the agents' telemetry):
+
+- `rotator_pointing_error`: `rotator.pointing_error_deg`, the tracking error vs commanded; bad when high (a rotator
+  that lags, sticks or drifts).
+- `radio_snr_residual`: `radio.snr_db` + 20 log10(`target.range_km`) + the atmospheric loss at
+  `target.elevation_deg`, i.e. SNR minus what the geometry predicts (up to the link's constant); bad when low (a
+  10 dB drop).
+- `camera_temperature`: `camera.temperature_c`; bad when high (a cooler failing).
+
+An opened event is stored (`station_health_events`, with the evidence window: the last samples, the baseline and
+the peak z), counted in `skymesh_server_station_health_events_total{detector}`, and shown as
+`skymesh_server_station_health_open{detector}`. Marking the station DEGRADED is the caller's (`on_change`).
+Imports the standard library, core and the server's repository.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import statistics
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from skymesh.observability.metrics import ServerMetrics
+
+__all__ = ["DETECTORS", "DetectorSpec", "HealthMonitor", "RobustZDetector", "Transition", "derive"]
+
+log = logging.getLogger(__name__)
+
+_MAD_TO_SIGMA = 1.4826
+
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    name: str
+    direction: int  # +1: high is bad, -1: low is bad
+    min_scale: float  # noise floor of the robust sigma, in the channel's unit
+    threshold_z: float = 6.0
+    confirm: int = 5  # consecutive anomalous samples to open an event
+    clear: int = 30  # consecutive normal samples to close it
+    window: int = 600  # baseline: the last normal samples
+    warmup: int = 120  # samples before the first score
+    refit_every: int = 10  # baseline statistics recomputed every N normal samples
+    evidence: int = 60  # samples kept as the event's evidence
+
+
+DETECTORS: tuple[DetectorSpec, ...] = (
+    DetectorSpec("rotator_pointing_error", +1, min_scale=0.1),
+    DetectorSpec("radio_snr_residual", -1, min_scale=1.0),
+    DetectorSpec("camera_temperature", +1, min_scale=0.1),
+)
+
+
+def derive(values: Mapping[str, float]) -> dict[str, float]:
+    """The detectors' inputs from one telemetry sample (absent when the sample does not carry them)."""
+    out: dict[str, float] = {}
+    if "rotator.pointing_error_deg" in values:
+        out["rotator_pointing_error"] = float(values["rotator.pointing_error_deg"])
+    snr, range_km, el = values.get("radio.snr_db"), values.get("target.range_km"), values.get("target.elevation_deg")
+    if snr is not None and range_km is not None and el is not None and el > 0.0 and range_km > 0.0:
+        atmospheric_db = 0.3 / max(math.sin(math.radians(el)), 0.05)
+        out["radio_snr_residual"] = float(snr) + 20.0 * math.log10(range_km) + atmospheric_db
+    if "camera.temperature_c" in values:
+        out["camera_temperature"] = float(values["camera.temperature_c"])
+    return out
+
+
+@dataclass(frozen=True)
+class Transition:
+    detector: str
+    opened: bool  # False: closed
+    at: float  # Unix time of the sample that decided it
+    z: float
+    evidence: dict[str, Any]
+
+
+@dataclass
+class RobustZDetector:
+    spec: DetectorSpec
+    baseline: deque[float] = field(init=False)
+    recent: deque[tuple[float, float]] = field(init=False)
+    median: float = 0.0
+    scale: float = 0.0
+    _since_refit: int = 0
+    _bad_run: int = 0
+    _good_run: int = 0
+    _peak_z: float = 0.0
+    open: bool = False
+
+    def __post_init__(self) -> None:
+        self.baseline = deque(maxlen=self.spec.window)
+        self.recent = deque(maxlen=self.spec.evidence)
+
+    def _refit(self) -> None:
+        self.median = statistics.median(self.baseline)
+        mad = statistics.median(abs(x - self.median) for x in self.baseline)
+        self.scale = max(_MAD_TO_SIGMA * mad, self.spec.min_scale)
+        self._since_refit = 0
+
+    def update(self, t: float, x: float) -> Transition | None:
+        """Score one sample; returns the event transition it causes, if any."""
+        s = self.spec
+        self.recent.append((t, x))
+        if len(self.baseline) < s.warmup:
+            self.baseline.append(x)
+            if len(self.baseline) == s.warmup:
+                self._refit()
+            return None
+        z = (x - self.median) / self.scale
+        bad = z * s.direction > s.threshold_z
+        if bad:
+            self._bad_run += 1
+            self._good_run = 0
+            self._peak_z = max(self._peak_z, abs(z))
+        else:
+            self._good_run += 1
+            self._bad_run = 0
+            self.baseline.append(x)
+            self._since_refit += 1
+            if self._since_refit >= s.refit_every:
+                self._refit()
+        if not self.open and self._bad_run >= s.confirm:
+            self.open = True
+            return Transition(s.name, True, t, z, self._evidence(z))
+        if self.open and self._good_run >= s.clear:
+            self.open = False
+            peak, self._peak_z = self._peak_z, 0.0
+            return Transition(s.name, False, t, peak, {})
+        if not self.open and not bad:
+            self._peak_z = 0.0
+        return None
+
+    def _evidence(self, z: float) -> dict[str, Any]:
+        return {
+            "samples": [[t, x] for t, x in self.recent],
+            "median": self.median,
+            "scale": self.scale,
+            "z": z,
+            "threshold_z": self.spec.threshold_z,
+            "direction": self.spec.direction,
+        }
+
+
+# Persists an opened event (station_id, detector, at, z, evidence) or closes the open one (station_id, detector, at).
+OpenEvent = Callable[[str, str, datetime, float, dict[str, Any]], Awaitable[object]]
+CloseEvent = Callable[[str, str, datetime], Awaitable[object]]
+
+
+class HealthMonitor:
+    """Every station's detectors on this replica, fed by the telemetry the stream commits."""
+
+    def __init__(
+        self,
+        open_event: OpenEvent,
+        close_event: CloseEvent,
+        *,
+        specs: Sequence[DetectorSpec] = DETECTORS,
+        on_change: Callable[[str, str, bool], None] | None = None,
+    ) -> None:
+        self._open_event = open_event
+        self._close_event = close_event
+        self._specs = {s.name: s for s in specs}
+        self._stations: dict[str, dict[str, RobustZDetector]] = {}
+        self._on_change = on_change
+
+    def open_events(self, station_id: str) -> list[str]:
+        return sorted(n for n, d in self._stations.get(station_id, {}).items() if d.open)
+
+    def forget(self, station_id: str) -> None:
+        """Drop a station's baselines (deleted station)."""
+        for name, detector in self._stations.pop(station_id, {}).items():
+            if detector.open:
+                ServerMetrics.current().health_open.labels(name).dec()
+
+    async def observe(self, station_id: str, samples: Sequence[Mapping[str, Any]]) -> list[Transition]:
+        """Feed committed telemetry samples (`{"at": iso, "values": {...}}`, in time order)."""
+        detectors = self._stations.setdefault(station_id, {})
+        metrics = ServerMetrics.current()
+        transitions: list[Transition] = []
+        for sample in samples:
+            at = datetime.fromisoformat(sample["at"])
+            for name, value in derive(sample["values"]).items():
+                spec = self._specs.get(name)
+                if spec is None:
+                    continue
+                detector = detectors.get(name)
+                if detector is None:
+                    detector = detectors[name] = RobustZDetector(spec)
+                change = detector.update(at.timestamp(), value)
+                if change is None:
+                    continue
+                transitions.append(change)
+                if change.opened:
+                    metrics.health_events.labels(name).inc()
+                    metrics.health_open.labels(name).inc()
+                    log.warning("station %s: %s anomaly (z=%.1f)", station_id, name, change.z)
+                    await self._open_event(station_id, name, at, change.z, change.evidence)
+                else:
+                    metrics.health_open.labels(name).dec()
+                    log.info("station %s: %s back to normal", station_id, name)
+                    await self._close_event(station_id, name, at)
+                if self._on_change is not None:
+                    self._on_change(station_id, name, change.opened)
+        return transitions

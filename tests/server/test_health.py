@@ -1,0 +1,82 @@
+"""Station health: the robust z-score detectors (clean noise stays quiet, a fault opens an event within `confirm`
+samples and closes after `clear`), and the whole path on a real server: telemetry over the agent stream -> a stored
+health event with its evidence window -> the server's health metrics."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from skymesh.api.agent.v1 import agent_pb2
+from skymesh.api.convert import timestamp_from_datetime
+from skymesh.server.health import DETECTORS, RobustZDetector, derive
+from tests.server.agent_client import AgentClient
+from tests.server.conftest import StartServer, add_station
+
+CAMERA = next(s for s in DETECTORS if s.name == "camera_temperature")
+
+
+def test_clean_noise_stays_quiet_for_a_simulated_day() -> None:
+    rng = random.Random(7)
+    detector = RobustZDetector(CAMERA)
+    events = [c for t in range(86_400) if (c := detector.update(float(t), -10.0 + rng.gauss(0.0, 0.05)))]
+    assert events == []
+
+
+def test_a_step_opens_after_confirm_samples_and_closes_after_clear() -> None:
+    rng = random.Random(1)
+    detector = RobustZDetector(CAMERA)
+    for t in range(600):
+        assert detector.update(float(t), -10.0 + rng.gauss(0.0, 0.05)) is None
+    changes = [(t, c) for t in range(600, 700) if (c := detector.update(float(t), -8.0 + rng.gauss(0.0, 0.05)))]
+    assert [(t, c.opened) for t, c in changes] == [(600 + CAMERA.confirm - 1, True)]
+    opened = changes[0][1]
+    assert opened.z > CAMERA.threshold_z and opened.evidence["median"] == pytest.approx(-10.0, abs=0.05)
+    assert len(opened.evidence["samples"]) == CAMERA.evidence
+    closes = [t for t in range(700, 800) if (c := detector.update(float(t), -10.0 + rng.gauss(0.0, 0.05)))]
+    assert closes == [700 + CAMERA.clear - 1]
+
+
+def test_low_side_only_for_snr_and_geometry_is_taken_out() -> None:
+    near = derive({"radio.snr_db": 20.0, "target.range_km": 500.0, "target.elevation_deg": 60.0})
+    far = derive({"radio.snr_db": 20.0 - 20.0 * 0.60206, "target.range_km": 2000.0, "target.elevation_deg": 60.0})
+    assert near["radio_snr_residual"] == pytest.approx(far["radio_snr_residual"], abs=1e-3)  # 4x range: -12 dB
+    assert derive({"radio.snr_db": 5.0, "target.range_km": 900.0, "target.elevation_deg": -1.0}) == {}
+
+
+def _batch(boot_id: str, seq: int, start: datetime, values: list[float]) -> agent_pb2.ConnectRequest:
+    samples = [
+        agent_pb2.TelemetrySample(
+            at=timestamp_from_datetime(start + timedelta(seconds=i)), values={"camera.temperature_c": v}
+        )
+        for i, v in enumerate(values)
+    ]
+    return agent_pb2.ConnectRequest(boot_id=boot_id, seq=seq, telemetry=agent_pb2.TelemetryBatch(samples=samples))
+
+
+async def test_a_warming_camera_opens_a_stored_health_event(start_server: StartServer, tmp_path: Path) -> None:
+    server = await start_server()
+    key = await add_station(server, "tel-1")
+    rng = random.Random(3)
+    readings = [-10.0 + rng.gauss(0.0, 0.05) for _ in range(300)] + [-7.0 + rng.gauss(0.0, 0.05) for _ in range(20)]
+    start = datetime.now(UTC) - timedelta(seconds=len(readings))
+    async with AgentClient.connect(server.address, key, "tel-1") as agent:
+        await agent.expect("welcome")
+        for seq, i in enumerate(range(0, len(readings), 10), start=1):
+            await agent.send(_batch(agent.boot_id, seq, start + timedelta(seconds=i), readings[i : i + 10]))
+            ack = await agent.expect("upstream_ack", skip=("schedule",))
+            assert ack.committed_seq == seq
+    events = await server.repo.health_events("tel-1")
+    assert [(e.detector, e.closed_at) for e in events] == [("camera_temperature", None)]
+    event = events[0]
+    assert event.opened_at == start + timedelta(seconds=300 + CAMERA.confirm - 1)  # detection delay: confirm samples
+    assert event.peak_z > CAMERA.threshold_z
+    assert event.evidence["samples"][-1][1] == pytest.approx(readings[300 + CAMERA.confirm - 1])
+    registry = server.metrics.registry
+    assert (
+        registry.get_sample_value("skymesh_server_station_health_events_total", {"detector": "camera_temperature"}) == 1
+    )
+    assert registry.get_sample_value("skymesh_server_station_health_open", {"detector": "camera_temperature"}) == 1
