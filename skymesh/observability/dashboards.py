@@ -142,6 +142,15 @@ def _network() -> _Board:
         unit="bytes",
     )
     b.panel(
+        "Open station health events",
+        {"{{detector}}": "sum by (detector) (skymesh_server_station_health_open)"},
+        description="Telemetry anomaly detectors (robust z-score); the events and their evidence are stored.",
+    )
+    b.panel(
+        "Health events opened",
+        {"{{detector}}": "sum by (detector) (increase(skymesh_server_station_health_events_total[1h]))"},
+    )
+    b.panel(
         "Job state changes",
         {"{{state}}": "sum by (state) (rate(skymesh_server_jobs_total[$__rate_interval]))"},
         unit="ops",

@@ -160,6 +160,15 @@ ALERTS: tuple[Alert, ...] = (
         "More than 10 % of registered stations have no stream: a network partition or a server-side problem.",
     ),
     Alert(
+        "SkyMeshStationAnomaly",
+        "sum by (detector) (skymesh_server_station_health_open) > 0",
+        "5m",
+        "warning",
+        "{{ $value }} station health event(s) open from the {{ $labels.detector }} detector",
+        "A telemetry anomaly detector found a station's hardware outside its normal behaviour; the stored health "
+        "event holds the evidence window.",
+    ),
+    Alert(
         "SkyMeshDatabaseSlow",
         "skymesh:db_query_seconds:p99_5m > 0.5",
         "10m",

@@ -189,7 +189,11 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
         options=_GRPC_OPTIONS,
     )
     agent_servicer = AgentServicer(repo, hub, liveness, dispatcher, Uploads(repo, config), config, clock)
-    agent_servicer.health = HealthMonitor(repo.open_health_event, repo.close_health_event)
+
+    async def slew_rate_of(station_id: str) -> float:
+        return (await repo.get_station(station_id)).station.slew_rate_deg_s
+
+    agent_servicer.health = HealthMonitor(repo.open_health_event, repo.close_health_event, slew_rate_of=slew_rate_of)
     agent_pb2_grpc.add_AgentServiceServicer_to_server(agent_servicer, server)
     stations_pb2_grpc.add_StationServiceServicer_to_server(StationServicer(repo, hub, liveness, replan), server)
     targets_pb2_grpc.add_TargetServiceServicer_to_server(TargetServicer(repo, dispatcher, replan), server)

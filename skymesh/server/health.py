@@ -8,11 +8,12 @@ anomalous do not enter the baseline, so a persistent fault keeps the event open 
 
 Channels (from the agents' telemetry):
 
-- `rotator_pointing_error`: `rotator.pointing_error_deg`, the tracking error vs commanded; bad when high (a rotator
-  that lags, sticks or drifts).
-- `radio_snr_residual`: `radio.snr_db` + 20 log10(`target.range_km`) + the atmospheric loss at
-  `target.elevation_deg`, i.e. SNR minus what the geometry predicts (up to the link's constant); bad when low (a
-  10 dB drop).
+- `rotator_pointing_error`: `rotator.pointing_error_deg` (tracking error vs the target) minus the target's own
+  motion since the previous sample, outside the keyhole above 70 deg; bad when high (a rotator that lags, sticks
+  or drifts).
+- `radio_snr_residual`: `radio.snr_db` + free-space path loss (`target.range_km`, `radio.frequency_hz`) + the
+  atmospheric loss at `target.elevation_deg`, i.e. SNR minus what the geometry predicts (up to the link's
+  constant); bad when low (a 10 dB drop).
 - `camera_temperature`: `camera.temperature_c`; bad when high (a cooler failing).
 
 An opened event is stored (`station_health_events`, with the evidence window: the last samples, the baseline and
@@ -34,7 +35,7 @@ from typing import Any
 
 from skymesh.observability.metrics import ServerMetrics
 
-__all__ = ["DETECTORS", "DetectorSpec", "HealthMonitor", "RobustZDetector", "Transition", "derive"]
+__all__ = ["DETECTORS", "Deriver", "DetectorSpec", "HealthMonitor", "RobustZDetector", "Transition", "derive"]
 
 log = logging.getLogger(__name__)
 
@@ -56,24 +57,82 @@ class DetectorSpec:
 
 
 DETECTORS: tuple[DetectorSpec, ...] = (
-    DetectorSpec("rotator_pointing_error", +1, min_scale=0.1),
+    DetectorSpec("rotator_pointing_error", +1, min_scale=0.25),
     DetectorSpec("radio_snr_residual", -1, min_scale=1.0),
     DetectorSpec("camera_temperature", +1, min_scale=0.1),
 )
 
 
+# Above this elevation an az/el rotator's azimuth must swing fast (the keyhole): lag there is expected, not a fault.
+KEYHOLE_ELEVATION_DEG = 70.0
+
+
+def _separation_deg(az1: float, el1: float, az2: float, el2: float) -> float:
+    a1, e1, a2, e2 = map(math.radians, (az1, el1, az2, el2))
+    c = math.sin(e1) * math.sin(e2) + math.cos(e1) * math.cos(e2) * math.cos(a1 - a2)
+    return math.degrees(math.acos(max(-1.0, min(1.0, c))))
+
+
+class Deriver:
+    """The detectors' inputs from one station's telemetry samples, in time order (it remembers the last sample).
+
+    - Pointing: a healthy rotator commanded once per sample closes its error at its slew rate (at worst
+      `slew_rate * cos(elevation)` in angle, the azimuth axis near the top of the sky) while the target moves on, so
+      `error <= max(0, previous error + target motion - catch-up)`. The residual is the error beyond that bound: 0
+      for a rotator that keeps up or catches up at full speed (after a wrap-around swing, say), positive for one
+      that lags, sticks or drifts. Not scored in the keyhole (above 70 deg) or below 0 deg.
+    - SNR: SNR plus free-space path loss (range and frequency) plus atmospheric loss, so what is left of the link
+      budget is constant for a healthy station and a given transmitter; scored only while the signal is well
+      above the noise (at least 3 dB) and the antenna points within 5 deg, where pointing loss is small.
+    """
+
+    def __init__(self, slew_rate_deg_s: float = 6.0) -> None:
+        self.slew_rate_deg_s = slew_rate_deg_s
+        # t, target az, target el, pointing error, rotator az, rotator el
+        self._last: tuple[float, float, float, float, float, float] | None = None
+
+    def __call__(self, t: float, values: Mapping[str, float]) -> dict[str, float]:
+        out: dict[str, float] = {}
+        target_az, target_el = values.get("target.azimuth_deg"), values.get("target.elevation_deg")
+        error = values.get("rotator.pointing_error_deg")
+        rot_az, rot_el = values.get("rotator.azimuth_deg", math.nan), values.get("rotator.elevation_deg", math.nan)
+        last = self._last
+        self._last = None
+        if target_az is not None and target_el is not None and error is not None:
+            self._last = (t, float(target_az), float(target_el), float(error), float(rot_az), float(rot_el))
+            dt = t - last[0] if last is not None else 0.0
+            if last is not None and 0.0 < dt <= 2.0 and 0.0 <= target_el <= KEYHOLE_ELEVATION_DEG:
+                motion = _separation_deg(last[1], last[2], float(target_az), float(target_el))
+                catch_up = self.slew_rate_deg_s * dt * math.cos(math.radians(max(target_el, last[2])))
+                residual = float(error) - max(0.0, last[3] + motion - catch_up)
+                # Slewing at full speed on an axis (a wrap-around swing, catching up): doing its best, not a fault.
+                axis_speed = max(abs(float(rot_az) - last[4]), abs(float(rot_el) - last[5])) / dt
+                out["rotator_pointing_error"] = 0.0 if axis_speed >= 0.8 * self.slew_rate_deg_s else residual
+        snr, range_km, freq_hz = (
+            values.get("radio.snr_db"),
+            values.get("target.range_km"),
+            values.get("radio.frequency_hz"),
+        )
+        if (
+            snr is not None
+            and snr >= 3.0
+            and range_km
+            and freq_hz
+            and target_el is not None
+            and target_el > 0.0
+            and (error is None or error <= 5.0)
+        ):
+            atmospheric_db = 0.3 / max(math.sin(math.radians(target_el)), 0.05)
+            fspl_db = 20.0 * math.log10(range_km) + 20.0 * math.log10(freq_hz)
+            out["radio_snr_residual"] = float(snr) + fspl_db + atmospheric_db
+        if "camera.temperature_c" in values:
+            out["camera_temperature"] = float(values["camera.temperature_c"])
+        return out
+
+
 def derive(values: Mapping[str, float]) -> dict[str, float]:
-    """The detectors' inputs from one telemetry sample (absent when the sample does not carry them)."""
-    out: dict[str, float] = {}
-    if "rotator.pointing_error_deg" in values:
-        out["rotator_pointing_error"] = float(values["rotator.pointing_error_deg"])
-    snr, range_km, el = values.get("radio.snr_db"), values.get("target.range_km"), values.get("target.elevation_deg")
-    if snr is not None and range_km is not None and el is not None and el > 0.0 and range_km > 0.0:
-        atmospheric_db = 0.3 / max(math.sin(math.radians(el)), 0.05)
-        out["radio_snr_residual"] = float(snr) + 20.0 * math.log10(range_km) + atmospheric_db
-    if "camera.temperature_c" in values:
-        out["camera_temperature"] = float(values["camera.temperature_c"])
-    return out
+    """The inputs one sample gives on its own (no pointing residual: that needs the previous sample)."""
+    return Deriver()(0.0, values)
 
 
 @dataclass(frozen=True)
@@ -167,11 +226,15 @@ class HealthMonitor:
         *,
         specs: Sequence[DetectorSpec] = DETECTORS,
         on_change: Callable[[str, str, bool], None] | None = None,
+        slew_rate_of: Callable[[str], Awaitable[float]] | None = None,
     ) -> None:
+        """`slew_rate_of(station_id)`: the station's rotator slew rate (deg/s), read once per station."""
         self._open_event = open_event
         self._close_event = close_event
         self._specs = {s.name: s for s in specs}
         self._stations: dict[str, dict[str, RobustZDetector]] = {}
+        self._derivers: dict[str, Deriver] = {}
+        self._slew_rate_of = slew_rate_of
         self._on_change = on_change
 
     def open_events(self, station_id: str) -> list[str]:
@@ -179,6 +242,7 @@ class HealthMonitor:
 
     def forget(self, station_id: str) -> None:
         """Drop a station's baselines (deleted station)."""
+        self._derivers.pop(station_id, None)
         for name, detector in self._stations.pop(station_id, {}).items():
             if detector.open:
                 ServerMetrics.current().health_open.labels(name).dec()
@@ -186,11 +250,15 @@ class HealthMonitor:
     async def observe(self, station_id: str, samples: Sequence[Mapping[str, Any]]) -> list[Transition]:
         """Feed committed telemetry samples (`{"at": iso, "values": {...}}`, in time order)."""
         detectors = self._stations.setdefault(station_id, {})
+        deriver = self._derivers.get(station_id)
+        if deriver is None:
+            slew = await self._slew_rate_of(station_id) if self._slew_rate_of is not None else 6.0
+            deriver = self._derivers[station_id] = Deriver(slew_rate_deg_s=slew)
         metrics = ServerMetrics.current()
         transitions: list[Transition] = []
         for sample in samples:
             at = datetime.fromisoformat(sample["at"])
-            for name, value in derive(sample["values"]).items():
+            for name, value in deriver(at.timestamp(), sample["values"]).items():
                 spec = self._specs.get(name)
                 if spec is None:
                     continue

@@ -250,6 +250,26 @@ CASES = [
         ],
     ),
     Case(
+        "station anomaly",
+        {
+            'skymesh_server_station_health_open{instance="s", detector="rotator_pointing_error"}': "0 1x10",
+            'skymesh_server_station_health_open{instance="s", detector="camera_temperature"}': "0x10",
+        },
+        [
+            (4, "SkyMeshStationAnomaly", []),
+            (
+                7,
+                "SkyMeshStationAnomaly",
+                [
+                    (
+                        {"detector": "rotator_pointing_error"},
+                        "1 station health event(s) open from the rotator_pointing_error detector",
+                    )
+                ],
+            ),
+        ],
+    ),
+    Case(
         "database fast",
         {
             'skymesh_server_db_query_duration_seconds_bucket{operation="get_station", le="0.5"}': "0+10x30",

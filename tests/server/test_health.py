@@ -12,7 +12,7 @@ import pytest
 
 from skymesh.api.agent.v1 import agent_pb2
 from skymesh.api.convert import timestamp_from_datetime
-from skymesh.server.health import DETECTORS, RobustZDetector, derive
+from skymesh.server.health import DETECTORS, Deriver, RobustZDetector, derive
 from tests.server.agent_client import AgentClient
 from tests.server.conftest import StartServer, add_station
 
@@ -40,11 +40,36 @@ def test_a_step_opens_after_confirm_samples_and_closes_after_clear() -> None:
     assert closes == [700 + CAMERA.clear - 1]
 
 
-def test_low_side_only_for_snr_and_geometry_is_taken_out() -> None:
-    near = derive({"radio.snr_db": 20.0, "target.range_km": 500.0, "target.elevation_deg": 60.0})
-    far = derive({"radio.snr_db": 20.0 - 20.0 * 0.60206, "target.range_km": 2000.0, "target.elevation_deg": 60.0})
+def test_snr_residual_takes_the_geometry_out() -> None:
+    base = {"radio.frequency_hz": 437e6, "target.elevation_deg": 60.0}
+    near = derive({**base, "radio.snr_db": 20.0, "target.range_km": 500.0})
+    far = derive({**base, "radio.snr_db": 20.0 - 20.0 * 0.60206, "target.range_km": 2000.0})
     assert near["radio_snr_residual"] == pytest.approx(far["radio_snr_residual"], abs=1e-3)  # 4x range: -12 dB
-    assert derive({"radio.snr_db": 5.0, "target.range_km": 900.0, "target.elevation_deg": -1.0}) == {}
+    assert derive({**base, "radio.snr_db": 1.0, "target.range_km": 900.0}) == {}  # in the noise: not scored
+    assert derive({**base, "radio.snr_db": 9.0, "target.range_km": 900.0, "target.elevation_deg": -1.0}) == {}
+
+
+def test_pointing_residual_is_zero_for_a_rotator_that_keeps_up_or_slews_at_full_speed() -> None:
+    deriver = Deriver(slew_rate_deg_s=6.0)
+    look = {"target.azimuth_deg": 100.0, "target.elevation_deg": 30.0}
+    assert deriver(0.0, {**look, "rotator.pointing_error_deg": 0.5, "rotator.azimuth_deg": 99.5,
+                         "rotator.elevation_deg": 30.0}) == {}  # fmt: skip
+    # The target moved 0.43 deg; the rotator reached the last command and trails by that: healthy, a small residual
+    # (the baseline the detector learns: a clean day's median is about 0.24 deg).
+    keeping_up = deriver(1.0, {"target.azimuth_deg": 100.5 / 1.0, "target.elevation_deg": 30.0,
+                               "rotator.pointing_error_deg": 0.43, "rotator.azimuth_deg": 100.0,
+                               "rotator.elevation_deg": 30.0})  # fmt: skip
+    assert 0.0 <= keeping_up["rotator_pointing_error"] <= 0.5
+    # Stuck: the error grows by the target's motion while the rotator does not move.
+    stuck = deriver(2.0, {"target.azimuth_deg": 104.0, "target.elevation_deg": 30.0,
+                          "rotator.pointing_error_deg": 3.5, "rotator.azimuth_deg": 100.0,
+                          "rotator.elevation_deg": 30.0})  # fmt: skip
+    assert stuck["rotator_pointing_error"] > 2.0
+    # A wrap-around swing at full slew speed: error huge, residual 0.
+    swing = deriver(3.0, {"target.azimuth_deg": 104.5, "target.elevation_deg": 30.0,
+                          "rotator.pointing_error_deg": 9.0, "rotator.azimuth_deg": 106.0,
+                          "rotator.elevation_deg": 30.0})  # fmt: skip
+    assert swing["rotator_pointing_error"] == 0.0
 
 
 def _batch(boot_id: str, seq: int, start: datetime, values: list[float]) -> agent_pb2.ConnectRequest:
