@@ -92,8 +92,9 @@ def skymesh_version() -> str:
 class ProcessMetrics:
     """A process's own registry: its metrics, `skymesh_build_info`, and the process/platform/GC collectors."""
 
-    component: ClassVar[str] = ""
+    component: ClassVar[str] = "process"
     _current: ClassVar[ProcessMetrics | None] = None
+    _last_started: ClassVar[ProcessMetrics | None] = None
     _lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
@@ -118,7 +119,16 @@ class ProcessMetrics:
         handle = cls(registry)
         with cls._lock:
             cls._current = handle
+            ProcessMetrics._last_started = handle
         return handle
+
+    @staticmethod
+    def started() -> ProcessMetrics:
+        """The handle this process started last (of any kind); a bare one (build info, process collectors) if none."""
+        with ProcessMetrics._lock:
+            if ProcessMetrics._last_started is None:
+                ProcessMetrics._last_started = ProcessMetrics()
+            return ProcessMetrics._last_started
 
     @classmethod
     def current(cls) -> Self:
@@ -389,10 +399,9 @@ AGENT_UPSTREAM_SENT = _CounterRef(AgentMetrics, "upstream_sent")
 def serve_metrics(port: int, addr: str = "127.0.0.1", registry: CollectorRegistry | None = None) -> int:
     """Serve /metrics, /healthz and /readyz on `addr:port` (0 picks a free port); returns the bound port.
 
-    Kept for callers that need no readiness check and never stop the endpoint; see `endpoint.start_endpoint`.
+    `registry` defaults to the registry of the handle this process started (`ServerMetrics.start()`, ...). Kept for
+    callers that need no readiness check and never stop the endpoint; see `endpoint.start_endpoint`.
     """
     from skymesh.observability.endpoint import start_endpoint
 
-    if registry is None:
-        raise ValueError("serve_metrics needs the process's own registry (e.g. AgentMetrics.start().registry)")
-    return start_endpoint(registry, port=port, addr=addr).port
+    return start_endpoint(registry or ProcessMetrics.started().registry, port=port, addr=addr).port
