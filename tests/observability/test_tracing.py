@@ -196,6 +196,12 @@ async def test_one_trace_follows_a_command_to_the_agent_and_back(
         "the agent's CommandUpdate span at the server",
     )
     assert {"operator stows", "db enqueue_command", "agent command", "agent command_update"} <= names, names
+    # The same round trip is the command-delivery SLI: created -> RECEIVED at the agent, observed once.
+    delivered = server.metrics.registry.get_sample_value("skymesh_server_command_delivery_seconds_count")
+    assert delivered == 1, delivered
+    assert (
+        server.metrics.registry.get_sample_value("skymesh_server_command_delivery_seconds_bucket", {"le": "1.0"}) == 1
+    )
     await _wait_for(
         lambda: "agent execute command" in _names(_in_trace(exporter, trace_id)), 30, "the agent executing it"
     )
