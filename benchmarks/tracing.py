@@ -148,6 +148,11 @@ def main() -> None:
         label = {"off": "off", "0.01": "sampled 1 %", "1.0": "sampled 100 %"}[mode]
         med = statistics.median(runs[mode])
         lines.append(f"| {label} | {med:.0f} | {', '.join(f'{r:.0f}' for r in runs[mode])} | {med / base:.3f} |")
+    lines += [
+        "",
+        "Read the runs column before the ratios: on a shared machine the run-to-run spread is wide, and a difference "
+        "smaller than it (e.g. 1 % sampling against off) is noise, not a cost or a gain.",
+    ]
     text = "\n".join(lines) + "\n"
     Path(args.out).write_text(text)
     print(text)
