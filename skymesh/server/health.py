@@ -15,6 +15,8 @@ Channels (from the agents' telemetry):
   atmospheric loss at `target.elevation_deg`, i.e. SNR minus what the geometry predicts (up to the link's
   constant); bad when low (a 10 dB drop).
 - `camera_temperature`: `camera.temperature_c`; bad when high (a cooler failing).
+- `clock_offset`: agent clock minus server clock at each heartbeat; bad either way (a clock that steps or drifts).
+- `heartbeat_jitter`: the interval since the previous heartbeat; bad when high (a stalling agent or link).
 
 An opened event is stored (`station_health_events`, with the evidence window: the last samples, the baseline and
 the peak z), counted in `skymesh_server_station_health_events_total{detector}`, and shown as
@@ -40,12 +42,14 @@ __all__ = ["DETECTORS", "Deriver", "DetectorSpec", "HealthMonitor", "RobustZDete
 log = logging.getLogger(__name__)
 
 _MAD_TO_SIGMA = 1.4826
+# Heartbeats further apart than this are a new session after an outage (liveness reports that), not jitter.
+_SESSION_GAP_S = 300.0
 
 
 @dataclass(frozen=True)
 class DetectorSpec:
     name: str
-    direction: int  # +1: high is bad, -1: low is bad
+    direction: int  # +1: high is bad, -1: low is bad, 0: both
     min_scale: float  # noise floor of the robust sigma, in the channel's unit
     threshold_z: float = 6.0
     confirm: int = 5  # consecutive anomalous samples to open an event
@@ -60,6 +64,9 @@ DETECTORS: tuple[DetectorSpec, ...] = (
     DetectorSpec("rotator_pointing_error", +1, min_scale=0.25),
     DetectorSpec("radio_snr_residual", -1, min_scale=1.0),
     DetectorSpec("camera_temperature", +1, min_scale=0.1),
+    # From heartbeats (every ~10 s): a shorter warm-up, so a station is watched within minutes of connecting.
+    DetectorSpec("clock_offset", 0, min_scale=0.05, warmup=30, confirm=3, clear=6, window=360),
+    DetectorSpec("heartbeat_jitter", +1, min_scale=0.5, warmup=30, confirm=3, clear=6, window=360),
 )
 
 
@@ -177,7 +184,7 @@ class RobustZDetector:
                 self._refit()
             return None
         z = (x - self.median) / self.scale
-        bad = z * s.direction > s.threshold_z
+        bad = (abs(z) if s.direction == 0 else z * s.direction) > s.threshold_z
         if bad:
             self._bad_run += 1
             self._good_run = 0
@@ -235,6 +242,7 @@ class HealthMonitor:
         self._stations: dict[str, dict[str, RobustZDetector]] = {}
         self._derivers: dict[str, Deriver] = {}
         self._slew_rate_of = slew_rate_of
+        self._last_heartbeat: dict[str, datetime] = {}
         self._on_change = on_change
 
     def open_events(self, station_id: str) -> list[str]:
@@ -243,41 +251,59 @@ class HealthMonitor:
     def forget(self, station_id: str) -> None:
         """Drop a station's baselines (deleted station)."""
         self._derivers.pop(station_id, None)
+        self._last_heartbeat.pop(station_id, None)
         for name, detector in self._stations.pop(station_id, {}).items():
             if detector.open:
                 ServerMetrics.current().health_open.labels(name).dec()
 
+    async def heartbeat(self, station_id: str, agent_time: datetime | None, received_at: datetime) -> list[Transition]:
+        """Feed one heartbeat: the agent's clock at sending (if it said) and the server's at receipt."""
+        values: dict[str, float] = {}
+        if agent_time is not None:
+            values["clock_offset"] = (agent_time - received_at).total_seconds()
+        last = self._last_heartbeat.get(station_id)
+        self._last_heartbeat[station_id] = received_at
+        interval_s = (received_at - last).total_seconds() if last is not None else None
+        if interval_s is not None and 0.0 < interval_s <= _SESSION_GAP_S:
+            values["heartbeat_jitter"] = interval_s
+        return await self._feed(station_id, received_at, values)
+
     async def observe(self, station_id: str, samples: Sequence[Mapping[str, Any]]) -> list[Transition]:
         """Feed committed telemetry samples (`{"at": iso, "values": {...}}`, in time order)."""
-        detectors = self._stations.setdefault(station_id, {})
         deriver = self._derivers.get(station_id)
         if deriver is None:
             slew = await self._slew_rate_of(station_id) if self._slew_rate_of is not None else 6.0
             deriver = self._derivers[station_id] = Deriver(slew_rate_deg_s=slew)
-        metrics = ServerMetrics.current()
         transitions: list[Transition] = []
         for sample in samples:
             at = datetime.fromisoformat(sample["at"])
-            for name, value in deriver(at.timestamp(), sample["values"]).items():
-                spec = self._specs.get(name)
-                if spec is None:
-                    continue
-                detector = detectors.get(name)
-                if detector is None:
-                    detector = detectors[name] = RobustZDetector(spec)
-                change = detector.update(at.timestamp(), value)
-                if change is None:
-                    continue
-                transitions.append(change)
-                if change.opened:
-                    metrics.health_events.labels(name).inc()
-                    metrics.health_open.labels(name).inc()
-                    log.warning("station %s: %s anomaly (z=%.1f)", station_id, name, change.z)
-                    await self._open_event(station_id, name, at, change.z, change.evidence)
-                else:
-                    metrics.health_open.labels(name).dec()
-                    log.info("station %s: %s back to normal", station_id, name)
-                    await self._close_event(station_id, name, at)
-                if self._on_change is not None:
-                    self._on_change(station_id, name, change.opened)
+            transitions += await self._feed(station_id, at, deriver(at.timestamp(), sample["values"]))
+        return transitions
+
+    async def _feed(self, station_id: str, at: datetime, inputs: Mapping[str, float]) -> list[Transition]:
+        detectors = self._stations.setdefault(station_id, {})
+        metrics = ServerMetrics.current()
+        transitions: list[Transition] = []
+        for name, value in inputs.items():
+            spec = self._specs.get(name)
+            if spec is None:
+                continue
+            detector = detectors.get(name)
+            if detector is None:
+                detector = detectors[name] = RobustZDetector(spec)
+            change = detector.update(at.timestamp(), value)
+            if change is None:
+                continue
+            transitions.append(change)
+            if change.opened:
+                metrics.health_events.labels(name).inc()
+                metrics.health_open.labels(name).inc()
+                log.warning("station %s: %s anomaly (z=%.1f)", station_id, name, change.z)
+                await self._open_event(station_id, name, at, change.z, change.evidence)
+            else:
+                metrics.health_open.labels(name).dec()
+                log.info("station %s: %s back to normal", station_id, name)
+                await self._close_event(station_id, name, at)
+            if self._on_change is not None:
+                self._on_change(station_id, name, change.opened)
         return transitions

@@ -238,6 +238,14 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         if kind == "hello":
             raise InvalidArgument("hello may only be the first message", field="hello")
         if kind == "heartbeat":
+            if self.health is not None:  # clock offset and heartbeat jitter detectors
+                beat = request.heartbeat
+                agent_time = (
+                    timestamp_to_datetime(beat.agent_time, "heartbeat.agent_time")
+                    if beat.HasField("agent_time")
+                    else None
+                )
+                await self.health.heartbeat(station_id, agent_time, self._clock.now())
             return
         if kind == "command_update":
             upd = request.command_update

@@ -12,7 +12,7 @@ import pytest
 
 from skymesh.api.agent.v1 import agent_pb2
 from skymesh.api.convert import timestamp_from_datetime
-from skymesh.server.health import DETECTORS, Deriver, RobustZDetector, derive
+from skymesh.server.health import DETECTORS, Deriver, HealthMonitor, RobustZDetector, derive
 from tests.server.agent_client import AgentClient
 from tests.server.conftest import StartServer, add_station
 
@@ -105,3 +105,37 @@ async def test_a_warming_camera_opens_a_stored_health_event(start_server: StartS
         registry.get_sample_value("skymesh_server_station_health_events_total", {"detector": "camera_temperature"}) == 1
     )
     assert registry.get_sample_value("skymesh_server_station_health_open", {"detector": "camera_temperature"}) == 1
+
+
+async def test_heartbeats_feed_clock_offset_and_jitter_detectors() -> None:
+    opened: list[tuple[str, str]] = []
+
+    async def open_event(station_id: str, detector: str, at: datetime, z: float, evidence: dict[str, object]) -> None:
+        opened.append((station_id, detector))
+
+    async def close_event(station_id: str, detector: str, at: datetime) -> None:
+        return None
+
+    monitor = HealthMonitor(open_event, close_event)
+    rng = random.Random(2)
+    t0 = datetime(2026, 3, 1, tzinfo=UTC)
+    received = t0
+    for i in range(200):  # 10 s heartbeats, 20 ms of network jitter, the agent's clock 0.3 s ahead
+        received = t0 + timedelta(seconds=10 * i + rng.uniform(0.0, 0.02))
+        await monitor.heartbeat(
+            "gs-1", received - timedelta(seconds=rng.uniform(0.0, 0.02)) + timedelta(seconds=0.3), received
+        )
+    assert opened == []
+    for i in range(200, 205):  # the agent's clock steps 2 s
+        received = t0 + timedelta(seconds=10 * i)
+        await monitor.heartbeat("gs-1", received + timedelta(seconds=2.3), received)
+    assert opened == [("gs-1", "clock_offset")]
+    for _ in range(5):  # heartbeats start arriving 30 s apart
+        received = received + timedelta(seconds=30)
+        await monitor.heartbeat("gs-1", received + timedelta(seconds=2.3), received)
+    assert ("gs-1", "heartbeat_jitter") in opened
+    # A reconnect after an outage is a gap, not jitter: it is not scored.
+    before = len(opened)
+    await monitor.heartbeat("gs-2", t0, t0)
+    await monitor.heartbeat("gs-2", t0 + timedelta(hours=1), t0 + timedelta(hours=1))
+    assert len(opened) == before
