@@ -49,4 +49,5 @@ def configure_logging(level: int | str = logging.INFO, *, json_lines: bool = Fal
     handler = logging.StreamHandler()
     handler.addFilter(TraceContextFilter())
     handler.setFormatter(JsonFormatter() if json_lines else logging.Formatter(_TEXT_FORMAT))
-    logging.basicConfig(level=level, handlers=[handler], force=True)
+    # Like basicConfig: a no-op when the root logger already has handlers (an embedding application, pytest).
+    logging.basicConfig(level=level, handlers=[handler])
