@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test check lint format types imports proto proto-lint proto-breaking proto-check unit bench clean
+.PHONY: help setup demo observe test check lint format types imports proto proto-lint proto-breaking proto-check unit bench clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -24,6 +24,9 @@ setup: $(VENV)/.installed node_modules/.installed ## create .venv and install ev
 
 demo: $(VENV)/.installed ## start server, scheduler and simulated stations on SQLite and show them working
 	$(VENV)/bin/skymesh demo
+
+observe: $(VENV)/.installed ## the demo plus a real Prometheus (Debian package) scraping it with SkyMesh's rules; prints its URL
+	./scripts/observe.sh
 
 test: setup check unit ## everything CI runs: checks, then the test suite
 

@@ -11,7 +11,17 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-HEAVY = {"ortools", "sqlalchemy", "fastapi", "astropy", "alembic", "asyncpg", "skyfield", "uvicorn"}
+HEAVY = {
+    "ortools",
+    "sqlalchemy",
+    "fastapi",
+    "astropy",
+    "alembic",
+    "asyncpg",
+    "skyfield",
+    "uvicorn",
+    "opentelemetry-sdk",
+}
 
 
 @pytest.mark.slow

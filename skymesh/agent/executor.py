@@ -31,6 +31,7 @@ from skymesh.api.convert import timestamp_from_datetime
 from skymesh.api.validation import split_telemetry_samples
 from skymesh.core.clock import Clock
 from skymesh.core.jobs import JobState
+from skymesh.observability import tracing
 from skymesh.observability.metrics import AGENT_COMMANDS, AGENT_JOBS, AGENT_OUTBOX_DEPTH
 
 __all__ = ["Executor"]
@@ -133,7 +134,7 @@ class Executor:
             **kw,  # type: ignore[arg-type]
         )
         if done:
-            AGENT_JOBS.labels(state=state.name).inc()
+            AGENT_JOBS.labels(state=state.name.lower()).inc()
             _log.info("job %s -> %s %s", job_id, state.name, detail)
         return done
 
@@ -219,17 +220,23 @@ class Executor:
             for command in await self.store.call(self.store.sync.open_commands):
                 if command.command_id not in started:
                     started.add(command.command_id)
-                    tg.create_task(self._execute_command(command), name=f"agent-command-{command.command_id}")
+                    tg.create_task(self._traced_command(command), name=f"agent-command-{command.command_id}")
             await wait_event_or_sleep(self.clock, self.store.commands_received, _IDLE_RECHECK_S)
 
     async def _set_command(self, command: agent_pb2.Command, state: int, cause: int = 0, detail: str = "") -> None:
         await self.store.set_command_state(command.command_id, state, self.clock.now(), cause, detail)
-        AGENT_COMMANDS.labels(state=agent_pb2.CommandState.Name(state)).inc()  # type: ignore[arg-type]
+        name = agent_pb2.CommandState.Name(state)  # type: ignore[arg-type]
+        AGENT_COMMANDS.labels(state=name.removeprefix("COMMAND_STATE_").lower()).inc()
 
     def _expired(self, command: agent_pb2.Command) -> bool:
         if not command.HasField("expires_at"):
             return False
         return self.clock.now() > command.expires_at.ToDatetime(tzinfo=UTC)
+
+    async def _traced_command(self, command: agent_pb2.Command) -> None:
+        # The job updates it causes (spooled inside) carry the command's trace back to the server.
+        with tracing.continued("agent execute command", command.trace_context, kind="internal"):
+            await self._execute_command(command)
 
     async def _execute_command(self, command: agent_pb2.Command) -> None:
         if command.HasField("not_before"):

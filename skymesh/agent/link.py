@@ -44,6 +44,7 @@ from skymesh.api.convert import target_from_proto, timestamp_from_datetime
 from skymesh.api.validation import AGENT_MAX_MESSAGE_BYTES
 from skymesh.core.clock import Clock
 from skymesh.core.errors import InvalidArgument, SkyMeshError
+from skymesh.observability import tracing
 from skymesh.observability.metrics import (
     AGENT_OUTBOX_DEPTH,
     AGENT_RECONNECTS,
@@ -141,6 +142,9 @@ def _first_error(exc: BaseException) -> BaseException:
     return exc
 
 
+_TRACED_REPLIES = frozenset({"command_update", "schedule_ack"})
+
+
 class _Session:
     def __init__(self, call: aio.StreamStreamCall[agent_pb2.ConnectRequest, agent_pb2.ConnectResponse]) -> None:
         self.call = call
@@ -159,6 +163,7 @@ class _Session:
         raise _StreamEnded(reason)
 
     async def send(self, message: agent_pb2.ConnectRequest) -> None:
+        tracing.inject_body(message, _TRACED_REPLIES)  # a reply inside a traced command/schedule continues it
         async with self.write_lock:
             try:
                 await self.call.write(message)
@@ -385,9 +390,11 @@ class Link:
             if kind == "upstream_ack":
                 await self._on_ack(session, response.upstream_ack)
             elif kind == "command":
-                await self._on_command(session, response.command)
+                with tracing.continued("agent command", response.command.trace_context):
+                    await self._on_command(session, response.command)
             elif kind == "schedule":
-                await self._on_schedule(session, response.schedule)
+                with tracing.continued("agent schedule", response.schedule.trace_context):
+                    await self._on_schedule(session, response.schedule)
             elif kind == "drain":
                 retry_s = response.drain.retry_after.ToTimedelta().total_seconds()
                 _log.info("server drains this stream (%s); reconnecting in ~%.1f s", response.drain.reason, retry_s)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from skymesh.api.agent.v1 import agent_pb2
 from skymesh.api.common.v1 import common_pb2
 from skymesh.api.convert import timestamp_from_datetime
 from skymesh.core.jobs import JobState, can_advance
+from skymesh.observability import tracing
 
 __all__ = ["AsyncStore", "CommandRecord", "LocalJob", "PendingUpload", "Store"]
 
@@ -49,6 +51,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     seq INTEGER NOT NULL,
     kind TEXT NOT NULL,
     payload BLOB NOT NULL,
+    spooled_at REAL,
     PRIMARY KEY (boot_id, seq)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS rejected (
@@ -97,6 +100,9 @@ CREATE TABLE IF NOT EXISTS unavailable (
     reason TEXT NOT NULL
 );
 """
+
+# Spooled upstream messages that carry the trace context current when they were spooled (a traced command's effects).
+_TRACED_UP = frozenset({"job_update"})
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -167,6 +173,9 @@ class Store:
         self._db.execute("PRAGMA busy_timeout=5000")
         with self._lock:
             self._db.executescript(_SCHEMA)
+            # Spools written before `spooled_at` existed (it dates the oldest unacked message for SREs).
+            if "spooled_at" not in {r[1] for r in self._db.execute("PRAGMA table_info(outbox)")}:
+                self._db.execute("ALTER TABLE outbox ADD COLUMN spooled_at REAL")
 
     def close(self) -> None:
         with self._lock:
@@ -226,9 +235,10 @@ class Store:
             msg.CopyFrom(message)
             msg.seq = seq
             msg.boot_id = boot_id
+            tracing.inject_body(msg, _TRACED_UP)
             db.execute(
-                "INSERT INTO outbox (boot_id, seq, kind, payload) VALUES (?, ?, ?, ?)",
-                (boot_id, seq, msg.WhichOneof("body") or "", msg.SerializeToString()),
+                "INSERT INTO outbox (boot_id, seq, kind, payload, spooled_at) VALUES (?, ?, ?, ?, ?)",
+                (boot_id, seq, msg.WhichOneof("body") or "", msg.SerializeToString(), time.time()),
             )
             seqs.append(seq)
             seq += 1

@@ -47,11 +47,26 @@ async def _main(config: object) -> int:
 
     assert isinstance(config, AgentConfig)
     log = logging.getLogger("skymesh.agent")
-    if config.metrics_port is not None:
-        from skymesh.observability.metrics import serve_metrics
+    from skymesh.agent.gauges import StoreGauges
+    from skymesh.observability.tracing import configure_tracing
 
-        port = serve_metrics(config.metrics_port)
-        log.info("metrics on http://127.0.0.1:%d/metrics", port)
+    configure_tracing("agent")  # only with OpenTelemetry installed and an OTLP endpoint set
+    from skymesh.observability.endpoint import start_endpoint
+    from skymesh.observability.metrics import AgentMetrics
+
+    # This process's own registry: only agent metrics, never the server's or the scheduler's.
+    metrics = AgentMetrics.start()
+    metrics.station_info.info({"station_id": config.station_id, "kind": config.kind.name.lower()})
+    metrics.registry.register(StoreGauges(config.database_path))
+    endpoint = None
+    if config.metrics_port is not None:
+
+        async def stream_up() -> str | None:
+            up = metrics.registry.get_sample_value("skymesh_agent_connected")
+            return None if up == 1 else "stream to the server is down"
+
+        endpoint = start_endpoint(metrics.registry, port=config.metrics_port, readiness={"stream": stream_up})
+        log.info("metrics on http://127.0.0.1:%d/metrics (health: /healthz, /readyz)", endpoint.port)
     task = asyncio.create_task(run_agent(config), name="agent")
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -62,4 +77,7 @@ async def _main(config: object) -> int:
     except asyncio.CancelledError:
         log.info("agent %s stopped", config.station_id)
         return 0
+    finally:
+        if endpoint is not None:
+            endpoint.close()
     return 0

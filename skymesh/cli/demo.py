@@ -44,6 +44,12 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--data-dir", default="var/demo", help="where the database, keys and agent state go")
     p.add_argument("--no-live", action="store_true", help="plain log lines instead of the live terminal view")
+    p.add_argument(
+        "--observe",
+        action="store_true",
+        help="also start a real Prometheus (the 'prometheus' binary) scraping every process, with SkyMesh's rules",
+    )
+    p.add_argument("--prometheus-port", type=int, default=9090, help="Prometheus port with --observe (default 9090)")
     p.set_defaults(func=_run)
 
 
@@ -99,11 +105,17 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _agent_config(
-    station: Station, api_key: str, server_addr: str, data: Path, variables: tuple[VariableStar, ...]
+    station: Station,
+    api_key: str,
+    server_addr: str,
+    data: Path,
+    variables: tuple[VariableStar, ...],
+    metrics_port: int | None = None,
 ) -> dict[str, Any]:
     """The YAML an operator would write for this station's agent, with the built-in simulator as hardware."""
     ground = station.kind == StationKind.GROUND_STATION
     return {
+        "metrics_port": metrics_port,
         "station_id": station.station_id,
         "server_address": server_addr,
         "api_key": api_key,
@@ -162,6 +174,16 @@ async def _wait_serving(address: str, timeout_s: float = 60.0) -> None:
             await asyncio.sleep(0.3)
 
 
+def _start_prometheus(data: Path, scrape: dict[str, list[str]], port: int) -> Any:
+    """A real Prometheus scraping every demo process every 5 s, with SkyMesh's recording and alert rules."""
+    from skymesh.observability.prometheus import start_prometheus
+
+    prometheus = start_prometheus(data / "prometheus", scrape, port=port)
+    print(f"  prometheus {prometheus.url}  (alerts {prometheus.url}/alerts, rules {prometheus.url}/rules)")
+    print(f"             config {prometheus.config_path}", flush=True)
+    return prometheus
+
+
 async def _demo(args: argparse.Namespace, data: Path) -> int:
     from skymesh.api import convert
     from skymesh.api.channel import control_channel
@@ -178,6 +200,12 @@ async def _demo(args: argparse.Namespace, data: Path) -> int:
     server_addr = f"127.0.0.1:{_free_port()}"
     server_metrics, sched_metrics = _free_port(), _free_port()
     procs = _Procs(logs=data / "logs")
+    scrape: dict[str, list[str]] = {
+        "skymesh-server": [f"127.0.0.1:{server_metrics}"],
+        "skymesh-scheduler": [f"127.0.0.1:{sched_metrics}"],
+        "skymesh-agent": [],
+    }
+    prometheus = None
     server_cfg = _write_yaml(
         data / "server.yaml",
         {
@@ -215,16 +243,21 @@ async def _demo(args: argparse.Namespace, data: Path) -> int:
                 key = await station_api.IssueStationKey(
                     stations_pb2.IssueStationKeyRequest(station_id=station.station_id)
                 )
+                agent_metrics = _free_port() if args.observe else None
                 cfg = _write_yaml(
                     data / "agents" / f"{station.station_id}.yaml",
-                    _agent_config(station, key.api_key, server_addr, data, fleet.variables),
+                    _agent_config(station, key.api_key, server_addr, data, fleet.variables, agent_metrics),
                 )
                 procs.start(f"agent-{station.station_id}", ["agent", "--config", str(cfg)])
+                if agent_metrics is not None:
+                    scrape["skymesh-agent"].append(f"127.0.0.1:{agent_metrics}")
             print(
                 f"  {len(fleet.stations)} stations ({args.ground_stations} ground, "
                 f"{len(fleet.stations) - args.ground_stations} telescopes), {len(fleet.satellites)} satellites, "
                 f"{len(fleet.stars)} variable stars registered; agents started"
             )
+            if args.observe:
+                prometheus = _start_prometheus(data, scrape, args.prometheus_port)
             for target_id, (station_id, aos) in fleet.soon.items():
                 print(f"  {target_id} rises over {station_id} at {aos:%H:%M:%S} UTC")
             print(f"  logs in {data / 'logs'}\n", flush=True)
@@ -236,6 +269,8 @@ async def _demo(args: argparse.Namespace, data: Path) -> int:
                 live=not args.no_live and sys.stdout.isatty(),
             )
     finally:
+        if prometheus is not None:
+            prometheus.stop()
         procs.stop()
     print(summary.render())
     return 0 if summary.goal_reached else 1

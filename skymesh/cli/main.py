@@ -36,6 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="SkyMesh: control plane for networks of satellite ground stations and robotic telescopes.",
     )
     parser.add_argument("--log-level", default="INFO", help="logging level (DEBUG, INFO, WARNING, ERROR)")
+    parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default=None,
+        help="text (default) or json: one object per line with trace_id/span_id (or SKYMESH_LOG_FORMAT)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         try:
@@ -53,10 +59,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    import os
+
+    from skymesh.observability.logs import configure_logging
+
+    log_format = args.log_format or os.environ.get("SKYMESH_LOG_FORMAT", "text")
+    configure_logging(getattr(logging, str(args.log_level).upper(), logging.INFO), json_lines=log_format == "json")
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

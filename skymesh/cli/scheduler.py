@@ -26,8 +26,10 @@ def register(subparsers: Any) -> None:
 def _run(args: argparse.Namespace) -> int:
     import asyncio
 
+    from skymesh.observability.tracing import configure_tracing
     from skymesh.scheduler.service import serve
 
+    configure_tracing("scheduler")  # OTLP when SKYMESH_OTLP_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT is set
     asyncio.run(
         serve(
             args.listen,

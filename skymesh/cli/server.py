@@ -47,6 +47,9 @@ def _run(args: argparse.Namespace) -> int:
             "metrics_port": args.metrics_port,
         },
     )
+    from skymesh.observability.tracing import configure_tracing
+
+    configure_tracing("server")  # OTLP when SKYMESH_OTLP_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT is set
     asyncio.run(_serve(config))
     return 0
 

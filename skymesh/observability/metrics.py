@@ -1,12 +1,44 @@
-"""Every Prometheus metric SkyMesh exports, named once. Services import these objects; nothing defines its own.
+"""Every Prometheus metric SkyMesh exports, named once, grouped by the process that owns it.
 
-Each process serves them with `serve_metrics(port)` (prometheus_client's own HTTP server). Names follow Prometheus
-conventions: `skymesh_<component>_<what>_<unit>`; counters end in `_total`.
+Each process builds its own `CollectorRegistry` at start holding only its metrics (`ServerMetrics`,
+`SchedulerMetrics`, `AgentMetrics`), plus `skymesh_build_info` and the standard `process_*`/`python_*` collectors,
+and installs it as the process's metrics handle (`ServerMetrics.start()`), the way a Temporal worker gets its
+metrics handle from its runtime. So the server never exports an agent's `skymesh_agent_connected 0`, and a test can
+scrape one process and see exactly what that process owns.
+
+The module-level names (`COMMANDS`, `AGENT_JOBS`, ...) are typed references that resolve, at each use, to the
+installed handle of their process; call sites keep `COMMANDS.labels("queued").inc()`. Used before any `start()`
+(a library or test that never started a process), a handle with a private registry is built on first use, so
+nothing is ever written to prometheus_client's global default registry.
+
+Conventions (https://prometheus.io/docs/practices/naming/): `skymesh_<process>_<what>_<unit>`, counters end in
+`_total`, durations are histograms in `_seconds`, sizes in `_bytes`, moments as `_timestamp_seconds`; label values
+are lower_snake_case on every process (`state="running"`, never `RUNNING`). Label sets are bounded: states, reasons,
+message kinds, solvers, DB operations and phases are enumerations in the code. The only `station_id` labels are on
+the server's per-connected-station gauges (one series per stream open on that replica, removed when it ends, so
+bounded by the stations registered: about 10,000 at the design scale) and on an agent's own one-series info metric.
+
+Imports only the standard library and prometheus_client (the agent runs it on a Raspberry Pi).
 """
 
 from __future__ import annotations
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+import platform
+import threading
+from importlib import metadata
+from typing import Any, ClassVar, Generic, Self, TypeVar
+
+from prometheus_client import (
+    GC_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+)
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
 
 __all__ = [
     "AGENT_COMMANDS",
@@ -18,6 +50,7 @@ __all__ = [
     "AGENT_STREAM_CONNECTED",
     "AGENT_UPSTREAM_SENT",
     "COMMANDS",
+    "COMMAND_DELIVERY",
     "DB_LATENCY",
     "JOBS",
     "PLAN_CANDIDATES",
@@ -28,62 +61,363 @@ __all__ = [
     "SERVER_ALERTS",
     "SERVER_ALERT_INGEST",
     "SERVER_DEDUP_HITS",
+    "SERVER_INGESTED",
     "SERVER_PLANS",
     "SERVER_RECONNECTS",
     "SERVER_STREAMS",
+    "SERVER_STREAM_DURATION",
     "STATIONS_BY_STATE",
     "STREAM_MESSAGES",
     "UPLOAD_BYTES",
     "VISIBILITY_PASSES",
+    "AgentMetrics",
+    "ProcessMetrics",
+    "SchedulerMetrics",
+    "ServerMetrics",
     "serve_metrics",
+    "skymesh_version",
 ]
 
-_BUCKETS_S = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 120)
+# Latency buckets from 1 ms to 2 min: stream hot path, DB transactions and plans all land inside.
+_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+# Stream lifetimes: a flapping link lives seconds, a healthy one days.
+_LIFETIME_BUCKETS_S = (1, 10, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, 86400, 7 * 86400)
+
+
+def skymesh_version() -> str:
+    try:
+        return metadata.version("skymesh")
+    except metadata.PackageNotFoundError:  # running from a source tree without an install
+        return "0+unknown"
+
+
+class ProcessMetrics:
+    """A process's own registry: its metrics, `skymesh_build_info`, and the process/platform/GC collectors."""
+
+    component: ClassVar[str] = "process"
+    _current: ClassVar[ProcessMetrics | None] = None
+    _last_started: ClassVar[ProcessMetrics | None] = None
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        reg = self.registry
+        self.build_info = Info("skymesh_build", "SkyMesh build and the process that exports it", registry=reg)
+        self.build_info.info(
+            {
+                "version": skymesh_version(),
+                "component": self.component,
+                "python_version": platform.python_version(),
+            }
+        )
+        ProcessCollector(registry=reg)
+        PlatformCollector(registry=reg)
+        if GC_COLLECTOR is not None:
+            GCCollector(registry=reg)
+
+    @classmethod
+    def start(cls, registry: CollectorRegistry | None = None) -> Self:
+        """Build this process's handle with a fresh registry and make the module-level names resolve to it."""
+        handle = cls(registry)
+        with cls._lock:
+            cls._current = handle
+            ProcessMetrics._last_started = handle
+        return handle
+
+    @staticmethod
+    def started() -> ProcessMetrics:
+        """The handle this process started last (of any kind); a bare one (build info, process collectors) if none."""
+        with ProcessMetrics._lock:
+            if ProcessMetrics._last_started is None:
+                ProcessMetrics._last_started = ProcessMetrics()
+            return ProcessMetrics._last_started
+
+    @classmethod
+    def current(cls) -> Self:
+        """The installed handle of this kind of process; one with a private registry if none was started."""
+        handle = cls._current
+        if handle is None:
+            with cls._lock:
+                if cls._current is None:
+                    cls._current = cls()
+                handle = cls._current
+        assert isinstance(handle, cls)
+        return handle
+
+
+class ServerMetrics(ProcessMetrics):
+    component = "server"
+    _current: ClassVar[ProcessMetrics | None] = None
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        super().__init__(registry)
+        reg = self.registry
+        self.stations = Gauge(
+            "skymesh_server_stations", "Registered stations by liveness state", ["state"], registry=reg
+        )
+        self.streams = Gauge("skymesh_server_streams", "Agent streams open on this server process", registry=reg)
+        self.stream_messages = Counter(
+            "skymesh_server_stream_messages_total",
+            "Messages on agent streams by direction (up, down) and message kind",
+            ["direction", "type"],
+            registry=reg,
+        )
+        self.stream_ends = Counter(
+            "skymesh_server_stream_ends_total", "Agent streams ended or refused, by reason", ["reason"], registry=reg
+        )
+        self.stream_duration = Histogram(
+            "skymesh_server_stream_duration_seconds",
+            "Lifetime of agent streams that ended on this process",
+            buckets=_LIFETIME_BUCKETS_S,
+            registry=reg,
+        )
+        self.commands = Counter(
+            "skymesh_server_commands_total", "Command state changes recorded by the server", ["state"], registry=reg
+        )
+        self.command_delivery = Histogram(
+            "skymesh_server_command_delivery_seconds",
+            "Time from a command's creation to the agent reporting it RECEIVED",
+            buckets=_BUCKETS_S,
+            registry=reg,
+        )
+        self.jobs = Counter(
+            "skymesh_server_jobs_total", "Job state changes recorded by the server", ["state"], registry=reg
+        )
+        self.dedup_hits = Counter(
+            "skymesh_server_dedup_hits_total", "Upstream messages already stored, by kind", ["type"], registry=reg
+        )
+        self.ack_lag = Histogram(
+            "skymesh_server_ack_lag_seconds",
+            "Time from receiving upstream data to acking it after commit",
+            buckets=_BUCKETS_S,
+            registry=reg,
+        )
+        self.ingested = Counter(
+            "skymesh_server_ingested_total",
+            "Upstream items committed (not duplicates), by kind: job_update, telemetry, observation",
+            ["type"],
+            registry=reg,
+        )
+        self.db_duration = Histogram(
+            "skymesh_server_db_query_duration_seconds",
+            "Database transaction latency by repository operation",
+            ["operation"],
+            buckets=_BUCKETS_S,
+            registry=reg,
+        )
+        self.upload_bytes = Counter(
+            "skymesh_server_upload_bytes_total", "Artifact bytes committed by uploads", registry=reg
+        )
+        self.alerts = Counter(
+            "skymesh_server_alerts_total",
+            "Alerts ingested, by source and what became of them",
+            ["source", "status"],
+            registry=reg,
+        )
+        self.alert_ingest = Histogram(
+            "skymesh_server_alert_ingest_seconds",
+            "Parse, store and apply one alert packet",
+            buckets=_BUCKETS_S,
+            registry=reg,
+        )
+        self.plans = Counter(
+            "skymesh_server_plans_total", "Planning rounds of the server's rolling planner", ["outcome"], registry=reg
+        )
+        self.plan_last_success = Gauge(
+            "skymesh_server_plan_last_success_timestamp_seconds",
+            "When the last planning round was applied (Unix time); 0 before the first",
+            registry=reg,
+        )
+        self.plan_objective = Gauge("skymesh_server_plan_objective", "Objective of the last applied plan", registry=reg)
+        self.plan_gap = Gauge(
+            "skymesh_server_plan_gap_ratio", "Relative gap to the bound of the last applied plan", registry=reg
+        )
+        self.plan_unscheduled = Gauge(
+            "skymesh_server_plan_unscheduled_requests",
+            "Requests the last applied plan could not schedule",
+            registry=reg,
+        )
+        self.health_events = Counter(
+            "skymesh_server_station_health_events_total",
+            "Station health events opened by the telemetry anomaly detectors, by detector",
+            ["detector"],
+            registry=reg,
+        )
+        self.health_open = Gauge(
+            "skymesh_server_station_health_open",
+            "Station health events open now on this replica, by detector",
+            ["detector"],
+            registry=reg,
+        )
+        self.replan_interval = Gauge(
+            "skymesh_server_replan_interval_seconds", "Configured interval between planning rounds", registry=reg
+        )
+
+
+class SchedulerMetrics(ProcessMetrics):
+    component = "scheduler"
+    _current: ClassVar[ProcessMetrics | None] = None
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        super().__init__(registry)
+        reg = self.registry
+        self.plan_duration = Histogram(
+            "skymesh_scheduler_plan_duration_seconds",
+            "ComputePlan solve time by solver",
+            ["solver"],
+            buckets=_BUCKETS_S,
+            registry=reg,
+        )
+        self.plan_phase_duration = Histogram(
+            "skymesh_scheduler_plan_phase_duration_seconds",
+            "Time in each planning phase (visibility, compile, cpsat, search, ...) by solver",
+            ["solver", "phase"],
+            buckets=_BUCKETS_S,
+            registry=reg,
+        )
+        self.plan_objective = Gauge(
+            "skymesh_scheduler_plan_objective", "Objective of the last plan", ["solver"], registry=reg
+        )
+        self.plan_gap = Gauge(
+            "skymesh_scheduler_plan_gap_ratio", "Relative gap to the bound of the last plan", ["solver"], registry=reg
+        )
+        self.plan_candidates = Gauge(
+            "skymesh_scheduler_plan_candidates", "Candidate opportunities in the last plan", ["solver"], registry=reg
+        )
+        self.visibility_windows = Counter(
+            "skymesh_scheduler_visibility_windows_total",
+            "Visibility windows (candidate opportunities) computed for plans",
+            registry=reg,
+        )
+
+
+class AgentMetrics(ProcessMetrics):
+    component = "agent"
+    _current: ClassVar[ProcessMetrics | None] = None
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        super().__init__(registry)
+        reg = self.registry
+        self.station_info = Info(
+            "skymesh_agent_station", "The station this agent speaks for", registry=reg
+        )  # one series per agent process: the only place an agent exports its station id
+        self.connected = Gauge("skymesh_agent_connected", "1 while the agent's stream is up", registry=reg)
+        self.reconnects = Counter(
+            "skymesh_agent_reconnects_total", "Agent reconnect attempts, by reason", ["reason"], registry=reg
+        )
+        self.refused_messages = Counter(
+            "skymesh_agent_refused_messages_total",
+            "Spooled upstream messages the server refused as invalid, set aside",
+            registry=reg,
+        )
+        self.spool_messages = Gauge(
+            "skymesh_agent_spool_messages",
+            "Upstream messages spooled, not yet acknowledged by the server",
+            registry=reg,
+        )
+        self.schedule_version = Gauge(
+            "skymesh_agent_schedule_version", "Schedule version the agent is executing", registry=reg
+        )
+        self.jobs = Counter("skymesh_agent_jobs_total", "Job state changes made by the agent", ["state"], registry=reg)
+        self.commands = Counter(
+            "skymesh_agent_commands_total", "Command state changes made by the agent", ["state"], registry=reg
+        )
+        self.upstream_sent = Counter(
+            "skymesh_agent_upstream_sent_total", "Reliable upstream messages sent (resends count)", registry=reg
+        )
+
+
+# ------------------------------------------------------------------------------------------ module-level names
+
+_H = TypeVar("_H", bound=ProcessMetrics)
+
+
+class _Ref(Generic[_H]):
+    """A name that resolves to one metric of the installed handle of its process at each use."""
+
+    def __init__(self, kind: type[_H], attr: str) -> None:
+        self._kind = kind
+        self._attr = attr
+
+    def _metric(self) -> Any:
+        return getattr(self._kind.current(), self._attr)
+
+
+class _CounterRef(_Ref[_H]):
+    def labels(self, *values: str, **labels: str) -> Counter:
+        child: Counter = self._metric().labels(*values, **labels)
+        return child
+
+    def inc(self, amount: float = 1.0) -> None:
+        self._metric().inc(amount)
+
+
+class _GaugeRef(_Ref[_H]):
+    def labels(self, *values: str, **labels: str) -> Gauge:
+        child: Gauge = self._metric().labels(*values, **labels)
+        return child
+
+    def set(self, value: float) -> None:
+        self._metric().set(value)
+
+    def inc(self, amount: float = 1.0) -> None:
+        self._metric().inc(amount)
+
+
+class _HistogramRef(_Ref[_H]):
+    def labels(self, *values: str, **labels: str) -> Histogram:
+        child: Histogram = self._metric().labels(*values, **labels)
+        return child
+
+    def observe(self, value: float) -> None:
+        self._metric().observe(value)
+
+    def time(self) -> Any:
+        return self._metric().time()
+
 
 # --- server ---
-STATIONS_BY_STATE = Gauge("skymesh_stations", "Registered stations by liveness state", ["state"])
-SERVER_STREAMS = Gauge("skymesh_server_streams", "Agent streams open on this server process")
-STREAM_MESSAGES = Counter(
-    "skymesh_stream_messages_total", "Messages on agent streams by direction and type", ["direction", "type"]
-)
-SERVER_RECONNECTS = Counter("skymesh_server_stream_ends_total", "Agent streams ended, by reason", ["reason"])
-COMMANDS = Counter("skymesh_commands_total", "Command state changes", ["state"])
-JOBS = Counter("skymesh_jobs_total", "Job state changes", ["state"])
-SERVER_DEDUP_HITS = Counter("skymesh_server_dedup_hits_total", "Upstream messages already stored", ["type"])
-SERVER_ACK_LAG = Histogram(
-    "skymesh_server_ack_lag_seconds", "Time from receiving upstream data to acking it after commit", buckets=_BUCKETS_S
-)
-DB_LATENCY = Histogram("skymesh_db_latency_seconds", "Database transaction latency", ["operation"], buckets=_BUCKETS_S)
-UPLOAD_BYTES = Counter("skymesh_upload_bytes_total", "Artifact bytes committed")
-SERVER_PLANS = Counter("skymesh_server_plans_total", "Planning rounds of the server's rolling planner", ["outcome"])
-SERVER_ALERTS = Counter(
-    "skymesh_server_alerts_total", "Alerts ingested, by source and what became of them", ["source", "status"]
-)
-SERVER_ALERT_INGEST = Histogram(
-    "skymesh_server_alert_ingest_seconds", "Parse, store and apply one alert packet", buckets=_BUCKETS_S
-)
+STATIONS_BY_STATE = _GaugeRef(ServerMetrics, "stations")
+SERVER_STREAMS = _GaugeRef(ServerMetrics, "streams")
+STREAM_MESSAGES = _CounterRef(ServerMetrics, "stream_messages")
+SERVER_RECONNECTS = _CounterRef(ServerMetrics, "stream_ends")
+SERVER_STREAM_DURATION = _HistogramRef(ServerMetrics, "stream_duration")
+SERVER_INGESTED = _CounterRef(ServerMetrics, "ingested")
+COMMANDS = _CounterRef(ServerMetrics, "commands")
+COMMAND_DELIVERY = _HistogramRef(ServerMetrics, "command_delivery")
+JOBS = _CounterRef(ServerMetrics, "jobs")
+SERVER_DEDUP_HITS = _CounterRef(ServerMetrics, "dedup_hits")
+SERVER_ACK_LAG = _HistogramRef(ServerMetrics, "ack_lag")
+DB_LATENCY = _HistogramRef(ServerMetrics, "db_duration")
+UPLOAD_BYTES = _CounterRef(ServerMetrics, "upload_bytes")
+SERVER_PLANS = _CounterRef(ServerMetrics, "plans")
+SERVER_ALERTS = _CounterRef(ServerMetrics, "alerts")
+SERVER_ALERT_INGEST = _HistogramRef(ServerMetrics, "alert_ingest")
 
 # --- scheduler ---
-PLAN_RUNTIME = Histogram("skymesh_plan_runtime_seconds", "Plan computation time", ["solver"], buckets=_BUCKETS_S)
-PLAN_OBJECTIVE = Gauge("skymesh_plan_objective", "Objective of the last plan", ["solver"])
-PLAN_GAP = Gauge("skymesh_plan_gap_ratio", "Relative gap to the bound of the last plan", ["solver"])
-PLAN_CANDIDATES = Gauge("skymesh_plan_candidates", "Candidate opportunities in the last plan", ["solver"])
-VISIBILITY_PASSES = Counter("skymesh_visibility_windows_total", "Visibility windows computed")
+PLAN_RUNTIME = _HistogramRef(SchedulerMetrics, "plan_duration")
+PLAN_OBJECTIVE = _GaugeRef(SchedulerMetrics, "plan_objective")
+PLAN_GAP = _GaugeRef(SchedulerMetrics, "plan_gap")
+PLAN_CANDIDATES = _GaugeRef(SchedulerMetrics, "plan_candidates")
+VISIBILITY_PASSES = _CounterRef(SchedulerMetrics, "visibility_windows")
 
 # --- agent ---
-AGENT_STREAM_CONNECTED = Gauge("skymesh_agent_connected", "1 while the agent's stream is up")
-AGENT_RECONNECTS = Counter("skymesh_agent_reconnects_total", "Agent reconnect attempts, by reason", ["reason"])
-AGENT_REFUSED_MESSAGES = Counter(
-    "skymesh_agent_refused_messages_total", "Spooled upstream messages the server refused as invalid, set aside"
-)
-AGENT_OUTBOX_DEPTH = Gauge("skymesh_agent_outbox_depth", "Upstream messages not yet acknowledged by the server")
-AGENT_SCHEDULE_VERSION = Gauge("skymesh_agent_schedule_version", "Schedule version the agent is executing")
-AGENT_JOBS = Counter("skymesh_agent_jobs_total", "Job state changes made by the agent", ["state"])
-AGENT_COMMANDS = Counter("skymesh_agent_commands_total", "Command state changes made by the agent", ["state"])
-AGENT_UPSTREAM_SENT = Counter("skymesh_agent_upstream_sent_total", "Reliable upstream messages sent (resends count)")
+AGENT_STREAM_CONNECTED = _GaugeRef(AgentMetrics, "connected")
+AGENT_RECONNECTS = _CounterRef(AgentMetrics, "reconnects")
+AGENT_REFUSED_MESSAGES = _CounterRef(AgentMetrics, "refused_messages")
+AGENT_OUTBOX_DEPTH = _GaugeRef(AgentMetrics, "spool_messages")
+AGENT_SCHEDULE_VERSION = _GaugeRef(AgentMetrics, "schedule_version")
+AGENT_JOBS = _CounterRef(AgentMetrics, "jobs")
+AGENT_COMMANDS = _CounterRef(AgentMetrics, "commands")
+AGENT_UPSTREAM_SENT = _CounterRef(AgentMetrics, "upstream_sent")
 
 
-def serve_metrics(port: int, addr: str = "127.0.0.1", registry: CollectorRegistry = REGISTRY) -> int:
-    """Serve /metrics on `addr:port` (port 0 picks a free one). Returns the bound port."""
-    server, _thread = start_http_server(port, addr=addr, registry=registry)
-    return int(server.server_port)
+def serve_metrics(port: int, addr: str = "127.0.0.1", registry: CollectorRegistry | None = None) -> int:
+    """Serve /metrics, /healthz and /readyz on `addr:port` (0 picks a free port); returns the bound port.
+
+    `registry` defaults to the registry of the handle this process started (`ServerMetrics.start()`, ...). Kept for
+    callers that need no readiness check and never stop the endpoint; see `endpoint.start_endpoint`.
+    """
+    from skymesh.observability.endpoint import start_endpoint
+
+    return start_endpoint(registry or ProcessMetrics.started().registry, port=port, addr=addr).port

@@ -23,7 +23,11 @@ from skymesh.api.guard import GuardInterceptor
 from skymesh.api.scheduler.v1 import scheduler_pb2 as pb
 from skymesh.api.scheduler.v1 import scheduler_pb2_grpc as pb_grpc
 from skymesh.core.errors import InvalidArgument
-from skymesh.observability.metrics import PLAN_CANDIDATES, PLAN_GAP, PLAN_OBJECTIVE, PLAN_RUNTIME, serve_metrics
+from skymesh.observability import tracing
+from skymesh.observability.endpoint import start_endpoint
+from skymesh.observability.grpc_tracing import TracingServerInterceptor
+from skymesh.observability.metrics import SchedulerMetrics
+from skymesh.scheduler.inputs import PlanStats
 from skymesh.scheduler.planning import ContactValuer
 from skymesh.scheduler.rank import rank_targets
 from skymesh.scheduler.spacecraft import plan_with_spacecraft
@@ -34,11 +38,45 @@ from skymesh.scheduler.wire import (
     rank_response_to_proto,
 )
 
-__all__ = ["SERVICE_NAME", "SchedulerServicer", "serve", "start_server"]
+__all__ = ["SERVICE_NAME", "SchedulerServicer", "record_plan_stats", "serve", "start_server"]
 
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["SchedulerService"].full_name
+
+
+def record_plan_stats(s: PlanStats) -> None:
+    """Solve time, quality and phase timings of one plan, by solver; candidates are the visibility windows."""
+    m = SchedulerMetrics.current()
+    label = s.solver.value
+    m.plan_duration.labels(label).observe(s.runtime_s)
+    m.plan_objective.labels(label).set(s.objective)
+    m.plan_gap.labels(label).set(s.gap)
+    m.plan_candidates.labels(label).set(s.candidates)
+    m.visibility_windows.inc(s.candidates)
+    # Only the timings that are durations (`*_s`); the others are counts (iterations, windows, memory).
+    for key, value in s.timings_s.items():
+        if key.endswith("_s") and value == value and value >= 0:  # NaN-free
+            m.plan_phase_duration.labels(label, key.removesuffix("_s")).observe(value)
+
+
+def _annotate(span: Any, s: PlanStats, assignments: int, unscheduled: int) -> None:
+    """The plan's numbers on its span: solver, candidates, objective, bound, gap, and each phase's seconds."""
+    if span is None:
+        return
+    span.set_attributes(
+        {
+            "skymesh.plan.solver": s.solver.value,
+            "skymesh.plan.candidates": s.candidates,
+            "skymesh.plan.objective": s.objective,
+            "skymesh.plan.bound": s.bound,
+            "skymesh.plan.gap": s.gap,
+            "skymesh.plan.optimal": s.optimal,
+            "skymesh.plan.assignments": assignments,
+            "skymesh.plan.unscheduled": unscheduled,
+            **{f"skymesh.plan.phase.{k}": float(v) for k, v in s.timings_s.items()},
+        }
+    )
 
 
 class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
@@ -54,13 +92,12 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
         req = plan_request_from_proto(request)
         async with self._slots:
             # satellites with spacecraft profiles: contacts valued and the plan checked by the simulator
-            result = await asyncio.to_thread(plan_with_spacecraft, req, isolate=self.isolate, valuer=self.valuer)
+            with tracing.span("scheduler solve", attributes={"skymesh.plan.request_id": req.request_id}) as span:
+                result = await asyncio.to_thread(plan_with_spacecraft, req, isolate=self.isolate, valuer=self.valuer)
+                _annotate(span, result.stats, len(result.assignments), len(result.unscheduled))
         s = result.stats
         label = s.solver.value
-        PLAN_RUNTIME.labels(label).observe(s.runtime_s)
-        PLAN_OBJECTIVE.labels(label).set(s.objective)
-        PLAN_GAP.labels(label).set(s.gap)
-        PLAN_CANDIDATES.labels(label).set(s.candidates)
+        record_plan_stats(s)
         log.info(
             "plan %s: solver=%s objective=%.0f bound=%.0f gap=%.4f candidates=%d runtime=%.2fs",
             req.request_id or "-",
@@ -94,8 +131,8 @@ async def start_server(
 ) -> tuple[grpc.aio.Server, int]:
     """A started server with the scheduler, health and reflection services; returns it and the bound port."""
     server = grpc.aio.server(
-        # Request limits and error mapping, the same choke point as the control plane's (skymesh.api.guard).
-        interceptors=[GuardInterceptor()],
+        # Request limits and error mapping first (skymesh.api.guard), then the caller's trace context.
+        interceptors=[GuardInterceptor(), TracingServerInterceptor()],
         options=[("grpc.max_receive_message_length", 256 << 20), ("grpc.max_send_message_length", 256 << 20)],
     )
     pb_grpc.add_SchedulerServiceServicer_to_server(servicer or SchedulerServicer(), server)
@@ -122,13 +159,15 @@ async def serve(
     stop: asyncio.Event | None = None,
 ) -> None:
     """Serve until cancelled or `stop` is set; then drain in-flight calls for up to 5 s."""
+    metrics = SchedulerMetrics.start()  # this process's own registry
     server, port = await start_server(
         address, servicer=SchedulerServicer(isolate=isolate, max_concurrent=max_concurrent)
     )
     log.info("scheduler listening on %s (port %d)", address, port)
+    endpoint = None
     if metrics_port is not None:
-        bound = serve_metrics(metrics_port)
-        log.info("metrics on 127.0.0.1:%d/metrics", bound)
+        endpoint = start_endpoint(metrics.registry, port=metrics_port)
+        log.info("metrics on http://127.0.0.1:%d/metrics (health: /healthz, /readyz)", endpoint.port)
     try:
         if stop is None:
             await server.wait_for_termination()
@@ -136,3 +175,5 @@ async def serve(
             await stop.wait()
     finally:
         await server.stop(grace=5.0)
+        if endpoint is not None:
+            await asyncio.to_thread(endpoint.close)

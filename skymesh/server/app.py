@@ -36,6 +36,9 @@ from skymesh.api.guard import GuardInterceptor
 from skymesh.api.scheduler.v1 import scheduler_pb2_grpc
 from skymesh.core.clock import Clock, SystemClock
 from skymesh.core.errors import InvalidArgument
+from skymesh.observability.endpoint import start_endpoint
+from skymesh.observability.grpc_tracing import TracingClientInterceptor, TracingServerInterceptor
+from skymesh.observability.metrics import ServerMetrics
 from skymesh.server.alerts.ingest import AlertIngest
 from skymesh.server.alerts.kafka import ConfluentAlertConsumer, consume
 from skymesh.server.alerts.watch import AlertWatcher
@@ -53,7 +56,9 @@ from skymesh.server.control import (
 from skymesh.server.db import Repository, create_engine, migrate
 from skymesh.server.db.errors import translate_db_error
 from skymesh.server.dispatch import Dispatcher
+from skymesh.server.health import HealthMonitor
 from skymesh.server.liveness import Liveness
+from skymesh.server.observe import StationGauges, readiness_checks
 from skymesh.server.planning import Planner
 from skymesh.server.reduction import Reducer, is_reducible
 from skymesh.server.sessions import SessionHub
@@ -102,6 +107,7 @@ class RunningServer:
     dispatcher: Dispatcher
     metrics_port: int | None
     alerts: AlertIngest
+    metrics: ServerMetrics
     _background: asyncio.Task[None]
     _scheduler_channel: grpc.aio.Channel
     _health: Any
@@ -137,8 +143,7 @@ class RunningServer:
         await self.repo.wait_idle()
         await self.engine.dispose()
         if self._metrics_server is not None:
-            await asyncio.to_thread(self._metrics_server.shutdown)
-            self._metrics_server.server_close()
+            await asyncio.to_thread(self._metrics_server.close)
         log.info("server stopped")
 
     async def wait(self) -> None:
@@ -169,12 +174,18 @@ async def serve(config: ServerConfig, *, clock: Clock | None = None) -> RunningS
 
 
 async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> RunningServer:
+    # This process's own registry, built before anything records a metric.
+    metrics = ServerMetrics.start()
+    metrics.replan_interval.set(config.replan_interval_s if config.planning_enabled else 0)
     if config.migrate:
         await migrate(engine)
     repo = Repository(engine, clock)
     hub = SessionHub()
     dispatcher = Dispatcher(repo, hub)
-    scheduler_channel = grpc.aio.insecure_channel(config.scheduler_address)
+    scheduler_channel = grpc.aio.insecure_channel(
+        config.scheduler_address,
+        interceptors=[TracingClientInterceptor()],  # type: ignore[list-item]
+    )
     planner = (
         Planner(repo, dispatcher, scheduler_pb2_grpc.SchedulerServiceStub(scheduler_channel), config, clock)  # type: ignore[arg-type]
         if config.planning_enabled
@@ -211,13 +222,22 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
 
     # The guard goes first: every RPC's request limits and error mapping (skymesh.api.guard).
     server = grpc.aio.server(
-        interceptors=[GuardInterceptor(translate_db_error), ControlAuthInterceptor(repo, required=config.control_auth)],
+        interceptors=[
+            GuardInterceptor(translate_db_error),
+            TracingServerInterceptor(),
+            ControlAuthInterceptor(repo, required=config.control_auth),
+        ],
         options=_GRPC_OPTIONS,
     )
-    agent_pb2_grpc.add_AgentServiceServicer_to_server(
-        AgentServicer(repo, hub, liveness, dispatcher, Uploads(repo, config, on_complete=reduce_upload), config, clock),
-        server,
+    agent_servicer = AgentServicer(
+        repo, hub, liveness, dispatcher, Uploads(repo, config, on_complete=reduce_upload), config, clock
     )
+
+    async def slew_rate_of(station_id: str) -> float:
+        return (await repo.get_station(station_id)).station.slew_rate_deg_s
+
+    agent_servicer.health = HealthMonitor(repo.open_health_event, repo.close_health_event, slew_rate_of=slew_rate_of)
+    agent_pb2_grpc.add_AgentServiceServicer_to_server(agent_servicer, server)
     stations_pb2_grpc.add_StationServiceServicer_to_server(StationServicer(repo, hub, liveness, replan), server)
     targets_pb2_grpc.add_TargetServiceServicer_to_server(TargetServicer(repo, dispatcher, replan), server)
     targets_pb2_grpc.add_CampaignServiceServicer_to_server(CampaignServicer(repo, replan), server)
@@ -240,6 +260,7 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
         raise InvalidArgument(
             f"cannot listen on {config.listen}: in use, or not an address of this host", field="listen"
         ) from exc
+    metrics.registry.register(StationGauges(hub, planner))
     await server.start()
     for name in ("", *_SERVICE_NAMES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -247,10 +268,13 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
     metrics_server = None
     metrics_port = None
     if config.metrics_port is not None:
-        from prometheus_client import start_http_server
-
-        metrics_server, _thread = start_http_server(config.metrics_port, addr=config.metrics_addr)
-        metrics_port = int(metrics_server.server_port)
+        metrics_server = start_endpoint(
+            metrics.registry,
+            port=config.metrics_port,
+            addr=config.metrics_addr,
+            readiness=readiness_checks(engine, scheduler_channel if planner is not None else None),
+        )
+        metrics_port = metrics_server.port
 
     background = asyncio.create_task(_background(liveness, planner, alert_loops), name="skymesh-server-background")
     running = RunningServer(
@@ -265,6 +289,7 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
         dispatcher=dispatcher,
         metrics_port=metrics_port,
         alerts=alert_ingest,
+        metrics=metrics,
         _background=background,
         _scheduler_channel=scheduler_channel,
         _health=health_servicer,

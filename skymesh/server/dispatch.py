@@ -7,6 +7,7 @@ import logging
 from datetime import datetime, timedelta
 
 from skymesh.api.agent.v1 import agent_pb2
+from skymesh.observability import tracing
 from skymesh.observability.metrics import COMMANDS, JOBS
 from skymesh.server.db import Repository
 from skymesh.server.db.records import CommandRecord
@@ -33,7 +34,9 @@ class Dispatcher:
         # reconnect and gets this schedule again, so DISPATCHED never strands a job.
         for change in await self._repo.mark_dispatched(station_id, [job.job_id for job, _target in snapshot.jobs]):
             JOBS.labels(change.new.name.lower()).inc()
-        session.push(agent_pb2.ConnectResponse(schedule=schedule_message(snapshot)))
+        message = agent_pb2.ConnectResponse(schedule=schedule_message(snapshot))
+        tracing.inject(message.schedule.trace_context)  # the agent continues the trace that made this schedule
+        session.push(message)
         return True
 
     async def send_command(
@@ -53,10 +56,13 @@ class Dispatcher:
             raise ValueError("command payload must set one of its oneof fields")
         now = self._repo.clock.now()
         start = not_before or now
+        traced = agent_pb2.Command()
+        traced.CopyFrom(payload)
+        tracing.inject(traced.trace_context)  # stored with the command: a replay continues the same trace
         record = await self._repo.enqueue_command(
             station_id,
             kind,
-            payload.SerializeToString(),
+            traced.SerializeToString(),
             not_before=start,
             expires_at=start + timedelta(seconds=ttl_s),
             priority=priority,

@@ -32,7 +32,7 @@ from skymesh.api.scheduler.v1 import scheduler_pb2
 from skymesh.core.clock import Clock
 from skymesh.core.errors import DeadlineExceeded, SkyMeshError, Unavailable
 from skymesh.core.model import CelestialTarget, TimeWindow
-from skymesh.observability.metrics import SERVER_PLANS
+from skymesh.observability.metrics import SERVER_PLANS, ServerMetrics
 from skymesh.server.config import ServerConfig
 from skymesh.server.db import Repository
 from skymesh.server.db.records import PlannedJob
@@ -82,6 +82,9 @@ class Planner:
         self.runs = 0
         self.failures = 0
         self.late = 0
+        # Unix time of the last applied plan that covered each station (the schedule-staleness gauge reads it).
+        self.planned_at: dict[str, float] = {}
+        self.started_at = time.time()
 
     def request(self, reason: str) -> None:
         """Ask for a plan soon (debounced). Safe to call from anywhere in the event loop."""
@@ -125,6 +128,7 @@ class Planner:
                 raise
             self.runs += 1
             SERVER_PLANS.labels("ok").inc()
+            record_plan(result)
             return result
 
     async def _plan(self, reason: str) -> PlanResult:
@@ -230,6 +234,7 @@ class Planner:
             except SkyMeshError as exc:
                 log.warning("scheduler returned a bad assignment, skipped: %s", exc)
         outcome = await self._repo.apply_plan(station_ids, planned, frozen_ids=[j.job_id for j in frozen_here])
+        self.planned_at.update(dict.fromkeys(station_ids, time.time()))
         forecasts = []
         for i, msg in enumerate(response.spacecraft_forecasts):
             try:
@@ -260,3 +265,12 @@ class Planner:
             gap=response.stats.gap,
             changed_stations=tuple(outcome.versions),
         )
+
+
+def record_plan(result: PlanResult) -> None:
+    """The last applied plan's moment, objective, gap and unscheduled count, for plan-age and quality alerts."""
+    metrics = ServerMetrics.current()
+    metrics.plan_last_success.set(time.time())
+    metrics.plan_objective.set(result.objective)
+    metrics.plan_gap.set(result.gap)
+    metrics.plan_unscheduled.set(result.unscheduled)

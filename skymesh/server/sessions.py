@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from skymesh.api.agent.v1 import agent_pb2
 from skymesh.core.errors import Aborted, SkyMeshError
-from skymesh.observability.metrics import SERVER_STREAMS
+from skymesh.observability.metrics import SERVER_STREAM_DURATION, SERVER_STREAMS
 
 __all__ = ["AgentSession", "Outbound", "Pacer", "SessionHub"]
 
@@ -43,6 +43,7 @@ class AgentSession:
         self.key_id = key_id
         self.boot_id = boot_id
         self.session_id = str(uuid.uuid4())
+        self.opened_at = time.time()  # Unix time, for the stream-age gauge and the lifetime histogram
         self._queue: asyncio.PriorityQueue[Outbound] = asyncio.PriorityQueue()
         self._sent_command_seqs: set[int] = set()
         self.ended = asyncio.Event()
@@ -101,6 +102,7 @@ class SessionHub:
     def unregister(self, session: AgentSession) -> None:
         if self._by_station.get(session.station_id) is session:
             del self._by_station[session.station_id]
+            SERVER_STREAM_DURATION.observe(time.time() - session.opened_at)
         SERVER_STREAMS.set(len(self._by_station))
         if not self._by_station:
             self._empty.set()

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import grpc
@@ -42,19 +43,22 @@ from skymesh.core.errors import (
     SkyMeshError,
     Unauthenticated,
 )
+from skymesh.observability import tracing
 from skymesh.observability.metrics import (
     COMMANDS,
     JOBS,
     SERVER_ACK_LAG,
     SERVER_DEDUP_HITS,
+    SERVER_INGESTED,
     SERVER_RECONNECTS,
     STREAM_MESSAGES,
 )
 from skymesh.server.auth import authenticate_station
 from skymesh.server.config import ServerConfig
 from skymesh.server.db import Repository
-from skymesh.server.db.records import CommandStateValue
+from skymesh.server.db.records import CommandStateValue, TelemetryIn
 from skymesh.server.dispatch import Dispatcher
+from skymesh.server.health import HealthMonitor
 from skymesh.server.liveness import Liveness
 from skymesh.server.sessions import AgentSession, Pacer, SessionHub
 from skymesh.server.uploads import Uploads
@@ -130,6 +134,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         self._config = config
         self._clock = clock
         self._pacers: dict[str, Pacer] = {}
+        self.health: HealthMonitor | None = None  # set by the app: telemetry anomaly detectors
 
     # ------------------------------------------------------------------------------------------------ Connect
 
@@ -295,7 +300,8 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             assert request is not None
             await pacer.take()
             try:
-                await self._handle(session, request)
+                with tracing.continued(f"agent {request.WhichOneof('body')}", _trace_context(request)):
+                    await self._handle(session, request)
             except SkyMeshError as exc:
                 await self._refuse(session, request, exc)
 
@@ -323,6 +329,14 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         if kind == "hello":
             raise InvalidArgument("hello may only be the first message", field="hello")
         if kind == "heartbeat":
+            if self.health is not None:  # clock offset and heartbeat jitter detectors
+                beat = request.heartbeat
+                agent_time = (
+                    timestamp_to_datetime(beat.agent_time, "heartbeat.agent_time")
+                    if beat.HasField("agent_time")
+                    else None
+                )
+                await self.health.heartbeat(station_id, agent_time, self._clock.now())
             return
         if kind == "command_update":
             upd = request.command_update
@@ -375,9 +389,13 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         result = await self._repo.ingest_upstream(station_id, request.boot_id, request.seq, item)
         if result.duplicate:
             SERVER_DEDUP_HITS.labels(kind).inc()
+        else:
+            SERVER_INGESTED.labels(kind).inc()
         if result.job_change is not None and result.job_change.applied:
             JOBS.labels(result.job_change.new.name.lower()).inc()
         self._ack(session, request.boot_id, result.committed_seq, received)
+        if self.health is not None and isinstance(item, TelemetryIn) and not result.duplicate:
+            await self.health.observe(station_id, item.samples)  # after the ack: detectors never delay it
 
     @staticmethod
     def _ack(session: AgentSession, boot_id: str, committed: int, received: float) -> None:
@@ -401,3 +419,11 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         self, request: agent_pb2.QueryUploadStatusRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> agent_pb2.QueryUploadStatusResponse:
         return await self._uploads.query(request, context)
+
+
+_TRACED_UP = ("command_update", "schedule_ack", "job_update")
+
+
+def _trace_context(request: agent_pb2.ConnectRequest) -> Mapping[str, str]:
+    kind = request.WhichOneof("body")
+    return getattr(request, kind).trace_context if kind in _TRACED_UP else {}  # type: ignore[no-any-return]

@@ -819,9 +819,9 @@ async def test_server_killed_mid_stream_loses_nothing_and_runs_no_command_twice(
     state = (await quiesced(system, busy)).agent
     assert state.commands[command["command_id"]] == (command["seq"], agent_pb2.COMMAND_STATE_SUCCEEDED)
     assert state.jobs[job.job_id][0] == int(JOB.JOB_STATE_ABORTED)
-    assert system.agent_metric(busy, "skymesh_agent_commands_total", 'state="COMMAND_STATE_STARTED"') == 1.0
-    assert system.agent_metric(busy, "skymesh_agent_commands_total", 'state="COMMAND_STATE_SUCCEEDED"') == 1.0
-    assert system.agent_metric(busy, "skymesh_agent_jobs_total", 'state="ABORTED"') == 1.0
+    assert system.agent_metric(busy, "skymesh_agent_commands_total", 'state="started"') == 1.0
+    assert system.agent_metric(busy, "skymesh_agent_commands_total", 'state="succeeded"') == 1.0
+    assert system.agent_metric(busy, "skymesh_agent_jobs_total", 'state="aborted"') == 1.0
     assert system.agent_log(busy).count(f"job {job.job_id} -> ABORTED") == 1
     assert (await system.job(job.job_id, busy)).state == JOB.JOB_STATE_ABORTED
 

@@ -10,12 +10,12 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from prometheus_client import REGISTRY
 
 from skymesh.api.convert import station_to_proto, timestamp_from_datetime
 from skymesh.api.scheduler.v1 import scheduler_pb2 as pb
 from skymesh.api.scheduler.v1 import scheduler_pb2_grpc as pb_grpc
 from skymesh.core.model import CelestialTarget, GeoLocation, Station, StationKind, StationState
+from skymesh.observability.metrics import SchedulerMetrics
 from skymesh.scheduler.inputs import PlanRequest, PlanTarget, SolverKind
 from skymesh.scheduler.service import SERVICE_NAME, SchedulerServicer, start_server
 from skymesh.scheduler.wire import plan_request_to_proto
@@ -32,12 +32,12 @@ async def channel() -> AsyncIterator[grpc.aio.Channel]:
 
 
 def _metric(name: str, solver: str) -> float:
-    return REGISTRY.get_sample_value(name, {"solver": solver}) or 0.0
+    return SchedulerMetrics.current().registry.get_sample_value(name, {"solver": solver}) or 0.0
 
 
 async def test_compute_plan_greedy_and_cpsat(channel: grpc.aio.Channel, small_talos: PlanRequest) -> None:
     stub = pb_grpc.SchedulerServiceStub(channel)
-    before = _metric("skymesh_plan_runtime_seconds_count", "greedy")
+    before = _metric("skymesh_scheduler_plan_duration_seconds_count", "greedy")
     msg = plan_request_to_proto(replace(small_talos, request_id="r-1"))
     greedy = await stub.ComputePlan(msg)
     assert greedy.request_id == "r-1"
@@ -49,7 +49,7 @@ async def test_compute_plan_greedy_and_cpsat(channel: grpc.aio.Channel, small_ta
     assert {"visibility_s", "bound_s"} <= set(greedy.stats.timings_s)
     a = greedy.assignments[0]
     assert a.tca.ToDatetime() >= a.window.start.ToDatetime() and a.max_elevation_deg >= 10.0
-    assert _metric("skymesh_plan_runtime_seconds_count", "greedy") == before + 1
+    assert _metric("skymesh_scheduler_plan_duration_seconds_count", "greedy") == before + 1
 
     msg.solver = pb.SOLVER_CPSAT
     msg.time_limit_s = 5.0
@@ -57,7 +57,7 @@ async def test_compute_plan_greedy_and_cpsat(channel: grpc.aio.Channel, small_ta
     assert cp.stats.solver == pb.SOLVER_CPSAT
     assert greedy.stats.objective <= cp.stats.objective + 1e-6 <= cp.stats.bound + 1e-3
     assert cp.stats.greedy_objective == pytest.approx(greedy.stats.objective)
-    assert _metric("skymesh_plan_objective", "cpsat") == pytest.approx(cp.stats.objective)
+    assert _metric("skymesh_scheduler_plan_objective", "cpsat") == pytest.approx(cp.stats.objective)
 
 
 async def test_bad_input_is_invalid_argument_naming_the_field(

@@ -94,7 +94,7 @@ async def _stream(
     channel: grpc.aio.Channel, path: str, raws: list[bytes], metadata: Any
 ) -> tuple[grpc.StatusCode, str]:
     call = channel.stream_stream(path, request_serializer=_IDENTITY, response_deserializer=_IDENTITY)(
-        metadata=metadata, timeout=10
+        metadata=metadata, timeout=30
     )
     try:
         for raw in raws:
@@ -231,7 +231,8 @@ async def test_random_agent_messages_never_unknown_and_refusals_write_nothing(
         channel, f"/{_AGENT}/Connect", [first.SerializeToString(), then.SerializeToString()], station
     )
     _assert_clean(code, details)
-    if code != grpc.StatusCode.OK:
+    # A refusal writes nothing. (OK, or the client's own deadline on a loaded machine, may follow stored data.)
+    if code not in (grpc.StatusCode.OK, grpc.StatusCode.DEADLINE_EXCEEDED):
         assert await _counts(fleet) == before, (code, details)
     await _still_serves(channel, admin)
 

@@ -89,7 +89,7 @@ class AlertIngest:
                 alerts = parse_alerts(packet, hint=hint, limits=self._limits, schemas=self._schemas)
         except AlertParseError as exc:
             record = await self._repo.store_rejected_alert(packet, str(exc), origin=origin)
-            SERVER_ALERTS.labels("unknown", "REJECTED").inc()
+            SERVER_ALERTS.labels("unknown", "rejected").inc()
             SERVER_ALERT_INGEST.observe(time.monotonic() - started)
             log.warning("alert from %s rejected (%s); raw packet kept as %s", origin, exc, record.alert_id)
             return IngestResult(rejected=record, error=exc)
@@ -121,7 +121,7 @@ class AlertIngest:
             if outcome.replan:
                 replan_reasons.append(f"alert {alert.dedup_key}")
             record = outcome.record
-            SERVER_ALERTS.labels(alert.source, "DUPLICATE" if outcome.duplicate else record.status.name).inc()
+            SERVER_ALERTS.labels(alert.source, "duplicate" if outcome.duplicate else record.status.name.lower()).inc()
             log.info(
                 "alert %s from %s: %s%s%s (%.1f ms)",
                 alert.dedup_key,

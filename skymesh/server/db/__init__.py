@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from skymesh.server.db.alerts import AlertRepo
 from skymesh.server.db.engine import create_engine, migrate
+from skymesh.server.db.health import HealthRepo
 from skymesh.server.db.ingest import IngestRepo
 from skymesh.server.db.products import ProductsRepo
 from skymesh.server.db.registry import RegistryRepo
@@ -18,5 +19,5 @@ from skymesh.server.db.work import WorkRepo
 __all__ = ["Repository", "create_engine", "migrate"]
 
 
-class Repository(RegistryRepo, WorkRepo, IngestRepo, AlertRepo, ProductsRepo):
+class Repository(RegistryRepo, WorkRepo, IngestRepo, AlertRepo, ProductsRepo, HealthRepo):
     """Every database operation of the server, each in its own transaction."""

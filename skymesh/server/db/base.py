@@ -35,6 +35,7 @@ from skymesh.core.model import (
     TimeWindow,
     Weather,
 )
+from skymesh.observability import tracing
 from skymesh.observability.metrics import DB_LATENCY
 from skymesh.server.db.models import AuditRow, JobRow, StationRow, TargetAliasRow, TargetRow, TleRow
 from skymesh.server.db.records import JobRecord, StationRecord, TargetRecord
@@ -158,7 +159,10 @@ class RepoBase:
 
     @asynccontextmanager
     async def _tx(self, operation: str) -> AsyncIterator[AsyncSession]:
-        with DB_LATENCY.labels(operation).time():
+        with (
+            tracing.span(f"db {operation}", attributes={"db.system": self.dialect, "db.operation": operation}),
+            DB_LATENCY.labels(operation).time(),
+        ):
             async with self._sessions.begin() as session:
                 yield session
 

@@ -18,6 +18,7 @@ __all__ = [
     "CampaignRecord",
     "CommandRecord",
     "CommandStateValue",
+    "HealthEventRecord",
     "IssuedKey",
     "JobChange",
     "JobRecord",
@@ -336,3 +337,16 @@ class ArtifactRecord:
     sha256: str
     complete: bool
     kind: str = ""
+
+
+@dataclass(frozen=True)
+class HealthEventRecord:
+    """A station health event: a telemetry detector's anomaly, open until `closed_at`, with its evidence window."""
+
+    event_id: str
+    station_id: str
+    detector: str
+    opened_at: datetime
+    closed_at: datetime | None
+    peak_z: float
+    evidence: dict[str, Any]

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from skymesh.core.errors import FailedPrecondition, NotFound
 from skymesh.core.jobs import JobState
 from skymesh.core.model import TimeWindow
+from skymesh.observability.metrics import COMMAND_DELIVERY
 from skymesh.server.db.base import RepoBase
 from skymesh.server.db.models import CommandRow, JobRow, ScheduleRow, StationRow, TargetRow
 from skymesh.server.db.records import (
@@ -42,6 +43,17 @@ UNSTARTED_STATES = (JobState.SCHEDULED, JobState.DISPATCHED, JobState.RECEIVED)
 _OPEN_COMMAND_STATES = tuple(int(c) for c in CommandStateValue if not c.terminal)
 # A kept job whose window moved less than this is not a change worth a new schedule version.
 _WINDOW_TOLERANCE_S = 1.0
+# Agent reports that prove a command reached it (delivery latency is measured at the first of them).
+_AGENT_ACK_STATES = frozenset(
+    {
+        CommandStateValue.RECEIVED,
+        CommandStateValue.REJECTED,
+        CommandStateValue.STARTED,
+        CommandStateValue.PROGRESS,
+        CommandStateValue.SUCCEEDED,
+        CommandStateValue.FAILED,
+    }
+)
 
 
 def _command(row: CommandRow) -> CommandRecord:
@@ -465,6 +477,9 @@ class WorkRepo(RepoBase):
             current = CommandStateValue(row.state)
             if current.terminal or state.rank < current.rank or (state == current and state.rank < 3):
                 return False
+            if current == CommandStateValue.QUEUED and state in _AGENT_ACK_STATES:
+                # The agent's first word on a command is its delivery: created -> RECEIVED (or later, coalesced).
+                COMMAND_DELIVERY.observe(max(0.0, (now - row.created_at).total_seconds()))
             row.state = int(state)
             row.cause = cause
             row.detail = detail

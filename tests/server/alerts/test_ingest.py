@@ -13,7 +13,6 @@ from typing import Any, cast
 
 import grpc
 import pytest
-from prometheus_client import REGISTRY
 
 from skymesh.api.agent.v1 import agent_pb2
 from skymesh.api.common.v1 import common_pb2
@@ -235,11 +234,12 @@ async def test_kafka_loop_commits_after_storing_and_redelivery_is_deduplicated(
     await server.alerts.ingest(third.value, origin="kafka:crash-test")  # stored, never committed
     restarted = RecordedStream(recording)
     assert restarted.committed == {f"{topic_gcn}/0": 1}
-    duplicates_before = REGISTRY.get_sample_value(
-        "skymesh_server_alerts_total", {"source": "ztf", "status": "DUPLICATE"}
+    registry = server.metrics.registry
+    duplicates_before = registry.get_sample_value(
+        "skymesh_server_alerts_total", {"source": "ztf", "status": "duplicate"}
     )
     handled = await consume(restarted, server.alerts, poll_s=0.0, stop_when_idle=True)
-    duplicates = REGISTRY.get_sample_value("skymesh_server_alerts_total", {"source": "ztf", "status": "DUPLICATE"})
+    duplicates = registry.get_sample_value("skymesh_server_alerts_total", {"source": "ztf", "status": "duplicate"})
     assert (duplicates or 0.0) - (duplicates_before or 0.0) == 1.0
     assert handled == 4  # ztf 0 (redelivered), ztf 1, the broken packet, the update
     assert RecordedStream(recording).committed == {f"{topic_gcn}/0": 3, f"{topic_ztf}/0": 2}
