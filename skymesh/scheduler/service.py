@@ -25,8 +25,10 @@ from skymesh.core.errors import InvalidArgument
 from skymesh.observability.metrics import PLAN_CANDIDATES, PLAN_GAP, PLAN_OBJECTIVE, PLAN_RUNTIME, serve_metrics
 from skymesh.scheduler.planning import ContactValuer
 from skymesh.scheduler.rank import rank_targets
-from skymesh.scheduler.spacecraft import plan_with_spacecraft
+from skymesh.scheduler.spacecraft import explain_with_spacecraft, plan_with_spacecraft
 from skymesh.scheduler.wire import (
+    assignments_from_proto,
+    explain_response_to_proto,
     plan_request_from_proto,
     plan_response_to_proto,
     plan_target_from_proto,
@@ -71,6 +73,31 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
             s.runtime_s,
         )
         return plan_response_to_proto(result)
+
+    @grpc_errors
+    async def ExplainPlan(
+        self, request: pb.ExplainPlanRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.ExplainPlanResponse:
+        if not request.HasField("request"):
+            raise InvalidArgument("is required", field="request")
+        if request.page_size < 0:
+            raise InvalidArgument("must not be negative", field="page_size")
+        try:
+            req = plan_request_from_proto(request.request)
+        except InvalidArgument as exc:
+            exc.field = f"request.{exc.field}" if exc.field else "request"
+            raise
+        assignments = assignments_from_proto(request.assignments)
+        async with self._slots:
+            page = await asyncio.to_thread(
+                explain_with_spacecraft,
+                req,
+                assignments,
+                page_size=request.page_size,
+                page_token=request.page_token,
+                valuer=self.valuer,
+            )
+        return explain_response_to_proto(page)
 
     @grpc_errors
     async def RankTargets(
