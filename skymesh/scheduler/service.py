@@ -47,6 +47,11 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
         self.isolate = isolate
         self.valuer = valuer
         self._slots = asyncio.Semaphore(max_concurrent)
+        if isolate:
+            # The solver children's fork server preloads OR-Tools once, now, not inside the first plan's deadline.
+            from skymesh.scheduler.isolation import warm_up
+
+            warm_up()
 
     @grpc_errors
     async def ComputePlan(
