@@ -48,7 +48,7 @@ class LpGuidedResult:
 
 def lp_relaxation(problem: Problem, time_limit_s: float) -> tuple[NDArray[np.float64], float]:
     """The clique model's LP optimum (one value per opportunity, 0 where unusable) and its dual bound."""
-    from ortools.math_opt import model_parameters_pb2, parameters_pb2
+    from ortools.math_opt import model_parameters_pb2, parameters_pb2, result_pb2
     from ortools.math_opt.core.python import solver
     from ortools.math_opt.python import mathopt
 
@@ -75,6 +75,9 @@ def lp_relaxation(problem: Problem, time_limit_s: float) -> tuple[NDArray[np.flo
         return x, math.inf
     sol = answer.solutions[0].primal_solution.variable_values
     x[idx[np.asarray(sol.ids, dtype=np.int64)]] = np.clip(np.asarray(sol.values), 0.0, 1.0)
+    # Only a solved LP's dual bound is a bound; an LP cut short by the deadline still orders the greedy pass.
+    if answer.termination.reason != result_pb2.TERMINATION_REASON_OPTIMAL:
+        return x, math.inf
     bound = float(answer.termination.objective_bounds.dual_bound)
     return x, bound if math.isfinite(bound) else math.inf
 
@@ -97,10 +100,12 @@ def solve_lp_guided(
     x, bound = lp_relaxation(problem, left())
     timings["lp_s"] = time.perf_counter() - t0
     t1 = time.perf_counter()
-    plan = GreedyPlanner(key=np.round(x, 6)).solve(problem)
+    # Bounded too: a child that answers late is killed by its watchdog and everything it found is lost; a truncated
+    # pass here is simply worse than the caller's own greedy plan, which the caller then keeps.
+    plan = GreedyPlanner(key=np.round(x, 6)).solve(problem, time_limit_s=left())
     selected = plan.selected
     timings["lp_greedy_s"] = time.perf_counter() - t1
-    status = "LP"
+    status = "LP" if math.isfinite(bound) else "LP_TIME_LIMIT"
     spent = 0.0
     if left() > 0.2 and math.isfinite(bound):
         # RINS: free only the columns where the LP and the plan disagree.
