@@ -10,6 +10,7 @@ Imports: numpy, ortools (lazily, in the child) and the scheduler's kernel module
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from dataclasses import dataclass
@@ -117,7 +118,7 @@ def model_proto(
     members = [*at_most_one, *(m for m, _ in capped)]
     caps = np.r_[np.ones(len(at_most_one)), np.asarray([c for _, c in capped], dtype=np.float64)]
     sizes = np.fromiter((len(m) for m in members), dtype=np.int64, count=len(members))
-    flat = np.fromiter((i for m in members for i in m), dtype=np.int64, count=int(sizes.sum()))
+    flat = np.fromiter(itertools.chain.from_iterable(members), dtype=np.int64, count=int(sizes.sum()))
     row = np.repeat(np.arange(len(members), dtype=np.int64), sizes)
     col = column[flat]
     keep = col >= 0
