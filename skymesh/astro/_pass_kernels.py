@@ -26,6 +26,9 @@ B = NDArray[np.bool_]
 GMST_RATE_RAD_S = 2.0 * math.pi / SECONDS_PER_DAY * (1.0 + 8_640_184.812866 / (36_525.0 * SECONDS_PER_DAY))
 _EARTH_ROTATION_RAD_S = 7.292115146706979e-5
 _MASK_TABLE_STEP_DEG = 0.05
+# How far below a horizon mask's lowest point a sampled elevation may be and still rise above it before the next
+# grid point (60 s grid, LEO): the same margin as for hidden maxima.
+_DIP_MARGIN_DEG = 5.0
 _BLAS_SINGLE_THREAD_MNK = 262_144  # OpenBLAS: SMP_THRESHOLD_MIN (65536) * GEMM_MULTITHREAD_THRESHOLD (4)
 _ROOT_TOL_S = 1e-2
 _TCA_TOL_S = 5e-2
@@ -80,6 +83,13 @@ class Stations:
     mask_row: I64  # (S,) row in mask_table_deg, -1 when the station has no horizon mask
     mask_table_deg: F64  # (M, 360 / step) effective mask (max of min elevation and horizon) on a uniform grid
     max_mask_deg: F64  # (S,) highest effective mask
+    # (S,) sin of the lowest effective mask less a margin: below it no pass through a dip of the mask can hide
+    # between grid points (stations without a mask: 2, never)
+    sin_floor_near: F64
+    # Sparse tables of the mask's lowest and highest value per 1-degree bin, over two turns (level, row, 720): the
+    # range of the mask over any azimuth interval in two lookups (`mask_range_deg`).
+    mask_bin_min: F64
+    mask_bin_max: F64
 
 
 def prepare_stations(
@@ -120,8 +130,11 @@ def prepare_stations(
             rows.append(np.maximum(hm.elevation_at(grid_az), min_deg[s]))
     table = np.stack(rows) if rows else np.zeros((0, grid_az.size))
     max_mask = min_deg.copy()
+    floor_near = np.full(n_sta, 2.0)
     for row_s in np.nonzero(mask_row >= 0)[0]:
         max_mask[row_s] = float(table[mask_row[row_s]].max())
+        floor = float(table[mask_row[row_s]].min())
+        floor_near[row_s] = math.sin(math.radians(max(-90.0, floor - max(_DIP_MARGIN_DEG, 0.2 * abs(floor)))))
     return Stations(
         site_km=site,
         east=east,
@@ -134,7 +147,40 @@ def prepare_stations(
         mask_row=mask_row,
         mask_table_deg=table,
         max_mask_deg=max_mask,
+        sin_floor_near=floor_near,
+        **_bin_tables(table),
     )
+
+
+def _bin_tables(table: F64) -> dict[str, F64]:
+    per_bin = round(1.0 / _MASK_TABLE_STEP_DEG)
+    if table.shape[0] == 0:
+        empty = np.zeros((1, 0, 720))
+        return {"mask_bin_min": empty, "mask_bin_max": empty}
+    # The table holds the mask at the left edge of each 0.05-degree step: a bin also needs the next bin's first.
+    edges = np.concatenate([table, table[:, :1]], axis=1)
+    lo = np.minimum(table.reshape(table.shape[0], 360, per_bin).min(axis=2), edges[:, per_bin::per_bin])
+    hi = np.maximum(table.reshape(table.shape[0], 360, per_bin).max(axis=2), edges[:, per_bin::per_bin])
+    mins, maxs = [np.concatenate([lo, lo], axis=1)], [np.concatenate([hi, hi], axis=1)]
+    width = 1
+    while 2 * width <= 720:
+        a, b = mins[-1], maxs[-1]
+        mins.append(np.concatenate([np.minimum(a[:, :-width], a[:, width:]), a[:, -width:]], axis=1))
+        maxs.append(np.concatenate([np.maximum(b[:, :-width], b[:, width:]), b[:, -width:]], axis=1))
+        width *= 2
+    return {"mask_bin_min": np.stack(mins), "mask_bin_max": np.stack(maxs)}
+
+
+def mask_range_deg(st: Stations, rows: I64, lo_deg: F64, hi_deg: F64) -> F64:
+    """Highest minus lowest mask elevation over azimuths [lo_deg, hi_deg] (hi - lo < 360, any turn), per item;
+    at 1-degree resolution, rounded outwards."""
+    i0 = np.floor(lo_deg).astype(np.int64) % 360
+    length = np.clip(np.floor(hi_deg).astype(np.int64) - np.floor(lo_deg).astype(np.int64) + 1, 1, 360)
+    level = np.floor(np.log2(length)).astype(np.int64)
+    i1 = i0 + length - (1 << level)
+    top = np.maximum(st.mask_bin_max[level, rows, i0], st.mask_bin_max[level, rows, i1])
+    bottom = np.minimum(st.mask_bin_min[level, rows, i0], st.mask_bin_min[level, rows, i1])
+    return np.asarray(top - bottom, dtype=np.float64)
 
 
 def mask_deg(st: Stations, s: I64, az_deg: F64) -> F64:
@@ -324,6 +370,11 @@ class GridScan:
     max_g_next: F64
     up_n: I64  # pairs visible at every grid point
     up_s: I64
+    # At stations with a horizon mask: samples above the mask's lowest point (less a margin), around which passes
+    # there are found by a fine sampling (see `find_passes`): a mask can open or close between grid points.
+    dip_n: I64
+    dip_k: I64
+    dip_s: I64
 
 
 def _thin_matmul(a: NDArray[np.float32], b: NDArray[np.float32]) -> NDArray[np.float32]:
@@ -339,6 +390,36 @@ def _thin_matmul(a: NDArray[np.float32], b: NDArray[np.float32]) -> NDArray[np.f
     for i in range(0, m, rows):
         np.matmul(a[i : i + rows], b, out=out[i : i + rows])
     return out
+
+
+def _mask_suspects(
+    st: Stations, masked: I64, above_floor: B, el_deg: F64, az: F64, mask: F64, nc: int, n_times: int
+) -> tuple[I64, I64, I64]:
+    """Grid samples (satellite, time, station) at masked stations around which a pass can open or close unseen.
+
+    Between its neighbours a sample's visibility (elevation - mask) can change by at most the elevation's change
+    plus the mask's range over the azimuths swept; a sample further from zero than that (plus a degree) is safe,
+    and so is one below the mask's lowest point less a margin. What is left: the edges of passes, and satellites
+    passing a notch or a ridge, not a geostationary satellite sitting under a ridge all day.
+    """
+    nm = masked.size
+    el3, az3, g3 = (
+        el_deg.reshape(nc, n_times, nm),
+        az.reshape(nc, n_times, nm),
+        (el_deg - mask).reshape(nc, n_times, nm),
+    )
+    prev = np.concatenate([el3[:, :1], el3[:, :-1]], axis=1)
+    nxt = np.concatenate([el3[:, 1:], el3[:, -1:]], axis=1)
+    el_var = np.maximum(np.abs(nxt - el3), np.abs(el3 - prev))
+    d_prev = (np.concatenate([az3[:, :1], az3[:, :-1]], axis=1) - az3 + 180.0) % 360.0 - 180.0
+    d_next = (np.concatenate([az3[:, 1:], az3[:, -1:]], axis=1) - az3 + 180.0) % 360.0 - 180.0
+    lo = az3 + np.minimum(0.0, np.minimum(d_prev, d_next))
+    hi = az3 + np.maximum(0.0, np.maximum(d_prev, d_next))
+    rows = np.broadcast_to(st.mask_row[masked], az3.shape)
+    spread = mask_range_deg(st, rows.ravel(), lo.ravel(), hi.ravel()).reshape(az3.shape)
+    suspect = above_floor.reshape(nc, n_times, nm) & (np.abs(g3) <= el_var + spread + 1.0)
+    n, k, c = np.nonzero(suspect)
+    return n.astype(np.int64), k.astype(np.int64), masked[c].astype(np.int64)
 
 
 def scan_grid(
@@ -385,11 +466,15 @@ def scan_grid(
         )
         az = np.degrees(np.arctan2(e_dot, n_dot)) % 360.0
         mask = mask_deg(st, np.broadcast_to(masked, az.shape).ravel(), az.ravel()).reshape(az.shape)
+        above_floor = g[:, masked] > st.sin_floor_near[masked].astype(np.float32)[None, :]
+        el_deg = np.degrees(np.arcsin(np.clip(g[:, masked].astype(np.float64), -1.0, 1.0)))
         g[:, masked] -= np.sin(np.radians(mask)).astype(np.float32)
+        dip_n, dip_k, dip_s = _mask_suspects(st, masked, above_floor, el_deg, az, mask, nc, n_times)
         unmasked = np.nonzero(st.mask_row < 0)[0]
         g[:, unmasked] -= st.sin_min[unmasked].astype(np.float32)[None, :]
     else:
         g -= st.sin_min.astype(np.float32)[None, :]
+        dip_n = dip_k = dip_s = np.zeros(0, dtype=np.int64)
     if has_errors:
         g[np.isnan(g)] = -2.0  # a decayed or broken satellite is never visible
     gf = g.reshape(-1)
@@ -434,6 +519,9 @@ def scan_grid(
         max_g_next=gf[cand + S].astype(np.float64),
         up_n=un.astype(np.int64) + c0,
         up_s=us.astype(np.int64),
+        dip_n=np.asarray(dip_n, dtype=np.int64) + c0,
+        dip_k=np.asarray(dip_k, dtype=np.int64),
+        dip_s=np.asarray(dip_s, dtype=np.int64),
     )
 
 
