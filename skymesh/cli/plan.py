@@ -61,6 +61,12 @@ def _run(args: argparse.Namespace) -> int:
     from skymesh.scheduler.spacecraft import plan_with_spacecraft
 
     t0 = time.perf_counter()
+    if not args.no_isolate and args.solver in ("cpsat", "exact", "rolling", None):
+        from skymesh.scheduler.isolation import warm_up
+
+        # The solver children's fork server preloads OR-Tools (2.5 s on 2 busy cores): start it now, so it loads
+        # while the scenario is read and visibility runs, not inside the solver's share of the limit.
+        warm_up()
     if args.generate:
         start = None
         if args.start:

@@ -57,6 +57,8 @@ def _lp_child(problem: Problem, deadline: float, rins_s: float, windows: int, se
 
 
 _MIN_SEARCH_S = 2.5
+# The least a fallback greedy pass is given (the whole pass takes 0.3-0.6 s on the TALOS day, 2 busy cores).
+MIN_FALLBACK_S = 0.5
 _FILL_MAX_CANDIDATES = 200_000
 # Above this many usable candidates the LP relaxation is not worth its time (200 x 1,000 x 24 h: 835 k); the
 # windows + Lagrangian search takes over.
@@ -196,7 +198,10 @@ class CpSatPlanner:
         args = (problem, deadline - 0.1, _RINS_DETERMINISTIC_PER_S * work_s, windows, self.seed)
         job = Isolated.start(_lp_child, args, memory_limit_bytes=self.memory_limit_bytes) if self.isolate else None
         t1 = time.perf_counter()
-        greedy = hint if hint is not None else GreedyPlanner().solve(problem, time_limit_s=deadline - wall_time.time())
+        # The fallback gets at least MIN_FALLBACK_S even when the child's start ate the budget (a cold fork server):
+        # a greedy pass cut after 1,000 candidates is far worse than a late one.
+        left = max(MIN_FALLBACK_S, deadline - wall_time.time())
+        greedy = hint if hint is not None else GreedyPlanner().solve(problem, time_limit_s=left)
         cheap = compute_bounds(problem, usable)
         timings["greedy_s"] = time.perf_counter() - t1
         res: LpGuidedResult | None

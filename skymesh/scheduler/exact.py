@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from skymesh.scheduler.bounds import usable_mask
+from skymesh.scheduler.bounds import compute_bounds, usable_mask
 from skymesh.scheduler.cliques import build_rows
 from skymesh.scheduler.greedy import GreedyPlanner
 from skymesh.scheduler.isolation import run_isolated
@@ -161,7 +161,9 @@ class ExactPlanner:
 
     def solve(self, problem: Problem, *, time_limit_s: float) -> Plan:
         t0 = time.perf_counter()
-        greedy = GreedyPlanner().solve(problem, time_limit_s=time_limit_s)
+        greedy = GreedyPlanner().solve(problem, time_limit_s=max(0.5, time_limit_s))
+        # HiGHS' dual bound is poor until its root LP is done: the cheap relaxation keeps a cut-short run's gap honest.
+        cheap = compute_bounds(problem).best
         timings = {"greedy_s": time.perf_counter() - t0}
         budget = max(0.1, time_limit_s - (time.perf_counter() - t0))
         t1 = time.perf_counter()
@@ -182,7 +184,7 @@ class ExactPlanner:
                 selected, objective = res.selected, res.objective
             else:
                 status += "+GREEDY"
-        bound = max(objective, bound)
+        bound = max(objective, min(bound, cheap))
         return Plan(
             selected=sorted(selected),
             objective=objective,
