@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from skymesh.astro._mask_tables import MASK_TABLE_STEP_DEG, bin_tables, mask_suspects
 from skymesh.astro.frames import SECONDS_PER_DAY, enu_basis, geodetic_to_ecef
 from skymesh.core.errors import InvalidArgument
 
@@ -25,7 +26,7 @@ B = NDArray[np.bool_]
 # Rate of GMST-82 in rad per UTC second (d GMST / dt = 1.00273790935 sidereal s per s).
 GMST_RATE_RAD_S = 2.0 * math.pi / SECONDS_PER_DAY * (1.0 + 8_640_184.812866 / (36_525.0 * SECONDS_PER_DAY))
 _EARTH_ROTATION_RAD_S = 7.292115146706979e-5
-_MASK_TABLE_STEP_DEG = 0.05
+_MASK_TABLE_STEP_DEG = MASK_TABLE_STEP_DEG
 # How far below a horizon mask's lowest point a sampled elevation may be and still rise above it before the next
 # grid point (60 s grid, LEO): the same margin as for hidden maxima.
 _DIP_MARGIN_DEG = 5.0
@@ -148,39 +149,8 @@ def prepare_stations(
         mask_table_deg=table,
         max_mask_deg=max_mask,
         sin_floor_near=floor_near,
-        **_bin_tables(table),
+        **bin_tables(table),
     )
-
-
-def _bin_tables(table: F64) -> dict[str, F64]:
-    per_bin = round(1.0 / _MASK_TABLE_STEP_DEG)
-    if table.shape[0] == 0:
-        empty = np.zeros((1, 0, 720))
-        return {"mask_bin_min": empty, "mask_bin_max": empty}
-    # The table holds the mask at the left edge of each 0.05-degree step: a bin also needs the next bin's first.
-    edges = np.concatenate([table, table[:, :1]], axis=1)
-    lo = np.minimum(table.reshape(table.shape[0], 360, per_bin).min(axis=2), edges[:, per_bin::per_bin])
-    hi = np.maximum(table.reshape(table.shape[0], 360, per_bin).max(axis=2), edges[:, per_bin::per_bin])
-    mins, maxs = [np.concatenate([lo, lo], axis=1)], [np.concatenate([hi, hi], axis=1)]
-    width = 1
-    while 2 * width <= 720:
-        a, b = mins[-1], maxs[-1]
-        mins.append(np.concatenate([np.minimum(a[:, :-width], a[:, width:]), a[:, -width:]], axis=1))
-        maxs.append(np.concatenate([np.maximum(b[:, :-width], b[:, width:]), b[:, -width:]], axis=1))
-        width *= 2
-    return {"mask_bin_min": np.stack(mins), "mask_bin_max": np.stack(maxs)}
-
-
-def mask_range_deg(st: Stations, rows: I64, lo_deg: F64, hi_deg: F64) -> F64:
-    """Highest minus lowest mask elevation over azimuths [lo_deg, hi_deg] (hi - lo < 360, any turn), per item;
-    at 1-degree resolution, rounded outwards."""
-    i0 = np.floor(lo_deg).astype(np.int64) % 360
-    length = np.clip(np.floor(hi_deg).astype(np.int64) - np.floor(lo_deg).astype(np.int64) + 1, 1, 360)
-    level = np.floor(np.log2(length)).astype(np.int64)
-    i1 = i0 + length - (1 << level)
-    top = np.maximum(st.mask_bin_max[level, rows, i0], st.mask_bin_max[level, rows, i1])
-    bottom = np.minimum(st.mask_bin_min[level, rows, i0], st.mask_bin_min[level, rows, i1])
-    return np.asarray(top - bottom, dtype=np.float64)
 
 
 def mask_deg(st: Stations, s: I64, az_deg: F64) -> F64:
@@ -392,36 +362,6 @@ def _thin_matmul(a: NDArray[np.float32], b: NDArray[np.float32]) -> NDArray[np.f
     return out
 
 
-def _mask_suspects(
-    st: Stations, masked: I64, above_floor: B, el_deg: F64, az: F64, mask: F64, nc: int, n_times: int
-) -> tuple[I64, I64, I64]:
-    """Grid samples (satellite, time, station) at masked stations around which a pass can open or close unseen.
-
-    Between its neighbours a sample's visibility (elevation - mask) can change by at most the elevation's change
-    plus the mask's range over the azimuths swept; a sample further from zero than that (plus a degree) is safe,
-    and so is one below the mask's lowest point less a margin. What is left: the edges of passes, and satellites
-    passing a notch or a ridge, not a geostationary satellite sitting under a ridge all day.
-    """
-    nm = masked.size
-    el3, az3, g3 = (
-        el_deg.reshape(nc, n_times, nm),
-        az.reshape(nc, n_times, nm),
-        (el_deg - mask).reshape(nc, n_times, nm),
-    )
-    prev = np.concatenate([el3[:, :1], el3[:, :-1]], axis=1)
-    nxt = np.concatenate([el3[:, 1:], el3[:, -1:]], axis=1)
-    el_var = np.maximum(np.abs(nxt - el3), np.abs(el3 - prev))
-    d_prev = (np.concatenate([az3[:, :1], az3[:, :-1]], axis=1) - az3 + 180.0) % 360.0 - 180.0
-    d_next = (np.concatenate([az3[:, 1:], az3[:, -1:]], axis=1) - az3 + 180.0) % 360.0 - 180.0
-    lo = az3 + np.minimum(0.0, np.minimum(d_prev, d_next))
-    hi = az3 + np.maximum(0.0, np.maximum(d_prev, d_next))
-    rows = np.broadcast_to(st.mask_row[masked], az3.shape)
-    spread = mask_range_deg(st, rows.ravel(), lo.ravel(), hi.ravel()).reshape(az3.shape)
-    suspect = above_floor.reshape(nc, n_times, nm) & (np.abs(g3) <= el_var + spread + 1.0)
-    n, k, c = np.nonzero(suspect)
-    return n.astype(np.int64), k.astype(np.int64), masked[c].astype(np.int64)
-
-
 def scan_grid(
     rc: F64,
     c0: int,
@@ -469,7 +409,7 @@ def scan_grid(
         above_floor = g[:, masked] > st.sin_floor_near[masked].astype(np.float32)[None, :]
         el_deg = np.degrees(np.arcsin(np.clip(g[:, masked].astype(np.float64), -1.0, 1.0)))
         g[:, masked] -= np.sin(np.radians(mask)).astype(np.float32)
-        dip_n, dip_k, dip_s = _mask_suspects(st, masked, above_floor, el_deg, az, mask, nc, n_times)
+        dip_n, dip_k, dip_s = mask_suspects(st, masked, above_floor, el_deg, az, mask, nc, n_times)
         unmasked = np.nonzero(st.mask_row < 0)[0]
         g[:, unmasked] -= st.sin_min[unmasked].astype(np.float32)[None, :]
     else:
