@@ -23,6 +23,7 @@ Imports: the kernel, greedy's `Occupancy` and the reason codes.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
@@ -212,7 +213,8 @@ def explain_unscheduled(
 ) -> dict[int, list[Reason]]:
     """Reasons for every request with nothing selected and no frozen job, keyed by request index.
 
-    One reason per opportunity of the request (every station where it had one), then the filter log's reasons.
+    A summary of its lost opportunities, the filter log's reasons, then one reason per opportunity (every station
+    where it had one). Reasons without a window are target-level; the API pages only the per-opportunity ones.
     `frozen_target_ids[k]` is the target id of `problem.frozen[k]` (frozen jobs may be for unknown targets); `t0` is
     the plan start (opportunity times are seconds from it).
     """
@@ -229,12 +231,30 @@ def explain_unscheduled(
         by_request.setdefault(int(ops.request[i]), []).append(i)
     out: dict[int, list[Reason]] = {}
     for r in np.flatnonzero(~chosen).tolist():
-        reasons = explainer.window_reasons(by_request.get(r, []))
+        windows = explainer.window_reasons(by_request.get(r, []))
+        reasons = _summary(windows)
         reasons.extend(_filter_reasons(log.for_target(r)))
+        reasons.extend(windows)
         if not reasons:
             reasons.append(Reason(ReasonCode.NEVER_VISIBLE, "no window in the plan horizon"))
         out[r] = reasons
     return out
+
+
+def _summary(windows: Sequence[Reason]) -> list[Reason]:
+    """One target-level reason over a target's per-opportunity reasons (which may be on later pages of the API):
+    the most frequent code, the count of each, the stations, the most frequent occupant."""
+    if not windows:
+        return []
+    codes = Counter(r.code for r in windows)
+    stations = {r.station_id for r in windows}
+    winners = Counter(o.target_id for r in windows for o in r.occupants)
+    code = max(codes, key=lambda c: (codes[c], -int(c)))
+    counts = ", ".join(f"{n} {c.name}" for c, n in sorted(codes.items(), key=lambda x: (-x[1], x[0])))
+    top = winners.most_common(1)
+    to = f"; most often to {top[0][0]} ({top[0][1]} windows)" if top else ""
+    detail = f"{len(windows)} windows at {len(stations)} stations not placed: {counts}{to} (each listed)"
+    return [Reason(code, detail, winner_target_id=top[0][0] if top else "")]
 
 
 def wanted_contacts(problem: Problem, horizon_s: float) -> dict[int, int]:

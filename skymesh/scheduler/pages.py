@@ -1,9 +1,11 @@
-"""Pages of explanations: a plan's reasons, flattened (unscheduled targets first, then partly met), cut into pages.
+"""Pages of explanations: every target's own reasons first, then its per-opportunity reasons, cut into pages.
 
-A plan of the TALOS day explains tens of thousands of left-out opportunities, one reason each, so the API pages
-them. The scheduler is stateless: a page token carries the offset and a fingerprint of the plan it belongs to, and
-the next page is computed by `ExplainPlan` from the request and the plan's assignments; a token from another plan is
-refused rather than silently paging through a different list.
+A dense plan explains tens of thousands of left-out opportunities, one reason each (16,740 reasons, 5.5 MB on the
+wire for 20 stations x 400 satellites x 24 h), so the API pages them: the first page lists every unscheduled and
+partly met target with its target-level reasons (a summary, the filter log's), every page up to `page_size`
+per-opportunity reasons (unscheduled targets first). The scheduler is stateless: a page token carries the offset
+and a fingerprint of the plan it belongs to, and the next page is computed by `ExplainPlan` from the request and
+the plan's assignments; a token from another plan is refused rather than silently paging through a different list.
 
 Imports: the standard library and the scheduler's input types only.
 """
@@ -17,7 +19,6 @@ from dataclasses import dataclass
 
 from skymesh.core.errors import InvalidArgument
 from skymesh.scheduler.inputs import Assignment, Explanation
-from skymesh.scheduler.reasons import Reason
 
 __all__ = ["ExplanationPage", "decode_token", "page_explanations", "plan_fingerprint", "resign_token"]
 
@@ -64,16 +65,6 @@ def resign_token(token: str, old_fingerprint: str, new_fingerprint: str) -> str:
     return _encode(decode_token(token, old_fingerprint), new_fingerprint) if token else ""
 
 
-def _regroup(entries: Sequence[tuple[str, Reason]]) -> tuple[Explanation, ...]:
-    groups: list[tuple[str, list[Reason]]] = []
-    for target_id, reason in entries:
-        if groups and groups[-1][0] == target_id:
-            groups[-1][1].append(reason)
-        else:
-            groups.append((target_id, [reason]))
-    return tuple(Explanation(t, tuple(rs)) for t, rs in groups)
-
-
 def page_explanations(
     unscheduled: Sequence[Explanation],
     partially_met: Sequence[Explanation],
@@ -82,19 +73,34 @@ def page_explanations(
     page_token: str,
     fingerprint: str,
 ) -> ExplanationPage:
-    """The page at `page_token` of at most `page_size` reasons (0 = everything); a target may span two pages."""
+    """The page at `page_token`: on the first page every target with its target-level reasons (those without a
+    window), on every page up to `page_size` per-opportunity reasons (0 = all of them); a target's opportunities may
+    span pages. Targets with no reason on a later page are left out of it."""
     if page_size < 0:
         raise InvalidArgument("must not be negative", field="page_size")
-    flat = [("u", e.target_id, r) for e in unscheduled for r in e.reasons]
-    flat += [("p", e.target_id, r) for e in partially_met for r in e.reasons]
     start = decode_token(page_token, fingerprint)
-    if start > len(flat):
+    windows = [
+        (k, e.target_id, r)
+        for k, items in (("u", unscheduled), ("p", partially_met))
+        for e in items
+        for r in e.reasons
+        if r.start is not None
+    ]
+    if start > len(windows) or (start and start == len(windows)):
         raise InvalidArgument("points past the last page", field="page_token")
-    stop = len(flat) if page_size == 0 else min(len(flat), start + page_size)
-    page = flat[start:stop]
+    stop = len(windows) if page_size == 0 else min(len(windows), start + page_size)
+    shown = {id(r) for _, _, r in windows[start:stop]}
+    first = start == 0
+
+    def cut(items: Sequence[Explanation]) -> tuple[Explanation, ...]:
+        out = []
+        for e in items:
+            kept = tuple(r for r in e.reasons if (r.start is None and first) or id(r) in shown)
+            if kept or (first and not e.reasons):
+                out.append(Explanation(e.target_id, kept))
+        return tuple(out)
+
+    total = sum(len(e.reasons) for e in (*unscheduled, *partially_met))
     return ExplanationPage(
-        _regroup([(t, r) for k, t, r in page if k == "u"]),
-        _regroup([(t, r) for k, t, r in page if k == "p"]),
-        _encode(stop, fingerprint) if stop < len(flat) else "",
-        len(flat),
+        cut(unscheduled), cut(partially_met), _encode(stop, fingerprint) if stop < len(windows) else "", total
     )

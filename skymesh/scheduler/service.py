@@ -29,6 +29,7 @@ from skymesh.scheduler.spacecraft import explain_with_spacecraft, plan_with_spac
 from skymesh.scheduler.wire import (
     assignments_from_proto,
     explain_response_to_proto,
+    explanation_page_size,
     plan_request_from_proto,
     plan_response_to_proto,
     plan_target_from_proto,
@@ -85,8 +86,7 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
     ) -> pb.ExplainPlanResponse:
         if not request.HasField("request"):
             raise InvalidArgument("is required", field="request")
-        if request.page_size < 0:
-            raise InvalidArgument("must not be negative", field="page_size")
+        page_size = explanation_page_size(request.page_size, "page_size")
         try:
             req = plan_request_from_proto(request.request)
         except InvalidArgument as exc:
@@ -98,7 +98,7 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
                 explain_with_spacecraft,
                 req,
                 assignments,
-                page_size=request.page_size,
+                page_size=page_size,
                 page_token=request.page_token,
                 valuer=self.valuer,
             )

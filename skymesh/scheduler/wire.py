@@ -39,8 +39,11 @@ from skymesh.scheduler.pages import ExplanationPage
 from skymesh.scheduler.rank import RankedTarget
 
 __all__ = [
+    "DEFAULT_EXPLANATION_PAGE_SIZE",
+    "MAX_EXPLANATION_PAGE_SIZE",
     "assignments_from_proto",
     "explain_response_to_proto",
+    "explanation_page_size",
     "plan_request_from_proto",
     "plan_request_to_proto",
     "plan_response_to_proto",
@@ -106,6 +109,19 @@ def twilight_to_proto(sun_altitude_deg: float) -> pb.Twilight.ValueType:
     return pb.TWILIGHT_UNSPECIFIED
 
 
+# Per-opportunity reasons per page on the wire: 1,000 is ~0.35 MB, the most allowed ~1.7 MB (gRPC's default limit
+# is 4 MB; 16,740 reasons of a dense day took 5.5 MB).
+DEFAULT_EXPLANATION_PAGE_SIZE = 1000
+MAX_EXPLANATION_PAGE_SIZE = 5000
+
+
+def explanation_page_size(value: int, field: str) -> int:
+    """A page size from the wire: 0 = the default; negative or above the maximum refused."""
+    if not 0 <= value <= MAX_EXPLANATION_PAGE_SIZE:
+        raise InvalidArgument(f"must be within [0, {MAX_EXPLANATION_PAGE_SIZE}] (0 = 1,000)", field=field)
+    return value or DEFAULT_EXPLANATION_PAGE_SIZE
+
+
 def _prefixed(exc: SkyMeshError, prefix: str) -> SkyMeshError:
     exc.field = f"{prefix}.{exc.field}" if exc.field else prefix
     return exc
@@ -151,8 +167,7 @@ def plan_request_from_proto(msg: pb.ComputePlanRequest) -> PlanRequest:
         raise InvalidArgument("must be within [0, 3600] seconds (0 = default 60 s)", field="turnaround_s")
     if msg.seed < 0:
         raise InvalidArgument("must not be negative", field="seed")
-    if msg.explanation_page_size < 0:
-        raise InvalidArgument("must not be negative", field="explanation_page_size")
+    page_size = explanation_page_size(msg.explanation_page_size, "explanation_page_size")
     stations = [station_from_proto(s, f"stations[{i}]") for i, s in enumerate(msg.stations)]
     targets = [plan_target_from_proto(t, f"targets[{i}]") for i, t in enumerate(msg.targets)]
     frozen = []
@@ -179,7 +194,7 @@ def plan_request_from_proto(msg: pb.ComputePlanRequest) -> PlanRequest:
         request_id=msg.request_id,
         options=MappingOptions(night_sun_altitude_deg=night_sun_altitude_deg),
         seed=msg.seed,
-        explanation_page_size=msg.explanation_page_size,
+        explanation_page_size=page_size,
     )
 
 

@@ -87,9 +87,16 @@ def test_losing_to_a_higher_priority_target_names_the_winner() -> None:
         assert {a.target_id for a in res.assignments} == {"high"}
         [e] = res.unscheduled
         assert e.target_id == "low"
-        # One reason per pass of "low": each names the pass of "high" that takes the antenna then.
-        assert len(e.reasons) == len(res.assignments) >= 2
-        for reason in e.reasons:
+        # A summary, then one reason per pass of "low": each names the pass of "high" that takes the antenna then.
+        summary, *windows = e.reasons
+        assert (summary.code, summary.winner_target_id, summary.start) == (
+            ReasonCode.LOST_TO_HIGHER_PRIORITY,
+            "high",
+            None,
+        )
+        assert summary.detail.startswith(f"{len(windows)} windows at 1 stations")
+        assert len(windows) == len(res.assignments) >= 2
+        for reason in windows:
             assert reason.code == ReasonCode.LOST_TO_HIGHER_PRIORITY
             assert (reason.winner_target_id, reason.station_id) == ("high", "gs")
             assert "priority 9" in reason.detail
@@ -110,7 +117,8 @@ def test_kernel_level_reasons_frozen_winner_demand_and_time_limit() -> None:
     log.add(2, ReasonCode.TOO_SHORT, "gs9")
     out = explain_unscheduled(p, [], log, t0=T0, frozen_target_ids=["a", "mystery"], optimal=False)
     assert set(out) == {1, 2}  # "a" has a frozen job
-    [b] = out[1]
+    summary, b = out[1]
+    assert (summary.code, summary.winner_target_id) == (ReasonCode.LOST_TO_FROZEN_JOB, "mystery")
     # The frozen job of an unknown target (priority 0) holds gs0: lost to a dispatched job, not to a priority.
     assert (b.code, b.winner_target_id, b.station_id) == (ReasonCode.LOST_TO_FROZEN_JOB, "mystery", "gs0")
     assert [(o.target_id, o.job_id, o.frozen) for o in b.occupants] == [("mystery", "k", True)]

@@ -140,27 +140,44 @@ def test_pages_put_back_together_are_the_whole_list(contended: PlanRequest) -> N
     full = compute_plan(contended)
     paged = compute_plan(replace(contended, explanation_page_size=25))
     assert paged.assignments == full.assignments
-    assert paged.explanation_reasons_total == full.explanation_reasons_total > 25
+    assert paged.explanation_reasons_total == full.explanation_reasons_total
+    # The first page names every target, with its target-level reasons (an unscheduled one's summary first).
+    assert [e.target_id for e in paged.unscheduled] == [e.target_id for e in full.unscheduled]
+    assert [e.target_id for e in paged.partially_met] == [e.target_id for e in full.partially_met]
+    for e in paged.unscheduled:
+        assert e.reasons and e.reasons[0].start is None
 
-    def flat(items: tuple[Explanation, ...]) -> list[tuple[str, Reason]]:
-        return [(e.target_id, r) for e in items for r in e.reasons]
+    def by_target(items: tuple[Explanation, ...], into: dict[str, list[Reason]]) -> None:
+        for e in items:
+            into.setdefault(e.target_id, []).extend(e.reasons)
 
-    got_u, got_p = flat(paged.unscheduled), flat(paged.partially_met)
+    got_u: dict[str, list[Reason]] = {}
+    got_p: dict[str, list[Reason]] = {}
+    by_target(paged.unscheduled, got_u)
+    by_target(paged.partially_met, got_p)
     token = paged.next_explanation_page_token
     pages = 1
     while token:
         page = explain_plan(contended, full.assignments, page_size=25, page_token=token)
-        assert sum(len(e.reasons) for e in (*page.unscheduled, *page.partially_met)) <= 25
-        got_u += flat(page.unscheduled)
-        got_p += flat(page.partially_met)
+        windows = [r for e in (*page.unscheduled, *page.partially_met) for r in e.reasons]
+        assert 0 < len(windows) <= 25 and all(r.start is not None for r in windows)
+        by_target(page.unscheduled, got_u)
+        by_target(page.partially_met, got_p)
         token = page.next_page_token
         pages += 1
-    assert pages == math.ceil(full.explanation_reasons_total / 25)
+    n_windows = sum(1 for e in (*full.unscheduled, *full.partially_met) for r in e.reasons if r.start is not None)
+    assert n_windows > 25 and pages == math.ceil(n_windows / 25)
+
     # ExplainPlan does not know whether the plan was proven optimal: only that wording may differ.
-    assert [(t, r.code, r.station_id, r.start, r.occupants) for t, r in got_u] == [
-        (t, r.code, r.station_id, r.start, r.occupants) for t, r in flat(full.unscheduled)
-    ]
-    assert [(t, r.code, r.start) for t, r in got_p] == [(t, r.code, r.start) for t, r in flat(full.partially_met)]
+    def key(r: Reason) -> tuple[object, ...]:
+        return (r.code, r.station_id, r.start, r.occupants)
+
+    assert {t: [key(r) for r in rs] for t, rs in got_u.items()} == {
+        e.target_id: [key(r) for r in e.reasons] for e in full.unscheduled
+    }
+    assert {t: [key(r) for r in rs] for t, rs in got_p.items()} == {
+        e.target_id: [key(r) for r in e.reasons] for e in full.partially_met
+    }
 
 
 def test_a_page_token_of_another_plan_is_refused(contended: PlanRequest) -> None:

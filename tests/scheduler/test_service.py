@@ -177,13 +177,14 @@ async def test_explanations_are_paged_and_explain_plan_serves_the_next_pages(
     channel: grpc.aio.Channel, small_talos: PlanRequest
 ) -> None:
     stub = pb_grpc.SchedulerServiceStub(channel)
-    full = await stub.ComputePlan(plan_request_to_proto(small_talos))
+    full = await stub.ComputePlan(plan_request_to_proto(small_talos))  # page size 0 = 1,000: all of these
     total = full.explanation_reasons_total
     assert total == sum(len(e.reasons) for e in [*full.unscheduled, *full.partially_met]) > 3
     assert full.next_explanation_page_token == ""
     msg = plan_request_to_proto(replace(small_talos, explanation_page_size=3))
     first = await stub.ComputePlan(msg)
     assert first.explanation_reasons_total == total and first.next_explanation_page_token
+    assert [e.target_id for e in first.partially_met] == [e.target_id for e in full.partially_met]
     seen = sum(len(e.reasons) for e in [*first.unscheduled, *first.partially_met])
     token = first.next_explanation_page_token
     while token:
@@ -191,6 +192,7 @@ async def test_explanations_are_paged_and_explain_plan_serves_the_next_pages(
             pb.ExplainPlanRequest(request=msg, assignments=first.assignments, page_size=3, page_token=token)
         )
         assert page.total_reasons == total
+        assert all(r.HasField("window") for e in [*page.unscheduled, *page.partially_met] for r in e.reasons)
         seen += sum(len(e.reasons) for e in [*page.unscheduled, *page.partially_met])
         token = page.next_page_token
     assert seen == total
@@ -198,4 +200,7 @@ async def test_explanations_are_paged_and_explain_plan_serves_the_next_pages(
     assert windowed and all(r.station_id and r.value > 0 for r in windowed)
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stub.ExplainPlan(pb.ExplainPlanRequest(request=msg, assignments=first.assignments, page_token="bogus"))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.ComputePlan(plan_request_to_proto(replace(small_talos, explanation_page_size=5001)))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT

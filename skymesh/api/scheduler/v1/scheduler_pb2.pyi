@@ -277,7 +277,9 @@ class ComputePlanRequest(_message.Message):
     seed: _builtins.int
     """Solver seed: the same request with the same seed gives the same plan."""
     explanation_page_size: _builtins.int
-    """Reasons per page of explanations (unscheduled, then partially met); 0 = all of them in this response."""
+    """Per-opportunity reasons per page of explanations (unscheduled targets first, then partly met ones); 0 = 1,000,
+    at most 5,000. The first page also lists every unscheduled and partly met target with its target-level reasons.
+    """
     @_builtins.property
     def window(self) -> _common_pb2.TimeWindow: ...
     @_builtins.property
@@ -557,7 +559,7 @@ class ComputePlanResponse(_message.Message):
     next_explanation_page_token: _builtins.str
     """With `explanation_page_size`: pass to ExplainPlan for the next page; empty on the last page."""
     explanation_reasons_total: _builtins.int
-    """Reasons over all pages."""
+    """Reasons over all pages (target-level and per-opportunity)."""
     @_builtins.property
     def assignments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Assignment]: ...
     @_builtins.property
@@ -603,6 +605,7 @@ class ExplainPlanRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
+    """As ComputePlanRequest.explanation_page_size."""
     page_token: _builtins.str
     @_builtins.property
     def request(self) -> Global___ComputePlanRequest:
