@@ -109,8 +109,9 @@ def twilight_to_proto(sun_altitude_deg: float) -> pb.Twilight.ValueType:
     return pb.TWILIGHT_UNSPECIFIED
 
 
-# Per-opportunity reasons per page on the wire: 1,000 is ~0.35 MB, the most allowed ~1.7 MB (gRPC's default limit
-# is 4 MB; 16,740 reasons of a dense day took 5.5 MB).
+# Per-opportunity reasons per page on the wire. Measured on a dense day (20 stations x 400 satellites x 24 h, 2,321
+# assignments, 16,767 reasons): all of them 5.5 MB, past gRPC's default 4 MB; a response with 1,000 per page
+# 0.55 MB, with 5,000 1.84 MB.
 DEFAULT_EXPLANATION_PAGE_SIZE = 1000
 MAX_EXPLANATION_PAGE_SIZE = 5000
 
