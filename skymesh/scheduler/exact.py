@@ -65,7 +65,7 @@ def solve_exact(problem: Problem, *, time_limit_s: float, seed: int = 0) -> Exac
         relative_gap_tolerance=_RELATIVE_GAP,
     )
     # Measured on the TALOS day (50 x 200 x 24 h, 42.6 k columns, 2 busy cores): with HiGHS' presolve the root LP
-    # starts after 10-15 s (probing the set-packing rows) and the optimum is proven in 12-33 s; without it, in 5 s.
+    # starts after 10-15 s (probing the set-packing rows) and the optimum is proven in 12-33 s; without it in 5-19 s.
     params.highs.string_options["presolve"] = "off"
     answer = solver.solve(
         model,
