@@ -57,8 +57,6 @@ def _lp_child(problem: Problem, deadline: float, rins_s: float, windows: int, se
 
 
 _MIN_SEARCH_S = 2.5
-# The least a fallback greedy pass is given (the whole pass takes 0.3-0.6 s on the TALOS day, 2 busy cores).
-MIN_FALLBACK_S = 0.5
 _FILL_MAX_CANDIDATES = 200_000
 # Above this many usable candidates the LP relaxation is not worth its time (200 x 1,000 x 24 h: 835 k); the
 # windows + Lagrangian search takes over.
@@ -81,6 +79,10 @@ class CpSatPlanner:
     10 s budget in presolve and returns its hint (reference §3), so CP-SAT re-solves 2 h windows around the
     incumbent instead, while a second process (with `isolate`) tightens the Lagrangian bound; without `isolate` the
     two share the budget 65/35.
+
+    The greedy plan every search starts from, and falls back to, always completes, even past the limit on a starved
+    machine: at load 8.5 on 2 cores, a pass cut by the deadline gave 68.7 % of the optimum where the whole pass (1.7 s
+    there, 0.3 s unloaded) gives 99.6 %.
 
     Deterministic: HiGHS runs single-threaded; CP-SAT runs with one worker and the seed given, and stops on
     deterministic time (or a window count) scaled to the limit, not on the wall clock; the wall-clock deadline only
@@ -123,7 +125,7 @@ class CpSatPlanner:
         timings: dict[str, float] = {}
         if self.global_max_candidates < n_usable <= self.lp_max_candidates:
             return self._lp_guided(problem, hint, work_s, deadline, usable, t0)
-        greedy = hint if hint is not None else GreedyPlanner().solve(problem, time_limit_s=time_limit_s)
+        greedy = hint if hint is not None else GreedyPlanner().solve(problem)
         t1 = time.perf_counter()
         cheap = compute_bounds(problem, usable)
         timings.update(greedy_s=t1 - t0, bound_s=time.perf_counter() - t1)
@@ -198,10 +200,7 @@ class CpSatPlanner:
         args = (problem, deadline - 0.1, _RINS_DETERMINISTIC_PER_S * work_s, windows, self.seed)
         job = Isolated.start(_lp_child, args, memory_limit_bytes=self.memory_limit_bytes) if self.isolate else None
         t1 = time.perf_counter()
-        # The fallback gets at least MIN_FALLBACK_S even when the child's start ate the budget (a cold fork server):
-        # a greedy pass cut after 1,000 candidates is far worse than a late one.
-        left = max(MIN_FALLBACK_S, deadline - wall_time.time())
-        greedy = hint if hint is not None else GreedyPlanner().solve(problem, time_limit_s=left)
+        greedy = hint if hint is not None else GreedyPlanner().solve(problem)
         cheap = compute_bounds(problem, usable)
         timings["greedy_s"] = time.perf_counter() - t1
         res: LpGuidedResult | None
