@@ -30,10 +30,13 @@ from skymesh.core.model import (
     TimeWindow,
     Weather,
 )
+from skymesh.core.rotator import AxisLimits, RotatorModel
 
 __all__ = [
     "job_state_from_proto",
     "job_state_to_proto",
+    "rotator_from_proto",
+    "rotator_to_proto",
     "spacecraft_forecast_from_proto",
     "spacecraft_forecast_to_proto",
     "spacecraft_profile_from_proto",
@@ -130,7 +133,37 @@ def station_to_proto(station: Station) -> common_pb2.Station:
         state=common_pb2.StationState.ValueType(int(station.state)),
         unavailable=[time_window_to_proto(w) for w in station.unavailable],
         weather=common_pb2.Weather.ValueType(int(station.weather)),
+        rotator=None if station.rotator is None else rotator_to_proto(station.rotator),
     )
+
+
+def rotator_to_proto(model: RotatorModel) -> common_pb2.RotatorLimits:
+    def axis(a: AxisLimits) -> common_pb2.AxisLimits:
+        return common_pb2.AxisLimits(
+            min_deg=a.min_deg, max_deg=a.max_deg, rate_deg_s=a.rate_deg_s, accel_deg_s2=a.accel_deg_s2
+        )
+
+    return common_pb2.RotatorLimits(azimuth=axis(model.azimuth), elevation=axis(model.elevation))
+
+
+def rotator_from_proto(msg: common_pb2.RotatorLimits, field: str = "rotator") -> RotatorModel:
+    """Both axes are required; a rate of 0 is refused (an axis that cannot move is no rotator)."""
+    with _prefix(field):
+        axes = []
+        for name in ("azimuth", "elevation"):
+            if not msg.HasField(name):
+                raise InvalidArgument("is required", field=name)
+            a = getattr(msg, name)
+            with _prefix(name):
+                axes.append(
+                    AxisLimits(
+                        _finite(a.min_deg, "min_deg"),
+                        _finite(a.max_deg, "max_deg"),
+                        _finite(a.rate_deg_s, "rate_deg_s"),
+                        _finite(a.accel_deg_s2, "accel_deg_s2"),
+                    )
+                )
+        return RotatorModel(azimuth=axes[0], elevation=axes[1])
 
 
 def station_from_proto(msg: common_pb2.Station, field: str = "station") -> Station:
@@ -166,6 +199,7 @@ def station_from_proto(msg: common_pb2.Station, field: str = "station") -> Stati
             state=state,
             unavailable=tuple(time_window_from_proto(w, f"unavailable[{i}]") for i, w in enumerate(msg.unavailable)),
             weather=Weather(msg.weather),
+            rotator=rotator_from_proto(msg.rotator) if msg.HasField("rotator") else None,
         )
 
 

@@ -137,6 +137,7 @@ FIELD_RULES: dict[str, FieldRule] = {
     f"{_SCHED}.ComputePlanRequest.frozen": FieldRule(max_items=1_000_000),
     f"{_SCHED}.RankTargetsRequest.targets": FieldRule(max_items=1_000_000),
     f"{_SCHED}.Demand.time_critical": FieldRule(max_items=10_000),
+    f"{_SCHED}.ExplainPlanRequest.assignments": FieldRule(max_items=1_000_000),
 }
 
 _SIZE_LIMITS: tuple[tuple[str, int], ...] = (

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from skymesh.astro._mask_tables import MASK_TABLE_STEP_DEG, bin_tables, mask_suspects
 from skymesh.astro.frames import SECONDS_PER_DAY, enu_basis, geodetic_to_ecef
 from skymesh.core.errors import InvalidArgument
 
@@ -25,7 +26,10 @@ B = NDArray[np.bool_]
 # Rate of GMST-82 in rad per UTC second (d GMST / dt = 1.00273790935 sidereal s per s).
 GMST_RATE_RAD_S = 2.0 * math.pi / SECONDS_PER_DAY * (1.0 + 8_640_184.812866 / (36_525.0 * SECONDS_PER_DAY))
 _EARTH_ROTATION_RAD_S = 7.292115146706979e-5
-_MASK_TABLE_STEP_DEG = 0.05
+_MASK_TABLE_STEP_DEG = MASK_TABLE_STEP_DEG
+# How far below a horizon mask's lowest point a sampled elevation may be and still rise above it before the next
+# grid point (60 s grid, LEO): the same margin as for hidden maxima.
+_DIP_MARGIN_DEG = 5.0
 _BLAS_SINGLE_THREAD_MNK = 262_144  # OpenBLAS: SMP_THRESHOLD_MIN (65536) * GEMM_MULTITHREAD_THRESHOLD (4)
 _ROOT_TOL_S = 1e-2
 _TCA_TOL_S = 5e-2
@@ -80,6 +84,13 @@ class Stations:
     mask_row: I64  # (S,) row in mask_table_deg, -1 when the station has no horizon mask
     mask_table_deg: F64  # (M, 360 / step) effective mask (max of min elevation and horizon) on a uniform grid
     max_mask_deg: F64  # (S,) highest effective mask
+    # (S,) sin of the lowest effective mask less a margin: below it no pass through a dip of the mask can hide
+    # between grid points (stations without a mask: 2, never)
+    sin_floor_near: F64
+    # Sparse tables of the mask's lowest and highest value per 1-degree bin, over two turns (level, row, 720): the
+    # range of the mask over any azimuth interval in two lookups (`mask_range_deg`).
+    mask_bin_min: F64
+    mask_bin_max: F64
 
 
 def prepare_stations(
@@ -120,8 +131,11 @@ def prepare_stations(
             rows.append(np.maximum(hm.elevation_at(grid_az), min_deg[s]))
     table = np.stack(rows) if rows else np.zeros((0, grid_az.size))
     max_mask = min_deg.copy()
+    floor_near = np.full(n_sta, 2.0)
     for row_s in np.nonzero(mask_row >= 0)[0]:
         max_mask[row_s] = float(table[mask_row[row_s]].max())
+        floor = float(table[mask_row[row_s]].min())
+        floor_near[row_s] = math.sin(math.radians(max(-90.0, floor - max(_DIP_MARGIN_DEG, 0.2 * abs(floor)))))
     return Stations(
         site_km=site,
         east=east,
@@ -134,6 +148,8 @@ def prepare_stations(
         mask_row=mask_row,
         mask_table_deg=table,
         max_mask_deg=max_mask,
+        sin_floor_near=floor_near,
+        **bin_tables(table),
     )
 
 
@@ -324,6 +340,11 @@ class GridScan:
     max_g_next: F64
     up_n: I64  # pairs visible at every grid point
     up_s: I64
+    # At stations with a horizon mask: samples above the mask's lowest point (less a margin), around which passes
+    # there are found by a fine sampling (see `find_passes`): a mask can open or close between grid points.
+    dip_n: I64
+    dip_k: I64
+    dip_s: I64
 
 
 def _thin_matmul(a: NDArray[np.float32], b: NDArray[np.float32]) -> NDArray[np.float32]:
@@ -385,11 +406,15 @@ def scan_grid(
         )
         az = np.degrees(np.arctan2(e_dot, n_dot)) % 360.0
         mask = mask_deg(st, np.broadcast_to(masked, az.shape).ravel(), az.ravel()).reshape(az.shape)
+        above_floor = g[:, masked] > st.sin_floor_near[masked].astype(np.float32)[None, :]
+        el_deg = np.degrees(np.arcsin(np.clip(g[:, masked].astype(np.float64), -1.0, 1.0)))
         g[:, masked] -= np.sin(np.radians(mask)).astype(np.float32)
+        dip_n, dip_k, dip_s = mask_suspects(st, masked, above_floor, el_deg, az, mask, nc, n_times)
         unmasked = np.nonzero(st.mask_row < 0)[0]
         g[:, unmasked] -= st.sin_min[unmasked].astype(np.float32)[None, :]
     else:
         g -= st.sin_min.astype(np.float32)[None, :]
+        dip_n = dip_k = dip_s = np.zeros(0, dtype=np.int64)
     if has_errors:
         g[np.isnan(g)] = -2.0  # a decayed or broken satellite is never visible
     gf = g.reshape(-1)
@@ -434,6 +459,9 @@ def scan_grid(
         max_g_next=gf[cand + S].astype(np.float64),
         up_n=un.astype(np.int64) + c0,
         up_s=us.astype(np.int64),
+        dip_n=np.asarray(dip_n, dtype=np.int64) + c0,
+        dip_k=np.asarray(dip_k, dtype=np.int64),
+        dip_s=np.asarray(dip_s, dtype=np.int64),
     )
 
 

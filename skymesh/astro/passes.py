@@ -29,9 +29,13 @@ Memory: satellites are processed in blocks (states of `block_sats` satellites; e
 `max_grid_elements` values), so working memory does not grow with the number of satellites; the result table
 does (about 100 bytes per pass).
 
-Known limits: with a horizon mask, a pass shorter than the grid step whose visibility peak is far from its
-elevation peak can be missed (short passes are detected through elevation maxima); `min_elevation_deg` and
-masks are geometric (no refraction).
+Short passes are found through elevation maxima between grid samples. At stations with a horizon mask, the grid's
+passes are corrected by a 2 s sampling around every grid sample where the mask could open or close a pass before the
+next one (a narrow notch of a ridge, far from the elevation peak, opens for seconds; a ridge can close a pass for
+less than a grid step): measured, 200 satellites x 50 stations x 24 h took 0.6 s without masks and 1.9-4.2 s
+with a notched ridge at 10 of the stations (2 busy cores). Known limits: `min_elevation_deg` and masks are
+geometric (no refraction); the masked search assumes the elevation changes by less than 5 degrees between grid
+samples near the mask's lowest point (a 60 s grid for LEO).
 
 Runtime imports: numpy, sgp4 and skymesh only.
 """
@@ -47,6 +51,7 @@ from datetime import datetime
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from skymesh.astro._mask_search import masked_passes
 from skymesh.astro._pass_kernels import (
     GMST_RATE_RAD_S,
     GridBlock,
@@ -240,8 +245,9 @@ def find_passes(
     near_sin = np.sin(np.radians(np.minimum(st.max_mask_deg, 90.0))) - np.sin(
         np.radians(np.maximum(st.max_mask_deg - margin_deg, -90.0))
     )
-    timings = {"propagate_s": 0.0, "grid_s": 0.0, "refine_s": 0.0, "assemble_s": 0.0}
-    counts = {"crossings": 0, "maxima": 0, "short_passes": 0}
+    timings = {"propagate_s": 0.0, "grid_s": 0.0, "refine_s": 0.0, "assemble_s": 0.0, "masked_s": 0.0}
+    counts = {"crossings": 0, "maxima": 0, "short_passes": 0, "masked_passes": 0}
+    has_mask = st.mask_row >= 0
     tables: list[dict[str, NDArray[np.generic]]] = []
     block_sats = max(1, int(block_sats))
     sub_sats = max(1, int(max_grid_elements) // (n_times * n_sta))
@@ -266,8 +272,18 @@ def find_passes(
         timings["refine_s"] += time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        tables.append(_assemble(ev, block, b0, n_sta, window_s, min_duration_s))
+        table = _assemble(ev, block, b0, n_sta, window_s, min_duration_s)
         timings["assemble_s"] += time.perf_counter() - t0
+
+        if scan.dip_n.size:
+            # At masked stations the grid's passes, corrected by a fine sampling where the mask can fool the grid.
+            t0 = time.perf_counter()
+            fine = masked_passes(block, scan, t_grid, step_s, b0, n_sta, window_s, min_duration_s, table)
+            grid_only = ~has_mask[np.asarray(table["station_index"], dtype=np.int64)]
+            table = {key: np.concatenate([table[key][grid_only], fine[key]]) for key in table}
+            counts["masked_passes"] += int(fine["sat_index"].size)
+            timings["masked_s"] += time.perf_counter() - t0
+        tables.append(table)
 
     merged = {key: np.concatenate([t[key] for t in tables]) for key in tables[0]}
     order = np.lexsort((merged["station_index"], merged["sat_index"], merged["aos_s"]))

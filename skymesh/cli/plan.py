@@ -13,7 +13,8 @@ from typing import Any
 
 __all__ = ["register"]
 
-_SOLVERS = ("greedy", "cpsat", "rolling", "greedy-priority-start")
+_SOLVERS = ("greedy", "cpsat", "rolling", "exact", "greedy-priority-start")
+_STATIONS_SHOWN = 3  # per target in text mode; the rest are counted
 
 
 def register(subparsers: Any) -> None:
@@ -30,7 +31,15 @@ def register(subparsers: Any) -> None:
     p.add_argument("--start", default=None, help="start of the generated window, ISO 8601 UTC (default 2026-01-01)")
     p.add_argument("--out", metavar="FILE", help="with --generate: write the scenario here (.json or .yaml) and stop")
     p.add_argument("--solver", choices=_SOLVERS, default=None, help="planner (default: the scenario's, else greedy)")
-    p.add_argument("--time-limit-s", type=float, default=None, help="solver budget in seconds (default 10)")
+    p.add_argument(
+        "--time-limit-s",
+        type=float,
+        default=None,
+        help="budget of the whole call, visibility and explanations included, in seconds (default 10)",
+    )
+    p.add_argument(
+        "--solver-seed", type=int, default=None, help="solver seed: same scenario and seed, same plan (default 0)"
+    )
     p.add_argument(
         "--no-isolate",
         action="store_true",
@@ -52,6 +61,12 @@ def _run(args: argparse.Namespace) -> int:
     from skymesh.scheduler.spacecraft import plan_with_spacecraft
 
     t0 = time.perf_counter()
+    if not args.no_isolate and args.solver in ("cpsat", "exact", "rolling", None):
+        from skymesh.scheduler.isolation import warm_up
+
+        # The solver children's fork server preloads OR-Tools (2.5 s on 2 busy cores): start it now, so it loads
+        # while the scenario is read and visibility runs, not inside the solver's share of the limit.
+        warm_up()
     if args.generate:
         start = None
         if args.start:
@@ -74,6 +89,8 @@ def _run(args: argparse.Namespace) -> int:
         req = replace(req, solver=SolverKind(args.solver))
     if args.time_limit_s is not None:
         req = replace(req, time_limit_s=args.time_limit_s)
+    if args.solver_seed is not None:
+        req = replace(req, seed=args.solver_seed)
     load_s = time.perf_counter() - t0
     result = plan_with_spacecraft(req, isolate=not args.no_isolate)
     s = result.stats
@@ -109,21 +126,9 @@ def _run(args: argparse.Namespace) -> int:
                 }
                 for a in result.assignments
             ],
-            "unscheduled": [
-                {
-                    "target_id": e.target_id,
-                    "reasons": [
-                        {
-                            "code": r.code.name,
-                            "detail": r.detail,
-                            "station_id": r.station_id,
-                            "winner_target_id": r.winner_target_id,
-                        }
-                        for r in e.reasons
-                    ],
-                }
-                for e in result.unscheduled
-            ],
+            "unscheduled": [_explanation_doc(e) for e in result.unscheduled],
+            "partially_met": [_explanation_doc(e) for e in result.partially_met],
+            "explanation_reasons_total": result.explanation_reasons_total,
         }
         json.dump(doc, sys.stdout, indent=1, allow_nan=False)
         print()
@@ -145,9 +150,69 @@ def _run(args: argparse.Namespace) -> int:
         print(f"  {a.window.start:%Y-%m-%d %H:%M:%S}-{a.window.end:%H:%M:%S} {a.station_id:>10} {a.target_id}{extra}")
     if len(result.assignments) > args.limit:
         print(f"  ... {len(result.assignments) - args.limit} more")
-    for e in result.unscheduled[: args.limit]:
-        print(f"  not scheduled: {e.target_id}: " + "; ".join(f"{r.code.name}: {r.detail}" for r in e.reasons))
+    for label, items in (("not scheduled", result.unscheduled), ("partly met", result.partially_met)):
+        for e in items[: args.limit]:
+            print(f"  {label}: {e.target_id}: {_summary(e.reasons)}")
+        if len(items) > args.limit:
+            print(f"  ... {len(items) - args.limit} more {label}")
     return 0
+
+
+def _explanation_doc(e: Any) -> dict[str, Any]:
+    return {
+        "target_id": e.target_id,
+        "reasons": [
+            {
+                "code": r.code.name,
+                "detail": r.detail,
+                "station_id": r.station_id,
+                "winner_target_id": r.winner_target_id,
+                "start": r.start.isoformat() if r.start else None,
+                "end": r.end.isoformat() if r.end else None,
+                "value": r.value,
+                "occupants": [
+                    {
+                        "target_id": o.target_id,
+                        "station_id": o.station_id,
+                        "start": o.start.isoformat(),
+                        "end": o.end.isoformat(),
+                        "priority": o.priority,
+                        "value": o.value,
+                        "job_id": o.job_id,
+                        "frozen": o.frozen,
+                    }
+                    for o in r.occupants
+                ],
+            }
+            for r in e.reasons
+        ],
+    }
+
+
+def _summary(reasons: Any) -> str:
+    """Target-level reasons in full; per-opportunity ones grouped by station, the first few shown, the rest counted."""
+    from collections import Counter
+
+    general = [f"{r.code.name}: {r.detail}" for r in reasons if r.start is None]
+    by_station: dict[str, Counter[str]] = {}
+    winners: dict[str, Counter[str]] = {}
+    for r in reasons:
+        if r.start is not None:
+            by_station.setdefault(r.station_id, Counter())[r.code.name] += 1
+            for o in r.occupants:
+                winners.setdefault(r.station_id, Counter())[o.target_id] += 1
+    ranked = sorted(by_station, key=lambda s: (-sum(by_station[s].values()), s))
+    shown = []
+    for st in ranked[:_STATIONS_SHOWN]:
+        codes = ", ".join(f"{n} {c}" for c, n in by_station[st].most_common())
+        top = winners.get(st, Counter()).most_common(2)
+        to = f" (to {', '.join(w for w, _ in top)})" if top else ""
+        shown.append(f"at {st}: {codes}{to}")
+    rest = ranked[_STATIONS_SHOWN:]
+    if rest:
+        n = sum(sum(by_station[s].values()) for s in rest)
+        shown.append(f"+{n} windows at {len(rest)} more stations")
+    return "; ".join(general + shown)
 
 
 def _num(value: float) -> float | None:

@@ -16,6 +16,7 @@ from types import MappingProxyType
 
 from skymesh.core.clock import ensure_utc
 from skymesh.core.errors import InvalidArgument
+from skymesh.core.rotator import RotatorModel
 
 __all__ = [
     "CelestialTarget",
@@ -153,6 +154,8 @@ class Station:
     state: StationState = StationState.OFFLINE
     unavailable: tuple[TimeWindow, ...] = ()
     weather: Weather = Weather.UNSPECIFIED
+    # Per-axis rotator (mount) limits; None: both axes at `slew_rate_deg_s`, no acceleration limit.
+    rotator: RotatorModel | None = None
 
     def __post_init__(self) -> None:
         if not self.station_id:

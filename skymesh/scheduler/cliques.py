@@ -19,7 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from skymesh.scheduler.bounds import period_bins
-from skymesh.scheduler.kernel import Problem, slew_s
+from skymesh.scheduler.kernel import Problem
 
 __all__ = ["ModelRows", "build_rows", "maximal_cliques"]
 
@@ -75,13 +75,12 @@ def build_rows(problem: Problem, usable: NDArray[np.bool_]) -> ModelRows:
     if len(idx) == 0:
         return rows
     turn = np.asarray([r.turnaround_s for r in problem.resources], dtype=np.float64)
-    rate = np.asarray([r.slew_rate_deg_s for r in problem.resources], dtype=np.float64)
 
     for g in _groups(ops.resource, idx):
         r = int(ops.resource[g[0]])
         rows.at_most_one.extend(maximal_cliques(g, ops.start_s[g], ops.end_s[g] + turn[r]))
-        if rate[r] > 0:
-            _slew_pairs(problem, g, turn[r], rate[r], rows)
+        if problem.resources[r].max_slew_s > 0:
+            _slew_pairs(problem, g, r, rows)
 
     frozen_bins: dict[tuple[int, int], int] = {}
     frozen_total: dict[int, int] = {}
@@ -132,18 +131,23 @@ def build_rows(problem: Problem, usable: NDArray[np.bool_]) -> ModelRows:
     return rows
 
 
-def _slew_pairs(problem: Problem, g: NDArray[np.int64], turn: float, rate: float, rows: ModelRows) -> None:
-    """Pairs far enough apart for the turnaround but not for the slew between them."""
+def _slew_pairs(problem: Problem, g: NDArray[np.int64], r: int, rows: ModelRows) -> None:
+    """Pairs far enough apart for the turnaround but not for the slew between them (vectorised over pairs)."""
     ops = problem.opportunities
+    res = problem.resources[r]
+    turn = res.turnaround_s
     order = g[np.argsort(ops.start_s[g], kind="stable")]
     starts = ops.start_s[order]
-    max_slew = 180.0 / rate
     lo = np.searchsorted(starts, ops.end_s[order] + turn, side="left")
-    hi = np.searchsorted(starts, ops.end_s[order] + turn + max_slew, side="left")
-    for a in np.flatnonzero(hi > lo).tolist():
-        i = int(order[a])
-        for b in range(int(lo[a]), int(hi[a])):
-            j = int(order[b])
-            need = turn + slew_s(rate, float(ops.az1[i]), float(ops.el1[i]), float(ops.az0[j]), float(ops.el0[j]))
-            if ops.start_s[j] - ops.end_s[i] < need:
-                rows.at_most_one.append([i, j])
+    hi = np.searchsorted(starts, ops.end_s[order] + turn + res.max_slew_s, side="left")
+    count = hi - lo
+    if not count.any():
+        return
+    first = np.repeat(np.arange(len(order)), count)
+    # second[k] runs from lo to hi - 1 for each first index
+    offsets = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
+    second = np.repeat(lo, count) + offsets
+    i, j = order[first], order[second]
+    need = turn + res.slew_s_many(ops.az1[i], ops.el1[i], ops.az0[j], ops.el0[j])
+    clash = ops.start_s[j] - ops.end_s[i] < need
+    rows.at_most_one.extend([[int(a), int(b)] for a, b in zip(i[clash].tolist(), j[clash].tolist(), strict=True)])

@@ -1,4 +1,4 @@
-"""The optimising planner: OR-Tools CP-SAT on the clique model, warm-started with the complete greedy plan.
+"""The optimising planner ("cpsat"): the clique model solved by OR-Tools (HiGHS through MathOpt, and CP-SAT).
 
 Measured on 2 cores (reference §3): presolve and model load take ~4 s at 46 k candidates, a *complete* feasible hint
 is what lets CP-SAT return anything within 10 s, and its bound arrives late, so the cheap relaxation bound
@@ -17,21 +17,25 @@ import logging
 import time
 import time as wall_time
 
+import numpy as np
+from numpy.typing import NDArray
+
 from skymesh.scheduler.bounds import compute_bounds, usable_mask
-from skymesh.scheduler.cpmodel import CpSatResult, solve_clique_model
+from skymesh.scheduler.exact import ExactResult, solve_exact
 from skymesh.scheduler.greedy import GreedyPlanner, greedy_fill
 from skymesh.scheduler.improve import ImproveResult
 from skymesh.scheduler.isolation import Isolated, run_isolated
 from skymesh.scheduler.kernel import Plan, Problem, check_plan
 from skymesh.scheduler.lagrange import LagrangianBound, lagrangian_bound
+from skymesh.scheduler.lpguided import LpGuidedResult
 
 __all__ = ["CpSatPlanner"]
 
 log = logging.getLogger(__name__)
 
 
-def _global_child(problem: Problem, hint: list[int], time_limit_s: float, num_workers: int, seed: int) -> CpSatResult:
-    return solve_clique_model(problem, hint, time_limit_s=time_limit_s, num_workers=num_workers, seed=seed)
+def _global_child(problem: Problem, deadline: float, seed: int) -> ExactResult:
+    return solve_exact(problem, time_limit_s=max(0.1, deadline - wall_time.time()), seed=seed)
 
 
 # Children get wall-clock deadlines (time.time()), not durations: spawning and importing take a second or two.
@@ -46,17 +50,44 @@ def _lagrangian_child(problem: Problem, target: float, deadline: float) -> Lagra
     return lagrangian_bound(problem, target=target, time_limit_s=max(0.2, deadline - wall_time.time()))
 
 
+def _lp_child(problem: Problem, deadline: float, rins_s: float, windows: int, seed: int) -> LpGuidedResult:
+    from skymesh.scheduler.lpguided import solve_lp_guided
+
+    return solve_lp_guided(problem, deadline=deadline, rins_deterministic_s=rins_s, lns_windows=windows, seed=seed)
+
+
 _MIN_SEARCH_S = 2.5
 _FILL_MAX_CANDIDATES = 200_000
+# Above this many usable candidates the LP relaxation is not worth its time (200 x 1,000 x 24 h: 835 k); the
+# windows + Lagrangian search takes over.
+_LP_MAX_CANDIDATES = 150_000
+# Deterministic work per second of the time limit. Calibrated on the TALOS day on 2 busy cores, where one
+# deterministic second of CP-SAT took 0.5-3 wall seconds: RINS gets a fifth of the limit; the LNS after RINS one 2 h
+# window per second of the limit beyond the first 5.
+_RINS_DETERMINISTIC_PER_S = 0.2
+_LNS_FREE_S = 5.0
 
 
 class CpSatPlanner:
-    """Greedy, then CP-SAT: one whole model when it is small, else windows (LNS) plus a Lagrangian bound.
+    """Greedy, then: the whole model when it is small, the LP-guided search (LP, RINS, windows) when it is mid-sized,
+    windows plus a Lagrangian bound beyond.
 
-    Up to `global_max_candidates` usable opportunities the clique model of the whole horizon is solved (it proves
-    optimality within seconds there). Above, a whole-day model spends most of a 10 s budget in presolve and returns
-    its hint (reference §3), so CP-SAT re-solves 2 h windows around the incumbent instead, while a second process
-    (with `isolate`) tightens the Lagrangian bound; without `isolate` the two share the budget 65/35.
+    Up to `global_max_candidates` usable opportunities the clique model of the whole horizon is solved exactly by
+    HiGHS (`skymesh.scheduler.exact`; on 1,500 candidates it proved the optimum in 0.7 s where CP-SAT took 10 s with
+    two workers and did not finish in 20 s with the one worker that makes it deterministic). Up to 150 k,
+    `skymesh.scheduler.lpguided` (the LP bound is also the plan's bound). Above, a whole-day model spends most of a
+    10 s budget in presolve and returns its hint (reference §3), so CP-SAT re-solves 2 h windows around the
+    incumbent instead, while a second process (with `isolate`) tightens the Lagrangian bound; without `isolate` the
+    two share the budget 65/35.
+
+    The greedy plan every search starts from, and falls back to, always completes, even past the limit on a starved
+    machine: at load 8.5 on 2 cores, a pass cut by the deadline gave 68.7 % of the optimum where the whole pass (1.7 s
+    there, 0.3 s unloaded) gives 99.6 %.
+
+    Deterministic: HiGHS runs single-threaded; CP-SAT runs with one worker and the seed given, and stops on
+    deterministic time (or a window count) scaled to the limit, not on the wall clock; the wall-clock deadline only
+    cuts a run short on an overloaded machine (the status then says WALL_DEADLINE or WATCHDOG_KILLED). The windows +
+    Lagrangian path for the largest problems is not deterministic.
     """
 
     name = "cpsat"
@@ -68,8 +99,9 @@ class CpSatPlanner:
         seed: int = 0,
         isolate: bool = False,
         memory_limit_bytes: int = 8 << 30,
-        watchdog_grace_s: float = 5.0,
+        watchdog_grace_s: float = 0.3,
         global_max_candidates: int = 6000,
+        lp_max_candidates: int = _LP_MAX_CANDIDATES,
     ) -> None:
         self.num_workers = num_workers
         self.seed = seed
@@ -77,19 +109,31 @@ class CpSatPlanner:
         self.memory_limit_bytes = memory_limit_bytes
         self.watchdog_grace_s = watchdog_grace_s
         self.global_max_candidates = global_max_candidates
+        self.lp_max_candidates = lp_max_candidates
 
-    def solve(self, problem: Problem, *, time_limit_s: float, hint: Plan | None = None) -> Plan:
+    def solve(
+        self, problem: Problem, *, time_limit_s: float, hint: Plan | None = None, work_limit_s: float | None = None
+    ) -> Plan:
+        """Plan within `time_limit_s` of wall time. `work_limit_s` (default: `time_limit_s`) sizes the deterministic
+        work; a caller that spent part of its limit elsewhere (visibility) passes its nominal limit here, so that the
+        plan does not depend on how long that took."""
         t0 = time.perf_counter()
+        deadline = wall_time.time() + time_limit_s
+        work_s = time_limit_s if work_limit_s is None else work_limit_s
+        usable = usable_mask(problem)
+        n_usable = int(usable.sum())
+        timings: dict[str, float] = {}
+        if self.global_max_candidates < n_usable <= self.lp_max_candidates:
+            return self._lp_guided(problem, hint, work_s, deadline, usable, t0)
         greedy = hint if hint is not None else GreedyPlanner().solve(problem)
         t1 = time.perf_counter()
-        usable = usable_mask(problem)
         cheap = compute_bounds(problem, usable)
-        timings = {"greedy_s": t1 - t0, "bound_s": time.perf_counter() - t1}
-        budget = max(0.5, time_limit_s - (time.perf_counter() - t0))
+        timings.update(greedy_s=t1 - t0, bound_s=time.perf_counter() - t1)
+        budget = max(0.2, deadline - wall_time.time())
         selected, bounds, status = greedy.selected, [cheap.best], "GREEDY"
-        if int(usable.sum()) <= self.global_max_candidates:
+        if n_usable <= self.global_max_candidates:
             t2 = time.perf_counter()
-            args = (problem, greedy.selected, budget, self.num_workers, self.seed)
+            args = (problem, deadline, self.seed)
             res = (
                 run_isolated(
                     _global_child,
@@ -98,20 +142,13 @@ class CpSatPlanner:
                     memory_limit_bytes=self.memory_limit_bytes,
                 )
                 if self.isolate
-                else solve_clique_model(
-                    problem,
-                    greedy.selected,
-                    time_limit_s=budget,
-                    num_workers=self.num_workers,
-                    seed=self.seed,
-                    usable=usable,
-                )
+                else _global_child(*args)
             )
-            timings["cpsat_s"] = time.perf_counter() - t2
+            timings["global_s"] = time.perf_counter() - t2
             if res is None:
                 status = "WATCHDOG_KILLED"
             else:
-                timings["cpsat_build_s"] = res.build_s
+                timings["global_build_s"] = res.build_s
                 status = res.status
                 bounds.append(res.bound)
                 if res.selected:
@@ -120,6 +157,18 @@ class CpSatPlanner:
             selected, status, lagr = self._windows_and_bound(problem, greedy, budget, timings)
             if lagr is not None:
                 bounds.append(lagr)
+        return self._finish(problem, greedy, selected, bounds, status, timings, t0)
+
+    def _finish(
+        self,
+        problem: Problem,
+        greedy: Plan,
+        selected: list[int],
+        bounds: list[float],
+        status: str,
+        timings: dict[str, float],
+        t0: float,
+    ) -> Plan:
         objective = float(problem.opportunities.value[selected].sum()) if selected else 0.0
         if objective < greedy.objective or check_plan_fast(problem, selected):
             selected, objective, status = greedy.selected, greedy.objective, status + "+GREEDY"
@@ -135,6 +184,36 @@ class CpSatPlanner:
             timings_s=timings,
             greedy_objective=greedy.objective,
         )
+
+    def _lp_guided(
+        self,
+        problem: Problem,
+        hint: Plan | None,
+        work_s: float,
+        deadline: float,
+        usable: NDArray[np.bool_],
+        t0: float,
+    ) -> Plan:
+        """LP-guided search in a child (with `isolate`) while this process computes the greedy fallback."""
+        timings: dict[str, float] = {}
+        windows = max(0, int(work_s - _LNS_FREE_S))
+        args = (problem, deadline - 0.1, _RINS_DETERMINISTIC_PER_S * work_s, windows, self.seed)
+        job = Isolated.start(_lp_child, args, memory_limit_bytes=self.memory_limit_bytes) if self.isolate else None
+        t1 = time.perf_counter()
+        greedy = hint if hint is not None else GreedyPlanner().solve(problem)
+        cheap = compute_bounds(problem, usable)
+        timings["greedy_s"] = time.perf_counter() - t1
+        res: LpGuidedResult | None
+        if job is not None:
+            res = job.result(deadline + self.watchdog_grace_s - wall_time.time())
+            timings["child_peak_rss_gb"] = job.peak_rss_bytes / 1e9
+        else:
+            res = _lp_child(*args)
+        timings["search_s"] = time.perf_counter() - t1
+        if res is None:
+            return self._finish(problem, greedy, greedy.selected, [cheap.best], "WATCHDOG_KILLED", timings, t0)
+        timings.update(res.timings_s)
+        return self._finish(problem, greedy, res.selected, [cheap.best, res.bound], res.status, timings, t0)
 
     def _windows_and_bound(
         self, problem: Problem, greedy: Plan, budget: float, timings: dict[str, float]

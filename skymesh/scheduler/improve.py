@@ -20,7 +20,7 @@ import numpy as np
 from skymesh.scheduler.cpmodel import solve_clique_model
 from skymesh.scheduler.kernel import FrozenPlacement, Problem
 
-__all__ = ["ImproveResult", "improve_by_windows"]
+__all__ = ["ImproveResult", "frozen_of", "improve_by_windows"]
 
 
 @dataclass(frozen=True)
@@ -30,9 +30,11 @@ class ImproveResult:
     windows: int
     improved: int
     proven: int  # windows solved to optimality
+    deterministic_s: float = 0.0  # CP-SAT deterministic time spent over all windows
+    wall_limited: bool = False  # the wall-clock limit stopped the sweep before its deterministic budget
 
 
-def _frozen_of(problem: Problem, i: int) -> FrozenPlacement:
+def frozen_of(problem: Problem, i: int) -> FrozenPlacement:
     ops = problem.opportunities
     return FrozenPlacement(
         int(ops.resource[i]),
@@ -55,8 +57,18 @@ def improve_by_windows(
     max_window_candidates: int = 5000,
     num_workers: int = 2,
     seed: int = 0,
+    deterministic_time_s: float = 0.0,
+    window_deterministic_s: float = 0.0,
+    max_windows: int = 0,
 ) -> ImproveResult:
     """Sweep windows of `window_s` over the horizon until `time_limit_s`; returns the best plan found.
+
+    Deterministic mode (`deterministic_time_s` > 0, one worker): windows are visited in a fixed order, each stops
+    after at most `window_deterministic_s` of CP-SAT's deterministic time (default: a quarter of the budget), and the
+    sweep stops when their sum reaches `deterministic_time_s`, so the plan depends on the input and seed only.
+    `max_windows` > 0 stops after that many windows (deterministic too, with one worker: each window then stops
+    after `window_deterministic_s`, default 1, of deterministic time). `time_limit_s` (wall clock) still stops it
+    on an overloaded machine; `wall_limited` then says so.
 
     A window holding more than `max_window_candidates` opportunities is cut further by resource: the resources are
     dealt at random into groups and each (window, group) neighbourhood is re-solved in turn (200 stations x 1000
@@ -79,7 +91,20 @@ def improve_by_windows(
     grouped = False
     improved_this_sweep = False
     group_of = np.zeros(len(problem.resources), dtype=np.int64)
-    while time.perf_counter() - t0 < time_limit_s:
+    spent = 0.0
+    deterministic = deterministic_time_s > 0 or max_windows > 0
+    if deterministic_time_s <= 0 and max_windows:
+        deterministic_time_s = math.inf  # counted windows, each capped by its own deterministic time
+    per_window = window_deterministic_s or (deterministic_time_s / 4.0 if math.isfinite(deterministic_time_s) else 1.0)
+    wall_limited = False
+    while True:
+        if time.perf_counter() - t0 >= time_limit_s:
+            wall_limited = True
+            break
+        if deterministic_time_s > 0 and spent >= deterministic_time_s:
+            break
+        if max_windows and windows >= max_windows:
+            break
         a = lo + offset
         if a > hi:
             idle_sweeps = 0 if improved_this_sweep else idle_sweeps + 1
@@ -103,6 +128,9 @@ def improve_by_windows(
         for g in range(groups):
             left = time_limit_s - (time.perf_counter() - t0)
             if left < 0.2:
+                wall_limited = True
+                break
+            if (deterministic_time_s > 0 and spent >= deterministic_time_s) or (max_windows and windows >= max_windows):
                 break
             free_mask = in_window if groups == 1 else in_window & (group_of[resource] == g)
             inside = np.flatnonzero(free_mask)
@@ -111,14 +139,21 @@ def improve_by_windows(
                 problem.requests,
                 problem.resources,
                 ops.take(inside),
-                [*problem.frozen, *(_frozen_of(problem, i) for i in current - freed)],
+                [*problem.frozen, *(frozen_of(problem, i) for i in current - freed)],
             )
             local = {int(i): k for k, i in enumerate(inside.tolist())}
             hint = [local[i] for i in freed]
             before = float(ops.value[sorted(freed)].sum()) if freed else 0.0
             res = solve_clique_model(
-                sub, hint, time_limit_s=min(window_limit_s, left), num_workers=num_workers, seed=seed, small=True
+                sub,
+                hint,
+                time_limit_s=left if deterministic else min(window_limit_s, left),
+                num_workers=num_workers,
+                seed=seed,
+                small=True,
+                deterministic_time_s=min(per_window, deterministic_time_s - spent) if deterministic_time_s > 0 else 0,
             )
+            spent += res.deterministic_s
             windows += 1
             proven += res.status == "OPTIMAL"
             after = float(sub.opportunities.value[res.selected].sum()) if res.selected else 0.0
@@ -127,4 +162,5 @@ def improve_by_windows(
                 improved += 1
                 improved_this_sweep = True
     chosen = sorted(current)
-    return ImproveResult(chosen, float(ops.value[chosen].sum()) if chosen else 0.0, windows, improved, proven)
+    objective = float(ops.value[chosen].sum()) if chosen else 0.0
+    return ImproveResult(chosen, objective, windows, improved, proven, spent, wall_limited)

@@ -35,6 +35,8 @@ class SolverKind(enum.StrEnum):
     ROLLING = "rolling"
     # The SatNOGS-style order (priority, then earliest start): a baseline for benchmarks, not for production.
     GREEDY_PRIORITY_START = "greedy-priority-start"
+    # The clique model as a MIP solved by HiGHS (OR-Tools MathOpt): proves the optimum, given the time.
+    EXACT = "exact"
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,14 @@ class PlanRequest:
     turnaround_s: float = 60.0
     request_id: str = ""
     options: MappingOptions = MappingOptions()
+    seed: int = 0  # solver seed: the same request and seed give the same plan
+    explanation_page_size: int = 0  # reasons per page of explanations; 0 = all of them
+
+    def __post_init__(self) -> None:
+        if self.explanation_page_size < 0:
+            raise InvalidArgument("must not be negative", field="explanation_page_size")
+        if not 0 <= self.seed < 2**31:
+            raise InvalidArgument("must be within [0, 2^31)", field="seed")
 
 
 @dataclass(frozen=True)
@@ -157,3 +167,6 @@ class PlanResult:
     stats: PlanStats
     spacecraft_forecasts: tuple[SpacecraftForecast, ...] = ()  # satellites with a spacecraft profile
     partially_met: tuple[Explanation, ...] = ()  # per-period demand only partly met ("k of n")
+    # With `explanation_page_size`: where the next page of explanations starts (see `ExplainPlan`), "" = last page.
+    next_explanation_page_token: str = ""
+    explanation_reasons_total: int = 0  # reasons over all pages (unscheduled and partially met)

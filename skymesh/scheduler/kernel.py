@@ -3,7 +3,9 @@
 Following LCO's adaptive_scheduler, everything the planners see is compiled into *opportunities*: a request may be
 served by a resource from `start_s` to `end_s` (seconds from the plan start) for `value`. Satellites, stars, bands
 and filters are the mapping module's business (`skymesh.scheduler.opportunities`); here there are only indices,
-times, values and, for slew times, two angles on a sphere (azimuth/elevation or anything alike).
+times, values and, for slew times, an azimuth and an elevation at each end, moved by the resource's rotator
+(`skymesh.core.rotator`: each axis on its own with its rate and acceleration, the slower one decides; the agent
+flies the same model).
 
 Feasibility rules every planner honours (and `check_plan` verifies):
 - a resource does one thing at a time, with `turnaround_s` plus the slew from the previous pointing in between;
@@ -15,7 +17,7 @@ Feasibility rules every planner honours (and `check_plan` verifies):
 - starts of one request are at least `cadence_s` apart;
 - frozen placements are kept as they are and count against all of the above.
 
-Imports: numpy and the standard library only.
+Imports: numpy, the standard library and `skymesh.core.rotator`.
 """
 
 from __future__ import annotations
@@ -24,10 +26,13 @@ import itertools
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
+
+from skymesh.core.rotator import AxisLimits, RotatorModel, axis_move_time_s, slew_time_s
 
 __all__ = [
     "FrozenPlacement",
@@ -66,11 +71,56 @@ class Request:
 
 @dataclass(frozen=True)
 class Resource:
-    """Something that serves one request at a time: an antenna with its rotator, a telescope with its mount."""
+    """Something that serves one request at a time: an antenna with its rotator, a telescope with its mount.
+
+    Slews follow `rotator` (per axis: rate, acceleration); without one, both axes move at `slew_rate_deg_s` with no
+    acceleration limit; with neither, slews are free (or already inside the turnaround).
+    """
 
     resource_id: str
     turnaround_s: float = 60.0
-    slew_rate_deg_s: float = 0.0  # 0 = slews are free (or already inside turnaround)
+    slew_rate_deg_s: float = 0.0
+    rotator: RotatorModel | None = None
+
+    @cached_property
+    def motion(self) -> RotatorModel | None:
+        if self.rotator is not None:
+            return self.rotator
+        if self.slew_rate_deg_s <= 0:
+            return None
+        rate = self.slew_rate_deg_s
+        return RotatorModel(AxisLimits(0.0, 360.0, rate), AxisLimits(0.0, 90.0, rate))
+
+    @cached_property
+    def max_slew_s(self) -> float:
+        """The longest slew between any two pointings (half a turn in azimuth, the whole elevation travel)."""
+        m = self.motion
+        if m is None:
+            return 0.0
+        return max(
+            float(axis_move_time_s(180.0, m.azimuth)), float(axis_move_time_s(m.elevation.span_deg, m.elevation))
+        )
+
+    def slew_s(self, az1: float, el1: float, az0: float, el0: float) -> float:
+        """Seconds to slew from the end pointing (az1, el1) of one job to the start pointing (az0, el0) of the next
+        (0 when either is unknown)."""
+        m = self.motion
+        if m is None or math.isnan(az1) or math.isnan(az0):
+            return 0.0
+        return float(slew_time_s(m, az1, el1, az0, el0))
+
+    def slew_s_many(
+        self, az1: NDArray[np.float64], el1: NDArray[np.float64], az0: NDArray[np.float64], el0: NDArray[np.float64]
+    ) -> NDArray[np.float64]:
+        """`slew_s` for arrays of pairs, vectorised."""
+        m = self.motion
+        if m is None or len(az1) == 0:
+            return np.zeros(len(az1))
+        known = ~(np.isnan(az1) | np.isnan(az0))
+        out = np.zeros(len(az1))
+        if known.any():
+            out[known] = np.asarray(slew_time_s(m, az1[known], el1[known], az0[known], el0[known]))
+        return out
 
 
 @dataclass(frozen=True)
@@ -261,10 +311,8 @@ def separation_deg(a: tuple[float, float], b: tuple[float, float]) -> float:
 
 
 def slew_s(rate_deg_s: float, az1: float, el1: float, az0: float, el0: float) -> float:
-    """Seconds to slew from the end pointing (az1, el1) of one job to the start pointing (az0, el0) of the next."""
-    if rate_deg_s <= 0 or math.isnan(az1) or math.isnan(az0):
-        return 0.0
-    return separation_deg((az1, el1), (az0, el0)) / rate_deg_s
+    """Seconds to slew between two pointings with both axes at `rate_deg_s` (see `Resource.slew_s`)."""
+    return Resource("", 0.0, rate_deg_s).slew_s(az1, el1, az0, el0)
 
 
 def _gap_needed(res: Resource, ops: OpportunitySet | None, a: int | FrozenPlacement, b: int | FrozenPlacement) -> float:
@@ -283,7 +331,7 @@ def _gap_needed(res: Resource, ops: OpportunitySet | None, a: int | FrozenPlacem
         return float(ops.az0[x]), float(ops.el0[x])
 
     e, s = end_pointing(a), start_pointing(b)
-    return res.turnaround_s + slew_s(res.slew_rate_deg_s, e[0], e[1], s[0], s[1])
+    return res.turnaround_s + res.slew_s(e[0], e[1], s[0], s[1])
 
 
 def check_plan(problem: Problem, selected: Sequence[int], *, tol_s: float = 1e-6) -> list[str]:

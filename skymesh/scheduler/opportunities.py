@@ -3,7 +3,7 @@
 This is the only module that knows what a satellite pass or an exposure block is. It turns each visibility window
 into an `Opportunity` worth priority x duration (x campaign and time-critical boosts), each target into a `Request`
 with its demand (a celestial target without cadence is observed once per plan), each station into a `Resource`
-(turnaround, slew rate), and frozen jobs into fixed placements (or, when preemptible, into candidates with a small
+(turnaround, rotator), and frozen jobs into fixed placements (or, when preemptible, into candidates with a small
 bonus so they stay unless something clearly better comes). Everything it drops is written to a `FilterLog`.
 
 Imports: numpy, `skymesh.core`, `skymesh.astro` (through `visibility` and `sky`), the kernel; never grpc.
@@ -134,7 +134,7 @@ def compile_request(req: PlanRequest) -> Compiled:
     filters = list(windows.filter_name) or [""] * len(target)
     job_ids = [""] * len(target)
 
-    resources = [Resource(s.station_id, req.turnaround_s, s.slew_rate_deg_s) for s in stations]
+    resources = [Resource(s.station_id, req.turnaround_s, s.slew_rate_deg_s, s.rotator) for s in stations]
     requests = [request_for(t) for t in targets]
     station_index = {s.station_id: i for i, s in enumerate(stations)}
     target_index = {t.target_id: i for i, t in enumerate(targets)}

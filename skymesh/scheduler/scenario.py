@@ -29,6 +29,7 @@ from skymesh.core.model import (
     StationState,
     TimeWindow,
 )
+from skymesh.core.rotator import AxisLimits, RotatorModel
 from skymesh.scheduler.inputs import Demand, FrozenJob, MappingOptions, PlanRequest, PlanTarget, SolverKind
 
 __all__ = ["LEO_MIX", "generate_talos", "load_scenario", "request_from_dict", "request_to_dict", "save_scenario"]
@@ -89,7 +90,32 @@ def _station_dict(s: Station) -> dict[str, Any]:
         }
     if s.unavailable:
         d["unavailable"] = [_window_dict(w) for w in s.unavailable]
+    if s.rotator is not None:
+        d["rotator"] = {
+            name: {
+                "min_deg": a.min_deg,
+                "max_deg": a.max_deg,
+                "rate_deg_s": a.rate_deg_s,
+                "accel_deg_s2": a.accel_deg_s2,
+            }
+            for name, a in (("azimuth", s.rotator.azimuth), ("elevation", s.rotator.elevation))
+        }
     return d
+
+
+def _rotator(d: Mapping[str, Any] | None) -> RotatorModel | None:
+    if not d:
+        return None
+    axes = [
+        AxisLimits(
+            float(d[name]["min_deg"]),
+            float(d[name]["max_deg"]),
+            float(d[name]["rate_deg_s"]),
+            float(d[name].get("accel_deg_s2", 0.0)),
+        )
+        for name in ("azimuth", "elevation")
+    ]
+    return RotatorModel(azimuth=axes[0], elevation=axes[1])
 
 
 def _station(d: Mapping[str, Any], field: str) -> Station:
@@ -112,6 +138,7 @@ def _station(d: Mapping[str, Any], field: str) -> Station:
             limiting_magnitude=float(d.get("limiting_magnitude", 0.0)),
             state=StationState[str(d.get("state", "online")).upper()],
             unavailable=tuple(_window(w, f"{field}.unavailable[{i}]") for i, w in enumerate(d.get("unavailable", ()))),
+            rotator=_rotator(d.get("rotator")),
         )
     except KeyError as exc:
         raise InvalidArgument(f"missing or unknown value {exc}", field=field) from exc

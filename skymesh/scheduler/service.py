@@ -30,8 +30,11 @@ from skymesh.observability.metrics import SchedulerMetrics
 from skymesh.scheduler.inputs import PlanStats
 from skymesh.scheduler.planning import ContactValuer
 from skymesh.scheduler.rank import rank_targets
-from skymesh.scheduler.spacecraft import plan_with_spacecraft
+from skymesh.scheduler.spacecraft import explain_with_spacecraft, plan_with_spacecraft
 from skymesh.scheduler.wire import (
+    assignments_from_proto,
+    explain_response_to_proto,
+    explanation_page_size,
     plan_request_from_proto,
     plan_response_to_proto,
     plan_target_from_proto,
@@ -84,6 +87,11 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
         self.isolate = isolate
         self.valuer = valuer
         self._slots = asyncio.Semaphore(max_concurrent)
+        if isolate:
+            # The solver children's fork server preloads OR-Tools once, now, not inside the first plan's deadline.
+            from skymesh.scheduler.isolation import warm_up
+
+            warm_up()
 
     @grpc_errors
     async def ComputePlan(
@@ -109,6 +117,30 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
             s.runtime_s,
         )
         return plan_response_to_proto(result)
+
+    @grpc_errors
+    async def ExplainPlan(
+        self, request: pb.ExplainPlanRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.ExplainPlanResponse:
+        if not request.HasField("request"):
+            raise InvalidArgument("is required", field="request")
+        page_size = explanation_page_size(request.page_size, "page_size")
+        try:
+            req = plan_request_from_proto(request.request)
+        except InvalidArgument as exc:
+            exc.field = f"request.{exc.field}" if exc.field else "request"
+            raise
+        assignments = assignments_from_proto(request.assignments)
+        async with self._slots:
+            page = await asyncio.to_thread(
+                explain_with_spacecraft,
+                req,
+                assignments,
+                page_size=page_size,
+                page_token=request.page_token,
+                valuer=self.valuer,
+            )
+        return explain_response_to_proto(page)
 
     @grpc_errors
     async def RankTargets(

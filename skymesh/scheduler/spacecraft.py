@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -30,7 +30,8 @@ import numpy as np
 from skymesh.core.model import SatelliteTarget, SpacecraftForecast
 from skymesh.scheduler.inputs import Assignment, Explanation, PlanRequest, PlanResult
 from skymesh.scheduler.opportunities import Compiled
-from skymesh.scheduler.planning import ContactValuer, compute_plan
+from skymesh.scheduler.pages import ExplanationPage, plan_fingerprint, resign_token
+from skymesh.scheduler.planning import ContactValuer, compute_plan, explain_plan
 from skymesh.scheduler.reasons import Reason, ReasonCode
 from skymesh.sim.inloop import (
     ContactWindow,
@@ -41,7 +42,7 @@ from skymesh.sim.inloop import (
     evaluate_contacts,
 )
 
-__all__ = ["enforce_min_soc", "plan_with_spacecraft", "profiles_of", "sim_contact_valuer"]
+__all__ = ["enforce_min_soc", "explain_with_spacecraft", "plan_with_spacecraft", "profiles_of", "sim_contact_valuer"]
 
 
 def sim_contact_valuer(profiles: Mapping[str, SpacecraftProfile], *, step_s: float = 60.0) -> ContactValuer:
@@ -246,6 +247,32 @@ def _finish(
                 detail="; ".join(notes),
             )
         )
+    token = result.next_explanation_page_token
+    if dropped and token:
+        # Later pages (ExplainPlan) explain the plan the client gets, without the dropped contacts.
+        token = resign_token(token, plan_fingerprint(result.assignments), plan_fingerprint(kept))
     return dataclasses.replace(
-        result, assignments=tuple(kept), unscheduled=unscheduled, stats=stats, spacecraft_forecasts=tuple(forecasts)
+        result,
+        assignments=tuple(kept),
+        unscheduled=unscheduled,
+        stats=stats,
+        spacecraft_forecasts=tuple(forecasts),
+        next_explanation_page_token=token,
     )
+
+
+def explain_with_spacecraft(
+    req: PlanRequest,
+    assignments: Sequence[Assignment],
+    *,
+    page_size: int,
+    page_token: str = "",
+    valuer: ContactValuer | None = None,
+    step_s: float = 60.0,
+) -> ExplanationPage:
+    """`explain_plan` with the contacts valued as `plan_with_spacecraft` valued them when it made the plan."""
+    sats = profiles_of(req)
+    if sats:
+        profiles = {k: t.spacecraft for k, t in sats.items() if t.spacecraft is not None}
+        valuer = _combine(sim_contact_valuer(profiles, step_s=step_s), valuer)
+    return explain_plan(req, assignments, page_size=page_size, page_token=page_token, valuer=valuer)

@@ -66,6 +66,23 @@ def satellite_can_use(station: Station, target: SatelliteTarget) -> bool:
     return not target.band or target.band.upper() in {b.upper() for b in station.bands}
 
 
+def _capable(stations: Sequence[Station], targets: Sequence[SatelliteTarget]) -> NDArray[np.bool_]:
+    """`satellite_can_use` for every (target, station) pair at once."""
+    out = np.zeros((len(targets), len(stations)), dtype=bool)
+    index: dict[str, list[int]] = {}
+    any_band = []
+    for j, st in enumerate(stations):
+        if st.kind != StationKind.GROUND_STATION:
+            continue
+        any_band.append(j)
+        for b in {b.upper() for b in st.bands}:
+            index.setdefault(b, []).append(j)
+    for k, t in enumerate(targets):
+        cols = index.get(t.band.upper(), []) if t.band else any_band
+        out[k, cols] = True
+    return out
+
+
 def subtract_unavailable(
     start_s: F64, end_s: F64, station: I64, unavailable: Sequence[Sequence[tuple[float, float]]]
 ) -> NDArray[np.bool_]:
@@ -111,10 +128,11 @@ def satellite_windows(
             raise
     online = np.asarray([s.state.schedulable for s in stations], dtype=bool)
     open_ = np.asarray([s.weather.allows(s.kind) for s in stations], dtype=bool)
+    capable = _capable(stations, [t for _, t in targets])  # (targets, stations)
     # Group satellites by their own minimum elevation: find_passes takes one threshold per station.
     by_min: dict[float, list[int]] = {}
     for k, (rq, t) in enumerate(targets):
-        usable_at = [satellite_can_use(s, t) for s in stations]
+        usable_at = capable[k].tolist()
         if not any(usable_at):
             log.add(rq, ReasonCode.NO_CAPABLE_STATION, "", len(stations))
             continue
@@ -151,14 +169,13 @@ def satellite_windows(
             horizon_masks=masks if masked else None,
         )
         req_of = np.asarray([targets[k][0] for k in ks], dtype=np.int64)
-        sat_t = [targets[k][1] for k in ks]
         st_global = gs_arr[table.station_index]
-        can = np.asarray([[satellite_can_use(stations[s], t) for s in gs] for t in sat_t], dtype=bool)
-        capable = can[table.sat_index, table.station_index]
+        can = capable[np.asarray(ks, dtype=np.int64)][:, gs_arr]
+        capable_pass = can[table.sat_index, table.station_index]
         start = (table.aos_jd - jd0) * SECONDS_PER_DAY
         end = (table.los_jd - jd0) * SECONDS_PER_DAY
         req = req_of[table.sat_index]
-        keep = capable.copy()
+        keep = capable_pass.copy()
         short = keep & (end - start < min_pass_s)
         keep &= ~short
         busy = (
@@ -169,15 +186,15 @@ def satellite_windows(
             for r, s in zip(req[which].tolist(), st_global[which].tolist(), strict=True):
                 log.add(r, code, stations[s].station_id)
         # Capable stations with no pass at all: hidden by the mask, or never above the minimum elevation.
-        seen = set(zip(req[capable].tolist(), st_global[capable].tolist(), strict=True))
         free = _unmasked_passes(batch, stations, gs_arr, masked, min_el, window, step_s, req_of) if masked else set()
-        for k_local in range(len(sat_t)):
-            r = int(req_of[k_local])
-            for j, s in enumerate(gs):
-                if (r, s) in seen or not can[k_local, j]:
-                    continue
-                code = ReasonCode.BELOW_HORIZON_MASK if (r, s) in free and j in masked else ReasonCode.NEVER_VISIBLE
-                log.add(r, code, stations[s].station_id)
+        # Capable (satellite, station) pairs without a pass: only these few need a Python loop.
+        has_pass = np.zeros(can.shape, dtype=bool)
+        has_pass[table.sat_index[capable_pass], table.station_index[capable_pass]] = True
+        masked_set = set(masked)
+        for k_local, j in zip(*np.nonzero(can & ~has_pass), strict=True):
+            r, s = int(req_of[k_local]), int(gs[int(j)])
+            hidden = (r, s) in free and int(j) in masked_set
+            log.add(r, ReasonCode.BELOW_HORIZON_MASK if hidden else ReasonCode.NEVER_VISIBLE, stations[s].station_id)
         el_thr = min_el[table.station_index]
         out.extend(
             target=req[keep],

@@ -8,6 +8,8 @@ to the scheduler contract. Bad input raises `InvalidArgument` naming the field (
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import Any
 
 from skymesh.api.convert import (
     spacecraft_forecast_to_proto,
@@ -21,8 +23,11 @@ from skymesh.api.convert import (
 )
 from skymesh.api.scheduler.v1 import scheduler_pb2 as pb
 from skymesh.core.errors import InvalidArgument, SkyMeshError
+from skymesh.core.model import TimeWindow
 from skymesh.scheduler.inputs import (
+    Assignment,
     Demand,
+    Explanation,
     FrozenJob,
     MappingOptions,
     PlanRequest,
@@ -30,9 +35,15 @@ from skymesh.scheduler.inputs import (
     PlanTarget,
     SolverKind,
 )
+from skymesh.scheduler.pages import ExplanationPage
 from skymesh.scheduler.rank import RankedTarget
 
 __all__ = [
+    "DEFAULT_EXPLANATION_PAGE_SIZE",
+    "MAX_EXPLANATION_PAGE_SIZE",
+    "assignments_from_proto",
+    "explain_response_to_proto",
+    "explanation_page_size",
     "plan_request_from_proto",
     "plan_request_to_proto",
     "plan_response_to_proto",
@@ -49,13 +60,14 @@ _SOLVERS: dict[int, SolverKind] = {
     pb.SOLVER_GREEDY: SolverKind.GREEDY,
     pb.SOLVER_CPSAT: SolverKind.CPSAT,
     pb.SOLVER_ROLLING: SolverKind.ROLLING,
+    pb.SOLVER_EXACT: SolverKind.EXACT,
 }
 
 
 def solver_from_proto(value: int) -> SolverKind:
     if value not in _SOLVERS:
         raise InvalidArgument(
-            f"unknown solver {value}; use SOLVER_GREEDY, SOLVER_CPSAT or SOLVER_ROLLING", field="solver"
+            f"unknown solver {value}; use SOLVER_GREEDY, SOLVER_CPSAT, SOLVER_ROLLING or SOLVER_EXACT", field="solver"
         )
     return _SOLVERS[value]
 
@@ -65,6 +77,8 @@ def solver_to_proto(kind: SolverKind) -> pb.Solver.ValueType:
         return pb.SOLVER_CPSAT
     if kind == SolverKind.ROLLING:
         return pb.SOLVER_ROLLING
+    if kind == SolverKind.EXACT:
+        return pb.SOLVER_EXACT
     return pb.SOLVER_GREEDY
 
 
@@ -93,6 +107,20 @@ def twilight_to_proto(sun_altitude_deg: float) -> pb.Twilight.ValueType:
         if _TWILIGHTS[value] == sun_altitude_deg:
             return value
     return pb.TWILIGHT_UNSPECIFIED
+
+
+# Per-opportunity reasons per page on the wire. Measured on a dense day (20 stations x 400 satellites x 24 h, 2,321
+# assignments, 16,767 reasons): all of them 5.5 MB, past gRPC's default 4 MB; a response with 1,000 per page
+# 0.55 MB, with 5,000 1.84 MB.
+DEFAULT_EXPLANATION_PAGE_SIZE = 1000
+MAX_EXPLANATION_PAGE_SIZE = 5000
+
+
+def explanation_page_size(value: int, field: str) -> int:
+    """A page size from the wire: 0 = the default; negative or above the maximum refused."""
+    if not 0 <= value <= MAX_EXPLANATION_PAGE_SIZE:
+        raise InvalidArgument(f"must be within [0, {MAX_EXPLANATION_PAGE_SIZE}] (0 = 1,000)", field=field)
+    return value or DEFAULT_EXPLANATION_PAGE_SIZE
 
 
 def _prefixed(exc: SkyMeshError, prefix: str) -> SkyMeshError:
@@ -138,6 +166,9 @@ def plan_request_from_proto(msg: pb.ComputePlanRequest) -> PlanRequest:
         raise InvalidArgument("must be within [0, 3600] seconds (0 = default 10 s)", field="time_limit_s")
     if not (math.isfinite(msg.turnaround_s) and 0 <= msg.turnaround_s <= 3600):
         raise InvalidArgument("must be within [0, 3600] seconds (0 = default 60 s)", field="turnaround_s")
+    if msg.seed < 0:
+        raise InvalidArgument("must not be negative", field="seed")
+    page_size = explanation_page_size(msg.explanation_page_size, "explanation_page_size")
     stations = [station_from_proto(s, f"stations[{i}]") for i, s in enumerate(msg.stations)]
     targets = [plan_target_from_proto(t, f"targets[{i}]") for i, t in enumerate(msg.targets)]
     frozen = []
@@ -163,6 +194,8 @@ def plan_request_from_proto(msg: pb.ComputePlanRequest) -> PlanRequest:
         turnaround_s=msg.turnaround_s or 60.0,
         request_id=msg.request_id,
         options=MappingOptions(night_sun_altitude_deg=night_sun_altitude_deg),
+        seed=msg.seed,
+        explanation_page_size=page_size,
     )
 
 
@@ -174,6 +207,8 @@ def plan_request_to_proto(req: PlanRequest) -> pb.ComputePlanRequest:
         turnaround_s=req.turnaround_s,
         request_id=req.request_id,
         twilight=twilight_to_proto(req.options.night_sun_altitude_deg),
+        seed=req.seed,
+        explanation_page_size=req.explanation_page_size,
     )
     msg.window.CopyFrom(time_window_to_proto(req.window))
     msg.stations.extend(station_to_proto(s) for s in req.stations)
@@ -215,16 +250,10 @@ def plan_response_to_proto(result: PlanResult) -> pb.ComputePlanResponse:
         m.window.CopyFrom(time_window_to_proto(a.window))
         if a.tca is not None:
             m.tca.CopyFrom(timestamp_from_datetime(a.tca))
-    for e, x in [(e, out.unscheduled.add(target_id=e.target_id)) for e in result.unscheduled] + [
-        (e, out.partially_met.add(target_id=e.target_id)) for e in result.partially_met
-    ]:
-        for r in e.reasons:
-            x.reasons.add(
-                code=pb.ReasonCode.ValueType(int(r.code)),
-                detail=r.detail,
-                station_id=r.station_id,
-                winner_target_id=r.winner_target_id,
-            )
+    _explanations_to_proto(result.unscheduled, out.unscheduled)
+    _explanations_to_proto(result.partially_met, out.partially_met)
+    out.next_explanation_page_token = result.next_explanation_page_token
+    out.explanation_reasons_total = result.explanation_reasons_total
     s = result.stats
     out.stats.CopyFrom(
         pb.PlanStats(
@@ -242,6 +271,47 @@ def plan_response_to_proto(result: PlanResult) -> pb.ComputePlanResponse:
         )
     )
     out.spacecraft_forecasts.extend(spacecraft_forecast_to_proto(f) for f in result.spacecraft_forecasts)
+    return out
+
+
+def _explanations_to_proto(explanations: Sequence[Explanation], into: Any) -> None:
+    for e in explanations:
+        x = into.add(target_id=e.target_id)
+        for r in e.reasons:
+            m = x.reasons.add(
+                code=pb.ReasonCode.ValueType(int(r.code)),
+                detail=r.detail,
+                station_id=r.station_id,
+                winner_target_id=r.winner_target_id,
+                value=r.value,
+            )
+            if r.start is not None and r.end is not None:
+                m.window.CopyFrom(time_window_to_proto(TimeWindow(r.start, r.end)))
+            for o in r.occupants:
+                m.occupants.add(
+                    target_id=o.target_id,
+                    station_id=o.station_id,
+                    window=time_window_to_proto(TimeWindow(o.start, o.end)),
+                    priority=o.priority,
+                    value=o.value,
+                    job_id=o.job_id,
+                    frozen=o.frozen,
+                )
+
+
+def explain_response_to_proto(page: ExplanationPage) -> pb.ExplainPlanResponse:
+    out = pb.ExplainPlanResponse(next_page_token=page.next_page_token, total_reasons=page.total_reasons)
+    _explanations_to_proto(page.unscheduled, out.unscheduled)
+    _explanations_to_proto(page.partially_met, out.partially_met)
+    return out
+
+
+def assignments_from_proto(msgs: Sequence[pb.Assignment], field: str = "assignments") -> list[Assignment]:
+    """The assignments of a plan sent back by a client (only what identifies them: station, target, window, job)."""
+    out: list[Assignment] = []
+    for i, a in enumerate(msgs):
+        window = time_window_from_proto(a.window, f"{field}[{i}].window")
+        out.append(Assignment(a.station_id, a.target_id, window, score=a.score, job_id=a.job_id))
     return out
 
 

@@ -31,11 +31,17 @@ def test_generate_then_plan_json(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert stats["solver"] == "cpsat"
     assert stats["greedy_objective"] <= stats["objective"] + 1e-6 <= stats["bound"] + 1e-3
     assert 0.0 <= stats["gap"] < 0.05
-    assert {"visibility_s", "greedy_s", "cpsat_s", "explain_s", "load_s"} <= set(stats["timings_s"])
+    assert {"visibility_s", "greedy_s", "global_s", "explain_s", "load_s"} <= set(stats["timings_s"])
     assert len(doc["assignments"]) > 5
     assert sum(a["score"] for a in doc["assignments"]) == pytest.approx(stats["objective"])
     for e in doc["unscheduled"]:
         assert e["reasons"] and all(r["code"] for r in e["reasons"])
+    # Partly met targets are in the JSON too, their summary first ("k of n wanted").
+    assert doc["partially_met"]
+    for e in doc["partially_met"]:
+        assert e["reasons"][0]["code"] == "PARTIALLY_MET"
+        assert all(r["start"] and r["station_id"] for r in e["reasons"][1:])
+    assert doc["explanation_reasons_total"] == sum(len(e["reasons"]) for e in doc["unscheduled"] + doc["partially_met"])
 
 
 def test_example_scenario_plans_with_explanations(capsys: pytest.CaptureFixture[str]) -> None:

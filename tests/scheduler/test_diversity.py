@@ -64,13 +64,18 @@ def test_a_demand_only_partly_met_is_explained_k_of_n() -> None:
     res = compute_plan(req)
     assert len(res.assignments) == 2 and res.unscheduled == ()
     [e] = res.partially_met
-    [reason] = e.reasons
+    reason, *windows = e.reasons
     assert (e.target_id, reason.code) == ("iss", ReasonCode.PARTIALLY_MET)
     assert reason.detail.startswith("2 of 4 wanted")
+    # Every other pass is ruled out by its own per-station cap, at both stations.
+    assert windows and {r.code for r in windows} == {ReasonCode.LOST_TO_SAME_SATELLITE_LIMIT}
+    assert {r.station_id for r in windows} == {s.station_id for s in STATIONS}
+    assert all("per-station cap" in r.detail for r in windows)
     wire = plan_response_to_proto(res)
     assert [(x.target_id, x.reasons[0].code) for x in wire.partially_met] == [
         ("iss", scheduler_pb2.REASON_CODE_PARTIALLY_MET)
     ]
+    assert all(x.HasField("window") for x in wire.partially_met[0].reasons[1:])
     # Met in full: no explanation.
     full = PlanRequest(WINDOW, STATIONS, [PlanTarget(iss_like("iss"), Demand(max_per_period=2, period_s=86400.0))])
     assert compute_plan(full).partially_met == ()

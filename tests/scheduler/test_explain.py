@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from skymesh.core.model import CelestialTarget, GeoLocation, Station, StationKind, StationState, TimeWindow
-from skymesh.scheduler.explain import explain_unscheduled
+from skymesh.scheduler.explain import explain_partial, explain_unscheduled
 from skymesh.scheduler.inputs import PlanRequest, PlanTarget, SolverKind
 from skymesh.scheduler.kernel import FrozenPlacement, Opportunity, OpportunitySet, Problem, Request, Resource
 from skymesh.scheduler.planning import compute_plan
@@ -87,10 +87,23 @@ def test_losing_to_a_higher_priority_target_names_the_winner() -> None:
         assert {a.target_id for a in res.assignments} == {"high"}
         [e] = res.unscheduled
         assert e.target_id == "low"
-        [reason] = e.reasons
-        assert reason.code == ReasonCode.LOST_TO_HIGHER_PRIORITY
-        assert (reason.winner_target_id, reason.station_id) == ("high", "gs")
-        assert "priority 9" in reason.detail
+        # A summary, then one reason per pass of "low": each names the pass of "high" that takes the antenna then.
+        summary, *windows = e.reasons
+        assert (summary.code, summary.winner_target_id, summary.start) == (
+            ReasonCode.LOST_TO_HIGHER_PRIORITY,
+            "high",
+            None,
+        )
+        assert summary.detail.startswith(f"{len(windows)} windows at 1 stations")
+        assert len(windows) == len(res.assignments) >= 2
+        for reason in windows:
+            assert reason.code == ReasonCode.LOST_TO_HIGHER_PRIORITY
+            assert (reason.winner_target_id, reason.station_id) == ("high", "gs")
+            assert "priority 9" in reason.detail
+            [occupant] = reason.occupants
+            assert (occupant.target_id, occupant.priority) == ("high", 9)
+            assert reason.start is not None and reason.end is not None
+            assert occupant.start < reason.end and reason.start < occupant.end
 
 
 def test_kernel_level_reasons_frozen_winner_demand_and_time_limit() -> None:
@@ -102,10 +115,13 @@ def test_kernel_level_reasons_frozen_winner_demand_and_time_limit() -> None:
     p = Problem(reqs, [Resource("gs0"), Resource("gs1")], ops, frozen)
     log = FilterLog()
     log.add(2, ReasonCode.TOO_SHORT, "gs9")
-    out = explain_unscheduled(p, [], log, frozen_target_ids=["a", "mystery"], optimal=False)
+    out = explain_unscheduled(p, [], log, t0=T0, frozen_target_ids=["a", "mystery"], optimal=False)
     assert set(out) == {1, 2}  # "a" has a frozen job
-    [b] = out[1]
-    assert (b.code, b.winner_target_id, b.station_id) == (ReasonCode.LOST_TO_HIGHER_PRIORITY, "mystery", "gs0")
+    summary, b = out[1]
+    assert (summary.code, summary.winner_target_id) == (ReasonCode.LOST_TO_FROZEN_JOB, "mystery")
+    # The frozen job of an unknown target (priority 0) holds gs0: lost to a dispatched job, not to a priority.
+    assert (b.code, b.winner_target_id, b.station_id) == (ReasonCode.LOST_TO_FROZEN_JOB, "mystery", "gs0")
+    assert [(o.target_id, o.job_id, o.frozen) for o in b.occupants] == [("mystery", "k", True)]
     assert {r.code for r in out[2]} == {ReasonCode.TIME_LIMIT, ReasonCode.TOO_SHORT}
 
 
@@ -155,3 +171,31 @@ def test_simulator_valuer_keeps_power_positive_contacts() -> None:
     assert {a.target_id for a in res.assignments} == {"ok"}
     why = {e.target_id: {r.code for r in e.reasons} for e in res.unscheduled}
     assert ReasonCode.SPACECRAFT_POWER in why["dead"]
+
+
+def test_partly_met_target_explains_its_short_periods_own_limit_and_higher_value() -> None:
+    # "a" wants one contact per hour over 2 h. It has one in hour 0 (gs0); in hour 1 its window at gs1 overlaps its
+    # own contact (one at a time) and its window at gs0 is taken by "b", of equal priority and worth more.
+    reqs = [Request("a", 5, max_per_period=1, period_s=3600), Request("b", 5)]
+    ops = OpportunitySet.from_opportunities(
+        [
+            Opportunity(0, 0, 3000, 3700, 700),  # a, hour 0, selected
+            Opportunity(0, 1, 3650, 4000, 350),  # a, hour 1, overlaps its own contact
+            Opportunity(0, 0, 5000, 5300, 300),  # a, hour 1, taken by b
+            Opportunity(1, 0, 4900, 5500, 600),  # b, selected
+            Opportunity(0, 0, 1000, 1100, 100),  # a, hour 0: that hour is met, not explained
+        ]
+    )
+    p = Problem(reqs, [Resource("gs0", 0.0), Resource("gs1", 0.0)], ops)
+    out = explain_partial(p, [0, 3], 7200.0, t0=T0)
+    assert set(out) == {0}
+    summary, *windows = out[0]
+    assert summary.code == ReasonCode.PARTIALLY_MET and summary.detail.startswith("1 of 2 wanted")
+    by_station = {r.station_id: r for r in windows}
+    assert set(by_station) == {"gs0", "gs1"}
+    own = by_station["gs1"]
+    assert own.code == ReasonCode.LOST_TO_SAME_SATELLITE_LIMIT and own.occupants == ()
+    assert own.start == T0 + timedelta(seconds=3650)
+    lost = by_station["gs0"]
+    assert lost.code == ReasonCode.LOST_TO_HIGHER_VALUE and lost.winner_target_id == "b"
+    assert [(o.target_id, o.priority, o.value) for o in lost.occupants] == [("b", 5, 600)]

@@ -148,7 +148,7 @@ async def test_health_and_reflection(channel: grpc.aio.Channel) -> None:
 def test_solver_kinds_round_trip() -> None:
     from skymesh.scheduler.wire import solver_from_proto, solver_to_proto
 
-    for kind in (SolverKind.GREEDY, SolverKind.CPSAT, SolverKind.ROLLING):
+    for kind in (SolverKind.GREEDY, SolverKind.CPSAT, SolverKind.ROLLING, SolverKind.EXACT):
         assert solver_from_proto(solver_to_proto(kind)) == kind
 
 
@@ -171,3 +171,36 @@ async def test_serve_runs_until_stopped(small_talos: PlanRequest) -> None:
         assert plan.assignments
     stop.set()
     await asyncio.wait_for(task, timeout=10)
+
+
+async def test_explanations_are_paged_and_explain_plan_serves_the_next_pages(
+    channel: grpc.aio.Channel, small_talos: PlanRequest
+) -> None:
+    stub = pb_grpc.SchedulerServiceStub(channel)
+    full = await stub.ComputePlan(plan_request_to_proto(small_talos))  # page size 0 = 1,000: all of these
+    total = full.explanation_reasons_total
+    assert total == sum(len(e.reasons) for e in [*full.unscheduled, *full.partially_met]) > 3
+    assert full.next_explanation_page_token == ""
+    msg = plan_request_to_proto(replace(small_talos, explanation_page_size=3))
+    first = await stub.ComputePlan(msg)
+    assert first.explanation_reasons_total == total and first.next_explanation_page_token
+    assert [e.target_id for e in first.partially_met] == [e.target_id for e in full.partially_met]
+    seen = sum(len(e.reasons) for e in [*first.unscheduled, *first.partially_met])
+    token = first.next_explanation_page_token
+    while token:
+        page = await stub.ExplainPlan(
+            pb.ExplainPlanRequest(request=msg, assignments=first.assignments, page_size=3, page_token=token)
+        )
+        assert page.total_reasons == total
+        assert all(r.HasField("window") for e in [*page.unscheduled, *page.partially_met] for r in e.reasons)
+        seen += sum(len(e.reasons) for e in [*page.unscheduled, *page.partially_met])
+        token = page.next_page_token
+    assert seen == total
+    windowed = [r for e in full.partially_met for r in e.reasons if r.HasField("window")]
+    assert windowed and all(r.station_id and r.value > 0 for r in windowed)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.ExplainPlan(pb.ExplainPlanRequest(request=msg, assignments=first.assignments, page_token="bogus"))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.ComputePlan(plan_request_to_proto(replace(small_talos, explanation_page_size=5001)))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT

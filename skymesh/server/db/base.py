@@ -35,6 +35,7 @@ from skymesh.core.model import (
     TimeWindow,
     Weather,
 )
+from skymesh.core.rotator import AxisLimits, RotatorModel
 from skymesh.observability import tracing
 from skymesh.observability.metrics import DB_LATENCY
 from skymesh.server.db.models import AuditRow, JobRow, StationRow, TargetAliasRow, TargetRow, TleRow
@@ -102,6 +103,27 @@ def forecast_from_json(value: dict[str, Any]) -> SpacecraftForecast:
     for key in ("state_of_charge_time", "min_state_of_charge_time"):
         args[key] = datetime.fromisoformat(args[key])
     return SpacecraftForecast(**args)
+
+
+_AXIS_FIELDS = ("min_deg", "max_deg", "rate_deg_s", "accel_deg_s2")
+
+
+def _rotator_json(model: RotatorModel | None) -> dict[str, Any] | None:
+    if model is None:
+        return None
+    return {
+        name: {f: getattr(axis, f) for f in _AXIS_FIELDS}
+        for name, axis in (("azimuth", model.azimuth), ("elevation", model.elevation))
+    }
+
+
+def _rotator_from_json(value: dict[str, Any] | None) -> RotatorModel | None:
+    if not value:
+        return None
+    return RotatorModel(
+        azimuth=AxisLimits(*(float(value["azimuth"][f]) for f in _AXIS_FIELDS)),
+        elevation=AxisLimits(*(float(value["elevation"][f]) for f in _AXIS_FIELDS)),
+    )
 
 
 def _window_json(w: TimeWindow) -> list[str]:
@@ -202,6 +224,7 @@ class RepoBase:
             state=StationState(row.state),
             unavailable=tuple(_window_from_json(w) for w in row.unavailable),
             weather=Weather(row.weather or 0),
+            rotator=_rotator_from_json(row.rotator),
         )
         return StationRecord(station, row.last_seen, row.clock_offset_s, row.agent_version, row.state_changed_at)
 
@@ -224,6 +247,7 @@ class RepoBase:
             "fov_deg": station.fov_deg,
             "unavailable": [_window_json(w) for w in station.unavailable],
             "weather": int(station.weather),
+            "rotator": _rotator_json(station.rotator),
         }
 
     @staticmethod

@@ -90,6 +90,8 @@ class StationRow(Base):
     agent_version: Mapped[str] = mapped_column(String(64), default="")
     capabilities: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     weather: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Per-axis rotator limits ({"azimuth": {...}, "elevation": {...}}, skymesh.core.rotator); null = none given.
+    rotator: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     # Last command seq handed out for this station (the outbox allocates with UPDATE ... RETURNING).
     command_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -254,6 +254,7 @@ class Station(_message.Message):
     LAST_SEEN_FIELD_NUMBER: _builtins.int
     CLOCK_OFFSET_S_FIELD_NUMBER: _builtins.int
     WEATHER_FIELD_NUMBER: _builtins.int
+    ROTATOR_FIELD_NUMBER: _builtins.int
     station_id: _builtins.str
     name: _builtins.str
     kind: Global___StationKind.ValueType
@@ -280,6 +281,12 @@ class Station(_message.Message):
     def unavailable(self) -> _containers.RepeatedCompositeFieldContainer[Global___TimeWindow]: ...
     @_builtins.property
     def last_seen(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def rotator(self) -> Global___RotatorLimits:
+        """The rotator (or alt-az mount) per axis, as skymesh.core.rotator models it. Unset: both axes move at
+        `slew_rate_deg_s` with unlimited acceleration over 0..360 (azimuth) and 0..90 (elevation) degrees.
+        """
+
     def __init__(
         self,
         *,
@@ -300,14 +307,69 @@ class Station(_message.Message):
         last_seen: _timestamp_pb2.Timestamp | None = ...,
         clock_offset_s: _builtins.float = ...,
         weather: Global___Weather.ValueType = ...,
+        rotator: Global___RotatorLimits | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["horizon_mask", b"horizon_mask", "last_seen", b"last_seen", "location", b"location"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["horizon_mask", b"horizon_mask", "last_seen", b"last_seen", "location", b"location", "rotator", b"rotator"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["aperture_m", b"aperture_m", "bands", b"bands", "clock_offset_s", b"clock_offset_s", "filters", b"filters", "fov_deg", b"fov_deg", "horizon_mask", b"horizon_mask", "kind", b"kind", "last_seen", b"last_seen", "limiting_magnitude", b"limiting_magnitude", "location", b"location", "min_elevation_deg", b"min_elevation_deg", "name", b"name", "slew_rate_deg_s", b"slew_rate_deg_s", "state", b"state", "station_id", b"station_id", "unavailable", b"unavailable", "weather", b"weather"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["aperture_m", b"aperture_m", "bands", b"bands", "clock_offset_s", b"clock_offset_s", "filters", b"filters", "fov_deg", b"fov_deg", "horizon_mask", b"horizon_mask", "kind", b"kind", "last_seen", b"last_seen", "limiting_magnitude", b"limiting_magnitude", "location", b"location", "min_elevation_deg", b"min_elevation_deg", "name", b"name", "rotator", b"rotator", "slew_rate_deg_s", b"slew_rate_deg_s", "state", b"state", "station_id", b"station_id", "unavailable", b"unavailable", "weather", b"weather"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Station: _TypeAlias = Station  # noqa: Y015
+
+@_typing.final
+class AxisLimits(_message.Message):
+    """One axis of a rotator: travel in degrees, top rate, acceleration (0 = unlimited)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MIN_DEG_FIELD_NUMBER: _builtins.int
+    MAX_DEG_FIELD_NUMBER: _builtins.int
+    RATE_DEG_S_FIELD_NUMBER: _builtins.int
+    ACCEL_DEG_S2_FIELD_NUMBER: _builtins.int
+    min_deg: _builtins.float
+    max_deg: _builtins.float
+    rate_deg_s: _builtins.float
+    accel_deg_s2: _builtins.float
+    def __init__(
+        self,
+        *,
+        min_deg: _builtins.float = ...,
+        max_deg: _builtins.float = ...,
+        rate_deg_s: _builtins.float = ...,
+        accel_deg_s2: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accel_deg_s2", b"accel_deg_s2", "max_deg", b"max_deg", "min_deg", b"min_deg", "rate_deg_s", b"rate_deg_s"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AxisLimits: _TypeAlias = AxisLimits  # noqa: Y015
+
+@_typing.final
+class RotatorLimits(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AZIMUTH_FIELD_NUMBER: _builtins.int
+    ELEVATION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def azimuth(self) -> Global___AxisLimits: ...
+    @_builtins.property
+    def elevation(self) -> Global___AxisLimits: ...
+    def __init__(
+        self,
+        *,
+        azimuth: Global___AxisLimits | None = ...,
+        elevation: Global___AxisLimits | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["azimuth", b"azimuth", "elevation", b"elevation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["azimuth", b"azimuth", "elevation", b"elevation"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RotatorLimits: _TypeAlias = RotatorLimits  # noqa: Y015
 
 @_typing.final
 class SatelliteTarget(_message.Message):

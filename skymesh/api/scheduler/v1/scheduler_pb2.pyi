@@ -36,6 +36,8 @@ class _SolverEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Solver.ValueTy
     """OR-Tools CP-SAT, warm-started from greedy, with a time limit; reports bound and gap."""
     SOLVER_ROLLING: _Solver.ValueType  # 3
     """CP-SAT over consecutive 2 h chunks, earlier chunks frozen: myopic but bounded time per chunk."""
+    SOLVER_EXACT: _Solver.ValueType  # 4
+    """The clique model as a MIP solved by HiGHS, in a watched child process: proves the optimum given the time."""
 
 class Solver(_Solver, metaclass=_SolverEnumTypeWrapper): ...
 
@@ -46,6 +48,8 @@ SOLVER_CPSAT: Solver.ValueType  # 2
 """OR-Tools CP-SAT, warm-started from greedy, with a time limit; reports bound and gap."""
 SOLVER_ROLLING: Solver.ValueType  # 3
 """CP-SAT over consecutive 2 h chunks, earlier chunks frozen: myopic but bounded time per chunk."""
+SOLVER_EXACT: Solver.ValueType  # 4
+"""The clique model as a MIP solved by HiGHS, in a watched child process: proves the optimum given the time."""
 Global___Solver: _TypeAlias = Solver  # noqa: Y015
 
 class _Twilight:
@@ -97,6 +101,14 @@ class _ReasonCodeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ReasonCode
     """The station's weather (CLOUDY, CLOSED) allows no observation."""
     REASON_CODE_PARTIALLY_MET: _ReasonCode.ValueType  # 17
     """The target got some of the contacts (visits) its demand asks for, not all: detail "k of n wanted ..."."""
+    REASON_CODE_LOST_TO_HIGHER_VALUE: _ReasonCode.ValueType  # 18
+    """The station was taken by jobs of no higher priority that together are worth at least this opportunity."""
+    REASON_CODE_LOST_TO_SAME_SATELLITE_LIMIT: _ReasonCode.ValueType  # 19
+    """The target's own contacts in the plan rule the opportunity out (per-period cap, one at a time, cadence,
+    per-station cap, total).
+    """
+    REASON_CODE_LOST_TO_FROZEN_JOB: _ReasonCode.ValueType  # 20
+    """The station was taken by a job already dispatched (frozen)."""
 
 class ReasonCode(_ReasonCode, metaclass=_ReasonCodeEnumTypeWrapper): ...
 
@@ -121,6 +133,14 @@ REASON_CODE_WEATHER: ReasonCode.ValueType  # 16
 """The station's weather (CLOUDY, CLOSED) allows no observation."""
 REASON_CODE_PARTIALLY_MET: ReasonCode.ValueType  # 17
 """The target got some of the contacts (visits) its demand asks for, not all: detail "k of n wanted ..."."""
+REASON_CODE_LOST_TO_HIGHER_VALUE: ReasonCode.ValueType  # 18
+"""The station was taken by jobs of no higher priority that together are worth at least this opportunity."""
+REASON_CODE_LOST_TO_SAME_SATELLITE_LIMIT: ReasonCode.ValueType  # 19
+"""The target's own contacts in the plan rule the opportunity out (per-period cap, one at a time, cadence,
+per-station cap, total).
+"""
+REASON_CODE_LOST_TO_FROZEN_JOB: ReasonCode.ValueType  # 20
+"""The station was taken by a job already dispatched (frozen)."""
 Global___ReasonCode: _TypeAlias = ReasonCode  # noqa: Y015
 
 @_typing.final
@@ -245,6 +265,8 @@ class ComputePlanRequest(_message.Message):
     TURNAROUND_S_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     TWILIGHT_FIELD_NUMBER: _builtins.int
+    SEED_FIELD_NUMBER: _builtins.int
+    EXPLANATION_PAGE_SIZE_FIELD_NUMBER: _builtins.int
     solver: Global___Solver.ValueType
     time_limit_s: _builtins.float
     turnaround_s: _builtins.float
@@ -252,6 +274,12 @@ class ComputePlanRequest(_message.Message):
     """Idempotency key; echoed back."""
     twilight: Global___Twilight.ValueType
     """Night for celestial targets; unspecified = nautical (-12 deg)."""
+    seed: _builtins.int
+    """Solver seed: the same request with the same seed gives the same plan."""
+    explanation_page_size: _builtins.int
+    """Per-opportunity reasons per page of explanations (unscheduled targets first, then partly met ones); 0 = 1,000,
+    at most 5,000. The first page also lists every unscheduled and partly met target with its target-level reasons.
+    """
     @_builtins.property
     def window(self) -> _common_pb2.TimeWindow: ...
     @_builtins.property
@@ -272,10 +300,12 @@ class ComputePlanRequest(_message.Message):
         turnaround_s: _builtins.float = ...,
         request_id: _builtins.str = ...,
         twilight: Global___Twilight.ValueType = ...,
+        seed: _builtins.int = ...,
+        explanation_page_size: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["window", b"window"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["frozen", b"frozen", "request_id", b"request_id", "solver", b"solver", "stations", b"stations", "targets", b"targets", "time_limit_s", b"time_limit_s", "turnaround_s", b"turnaround_s", "twilight", b"twilight", "window", b"window"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["explanation_page_size", b"explanation_page_size", "frozen", b"frozen", "request_id", b"request_id", "seed", b"seed", "solver", b"solver", "stations", b"stations", "targets", b"targets", "time_limit_s", b"time_limit_s", "turnaround_s", b"turnaround_s", "twilight", b"twilight", "window", b"window"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -331,6 +361,47 @@ class Assignment(_message.Message):
 Global___Assignment: _TypeAlias = Assignment  # noqa: Y015
 
 @_typing.final
+class Occupant(_message.Message):
+    """A job of the final plan (or a frozen one) occupying the station during an opportunity a reason explains."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TARGET_ID_FIELD_NUMBER: _builtins.int
+    STATION_ID_FIELD_NUMBER: _builtins.int
+    WINDOW_FIELD_NUMBER: _builtins.int
+    PRIORITY_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    JOB_ID_FIELD_NUMBER: _builtins.int
+    FROZEN_FIELD_NUMBER: _builtins.int
+    target_id: _builtins.str
+    station_id: _builtins.str
+    priority: _builtins.float
+    value: _builtins.float
+    job_id: _builtins.str
+    """Set for a frozen job."""
+    frozen: _builtins.bool
+    @_builtins.property
+    def window(self) -> _common_pb2.TimeWindow: ...
+    def __init__(
+        self,
+        *,
+        target_id: _builtins.str = ...,
+        station_id: _builtins.str = ...,
+        window: _common_pb2.TimeWindow | None = ...,
+        priority: _builtins.float = ...,
+        value: _builtins.float = ...,
+        job_id: _builtins.str = ...,
+        frozen: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["window", b"window"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["frozen", b"frozen", "job_id", b"job_id", "priority", b"priority", "station_id", b"station_id", "target_id", b"target_id", "value", b"value", "window", b"window"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Occupant: _TypeAlias = Occupant  # noqa: Y015
+
+@_typing.final
 class Reason(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -338,11 +409,23 @@ class Reason(_message.Message):
     DETAIL_FIELD_NUMBER: _builtins.int
     STATION_ID_FIELD_NUMBER: _builtins.int
     WINNER_TARGET_ID_FIELD_NUMBER: _builtins.int
+    WINDOW_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    OCCUPANTS_FIELD_NUMBER: _builtins.int
     code: Global___ReasonCode.ValueType
     detail: _builtins.str
     station_id: _builtins.str
     winner_target_id: _builtins.str
-    """For LOST_TO_HIGHER_PRIORITY: who won."""
+    """For LOST_TO_*: the most valuable occupant."""
+    value: _builtins.float
+    @_builtins.property
+    def window(self) -> _common_pb2.TimeWindow:
+        """Set when the reason is about one opportunity: its window, its value and every job that occupies its station
+        then in the final plan (the window padded by turnaround and slew).
+        """
+
+    @_builtins.property
+    def occupants(self) -> _containers.RepeatedCompositeFieldContainer[Global___Occupant]: ...
     def __init__(
         self,
         *,
@@ -350,10 +433,13 @@ class Reason(_message.Message):
         detail: _builtins.str = ...,
         station_id: _builtins.str = ...,
         winner_target_id: _builtins.str = ...,
+        window: _common_pb2.TimeWindow | None = ...,
+        value: _builtins.float = ...,
+        occupants: _abc.Iterable[Global___Occupant] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["window", b"window"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "detail", b"detail", "station_id", b"station_id", "winner_target_id", b"winner_target_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "detail", b"detail", "occupants", b"occupants", "station_id", b"station_id", "value", b"value", "window", b"window", "winner_target_id", b"winner_target_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -467,7 +553,13 @@ class ComputePlanResponse(_message.Message):
     STATS_FIELD_NUMBER: _builtins.int
     SPACECRAFT_FORECASTS_FIELD_NUMBER: _builtins.int
     PARTIALLY_MET_FIELD_NUMBER: _builtins.int
+    NEXT_EXPLANATION_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    EXPLANATION_REASONS_TOTAL_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
+    next_explanation_page_token: _builtins.str
+    """With `explanation_page_size`: pass to ExplainPlan for the next page; empty on the last page."""
+    explanation_reasons_total: _builtins.int
+    """Reasons over all pages (target-level and per-opportunity)."""
     @_builtins.property
     def assignments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Assignment]: ...
     @_builtins.property
@@ -493,14 +585,81 @@ class ComputePlanResponse(_message.Message):
         stats: Global___PlanStats | None = ...,
         spacecraft_forecasts: _abc.Iterable[_common_pb2.SpacecraftForecast] | None = ...,
         partially_met: _abc.Iterable[Global___Explanation] | None = ...,
+        next_explanation_page_token: _builtins.str = ...,
+        explanation_reasons_total: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["stats", b"stats"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignments", b"assignments", "partially_met", b"partially_met", "request_id", b"request_id", "spacecraft_forecasts", b"spacecraft_forecasts", "stats", b"stats", "unscheduled", b"unscheduled"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignments", b"assignments", "explanation_reasons_total", b"explanation_reasons_total", "next_explanation_page_token", b"next_explanation_page_token", "partially_met", b"partially_met", "request_id", b"request_id", "spacecraft_forecasts", b"spacecraft_forecasts", "stats", b"stats", "unscheduled", b"unscheduled"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ComputePlanResponse: _TypeAlias = ComputePlanResponse  # noqa: Y015
+
+@_typing.final
+class ExplainPlanRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_FIELD_NUMBER: _builtins.int
+    ASSIGNMENTS_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """As ComputePlanRequest.explanation_page_size."""
+    page_token: _builtins.str
+    @_builtins.property
+    def request(self) -> Global___ComputePlanRequest:
+        """The request the plan was computed for."""
+
+    @_builtins.property
+    def assignments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Assignment]:
+        """The plan's assignments, as ComputePlan returned them."""
+
+    def __init__(
+        self,
+        *,
+        request: Global___ComputePlanRequest | None = ...,
+        assignments: _abc.Iterable[Global___Assignment] | None = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignments", b"assignments", "page_size", b"page_size", "page_token", b"page_token", "request", b"request"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExplainPlanRequest: _TypeAlias = ExplainPlanRequest  # noqa: Y015
+
+@_typing.final
+class ExplainPlanResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    UNSCHEDULED_FIELD_NUMBER: _builtins.int
+    PARTIALLY_MET_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    TOTAL_REASONS_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    total_reasons: _builtins.int
+    @_builtins.property
+    def unscheduled(self) -> _containers.RepeatedCompositeFieldContainer[Global___Explanation]: ...
+    @_builtins.property
+    def partially_met(self) -> _containers.RepeatedCompositeFieldContainer[Global___Explanation]: ...
+    def __init__(
+        self,
+        *,
+        unscheduled: _abc.Iterable[Global___Explanation] | None = ...,
+        partially_met: _abc.Iterable[Global___Explanation] | None = ...,
+        next_page_token: _builtins.str = ...,
+        total_reasons: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "partially_met", b"partially_met", "total_reasons", b"total_reasons", "unscheduled", b"unscheduled"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExplainPlanResponse: _TypeAlias = ExplainPlanResponse  # noqa: Y015
 
 @_typing.final
 class RankTargetsRequest(_message.Message):

@@ -44,6 +44,11 @@ class SchedulerServiceStub:
                 request_serializer=skymesh_dot_api_dot_scheduler_dot_v1_dot_scheduler__pb2.RankTargetsRequest.SerializeToString,
                 response_deserializer=skymesh_dot_api_dot_scheduler_dot_v1_dot_scheduler__pb2.RankTargetsResponse.FromString,
                 _registered_method=True)
+        self.ExplainPlan = channel.unary_unary(
+                '/skymesh.api.scheduler.v1.SchedulerService/ExplainPlan',
+                request_serializer=skymesh_dot_api_dot_scheduler_dot_v1_dot_scheduler__pb2.ExplainPlanRequest.SerializeToString,
+                response_deserializer=skymesh_dot_api_dot_scheduler_dot_v1_dot_scheduler__pb2.ExplainPlanResponse.FromString,
+                _registered_method=True)
 
 
 class SchedulerServiceServicer:
@@ -62,6 +67,14 @@ class SchedulerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExplainPlan(self, request, context):
+        """More pages of a plan's explanations: the same request and the plan's assignments, with the page token of the
+        previous page. Stateless: the scheduler recomputes the opportunities and explains the given plan.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SchedulerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -74,6 +87,11 @@ def add_SchedulerServiceServicer_to_server(servicer, server):
                     servicer.RankTargets,
                     request_deserializer=skymesh_dot_api_dot_scheduler_dot_v1_dot_scheduler__pb2.RankTargetsRequest.FromString,
                     response_serializer=skymesh_dot_api_dot_scheduler_dot_v1_dot_scheduler__pb2.RankTargetsResponse.SerializeToString,
+            ),
+            'ExplainPlan': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExplainPlan,
+                    request_deserializer=skymesh_dot_api_dot_scheduler_dot_v1_dot_scheduler__pb2.ExplainPlanRequest.FromString,
+                    response_serializer=skymesh_dot_api_dot_scheduler_dot_v1_dot_scheduler__pb2.ExplainPlanResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -130,6 +148,33 @@ class SchedulerService:
             '/skymesh.api.scheduler.v1.SchedulerService/RankTargets',
             skymesh_dot_api_dot_scheduler_dot_v1_dot_scheduler__pb2.RankTargetsRequest.SerializeToString,
             skymesh_dot_api_dot_scheduler_dot_v1_dot_scheduler__pb2.RankTargetsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExplainPlan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/skymesh.api.scheduler.v1.SchedulerService/ExplainPlan',
+            skymesh_dot_api_dot_scheduler_dot_v1_dot_scheduler__pb2.ExplainPlanRequest.SerializeToString,
+            skymesh_dot_api_dot_scheduler_dot_v1_dot_scheduler__pb2.ExplainPlanResponse.FromString,
             options,
             channel_credentials,
             insecure,

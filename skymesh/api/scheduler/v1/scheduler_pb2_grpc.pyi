@@ -36,6 +36,10 @@ class SchedulerServiceStub:
     ComputePlan: _grpc.UnaryUnaryMultiCallable[_scheduler_pb2.ComputePlanRequest, _scheduler_pb2.ComputePlanResponse]
     RankTargets: _grpc.UnaryUnaryMultiCallable[_scheduler_pb2.RankTargetsRequest, _scheduler_pb2.RankTargetsResponse]
     """The DATAS client loop: the best `count` targets for one station now, scored like the planner scores them."""
+    ExplainPlan: _grpc.UnaryUnaryMultiCallable[_scheduler_pb2.ExplainPlanRequest, _scheduler_pb2.ExplainPlanResponse]
+    """More pages of a plan's explanations: the same request and the plan's assignments, with the page token of the
+    previous page. Stateless: the scheduler recomputes the opportunities and explains the given plan.
+    """
 
 @_typing.type_check_only
 class SchedulerServiceAsyncStub(SchedulerServiceStub):
@@ -43,6 +47,10 @@ class SchedulerServiceAsyncStub(SchedulerServiceStub):
     ComputePlan: _aio.UnaryUnaryMultiCallable[_scheduler_pb2.ComputePlanRequest, _scheduler_pb2.ComputePlanResponse]  # type: ignore[assignment]
     RankTargets: _aio.UnaryUnaryMultiCallable[_scheduler_pb2.RankTargetsRequest, _scheduler_pb2.RankTargetsResponse]  # type: ignore[assignment]
     """The DATAS client loop: the best `count` targets for one station now, scored like the planner scores them."""
+    ExplainPlan: _aio.UnaryUnaryMultiCallable[_scheduler_pb2.ExplainPlanRequest, _scheduler_pb2.ExplainPlanResponse]  # type: ignore[assignment]
+    """More pages of a plan's explanations: the same request and the plan's assignments, with the page token of the
+    previous page. Stateless: the scheduler recomputes the opportunities and explains the given plan.
+    """
 
 class SchedulerServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -59,5 +67,15 @@ class SchedulerServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_scheduler_pb2.RankTargetsResponse, _abc.Awaitable[_scheduler_pb2.RankTargetsResponse]]:
         """The DATAS client loop: the best `count` targets for one station now, scored like the planner scores them."""
+
+    @_abc_1.abstractmethod
+    def ExplainPlan(
+        self,
+        request: _scheduler_pb2.ExplainPlanRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_scheduler_pb2.ExplainPlanResponse, _abc.Awaitable[_scheduler_pb2.ExplainPlanResponse]]:
+        """More pages of a plan's explanations: the same request and the plan's assignments, with the page token of the
+        previous page. Stateless: the scheduler recomputes the opportunities and explains the given plan.
+        """
 
 def add_SchedulerServiceServicer_to_server(servicer: SchedulerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
