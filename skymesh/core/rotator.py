@@ -8,7 +8,13 @@ is one the hardware can fly. Angles are degrees; a *mechanical* azimuth may lie 
 Each axis moves on its own with a trapezoidal speed profile (rate limit, optional acceleration limit); a slew takes
 as long as its slower axis. Flip mode (rotators whose elevation reaches 180 degrees) points at sky (az, el) with the
 mechanical pair (az + 180, 180 - el), which turns an overhead pass that crosses the azimuth stop into one without a
-long unwind.
+long unwind. Flipping at the culmination (`flip_after_tca` / `flip_before_tca`) is how such a rotator flies through
+the zenith: azimuth stays near the pass's ground-track direction while elevation sweeps past 90, so the keyhole's
+azimuth whip (tens of degrees per second near the zenith) disappears.
+
+When the rotator is too slow for some part of a track (the keyhole of a 90-degree rotator), `reachable_track`
+gives the best path it can fly: each axis limited to its rate, leading into the fast part as much as it lags out of
+it (the mean of a forward and a backward rate-limited follow, which is itself within the rate limit).
 
 Imports numpy only.
 """
@@ -23,10 +29,19 @@ import numpy.typing as npt
 
 from skymesh.core.errors import InvalidArgument
 
-__all__ = ["AxisLimits", "RotatorModel", "TrackPlan", "axis_move_time_s", "plan_track", "slew_time_s"]
+__all__ = [
+    "AxisLimits",
+    "RotatorModel",
+    "TrackPlan",
+    "axis_move_time_s",
+    "plan_track",
+    "reachable_track",
+    "slew_time_s",
+]
 
 FloatArray = npt.NDArray[np.float64]
-TrackMode = Literal["normal", "flip"]
+TrackMode = Literal["normal", "flip", "flip_after_tca", "flip_before_tca"]
+_MODE_RANK: dict[TrackMode, int] = {"normal": 0, "flip": 1, "flip_after_tca": 2, "flip_before_tca": 3}
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,11 +169,23 @@ def _best_offset(path: FloatArray, axis: AxisLimits, current_deg: float | None) 
     return best[2]
 
 
+def _flipped_mask(mode: TrackMode, el: FloatArray) -> npt.NDArray[np.bool_]:
+    after_tca = np.arange(el.size) > int(np.argmax(el))
+    if mode == "flip":
+        return np.ones(el.size, dtype=bool)
+    if mode == "flip_after_tca":
+        return after_tca
+    if mode == "flip_before_tca":
+        return ~after_tca
+    return np.zeros(el.size, dtype=bool)
+
+
 def _candidate(
     model: RotatorModel, mode: TrackMode, t_s: FloatArray, az: FloatArray, el: FloatArray, current: float | None
 ) -> TrackPlan:
-    if mode == "flip":
-        az, el = (az + 180.0) % 360.0, 180.0 - el
+    flipped = _flipped_mask(mode, el)
+    az = np.where(flipped, (az + 180.0) % 360.0, az)
+    el = np.where(flipped, 180.0 - el, el)
     path = _unwrap_deg(az)
     path = path + _best_offset(path, model.azimuth, current)
     reachable = (
@@ -187,9 +214,11 @@ def plan_track(
 ) -> TrackPlan:
     """Choose the wrap (and flip, where the rotator has one) so the whole pass is flown without an unwind.
 
-    Preference: every sample reachable, then the rotator fast enough, then normal over flip mode, then the shortest
-    pre-positioning move. Flip mode shifts the whole track's azimuth by 180 degrees, which moves a north-crossing pass
-    away from the azimuth stop; it does not slow the keyhole (azimuth still sweeps fast near the zenith).
+    Preference: every sample reachable, then the rotator fast enough (else the slowest track), then normal over flip
+    modes, then the shortest pre-positioning move. Flip mode shifts the whole track's azimuth by 180 degrees, which
+    moves a north-crossing pass away from the azimuth stop; it does not slow the keyhole (azimuth still sweeps fast
+    near the zenith). Flipping at the culmination does: it is chosen for near-overhead passes, and never for a low
+    pass (the jump at the culmination is far beyond any rotator's rate).
     When no candidate reaches every sample, the one that reaches the most is returned with `reachable` saying where
     it cannot point.
     """
@@ -198,11 +227,42 @@ def plan_track(
     el = np.asarray(elevation_deg, dtype=np.float64)
     if t.shape != az.shape or t.shape != el.shape or t.size == 0:
         raise InvalidArgument("time, azimuth and elevation must be non-empty and of one length", field="t_s")
-    modes: list[TrackMode] = ["normal", "flip"] if model.can_flip else ["normal"]
+    modes: list[TrackMode] = list(_MODE_RANK) if model.can_flip else ["normal"]
     candidates = [_candidate(model, m, t, az, el, current_azimuth_deg) for m in modes]
 
-    def key(plan: TrackPlan) -> tuple[int, int, int, float]:
+    def key(plan: TrackPlan) -> tuple[int, int, float, int, float]:
         move = abs(plan.azimuth_deg[0] - current_azimuth_deg) if current_azimuth_deg is not None else 0.0
-        return (-int(plan.reachable.sum()), 0 if plan.rate_ok else 1, 0 if plan.mode == "normal" else 1, move)
+        rate_excess = 0.0 if plan.rate_ok else plan.max_rate_needed_deg_s
+        return (-int(plan.reachable.sum()), 0 if plan.rate_ok else 1, rate_excess, _MODE_RANK[plan.mode], move)
 
     return min(candidates, key=key)
+
+
+def _rate_limited(path: FloatArray, t_s: FloatArray, rate_deg_s: float) -> FloatArray:
+    out = np.empty_like(path)
+    out[0] = path[0]
+    steps = np.diff(t_s) * rate_deg_s
+    for i in range(1, path.size):  # sequential by nature; once per pass, a few thousand samples at most
+        out[i] = out[i - 1] + float(np.clip(path[i] - out[i - 1], -steps[i - 1], steps[i - 1]))
+    return out
+
+
+def reachable_track(model: RotatorModel, t_s: FloatArray, plan: TrackPlan) -> tuple[FloatArray, FloatArray]:
+    """The mechanical (azimuth_deg, elevation_deg) path the rotator can really fly for `plan`.
+
+    Samples are clipped to the travel limits; then, per axis, the mean of a forward rate-limited follow (starting on
+    the track) and a backward one (ending on it). Where the track is within the rate both equal the track; around a
+    part too fast for the rotator the path starts turning early and finishes late, which halves the worst lag of a
+    plain follower. Acceleration is not modelled here (rate only).
+    """
+    t = np.asarray(t_s, dtype=np.float64)
+    az = np.clip(plan.azimuth_deg, model.azimuth.min_deg, model.azimuth.max_deg)
+    el = np.clip(plan.elevation_deg, model.elevation.min_deg, model.elevation.max_deg)
+    if t.size < 2 or plan.rate_ok:
+        return az, el
+    out = []
+    for path, axis in ((az, model.azimuth), (el, model.elevation)):
+        forward = _rate_limited(path, t, axis.rate_deg_s)
+        backward = _rate_limited(path[::-1], -t[::-1], axis.rate_deg_s)[::-1]
+        out.append(0.5 * (forward + backward))
+    return out[0], out[1]

@@ -128,7 +128,12 @@ async def test_satellite_pass_tracked_with_doppler(tmp_path: Path) -> None:
     q = obs.pass_quality
     assert q.max_elevation_deg == pytest.approx(max_el, abs=1.5)
     assert q.peak_snr_db > q.mean_snr_db > 0
-    assert q.frames_decoded > 0
+    assert q.snr_above_10db_s > 0 and q.frames_decoded == 0  # the old field claimed decoded frames: no longer set
+    # The job starts on the first tick after AOS that the schedule loop sees (a few 2 s ticks of a manual clock).
+    assert (los - aos).total_seconds() - 30.0 < q.visible_s <= (los - aos).total_seconds() + 2.0
+    assert q.tracked_s == pytest.approx(q.visible_s, abs=3.0), q
+    assert q.track_mode == "normal" and q.pointing_error_p95_deg < 2.0
+    assert "POINTING_LOST" not in obs.quality_flags and "HARDWARE_FAULT_DURING_PASS" not in obs.quality_flags
     assert 5_000 < q.max_doppler_hz < 12_000  # LEO at 437 MHz: |v_r| up to ~7.5 km/s -> ~11 kHz
     assert q.doppler_residual_hz < 1.0  # the radio was tuned to the predicted frequency
     samples = [s for m in messages if m.WhichOneof("body") == "telemetry" for s in m.telemetry.samples]

@@ -24,7 +24,9 @@ __all__ = [
     "Mount",
     "PhotometryResult",
     "Radio",
+    "ReportsTravel",
     "Rotator",
+    "RotatorTravel",
     "SupportsLinkGeometry",
 ]
 
@@ -52,6 +54,23 @@ class Rotator(Protocol):
 
     async def stop(self) -> None: ...
     async def park(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class RotatorTravel:
+    """The travel a rotator (or its daemon) says it allows; mechanical degrees (azimuth may exceed 0..360)."""
+
+    azimuth_min_deg: float
+    azimuth_max_deg: float
+    elevation_min_deg: float
+    elevation_max_deg: float
+
+
+@runtime_checkable
+class ReportsTravel(Protocol):
+    """A rotator that can say its own limits (rotctld's `\\dump_state`); None until it has been asked."""
+
+    def reported_travel(self) -> RotatorTravel | None: ...
 
 
 class Radio(Protocol):

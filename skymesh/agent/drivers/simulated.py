@@ -22,7 +22,14 @@ from typing import Any
 
 import numpy as np
 
-from skymesh.agent.drivers.base import DriverError, Exposure, ExposureRequest, LinkGeometry, PhotometryResult
+from skymesh.agent.drivers.base import (
+    DriverError,
+    Exposure,
+    ExposureRequest,
+    LinkGeometry,
+    PhotometryResult,
+    RotatorTravel,
+)
 from skymesh.core.clock import Clock
 
 __all__ = [
@@ -136,6 +143,9 @@ class SimulatedRotator:
     async def get_position(self) -> tuple[float, float]:
         self._advance()
         return self._az, self._el
+
+    def reported_travel(self) -> RotatorTravel | None:
+        return RotatorTravel(self.azimuth_min_deg, self.azimuth_max_deg, self.elevation_min_deg, self.elevation_max_deg)
 
     async def stop(self) -> None:
         self._advance()

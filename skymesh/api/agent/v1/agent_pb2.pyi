@@ -30,6 +30,11 @@ if sys.version_info >= (3, 11):
 else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
+if sys.version_info >= (3, 13):
+    from warnings import deprecated as _deprecated
+else:
+    from typing_extensions import deprecated as _deprecated
+
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class _CommandState:
@@ -483,6 +488,13 @@ Global___Astrometry: _TypeAlias = Astrometry  # noqa: Y015
 
 @_typing.final
 class PassQuality(_message.Message):
+    """How a satellite pass was really flown. Pointing error is the rotator's reading against the agent's own ephemeris at
+    the reading's time, over the ticks where the target was above the horizon and the rotator answered.
+    Quality flags on the record: POINTING_LOST (error above 5 deg for more than 5 % of tracked time), LOW_SNR,
+    NO_SIGNAL, HARDWARE_FAULT_DURING_PASS, CLIPPED (part of the pass outside the rotator's travel), RATE_LIMITED
+    (part of the pass faster than the rotator).
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     MAX_ELEVATION_DEG_FIELD_NUMBER: _builtins.int
@@ -491,12 +503,61 @@ class PassQuality(_message.Message):
     MAX_DOPPLER_HZ_FIELD_NUMBER: _builtins.int
     FRAMES_DECODED_FIELD_NUMBER: _builtins.int
     DOPPLER_RESIDUAL_HZ_FIELD_NUMBER: _builtins.int
+    POINTING_ERROR_P50_DEG_FIELD_NUMBER: _builtins.int
+    POINTING_ERROR_P95_DEG_FIELD_NUMBER: _builtins.int
+    POINTING_ERROR_MAX_DEG_FIELD_NUMBER: _builtins.int
+    POINTING_ERROR_ABOVE_1DEG_S_FIELD_NUMBER: _builtins.int
+    POINTING_ERROR_ABOVE_5DEG_S_FIELD_NUMBER: _builtins.int
+    TRACKED_S_FIELD_NUMBER: _builtins.int
+    VISIBLE_S_FIELD_NUMBER: _builtins.int
+    SNR_P10_DB_FIELD_NUMBER: _builtins.int
+    SNR_P50_DB_FIELD_NUMBER: _builtins.int
+    SNR_ABOVE_10DB_S_FIELD_NUMBER: _builtins.int
+    TRACK_MODE_FIELD_NUMBER: _builtins.int
+    RATE_NEEDED_DEG_S_FIELD_NUMBER: _builtins.int
+    RATE_LIMITED_S_FIELD_NUMBER: _builtins.int
+    CLIPPED_S_FIELD_NUMBER: _builtins.int
+    HARDWARE_FAULTS_FIELD_NUMBER: _builtins.int
     max_elevation_deg: _builtins.float
     mean_snr_db: _builtins.float
     peak_snr_db: _builtins.float
     max_doppler_hz: _builtins.float
-    frames_decoded: _builtins.int
+    @_builtins.property
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def frames_decoded(self) -> _builtins.int:
+        """Deprecated: it counted tracking samples with SNR >= 10 dB, not frames; nothing is decoded on the agent.
+        See snr_above_10db_s. Agents no longer set it.
+        """
+
+    @frames_decoded.setter
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def frames_decoded(self, value: _builtins.int) -> None:
+        """Deprecated: it counted tracking samples with SNR >= 10 dB, not frames; nothing is decoded on the agent.
+        See snr_above_10db_s. Agents no longer set it.
+        """
+
     doppler_residual_hz: _builtins.float
+    pointing_error_p50_deg: _builtins.float
+    pointing_error_p95_deg: _builtins.float
+    pointing_error_max_deg: _builtins.float
+    pointing_error_above_1deg_s: _builtins.float
+    pointing_error_above_5deg_s: _builtins.float
+    tracked_s: _builtins.float
+    """Seconds the target was above the horizon and the rotator's position was read (what the statistics cover)."""
+    visible_s: _builtins.float
+    """Seconds the target was above the horizon during the job."""
+    snr_p10_db: _builtins.float
+    snr_p50_db: _builtins.float
+    snr_above_10db_s: _builtins.float
+    track_mode: _builtins.str
+    """"normal", "flip", "flip_after_tca" or "flip_before_tca" (skymesh.core.rotator.plan_track)."""
+    rate_needed_deg_s: _builtins.float
+    """Fastest axis rate the planned track asked for, and the seconds where the rotator was too slow for it."""
+    rate_limited_s: _builtins.float
+    clipped_s: _builtins.float
+    """Seconds of visible pass outside the rotator's travel (configured limits intersected with the daemon's)."""
+    hardware_faults: _builtins.int
+    """Driver errors (rotator or radio) during the pass; the pass continued."""
     def __init__(
         self,
         *,
@@ -506,10 +567,25 @@ class PassQuality(_message.Message):
         max_doppler_hz: _builtins.float = ...,
         frames_decoded: _builtins.int = ...,
         doppler_residual_hz: _builtins.float = ...,
+        pointing_error_p50_deg: _builtins.float = ...,
+        pointing_error_p95_deg: _builtins.float = ...,
+        pointing_error_max_deg: _builtins.float = ...,
+        pointing_error_above_1deg_s: _builtins.float = ...,
+        pointing_error_above_5deg_s: _builtins.float = ...,
+        tracked_s: _builtins.float = ...,
+        visible_s: _builtins.float = ...,
+        snr_p10_db: _builtins.float = ...,
+        snr_p50_db: _builtins.float = ...,
+        snr_above_10db_s: _builtins.float = ...,
+        track_mode: _builtins.str = ...,
+        rate_needed_deg_s: _builtins.float = ...,
+        rate_limited_s: _builtins.float = ...,
+        clipped_s: _builtins.float = ...,
+        hardware_faults: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["doppler_residual_hz", b"doppler_residual_hz", "frames_decoded", b"frames_decoded", "max_doppler_hz", b"max_doppler_hz", "max_elevation_deg", b"max_elevation_deg", "mean_snr_db", b"mean_snr_db", "peak_snr_db", b"peak_snr_db"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["clipped_s", b"clipped_s", "doppler_residual_hz", b"doppler_residual_hz", "frames_decoded", b"frames_decoded", "hardware_faults", b"hardware_faults", "max_doppler_hz", b"max_doppler_hz", "max_elevation_deg", b"max_elevation_deg", "mean_snr_db", b"mean_snr_db", "peak_snr_db", b"peak_snr_db", "pointing_error_above_1deg_s", b"pointing_error_above_1deg_s", "pointing_error_above_5deg_s", b"pointing_error_above_5deg_s", "pointing_error_max_deg", b"pointing_error_max_deg", "pointing_error_p50_deg", b"pointing_error_p50_deg", "pointing_error_p95_deg", b"pointing_error_p95_deg", "rate_limited_s", b"rate_limited_s", "rate_needed_deg_s", b"rate_needed_deg_s", "snr_above_10db_s", b"snr_above_10db_s", "snr_p10_db", b"snr_p10_db", "snr_p50_db", b"snr_p50_db", "track_mode", b"track_mode", "tracked_s", b"tracked_s", "visible_s", b"visible_s"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
