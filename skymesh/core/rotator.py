@@ -214,8 +214,9 @@ def plan_track(
 ) -> TrackPlan:
     """Choose the wrap (and flip, where the rotator has one) so the whole pass is flown without an unwind.
 
-    Preference: every sample reachable, then the rotator fast enough (else the slowest track), then normal over flip
-    modes, then the shortest pre-positioning move. Flip mode shifts the whole track's azimuth by 180 degrees, which
+    Preference: every sample reachable, then the rotator fast enough (else the track whose `reachable_track` is off
+    by more than 1 degree for the fewest samples), then normal over flip modes, then the shortest pre-positioning
+    move. Flip mode shifts the whole track's azimuth by 180 degrees, which
     moves a north-crossing pass away from the azimuth stop; it does not slow the keyhole (azimuth still sweeps fast
     near the zenith). Flipping at the culmination does: it is chosen for near-overhead passes, and never for a low
     pass (the jump at the culmination is far beyond any rotator's rate).
@@ -230,12 +231,31 @@ def plan_track(
     modes: list[TrackMode] = list(_MODE_RANK) if model.can_flip else ["normal"]
     candidates = [_candidate(model, m, t, az, el, current_azimuth_deg) for m in modes]
 
-    def key(plan: TrackPlan) -> tuple[int, int, float, int, float]:
+    def key(plan: TrackPlan) -> tuple[int, int, int, float, int, float]:
         move = abs(plan.azimuth_deg[0] - current_azimuth_deg) if current_azimuth_deg is not None else 0.0
-        rate_excess = 0.0 if plan.rate_ok else plan.max_rate_needed_deg_s
-        return (-int(plan.reachable.sum()), 0 if plan.rate_ok else 1, rate_excess, _MODE_RANK[plan.mode], move)
+        if plan.rate_ok:
+            return (-int(plan.reachable.sum()), 0, 0, 0.0, _MODE_RANK[plan.mode], move)
+        # Too slow somewhere for every candidate: the one whose best reachable path stays on target longest.
+        err = _separation_deg(*reachable_track(model, t, plan), az, el)
+        return (-int(plan.reachable.sum()), 1, int((err > 1.0).sum()), float(err.max()), _MODE_RANK[plan.mode], move)
 
     return min(candidates, key=key)
+
+
+def _separation_deg(az1: FloatArray, el1: FloatArray, az2: FloatArray, el2: FloatArray) -> FloatArray:
+    a1, e1, a2, e2 = (np.radians(x) for x in (az1, el1, az2, el2))
+    c = np.sin(e1) * np.sin(e2) + np.cos(e1) * np.cos(e2) * np.cos(a1 - a2)
+    out: FloatArray = np.degrees(np.arccos(np.clip(c, -1.0, 1.0)))
+    return out
+
+
+def _into_travel(az_deg: FloatArray, axis: AxisLimits) -> FloatArray:
+    out = np.clip(az_deg, axis.min_deg, axis.max_deg)
+    for k in (-2, -1, 1, 2):
+        shifted = az_deg + 360.0 * k
+        fits = (out != az_deg) & (shifted >= axis.min_deg) & (shifted <= axis.max_deg)
+        out = np.where(fits, shifted, out)
+    return out
 
 
 def _rate_limited(path: FloatArray, t_s: FloatArray, rate_deg_s: float) -> FloatArray:
@@ -250,15 +270,17 @@ def _rate_limited(path: FloatArray, t_s: FloatArray, rate_deg_s: float) -> Float
 def reachable_track(model: RotatorModel, t_s: FloatArray, plan: TrackPlan) -> tuple[FloatArray, FloatArray]:
     """The mechanical (azimuth_deg, elevation_deg) path the rotator can really fly for `plan`.
 
-    Samples are clipped to the travel limits; then, per axis, the mean of a forward rate-limited follow (starting on
+    Samples outside the azimuth travel move to another turn inside it where there is one (the unwind a rotator
+    without overwind cannot avoid on a pass across its stop; the rate limit below makes it a slew), else they are
+    clipped to the travel; then, per axis, the mean of a forward rate-limited follow (starting on
     the track) and a backward one (ending on it). Where the track is within the rate both equal the track; around a
     part too fast for the rotator the path starts turning early and finishes late, which halves the worst lag of a
     plain follower. Acceleration is not modelled here (rate only).
     """
     t = np.asarray(t_s, dtype=np.float64)
-    az = np.clip(plan.azimuth_deg, model.azimuth.min_deg, model.azimuth.max_deg)
+    az = _into_travel(plan.azimuth_deg, model.azimuth)
     el = np.clip(plan.elevation_deg, model.elevation.min_deg, model.elevation.max_deg)
-    if t.size < 2 or plan.rate_ok:
+    if t.size < 2 or (plan.rate_ok and plan.within_limits):
         return az, el
     out = []
     for path, axis in ((az, model.azimuth), (el, model.elevation)):
