@@ -32,8 +32,9 @@ __all__ = ["PassPlan", "PassStats", "angular_separation_deg", "park_position", "
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
-# A rate-limited command further than this from the sky is said to be rate limited (the follower's own lag is less).
-_RATE_LIMITED_DEG = 0.5
+# Where the best path the rotator's rate allows is further than this from the sky, the pass is said to be rate limited
+# (the pointing goal is 1 degree).
+_RATE_LIMITED_DEG = 1.0
 
 
 def station_rotator_model(limits: HardwareLimits, travel: RotatorTravel | None) -> RotatorModel:
