@@ -15,9 +15,11 @@ Imports: the agent's store, drivers and observing code, `skymesh.api`, `skymesh.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
-from datetime import UTC
+from collections.abc import Iterator
+from datetime import UTC, datetime
 
 from skymesh.agent.aio import wait_event_or_sleep
 from skymesh.agent.config import AgentConfig
@@ -188,6 +190,7 @@ class Executor:
             self.current_job_id = ""
             self._job_task = None
             self.progress.pop(job.job_id, None)
+            self.live.clear()  # a job's readings are not the idle station's
             self._idle.set()
 
     async def _stop_hardware(self) -> None:
@@ -321,19 +324,38 @@ class Executor:
             await self.clock.sleep(period_s)
 
     async def _sample(self) -> dict[str, float]:
-        values = dict(self.live)
-        try:
-            if self.drivers.rotator is not None and not self.current_job_id:
+        """Fresh readings only: a device that does not answer now leaves its channels out of this sample (never the
+        last known value), and every device's health is sampled with them (`<role>.connected`,
+        `<role>.errors_total`, `<role>.last_ok_age_s`)."""
+        busy = bool(self.current_job_id)
+        # While a job runs its loop reads the rotator and radio every tick and keeps `live` current (it drops a
+        # channel whose device failed); otherwise they are read here.
+        values = dict(self.live) if busy else {}
+        if self.drivers.rotator is not None and not busy:
+            with self._reading("rotator"):
                 az, el = await self.drivers.rotator.get_position()
                 values["rotator.azimuth_deg"], values["rotator.elevation_deg"] = az, el
-            if self.drivers.radio is not None and "radio.frequency_hz" not in values:
+        if self.drivers.radio is not None and not busy:
+            with self._reading("radio"):
                 values["radio.frequency_hz"] = await self.drivers.radio.get_frequency()
-            if self.drivers.camera is not None:
+        if self.drivers.camera is not None:
+            with self._reading("camera"):
                 values["camera.temperature_c"] = await self.drivers.camera.temperature_c()
-        except DriverError as exc:
-            _log.debug("telemetry sample incomplete: %s", exc)
+        now = datetime.now(UTC)
+        for role, health in self.drivers.health().items():
+            values[f"{role}.connected"] = 1.0 if health.connected else 0.0
+            values[f"{role}.errors_total"] = float(health.errors_total)
+            if health.last_ok is not None:
+                values[f"{role}.last_ok_age_s"] = max((now - health.last_ok).total_seconds(), 0.0)
         values["agent.job_running"] = 1.0 if self.current_job_id else 0.0
         for job_id, progress in self.progress.items():
             if job_id == self.current_job_id:
                 values["job.progress_ratio"] = progress
         return {k: float(v) for k, v in values.items() if math.isfinite(v)}  # the server rejects NaN and inf
+
+    @contextlib.contextmanager
+    def _reading(self, role: str) -> Iterator[None]:
+        try:
+            yield
+        except DriverError as exc:
+            _log.debug("telemetry: no %s reading: %s", role, exc)

@@ -21,9 +21,10 @@ from skymesh.agent.link import Link
 from skymesh.agent.store import AsyncStore, Store
 from skymesh.api.agent.v1 import agent_pb2
 from skymesh.api.common.v1 import common_pb2
+from skymesh.api.convert import timestamp_from_datetime
 from skymesh.core.clock import Clock, SystemClock
 
-__all__ = ["Agent", "capabilities_of", "run_agent", "run_agents"]
+__all__ = ["Agent", "capabilities_of", "device_health_of", "run_agent", "run_agents"]
 
 _log = logging.getLogger(__name__)
 
@@ -42,6 +43,25 @@ def capabilities_of(config: AgentConfig, drivers: DriverSet) -> agent_pb2.Capabi
         azimuth_max_deg=limits.azimuth_max_deg,
         drivers=drivers.names(),
     )
+
+
+def device_health_of(drivers: DriverSet) -> list[agent_pb2.DeviceHealth]:
+    """Every device's health for Hello and heartbeats (the server turns a failing one into DEGRADED)."""
+    out = []
+    names = drivers.roles()
+    for role, health in drivers.health().items():
+        msg = agent_pb2.DeviceHealth(
+            role=role,
+            driver=names[role].name,
+            connected=health.connected,
+            errors_total=health.errors_total,
+            consecutive_errors=health.consecutive_errors,
+            last_error=health.last_error[:500],
+        )
+        if health.last_ok is not None:
+            msg.last_ok.CopyFrom(timestamp_from_datetime(health.last_ok))
+        out.append(msg)
+    return out
 
 
 class Agent:
@@ -88,6 +108,7 @@ class Agent:
                 capabilities_of(self.config, self.drivers),
                 current_job=lambda: executor.current_job_id,
                 on_welcome=on_welcome,
+                device_health=lambda: device_health_of(self.drivers),
             )
             _log.info("agent %s boot %s starting", self.config.station_id, self.boot_id)
             async with asyncio.TaskGroup() as tg:

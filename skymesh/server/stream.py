@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import grpc
@@ -174,6 +175,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         # Take over the station (and go ONLINE) before the Welcome: once an agent holds a Welcome, the server
         # already counts it as connected. Pushes queued meanwhile wait for the writer, which starts after it.
         self._hub.register(session)
+        self._liveness.report_devices(station_id, _failing_devices(hello.devices))
         self._liveness.touch(station_id)
         await self._liveness.refresh(station_id)
         await context.write(agent_pb2.ConnectResponse(welcome=welcome))
@@ -232,6 +234,8 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         if kind == "hello":
             raise InvalidArgument("hello may only be the first message", field="hello")
         if kind == "heartbeat":
+            if self._liveness.report_devices(station_id, _failing_devices(request.heartbeat.devices)):
+                await self._liveness.refresh(station_id)
             return
         if kind == "command_update":
             upd = request.command_update
@@ -285,3 +289,8 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         self, request: agent_pb2.QueryUploadStatusRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> agent_pb2.QueryUploadStatusResponse:
         return await self._uploads.query(request, context)
+
+
+def _failing_devices(devices: Sequence[agent_pb2.DeviceHealth]) -> tuple[str, ...]:
+    """Roles of the devices an agent reports unreachable or failing (a bounded, short list: it is logged)."""
+    return tuple(sorted({d.role[:32] for d in devices[:16] if not d.connected or d.consecutive_errors > 0}))

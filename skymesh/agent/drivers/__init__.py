@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from skymesh.agent.config import AgentConfig, DriverConfig
-from skymesh.agent.drivers.base import Camera, DriverError, Mount, Radio, Rotator
+from skymesh.agent.drivers.base import Camera, DriverError, DriverHealth, Mount, Radio, ReportsHealth, Rotator
 from skymesh.core.clock import Clock
 
 __all__ = ["DriverSet", "build_drivers"]
@@ -30,10 +30,24 @@ class DriverSet:
     def names(self) -> list[str]:
         return sorted({d.name for d in (self.rotator, self.radio, self.mount, self.camera) if d is not None})
 
+    def roles(self) -> dict[str, Rotator | Radio | Mount | Camera]:
+        present = {"rotator": self.rotator, "radio": self.radio, "mount": self.mount, "camera": self.camera}
+        return {role: device for role, device in present.items() if device is not None}
+
+    def health(self) -> dict[str, DriverHealth]:
+        """Each present device's health, by role (devices whose driver keeps none are left out)."""
+        return {role: d.health() for role, d in self.roles().items() if isinstance(d, ReportsHealth)}
+
     async def connect(self) -> None:
-        for device in (self.rotator, self.radio, self.mount, self.camera):
-            if device is not None:
+        """Connect every device; one that fails does not keep the others down (it reconnects when used)."""
+        failures = []
+        for role, device in self.roles().items():
+            try:
                 await device.connect()
+            except DriverError as exc:
+                failures.append(f"{role}: {exc}")
+        if failures:
+            raise DriverError("; ".join(failures))
 
     async def close(self) -> None:
         for device in (self.camera, self.mount, self.radio, self.rotator):

@@ -18,7 +18,7 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from skymesh.agent.drivers.base import DriverError, Exposure, ExposureRequest
+from skymesh.agent.drivers.base import DriverError, DriverHealth, Exposure, ExposureRequest, HealthTracker
 from skymesh.core.clock import Clock
 
 __all__ = ["AlpacaCamera", "AlpacaClient", "AlpacaMount"]
@@ -30,6 +30,11 @@ class AlpacaClient:
         self.timeout_s = timeout_s
         self.client_id = 4242
         self._transactions = itertools.count(1)
+        self._health = HealthTracker()
+        self._reachable = False
+
+    def health(self) -> DriverHealth:
+        return self._health.snapshot(self._reachable)
 
     def _call(self, method: str, name: str, params: dict[str, Any] | None) -> Any:
         fields = {"ClientID": str(self.client_id), "ClientTransactionID": str(next(self._transactions))}
@@ -46,7 +51,11 @@ class AlpacaClient:
             with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
                 body = json.loads(response.read().decode("utf-8"))
         except (urllib.error.URLError, OSError, ValueError) as exc:
+            self._reachable = False
+            self._health.failed(f"{method} {name}: {exc}")
             raise DriverError(f"Alpaca {method} {url} failed: {exc}") from exc
+        self._reachable = True
+        self._health.ok()
         if int(body.get("ErrorNumber", 0)):
             raise DriverError(f"Alpaca {name} error {body['ErrorNumber']}: {body.get('ErrorMessage', '')}")
         return body.get("Value")
@@ -68,6 +77,9 @@ class AlpacaMount:
 
     async def connect(self) -> None:
         await self.client.put("connected", Connected=True)
+
+    def health(self) -> DriverHealth:
+        return self.client.health()
 
     async def close(self) -> None:
         return None
@@ -103,6 +115,9 @@ class AlpacaCamera:
 
     async def connect(self) -> None:
         await self.client.put("connected", Connected=True)
+
+    def health(self) -> DriverHealth:
+        return self.client.health()
 
     async def close(self) -> None:
         return None

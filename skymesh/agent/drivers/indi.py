@@ -25,7 +25,7 @@ from typing import cast
 from xml.sax.saxutils import escape, quoteattr
 
 from skymesh.agent.aio import with_timeout
-from skymesh.agent.drivers.base import DriverError, Exposure, ExposureRequest
+from skymesh.agent.drivers.base import DriverError, DriverHealth, Exposure, ExposureRequest, HealthTracker
 from skymesh.astro.celestial import precess_from_j2000
 from skymesh.astro.frames import datetime_to_jd
 
@@ -86,6 +86,11 @@ class IndiClient:
         self._reader_task: asyncio.Task[None] | None = None
         self._users = 0
         self._error: BaseException | None = None
+        self._health = HealthTracker()
+
+    def health(self) -> DriverHealth:
+        """Connected while the socket is open and its reader alive; errors are failed connects, writes and waits."""
+        return self._health.snapshot(self._writer is not None and self._error is None)
 
     async def connect(self) -> None:
         self._users += 1
@@ -95,8 +100,10 @@ class IndiClient:
             reader, self._writer = await with_timeout(asyncio.open_connection(self.host, self.port), self.timeout_s)
         except (OSError, TimeoutError) as exc:
             self._users -= 1
+            self._health.failed(f"connect: {exc or 'timeout'}")
             raise DriverError(f"cannot connect to indiserver at {self.host}:{self.port}: {exc or 'timeout'}") from exc
         self._error = None
+        self._health.ok()
         self._reader_task = asyncio.create_task(self._read_loop(reader), name=f"indi-reader-{self.host}:{self.port}")
         await self.send('<getProperties version="1.7"/>')
 
@@ -122,6 +129,7 @@ class IndiClient:
             self._writer.write(xml.encode("utf-8") + b"\n")
             await with_timeout(self._writer.drain(), self.timeout_s)
         except (OSError, ConnectionError, TimeoutError) as exc:
+            self._health.failed(f"write: {exc or 'timeout'}")
             raise DriverError(f"indiserver at {self.host}:{self.port}: write failed: {exc or 'timeout'}") from exc
 
     async def _read_loop(self, reader: asyncio.StreamReader) -> None:
@@ -158,6 +166,7 @@ class IndiClient:
                 self._changed.notify_all()
 
     def _handle(self, element: ET.Element) -> None:
+        self._health.ok()  # the server spoke
         tag = element.tag
         device = element.get("device", "")
         name = element.get("name", "")
@@ -209,12 +218,14 @@ class IndiClient:
             async with self._changed:
                 while not predicate():
                     if self._error is not None:
+                        self._health.failed(f"connection lost: {self._error}")
                         raise DriverError(f"INDI connection lost while waiting for {what}: {self._error}")
                     await self._changed.wait()
 
         try:
             await with_timeout(waiter(), timeout_s)
         except TimeoutError as exc:
+            self._health.failed(f"timed out waiting for {what}")
             raise DriverError(f"INDI: timed out after {timeout_s:.0f} s waiting for {what}") from exc
 
     def get(self, device: str, name: str) -> IndiProperty | None:
@@ -297,6 +308,9 @@ class IndiMount:
         if prop is not None and prop.state == "Alert":
             raise DriverError(f"{self.device} refused the slew to RA {ra_h:.4f} h Dec {dec_deg:.4f} (Alert)")
 
+    def health(self) -> DriverHealth:
+        return self.client.health()
+
     async def get_radec(self) -> tuple[float, float]:
         """Where the mount points, as it reports it: RA/Dec of date (JNow)."""
         prop = self.client.get(self.device, "EQUATORIAL_EOD_COORD")
@@ -348,6 +362,9 @@ class IndiCamera:
             data_format=blob.format or ".fits",
             headers={"INSTRUME": self.device, "EXPTIME": f"{request.duration_s:.3f}"},
         )
+
+    def health(self) -> DriverHealth:
+        return self.client.health()
 
     async def temperature_c(self) -> float:
         prop = self.client.get(self.device, "CCD_TEMPERATURE")

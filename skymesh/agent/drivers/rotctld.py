@@ -8,7 +8,7 @@ the configured limits). A daemon started with `-C min_az=0,max_az=360,max_el=180
 
 from __future__ import annotations
 
-from skymesh.agent.drivers.base import DriverError, RotatorTravel
+from skymesh.agent.drivers.base import DriverError, DriverHealth, RotatorTravel
 from skymesh.agent.drivers.hamlib import HamlibClient
 
 __all__ = ["RotctldRotator"]
@@ -31,6 +31,9 @@ class RotctldRotator:
 
     async def close(self) -> None:
         await self._client.close()
+
+    def health(self) -> DriverHealth:
+        return self._client.health()
 
     async def read_limits(self) -> dict[str, float]:
         lines = await self._client.command("\\dump_state", until="done")

@@ -17,13 +17,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
 from skymesh.agent.drivers.base import (
     DriverError,
+    DriverHealth,
     Exposure,
     ExposureRequest,
     LinkGeometry,
@@ -85,6 +86,11 @@ def airmass_from_altitude(altitude_deg: float) -> float:
     return max(1.0, 1.0 / (math.sin(math.radians(altitude_deg)) + 0.50572 * float((altitude_deg + 6.07995) ** -1.6364)))
 
 
+def _simulated_health() -> DriverHealth:
+    """A simulated device is always there and always answers."""
+    return DriverHealth(connected=True, last_ok=datetime.now(UTC), errors_total=0, consecutive_errors=0)
+
+
 def _angle_step(current: float, target: float, max_step: float) -> float:
     delta = target - current
     return target if abs(delta) <= max_step else current + math.copysign(max_step, delta)
@@ -122,6 +128,9 @@ class SimulatedRotator:
 
     async def connect(self) -> None:
         return None
+
+    def health(self) -> DriverHealth:
+        return _simulated_health()
 
     async def close(self) -> None:
         return None
@@ -178,6 +187,9 @@ class SimulatedRadio:
     async def connect(self) -> None:
         return None
 
+    def health(self) -> DriverHealth:
+        return _simulated_health()
+
     async def close(self) -> None:
         return None
 
@@ -217,6 +229,9 @@ class SimulatedMount:
 
     async def connect(self) -> None:
         return None
+
+    def health(self) -> DriverHealth:
+        return _simulated_health()
 
     async def close(self) -> None:
         return None
@@ -289,6 +304,9 @@ class SimulatedCamera:
 
     async def connect(self) -> None:
         return None
+
+    def health(self) -> DriverHealth:
+        return _simulated_health()
 
     async def close(self) -> None:
         return None

@@ -212,6 +212,7 @@ class Hello(_message.Message):
     CAPABILITIES_FIELD_NUMBER: _builtins.int
     AGENT_TIME_FIELD_NUMBER: _builtins.int
     PENDING_BOOT_IDS_FIELD_NUMBER: _builtins.int
+    DEVICES_FIELD_NUMBER: _builtins.int
     station_id: _builtins.str
     agent_version: _builtins.str
     protocol_version: _builtins.int
@@ -233,6 +234,10 @@ class Hello(_message.Message):
         the committed sequence of that boot too.
         """
 
+    @_builtins.property
+    def devices(self) -> _containers.RepeatedCompositeFieldContainer[Global___DeviceHealth]:
+        """Health of each device at start (see Heartbeat.devices)."""
+
     def __init__(
         self,
         *,
@@ -246,14 +251,61 @@ class Hello(_message.Message):
         capabilities: Global___Capabilities | None = ...,
         agent_time: _timestamp_pb2.Timestamp | None = ...,
         pending_boot_ids: _abc.Iterable[_builtins.str] | None = ...,
+        devices: _abc.Iterable[Global___DeviceHealth] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["agent_time", b"agent_time", "capabilities", b"capabilities"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_time", b"agent_time", "agent_version", b"agent_version", "boot_id", b"boot_id", "capabilities", b"capabilities", "last_command_seq", b"last_command_seq", "pending_boot_ids", b"pending_boot_ids", "protocol_version", b"protocol_version", "schedule_version", b"schedule_version", "station_id", b"station_id", "upstream_next_seq", b"upstream_next_seq"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_time", b"agent_time", "agent_version", b"agent_version", "boot_id", b"boot_id", "capabilities", b"capabilities", "devices", b"devices", "last_command_seq", b"last_command_seq", "pending_boot_ids", b"pending_boot_ids", "protocol_version", b"protocol_version", "schedule_version", b"schedule_version", "station_id", b"station_id", "upstream_next_seq", b"upstream_next_seq"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Hello: _TypeAlias = Hello  # noqa: Y015
+
+@_typing.final
+class DeviceHealth(_message.Message):
+    """One device's health as its driver knows it. A device that is not connected or whose last exchanges failed makes
+    the station DEGRADED on the server.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROLE_FIELD_NUMBER: _builtins.int
+    DRIVER_FIELD_NUMBER: _builtins.int
+    CONNECTED_FIELD_NUMBER: _builtins.int
+    LAST_OK_FIELD_NUMBER: _builtins.int
+    ERRORS_TOTAL_FIELD_NUMBER: _builtins.int
+    CONSECUTIVE_ERRORS_FIELD_NUMBER: _builtins.int
+    LAST_ERROR_FIELD_NUMBER: _builtins.int
+    role: _builtins.str
+    """"rotator", "radio", "mount" or "camera"."""
+    driver: _builtins.str
+    """Driver name: "rotctld", "rigctld", "indi", "alpaca", "simulated"."""
+    connected: _builtins.bool
+    errors_total: _builtins.int
+    consecutive_errors: _builtins.int
+    last_error: _builtins.str
+    @_builtins.property
+    def last_ok(self) -> _timestamp_pb2.Timestamp:
+        """Last successful exchange with the device (unset: never)."""
+
+    def __init__(
+        self,
+        *,
+        role: _builtins.str = ...,
+        driver: _builtins.str = ...,
+        connected: _builtins.bool = ...,
+        last_ok: _timestamp_pb2.Timestamp | None = ...,
+        errors_total: _builtins.int = ...,
+        consecutive_errors: _builtins.int = ...,
+        last_error: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["last_ok", b"last_ok"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["connected", b"connected", "consecutive_errors", b"consecutive_errors", "driver", b"driver", "errors_total", b"errors_total", "last_error", b"last_error", "last_ok", b"last_ok", "role", b"role"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeviceHealth: _TypeAlias = DeviceHealth  # noqa: Y015
 
 @_typing.final
 class Heartbeat(_message.Message):
@@ -263,11 +315,16 @@ class Heartbeat(_message.Message):
     OUTBOX_DEPTH_FIELD_NUMBER: _builtins.int
     PENDING_UPLOADS_FIELD_NUMBER: _builtins.int
     CURRENT_JOB_ID_FIELD_NUMBER: _builtins.int
+    DEVICES_FIELD_NUMBER: _builtins.int
     outbox_depth: _builtins.int
     pending_uploads: _builtins.int
     current_job_id: _builtins.str
     @_builtins.property
     def agent_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def devices(self) -> _containers.RepeatedCompositeFieldContainer[Global___DeviceHealth]:
+        """Every device's health now; the server derives DEGRADED from it."""
+
     def __init__(
         self,
         *,
@@ -275,10 +332,11 @@ class Heartbeat(_message.Message):
         outbox_depth: _builtins.int = ...,
         pending_uploads: _builtins.int = ...,
         current_job_id: _builtins.str = ...,
+        devices: _abc.Iterable[Global___DeviceHealth] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["agent_time", b"agent_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_time", b"agent_time", "current_job_id", b"current_job_id", "outbox_depth", b"outbox_depth", "pending_uploads", b"pending_uploads"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_time", b"agent_time", "current_job_id", b"current_job_id", "devices", b"devices", "outbox_depth", b"outbox_depth", "pending_uploads", b"pending_uploads"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
