@@ -154,6 +154,7 @@ async def _satellite_pass(job: LocalJob, target: SatelliteTarget, ctx: JobContex
     residuals: list[float] = []
     total_s = max((job.end - start_at).total_seconds(), 1e-6)
     previous: datetime | None = None
+    faults = _FaultLog(job.job_id)
     try:
         while (now := ctx.clock.now()) < job.end:
             dt_s = (now - previous).total_seconds() if previous is not None else ctx.config.tracking_interval_s
@@ -170,6 +171,7 @@ async def _satellite_pass(job: LocalJob, target: SatelliteTarget, ctx: JobContex
                 read_at = ctx.clock.now()
                 sky = track.at(read_at)
                 pointing_error = angular_separation_deg(current_az, current_el, sky.azimuth_deg, sky.elevation_deg)
+                faults.ok("rotator")
                 ctx.live.update(
                     {
                         "rotator.azimuth_deg": current_az,
@@ -181,7 +183,7 @@ async def _satellite_pass(job: LocalJob, target: SatelliteTarget, ctx: JobContex
                     stats.add_pointing(pointing_error, dt_s)
             except DriverError as exc:
                 stats.hardware_faults += 1
-                _log.warning("job %s: rotator: %s", job.job_id, exc)
+                faults.failed("rotator", exc)
                 for key in ("rotator.azimuth_deg", "rotator.elevation_deg", "rotator.pointing_error_deg"):
                     ctx.live.pop(key, None)
             if isinstance(radio, SupportsLinkGeometry):
@@ -207,13 +209,14 @@ async def _satellite_pass(job: LocalJob, target: SatelliteTarget, ctx: JobContex
                 await radio.set_frequency(received_hz)
                 snr = await radio.snr_db()
                 tuned_hz = await radio.get_frequency()
+                faults.ok("radio")
                 ctx.live.update({"radio.frequency_hz": tuned_hz, "radio.snr_db": snr})
                 if visible:
                     stats.add_snr(snr, dt_s)
                     residuals.append(abs(tuned_hz - received_hz))
             except DriverError as exc:
                 stats.hardware_faults += 1
-                _log.warning("job %s: radio: %s", job.job_id, exc)
+                faults.failed("radio", exc)
                 for key in ("radio.frequency_hz", "radio.snr_db"):
                     ctx.live.pop(key, None)
             if visible:
@@ -232,6 +235,24 @@ async def _satellite_pass(job: LocalJob, target: SatelliteTarget, ctx: JobContex
     return _pass_record(
         job, target, start_at, ctx.clock.now(), plan, stats, max_el, max_doppler_hz, residuals, nominal_hz
     )
+
+
+class _FaultLog:
+    """One warning when a device starts failing during a pass and one line when it answers again (not one a tick)."""
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        self.failing: dict[str, int] = {}
+
+    def failed(self, role: str, exc: DriverError) -> None:
+        if role not in self.failing:
+            _log.warning("job %s: %s failing, tracking on: %s", self.job_id, role, exc)
+        self.failing[role] = self.failing.get(role, 0) + 1
+
+    def ok(self, role: str) -> None:
+        missed = self.failing.pop(role, 0)
+        if missed:
+            _log.warning("job %s: %s answers again after %d failed ticks", self.job_id, role, missed)
 
 
 async def _park(rotator: Rotator, model: RotatorModel, current_az: float | None, job_id: str) -> None:
