@@ -28,6 +28,7 @@ from skymesh.agent.drivers.base import (
     Rotator,
     SupportsLinkGeometry,
 )
+from skymesh.agent.exposure_report import finish_exposure, reached_j2000
 from skymesh.agent.passplan import (
     PassPlan,
     PassStats,
@@ -344,6 +345,7 @@ async def _telescope_exposures(job: LocalJob, target: CelestialTarget, ctx: JobC
     exposure_s = job.spec.exposure_s or target.exposure_s
     band = job.spec.filter or (target.filters[0] if target.filters else "V")
     exposures: list[Exposure] = []
+    reports: list[agent_pb2.ExposureReport] = []
     for i in range(count):
         now = ctx.clock.now()
         if exposures and (job.end - now).total_seconds() < exposure_s:
@@ -360,8 +362,23 @@ async def _telescope_exposures(job: LocalJob, target: CelestialTarget, ctx: JobC
             catalog_magnitude=target.magnitude,
             altitude_deg=altitude,
             start=now,
+            job_id=job.job_id,
+            station_id=ctx.config.station_id,
         )
-        exposures.append(await camera.expose(request))
+        exposure = await camera.expose(request)
+        reached: tuple[float, float] | None = None
+        try:
+            ra, dec = await mount.get_radec()
+            reached = (
+                reached_j2000(ra, dec, target.ra_deg, target.dec_deg, ctx.clock.now())
+                if mount.equinox_of_date
+                else (ra, dec)
+            )
+        except DriverError as exc:
+            _log.warning("job %s: mount position unknown after exposure %d: %s", job.job_id, i + 1, exc)
+        exposure, report = await asyncio.to_thread(finish_exposure, exposure, request, reached, location)
+        exposures.append(exposure)
+        reports.append(report)
         ctx.progress[job.job_id] = (i + 1) / count
     observation_id = str(uuid.uuid4())
     record = agent_pb2.ObservationRecord(
@@ -398,9 +415,12 @@ async def _telescope_exposures(job: LocalJob, target: CelestialTarget, ctx: JobC
         record.headers.update(exposures[-1].headers)
     record.headers["NEXPOSURE"] = str(len(exposures))
     artifact_dir = ctx.config.state_dir / "artifacts" / observation_id
-    for exposure in exposures:
+    for exposure, report in zip(exposures, reports, strict=True):
         if exposure.data:
-            record.artifacts.append(await asyncio.to_thread(_save_artifact, artifact_dir, exposure))
+            artifact = await asyncio.to_thread(_save_artifact, artifact_dir, exposure)
+            record.artifacts.append(artifact)
+            report.artifact_id = artifact.artifact_id
+    record.exposures.extend(reports)
     return record
 
 

@@ -110,7 +110,7 @@ def build_drivers(config: AgentConfig, clock: Clock) -> DriverSet:
 
         client = indi_client(mount)
         assert isinstance(client, IndiClient)
-        drivers.mount = IndiMount(client, mount.device or "Telescope Simulator")
+        drivers.mount = IndiMount(client, mount.device or "Telescope Simulator", location=config.location)
     elif mount.kind == "alpaca":
         from skymesh.agent.drivers.alpaca import AlpacaMount
 
@@ -121,11 +121,17 @@ def build_drivers(config: AgentConfig, clock: Clock) -> DriverSet:
         params.setdefault("aperture_m", config.aperture_m or 0.4)
         drivers.camera = simulated.SimulatedCamera(clock, rng, params)
     elif camera.kind == "indi":
-        from skymesh.agent.drivers.indi import IndiCamera, IndiClient
+        from skymesh.agent.drivers.indi import IndiCamera, IndiClient, IndiMount
 
         client = indi_client(camera)
         assert isinstance(client, IndiClient)
-        drivers.camera = IndiCamera(client, camera.device or "CCD Simulator")
+        configured_mm = float(camera.params.get("focal_length_mm", 0.0))
+        indi_mount = drivers.mount if isinstance(drivers.mount, IndiMount) else None
+
+        def focal_length_mm() -> float:  # the configured one, else what the INDI mount says (TELESCOPE_INFO)
+            return configured_mm or (indi_mount.focal_length_mm() if indi_mount is not None else 0.0)
+
+        drivers.camera = IndiCamera(client, camera.device or "CCD Simulator", focal_length_mm=focal_length_mm)
     elif camera.kind == "alpaca":
         from skymesh.agent.drivers.alpaca import AlpacaCamera
 

@@ -69,6 +69,7 @@ class AlpacaClient:
 
 class AlpacaMount:
     name = "alpaca"
+    equinox_of_date = False  # not yet read from EquatorialSystem: coordinates are sent and read as given
 
     def __init__(self, url: str, clock: Clock, device_number: int = 0, *, slew_timeout_s: float = 120.0) -> None:
         self.client = AlpacaClient(url, "telescope", device_number)

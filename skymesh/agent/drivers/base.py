@@ -157,9 +157,11 @@ class Radio(Protocol):
 
 
 class Mount(Protocol):
-    """A telescope mount. `slew` takes catalogue (J2000) RA/Dec; each driver converts to what its protocol wants."""
+    """A telescope mount. `slew` takes catalogue (J2000) RA/Dec; each driver converts to what its protocol wants.
+    `get_radec` answers in the mount's own frame: of date when `equinox_of_date` is set (INDI's EOD), else J2000."""
 
     name: str
+    equinox_of_date: bool
 
     async def connect(self) -> None: ...
     async def close(self) -> None: ...
@@ -185,6 +187,10 @@ class ExposureRequest:
     catalog_magnitude: float
     altitude_deg: float
     start: datetime
+    binning: int = 1
+    frame_type: str = "LIGHT"  # LIGHT, DARK, BIAS, FLAT
+    job_id: str = ""
+    station_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -210,6 +216,11 @@ class Exposure:
     seeing_arcsec: float = 0.0
     quality_flags: tuple[str, ...] = ()
     headers: dict[str, str] = field(default_factory=dict)
+    # What the hardware reports it did ("" / 0: it does not say).
+    filter_in_place: str = ""
+    pixel_scale_arcsec: float = 0.0  # at the binning used
+    width_px: int = 0
+    height_px: int = 0
 
 
 class Camera(Protocol):

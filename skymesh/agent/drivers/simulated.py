@@ -219,6 +219,7 @@ class SimulatedRadio:
 
 class SimulatedMount:
     name = "simulated"
+    equinox_of_date = False  # it points at the J2000 coordinates it was given
 
     def __init__(self, clock: Clock, *, slew_rate_deg_s: float = 6.0, settle_s: float = 0.0) -> None:
         self._clock = clock

@@ -715,6 +715,7 @@ class ObservationRecord(_message.Message):
     QUALITY_FLAGS_FIELD_NUMBER: _builtins.int
     HEADERS_FIELD_NUMBER: _builtins.int
     ARTIFACTS_FIELD_NUMBER: _builtins.int
+    EXPOSURES_FIELD_NUMBER: _builtins.int
     observation_id: _builtins.str
     """UUID chosen by the agent: the deduplication key."""
     job_id: _builtins.str
@@ -740,6 +741,10 @@ class ObservationRecord(_message.Message):
     def headers(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     @_builtins.property
     def artifacts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Artifact]: ...
+    @_builtins.property
+    def exposures(self) -> _containers.RepeatedCompositeFieldContainer[Global___ExposureReport]:
+        """Telescope jobs: what the hardware really did, one per exposure taken."""
+
     def __init__(
         self,
         *,
@@ -757,14 +762,75 @@ class ObservationRecord(_message.Message):
         quality_flags: _abc.Iterable[_builtins.str] | None = ...,
         headers: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         artifacts: _abc.Iterable[Global___Artifact] | None = ...,
+        exposures: _abc.Iterable[Global___ExposureReport] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["astrometry", b"astrometry", "end", b"end", "pass_quality", b"pass_quality", "photometry", b"photometry", "start", b"start"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["airmass", b"airmass", "artifacts", b"artifacts", "astrometry", b"astrometry", "end", b"end", "exposure_s", b"exposure_s", "headers", b"headers", "job_id", b"job_id", "observation_id", b"observation_id", "pass_quality", b"pass_quality", "photometry", b"photometry", "quality_flags", b"quality_flags", "seeing_arcsec", b"seeing_arcsec", "start", b"start", "target_id", b"target_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["airmass", b"airmass", "artifacts", b"artifacts", "astrometry", b"astrometry", "end", b"end", "exposure_s", b"exposure_s", "exposures", b"exposures", "headers", b"headers", "job_id", b"job_id", "observation_id", b"observation_id", "pass_quality", b"pass_quality", "photometry", b"photometry", "quality_flags", b"quality_flags", "seeing_arcsec", b"seeing_arcsec", "start", b"start", "target_id", b"target_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ObservationRecord: _TypeAlias = ObservationRecord  # noqa: Y015
+
+@_typing.final
+class ExposureReport(_message.Message):
+    """One exposure as the hardware reports it, next to what the job asked for."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    START_FIELD_NUMBER: _builtins.int
+    REQUESTED_S_FIELD_NUMBER: _builtins.int
+    TAKEN_S_FIELD_NUMBER: _builtins.int
+    FILTER_REQUESTED_FIELD_NUMBER: _builtins.int
+    FILTER_IN_PLACE_FIELD_NUMBER: _builtins.int
+    RA_REACHED_DEG_FIELD_NUMBER: _builtins.int
+    DEC_REACHED_DEG_FIELD_NUMBER: _builtins.int
+    POINTING_OFFSET_ARCSEC_FIELD_NUMBER: _builtins.int
+    BINNING_FIELD_NUMBER: _builtins.int
+    FRAME_TYPE_FIELD_NUMBER: _builtins.int
+    ARTIFACT_ID_FIELD_NUMBER: _builtins.int
+    requested_s: _builtins.float
+    taken_s: _builtins.float
+    """Exposure the camera says it took (FITS EXPTIME), else the requested one."""
+    filter_requested: _builtins.str
+    filter_in_place: _builtins.str
+    """Read back from the filter wheel after it stopped; empty when the camera has no wheel."""
+    ra_reached_deg: _builtins.float
+    """Where the mount reported it pointed after the exposure, J2000."""
+    dec_reached_deg: _builtins.float
+    pointing_offset_arcsec: _builtins.float
+    """Reached position against the target's catalogue position."""
+    binning: _builtins.int
+    frame_type: _builtins.str
+    """"LIGHT", "DARK", "BIAS" or "FLAT"."""
+    artifact_id: _builtins.str
+    """The artifact holding this exposure's image, if one was kept."""
+    @_builtins.property
+    def start(self) -> _timestamp_pb2.Timestamp:
+        """Start as the camera stamped it (FITS DATE-OBS), else when the agent started it."""
+
+    def __init__(
+        self,
+        *,
+        start: _timestamp_pb2.Timestamp | None = ...,
+        requested_s: _builtins.float = ...,
+        taken_s: _builtins.float = ...,
+        filter_requested: _builtins.str = ...,
+        filter_in_place: _builtins.str = ...,
+        ra_reached_deg: _builtins.float = ...,
+        dec_reached_deg: _builtins.float = ...,
+        pointing_offset_arcsec: _builtins.float = ...,
+        binning: _builtins.int = ...,
+        frame_type: _builtins.str = ...,
+        artifact_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["start", b"start"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact_id", b"artifact_id", "binning", b"binning", "dec_reached_deg", b"dec_reached_deg", "filter_in_place", b"filter_in_place", "filter_requested", b"filter_requested", "frame_type", b"frame_type", "pointing_offset_arcsec", b"pointing_offset_arcsec", "ra_reached_deg", b"ra_reached_deg", "requested_s", b"requested_s", "start", b"start", "taken_s", b"taken_s"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExposureReport: _TypeAlias = ExposureReport  # noqa: Y015
 
 @_typing.final
 class ScheduleAck(_message.Message):
