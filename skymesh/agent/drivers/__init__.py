@@ -133,7 +133,20 @@ def build_drivers(config: AgentConfig, clock: Clock) -> DriverSet:
 
         drivers.camera = IndiCamera(client, camera.device or "CCD Simulator", focal_length_mm=focal_length_mm)
     elif camera.kind == "alpaca":
-        from skymesh.agent.drivers.alpaca import AlpacaCamera
+        from skymesh.agent.drivers.alpaca import AlpacaCamera, AlpacaMount
 
-        drivers.camera = AlpacaCamera(camera.url, clock, camera.device_number)
+        wheel = camera.params.get("filterwheel_device")
+        alpaca_mm = float(camera.params.get("focal_length_mm", 0.0))
+        alpaca_mount = drivers.mount if isinstance(drivers.mount, AlpacaMount) else None
+
+        def alpaca_focal_mm() -> float:  # the configured one, else the Alpaca mount's FocalLength (metres)
+            return alpaca_mm or (alpaca_mount.focal_length_m * 1000.0 if alpaca_mount is not None else 0.0)
+
+        drivers.camera = AlpacaCamera(
+            camera.url,
+            clock,
+            camera.device_number,
+            filterwheel_device=int(wheel) if wheel is not None else None,
+            focal_length_mm=alpaca_focal_mm,
+        )
     return drivers

@@ -161,7 +161,9 @@ class Mount(Protocol):
     `get_radec` answers in the mount's own frame: of date when `equinox_of_date` is set (INDI's EOD), else J2000."""
 
     name: str
-    equinox_of_date: bool
+
+    @property
+    def equinox_of_date(self) -> bool: ...
 
     async def connect(self) -> None: ...
     async def close(self) -> None: ...
