@@ -20,6 +20,7 @@ from skymesh.agent.config import AgentConfig, DriverConfig, DriversConfig, Hardw
 from skymesh.agent.drivers import build_drivers
 from skymesh.agent.drivers.rotctld import RotctldRotator
 from skymesh.agent.observing import JobContext, perform_job, preposition
+from skymesh.agent.runtime import capabilities_of
 from skymesh.core.clock import ScaledClock
 from tests.agent.daemons import daemon, free_port, require_binary
 from tests.agent.passes import SkyfieldTruth, find_pass, separation_deg
@@ -78,6 +79,9 @@ async def test_north_crossing_pass_on_rotctld_flips_inside_the_daemons_limits(tm
         )
         drivers = build_drivers(config, clock)
         await drivers.connect()
+        # Hello tells the server what the station can really do: the config narrowed to the daemon's travel.
+        caps = capabilities_of(config, drivers)
+        assert (caps.azimuth_min_deg, caps.azimuth_max_deg, caps.max_elevation_deg) == (0.0, 360.0, 180.0)
         observer = RotctldRotator("127.0.0.1", rot_port, timeout_s=3.0)
         samples: list[tuple[datetime, float, float]] = []
         clocks = [clock]
