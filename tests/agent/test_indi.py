@@ -18,7 +18,7 @@ from astropy.io import fits
 
 from skymesh.agent.config import AgentConfig, DriverConfig, DriversConfig, HardwareLimits
 from skymesh.agent.drivers import build_drivers
-from skymesh.agent.drivers.base import ExposureRequest
+from skymesh.agent.drivers.base import DriverError, ExposureRequest
 from skymesh.agent.drivers.indi import IndiCamera, IndiMount, _parse_sexagesimal
 from skymesh.agent.fits import read_header, update_header
 from skymesh.agent.observing import JobContext, perform_job
@@ -180,12 +180,12 @@ async def test_indi_job_site_filter_headers_blobs_and_restart(tmp_path: Path) ->
             raise
     with daemon(_indiserver(port), port):
         try:
-            for _ in range(50):  # the backoff lets a reconnect through within a few seconds
-                try:
-                    await client.ensure()
+            for _ in range(50):  # idle telemetry (camera temperature) reconnects, paced by the backoff
+                with contextlib.suppress(DriverError):
+                    await camera.temperature_c()
                     break
-                except Exception:
-                    await asyncio.sleep(0.2)
+                await asyncio.sleep(0.2)
+            assert client.connected
             await client.new_text(CCD, "FILTER_NAME", {"FILTER_SLOT_NAME_2": "V"})
             await client.wait_for(lambda: "V" in camera.filters(), 5.0, "filter names")
             ra0, dec0 = await mount.get_radec()

@@ -575,6 +575,8 @@ class IndiCamera:
         return self.client.health()
 
     async def temperature_c(self) -> float:
+        """Also the idle station's reconnect: telemetry asks every sample, `ensure` paces it with its backoff."""
+        await self.client.ensure()
         prop = self.client.get(self.device, "CCD_TEMPERATURE")
         if prop is None:
             return math.nan
