@@ -17,10 +17,13 @@ from skymesh.agent.drivers.base import DriverError
 from skymesh.agent.drivers.rotctld import RotctldRotator
 from skymesh.agent.executor import Executor
 from skymesh.agent.observing import JobContext, perform_job, preposition
-from skymesh.agent.runtime import device_health_of
+from skymesh.agent.runtime import Agent, device_health_of
 from skymesh.agent.store import AsyncStore, Store
+from skymesh.api.agent.v1 import agent_pb2
 from skymesh.core.clock import ScaledClock, SystemClock
+from tests.agent.conftest import API_KEY, STATION, running
 from tests.agent.daemons import daemon, free_port, require_binary
+from tests.agent.fake_server import FakeAgentService
 from tests.agent.passes import SkyfieldTruth, find_pass, separation_deg
 from tests.agent.test_pass_planning import pass_job
 
@@ -34,7 +37,7 @@ async def _poll(rotator: RotctldRotator, clock: ScaledClock, out: list[tuple[dat
 
 
 def _hamlib_config(tmp_path: Path, rot_port: int, rig_port: int, **changes: object) -> AgentConfig:
-    return AgentConfig(
+    base: dict[str, object] = dict(
         station_id="gs-health",
         state_dir=tmp_path,
         tracking_interval_s=0.25,
@@ -43,8 +46,9 @@ def _hamlib_config(tmp_path: Path, rot_port: int, rig_port: int, **changes: obje
             rotator=DriverConfig(kind="rotctld", port=rot_port, timeout_s=1.0),
             radio=DriverConfig(kind="rigctld", port=rig_port, timeout_s=1.0),
         ),
-        **changes,  # type: ignore[arg-type]
     )
+    base.update(changes)
+    return AgentConfig(**base)  # type: ignore[arg-type]
 
 
 def _argv(binary: str, port: int) -> list[str]:
@@ -140,3 +144,54 @@ async def test_idle_telemetry_is_fresh_or_absent(tmp_path: Path) -> None:
         finally:
             await drivers.close()
             store.close()
+
+
+async def test_agent_reports_device_health_in_hello_and_heartbeats(
+    tmp_path: Path, fake: tuple[FakeAgentService, int]
+) -> None:
+    """The whole agent against the protocol double: rotctld dies, heartbeats say so; it comes back, they say so."""
+    rotctld = require_binary("rotctld", "libhamlib-utils")
+    rigctld = require_binary("rigctld", "libhamlib-utils")
+    service, server_port = fake
+    rot_port, rig_port = free_port(), free_port()
+    config = _hamlib_config(
+        tmp_path,
+        rot_port,
+        rig_port,
+        station_id=STATION,
+        server_address=f"127.0.0.1:{server_port}",
+        api_key=API_KEY,
+        telemetry_rate_hz=4.0,
+        telemetry_batch_interval_s=0.5,
+        heartbeat_interval_s=0.3,
+        reconnect_initial_s=0.05,
+        reconnect_max_s=0.2,
+    )
+
+    def rotator_in_last_heartbeat() -> agent_pb2.DeviceHealth | None:
+        beats = service.of_kind("heartbeat")
+        if not beats:
+            return None
+        return next((d for d in beats[-1].heartbeat.devices if d.role == "rotator"), None)
+
+    with daemon(_argv(rigctld, rig_port), rig_port), daemon(_argv(rotctld, rot_port), rot_port) as rot:
+        async with running(Agent(config)):
+            await service.wait_for(lambda: service.hellos, what="hello")
+            roles = {d.role: d for d in service.hellos[-1].devices}
+            assert roles["rotator"].driver == "rotctld" and roles["rotator"].connected
+            assert roles["radio"].driver == "rigctld" and roles["radio"].connected
+            rot.terminate()
+            rot.wait(5)
+            await service.wait_for(
+                lambda: (d := rotator_in_last_heartbeat()) is not None and not d.connected, what="rotator down"
+            )
+            down = rotator_in_last_heartbeat()
+            assert down is not None and down.errors_total > 0 and down.last_error
+            with daemon(_argv(rotctld, rot_port), rot_port):
+                await service.wait_for(
+                    lambda: (
+                        (d := rotator_in_last_heartbeat()) is not None and d.connected and d.consecutive_errors == 0
+                    ),
+                    timeout_s=15.0,
+                    what="rotator back",
+                )
