@@ -2,6 +2,14 @@
 telescope exposures (slew, expose, photometry). Each returns the job's `ObservationRecord`; failures raise `JobFailed`
 with a cause code. Nothing here touches the store or the link: the executor owns job states.
 
+A pass is planned whole before it starts (`skymesh.agent.passplan`: wrap, flip, through the zenith, within the
+configured limits narrowed to the rotator's own), pre-positioned on that plan, flown half a tick ahead, and parked at
+the configured position after LOS. A rotator or radio error during the pass is counted, flagged
+(HARDWARE_FAULT_DURING_PASS) and tracking goes on (the drivers reconnect); only a pass where the rotator never
+answered fails. The record says how it went: pointing error against the agent's ephemeris, SNR, tracked time,
+clipped and rate-limited seconds. Exposures get SkyMesh's FITS keywords and an `ExposureReport` each
+(`skymesh.agent.exposure_report`).
+
 Imports: numpy, `skymesh.astro` (via tracking), `skymesh.api` (records and converters), `skymesh.core`.
 """
 
