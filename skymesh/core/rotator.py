@@ -215,8 +215,8 @@ def plan_track(
     """Choose the wrap (and flip, where the rotator has one) so the whole pass is flown without an unwind.
 
     Preference: every sample reachable, then the rotator fast enough (else the track whose `reachable_track` is off
-    by more than 1 degree for the fewest samples), then normal over flip modes, then the shortest pre-positioning
-    move. Flip mode shifts the whole track's azimuth by 180 degrees, which
+    by more than 5 degrees for the fewest samples, then by more than 1 degree, then by the least), then normal over
+    flip modes, then the shortest pre-positioning move. Flip mode shifts the whole track's azimuth by 180 degrees, which
     moves a north-crossing pass away from the azimuth stop; it does not slow the keyhole (azimuth still sweeps fast
     near the zenith). Flipping at the culmination does: it is chosen for near-overhead passes, and never for a low
     pass (the jump at the culmination is far beyond any rotator's rate).
@@ -231,15 +231,21 @@ def plan_track(
     modes: list[TrackMode] = list(_MODE_RANK) if model.can_flip else ["normal"]
     candidates = [_candidate(model, m, t, az, el, current_azimuth_deg) for m in modes]
 
-    def key(plan: TrackPlan) -> tuple[int, int, int, float, int, float]:
+    def key(plan: TrackPlan) -> tuple[int, int, tuple[int, int, float], int, float]:
         move = abs(plan.azimuth_deg[0] - current_azimuth_deg) if current_azimuth_deg is not None else 0.0
         if plan.rate_ok:
-            return (-int(plan.reachable.sum()), 0, 0, 0.0, _MODE_RANK[plan.mode], move)
-        # Too slow somewhere for every candidate: the one whose best reachable path stays on target longest.
-        err = _separation_deg(*reachable_track(model, t, plan), az, el)
-        return (-int(plan.reachable.sum()), 1, int((err > 1.0).sum()), float(err.max()), _MODE_RANK[plan.mode], move)
+            return (-int(plan.reachable.sum()), 0, (0, 0, 0.0), _MODE_RANK[plan.mode], move)
+        # Too slow somewhere for every candidate: the one whose best reachable path loses the target least.
+        misses = _misses(_separation_deg(*reachable_track(model, t, plan), az, el))
+        return (-int(plan.reachable.sum()), 1, misses, _MODE_RANK[plan.mode], move)
 
     return min(candidates, key=key)
+
+
+def _misses(error_deg: FloatArray) -> tuple[int, int, float]:
+    """How badly a path misses: samples off by more than 5 degrees (the signal is lost), then by more than 1 degree
+    (the pointing goal), then the worst miss. Fewer large misses beat fewer small ones."""
+    return int((error_deg > 5.0).sum()), int((error_deg > 1.0).sum()), float(error_deg.max())
 
 
 def _separation_deg(az1: FloatArray, el1: FloatArray, az2: FloatArray, el2: FloatArray) -> FloatArray:
@@ -275,8 +281,8 @@ def reachable_track(model: RotatorModel, t_s: FloatArray, plan: TrackPlan) -> tu
     clipped to the travel; then, per axis, the mean of a forward rate-limited follow (starting on
     the track) and a backward one (ending on it). Where the track is within the rate both equal the track; around a
     part too fast for the rotator the path starts turning early and finishes late, which halves the worst lag of a
-    plain follower. Two such paths are tried (see `_feasible`); the one off the track by more than 1 degree for the
-    fewest samples wins. Acceleration is not modelled here (rate only).
+    plain follower. Two such paths are tried (see `_feasible`); the one that misses the track least wins
+    (`_misses`). Acceleration is not modelled here (rate only).
     """
     t = np.asarray(t_s, dtype=np.float64)
     az = _into_travel(plan.azimuth_deg, model.azimuth)
@@ -288,11 +294,7 @@ def reachable_track(model: RotatorModel, t_s: FloatArray, plan: TrackPlan) -> tu
         for boost in (1.0, 2.0)
     ]
 
-    def misses(option: tuple[FloatArray, FloatArray]) -> tuple[int, float]:
-        err = _separation_deg(option[0], option[1], az, el)
-        return int((err > 1.0).sum()), float(err.max())
-
-    return min(options, key=misses)
+    return min(options, key=lambda option: _misses(_separation_deg(option[0], option[1], az, el)))
 
 
 def _feasible(path: FloatArray, t: FloatArray, rate_deg_s: float, boost: float) -> FloatArray:

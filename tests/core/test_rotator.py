@@ -138,3 +138,15 @@ def test_a_pass_across_the_stop_without_overwind_unwinds_once_at_full_rate() -> 
     # the pass.
     assert (np.all(big > 0) or np.all(big < 0)) and 350.0 < abs(big.sum()) <= 360.0
     assert _sep(cmd_az, plan.elevation_deg, az, el)[-1] < 0.01
+
+
+def test_a_slow_rotator_prefers_small_misses_to_a_zenith_flip_that_loses_the_target() -> None:
+    # Culminating at 80 deg: flying through the zenith would be 10 deg off at the culmination; following the
+    # azimuth too slowly is off by less. Lost signal (> 5 deg) counts before the 1-degree goal.
+    t, az, el = _overhead(88.0)
+    assert 79.5 < el.max() < 80.5
+    model = RotatorModel(AxisLimits(0.0, 450.0, 3.0), AxisLimits(0.0, 180.0, 3.0))
+    plan = plan_track(model, t, az, el)
+    assert plan.mode in ("normal", "flip") and not plan.rate_ok
+    cmd_az, cmd_el = reachable_track(model, t, plan)
+    assert _sep(cmd_az, cmd_el, az, el).max() < 5.0
