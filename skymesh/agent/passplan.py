@@ -4,7 +4,8 @@
   reports (rotctld's `\\dump_state`), so a config allowing 450 degrees against a 360-degree daemon plans inside 360
   instead of failing the job when the daemon refuses a command.
 - `plan_pass`: the look angles of the visible part of the job window go through `skymesh.core.rotator.plan_track`
-  (wrap / overwind, flip, flip through the zenith) and `reachable_track` (the best path within the rotator's rate);
+  (wrap / overwind, flip, flip through the zenith) and `reachable_track` (the best path within 90 % of the rotator's
+  rate, so that it can catch up after a late command);
   `PassPlan.command_at` is what to command at any instant. Samples the limits cannot reach are `clipped`; samples
   where the rotator is too slow to follow the sky are `rate_limited`. Both are said in the pass record.
 - `PassStats`: pointing error (rotator reading vs the agent's own ephemeris at the reading's time), SNR and tracked
@@ -15,6 +16,7 @@ Imports: numpy, the agent's config, tracking and driver protocols, `skymesh.core
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -115,6 +117,20 @@ class PassPlan:
         return self._seconds(self.rate_limited)
 
 
+# Plan for a little less than the rotator's top rate: a track that needs every last degree per second leaves no
+# time to catch up after a late command, and the lag then only grows (seen on rotctld's dummy at full rate).
+RATE_HEADROOM = 0.9
+
+
+def _with_headroom(model: RotatorModel) -> RotatorModel:
+    az, el = model.azimuth, model.elevation
+    return dataclasses.replace(
+        model,
+        azimuth=dataclasses.replace(az, rate_deg_s=az.rate_deg_s * RATE_HEADROOM),
+        elevation=dataclasses.replace(el, rate_deg_s=el.rate_deg_s * RATE_HEADROOM),
+    )
+
+
 def plan_pass(track: SatelliteTrack, model: RotatorModel, current_azimuth_deg: float | None) -> PassPlan:
     """Plan the visible part of `track` for `model`; outside it, hold the first / last visible command."""
     t, sky_az, sky_el = track.samples()
@@ -126,6 +142,7 @@ def plan_pass(track: SatelliteTrack, model: RotatorModel, current_azimuth_deg: f
     else:
         first, last = 0, n - 1
     part = slice(first, last + 1)
+    model = _with_headroom(model)
     el_floor = model.elevation.min_deg
     # Below the rotator's lowest elevation it points as low as it can: said as clipped, not planned as unreachable.
     plan = plan_track(
