@@ -135,7 +135,9 @@ async def _satellite_pass(job: LocalJob, target: SatelliteTarget, ctx: JobContex
         raise JobFailed(common_pb2.CAUSE_CODE_UNSUPPORTED, "a satellite pass needs a rotator and a radio")
     start_at = ctx.clock.now()
     try:
-        track = SatelliteTrack(target.tle_line1, target.tle_line2, ctx.config.location, start_at, job.end)
+        # Planned over the job's own window, exactly as `preposition` planned it (and as before a restart): the same
+        # samples give the same wrap, so the rotator is already where the pass begins.
+        track = SatelliteTrack(target.tle_line1, target.tle_line2, ctx.config.location, job.start, job.end)
     except SkyMeshError as exc:
         raise JobFailed(common_pb2.CAUSE_CODE_INVALID, f"cannot propagate {target.name}: {exc}") from exc
     model = await _rotator_model(ctx)
