@@ -291,6 +291,13 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         return await self._uploads.query(request, context)
 
 
+# A device still connected counts as failing after this many errors in a row: one timeout is not a broken device,
+# and every DEGRADED transition replans the station's work.
+FAILING_AFTER_ERRORS = 3
+
+
 def _failing_devices(devices: Sequence[agent_pb2.DeviceHealth]) -> tuple[str, ...]:
     """Roles of the devices an agent reports unreachable or failing (a bounded, short list: it is logged)."""
-    return tuple(sorted({d.role[:32] for d in devices[:16] if not d.connected or d.consecutive_errors > 0}))
+    return tuple(
+        sorted({d.role[:32] for d in devices[:16] if not d.connected or d.consecutive_errors >= FAILING_AFTER_ERRORS})
+    )

@@ -263,8 +263,8 @@ Global___Hello: _TypeAlias = Hello  # noqa: Y015
 
 @_typing.final
 class DeviceHealth(_message.Message):
-    """One device's health as its driver knows it. A device that is not connected or whose last exchanges failed makes
-    the station DEGRADED on the server.
+    """One device's health as its driver knows it. A device that is not connected, or has failed 3 exchanges in a row,
+    makes the station DEGRADED on the server.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
