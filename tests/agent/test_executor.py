@@ -55,7 +55,7 @@ def _find_pass(line1: str, line2: str) -> tuple[datetime, datetime, float]:
 
 @contextlib.asynccontextmanager
 async def _executor(tmp_path: Path, clock: ManualClock, **changes: object) -> AsyncIterator[tuple[Executor, Store]]:
-    config = AgentConfig(
+    base: dict[str, object] = dict(
         station_id="gs-1",
         state_dir=tmp_path,
         kind=StationKind.GROUND_STATION,
@@ -68,8 +68,9 @@ async def _executor(tmp_path: Path, clock: ManualClock, **changes: object) -> As
             rotator=DriverConfig(kind="simulated"), radio=DriverConfig(kind="simulated", params={"noise_db": 0.3})
         ),
         seed=3,
-        **changes,  # type: ignore[arg-type]
     )
+    base.update(changes)
+    config = AgentConfig(**base)  # type: ignore[arg-type]
     store = Store(config.database_path)
     store.begin_boot(BOOT, clock.now())
     executor = Executor(config, AsyncStore(store), build_drivers(config, clock), clock, BOOT)
@@ -231,3 +232,38 @@ async def test_unavailable_window_rejects_and_abort_before_start(tmp_path: Path)
     }
     assert "maintenance" in updates["during"].detail
     assert updates["later"].cause == common_pb2.CAUSE_CODE_ABORTED_BY_OPERATOR
+
+
+async def test_mount_is_parked_when_the_night_is_over(tmp_path: Path) -> None:
+    """Between telescope jobs less than 30 minutes apart the mount keeps tracking; after the last one it parks."""
+    from skymesh.agent.drivers.simulated import SimulatedMount
+    from tests.agent.conftest import LOCATION, telescope_job
+
+    clock = ManualClock(EPOCH)
+    changes = dict(
+        kind=StationKind.TELESCOPE,
+        location=LOCATION,
+        tracking_interval_s=0.5,
+        limits=HardwareLimits(slew_rate_deg_s=1000.0),
+        drivers=DriversConfig(
+            rotator=DriverConfig(kind="none"),
+            radio=DriverConfig(kind="none"),
+            mount=DriverConfig(kind="simulated"),
+            camera=DriverConfig(kind="simulated", params={"image_size_px": 16}),
+        ),
+        filters=("V",),
+    )
+    async with _executor(tmp_path, clock, **changes) as (executor, store):
+        mount = executor.drivers.mount
+        assert isinstance(mount, SimulatedMount)
+        first = telescope_job("t1", EPOCH + timedelta(seconds=5), EPOCH + timedelta(seconds=120), exposure_s=1.0)
+        second = telescope_job("t2", EPOCH + timedelta(seconds=600), EPOCH + timedelta(seconds=700), exposure_s=1.0)
+        store.replace_schedule(1, [first, second], BOOT, clock.now())
+        await _advance(clock, 30.0)
+        await _settle(lambda: store.job("t1").state == JobState.SUCCEEDED)  # type: ignore[union-attr]
+        await _advance(clock, 200.0, step_s=5.0)
+        assert mount.tracking  # the next job is 10 minutes away: stay on the sky
+        await _advance(clock, 420.0, step_s=5.0)
+        await _settle(lambda: store.job("t2").state == JobState.SUCCEEDED)  # type: ignore[union-attr]
+        await _advance(clock, 40.0, step_s=5.0)  # the schedule loop looks again: nothing else tonight
+        await _settle(lambda: not mount.tracking)

@@ -367,6 +367,9 @@ class IndiMount:
     async def slew(self, ra_deg: float, dec_deg: float) -> None:
         """Slew to J2000 (catalogue) RA/Dec: INDI's EQUATORIAL_EOD_COORD wants equinox of date, so precess first."""
         await self.client.ensure()
+        park = self.client.get(self.device, "TELESCOPE_PARK")
+        if park is not None and park.values.get("PARK") == "On":  # parked at the end of the last night
+            await self.client.new_switch(self.device, "TELESCOPE_PARK", {"PARK": False, "UNPARK": True})
         ra_now, dec_now = precess_from_j2000([ra_deg], [dec_deg], [datetime_to_jd(datetime.now(UTC))])
         ra_deg, dec_deg = float(ra_now[0]) % 360.0, float(dec_now[0])
         ra_h = ra_deg / 15.0
