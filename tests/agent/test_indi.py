@@ -19,7 +19,8 @@ from astropy.io import fits
 from skymesh.agent.config import AgentConfig, DriverConfig, DriversConfig, HardwareLimits
 from skymesh.agent.drivers import build_drivers
 from skymesh.agent.drivers.base import DriverError, ExposureRequest
-from skymesh.agent.drivers.indi import IndiCamera, IndiMount, _parse_sexagesimal
+from skymesh.agent.drivers.indi import IndiMount, _parse_sexagesimal
+from skymesh.agent.drivers.indi_camera import IndiCamera
 from skymesh.agent.fits import read_header, update_header
 from skymesh.agent.observing import JobContext, perform_job
 from skymesh.agent.store import LocalJob

@@ -121,7 +121,8 @@ def build_drivers(config: AgentConfig, clock: Clock) -> DriverSet:
         params.setdefault("aperture_m", config.aperture_m or 0.4)
         drivers.camera = simulated.SimulatedCamera(clock, rng, params)
     elif camera.kind == "indi":
-        from skymesh.agent.drivers.indi import IndiCamera, IndiClient, IndiMount
+        from skymesh.agent.drivers.indi import IndiClient, IndiMount
+        from skymesh.agent.drivers.indi_camera import IndiCamera
 
         client = indi_client(camera)
         assert isinstance(client, IndiClient)
