@@ -8,6 +8,7 @@
   anything else; the others take turns. AbortJob interrupts the running job (ABORTED); Stow aborts and parks; Point
   moves the rotator when idle; SetUnavailable records a window in which jobs are REJECTED.
 - Telemetry: samples at `telemetry_rate_hz`, batched every `telemetry_batch_interval_s` into the outbox.
+- Mount: parked once no telescope job starts within 30 minutes of the last one (the end of the night).
 
 Imports: the agent's store, drivers and observing code, `skymesh.api`, `skymesh.core`.
 """
@@ -15,9 +16,11 @@ Imports: the agent's store, drivers and observing code, `skymesh.api`, `skymesh.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
-from datetime import UTC
+from collections.abc import Iterator
+from datetime import UTC, datetime
 
 from skymesh.agent.aio import wait_event_or_sleep
 from skymesh.agent.config import AgentConfig
@@ -41,6 +44,8 @@ _log = logging.getLogger(__name__)
 _IDLE_RECHECK_S = 30.0
 # Point the antenna at a pass's rise point this long before it starts, so tracking begins on target.
 _PREPOSITION_S = 60.0
+# Park the telescope mount once no telescope job starts within this long (the end of the night, or a long gap).
+_PARK_MOUNT_IDLE_S = 1800.0
 _C = agent_pb2
 
 
@@ -65,6 +70,7 @@ class Executor:
         self._job_task: asyncio.Task[agent_pb2.ObservationRecord] | None = None
         self._abort_detail: tuple[int, str] | None = None
         self._prepositioned: set[str] = set()
+        self._mount_in_use = False  # a telescope job ran since the mount was last parked
         self._command_turn = asyncio.Lock()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -106,10 +112,13 @@ class Executor:
                         )
                 elif (job.state == JobState.RECEIVED and job.in_schedule) or interrupted:
                     runnable.append(job)
-            if not runnable:
+            upcoming = min(runnable, key=lambda j: (j.start, j.job_id)) if runnable else None
+            if upcoming is None or (upcoming.start - now).total_seconds() > _PARK_MOUNT_IDLE_S:
+                await self._park_idle_mount()
+            if upcoming is None:
                 await wait_event_or_sleep(self.clock, self.store.schedule_changed, _IDLE_RECHECK_S)
                 continue
-            job = min(runnable, key=lambda j: (j.start, j.job_id))
+            job = upcoming
             wait_s = (job.start - now).total_seconds()
             if wait_s > 0:
                 if wait_s <= _PREPOSITION_S and job.job_id not in self._prepositioned and not self.current_job_id:
@@ -119,6 +128,16 @@ class Executor:
                 await wait_event_or_sleep(self.clock, self.store.schedule_changed, min(nap_s, _IDLE_RECHECK_S))
                 continue
             await self._run_job(job)
+
+    async def _park_idle_mount(self) -> None:
+        if not self._mount_in_use or self.drivers.mount is None or self.current_job_id:
+            return
+        self._mount_in_use = False
+        try:
+            await self.drivers.mount.park()
+            _log.info("no telescope job within %.0f s: mount parked", _PARK_MOUNT_IDLE_S)
+        except DriverError as exc:
+            _log.warning("could not park the idle mount: %s", exc)
 
     def _context(self) -> JobContext:
         return JobContext(self.config, self.drivers, self.clock, self.live, self.progress)
@@ -161,6 +180,8 @@ class Executor:
             self.current_job_id = ""
             self._idle.set()
             raise
+        if job.spec.target.WhichOneof("kind") == "celestial":
+            self._mount_in_use = True
         task = asyncio.create_task(perform_job(job, self._context()), name=f"agent-job-{job.job_id}")
         self._job_task = task
         if self._abort_detail is not None:
@@ -190,6 +211,7 @@ class Executor:
             self.current_job_id = ""
             self._job_task = None
             self.progress.pop(job.job_id, None)
+            self.live.clear()  # a job's readings are not the idle station's
             self._idle.set()
 
     async def _stop_hardware(self) -> None:
@@ -333,19 +355,38 @@ class Executor:
             await self.clock.sleep(period_s)
 
     async def _sample(self) -> dict[str, float]:
-        values = dict(self.live)
-        try:
-            if self.drivers.rotator is not None and not self.current_job_id:
+        """Fresh readings only: a device that does not answer now leaves its channels out of this sample (never the
+        last known value), and every device's health is sampled with them (`<role>.connected`,
+        `<role>.errors_total`, `<role>.last_ok_age_s`)."""
+        busy = bool(self.current_job_id)
+        # While a job runs its loop reads the rotator and radio every tick and keeps `live` current (it drops a
+        # channel whose device failed); otherwise they are read here.
+        values = dict(self.live) if busy else {}
+        if self.drivers.rotator is not None and not busy:
+            with self._reading("rotator"):
                 az, el = await self.drivers.rotator.get_position()
                 values["rotator.azimuth_deg"], values["rotator.elevation_deg"] = az, el
-            if self.drivers.radio is not None and "radio.frequency_hz" not in values:
+        if self.drivers.radio is not None and not busy:
+            with self._reading("radio"):
                 values["radio.frequency_hz"] = await self.drivers.radio.get_frequency()
-            if self.drivers.camera is not None:
+        if self.drivers.camera is not None:
+            with self._reading("camera"):
                 values["camera.temperature_c"] = await self.drivers.camera.temperature_c()
-        except DriverError as exc:
-            _log.debug("telemetry sample incomplete: %s", exc)
+        now = datetime.now(UTC)
+        for role, health in self.drivers.health().items():
+            values[f"{role}.connected"] = 1.0 if health.connected else 0.0
+            values[f"{role}.errors_total"] = float(health.errors_total)
+            if health.last_ok is not None:
+                values[f"{role}.last_ok_age_s"] = max((now - health.last_ok).total_seconds(), 0.0)
         values["agent.job_running"] = 1.0 if self.current_job_id else 0.0
         for job_id, progress in self.progress.items():
             if job_id == self.current_job_id:
                 values["job.progress_ratio"] = progress
         return {k: float(v) for k, v in values.items() if math.isfinite(v)}  # the server rejects NaN and inf
+
+    @contextlib.contextmanager
+    def _reading(self, role: str) -> Iterator[None]:
+        try:
+            yield
+        except DriverError as exc:
+            _log.debug("telemetry: no %s reading: %s", role, exc)

@@ -186,6 +186,7 @@ class Link:
         current_job: Callable[[], str] = lambda: "",
         on_welcome: Callable[[agent_pb2.Welcome], None] | None = None,
         rng: random.Random | None = None,
+        device_health: Callable[[], list[agent_pb2.DeviceHealth]] = list,
     ) -> None:
         self.config = config
         self.store = store
@@ -194,6 +195,7 @@ class Link:
         self.capabilities = capabilities
         self.current_job = current_job
         self.on_welcome = on_welcome
+        self.device_health = device_health
         self.rng = rng or random.Random()
         self.uploader = Uploader(store, config.state_dir)
         self.connected = asyncio.Event()
@@ -317,6 +319,7 @@ class Link:
             capabilities=self.capabilities,
             agent_time=timestamp_from_datetime(self.clock.now()),
             pending_boot_ids=[b for b in spooled if b != self.boot_id],
+            devices=self.device_health(),
         )
 
     # ------------------------------------------------------------------------------------------------ one session
@@ -490,5 +493,6 @@ class Link:
                 outbox_depth=await self.store.call(self.store.sync.outbox_depth),
                 pending_uploads=await self.store.call(self.store.sync.pending_upload_count),
                 current_job_id=self.current_job(),
+                devices=self.device_health(),
             )
             await session.send(agent_pb2.ConnectRequest(heartbeat=beat))

@@ -15,33 +15,67 @@ from collections.abc import Sequence
 
 from skymesh.agent.config import AgentConfig
 from skymesh.agent.drivers import DriverSet, build_drivers
-from skymesh.agent.drivers.base import DriverError
+from skymesh.agent.drivers.base import DriverError, ReportsTravel
 from skymesh.agent.executor import Executor
 from skymesh.agent.link import Link
+from skymesh.agent.passplan import station_rotator_model
 from skymesh.agent.store import AsyncStore, Store
 from skymesh.api.agent.v1 import agent_pb2
 from skymesh.api.common.v1 import common_pb2
+from skymesh.api.convert import timestamp_from_datetime
 from skymesh.core.clock import Clock, SystemClock
+from skymesh.core.errors import SkyMeshError
 
-__all__ = ["Agent", "capabilities_of", "run_agent", "run_agents"]
+__all__ = ["Agent", "capabilities_of", "device_health_of", "run_agent", "run_agents"]
 
 _log = logging.getLogger(__name__)
 
 
 def capabilities_of(config: AgentConfig, drivers: DriverSet) -> agent_pb2.Capabilities:
+    """What the station can do: the configured limits, narrowed to what the rotator itself reports (rotctld)."""
     limits = config.limits
+    az_min, az_max = limits.azimuth_min_deg, limits.azimuth_max_deg
+    el_min, el_max = limits.elevation_min_deg, limits.elevation_max_deg
+    travel = drivers.rotator.reported_travel() if isinstance(drivers.rotator, ReportsTravel) else None
+    if travel is not None:
+        try:
+            model = station_rotator_model(limits, travel)
+        except SkyMeshError as exc:
+            _log.error("configured rotator limits and the rotator's own do not overlap: %s", exc)
+        else:
+            az_min, az_max = model.azimuth.min_deg, model.azimuth.max_deg
+            el_min, el_max = model.elevation.min_deg, model.elevation.max_deg
     return agent_pb2.Capabilities(
         kind=common_pb2.StationKind.ValueType(int(config.kind)),
         bands=list(config.bands),
         filters=list(config.filters),
         aperture_m=config.aperture_m,
         slew_rate_deg_s=limits.slew_rate_deg_s,
-        min_elevation_deg=limits.elevation_min_deg,
-        max_elevation_deg=limits.elevation_max_deg,
-        azimuth_min_deg=limits.azimuth_min_deg,
-        azimuth_max_deg=limits.azimuth_max_deg,
+        min_elevation_deg=el_min,
+        max_elevation_deg=el_max,
+        azimuth_min_deg=az_min,
+        azimuth_max_deg=az_max,
         drivers=drivers.names(),
     )
+
+
+def device_health_of(drivers: DriverSet) -> list[agent_pb2.DeviceHealth]:
+    """Every device's health for Hello and heartbeats (the server turns a failing one into DEGRADED)."""
+    out = []
+    names = drivers.roles()
+    for role, health in drivers.health().items():
+        msg = agent_pb2.DeviceHealth(
+            role=role,
+            driver=names[role].name,
+            connected=health.connected,
+            errors_total=health.errors_total,
+            consecutive_errors=health.consecutive_errors,
+            last_error=health.last_error[:500],
+        )
+        if health.last_ok is not None:
+            msg.last_ok.CopyFrom(timestamp_from_datetime(health.last_ok))
+        out.append(msg)
+    return out
 
 
 class Agent:
@@ -88,6 +122,7 @@ class Agent:
                 capabilities_of(self.config, self.drivers),
                 current_job=lambda: executor.current_job_id,
                 on_welcome=on_welcome,
+                device_health=lambda: device_health_of(self.drivers),
             )
             _log.info("agent %s boot %s starting", self.config.station_id, self.boot_id)
             async with asyncio.TaskGroup() as tg:

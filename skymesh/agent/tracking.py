@@ -72,6 +72,11 @@ class SatelliteTrack:
             range_rate_km_s=float(np.interp(t, self._t, self._rr)),
         )
 
+    def samples(self) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+        """The grid itself: (seconds from `start`, azimuth_deg in [0, 360), elevation_deg)."""
+        az_deg: NDArray[np.float64] = np.asarray(np.degrees(self._az) % 360.0, dtype=np.float64)
+        return self._t.astype(np.float64), az_deg, np.asarray(self._el, dtype=np.float64)
+
     @property
     def max_elevation_deg(self) -> float:
         return float(np.nanmax(self._el))

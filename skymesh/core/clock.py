@@ -7,7 +7,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-__all__ = ["Clock", "ManualClock", "SystemClock", "ensure_utc", "utcnow"]
+__all__ = ["Clock", "ManualClock", "ScaledClock", "SystemClock", "ensure_utc", "utcnow"]
 
 
 def utcnow() -> datetime:
@@ -64,3 +64,27 @@ class ManualClock:
         wake = self._mono + seconds
         while self._mono < wake:
             await self._changed.wait()
+
+
+class ScaledClock:
+    """Real time sped up `rate` times from `start`, for driving real daemons through a pass faster than life.
+
+    A daemon keeps its own real speed (Hamlib's dummy rotator moves 6 deg/s of wall time), so against this clock it
+    is `rate` times slower: give the agent `slew_rate_deg_s / rate` as the rotator's speed.
+    """
+
+    def __init__(self, start: datetime, rate: float) -> None:
+        if not rate > 0:
+            raise ValueError("rate must be positive")
+        self._start = ensure_utc(start)
+        self.rate = rate
+        self._t0 = time.monotonic()
+
+    def now(self) -> datetime:
+        return self._start + timedelta(seconds=self.monotonic())
+
+    def monotonic(self) -> float:
+        return (time.monotonic() - self._t0) * self.rate
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(seconds, 0.0) / self.rate)

@@ -47,16 +47,20 @@ class StationKind(enum.IntEnum):
 
 
 class StationState(enum.IntEnum):
-    """Liveness of a station's agent as the server sees it (DESIGN.md: ONLINE -> STALE -> DISCONNECTED -> OFFLINE)."""
+    """Liveness of a station's agent as the server sees it (DESIGN.md: ONLINE -> STALE -> DISCONNECTED -> OFFLINE),
+    and DEGRADED: connected, but a device it needs is failing (its agent's health reports say which)."""
 
     ONLINE = 1
     STALE = 2
     DISCONNECTED = 3
     OFFLINE = 4
+    DEGRADED = 5
 
     @property
     def schedulable(self) -> bool:
         # DISCONNECTED stations keep their accepted work (they run autonomously) but get no new work.
+        # DEGRADED ones get none either: every device a station has (rotator and radio, or mount and camera) is
+        # needed by the one kind of work it does, so a failed device is a failed capability.
         return self in (StationState.ONLINE, StationState.STALE)
 
 

@@ -8,7 +8,13 @@ is one the hardware can fly. Angles are degrees; a *mechanical* azimuth may lie 
 Each axis moves on its own with a trapezoidal speed profile (rate limit, optional acceleration limit); a slew takes
 as long as its slower axis. Flip mode (rotators whose elevation reaches 180 degrees) points at sky (az, el) with the
 mechanical pair (az + 180, 180 - el), which turns an overhead pass that crosses the azimuth stop into one without a
-long unwind.
+long unwind. Flipping at the culmination (`flip_after_tca` / `flip_before_tca`) is how such a rotator flies through
+the zenith: azimuth stays near the pass's ground-track direction while elevation sweeps past 90, so the keyhole's
+azimuth whip (tens of degrees per second near the zenith) disappears.
+
+When the rotator is too slow for some part of a track (the keyhole of a 90-degree rotator), `reachable_track`
+gives the best path it can fly: each axis limited to its rate, leading into the fast part as much as it lags out of
+it (the mean of a forward and a backward rate-limited follow, which is itself within the rate limit).
 
 Imports numpy only.
 """
@@ -23,10 +29,19 @@ import numpy.typing as npt
 
 from skymesh.core.errors import InvalidArgument
 
-__all__ = ["AxisLimits", "RotatorModel", "TrackPlan", "axis_move_time_s", "plan_track", "slew_time_s"]
+__all__ = [
+    "AxisLimits",
+    "RotatorModel",
+    "TrackPlan",
+    "axis_move_time_s",
+    "plan_track",
+    "reachable_track",
+    "slew_time_s",
+]
 
 FloatArray = npt.NDArray[np.float64]
-TrackMode = Literal["normal", "flip"]
+TrackMode = Literal["normal", "flip", "flip_after_tca", "flip_before_tca"]
+_MODE_RANK: dict[TrackMode, int] = {"normal": 0, "flip": 1, "flip_after_tca": 2, "flip_before_tca": 3}
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,11 +169,23 @@ def _best_offset(path: FloatArray, axis: AxisLimits, current_deg: float | None) 
     return best[2]
 
 
+def _flipped_mask(mode: TrackMode, el: FloatArray) -> npt.NDArray[np.bool_]:
+    after_tca = np.arange(el.size) > int(np.argmax(el))
+    if mode == "flip":
+        return np.ones(el.size, dtype=bool)
+    if mode == "flip_after_tca":
+        return after_tca
+    if mode == "flip_before_tca":
+        return ~after_tca
+    return np.zeros(el.size, dtype=bool)
+
+
 def _candidate(
     model: RotatorModel, mode: TrackMode, t_s: FloatArray, az: FloatArray, el: FloatArray, current: float | None
 ) -> TrackPlan:
-    if mode == "flip":
-        az, el = (az + 180.0) % 360.0, 180.0 - el
+    flipped = _flipped_mask(mode, el)
+    az = np.where(flipped, (az + 180.0) % 360.0, az)
+    el = np.where(flipped, 180.0 - el, el)
     path = _unwrap_deg(az)
     path = path + _best_offset(path, model.azimuth, current)
     reachable = (
@@ -187,9 +214,12 @@ def plan_track(
 ) -> TrackPlan:
     """Choose the wrap (and flip, where the rotator has one) so the whole pass is flown without an unwind.
 
-    Preference: every sample reachable, then the rotator fast enough, then normal over flip mode, then the shortest
-    pre-positioning move. Flip mode shifts the whole track's azimuth by 180 degrees, which moves a north-crossing pass
-    away from the azimuth stop; it does not slow the keyhole (azimuth still sweeps fast near the zenith).
+    Preference: every sample reachable, then the rotator fast enough (else the track whose `reachable_track` is off
+    by more than 5 degrees for the fewest samples, then by more than 1 degree, then by the least), then normal over
+    flip modes, then the shortest pre-positioning move. Flip mode shifts the whole track's azimuth by 180 degrees, which
+    moves a north-crossing pass away from the azimuth stop; it does not slow the keyhole (azimuth still sweeps fast
+    near the zenith). Flipping at the culmination does: it is chosen for near-overhead passes, and never for a low
+    pass (the jump at the culmination is far beyond any rotator's rate).
     When no candidate reaches every sample, the one that reaches the most is returned with `reachable` saying where
     it cannot point.
     """
@@ -198,11 +228,87 @@ def plan_track(
     el = np.asarray(elevation_deg, dtype=np.float64)
     if t.shape != az.shape or t.shape != el.shape or t.size == 0:
         raise InvalidArgument("time, azimuth and elevation must be non-empty and of one length", field="t_s")
-    modes: list[TrackMode] = ["normal", "flip"] if model.can_flip else ["normal"]
+    modes: list[TrackMode] = list(_MODE_RANK) if model.can_flip else ["normal"]
     candidates = [_candidate(model, m, t, az, el, current_azimuth_deg) for m in modes]
 
-    def key(plan: TrackPlan) -> tuple[int, int, int, float]:
+    def key(plan: TrackPlan) -> tuple[int, int, tuple[int, int, float], int, float]:
         move = abs(plan.azimuth_deg[0] - current_azimuth_deg) if current_azimuth_deg is not None else 0.0
-        return (-int(plan.reachable.sum()), 0 if plan.rate_ok else 1, 0 if plan.mode == "normal" else 1, move)
+        if plan.rate_ok:
+            return (-int(plan.reachable.sum()), 0, (0, 0, 0.0), _MODE_RANK[plan.mode], move)
+        # Too slow somewhere for every candidate: the one whose best reachable path loses the target least.
+        misses = _misses(_separation_deg(*reachable_track(model, t, plan), az, el))
+        return (-int(plan.reachable.sum()), 1, misses, _MODE_RANK[plan.mode], move)
 
     return min(candidates, key=key)
+
+
+def _misses(error_deg: FloatArray) -> tuple[int, int, float]:
+    """How badly a path misses: samples off by more than 5 degrees (the signal is lost), then by more than 1 degree
+    (the pointing goal), then the worst miss. Fewer large misses beat fewer small ones."""
+    return int((error_deg > 5.0).sum()), int((error_deg > 1.0).sum()), float(error_deg.max())
+
+
+def _separation_deg(az1: FloatArray, el1: FloatArray, az2: FloatArray, el2: FloatArray) -> FloatArray:
+    a1, e1, a2, e2 = (np.radians(x) for x in (az1, el1, az2, el2))
+    c = np.sin(e1) * np.sin(e2) + np.cos(e1) * np.cos(e2) * np.cos(a1 - a2)
+    out: FloatArray = np.degrees(np.arccos(np.clip(c, -1.0, 1.0)))
+    return out
+
+
+def _into_travel(az_deg: FloatArray, axis: AxisLimits) -> FloatArray:
+    out = np.clip(az_deg, axis.min_deg, axis.max_deg)
+    for k in (-2, -1, 1, 2):
+        shifted = az_deg + 360.0 * k
+        fits = (out != az_deg) & (shifted >= axis.min_deg) & (shifted <= axis.max_deg)
+        out = np.where(fits, shifted, out)
+    return out
+
+
+def _rate_limited(path: FloatArray, t_s: FloatArray, rate_deg_s: float) -> FloatArray:
+    out = np.empty_like(path)
+    out[0] = path[0]
+    steps = np.diff(t_s) * rate_deg_s
+    for i in range(1, path.size):  # sequential by nature; once per pass, a few thousand samples at most
+        out[i] = out[i - 1] + float(np.clip(path[i] - out[i - 1], -steps[i - 1], steps[i - 1]))
+    return out
+
+
+def reachable_track(model: RotatorModel, t_s: FloatArray, plan: TrackPlan) -> tuple[FloatArray, FloatArray]:
+    """The mechanical (azimuth_deg, elevation_deg) path the rotator can really fly for `plan`.
+
+    Samples outside the azimuth travel move to another turn inside it where there is one (the unwind a rotator
+    without overwind cannot avoid on a pass across its stop; the rate limit below makes it a slew), else they are
+    clipped to the travel; then, per axis, the mean of a forward rate-limited follow (starting on
+    the track) and a backward one (ending on it). Where the track is within the rate both equal the track; around a
+    part too fast for the rotator the path starts turning early and finishes late, which halves the worst lag of a
+    plain follower. Two such paths are tried (see `_feasible`); the one that misses the track least wins
+    (`_misses`). Acceleration is not modelled here (rate only).
+    """
+    t = np.asarray(t_s, dtype=np.float64)
+    az = _into_travel(plan.azimuth_deg, model.azimuth)
+    el = np.clip(plan.elevation_deg, model.elevation.min_deg, model.elevation.max_deg)
+    if t.size < 2 or (plan.rate_ok and plan.within_limits):
+        return az, el
+    options = [
+        (_feasible(az, t, model.azimuth.rate_deg_s, boost), _feasible(el, t, model.elevation.rate_deg_s, boost))
+        for boost in (1.0, 2.0)
+    ]
+
+    return min(options, key=lambda option: _misses(_separation_deg(option[0], option[1], az, el)))
+
+
+def _feasible(path: FloatArray, t: FloatArray, rate_deg_s: float, boost: float) -> FloatArray:
+    """Mean of a forward and a backward follow at `boost` times the rate, followed again at the rate itself.
+
+    boost 1 spreads a fast part evenly before and after it (best for a smooth sweep such as a keyhole); boost 2
+    crosses a jump (an unwind) at full rate, starting half-way before it.
+    """
+    forward = _rate_limited(path, t, rate_deg_s * boost)
+    backward = _rate_limited(path[::-1], -t[::-1], rate_deg_s * boost)[::-1]
+    mean = 0.5 * (forward + backward)
+    if boost == 1.0:
+        return mean
+    forward = _rate_limited(mean, t, rate_deg_s)
+    backward = _rate_limited(mean[::-1], -t[::-1], rate_deg_s)[::-1]
+    out: FloatArray = 0.5 * (forward + backward)
+    return out

@@ -1,6 +1,7 @@
 """Station liveness (docs/protocol.md rule 9): last-seen in memory, database writes only on state transitions.
 
     ONLINE       a stream is open and messages arrive
+    DEGRADED     as ONLINE, but the agent's Hello or last heartbeat says a device is failing (`report_devices`)
     STALE        a stream is open but nothing arrived for `stale_after_intervals` heartbeat intervals
     DISCONNECTED no stream; keeps its accepted work (runs autonomously) but gets no new work
     OFFLINE      no stream for longer than `offline_grace_s`
@@ -47,6 +48,7 @@ class Liveness:
         self._state: dict[str, StationState] = {}
         self._last_seen: dict[str, float] = {}
         self._ended_at: dict[str, float] = {}
+        self._failing: dict[str, tuple[str, ...]] = {}
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
 
@@ -67,7 +69,7 @@ class Liveness:
         now = self._clock.monotonic()
         self._state = await self._repo.station_states()
         for station_id, state in self._state.items():
-            if state in (StationState.ONLINE, StationState.STALE, StationState.DISCONNECTED):
+            if state in (StationState.ONLINE, StationState.STALE, StationState.DISCONNECTED, StationState.DEGRADED):
                 self._ended_at[station_id] = now
         for station_id in list(self._state):
             await self.refresh(station_id)
@@ -76,7 +78,23 @@ class Liveness:
     def touch(self, station_id: str) -> bool:
         """A message arrived. Returns True when the station's state must be refreshed (it was not ONLINE)."""
         self._last_seen[station_id] = self._clock.monotonic()
-        return self._state.get(station_id) != StationState.ONLINE
+        return self._state.get(station_id) not in (StationState.ONLINE, StationState.DEGRADED)
+
+    def failing_devices(self, station_id: str) -> tuple[str, ...]:
+        """Roles ("rotator", "radio", ...) the station's agent last reported failing."""
+        return self._failing.get(station_id, ())
+
+    def report_devices(self, station_id: str, failing: tuple[str, ...]) -> bool:
+        """The agent's health report (Hello or heartbeat). True when it changed what is failing (refresh then)."""
+        failing = tuple(sorted(set(failing)))
+        if self._failing.get(station_id, ()) == failing:
+            return False
+        if failing:
+            self._failing[station_id] = failing
+        else:
+            self._failing.pop(station_id, None)
+        log.info("station %s: failing devices %s", station_id, ", ".join(failing) or "none")
+        return True
 
     def stream_ended(self, station_id: str) -> None:
         """Synchronous (safe in `finally` while cancelled): the monitor writes the transition shortly."""
@@ -86,7 +104,9 @@ class Liveness:
     def _wanted(self, station_id: str, now: float) -> StationState:
         if self._hub.connected(station_id):
             seen = self._last_seen.get(station_id, now)
-            return StationState.STALE if now - seen > self._config.stale_after_s else StationState.ONLINE
+            if now - seen > self._config.stale_after_s:
+                return StationState.STALE
+            return StationState.DEGRADED if self._failing.get(station_id) else StationState.ONLINE
         ended = self._ended_at.get(station_id)
         if ended is None:
             return self._state.get(station_id, StationState.OFFLINE)

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import grpc
@@ -240,6 +240,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         # Take over the station (and go ONLINE) before the Welcome: once an agent holds a Welcome, the server
         # already counts it as connected. Pushes queued meanwhile wait for the writer, which starts after it.
         self._hub.register(session)
+        self._liveness.report_devices(station_id, _failing_devices(hello.devices))
         self._liveness.touch(station_id)
         await self._liveness.refresh(station_id)
         await context.write(agent_pb2.ConnectResponse(welcome=welcome))
@@ -337,6 +338,8 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
                     else None
                 )
                 await self.health.heartbeat(station_id, agent_time, self._clock.now())
+            if self._liveness.report_devices(station_id, _failing_devices(request.heartbeat.devices)):
+                await self._liveness.refresh(station_id)
             return
         if kind == "command_update":
             upd = request.command_update
@@ -427,3 +430,15 @@ _TRACED_UP = ("command_update", "schedule_ack", "job_update")
 def _trace_context(request: agent_pb2.ConnectRequest) -> Mapping[str, str]:
     kind = request.WhichOneof("body")
     return getattr(request, kind).trace_context if kind in _TRACED_UP else {}  # type: ignore[no-any-return]
+
+
+# A device still connected counts as failing after this many errors in a row: one timeout is not a broken device,
+# and every DEGRADED transition replans the station's work.
+FAILING_AFTER_ERRORS = 3
+
+
+def _failing_devices(devices: Sequence[agent_pb2.DeviceHealth]) -> tuple[str, ...]:
+    """Roles of the devices an agent reports unreachable or failing (a bounded, short list: it is logged)."""
+    return tuple(
+        sorted({d.role[:32] for d in devices[:16] if not d.connected or d.consecutive_errors >= FAILING_AFTER_ERRORS})
+    )

@@ -128,7 +128,12 @@ async def test_satellite_pass_tracked_with_doppler(tmp_path: Path) -> None:
     q = obs.pass_quality
     assert q.max_elevation_deg == pytest.approx(max_el, abs=1.5)
     assert q.peak_snr_db > q.mean_snr_db > 0
-    assert q.frames_decoded > 0
+    assert q.snr_above_10db_s > 0 and q.frames_decoded == 0  # the old field claimed decoded frames: no longer set
+    # The job starts on the first tick after AOS that the schedule loop sees (a few 2 s ticks of a manual clock).
+    assert (los - aos).total_seconds() - 30.0 < q.visible_s <= (los - aos).total_seconds() + 2.0
+    assert q.tracked_s == pytest.approx(q.visible_s, abs=3.0), q
+    assert q.track_mode == "normal" and q.pointing_error_p95_deg < 2.0
+    assert "POINTING_LOST" not in obs.quality_flags and "HARDWARE_FAULT_DURING_PASS" not in obs.quality_flags
     assert 5_000 < q.max_doppler_hz < 12_000  # LEO at 437 MHz: |v_r| up to ~7.5 km/s -> ~11 kHz
     assert q.doppler_residual_hz < 1.0  # the radio was tuned to the predicted frequency
     samples = [s for m in messages if m.WhichOneof("body") == "telemetry" for s in m.telemetry.samples]
@@ -226,3 +231,38 @@ async def test_unavailable_window_rejects_and_abort_before_start(tmp_path: Path)
     }
     assert "maintenance" in updates["during"].detail
     assert updates["later"].cause == common_pb2.CAUSE_CODE_ABORTED_BY_OPERATOR
+
+
+async def test_mount_is_parked_when_the_night_is_over(tmp_path: Path) -> None:
+    """Between telescope jobs less than 30 minutes apart the mount keeps tracking; after the last one it parks."""
+    from skymesh.agent.drivers.simulated import SimulatedMount
+    from tests.agent.conftest import LOCATION, telescope_job
+
+    clock = ManualClock(EPOCH)
+    changes = dict(
+        kind=StationKind.TELESCOPE,
+        location=LOCATION,
+        tracking_interval_s=0.5,
+        limits=HardwareLimits(slew_rate_deg_s=1000.0),
+        drivers=DriversConfig(
+            rotator=DriverConfig(kind="none"),
+            radio=DriverConfig(kind="none"),
+            mount=DriverConfig(kind="simulated"),
+            camera=DriverConfig(kind="simulated", params={"image_size_px": 16}),
+        ),
+        filters=("V",),
+    )
+    async with _executor(tmp_path, clock, **changes) as (executor, store):
+        mount = executor.drivers.mount
+        assert isinstance(mount, SimulatedMount)
+        first = telescope_job("t1", EPOCH + timedelta(seconds=5), EPOCH + timedelta(seconds=120), exposure_s=1.0)
+        second = telescope_job("t2", EPOCH + timedelta(seconds=600), EPOCH + timedelta(seconds=700), exposure_s=1.0)
+        store.replace_schedule(1, [first, second], BOOT, clock.now())
+        await _advance(clock, 30.0)
+        await _settle(lambda: store.job("t1").state == JobState.SUCCEEDED)  # type: ignore[union-attr]
+        await _advance(clock, 200.0, step_s=5.0)
+        assert mount.tracking  # the next job is 10 minutes away: stay on the sky
+        await _advance(clock, 420.0, step_s=5.0)
+        await _settle(lambda: store.job("t2").state == JobState.SUCCEEDED)  # type: ignore[union-attr]
+        await _advance(clock, 40.0, step_s=5.0)  # the schedule loop looks again: nothing else tonight
+        await _settle(lambda: not mount.tracking)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from skymesh.agent.config import AgentConfig, DriverConfig
-from skymesh.agent.drivers.base import Camera, DriverError, Mount, Radio, Rotator
+from skymesh.agent.drivers.base import Camera, DriverError, DriverHealth, Mount, Radio, ReportsHealth, Rotator
 from skymesh.core.clock import Clock
 
 __all__ = ["DriverSet", "build_drivers"]
@@ -30,10 +30,24 @@ class DriverSet:
     def names(self) -> list[str]:
         return sorted({d.name for d in (self.rotator, self.radio, self.mount, self.camera) if d is not None})
 
+    def roles(self) -> dict[str, Rotator | Radio | Mount | Camera]:
+        present = {"rotator": self.rotator, "radio": self.radio, "mount": self.mount, "camera": self.camera}
+        return {role: device for role, device in present.items() if device is not None}
+
+    def health(self) -> dict[str, DriverHealth]:
+        """Each present device's health, by role (devices whose driver keeps none are left out)."""
+        return {role: d.health() for role, d in self.roles().items() if isinstance(d, ReportsHealth)}
+
     async def connect(self) -> None:
-        for device in (self.rotator, self.radio, self.mount, self.camera):
-            if device is not None:
+        """Connect every device; one that fails does not keep the others down (it reconnects when used)."""
+        failures = []
+        for role, device in self.roles().items():
+            try:
                 await device.connect()
+            except DriverError as exc:
+                failures.append(f"{role}: {exc}")
+        if failures:
+            raise DriverError("; ".join(failures))
 
     async def close(self) -> None:
         for device in (self.camera, self.mount, self.radio, self.rotator):
@@ -96,7 +110,7 @@ def build_drivers(config: AgentConfig, clock: Clock) -> DriverSet:
 
         client = indi_client(mount)
         assert isinstance(client, IndiClient)
-        drivers.mount = IndiMount(client, mount.device or "Telescope Simulator")
+        drivers.mount = IndiMount(client, mount.device or "Telescope Simulator", location=config.location)
     elif mount.kind == "alpaca":
         from skymesh.agent.drivers.alpaca import AlpacaMount
 
@@ -107,13 +121,33 @@ def build_drivers(config: AgentConfig, clock: Clock) -> DriverSet:
         params.setdefault("aperture_m", config.aperture_m or 0.4)
         drivers.camera = simulated.SimulatedCamera(clock, rng, params)
     elif camera.kind == "indi":
-        from skymesh.agent.drivers.indi import IndiCamera, IndiClient
+        from skymesh.agent.drivers.indi import IndiClient, IndiMount
+        from skymesh.agent.drivers.indi_camera import IndiCamera
 
         client = indi_client(camera)
         assert isinstance(client, IndiClient)
-        drivers.camera = IndiCamera(client, camera.device or "CCD Simulator")
-    elif camera.kind == "alpaca":
-        from skymesh.agent.drivers.alpaca import AlpacaCamera
+        configured_mm = float(camera.params.get("focal_length_mm", 0.0))
+        indi_mount = drivers.mount if isinstance(drivers.mount, IndiMount) else None
 
-        drivers.camera = AlpacaCamera(camera.url, clock, camera.device_number)
+        def focal_length_mm() -> float:  # the configured one, else what the INDI mount says (TELESCOPE_INFO)
+            return configured_mm or (indi_mount.focal_length_mm() if indi_mount is not None else 0.0)
+
+        drivers.camera = IndiCamera(client, camera.device or "CCD Simulator", focal_length_mm=focal_length_mm)
+    elif camera.kind == "alpaca":
+        from skymesh.agent.drivers.alpaca import AlpacaCamera, AlpacaMount
+
+        wheel = camera.params.get("filterwheel_device")
+        alpaca_mm = float(camera.params.get("focal_length_mm", 0.0))
+        alpaca_mount = drivers.mount if isinstance(drivers.mount, AlpacaMount) else None
+
+        def alpaca_focal_mm() -> float:  # the configured one, else the Alpaca mount's FocalLength (metres)
+            return alpaca_mm or (alpaca_mount.focal_length_m * 1000.0 if alpaca_mount is not None else 0.0)
+
+        drivers.camera = AlpacaCamera(
+            camera.url,
+            clock,
+            camera.device_number,
+            filterwheel_device=int(wheel) if wheel is not None else None,
+            focal_length_mm=alpaca_focal_mm,
+        )
     return drivers

@@ -5,7 +5,9 @@ Facts this relies on (Hamlib 4.x, `doc/man1/rotctld.1`, `tests/rotctl_parse.c`):
 Short command forms (`P`, `p`, `F`, `f`) are used because some daemon/client combinations reject the long ones.
 `\\dump_state` is long-form only and ends with a `done` line on rotctld.
 
-Every call has a timeout; on a timeout or a broken connection the socket is dropped and the next call reconnects.
+Every call has a timeout; on a timeout or a broken connection the socket is dropped and a later call reconnects,
+paced by a `Backoff` (calls in between fail at once), so a daemon that comes back is used again without an agent
+restart. `health()` says whether the daemon is connected, when it last answered and how often it failed.
 One lock serialises commands, since replies carry no request id.
 """
 
@@ -16,7 +18,7 @@ import contextlib
 import logging
 
 from skymesh.agent.aio import with_timeout
-from skymesh.agent.drivers.base import DriverError
+from skymesh.agent.drivers.base import Backoff, DriverError, DriverHealth, HealthTracker
 
 __all__ = ["HAMLIB_ERRORS", "HamlibClient"]
 
@@ -50,6 +52,11 @@ class HamlibClient:
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._lock = asyncio.Lock()
+        self._health = HealthTracker()
+        self._backoff = Backoff()
+
+    def health(self) -> DriverHealth:
+        return self._health.snapshot(self._writer is not None)
 
     @property
     def address(self) -> str:
@@ -62,10 +69,19 @@ class HamlibClient:
     async def _ensure(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         if self._reader is not None and self._writer is not None:
             return self._reader, self._writer
+        wait_s = self._backoff.wait_s()
+        if wait_s > 0:
+            error = f"cannot connect to {self.address}: {self._health.last_error or 'down'} (retry in {wait_s:.1f} s)"
+            raise DriverError(error)
         try:
             reader, writer = await with_timeout(asyncio.open_connection(self.host, self.port), self.timeout_s)
         except (OSError, TimeoutError) as exc:
+            self._backoff.failed()
+            self._health.failed(f"connect: {exc or 'timeout'}")
             raise DriverError(f"cannot connect to {self.address}: {exc or 'timeout'}") from exc
+        if self._backoff.delay_s:
+            _log.info("reconnected to %s", self.address)
+        self._backoff.succeeded()
         self._reader, self._writer = reader, writer
         return reader, writer
 
@@ -88,16 +104,22 @@ class HamlibClient:
             try:
                 writer.write((line + "\n").encode("ascii"))
                 await with_timeout(writer.drain(), self.timeout_s)
-                return await with_timeout(self._read_reply(reader, line, reply_lines, until), self.timeout_s)
+                reply = await with_timeout(self._read_reply(reader, line, reply_lines, until), self.timeout_s)
             except (OSError, ConnectionError, TimeoutError, asyncio.IncompleteReadError) as exc:
                 await self._drop()
+                self._health.failed(f"{line.split()[0]}: {exc or 'timeout'}")
                 raise DriverError(f"{self.address}: {line.split()[0]!r} failed: {exc or 'timeout'}") from exc
-            except DriverError:
+            except DriverError as exc:
+                # The daemon answered (RPRT -n): the link is fine, the request was refused.
+                self._health.ok()
+                self._health.last_error = str(exc)
                 raise
             except asyncio.CancelledError:
                 # A half-read reply would desynchronise the next command: start over on a fresh connection.
                 await self._drop()
                 raise
+            self._health.ok()
+            return reply
 
     async def _read_reply(self, reader: asyncio.StreamReader, line: str, count: int, until: str | None) -> list[str]:
         lines: list[str] = []

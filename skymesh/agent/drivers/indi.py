@@ -6,30 +6,34 @@ root and handles each top-level element as it completes: `def*Vector` / `set*Vec
 `newSwitchVector` and `enableBLOB`. Waiting is by predicate over the property table with a timeout, since a property
 may stay Busy forever on a broken driver.
 
-`IndiMount` slews with EQUATORIAL_EOD_COORD (RA in hours, JNow) after ON_COORD_SET=TRACK; `IndiCamera` exposes with
-CCD_EXPOSURE and returns the CCD1 BLOB (FITS). Both connect their device with CONNECTION=CONNECT first.
+`IndiMount` sends the site (GEOGRAPHIC_COORD) and time (TIME_UTC), unparks, and slews with EQUATORIAL_EOD_COORD (RA in
+hours, JNow) after ON_COORD_SET=TRACK; the camera is in `indi_camera`. Devices connect with CONNECTION=CONNECT first
+and register that setup with the client, which reconnects (with backoff) and runs it again when indiserver comes
+back after a restart.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import contextlib
 import logging
 import math
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import cast
 from xml.sax.saxutils import escape, quoteattr
 
 from skymesh.agent.aio import with_timeout
-from skymesh.agent.drivers.base import DriverError, Exposure, ExposureRequest
+from skymesh.agent.drivers.base import Backoff, DriverError, DriverHealth, HealthTracker
 from skymesh.astro.celestial import precess_from_j2000
 from skymesh.astro.frames import datetime_to_jd
+from skymesh.core.model import GeoLocation
 
-__all__ = ["IndiBlob", "IndiCamera", "IndiClient", "IndiMount", "IndiProperty"]
+__all__ = ["IndiBlob", "IndiClient", "IndiMount", "IndiProperty"]
 
 _log = logging.getLogger(__name__)
 
@@ -79,31 +83,88 @@ class IndiClient:
     def __init__(self, host: str, port: int = 7624, *, timeout_s: float = 10.0) -> None:
         self.host, self.port, self.timeout_s = host, port, timeout_s
         self.properties: dict[tuple[str, str], IndiProperty] = {}
-        self.blobs: dict[tuple[str, str], IndiBlob] = {}
+        self.blobs: dict[tuple[str, str], IndiBlob] = {}  # the latest per (device, property)
+        self.blob_history: dict[tuple[str, str], collections.deque[IndiBlob]] = {}  # the last few, oldest first
         self._blob_generation = 0
         self._changed = asyncio.Condition()
         self._writer: asyncio.StreamWriter | None = None
         self._reader_task: asyncio.Task[None] | None = None
         self._users = 0
         self._error: BaseException | None = None
+        self._health = HealthTracker()
+        self._backoff = Backoff()
+        self._reconnect = asyncio.Lock()
+        self._setups: list[Callable[[], Awaitable[None]]] = []
+
+    def health(self) -> DriverHealth:
+        """Connected while the socket is open and its reader alive; errors are failed connects, writes and waits."""
+        return self._health.snapshot(self._writer is not None and self._error is None)
+
+    @property
+    def blob_generation(self) -> int:
+        """Counter of BLOBs received so far (every BLOB's `generation` is the counter when it arrived)."""
+        return self._blob_generation
+
+    @property
+    def connected(self) -> bool:
+        return self._writer is not None and self._error is None
+
+    def add_setup(self, setup: Callable[[], Awaitable[None]]) -> None:
+        """`setup` runs after every reconnect (a restarted indiserver has forgotten every device's state)."""
+        if setup not in self._setups:
+            self._setups.append(setup)
 
     async def connect(self) -> None:
         self._users += 1
         if self._writer is not None:
             return
         try:
+            await self._open()
+        except DriverError:
+            self._users -= 1
+            raise
+
+    async def _open(self) -> None:
+        try:
             reader, self._writer = await with_timeout(asyncio.open_connection(self.host, self.port), self.timeout_s)
         except (OSError, TimeoutError) as exc:
-            self._users -= 1
+            self._health.failed(f"connect: {exc or 'timeout'}")
             raise DriverError(f"cannot connect to indiserver at {self.host}:{self.port}: {exc or 'timeout'}") from exc
         self._error = None
+        self._health.ok()
         self._reader_task = asyncio.create_task(self._read_loop(reader), name=f"indi-reader-{self.host}:{self.port}")
         await self.send('<getProperties version="1.7"/>')
+
+    async def ensure(self) -> None:
+        """Reconnect (paced by a backoff) if the connection was lost, and set every device up again."""
+        if self.connected:
+            return
+        async with self._reconnect:
+            if self.connected:
+                return
+            wait_s = self._backoff.wait_s()
+            if wait_s > 0:
+                raise DriverError(f"indiserver at {self.host}:{self.port} is down (retry in {wait_s:.1f} s)")
+            await self._disconnect()
+            self.properties.clear()
+            try:
+                await self._open()
+                for setup in self._setups:
+                    await setup()
+            except DriverError:
+                self._backoff.failed()
+                await self._disconnect()
+                raise
+            self._backoff.succeeded()
+            _log.info("reconnected to indiserver at %s:%d", self.host, self.port)
 
     async def close(self) -> None:
         self._users = max(self._users - 1, 0)
         if self._users:
             return
+        await self._disconnect()
+
+    async def _disconnect(self) -> None:
         task, self._reader_task = self._reader_task, None
         if task is not None:
             task.cancel()
@@ -117,11 +178,13 @@ class IndiClient:
 
     async def send(self, xml: str) -> None:
         if self._writer is None:
-            raise DriverError("INDI client is not connected")
+            raise DriverError(f"not connected to indiserver at {self.host}:{self.port}")
         try:
             self._writer.write(xml.encode("utf-8") + b"\n")
             await with_timeout(self._writer.drain(), self.timeout_s)
         except (OSError, ConnectionError, TimeoutError) as exc:
+            self._health.failed(f"write: {exc or 'timeout'}")
+            self._error = exc
             raise DriverError(f"indiserver at {self.host}:{self.port}: write failed: {exc or 'timeout'}") from exc
 
     async def _read_loop(self, reader: asyncio.StreamReader) -> None:
@@ -158,6 +221,7 @@ class IndiClient:
                 self._changed.notify_all()
 
     def _handle(self, element: ET.Element) -> None:
+        self._health.ok()  # the server spoke
         tag = element.tag
         device = element.get("device", "")
         name = element.get("name", "")
@@ -175,9 +239,11 @@ class IndiClient:
                     continue
                 self._blob_generation += 1
                 data = base64.b64decode("".join((child.text or "").split()))
-                self.blobs[(device, name)] = IndiBlob(
+                blob = IndiBlob(
                     device, name, child.get("name", ""), data, child.get("format", ""), self._blob_generation
                 )
+                self.blobs[(device, name)] = blob
+                self.blob_history.setdefault((device, name), collections.deque(maxlen=8)).append(blob)
         elif tag.startswith("set") and tag.endswith("Vector"):
             found = self.properties.get((device, name))
             if found is None:
@@ -209,12 +275,14 @@ class IndiClient:
             async with self._changed:
                 while not predicate():
                     if self._error is not None:
+                        self._health.failed(f"connection lost: {self._error}")
                         raise DriverError(f"INDI connection lost while waiting for {what}: {self._error}")
                     await self._changed.wait()
 
         try:
             await with_timeout(waiter(), timeout_s)
         except TimeoutError as exc:
+            self._health.failed(f"timed out waiting for {what}")
             raise DriverError(f"INDI: timed out after {timeout_s:.0f} s waiting for {what}") from exc
 
     def get(self, device: str, name: str) -> IndiProperty | None:
@@ -223,6 +291,10 @@ class IndiClient:
     async def new_number(self, device: str, name: str, values: Mapping[str, float]) -> None:
         body = "".join(f"<oneNumber name={quoteattr(k)}>{v:.8f}</oneNumber>" for k, v in values.items())
         await self.send(f"<newNumberVector device={quoteattr(device)} name={quoteattr(name)}>{body}</newNumberVector>")
+
+    async def new_text(self, device: str, name: str, values: Mapping[str, str]) -> None:
+        body = "".join(f"<oneText name={quoteattr(k)}>{escape(v)}</oneText>" for k, v in values.items())
+        await self.send(f"<newTextVector device={quoteattr(device)} name={quoteattr(name)}>{body}</newTextVector>")
 
     async def new_switch(self, device: str, name: str, values: Mapping[str, bool]) -> None:
         body = "".join(f"<oneSwitch name={quoteattr(k)}>{'On' if v else 'Off'}</oneSwitch>" for k, v in values.items())
@@ -243,14 +315,27 @@ class IndiClient:
 
 class IndiMount:
     name = "indi"
+    equinox_of_date = True  # EQUATORIAL_EOD_COORD
 
     def __init__(
-        self, client: IndiClient, device: str = "Telescope Simulator", *, slew_timeout_s: float = 120.0
+        self,
+        client: IndiClient,
+        device: str = "Telescope Simulator",
+        *,
+        location: GeoLocation | None = None,
+        slew_timeout_s: float = 120.0,
     ) -> None:
         self.client, self.device, self.slew_timeout_s = client, device, slew_timeout_s
+        self.location = location
 
     async def connect(self) -> None:
         await self.client.connect()
+        await self._setup()
+        self.client.add_setup(self._setup)
+
+    async def _setup(self) -> None:
+        """Connect the device and tell it where and when it is (the CCD driver snoops both for SITELAT/SITELONG,
+        AIRMASS and its own coordinates); unpark it."""
         await self.client.connect_device(self.device, wait_for_property="EQUATORIAL_EOD_COORD")
 
         def reported() -> bool:  # the definition carries zeros; the first update carries the real position
@@ -259,12 +344,29 @@ class IndiMount:
 
         with contextlib.suppress(DriverError):
             await self.client.wait_for(reported, 3.0, f"{self.device} position")
+        if self.location is not None and self.client.get(self.device, "GEOGRAPHIC_COORD") is not None:
+            loc = self.location
+            await self.client.new_number(
+                self.device,
+                "GEOGRAPHIC_COORD",
+                {"LAT": loc.latitude_deg, "LONG": loc.longitude_deg % 360.0, "ELEV": loc.altitude_m},
+            )
+        if self.client.get(self.device, "TIME_UTC") is not None:
+            utc = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+            await self.client.new_text(self.device, "TIME_UTC", {"UTC": utc, "OFFSET": "0"})
+        park = self.client.get(self.device, "TELESCOPE_PARK")
+        if park is not None and park.values.get("PARK") == "On":
+            await self.client.new_switch(self.device, "TELESCOPE_PARK", {"PARK": False, "UNPARK": True})
 
     async def close(self) -> None:
         await self.client.close()
 
     async def slew(self, ra_deg: float, dec_deg: float) -> None:
         """Slew to J2000 (catalogue) RA/Dec: INDI's EQUATORIAL_EOD_COORD wants equinox of date, so precess first."""
+        await self.client.ensure()
+        park = self.client.get(self.device, "TELESCOPE_PARK")
+        if park is not None and park.values.get("PARK") == "On":  # parked at the end of the last night
+            await self.client.new_switch(self.device, "TELESCOPE_PARK", {"PARK": False, "UNPARK": True})
         ra_now, dec_now = precess_from_j2000([ra_deg], [dec_deg], [datetime_to_jd(datetime.now(UTC))])
         ra_deg, dec_deg = float(ra_now[0]) % 360.0, float(dec_now[0])
         ra_h = ra_deg / 15.0
@@ -297,6 +399,16 @@ class IndiMount:
         if prop is not None and prop.state == "Alert":
             raise DriverError(f"{self.device} refused the slew to RA {ra_h:.4f} h Dec {dec_deg:.4f} (Alert)")
 
+    def health(self) -> DriverHealth:
+        return self.client.health()
+
+    def focal_length_mm(self) -> float:
+        prop = self.client.get(self.device, "TELESCOPE_INFO")
+        try:
+            return prop.number("TELESCOPE_FOCAL_LENGTH") if prop is not None else 0.0
+        except DriverError:
+            return 0.0
+
     async def get_radec(self) -> tuple[float, float]:
         """Where the mount points, as it reports it: RA/Dec of date (JNow)."""
         prop = self.client.get(self.device, "EQUATORIAL_EOD_COORD")
@@ -305,52 +417,10 @@ class IndiMount:
         return prop.number("RA") * 15.0, prop.number("DEC")
 
     async def park(self) -> None:
+        await self.client.ensure()
         if self.client.get(self.device, "TELESCOPE_PARK") is not None:
             await self.client.new_switch(self.device, "TELESCOPE_PARK", {"PARK": True, "UNPARK": False})
 
     async def stop(self) -> None:
         if self.client.get(self.device, "TELESCOPE_ABORT_MOTION") is not None:
             await self.client.new_switch(self.device, "TELESCOPE_ABORT_MOTION", {"ABORT": True})
-
-
-class IndiCamera:
-    name = "indi"
-
-    def __init__(self, client: IndiClient, device: str = "CCD Simulator", *, readout_timeout_s: float = 60.0) -> None:
-        self.client, self.device, self.readout_timeout_s = client, device, readout_timeout_s
-
-    async def connect(self) -> None:
-        await self.client.connect()
-        await self.client.connect_device(self.device, wait_for_property="CCD_EXPOSURE")
-        await self.client.enable_blob(self.device, "Also")
-
-    async def close(self) -> None:
-        await self.client.close()
-
-    async def expose(self, request: ExposureRequest) -> Exposure:
-        before = self.client.blobs.get((self.device, "CCD1"))
-        generation = before.generation if before else 0
-        await self.client.new_number(self.device, "CCD_EXPOSURE", {"CCD_EXPOSURE_VALUE": request.duration_s})
-
-        def ready() -> bool:
-            blob = self.client.blobs.get((self.device, "CCD1"))
-            prop = self.client.get(self.device, "CCD_EXPOSURE")
-            return (blob is not None and blob.generation > generation) or (prop is not None and prop.state == "Alert")
-
-        await self.client.wait_for(ready, request.duration_s + self.readout_timeout_s, f"{self.device} image")
-        blob = self.client.blobs.get((self.device, "CCD1"))
-        if blob is None or blob.generation <= generation:
-            raise DriverError(f"{self.device} failed the exposure (CCD_EXPOSURE Alert)")
-        return Exposure(
-            start=request.start,
-            duration_s=request.duration_s,
-            data=blob.data,
-            data_format=blob.format or ".fits",
-            headers={"INSTRUME": self.device, "EXPTIME": f"{request.duration_s:.3f}"},
-        )
-
-    async def temperature_c(self) -> float:
-        prop = self.client.get(self.device, "CCD_TEMPERATURE")
-        if prop is None:
-            return math.nan
-        return prop.number("CCD_TEMPERATURE_VALUE")

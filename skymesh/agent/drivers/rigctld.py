@@ -5,7 +5,7 @@ noise floor.
 
 from __future__ import annotations
 
-from skymesh.agent.drivers.base import DriverError
+from skymesh.agent.drivers.base import DriverError, DriverHealth
 from skymesh.agent.drivers.hamlib import HamlibClient
 
 __all__ = ["RigctldRadio"]
@@ -23,6 +23,9 @@ class RigctldRadio:
 
     async def close(self) -> None:
         await self._client.close()
+
+    def health(self) -> DriverHealth:
+        return self._client.health()
 
     async def set_frequency(self, frequency_hz: float) -> None:
         await self._client.command(f"F {round(frequency_hz)}")

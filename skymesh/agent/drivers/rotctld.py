@@ -2,12 +2,13 @@
 
 `P az el` moves (answers `RPRT 0`, or `RPRT -1` EINVAL outside the limits), `p` reads az and el (two lines), `S`
 stops, `K` parks, `\\dump_state` gives the limits (`min_az=`, `max_az=`, `min_el=`, `max_el=` ... `done`), which
-`connect` reads so the agent can report and respect them.
+`connect` reads so the agent can report and respect them (`reported_travel`; the pass planner intersects them with
+the configured limits). A daemon started with `-C min_az=0,max_az=360,max_el=180` reports those values.
 """
 
 from __future__ import annotations
 
-from skymesh.agent.drivers.base import DriverError
+from skymesh.agent.drivers.base import DriverError, DriverHealth, RotatorTravel
 from skymesh.agent.drivers.hamlib import HamlibClient
 
 __all__ = ["RotctldRotator"]
@@ -22,6 +23,7 @@ class RotctldRotator:
         self.azimuth_max_deg = 450.0
         self.elevation_min_deg = 0.0
         self.elevation_max_deg = 90.0
+        self._travel: RotatorTravel | None = None
 
     async def connect(self) -> None:
         await self._client.connect()
@@ -29,6 +31,9 @@ class RotctldRotator:
 
     async def close(self) -> None:
         await self._client.close()
+
+    def health(self) -> DriverHealth:
+        return self._client.health()
 
     async def read_limits(self) -> dict[str, float]:
         lines = await self._client.command("\\dump_state", until="done")
@@ -44,7 +49,15 @@ class RotctldRotator:
         self.azimuth_max_deg = limits.get("max_az", self.azimuth_max_deg)
         self.elevation_min_deg = limits.get("min_el", self.elevation_min_deg)
         self.elevation_max_deg = limits.get("max_el", self.elevation_max_deg)
+        if len(limits) == 4:
+            self._travel = RotatorTravel(
+                self.azimuth_min_deg, self.azimuth_max_deg, self.elevation_min_deg, self.elevation_max_deg
+            )
         return limits
+
+    def reported_travel(self) -> RotatorTravel | None:
+        """What `\\dump_state` said at the last connect (None if the daemon did not give all four limits)."""
+        return self._travel
 
     async def set_position(self, azimuth_deg: float, elevation_deg: float) -> None:
         await self._client.command(f"P {azimuth_deg:.2f} {elevation_deg:.2f}")

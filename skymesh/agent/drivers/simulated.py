@@ -18,12 +18,20 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
-from skymesh.agent.drivers.base import DriverError, Exposure, ExposureRequest, LinkGeometry, PhotometryResult
+from skymesh.agent.drivers.base import (
+    DriverError,
+    DriverHealth,
+    Exposure,
+    ExposureRequest,
+    LinkGeometry,
+    PhotometryResult,
+    RotatorTravel,
+)
 from skymesh.agent.drivers.starfield import StarCatalogue, load_star_catalogue, render_star_field
 from skymesh.core.clock import Clock
 
@@ -80,6 +88,11 @@ def airmass_from_altitude(altitude_deg: float) -> float:
     return max(1.0, 1.0 / (math.sin(math.radians(altitude_deg)) + 0.50572 * float((altitude_deg + 6.07995) ** -1.6364)))
 
 
+def _simulated_health() -> DriverHealth:
+    """A simulated device is always there and always answers."""
+    return DriverHealth(connected=True, last_ok=datetime.now(UTC), errors_total=0, consecutive_errors=0)
+
+
 def _angle_step(current: float, target: float, max_step: float) -> float:
     delta = target - current
     return target if abs(delta) <= max_step else current + math.copysign(max_step, delta)
@@ -118,6 +131,9 @@ class SimulatedRotator:
     async def connect(self) -> None:
         return None
 
+    def health(self) -> DriverHealth:
+        return _simulated_health()
+
     async def close(self) -> None:
         return None
 
@@ -138,6 +154,9 @@ class SimulatedRotator:
     async def get_position(self) -> tuple[float, float]:
         self._advance()
         return self._az, self._el
+
+    def reported_travel(self) -> RotatorTravel | None:
+        return RotatorTravel(self.azimuth_min_deg, self.azimuth_max_deg, self.elevation_min_deg, self.elevation_max_deg)
 
     async def stop(self) -> None:
         self._advance()
@@ -175,6 +194,9 @@ class SimulatedRadio:
 
     async def connect(self) -> None:
         return None
+
+    def health(self) -> DriverHealth:
+        return _simulated_health()
 
     async def close(self) -> None:
         return None
@@ -228,6 +250,7 @@ class SimulatedRadio:
 
 class SimulatedMount:
     name = "simulated"
+    equinox_of_date = False  # it points at the J2000 coordinates it was given
 
     def __init__(self, clock: Clock, *, slew_rate_deg_s: float = 6.0, settle_s: float = 0.0) -> None:
         self._clock = clock
@@ -238,6 +261,9 @@ class SimulatedMount:
 
     async def connect(self) -> None:
         return None
+
+    def health(self) -> DriverHealth:
+        return _simulated_health()
 
     async def close(self) -> None:
         return None
@@ -316,6 +342,9 @@ class SimulatedCamera:
 
     async def connect(self) -> None:
         return None
+
+    def health(self) -> DriverHealth:
+        return _simulated_health()
 
     async def close(self) -> None:
         return None

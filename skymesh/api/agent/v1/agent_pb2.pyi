@@ -30,6 +30,11 @@ if sys.version_info >= (3, 11):
 else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
+if sys.version_info >= (3, 13):
+    from warnings import deprecated as _deprecated
+else:
+    from typing_extensions import deprecated as _deprecated
+
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class _CommandState:
@@ -213,6 +218,7 @@ class Hello(_message.Message):
     CAPABILITIES_FIELD_NUMBER: _builtins.int
     AGENT_TIME_FIELD_NUMBER: _builtins.int
     PENDING_BOOT_IDS_FIELD_NUMBER: _builtins.int
+    DEVICES_FIELD_NUMBER: _builtins.int
     station_id: _builtins.str
     agent_version: _builtins.str
     protocol_version: _builtins.int
@@ -234,6 +240,10 @@ class Hello(_message.Message):
         the committed sequence of that boot too.
         """
 
+    @_builtins.property
+    def devices(self) -> _containers.RepeatedCompositeFieldContainer[Global___DeviceHealth]:
+        """Health of each device at start (see Heartbeat.devices)."""
+
     def __init__(
         self,
         *,
@@ -247,14 +257,61 @@ class Hello(_message.Message):
         capabilities: Global___Capabilities | None = ...,
         agent_time: _timestamp_pb2.Timestamp | None = ...,
         pending_boot_ids: _abc.Iterable[_builtins.str] | None = ...,
+        devices: _abc.Iterable[Global___DeviceHealth] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["agent_time", b"agent_time", "capabilities", b"capabilities"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_time", b"agent_time", "agent_version", b"agent_version", "boot_id", b"boot_id", "capabilities", b"capabilities", "last_command_seq", b"last_command_seq", "pending_boot_ids", b"pending_boot_ids", "protocol_version", b"protocol_version", "schedule_version", b"schedule_version", "station_id", b"station_id", "upstream_next_seq", b"upstream_next_seq"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_time", b"agent_time", "agent_version", b"agent_version", "boot_id", b"boot_id", "capabilities", b"capabilities", "devices", b"devices", "last_command_seq", b"last_command_seq", "pending_boot_ids", b"pending_boot_ids", "protocol_version", b"protocol_version", "schedule_version", b"schedule_version", "station_id", b"station_id", "upstream_next_seq", b"upstream_next_seq"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Hello: _TypeAlias = Hello  # noqa: Y015
+
+@_typing.final
+class DeviceHealth(_message.Message):
+    """One device's health as its driver knows it. A device that is not connected, or has failed 3 exchanges in a row,
+    makes the station DEGRADED on the server.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROLE_FIELD_NUMBER: _builtins.int
+    DRIVER_FIELD_NUMBER: _builtins.int
+    CONNECTED_FIELD_NUMBER: _builtins.int
+    LAST_OK_FIELD_NUMBER: _builtins.int
+    ERRORS_TOTAL_FIELD_NUMBER: _builtins.int
+    CONSECUTIVE_ERRORS_FIELD_NUMBER: _builtins.int
+    LAST_ERROR_FIELD_NUMBER: _builtins.int
+    role: _builtins.str
+    """"rotator", "radio", "mount" or "camera"."""
+    driver: _builtins.str
+    """Driver name: "rotctld", "rigctld", "indi", "alpaca", "simulated"."""
+    connected: _builtins.bool
+    errors_total: _builtins.int
+    consecutive_errors: _builtins.int
+    last_error: _builtins.str
+    @_builtins.property
+    def last_ok(self) -> _timestamp_pb2.Timestamp:
+        """Last successful exchange with the device (unset: never)."""
+
+    def __init__(
+        self,
+        *,
+        role: _builtins.str = ...,
+        driver: _builtins.str = ...,
+        connected: _builtins.bool = ...,
+        last_ok: _timestamp_pb2.Timestamp | None = ...,
+        errors_total: _builtins.int = ...,
+        consecutive_errors: _builtins.int = ...,
+        last_error: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["last_ok", b"last_ok"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["connected", b"connected", "consecutive_errors", b"consecutive_errors", "driver", b"driver", "errors_total", b"errors_total", "last_error", b"last_error", "last_ok", b"last_ok", "role", b"role"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeviceHealth: _TypeAlias = DeviceHealth  # noqa: Y015
 
 @_typing.final
 class Heartbeat(_message.Message):
@@ -264,11 +321,16 @@ class Heartbeat(_message.Message):
     OUTBOX_DEPTH_FIELD_NUMBER: _builtins.int
     PENDING_UPLOADS_FIELD_NUMBER: _builtins.int
     CURRENT_JOB_ID_FIELD_NUMBER: _builtins.int
+    DEVICES_FIELD_NUMBER: _builtins.int
     outbox_depth: _builtins.int
     pending_uploads: _builtins.int
     current_job_id: _builtins.str
     @_builtins.property
     def agent_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def devices(self) -> _containers.RepeatedCompositeFieldContainer[Global___DeviceHealth]:
+        """Every device's health now; the server derives DEGRADED from it."""
+
     def __init__(
         self,
         *,
@@ -276,10 +338,11 @@ class Heartbeat(_message.Message):
         outbox_depth: _builtins.int = ...,
         pending_uploads: _builtins.int = ...,
         current_job_id: _builtins.str = ...,
+        devices: _abc.Iterable[Global___DeviceHealth] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["agent_time", b"agent_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_time", b"agent_time", "current_job_id", b"current_job_id", "outbox_depth", b"outbox_depth", "pending_uploads", b"pending_uploads"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_time", b"agent_time", "current_job_id", b"current_job_id", "devices", b"devices", "outbox_depth", b"outbox_depth", "pending_uploads", b"pending_uploads"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -541,6 +604,13 @@ Global___Astrometry: _TypeAlias = Astrometry  # noqa: Y015
 
 @_typing.final
 class PassQuality(_message.Message):
+    """How a satellite pass was really flown. Pointing error is the rotator's reading against the agent's own ephemeris at
+    the reading's time, over the ticks where the target was above the horizon and the rotator answered.
+    Quality flags on the record: POINTING_LOST (error above 5 deg for more than 5 % of tracked time), LOW_SNR,
+    NO_SIGNAL, HARDWARE_FAULT_DURING_PASS, CLIPPED (part of the pass outside the rotator's travel), RATE_LIMITED
+    (part of the pass faster than the rotator).
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     MAX_ELEVATION_DEG_FIELD_NUMBER: _builtins.int
@@ -549,12 +619,61 @@ class PassQuality(_message.Message):
     MAX_DOPPLER_HZ_FIELD_NUMBER: _builtins.int
     FRAMES_DECODED_FIELD_NUMBER: _builtins.int
     DOPPLER_RESIDUAL_HZ_FIELD_NUMBER: _builtins.int
+    POINTING_ERROR_P50_DEG_FIELD_NUMBER: _builtins.int
+    POINTING_ERROR_P95_DEG_FIELD_NUMBER: _builtins.int
+    POINTING_ERROR_MAX_DEG_FIELD_NUMBER: _builtins.int
+    POINTING_ERROR_ABOVE_1DEG_S_FIELD_NUMBER: _builtins.int
+    POINTING_ERROR_ABOVE_5DEG_S_FIELD_NUMBER: _builtins.int
+    TRACKED_S_FIELD_NUMBER: _builtins.int
+    VISIBLE_S_FIELD_NUMBER: _builtins.int
+    SNR_P10_DB_FIELD_NUMBER: _builtins.int
+    SNR_P50_DB_FIELD_NUMBER: _builtins.int
+    SNR_ABOVE_10DB_S_FIELD_NUMBER: _builtins.int
+    TRACK_MODE_FIELD_NUMBER: _builtins.int
+    RATE_NEEDED_DEG_S_FIELD_NUMBER: _builtins.int
+    RATE_LIMITED_S_FIELD_NUMBER: _builtins.int
+    CLIPPED_S_FIELD_NUMBER: _builtins.int
+    HARDWARE_FAULTS_FIELD_NUMBER: _builtins.int
     max_elevation_deg: _builtins.float
     mean_snr_db: _builtins.float
     peak_snr_db: _builtins.float
     max_doppler_hz: _builtins.float
-    frames_decoded: _builtins.int
+    @_builtins.property
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def frames_decoded(self) -> _builtins.int:
+        """Deprecated: it counted tracking samples with SNR >= 10 dB, not frames; nothing is decoded on the agent.
+        See snr_above_10db_s. Agents no longer set it.
+        """
+
+    @frames_decoded.setter
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def frames_decoded(self, value: _builtins.int) -> None:
+        """Deprecated: it counted tracking samples with SNR >= 10 dB, not frames; nothing is decoded on the agent.
+        See snr_above_10db_s. Agents no longer set it.
+        """
+
     doppler_residual_hz: _builtins.float
+    pointing_error_p50_deg: _builtins.float
+    pointing_error_p95_deg: _builtins.float
+    pointing_error_max_deg: _builtins.float
+    pointing_error_above_1deg_s: _builtins.float
+    pointing_error_above_5deg_s: _builtins.float
+    tracked_s: _builtins.float
+    """Seconds the target was above the horizon and the rotator's position was read (what the statistics cover)."""
+    visible_s: _builtins.float
+    """Seconds the target was above the horizon during the job."""
+    snr_p10_db: _builtins.float
+    snr_p50_db: _builtins.float
+    snr_above_10db_s: _builtins.float
+    track_mode: _builtins.str
+    """"normal", "flip", "flip_after_tca" or "flip_before_tca" (skymesh.core.rotator.plan_track)."""
+    rate_needed_deg_s: _builtins.float
+    """Fastest axis rate the planned track asked for, and the seconds where the rotator was too slow for it."""
+    rate_limited_s: _builtins.float
+    clipped_s: _builtins.float
+    """Seconds of visible pass outside the rotator's travel (configured limits intersected with the daemon's)."""
+    hardware_faults: _builtins.int
+    """Driver errors (rotator or radio) during the pass; the pass continued."""
     def __init__(
         self,
         *,
@@ -564,10 +683,25 @@ class PassQuality(_message.Message):
         max_doppler_hz: _builtins.float = ...,
         frames_decoded: _builtins.int = ...,
         doppler_residual_hz: _builtins.float = ...,
+        pointing_error_p50_deg: _builtins.float = ...,
+        pointing_error_p95_deg: _builtins.float = ...,
+        pointing_error_max_deg: _builtins.float = ...,
+        pointing_error_above_1deg_s: _builtins.float = ...,
+        pointing_error_above_5deg_s: _builtins.float = ...,
+        tracked_s: _builtins.float = ...,
+        visible_s: _builtins.float = ...,
+        snr_p10_db: _builtins.float = ...,
+        snr_p50_db: _builtins.float = ...,
+        snr_above_10db_s: _builtins.float = ...,
+        track_mode: _builtins.str = ...,
+        rate_needed_deg_s: _builtins.float = ...,
+        rate_limited_s: _builtins.float = ...,
+        clipped_s: _builtins.float = ...,
+        hardware_faults: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["doppler_residual_hz", b"doppler_residual_hz", "frames_decoded", b"frames_decoded", "max_doppler_hz", b"max_doppler_hz", "max_elevation_deg", b"max_elevation_deg", "mean_snr_db", b"mean_snr_db", "peak_snr_db", b"peak_snr_db"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["clipped_s", b"clipped_s", "doppler_residual_hz", b"doppler_residual_hz", "frames_decoded", b"frames_decoded", "hardware_faults", b"hardware_faults", "max_doppler_hz", b"max_doppler_hz", "max_elevation_deg", b"max_elevation_deg", "mean_snr_db", b"mean_snr_db", "peak_snr_db", b"peak_snr_db", "pointing_error_above_1deg_s", b"pointing_error_above_1deg_s", "pointing_error_above_5deg_s", b"pointing_error_above_5deg_s", "pointing_error_max_deg", b"pointing_error_max_deg", "pointing_error_p50_deg", b"pointing_error_p50_deg", "pointing_error_p95_deg", b"pointing_error_p95_deg", "rate_limited_s", b"rate_limited_s", "rate_needed_deg_s", b"rate_needed_deg_s", "snr_above_10db_s", b"snr_above_10db_s", "snr_p10_db", b"snr_p10_db", "snr_p50_db", b"snr_p50_db", "track_mode", b"track_mode", "tracked_s", b"tracked_s", "visible_s", b"visible_s"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -639,6 +773,7 @@ class ObservationRecord(_message.Message):
     QUALITY_FLAGS_FIELD_NUMBER: _builtins.int
     HEADERS_FIELD_NUMBER: _builtins.int
     ARTIFACTS_FIELD_NUMBER: _builtins.int
+    EXPOSURES_FIELD_NUMBER: _builtins.int
     observation_id: _builtins.str
     """UUID chosen by the agent: the deduplication key."""
     job_id: _builtins.str
@@ -664,6 +799,10 @@ class ObservationRecord(_message.Message):
     def headers(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     @_builtins.property
     def artifacts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Artifact]: ...
+    @_builtins.property
+    def exposures(self) -> _containers.RepeatedCompositeFieldContainer[Global___ExposureReport]:
+        """Telescope jobs: what the hardware really did, one per exposure taken."""
+
     def __init__(
         self,
         *,
@@ -681,14 +820,75 @@ class ObservationRecord(_message.Message):
         quality_flags: _abc.Iterable[_builtins.str] | None = ...,
         headers: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         artifacts: _abc.Iterable[Global___Artifact] | None = ...,
+        exposures: _abc.Iterable[Global___ExposureReport] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["astrometry", b"astrometry", "end", b"end", "pass_quality", b"pass_quality", "photometry", b"photometry", "start", b"start"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["airmass", b"airmass", "artifacts", b"artifacts", "astrometry", b"astrometry", "end", b"end", "exposure_s", b"exposure_s", "headers", b"headers", "job_id", b"job_id", "observation_id", b"observation_id", "pass_quality", b"pass_quality", "photometry", b"photometry", "quality_flags", b"quality_flags", "seeing_arcsec", b"seeing_arcsec", "start", b"start", "target_id", b"target_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["airmass", b"airmass", "artifacts", b"artifacts", "astrometry", b"astrometry", "end", b"end", "exposure_s", b"exposure_s", "exposures", b"exposures", "headers", b"headers", "job_id", b"job_id", "observation_id", b"observation_id", "pass_quality", b"pass_quality", "photometry", b"photometry", "quality_flags", b"quality_flags", "seeing_arcsec", b"seeing_arcsec", "start", b"start", "target_id", b"target_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ObservationRecord: _TypeAlias = ObservationRecord  # noqa: Y015
+
+@_typing.final
+class ExposureReport(_message.Message):
+    """One exposure as the hardware reports it, next to what the job asked for."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    START_FIELD_NUMBER: _builtins.int
+    REQUESTED_S_FIELD_NUMBER: _builtins.int
+    TAKEN_S_FIELD_NUMBER: _builtins.int
+    FILTER_REQUESTED_FIELD_NUMBER: _builtins.int
+    FILTER_IN_PLACE_FIELD_NUMBER: _builtins.int
+    RA_REACHED_DEG_FIELD_NUMBER: _builtins.int
+    DEC_REACHED_DEG_FIELD_NUMBER: _builtins.int
+    POINTING_OFFSET_ARCSEC_FIELD_NUMBER: _builtins.int
+    BINNING_FIELD_NUMBER: _builtins.int
+    FRAME_TYPE_FIELD_NUMBER: _builtins.int
+    ARTIFACT_ID_FIELD_NUMBER: _builtins.int
+    requested_s: _builtins.float
+    taken_s: _builtins.float
+    """Exposure the camera says it took (FITS EXPTIME), else the requested one."""
+    filter_requested: _builtins.str
+    filter_in_place: _builtins.str
+    """Read back from the filter wheel after it stopped; empty when the camera has no wheel."""
+    ra_reached_deg: _builtins.float
+    """Where the mount reported it pointed after the exposure, J2000."""
+    dec_reached_deg: _builtins.float
+    pointing_offset_arcsec: _builtins.float
+    """Reached position against the target's catalogue position."""
+    binning: _builtins.int
+    frame_type: _builtins.str
+    """"LIGHT", "DARK", "BIAS" or "FLAT"."""
+    artifact_id: _builtins.str
+    """The artifact holding this exposure's image, if one was kept."""
+    @_builtins.property
+    def start(self) -> _timestamp_pb2.Timestamp:
+        """Start as the camera stamped it (FITS DATE-OBS), else when the agent started it."""
+
+    def __init__(
+        self,
+        *,
+        start: _timestamp_pb2.Timestamp | None = ...,
+        requested_s: _builtins.float = ...,
+        taken_s: _builtins.float = ...,
+        filter_requested: _builtins.str = ...,
+        filter_in_place: _builtins.str = ...,
+        ra_reached_deg: _builtins.float = ...,
+        dec_reached_deg: _builtins.float = ...,
+        pointing_offset_arcsec: _builtins.float = ...,
+        binning: _builtins.int = ...,
+        frame_type: _builtins.str = ...,
+        artifact_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["start", b"start"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact_id", b"artifact_id", "binning", b"binning", "dec_reached_deg", b"dec_reached_deg", "filter_in_place", b"filter_in_place", "filter_requested", b"filter_requested", "frame_type", b"frame_type", "pointing_offset_arcsec", b"pointing_offset_arcsec", "ra_reached_deg", b"ra_reached_deg", "requested_s", b"requested_s", "start", b"start", "taken_s", b"taken_s"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExposureReport: _TypeAlias = ExposureReport  # noqa: Y015
 
 @_typing.final
 class Abandoned(_message.Message):

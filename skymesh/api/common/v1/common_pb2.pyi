@@ -126,6 +126,10 @@ class _StationStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_StationS
     STATION_STATE_STALE: _StationState.ValueType  # 2
     STATION_STATE_DISCONNECTED: _StationState.ValueType  # 3
     STATION_STATE_OFFLINE: _StationState.ValueType  # 4
+    STATION_STATE_DEGRADED: _StationState.ValueType  # 5
+    """Connected, but a device the station needs (rotator, radio, mount, camera) is failing or unreachable, as its
+    agent's health reports say; it gets no new work until the device recovers (then ONLINE again).
+    """
 
 class StationState(_StationState, metaclass=_StationStateEnumTypeWrapper): ...
 
@@ -134,6 +138,10 @@ STATION_STATE_ONLINE: StationState.ValueType  # 1
 STATION_STATE_STALE: StationState.ValueType  # 2
 STATION_STATE_DISCONNECTED: StationState.ValueType  # 3
 STATION_STATE_OFFLINE: StationState.ValueType  # 4
+STATION_STATE_DEGRADED: StationState.ValueType  # 5
+"""Connected, but a device the station needs (rotator, radio, mount, camera) is failing or unreachable, as its
+agent's health reports say; it gets no new work until the device recovers (then ONLINE again).
+"""
 Global___StationState: _TypeAlias = StationState  # noqa: Y015
 
 class _Weather:
