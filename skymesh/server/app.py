@@ -19,6 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from skymesh.api.agent.v1 import agent_pb2, agent_pb2_grpc
 from skymesh.api.control.v1 import (
+    auth_pb2,
+    auth_pb2_grpc,
+    events_pb2,
+    events_pb2_grpc,
     observations_pb2,
     observations_pb2_grpc,
     stations_pb2,
@@ -37,8 +41,11 @@ from skymesh.server.control import (
     StationServicer,
     TargetServicer,
 )
+from skymesh.server.control.live import EventServicer, PlanServicer, SiteServicer
+from skymesh.server.control.people import AuditServicer, AuthServicer
 from skymesh.server.db import Repository, create_engine, migrate
 from skymesh.server.dispatch import Dispatcher
+from skymesh.server.events import EventBus
 from skymesh.server.liveness import Liveness
 from skymesh.server.planning import Planner
 from skymesh.server.sessions import SessionHub
@@ -56,6 +63,11 @@ _SERVICE_NAMES = (
     targets_pb2.DESCRIPTOR.services_by_name["CampaignService"].full_name,
     observations_pb2.DESCRIPTOR.services_by_name["ObservationService"].full_name,
     observations_pb2.DESCRIPTOR.services_by_name["JobService"].full_name,
+    auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name,
+    auth_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name,
+    events_pb2.DESCRIPTOR.services_by_name["EventService"].full_name,
+    events_pb2.DESCRIPTOR.services_by_name["PlanService"].full_name,
+    events_pb2.DESCRIPTOR.services_by_name["SiteService"].full_name,
 )
 
 # Server keepalive 60 s; agents may ping every 20 s or more, even with no call in flight.
@@ -84,6 +96,7 @@ class RunningServer:
     planner: Planner | None
     dispatcher: Dispatcher
     metrics_port: int | None
+    events: EventBus
     _background: asyncio.Task[None]
     _scheduler_channel: grpc.aio.Channel
     _health: Any
@@ -148,7 +161,8 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
         await migrate(engine)
     repo = Repository(engine, clock)
     hub = SessionHub()
-    dispatcher = Dispatcher(repo, hub)
+    events = EventBus(clock)
+    dispatcher = Dispatcher(repo, hub, events)
     scheduler_channel = grpc.aio.insecure_channel(config.scheduler_address)
     planner = (
         Planner(repo, dispatcher, scheduler_pb2_grpc.SchedulerServiceStub(scheduler_channel), config, clock)  # type: ignore[arg-type]
@@ -160,15 +174,27 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
         if planner is not None:
             planner.request(reason)
 
-    liveness = Liveness(repo, hub, config, clock, on_schedulable_change=lambda s: replan(f"station {s} state"))
+    liveness = Liveness(
+        repo,
+        hub,
+        config,
+        clock,
+        on_schedulable_change=lambda s: replan(f"station {s} state"),
+        on_state_change=events.station_state,
+    )
     await liveness.load()
 
     server = grpc.aio.server(
         interceptors=[ControlAuthInterceptor(repo, required=config.control_auth)], options=_GRPC_OPTIONS
     )
     agent_pb2_grpc.add_AgentServiceServicer_to_server(
-        AgentServicer(repo, hub, liveness, dispatcher, Uploads(repo, config), config, clock), server
+        AgentServicer(repo, hub, liveness, dispatcher, Uploads(repo, config), config, clock, events), server
     )
+    auth_pb2_grpc.add_AuthServiceServicer_to_server(AuthServicer(repo), server)
+    auth_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(repo), server)
+    events_pb2_grpc.add_EventServiceServicer_to_server(EventServicer(events), server)
+    events_pb2_grpc.add_PlanServiceServicer_to_server(PlanServicer(planner), server)
+    events_pb2_grpc.add_SiteServiceServicer_to_server(SiteServicer(repo, liveness, events), server)
     stations_pb2_grpc.add_StationServiceServicer_to_server(StationServicer(repo, hub, liveness, replan), server)
     targets_pb2_grpc.add_TargetServiceServicer_to_server(TargetServicer(repo, dispatcher, replan), server)
     targets_pb2_grpc.add_CampaignServiceServicer_to_server(CampaignServicer(repo, replan), server)
@@ -209,6 +235,7 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
         planner=planner,
         dispatcher=dispatcher,
         metrics_port=metrics_port,
+        events=events,
         _background=background,
         _scheduler_channel=scheduler_channel,
         _health=health_servicer,

@@ -9,7 +9,7 @@ audit log.
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -23,7 +23,11 @@ __all__ = ["ControlAuthInterceptor", "authenticate_station", "bearer_token", "cu
 
 _ACTOR: contextvars.ContextVar[str] = contextvars.ContextVar("skymesh_actor", default="system")
 _CONTROL_PREFIX = "/skymesh.api.control."
-_ADMIN_METHODS = frozenset({"CreateStation", "IssueStationKey", "RevokeStationKey"})
+_ADMIN_METHODS = frozenset({"CreateStation", "IssueStationKey", "RevokeStationKey", "SetPassword", "ListAuditEntries"})
+# Callable without a token: the password is the credential.
+_PUBLIC_METHODS = frozenset({"/skymesh.api.control.v1.AuthService/Login"})
+# Any signed-in user, whatever the name suggests.
+_OBSERVER_METHODS = frozenset({"Watch", "WhoAmI", "Logout", "CreatePersonalToken"})
 
 
 def current_actor() -> str:
@@ -49,7 +53,7 @@ def required_role(method: str) -> Role:
     name = method.rsplit("/", 1)[-1]
     if name in _ADMIN_METHODS:
         return Role.ADMIN
-    if name.startswith(("Get", "List")):
+    if name.startswith(("Get", "List")) or name in _OBSERVER_METHODS:
         return Role.OBSERVER
     return Role.OPERATOR
 
@@ -77,7 +81,11 @@ class ControlAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-a
     ) -> grpc.RpcMethodHandler[Any, Any]:
         handler = await continuation(handler_call_details)
         method: str = handler_call_details.method
-        if handler is None or not method.startswith(_CONTROL_PREFIX) or handler.unary_unary is None:
+        if handler is None or not method.startswith(_CONTROL_PREFIX) or method in _PUBLIC_METHODS:
+            return handler
+        if handler.unary_stream is not None:
+            return self._guard_stream(handler, method)
+        if handler.unary_unary is None:
             return handler
         behavior = handler.unary_unary
 
@@ -94,6 +102,30 @@ class ControlAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-a
                 _ACTOR.reset(token)
 
         return grpc.unary_unary_rpc_method_handler(
+            guarded,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+    def _guard_stream(self, handler: grpc.RpcMethodHandler[Any, Any], method: str) -> grpc.RpcMethodHandler[Any, Any]:
+        """The same check for server-streaming methods (EventService.Watch), before the first message."""
+        stream = handler.unary_stream
+        assert stream is not None
+
+        async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+            try:
+                actor = await self._authorize(context, method)
+            except SkyMeshError as exc:
+                await abort_with(context, exc)
+                raise AssertionError("unreachable: abort raises") from exc
+            token = _ACTOR.set(actor)
+            try:
+                async for item in stream(request, context):  # type: ignore[arg-type,attr-defined]
+                    yield item
+            finally:
+                _ACTOR.reset(token)
+
+        return grpc.unary_stream_rpc_method_handler(
             guarded,
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,

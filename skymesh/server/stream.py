@@ -33,8 +33,9 @@ from skymesh.observability.metrics import (
 from skymesh.server.auth import authenticate_station
 from skymesh.server.config import ServerConfig
 from skymesh.server.db import Repository
-from skymesh.server.db.records import CommandStateValue
+from skymesh.server.db.records import CommandStateValue, ObservationIn
 from skymesh.server.dispatch import Dispatcher
+from skymesh.server.events import EventBus
 from skymesh.server.liveness import Liveness
 from skymesh.server.sessions import AgentSession, SessionHub
 from skymesh.server.uploads import Uploads
@@ -78,7 +79,9 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         uploads: Uploads,
         config: ServerConfig,
         clock: Clock,
+        events: EventBus | None = None,
     ) -> None:
+        self._events = events or EventBus(clock)
         self._repo = repo
         self._hub = hub
         self._liveness = liveness
@@ -267,6 +270,10 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             SERVER_DEDUP_HITS.labels(kind).inc()
         if result.job_change is not None and result.job_change.applied:
             JOBS.labels(result.job_change.new.name.lower()).inc()
+            change = result.job_change
+            self._events.job(change.job_id, station_id, change.old, change.new)
+        elif isinstance(item, ObservationIn) and not result.duplicate:
+            self._events.observation(item.observation_id, station_id, item.target_id or "")
         session.push(
             agent_pb2.ConnectResponse(
                 upstream_ack=agent_pb2.UpstreamAck(boot_id=request.boot_id, committed_seq=result.committed_seq)

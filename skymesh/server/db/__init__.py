@@ -8,13 +8,14 @@ SQL models never leave this package: the repository returns `skymesh.core` datac
 
 from __future__ import annotations
 
+from skymesh.server.db.accounts import AccountsRepo
 from skymesh.server.db.engine import create_engine, migrate
-from skymesh.server.db.ingest import IngestRepo
 from skymesh.server.db.registry import RegistryRepo
+from skymesh.server.db.sites import SitesRepo
 from skymesh.server.db.work import WorkRepo
 
 __all__ = ["Repository", "create_engine", "migrate"]
 
 
-class Repository(RegistryRepo, WorkRepo, IngestRepo):
+class Repository(RegistryRepo, WorkRepo, SitesRepo, AccountsRepo):
     """Every database operation of the server, each in its own transaction."""

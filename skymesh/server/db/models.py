@@ -109,6 +109,7 @@ class UserRow(Base):
     user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     role: Mapped[str] = mapped_column(String(16))  # admin | operator | observer
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    password_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)  # argon2id; None: no login
 
 
 class ApiTokenRow(Base):
@@ -118,6 +119,8 @@ class ApiTokenRow(Base):
     secret_sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)  # set on login sessions
+    label: Mapped[str] = mapped_column(String(100), default="", server_default="")
 
 
 class CampaignRow(Base):
