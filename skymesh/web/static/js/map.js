@@ -97,7 +97,7 @@ export async function render(view) {
     stations.set(site.site_id, { marker, row, state: site.state });
     paint(site.site_id);
   }
-  if (sites.length) map.fitBounds(Lf.latLngBounds(sites.map((/** @type {any} */ s) => [s.latitude_deg, s.longitude_deg])).pad(0.6), { maxZoom: 3, animate: false });
+  map.fitBounds([[-58, -170], [75, 170]], { animate: false });
 
   async function drawSky() {
     const sky = await get("/sky");
@@ -105,9 +105,9 @@ export async function render(view) {
     night.setLatLngs(nightPolygon(sky.sun.lat_deg, sky.sun.lon_deg));
     satLayer.clearLayers();
     for (const sat of sky.satellites) {
-      for (const part of splitTrack(sat.track)) Lf.polyline(part, { color: "#ffd166", weight: 1, opacity: 0.5, interactive: false }).addTo(satLayer);
-      Lf.circle([sat.lat_deg, sat.lon_deg], { radius: sat.footprint_radius_km * 1000, color: "#ffd166", weight: 0.8, fillOpacity: 0.05, interactive: false }).addTo(satLayer);
-      Lf.circleMarker([sat.lat_deg, sat.lon_deg], { radius: 3, color: "#ffd166", fillOpacity: 1, className: "satellite" })
+      for (const part of splitTrack(sat.track)) Lf.polyline(part, { color: "#ffd166", weight: 0.8, opacity: 0.22, interactive: false }).addTo(satLayer);
+      Lf.circle([sat.lat_deg, sat.lon_deg], { radius: sat.footprint_radius_km * 1000, color: "#ffd166", weight: 0.5, opacity: 0.35, fillOpacity: 0.03, interactive: false }).addTo(satLayer);
+      Lf.circleMarker([sat.lat_deg, sat.lon_deg], { radius: 3.5, color: "#ffd166", fillOpacity: 1, className: "satellite" })
         .bindTooltip(`${esc(sat.name)} · ${sat.alt_km} km · ${sat.period_min} min`).addTo(satLayer);
     }
     const note = view.querySelector("#sky-note");
