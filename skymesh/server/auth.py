@@ -118,12 +118,11 @@ class ControlAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-a
             except SkyMeshError as exc:
                 await abort_with(context, exc)
                 raise AssertionError("unreachable: abort raises") from exc
-            token = _ACTOR.set(actor)
-            try:
-                async for item in stream(request, context):  # type: ignore[arg-type,attr-defined]
-                    yield item
-            finally:
-                _ACTOR.reset(token)
+            # No reset: a cancelled stream is finalised in another context, and each RPC runs in its own task (its
+            # own copy of the context), so the value cannot leak to another call.
+            _ACTOR.set(actor)
+            async for item in stream(request, context):  # type: ignore[arg-type,attr-defined]
+                yield item
 
         return grpc.unary_stream_rpc_method_handler(
             guarded,

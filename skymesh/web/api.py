@@ -156,7 +156,9 @@ async def _ranked(
     targets = (
         await c.call(c.targets.ListTargets, targets_pb2.ListTargetsRequest(campaign_id=campaign), who.token)
     ).targets
-    by_id = {t.target_id: t for t in targets if t.priority >= priority_min}
+    # Only what this kind of station can observe: telescopes rank sidereal targets, ground stations satellites.
+    wanted_kind = "celestial" if station.kind == common_pb2.STATION_KIND_TELESCOPE else "satellite"
+    by_id = {t.target_id: t for t in targets if t.priority >= priority_min and t.WhichOneof("kind") == wanted_kind}
     when = _utc(at, "at") if at is not None else datetime.now(UTC)
     req = scheduler_pb2.RankTargetsRequest(
         station=station,
