@@ -23,6 +23,7 @@ from skymesh.api.convert import timestamp_from_datetime
 from skymesh.api.scheduler.v1 import scheduler_pb2
 from skymesh.core.errors import InvalidArgument, NotFound, SkyMeshError
 from skymesh.web.client import ControlClient
+from skymesh.web.czml import czml_document
 from skymesh.web.errors import rename_field
 from skymesh.web.models import CampaignIn, CancelIn, ObservationIn, SiteIn, TargetIn
 from skymesh.web.pages import decode, paginate
@@ -507,3 +508,17 @@ async def sky(who: Who, c: Client, at: datetime | None = None, tracks: bool = Tr
     when = _utc(at, "at") if at is not None else datetime.now(UTC)
     targets = (await c.call(c.targets.ListTargets, targets_pb2.ListTargetsRequest(), who.token)).targets
     return await asyncio.to_thread(sky_json, list(targets), when, tracks=tracks)
+
+
+@router.get("/czml", tags=["map"], summary="CZML for a 3D view: satellites (sampled SGP4) and stations")
+async def czml(
+    who: Who,
+    c: Client,
+    start: datetime | None = None,
+    hours: Annotated[float, Query(gt=0, le=48)] = 3.0,
+    step_s: Annotated[float, Query(ge=10, le=600)] = 60.0,
+) -> list[dict[str, Any]]:
+    begin = _utc(start, "start") if start is not None else datetime.now(UTC)
+    stations = (await c.call(c.stations.ListStations, stations_pb2.ListStationsRequest(), who.token)).stations
+    targets = (await c.call(c.targets.ListTargets, targets_pb2.ListTargetsRequest(), who.token)).targets
+    return await asyncio.to_thread(czml_document, list(stations), list(targets), begin, hours, step_s)

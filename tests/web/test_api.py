@@ -153,6 +153,11 @@ async def test_bad_input_names_the_field(web: Web) -> None:
         )
         assert resp.status_code == 201, resp.text
         assert resp.json()["norad_id"] == 25544 and resp.json()["name"] == "ISS (ZARYA)"
+        sky = (await client.get("/api/v1/sky", params={"at": "2008-09-20T12:00:00Z"})).json()
+        assert [s["target_id"] for s in sky["satellites"]] == ["iss"] and len(sky["satellites"][0]["track"]) > 100
+        czml = (await client.get("/api/v1/czml", params={"start": "2008-09-20T12:00:00Z", "hours": 1})).json()
+        assert {p["id"] for p in czml} >= {"document", "satellite/iss", "station/gs-athens", "station/tel-paranal"}
+        assert (await client.get("/api/v1/czml", params={"hours": 100})).json()["field"] == "hours"
 
         resp = await client.get("/api/v1/jobs", params={"state": "sleeping"})
         assert (resp.status_code, resp.json()["field"]) == (400, "state")
