@@ -165,7 +165,7 @@ async def test_light_curve_targets_and_phone_layout(browser: Browser, dash: Web)
                 "site_id": "tel-paranal",
                 "observed_at": (t0 + timedelta(minutes=20 * i)).isoformat(),
                 "exposure_s": 60,
-                "filter": "V",
+                "filter": "V" if i % 2 else "R",
                 "magnitude": 3.4 + 0.02 * (i % 3),
                 "magnitude_error": 0.01,
             }
@@ -174,6 +174,8 @@ async def test_light_curve_targets_and_phone_layout(browser: Browser, dash: Web)
     await page.goto(dash.base_url + "/#/observations/m31")
     await expect(page.locator("#curve canvas")).to_have_count(1)
     await expect(page.locator("#curve")).to_have_attribute("data-points", "6")
+    await expect(page.locator("#curve")).to_have_attribute("data-filters", "R,V")
+    await expect(page.locator("#curve .u-legend")).to_contain_text("R")
     await expect(page.locator("#obs-rows tr")).to_have_count(6)
     first = page.locator("#obs-rows tr a").first
     await first.click()

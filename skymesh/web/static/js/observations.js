@@ -1,7 +1,7 @@
 // @ts-check
 // Observations: the list (optionally for one target, with its light curve), and one observation's page (metadata,
 // quality flags, photometry, artifacts, and the target's light curve: magnitude vs time with error bars, one
-// series per filter, drawn by uPlot; CSV download).
+// series per filter (from GetLightCurve per filter), drawn by uPlot; CSV download).
 
 import { esc, fmtTime, get, qs } from "./api.js";
 import { onEvent } from "./live.js";
@@ -9,16 +9,21 @@ import { onEvent } from "./live.js";
 /** @type {any} */ const UPlot = /** @type {any} */ (window).uPlot;
 const FILTER_COLORS = ["#4aa3ff", "#2ecc71", "#e74c3c", "#f1c40f", "#9b59b6", "#1abc9c"];
 
-/** Draw the light curve of `targetId` into `el`. @param {HTMLElement} el @param {string} targetId */
+/** Draw the light curve of `targetId` into `el`: one series per filter (the filters its photometry used).
+ * @param {HTMLElement} el @param {string} targetId */
 export async function lightCurve(el, targetId) {
-  const curve = await get(`/lightcurve/${encodeURIComponent(targetId)}`);
+  const { observations } = await get(`/observations${qs({ target_id: targetId, page_size: 500 })}`);
+  const filters = [...new Set(observations.filter((/** @type {any} */ o) => o.photometry).map((/** @type {any} */ o) => o.photometry.filter))].sort();
+  const curves = await Promise.all((filters.length ? filters : [""]).map((f) => get(`/lightcurve/${encodeURIComponent(targetId)}${qs({ filter: f })}`)));
+  /** @type {{filter: string, at: string, magnitude: number, magnitude_error: number}[]} */
+  const points = curves.flatMap((c) => c.points.map((/** @type {any} */ p) => ({ ...p, filter: c.filter || "all" })));
   el.innerHTML = `<h3>Light curve <a class="muted" href="/api/v1/lightcurve/${encodeURIComponent(targetId)}?format=csv">CSV</a></h3>`;
-  if (!curve.points.length) { el.insertAdjacentHTML("beforeend", `<p class="muted">no photometry yet</p>`); return null; }
-  const times = [...new Set(curve.points.map((/** @type {any} */ p) => Date.parse(p.at) / 1000))].sort((a, b) => a - b);
+  if (!points.length) { el.insertAdjacentHTML("beforeend", `<p class="muted">no photometry yet</p>`); return null; }
+  const times = [...new Set(points.map((p) => Date.parse(p.at) / 1000))].sort((a, b) => a - b);
   /** @type {Map<string, {mag: (number|null)[], err: (number|null)[]}>} */
   const series = new Map();
-  for (const p of curve.points) {
-    const key = p.site_id;
+  for (const p of points) {
+    const key = p.filter;
     if (!series.has(key)) series.set(key, { mag: times.map(() => null), err: times.map(() => null) });
     const i = times.indexOf(Date.parse(p.at) / 1000);
     const s = /** @type {{mag: (number|null)[], err: (number|null)[]}} */ (series.get(key));
@@ -52,7 +57,8 @@ export async function lightCurve(el, targetId) {
       ctx.restore();
     }] },
   }, [times, ...names.map((n) => series.get(n)?.mag ?? [])], el);
-  el.dataset.points = String(curve.points.length);
+  el.dataset.points = String(points.length);
+  el.dataset.filters = names.join(",");
   return plot;
 }
 
