@@ -20,6 +20,9 @@ def register(subparsers: Any) -> None:
         default=None,
         help="mark session cookies Secure (default: when the request came over https)",
     )
+    parser.add_argument("--tls-cert", dest="tls_cert_file", help="serve HTTPS with this certificate (PEM)")
+    parser.add_argument("--tls-key", dest="tls_key_file", help="and this private key (PEM)")
+    parser.add_argument("--server-ca", dest="server_ca_file", help="CA bundle (PEM) for a TLS control server")
     parser.set_defaults(func=_run)
 
 
@@ -34,7 +37,11 @@ def _run(args: argparse.Namespace) -> int:
         scheduler_address=args.scheduler_address,
         max_body_bytes=args.max_body_bytes,
         secure_cookies=args.secure_cookies,
+        tls_cert_file=args.tls_cert_file,
+        tls_key_file=args.tls_key_file,
+        server_ca_file=args.server_ca_file,
     )
-    print(f"skymesh web: http://{config.listen}/ (API docs at /docs), server {config.server_address}", flush=True)
+    scheme = "https" if config.tls_cert_file else "http"
+    print(f"skymesh web: {scheme}://{config.listen}/ (API docs at /docs), server {config.server_address}", flush=True)
     asyncio.run(serve(config))
     return 0

@@ -156,8 +156,11 @@ async def serve(config: WebConfig, **uvicorn_options: Any) -> None:
             log_level="info",
             proxy_headers=True,
             timeout_graceful_shutdown=3,
+            ssl_certfile=config.tls_cert_file or None,
+            ssl_keyfile=config.tls_key_file or None,
             **uvicorn_options,
         )
     )
-    log.info("skymesh web on http://%s (server %s)", config.listen, config.server_address)
+    scheme = "https" if config.tls_cert_file else "http"
+    log.info("skymesh web on %s://%s (server %s)", scheme, config.listen, config.server_address)
     await server.serve()

@@ -34,8 +34,14 @@ class ControlClient:
     def __init__(self, config: WebConfig) -> None:
         self._config = config
         options = [("grpc.keepalive_time_ms", 30_000), ("grpc.keepalive_permit_without_calls", 1)]
-        self._channel = grpc.aio.insecure_channel(config.server_address, options=options)
-        self._scheduler_channel = grpc.aio.insecure_channel(config.scheduler_address, options=options)
+        if config.server_ca_file:
+            with open(config.server_ca_file, "rb") as f:  # once, at start
+                creds = grpc.ssl_channel_credentials(root_certificates=f.read())
+            self._channel = grpc.aio.secure_channel(config.server_address, creds, options=options)
+            self._scheduler_channel = grpc.aio.secure_channel(config.scheduler_address, creds, options=options)
+        else:
+            self._channel = grpc.aio.insecure_channel(config.server_address, options=options)
+            self._scheduler_channel = grpc.aio.insecure_channel(config.scheduler_address, options=options)
         ch = self._channel
         self.stations = stations_pb2_grpc.StationServiceStub(ch)
         self.targets = targets_pb2_grpc.TargetServiceStub(ch)

@@ -30,6 +30,11 @@ class WebConfig:
     secure_cookies: bool | None = None
     # Deadline for one unary gRPC call to the server.
     rpc_timeout_s: float = 10.0
+    # Serve HTTPS with this certificate and key (PEM); cookies are then Secure.
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    # Reach a TLS server (and scheduler) with this CA bundle (PEM); empty: plaintext gRPC (loopback).
+    server_ca_file: str = ""
 
     def __post_init__(self) -> None:
         host, sep, port = self.listen.rpartition(":")
@@ -41,6 +46,8 @@ class WebConfig:
             raise InvalidArgument("must be between 60 s and 7 days", field="session_ttl_s")
         if self.rpc_timeout_s <= 0:
             raise InvalidArgument("must be positive", field="rpc_timeout_s")
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
+            raise InvalidArgument("give both tls_cert_file and tls_key_file, or neither", field="tls_key_file")
 
     @property
     def host(self) -> str:

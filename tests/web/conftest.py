@@ -64,6 +64,8 @@ async def start_gateway(config: WebConfig) -> tuple[uvicorn.Server, asyncio.Task
             log_level="warning",
             lifespan="on",
             timeout_graceful_shutdown=2,
+            ssl_certfile=config.tls_cert_file or None,  # as skymesh.web.serve does
+            ssl_keyfile=config.tls_key_file or None,
         )
     )
     task = asyncio.create_task(server.serve(), name="gateway")

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,8 +16,9 @@ import pytest
 
 from skymesh.api.common.v1 import common_pb2
 from skymesh.core.jobs import JobState
+from skymesh.web import WebConfig
 from tests.server.agent_client import AgentClient
-from tests.web.conftest import ISS_LINE1, ISS_LINE2, Web, login
+from tests.web.conftest import ISS_LINE1, ISS_LINE2, PASSWORD, Web, free_port, login, start_gateway
 
 
 async def test_login_cookie_csrf_and_logout(web: Web) -> None:
@@ -339,3 +342,35 @@ async def test_live_events_and_resume_from_cursor(web: Web) -> None:
     assert (await web.server.repo.get_job(job_id)).state == JobState.RECEIVED
     async with web.http() as anon:
         assert (await anon.get("/api/v1/events")).status_code == 401
+
+
+async def test_https_login_sets_secure_cookies(web: Web, tmp_path: Path) -> None:
+    """Served over TLS (uvicorn with the operator's certificate), the session and CSRF cookies are Secure."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    openssl = await asyncio.create_subprocess_exec(
+        "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+        "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    assert await openssl.wait() == 0
+    port = free_port()
+    config = WebConfig(
+        listen=f"127.0.0.1:{port}",
+        server_address=web.server.address,
+        scheduler_address="127.0.0.1:9",
+        tls_cert_file=str(cert),
+        tls_key_file=str(key),
+    )
+    server, task = await start_gateway(config)
+    try:
+        async with httpx.AsyncClient(
+            base_url=f"https://127.0.0.1:{port}", verify=ssl.create_default_context(cafile=str(cert))
+        ) as client:
+            resp = await client.post("/api/v1/login", json={"username": "olga", "password": PASSWORD})
+            assert resp.status_code == 200
+            cookies = resp.headers.get_list("set-cookie")
+            assert len(cookies) == 2 and all("; Secure" in c and "SameSite=strict" in c for c in cookies), cookies
+            assert any(c.startswith("skymesh_session=") and "HttpOnly" in c for c in cookies)
+    finally:
+        server.should_exit = True
+        await task
