@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, Page, async_playwright, expect
@@ -153,6 +154,15 @@ async def test_observer_cannot_cancel_and_the_server_refuses(browser: Browser, d
     )
     assert status == [403, "PERMISSION_DENIED"]
     assert (await dash.server.repo.get_job(job_id)).state == JobState.SCHEDULED
+    # A personal token for scripts, made from the page, acts as the observer over plain HTTP.
+    await page.click("#who a")
+    await page.fill("#token-label", "nightly report")
+    await page.click("#token-form button[type=submit]")
+    await expect(page.locator("#token-value")).to_contain_text("smu_")
+    token = await page.inner_text("#token-value")
+    async with httpx.AsyncClient(base_url=dash.base_url, headers={"authorization": f"Bearer {token}"}) as script:
+        assert (await script.get("/api/v1/me")).json() == {"user_id": "olga", "role": "observer"}
+        assert (await script.post(f"/api/v1/jobs/{job_id}/cancel", json={})).status_code == 403
     await page.context.close()
 
 

@@ -1,6 +1,6 @@
 // @ts-check
 // The dashboard shell: who is logged in, the hash router (#/map, #/site/ID, #/timeline, #/targets, #/campaigns,
-// #/campaign/ID, #/observations, #/observation/TARGET/ID, #/audit), and the live event stream. Each view module
+// #/campaign/ID, #/observations, #/observation/TARGET/ID, #/audit, #/me), and the live event stream. Each view module
 // exports `render(view, params, me)` returning a cleanup function; views update in place from live events.
 
 import { api, esc, flash } from "./api.js";
@@ -20,6 +20,7 @@ const ROUTES = {
   observations: () => import("./observations.js"),
   observation: () => import("./observations.js").then((m) => ({ render: m.renderOne })),
   audit: () => import("./audit.js"),
+  me: () => import("./me.js"),
 };
 
 /** @type {Me | null} */
@@ -42,7 +43,7 @@ async function whoami() {
   const logout = /** @type {HTMLElement} */ (document.getElementById("logout"));
   nav.hidden = !me;
   logout.hidden = !me;
-  who.textContent = me ? `${me.user_id} (${me.role})` : "";
+  who.innerHTML = me ? `<a href="#/me">${esc(me.user_id)}</a> (${esc(me.role)})` : "";
   document.querySelectorAll("[data-role=admin]").forEach((el) => ((/** @type {HTMLElement} */ (el)).hidden = me?.role !== "admin"));
   document.body.dataset.role = me?.role ?? "";
 }
