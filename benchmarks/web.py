@@ -44,6 +44,19 @@ PASSWORD = "benchmark-password"
 _ROOT = str(Path(__file__).resolve().parents[1])
 
 
+# Records when each job row first shows each state (browser clock = this machine's clock).
+_OBSERVE_JS = """() => {
+  window.__seen = {};
+  const scan = () => document.querySelectorAll("#jobs tr[data-job]").forEach((tr) => {
+    const key = tr.getAttribute("data-job") + ":" + tr.querySelector(".job-state").textContent;
+    if (!(key in window.__seen)) window.__seen[key] = Date.now();
+  });
+  scan();
+  const options = {subtree: true, childList: true, characterData: true};
+  new MutationObserver(scan).observe(document.getElementById("jobs"), options);
+}"""
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -53,6 +66,10 @@ def _free_port() -> int:
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def _summary(ms: list[float], expected: int) -> dict[str, float]:
+    return {"n": len(ms), "lost": expected - len(ms), "p50": round(_pct(ms, 0.5), 1), "p99": round(_pct(ms, 0.99), 1)}
 
 
 def _proc_stats(pid: int) -> tuple[float, float]:
@@ -190,49 +207,57 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                         "median": round(statistics.median(renders), 2),
                         "runs": [round(x, 2) for x in renders],
                     }
-                    await browser.close()
 
-                # N live SSE connections, and event-to-client latency on one of them.
-                rss0, _cpu0 = _proc_stats(gateway.pid)
-                streams = []
-                for _ in range(args.browsers):
-                    cm = api.stream("GET", "/api/v1/events")
-                    streams.append((cm, await cm.__aenter__()))
-                await asyncio.sleep(2)
-                jobs = [j.job_id for j in await server.repo.list_jobs(station_id=tel)][: args.transitions]
-                want = {f"{j}:{state}" for j in jobs for state in ("received", "running")}
-                seen: dict[str, float] = {}
-                reader = asyncio.create_task(_sse_reader(streams[0][1], seen, want))
-                sent: dict[str, float] = {}
-                _, cpu1 = _proc_stats(gateway.pid)
-                async with AgentClient.connect(server.address, key, tel) as agent:
-                    await agent.expect("welcome")
-                    seq = 0
-                    for j in jobs:
-                        for state, label in (
-                            (common_pb2.JOB_STATE_RECEIVED, "received"),
-                            (common_pb2.JOB_STATE_RUNNING, "running"),
-                        ):
-                            seq += 1
-                            sent[f"{j}:{label}"] = time.perf_counter()
-                            await agent.job_update(seq, j, state)
-                            await agent.expect("upstream_ack", skip=("schedule", "ping", "command"))
-                            await asyncio.sleep(0.02)
-                    for _ in range(200):  # up to 10 s for the last events
-                        if len(seen) >= len(want):
-                            break
-                        await asyncio.sleep(0.05)
-                rss1, cpu2 = _proc_stats(gateway.pid)
-                reader.cancel()
-                ms = [(seen[k] - sent[k]) * 1000 for k in sent if k in seen]
-                out["event_to_client_ms"] = {"n": len(ms), "lost": len(sent) - len(ms), "p50": round(_pct(ms, 0.5), 1),
-                                             "p99": round(_pct(ms, 0.99), 1)}  # fmt: skip
-                out["sse_connections"] = {"n": args.browsers, "gateway_rss_mib": round(rss1, 1),
-                                          "gateway_rss_before_mib": round(rss0, 1),
-                                          "gateway_cpu_s_during_events": round(cpu2 - cpu1, 2),
-                                          "events_fanned_out": len(sent) * args.browsers}  # fmt: skip
-                for cm, _resp in streams:
-                    await cm.__aexit__(None, None, None)
+                    # N live SSE connections, and event-to-client latency on one of them.
+                    rss0, _cpu0 = _proc_stats(gateway.pid)
+                    streams = []
+                    for _ in range(args.browsers):
+                        cm = api.stream("GET", "/api/v1/events")
+                        streams.append((cm, await cm.__aenter__()))
+                    await asyncio.sleep(2)
+                    jobs = [j.job_id for j in await server.repo.list_jobs(station_id=tel)][: args.transitions]
+                    want = {f"{j}:{state}" for j in jobs for state in ("received", "running")}
+                    seen: dict[str, float] = {}
+                    reader = asyncio.create_task(_sse_reader(streams[0][1], seen, want))
+                    sent: dict[str, float] = {}
+                    _, cpu1 = _proc_stats(gateway.pid)
+                    # The same transitions seen inside the page: the station page's job rows, timed by the browser.
+                    await page.goto(base + f"/#/site/{tel}")
+                    await page.wait_for_selector("#jobs tr[data-job]", timeout=60_000)
+                    await page.evaluate(_OBSERVE_JS)
+                    wall: dict[str, float] = {}
+                    async with AgentClient.connect(server.address, key, tel) as agent:
+                        await agent.expect("welcome")
+                        seq = 0
+                        for j in jobs:
+                            for state, label in (
+                                (common_pb2.JOB_STATE_RECEIVED, "received"),
+                                (common_pb2.JOB_STATE_RUNNING, "running"),
+                            ):
+                                seq += 1
+                                sent[f"{j}:{label}"] = time.perf_counter()
+                                wall[f"{j}:{label}"] = time.time() * 1000
+                                await agent.job_update(seq, j, state)
+                                await agent.expect("upstream_ack", skip=("schedule", "ping", "command"))
+                                await asyncio.sleep(0.02)
+                        for _ in range(200):  # up to 10 s for the last events
+                            if len(seen) >= len(want):
+                                break
+                            await asyncio.sleep(0.05)
+                    rss1, cpu2 = _proc_stats(gateway.pid)
+                    in_page: dict[str, float] = await page.evaluate("window.__seen")
+                    pms = [in_page[k] - wall[k] for k in wall if k in in_page]
+                    out["event_to_browser_ms"] = _summary(pms, len(wall))
+                    reader.cancel()
+                    ms = [(seen[k] - sent[k]) * 1000 for k in sent if k in seen]
+                    out["event_to_client_ms"] = _summary(ms, len(sent))
+                    out["sse_connections"] = {"n": args.browsers, "gateway_rss_mib": round(rss1, 1),
+                                              "gateway_rss_before_mib": round(rss0, 1),
+                                              "gateway_cpu_s_during_events": round(cpu2 - cpu1, 2),
+                                              "events_fanned_out": len(sent) * args.browsers}  # fmt: skip
+                    for cm, _resp in streams:
+                        await cm.__aexit__(None, None, None)
+                    await browser.close()
         finally:
             if gateway is not None:
                 gateway.terminate()
