@@ -32,6 +32,7 @@ from skymesh.web.sky import sky_json
 from skymesh.web.views import (
     campaign_json,
     explanation_json,
+    forecast_json,
     iso,
     iso_dt,
     job_json,
@@ -200,6 +201,10 @@ async def list_targets(
 async def get_target(target_id: str, who: Who, c: Client) -> dict[str, Any]:
     resp = await c.call(c.targets.GetTarget, targets_pb2.GetTargetRequest(target_id=target_id), who.token)
     out = target_json(resp.target)
+    # The latest plan's simulated power/data state for a satellite with a spacecraft profile (null otherwise).
+    out["spacecraft_forecast"] = (
+        forecast_json(resp.spacecraft_forecast) if resp.HasField("spacecraft_forecast") else None
+    )
     plan = await c.call(c.plans.GetLatestPlan, events_pb2.GetLatestPlanRequest(), who.token)
     out["unscheduled_reasons"] = [
         r for e in plan.unscheduled if e.target_id == target_id for r in explanation_json(e)["reasons"]

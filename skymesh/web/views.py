@@ -19,6 +19,7 @@ __all__ = [
     "campaign_json",
     "event_json",
     "explanation_json",
+    "forecast_json",
     "iso",
     "job_json",
     "observation_json",
@@ -107,6 +108,19 @@ def target_json(t: common_pb2.Target) -> JSON:
             cadence_s=c.cadence_s,
         )
     return out
+
+
+def forecast_json(f: common_pb2.SpacecraftForecast) -> JSON:
+    return {
+        "state_of_charge": f.state_of_charge,
+        "state_of_charge_time": iso(f.state_of_charge_time),
+        "min_state_of_charge": f.min_state_of_charge,
+        "min_state_of_charge_time": iso(f.min_state_of_charge_time),
+        "min_soc": f.min_soc,
+        "below_min_soc": f.below_min_soc,
+        "data_on_board_bytes": f.data_on_board_bytes,
+        "detail": f.detail,
+    }
 
 
 def campaign_json(c: targets_pb2.Campaign) -> JSON:

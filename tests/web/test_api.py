@@ -16,6 +16,7 @@ import pytest
 
 from skymesh.api.common.v1 import common_pb2
 from skymesh.core.jobs import JobState
+from skymesh.core.model import SpacecraftForecast
 from skymesh.web import WebConfig
 from tests.server.agent_client import AgentClient
 from tests.web.conftest import ISS_LINE1, ISS_LINE2, PASSWORD, Web, free_port, login, start_gateway
@@ -156,6 +157,13 @@ async def test_bad_input_names_the_field(web: Web) -> None:
         )
         assert resp.status_code == 201, resp.text
         assert resp.json()["norad_id"] == 25544 and resp.json()["name"] == "ISS (ZARYA)"
+        detail = (await client.get("/api/v1/targets/iss")).json()
+        assert detail["spacecraft_forecast"] is None and detail["unscheduled_reasons"] == []
+        at = datetime(2008, 9, 20, 18, tzinfo=UTC)
+        forecast = SpacecraftForecast("iss", 0.42, at, 0.31, at - timedelta(hours=1), 2e9, False, min_soc=0.2)
+        await web.server.repo.store_spacecraft_forecasts([forecast])
+        shown = (await client.get("/api/v1/targets/iss")).json()["spacecraft_forecast"]
+        assert shown["state_of_charge"] == 0.42 and shown["min_state_of_charge_time"] == "2008-09-20T17:00:00Z"
         sky = (await client.get("/api/v1/sky", params={"at": "2008-09-20T12:00:00Z"})).json()
         assert [s["target_id"] for s in sky["satellites"]] == ["iss"] and len(sky["satellites"][0]["track"]) > 100
         czml = (await client.get("/api/v1/czml", params={"start": "2008-09-20T12:00:00Z", "hours": 1})).json()
