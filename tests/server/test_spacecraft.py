@@ -126,7 +126,7 @@ async def test_migration_0002_adds_the_columns_to_a_database_at_0001(db_url: str
             columns = await conn.run_sync(lambda c: {col["name"] for col in inspect(c).get_columns("targets")})
             assert {"spacecraft", "spacecraft_forecast", "max_hour_angle_h", "max_moon_illumination"} <= columns
             version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar_one()
-            assert version == "0004"  # head: 0004 adds the station weather
+            assert version == "0011"  # head: 0011 (passwords and sessions) after 0004 (station weather)
         record = await Repository(engine).get_target("old")
         assert isinstance(record.target, SatelliteTarget)
         assert record.target.spacecraft is None and record.spacecraft_forecast is None
