@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo observe test check lint format types imports proto proto-lint proto-breaking proto-check unit bench clean
+.PHONY: help setup demo observe screenshots web-vendor test check lint format types imports proto proto-lint proto-breaking proto-check unit bench clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -27,6 +27,13 @@ demo: $(VENV)/.installed ## start server, scheduler and simulated stations on SQ
 
 observe: $(VENV)/.installed ## the demo plus a real Prometheus (Debian package) scraping it with SkyMesh's rules; prints its URL
 	./scripts/observe.sh
+
+screenshots: setup ## photograph every dashboard page in Chromium (a real small system) into docs/screenshots/
+	$(PY) scripts/screenshots.py --out docs/screenshots
+
+web-vendor: ## refresh the dashboard's vendored browser libraries from web/package.json (needs npm)
+	cd web && npm ci --no-audit --no-fund --silent
+	./scripts/vendor_web.sh
 
 test: setup check unit ## everything CI runs: checks, then the test suite
 

@@ -50,6 +50,11 @@ def register(sub: Any) -> None:
         help="also start a real Prometheus (the 'prometheus' binary) scraping every process, with SkyMesh's rules",
     )
     p.add_argument("--prometheus-port", type=int, default=9090, help="Prometheus port with --observe (default 9090)")
+    p.add_argument(
+        "--web-listen",
+        default="127.0.0.1:8080",
+        help="the web gateway's address (default 127.0.0.1:8080; any free port if that one is taken)",
+    )
     p.set_defaults(func=_run)
 
 
@@ -81,7 +86,7 @@ class _Procs:
                 raise SystemExit(f"{name} exited with code {proc.returncode}; last lines:\n" + "\n".join(tail))
 
     def stop(self) -> None:
-        # Agents first, then the server (it drains), then the scheduler.
+        # Agents and the gateway first, then the server (it drains), then the scheduler.
         order = sorted(self.procs, key=lambda n: (n == "scheduler", n == "server"))
         for name in order:
             proc = self.procs[name]
@@ -146,6 +151,36 @@ def _agent_config(
             },
         },
     }
+
+
+def _web_listen(wanted: str) -> str:
+    host, _, port = wanted.rpartition(":")
+    with socket.socket() as s:
+        try:
+            s.bind((host, int(port)))
+        except OSError:
+            return f"{host}:{_free_port()}"
+    return wanted
+
+
+async def _create_login(database_url: str) -> tuple[str, str]:
+    """A demo admin with a random password, written before the server starts (as `skymesh keys` writes keys)."""
+    import secrets
+
+    from skymesh.server.db import Repository, create_engine, migrate
+    from skymesh.server.db.records import Role
+
+    engine = create_engine(database_url)
+    try:
+        await migrate(engine)
+        repo = Repository(engine)
+        password = secrets.token_urlsafe(12)
+        await repo.create_user("demo-admin", Role.ADMIN, actor="demo")
+        await repo.set_password("demo-admin", password, actor="demo")
+        await repo.wait_idle()
+    finally:
+        await engine.dispose()
+    return "demo-admin", password
 
 
 def _write_yaml(path: Path, content: dict[str, Any]) -> Path:
@@ -220,13 +255,18 @@ async def _demo(args: argparse.Namespace, data: Path) -> int:
             "plan_horizon_s": 6 * 3600,
         },
     )
+    user, password = await _create_login(f"sqlite+aiosqlite:///{data / 'skymesh.sqlite3'}")
+    web_addr = _web_listen(args.web_listen)
     try:
         procs.start("scheduler", ["scheduler", "--listen", sched_addr, "--metrics-port", str(sched_metrics)])
         procs.start("server", ["server", "--config", str(server_cfg)])
         await _wait_serving(sched_addr)
         await _wait_serving(server_addr)
+        web_args = ["web", "--listen", web_addr, "--server", server_addr, "--scheduler", sched_addr]
+        procs.start("web", web_args)
         print(f"  scheduler  {sched_addr}  (metrics http://127.0.0.1:{sched_metrics}/metrics)")
         print(f"  server     {server_addr}  (metrics http://127.0.0.1:{server_metrics}/metrics)")
+        print(f"  web        http://{web_addr}/  log in as {user} / {password}  (API docs http://{web_addr}/docs)")
 
         # The server gave its fresh database a first admin and wrote the token here, owner-only.
         token = (data / "server-data" / "admin.token").read_text().strip()

@@ -4,6 +4,7 @@
     skymesh keys revoke KEY_ID               revoke a station key
     skymesh keys user USER_ID --role ROLE    create a user (admin, operator, observer) and print an API token
     skymesh keys token USER_ID               print another API token for a user
+    skymesh keys password USER_ID            set a user's password for the web dashboard (asked for, or stdin)
 
 This works against the database (`--db`, `--config` or SKYMESH_DATABASE_URL), not the API: the server writes the
 first admin's token to <data_dir>/admin.token on a fresh database by itself, and this command is for recovery (every
@@ -40,6 +41,8 @@ def register(subparsers: Any) -> None:
     user.add_argument("--role", choices=("admin", "operator", "observer"), default="observer")
     token = sub.add_parser("token", help="print a new API token for a user")
     token.add_argument("user_id")
+    password = sub.add_parser("password", help="set a user's web login password (prompted; or piped on stdin)")
+    password.add_argument("user_id")
     parser.set_defaults(func=_run)
 
 
@@ -69,8 +72,25 @@ async def _main(args: argparse.Namespace) -> int:
         elif args.keys_command == "user":
             await repo.create_user(args.user_id, Role[args.role.upper()], actor="cli")
             print(f"token: {await repo.issue_user_token(args.user_id, actor='cli')}")
+        elif args.keys_command == "password":
+            await repo.set_password(args.user_id, _read_password(), actor="cli")
+            print(f"password set for {args.user_id}")
         else:
             print(f"token: {await repo.issue_user_token(args.user_id, actor='cli')}")
     finally:
         await engine.dispose()
     return 0
+
+
+def _read_password() -> str:
+    import getpass
+    import sys
+
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("password: ")
+    if getpass.getpass("again: ") != first:
+        from skymesh.core.errors import InvalidArgument
+
+        raise InvalidArgument("the two entries differ", field="password")
+    return first

@@ -23,6 +23,10 @@ from skymesh.api.agent.v1 import agent_pb2, agent_pb2_grpc
 from skymesh.api.control.v1 import (
     alerts_pb2,
     alerts_pb2_grpc,
+    auth_pb2,
+    auth_pb2_grpc,
+    events_pb2,
+    events_pb2_grpc,
     observations_pb2,
     observations_pb2_grpc,
     stations_pb2,
@@ -53,9 +57,12 @@ from skymesh.server.control import (
     TargetServicer,
     UserServicer,
 )
+from skymesh.server.control.live import EventServicer, PlanServicer, SiteServicer
+from skymesh.server.control.people import AuditServicer, AuthServicer
 from skymesh.server.db import Repository, create_engine, migrate
 from skymesh.server.db.errors import translate_db_error
 from skymesh.server.dispatch import Dispatcher
+from skymesh.server.events import EventBus
 from skymesh.server.health import HealthMonitor
 from skymesh.server.liveness import Liveness
 from skymesh.server.observe import StationGauges, readiness_checks
@@ -78,6 +85,11 @@ _SERVICE_NAMES = (
     observations_pb2.DESCRIPTOR.services_by_name["JobService"].full_name,
     users_pb2.DESCRIPTOR.services_by_name["UserService"].full_name,
     alerts_pb2.DESCRIPTOR.services_by_name["AlertService"].full_name,
+    auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name,
+    auth_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name,
+    events_pb2.DESCRIPTOR.services_by_name["EventService"].full_name,
+    events_pb2.DESCRIPTOR.services_by_name["PlanService"].full_name,
+    events_pb2.DESCRIPTOR.services_by_name["SiteService"].full_name,
 )
 
 # Server keepalive 60 s; agents may ping every 20 s or more, even with no call in flight.
@@ -108,6 +120,7 @@ class RunningServer:
     metrics_port: int | None
     alerts: AlertIngest
     metrics: ServerMetrics
+    events: EventBus
     _background: asyncio.Task[None]
     _scheduler_channel: grpc.aio.Channel
     _health: Any
@@ -181,7 +194,8 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
         await migrate(engine)
     repo = Repository(engine, clock)
     hub = SessionHub()
-    dispatcher = Dispatcher(repo, hub)
+    events = EventBus(clock)
+    dispatcher = Dispatcher(repo, hub, events)
     scheduler_channel = grpc.aio.insecure_channel(
         config.scheduler_address,
         interceptors=[TracingClientInterceptor()],  # type: ignore[list-item]
@@ -200,7 +214,14 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
         await bootstrap_admin(repo, config.admin_token_path)
     else:
         log.warning("control API authentication is OFF (control_auth: false): anyone on this host is admin")
-    liveness = Liveness(repo, hub, config, clock, on_schedulable_change=lambda s: replan(f"station {s} state"))
+    liveness = Liveness(
+        repo,
+        hub,
+        config,
+        clock,
+        on_schedulable_change=lambda s: replan(f"station {s} state"),
+        on_state_change=events.station_state,
+    )
     alert_ingest = AlertIngest(repo, dispatcher, config.alerts, replan)
     alert_loops: dict[str, Callable[[], Coroutine[Any, Any, Any]]] = {}
     if config.alerts.watch_dir:
@@ -230,7 +251,7 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
         options=_GRPC_OPTIONS,
     )
     agent_servicer = AgentServicer(
-        repo, hub, liveness, dispatcher, Uploads(repo, config, on_complete=reduce_upload), config, clock
+        repo, hub, liveness, dispatcher, Uploads(repo, config, on_complete=reduce_upload), config, clock, events
     )
 
     async def slew_rate_of(station_id: str) -> float:
@@ -238,6 +259,11 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
 
     agent_servicer.health = HealthMonitor(repo.open_health_event, repo.close_health_event, slew_rate_of=slew_rate_of)
     agent_pb2_grpc.add_AgentServiceServicer_to_server(agent_servicer, server)
+    auth_pb2_grpc.add_AuthServiceServicer_to_server(AuthServicer(repo), server)
+    auth_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(repo), server)
+    events_pb2_grpc.add_EventServiceServicer_to_server(EventServicer(events), server)
+    events_pb2_grpc.add_PlanServiceServicer_to_server(PlanServicer(planner), server)
+    events_pb2_grpc.add_SiteServiceServicer_to_server(SiteServicer(repo, liveness, events), server)
     stations_pb2_grpc.add_StationServiceServicer_to_server(StationServicer(repo, hub, liveness, replan), server)
     targets_pb2_grpc.add_TargetServiceServicer_to_server(TargetServicer(repo, dispatcher, replan), server)
     targets_pb2_grpc.add_CampaignServiceServicer_to_server(CampaignServicer(repo, replan), server)
@@ -290,6 +316,7 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
         metrics_port=metrics_port,
         alerts=alert_ingest,
         metrics=metrics,
+        events=events,
         _background=background,
         _scheduler_channel=scheduler_channel,
         _health=health_servicer,

@@ -60,8 +60,14 @@ _ADMIN_METHODS = frozenset(
         "ListUsers",
         "IssueUserToken",
         "RevokeUserToken",
+        "SetPassword",
+        "ListAuditEntries",
     }
 )
+# Any signed-in user, whatever the name suggests.
+_OBSERVER_METHODS = frozenset({"Watch", "WhoAmI", "Logout", "CreatePersonalToken"})
+# Callable without a token: the password is the credential.
+_PUBLIC_METHODS = frozenset({"/skymesh.api.control.v1.AuthService/Login"})
 
 
 def current_actor() -> str:
@@ -90,13 +96,13 @@ def required_role(method: str) -> Role:
     name = method.rsplit("/", 1)[-1]
     if name in _ADMIN_METHODS:
         return Role.ADMIN
-    if name.startswith(("Get", "List")):
+    if name.startswith(("Get", "List")) or name in _OBSERVER_METHODS:
         return Role.OBSERVER
     return Role.OPERATOR
 
 
 def _guarded(method: str) -> bool:
-    return not method.startswith((_AGENT_PREFIX, *_OPEN_PREFIXES))
+    return not method.startswith((_AGENT_PREFIX, *_OPEN_PREFIXES)) and method not in _PUBLIC_METHODS
 
 
 class ControlAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
@@ -157,16 +163,16 @@ class ControlAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-a
     def _wrap_stream(self, behavior: Any, method: str) -> Callable[..., AsyncIterator[Any]]:
         # grpc.aio streaming handlers are either async generators or coroutines that call context.write().
         async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-            token = _ACTOR.set(await self._authorize(context, method))
-            try:
-                result = behavior(request, context)
-                if inspect.isasyncgen(result):
-                    async for item in result:
-                        yield item
-                else:
-                    await result
-            finally:
-                _ACTOR.reset(token)
+            # No reset: a cancelled stream (a browser leaving EventService.Watch) is finalised in another context,
+            # where resetting raises; each RPC runs in its own task with its own copy of the context, so the value
+            # cannot leak to another call.
+            _ACTOR.set(await self._authorize(context, method))
+            result = behavior(request, context)
+            if inspect.isasyncgen(result):
+                async for item in result:
+                    yield item
+            else:
+                await result
 
         return guarded
 

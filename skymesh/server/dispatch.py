@@ -11,6 +11,7 @@ from skymesh.observability import tracing
 from skymesh.observability.metrics import COMMANDS, JOBS
 from skymesh.server.db import Repository
 from skymesh.server.db.records import CommandRecord
+from skymesh.server.events import EventBus
 from skymesh.server.sessions import AgentSession, SessionHub
 from skymesh.server.wire import command_message, schedule_message
 
@@ -20,9 +21,10 @@ log = logging.getLogger(__name__)
 
 
 class Dispatcher:
-    def __init__(self, repo: Repository, hub: SessionHub) -> None:
+    def __init__(self, repo: Repository, hub: SessionHub, events: EventBus | None = None) -> None:
         self._repo = repo
         self._hub = hub
+        self.events = events
 
     async def push_schedule(self, station_id: str, session: AgentSession | None = None) -> bool:
         """Send the station's current schedule to its open stream, if any. Returns whether one was queued."""
@@ -34,6 +36,8 @@ class Dispatcher:
         # reconnect and gets this schedule again, so DISPATCHED never strands a job.
         for change in await self._repo.mark_dispatched(station_id, [job.job_id for job, _target in snapshot.jobs]):
             JOBS.labels(change.new.name.lower()).inc()
+            if self.events is not None and change.applied:
+                self.events.job(change.job_id, change.station_id, change.old, change.new)
         message = agent_pb2.ConnectResponse(schedule=schedule_message(snapshot))
         tracing.inject(message.schedule.trace_context)  # the agent continues the trace that made this schedule
         session.push(message)

@@ -39,12 +39,15 @@ class Liveness:
         config: ServerConfig,
         clock: Clock,
         on_schedulable_change: Callable[[str], None] = lambda _station: None,
+        on_state_change: Callable[[str, StationState, StationState], None] = lambda _s, _old, _new: None,
     ) -> None:
         self._repo = repo
         self._hub = hub
         self._config = config
         self._clock = clock
         self._on_change = on_schedulable_change
+        self._on_state = on_state_change
+        self._beat: dict[str, float] = {}  # stations without a stream that report heartbeats (SiteService)
         self._state: dict[str, StationState] = {}
         self._last_seen: dict[str, float] = {}
         self._ended_at: dict[str, float] = {}
@@ -96,6 +99,15 @@ class Liveness:
         log.info("station %s: failing devices %s", station_id, ", ".join(failing) or "none")
         return True
 
+    def heartbeat(self, station_id: str) -> None:
+        """A station without an agent stream reports itself alive: ONLINE until a heartbeat is overdue (STALE),
+        then DISCONNECTED and OFFLINE after the grace, like a stream that ended at its last heartbeat."""
+        now = self._clock.monotonic()
+        self._last_seen[station_id] = now
+        self._beat[station_id] = now
+        self._ended_at[station_id] = now + self._config.stale_after_s
+        self._wake.set()
+
     def stream_ended(self, station_id: str) -> None:
         """Synchronous (safe in `finally` while cancelled): the monitor writes the transition shortly."""
         self._ended_at[station_id] = self._clock.monotonic()
@@ -107,6 +119,9 @@ class Liveness:
             if now - seen > self._config.stale_after_s:
                 return StationState.STALE
             return StationState.DEGRADED if self._failing.get(station_id) else StationState.ONLINE
+        beat = self._beat.get(station_id)
+        if beat is not None and now - beat <= self._config.stale_after_s:
+            return StationState.ONLINE
         ended = self._ended_at.get(station_id)
         if ended is None:
             return self._state.get(station_id, StationState.OFFLINE)
@@ -122,6 +137,7 @@ class Liveness:
             self._state[station_id] = new
             log.info("station %s: %s -> %s", station_id, old.name, new.name)
             self._publish()
+            self._on_state(station_id, old, new)
         if old.schedulable != new.schedulable:
             self._on_change(station_id)
         return new

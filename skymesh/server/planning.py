@@ -16,7 +16,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import grpc
@@ -42,7 +42,7 @@ from skymesh.server.wire import target_record_to_proto
 if TYPE_CHECKING:
     from skymesh.api.scheduler.v1.scheduler_pb2_grpc import SchedulerServiceAsyncStub
 
-__all__ = ["PlanLate", "PlanResult", "Planner"]
+__all__ = ["LatestPlan", "PlanLate", "PlanResult", "Planner"]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,16 @@ class PlanResult:
     changed_stations: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class LatestPlan:
+    """The last applied plan, kept in memory for PlanService.GetLatestPlan (why targets were not scheduled)."""
+
+    planned_at: datetime
+    reason: str
+    assignments: int
+    explanations: tuple[scheduler_pb2.Explanation, ...]
+
+
 class Planner:
     def __init__(
         self,
@@ -79,6 +89,7 @@ class Planner:
         self._wake = asyncio.Event()
         self._reasons: set[str] = set()
         self._lock = asyncio.Lock()
+        self.latest: LatestPlan | None = None
         self.runs = 0
         self.failures = 0
         self.late = 0
@@ -245,6 +256,9 @@ class Planner:
         for f in forecasts:
             if f.below_min_soc:
                 log.warning("plan (%s): %s goes below its minimum state of charge: %s", reason, f.target_id, f.detail)
+        self.latest = LatestPlan(now, reason, len(planned), (*response.unscheduled, *response.partially_met))
+        if self._dispatcher.events is not None:
+            self._dispatcher.events.plan(len(planned), len(response.unscheduled), sorted(outcome.versions))
         for station_id in outcome.versions:
             await self._dispatcher.push_schedule(station_id)
         log.info(

@@ -56,8 +56,9 @@ from skymesh.observability.metrics import (
 from skymesh.server.auth import authenticate_station
 from skymesh.server.config import ServerConfig
 from skymesh.server.db import Repository
-from skymesh.server.db.records import CommandStateValue, TelemetryIn
+from skymesh.server.db.records import CommandStateValue, ObservationIn, TelemetryIn
 from skymesh.server.dispatch import Dispatcher
+from skymesh.server.events import EventBus
 from skymesh.server.health import HealthMonitor
 from skymesh.server.liveness import Liveness
 from skymesh.server.sessions import AgentSession, Pacer, SessionHub
@@ -125,7 +126,9 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         uploads: Uploads,
         config: ServerConfig,
         clock: Clock,
+        events: EventBus | None = None,
     ) -> None:
+        self._events = events or EventBus(clock)
         self._repo = repo
         self._hub = hub
         self._liveness = liveness
@@ -396,6 +399,10 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             SERVER_INGESTED.labels(kind).inc()
         if result.job_change is not None and result.job_change.applied:
             JOBS.labels(result.job_change.new.name.lower()).inc()
+            change = result.job_change
+            self._events.job(change.job_id, station_id, change.old, change.new)
+        elif isinstance(item, ObservationIn) and not result.duplicate:
+            self._events.observation(item.observation_id, station_id, item.target_id or "")
         self._ack(session, request.boot_id, result.committed_seq, received)
         if self.health is not None and isinstance(item, TelemetryIn) and not result.duplicate:
             await self.health.observe(station_id, item.samples)  # after the ack: detectors never delay it

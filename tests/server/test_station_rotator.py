@@ -1,4 +1,4 @@
-"""Per-axis rotator limits on a station: stored (migration 0008) and sent to the scheduler with the station."""
+"""Per-axis rotator limits on a station: stored (migration 0010) and sent to the scheduler with the station."""
 
 from __future__ import annotations
 

@@ -87,7 +87,10 @@ class JobServicer(observations_pb2_grpc.JobServiceServicer):
         if not request.job_id:
             raise InvalidArgument("must not be empty", field="job_id")
         actor = current_actor()
+        before = await self._repo.get_job(request.job_id)
         job, version = await self._repo.cancel_job(request.job_id, request.reason, actor=actor)
+        if job.state != before.state and self._dispatcher.events is not None:
+            self._dispatcher.events.job(job.job_id, job.station_id, before.state, job.state)
         if job.state == JobState.RUNNING:
             await self._dispatcher.send_command(
                 job.station_id,

@@ -8,16 +8,17 @@ SQL models never leave this package: the repository returns `skymesh.core` datac
 
 from __future__ import annotations
 
+from skymesh.server.db.accounts import AccountsRepo
 from skymesh.server.db.alerts import AlertRepo
 from skymesh.server.db.engine import create_engine, migrate
 from skymesh.server.db.health import HealthRepo
-from skymesh.server.db.ingest import IngestRepo
 from skymesh.server.db.products import ProductsRepo
 from skymesh.server.db.registry import RegistryRepo
+from skymesh.server.db.sites import SitesRepo
 from skymesh.server.db.work import WorkRepo
 
 __all__ = ["Repository", "create_engine", "migrate"]
 
 
-class Repository(RegistryRepo, WorkRepo, IngestRepo, AlertRepo, ProductsRepo, HealthRepo):
+class Repository(RegistryRepo, WorkRepo, SitesRepo, AccountsRepo, AlertRepo, ProductsRepo, HealthRepo):
     """Every database operation of the server, each in its own transaction."""

@@ -113,6 +113,7 @@ class UserRow(Base):
     user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     role: Mapped[str] = mapped_column(String(16))  # admin | operator | observer
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    password_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)  # argon2id; None: no login
 
 
 class ApiTokenRow(Base):
@@ -122,6 +123,8 @@ class ApiTokenRow(Base):
     secret_sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)  # set on login sessions
+    label: Mapped[str] = mapped_column(String(100), default="", server_default="")
 
 
 class CampaignRow(Base):
@@ -303,7 +306,7 @@ class ObservationRow(Base):
     boot_id: Mapped[str] = mapped_column(String(64))
     seq: Mapped[int] = mapped_column(BigInteger)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    # The server's own reduction of the observation's frames (revision 0009; `skymesh.products`), aggregated over
+    # The server's own reduction of the observation's frames (revision 0007; `skymesh.products`), aggregated over
     # its frames: "" (nothing to reduce yet), "good", "bad" (failed quality: done but its demand is not met), "error".
     reduction_state: Mapped[str] = mapped_column(String(16), default="", server_default="")
     reduced_magnitude: Mapped[float | None] = mapped_column(Float, nullable=True)
@@ -325,7 +328,7 @@ class ObservationRow(Base):
 
 
 class FrameReductionRow(Base):
-    """The pipeline's result for one uploaded FITS frame (revision 0009)."""
+    """The pipeline's result for one uploaded FITS frame (revision 0007)."""
 
     __tablename__ = "frame_reductions"
     resource_name: Mapped[str] = mapped_column(String(300), primary_key=True)
@@ -388,7 +391,7 @@ class AuditRow(Base):
 
 
 class AlertRow(Base):
-    """Every alert packet received, as received (`raw`), with what the server made of it (revision 0010).
+    """Every alert packet received, as received (`raw`), with what the server made of it (revision 0006).
 
     `dedup_key` is "source:external_id:revision" (NULL for a packet that did not parse, so rejected packets never
     collide); `status` is control.v1.AlertStatus; `created_target` says the target exists because of this event (a
@@ -437,7 +440,7 @@ class AlertRow(Base):
 
 
 class PassReductionRow(Base):
-    """The pass analysis of one uploaded IQ recording (SigMF) (revision 0009)."""
+    """The pass analysis of one uploaded IQ recording (SigMF) (revision 0007)."""
 
     __tablename__ = "pass_reductions"
     resource_name: Mapped[str] = mapped_column(String(300), primary_key=True)

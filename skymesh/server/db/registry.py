@@ -292,6 +292,8 @@ class RegistryRepo(RepoBase):
         ok = secrets_match(secret, row.secret_sha256 if row is not None else _DUMMY_HASH)
         if row is None or user is None or not ok or row.revoked_at is not None:
             raise Unauthenticated("invalid or revoked token")
+        if row.expires_at is not None and row.expires_at <= self._now():
+            raise Unauthenticated("session expired: log in again")
         return UserRecord(user.user_id, Role[user.role.upper()])
 
     # ---------------------------------------------------------------------------------------------- campaigns

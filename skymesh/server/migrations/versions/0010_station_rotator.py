@@ -1,7 +1,7 @@
 """per-axis rotator limits on stations
 
-Revision ID: 0008
-Revises: 0004
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-02 17:15:00
 
 One nullable JSON column on `stations`: the rotator's travel, rate and acceleration per axis (skymesh.core.rotator,
@@ -16,8 +16,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0008"
-down_revision: str | None = "0012"
+revision: str = "0010"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

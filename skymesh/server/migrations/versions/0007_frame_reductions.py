@@ -1,7 +1,7 @@
 """frame reductions: the data-products pipeline's results per uploaded frame and per observation
 
-Revision ID: 0009
-Revises: 0004
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-02 16:20:00
 
 A `frame_reductions` table (one row per reduced FITS artifact), a `pass_reductions` table (one row per analysed IQ
@@ -18,8 +18,8 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision: str = "0009"
-down_revision: str | None = "0010"
+revision: str = "0007"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """alerts: every alert packet as received, and what became of it
 
-Revision ID: 0010
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-02 16:30:00
 
 One new table (`alerts`, skymesh.server.db.models.AlertRow): the raw packet, the normalised fields, the dedup key
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision: str = "0010"
+revision: str = "0006"
 down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

@@ -1,7 +1,7 @@
 """station health events (telemetry anomaly detectors)
 
-Revision ID: 0012
-Revises: 0005
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-02 16:45:00
 
 One table: an event per detector firing on a station's telemetry, open until its channel is normal again, with the
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0012"
-down_revision: str | None = "0006"
+revision: str = "0009"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,142 @@
+"""The in-process event bus behind `EventService.Watch`: station state changes, job transitions, new observations
+and new plans, published by the code that has just committed them, fanned out to every watcher.
+
+Events are numbered per server run; a cursor is "<run id>.<seq>" so a watcher can resume after a reconnect. The
+bus keeps the last `capacity` events: a cursor older than that, or from another run (or another replica), is
+answered with a `resync` event first, and the watcher reloads its state. A watcher that cannot keep up (its queue is
+full) is dropped with a resync rather than slowing the publishers: publishing never blocks and never fails.
+
+Imports only the generated API and `skymesh.core`; it knows nothing of the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import secrets
+from collections.abc import AsyncIterator
+
+from skymesh.api.common.v1 import common_pb2
+from skymesh.api.control.v1 import events_pb2
+from skymesh.api.convert import job_state_to_proto, timestamp_from_datetime
+from skymesh.core.clock import Clock
+from skymesh.core.jobs import JobState
+from skymesh.core.model import StationState
+
+__all__ = ["EventBus"]
+
+log = logging.getLogger(__name__)
+
+_QUEUE = 1024
+
+
+class EventBus:
+    def __init__(self, clock: Clock, capacity: int = 10_000) -> None:
+        self._clock = clock
+        self._run = secrets.token_hex(4)
+        self._seq = 0
+        self._buffer: collections.deque[events_pb2.WatchResponse] = collections.deque(maxlen=capacity)
+        self._watchers: set[asyncio.Queue[events_pb2.WatchResponse | None]] = set()
+
+    @property
+    def watchers(self) -> int:
+        return len(self._watchers)
+
+    def _publish(self, event: events_pb2.WatchResponse) -> None:
+        self._seq += 1
+        event.cursor = f"{self._run}.{self._seq}"
+        event.at.CopyFrom(timestamp_from_datetime(self._clock.now()))
+        self._buffer.append(event)
+        for queue in list(self._watchers):
+            try:
+                queue.put_nowait(event)
+            except asyncio.QueueFull:
+                log.warning("event watcher fell %d events behind: dropped (it resumes with a resync)", _QUEUE)
+                self._watchers.discard(queue)
+                queue.get_nowait()  # room for the end marker; the resync it causes covers the lost event
+                queue.put_nowait(None)
+
+    # Publishers: called right after the change is committed.
+
+    def station_state(self, station_id: str, old: StationState, new: StationState) -> None:
+        self._publish(
+            events_pb2.WatchResponse(
+                station_state=events_pb2.StationStateChanged(
+                    station_id=station_id,
+                    old_state=common_pb2.StationState.ValueType(int(old)),
+                    new_state=common_pb2.StationState.ValueType(int(new)),
+                )
+            )
+        )
+
+    def job(self, job_id: str, station_id: str, old: JobState, new: JobState) -> None:
+        self._publish(
+            events_pb2.WatchResponse(
+                job=events_pb2.JobTransition(
+                    job_id=job_id,
+                    station_id=station_id,
+                    old_state=job_state_to_proto(old),
+                    new_state=job_state_to_proto(new),
+                )
+            )
+        )
+
+    def observation(self, observation_id: str, station_id: str, target_id: str) -> None:
+        self._publish(
+            events_pb2.WatchResponse(
+                observation=events_pb2.ObservationAdded(
+                    observation_id=observation_id, station_id=station_id, target_id=target_id
+                )
+            )
+        )
+
+    def plan(self, assignments: int, unscheduled: int, changed_station_ids: list[str]) -> None:
+        self._publish(
+            events_pb2.WatchResponse(
+                plan=events_pb2.PlanApplied(
+                    assignments=assignments, unscheduled=unscheduled, changed_station_ids=changed_station_ids
+                )
+            )
+        )
+
+    # Watchers.
+
+    def _backlog(self, cursor: str) -> tuple[list[events_pb2.WatchResponse], str | None]:
+        """(events after the cursor, resync reason or None)."""
+        if not cursor:
+            return [], None
+        run, _, seq_text = cursor.partition(".")
+        if run != self._run or not seq_text.isdigit():
+            return [], "cursor from another server run"
+        seq = int(seq_text)
+        if seq > self._seq:
+            return [], "cursor from the future"
+        oldest = self._seq - len(self._buffer) + 1
+        if seq + 1 < oldest:
+            return [], "cursor older than the server's event buffer"
+        return list(self._buffer)[seq + 1 - oldest :], None
+
+    async def watch(self, cursor: str) -> AsyncIterator[events_pb2.WatchResponse]:
+        queue: asyncio.Queue[events_pb2.WatchResponse | None] = asyncio.Queue(maxsize=_QUEUE)
+        # Backlog and registration happen with no await in between: nothing is missed or repeated.
+        backlog, resync = self._backlog(cursor)
+        self._watchers.add(queue)
+        try:
+            if resync is not None:
+                yield self._resync(resync)
+            for old in backlog:
+                yield old
+            while True:
+                event = await queue.get()
+                if event is None:
+                    yield self._resync("watcher fell behind")
+                    return
+                yield event
+        finally:
+            self._watchers.discard(queue)
+
+    def _resync(self, reason: str) -> events_pb2.WatchResponse:
+        event = events_pb2.WatchResponse(cursor=f"{self._run}.{self._seq}", resync=events_pb2.Resync(reason=reason))
+        event.at.CopyFrom(timestamp_from_datetime(self._clock.now()))
+        return event

@@ -1,0 +1,529 @@
+"""The JSON API, `/api/v1`: the DATAS backbone's endpoints (targets ranked for a site, observations, sites and
+heartbeats, campaigns, alerts, light curves) and what the dashboard needs (jobs per site over a time range, cancel,
+replan, the latest plan's reasons for what was not scheduled). Each handler checks its input, makes gRPC calls
+with the caller's token, and shapes the answer with `skymesh.web.views`. The server enforces roles.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from skymesh.api.agent.v1 import agent_pb2
+from skymesh.api.common.v1 import common_pb2
+from skymesh.api.control.v1 import events_pb2, observations_pb2, stations_pb2, targets_pb2
+from skymesh.api.convert import timestamp_from_datetime
+from skymesh.api.scheduler.v1 import scheduler_pb2
+from skymesh.core.errors import InvalidArgument, NotFound, SkyMeshError
+from skymesh.web.client import ControlClient
+from skymesh.web.czml import czml_document
+from skymesh.web.errors import rename_field
+from skymesh.web.models import CampaignIn, CancelIn, ObservationIn, SiteIn, TargetIn
+from skymesh.web.pages import decode, paginate
+from skymesh.web.session import Caller, caller
+from skymesh.web.sky import sky_json
+from skymesh.web.views import (
+    campaign_json,
+    explanation_json,
+    forecast_json,
+    iso,
+    iso_dt,
+    job_json,
+    observation_json,
+    station_json,
+    target_json,
+)
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v1")
+
+Who = Annotated[Caller, Depends(caller)]
+PageSize = Annotated[int, Query(ge=1, le=1000)]
+PageToken = Annotated[str, Query(max_length=200)]
+SiteId = Annotated[str, Query(max_length=64)]
+
+_JOB_STATES = {name.removeprefix("JOB_STATE_").lower(): value for name, value in common_pb2.JobState.items() if value}
+_STATION_STATES = {
+    name.removeprefix("STATION_STATE_").lower(): value for name, value in common_pb2.StationState.items() if value
+}
+_KINDS = {"ground_station": common_pb2.STATION_KIND_GROUND_STATION, "telescope": common_pb2.STATION_KIND_TELESCOPE}
+
+
+def client(request: Request) -> ControlClient:
+    c: ControlClient = request.app.state.client
+    return c
+
+
+Client = Annotated[ControlClient, Depends(client)]
+
+
+def _utc(value: datetime, field: str) -> datetime:
+    if value.tzinfo is None:
+        raise InvalidArgument("must carry a time zone (e.g. 2026-01-01T00:00:00Z)", field=field)
+    return value.astimezone(UTC)
+
+
+def _window(after: datetime | None, before: datetime | None, default_span: timedelta | None) -> Any:
+    """A TimeWindow message from optional bounds, or None when both are absent and there is no default span."""
+    if after is None and before is None and default_span is None:
+        return None
+    now = datetime.now(UTC)
+    start = _utc(after, "after") if after is not None else None
+    end = _utc(before, "before") if before is not None else None
+    span = default_span or timedelta(days=3650)
+    start = start or ((end or now) - span)
+    end = end or (start + 2 * span if default_span else now + span)
+    if end <= start:
+        raise InvalidArgument("must be later than after", field="before")
+    return common_pb2.TimeWindow(start=timestamp_from_datetime(start), end=timestamp_from_datetime(end))
+
+
+# ------------------------------------------------------------------------------------------------------ sites
+
+
+@router.get("/sites", tags=["sites"], summary="List sites (stations) with their state")
+async def list_sites(
+    who: Who,
+    c: Client,
+    kind: Literal["ground_station", "telescope"] | None = None,
+    state: Literal["online", "stale", "disconnected", "offline"] | None = None,
+    page_size: PageSize = 100,
+    page_token: PageToken = "",
+) -> dict[str, Any]:
+    req = stations_pb2.ListStationsRequest(
+        kind=_KINDS[kind] if kind else 0,  # type: ignore[arg-type]
+        state=_STATION_STATES[state] if state else 0,  # type: ignore[arg-type]
+    )
+    resp = await c.call(c.stations.ListStations, req, who.token)
+    sites = sorted(resp.stations, key=lambda s: s.station_id)
+    page, token = paginate(sites, page_size, page_token, f"sites|{kind}|{state}")
+    return {"sites": [station_json(s) for s in page], "next_page_token": token}
+
+
+@router.get("/sites/{site_id}", tags=["sites"], summary="One site")
+async def get_site(site_id: str, who: Who, c: Client) -> dict[str, Any]:
+    resp = await c.call(c.stations.GetStation, stations_pb2.GetStationRequest(station_id=site_id), who.token)
+    return station_json(resp.station)
+
+
+@router.post("/sites", tags=["sites"], status_code=201, summary="Register a site (admin)")
+async def create_site(body: SiteIn, who: Who, c: Client) -> dict[str, Any]:
+    station = common_pb2.Station(
+        station_id=body.site_id,
+        name=body.name or body.site_id,
+        kind=_KINDS[body.kind],
+        location=common_pb2.GeoLocation(
+            latitude_deg=body.latitude_deg, longitude_deg=body.longitude_deg, altitude_m=body.altitude_m
+        ),
+        min_elevation_deg=body.min_elevation_deg,
+        bands=body.bands,
+        slew_rate_deg_s=body.slew_rate_deg_s,
+        aperture_m=body.aperture_m,
+        filters=body.filters,
+        limiting_magnitude=body.limiting_magnitude,
+        fov_deg=body.fov_deg,
+    )
+    try:
+        resp = await c.call(c.stations.CreateStation, stations_pb2.CreateStationRequest(station=station), who.token)
+    except SkyMeshError as exc:
+        raise rename_field(
+            exc, [("station.station_id", "site_id"), ("station.location", ""), ("station", "")]
+        ) from None
+    return station_json(resp.station)
+
+
+@router.put("/sites/{site_id}/heartbeat", tags=["sites"], summary="A site without an agent stream reports it is alive")
+async def site_heartbeat(site_id: str, who: Who, c: Client) -> dict[str, Any]:
+    resp = await c.call(c.sites.ReportHeartbeat, events_pb2.ReportHeartbeatRequest(station_id=site_id), who.token)
+    return station_json(resp.station)
+
+
+# ---------------------------------------------------------------------------------------------------- targets
+
+
+async def _ranked(
+    c: ControlClient, who: Caller, site_id: str, count: int, priority_min: float, campaign: str, at: datetime | None
+) -> dict[str, Any]:
+    station = (
+        await c.call(c.stations.GetStation, stations_pb2.GetStationRequest(station_id=site_id), who.token)
+    ).station
+    targets = (
+        await c.call(c.targets.ListTargets, targets_pb2.ListTargetsRequest(campaign_id=campaign), who.token)
+    ).targets
+    # Only what this kind of station can observe: telescopes rank sidereal targets, ground stations satellites.
+    wanted_kind = "celestial" if station.kind == common_pb2.STATION_KIND_TELESCOPE else "satellite"
+    by_id = {t.target_id: t for t in targets if t.priority >= priority_min and t.WhichOneof("kind") == wanted_kind}
+    when = _utc(at, "at") if at is not None else datetime.now(UTC)
+    req = scheduler_pb2.RankTargetsRequest(
+        station=station,
+        targets=[scheduler_pb2.PlanTarget(target=t) for t in by_id.values()],
+        at=timestamp_from_datetime(when),
+        count=count,
+    )
+    ranked = (await c.call(c.scheduler.RankTargets, req, None)).targets if by_id else []
+    out = []
+    for r in ranked:
+        item: dict[str, Any] = target_json(by_id[r.target_id]) if r.target_id in by_id else {"target_id": r.target_id}
+        item.update(score=r.score, altitude_deg=r.altitude_deg, airmass=r.airmass, remaining_s=r.remaining_s)
+        out.append(item)
+    return {"site_id": site_id, "at": iso_dt(when), "targets": out, "next_page_token": ""}
+
+
+@router.get("/targets", tags=["targets"], summary="Targets; with site_id, the ranked list visible from that site")
+async def list_targets(
+    who: Who,
+    c: Client,
+    site_id: SiteId = "",
+    count: Annotated[int, Query(ge=1, le=500)] = 20,
+    priority_min: Annotated[float, Query(ge=0, le=100)] = 0.0,
+    campaign: Annotated[str, Query(max_length=64)] = "",
+    at: datetime | None = None,
+    page_size: PageSize = 100,
+    page_token: PageToken = "",
+) -> dict[str, Any]:
+    if site_id:
+        return await _ranked(c, who, site_id, count, priority_min, campaign, at)
+    resp = await c.call(c.targets.ListTargets, targets_pb2.ListTargetsRequest(campaign_id=campaign), who.token)
+    targets = sorted((t for t in resp.targets if t.priority >= priority_min), key=lambda t: t.target_id)
+    page, token = paginate(targets, page_size, page_token, f"targets|{campaign}|{priority_min}")
+    return {"targets": [target_json(t) for t in page], "next_page_token": token}
+
+
+@router.get("/targets/{target_id}", tags=["targets"], summary="One target, and why it is not scheduled (if so)")
+async def get_target(target_id: str, who: Who, c: Client) -> dict[str, Any]:
+    resp = await c.call(c.targets.GetTarget, targets_pb2.GetTargetRequest(target_id=target_id), who.token)
+    out = target_json(resp.target)
+    # The latest plan's simulated power/data state for a satellite with a spacecraft profile (null otherwise).
+    out["spacecraft_forecast"] = (
+        forecast_json(resp.spacecraft_forecast) if resp.HasField("spacecraft_forecast") else None
+    )
+    plan = await c.call(c.plans.GetLatestPlan, events_pb2.GetLatestPlanRequest(), who.token)
+    out["unscheduled_reasons"] = [
+        r for e in plan.unscheduled if e.target_id == target_id for r in explanation_json(e)["reasons"]
+    ]
+    return out
+
+
+def _split_tle(body: TargetIn) -> tuple[str, str, str]:
+    """(line1, line2, name) from a pasted element set or the two separate lines."""
+    if body.tle:
+        lines = [ln.rstrip() for ln in body.tle.strip().splitlines() if ln.strip()]
+        if len(lines) == 3:
+            return lines[1], lines[2], lines[0].removeprefix("0 ").strip()
+        if len(lines) == 2:
+            return lines[0], lines[1], ""
+        raise InvalidArgument("must be two TLE lines, optionally after a name line", field="tle")
+    if not body.tle_line1 or not body.tle_line2:
+        raise InvalidArgument("a satellite needs 'tle' or 'tle_line1' and 'tle_line2'", field="tle")
+    return body.tle_line1, body.tle_line2, ""
+
+
+@router.post("/targets", tags=["targets"], status_code=201, summary="Create a satellite (TLE) or celestial target")
+async def create_target(body: TargetIn, who: Who, c: Client) -> dict[str, Any]:
+    msg = common_pb2.Target(
+        target_id=body.target_id, name=body.name, priority=body.priority, campaign_id=body.campaign_id
+    )
+    if body.kind == "satellite":
+        line1, line2, tle_name = _split_tle(body)
+        msg.name = msg.name or tle_name or body.target_id
+        msg.satellite.CopyFrom(
+            common_pb2.SatelliteTarget(
+                tle_line1=line1,
+                tle_line2=line2,
+                band=body.band,
+                downlink_frequency_hz=body.downlink_frequency_hz,
+                elements_source="web",
+            )
+        )
+    else:
+        if body.ra_deg is None:
+            raise InvalidArgument("a celestial target needs ra_deg", field="ra_deg")
+        if body.dec_deg is None:
+            raise InvalidArgument("a celestial target needs dec_deg", field="dec_deg")
+        msg.name = msg.name or body.target_id
+        msg.celestial.CopyFrom(
+            common_pb2.CelestialTarget(
+                ra_deg=body.ra_deg,
+                dec_deg=body.dec_deg,
+                magnitude=body.magnitude,
+                filters=body.filters,
+                exposure_s=body.exposure_s,
+                exposure_count=body.exposure_count,
+                cadence_s=body.cadence_s,
+            )
+        )
+    try:
+        resp = await c.call(c.targets.CreateTarget, targets_pb2.CreateTargetRequest(target=msg), who.token)
+    except SkyMeshError as exc:
+        pasted = [] if not body.tle else [("target.satellite", "tle")]  # the one field the client sent
+        raise rename_field(
+            exc,
+            [
+                *pasted,
+                ("target.satellite.line1", "tle_line1"),
+                ("target.satellite.line2", "tle_line2"),
+                ("target.satellite", "tle"),
+                ("target.celestial", ""),
+                ("target", ""),
+            ],
+        ) from None
+    return target_json(resp.target)
+
+
+# -------------------------------------------------------------------------------------------------- campaigns
+
+
+@router.get("/campaigns", tags=["campaigns"], summary="List campaigns")
+async def list_campaigns(who: Who, c: Client, page_size: PageSize = 100, page_token: PageToken = "") -> dict[str, Any]:
+    resp = await c.call(c.campaigns.ListCampaigns, targets_pb2.ListCampaignsRequest(), who.token)
+    page, token = paginate(sorted(resp.campaigns, key=lambda x: x.campaign_id), page_size, page_token, "campaigns")
+    return {"campaigns": [campaign_json(x) for x in page], "next_page_token": token}
+
+
+@router.get("/campaigns/{campaign_id}", tags=["campaigns"], summary="A campaign with its targets and progress")
+async def get_campaign(campaign_id: str, who: Who, c: Client) -> dict[str, Any]:
+    campaigns = (await c.call(c.campaigns.ListCampaigns, targets_pb2.ListCampaignsRequest(), who.token)).campaigns
+    found = [x for x in campaigns if x.campaign_id == campaign_id]
+    if not found:
+        raise NotFound(f"no campaign {campaign_id!r}", field="campaign_id")
+    campaign = found[0]
+    req = targets_pb2.ListTargetsRequest(campaign_id=campaign_id)
+    targets = (await c.call(c.targets.ListTargets, req, who.token)).targets
+    window = campaign.start.seconds and campaign.end.seconds
+    jobs_req = observations_pb2.ListJobsRequest(
+        window=common_pb2.TimeWindow(start=campaign.start, end=campaign.end) if window else None
+    )
+    jobs = (await c.call(c.jobs.ListJobs, jobs_req, who.token)).jobs
+    progress: dict[str, dict[str, int]] = {t.target_id: {"planned": 0, "succeeded": 0, "failed": 0} for t in targets}
+    for j in jobs:
+        p = progress.get(j.target_id)
+        if p is None:
+            continue
+        p["planned"] += 1
+        if j.state == common_pb2.JOB_STATE_SUCCEEDED:
+            p["succeeded"] += 1
+        elif j.state in (common_pb2.JOB_STATE_FAILED, common_pb2.JOB_STATE_ABORTED, common_pb2.JOB_STATE_EXPIRED):
+            p["failed"] += 1
+    done = sum(p["succeeded"] for p in progress.values())
+    planned = sum(p["planned"] for p in progress.values())
+    out = campaign_json(campaign)
+    out["targets"] = [dict(target_json(t), progress=progress[t.target_id]) for t in targets]
+    out["progress"] = {"jobs_planned": planned, "jobs_succeeded": done, "fraction": done / planned if planned else 0.0}
+    return out
+
+
+@router.post("/campaigns", tags=["campaigns"], status_code=201, summary="Create a campaign")
+async def create_campaign(body: CampaignIn, who: Who, c: Client) -> dict[str, Any]:
+    msg = targets_pb2.Campaign(
+        campaign_id=body.campaign_id,
+        name=body.name or body.campaign_id,
+        description=body.description,
+        priority_boost=body.priority_boost,
+    )
+    if body.start is not None:
+        msg.start.CopyFrom(timestamp_from_datetime(_utc(body.start, "start")))
+    if body.end is not None:
+        msg.end.CopyFrom(timestamp_from_datetime(_utc(body.end, "end")))
+    try:
+        resp = await c.call(c.campaigns.CreateCampaign, targets_pb2.CreateCampaignRequest(campaign=msg), who.token)
+    except SkyMeshError as exc:
+        raise rename_field(exc, [("campaign", "")]) from None
+    return campaign_json(resp.campaign)
+
+
+# ------------------------------------------------------------------------------------------------ jobs & plan
+
+
+@router.get("/jobs", tags=["jobs"], summary="Jobs per site over a time range (default: the last and next 24 h)")
+async def list_jobs(
+    who: Who,
+    c: Client,
+    site_id: SiteId = "",
+    state: Annotated[str, Query(max_length=20)] = "",
+    after: datetime | None = None,
+    before: datetime | None = None,
+    page_size: PageSize = 1000,
+    page_token: PageToken = "",
+) -> dict[str, Any]:
+    if state and state not in _JOB_STATES:
+        raise InvalidArgument(f"must be one of {', '.join(_JOB_STATES)}", field="state")
+    req = observations_pb2.ListJobsRequest(
+        station_id=site_id,
+        state=_JOB_STATES.get(state, 0),  # type: ignore[arg-type]
+        window=_window(after, before, timedelta(hours=24)),
+    )
+    jobs = sorted(
+        (await c.call(c.jobs.ListJobs, req, who.token)).jobs, key=lambda j: (j.window.start.seconds, j.job_id)
+    )
+    page, token = paginate(jobs, page_size, page_token, f"jobs|{site_id}|{state}|{after}|{before}")
+    return {"jobs": [job_json(j) for j in page], "next_page_token": token}
+
+
+@router.post("/jobs/{job_id}/cancel", tags=["jobs"], summary="Cancel a job (operator); a running one is aborted")
+async def cancel_job(job_id: str, who: Who, c: Client, body: CancelIn | None = None) -> dict[str, Any]:
+    reason = body.reason if body is not None else ""
+    req = observations_pb2.CancelJobRequest(job_id=job_id, reason=reason or "cancelled from the web gateway")
+    return job_json((await c.call(c.jobs.CancelJob, req, who.token)).job)
+
+
+@router.post("/replan", tags=["jobs"], summary="Ask the scheduler for a new plan now (operator)")
+async def replan(who: Who, c: Client) -> dict[str, Any]:
+    resp = await c.call(c.jobs.Replan, observations_pb2.ReplanRequest(), who.token)
+    return {
+        "assignments": resp.assignments,
+        "unscheduled": resp.unscheduled,
+        "objective": resp.objective,
+        "gap": resp.gap,
+    }
+
+
+@router.get("/plan", tags=["jobs"], summary="The latest plan: what was not scheduled, and why")
+async def latest_plan(who: Who, c: Client) -> dict[str, Any]:
+    resp = await c.call(c.plans.GetLatestPlan, events_pb2.GetLatestPlanRequest(), who.token)
+    return {
+        "planned_at": iso(resp.planned_at),
+        "reason": resp.reason,
+        "assignments": resp.assignments,
+        "unscheduled": [explanation_json(e) for e in resp.unscheduled],
+    }
+
+
+# ------------------------------------------------------------------------------------------------ observations
+
+
+@router.get("/observations", tags=["observations"], summary="Query observations (newest first)")
+async def list_observations(
+    who: Who,
+    c: Client,
+    target_id: Annotated[str, Query(max_length=64)] = "",
+    site_id: SiteId = "",
+    after: datetime | None = None,
+    before: datetime | None = None,
+    page_size: Annotated[int, Query(ge=1, le=500)] = 100,
+    page_token: PageToken = "",
+) -> dict[str, Any]:
+    query = f"obs|{target_id}|{site_id}|{after}|{before}"
+    offset = decode(page_token, query)
+    req = observations_pb2.ListObservationsRequest(
+        target_id=target_id,
+        station_id=site_id,
+        window=_window(after, before, None),
+        page_size=min(offset + page_size + 1, 1000),
+    )
+    rows = (await c.call(c.observations.ListObservations, req, who.token)).observations
+    page, token = paginate(rows, page_size, page_token, query)
+    return {"observations": [observation_json(o) for o in page], "next_page_token": token}
+
+
+@router.post("/observations", tags=["observations"], status_code=201, summary="Submit observation data")
+async def submit_observation(body: ObservationIn, who: Who, c: Client, response: Response) -> dict[str, Any]:
+    start = _utc(body.observed_at, "observed_at")
+    record = agent_pb2.ObservationRecord(
+        observation_id=body.observation_id or str(uuid.uuid4()),
+        target_id=body.target_id,
+        start=timestamp_from_datetime(start),
+        end=timestamp_from_datetime(start + timedelta(seconds=body.exposure_s)),
+        exposure_s=body.exposure_s,
+        airmass=body.airmass or 0.0,
+        seeing_arcsec=body.seeing_arcsec,
+        quality_flags=body.quality_flags,
+    )
+    if body.magnitude is not None:
+        record.photometry.CopyFrom(
+            agent_pb2.Photometry(filter=body.filter, magnitude=body.magnitude, magnitude_error=body.magnitude_error)
+        )
+    if body.ra_deg is not None and body.dec_deg is not None:
+        record.astrometry.CopyFrom(agent_pb2.Astrometry(ra_deg=body.ra_deg, dec_deg=body.dec_deg))
+    req = events_pb2.SubmitObservationRequest(station_id=body.site_id, observation=record)
+    try:
+        resp = await c.call(c.sites.SubmitObservation, req, who.token)
+    except SkyMeshError as exc:
+        raise rename_field(
+            exc,
+            [
+                ("station_id", "site_id"),
+                ("observation.photometry", ""),
+                ("observation.astrometry", ""),
+                ("observation", ""),
+            ],
+        ) from None
+    if not resp.created:
+        response.status_code = 200
+    return {"observation_id": resp.observation_id, "created": resp.created}
+
+
+@router.get("/lightcurve/{target_id}", tags=["observations"], summary="A target's light curve (JSON or CSV)")
+async def light_curve(
+    target_id: str,
+    request: Request,
+    who: Who,
+    c: Client,
+    filter: Annotated[str, Query(max_length=16)] = "",
+    format: Literal["json", "csv"] | None = None,
+) -> Response:
+    req = observations_pb2.GetLightCurveRequest(target_id=target_id, filter=filter)
+    resp = await c.call(c.observations.GetLightCurve, req, who.token)
+    points: list[dict[str, Any]] = [
+        {
+            "at": iso(p.at),
+            "magnitude": p.magnitude,
+            "magnitude_error": p.magnitude_error,
+            "site_id": p.station_id,
+            "quality_flags": list(p.quality_flags),
+        }
+        for p in resp.points
+    ]
+    wants_csv = format == "csv" or (format is None and "text/csv" in request.headers.get("accept", ""))
+    if not wants_csv:
+        return JSONResponse({"target_id": target_id, "filter": filter, "points": points})
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["at", "magnitude", "magnitude_error", "site_id", "quality_flags"])
+    for p in points:
+        writer.writerow([p["at"], p["magnitude"], p["magnitude_error"], p["site_id"], ";".join(p["quality_flags"])])
+    return Response(
+        buf.getvalue(),
+        media_type="text/csv",
+        headers={"content-disposition": f'attachment; filename="lightcurve-{target_id}.csv"'},
+    )
+
+
+@router.post("/alerts", tags=["alerts"], status_code=501, summary="Submit an external alert (not yet: see message)")
+async def submit_alert(who: Who) -> dict[str, Any]:
+    raise HTTPException(
+        501, "the server has no alert ingest service yet (AlertService.IngestAlert); nothing was stored"
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------- sky
+
+
+@router.get(
+    "/sky", tags=["map"], summary="Satellites now with ground tracks (±1 orbit), footprints; the sub-solar point"
+)
+async def sky(who: Who, c: Client, at: datetime | None = None, tracks: bool = True) -> dict[str, Any]:
+    when = _utc(at, "at") if at is not None else datetime.now(UTC)
+    targets = (await c.call(c.targets.ListTargets, targets_pb2.ListTargetsRequest(), who.token)).targets
+    return await asyncio.to_thread(sky_json, list(targets), when, tracks=tracks)
+
+
+@router.get("/czml", tags=["map"], summary="CZML for a 3D view: satellites (sampled SGP4) and stations")
+async def czml(
+    who: Who,
+    c: Client,
+    start: datetime | None = None,
+    hours: Annotated[float, Query(gt=0, le=48)] = 3.0,
+    step_s: Annotated[float, Query(ge=10, le=600)] = 60.0,
+) -> list[dict[str, Any]]:
+    begin = _utc(start, "start") if start is not None else datetime.now(UTC)
+    stations = (await c.call(c.stations.ListStations, stations_pb2.ListStationsRequest(), who.token)).stations
+    targets = (await c.call(c.targets.ListTargets, targets_pb2.ListTargetsRequest(), who.token)).targets
+    return await asyncio.to_thread(czml_document, list(stations), list(targets), begin, hours, step_s)

@@ -1,0 +1,166 @@
+"""Assembling and running the gateway: `create_app(config)` builds the FastAPI application (JSON API under
+`/api/v1`, OpenAPI at `/docs`, live events, the dashboard's static files at `/`), and `serve(config)` runs it with
+uvicorn. The gateway is a gRPC client of the server like any other: it never imports `skymesh.server` and never
+opens the database."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from skymesh.web import api, live, people
+from skymesh.web.client import ControlClient
+from skymesh.web.config import WebConfig
+from skymesh.web.errors import error_body, install_error_handlers
+
+__all__ = ["create_app", "serve"]
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+class BodyLimit:
+    """413 for a body over `limit` bytes: refused on its Content-Length before the handler runs, or cut off while it
+    streams in (chunked uploads), so a huge body is never buffered."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for key, value in scope.get("headers", ()):
+            if key == b"content-length":
+                try:
+                    too_big = int(value) > self.limit
+                except ValueError:
+                    too_big = False
+                if too_big:
+                    await self._refuse(scope, receive, send)
+                    return
+        seen = 0
+        refused = False
+
+        async def limited() -> Message:
+            nonlocal seen, refused
+            message = await receive()
+            if message["type"] == "http.request" and not refused:
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    refused = True
+                    await self._refuse(scope, receive, send, close=False)
+                    # Read (and drop) a bounded rest so the client sees the answer rather than a reset connection.
+                    while message.get("more_body") and seen < 16 * self.limit:
+                        message = await receive()
+                        seen += len(message.get("body", b""))
+                    return {"type": "http.disconnect"}  # the handler stops reading; its answer is dropped
+            return message
+
+        async def guarded(message: Message) -> None:
+            if not refused:
+                await send(message)
+
+        with contextlib.suppress(ClientDisconnect):
+            await self.app(scope, limited, guarded)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, *, close: bool = True) -> None:
+        body = error_body("PAYLOAD_TOO_LARGE", f"request body is larger than {self.limit} bytes", "body")
+        headers = {"connection": "close"} if close else {}
+        await JSONResponse(body, status_code=413, headers=headers)(scope, receive, send)
+
+
+def create_app(config: WebConfig) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.client = ControlClient(config)
+        try:
+            yield
+        finally:
+            await app.state.client.close()
+
+    app = FastAPI(
+        title="SkyMesh gateway",
+        version="1",
+        description="JSON API for people and scripts: the DATAS backbone's endpoints plus what the dashboard needs. "
+        "Log in with POST /api/v1/login (cookie + X-CSRF-Token on changes) or send "
+        "'Authorization: Bearer <personal token>'. Errors are {code, message, field}.",
+        lifespan=lifespan,
+    )
+    app.state.config = config
+    install_error_handlers(app)
+    app.include_router(people.router)
+    app.include_router(api.router)
+    app.include_router(live.router)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", headers={"cache-control": "no-cache"})
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_middleware(_SecurityHeaders)
+    app.add_middleware(BodyLimit, limit=config.max_body_bytes)
+    return app
+
+
+class _SecurityHeaders:
+    """Everything the page needs ships with it: forbid other origins, framing and sniffing."""
+
+    _HEADERS: ClassVar[list[tuple[bytes, bytes]]] = [
+        (b"content-security-policy", b"default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+         b"frame-ancestors 'none'; base-uri 'none'; form-action 'self'"),
+        (b"x-content-type-options", b"nosniff"),
+        (b"referrer-policy", b"same-origin"),
+    ]  # fmt: skip
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *self._HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+async def serve(config: WebConfig, **uvicorn_options: Any) -> None:
+    """Run the gateway until cancelled (or SIGINT/SIGTERM)."""
+    import uvicorn
+
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(config),
+            host=config.host,
+            port=config.port,
+            log_level="info",
+            proxy_headers=True,
+            timeout_graceful_shutdown=3,
+            ssl_certfile=config.tls_cert_file or None,
+            ssl_keyfile=config.tls_key_file or None,
+            **uvicorn_options,
+        )
+    )
+    scheme = "https" if config.tls_cert_file else "http"
+    log.info("skymesh web on %s://%s (server %s)", scheme, config.listen, config.server_address)
+    await server.serve()
