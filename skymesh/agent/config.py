@@ -98,6 +98,9 @@ class AgentConfig:
     api_key: str = ""
     state_dir: Path = Path("./agent-state")
     tls_ca_file: Path | None = None
+    # Mutual TLS: this station's client certificate (CN = station id) and key, PEM.
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
     kind: StationKind = StationKind.GROUND_STATION
     location: GeoLocation = field(default_factory=lambda: GeoLocation(0.0, 0.0, 0.0))
     telemetry_rate_hz: float = 1.0
@@ -123,6 +126,8 @@ class AgentConfig:
         for name in ("telemetry_rate_hz", "telemetry_batch_interval_s", "heartbeat_interval_s"):
             if not getattr(self, name) > 0:
                 raise InvalidArgument("must be positive", field=name)
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise InvalidArgument("tls_cert_file and tls_key_file go together", field="tls_cert_file")
         if not 0 < self.reconnect_initial_s <= self.reconnect_max_s:
             raise InvalidArgument("need 0 < reconnect_initial_s <= reconnect_max_s", field="reconnect_initial_s")
         if self.tracking_interval_s <= 0:
@@ -151,6 +156,8 @@ _ENV_FIELDS = (
     "api_key_file",
     "state_dir",
     "tls_ca_file",
+    "tls_cert_file",
+    "tls_key_file",
     "telemetry_rate_hz",
     "telemetry_batch_interval_s",
     "heartbeat_interval_s",
@@ -240,6 +247,8 @@ def config_from_mapping(raw: Mapping[str, Any], base_dir: Path | None = None) ->
         api_key=api_key,
         state_dir=_path(raw.get("state_dir", "./agent-state"), base, "state_dir"),
         tls_ca_file=_path(tls, base, "tls_ca_file") if tls else None,
+        tls_cert_file=_path(raw["tls_cert_file"], base, "tls_cert_file") if raw.get("tls_cert_file") else None,
+        tls_key_file=_path(raw["tls_key_file"], base, "tls_key_file") if raw.get("tls_key_file") else None,
         kind=kind,
         location=location,
         telemetry_rate_hz=_float(raw, "telemetry_rate_hz", 1.0),

@@ -300,8 +300,13 @@ class Link:
         await session.send(agent_pb2.ConnectRequest(abandoned=abandoned, boot_id=boot_id, seq=message.seq))
 
     def _channel(self) -> aio.Channel:
-        if self.config.tls_ca_file is not None:
-            credentials = grpc.ssl_channel_credentials(root_certificates=self.config.tls_ca_file.read_bytes())
+        cert, key = self.config.tls_cert_file, self.config.tls_key_file
+        if self.config.tls_ca_file is not None or cert is not None:
+            credentials = grpc.ssl_channel_credentials(
+                root_certificates=self.config.tls_ca_file.read_bytes() if self.config.tls_ca_file else None,
+                private_key=key.read_bytes() if key is not None else None,
+                certificate_chain=cert.read_bytes() if cert is not None else None,
+            )
             return aio.secure_channel(self.config.server_address, credentials, options=channel_options())
         return aio.insecure_channel(self.config.server_address, options=channel_options())
 

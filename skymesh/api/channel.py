@@ -26,6 +26,9 @@ class TlsOptions:
 
     root_certificates: bytes | None = None
     server_name: str | None = None
+    # A client certificate (PEM) and its key, for a server that requires mutual TLS (`tls_client_ca_file`).
+    certificate_chain: bytes | None = None
+    private_key: bytes | None = None
 
 
 def _with_token(details: grpc.aio.ClientCallDetails, token: str) -> grpc.aio.ClientCallDetails:
@@ -88,5 +91,9 @@ def control_channel(
         return grpc.aio.insecure_channel(address, options=opts, interceptors=interceptors)
     if tls.server_name:
         opts.append(("grpc.ssl_target_name_override", tls.server_name))
-    credentials = grpc.ssl_channel_credentials(root_certificates=tls.root_certificates)
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=tls.root_certificates,
+        private_key=tls.private_key,
+        certificate_chain=tls.certificate_chain,
+    )
     return grpc.aio.secure_channel(address, credentials, options=opts, interceptors=interceptors)

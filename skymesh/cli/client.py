@@ -52,6 +52,8 @@ def add_client_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--tls", action="store_true", help="use TLS (system roots unless --ca-cert)")
     group.add_argument("--ca-cert", default=None, metavar="FILE", help="PEM roots to verify the server (implies --tls)")
     group.add_argument("--tls-server-name", default=None, metavar="NAME", help="name on the server's certificate")
+    group.add_argument("--client-cert", default=None, metavar="FILE", help="PEM client certificate, for mutual TLS")
+    group.add_argument("--client-key", default=None, metavar="FILE", help="its PEM private key (with --client-cert)")
 
 
 def _read(path: Path, option: str) -> bytes:
@@ -92,10 +94,16 @@ def resolve_tls(args: argparse.Namespace) -> TlsOptions | None:
     """TLS settings from --tls / --ca-cert / --tls-server-name; None for a plain channel."""
     from skymesh.api.channel import TlsOptions
 
-    if not (args.tls or args.ca_cert):
+    if bool(args.client_cert) != bool(args.client_key):
+        raise SystemExit("--client-cert and --client-key go together")
+    if not (args.tls or args.ca_cert or args.client_cert):
         return None
     roots = _read(Path(args.ca_cert), "--ca-cert") if args.ca_cert else None
-    return TlsOptions(root_certificates=roots, server_name=args.tls_server_name)
+    chain = _read(Path(args.client_cert), "--client-cert") if args.client_cert else None
+    key = _read(Path(args.client_key), "--client-key") if args.client_key else None
+    return TlsOptions(
+        root_certificates=roots, server_name=args.tls_server_name, certificate_chain=chain, private_key=key
+    )
 
 
 def open_control_channel(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> Any:

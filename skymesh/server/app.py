@@ -279,7 +279,12 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
     if config.tls_cert_file and config.tls_key_file:
         key = await asyncio.to_thread(Path(config.tls_key_file).read_bytes)
         cert = await asyncio.to_thread(Path(config.tls_cert_file).read_bytes)
-        creds = grpc.ssl_server_credentials([(key, cert)])
+        client_ca = (
+            await asyncio.to_thread(Path(config.tls_client_ca_file).read_bytes) if config.tls_client_ca_file else None
+        )
+        creds = grpc.ssl_server_credentials(
+            [(key, cert)], root_certificates=client_ca, require_client_auth=client_ca is not None
+        )
     try:
         port = server.add_secure_port(config.listen, creds) if creds else server.add_insecure_port(config.listen)
     except RuntimeError as exc:  # grpc's only word for it: "Failed to bind to address"

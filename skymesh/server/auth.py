@@ -86,7 +86,20 @@ def bearer_token(context: grpc.aio.ServicerContext[Any, Any]) -> str:
 
 async def authenticate_station(repo: Repository, context: grpc.aio.ServicerContext[Any, Any]) -> tuple[str, str]:
     """(station_id, key_id) of the calling agent; raises Unauthenticated."""
-    return await repo.authenticate_station(bearer_token(context))
+    station_id, key_id = await repo.authenticate_station(bearer_token(context))
+    names = peer_certificate_names(context)
+    if names and station_id not in names:
+        # Under mutual TLS the certificate is the station's identity too: a key must travel with its own station's
+        # certificate, so a stolen key alone (or a certificate alone) speaks for nobody.
+        raise PermissionDenied(f"the client certificate names {sorted(names)}, not station {station_id!r}")
+    return station_id, key_id
+
+
+def peer_certificate_names(context: grpc.aio.ServicerContext[Any, Any]) -> frozenset[str]:
+    """The common name and DNS names of the caller's verified client certificate (empty without mutual TLS)."""
+    auth = context.auth_context() or {}
+    names = [*auth.get("x509_common_name", ()), *auth.get("x509_subject_alternative_name", ())]
+    return frozenset(n.decode() if isinstance(n, bytes) else str(n) for n in names)
 
 
 def required_role(method: str) -> Role:

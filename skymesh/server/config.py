@@ -69,6 +69,9 @@ class ServerConfig:
     # TLS: both or neither.
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
+    # Mutual TLS: every client (agents, CLI, gateway) must present a certificate signed by this CA (PEM); an agent's
+    # certificate must name its station (CN = station id), on top of the station's API key.
+    tls_client_ca_file: str | None = None
     # Control API: require user tokens ("authorization: Bearer smu_...") on every address, loopback included (other
     # local users can reach loopback too). Turning it off is only allowed on loopback, for development.
     control_auth: bool = True
@@ -124,6 +127,10 @@ class ServerConfig:
             raise InvalidArgument("must be 'greedy' or 'cpsat'", field="plan_solver")
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
             raise InvalidArgument("tls_cert_file and tls_key_file go together", field="tls_cert_file")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise InvalidArgument(
+                "mutual TLS needs the server's own tls_cert_file and tls_key_file", field="tls_client_ca_file"
+            )
         if not _is_loopback(self.listen) and self.tls_cert_file is None and not self.allow_insecure_remote:
             raise InvalidArgument(
                 "listening beyond loopback needs TLS (or allow_insecure_remote: true)", field="listen"
