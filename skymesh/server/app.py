@@ -257,7 +257,12 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
     async def slew_rate_of(station_id: str) -> float:
         return (await repo.get_station(station_id)).station.slew_rate_deg_s
 
-    agent_servicer.health = HealthMonitor(repo.open_health_event, repo.close_health_event, slew_rate_of=slew_rate_of)
+    def health_changed(station_id: str, detector: str, opened: bool) -> None:
+        liveness.report_anomaly(station_id, detector, opened)  # failing hardware: DEGRADED while the event is open
+
+    agent_servicer.health = HealthMonitor(
+        repo.open_health_event, repo.close_health_event, slew_rate_of=slew_rate_of, on_change=health_changed
+    )
     agent_pb2_grpc.add_AgentServiceServicer_to_server(agent_servicer, server)
     auth_pb2_grpc.add_AuthServiceServicer_to_server(AuthServicer(repo), server)
     auth_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(repo), server)

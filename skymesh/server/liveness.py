@@ -30,6 +30,10 @@ __all__ = ["Liveness"]
 
 log = logging.getLogger(__name__)
 
+# Health detectors whose open event means the station cannot do demanding work well: its rotator, radio, camera or
+# clock. Heartbeat jitter is the link's (STALE covers that), not the hardware's.
+DEGRADING_DETECTORS = frozenset({"rotator_pointing_error", "radio_snr_residual", "camera_temperature", "clock_offset"})
+
 
 class Liveness:
     def __init__(
@@ -52,6 +56,7 @@ class Liveness:
         self._last_seen: dict[str, float] = {}
         self._ended_at: dict[str, float] = {}
         self._failing: dict[str, tuple[str, ...]] = {}
+        self._anomalies: dict[str, set[str]] = {}  # open health events of detectors that mean failing hardware
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
 
@@ -99,6 +104,24 @@ class Liveness:
         log.info("station %s: failing devices %s", station_id, ", ".join(failing) or "none")
         return True
 
+    def report_anomaly(self, station_id: str, detector: str, opened: bool) -> bool:
+        """A telemetry health detector (skymesh.server.health) opened or closed an event. Detectors that mean failing
+        hardware or time (DEGRADING_DETECTORS) make the station DEGRADED while open; the monitor writes the change
+        on its next pass. True when the set of open anomalies changed."""
+        if detector not in DEGRADING_DETECTORS:
+            return False
+        open_now = self._anomalies.setdefault(station_id, set())
+        if (detector in open_now) == opened:
+            return False
+        if opened:
+            open_now.add(detector)
+        else:
+            open_now.discard(detector)
+            if not open_now:
+                del self._anomalies[station_id]
+        self._wake.set()
+        return True
+
     def heartbeat(self, station_id: str) -> None:
         """A station without an agent stream reports itself alive: ONLINE until a heartbeat is overdue (STALE),
         then DISCONNECTED and OFFLINE after the grace, like a stream that ended at its last heartbeat."""
@@ -118,7 +141,8 @@ class Liveness:
             seen = self._last_seen.get(station_id, now)
             if now - seen > self._config.stale_after_s:
                 return StationState.STALE
-            return StationState.DEGRADED if self._failing.get(station_id) else StationState.ONLINE
+            degraded = self._failing.get(station_id) or self._anomalies.get(station_id)
+            return StationState.DEGRADED if degraded else StationState.ONLINE
         beat = self._beat.get(station_id)
         if beat is not None and now - beat <= self._config.stale_after_s:
             return StationState.ONLINE

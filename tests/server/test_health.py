@@ -4,6 +4,7 @@ health event with its evidence window -> the server's health metrics."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 
 from skymesh.api.agent.v1 import agent_pb2
 from skymesh.api.convert import timestamp_from_datetime
+from skymesh.core.model import StationState
 from skymesh.server.health import DETECTORS, Deriver, HealthMonitor, RobustZDetector, derive
 from tests.server.agent_client import AgentClient
 from tests.server.conftest import StartServer, add_station
@@ -94,6 +96,12 @@ async def test_a_warming_camera_opens_a_stored_health_event(start_server: StartS
             await agent.send(_batch(agent.boot_id, seq, start + timedelta(seconds=i), readings[i : i + 10]))
             ack = await agent.expect("upstream_ack", skip=("schedule",))
             assert ack.committed_seq == seq
+        # A hardware anomaly open on a connected station makes it DEGRADED: the scheduler gives it no new work.
+        for _ in range(100):
+            if (await server.repo.get_station("tel-1")).station.state == StationState.DEGRADED:
+                break
+            await asyncio.sleep(0.05)
+        assert (await server.repo.get_station("tel-1")).station.state == StationState.DEGRADED
     events = await server.repo.health_events("tel-1")
     assert [(e.detector, e.closed_at) for e in events] == [("camera_temperature", None)]
     event = events[0]
