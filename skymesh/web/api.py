@@ -13,12 +13,12 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from skymesh.api.agent.v1 import agent_pb2
 from skymesh.api.common.v1 import common_pb2
-from skymesh.api.control.v1 import events_pb2, observations_pb2, stations_pb2, targets_pb2
+from skymesh.api.control.v1 import alerts_pb2, events_pb2, observations_pb2, stations_pb2, targets_pb2
 from skymesh.api.convert import timestamp_from_datetime
 from skymesh.api.scheduler.v1 import scheduler_pb2
 from skymesh.core.errors import InvalidArgument, NotFound, SkyMeshError
@@ -496,11 +496,41 @@ async def light_curve(
     )
 
 
-@router.post("/alerts", tags=["alerts"], status_code=501, summary="Submit an external alert (not yet: see message)")
-async def submit_alert(who: Who) -> dict[str, Any]:
-    raise HTTPException(
-        501, "the server has no alert ingest service yet (AlertService.IngestAlert); nothing was stored"
-    )
+_ALERT_FORMATS = Literal["gcn-json", "voevent", "tns-json", "ztf-avro", "rubin-avro"]
+
+
+@router.post(
+    "/alerts",
+    tags=["alerts"],
+    status_code=202,
+    summary="Submit an alert packet as its source sent it (GCN JSON, VOEvent XML, TNS JSON, ZTF/Rubin avro)",
+)
+async def submit_alert(request: Request, who: Who, c: Client, format: _ALERT_FORMATS | None = None) -> dict[str, Any]:
+    """The body is the raw packet (any content type; the format is sniffed unless `format` names it). The server
+    parses, deduplicates and stores it, and an accepted alert replans at once; a packet it cannot parse is kept as
+    rejected and answered 400 naming why."""
+    packet = await request.body()
+    if not packet:
+        raise InvalidArgument("must not be empty: send the alert packet as the request body", field="body")
+    req = alerts_pb2.IngestAlertRequest(packet=packet, format_hint=format or "", origin="web")
+    resp = await c.call(c.alerts.IngestAlert, req, who.token)
+    return {
+        "alerts": [
+            {
+                "alert_id": a.alert_id,
+                "source": a.source,
+                "alert_type": a.alert_type,
+                "external_id": a.external_id,
+                "revision": a.revision,
+                "status": alerts_pb2.AlertStatus.Name(a.status).removeprefix("ALERT_STATUS_").lower(),
+                "target_id": a.target_id,
+                "retraction": a.retraction,
+                "role": a.role,
+            }
+            for a in resp.alerts
+        ],
+        "replan_requested": resp.replan_requested,
+    }
 
 
 # ---------------------------------------------------------------------------------------------------------- sky

@@ -13,6 +13,7 @@ from typing import TypeVar
 import grpc
 
 from skymesh.api.control.v1 import (
+    alerts_pb2_grpc,
     auth_pb2_grpc,
     events_pb2_grpc,
     observations_pb2_grpc,
@@ -53,6 +54,7 @@ class ControlClient:
         self.events = events_pb2_grpc.EventServiceStub(ch)
         self.plans = events_pb2_grpc.PlanServiceStub(ch)
         self.sites = events_pb2_grpc.SiteServiceStub(ch)
+        self.alerts = alerts_pb2_grpc.AlertServiceStub(ch)
         self.scheduler = scheduler_pb2_grpc.SchedulerServiceStub(self._scheduler_channel)
 
     @staticmethod

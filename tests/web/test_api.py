@@ -382,3 +382,30 @@ async def test_https_login_sets_secure_cookies(web: Web, tmp_path: Path) -> None
     finally:
         server.should_exit = True
         await task
+
+
+async def test_alert_packets_are_ingested_by_the_server_with_its_roles(web: Web) -> None:
+    """POST /alerts hands the raw packet to the server's AlertService: an operator's GCN notice becomes a target and
+    a replan, an observer is refused with nothing stored, a packet that does not parse is a 400 kept as rejected."""
+    packet = (Path(__file__).parents[1] / "server" / "alerts" / "fixtures" / "gcn_swift_bat_guano.json").read_bytes()
+    async with web.http("olga") as client:
+        refused = await client.post("/api/v1/alerts", content=packet, headers={"content-type": "application/json"})
+        assert (refused.status_code, refused.json()["code"]) == (403, "PERMISSION_DENIED")
+    assert await web.server.repo.list_alerts() == []
+    async with web.http("otto") as client:
+        resp = await client.post("/api/v1/alerts", content=packet, headers={"content-type": "application/json"})
+        assert resp.status_code == 202, resp.text
+        body = resp.json()
+        [alert] = body["alerts"]
+        assert (alert["source"], alert["status"]) == ("gcn", "accepted") and alert["target_id"]
+        assert body["replan_requested"] is True
+        again = (await client.post("/api/v1/alerts", content=packet)).json()["alerts"][0]
+        assert again["alert_id"] == alert["alert_id"]  # deduplicated by (source, external id, revision)
+        broken = await client.post(
+            "/api/v1/alerts", content=b'{"mission": "Swift", "trun', params={"format": "gcn-json"}
+        )
+        assert broken.status_code == 400 and broken.json()["code"] == "INVALID_ARGUMENT"
+        empty = await client.post("/api/v1/alerts", content=b"")
+        assert (empty.status_code, empty.json()["field"]) == (400, "body")
+    statuses = sorted(a.status.name for a in await web.server.repo.list_alerts())
+    assert statuses == ["ACCEPTED", "REJECTED"]
