@@ -824,6 +824,10 @@ async def test_server_killed_mid_stream_loses_nothing_and_runs_no_command_twice(
     assert system.agent_metric(busy, "skymesh_agent_jobs_total", 'state="aborted"') == 1.0
     assert system.agent_log(busy).count(f"job {job.job_id} -> ABORTED") == 1
     assert (await system.job(job.job_id, busy)).state == JOB.JOB_STATE_ABORTED
+    # Through every kill the agents saw clear statuses (UNAVAILABLE while the server was down), never UNKNOWN.
+    for station_id in stations:
+        log = system.agent_log(station_id)
+        assert "ended: UNKNOWN" not in log and "StatusCode.UNKNOWN" not in log, station_id
 
 
 # ---------------------------------------------------------------------------------------------------- 3. auth
