@@ -1,6 +1,10 @@
 """One planning call end to end: map, solve, bound, explain. What the gRPC service and `skymesh plan` run.
 
-Imports: the scheduler's own modules only (OR-Tools lazily, through `cpsat`); never grpc or protobuf.
+Each phase (visibility and mapping, solve, explain) is a tracing span, children of the service's "scheduler solve"
+span when a trace is being recorded (no-ops otherwise, and in the CLI without an exporter).
+
+Imports: the scheduler's own modules and `skymesh.observability.tracing` (OR-Tools lazily, through `cpsat`); never
+grpc or protobuf.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from skymesh.core.errors import InvalidArgument
+from skymesh.observability import tracing
 from skymesh.scheduler.bounds import compute_bounds
 from skymesh.scheduler.explain import explain_partial, explain_unscheduled
 from skymesh.scheduler.greedy import GreedyPlanner
@@ -123,17 +128,43 @@ def compute_plan(req: PlanRequest, *, isolate: bool = False, valuer: ContactValu
         from skymesh.scheduler.isolation import warm_up
 
         warm_up()
-    compiled = compile_request(req)
-    if valuer is not None:
-        compiled = apply_valuer(compiled, valuer)
+    with tracing.span("scheduler visibility") as span:
+        compiled = compile_request(req)
+        if valuer is not None:
+            compiled = apply_valuer(compiled, valuer)
+        if span is not None:
+            span.set_attributes(
+                {
+                    "skymesh.plan.stations": len(req.stations),
+                    "skymesh.plan.targets": len(req.targets),
+                    "skymesh.plan.candidates": len(compiled.problem.opportunities),
+                    "skymesh.plan.visibility_s": compiled.visibility_s,
+                }
+            )
     problem = compiled.problem
     # One deadline for the call: what visibility took and what the explanations will take come off the solver's.
     budget = limit_s - (time.perf_counter() - t0) - explain_reserve_s(len(problem.opportunities))
-    plan = solve_problem(
-        problem, req.solver, max(_MIN_SOLVER_S, budget), isolate=isolate, seed=req.seed, work_limit_s=limit_s
-    )
+    with tracing.span("scheduler model and search", attributes={"skymesh.plan.solver": req.solver.value}) as span:
+        plan = solve_problem(
+            problem, req.solver, max(_MIN_SOLVER_S, budget), isolate=isolate, seed=req.seed, work_limit_s=limit_s
+        )
+        if span is not None:
+            span.set_attributes(
+                {
+                    "skymesh.plan.objective": plan.objective,
+                    "skymesh.plan.bound": plan.bound,
+                    "skymesh.plan.gap": plan.gap,
+                    "skymesh.plan.optimal": plan.optimal,
+                    "skymesh.plan.selected": len(plan.selected),
+                }
+            )
     t_explain = time.perf_counter()
-    unscheduled, partially_met = _explain(compiled, plan.selected, req.window.duration_s, optimal=plan.optimal)
+    with tracing.span("scheduler explain") as span:
+        unscheduled, partially_met = _explain(compiled, plan.selected, req.window.duration_s, optimal=plan.optimal)
+        if span is not None:
+            span.set_attributes(
+                {"skymesh.plan.unscheduled": len(unscheduled), "skymesh.plan.partially_met": len(partially_met)}
+            )
     assignments = tuple(to_assignments(compiled, plan.selected))
     page = page_explanations(
         unscheduled,

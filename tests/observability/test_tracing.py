@@ -164,6 +164,9 @@ async def test_one_trace_follows_replan_to_the_agent_and_back(
         "skymesh.api.control.v1.JobService/Replan",  # client and server spans
         "skymesh.api.scheduler.v1.SchedulerService/ComputePlan",  # client and server spans
         "scheduler solve",
+        "scheduler visibility",  # the solve's phases, as its children
+        "scheduler model and search",
+        "scheduler explain",
         "db apply_plan",
         "agent schedule",  # at the agent: the Schedule message's trace context continued
         "agent schedule_ack",  # back at the server: the ScheduleAck's trace context continued
@@ -176,6 +179,16 @@ async def test_one_trace_follows_replan_to_the_agent_and_back(
     attrs = dict(solve.attributes or {})
     assert attrs["skymesh.plan.solver"] == "greedy" and int(attrs["skymesh.plan.candidates"]) > 0  # type: ignore[call-overload]
     assert attrs["skymesh.plan.assignments"] == reply.assignments and "skymesh.plan.gap" in attrs
+    phases = [s for s in spans if s.name in ("scheduler visibility", "scheduler model and search", "scheduler explain")]
+    assert len(phases) == 3 and all(s.parent is not None and s.parent.span_id == solve.context.span_id for s in phases)
+    assert (
+        int(
+            dict(next(s for s in phases if s.name == "scheduler visibility").attributes or {})[
+                "skymesh.plan.candidates"
+            ]
+        )
+        > 0
+    )  # type: ignore[call-overload]
     # Parentage, not just a shared id: the agent's span is a child of a server-side span of this trace.
     by_id = {s.context.span_id: s for s in spans if s.context is not None}
     agent_span = next(s for s in spans if s.name == "agent schedule")
