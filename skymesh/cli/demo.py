@@ -163,23 +163,19 @@ def _web_listen(wanted: str) -> str:
     return wanted
 
 
-async def _create_login(database_url: str) -> tuple[str, str]:
-    """A demo admin with a random password, written before the server starts (as `skymesh keys` writes keys)."""
+async def _create_login(channel: Any) -> tuple[str, str]:
+    """A demo admin for the web gateway with a random password, made through the API with the first admin's token."""
     import secrets
 
-    from skymesh.server.db import Repository, create_engine, migrate
-    from skymesh.server.db.records import Role
+    from skymesh.api.control.v1 import auth_pb2, auth_pb2_grpc, users_pb2, users_pb2_grpc
 
-    engine = create_engine(database_url)
-    try:
-        await migrate(engine)
-        repo = Repository(engine)
-        password = secrets.token_urlsafe(12)
-        await repo.create_user("demo-admin", Role.ADMIN, actor="demo")
-        await repo.set_password("demo-admin", password, actor="demo")
-        await repo.wait_idle()
-    finally:
-        await engine.dispose()
+    password = secrets.token_urlsafe(12)
+    await users_pb2_grpc.UserServiceStub(channel).CreateUser(
+        users_pb2.CreateUserRequest(user_id="demo-admin", role=users_pb2.ROLE_ADMIN), timeout=10
+    )
+    await auth_pb2_grpc.AuthServiceStub(channel).SetPassword(
+        auth_pb2.SetPasswordRequest(user_id="demo-admin", password=password), timeout=10
+    )
     return "demo-admin", password
 
 
@@ -255,7 +251,6 @@ async def _demo(args: argparse.Namespace, data: Path) -> int:
             "plan_horizon_s": 6 * 3600,
         },
     )
-    user, password = await _create_login(f"sqlite+aiosqlite:///{data / 'skymesh.sqlite3'}")
     web_addr = _web_listen(args.web_listen)
     try:
         procs.start("scheduler", ["scheduler", "--listen", sched_addr, "--metrics-port", str(sched_metrics)])
@@ -266,11 +261,11 @@ async def _demo(args: argparse.Namespace, data: Path) -> int:
         procs.start("web", web_args)
         print(f"  scheduler  {sched_addr}  (metrics http://127.0.0.1:{sched_metrics}/metrics)")
         print(f"  server     {server_addr}  (metrics http://127.0.0.1:{server_metrics}/metrics)")
-        print(f"  web        http://{web_addr}/  log in as {user} / {password}  (API docs http://{web_addr}/docs)")
-
         # The server gave its fresh database a first admin and wrote the token here, owner-only.
         token = (data / "server-data" / "admin.token").read_text().strip()
         async with control_channel(server_addr, token=token) as channel:
+            user, password = await _create_login(channel)
+            print(f"  web        http://{web_addr}/  log in as {user} / {password}  (API docs http://{web_addr}/docs)")
             station_api = stations_pb2_grpc.StationServiceStub(channel)
             target_api = targets_pb2_grpc.TargetServiceStub(channel)
             targets: list[Target] = [*fleet.satellites, *fleet.stars]

@@ -16,6 +16,7 @@ import asyncio
 import logging
 import math
 import multiprocessing
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -151,6 +152,10 @@ class Reducer:
         self._repo = repo
         self._config = config
         self._on_bad = on_bad
+        # Target -> when its last bad frame asked for a plan (monotonic s). A target whose frames keep coming back
+        # bad (too bright, a field the catalogue does not cover) must not replan the network every few seconds: at
+        # once the first time, then at most once per replan interval; the regular interval plans it meanwhile.
+        self._bad_replanned: dict[str, float] = {}
         self._pool: ProcessPoolExecutor | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._queued: set[str] = set()
@@ -291,7 +296,11 @@ class Reducer:
             outcome.state or "unknown observation",
         )
         if outcome.job_marked_bad and self._on_bad is not None:
-            self._on_bad(f"bad data for target {outcome.target_id} (job {outcome.job_id})")
+            now, target = time.monotonic(), outcome.target_id or ""
+            last = self._bad_replanned.get(target)
+            if last is None or now - last >= self._config.replan_interval_s:
+                self._bad_replanned[target] = now
+                self._on_bad(f"bad data for target {outcome.target_id} (job {outcome.job_id})")
 
     async def wait_idle(self, timeout_s: float) -> None:
         async with asyncio.timeout(timeout_s):

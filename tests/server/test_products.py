@@ -68,7 +68,7 @@ async def _upload(server: RunningServer, key: str, observation_id: str, data: by
         assert done.complete
 
 
-async def _setup(server: RunningServer, starts_in_s: tuple[float, float] = (600, 1200)) -> tuple[str, list[str]]:
+async def _setup(server: RunningServer, starts_in_s: tuple[float, ...] = (600, 1200)) -> tuple[str, list[str]]:
     key = await add_station(server, "tel1", StationKind.TELESCOPE)
     await server.repo.create_target(CelestialTarget(TARGET, "Field A", 150.0, 20.0, filters=("V",), cadence_s=86400))
     now = datetime.now(UTC)
@@ -199,11 +199,12 @@ async def test_a_bad_frame_triggers_a_replan_and_only_good_visits_meet_the_caden
             reduction_workers=1,
         )
         assert server.planner is not None and server.reducer is not None
-        key, (good_job, bad_job) = await _setup(server, starts_in_s=(-3000, -2000))
+        key, (good_job, bad_job, bad_again) = await _setup(server, starts_in_s=(-3000, -2000, -1000))
         async with AgentClient.connect(server.address, key, "tel1") as agent:
             await agent.expect("welcome")
             seq, good_obs = await _observe(agent, 0, good_job)
-            _seq, bad_obs = await _observe(agent, seq, bad_job)
+            seq, bad_obs = await _observe(agent, seq, bad_job)
+            _seq, bad_again_obs = await _observe(agent, seq, bad_again)
             await _upload(server, key, good_obs, _frame("clean"))
             await server.reducer.wait_idle(REDUCE_TIMEOUT_S)
             await asyncio.sleep(0.5)  # let plans asked for by the agent's arrival finish
@@ -222,6 +223,14 @@ async def test_a_bad_frame_triggers_a_replan_and_only_good_visits_meet_the_caden
             await server.planner.plan_once("test")
             # The past visit handed back is history: no new job was made from it.
             assert {j.job_id for j in await server.repo.list_jobs(station_id="tel1")} == before
+            # Another bad frame of the same target within the replan interval does not replan the network again
+            # (a target whose frames keep coming back bad must not make the planner spin).
+            plans_before = len(scheduler.requests)
+            await _upload(server, key, bad_again_obs, _frame("cloudy", seed=5))
+            await server.reducer.wait_idle(REDUCE_TIMEOUT_S)
+            await asyncio.sleep(0.5)
+            assert (await server.repo.get_job(bad_again)).cause == CAUSE_BAD_DATA
+            assert len(scheduler.requests) == plans_before
         assert (await server.repo.get_job(bad_job)).cause == CAUSE_BAD_DATA
 
 
