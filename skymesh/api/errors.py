@@ -55,12 +55,21 @@ def _details(error: E.SkyMeshError) -> str:
     return f"{error} [{error.reason}]"
 
 
+def metadata_value(value: str) -> str:
+    """`value` as gRPC can carry it in metadata (printable ASCII): anything else percent-encoded, as in a URL.
+
+    A value gRPC refuses would turn the whole answer into INTERNAL "Invalid metadata"."""
+    if all(" " <= c <= "~" and c != "%" for c in value):
+        return value
+    return "".join(c if " " <= c <= "~" and c != "%" else "".join(f"%{b:02X}" for b in c.encode()) for c in value)
+
+
 async def abort_with(context: grpc.aio.ServicerContext[Any, Any], error: E.SkyMeshError) -> None:
     context.set_trailing_metadata(
         (
-            ("skymesh-error-reason", error.reason),
-            ("skymesh-error-field", error.field or ""),
-            *((f"skymesh-error-{key}", value) for key, value in sorted(error.details.items())),
+            ("skymesh-error-reason", metadata_value(error.reason)),
+            ("skymesh-error-field", metadata_value(error.field or "")),
+            *((f"skymesh-error-{key}", metadata_value(value)) for key, value in sorted(error.details.items())),
         )
     )
     await context.abort(grpc_code_for(error), _details(error))

@@ -262,6 +262,10 @@ def _check_value(fd: _d.FieldDescriptor, value: Any, path: str, rule: FieldRule 
             raise InvalidArgument(f"is {len(value)} characters long; at most {limit} allowed", field=path)
         if "\x00" in value:
             raise InvalidArgument("must not contain NUL characters", field=path)
+        if _is_identifier(fd.name) and not _printable_token(value):
+            # Identifiers travel in trailing metadata (a refused message is named by its boot id and seq) and in
+            # logs and file names: printable ASCII without spaces, whatever grammar the id itself follows.
+            raise InvalidArgument("must be printable ASCII without spaces or control characters", field=path)
     elif kind == _d.FieldDescriptor.TYPE_BYTES:
         limit = rule.max_len if rule is not None and rule.max_len is not None else _DEFAULT_BYTES
         if len(value) > limit:
@@ -310,8 +314,17 @@ def _string_limit(fd: _d.FieldDescriptor, rule: FieldRule | None) -> int:
 
 
 @cache
+def _is_identifier(name: str) -> bool:
+    return name == "id" or name.endswith("_id") or name.endswith("_ids")
+
+
+def _printable_token(value: str) -> bool:
+    return all("!" <= c <= "~" for c in value)
+
+
+@cache
 def _default_string_limit(name: str) -> int:
-    if name == "id" or name.endswith("_id") or name.endswith("_ids"):
+    if _is_identifier(name):
         return _ID_CHARS
     if name in ("detail", "reason", "error", "description", "message"):
         return _TEXT_CHARS

@@ -278,3 +278,28 @@ async def test_scheduler_service_names_the_bad_field(scheduler_channel: grpc.aio
     code, details = await _unary(scheduler_channel, path, request.SerializeToString(), ())
     assert code == grpc.StatusCode.INVALID_ARGUMENT, details
     assert details.startswith("stations[0].station_id") and "NUL" in details, details
+
+
+async def test_control_characters_in_a_boot_id_are_refused_not_internal(
+    fleet: Fleet, channel: grpc.aio.Channel, admin: Any, station: Any
+) -> None:
+    """Found by the suite above: a refused message is named by its boot id in trailing metadata, and a boot id
+    with a control character made gRPC answer INTERNAL "Invalid metadata". Identifiers are printable ASCII now."""
+    before = await _counts(fleet)
+    hello = agent_pb2.ConnectRequest(
+        hello=agent_pb2.Hello(station_id="gs1", agent_version="t", protocol_version=1, boot_id="hostile-boot")
+    )
+    bad = agent_pb2.ConnectRequest(job_update=agent_pb2.JobUpdate(), seq=1, boot_id="\x1f")
+    code, details = await _stream(
+        channel, f"/{_AGENT}/Connect", [hello.SerializeToString(), bad.SerializeToString()], station
+    )
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "boot_id" in details, (code, details)
+    assert await _counts(fleet) == before
+    await _still_serves(channel, admin)
+
+
+def test_metadata_values_are_made_printable() -> None:
+    from skymesh.api.errors import metadata_value
+
+    assert metadata_value("boot-1") == "boot-1"
+    assert metadata_value("a\x1fb%c é") == "a%1Fb%25c %C3%A9"
