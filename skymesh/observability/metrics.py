@@ -74,6 +74,7 @@ __all__ = [
     "ProcessMetrics",
     "SchedulerMetrics",
     "ServerMetrics",
+    "WebMetrics",
     "serve_metrics",
     "skymesh_version",
 ]
@@ -143,6 +144,37 @@ class ProcessMetrics:
                 handle = cls._current
         assert isinstance(handle, cls)
         return handle
+
+
+class WebMetrics(ProcessMetrics):
+    """The web gateway's own registry: HTTP requests by route template (bounded: the app's routes, never raw paths),
+    their latency, and the live event streams it relays to browsers."""
+
+    component = "web"
+    _current: ClassVar[ProcessMetrics | None] = None
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        super().__init__(registry)
+        reg = self.registry
+        self.requests = Counter(
+            "skymesh_web_http_requests_total",
+            "HTTP requests answered, by method, route template and status class (2xx, 4xx, 5xx)",
+            ["method", "route", "status"],
+            registry=reg,
+        )
+        self.request_duration = Histogram(
+            "skymesh_web_http_request_duration_seconds",
+            "Time to the response's first byte, by route template",
+            ["route"],
+            buckets=_BUCKETS_S,
+            registry=reg,
+        )
+        self.live_streams = Gauge(
+            "skymesh_web_live_streams", "Browser event streams (SSE) open on this gateway", registry=reg
+        )
+        self.live_events = Counter(
+            "skymesh_web_live_events_total", "Events relayed from the server's Watch to browsers", registry=reg
+        )
 
 
 class ServerMetrics(ProcessMetrics):

@@ -7,16 +7,19 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, ClassVar
 
 from fastapi import FastAPI
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from skymesh.observability.metrics import WebMetrics
 from skymesh.web import api, live, people
 from skymesh.web.client import ControlClient
 from skymesh.web.config import WebConfig
@@ -99,6 +102,7 @@ def create_app(config: WebConfig) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.config = config
+    app.state.metrics = metrics = WebMetrics.start()
     install_error_handlers(app)
     app.include_router(people.router)
     app.include_router(api.router)
@@ -108,6 +112,20 @@ def create_app(config: WebConfig) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        """Ready: the control server answers its health check (the gateway is useless without it)."""
+        try:
+            await app.state.client.server_health()
+        except Exception as exc:  # any failure to reach it is "not ready", with what failed
+            return JSONResponse({"status": "not ready", "server": str(exc)[:200]}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics_page() -> Response:
+        """This gateway's own registry only (Prometheus text format)."""
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", headers={"cache-control": "no-cache"})
@@ -115,7 +133,44 @@ def create_app(config: WebConfig) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(_SecurityHeaders)
     app.add_middleware(BodyLimit, limit=config.max_body_bytes)
+    app.add_middleware(_RequestMetrics, metrics=metrics)
     return app
+
+
+class _RequestMetrics:
+    """Counts and times every HTTP request under its route template (unmatched paths count as "other")."""
+
+    def __init__(self, app: ASGIApp, metrics: WebMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = [500]
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = int(message["status"])
+                route = _route_of(scope)
+                self.metrics.request_duration.labels(route).observe(time.perf_counter() - started)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = _route_of(scope)
+            self.metrics.requests.labels(scope.get("method", ""), route, f"{status[0] // 100}xx").inc()
+
+
+def _route_of(scope: Scope) -> str:
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    if isinstance(path, str):
+        return path
+    return "/static" if str(scope.get("path", "")).startswith("/static/") else "other"
 
 
 class _SecurityHeaders:

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from skymesh.api.control.v1 import (
     alerts_pb2_grpc,
@@ -55,6 +56,7 @@ class ControlClient:
         self.plans = events_pb2_grpc.PlanServiceStub(ch)
         self.sites = events_pb2_grpc.SiteServiceStub(ch)
         self.alerts = alerts_pb2_grpc.AlertServiceStub(ch)
+        self._health = health_pb2_grpc.HealthStub(ch)
         self.scheduler = scheduler_pb2_grpc.SchedulerServiceStub(self._scheduler_channel)
 
     @staticmethod
@@ -71,6 +73,12 @@ class ControlClient:
             ):
                 raise Unavailable(f"control server at {self._config.server_address}: {exc.code().name}") from exc
             raise error_from_rpc(exc) from exc
+
+    async def server_health(self) -> None:
+        """Raise unless the control server's gRPC health check answers SERVING."""
+        reply = await self._health.Check(health_pb2.HealthCheckRequest(), timeout=2.0)
+        if reply.status != health_pb2.HealthCheckResponse.SERVING:
+            raise Unavailable(f"control server at {self._config.server_address} is not serving")
 
     async def close(self) -> None:
         await self._channel.close(None)

@@ -19,6 +19,7 @@ from fastapi.responses import StreamingResponse
 from skymesh.api.control.v1 import events_pb2
 from skymesh.api.errors import error_from_rpc
 from skymesh.core.errors import Unavailable
+from skymesh.observability.metrics import WebMetrics
 from skymesh.web.api import Client, Who
 from skymesh.web.client import ControlClient
 from skymesh.web.views import event_json
@@ -53,6 +54,8 @@ async def _relay(
             await queue.put(None)
 
     task = asyncio.create_task(pump(), name="sse-pump")
+    metrics = WebMetrics.current()
+    metrics.live_streams.inc()
     try:
         yield b"retry: 2000\n\n"
         while True:
@@ -64,8 +67,10 @@ async def _relay(
                 continue
             if item is None:
                 return
+            metrics.live_events.inc()
             yield item
     finally:
+        metrics.live_streams.dec()
         call.cancel()
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

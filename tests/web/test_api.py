@@ -409,3 +409,25 @@ async def test_alert_packets_are_ingested_by_the_server_with_its_roles(web: Web)
         assert (empty.status_code, empty.json()["field"]) == (400, "body")
     statuses = sorted(a.status.name for a in await web.server.repo.list_alerts())
     assert statuses == ["ACCEPTED", "REJECTED"]
+
+
+async def test_gateway_serves_its_own_metrics_and_health(web: Web) -> None:
+    """The gateway's /metrics holds only its own registry (build info as component "web", requests by route
+    template, never raw paths), promtool finds it clean, and /healthz and /readyz answer."""
+    import subprocess
+
+    async with web.http("ada") as client:
+        assert (await client.get("/api/v1/sites/tel-paranal")).status_code == 200
+        assert (await client.get("/api/v1/sites/no-such-site")).status_code == 404
+        assert (await client.get("/healthz")).status_code == 200
+        ready = await client.get("/readyz")
+        assert ready.status_code == 200 and ready.json()["status"] == "ready"
+        page = (await client.get("/metrics")).text
+    assert 'skymesh_build_info{component="web"' in page
+    assert 'route="/api/v1/sites/{site_id}"' in page and "no-such-site" not in page
+    assert 'status="4xx"' in page and 'status="2xx"' in page
+    assert "skymesh_server_" not in page and "skymesh_agent_" not in page
+    check = await asyncio.to_thread(
+        subprocess.run, ["promtool", "check", "metrics"], input=page, capture_output=True, text=True
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
