@@ -15,6 +15,7 @@ from skymesh.core.errors import InvalidArgument
 from skymesh.server.alerts.ingest import AlertIngest
 from skymesh.server.alerts.model import AlertFormat, AlertStatus
 from skymesh.server.auth import current_actor
+from skymesh.server.control.paging import key_time, page_request
 from skymesh.server.db import Repository
 from skymesh.server.db.alerts import AlertRecord
 
@@ -97,18 +98,22 @@ class AlertServicer(alerts_pb2_grpc.AlertServiceServicer):
 
     @grpc_errors
     async def ListAlerts(self, request: alerts_pb2.ListAlertsRequest, context: Ctx) -> alerts_pb2.ListAlertsResponse:
-        if request.page_size < 0:
-            raise InvalidArgument("must not be negative", field="page_size")
         status = None
         if request.status:
             try:
                 status = AlertStatus(request.status)
             except ValueError:
                 raise InvalidArgument(f"unknown status {request.status}", field="status") from None
-        records = await self._repo.list_alerts(
-            source=request.source,
-            status=status,
-            target_id=request.target_id,
-            limit=min(request.page_size or 100, 1000),
+        query = f"alerts|{request.source}|{request.status}|{request.target_id}"
+        page = page_request(request.page_size, request.page_token, query, what="alerts", key_length=2, default=100)
+        records, token = page.finish(
+            await self._repo.list_alerts(
+                source=request.source,
+                status=status,
+                target_id=request.target_id,
+                after=(key_time(page.after[0]), page.after[1]) if page.after else None,
+                limit=page.fetch,
+            ),
+            lambda r: (r.received_at.isoformat(), r.alert_id),
         )
-        return alerts_pb2.ListAlertsResponse(alerts=[alert_to_proto(r) for r in records])
+        return alerts_pb2.ListAlertsResponse(alerts=[alert_to_proto(r) for r in records], next_page_token=token)

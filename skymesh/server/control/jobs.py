@@ -16,6 +16,7 @@ from skymesh.core.ids import check_id
 from skymesh.core.jobs import JobState
 from skymesh.core.model import TimeWindow
 from skymesh.server.auth import current_actor
+from skymesh.server.control.paging import key_time, page_request
 from skymesh.server.db import Repository
 from skymesh.server.db.records import ObservationReduction
 from skymesh.server.dispatch import Dispatcher
@@ -73,12 +74,21 @@ class JobServicer(observations_pb2_grpc.JobServiceServicer):
         if request.station_id:
             check_id(request.station_id, field="station_id")
         states = [job_state_from_proto(request.state)] if request.state else []
-        jobs = await self._repo.list_jobs(
-            station_id=request.station_id,
-            states=states,
-            window=_window(request.window, "window", request.HasField("window")),
+        window = _window(request.window, "window", request.HasField("window"))
+        query = f"jobs|{request.station_id}|{request.state}|{window.start.isoformat() if window else ''}|"
+        query += window.end.isoformat() if window else ""
+        page = page_request(request.page_size, request.page_token, query, what="jobs", key_length=2)
+        jobs, token = page.finish(
+            await self._repo.list_jobs(
+                station_id=request.station_id,
+                states=states,
+                window=window,
+                after=(key_time(page.after[0]), page.after[1]) if page.after else None,
+                limit=page.fetch,
+            ),
+            lambda j: (j.window.start.isoformat(), j.job_id),
         )
-        return observations_pb2.ListJobsResponse(jobs=[job_to_proto(j) for j in jobs])
+        return observations_pb2.ListJobsResponse(jobs=[job_to_proto(j) for j in jobs], next_page_token=token)
 
     @grpc_errors
     async def CancelJob(
@@ -127,17 +137,25 @@ class ObservationServicer(observations_pb2_grpc.ObservationServiceServicer):
     async def ListObservations(
         self, request: observations_pb2.ListObservationsRequest, context: Ctx
     ) -> observations_pb2.ListObservationsResponse:
-        if request.page_size < 0:
-            raise InvalidArgument("must not be negative", field="page_size")
         if request.target_id:
             check_id(request.target_id, field="target_id")
         if request.station_id:
             check_id(request.station_id, field="station_id")
-        rows = await self._repo.list_observations(
-            target_id=request.target_id,
-            station_id=request.station_id,
-            window=_window(request.window, "window", request.HasField("window")),
-            limit=min(request.page_size or 100, 1000),
+        window = _window(request.window, "window", request.HasField("window"))
+        query = f"observations|{request.target_id}|{request.station_id}|{window.start.isoformat() if window else ''}|"
+        query += window.end.isoformat() if window else ""
+        page = page_request(
+            request.page_size, request.page_token, query, what="observations", key_length=2, default=100
+        )
+        rows, token = page.finish(
+            await self._repo.list_observations(
+                target_id=request.target_id,
+                station_id=request.station_id,
+                window=window,
+                after=(key_time(page.after[0]), page.after[1]) if page.after else None,
+                limit=page.fetch,
+            ),
+            lambda r: (r.start.isoformat(), r.observation_id),
         )
         out = []
         for row in rows:
@@ -149,7 +167,7 @@ class ObservationServicer(observations_pb2_grpc.ObservationServiceServicer):
             if row.reduction is not None:
                 msg.reduction.CopyFrom(_reduction_to_proto(row.reduction))
             out.append(msg)
-        return observations_pb2.ListObservationsResponse(observations=out)
+        return observations_pb2.ListObservationsResponse(observations=out, next_page_token=token)
 
     @grpc_errors
     async def GetLightCurve(

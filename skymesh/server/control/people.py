@@ -8,6 +8,7 @@ API runs without authentication (loopback development).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import grpc
@@ -18,6 +19,7 @@ from skymesh.api.convert import timestamp_from_datetime
 from skymesh.api.errors import grpc_errors
 from skymesh.core.errors import InvalidArgument, PermissionDenied
 from skymesh.server.auth import bearer_token
+from skymesh.server.control.paging import page_request
 from skymesh.server.db import Repository
 from skymesh.server.db.records import Role, UserRecord
 
@@ -26,6 +28,7 @@ __all__ = ["AuditServicer", "AuthServicer"]
 Ctx = grpc.aio.ServicerContext[Any, Any]
 DEFAULT_SESSION_TTL_S = 8 * 3600.0
 MAX_SESSION_TTL_S = 7 * 24 * 3600.0
+_MAX_AUDIT_PAGE = 500
 
 
 async def _caller(repo: Repository, context: Ctx) -> tuple[UserRecord, str]:
@@ -95,12 +98,19 @@ class AuditServicer(auth_pb2_grpc.AuditServiceServicer):
         user, _token = await _caller(self._repo, context)
         if user.role < Role.ADMIN:
             raise PermissionDenied("ListAuditEntries needs role admin")
-        if request.page_size < 0:
-            raise InvalidArgument("must not be negative", field="page_size")
         if request.before_id < 0:
             raise InvalidArgument("must not be negative", field="before_id")
-        limit = min(request.page_size or 50, 500)
-        rows = await self._repo.list_audit(limit=limit, before_id=request.before_id, actor=request.actor)
+        page = page_request(request.page_size, request.page_token, f"audit|{request.actor}", what="entries", default=50)
+        page = dataclasses.replace(page, limit=min(page.limit, _MAX_AUDIT_PAGE))
+        before_id = request.before_id
+        if page.after:
+            if not page.after[0].isdigit():
+                raise InvalidArgument("is not a page token this server issued", field="page_token")
+            before_id = int(page.after[0])
+        rows, token = page.finish(
+            await self._repo.list_audit(limit=page.fetch, before_id=before_id, actor=request.actor),
+            lambda r: (str(r.id),),
+        )
         entries = []
         for r in rows:
             detail = struct_pb2.Struct()
@@ -115,5 +125,5 @@ class AuditServicer(auth_pb2_grpc.AuditServiceServicer):
                     detail=detail,
                 )
             )
-        next_before = rows[-1].id if len(rows) == limit else 0
-        return auth_pb2.ListAuditEntriesResponse(entries=entries, next_before_id=next_before)
+        next_before = rows[-1].id if token else 0
+        return auth_pb2.ListAuditEntriesResponse(entries=entries, next_before_id=next_before, next_page_token=token)

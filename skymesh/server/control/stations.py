@@ -15,6 +15,7 @@ from skymesh.core.errors import InvalidArgument, Unauthenticated
 from skymesh.core.ids import check_id
 from skymesh.core.model import StationKind, StationState, Weather
 from skymesh.server.auth import current_actor
+from skymesh.server.control.paging import page_request
 from skymesh.server.db import Repository
 from skymesh.server.db.records import StationRecord
 from skymesh.server.liveness import Liveness
@@ -73,8 +74,16 @@ class StationServicer(stations_pb2_grpc.StationServiceServicer):
             state = StationState(request.state) if request.state else None
         except ValueError:
             raise InvalidArgument(f"unknown state {request.state}", field="state") from None
-        records = await self._repo.list_stations(kind, state)
-        return stations_pb2.ListStationsResponse(stations=[_station_msg(r, self._liveness) for r in records])
+        page = page_request(
+            request.page_size, request.page_token, f"stations|{request.kind}|{request.state}", what="stations"
+        )
+        records, token = page.finish(
+            await self._repo.list_stations(kind, state, after=page.after[0] if page.after else "", limit=page.fetch),
+            lambda r: (r.station.station_id,),
+        )
+        return stations_pb2.ListStationsResponse(
+            stations=[_station_msg(r, self._liveness) for r in records], next_page_token=token
+        )
 
     @grpc_errors
     async def IssueStationKey(

@@ -18,6 +18,7 @@ from skymesh.core.errors import InvalidArgument, InvalidTLE
 from skymesh.core.ids import check_id
 from skymesh.core.model import SatelliteTarget
 from skymesh.server.auth import current_actor
+from skymesh.server.control.paging import page_request
 from skymesh.server.db import Repository
 from skymesh.server.dispatch import Dispatcher
 from skymesh.server.wire import campaign_from_proto, campaign_to_proto, target_record_to_proto
@@ -85,12 +86,19 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
     ) -> targets_pb2.ListTargetsResponse:
         if request.campaign_id:
             check_id(request.campaign_id, field="campaign_id")
-        records = await self._repo.list_targets(request.campaign_id)
+        page = page_request(request.page_size, request.page_token, f"targets|{request.campaign_id}", what="targets")
+        records, token = page.finish(
+            await self._repo.list_targets(
+                request.campaign_id, after=page.after[0] if page.after else "", limit=page.fetch
+            ),
+            lambda r: (r.target.target_id,),
+        )
         return targets_pb2.ListTargetsResponse(
             targets=[target_record_to_proto(r) for r in records],
             spacecraft_forecasts=[
                 spacecraft_forecast_to_proto(r.spacecraft_forecast) for r in records if r.spacecraft_forecast
             ],
+            next_page_token=token,
         )
 
     @grpc_errors
@@ -148,6 +156,11 @@ class CampaignServicer(targets_pb2_grpc.CampaignServiceServicer):
     async def ListCampaigns(
         self, request: targets_pb2.ListCampaignsRequest, context: Ctx
     ) -> targets_pb2.ListCampaignsResponse:
+        page = page_request(request.page_size, request.page_token, "campaigns", what="campaigns")
+        records, token = page.finish(
+            await self._repo.list_campaigns(after=page.after[0] if page.after else "", limit=page.fetch),
+            lambda c: (c.campaign_id,),
+        )
         return targets_pb2.ListCampaignsResponse(
-            campaigns=[campaign_to_proto(c) for c in await self._repo.list_campaigns()]
+            campaigns=[campaign_to_proto(c) for c in records], next_page_token=token
         )

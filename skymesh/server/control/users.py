@@ -16,6 +16,7 @@ from skymesh.api.errors import grpc_errors
 from skymesh.core.errors import InvalidArgument
 from skymesh.core.ids import check_id
 from skymesh.server.auth import current_actor
+from skymesh.server.control.paging import page_request
 from skymesh.server.db import Repository
 from skymesh.server.db.records import Role, UserListing
 from skymesh.server.db.registry import USER_TOKEN_PREFIX, split_credential
@@ -48,7 +49,7 @@ class UserServicer(users_pb2_grpc.UserServiceServicer):
         return token_id, token
 
     async def _listing(self, user_id: str) -> UserListing:
-        return next(u for u in await self._repo.list_users() if u.user_id == user_id)
+        return next(iter(await self._repo.list_users(user_id=user_id)))
 
     @grpc_errors
     async def CreateUser(self, request: users_pb2.CreateUserRequest, context: Ctx) -> users_pb2.CreateUserResponse:
@@ -65,7 +66,12 @@ class UserServicer(users_pb2_grpc.UserServiceServicer):
 
     @grpc_errors
     async def ListUsers(self, request: users_pb2.ListUsersRequest, context: Ctx) -> users_pb2.ListUsersResponse:
-        return users_pb2.ListUsersResponse(users=[_user_msg(u) for u in await self._repo.list_users()])
+        page = page_request(request.page_size, request.page_token, "users", what="users")
+        users, token = page.finish(
+            await self._repo.list_users(after=page.after[0] if page.after else "", limit=page.fetch),
+            lambda u: (u.user_id,),
+        )
+        return users_pb2.ListUsersResponse(users=[_user_msg(u) for u in users], next_page_token=token)
 
     @grpc_errors
     async def IssueUserToken(

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -213,9 +213,23 @@ class AlertRepo(RepoBase):
             return _record(row), row.raw
 
     async def list_alerts(
-        self, *, source: str = "", status: AlertStatus | None = None, target_id: str = "", limit: int = 100
+        self,
+        *,
+        source: str = "",
+        status: AlertStatus | None = None,
+        target_id: str = "",
+        after: tuple[datetime, str] | None = None,
+        limit: int = 100,
     ) -> list[AlertRecord]:
+        """Newest first by received_at, then alert_id; `after` pages them (the last row of the previous page)."""
         query = select(AlertRow).order_by(AlertRow.received_at.desc(), AlertRow.alert_id).limit(limit)
+        if after is not None:
+            query = query.where(
+                or_(
+                    AlertRow.received_at < after[0],
+                    and_(AlertRow.received_at == after[0], AlertRow.alert_id > after[1]),
+                )
+            )
         if source:
             query = query.where(AlertRow.source == source)
         if status is not None:

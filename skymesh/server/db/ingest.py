@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from skymesh.core.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, SkyMeshError
@@ -280,9 +280,27 @@ class IngestRepo(RepoBase):
     # ---------------------------------------------------------------------------------------------- observations
 
     async def list_observations(
-        self, *, target_id: str = "", station_id: str = "", window: TimeWindow | None = None, limit: int = 1000
+        self,
+        *,
+        target_id: str = "",
+        station_id: str = "",
+        window: TimeWindow | None = None,
+        after: tuple[datetime, str] | None = None,
+        limit: int = 1000,
     ) -> list[StoredObservation]:
-        query = select(ObservationRow).order_by(ObservationRow.start.desc()).limit(limit)
+        """Newest first by (start, observation_id); `after` pages them (the last row of the previous page)."""
+        query = (
+            select(ObservationRow)
+            .order_by(ObservationRow.start.desc(), ObservationRow.observation_id.desc())
+            .limit(limit)
+        )
+        if after is not None:
+            query = query.where(
+                or_(
+                    ObservationRow.start < after[0],
+                    and_(ObservationRow.start == after[0], ObservationRow.observation_id < after[1]),
+                )
+            )
         if target_id:
             query = query.where(ObservationRow.target_id == target_id)
         if station_id:

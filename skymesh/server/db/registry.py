@@ -119,9 +119,19 @@ class RegistryRepo(RepoBase):
         return row
 
     async def list_stations(
-        self, kind: StationKind | None = None, state: StationState | None = None
+        self,
+        kind: StationKind | None = None,
+        state: StationState | None = None,
+        *,
+        after: str = "",
+        limit: int | None = None,
     ) -> list[StationRecord]:
+        """Live stations by id; `after`/`limit` page them (ids greater than `after`, at most `limit`)."""
         query = select(StationRow).where(StationRow.deleted_at.is_(None)).order_by(StationRow.station_id)
+        if after:
+            query = query.where(StationRow.station_id > after)
+        if limit is not None:
+            query = query.limit(limit)
         if kind is not None:
             query = query.where(StationRow.kind == int(kind))
         if state is not None:
@@ -261,10 +271,21 @@ class RegistryRepo(RepoBase):
             self._audit(s, now, actor, "issue_user_token", user_id, token_id=token_id)
         return f"{USER_TOKEN_PREFIX}{token_id}_{secret}"
 
-    async def list_users(self) -> list[UserListing]:
+    async def list_users(self, *, user_id: str = "", after: str = "", limit: int | None = None) -> list[UserListing]:
+        """Users by id (or just `user_id`) with their tokens; `after`/`limit` page them (ids greater than `after`)."""
+        query = select(UserRow).order_by(UserRow.user_id)
+        if user_id:
+            query = query.where(UserRow.user_id == user_id)
+        if after:
+            query = query.where(UserRow.user_id > after)
+        if limit is not None:
+            query = query.limit(limit)
         async with self._tx("list_users") as s:
-            users = (await s.scalars(select(UserRow).order_by(UserRow.user_id))).all()
-            tokens = (await s.scalars(select(ApiTokenRow).order_by(ApiTokenRow.created_at))).all()
+            users = (await s.scalars(query)).all()
+            tokens_query = select(ApiTokenRow).order_by(ApiTokenRow.created_at, ApiTokenRow.token_id)
+            if user_id or after or limit is not None:
+                tokens_query = tokens_query.where(ApiTokenRow.user_id.in_([u.user_id for u in users]))
+            tokens = (await s.scalars(tokens_query)).all()
         by_user: dict[str, list[UserTokenRecord]] = {}
         for t in tokens:
             by_user.setdefault(t.user_id, []).append(UserTokenRecord(t.token_id, t.created_at, t.revoked_at))
@@ -321,9 +342,15 @@ class RegistryRepo(RepoBase):
             self._audit(s, now, actor, "create_campaign", campaign.campaign_id)
         return campaign
 
-    async def list_campaigns(self) -> list[CampaignRecord]:
+    async def list_campaigns(self, *, after: str = "", limit: int | None = None) -> list[CampaignRecord]:
+        """Campaigns by id; `after`/`limit` page them (ids greater than `after`, at most `limit`)."""
+        query = select(CampaignRow).order_by(CampaignRow.campaign_id)
+        if after:
+            query = query.where(CampaignRow.campaign_id > after)
+        if limit is not None:
+            query = query.limit(limit)
         async with self._tx("list_campaigns") as s:
-            rows = (await s.scalars(select(CampaignRow).order_by(CampaignRow.campaign_id))).all()
+            rows = (await s.scalars(query)).all()
         return [CampaignRecord(r.campaign_id, r.name, r.description, r.priority_boost, r.start, r.end) for r in rows]
 
     # ---------------------------------------------------------------------------------------------- targets
@@ -414,8 +441,15 @@ class RegistryRepo(RepoBase):
                 raise NotFound(f"no target {target_id!r}", field="target_id")
             return await self._target_record(s, row)
 
-    async def list_targets(self, campaign_id: str = "") -> list[TargetRecord]:
+    async def list_targets(
+        self, campaign_id: str = "", *, after: str = "", limit: int | None = None
+    ) -> list[TargetRecord]:
+        """Live targets by id; `after`/`limit` page them (ids greater than `after`, at most `limit`)."""
         query = select(TargetRow).where(TargetRow.deleted_at.is_(None)).order_by(TargetRow.target_id)
+        if after:
+            query = query.where(TargetRow.target_id > after)
+        if limit is not None:
+            query = query.limit(limit)
         if campaign_id:
             query = query.where(TargetRow.campaign_id == campaign_id)
         async with self._tx("list_targets") as s:

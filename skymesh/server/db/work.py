@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from skymesh.core.errors import FailedPrecondition, NotFound
@@ -89,9 +89,13 @@ class WorkRepo(RepoBase):
         station_id: str = "",
         states: Iterable[JobState] = (),
         window: TimeWindow | None = None,
+        after: tuple[datetime, str] | None = None,
         limit: int = 10_000,
     ) -> list[JobRecord]:
+        """Jobs by (start, job_id); `after` pages them (keys greater than it, the last row of the previous page)."""
         query = select(JobRow).order_by(JobRow.start, JobRow.job_id).limit(limit)
+        if after is not None:
+            query = query.where(or_(JobRow.start > after[0], and_(JobRow.start == after[0], JobRow.job_id > after[1])))
         if station_id:
             query = query.where(JobRow.station_id == station_id)
         wanted = [int(s) for s in states]

@@ -104,17 +104,27 @@ class ListStationsRequest(_message.Message):
 
     KIND_FIELD_NUMBER: _builtins.int
     STATE_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     kind: _common_pb2.StationKind.ValueType
     state: _common_pb2.StationState.ValueType
+    page_size: _builtins.int
+    """Paging (docs/api.md): at most this many per answer, capped at 1000; 0 answers every match in one response, and
+    FAILED_PRECONDITION (reason PAGE_REQUIRED) when more than 10,000 match, never a silently cut list.
+    """
+    page_token: _builtins.str
+    """The previous answer's next_page_token, with the same filters; empty for the first page."""
     def __init__(
         self,
         *,
         kind: _common_pb2.StationKind.ValueType = ...,
         state: _common_pb2.StationState.ValueType = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "page_size", b"page_size", "page_token", b"page_token", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -125,16 +135,20 @@ class ListStationsResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     STATIONS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Set when more match: pass it back as page_token (same filters) for the next page; empty on the last page."""
     @_builtins.property
     def stations(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Station]: ...
     def __init__(
         self,
         *,
         stations: _abc.Iterable[_common_pb2.Station] | None = ...,
+        next_page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["stations", b"stations"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "stations", b"stations"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
