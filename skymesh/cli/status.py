@@ -65,21 +65,35 @@ async def _collect(channel: Any, timeout_s: float) -> dict[str, Any]:
         targets_pb2,
         targets_pb2_grpc,
     )
+    from skymesh.cli.control import follow
 
-    stations = await stations_pb2_grpc.StationServiceStub(channel).ListStations(
-        stations_pb2.ListStationsRequest(), timeout=timeout_s
+    stations = await follow(
+        stations_pb2_grpc.StationServiceStub(channel).ListStations,
+        stations_pb2.ListStationsRequest(),
+        "stations",
+        timeout_s=timeout_s,
     )
-    jobs = await observations_pb2_grpc.JobServiceStub(channel).ListJobs(
-        observations_pb2.ListJobsRequest(), timeout=timeout_s
+    jobs = await follow(
+        observations_pb2_grpc.JobServiceStub(channel).ListJobs,
+        observations_pb2.ListJobsRequest(),
+        "jobs",
+        timeout_s=timeout_s,
     )
     recent = await observations_pb2_grpc.ObservationServiceStub(channel).ListObservations(
         observations_pb2.ListObservationsRequest(page_size=10), timeout=timeout_s
     )
-    targets = await targets_pb2_grpc.TargetServiceStub(channel).ListTargets(
-        targets_pb2.ListTargetsRequest(), timeout=timeout_s
-    )
+    # Every page of targets, with the forecasts each page carries.
+    targets = targets_pb2.ListTargetsResponse()
+    request = targets_pb2.ListTargetsRequest(page_size=500)
+    while True:
+        page = await targets_pb2_grpc.TargetServiceStub(channel).ListTargets(request, timeout=timeout_s)
+        targets.targets.extend(page.targets)
+        targets.spacecraft_forecasts.extend(page.spacecraft_forecasts)
+        if not page.next_page_token:
+            break
+        request.page_token = page.next_page_token
     by_state: dict[str, int] = {}
-    for job in jobs.jobs:
+    for job in jobs:
         name = common_pb2.JobState.Name(job.state).removeprefix("JOB_STATE_")
         by_state[name] = by_state.get(name, 0) + 1
     return {
@@ -91,7 +105,7 @@ async def _collect(channel: Any, timeout_s: float) -> dict[str, Any]:
                 "state": common_pb2.StationState.Name(s.state).removeprefix("STATION_STATE_"),
                 "last_seen": s.last_seen.ToJsonString() if s.HasField("last_seen") else None,
             }
-            for s in stations.stations
+            for s in stations
         ],
         "jobs_by_state": by_state,
         "observations": [

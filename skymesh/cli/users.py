@@ -5,6 +5,8 @@
     skymesh users token USER_ID                 another token for a user, shown once
     skymesh users revoke TOKEN_ID               revoke a token (the next call with it is refused)
 
+--json (before the action: `skymesh users --json list`) prints the API's messages instead.
+
 Connection and credential options are those of `skymesh.cli.client` (--server, --token-file, --tls, --ca-cert).
 The usual first step after a fresh start: create named users with the first admin's token (var/admin.token), then
 revoke that token. `skymesh keys` does the same straight on the database, for recovery.
@@ -13,9 +15,11 @@ revoke that token. `skymesh keys` does the same straight on the database, for re
 from __future__ import annotations
 
 import argparse
+import json
 from typing import Any
 
 from skymesh.cli.client import add_client_arguments, open_control_channel
+from skymesh.cli.control import follow, message_json
 
 __all__ = ["register"]
 
@@ -31,6 +35,7 @@ def register(subparsers: Any) -> None:
     )
     add_client_arguments(parser)
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the server")
+    parser.add_argument("--json", action="store_true", help="print the API's messages as JSON")
     sub = parser.add_subparsers(dest="users_command", metavar="ACTION", required=True)
     sub.add_parser("list", help="list users and their tokens")
     create = sub.add_parser("create", help="create a user and print its first token")
@@ -61,23 +66,35 @@ async def _call(args: argparse.Namespace) -> list[str]:
             created = await users.CreateUser(
                 users_pb2.CreateUserRequest(user_id=args.user_id, role=role), timeout=args.timeout
             )
+            if args.json:
+                return [_json(created)]
             return [f"token_id: {created.token_id}", f"token: {created.token}"]
         if args.users_command == "token":
             issued = await users.IssueUserToken(
                 users_pb2.IssueUserTokenRequest(user_id=args.user_id), timeout=args.timeout
             )
+            if args.json:
+                return [_json(issued)]
             return [f"token_id: {issued.token_id}", f"token: {issued.token}"]
         if args.users_command == "revoke":
             revoked = await users.RevokeUserToken(
                 users_pb2.RevokeUserTokenRequest(token_id=args.token_id), timeout=args.timeout
             )
+            if args.json:
+                return [_json(revoked)]
             return [f"revoked {args.token_id} (user {revoked.user_id})"]
-        listed = await users.ListUsers(users_pb2.ListUsersRequest(), timeout=args.timeout)
+        listed = await follow(users.ListUsers, users_pb2.ListUsersRequest(), "users", timeout_s=args.timeout)
+        if args.json:
+            return [json.dumps({"users": [message_json(u) for u in listed]}, indent=2, sort_keys=True)]
         lines = []
-        for u in listed.users:
+        for u in listed:
             role_name = users_pb2.Role.Name(u.role).removeprefix("ROLE_").lower()
             lines.append(f"{u.user_id}  {role_name}  created {u.create_time.ToJsonString()}")
             for t in u.tokens:
                 state = f"revoked {t.revoke_time.ToJsonString()}" if t.HasField("revoke_time") else "valid"
                 lines.append(f"    token {t.token_id}  created {t.create_time.ToJsonString()}  {state}")
         return lines
+
+
+def _json(message: Any) -> str:
+    return json.dumps(message_json(message), indent=2, sort_keys=True)
