@@ -2,14 +2,16 @@
 
     skymesh status [--server ADDR] [--token-file FILE] [--tls] [--ca-cert FILE] [--json]
 
-Shows stations with their liveness state, jobs counted by state, the most recent observations and, for satellites
-with a spacecraft profile, the simulated battery and data on board the latest plan leaves them with. Connection and
-credential options are those of `skymesh.cli.client` (an observer token is enough).
+Shows stations with their liveness state, the job each runs now and its next one, jobs counted by state, the most
+recent observations and, for satellites with a spacecraft profile, the simulated battery and data on board the latest
+plan leaves them with. Connection and credential options are those of `skymesh.cli.client` (an observer token is
+enough). Every listing is followed to its last page.
 """
 
 from __future__ import annotations
 
 import argparse
+import time
 from typing import TYPE_CHECKING, Any
 
 from skymesh.cli.client import add_client_arguments, resolve_address, resolve_tls, resolve_token
@@ -93,9 +95,16 @@ async def _collect(channel: Any, timeout_s: float) -> dict[str, Any]:
             break
         request.page_token = page.next_page_token
     by_state: dict[str, int] = {}
-    for job in jobs:
+    current: dict[str, Any] = {}
+    upcoming: dict[str, Any] = {}
+    now_s = time.time()
+    for job in jobs:  # in start order
         name = common_pb2.JobState.Name(job.state).removeprefix("JOB_STATE_")
         by_state[name] = by_state.get(name, 0) + 1
+        if name == "RUNNING":
+            current[job.station_id] = job
+        elif name in _WAITING and job.window.end.seconds > now_s and job.station_id not in upcoming:
+            upcoming[job.station_id] = job
     return {
         "stations": [
             {
@@ -104,6 +113,8 @@ async def _collect(channel: Any, timeout_s: float) -> dict[str, Any]:
                 "kind": common_pb2.StationKind.Name(s.kind).removeprefix("STATION_KIND_"),
                 "state": common_pb2.StationState.Name(s.state).removeprefix("STATION_STATE_"),
                 "last_seen": s.last_seen.ToJsonString() if s.HasField("last_seen") else None,
+                "current_job": _job_brief(current.get(s.station_id)),
+                "next_job": _job_brief(upcoming.get(s.station_id)),
             }
             for s in stations
         ],
@@ -121,6 +132,26 @@ async def _collect(channel: Any, timeout_s: float) -> dict[str, Any]:
         ],
         "spacecraft": spacecraft_rows(targets),
     }
+
+
+_WAITING = {"SCHEDULED", "DISPATCHED", "RECEIVED"}
+
+
+def _job_brief(job: Any) -> dict[str, Any] | None:
+    if job is None:
+        return None
+    return {
+        "job_id": job.job_id,
+        "target_id": job.target_id,
+        "start": job.window.start.ToJsonString(),
+        "end": job.window.end.ToJsonString(),
+    }
+
+
+def _brief_text(brief: dict[str, Any] | None) -> str:
+    if brief is None:
+        return "-"
+    return f"{brief['target_id']} {brief['start'][11:16]}-{brief['end'][11:16]}Z"
 
 
 def spacecraft_rows(targets: Any) -> list[dict[str, Any]]:
@@ -187,8 +218,19 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
 
 def render(report: dict[str, Any]) -> str:
     stations = _table(
-        ["STATION", "NAME", "KIND", "STATE", "LAST SEEN"],
-        [[s["station_id"], s["name"], s["kind"], s["state"], s["last_seen"] or "-"] for s in report["stations"]],
+        ["STATION", "NAME", "KIND", "STATE", "LAST SEEN", "NOW", "NEXT"],
+        [
+            [
+                s["station_id"],
+                s["name"],
+                s["kind"],
+                s["state"],
+                s["last_seen"] or "-",
+                _brief_text(s.get("current_job")),
+                _brief_text(s.get("next_job")),
+            ]
+            for s in report["stations"]
+        ],
     )
     jobs = _table(["JOB STATE", "COUNT"], [[k, str(v)] for k, v in sorted(report["jobs_by_state"].items())])
     observations = _table(

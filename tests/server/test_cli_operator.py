@@ -227,8 +227,16 @@ async def test_jobs_and_observations(cli: Cli) -> None:
     assert "NOT_FOUND" in err
     assert len((await cli.json("jobs", "list", "--state", "scheduled"))["jobs"]) == 3
 
+    report = await cli.json("status")
+    athens_status = next(st for st in report["stations"] if st["station_id"] == "gs-athens")
+    assert athens_status["next_job"]["job_id"] == job_id and athens_status["current_job"] is None
     out, _ = await cli("jobs", "cancel", job_id, "--reason", "clouds")
     assert "CANCELLED" in out
+    report = await cli.json("status")
+    athens_status = next(st for st in report["stations"] if st["station_id"] == "gs-athens")
+    assert athens_status["next_job"]["job_id"] == athens["jobs"][1]["job_id"]
+    out, _ = await cli("status")
+    assert "m31 " in out.splitlines()[2]
     cancelled = await cli.json("jobs", "list", "--state", "cancelled")
     assert [j["job_id"] for j in cancelled["jobs"]] == [job_id] and cancelled["jobs"][0]["detail"] == "clouds"
     _, err = await cli("jobs", "cancel", job_id, ok=False)
