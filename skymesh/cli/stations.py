@@ -5,6 +5,8 @@
     skymesh stations create STATION_ID --kind KIND --lat DEG --lon DEG [--alt-m M] [--name NAME] [--bands UHF,VHF]
                             [--min-elevation-deg DEG] [--slew-rate-deg-s R] [--aperture-m M] [--filters V,R]
                             [--limiting-magnitude MAG] [--fov-deg DEG]      register a station (admin)
+    skymesh stations update STATION_ID [--name N] [--lat DEG] [--lon DEG] [--alt-m M] [--bands ...] [...]
+                                                            change only the options given (admin)
     skymesh stations weather STATION_ID clear|cloudy|closed the weather at a station (operator)
     skymesh stations delete STATION_ID --yes                retire a station: keys revoked, open jobs ended (admin)
 
@@ -59,6 +61,19 @@ def register(subparsers: Any) -> None:
     create.add_argument("--filters", type=_csv, default=[], help="filters, comma separated (telescopes)")
     create.add_argument("--limiting-magnitude", type=float, default=0.0, metavar="MAG")
     create.add_argument("--fov-deg", type=float, default=0.0, metavar="DEG")
+    update = sub.add_parser("update", parents=[common], help="change a station's description (admin)")
+    update.add_argument("station_id")
+    update.add_argument("--name")
+    update.add_argument("--lat", type=float, metavar="DEG")
+    update.add_argument("--lon", type=float, metavar="DEG")
+    update.add_argument("--alt-m", type=float, metavar="M")
+    update.add_argument("--bands", type=_csv, help="the new list, comma separated ('' for none)")
+    update.add_argument("--min-elevation-deg", type=float, metavar="DEG")
+    update.add_argument("--slew-rate-deg-s", type=float, metavar="R")
+    update.add_argument("--aperture-m", type=float, metavar="M")
+    update.add_argument("--filters", type=_csv, help="the new list, comma separated ('' for none)")
+    update.add_argument("--limiting-magnitude", type=float, metavar="MAG")
+    update.add_argument("--fov-deg", type=float, metavar="DEG")
     weather = sub.add_parser("weather", parents=[common], help="set the weather at a station (operator)")
     weather.add_argument("station_id")
     weather.add_argument("weather", choices=WEATHER)
@@ -67,7 +82,8 @@ def register(subparsers: Any) -> None:
     delete.add_argument("--yes", action="store_true", help="really retire it (ids are never reused)")
     parser.set_defaults(
         func=run_action(
-            {"list": _list, "get": _get, "create": _create, "weather": _weather, "delete": _delete}, "stations_command"
+            {"list": _list, "get": _get, "create": _create, "update": _update, "weather": _weather, "delete": _delete},
+            "stations_command",
         )
     )
 
@@ -161,6 +177,53 @@ async def _create(args: argparse.Namespace, channel: Any) -> int:
         print_json(message_json(reply.station))
     else:
         print(f"created station {reply.station.station_id}; next: skymesh keys issue {reply.station.station_id}")
+    return 0
+
+
+_SIMPLE_UPDATES = (
+    "name",
+    "bands",
+    "min_elevation_deg",
+    "slew_rate_deg_s",
+    "aperture_m",
+    "filters",
+    "limiting_magnitude",
+    "fov_deg",
+)
+
+
+async def _update(args: argparse.Namespace, channel: Any) -> int:
+    from skymesh.api.common.v1 import common_pb2
+    from skymesh.api.control.v1 import stations_pb2
+    from skymesh.core.errors import InvalidArgument
+
+    station = common_pb2.Station(station_id=args.station_id)
+    paths = []
+    for name in _SIMPLE_UPDATES:
+        value = getattr(args, name)
+        if value is None:
+            continue
+        paths.append(name)
+        if isinstance(value, list):
+            getattr(station, name).extend(value)
+        else:
+            setattr(station, name, value)
+    if args.lat is not None or args.lon is not None or args.alt_m is not None:
+        # The location is one field on the wire: the parts not given keep their current values.
+        current = await _stub(channel).GetStation(
+            stations_pb2.GetStationRequest(station_id=args.station_id), timeout=args.timeout
+        )
+        station.location.CopyFrom(current.station.location)
+        for part, value in (("latitude_deg", args.lat), ("longitude_deg", args.lon), ("altitude_m", args.alt_m)):
+            if value is not None:
+                setattr(station.location, part, value)
+        paths.append("location")
+    if not paths:
+        raise InvalidArgument("nothing to change: give at least one option (--name, --lat, --bands, ...)", field="")
+    request = stations_pb2.UpdateStationRequest(station=station)
+    request.update_mask.paths.extend(paths)
+    reply = await _stub(channel).UpdateStation(request, timeout=args.timeout)
+    _show(reply.station, args.json)
     return 0
 
 

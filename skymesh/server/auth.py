@@ -53,6 +53,7 @@ _REFLECTION_PREFIX = "/grpc.reflection."
 _ADMIN_METHODS = frozenset(
     {
         "CreateStation",
+        "UpdateStation",
         "DeleteStation",
         "IssueStationKey",
         "RevokeStationKey",

@@ -11,8 +11,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 
+from skymesh.api.common.v1 import common_pb2
+from skymesh.api.control.v1 import stations_pb2, stations_pb2_grpc
 from skymesh.cli import control
 from skymesh.cli.main import main
 from skymesh.core.errors import NotFound
@@ -77,6 +80,30 @@ async def test_stations(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     weather = await cli.json("stations", "weather", "tel-1", "cloudy")
     assert weather["weather"] == "WEATHER_CLOUDY"
 
+    # Update: only what is given changes; the rest of the location stays.
+    moved = await cli.json("stations", "update", "gs-athens", "--lat", "38.0", "--name", "Athens", "--bands", "")
+    assert moved["location"]["latitude_deg"] == pytest.approx(38.0)
+    assert moved["location"]["longitude_deg"] == pytest.approx(23.73) and moved["name"] == "Athens"
+    assert moved["bands"] == [] and moved["min_elevation_deg"] == 10
+    _, err = await cli("stations", "update", "gs-athens", "--lat", "95", ok=False)
+    assert "latitude" in err
+    _, err = await cli("stations", "update", "gs-athens", ok=False)
+    assert "nothing to change" in err
+    _, err = await cli("stations", "update", "gs-nowhere", "--name", "x", ok=False)
+    assert "NOT_FOUND" in err
+    async with grpc.aio.insecure_channel(cli.server.address) as channel:
+        request = stations_pb2.UpdateStationRequest(station=common_pb2.Station(station_id="gs-athens", state=1))
+        request.update_mask.paths.append("state")
+        token = cli.token_file.read_text().strip()
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stations_pb2_grpc.StationServiceStub(channel).UpdateStation(
+                request, metadata=(("authorization", f"Bearer {token}"),)
+            )
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "update_mask.paths[0]" in (refused.value.details() or "")
+    kept = await cli.json("stations", "get", "gs-athens")
+    assert kept["location"]["latitude_deg"] == pytest.approx(38.0) and kept["state"] == "STATION_STATE_OFFLINE"
+
     # The CLI follows pages: with two per page it still sees every station once.
     monkeypatch.setattr(control, "PAGE_SIZE", 1)
     for i in range(3):
@@ -96,7 +123,7 @@ async def test_stations(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     _, err = await cli("stations", "delete", "gs-athens", ok=False)
     assert "--yes" in err
     assert len((await cli.json("stations", "list"))["stations"]) == 5
-    assert (await cli.json("stations", "get", "gs-athens"))["location"]["latitude_deg"] == pytest.approx(37.98)
+    assert (await cli.json("stations", "get", "gs-athens"))["location"]["latitude_deg"] == pytest.approx(38.0)
 
     gone = await cli.json("stations", "delete", "gs-athens", "--yes")
     assert gone == {"station_id": "gs-athens", "revoked_key_count": 0, "cancelled_job_count": 0}

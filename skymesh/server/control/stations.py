@@ -35,6 +35,26 @@ def _station_msg(rec: StationRecord, liveness: Liveness) -> Any:
     return msg
 
 
+# Station fields UpdateStation may change, by kind of field (how a value is carried over from the request).
+_UPDATABLE_MESSAGES = ("location", "horizon_mask", "rotator")
+_UPDATABLE_LISTS = ("bands", "filters", "unavailable")
+_UPDATABLE_SCALARS = ("name", "min_elevation_deg", "slew_rate_deg_s", "aperture_m", "limiting_magnitude", "fov_deg")
+UPDATABLE = _UPDATABLE_SCALARS + _UPDATABLE_MESSAGES + _UPDATABLE_LISTS
+
+
+def _merge(current: Any, new: Any, paths: list[str]) -> None:
+    """Copy the fields `paths` of `new` into `current` (both common.v1.Station), unset ones included."""
+    for path in paths:
+        current.ClearField(path)
+        if path in _UPDATABLE_LISTS:
+            getattr(current, path).extend(getattr(new, path))
+        elif path in _UPDATABLE_MESSAGES:
+            if new.HasField(path):
+                getattr(current, path).CopyFrom(getattr(new, path))
+        else:
+            setattr(current, path, getattr(new, path))
+
+
 class StationServicer(stations_pb2_grpc.StationServiceServicer):
     def __init__(
         self, repo: Repository, hub: SessionHub, liveness: Liveness, on_change: Callable[[str], None] = lambda _: None
@@ -61,6 +81,26 @@ class StationServicer(stations_pb2_grpc.StationServiceServicer):
         return stations_pb2.GetStationResponse(
             station=_station_msg(await self._repo.get_station(request.station_id), self._liveness)
         )
+
+    @grpc_errors
+    async def UpdateStation(
+        self, request: stations_pb2.UpdateStationRequest, context: Ctx
+    ) -> stations_pb2.UpdateStationResponse:
+        check_id(request.station.station_id, field="station.station_id")
+        paths = list(request.update_mask.paths) or list(UPDATABLE)
+        for i, path in enumerate(paths):
+            if path not in UPDATABLE:
+                raise InvalidArgument(
+                    f"{path!r} cannot be updated here (updatable: {', '.join(UPDATABLE)})",
+                    field=f"update_mask.paths[{i}]",
+                )
+        current = await self._repo.get_station(request.station.station_id)
+        merged = station_to_proto(current.station)
+        _merge(merged, request.station, paths)
+        station = station_from_proto(merged)  # the whole result validated, as on creation
+        rec = await self._repo.update_station(station, fields=paths, actor=current_actor())
+        self._on_change(f"station {station.station_id} updated")
+        return stations_pb2.UpdateStationResponse(station=_station_msg(rec, self._liveness))
 
     @grpc_errors
     async def ListStations(

@@ -225,10 +225,11 @@ class AlertRepo(RepoBase):
         query = select(AlertRow).order_by(AlertRow.received_at.desc(), AlertRow.alert_id).limit(limit)
         if after is not None:
             query = query.where(
+                AlertRow.received_at <= after[0],  # an index range, as for jobs
                 or_(
                     AlertRow.received_at < after[0],
                     and_(AlertRow.received_at == after[0], AlertRow.alert_id > after[1]),
-                )
+                ),
             )
         if source:
             query = query.where(AlertRow.source == source)

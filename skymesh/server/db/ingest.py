@@ -296,10 +296,11 @@ class IngestRepo(RepoBase):
         )
         if after is not None:
             query = query.where(
+                ObservationRow.start <= after[0],  # an index range, as for jobs
                 or_(
                     ObservationRow.start < after[0],
                     and_(ObservationRow.start == after[0], ObservationRow.observation_id < after[1]),
-                )
+                ),
             )
         if target_id:
             query = query.where(ObservationRow.target_id == target_id)

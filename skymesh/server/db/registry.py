@@ -107,6 +107,23 @@ class RegistryRepo(RepoBase):
             await s.flush()
             return self._station(row)
 
+    async def update_station(
+        self, station: Station, *, fields: Sequence[str] = (), actor: str = "system"
+    ) -> StationRecord:
+        """Replace a live station's description with `station` (same id and kind); its state, liveness, keys and
+        history stay. `fields` only goes to the audit log. NotFound for an unknown or deleted station."""
+        now = self._now()
+        async with self._tx("update_station") as s:
+            row = await self._live_station(s, station.station_id)
+            if int(station.kind) != row.kind:
+                raise InvalidArgument("cannot change: retire the station and register a new one", field="station.kind")
+            for key, value in self._station_row_values(station).items():
+                if key != "weather":  # its own RPC, its own audit entry
+                    setattr(row, key, value)
+            self._audit(s, now, actor, "update_station", station.station_id, fields=",".join(fields))
+            await s.flush()
+            return self._station(row)
+
     async def get_station(self, station_id: str) -> StationRecord:
         async with self._tx("get_station") as s:
             return self._station(await self._live_station(s, station_id))

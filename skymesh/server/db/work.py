@@ -95,7 +95,11 @@ class WorkRepo(RepoBase):
         """Jobs by (start, job_id); `after` pages them (keys greater than it, the last row of the previous page)."""
         query = select(JobRow).order_by(JobRow.start, JobRow.job_id).limit(limit)
         if after is not None:
-            query = query.where(or_(JobRow.start > after[0], and_(JobRow.start == after[0], JobRow.job_id > after[1])))
+            # The plain bound on start lets the database range-scan its index on start; the OR alone would not.
+            query = query.where(
+                JobRow.start >= after[0],
+                or_(JobRow.start > after[0], and_(JobRow.start == after[0], JobRow.job_id > after[1])),
+            )
         if station_id:
             query = query.where(JobRow.station_id == station_id)
         wanted = [int(s) for s in states]

@@ -22,44 +22,49 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from skymesh.api.common.v1 import common_pb2 as skymesh_dot_api_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%skymesh/api/control/v1/stations.proto\x12\x16skymesh.api.control.v1\x1a\"skymesh/api/common/v1/common.proto\"G\n\x14\x43reateStationRequest\x12/\n\x07station\x18\x01 \x01(\x0b\x32\x1e.skymesh.api.common.v1.Station\"H\n\x15\x43reateStationResponse\x12/\n\x07station\x18\x01 \x01(\x0b\x32\x1e.skymesh.api.common.v1.Station\"\'\n\x11GetStationRequest\x12\x12\n\nstation_id\x18\x01 \x01(\t\"E\n\x12GetStationResponse\x12/\n\x07station\x18\x01 \x01(\x0b\x32\x1e.skymesh.api.common.v1.Station\"\xa2\x01\n\x13ListStationsRequest\x12\x30\n\x04kind\x18\x01 \x01(\x0e\x32\".skymesh.api.common.v1.StationKind\x12\x32\n\x05state\x18\x02 \x01(\x0e\x32#.skymesh.api.common.v1.StationState\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"a\n\x14ListStationsResponse\x12\x30\n\x08stations\x18\x01 \x03(\x0b\x32\x1e.skymesh.api.common.v1.Station\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\",\n\x16IssueStationKeyRequest\x12\x12\n\nstation_id\x18\x01 \x01(\t\":\n\x17IssueStationKeyResponse\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61pi_key\x18\x02 \x01(\t\")\n\x17RevokeStationKeyRequest\x12\x0e\n\x06key_id\x18\x01 \x01(\t\"\x1a\n\x18RevokeStationKeyResponse\"_\n\x18SetStationWeatherRequest\x12\x12\n\nstation_id\x18\x01 \x01(\t\x12/\n\x07weather\x18\x02 \x01(\x0e\x32\x1e.skymesh.api.common.v1.Weather\"L\n\x19SetStationWeatherResponse\x12/\n\x07station\x18\x01 \x01(\x0b\x32\x1e.skymesh.api.common.v1.Station\"*\n\x14\x44\x65leteStationRequest\x12\x12\n\nstation_id\x18\x01 \x01(\t\"O\n\x15\x44\x65leteStationResponse\x12\x19\n\x11revoked_key_count\x18\x01 \x01(\x05\x12\x1b\n\x13\x63\x61ncelled_job_count\x18\x02 \x01(\x05\x32\xa1\x06\n\x0eStationService\x12l\n\rCreateStation\x12,.skymesh.api.control.v1.CreateStationRequest\x1a-.skymesh.api.control.v1.CreateStationResponse\x12\x63\n\nGetStation\x12).skymesh.api.control.v1.GetStationRequest\x1a*.skymesh.api.control.v1.GetStationResponse\x12i\n\x0cListStations\x12+.skymesh.api.control.v1.ListStationsRequest\x1a,.skymesh.api.control.v1.ListStationsResponse\x12r\n\x0fIssueStationKey\x12..skymesh.api.control.v1.IssueStationKeyRequest\x1a/.skymesh.api.control.v1.IssueStationKeyResponse\x12u\n\x10RevokeStationKey\x12/.skymesh.api.control.v1.RevokeStationKeyRequest\x1a\x30.skymesh.api.control.v1.RevokeStationKeyResponse\x12x\n\x11SetStationWeather\x12\x30.skymesh.api.control.v1.SetStationWeatherRequest\x1a\x31.skymesh.api.control.v1.SetStationWeatherResponse\x12l\n\rDeleteStation\x12,.skymesh.api.control.v1.DeleteStationRequest\x1a-.skymesh.api.control.v1.DeleteStationResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%skymesh/api/control/v1/stations.proto\x12\x16skymesh.api.control.v1\x1a google/protobuf/field_mask.proto\x1a\"skymesh/api/common/v1/common.proto\"G\n\x14\x43reateStationRequest\x12/\n\x07station\x18\x01 \x01(\x0b\x32\x1e.skymesh.api.common.v1.Station\"H\n\x15\x43reateStationResponse\x12/\n\x07station\x18\x01 \x01(\x0b\x32\x1e.skymesh.api.common.v1.Station\"\'\n\x11GetStationRequest\x12\x12\n\nstation_id\x18\x01 \x01(\t\"E\n\x12GetStationResponse\x12/\n\x07station\x18\x01 \x01(\x0b\x32\x1e.skymesh.api.common.v1.Station\"\xa2\x01\n\x13ListStationsRequest\x12\x30\n\x04kind\x18\x01 \x01(\x0e\x32\".skymesh.api.common.v1.StationKind\x12\x32\n\x05state\x18\x02 \x01(\x0e\x32#.skymesh.api.common.v1.StationState\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"a\n\x14ListStationsResponse\x12\x30\n\x08stations\x18\x01 \x03(\x0b\x32\x1e.skymesh.api.common.v1.Station\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"x\n\x14UpdateStationRequest\x12/\n\x07station\x18\x01 \x01(\x0b\x32\x1e.skymesh.api.common.v1.Station\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"H\n\x15UpdateStationResponse\x12/\n\x07station\x18\x01 \x01(\x0b\x32\x1e.skymesh.api.common.v1.Station\",\n\x16IssueStationKeyRequest\x12\x12\n\nstation_id\x18\x01 \x01(\t\":\n\x17IssueStationKeyResponse\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61pi_key\x18\x02 \x01(\t\")\n\x17RevokeStationKeyRequest\x12\x0e\n\x06key_id\x18\x01 \x01(\t\"\x1a\n\x18RevokeStationKeyResponse\"_\n\x18SetStationWeatherRequest\x12\x12\n\nstation_id\x18\x01 \x01(\t\x12/\n\x07weather\x18\x02 \x01(\x0e\x32\x1e.skymesh.api.common.v1.Weather\"L\n\x19SetStationWeatherResponse\x12/\n\x07station\x18\x01 \x01(\x0b\x32\x1e.skymesh.api.common.v1.Station\"*\n\x14\x44\x65leteStationRequest\x12\x12\n\nstation_id\x18\x01 \x01(\t\"O\n\x15\x44\x65leteStationResponse\x12\x19\n\x11revoked_key_count\x18\x01 \x01(\x05\x12\x1b\n\x13\x63\x61ncelled_job_count\x18\x02 \x01(\x05\x32\x8f\x07\n\x0eStationService\x12l\n\rCreateStation\x12,.skymesh.api.control.v1.CreateStationRequest\x1a-.skymesh.api.control.v1.CreateStationResponse\x12\x63\n\nGetStation\x12).skymesh.api.control.v1.GetStationRequest\x1a*.skymesh.api.control.v1.GetStationResponse\x12i\n\x0cListStations\x12+.skymesh.api.control.v1.ListStationsRequest\x1a,.skymesh.api.control.v1.ListStationsResponse\x12l\n\rUpdateStation\x12,.skymesh.api.control.v1.UpdateStationRequest\x1a-.skymesh.api.control.v1.UpdateStationResponse\x12r\n\x0fIssueStationKey\x12..skymesh.api.control.v1.IssueStationKeyRequest\x1a/.skymesh.api.control.v1.IssueStationKeyResponse\x12u\n\x10RevokeStationKey\x12/.skymesh.api.control.v1.RevokeStationKeyRequest\x1a\x30.skymesh.api.control.v1.RevokeStationKeyResponse\x12x\n\x11SetStationWeather\x12\x30.skymesh.api.control.v1.SetStationWeatherRequest\x1a\x31.skymesh.api.control.v1.SetStationWeatherResponse\x12l\n\rDeleteStation\x12,.skymesh.api.control.v1.DeleteStationRequest\x1a-.skymesh.api.control.v1.DeleteStationResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'skymesh.api.control.v1.stations_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CREATESTATIONREQUEST']._serialized_start=101
-  _globals['_CREATESTATIONREQUEST']._serialized_end=172
-  _globals['_CREATESTATIONRESPONSE']._serialized_start=174
-  _globals['_CREATESTATIONRESPONSE']._serialized_end=246
-  _globals['_GETSTATIONREQUEST']._serialized_start=248
-  _globals['_GETSTATIONREQUEST']._serialized_end=287
-  _globals['_GETSTATIONRESPONSE']._serialized_start=289
-  _globals['_GETSTATIONRESPONSE']._serialized_end=358
-  _globals['_LISTSTATIONSREQUEST']._serialized_start=361
-  _globals['_LISTSTATIONSREQUEST']._serialized_end=523
-  _globals['_LISTSTATIONSRESPONSE']._serialized_start=525
-  _globals['_LISTSTATIONSRESPONSE']._serialized_end=622
-  _globals['_ISSUESTATIONKEYREQUEST']._serialized_start=624
-  _globals['_ISSUESTATIONKEYREQUEST']._serialized_end=668
-  _globals['_ISSUESTATIONKEYRESPONSE']._serialized_start=670
-  _globals['_ISSUESTATIONKEYRESPONSE']._serialized_end=728
-  _globals['_REVOKESTATIONKEYREQUEST']._serialized_start=730
-  _globals['_REVOKESTATIONKEYREQUEST']._serialized_end=771
-  _globals['_REVOKESTATIONKEYRESPONSE']._serialized_start=773
-  _globals['_REVOKESTATIONKEYRESPONSE']._serialized_end=799
-  _globals['_SETSTATIONWEATHERREQUEST']._serialized_start=801
-  _globals['_SETSTATIONWEATHERREQUEST']._serialized_end=896
-  _globals['_SETSTATIONWEATHERRESPONSE']._serialized_start=898
-  _globals['_SETSTATIONWEATHERRESPONSE']._serialized_end=974
-  _globals['_DELETESTATIONREQUEST']._serialized_start=976
-  _globals['_DELETESTATIONREQUEST']._serialized_end=1018
-  _globals['_DELETESTATIONRESPONSE']._serialized_start=1020
-  _globals['_DELETESTATIONRESPONSE']._serialized_end=1099
-  _globals['_STATIONSERVICE']._serialized_start=1102
-  _globals['_STATIONSERVICE']._serialized_end=1903
+  _globals['_CREATESTATIONREQUEST']._serialized_start=135
+  _globals['_CREATESTATIONREQUEST']._serialized_end=206
+  _globals['_CREATESTATIONRESPONSE']._serialized_start=208
+  _globals['_CREATESTATIONRESPONSE']._serialized_end=280
+  _globals['_GETSTATIONREQUEST']._serialized_start=282
+  _globals['_GETSTATIONREQUEST']._serialized_end=321
+  _globals['_GETSTATIONRESPONSE']._serialized_start=323
+  _globals['_GETSTATIONRESPONSE']._serialized_end=392
+  _globals['_LISTSTATIONSREQUEST']._serialized_start=395
+  _globals['_LISTSTATIONSREQUEST']._serialized_end=557
+  _globals['_LISTSTATIONSRESPONSE']._serialized_start=559
+  _globals['_LISTSTATIONSRESPONSE']._serialized_end=656
+  _globals['_UPDATESTATIONREQUEST']._serialized_start=658
+  _globals['_UPDATESTATIONREQUEST']._serialized_end=778
+  _globals['_UPDATESTATIONRESPONSE']._serialized_start=780
+  _globals['_UPDATESTATIONRESPONSE']._serialized_end=852
+  _globals['_ISSUESTATIONKEYREQUEST']._serialized_start=854
+  _globals['_ISSUESTATIONKEYREQUEST']._serialized_end=898
+  _globals['_ISSUESTATIONKEYRESPONSE']._serialized_start=900
+  _globals['_ISSUESTATIONKEYRESPONSE']._serialized_end=958
+  _globals['_REVOKESTATIONKEYREQUEST']._serialized_start=960
+  _globals['_REVOKESTATIONKEYREQUEST']._serialized_end=1001
+  _globals['_REVOKESTATIONKEYRESPONSE']._serialized_start=1003
+  _globals['_REVOKESTATIONKEYRESPONSE']._serialized_end=1029
+  _globals['_SETSTATIONWEATHERREQUEST']._serialized_start=1031
+  _globals['_SETSTATIONWEATHERREQUEST']._serialized_end=1126
+  _globals['_SETSTATIONWEATHERRESPONSE']._serialized_start=1128
+  _globals['_SETSTATIONWEATHERRESPONSE']._serialized_end=1204
+  _globals['_DELETESTATIONREQUEST']._serialized_start=1206
+  _globals['_DELETESTATIONREQUEST']._serialized_end=1248
+  _globals['_DELETESTATIONRESPONSE']._serialized_start=1250
+  _globals['_DELETESTATIONRESPONSE']._serialized_end=1329
+  _globals['_STATIONSERVICE']._serialized_start=1332
+  _globals['_STATIONSERVICE']._serialized_end=2243
 # @@protoc_insertion_point(module_scope)

@@ -5,6 +5,7 @@ The station registry, for operators and admins (role checked per call)."""
 
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
 from skymesh.api.common.v1 import common_pb2 as _common_pb2
@@ -153,6 +154,52 @@ class ListStationsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListStationsResponse: _TypeAlias = ListStationsResponse  # noqa: Y015
+
+@_typing.final
+class UpdateStationRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATION_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def station(self) -> _common_pb2.Station:
+        """station_id names the station; the other fields carry the new values of the fields in update_mask."""
+
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask: ...
+    def __init__(
+        self,
+        *,
+        station: _common_pb2.Station | None = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["station", b"station", "update_mask", b"update_mask"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["station", b"station", "update_mask", b"update_mask"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateStationRequest: _TypeAlias = UpdateStationRequest  # noqa: Y015
+
+@_typing.final
+class UpdateStationResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def station(self) -> _common_pb2.Station: ...
+    def __init__(
+        self,
+        *,
+        station: _common_pb2.Station | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["station", b"station"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["station", b"station"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateStationResponse: _TypeAlias = UpdateStationResponse  # noqa: Y015
 
 @_typing.final
 class IssueStationKeyRequest(_message.Message):

@@ -49,6 +49,11 @@ class StationServiceStub:
                 request_serializer=skymesh_dot_api_dot_control_dot_v1_dot_stations__pb2.ListStationsRequest.SerializeToString,
                 response_deserializer=skymesh_dot_api_dot_control_dot_v1_dot_stations__pb2.ListStationsResponse.FromString,
                 _registered_method=True)
+        self.UpdateStation = channel.unary_unary(
+                '/skymesh.api.control.v1.StationService/UpdateStation',
+                request_serializer=skymesh_dot_api_dot_control_dot_v1_dot_stations__pb2.UpdateStationRequest.SerializeToString,
+                response_deserializer=skymesh_dot_api_dot_control_dot_v1_dot_stations__pb2.UpdateStationResponse.FromString,
+                _registered_method=True)
         self.IssueStationKey = channel.unary_unary(
                 '/skymesh.api.control.v1.StationService/IssueStationKey',
                 request_serializer=skymesh_dot_api_dot_control_dot_v1_dot_stations__pb2.IssueStationKeyRequest.SerializeToString,
@@ -88,6 +93,16 @@ class StationServiceServicer:
 
     def ListStations(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateStation(self, request, context):
+        """Admin only. Changes what the server knows of a station: the fields `update_mask` names (Station field names:
+        name, location, min_elevation_deg, horizon_mask, bands, slew_rate_deg_s, aperture_m, filters,
+        limiting_magnitude, fov_deg, unavailable, rotator; empty means all of them), validated like CreateStation. Its
+        id, kind, state, liveness, weather (SetStationWeather) and keys are not changed here. Wakes the planner.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -141,6 +156,11 @@ def add_StationServiceServicer_to_server(servicer, server):
                     servicer.ListStations,
                     request_deserializer=skymesh_dot_api_dot_control_dot_v1_dot_stations__pb2.ListStationsRequest.FromString,
                     response_serializer=skymesh_dot_api_dot_control_dot_v1_dot_stations__pb2.ListStationsResponse.SerializeToString,
+            ),
+            'UpdateStation': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateStation,
+                    request_deserializer=skymesh_dot_api_dot_control_dot_v1_dot_stations__pb2.UpdateStationRequest.FromString,
+                    response_serializer=skymesh_dot_api_dot_control_dot_v1_dot_stations__pb2.UpdateStationResponse.SerializeToString,
             ),
             'IssueStationKey': grpc.unary_unary_rpc_method_handler(
                     servicer.IssueStationKey,
@@ -244,6 +264,33 @@ class StationService:
             '/skymesh.api.control.v1.StationService/ListStations',
             skymesh_dot_api_dot_control_dot_v1_dot_stations__pb2.ListStationsRequest.SerializeToString,
             skymesh_dot_api_dot_control_dot_v1_dot_stations__pb2.ListStationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateStation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/skymesh.api.control.v1.StationService/UpdateStation',
+            skymesh_dot_api_dot_control_dot_v1_dot_stations__pb2.UpdateStationRequest.SerializeToString,
+            skymesh_dot_api_dot_control_dot_v1_dot_stations__pb2.UpdateStationResponse.FromString,
             options,
             channel_credentials,
             insecure,

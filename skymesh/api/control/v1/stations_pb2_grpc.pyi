@@ -34,6 +34,12 @@ class StationServiceStub:
     CreateStation: _grpc.UnaryUnaryMultiCallable[_stations_pb2.CreateStationRequest, _stations_pb2.CreateStationResponse]
     GetStation: _grpc.UnaryUnaryMultiCallable[_stations_pb2.GetStationRequest, _stations_pb2.GetStationResponse]
     ListStations: _grpc.UnaryUnaryMultiCallable[_stations_pb2.ListStationsRequest, _stations_pb2.ListStationsResponse]
+    UpdateStation: _grpc.UnaryUnaryMultiCallable[_stations_pb2.UpdateStationRequest, _stations_pb2.UpdateStationResponse]
+    """Admin only. Changes what the server knows of a station: the fields `update_mask` names (Station field names:
+    name, location, min_elevation_deg, horizon_mask, bands, slew_rate_deg_s, aperture_m, filters,
+    limiting_magnitude, fov_deg, unavailable, rotator; empty means all of them), validated like CreateStation. Its
+    id, kind, state, liveness, weather (SetStationWeather) and keys are not changed here. Wakes the planner.
+    """
     IssueStationKey: _grpc.UnaryUnaryMultiCallable[_stations_pb2.IssueStationKeyRequest, _stations_pb2.IssueStationKeyResponse]
     """A new API key for a station; the secret is returned once and only its hash is stored."""
     RevokeStationKey: _grpc.UnaryUnaryMultiCallable[_stations_pb2.RevokeStationKeyRequest, _stations_pb2.RevokeStationKeyResponse]
@@ -55,6 +61,12 @@ class StationServiceAsyncStub(StationServiceStub):
     CreateStation: _aio.UnaryUnaryMultiCallable[_stations_pb2.CreateStationRequest, _stations_pb2.CreateStationResponse]  # type: ignore[assignment]
     GetStation: _aio.UnaryUnaryMultiCallable[_stations_pb2.GetStationRequest, _stations_pb2.GetStationResponse]  # type: ignore[assignment]
     ListStations: _aio.UnaryUnaryMultiCallable[_stations_pb2.ListStationsRequest, _stations_pb2.ListStationsResponse]  # type: ignore[assignment]
+    UpdateStation: _aio.UnaryUnaryMultiCallable[_stations_pb2.UpdateStationRequest, _stations_pb2.UpdateStationResponse]  # type: ignore[assignment]
+    """Admin only. Changes what the server knows of a station: the fields `update_mask` names (Station field names:
+    name, location, min_elevation_deg, horizon_mask, bands, slew_rate_deg_s, aperture_m, filters,
+    limiting_magnitude, fov_deg, unavailable, rotator; empty means all of them), validated like CreateStation. Its
+    id, kind, state, liveness, weather (SetStationWeather) and keys are not changed here. Wakes the planner.
+    """
     IssueStationKey: _aio.UnaryUnaryMultiCallable[_stations_pb2.IssueStationKeyRequest, _stations_pb2.IssueStationKeyResponse]  # type: ignore[assignment]
     """A new API key for a station; the secret is returned once and only its hash is stored."""
     RevokeStationKey: _aio.UnaryUnaryMultiCallable[_stations_pb2.RevokeStationKeyRequest, _stations_pb2.RevokeStationKeyResponse]  # type: ignore[assignment]
@@ -91,6 +103,18 @@ class StationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _stations_pb2.ListStationsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_stations_pb2.ListStationsResponse, _abc.Awaitable[_stations_pb2.ListStationsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def UpdateStation(
+        self,
+        request: _stations_pb2.UpdateStationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_stations_pb2.UpdateStationResponse, _abc.Awaitable[_stations_pb2.UpdateStationResponse]]:
+        """Admin only. Changes what the server knows of a station: the fields `update_mask` names (Station field names:
+        name, location, min_elevation_deg, horizon_mask, bands, slew_rate_deg_s, aperture_m, filters,
+        limiting_magnitude, fov_deg, unavailable, rotator; empty means all of them), validated like CreateStation. Its
+        id, kind, state, liveness, weather (SetStationWeather) and keys are not changed here. Wakes the planner.
+        """
 
     @_abc_1.abstractmethod
     def IssueStationKey(
