@@ -5,6 +5,10 @@ deployment runs), registers a fleet of simulated ground stations and telescopes 
 each a key, starts their agents (`skymesh agent`, one process each, with the built-in simulator), then shows a live
 view of stations, jobs and stored observations until at least one satellite pass and one telescope exposure are
 stored (or the time limit passes), and prints a summary.
+
+The telescopes' simulated cameras render the star field around each target from a catalogue the demo generates at
+start (`demo_catalogue`: a synthetic field around each of the fleet's stars, written to the data directory), and the
+server reduces their frames against the same catalogue, so the light curves are the server's calibrated reductions.
 """
 
 from __future__ import annotations
@@ -109,6 +113,32 @@ def _run(args: argparse.Namespace) -> int:
     return asyncio.run(_demo(args, data))
 
 
+def demo_catalogue(stars: tuple[VariableStar, ...], path: Path) -> Path | None:
+    """A synthetic field around each demo star (the star at its centre with its mean V magnitude, comparison stars
+    from V 9.5, or the star's own magnitude if fainter, to 16: unsaturated and bright enough in the demo's short
+    exposures), written as ECSV. None when the products extra (astropy) is not installed: frames are then stored
+    but not reduced."""
+    try:
+        from skymesh.products.catalog import FieldCentre, generate_field_catalogue, write_catalogue
+    except ImportError:
+        return None
+    fields = [
+        FieldCentre(
+            s.target_id,
+            s.ra_deg,
+            s.dec_deg,
+            s.magnitude,
+            seed=100 + i,
+            star_count=300,
+            radius_deg=0.2,
+            bright_v_mag=max(9.5, s.magnitude),
+            faint_v_mag=16.0,
+        )
+        for i, s in enumerate(stars)
+    ]
+    return write_catalogue(generate_field_catalogue(fields, "SkyMesh demo fields (skymesh demo)"), path)
+
+
 def _agent_config(
     station: Station,
     api_key: str,
@@ -116,6 +146,7 @@ def _agent_config(
     data: Path,
     variables: tuple[VariableStar, ...],
     metrics_port: int | None = None,
+    star_catalogue: Path | None = None,
 ) -> dict[str, Any]:
     """The YAML an operator would write for this station's agent, with the built-in simulator as hardware."""
     ground = station.kind == StationKind.GROUND_STATION
@@ -148,6 +179,7 @@ def _agent_config(
                     v.target_id: {"period_s": v.period_days * 86400.0, "amplitude_mag": v.amplitude_mag}
                     for v in variables
                 },
+                **({"star_catalogue": str(star_catalogue)} if star_catalogue is not None else {}),
             },
         },
     }
@@ -227,6 +259,7 @@ async def _demo(args: argparse.Namespace, data: Path) -> int:
     fleet = build_demo_fleet(
         now, ground_stations=args.ground_stations, telescopes=args.telescopes, satellites=args.satellites
     )
+    catalogue = demo_catalogue(fleet.variables, data / "demo_fields.ecsv")
     sched_addr = f"127.0.0.1:{_free_port()}"
     server_addr = f"127.0.0.1:{_free_port()}"
     server_metrics, sched_metrics = _free_port(), _free_port()
@@ -249,6 +282,7 @@ async def _demo(args: argparse.Namespace, data: Path) -> int:
             "heartbeat_interval_s": 5,
             "offline_grace_s": 60,
             "plan_horizon_s": 6 * 3600,
+            **({"reference_catalogue": str(catalogue)} if catalogue is not None else {}),
         },
     )
     web_addr = _web_listen(args.web_listen)
@@ -281,7 +315,7 @@ async def _demo(args: argparse.Namespace, data: Path) -> int:
                 agent_metrics = _free_port() if args.observe else None
                 cfg = _write_yaml(
                     data / "agents" / f"{station.station_id}.yaml",
-                    _agent_config(station, key.api_key, server_addr, data, fleet.variables, agent_metrics),
+                    _agent_config(station, key.api_key, server_addr, data, fleet.variables, agent_metrics, catalogue),
                 )
                 procs.start(f"agent-{station.station_id}", ["agent", "--config", str(cfg)])
                 if agent_metrics is not None:

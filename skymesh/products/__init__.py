@@ -1,7 +1,7 @@
 """Data products for telescope frames, run by the server on every uploaded FITS file: source extraction and
-aperture photometry (sep, photutils), astrometry against a reference catalogue (astropy WCS fitting), differential
-photometry with a zero point and its error, quality flags; plus synthetic star fields with known truth for tests and
-benchmarks.
+aperture photometry (sep), the PSF width (a Moffat fit, scipy), astrometry against a reference catalogue (astropy WCS
+fitting), differential photometry with a zero point and its error, quality flags; plus synthetic star fields with
+known truth for tests and benchmarks.
 
 A server-side library: it needs astropy, sep, photutils and scipy (the `products` extra) and must never be imported by
 the station agent. It imports `skymesh.astro` and `skymesh.core` only; never grpc, protobuf, SQLAlchemy or a service.

@@ -3,7 +3,10 @@ detections to (astrometry) and calibrates against (differential photometry).
 
 The fields are synthetic, generated deterministically by `generate_reference_catalogue` and shipped as a small ECSV
 file (`data/reference_fields.ecsv`, read with `astropy.table`); a test regenerates it and compares. Each field has one
-designated target star at its centre (`<field>-target`), never used as a comparison star.
+designated target star at its centre (`<field>-target`), never used as a comparison star. `generate_field_catalogue`
+makes the same kind of field around any position (the demo's targets, an alert's position at test time), and
+`write_catalogue` writes it as ECSV, which both the server (`reference_catalogue`) and the simulated camera
+(`star_catalogue`) read.
 
 Imports: numpy, astropy; never grpc, SQLAlchemy or other `skymesh` services (server-side library only).
 """
@@ -11,6 +14,7 @@ Imports: numpy, astropy; never grpc, SQLAlchemy or other `skymesh` services (ser
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -25,23 +29,38 @@ __all__ = [
     "TEST_FIELDS",
     "FieldCentre",
     "ReferenceCatalogue",
+    "generate_field_catalogue",
     "generate_reference_catalogue",
     "load_reference_catalogue",
+    "write_catalogue",
 ]
 
 FILTERS = ("B", "V", "R", "I")
-_FIELD_RADIUS_DEG = 0.25
 _MIN_SEPARATION_ARCSEC = 8.0
 
 
 @dataclass(frozen=True)
 class FieldCentre:
+    """One synthetic field: `star_count` stars within `radius_deg` of the centre, V magnitudes drawn from star counts
+    growing as 10^(0.3 m) between `bright_v_mag` and `faint_v_mag`, the target star (`target_v_mag`) at the centre."""
+
     name: str
     ra_deg: float
     dec_deg: float
     target_v_mag: float
     seed: int
     star_count: int = 420
+    radius_deg: float = 0.25
+    bright_v_mag: float = 11.0
+    faint_v_mag: float = 19.0
+
+    def __post_init__(self) -> None:
+        if not (0.0 <= self.ra_deg < 360.0 and -90.0 <= self.dec_deg <= 90.0):
+            raise ValueError(f"{self.name}: RA must be in [0, 360) and Dec in [-90, 90] degrees")
+        if not 0.0 < self.radius_deg <= 5.0 or not 1 <= self.star_count <= 100_000:
+            raise ValueError(f"{self.name}: radius_deg in (0, 5] and star_count in [1, 100000]")
+        if not self.bright_v_mag < self.faint_v_mag:
+            raise ValueError(f"{self.name}: bright_v_mag must be below faint_v_mag")
 
 
 TEST_FIELDS: tuple[FieldCentre, ...] = (
@@ -81,15 +100,15 @@ def _field_stars(field: FieldCentre) -> Table:
     ys: list[float] = [0.0]
     min_sep = _MIN_SEPARATION_ARCSEC / 3600.0
     while len(xs) < field.star_count:
-        r = _FIELD_RADIUS_DEG * np.sqrt(rng.uniform())
+        r = field.radius_deg * np.sqrt(rng.uniform())
         phi = rng.uniform(0.0, 2 * np.pi)
         x, y = r * np.cos(phi), r * np.sin(phi)
         if np.min(np.hypot(np.asarray(xs) - x, np.asarray(ys) - y)) >= min_sep:
             xs.append(float(x))
             ys.append(float(y))
     n = len(xs)
-    # Star counts grow ~10^(0.3 m) between V = 11 and 19 (inverse-CDF sampling).
-    lo, hi = 10 ** (0.3 * 11.0), 10 ** (0.3 * 19.0)
+    # Star counts grow ~10^(0.3 m) between the bright and faint limits (inverse-CDF sampling).
+    lo, hi = 10 ** (0.3 * field.bright_v_mag), 10 ** (0.3 * field.faint_v_mag)
     v = np.log10(lo + rng.uniform(size=n) * (hi - lo)) / 0.3
     v[0] = field.target_v_mag
     b_v = rng.uniform(0.3, 1.2, size=n)
@@ -111,16 +130,34 @@ def _field_stars(field: FieldCentre) -> Table:
     )
 
 
-def generate_reference_catalogue() -> Table:
+def generate_field_catalogue(fields: Sequence[FieldCentre], description: str = "") -> Table:
+    """Synthetic fields around any positions, one table (deterministic for given fields and seeds)."""
     from astropy.table import vstack
 
-    table = vstack([_field_stars(f) for f in TEST_FIELDS])
+    if not fields:
+        raise ValueError("no fields to generate")
+    table = vstack([_field_stars(f) for f in fields])
     for name in ("ra_deg", "dec_deg"):
         table[name].unit = u.deg
     for band in FILTERS:
         table[f"mag_{band}"].unit = u.mag
-    table.meta["description"] = "SkyMesh synthetic test fields (skymesh.products.catalog.generate_reference_catalogue)"
+    table.meta["description"] = description or "SkyMesh synthetic fields (skymesh.products.catalog)"
     return table
+
+
+def generate_reference_catalogue() -> Table:
+    return generate_field_catalogue(
+        TEST_FIELDS, "SkyMesh synthetic test fields (skymesh.products.catalog.generate_reference_catalogue)"
+    )
+
+
+def write_catalogue(table: Table, path: str | Path) -> Path:
+    """Write a catalogue as ECSV (atomically: a reader never sees half a file)."""
+    target = Path(path)
+    partial = target.with_name(f".{target.name}.partial")
+    table.write(partial, format="ascii.ecsv", overwrite=True)
+    partial.replace(target)
+    return target
 
 
 def _shipped_path() -> Path:

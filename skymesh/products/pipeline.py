@@ -1,6 +1,6 @@
 """One frame in, calibrated photometry, astrometry and quality flags out: `reduce_frame`.
 
-Steps: read the FITS frame (`frames`), extract sources and measure the PSF (`extraction`, sep + photutils), solve the
+Steps: read the FITS frame (`frames`), extract sources and measure the PSF (`extraction`, sep + a Moffat fit), solve the
 astrometry against the reference catalogue from the header's WCS hint (`astrometry`, astropy), aperture photometry of
 the matched stars, a zero point from the comparison stars (catalogue magnitude minus instrumental magnitude,
 sigma-clipped, inverse-variance weighted; its error scaled by the scatter when that exceeds the noise), the target's
@@ -9,7 +9,7 @@ calibrated magnitude in the frame's filter, its measured position, the airmass, 
 The result (`FrameReduction`) holds plain values only, so it crosses a process pool; per-star measurements ride along
 in `stars` for checks and products. Never raises for a bad frame: an unreadable one comes back with `error` set.
 
-Imports: numpy, astropy, sep, photutils, `skymesh.astro`, `skymesh.products`; server side only.
+Imports: numpy, astropy, scipy, sep, `skymesh.astro`, `skymesh.products`; server side only.
 """
 
 from __future__ import annotations

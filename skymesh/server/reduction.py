@@ -13,6 +13,7 @@ Imports: stdlib, `skymesh.server.db`, `skymesh.server.config`; `skymesh.products
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
 import multiprocessing
@@ -21,6 +22,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 from skymesh.server.config import ServerConfig
@@ -227,6 +229,9 @@ class Reducer:
                     waterfall_path=item.path + ".waterfall.png",
                 )
                 analysis = await self._run(_analyze_in_worker, pass_job)
+                if analysis.waterfall_path:
+                    # Stored relative to the data directory: the API names it without the server's disk layout.
+                    analysis = dataclasses.replace(analysis, waterfall_path=self._relative(analysis.waterfall_path))
                 await self._record(item, analysis.state, analysis.flags, analysis.error, pass_result=analysis)
                 return
             job = _Job(
@@ -246,6 +251,10 @@ class Reducer:
             log.exception("data products: reducing %s failed", resource_name)
         finally:
             self._queued.discard(resource_name)
+
+    def _relative(self, path: str) -> str:
+        root, full = Path(self._config.data_dir).resolve(), Path(path).resolve()
+        return full.relative_to(root).as_posix() if full.is_relative_to(root) else path
 
     async def _run(self, fn: Callable[[_In], _Out], job: _In) -> _Out:
         """Run one job in the pool; a pool broken by a dead worker (killed, out of memory) is replaced once."""

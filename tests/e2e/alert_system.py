@@ -16,7 +16,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -80,6 +80,7 @@ class AlertSystem:
     root: Path
     database_url: str  # sqlite+aiosqlite:///... or postgresql://...
     server_overrides: dict[str, Any]
+    agent_overrides: dict[str, Any] = field(default_factory=dict)  # e.g. drivers: the camera's star catalogue
 
     def __post_init__(self) -> None:
         self.logs = self.root / "logs"
@@ -176,6 +177,7 @@ class AlertSystem:
                     "reconnect_initial_s": 0.2,
                     "reconnect_max_s": 1.0,
                     "seed": 1,
+                    **self.agent_overrides,
                 }
             )
         )

@@ -121,3 +121,8 @@ async def test_pass_recordings_are_measured_and_bad_passes_go_back(start_server:
     assert artifact is not None
     png = await asyncio.to_thread(Path(artifact.path + ".waterfall.png").read_bytes)
     assert png[:4] == b"\x89PNG"
+    # The API names the waterfall relative to the server's data directory, and it is that file.
+    assert good.waterfall_path.startswith("uploads/") and good.waterfall_path.endswith(".waterfall.png")
+    drawn = await asyncio.to_thread(Path(server.config.data_dir, good.waterfall_path).read_bytes)
+    assert drawn == png
+    assert not good.error

@@ -279,6 +279,15 @@ async def test_frames_the_pipeline_cannot_judge_do_not_fail_the_job(start_server
     (stored,) = await server.repo.list_observations(target_id=TARGET)
     assert stored.reduction is not None and stored.reduction.state == "error"
     assert "REDUCTION_ERROR" in stored.reduction.quality_flags
+    # The pipeline's reason is on the API, where the observation's products are returned.
+    assert stored.reduction.error.startswith("no pointing"), stored.reduction.error
+    await server.repo.create_user("ada", Role.ADMIN)
+    auth = (("authorization", f"Bearer {await server.repo.issue_user_token('ada')}"),)
+    async with grpc.aio.insecure_channel(server.address) as channel:
+        listed = await observations_pb2_grpc.ObservationServiceStub(channel).ListObservations(
+            observations_pb2.ListObservationsRequest(target_id=TARGET), metadata=auth
+        )
+    assert listed.observations[0].reduction.error == stored.reduction.error
     assert (await server.repo.get_job(job_id)).cause != CAUSE_BAD_DATA
     (point,) = await server.repo.light_curve(TARGET)
     assert not point.reduced and point.magnitude == pytest.approx(exposure.photometry.magnitude)

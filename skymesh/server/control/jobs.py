@@ -51,6 +51,8 @@ def _reduction_to_proto(r: ObservationReduction) -> observations_pb2.Reduction:
         pass_quality_score=r.pass_quality_score or 0.0,
         doppler_offset_hz=r.doppler_offset_hz or 0.0,
         peak_snr_db=r.peak_snr_db or 0.0,
+        error=r.error,
+        waterfall_path=r.waterfall_path,
     )
     if r.reduced_at is not None:
         msg.reduced_at.CopyFrom(timestamp_from_datetime(r.reduced_at))

@@ -79,6 +79,8 @@ def _reduction(row: ObservationRow) -> ObservationReduction | None:
         pass_quality_score=row.pass_quality_score,
         doppler_offset_hz=row.doppler_offset_hz,
         peak_snr_db=row.peak_snr_db,
+        error=row.reduction_error or "",
+        waterfall_path=row.waterfall_path or "",
     )
 
 

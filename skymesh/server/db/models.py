@@ -323,6 +323,10 @@ class ObservationRow(Base):
     pass_quality_score: Mapped[float | None] = mapped_column(Float, nullable=True)
     doppler_offset_hz: Mapped[float | None] = mapped_column(Float, nullable=True)
     peak_snr_db: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # Revision 0018: why uploads could not be reduced ("; "-joined), and the best pass's waterfall PNG relative to
+    # the server's data directory.
+    reduction_error: Mapped[str] = mapped_column(Text, default="", server_default="")
+    waterfall_path: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     __table_args__ = (Index("ix_observations_target_start", "target_id", "start"),)
 

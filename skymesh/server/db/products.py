@@ -54,6 +54,16 @@ _PASS_FLOATS = (
 )
 _REFERENCE_FRAMES = 50
 _REFERENCE_QUANTILE = 0.9  # clouds only lower a zero point: the clear-sky reference is near the best ones
+_MAX_ERROR_CHARS = 2000
+
+
+def _errors(rows: Iterable[Any]) -> str:
+    """The distinct errors of an observation's uploads, in the order they were met, "; "-joined and bounded."""
+    seen: list[str] = []
+    for row in rows:
+        if row.error and row.error not in seen:
+            seen.append(row.error)
+    return "; ".join(seen)[:_MAX_ERROR_CHARS]
 
 
 @dataclass(frozen=True)
@@ -284,6 +294,7 @@ class ProductsRepo(RepoBase):
                 {flag for f in frames for flag in f.flags}
                 | ({"REDUCTION_ERROR"} if any(f.state == "error" for f in frames) else set())
             )
+            obs.reduction_error = _errors(sorted(frames, key=lambda f: f.reduced_at))
             obs.reduced_at = now
             marked = await self._judge_job(s, obs, state, now)
             return ReductionOutcome(item.observation_id, state, obs.job_id, obs.target_id, job_marked_bad=marked)
@@ -347,6 +358,8 @@ class ProductsRepo(RepoBase):
             obs.pass_quality_score = best.quality_score if best is not None else None
             obs.doppler_offset_hz = best.doppler_offset_hz if best is not None else None
             obs.peak_snr_db = best.peak_snr_db if best is not None else None
+            obs.reduction_error = _errors(sorted(rows, key=lambda r: r.reduced_at))
+            obs.waterfall_path = best.waterfall_path if best is not None else ""
             obs.reduced_at = now
             marked = await self._judge_job(s, obs, state, now)
             return ReductionOutcome(item.observation_id, state, obs.job_id, obs.target_id, job_marked_bad=marked)

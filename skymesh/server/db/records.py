@@ -310,6 +310,8 @@ class ObservationReduction:
     pass_quality_score: float | None = None
     doppler_offset_hz: float | None = None
     peak_snr_db: float | None = None
+    error: str = ""  # why uploads could not be reduced ("; "-joined)
+    waterfall_path: str = ""  # the best pass recording's waterfall PNG, relative to the server's data directory
 
 
 @dataclass(frozen=True)
