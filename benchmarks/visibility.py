@@ -230,7 +230,10 @@ def prefilter_section(sizes: list[tuple[int, int]], runs: int) -> list[str]:
             d_aos = float(np.max(np.abs(a.aos_jd - b.aos_jd))) * 86400.0
             d_los = float(np.max(np.abs(a.los_jd - b.los_jd))) * 86400.0
             d_el = float(np.max(np.abs(a.max_elevation_deg - b.max_elevation_deg)))
-            detail = f": max |dAOS| {d_aos:.3f} s, max |dLOS| {d_los:.3f} s, max |d max-elevation| {d_el:.5f} deg"
+            detail = (
+                f": max \\|dAOS\\| {d_aos:.3f} s, max \\|dLOS\\| {d_los:.3f} s, "
+                f"max \\|d max-elevation\\| {d_el:.5f} deg"
+            )
         lines.append(f"| | same passes (satellite, station, order) | {'yes' if same else 'NO'}{detail} | | | |")
     lines.append("")
     return lines

@@ -37,6 +37,10 @@ with a notched ridge at 10 of the stations (2 busy cores). Known limits: `min_el
 geometric (no refraction); the masked search assumes the elevation changes by less than 5 degrees between grid
 samples near the mask's lowest point (a 60 s grid for LEO).
 
+An exact per-(satellite, station, block of grid steps) geometric pre-filter of step 2 exists (`prefilter=True`,
+`_pass_kernels.scan_blocks`): it skips about 3/4 of the samples at 100 stations and finds the same brackets, but
+was measured 1.1-1.3x the CPU time of the whole call (benchmarks/results/visibility.md, section D), so it is off.
+
 Runtime imports: numpy, sgp4 and skymesh only.
 """
 
