@@ -564,3 +564,144 @@ def solve_maxima(
         active = active[~done]
     vis, sin_el = block.visibility_and_sin(n, s, result)
     return result, sin_el, np.nan_to_num(vis, nan=-2.0)
+
+
+def scan_blocks(
+    rc: F64,
+    c0: int,
+    cos_t: F64,
+    sin_t: F64,
+    st: Stations,
+    sta_idx: I64,
+    near_sin: F64,
+    block_steps: int,
+) -> GridScan:
+    """The grid scan of `scan_grid` for stations `sta_idx` (no horizon masks), skipping time blocks that cannot
+    hold a bracket.
+
+    The grid is cut into blocks of `block_steps` intervals. For each (satellite, block), the Earth-fixed samples
+    that the block's brackets read (grid points bL - 1 .. bL + L) lie in a ball of centre c and radius R: their
+    geocentric distance is at most |c| + R and their direction within asin(R / |c|) of c's. A satellite at
+    geocentric distance r is at elevation e or more above a station at radius rho only within the geocentric
+    angle acos(rho cos e / r) - e of it (spherical geometry, growing with r and shrinking with rho), so stations
+    farther than asin(R / |c|) + acos(rho_min cos e / (|c| + R)) - e from c's direction see no sample of the block
+    at elevation e or more. With e the lowest elevation `scan_grid` reacts to (the mask less the hidden-maximum
+    margin, less 0.5 deg for the geodetic vertical, at most 0.2 deg off the geocentric one, and float32 rounding),
+    every skipped sample is too low to make a crossing or a maximum: the brackets found are those of `scan_grid`.
+    Test cost: one (satellite x block, 3) x (3, station) product; the samples left are evaluated in float32.
+    """
+    nc, n_times, _ = rc.shape
+    n_loc = sta_idx.size
+    L = max(2, int(block_steps))
+    nb = -(-n_times // L)
+    n_pad = nb * L + 2
+    # Earth-fixed samples, padded by the edge values to grid points -1 .. nb L (padding is never read by a bracket).
+    pad_k = np.clip(np.arange(-1, nb * L + 1), 0, n_times - 1)
+    rp = rc[:, pad_k]
+    ecef = np.empty((3, nc, n_pad), dtype=np.float64)
+    ecef[0] = cos_t[:, pad_k] * rp[..., 0] + sin_t[:, pad_k] * rp[..., 1]
+    ecef[1] = -sin_t[:, pad_k] * rp[..., 0] + cos_t[:, pad_k] * rp[..., 1]
+    ecef[2] = rp[..., 2]
+    del rp
+    seg_k = np.arange(nb)[:, None] * L + np.arange(L + 2)[None, :]  # (nb, L + 2) columns of the padded grid
+    seg = ecef[:, :, seg_k]  # (3, nc, nb, L + 2)
+    broken = np.isnan(seg).any(axis=(0, 3))
+    centre = seg.mean(axis=3)
+    radius = np.sqrt(((seg - centre[..., None]) ** 2).sum(axis=0)).max(axis=2)
+    del seg
+    c_norm = np.sqrt((centre**2).sum(axis=0))
+    r_out = c_norm + radius
+    rho_min = float(np.sqrt(st.site_sq[sta_idx]).min())
+    sin_thr = np.clip(st.sin_min[sta_idx] - near_sin[sta_idx], -1.0, 1.0)
+    e_deg = max(-89.0, math.degrees(math.asin(float(sin_thr.min()))) - 0.5)
+    e_rad = math.radians(e_deg)
+    reach = np.arccos(np.clip(rho_min * math.cos(e_rad) / np.maximum(r_out, 1e-9), -1.0, 1.0)) - e_rad
+    half = np.arcsin(np.clip(radius / np.maximum(c_norm, 1e-9), 0.0, 1.0)) + np.maximum(reach, 0.0)
+    cos_half = np.where((radius >= c_norm) | (half >= math.pi) | broken, -2.0, np.cos(np.minimum(half, math.pi)))
+    c_hat = (centre / np.maximum(c_norm, 1e-9)).reshape(3, -1).T
+    p_hat = st.site_km[sta_idx] / np.sqrt(st.site_sq[sta_idx])[:, None]
+    possible = (c_hat @ p_hat.T) >= cos_half.reshape(-1)[:, None]
+    possible |= broken.reshape(-1)[:, None]
+    flat = np.flatnonzero(possible)
+    tb_all, ts = np.divmod(flat, n_loc)
+    tn, tb = np.divmod(tb_all, nb)
+
+    # Samples of the possible triples in float32, as in `scan_grid`, laid out (L + 2, P) so that every numpy loop
+    # runs over the triples (rows of 10 samples made the per-row overhead dominate).
+    n_p = tn.size
+    row = tn * nb + tb
+    site32 = st.site_km[sta_idx].astype(np.float32)
+    up32 = st.up[sta_idx].astype(np.float32)
+    windows = np.ascontiguousarray(np.moveaxis(ecef[:, :, seg_k].astype(np.float32), 3, 1)).reshape(3, L + 2, -1)
+    comp = []
+    for i in range(3):
+        d = np.empty((L + 2, n_p), dtype=np.float32)
+        for j in range(L + 2):  # 1-D takes: several times faster than one take along axis 1
+            np.take(windows[i, j], row, out=d[j])
+        d -= site32[ts, i][None, :]
+        comp.append(d)
+    dx, dy, dz = comp
+    g = up32[ts, 0][None, :] * dx
+    g += up32[ts, 1][None, :] * dy
+    g += up32[ts, 2][None, :] * dz
+    dx *= dx
+    dy *= dy
+    dz *= dz
+    dx += dy
+    dx += dz
+    np.sqrt(dx, out=dx)
+    g /= dx
+    del dx, dy, dz, comp
+    g -= st.sin_min[sta_idx].astype(np.float32)[ts][None, :]
+    g[np.isnan(g)] = -2.0  # a decayed or broken satellite is never visible
+    # Padding (grid points -1 and past the end) is never visible; brackets that read it are dropped below.
+    first = np.flatnonzero(tb == 0)
+    g[0, first] = -2.0
+    last = np.flatnonzero(tb == nb - 1)
+    past = np.arange(L + 2) + (nb - 1) * L - 1 >= n_times
+    g[np.ix_(np.flatnonzero(past), last)] = -2.0
+    pos = g >= 0.0
+
+    # Crossings between k and k + 1, k owned by the block (bL .. bL + L - 1) and k + 1 on the grid.
+    cj, cp = np.divmod(np.flatnonzero(pos[1 : L + 1] != pos[2 : L + 2]), n_p)
+    cj += 1
+    ck = tb[cp] * L - 1 + cj
+    ok = ck <= n_times - 2
+    cp, cj, ck = cp[ok], cj[ok], ck[ok]
+    # Sampled maxima above, or close enough below, the mask, at k owned by the block and with both neighbours.
+    gm = g[1 : L + 1]
+    thr = (-near_sin[sta_idx]).astype(np.float32)[ts][None, :]
+    mj, mp = np.divmod(np.flatnonzero((gm > thr) & (gm >= g[0:L]) & (gm > g[2 : L + 2])), n_p)
+    mj += 1
+    mk = tb[mp] * L - 1 + mj
+    ok = (mk >= 1) & (mk <= n_times - 2)
+    mp, mj, mk = mp[ok], mj[ok], mk[ok]
+    # Pairs visible at every grid point: every block possible and every owned sample positive.
+    pair = tn * n_loc + ts
+    full = np.flatnonzero(np.bincount(pair, minlength=nc * n_loc) == nb)
+    cand = np.flatnonzero(np.isin(pair, full))
+    owned = pos[1 : L + 1, cand].T.copy()
+    owned[tb[cand] == nb - 1] |= past[1 : L + 1]
+    n_pos = np.bincount(pair[cand], weights=owned.all(axis=1), minlength=nc * n_loc)
+    up_pair = np.flatnonzero(n_pos >= nb)
+    un, us = np.divmod(up_pair, n_loc)
+    empty = np.zeros(0, dtype=np.int64)
+    return GridScan(
+        cross_n=tn[cp].astype(np.int64) + c0,
+        cross_k=ck.astype(np.int64),
+        cross_s=sta_idx[ts[cp]].astype(np.int64),
+        cross_rise=pos[cj + 1, cp],
+        cross_ga=g[cj, cp].astype(np.float64),
+        cross_gb=g[cj + 1, cp].astype(np.float64),
+        max_n=tn[mp].astype(np.int64) + c0,
+        max_k=mk.astype(np.int64),
+        max_s=sta_idx[ts[mp]].astype(np.int64),
+        max_g=g[mj, mp].astype(np.float64),
+        max_g_prev=g[mj - 1, mp].astype(np.float64),
+        max_g_next=g[mj + 1, mp].astype(np.float64),
+        up_n=un.astype(np.int64) + c0,
+        up_s=sta_idx[us].astype(np.int64),
+        dip_n=empty,
+        dip_k=empty,
+        dip_s=empty,
+    )

@@ -331,6 +331,12 @@ def _soon_passing(
     return chosen, soon
 
 
+# Shortest "soon" pass the demo picks: the scheduler drops passes under its default `min_pass_s` (60 s) as
+# TOO_SHORT, and a pass already in progress when the first plan is made is clipped to the plan's start; 45 s passes
+# were picked before and silently never scheduled (a satellite "over gs-tokyo in 90 s" assigned elsewhere only).
+_MIN_SOON_PASS_S = 90.0
+
+
 def _pick(
     ground_stations: list[Station],
     passes: list[Any],
@@ -369,7 +375,7 @@ def _pick(
             and p.sat_index >= n_fleet
             and p.sat_index not in used
             and aos_within_s[0] <= (p.aos - now).total_seconds() <= aos_within_s[1]
-            and 45.0 <= (p.los - p.aos).total_seconds() <= max_duration_s
+            and _MIN_SOON_PASS_S <= (p.los - p.aos).total_seconds() <= max_duration_s
         ]
         options = [p for p in options if free(p)]
         if not options:

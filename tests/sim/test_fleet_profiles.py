@@ -32,3 +32,21 @@ def test_every_demo_satellite_has_a_plausible_profile_and_one_is_power_constrain
     assert not any(f.below_min_soc for f in forecasts.values())
     planned = {a.target_id for a in result.assignments}
     assert set(fleet.soon) <= planned
+
+
+def test_demo_soon_passes_are_scheduled_even_when_the_first_plan_is_late() -> None:
+    # At this start the demo used to pick a 45-59 s pass over gs-tokyo: the scheduler dropped it as TOO_SHORT (its
+    # default min_pass_s is 60 s), so the satellite announced as rising "soon" got no contact there.
+    now = datetime(2026, 12, 2, 23, 56, tzinfo=UTC)
+    fleet = build_demo_fleet(now)
+    assert fleet.soon
+    stations = [replace(s, state=StationState.ONLINE) for s in fleet.stations if s.kind == StationKind.GROUND_STATION]
+    for delay_s in (0.0, 60.0):  # the first plan is made after the agents connect
+        t0 = now + timedelta(seconds=delay_s)
+        req = PlanRequest(TimeWindow(t0, t0 + timedelta(hours=6)), stations, [PlanTarget(t) for t in fleet.satellites])
+        result = plan_with_spacecraft(req)
+        for target_id, (station_id, aos) in fleet.soon.items():
+            starts = [
+                a.window.start for a in result.assignments if a.target_id == target_id and a.station_id == station_id
+            ]
+            assert starts and min(starts) <= max(aos, t0) + timedelta(seconds=1), (target_id, station_id, delay_s)
