@@ -467,6 +467,8 @@ class Link:
                 target_from_proto(job.target, f"{field}.target")
                 if job.end.ToNanoseconds() <= job.start.ToNanoseconds():
                     raise InvalidArgument("end must be after start", field=f"{field}.end")
+                if job.HasField("focuser_position_steps") and job.focuser_position_steps < 0:
+                    raise InvalidArgument("must not be negative", field=f"{field}.focuser_position_steps")
         except SkyMeshError as exc:
             _log.error("rejected schedule version %d: %s", schedule.version, exc)
             await session.send(
