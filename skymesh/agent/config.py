@@ -34,6 +34,7 @@ DRIVER_KINDS: Mapping[str, tuple[str, ...]] = {
     "radio": ("simulated", "rigctld", "none"),
     "mount": ("simulated", "indi", "alpaca", "none"),
     "camera": ("simulated", "indi", "alpaca", "none"),
+    "focuser": ("indi", "alpaca", "none"),
 }
 
 _DEFAULT_PORTS = {"rotctld": 4533, "rigctld": 4532, "indi": 7624, "alpaca": 11111}
@@ -63,6 +64,7 @@ class DriversConfig:
     radio: DriverConfig = field(default_factory=DriverConfig)
     mount: DriverConfig = field(default_factory=lambda: DriverConfig(kind="none"))
     camera: DriverConfig = field(default_factory=lambda: DriverConfig(kind="none"))
+    focuser: DriverConfig = field(default_factory=lambda: DriverConfig(kind="none"))
 
 
 @dataclass(frozen=True)
@@ -231,6 +233,7 @@ def config_from_mapping(raw: Mapping[str, Any], base_dir: Path | None = None) ->
         radio=_driver(drv, "radio", "simulated" if ground else "none"),
         mount=_driver(drv, "mount", "none" if ground else "simulated"),
         camera=_driver(drv, "camera", "none" if ground else "simulated"),
+        focuser=_driver(drv, "focuser", "none"),
     )
     lim = _mapping(raw, "limits")
     limit_fields = {f.name for f in fields(HardwareLimits)}

@@ -47,8 +47,10 @@ def finish_exposure(
     request: ExposureRequest,
     reached: tuple[float, float] | None,
     location: GeoLocation,
+    focuser_position_steps: int | None = None,
 ) -> tuple[Exposure, agent_pb2.ExposureReport]:
-    """`reached`: J2000 RA/Dec the mount reported (None: it could not say)."""
+    """`reached`: J2000 RA/Dec the mount reported (None: it could not say); `focuser_position_steps`: what the
+    focuser read back after the exposure (None: no focuser, or it could not say)."""
     report = agent_pb2.ExposureReport(
         start=timestamp_from_datetime(exposure.start),
         requested_s=request.duration_s,
@@ -58,6 +60,8 @@ def finish_exposure(
         binning=request.binning,
         frame_type=request.frame_type,
     )
+    if focuser_position_steps is not None:
+        report.focuser_position_steps = focuser_position_steps
     if reached is not None:
         report.ra_reached_deg, report.dec_reached_deg = reached
         report.pointing_offset_arcsec = separation_arcsec(reached[0], reached[1], request.ra_deg, request.dec_deg)
@@ -83,9 +87,13 @@ def finish_exposure(
         )
         if exposure.filter_in_place:
             cards["FILTER"] = (exposure.filter_in_place, "filter in place, read back from the wheel")
+        if focuser_position_steps is not None:
+            cards["FOCUSPOS"] = (focuser_position_steps, "focuser position, steps, read back")
         data = update_header(data, cards, keep=DRIVER_WINS)
     headers = dict(exposure.headers)
     headers["SMREQFLT"] = request.filter
     if exposure.filter_in_place:
         headers["FILTER"] = exposure.filter_in_place
+    if focuser_position_steps is not None:
+        headers["FOCUSPOS"] = str(focuser_position_steps)
     return dataclasses.replace(exposure, data=data, headers=headers), report

@@ -10,9 +10,14 @@ One `Link` keeps one stream open for as long as the agent runs:
   schedule atomically, then `ScheduleAck` (or a NACK naming the bad field, keeping the old schedule);
 - uploads artifact files over `UploadArtifact` once their observation is acknowledged (`uploads.py`);
 - heartbeats at the server's interval; command state changes are reported as the executor makes them;
-- reconnects with jittered exponential backoff (0.5 s doubling to 30 s), after `Drain.retry_after` plus jitter on a
-  drain, after the server's `skymesh-error-retry-after-s` plus jitter on UNAVAILABLE (a database outage), and only
-  every `auth_retry_s` after UNAUTHENTICATED / PERMISSION_DENIED (logged as an error);
+- reconnects with full-jitter exponential backoff (a uniform draw in [0, cap], the cap 0.5 s doubling to 30 s), so
+  thousands of agents returning after a server restart spread over the cap instead of arriving in one wave; after
+  `Drain.retry_after` plus jitter on a drain; after the server's retry advice plus jitter on UNAVAILABLE or
+  RESOURCE_EXHAUSTED (trailing metadata `retry-after` or `skymesh-error-retry-after-s`, seconds); and only every
+  `auth_retry_s` after UNAUTHENTICATED / PERMISSION_DENIED (logged as an error);
+- opens a fresh channel with its own subchannel pool for every attempt: gRPC shares subchannels (and their
+  connection backoff, up to 120 s) between channels of one process, so a new channel on the shared pool inherits a
+  stale "Connection refused" long after the server is back;
 - never sends a message over `Welcome.max_message_bytes`: such a message is set aside locally like a refused one;
   a message the server refuses for its content (named in trailing metadata) is set aside; a sequence gap
   (FAILED_PRECONDITION, reason UPSTREAM_SEQ_GAP) is answered by reconnecting and resending from Welcome's cursor.
@@ -73,6 +78,8 @@ _COMMAND_REREPORT_S = 7 * 86400.0
 
 def channel_options() -> list[tuple[str, int]]:
     return [
+        # Each channel its own subchannels: a reconnect attempt must not inherit the backoff of a dead connection.
+        ("grpc.use_local_subchannel_pool", 1),
         ("grpc.keepalive_time_ms", 30_000),
         ("grpc.keepalive_timeout_ms", 20_000),
         ("grpc.keepalive_permit_without_calls", 1),
@@ -120,15 +127,30 @@ def _trailers(err: aio.AioRpcError | _CallFailed) -> dict[str, str]:
     return {str(k): v for k, v in pairs if isinstance(v, str)}
 
 
+# Trailing-metadata keys a server may advise a retry delay with (seconds, decimal): `retry-after` for load shedding
+# (docs/protocol.md rule 10), `skymesh-error-retry-after-s` from the error choke point (a database outage).
+RETRY_AFTER_KEYS = ("retry-after", "skymesh-error-retry-after-s")
+_RETRY_AFTER_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED)
+
+
 def _retry_after_s(err: aio.AioRpcError | _CallFailed) -> float | None:
-    """The server's retry advice on UNAVAILABLE (a database outage), in seconds; None without one."""
-    if err.code() != grpc.StatusCode.UNAVAILABLE:
+    """The server's retry advice on UNAVAILABLE / RESOURCE_EXHAUSTED, in seconds; None without a usable one."""
+    if err.code() not in _RETRY_AFTER_CODES:
         return None
-    try:
-        value = float(_trailers(err).get("skymesh-error-retry-after-s", ""))
-    except ValueError:
-        return None
-    return value if 0 < value <= 3600 else None
+    trailers = _trailers(err)
+    for key in RETRY_AFTER_KEYS:
+        try:
+            value = float(trailers.get(key, ""))
+        except ValueError:
+            continue
+        if 0 < value <= 3600:
+            return value
+    return None
+
+
+def backoff_wait_s(cap_s: float, rng: random.Random) -> float:
+    """Full jitter: a uniform draw in [0, cap_s] (AWS "Exponential Backoff And Jitter"), never exactly zero."""
+    return max(rng.uniform(0.0, cap_s), 0.01 * cap_s)
 
 
 def _first_error(exc: BaseException) -> BaseException:
@@ -256,7 +278,7 @@ class Link:
             if self._welcomed:
                 delay_s = self.config.reconnect_initial_s
             if wait_s is None:
-                wait_s = self.rng.uniform(delay_s / 2, delay_s)
+                wait_s = backoff_wait_s(delay_s, self.rng)
                 delay_s = min(delay_s * 2, self.config.reconnect_max_s)
             _log.info("reconnecting in %.2f s (%s)", wait_s, reason)
             await asyncio.sleep(wait_s)
@@ -445,6 +467,8 @@ class Link:
                 target_from_proto(job.target, f"{field}.target")
                 if job.end.ToNanoseconds() <= job.start.ToNanoseconds():
                     raise InvalidArgument("end must be after start", field=f"{field}.end")
+                if job.HasField("focuser_position_steps") and job.focuser_position_steps < 0:
+                    raise InvalidArgument("must not be negative", field=f"{field}.focuser_position_steps")
         except SkyMeshError as exc:
             _log.error("rejected schedule version %d: %s", schedule.version, exc)
             await session.send(

@@ -404,6 +404,16 @@ async def _telescope_exposures(job: LocalJob, target: CelestialTarget, ctx: JobC
     band = job.spec.filter or (target.filters[0] if target.filters else "V")
     exposures: list[Exposure] = []
     reports: list[agent_pb2.ExposureReport] = []
+    focuser = ctx.drivers.focuser
+    if focuser is not None and job.spec.HasField("focuser_position_steps"):
+        try:
+            at = await focuser.move_to(job.spec.focuser_position_steps)
+        except DriverError as exc:
+            raise JobFailed(
+                common_pb2.CAUSE_CODE_HARDWARE_FAULT,
+                f"focuser move to {job.spec.focuser_position_steps} failed: {exc}",
+            ) from exc
+        _log.info("job %s: focuser at %d (asked %d)", job.job_id, at, job.spec.focuser_position_steps)
     for i in range(count):
         now = ctx.clock.now()
         if exposures and (job.end - now).total_seconds() < exposure_s:
@@ -434,7 +444,13 @@ async def _telescope_exposures(job: LocalJob, target: CelestialTarget, ctx: JobC
             )
         except DriverError as exc:
             _log.warning("job %s: mount position unknown after exposure %d: %s", job.job_id, i + 1, exc)
-        exposure, report = await asyncio.to_thread(finish_exposure, exposure, request, reached, location)
+        focus_steps: int | None = None
+        if focuser is not None:
+            try:
+                focus_steps = await focuser.get_position()
+            except DriverError as exc:
+                _log.warning("job %s: focuser position unknown after exposure %d: %s", job.job_id, i + 1, exc)
+        exposure, report = await asyncio.to_thread(finish_exposure, exposure, request, reached, location, focus_steps)
         exposures.append(exposure)
         reports.append(report)
         ctx.progress[job.job_id] = (i + 1) / count

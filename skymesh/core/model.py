@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
@@ -19,6 +19,7 @@ from skymesh.core.errors import InvalidArgument
 from skymesh.core.rotator import RotatorModel
 
 __all__ = [
+    "WORK_DEVICES",
     "CelestialTarget",
     "GeoLocation",
     "HorizonMask",
@@ -33,6 +34,7 @@ __all__ = [
     "ThermalParams",
     "TimeWindow",
     "Weather",
+    "work_blocked_by",
 ]
 
 # pykep.planet.jpl_lp("earth").radius: the R_b PASEOS's thermal model divides the distance by.
@@ -59,9 +61,23 @@ class StationState(enum.IntEnum):
     @property
     def schedulable(self) -> bool:
         # DISCONNECTED stations keep their accepted work (they run autonomously) but get no new work.
-        # DEGRADED ones get none either: every device a station has (rotator and radio, or mount and camera) is
-        # needed by the one kind of work it does, so a failed device is a failed capability.
+        # DEGRADED ones are schedulable only for work whose devices all work: see `work_blocked_by`.
         return self in (StationState.ONLINE, StationState.STALE)
+
+
+# The devices (agent roles) each kind of station's work cannot do without. A failing device outside its kind's set
+# (an all-sky camera at a ground station, a focuser, a weather sensor) takes no capability away from it.
+WORK_DEVICES: Mapping[StationKind, frozenset[str]] = MappingProxyType(
+    {
+        StationKind.GROUND_STATION: frozenset({"rotator", "radio"}),
+        StationKind.TELESCOPE: frozenset({"mount", "camera"}),
+    }
+)
+
+
+def work_blocked_by(kind: StationKind, failing_roles: Iterable[str]) -> tuple[str, ...]:
+    """The failing devices that take away the station's capability to do its kind of work (sorted; empty: none)."""
+    return tuple(sorted(WORK_DEVICES[kind].intersection(failing_roles)))
 
 
 class Weather(enum.IntEnum):

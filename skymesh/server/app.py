@@ -201,7 +201,14 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
         interceptors=[TracingClientInterceptor()],  # type: ignore[list-item]
     )
     planner = (
-        Planner(repo, dispatcher, scheduler_pb2_grpc.SchedulerServiceStub(scheduler_channel), config, clock)  # type: ignore[arg-type]
+        Planner(
+            repo,
+            dispatcher,
+            scheduler_pb2_grpc.SchedulerServiceStub(scheduler_channel),  # type: ignore[arg-type]
+            config,
+            clock,
+            failing_devices=lambda station_id: liveness.failing_devices(station_id),  # liveness is built below
+        )
         if config.planning_enabled
         else None
     )

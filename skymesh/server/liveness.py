@@ -102,6 +102,8 @@ class Liveness:
         else:
             self._failing.pop(station_id, None)
         log.info("station %s: failing devices %s", station_id, ", ".join(failing) or "none")
+        if self._state.get(station_id) == StationState.DEGRADED:
+            self._on_change(station_id)  # still DEGRADED, but what it can do changed (the planner narrows by device)
         return True
 
     def report_anomaly(self, station_id: str, detector: str, opened: bool) -> bool:

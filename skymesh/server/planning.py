@@ -12,9 +12,11 @@ scheduler is reached only through the generated `SchedulerServiceStub` (the serv
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -31,7 +33,7 @@ from skymesh.api.convert import (
 from skymesh.api.scheduler.v1 import scheduler_pb2
 from skymesh.core.clock import Clock
 from skymesh.core.errors import DeadlineExceeded, SkyMeshError, Unavailable
-from skymesh.core.model import CelestialTarget, TimeWindow
+from skymesh.core.model import CelestialTarget, Station, StationState, TimeWindow, work_blocked_by
 from skymesh.observability.metrics import SERVER_PLANS, ServerMetrics
 from skymesh.server.config import ServerConfig
 from skymesh.server.db import Repository
@@ -42,7 +44,7 @@ from skymesh.server.wire import target_record_to_proto
 if TYPE_CHECKING:
     from skymesh.api.scheduler.v1.scheduler_pb2_grpc import SchedulerServiceAsyncStub
 
-__all__ = ["LatestPlan", "PlanLate", "PlanResult", "Planner"]
+__all__ = ["LatestPlan", "PlanLate", "PlanResult", "Planner", "plannable_station"]
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +74,19 @@ class LatestPlan:
     explanations: tuple[scheduler_pb2.Explanation, ...]
 
 
+def plannable_station(station: Station, failing_roles: tuple[str, ...]) -> Station | None:
+    """The station as the scheduler should see it, or None when it gets no new work.
+
+    A DEGRADED station whose failing devices are all ones its kind of work does not need (`work_blocked_by`) is
+    planned as ONLINE; one DEGRADED by a device its work needs, or by a telemetry anomaly (no failing device), is not.
+    """
+    if station.state.schedulable:
+        return station
+    if station.state == StationState.DEGRADED and failing_roles and not work_blocked_by(station.kind, failing_roles):
+        return dataclasses.replace(station, state=StationState.ONLINE)
+    return None
+
+
 class Planner:
     def __init__(
         self,
@@ -80,7 +95,10 @@ class Planner:
         scheduler: SchedulerServiceAsyncStub,
         config: ServerConfig,
         clock: Clock,
+        *,
+        failing_devices: Callable[[str], tuple[str, ...]] = lambda _station_id: (),
     ) -> None:
+        self._failing_devices = failing_devices  # the agents' last health reports (liveness), by station
         self._repo = repo
         self._dispatcher = dispatcher
         self._scheduler = scheduler
@@ -145,7 +163,11 @@ class Planner:
     async def _plan(self, reason: str) -> PlanResult:
         now = self._clock.now()
         window = TimeWindow(now, now + timedelta(seconds=self._config.plan_horizon_s))
-        stations = [s.station for s in await self._repo.list_stations() if s.station.state.schedulable]
+        stations = [
+            st
+            for s in await self._repo.list_stations()
+            if (st := plannable_station(s.station, self._failing_devices(s.station.station_id))) is not None
+        ]
         targets = await self._repo.list_targets()
         boosts = await self._repo.campaign_boosts(now)
         alert_windows = await self._repo.alert_windows(now)  # time-critical windows of accepted alerts

@@ -12,7 +12,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from skymesh.agent.config import AgentConfig, DriverConfig
-from skymesh.agent.drivers.base import Camera, DriverError, DriverHealth, Mount, Radio, ReportsHealth, Rotator
+from skymesh.agent.drivers.base import (
+    Camera,
+    DriverError,
+    DriverHealth,
+    Focuser,
+    Mount,
+    Radio,
+    ReportsHealth,
+    Rotator,
+)
 from skymesh.core.clock import Clock
 
 __all__ = ["DriverSet", "build_drivers"]
@@ -26,12 +35,20 @@ class DriverSet:
     radio: Radio | None = None
     mount: Mount | None = None
     camera: Camera | None = None
+    focuser: Focuser | None = None
 
     def names(self) -> list[str]:
-        return sorted({d.name for d in (self.rotator, self.radio, self.mount, self.camera) if d is not None})
+        devices = (self.rotator, self.radio, self.mount, self.camera, self.focuser)
+        return sorted({d.name for d in devices if d is not None})
 
-    def roles(self) -> dict[str, Rotator | Radio | Mount | Camera]:
-        present = {"rotator": self.rotator, "radio": self.radio, "mount": self.mount, "camera": self.camera}
+    def roles(self) -> dict[str, Rotator | Radio | Mount | Camera | Focuser]:
+        present = {
+            "rotator": self.rotator,
+            "radio": self.radio,
+            "mount": self.mount,
+            "camera": self.camera,
+            "focuser": self.focuser,
+        }
         return {role: device for role, device in present.items() if device is not None}
 
     def health(self) -> dict[str, DriverHealth]:
@@ -50,7 +67,7 @@ class DriverSet:
             raise DriverError("; ".join(failures))
 
     async def close(self) -> None:
-        for device in (self.camera, self.mount, self.radio, self.rotator):
+        for device in (self.focuser, self.camera, self.mount, self.radio, self.rotator):
             if device is not None:
                 with contextlib.suppress(DriverError):
                     await device.close()
@@ -150,4 +167,15 @@ def build_drivers(config: AgentConfig, clock: Clock) -> DriverSet:
             filterwheel_device=int(wheel) if wheel is not None else None,
             focal_length_mm=alpaca_focal_mm,
         )
+    focuser = config.drivers.focuser
+    if focuser.kind == "indi":
+        from skymesh.agent.drivers.indi import IndiClient, IndiFocuser
+
+        client = indi_client(focuser)
+        assert isinstance(client, IndiClient)
+        drivers.focuser = IndiFocuser(client, focuser.device or "Focuser Simulator")
+    elif focuser.kind == "alpaca":
+        from skymesh.agent.drivers.alpaca import AlpacaFocuser
+
+        drivers.focuser = AlpacaFocuser(focuser.url, focuser.device_number)
     return drivers

@@ -42,7 +42,7 @@ from skymesh.astro.celestial import precess_from_j2000
 from skymesh.astro.frames import datetime_to_jd
 from skymesh.core.clock import Clock
 
-__all__ = ["AlpacaCamera", "AlpacaClient", "AlpacaMount", "parse_imagebytes"]
+__all__ = ["AlpacaCamera", "AlpacaClient", "AlpacaFocuser", "AlpacaMount", "parse_imagebytes"]
 
 _log = logging.getLogger(__name__)
 
@@ -367,3 +367,41 @@ def _alpaca_time(value: object) -> datetime | None:
     except ValueError:
         return None
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+
+
+class AlpacaFocuser:
+    """An ASCOM Alpaca focuser. Only absolute focusers (`Absolute` true) have a position to report and to move to."""
+
+    name = "alpaca"
+
+    def __init__(self, url: str, device_number: int = 0, *, move_timeout_s: float = 120.0) -> None:
+        self.client = AlpacaClient(url, "focuser", device_number)
+        self.move_timeout_s = move_timeout_s
+        self.max_step = 0
+
+    async def connect(self) -> None:
+        await self.client.put("connected", Connected=True)
+        if not await self.client.get("absolute"):
+            raise DriverError("Alpaca focuser is relative (Absolute false): it has no position to report")
+        self.max_step = int(await self.client.get("maxstep"))
+
+    def health(self) -> DriverHealth:
+        return self.client.health()
+
+    async def close(self) -> None:
+        return None
+
+    async def get_position(self) -> int:
+        return int(await self.client.get("position"))
+
+    async def move_to(self, position_steps: int) -> int:
+        if not 0 <= position_steps <= self.max_step:
+            raise DriverError(f"focuser position {position_steps} is outside 0..{self.max_step} (MaxStep)")
+        await self.client.put("move", Position=position_steps)
+        deadline = time.monotonic() + self.move_timeout_s
+        while await self.client.get("ismoving"):
+            if time.monotonic() > deadline:
+                await self.client.put("halt")
+                raise DriverError(f"Alpaca focuser still moving to {position_steps} after {self.move_timeout_s:.0f} s")
+            await asyncio.sleep(_POLL_S)
+        return await self.get_position()

@@ -234,6 +234,19 @@ class Camera(Protocol):
     async def temperature_c(self) -> float: ...
 
 
+class Focuser(Protocol):
+    """An absolute focuser (positions in steps): read where it is, move and wait until it stands."""
+
+    name: str
+
+    async def connect(self) -> None: ...
+    async def close(self) -> None: ...
+    async def get_position(self) -> int: ...
+    async def move_to(self, position_steps: int) -> int:
+        """Move to `position_steps`; returns the position read back once the focuser has stopped."""
+        ...
+
+
 @dataclass(frozen=True)
 class LinkGeometry:
     """Truth about the radio link right now, which only a simulator may be told."""

@@ -424,3 +424,51 @@ class IndiMount:
     async def stop(self) -> None:
         if self.client.get(self.device, "TELESCOPE_ABORT_MOTION") is not None:
             await self.client.new_switch(self.device, "TELESCOPE_ABORT_MOTION", {"ABORT": True})
+
+
+class IndiFocuser:
+    """An INDI absolute focuser (ABS_FOCUS_POSITION / FOCUS_ABSOLUTE_POSITION), e.g. `indi_simulator_focus`."""
+
+    name = "indi"
+
+    def __init__(self, client: IndiClient, device: str = "Focuser Simulator", *, move_timeout_s: float = 120.0) -> None:
+        self.client, self.device, self.move_timeout_s = client, device, move_timeout_s
+
+    async def connect(self) -> None:
+        await self.client.connect()
+        await self._setup()
+        self.client.add_setup(self._setup)
+
+    async def _setup(self) -> None:
+        await self.client.connect_device(self.device, wait_for_property="ABS_FOCUS_POSITION")
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    def health(self) -> DriverHealth:
+        return self.client.health()
+
+    def _position(self) -> IndiProperty:
+        prop = self.client.get(self.device, "ABS_FOCUS_POSITION")
+        if prop is None:
+            raise DriverError(f"{self.device} has no ABS_FOCUS_POSITION (not connected, or not an absolute focuser)")
+        return prop
+
+    async def get_position(self) -> int:
+        await self.client.ensure()
+        return round(self._position().number("FOCUS_ABSOLUTE_POSITION"))
+
+    async def move_to(self, position_steps: int) -> int:
+        await self.client.ensure()
+        before = self._position().generation
+        await self.client.new_number(self.device, "ABS_FOCUS_POSITION", {"FOCUS_ABSOLUTE_POSITION": position_steps})
+
+        def stopped() -> bool:
+            prop = self._position()
+            return prop.generation > before and prop.state != "Busy"
+
+        await self.client.wait_for(stopped, self.move_timeout_s, f"{self.device} move to {position_steps}")
+        prop = self._position()
+        if prop.state == "Alert":
+            raise DriverError(f"{self.device} refused the move to {position_steps} (Alert)")
+        return round(prop.number("FOCUS_ABSOLUTE_POSITION"))

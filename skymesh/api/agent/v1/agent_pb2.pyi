@@ -847,6 +847,7 @@ class ExposureReport(_message.Message):
     BINNING_FIELD_NUMBER: _builtins.int
     FRAME_TYPE_FIELD_NUMBER: _builtins.int
     ARTIFACT_ID_FIELD_NUMBER: _builtins.int
+    FOCUSER_POSITION_STEPS_FIELD_NUMBER: _builtins.int
     requested_s: _builtins.float
     taken_s: _builtins.float
     """Exposure the camera says it took (FITS EXPTIME), else the requested one."""
@@ -863,6 +864,8 @@ class ExposureReport(_message.Message):
     """"LIGHT", "DARK", "BIAS" or "FLAT"."""
     artifact_id: _builtins.str
     """The artifact holding this exposure's image, if one was kept."""
+    focuser_position_steps: _builtins.int
+    """The focuser's absolute position (steps) read back after the exposure; unset when the station has no focuser."""
     @_builtins.property
     def start(self) -> _timestamp_pb2.Timestamp:
         """Start as the camera stamped it (FITS DATE-OBS), else when the agent started it."""
@@ -881,12 +884,15 @@ class ExposureReport(_message.Message):
         binning: _builtins.int = ...,
         frame_type: _builtins.str = ...,
         artifact_id: _builtins.str = ...,
+        focuser_position_steps: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["start", b"start"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_focuser_position_steps", b"_focuser_position_steps", "focuser_position_steps", b"focuser_position_steps", "start", b"start"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact_id", b"artifact_id", "binning", b"binning", "dec_reached_deg", b"dec_reached_deg", "filter_in_place", b"filter_in_place", "filter_requested", b"filter_requested", "frame_type", b"frame_type", "pointing_offset_arcsec", b"pointing_offset_arcsec", "ra_reached_deg", b"ra_reached_deg", "requested_s", b"requested_s", "start", b"start", "taken_s", b"taken_s"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_focuser_position_steps", b"_focuser_position_steps", "artifact_id", b"artifact_id", "binning", b"binning", "dec_reached_deg", b"dec_reached_deg", "filter_in_place", b"filter_in_place", "filter_requested", b"filter_requested", "focuser_position_steps", b"focuser_position_steps", "frame_type", b"frame_type", "pointing_offset_arcsec", b"pointing_offset_arcsec", "ra_reached_deg", b"ra_reached_deg", "requested_s", b"requested_s", "start", b"start", "taken_s", b"taken_s"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__focuser_position_steps: _TypeAlias = _typing.Literal["focuser_position_steps"]  # noqa: Y015
+    _WhichOneofArgType__focuser_position_steps: _TypeAlias = _typing.Literal["_focuser_position_steps", b"_focuser_position_steps"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__focuser_position_steps) -> _WhichOneofReturnType__focuser_position_steps | None: ...
 
 Global___ExposureReport: _TypeAlias = ExposureReport  # noqa: Y015
 
@@ -1328,6 +1334,7 @@ class ScheduledJob(_message.Message):
     EXPOSURE_S_FIELD_NUMBER: _builtins.int
     EXPOSURE_COUNT_FIELD_NUMBER: _builtins.int
     PRIORITY_FIELD_NUMBER: _builtins.int
+    FOCUSER_POSITION_STEPS_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     max_elevation_deg: _builtins.float
     filter: _builtins.str
@@ -1335,6 +1342,8 @@ class ScheduledJob(_message.Message):
     exposure_s: _builtins.float
     exposure_count: _builtins.int
     priority: _builtins.int
+    focuser_position_steps: _builtins.int
+    """Telescope jobs: move the focuser to this absolute position (steps) before the first exposure; unset: leave it."""
     @_builtins.property
     def target(self) -> _common_pb2.Target: ...
     @_builtins.property
@@ -1358,12 +1367,15 @@ class ScheduledJob(_message.Message):
         exposure_s: _builtins.float = ...,
         exposure_count: _builtins.int = ...,
         priority: _builtins.int = ...,
+        focuser_position_steps: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["end", b"end", "start", b"start", "target", b"target", "tca", b"tca"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_focuser_position_steps", b"_focuser_position_steps", "end", b"end", "focuser_position_steps", b"focuser_position_steps", "start", b"start", "target", b"target", "tca", b"tca"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["end", b"end", "exposure_count", b"exposure_count", "exposure_s", b"exposure_s", "filter", b"filter", "job_id", b"job_id", "max_elevation_deg", b"max_elevation_deg", "priority", b"priority", "start", b"start", "target", b"target", "tca", b"tca"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_focuser_position_steps", b"_focuser_position_steps", "end", b"end", "exposure_count", b"exposure_count", "exposure_s", b"exposure_s", "filter", b"filter", "focuser_position_steps", b"focuser_position_steps", "job_id", b"job_id", "max_elevation_deg", b"max_elevation_deg", "priority", b"priority", "start", b"start", "target", b"target", "tca", b"tca"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__focuser_position_steps: _TypeAlias = _typing.Literal["focuser_position_steps"]  # noqa: Y015
+    _WhichOneofArgType__focuser_position_steps: _TypeAlias = _typing.Literal["_focuser_position_steps", b"_focuser_position_steps"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__focuser_position_steps) -> _WhichOneofReturnType__focuser_position_steps | None: ...
 
 Global___ScheduledJob: _TypeAlias = ScheduledJob  # noqa: Y015
 
