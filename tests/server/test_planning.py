@@ -118,7 +118,12 @@ async def test_frozen_jobs_are_kept(start_server: StartServer) -> None:
 async def test_a_plan_past_its_apply_deadline_is_discarded_and_asked_again(start_server: StartServer) -> None:
     async with fake_scheduler() as (scheduler, address, _server):
         server = await start_server(
-            planning_enabled=True, scheduler_address=address, replan_debounce_s=0.05, plan_apply_deadline_s=0.3
+            planning_enabled=True,
+            scheduler_address=address,
+            replan_debounce_s=0.05,
+            plan_time_limit_s=0.1,
+            scheduler_timeout_s=0.25,
+            plan_apply_deadline_s=0.3,
         )
         key = await add_station(server, "gs1")
         await server.repo.create_target(CelestialTarget("m31", "M31", 10.68, 41.27))
