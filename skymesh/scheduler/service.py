@@ -9,6 +9,7 @@ runs in a child process with a memory cap and a watchdog (`isolate=True`). Error
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from typing import Any
 
@@ -27,7 +28,7 @@ from skymesh.observability import tracing
 from skymesh.observability.endpoint import start_endpoint
 from skymesh.observability.grpc_tracing import TracingServerInterceptor
 from skymesh.observability.metrics import SchedulerMetrics
-from skymesh.scheduler.inputs import PlanStats
+from skymesh.scheduler.inputs import PlanRequest, PlanResult, PlanStats
 from skymesh.scheduler.planning import ContactValuer
 from skymesh.scheduler.rank import rank_targets
 from skymesh.scheduler.spacecraft import explain_with_spacecraft, plan_with_spacecraft
@@ -87,6 +88,8 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
         self.isolate = isolate
         self.valuer = valuer
         self._slots = asyncio.Semaphore(max_concurrent)
+        # Solves in progress by request id: a retried request joins its solve instead of starting another.
+        self._inflight: dict[str, asyncio.Task[PlanResult]] = {}
         if isolate:
             # The solver children's fork server preloads OR-Tools once, now, not inside the first plan's deadline.
             from skymesh.scheduler.isolation import warm_up
@@ -98,11 +101,22 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
         self, request: pb.ComputePlanRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ComputePlanResponse:
         req = plan_request_from_proto(request)
-        async with self._slots:
-            # satellites with spacecraft profiles: contacts valued and the plan checked by the simulator
-            with tracing.span("scheduler solve", attributes={"skymesh.plan.request_id": req.request_id}) as span:
-                result = await asyncio.to_thread(plan_with_spacecraft, req, isolate=self.isolate, valuer=self.valuer)
-                _annotate(span, result.stats, len(result.assignments), len(result.unscheduled))
+        # One time budget: the caller's deadline bounds the whole call (visibility and explanations included), so a
+        # time limit past it (or none) is cut to what is left of it, less a margin for the answer's transfer.
+        remaining = context.time_remaining()
+        if remaining is not None:
+            cap = max(0.1, remaining * 0.9 - 0.5)
+            if req.time_limit_s == 0 or req.time_limit_s > cap:
+                req = dataclasses.replace(req, time_limit_s=cap)
+        key = req.request_id
+        task = self._inflight.get(key) if key else None
+        if task is None:
+            task = asyncio.create_task(self._solve(req))
+            if key:
+                self._inflight[key] = task
+                task.add_done_callback(lambda _t: self._inflight.pop(key, None))
+        # A caller that goes away leaves the solve to a retry of the same request (shielded), never a second one.
+        result = await asyncio.shield(task)
         s = result.stats
         label = s.solver.value
         record_plan_stats(s)
@@ -117,6 +131,14 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
             s.runtime_s,
         )
         return plan_response_to_proto(result)
+
+    async def _solve(self, req: PlanRequest) -> PlanResult:
+        async with self._slots:
+            # satellites with spacecraft profiles: contacts valued and the plan checked by the simulator
+            with tracing.span("scheduler solve", attributes={"skymesh.plan.request_id": req.request_id}) as span:
+                result = await asyncio.to_thread(plan_with_spacecraft, req, isolate=self.isolate, valuer=self.valuer)
+                _annotate(span, result.stats, len(result.assignments), len(result.unscheduled))
+        return result
 
     @grpc_errors
     async def ExplainPlan(
