@@ -283,6 +283,10 @@ async def run(
             "replan_debounce_s": 1.0,
             "freeze_s": 0.0,
             "heartbeat_interval_s": 10.0,
+            # The TALOS scenario's demand (as `skymesh plan` and benchmarks/planning.py send it): one pass per
+            # satellite per 2 h, so the reported gap is the same measure.
+            "plan_satellite_max_per_period": 1,
+            "plan_satellite_period_s": 7200.0,
         }
         (root / "server.yaml").write_text(yaml.safe_dump(config))
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")]))}

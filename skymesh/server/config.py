@@ -62,6 +62,10 @@ class ServerConfig:
     plan_apply_deadline_s: float = 60.0
     # Dispatched or running jobs starting within this many seconds are frozen (kept) by the planner.
     freeze_s: float = 300.0
+    # Satellite demand, as `skymesh plan`'s TALOS scenario states it: at most this many passes of each satellite per
+    # `plan_satellite_period_s` (anchored at the window start); 0: no limit (every visible pass has value).
+    plan_satellite_max_per_period: int = 0
+    plan_satellite_period_s: float = 7200.0
     # After the server starts, the planner waits up to this long for the stations that were connected before the
     # restart to reconnect before its first plan (it plans as soon as all of them are back).
     plan_startup_grace_s: float = 60.0
@@ -127,6 +131,10 @@ class ServerConfig:
                 f"{self.plan_time_limit_s:g} < {self.scheduler_timeout_s:g} < {self.plan_apply_deadline_s:g})",
                 field="plan_time_limit_s",
             )
+        if self.plan_satellite_max_per_period < 0:
+            raise InvalidArgument("must not be negative", field="plan_satellite_max_per_period")
+        if not self.plan_satellite_period_s > 0:
+            raise InvalidArgument("must be positive", field="plan_satellite_period_s")
         if self.plan_startup_grace_s < 0:
             raise InvalidArgument("must not be negative", field="plan_startup_grace_s")
         if not 4 <= self.scheduler_max_message_mb <= 2047:

@@ -41,8 +41,8 @@ class Dispatcher:
         sessions = {sid: s for sid in station_ids if (s := self._hub.get(sid)) is not None}
         ids = list(sessions)
         sent = 0
-        for i in range(0, len(ids), 100):  # in slices: the event loop serves other calls between them
-            for snapshot in await self._repo.schedule_snapshots(ids[i : i + 100]):
+        for i in range(0, len(ids), 20):  # in slices: the event loop serves other calls between them
+            for snapshot in await self._repo.schedule_snapshots(ids[i : i + 20]):
                 await self._send(snapshot, sessions[snapshot.station_id])
                 sent += 1
         return sent

@@ -32,11 +32,11 @@ from skymesh.api.convert import (
 from skymesh.api.scheduler.v1 import scheduler_pb2
 from skymesh.core.clock import Clock
 from skymesh.core.errors import DeadlineExceeded, SkyMeshError, Unavailable
-from skymesh.core.model import CelestialTarget, StationState, TimeWindow
+from skymesh.core.model import CelestialTarget, SatelliteTarget, StationState, TimeWindow
 from skymesh.observability.metrics import SERVER_PLANS, ServerMetrics
 from skymesh.server.config import ServerConfig
 from skymesh.server.db import Repository
-from skymesh.server.db.records import PlannedJob
+from skymesh.server.db.records import PlannedJob, TargetRecord
 from skymesh.server.dispatch import Dispatcher
 from skymesh.server.wire import target_record_to_proto
 
@@ -170,6 +170,13 @@ class Planner:
             record_plan(result)
             return result
 
+    def _satellite_demand(self, record: TargetRecord) -> tuple[int, float]:
+        """(max_per_period, period_s): the per-satellite demand the CLI's scenarios state, so the gap means the
+        same; (0, 0) for no limit."""
+        if isinstance(record.target, SatelliteTarget) and self._config.plan_satellite_max_per_period > 0:
+            return self._config.plan_satellite_max_per_period, self._config.plan_satellite_period_s
+        return 0, 0.0
+
     async def _plan(self, reason: str) -> PlanResult:
         now = self._clock.now()
         window = TimeWindow(now, now + timedelta(seconds=self._config.plan_horizon_s))
@@ -217,6 +224,8 @@ class Planner:
                     scheduler_pb2.PlanTarget(
                         target=target_record_to_proto(t),
                         demand=scheduler_pb2.Demand(
+                            max_per_period=self._satellite_demand(t)[0],
+                            period_s=self._satellite_demand(t)[1],
                             campaign_boost=boosts.get(t.campaign_id, 0.0),
                             cadence_s=t.target.cadence_s if isinstance(t.target, CelestialTarget) else 0.0,
                             time_critical=[

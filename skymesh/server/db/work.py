@@ -3,6 +3,7 @@ the command outbox (per-station seq allocated atomically, UUID command ids, deli
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Iterable, Sequence
@@ -184,17 +185,22 @@ class WorkRepo(RepoBase):
                     )
                 ).all()
             )
-            existing = (
-                await s.scalars(
-                    select(JobRow)
-                    .where(
-                        JobRow.station_id.in_(stations),
-                        JobRow.state.in_([int(x) for x in (*UNSTARTED_STATES, JobState.RUNNING)]),
-                        JobRow.end > now,
+            # Read in slices of stations: the event loop serves other calls between them (a 500-station plan holds
+            # tens of thousands of open jobs).
+            existing: list[JobRow] = []
+            ordered = sorted(stations)
+            for i in range(0, len(ordered), 50):
+                existing += (
+                    await s.scalars(
+                        select(JobRow)
+                        .where(
+                            JobRow.station_id.in_(ordered[i : i + 50]),
+                            JobRow.state.in_([int(x) for x in (*UNSTARTED_STATES, JobState.RUNNING)]),
+                            JobRow.end > now,
+                        )
+                        .with_for_update()
                     )
-                    .with_for_update()
-                )
-            ).all()
+                ).all()
             by_id = {r.job_id: r for r in existing}
             unkept = {r.job_id for r in existing}
             live_targets = set(
@@ -219,7 +225,9 @@ class WorkRepo(RepoBase):
             for r in sorted(existing, key=lambda r: r.job_id):
                 candidates.setdefault((r.station_id, r.target_id), []).append(r)
             inserts: list[dict[str, object]] = []
-            for p in planned:
+            for n, p in enumerate(planned):
+                if n % 1000 == 999:
+                    await asyncio.sleep(0)  # the diff in slices: the event loop keeps serving
                 if p.station_id not in stations or p.target_id not in live_targets:
                     log.warning("plan names unknown station %r or target %r: skipped", p.station_id, p.target_id)
                     continue
