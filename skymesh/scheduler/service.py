@@ -130,7 +130,7 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
             entry[2] -= 1
             if entry[2] == 0:
                 scope.cancel()
-                log.info("plan %s: cancelled by its caller; solving stopped", req.request_id or "-")
+                log.info("plan %s: cancelled by its caller; its solver children stopped", req.request_id or "-")
             raise
         entry[2] -= 1
         s = result.stats
