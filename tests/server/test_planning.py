@@ -200,3 +200,24 @@ async def test_a_disconnected_stations_jobs_are_frozen_and_it_gets_no_new_work(s
             assert len(sent["gs1"].unavailable) == 1  # no new work for it, the whole window
             assert [(f.job_id, f.station_id) for f in request.frozen] == [(job_id, "gs1")]
             assert (await server.repo.get_job(job_id)).state == JobState.DISPATCHED  # not cancelled
+
+
+async def test_after_a_restart_the_first_plan_waits_for_the_stations_to_reconnect(start_server: StartServer) -> None:
+    async with fake_scheduler() as (scheduler, address, _server):
+        first = await start_server(planning_enabled=False)
+        key = await add_station(first, "gs1")
+        await first.repo.create_target(CelestialTarget("m31", "M31", 10.68, 41.27))
+        async with AgentClient.connect(first.address, key, "gs1") as agent:
+            await agent.expect("welcome")
+        await first.stop(grace_s=0.5)
+        # Restarted: gs1 was connected, so it is DISCONNECTED now; nothing is planned until it is back.
+        server = await start_server(
+            planning_enabled=True, scheduler_address=address, replan_debounce_s=0.05, plan_startup_grace_s=30
+        )
+        scheduler.plan = _one_pass
+        await asyncio.sleep(1.5)
+        assert server.planner is not None and server.planner.runs == 0  # (without the grace: 1, a plan at start)
+        async with AgentClient.connect(server.address, key, "gs1") as agent:
+            await agent.expect("welcome")
+            schedule = await agent.expect("schedule", skip=("ping",))
+            assert len(schedule.jobs) == 1
