@@ -15,12 +15,13 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import resource
+import threading
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any, Generic, TypeVar
 
-__all__ = ["Isolated", "run_isolated", "warm_up"]
+__all__ = ["CancelScope", "Isolated", "SolveCancelled", "run_isolated", "warm_up"]
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +75,56 @@ def warm_up() -> None:
     forkserver.ensure_running()
 
 
+class SolveCancelled(BaseException):
+    """The caller went away: the solve's children were killed and no new one starts. A BaseException (like
+    asyncio's CancelledError), so no solver's fallback `except Exception` swallows it."""
+
+
+class CancelScope:
+    """Cancellation for the solver children one thread starts: `cancel()` (from any thread) kills the live ones, and
+    the thread's next start or wait raises SolveCancelled, so a cancelled plan stops instead of running on."""
+
+    _current = threading.local()
+
+    def __init__(self) -> None:
+        self.cancelled = threading.Event()
+        self._live: set[Isolated[Any]] = set()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def current(cls) -> CancelScope | None:
+        return getattr(cls._current, "scope", None)
+
+    def enter(self) -> None:
+        """Make this the calling thread's scope (until `exit`)."""
+        CancelScope._current.scope = self
+
+    def exit(self) -> None:
+        CancelScope._current.scope = None
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+        with self._lock:
+            live = list(self._live)
+        for job in live:
+            job.kill()
+
+    def _add(self, job: Isolated[Any]) -> None:
+        with self._lock:
+            self._live.add(job)
+
+    def _discard(self, job: Isolated[Any]) -> None:
+        with self._lock:
+            self._live.discard(job)
+
+
 class Isolated(Generic[T]):
     """One child process computing `fn(*args)`; `result()` waits for it until the deadline, then kills it."""
 
     def __init__(self, fn: Callable[..., T], args: tuple[Any, ...], *, memory_limit_bytes: int = 8 << 30) -> None:
+        self._scope = CancelScope.current()
+        if self._scope is not None and self._scope.cancelled.is_set():
+            raise SolveCancelled("the plan was cancelled")
         ctx = _context()
         self._conn, child = ctx.Pipe(duplex=False)
         self._proc = ctx.Process(target=_child, args=(child, fn, args, memory_limit_bytes), daemon=True)
@@ -85,6 +132,8 @@ class Isolated(Generic[T]):
         child.close()
         self.name = getattr(fn, "__name__", "solver")
         self.peak_rss_bytes = 0  # the child's peak resident set (Linux ru_maxrss), once it has answered
+        if self._scope is not None:
+            self._scope._add(self)
 
     @classmethod
     def start(cls, fn: Callable[..., T], args: tuple[Any, ...], *, memory_limit_bytes: int = 8 << 30) -> Isolated[T]:
@@ -93,7 +142,7 @@ class Isolated(Generic[T]):
     def result(self, timeout_s: float) -> T | None:
         """The child's answer; None when it failed, ran out of memory or outlived `timeout_s` (then it is killed)."""
         try:
-            if self._conn.poll(max(0.0, timeout_s)):
+            if self._wait(timeout_s):
                 try:
                     kind, payload, self.peak_rss_bytes = self._conn.recv()
                 except EOFError:
@@ -108,7 +157,25 @@ class Isolated(Generic[T]):
         finally:
             self.kill()
 
+    def _wait(self, timeout_s: float) -> bool:
+        """Whether the child answered within `timeout_s`; raises SolveCancelled when the scope is cancelled first."""
+        deadline = time.monotonic() + max(0.0, timeout_s)
+        while True:
+            if self._scope is not None and self._scope.cancelled.is_set():
+                raise SolveCancelled("the plan was cancelled")
+            try:
+                if self._conn.poll(max(0.0, min(0.2, deadline - time.monotonic()))):
+                    return True
+            except OSError:  # killed (closed) by a cancel from another thread
+                if self._scope is not None and self._scope.cancelled.is_set():
+                    raise SolveCancelled("the plan was cancelled") from None
+                raise
+            if time.monotonic() >= deadline:
+                return False
+
     def kill(self) -> None:
+        if self._scope is not None:
+            self._scope._discard(self)
         self._conn.close()
         if self._proc.is_alive():
             self._proc.kill()

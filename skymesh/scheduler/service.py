@@ -9,6 +9,7 @@ runs in a child process with a memory cap and a watchdog (`isolate=True`). Error
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from typing import Any
 
@@ -27,7 +28,8 @@ from skymesh.observability import tracing
 from skymesh.observability.endpoint import start_endpoint
 from skymesh.observability.grpc_tracing import TracingServerInterceptor
 from skymesh.observability.metrics import SchedulerMetrics
-from skymesh.scheduler.inputs import PlanStats
+from skymesh.scheduler.inputs import PlanRequest, PlanResult, PlanStats
+from skymesh.scheduler.isolation import CancelScope, SolveCancelled
 from skymesh.scheduler.planning import ContactValuer
 from skymesh.scheduler.rank import rank_targets
 from skymesh.scheduler.spacecraft import explain_with_spacecraft, plan_with_spacecraft
@@ -87,6 +89,8 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
         self.isolate = isolate
         self.valuer = valuer
         self._slots = asyncio.Semaphore(max_concurrent)
+        # Solves in progress by request id: a retried request joins its solve instead of starting another.
+        self._inflight: dict[str, list[Any]] = {}  # [task, CancelScope, callers waiting]
         if isolate:
             # The solver children's fork server preloads OR-Tools once, now, not inside the first plan's deadline.
             from skymesh.scheduler.isolation import warm_up
@@ -98,11 +102,37 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
         self, request: pb.ComputePlanRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ComputePlanResponse:
         req = plan_request_from_proto(request)
-        async with self._slots:
-            # satellites with spacecraft profiles: contacts valued and the plan checked by the simulator
-            with tracing.span("scheduler solve", attributes={"skymesh.plan.request_id": req.request_id}) as span:
-                result = await asyncio.to_thread(plan_with_spacecraft, req, isolate=self.isolate, valuer=self.valuer)
-                _annotate(span, result.stats, len(result.assignments), len(result.unscheduled))
+        # One time budget: the caller's deadline bounds the whole call (visibility and explanations included), so a
+        # time limit past it (or none) is cut to what is left of it, less a margin for the answer's transfer.
+        remaining = context.time_remaining()
+        if remaining is not None:
+            cap = max(0.1, remaining * 0.9 - 0.5)
+            if req.time_limit_s == 0 or req.time_limit_s > cap:
+                req = dataclasses.replace(req, time_limit_s=cap)
+        key = req.request_id
+        entry = self._inflight.get(key) if key else None
+        if entry is None:
+            scope = CancelScope()
+            entry = [asyncio.create_task(self._solve(req, scope)), scope, 0]
+            # A cancelled solve ends in SolveCancelled with nobody left to read it: read here, not logged as lost.
+            entry[0].add_done_callback(lambda t: t.cancelled() or t.exception())
+            if key:
+                self._inflight[key] = entry
+                entry[0].add_done_callback(lambda _t: self._inflight.pop(key, None))
+        task, scope = entry[0], entry[1]
+        # A retry of the same request joins its solve in progress (shielded): at most one solve per request. When the
+        # last caller waiting for it goes away (cancelled, deadline passed), the solve is cancelled: its solver
+        # children are killed and it starts no more.
+        entry[2] += 1
+        try:
+            result = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            entry[2] -= 1
+            if entry[2] == 0:
+                scope.cancel()
+                log.info("plan %s: cancelled by its caller; its solver children stopped", req.request_id or "-")
+            raise
+        entry[2] -= 1
         s = result.stats
         label = s.solver.value
         record_plan_stats(s)
@@ -117,6 +147,25 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
             s.runtime_s,
         )
         return plan_response_to_proto(result)
+
+    async def _solve(self, req: PlanRequest, scope: CancelScope) -> PlanResult:
+        def solve() -> PlanResult:
+            scope.enter()
+            try:
+                if scope.cancelled.is_set():
+                    raise SolveCancelled("the plan was cancelled before it started")
+                return plan_with_spacecraft(req, isolate=self.isolate, valuer=self.valuer)
+            finally:
+                scope.exit()
+
+        async with self._slots:
+            if scope.cancelled.is_set():  # cancelled while waiting for a slot: never starts
+                raise SolveCancelled("the plan was cancelled before it started")
+            # satellites with spacecraft profiles: contacts valued and the plan checked by the simulator
+            with tracing.span("scheduler solve", attributes={"skymesh.plan.request_id": req.request_id}) as span:
+                result = await asyncio.to_thread(solve)
+                _annotate(span, result.stats, len(result.assignments), len(result.unscheduled))
+        return result
 
     @grpc_errors
     async def ExplainPlan(

@@ -40,6 +40,7 @@ from skymesh.api.guard import GuardInterceptor
 from skymesh.api.scheduler.v1 import scheduler_pb2_grpc
 from skymesh.core.clock import Clock, SystemClock
 from skymesh.core.errors import InvalidArgument
+from skymesh.core.model import StationState
 from skymesh.observability.endpoint import start_endpoint
 from skymesh.observability.grpc_tracing import TracingClientInterceptor, TracingServerInterceptor
 from skymesh.observability.metrics import ServerMetrics
@@ -199,6 +200,11 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
     scheduler_channel = grpc.aio.insecure_channel(
         config.scheduler_address,
         interceptors=[TracingClientInterceptor()],  # type: ignore[list-item]
+        # A large plan is one big response: not bound by gRPC's default 4 MiB receive limit.
+        options=[
+            ("grpc.max_receive_message_length", config.scheduler_max_message_mb << 20),
+            ("grpc.max_send_message_length", config.scheduler_max_message_mb << 20),
+        ],
     )
     planner = (
         Planner(
@@ -241,6 +247,11 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
         )
         alert_loops["alert-kafka"] = lambda: consume(consumer, alert_ingest)
     await liveness.load()
+    if planner is not None:  # streams did not survive a restart: plan once the stations are back (or the grace ends)
+        planner.await_reconnects(
+            [sid for sid in await repo.station_states() if liveness.state(sid) == StationState.DISCONNECTED],
+            liveness.state,
+        )
     reducer = Reducer(repo, config, on_bad=replan)
     await reducer.start()  # before the listener: bad thresholds fail the start, and no upload can slip past
 

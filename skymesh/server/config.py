@@ -62,6 +62,15 @@ class ServerConfig:
     plan_apply_deadline_s: float = 60.0
     # Dispatched or running jobs starting within this many seconds are frozen (kept) by the planner.
     freeze_s: float = 300.0
+    # Satellite demand, as `skymesh plan`'s TALOS scenario states it: at most this many passes of each satellite per
+    # `plan_satellite_period_s` (anchored at the window start); 0: no limit (every visible pass has value).
+    plan_satellite_max_per_period: int = 0
+    plan_satellite_period_s: float = 7200.0
+    # After the server starts, the planner waits up to this long for the stations that were connected before the
+    # restart to reconnect before its first plan (it plans as soon as all of them are back).
+    plan_startup_grace_s: float = 60.0
+    # The largest scheduler response the server accepts (a 500 x 3,000 plan is ~6 MB; gRPC's default is 4 MiB).
+    scheduler_max_message_mb: int = 256
     planning_enabled: bool = True
     # Prometheus /metrics port; None: no metrics server, 0: pick a free port.
     metrics_port: int | None = None
@@ -113,6 +122,23 @@ class ServerConfig:
             raise InvalidArgument("must be positive", field="plan_horizon_s")
         if self.plan_apply_deadline_s <= 0:
             raise InvalidArgument("must be positive", field="plan_apply_deadline_s")
+        # One time budget from request to push: the scheduler solves within plan_time_limit_s (visibility and
+        # explanations included), the call is cut at scheduler_timeout_s, and a plan is applied only within
+        # plan_apply_deadline_s; out of order, every plan would be cut or discarded and agents never get one.
+        if not 0 < self.plan_time_limit_s < self.scheduler_timeout_s < self.plan_apply_deadline_s:
+            raise InvalidArgument(
+                "must satisfy 0 < plan_time_limit_s < scheduler_timeout_s < plan_apply_deadline_s (got "
+                f"{self.plan_time_limit_s:g} < {self.scheduler_timeout_s:g} < {self.plan_apply_deadline_s:g})",
+                field="plan_time_limit_s",
+            )
+        if self.plan_satellite_max_per_period < 0:
+            raise InvalidArgument("must not be negative", field="plan_satellite_max_per_period")
+        if not self.plan_satellite_period_s > 0:
+            raise InvalidArgument("must be positive", field="plan_satellite_period_s")
+        if self.plan_startup_grace_s < 0:
+            raise InvalidArgument("must not be negative", field="plan_startup_grace_s")
+        if not 4 <= self.scheduler_max_message_mb <= 2047:
+            raise InvalidArgument("must be between 4 and 2047", field="scheduler_max_message_mb")
         if self.reduction_workers < 0:
             raise InvalidArgument("must not be negative", field="reduction_workers")
         if not isinstance(self.quality_thresholds, Mapping):

@@ -10,7 +10,7 @@ from skymesh.api.agent.v1 import agent_pb2
 from skymesh.observability import tracing
 from skymesh.observability.metrics import COMMANDS, JOBS
 from skymesh.server.db import Repository
-from skymesh.server.db.records import CommandRecord
+from skymesh.server.db.records import CommandRecord, ScheduleSnapshot
 from skymesh.server.events import EventBus
 from skymesh.server.sessions import AgentSession, SessionHub
 from skymesh.server.wire import command_message, schedule_message
@@ -31,17 +31,34 @@ class Dispatcher:
         session = session or self._hub.get(station_id)
         if session is None:
             return False
-        snapshot = await self._repo.schedule_snapshot(station_id)
+        [snapshot] = await self._repo.schedule_snapshots([station_id])
+        await self._send(snapshot, session)
+        return True
+
+    async def push_schedules(self, station_ids: list[str]) -> int:
+        """`push_schedule` for many stations (a new plan): the snapshots of the connected ones read together, each
+        target once. Returns how many were queued."""
+        sessions = {sid: s for sid in station_ids if (s := self._hub.get(sid)) is not None}
+        ids = list(sessions)
+        sent = 0
+        for i in range(0, len(ids), 20):  # in slices: the event loop serves other calls between them
+            for snapshot in await self._repo.schedule_snapshots(ids[i : i + 20]):
+                await self._send(snapshot, sessions[snapshot.station_id])
+                sent += 1
+        return sent
+
+    async def _send(self, snapshot: ScheduleSnapshot, session: AgentSession) -> None:
         # Marked before the write: if the stream breaks first, the agent's Hello shows an older version on
         # reconnect and gets this schedule again, so DISPATCHED never strands a job.
-        for change in await self._repo.mark_dispatched(station_id, [job.job_id for job, _target in snapshot.jobs]):
+        for change in await self._repo.mark_dispatched(
+            snapshot.station_id, [job.job_id for job, _target in snapshot.jobs]
+        ):
             JOBS.labels(change.new.name.lower()).inc()
             if self.events is not None and change.applied:
                 self.events.job(change.job_id, change.station_id, change.old, change.new)
         message = agent_pb2.ConnectResponse(schedule=schedule_message(snapshot))
         tracing.inject(message.schedule.trace_context)  # the agent continues the trace that made this schedule
         session.push(message)
-        return True
 
     async def send_command(
         self,

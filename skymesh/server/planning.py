@@ -16,8 +16,8 @@ import dataclasses
 import logging
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -33,11 +33,11 @@ from skymesh.api.convert import (
 from skymesh.api.scheduler.v1 import scheduler_pb2
 from skymesh.core.clock import Clock
 from skymesh.core.errors import DeadlineExceeded, SkyMeshError, Unavailable
-from skymesh.core.model import CelestialTarget, Station, StationState, TimeWindow, work_blocked_by
+from skymesh.core.model import CelestialTarget, SatelliteTarget, Station, StationState, TimeWindow, work_blocked_by
 from skymesh.observability.metrics import SERVER_PLANS, ServerMetrics
 from skymesh.server.config import ServerConfig
 from skymesh.server.db import Repository
-from skymesh.server.db.records import PlannedJob
+from skymesh.server.db.records import PlannedJob, TargetRecord
 from skymesh.server.dispatch import Dispatcher
 from skymesh.server.wire import target_record_to_proto
 
@@ -114,6 +114,32 @@ class Planner:
         # Unix time of the last applied plan that covered each station (the schedule-staleness gauge reads it).
         self.planned_at: dict[str, float] = {}
         self.started_at = time.time()
+        # Stations connected before a restart, and how to read their state now: the first plan waits for them.
+        self._awaited: set[str] = set()
+        self._state_of: Callable[[str], StationState] | None = None
+
+    def await_reconnects(self, station_ids: Iterable[str], state_of: Callable[[str], StationState]) -> None:
+        """Before its first plan, wait (up to `plan_startup_grace_s`) until these stations are connected again.
+
+        After a restart every stream is gone; planning at once would plan for the few stations back first and
+        churn everything when the rest return."""
+        self._awaited = set(station_ids)
+        self._state_of = state_of
+
+    async def _startup_grace(self) -> None:
+        state_of = self._state_of
+        if not self._awaited or state_of is None or self._config.plan_startup_grace_s <= 0:
+            return
+        deadline = time.monotonic() + self._config.plan_startup_grace_s
+        while time.monotonic() < deadline:
+            waiting = [s for s in self._awaited if state_of(s) == StationState.DISCONNECTED]
+            if not waiting:
+                break
+            await asyncio.sleep(0.5)
+        waiting = [s for s in self._awaited if state_of(s) == StationState.DISCONNECTED]
+        if waiting:
+            log.info("planning without %d stations not yet reconnected (their jobs stay frozen)", len(waiting))
+        self._awaited = set()
 
     def request(self, reason: str) -> None:
         """Ask for a plan soon (debounced). Safe to call from anywhere in the event loop."""
@@ -124,6 +150,7 @@ class Planner:
         """The loop: owned and cancelled by the server."""
         retry_s = min(self._config.replan_interval_s, 10.0)
         delay = self._config.replan_interval_s
+        await self._startup_grace()
         self._wake.set()  # plan once at start
         while True:
             try:
@@ -160,20 +187,35 @@ class Planner:
             record_plan(result)
             return result
 
+    def _satellite_demand(self, record: TargetRecord) -> tuple[int, float]:
+        """(max_per_period, period_s): the per-satellite demand the CLI's scenarios state, so the gap means the
+        same; (0, 0) for no limit."""
+        if isinstance(record.target, SatelliteTarget) and self._config.plan_satellite_max_per_period > 0:
+            return self._config.plan_satellite_max_per_period, self._config.plan_satellite_period_s
+        return 0, 0.0
+
     async def _plan(self, reason: str) -> PlanResult:
         now = self._clock.now()
         window = TimeWindow(now, now + timedelta(seconds=self._config.plan_horizon_s))
+        records = await self._repo.list_stations()
         stations = [
             st
-            for s in await self._repo.list_stations()
+            for s in records
             if (st := plannable_station(s.station, self._failing_devices(s.station.station_id))) is not None
         ]
+        # DISCONNECTED stations run the jobs they hold on their own: those jobs are frozen (whatever their start),
+        # and the station goes to the scheduler unavailable for the whole window, so it gets nothing new and no
+        # satellite is booked elsewhere while one of them holds it.
+        away = [s.station for s in records if s.station.state == StationState.DISCONNECTED]
         targets = await self._repo.list_targets()
         boosts = await self._repo.campaign_boosts(now)
         alert_windows = await self._repo.alert_windows(now)  # time-critical windows of accepted alerts
-        frozen = await self._repo.frozen_jobs(now + timedelta(seconds=self._config.freeze_s))
+        frozen = await self._repo.frozen_jobs(
+            now + timedelta(seconds=self._config.freeze_s), held_by=[s.station_id for s in away]
+        )
         station_ids = [s.station_id for s in stations]
-        frozen_here = [j for j in frozen if j.station_id in set(station_ids)]
+        sent_ids = set(station_ids) | {s.station_id for s in away}
+        frozen_here = [j for j in frozen if j.station_id in sent_ids]
         # Demand already met: a target with a cadence visited within its cadence by a job whose data passed quality
         # (or was never judged) goes to the scheduler as a frozen placement in the past, so the cadence rule spaces
         # the next visit from it. A visit whose frames failed quality (cause BAD_DATA) is not sent: the target is
@@ -187,7 +229,7 @@ class Planner:
         visits = [
             j
             for j in await self._repo.good_visits(cadences, now)
-            if j.station_id in set(station_ids) and j.job_id not in live_ids
+            if j.station_id in sent_ids and j.job_id not in live_ids
         ]
         visit_ids = {j.job_id for j in visits}
         priorities = {t.target.target_id: t.target.priority for t in targets}
@@ -195,11 +237,16 @@ class Planner:
         if stations and targets:
             request = scheduler_pb2.ComputePlanRequest(
                 window=time_window_to_proto(window),
-                stations=[station_to_proto(s) for s in stations],
+                stations=[
+                    *(station_to_proto(s) for s in stations),
+                    *(station_to_proto(replace(s, unavailable=(window,))) for s in away),
+                ],
                 targets=[
                     scheduler_pb2.PlanTarget(
                         target=target_record_to_proto(t),
                         demand=scheduler_pb2.Demand(
+                            max_per_period=self._satellite_demand(t)[0],
+                            period_s=self._satellite_demand(t)[1],
                             campaign_boost=boosts.get(t.campaign_id, 0.0),
                             cadence_s=t.target.cadence_s if isinstance(t.target, CelestialTarget) else 0.0,
                             time_critical=[
@@ -229,6 +276,10 @@ class Planner:
             try:
                 response = await self._scheduler.ComputePlan(request, timeout=self._config.scheduler_timeout_s)
             except grpc.aio.AioRpcError as exc:
+                if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                    raise PlanLate(
+                        f"no plan within the scheduler timeout ({self._config.scheduler_timeout_s:.1f} s)"
+                    ) from exc
                 raise Unavailable(f"scheduler at {self._config.scheduler_address}: {exc.code().name}") from exc
             elapsed = time.monotonic() - sent
             if elapsed > self._config.plan_apply_deadline_s:
@@ -245,7 +296,12 @@ class Planner:
                     f"{self._config.plan_apply_deadline_s:.1f} s)"
                 )
         planned = []
+        schedulable = set(station_ids)
         for i, a in enumerate(response.assignments):
+            if i % 2000 == 1999:
+                await asyncio.sleep(0)  # a large plan is converted in slices: the event loop keeps serving
+            if a.station_id not in schedulable:
+                continue  # a frozen job of a disconnected station handed back: it stays as it is
             if a.job_id and a.job_id in visit_ids:
                 continue  # a past visit handed back as a kept placement: it is history, not a job to make
             try:
@@ -266,7 +322,9 @@ class Planner:
                 )
             except SkyMeshError as exc:
                 log.warning("scheduler returned a bad assignment, skipped: %s", exc)
-        outcome = await self._repo.apply_plan(station_ids, planned, frozen_ids=[j.job_id for j in frozen_here])
+        outcome = await self._repo.apply_plan(
+            station_ids, planned, frozen_ids=[j.job_id for j in frozen_here if j.station_id in schedulable]
+        )
         self.planned_at.update(dict.fromkeys(station_ids, time.time()))
         forecasts = []
         for i, msg in enumerate(response.spacecraft_forecasts):
@@ -281,8 +339,7 @@ class Planner:
         self.latest = LatestPlan(now, reason, len(planned), (*response.unscheduled, *response.partially_met))
         if self._dispatcher.events is not None:
             self._dispatcher.events.plan(len(planned), len(response.unscheduled), sorted(outcome.versions))
-        for station_id in outcome.versions:
-            await self._dispatcher.push_schedule(station_id)
+        await self._dispatcher.push_schedules(list(outcome.versions))
         log.info(
             "plan (%s): %d stations, %d targets -> %d assignments (%d new, %d kept, %d cancelled); new versions %s",
             reason,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import grpc
 import pytest
@@ -12,9 +13,11 @@ from skymesh.api.common.v1 import common_pb2
 from skymesh.api.control.v1 import observations_pb2, observations_pb2_grpc, targets_pb2, targets_pb2_grpc
 from skymesh.api.convert import time_window_to_proto
 from skymesh.api.scheduler.v1 import scheduler_pb2
+from skymesh.core.errors import InvalidArgument
 from skymesh.core.jobs import JobState
 from skymesh.core.model import CelestialTarget, TimeWindow
 from skymesh.observability.metrics import SERVER_PLANS
+from skymesh.server import ServerConfig
 from skymesh.server.db.work import CAUSE_REMOVED_FROM_SCHEDULE
 from skymesh.server.planning import PlanLate
 from tests.server.agent_client import AgentClient
@@ -118,7 +121,12 @@ async def test_frozen_jobs_are_kept(start_server: StartServer) -> None:
 async def test_a_plan_past_its_apply_deadline_is_discarded_and_asked_again(start_server: StartServer) -> None:
     async with fake_scheduler() as (scheduler, address, _server):
         server = await start_server(
-            planning_enabled=True, scheduler_address=address, replan_debounce_s=0.05, plan_apply_deadline_s=0.3
+            planning_enabled=True,
+            scheduler_address=address,
+            replan_debounce_s=0.05,
+            plan_time_limit_s=0.1,
+            scheduler_timeout_s=0.25,
+            plan_apply_deadline_s=0.3,
         )
         key = await add_station(server, "gs1")
         await server.repo.create_target(CelestialTarget("m31", "M31", 10.68, 41.27))
@@ -160,3 +168,56 @@ async def test_celestial_limits_are_stored_and_sent_to_the_scheduler(start_serve
             await server.planner.plan_once()
             cel = scheduler.requests[-1].targets[0].target.celestial
             assert (cel.max_hour_angle_h, cel.max_moon_illumination) == (2.5, 0.4)
+
+
+def test_the_time_budget_settings_are_checked_against_each_other(tmp_path: Path) -> None:
+    base = {"data_dir": str(tmp_path)}
+    ServerConfig(**base, plan_time_limit_s=10, scheduler_timeout_s=30, plan_apply_deadline_s=60)
+    for limit, timeout, deadline in ((60, 30, 90), (10, 60, 60), (10, 90, 60), (0, 30, 60)):
+        with pytest.raises(InvalidArgument, match="plan_time_limit_s < scheduler_timeout_s < plan_apply_deadline_s"):
+            ServerConfig(**base, plan_time_limit_s=limit, scheduler_timeout_s=timeout, plan_apply_deadline_s=deadline)
+    with pytest.raises(InvalidArgument, match="between 4 and 2047"):
+        ServerConfig(**base, scheduler_max_message_mb=1)
+
+
+async def test_a_disconnected_stations_jobs_are_frozen_and_it_gets_no_new_work(start_server: StartServer) -> None:
+    async with fake_scheduler() as (scheduler, address, _server):
+        server = await start_server(planning_enabled=True, scheduler_address=address, freeze_s=0)
+        keys = {sid: await add_station(server, sid) for sid in ("gs1", "gs2")}
+        await server.repo.create_target(CelestialTarget("m31", "M31", 10.68, 41.27))
+        scheduler.plan = lambda r: _one_pass(r)[:1]  # the first station sent gets the pass
+        assert server.planner is not None
+        async with AgentClient.connect(server.address, keys["gs1"], "gs1") as agent:
+            await agent.expect("welcome")
+            job_id = (await agent.expect("schedule", skip=("ping",))).jobs[0].job_id
+        # gs1 dropped (DISCONNECTED): its agent keeps the job; gs2 connects and a plan is made.
+        async with AgentClient.connect(server.address, keys["gs2"], "gs2") as agent:
+            await agent.expect("welcome")
+            await server.planner.plan_once()
+            request = scheduler.requests[-1]
+            sent = {s.station_id: s for s in request.stations}
+            assert set(sent) == {"gs1", "gs2"}
+            assert len(sent["gs1"].unavailable) == 1  # no new work for it, the whole window
+            assert [(f.job_id, f.station_id) for f in request.frozen] == [(job_id, "gs1")]
+            assert (await server.repo.get_job(job_id)).state == JobState.DISPATCHED  # not cancelled
+
+
+async def test_after_a_restart_the_first_plan_waits_for_the_stations_to_reconnect(start_server: StartServer) -> None:
+    async with fake_scheduler() as (scheduler, address, _server):
+        first = await start_server(planning_enabled=False)
+        key = await add_station(first, "gs1")
+        await first.repo.create_target(CelestialTarget("m31", "M31", 10.68, 41.27))
+        async with AgentClient.connect(first.address, key, "gs1") as agent:
+            await agent.expect("welcome")
+        await first.stop(grace_s=0.5)
+        # Restarted: gs1 was connected, so it is DISCONNECTED now; nothing is planned until it is back.
+        server = await start_server(
+            planning_enabled=True, scheduler_address=address, replan_debounce_s=0.05, plan_startup_grace_s=30
+        )
+        scheduler.plan = _one_pass
+        await asyncio.sleep(1.5)
+        assert server.planner is not None and server.planner.runs == 0  # (without the grace: 1, a plan at start)
+        async with AgentClient.connect(server.address, key, "gs1") as agent:
+            await agent.expect("welcome")
+            schedule = await agent.expect("schedule", skip=("ping",))
+            assert len(schedule.jobs) == 1

@@ -3,12 +3,13 @@ the command outbox (per-station seq allocated atomically, UUID command ids, deli
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from skymesh.core.errors import FailedPrecondition, NotFound
@@ -25,6 +26,7 @@ from skymesh.server.db.records import (
     PlannedJob,
     PlanOutcome,
     ScheduleSnapshot,
+    TargetRecord,
 )
 
 __all__ = ["CAUSE_ABORTED_BY_OPERATOR", "CAUSE_EXPIRED_BEFORE_START", "CAUSE_REMOVED_FROM_SCHEDULE", "WorkRepo"]
@@ -136,14 +138,20 @@ class WorkRepo(RepoBase):
             self._audit(s, now, actor, "cancel_job", job_id, reason=reason)
             return self._job(row), version
 
-    async def frozen_jobs(self, until: datetime) -> list[JobRecord]:
-        """Jobs the planner must keep: running ones, and dispatched/received ones starting before `until`."""
-        query = select(JobRow).where(
-            (JobRow.state == int(JobState.RUNNING))
-            | (JobRow.state.in_([int(JobState.DISPATCHED), int(JobState.RECEIVED)]) & (JobRow.start < until))
+    async def frozen_jobs(self, until: datetime, *, held_by: Sequence[str] = ()) -> list[JobRecord]:
+        """Jobs the planner must keep: running ones, dispatched/received ones starting before `until`, and every live
+        job (ending in the future) of the stations in `held_by` (disconnected: their agents run what they hold)."""
+        condition = (JobRow.state == int(JobState.RUNNING)) | (
+            JobRow.state.in_([int(JobState.DISPATCHED), int(JobState.RECEIVED)]) & (JobRow.start < until)
         )
+        if held_by:
+            condition = condition | (
+                JobRow.station_id.in_(list(held_by))
+                & JobRow.state.in_([int(x) for x in SCHEDULE_STATES])
+                & (JobRow.end > self._now())
+            )
         async with self._tx("frozen_jobs") as s:
-            return [self._job(r) for r in (await s.scalars(query)).all()]
+            return [self._job(r) for r in (await s.scalars(select(JobRow).where(condition))).all()]
 
     # ---------------------------------------------------------------------------------------------- plans
 
@@ -174,7 +182,6 @@ class WorkRepo(RepoBase):
         stations = set(station_ids)
         created = kept = cancelled = 0
         changed: set[str] = set()
-        new_rows: list[JobRow] = []
         async with self._tx("apply_plan") as s:
             # A station deleted while the plan was computed gets nothing (DeleteStation ended its work already).
             stations -= set(
@@ -186,24 +193,29 @@ class WorkRepo(RepoBase):
                     )
                 ).all()
             )
-            existing = (
-                await s.scalars(
-                    select(JobRow)
-                    .where(
-                        JobRow.station_id.in_(stations),
-                        JobRow.state.in_([int(x) for x in (*UNSTARTED_STATES, JobState.RUNNING)]),
-                        JobRow.end > now,
+            # Read in slices of stations: the event loop serves other calls between them (a 500-station plan holds
+            # tens of thousands of open jobs).
+            existing: list[JobRow] = []
+            ordered = sorted(stations)
+            for i in range(0, len(ordered), 50):
+                existing += (
+                    await s.scalars(
+                        select(JobRow)
+                        .where(
+                            JobRow.station_id.in_(ordered[i : i + 50]),
+                            JobRow.state.in_([int(x) for x in (*UNSTARTED_STATES, JobState.RUNNING)]),
+                            JobRow.end > now,
+                        )
+                        .with_for_update()
                     )
-                    .with_for_update()
-                )
-            ).all()
+                ).all()
             by_id = {r.job_id: r for r in existing}
             unkept = {r.job_id for r in existing}
             live_targets = set(
                 (await s.scalars(select(TargetRow.target_id).where(TargetRow.deleted_at.is_(None)))).all()
             )
             # An operator's cancel sticks: the planner must not hand the same pass straight back to the station.
-            vetoed = (
+            vetoed_rows = (
                 await s.execute(
                     select(JobRow.station_id, JobRow.target_id, JobRow.start, JobRow.end).where(
                         JobRow.station_id.in_(stations),
@@ -213,28 +225,30 @@ class WorkRepo(RepoBase):
                     )
                 )
             ).all()
-            for p in planned:
+            # Indexed by (station, target): each assignment is matched against its own few jobs, not all of them.
+            vetoed: dict[tuple[str, str], list[tuple[datetime, datetime]]] = {}
+            for v in vetoed_rows:
+                vetoed.setdefault((v.station_id, v.target_id), []).append((v.start, v.end))
+            candidates: dict[tuple[str, str], list[JobRow]] = {}
+            for r in sorted(existing, key=lambda r: r.job_id):
+                candidates.setdefault((r.station_id, r.target_id), []).append(r)
+            inserts: list[dict[str, object]] = []
+            for n, p in enumerate(planned):
+                if n % 1000 == 999:
+                    await asyncio.sleep(0)  # the diff in slices: the event loop keeps serving
                 if p.station_id not in stations or p.target_id not in live_targets:
                     log.warning("plan names unknown station %r or target %r: skipped", p.station_id, p.target_id)
                     continue
-                if any(
-                    v.station_id == p.station_id
-                    and v.target_id == p.target_id
-                    and v.start < p.window.end
-                    and p.window.start < v.end
-                    for v in vetoed
-                ):
+                key = (p.station_id, p.target_id)
+                if any(start < p.window.end and p.window.start < end for start, end in vetoed.get(key, ())):
                     continue
                 row = by_id.get(p.job_id) if p.job_id else None
                 if row is None:
                     row = next(
                         (
-                            by_id[j]
-                            for j in sorted(unkept)
-                            if by_id[j].station_id == p.station_id
-                            and by_id[j].target_id == p.target_id
-                            and by_id[j].start < p.window.end
-                            and p.window.start < by_id[j].end
+                            r
+                            for r in candidates.get(key, ())
+                            if r.job_id in unkept and r.start < p.window.end and p.window.start < r.end
                         ),
                         None,
                     )
@@ -250,28 +264,28 @@ class WorkRepo(RepoBase):
                         row.updated_at = now
                         changed.add(row.station_id)
                     continue
-                new = JobRow(
-                    job_id=str(uuid.uuid4()),
-                    station_id=p.station_id,
-                    target_id=p.target_id,
-                    start=p.window.start,
-                    end=p.window.end,
-                    tca=p.tca,
-                    max_elevation_deg=p.max_elevation_deg,
-                    filter=p.filter,
-                    exposure_s=p.exposure_s,
-                    exposure_count=p.exposure_count,
-                    priority=p.priority,
-                    score=p.score,
-                    state=int(JobState.SCHEDULED),
-                    cause=0,
-                    detail="",
-                    schedule_version=0,
-                    created_at=now,
-                    updated_at=now,
+                inserts.append(
+                    {
+                        "job_id": str(uuid.uuid4()),
+                        "station_id": p.station_id,
+                        "target_id": p.target_id,
+                        "start": p.window.start,
+                        "end": p.window.end,
+                        "tca": p.tca,
+                        "max_elevation_deg": p.max_elevation_deg,
+                        "filter": p.filter,
+                        "exposure_s": p.exposure_s,
+                        "exposure_count": p.exposure_count,
+                        "priority": p.priority,
+                        "score": p.score,
+                        "state": int(JobState.SCHEDULED),
+                        "cause": 0,
+                        "detail": "",
+                        "schedule_version": 0,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
                 )
-                s.add(new)
-                new_rows.append(new)
                 changed.add(p.station_id)
                 created += 1
             for job_id in unkept:
@@ -285,8 +299,11 @@ class WorkRepo(RepoBase):
                 changed.add(row.station_id)
                 cancelled += 1
             versions = {station: await self._bump_schedule(s, station, now) for station in sorted(changed)}
-            for new in new_rows:
-                new.schedule_version = versions[new.station_id]
+            for values in inserts:
+                values["schedule_version"] = versions[str(values["station_id"])]
+            # New jobs in bulk (executemany), in slices so no one statement holds the loop or the wire for long.
+            for i in range(0, len(inserts), 1000):
+                await s.execute(insert(JobRow), inserts[i : i + 1000])
         return PlanOutcome(versions, created, kept, cancelled)
 
     # ---------------------------------------------------------------------------------------------- schedules
@@ -320,31 +337,47 @@ class WorkRepo(RepoBase):
 
     async def schedule_snapshot(self, station_id: str) -> ScheduleSnapshot:
         """The station's current version and every job it should hold (live, ending in the future)."""
+        return (await self.schedule_snapshots([station_id]))[0]
+
+    async def schedule_snapshots(self, station_ids: Sequence[str]) -> list[ScheduleSnapshot]:
+        """`schedule_snapshot` for several stations in one transaction: each target and its elements are read once
+        (not once per job), so pushing a large plan costs a query per target, not per job."""
         now = self._now()
-        async with self._tx("schedule_snapshot") as s:
-            sched = await s.get(ScheduleRow, station_id)
-            rows = (
-                await s.scalars(
-                    select(JobRow)
-                    .where(
-                        JobRow.station_id == station_id,
-                        JobRow.state.in_([int(x) for x in SCHEDULE_STATES]),
-                        JobRow.end > now,
+        out: list[ScheduleSnapshot] = []
+        targets: dict[str, TargetRecord] = {}
+        async with self._tx("schedule_snapshots") as s:
+            for i in range(0, len(station_ids), 500):
+                ids = list(station_ids[i : i + 500])
+                found = await s.scalars(select(ScheduleRow).where(ScheduleRow.station_id.in_(ids)))
+                scheds = {r.station_id: r for r in found}
+                rows = (
+                    await s.scalars(
+                        select(JobRow)
+                        .where(
+                            JobRow.station_id.in_(ids),
+                            JobRow.state.in_([int(x) for x in SCHEDULE_STATES]),
+                            JobRow.end > now,
+                        )
+                        .order_by(JobRow.station_id, JobRow.start, JobRow.job_id)
                     )
-                    .order_by(JobRow.start, JobRow.job_id)
-                )
-            ).all()
-            jobs = []
-            for r in rows:
-                target = await s.get(TargetRow, r.target_id)
-                assert target is not None
-                jobs.append((self._job(r), await self._target_record(s, target)))
-        return ScheduleSnapshot(
-            station_id,
-            sched.version if sched is not None else 0,
-            sched.generated_at if sched is not None else now,
-            tuple(jobs),
-        )
+                ).all()
+                missing = sorted({r.target_id for r in rows} - targets.keys())
+                for target in (await s.scalars(select(TargetRow).where(TargetRow.target_id.in_(missing)))).all():
+                    targets[target.target_id] = await self._target_record(s, target)
+                jobs: dict[str, list[tuple[JobRecord, TargetRecord]]] = {sid: [] for sid in ids}
+                for r in rows:
+                    jobs[r.station_id].append((self._job(r), targets[r.target_id]))
+                for sid in ids:
+                    sched = scheds.get(sid)
+                    out.append(
+                        ScheduleSnapshot(
+                            sid,
+                            sched.version if sched is not None else 0,
+                            sched.generated_at if sched is not None else now,
+                            tuple(jobs[sid]),
+                        )
+                    )
+        return out
 
     async def mark_dispatched(self, station_id: str, job_ids: Iterable[str]) -> list[JobChange]:
         """SCHEDULED -> DISPATCHED for the jobs of a schedule that was just sent."""
