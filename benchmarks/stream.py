@@ -25,7 +25,6 @@ import json
 import multiprocessing
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -62,7 +61,7 @@ async def _serve(database_url: str, data_dir: str, stations: int, out: str) -> N
         sid = f"load-{i:05d}"
         await server.repo.create_station(Station(sid, sid, StationKind.GROUND_STATION, GeoLocation(0.0, 0.0, 0.0)))
         keys[sid] = (await server.repo.issue_station_key(sid)).api_key
-    Path(out).write_text(json.dumps({"address": server.address, "keys": keys}))
+    await asyncio.to_thread(Path(out).write_text, json.dumps({"address": server.address, "keys": keys}))
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     await stop.wait()
@@ -150,7 +149,7 @@ async def _agent(
             await asyncio.sleep(max(0.0, min(next_at, next_beat, end_at) - time.time()))
         # Give the last acks a moment, then leave.
         deadline = time.time() + 5.0
-        while acked < seq and time.time() < deadline and not reader.done():
+        while acked < seq and time.time() < deadline and not reader.done():  # noqa: ASYNC110 - a bounded poll
             await asyncio.sleep(0.05)
         call.cancel()
         return {"sid": sid, "boot": boot, "connected": True, "hello_s": hello_s, "acks": acks, "acked": acked}
