@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, tuple_, update
+from sqlalchemy import Table, bindparam, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from skymesh.core.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, SkyMeshError
@@ -184,6 +184,7 @@ class IngestRepo(RepoBase):
                 [{"station_id": st, "boot_id": b, "committed_seq": 0, "updated_at": now} for st, b in keys],
             )
             table = UpstreamCursorRow.__table__
+            assert isinstance(table, Table)
             # Lock every cursor of the group in one statement, in key order (concurrent sessions of a station and
             # concurrent groups serialize here without deadlocking).
             query = (
