@@ -65,7 +65,7 @@ class GroupCommitter:
             raise Unavailable(
                 f"server ingest queue full ({self._max_queued} messages): retry later",
                 reason="INGEST_OVERLOADED",
-                details={"retry-after-ms": str(int(self._retry_after_s * 1000))},
+                details={"retry-after-s": f"{self._retry_after_s:g}"},
             )
         if self._closing:
             raise Unavailable("server shutting down", reason="SHUTTING_DOWN")
