@@ -10,11 +10,13 @@ import asyncio
 import uuid
 
 import grpc
+import pytest
 from sqlalchemy import text
 
 from skymesh.api.agent.v1 import agent_pb2, agent_pb2_grpc
 from skymesh.core.model import GeoLocation, Station, StationKind
 from skymesh.server import RunningServer
+from skymesh.server.sessions import MAX_OUTBOUND
 from tests.server.conftest import StartServer
 
 STATIONS = 300
@@ -102,3 +104,26 @@ async def _ladder(server: RunningServer) -> None:
 async def test_hundreds_of_streams_lose_nothing_and_store_nothing_twice(start_server: StartServer) -> None:
     server = await start_server(offline_grace_s=600.0)
     await asyncio.wait_for(_ladder(server), 240)
+
+
+async def test_an_agent_that_does_not_read_is_cut_off_not_buffered_forever(start_server: StartServer) -> None:
+    server = await start_server()
+    await server.repo.create_station(Station("slow", "slow", StationKind.GROUND_STATION, GeoLocation(0.0, 0.0, 0.0)))
+    key = (await server.repo.issue_station_key("slow")).api_key
+    async with grpc.aio.insecure_channel(server.address) as channel:
+        call = agent_pb2_grpc.AgentServiceStub(channel).Connect(metadata=(("authorization", f"Bearer {key}"),))
+        hello = agent_pb2.Hello(station_id="slow", agent_version="scale", protocol_version=1, boot_id="b")
+        await call.write(agent_pb2.ConnectRequest(hello=hello))
+        assert (await asyncio.wait_for(call.read(), 30)).WhichOneof("body") == "welcome"
+        session = server.hub.get("slow")
+        assert session is not None
+        # More than the bound queued at once for an agent that has not read them: the stream is cut off.
+        ack = agent_pb2.ConnectResponse(upstream_ack=agent_pb2.UpstreamAck(boot_id="b", committed_seq=0))
+        for _ in range(MAX_OUTBOUND + 1):
+            session.push(ack)
+        assert session.ended.is_set()
+        with pytest.raises(grpc.aio.AioRpcError) as ended:
+            while True:  # the acks written before the cut-off may arrive first
+                await asyncio.wait_for(call.read(), 30)
+        assert ended.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "SLOW_CONSUMER" in (ended.value.details() or "")
