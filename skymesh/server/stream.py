@@ -222,13 +222,13 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         offset_s = 0.0
         if hello.HasField("agent_time"):
             offset_s = (timestamp_to_datetime(hello.agent_time, "hello.agent_time") - now).total_seconds()
-        await self._repo.record_hello(
+        cursors = await self._repo.record_hello(
             station_id,
             agent_version=hello.agent_version,
             capabilities=_capabilities(hello.capabilities),
             clock_offset_s=offset_s,
+            boot_ids=[hello.boot_id, *hello.pending_boot_ids],
         )
-        cursors = await self._repo.get_cursors(station_id, [hello.boot_id, *hello.pending_boot_ids])
         welcome = agent_pb2.Welcome(
             session_id=session.session_id,
             server_id=self._config.server_id,

@@ -327,9 +327,18 @@ class IngestRepo(RepoBase):
                 row.last_seen = last_seen
 
     async def record_hello(
-        self, station_id: str, *, agent_version: str, capabilities: dict[str, Any], clock_offset_s: float
-    ) -> None:
+        self,
+        station_id: str,
+        *,
+        agent_version: str,
+        capabilities: dict[str, Any],
+        clock_offset_s: float,
+        boot_ids: Iterable[str] = (),
+    ) -> dict[str, int]:
+        """Record the Hello's facts and return the committed seq of each of `boot_ids` (as `get_cursors`), in one
+        transaction: a reconnect storm pays one round trip per agent here, not two."""
         now = self._now()
+        ids = [b for b in dict.fromkeys(boot_ids) if b]
         async with self._tx("record_hello") as s:
             row = await s.get(StationRow, station_id, with_for_update=True)
             if row is None:
@@ -339,6 +348,13 @@ class IngestRepo(RepoBase):
             row.clock_offset_s = clock_offset_s
             row.last_seen = now
             self._audit(s, now, f"station:{station_id}", "connect", station_id, agent_version=agent_version)
+            found: dict[str, int] = {}
+            if ids:
+                query = select(UpstreamCursorRow.boot_id, UpstreamCursorRow.committed_seq).where(
+                    UpstreamCursorRow.station_id == station_id, UpstreamCursorRow.boot_id.in_(ids)
+                )
+                found = {b: int(seq) for b, seq in (await s.execute(query)).all()}
+        return {b: found.get(b, 0) for b in ids}
 
     async def station_states(self) -> dict[str, StationState]:
         async with self._tx("station_states") as s:
