@@ -64,6 +64,7 @@ from skymesh.server.db import Repository, create_engine, migrate
 from skymesh.server.db.errors import translate_db_error
 from skymesh.server.dispatch import Dispatcher
 from skymesh.server.events import EventBus
+from skymesh.server.groupcommit import GroupCommitter
 from skymesh.server.health import HealthMonitor
 from skymesh.server.liveness import Liveness
 from skymesh.server.observe import StationGauges, readiness_checks
@@ -128,6 +129,7 @@ class RunningServer:
     _metrics_server: Any = None
     _stopped: bool = field(default=False)
     reducer: Reducer | None = None
+    committer: GroupCommitter | None = None
 
     @property
     def address(self) -> str:
@@ -148,6 +150,8 @@ class RunningServer:
                 async with asyncio.timeout(min(grace, 2.0)):
                     await self.hub.wait_empty()
         await self.server.stop(grace)
+        if self.committer is not None:
+            await self.committer.close()
         self._background.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._background
@@ -350,6 +354,7 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
         _health=health_servicer,
         _metrics_server=metrics_server,
         reducer=reducer,
+        committer=agent_servicer.committer,
     )
     log.info("skymesh server listening on %s (database %s)", running.address, engine.url.render_as_string())
     return running

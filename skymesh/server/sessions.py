@@ -20,12 +20,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from skymesh.api.agent.v1 import agent_pb2
-from skymesh.core.errors import Aborted, SkyMeshError
+from skymesh.core.errors import Aborted, ResourceExhausted, SkyMeshError
 from skymesh.observability.metrics import SERVER_STREAM_DURATION, SERVER_STREAMS
 
 __all__ = ["AgentSession", "Outbound", "Pacer", "SessionHub"]
 
 URGENT, NORMAL = 0, 1
+MAX_OUTBOUND = 4096  # messages queued for one agent that does not read them; then the stream is cut off
 _counter = itertools.count()
 
 
@@ -63,6 +64,17 @@ class AgentSession:
         on_sent: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         if self.ended.is_set():
+            return
+        if self._queue.qsize() >= MAX_OUTBOUND:
+            # An agent that stops reading its stream must not hold server memory without bound: cut it off (it
+            # resumes from the outbox and its cursors when it reconnects; nothing queued here is the only copy).
+            self.close(
+                ResourceExhausted(
+                    f"more than {MAX_OUTBOUND} messages wait for this agent to read its stream",
+                    reason="SLOW_CONSUMER",
+                    details={"limit": str(MAX_OUTBOUND)},
+                )
+            )
             return
         self._queue.put_nowait(Outbound(URGENT if urgent else NORMAL, next(_counter), message, on_sent))
 

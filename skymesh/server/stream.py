@@ -56,9 +56,10 @@ from skymesh.observability.metrics import (
 from skymesh.server.auth import authenticate_station
 from skymesh.server.config import ServerConfig
 from skymesh.server.db import Repository
-from skymesh.server.db.records import CommandStateValue, ObservationIn, TelemetryIn
+from skymesh.server.db.records import CommandStateValue, JobUpdateIn, ObservationIn, TelemetryIn
 from skymesh.server.dispatch import Dispatcher
 from skymesh.server.events import EventBus
+from skymesh.server.groupcommit import GroupCommitter
 from skymesh.server.health import HealthMonitor
 from skymesh.server.liveness import Liveness
 from skymesh.server.sessions import AgentSession, Pacer, SessionHub
@@ -73,6 +74,7 @@ PROTOCOL_VERSION = 1
 _EOF: object = grpc.aio.EOF  # type: ignore[attr-defined]
 _RELIABLE = frozenset({"job_update", "telemetry", "observation"})
 _MAX_SEQ = 2**63 - 1
+_INLINE_VALUES = 2_000  # telemetry values converted on the event loop; more go to a thread
 
 
 def _is_content_refusal(error: SkyMeshError) -> bool:
@@ -137,6 +139,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         self._config = config
         self._clock = clock
         self._pacers: dict[str, Pacer] = {}
+        self.committer = GroupCommitter(repo)
         self.health: HealthMonitor | None = None  # set by the app: telemetry anomaly detectors
 
     # ------------------------------------------------------------------------------------------------ Connect
@@ -219,13 +222,13 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         offset_s = 0.0
         if hello.HasField("agent_time"):
             offset_s = (timestamp_to_datetime(hello.agent_time, "hello.agent_time") - now).total_seconds()
-        await self._repo.record_hello(
+        cursors = await self._repo.record_hello(
             station_id,
             agent_version=hello.agent_version,
             capabilities=_capabilities(hello.capabilities),
             clock_offset_s=offset_s,
+            boot_ids=[hello.boot_id, *hello.pending_boot_ids],
         )
-        cursors = await self._repo.get_cursors(station_id, [hello.boot_id, *hello.pending_boot_ids])
         welcome = agent_pb2.Welcome(
             session_id=session.session_id,
             server_id=self._config.server_id,
@@ -384,15 +387,24 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             )
             self._ack(session, request.boot_id, committed, received)
             return
-        item = (
-            job_update_from_proto(request.job_update)
-            if kind == "job_update"
-            # Off the event loop: a large batch must not hold up the other streams while it is converted.
-            else await asyncio.to_thread(telemetry_from_proto, request.telemetry, request.boot_id)
-            if kind == "telemetry"
-            else observation_from_proto(request.observation)
-        )
-        result = await self._repo.ingest_upstream(station_id, request.boot_id, request.seq, item)
+        item: JobUpdateIn | TelemetryIn | ObservationIn
+        if kind == "telemetry":
+            # A large batch is converted off the event loop so it does not hold up the other streams; a small one
+            # inline (the thread hop costs more than the conversion).
+            samples = request.telemetry.samples
+            if len(samples) * max((len(s.values) for s in samples[:1]), default=0) > _INLINE_VALUES:
+                item = await asyncio.to_thread(telemetry_from_proto, request.telemetry, request.boot_id)
+            else:
+                item = telemetry_from_proto(request.telemetry, request.boot_id)
+            # Group commit: one transaction for the telemetry of every stream that is ready (acked after it).
+            result = await self.committer.submit(station_id, request.boot_id, request.seq, item)
+        else:
+            item = (
+                job_update_from_proto(request.job_update)
+                if kind == "job_update"
+                else observation_from_proto(request.observation)
+            )
+            result = await self._repo.ingest_upstream(station_id, request.boot_id, request.seq, item)
         if result.duplicate:
             SERVER_DEDUP_HITS.labels(kind).inc()
         else:

@@ -5,11 +5,11 @@ curves for the control API; upload bookkeeping."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Table, and_, bindparam, func, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from skymesh.core.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, SkyMeshError
@@ -168,6 +168,74 @@ class IngestRepo(RepoBase):
             cursor.updated_at = now
         return UpstreamResult(seq, duplicate=False, job_change=change)
 
+    async def ingest_telemetry_many(
+        self, items: Sequence[tuple[str, str, int, TelemetryIn]]
+    ) -> list[UpstreamResult | SkyMeshError]:
+        """Group commit: many telemetry batches (station, boot, seq, batch), from any streams, in ONE transaction.
+
+        Each item gets the answer `ingest_upstream` would have given it alone, in order (so consecutive seqs of one
+        boot in the same group are fine): a result, or the error that refuses it (gap, refused before). A refused
+        item writes nothing and does not hold back the others. Statements are bulk (one executemany per table),
+        not one ORM round trip per message: this is the agent-stream hot path (issue 8)."""
+        now = self._now()
+        keys = sorted({(station, boot) for station, boot, _, _ in items})
+        out: list[UpstreamResult | SkyMeshError] = []
+        async with self._tx("ingest_telemetry_many") as s:
+            await s.execute(
+                self._insert(UpstreamCursorRow.__table__).on_conflict_do_nothing(),
+                [{"station_id": st, "boot_id": b, "committed_seq": 0, "updated_at": now} for st, b in keys],
+            )
+            table = UpstreamCursorRow.__table__
+            assert isinstance(table, Table)
+            # Lock every cursor of the group in one statement, in key order (concurrent sessions of a station and
+            # concurrent groups serialize here without deadlocking).
+            query = (
+                select(table.c.station_id, table.c.boot_id, table.c.committed_seq)
+                .where(tuple_(table.c.station_id, table.c.boot_id).in_(keys))
+                .order_by(table.c.station_id, table.c.boot_id)
+                .with_for_update()
+            )
+            start = {(st, b): seq for st, b, seq in (await s.execute(query)).all()}
+            cursor = dict(start)
+            rows: list[dict[str, Any]] = []
+            resent: list[int] = []
+            for station, boot, seq, item in items:
+                committed = cursor[(station, boot)]
+                if seq <= committed:
+                    resent.append(len(out))
+                    out.append(UpstreamResult(committed, duplicate=True))
+                elif seq != committed + 1:
+                    out.append(_gap(boot, committed + 1, seq))
+                else:
+                    cursor[(station, boot)] = seq
+                    rows.append(
+                        {"station_id": station, "boot_id": boot, "seq": seq, "at": item.at, "samples": item.samples}
+                    )
+                    out.append(UpstreamResult(seq, duplicate=False))
+            if resent:
+                # Rare: a resend at or below the cursor answers as before if it was refused then.
+                for index in resent:
+                    station, boot, seq, _ = items[index]
+                    refusal = await s.get(UpstreamRefusalRow, (station, boot, seq))
+                    if refusal is not None:
+                        cls = _REFUSAL_CLASSES.get(refusal.code, InvalidArgument)
+                        out[index] = cls(f"refused before: {refusal.error}", reason="UPSTREAM_REFUSED_BEFORE")
+            if rows:
+                await s.execute(self._insert(TelemetryRow.__table__).on_conflict_do_nothing(), rows)
+            moved = [
+                {"k_station": st, "k_boot": b, "seq": seq, "now": now}
+                for (st, b), seq in cursor.items()
+                if seq != start[(st, b)]
+            ]
+            if moved:
+                await s.execute(
+                    update(table)
+                    .where(table.c.station_id == bindparam("k_station"), table.c.boot_id == bindparam("k_boot"))
+                    .values(committed_seq=bindparam("seq"), updated_at=bindparam("now")),
+                    moved,
+                )
+        return out
+
     async def refuse_upstream(self, station_id: str, boot_id: str, seq: int, code: str, error: str) -> int:
         """Record that the next upstream message of (station, boot) was refused for its content (or abandoned by
         the agent), and move the cursor past it, so the agent can set it aside and go on. A seq beyond the next one
@@ -261,9 +329,18 @@ class IngestRepo(RepoBase):
                 row.last_seen = last_seen
 
     async def record_hello(
-        self, station_id: str, *, agent_version: str, capabilities: dict[str, Any], clock_offset_s: float
-    ) -> None:
+        self,
+        station_id: str,
+        *,
+        agent_version: str,
+        capabilities: dict[str, Any],
+        clock_offset_s: float,
+        boot_ids: Iterable[str] = (),
+    ) -> dict[str, int]:
+        """Record the Hello's facts and return the committed seq of each of `boot_ids` (as `get_cursors`), in one
+        transaction: a reconnect storm pays one round trip per agent here, not two."""
         now = self._now()
+        ids = [b for b in dict.fromkeys(boot_ids) if b]
         async with self._tx("record_hello") as s:
             row = await s.get(StationRow, station_id, with_for_update=True)
             if row is None:
@@ -273,6 +350,13 @@ class IngestRepo(RepoBase):
             row.clock_offset_s = clock_offset_s
             row.last_seen = now
             self._audit(s, now, f"station:{station_id}", "connect", station_id, agent_version=agent_version)
+            found: dict[str, int] = {}
+            if ids:
+                query = select(UpstreamCursorRow.boot_id, UpstreamCursorRow.committed_seq).where(
+                    UpstreamCursorRow.station_id == station_id, UpstreamCursorRow.boot_id.in_(ids)
+                )
+                found = {b: int(seq) for b, seq in (await s.execute(query)).all()}
+        return {b: found.get(b, 0) for b in ids}
 
     async def station_states(self) -> dict[str, StationState]:
         async with self._tx("station_states") as s:

@@ -1,0 +1,368 @@
+"""Load generator: K thin agents against one real `skymesh server` process (issue 8, part 5).
+
+The server runs in a child process (this script's `serve` mode) on SQLite in a temporary directory or on a fresh
+PostgreSQL database, so its own CPU and RSS can be read from /proc. It registers K stations and issues each a real
+API key. The agents are raw stubs generated from `skymesh.api.agent.v1` (not the project's agent classes), run in
+`--procs` processes, several streams per HTTP/2 connection (`--per-channel`): each sends Hello, waits for Welcome,
+then one telemetry batch (3 channels x 10 samples) every second (the first `--fast` agents) or every 10 s (the rest),
+a heartbeat every 10 s, and counts the acks. After the run every agent's acked seq is compared with the rows stored
+(no loss: every acked message is stored; no duplicates: one row per (station, boot, seq)).
+
+Reported per run: connects, Hello->Welcome p50/p99, ack p50/p99 (measured window only), stored/s, server CPU % and
+RSS, server CPU-us per stored message, lost and duplicate rows.
+
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/stream.py --db sqlite --stations 100 --seconds 20
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/stream.py --db postgresql --stations 1000 --fast 1000 --procs 2
+
+`--server-path DIR` runs the server from another source tree (for a before/after comparison of the server alone).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+PG_DSN = os.environ.get("SKYMESH_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+# ------------------------------------------------------------------------------------------------- server side
+
+
+async def _serve(database_url: str, data_dir: str, stations: int, out: str) -> None:
+    from skymesh.core.model import GeoLocation, Station, StationKind
+    from skymesh.server import ServerConfig, serve
+
+    config = ServerConfig(
+        listen="127.0.0.1:0",
+        database_url=database_url,
+        data_dir=data_dir,
+        planning_enabled=False,
+        scheduler_address="127.0.0.1:9",
+        control_auth=False,
+        reduction_workers=0,
+        offline_grace_s=600.0,
+    )
+    server = await serve(config)
+    keys = {}
+    for i in range(stations):
+        sid = f"load-{i:05d}"
+        await server.repo.create_station(Station(sid, sid, StationKind.GROUND_STATION, GeoLocation(0.0, 0.0, 0.0)))
+        keys[sid] = (await server.repo.issue_station_key(sid)).api_key
+    await asyncio.to_thread(Path(out).write_text, json.dumps({"address": server.address, "keys": keys}))
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+    await server.stop(grace_s=1.0)
+
+
+def _proc_cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+
+
+def _proc_rss_mb(pid: int) -> float:
+    return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * _PAGE / 1e6
+
+
+# ------------------------------------------------------------------------------------------------- agent side
+
+
+def _batch(seq: int, boot_id: str, at_s: float) -> Any:
+    from skymesh.api.agent.v1 import agent_pb2
+
+    request = agent_pb2.ConnectRequest(seq=seq, boot_id=boot_id)
+    for i in range(10):
+        sample = request.telemetry.samples.add(values={"az": 1.0 * i, "el": 2.0 * i, "snr": 3.0 * i})
+        sample.at.FromNanoseconds(int((at_s + i * 0.1) * 1e9))
+    return request
+
+
+async def _agent(
+    stub: Any, key: str, sid: str, interval_s: float, start_at: float, window: tuple[float, float], end_at: float
+) -> dict[str, Any]:
+    import grpc
+
+    from skymesh.api.agent.v1 import agent_pb2
+
+    grpc_eof = grpc.aio.EOF  # type: ignore[attr-defined]
+    await asyncio.sleep(max(0.0, start_at - time.time()))
+    boot = str(uuid.uuid4())
+    sent: dict[int, float] = {}
+    acks: list[float] = []
+    acked = 0
+    t0 = time.perf_counter()
+    call = stub.Connect(metadata=(("authorization", f"Bearer {key}"),))
+    try:
+        await call.write(
+            agent_pb2.ConnectRequest(
+                hello=agent_pb2.Hello(station_id=sid, agent_version="bench", protocol_version=1, boot_id=boot)
+            )
+        )
+        welcome = await call.read()
+        if welcome is None or welcome.WhichOneof("body") != "welcome":
+            return {"sid": sid, "connected": False, "error": "no welcome"}
+        hello_s = time.perf_counter() - t0
+
+        async def read() -> None:
+            nonlocal acked
+            while True:
+                response = await call.read()
+                if response is grpc_eof or response is None:
+                    return
+                if response.WhichOneof("body") == "upstream_ack":
+                    now = time.time()
+                    committed = response.upstream_ack.committed_seq
+                    for seq in range(acked + 1, committed + 1):
+                        at = sent.pop(seq, None)
+                        if at is not None and window[0] <= at < window[1]:
+                            acks.append(now - at)
+                    acked = max(acked, committed)
+
+        reader = asyncio.create_task(read())
+        seq = 0
+        # Spread the agents over the interval, as real stations are.
+        next_at = time.time() + interval_s * (hash(sid) % 1000) / 1000
+        next_beat = time.time() + 10.0
+        while time.time() < end_at and not reader.done():
+            now = time.time()
+            if now >= next_beat:
+                await call.write(agent_pb2.ConnectRequest(heartbeat=agent_pb2.Heartbeat()))
+                next_beat += 10.0
+            if now >= next_at:
+                seq += 1
+                sent[seq] = now
+                await call.write(_batch(seq, boot, now))
+                next_at += interval_s
+            await asyncio.sleep(max(0.0, min(next_at, next_beat, end_at) - time.time()))
+        # Give the last acks a moment, then leave.
+        deadline = time.time() + 5.0
+        while acked < seq and time.time() < deadline and not reader.done():  # noqa: ASYNC110 - a bounded poll
+            await asyncio.sleep(0.05)
+        call.cancel()
+        return {"sid": sid, "boot": boot, "connected": True, "hello_s": hello_s, "acks": acks, "acked": acked}
+    except Exception as exc:
+        call.cancel()
+        return {"sid": sid, "connected": False, "error": f"{type(exc).__name__}: {exc}"[:200]}
+
+
+def _worker(args: tuple[str, list[tuple[str, str, float]], float, tuple[float, float], float, int]) -> list[Any]:
+    address, agents, start_at, window, end_at, per_channel = args
+
+    async def run() -> list[Any]:
+        import grpc
+
+        from skymesh.api.agent.v1 import agent_pb2_grpc
+
+        channels = [
+            grpc.aio.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)])
+            for _ in range(0, len(agents), per_channel)
+        ]
+        stubs = [agent_pb2_grpc.AgentServiceStub(c) for c in channels]
+        ramp = max(1.0, len(agents) / 500)  # connects spread over a ramp, not one wave
+        tasks = [
+            _agent(stubs[i // per_channel], key, sid, interval, start_at + ramp * i / len(agents), window, end_at)
+            for i, (sid, key, interval) in enumerate(agents)
+        ]
+        results = await asyncio.gather(*tasks)
+        for c in channels:
+            await c.close(None)
+        return results
+
+    return asyncio.run(run())
+
+
+# ------------------------------------------------------------------------------------------------- one run
+
+
+async def _database(kind: str, tmp: str) -> tuple[str, str]:
+    if kind == "sqlite":
+        return f"sqlite+aiosqlite:///{Path(tmp) / 'stream.sqlite3'}", ""
+    import asyncpg
+
+    name = f"skymesh_stream_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(PG_DSN)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    base = PG_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+    return f"{base}/{name}", name
+
+
+async def _stored(database_url: str) -> dict[tuple[str, str], tuple[int, int, int]]:
+    """(station, boot) -> (rows, distinct seqs, max seq) as stored."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                text(
+                    "SELECT station_id, boot_id, count(*), count(DISTINCT seq), max(seq) FROM telemetry"
+                    " GROUP BY station_id, boot_id"
+                )
+            )
+            return {(r[0], r[1]): (int(r[2]), int(r[3]), int(r[4])) for r in rows}
+    finally:
+        await engine.dispose()
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    values = sorted(values)
+    return round(values[min(len(values) - 1, int(q * len(values)))], 4)
+
+
+def run(
+    *,
+    db: str,
+    stations: int,
+    fast: int,
+    seconds: float,
+    warmup_s: float,
+    procs: int,
+    per_channel: int,
+    server_path: str = "",
+) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        database_url, pg_name = asyncio.run(_database(db, tmp))
+        out = Path(tmp) / "server.json"
+        env = dict(os.environ)
+        env["PYTHONPATH"] = server_path or env.get("PYTHONPATH", "")
+        server = subprocess.Popen(
+            [sys.executable, __file__, "serve", database_url, tmp, str(stations), str(out)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=open(Path(tmp) / "server.log", "w"),  # noqa: SIM115 - closed with the directory
+        )
+        try:
+            deadline = time.time() + 60 + stations * 0.05
+            while not out.exists():
+                if server.poll() is not None or time.time() > deadline:
+                    raise RuntimeError(f"server did not start: {(Path(tmp) / 'server.log').read_text()[-2000:]}")
+                time.sleep(0.2)
+            info = json.loads(out.read_text())
+            keys = info["keys"]
+            agents = [(sid, keys[sid], 1.0 if i < fast else 10.0) for i, sid in enumerate(sorted(keys))]
+            start_at = time.time() + 2.0
+            ramp = max(1.0, stations / procs / 500)
+            window = (start_at + ramp + warmup_s, start_at + ramp + warmup_s + seconds)
+            end_at = window[1]
+            shares = [agents[i::procs] for i in range(procs)]
+            ctx = multiprocessing.get_context("spawn")
+            with ctx.Pool(procs) as pool:
+                pending = pool.map_async(
+                    _worker, [(info["address"], s, start_at, window, end_at, per_channel) for s in shares]
+                )
+                time.sleep(max(0.0, window[0] - time.time()))
+                cpu0, t0 = _proc_cpu_s(server.pid), time.time()
+                time.sleep(max(0.0, window[1] - time.time()))
+                cpu1, t1 = _proc_cpu_s(server.pid), time.time()
+                rss = _proc_rss_mb(server.pid)
+                results = [r for part in pending.get() for r in part]
+            time.sleep(1.0)
+        finally:
+            server.send_signal(signal.SIGTERM)
+            try:
+                server.wait(30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+        stored = asyncio.run(_stored(database_url))
+        if pg_name:
+            asyncio.run(_drop(pg_name))
+    connected = [r for r in results if r["connected"]]
+    acks = [a for r in connected for a in r["acks"]]
+    lost = sum(max(0, r["acked"] - stored.get((r["sid"], r["boot"]), (0, 0, 0))[1]) for r in connected)
+    duplicates = sum(rows - distinct for rows, distinct, _ in stored.values())
+    stored_in_window = len(acks)
+    cpu_s = cpu1 - cpu0
+    errors = sorted({r["error"] for r in results if not r["connected"]})
+    return {
+        "db": db,
+        "stations": stations,
+        "fast": fast,
+        "procs": procs,
+        "per_channel": per_channel,
+        "connected": len(connected),
+        "hello_p50_s": _pct([r["hello_s"] for r in connected], 0.5),
+        "hello_p99_s": _pct([r["hello_s"] for r in connected], 0.99),
+        "ack_p50_s": _pct(acks, 0.5),
+        "ack_p99_s": _pct(acks, 0.99),
+        "offered_per_s": round(fast + (stations - fast) / 10, 1),
+        "stored_per_s": round(stored_in_window / (t1 - t0), 1),
+        "server_cpu_pct": round(100 * cpu_s / (t1 - t0), 1),
+        "server_rss_mb": round(rss, 1),
+        "server_cpu_us_per_msg": round(1e6 * cpu_s / stored_in_window) if stored_in_window else None,
+        "acked_total": sum(r["acked"] for r in connected),
+        "lost": lost,
+        "duplicates": duplicates,
+        "errors": errors[:3],
+        "loadavg": os.getloadavg()[0],
+    }
+
+
+async def _drop(name: str) -> None:
+    import asyncpg
+
+    admin = await asyncpg.connect(PG_DSN)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "serve":
+        profile_to = os.environ.get("SKYMESH_BENCH_PROFILE", "")
+        if profile_to:  # cProfile of the whole server process, written at its exit
+            import cProfile
+
+            with cProfile.Profile() as profile:
+                asyncio.run(_serve(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]))
+            profile.dump_stats(profile_to)
+            return
+        asyncio.run(_serve(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]))
+        return
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--stations", type=int, default=100, help="K agent streams")
+    parser.add_argument("--fast", type=int, default=-1, help="agents sending 1 batch/s (default all); rest 1/10 s")
+    parser.add_argument("--seconds", type=float, default=20.0, help="measured window")
+    parser.add_argument("--warmup", type=float, default=5.0)
+    parser.add_argument("--procs", type=int, default=1, help="load-generator processes")
+    parser.add_argument("--per-channel", type=int, default=10, help="agent streams per HTTP/2 connection")
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--server-path", default="", help="PYTHONPATH for the server process (baseline tree)")
+    args = parser.parse_args()
+    fast = args.stations if args.fast < 0 else args.fast
+    for _ in range(args.runs):
+        result = run(
+            db=args.db,
+            stations=args.stations,
+            fast=fast,
+            seconds=args.seconds,
+            warmup_s=args.warmup,
+            procs=args.procs,
+            per_channel=args.per_channel,
+            server_path=args.server_path,
+        )
+        print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()
