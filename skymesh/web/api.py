@@ -22,8 +22,8 @@ from skymesh.api.agent.v1 import agent_pb2
 from skymesh.api.common.v1 import common_pb2
 from skymesh.api.control.v1 import alerts_pb2, events_pb2, observations_pb2, stations_pb2, targets_pb2
 from skymesh.api.convert import timestamp_from_datetime
-from skymesh.api.scheduler.v1 import scheduler_pb2
 from skymesh.api.errors import error_from_rpc
+from skymesh.api.scheduler.v1 import scheduler_pb2
 from skymesh.core.errors import InvalidArgument, NotFound, SkyMeshError, Unavailable
 from skymesh.web.client import ControlClient
 from skymesh.web.czml import czml_document
