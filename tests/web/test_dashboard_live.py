@@ -111,3 +111,42 @@ async def test_observation_page_downloads_its_frame(browser: Browser, dash: Web)
     path = await download.path()
     assert path is not None and path.read_bytes() == data
     await page.context.close()
+
+
+async def test_3d_view_loads_the_czml_with_cesium_served_locally(browser: Browser, dash: Web) -> None:  # noqa: F811
+    (tle,) = generate_tles("iss", 1, datetime.now(UTC), seed=5)
+    await dash.server.repo.create_target(SatelliteTarget("sat-3d", "SAT 3D", tle.norad_id, tle.line1, tle.line2))
+    page = await open_logged_in(browser, dash, "olga")
+    elsewhere: list[str] = []
+    page.on(
+        "request",
+        lambda r: elsewhere.append(r.url) if not r.url.startswith((dash.base_url, "data:", "blob:")) else None,
+    )
+    failed: list[str] = []
+    page.on("requestfailed", lambda r: failed.append(r.url))
+    page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    await page.click("a[data-nav=globe]")  # a page of its own, with the session cookie
+    await page.wait_for_url(dash.base_url + "/globe")
+    globe = page.locator("#globe")
+    await expect(globe).to_have_attribute("data-entities", "3", timeout=60_000)  # two stations and one satellite
+    await expect(page.locator("#globe-note")).to_contain_text("2 stations · 1 satellites")
+    ids = await page.evaluate("() => window.skymeshGlobe.dataSources.get(0).entities.values.map((e) => e.id).sort()")
+    assert ids == ["satellite/sat-3d", "station/gs-athens", "station/tel-paranal"]
+    # The satellite moves: its CZML position is sampled over the next hours, and Cesium interpolates it now.
+    moving = await page.evaluate(
+        """() => {
+            const C = window.Cesium, w = window.skymeshGlobe, e = w.dataSources.get(0).entities.getById('satellite/sat-3d');
+            const t0 = w.clock.currentTime, t1 = C.JulianDate.addSeconds(t0, 60, new C.JulianDate());
+            return C.Cartesian3.distance(e.position.getValue(t0), e.position.getValue(t1)) / 60;
+        }"""
+    )
+    assert 6000 < moving < 8500, f"{moving} m/s is not a low Earth orbit"
+    await page.wait_for_timeout(1500)  # a few frames: imagery and workers are fetched now
+    assert await page.locator("#globe canvas").count() == 1
+    assert not elsewhere, f"the 3D view reached beyond the gateway: {elsewhere[:5]}"
+    failed = [u for u in failed if not u.endswith("/api/v1/events")]  # the dashboard's live stream, closed on leaving
+    assert not failed, f"requests failed: {failed[:5]}"
+    assert not errors, errors
+    await page.context.close()
