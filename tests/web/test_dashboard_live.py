@@ -137,7 +137,8 @@ async def test_3d_view_loads_the_czml_with_cesium_served_locally(browser: Browse
     # The satellite moves: its CZML position is sampled over the next hours, and Cesium interpolates it now.
     moving = await page.evaluate(
         """() => {
-            const C = window.Cesium, w = window.skymeshGlobe, e = w.dataSources.get(0).entities.getById('satellite/sat-3d');
+            const C = window.Cesium, w = window.skymeshGlobe;
+            const e = w.dataSources.get(0).entities.getById('satellite/sat-3d');
             const t0 = w.clock.currentTime, t1 = C.JulianDate.addSeconds(t0, 60, new C.JulianDate());
             return C.Cartesian3.distance(e.position.getValue(t0), e.position.getValue(t1)) / 60;
         }"""
