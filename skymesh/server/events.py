@@ -22,7 +22,7 @@ import collections
 import contextlib
 import logging
 import secrets
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncGenerator, Iterable, Sequence
 
 from skymesh.api.agent.v1 import agent_pb2
 from skymesh.api.common.v1 import common_pb2
@@ -32,7 +32,7 @@ from skymesh.core.clock import Clock
 from skymesh.core.jobs import JobState
 from skymesh.core.model import StationState
 
-__all__ = ["EventBus"]
+__all__ = ["EventBus", "Subscription"]
 
 log = logging.getLogger(__name__)
 
@@ -179,30 +179,53 @@ class EventBus:
             return [], "cursor older than the server's event buffer"
         return list(self._buffer)[seq + 1 - oldest :], None
 
-    async def watch(
-        self, cursor: str, telemetry_station_ids: Iterable[str] = ()
-    ) -> AsyncIterator[events_pb2.WatchResponse]:
-        queue: asyncio.Queue[events_pb2.WatchResponse | None] = asyncio.Queue(maxsize=_QUEUE)
-        # Backlog and registration happen with no await in between: nothing is missed or repeated.
-        backlog, resync = self._backlog(cursor)
-        stations = frozenset(telemetry_station_ids)
-        self._watchers[queue] = stations
-        self._telemetry_wanted.update(stations)
-        try:
-            if resync is not None:
-                yield self._resync(resync)
-            for old in backlog:
-                yield old
-            while True:
-                event = await queue.get()
-                if event is None:
-                    yield self._resync("watcher fell behind")
-                    return
-                yield event
-        finally:
-            self._drop(queue)
+    def watch(self, cursor: str, telemetry_station_ids: Iterable[str] = ()) -> Subscription:
+        """A watcher, registered now (before the caller awaits anything): every event published from here on
+        reaches it, so a client can be told "watching" before the first event without missing one."""
+        return Subscription(self, cursor, frozenset(telemetry_station_ids))
 
     def _resync(self, reason: str) -> events_pb2.WatchResponse:
         event = events_pb2.WatchResponse(cursor=f"{self._run}.{self._seq}", resync=events_pb2.Resync(reason=reason))
         event.at.CopyFrom(timestamp_from_datetime(self._clock.now()))
         return event
+
+
+class Subscription:
+    """One watcher of an EventBus: its backlog (resync or events after the cursor), then live events. Iterate it, and
+    `aclose()` it when done (iterating to the end, or closing, unregisters it)."""
+
+    def __init__(self, bus: EventBus, cursor: str, stations: frozenset[str]) -> None:
+        self._bus = bus
+        self._queue: asyncio.Queue[events_pb2.WatchResponse | None] = asyncio.Queue(maxsize=_QUEUE)
+        # Backlog and registration happen with no await in between: nothing is missed or repeated.
+        backlog, resync = bus._backlog(cursor)
+        bus._watchers[self._queue] = stations
+        bus._telemetry_wanted.update(stations)
+        self._events = self._run(backlog, resync)
+
+    async def _run(
+        self, backlog: list[events_pb2.WatchResponse], resync: str | None
+    ) -> AsyncGenerator[events_pb2.WatchResponse]:
+        try:
+            if resync is not None:
+                yield self._bus._resync(resync)
+            for old in backlog:
+                yield old
+            while True:
+                event = await self._queue.get()
+                if event is None:
+                    yield self._bus._resync("watcher fell behind")
+                    return
+                yield event
+        finally:
+            self._bus._drop(self._queue)
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> events_pb2.WatchResponse:
+        return await anext(self._events)
+
+    async def aclose(self) -> None:
+        await self._events.aclose()
+        self._bus._drop(self._queue)  # also when it was never iterated

@@ -41,10 +41,15 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
                 check_id(station_id, field=f"telemetry_station_ids[{i}]")
         except SkyMeshError as exc:
             await abort_with(context, exc)
-        # Headers now, before any event: a client can tell "accepted" from "refused" without waiting for one.
-        await context.send_initial_metadata(())
-        async for event in self._bus.watch(request.cursor, request.telemetry_station_ids):
-            yield event
+        # Registered first, then headers, before any event: a client told "accepted" has missed nothing since, and can
+        # tell "accepted" from "refused" without waiting for an event.
+        subscription = self._bus.watch(request.cursor, request.telemetry_station_ids)
+        try:
+            await context.send_initial_metadata(())
+            async for event in subscription:
+                yield event
+        finally:
+            await subscription.aclose()
 
 
 class PlanServicer(events_pb2_grpc.PlanServiceServicer):
