@@ -147,7 +147,8 @@ async def main(out: Path) -> None:
                 await page.fill("#username", "ada")
                 await page.fill("#password", PASSWORD)
                 await page.click("#login-form button[type=submit]")
-                await page.wait_for_selector("path.satellite", timeout=30_000)
+                # attached, not visible: on a phone's map some satellites lie outside the view
+                await page.wait_for_selector("path.satellite", state="attached", timeout=30_000)
                 for name, route, ready in pages if not label else pages[:3]:
                     await page.goto(base + "/" + route)
                     if ready:
