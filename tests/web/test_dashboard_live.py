@@ -123,7 +123,7 @@ async def test_3d_view_loads_the_czml_with_cesium_served_locally(browser: Browse
         lambda r: elsewhere.append(r.url) if not r.url.startswith((dash.base_url, "data:", "blob:")) else None,
     )
     failed: list[str] = []
-    page.on("requestfailed", lambda r: failed.append(r.url))
+    page.on("requestfailed", lambda r: failed.append(f"{r.failure} {r.url}"))
     page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -147,7 +147,9 @@ async def test_3d_view_loads_the_czml_with_cesium_served_locally(browser: Browse
     await page.wait_for_timeout(1500)  # a few frames: imagery and workers are fetched now
     assert await page.locator("#globe canvas").count() == 1
     assert not elsewhere, f"the 3D view reached beyond the gateway: {elsewhere[:5]}"
-    failed = [u for u in failed if not u.endswith("/api/v1/events")]  # the dashboard's live stream, closed on leaving
+    # The dashboard's own calls still in flight when it navigated to /globe are aborted (its live stream, a slow map
+    # refresh on a loaded machine): not the 3D view's.
+    failed = [u for u in failed if not (u.startswith("net::ERR_ABORTED") and "/api/v1/" in u and "/czml" not in u)]
     assert not failed, f"requests failed: {failed[:5]}"
     assert not errors, errors
     await page.context.close()
