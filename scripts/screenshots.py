@@ -1,6 +1,7 @@
 """`make screenshots`: run a small real system (scheduler, server on SQLite, the web gateway) with the demo fleet,
 let the real planner make a plan, mark half the stations alive by heartbeat, submit a few nights of photometry for
-one variable star, then photograph every dashboard page in Debian's Chromium into docs/screenshots/.
+one variable star, stream a ground station's telemetry (a real agent stream from a minimal client), then photograph
+every dashboard page, and the 3D view, in Debian's Chromium into docs/screenshots/.
 
     .venv/bin/python scripts/screenshots.py [--out docs/screenshots]
 """
@@ -9,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import math
 import socket
+import sys
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,6 +22,8 @@ import httpx
 import uvicorn
 from playwright.async_api import async_playwright
 
+from skymesh.api.agent.v1 import agent_pb2
+from skymesh.api.convert import timestamp_from_datetime
 from skymesh.scheduler.service import start_server as start_scheduler
 from skymesh.server import ServerConfig, serve
 from skymesh.server.db.records import Role
@@ -28,6 +33,32 @@ from skymesh.web import WebConfig, create_app
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run"]  # fmt: skip
 PASSWORD = "screenshots-only"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for the tests' minimal agent stream client
+
+
+async def _feed_telemetry(address: str, key: str, station_id: str, stop: asyncio.Event) -> None:
+    """A ground station tracking a pass: rotator az/el sweeping, radio tuned with Doppler, once a second."""
+    from tests.server.agent_client import AgentClient
+
+    async with AgentClient.connect(address, key, station_id) as agent:
+        await agent.expect("welcome")
+        seq = 0
+        while not stop.is_set():
+            seq += 1
+            x = seq / 60.0
+            up = math.sin(math.pi * min(x, 1.0))
+            values = {
+                "rotator.azimuth_deg": 140.0 + 90.0 * x,
+                "rotator.elevation_deg": 5.0 + 70.0 * up,
+                "radio.doppler_hz": 9000.0 * math.cos(math.pi * min(x, 1.0)),
+                "radio.snr_db": 8.0 + 10.0 * up,
+            }
+            values["radio.frequency_hz"] = 437.1e6 + values["radio.doppler_hz"]
+            sample = agent_pb2.TelemetrySample(at=timestamp_from_datetime(datetime.now(UTC)), values=values)
+            batch = agent_pb2.TelemetryBatch(samples=[sample])
+            await agent.send(agent_pb2.ConnectRequest(telemetry=batch, seq=seq, boot_id=agent.boot_id))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
 
 
 def _free_port() -> int:
@@ -95,9 +126,13 @@ async def main(out: Path) -> None:
             obs_id = (await api.get("/api/v1/observations", params={"target_id": star.target_id})).json()[
                 "observations"
             ][0]["observation_id"]
+        gs = next(s for s in fleet.stations if not s.filters)
+        gs_key = (await repo.issue_station_key(gs.station_id)).api_key
+        stop_feed = asyncio.Event()
+        feed = asyncio.create_task(_feed_telemetry(server.address, gs_key, gs.station_id, stop_feed))
         pages = [
             ("map", "#/map", None),
-            ("station", f"#/site/{site.station_id}", None),
+            ("station", f"#/site/{gs.station_id}", None),
             ("timeline", "#/timeline", ".gantt-row"),
             ("targets", "#/targets", "#target-rows tr"),
             ("campaigns", "#/campaigns", "#campaign-rows tr"),
@@ -112,16 +147,25 @@ async def main(out: Path) -> None:
                 await page.fill("#username", "ada")
                 await page.fill("#password", PASSWORD)
                 await page.click("#login-form button[type=submit]")
-                await page.wait_for_selector("path.satellite", timeout=30_000)
+                # attached, not visible: on a phone's map some satellites lie outside the view
+                await page.wait_for_selector("path.satellite", state="attached", timeout=30_000)
                 for name, route, ready in pages if not label else pages[:3]:
                     await page.goto(base + "/" + route)
                     if ready:
                         await page.wait_for_selector(ready, timeout=30_000)
-                    await page.wait_for_timeout(800)
+                    await page.wait_for_timeout(8000 if name == "station" else 800)  # the station: some telemetry
                     await page.screenshot(path=str(out / f"{label}{name}.png"))
                     print("wrote", out / f"{label}{name}.png")
+                if not label:
+                    await page.goto(base + "/globe")
+                    await page.wait_for_selector("#globe[data-entities]", timeout=120_000)
+                    await page.wait_for_timeout(4000)  # imagery tiles
+                    await page.screenshot(path=str(out / "globe.png"))
+                    print("wrote", out / "globe.png")
                 await page.close()
             await browser.close()
+        stop_feed.set()
+        await feed
         web.should_exit = True
         await web_task
         await server.stop(grace_s=0.1)

@@ -70,8 +70,11 @@ def rank_targets(
         if r not in best or ops.value[i] > ops.value[best[r]]:
             best[r] = i
     # Remaining observable time: the end of the run of back-to-back opportunities that starts now.
+    # Rank on the score alone, then describe only the `count` kept: the altitude and the remaining run are per-target
+    # work that the candidates left out never need.
+    order = sorted(best.items(), key=lambda ri: (-float(ops.value[ri[1]]), targets[ri[0]].target.target_id))
     out: list[RankedTarget] = []
-    for r, i in best.items():
+    for r, i in order[:count] if count else order:
         t = targets[r].target
         remaining = float(ops.end_s[i])
         on = np.flatnonzero(ops.request == r)
@@ -79,8 +82,7 @@ def rank_targets(
             remaining = _run_end(ops.start_s[on], ops.end_s[on], options.celestial_step_s)
         alt, airmass = _altitude_now(station, t, at)
         out.append(RankedTarget(t.target_id, float(ops.value[i]), alt, airmass, remaining))
-    out.sort(key=lambda x: (-x.score, x.target_id))
-    return out[:count] if count else out
+    return out
 
 
 def _online(station: Station) -> Station:

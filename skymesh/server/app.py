@@ -294,7 +294,9 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
     stations_pb2_grpc.add_StationServiceServicer_to_server(StationServicer(repo, hub, liveness, replan), server)
     targets_pb2_grpc.add_TargetServiceServicer_to_server(TargetServicer(repo, dispatcher, replan), server)
     targets_pb2_grpc.add_CampaignServiceServicer_to_server(CampaignServicer(repo, replan), server)
-    observations_pb2_grpc.add_ObservationServiceServicer_to_server(ObservationServicer(repo), server)
+    observations_pb2_grpc.add_ObservationServiceServicer_to_server(
+        ObservationServicer(repo, config.uploads_dir), server
+    )
     observations_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(repo, dispatcher, planner), server)
     users_pb2_grpc.add_UserServiceServicer_to_server(UserServicer(repo), server)
     alerts_pb2_grpc.add_AlertServiceServicer_to_server(AlertServicer(repo, alert_ingest), server)

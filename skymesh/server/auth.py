@@ -66,7 +66,7 @@ _ADMIN_METHODS = frozenset(
     }
 )
 # Any signed-in user, whatever the name suggests.
-_OBSERVER_METHODS = frozenset({"Watch", "WhoAmI", "Logout", "CreatePersonalToken"})
+_OBSERVER_METHODS = frozenset({"Watch", "WhoAmI", "Logout", "CreatePersonalToken", "DownloadArtifact"})
 # Callable without a token: the password is the credential.
 _PUBLIC_METHODS = frozenset({"/skymesh.api.control.v1.AuthService/Login"})
 

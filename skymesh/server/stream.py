@@ -415,6 +415,8 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             self._events.job(change.job_id, station_id, change.old, change.new)
         elif isinstance(item, ObservationIn) and not result.duplicate:
             self._events.observation(item.observation_id, station_id, item.target_id or "")
+        elif isinstance(item, TelemetryIn) and not result.duplicate:  # live summary, <= 1 Hz (skymesh.server.events)
+            self._events.telemetry(station_id, request.telemetry.samples)
         self._ack(session, request.boot_id, result.committed_seq, received)
         if self.health is not None and isinstance(item, TelemetryIn) and not result.duplicate:
             await self.health.observe(station_id, item.samples)  # after the ack: detectors never delay it

@@ -130,6 +130,13 @@ def create_app(config: WebConfig) -> FastAPI:
     async def index() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", headers={"cache-control": "no-cache"})
 
+    @app.get("/globe", include_in_schema=False)
+    async def globe() -> FileResponse:
+        """The opt-in 3D view: CesiumJS compiles WebAssembly, allowed on this page only."""
+        return FileResponse(
+            STATIC_DIR / "globe.html", headers={"cache-control": "no-cache", "content-security-policy": _GLOBE_CSP}
+        )
+
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(_SecurityHeaders)
     app.add_middleware(BodyLimit, limit=config.max_body_bytes)
@@ -173,15 +180,24 @@ def _route_of(scope: Scope) -> str:
     return "/static" if str(scope.get("path", "")).startswith("/static/") else "other"
 
 
-class _SecurityHeaders:
-    """Everything the page needs ships with it: forbid other origins, framing and sniffing."""
+# The 3D page's policy: the dashboard's, plus WebAssembly compilation (CesiumJS's decoders) and blob: images, workers
+# and worker scripts, which Cesium builds from its own code and from what it fetched from this origin. Still nothing
+# from any other origin, and no string evaluated as JavaScript.
+_GLOBE_CSP = ("default-src 'self'; script-src 'self' blob: 'wasm-unsafe-eval'; worker-src 'self' blob:; "
+              "img-src 'self' data: blob:; connect-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
+              "frame-ancestors 'none'; base-uri 'none'; form-action 'self'")  # fmt: skip
 
+
+class _SecurityHeaders:
+    """Everything the page needs ships with it: forbid other origins, framing and sniffing. A response that sets its
+    own Content-Security-Policy (the 3D page) keeps it."""
+
+    _CSP = (b"content-security-policy", b"default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+            b"frame-ancestors 'none'; base-uri 'none'; form-action 'self'")  # fmt: skip
     _HEADERS: ClassVar[list[tuple[bytes, bytes]]] = [
-        (b"content-security-policy", b"default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-         b"frame-ancestors 'none'; base-uri 'none'; form-action 'self'"),
         (b"x-content-type-options", b"nosniff"),
         (b"referrer-policy", b"same-origin"),
-    ]  # fmt: skip
+    ]
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -193,7 +209,9 @@ class _SecurityHeaders:
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *self._HEADERS]
+                headers = list(message.get("headers", []))
+                own_csp = any(k.lower() == self._CSP[0] for k, _v in headers)
+                message["headers"] = [*headers, *self._HEADERS, *([] if own_csp else [self._CSP])]
             await send(message)
 
         await self.app(scope, receive, with_headers)

@@ -23,7 +23,8 @@ _STATE_RGBA = {
     common_pb2.STATION_STATE_DISCONNECTED: [230, 126, 34, 255],
 }
 _OFFLINE_RGBA = [127, 140, 141, 255]
-_PATH_MATERIAL = {"solidColor": {"color": {"rgba": [255, 209, 102, 128]}}}
+_SATELLITE_RGBA = [199, 125, 255, 255]  # the map's satellite violet: no station state shares it
+_PATH_MATERIAL = {"solidColor": {"color": {"rgba": [199, 125, 255, 128]}}}
 
 
 def _iso(t: datetime) -> str:
@@ -82,7 +83,7 @@ def czml_document(
                 "availability": interval,
                 "position": {"epoch": _iso(start), "cartographicDegrees": samples,
                              "interpolationAlgorithm": "LAGRANGE", "interpolationDegree": 5},
-                "point": {"pixelSize": 5, "color": {"rgba": [255, 209, 102, 255]}},
+                "point": {"pixelSize": 5, "color": {"rgba": _SATELLITE_RGBA}},
                 "path": {"leadTime": 2700, "trailTime": 2700, "width": 1, "material": _PATH_MATERIAL},
             }
         )  # fmt: skip

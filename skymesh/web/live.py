@@ -1,7 +1,8 @@
 """Live updates for browsers: `GET /api/v1/events` is a Server-Sent Events stream fed by one gRPC
 `EventService.Watch` per browser, opened with that browser's own token (so the server decides what it may see).
 A reconnecting EventSource sends `Last-Event-ID`, which is the server's cursor: the watch resumes where it stopped,
-or starts with a `resync` event that tells the page to reload its data. A comment line every 15 s keeps proxies
+or starts with a `resync` event that tells the page to reload its data. `telemetry=SITE` (repeatable) adds those
+sites' telemetry summaries (at most 1 Hz each; live only, never replayed). A comment line every 15 s keeps proxies
 from closing an idle stream."""
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 import grpc
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
 from skymesh.api.control.v1 import events_pb2
 from skymesh.api.errors import error_from_rpc
 from skymesh.core.errors import Unavailable
+from skymesh.core.ids import check_id
 from skymesh.observability.metrics import WebMetrics
 from skymesh.web.api import Client, Who
 from skymesh.web.client import ControlClient
@@ -83,12 +85,14 @@ async def events(
     who: Who,
     c: Client,
     last_event_id: Annotated[str | None, Header(max_length=64)] = None,
-    cursor: str = "",
+    cursor: Annotated[str, Query(max_length=64)] = "",
+    telemetry: Annotated[list[str], Query(max_length=16, description="sites whose 1 Hz telemetry to include")] = [],  # noqa: B006 (FastAPI copies defaults)
 ) -> StreamingResponse:
     client: ControlClient = c
-    call = client.events.Watch(
-        events_pb2.WatchRequest(cursor=last_event_id or cursor), metadata=client.metadata(who.token)
-    )
+    for site_id in telemetry:
+        check_id(site_id, field="telemetry")
+    watch = events_pb2.WatchRequest(cursor=last_event_id or cursor, telemetry_station_ids=telemetry)
+    call = client.events.Watch(watch, metadata=client.metadata(who.token))
     # Fail here, with a proper status, when the server refuses the watch (401/403) or is down.
     try:
         await call.initial_metadata()

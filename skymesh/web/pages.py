@@ -1,5 +1,10 @@
 """Page tokens for list endpoints: an opaque token carrying the offset into the (stably ordered) result and a
-fingerprint of the filters, so a token cannot be replayed against a different query."""
+fingerprint of the filters, so a token cannot be replayed against a different query.
+
+The one place the gateway pages: today the control List RPCs return everything and the gateway slices here. When
+they take `page_size`/`page_token` themselves, `paginate` is the function to replace by passing the server's token
+through (its callers in `skymesh.web.api`: list_sites, list_targets, list_campaigns, list_jobs, list_observations),
+and the JSON API's `next_page_token` stays the same field."""
 
 from __future__ import annotations
 

@@ -243,6 +243,11 @@ def event_json(e: events_pb2.WatchResponse) -> tuple[str, JSON]:
             unscheduled=e.plan.unscheduled,
             changed_site_ids=list(e.plan.changed_station_ids),
         )
+    elif kind == "telemetry":
+        data.update(
+            site_id=e.telemetry.station_id,
+            samples=[{"at": iso(x.at), "values": dict(x.values)} for x in e.telemetry.samples],
+        )
     elif kind == "resync":
         data.update(reason=e.resync.reason)
     return kind, data

@@ -126,3 +126,21 @@ async def test_pass_recordings_are_measured_and_bad_passes_go_back(start_server:
     drawn = await asyncio.to_thread(Path(server.config.data_dir, good.waterfall_path).read_bytes)
     assert drawn == png
     assert not good.error
+
+    # Both through DownloadArtifact: the recording as uploaded, and the waterfall the server drew from it.
+    _obs, observation_id, _art, artifact_id = good_resource.split("/")
+    async with grpc.aio.insecure_channel(server.address) as channel:
+        stub = observations_pb2_grpc.ObservationServiceStub(channel)
+        for product, expected, kind, media_type in (
+            (observations_pb2.ARTIFACT_PRODUCT_UNSPECIFIED, good_iq.read_bytes(), "sigmf", "application/x-tar"),
+            (observations_pb2.ARTIFACT_PRODUCT_WATERFALL, png, "png", "image/png"),
+        ):
+            request = observations_pb2.DownloadArtifactRequest(
+                observation_id=observation_id, artifact_id=artifact_id, product=product
+            )
+            chunks = [c async for c in stub.DownloadArtifact(request, metadata=auth)]
+            info = chunks[0].info
+            assert (info.kind, info.media_type, info.size_bytes) == (kind, media_type, len(expected))
+            assert all(not c.HasField("info") for c in chunks[1:])
+            assert [c.offset for c in chunks] == [sum(len(c.data) for c in chunks[:i]) for i in range(len(chunks))]
+            assert b"".join(c.data for c in chunks) == expected

@@ -1,8 +1,11 @@
 """JobService (list, cancel: an unstarted job is cancelled and its schedule re-sent, a running one gets an urgent
-AbortJob command; replan) and ObservationService (observations by target/station/time, light curves)."""
+AbortJob command; replan) and ObservationService (observations by target/station/time, light curves, artifact
+downloads: `skymesh.server.control.artifacts`)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -16,6 +19,7 @@ from skymesh.core.ids import check_id
 from skymesh.core.jobs import JobState
 from skymesh.core.model import TimeWindow
 from skymesh.server.auth import current_actor
+from skymesh.server.control.artifacts import download_artifact
 from skymesh.server.control.paging import key_time, page_request
 from skymesh.server.db import Repository
 from skymesh.server.db.records import ObservationReduction
@@ -132,8 +136,14 @@ class JobServicer(observations_pb2_grpc.JobServiceServicer):
 
 
 class ObservationServicer(observations_pb2_grpc.ObservationServiceServicer):
-    def __init__(self, repo: Repository) -> None:
+    def __init__(self, repo: Repository, uploads_root: Path) -> None:
         self._repo = repo
+        self._uploads_root = uploads_root
+
+    def DownloadArtifact(  # type: ignore[override]
+        self, request: observations_pb2.DownloadArtifactRequest, context: Ctx
+    ) -> AsyncIterator[observations_pb2.DownloadArtifactResponse]:
+        return download_artifact(self._repo, self._uploads_root, request, context)
 
     @grpc_errors
     async def ListObservations(

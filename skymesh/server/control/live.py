@@ -11,8 +11,9 @@ import grpc
 
 from skymesh.api.control.v1 import events_pb2, events_pb2_grpc
 from skymesh.api.convert import timestamp_from_datetime
-from skymesh.api.errors import grpc_errors
-from skymesh.core.errors import InvalidArgument
+from skymesh.api.errors import abort_with, grpc_errors
+from skymesh.core.errors import InvalidArgument, SkyMeshError
+from skymesh.core.ids import check_id
 from skymesh.server.auth import current_actor
 from skymesh.server.control.stations import _station_msg
 from skymesh.server.db import Repository
@@ -35,10 +36,20 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
     ) -> AsyncIterator[events_pb2.WatchResponse]:
         if len(request.cursor) > 64:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "cursor: must be at most 64 characters")
-        # Headers now, before any event: a client can tell "accepted" from "refused" without waiting for one.
-        await context.send_initial_metadata(())
-        async for event in self._bus.watch(request.cursor):
-            yield event
+        try:
+            for i, station_id in enumerate(request.telemetry_station_ids):
+                check_id(station_id, field=f"telemetry_station_ids[{i}]")
+        except SkyMeshError as exc:
+            await abort_with(context, exc)
+        # Registered first, then headers, before any event: a client told "accepted" has missed nothing since, and can
+        # tell "accepted" from "refused" without waiting for an event.
+        subscription = self._bus.watch(request.cursor, request.telemetry_station_ids)
+        try:
+            await context.send_initial_metadata(())
+            async for event in subscription:
+                yield event
+        finally:
+            await subscription.aclose()
 
 
 class PlanServicer(events_pb2_grpc.PlanServiceServicer):

@@ -470,7 +470,7 @@ class RegistryRepo(RepoBase):
         if campaign_id:
             query = query.where(TargetRow.campaign_id == campaign_id)
         async with self._tx("list_targets") as s:
-            return [await self._target_record(s, r) for r in (await s.scalars(query)).all()]
+            return await self._target_records(s, (await s.scalars(query)).all())
 
     async def update_elements(
         self, target_id: str, line1: str, line2: str, *, source: str, epoch: datetime, actor: str = "system"

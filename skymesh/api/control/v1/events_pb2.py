@@ -28,7 +28,7 @@ from skymesh.api.common.v1 import common_pb2 as skymesh_dot_api_dot_common_dot_v
 from skymesh.api.scheduler.v1 import scheduler_pb2 as skymesh_dot_api_dot_scheduler_dot_v1_dot_scheduler__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#skymesh/api/control/v1/events.proto\x12\x16skymesh.api.control.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a skymesh/api/agent/v1/agent.proto\x1a\"skymesh/api/common/v1/common.proto\x1a(skymesh/api/scheduler/v1/scheduler.proto\"\x1e\n\x0cWatchRequest\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\"\x99\x01\n\x13StationStateChanged\x12\x12\n\nstation_id\x18\x01 \x01(\t\x12\x36\n\told_state\x18\x02 \x01(\x0e\x32#.skymesh.api.common.v1.StationState\x12\x36\n\tnew_state\x18\x03 \x01(\x0e\x32#.skymesh.api.common.v1.StationState\"\x9b\x01\n\rJobTransition\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x12\n\nstation_id\x18\x02 \x01(\t\x12\x32\n\told_state\x18\x03 \x01(\x0e\x32\x1f.skymesh.api.common.v1.JobState\x12\x32\n\tnew_state\x18\x04 \x01(\x0e\x32\x1f.skymesh.api.common.v1.JobState\"Q\n\x10ObservationAdded\x12\x16\n\x0eobservation_id\x18\x01 \x01(\t\x12\x12\n\nstation_id\x18\x02 \x01(\t\x12\x11\n\ttarget_id\x18\x03 \x01(\t\"T\n\x0bPlanApplied\x12\x13\n\x0b\x61ssignments\x18\x01 \x01(\x05\x12\x13\n\x0bunscheduled\x18\x02 \x01(\x05\x12\x1b\n\x13\x63hanged_station_ids\x18\x03 \x03(\t\"\x18\n\x06Resync\x12\x0e\n\x06reason\x18\x01 \x01(\t\"\xf4\x02\n\rWatchResponse\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\x12&\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x44\n\rstation_state\x18\x03 \x01(\x0b\x32+.skymesh.api.control.v1.StationStateChangedH\x00\x12\x34\n\x03job\x18\x04 \x01(\x0b\x32%.skymesh.api.control.v1.JobTransitionH\x00\x12?\n\x0bobservation\x18\x05 \x01(\x0b\x32(.skymesh.api.control.v1.ObservationAddedH\x00\x12\x33\n\x04plan\x18\x06 \x01(\x0b\x32#.skymesh.api.control.v1.PlanAppliedH\x00\x12\x30\n\x06resync\x18\x07 \x01(\x0b\x32\x1e.skymesh.api.control.v1.ResyncH\x00\x42\x07\n\x05\x65vent\"\x16\n\x14GetLatestPlanRequest\"\xa8\x01\n\x15GetLatestPlanResponse\x12.\n\nplanned_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x13\n\x0b\x61ssignments\x18\x03 \x01(\x05\x12:\n\x0bunscheduled\x18\x04 \x03(\x0b\x32%.skymesh.api.scheduler.v1.Explanation\",\n\x16ReportHeartbeatRequest\x12\x12\n\nstation_id\x18\x01 \x01(\t\"J\n\x17ReportHeartbeatResponse\x12/\n\x07station\x18\x01 \x01(\x0b\x32\x1e.skymesh.api.common.v1.Station\"l\n\x18SubmitObservationRequest\x12\x12\n\nstation_id\x18\x01 \x01(\t\x12<\n\x0bobservation\x18\x02 \x01(\x0b\x32\'.skymesh.api.agent.v1.ObservationRecord\"D\n\x19SubmitObservationResponse\x12\x16\n\x0eobservation_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\x32\x66\n\x0c\x45ventService\x12V\n\x05Watch\x12$.skymesh.api.control.v1.WatchRequest\x1a%.skymesh.api.control.v1.WatchResponse0\x01\x32{\n\x0bPlanService\x12l\n\rGetLatestPlan\x12,.skymesh.api.control.v1.GetLatestPlanRequest\x1a-.skymesh.api.control.v1.GetLatestPlanResponse2\xfb\x01\n\x0bSiteService\x12r\n\x0fReportHeartbeat\x12..skymesh.api.control.v1.ReportHeartbeatRequest\x1a/.skymesh.api.control.v1.ReportHeartbeatResponse\x12x\n\x11SubmitObservation\x12\x30.skymesh.api.control.v1.SubmitObservationRequest\x1a\x31.skymesh.api.control.v1.SubmitObservationResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#skymesh/api/control/v1/events.proto\x12\x16skymesh.api.control.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a skymesh/api/agent/v1/agent.proto\x1a\"skymesh/api/common/v1/common.proto\x1a(skymesh/api/scheduler/v1/scheduler.proto\"=\n\x0cWatchRequest\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\x12\x1d\n\x15telemetry_station_ids\x18\x02 \x03(\t\"\x99\x01\n\x13StationStateChanged\x12\x12\n\nstation_id\x18\x01 \x01(\t\x12\x36\n\told_state\x18\x02 \x01(\x0e\x32#.skymesh.api.common.v1.StationState\x12\x36\n\tnew_state\x18\x03 \x01(\x0e\x32#.skymesh.api.common.v1.StationState\"\x9b\x01\n\rJobTransition\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x12\n\nstation_id\x18\x02 \x01(\t\x12\x32\n\told_state\x18\x03 \x01(\x0e\x32\x1f.skymesh.api.common.v1.JobState\x12\x32\n\tnew_state\x18\x04 \x01(\x0e\x32\x1f.skymesh.api.common.v1.JobState\"Q\n\x10ObservationAdded\x12\x16\n\x0eobservation_id\x18\x01 \x01(\t\x12\x12\n\nstation_id\x18\x02 \x01(\t\x12\x11\n\ttarget_id\x18\x03 \x01(\t\"T\n\x0bPlanApplied\x12\x13\n\x0b\x61ssignments\x18\x01 \x01(\x05\x12\x13\n\x0bunscheduled\x18\x02 \x01(\x05\x12\x1b\n\x13\x63hanged_station_ids\x18\x03 \x03(\t\"^\n\x10TelemetrySummary\x12\x12\n\nstation_id\x18\x01 \x01(\t\x12\x36\n\x07samples\x18\x02 \x03(\x0b\x32%.skymesh.api.agent.v1.TelemetrySample\"\x18\n\x06Resync\x12\x0e\n\x06reason\x18\x01 \x01(\t\"\xb3\x03\n\rWatchResponse\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\x12&\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x44\n\rstation_state\x18\x03 \x01(\x0b\x32+.skymesh.api.control.v1.StationStateChangedH\x00\x12\x34\n\x03job\x18\x04 \x01(\x0b\x32%.skymesh.api.control.v1.JobTransitionH\x00\x12?\n\x0bobservation\x18\x05 \x01(\x0b\x32(.skymesh.api.control.v1.ObservationAddedH\x00\x12\x33\n\x04plan\x18\x06 \x01(\x0b\x32#.skymesh.api.control.v1.PlanAppliedH\x00\x12\x30\n\x06resync\x18\x07 \x01(\x0b\x32\x1e.skymesh.api.control.v1.ResyncH\x00\x12=\n\ttelemetry\x18\x08 \x01(\x0b\x32(.skymesh.api.control.v1.TelemetrySummaryH\x00\x42\x07\n\x05\x65vent\"\x16\n\x14GetLatestPlanRequest\"\xa8\x01\n\x15GetLatestPlanResponse\x12.\n\nplanned_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x13\n\x0b\x61ssignments\x18\x03 \x01(\x05\x12:\n\x0bunscheduled\x18\x04 \x03(\x0b\x32%.skymesh.api.scheduler.v1.Explanation\",\n\x16ReportHeartbeatRequest\x12\x12\n\nstation_id\x18\x01 \x01(\t\"J\n\x17ReportHeartbeatResponse\x12/\n\x07station\x18\x01 \x01(\x0b\x32\x1e.skymesh.api.common.v1.Station\"l\n\x18SubmitObservationRequest\x12\x12\n\nstation_id\x18\x01 \x01(\t\x12<\n\x0bobservation\x18\x02 \x01(\x0b\x32\'.skymesh.api.agent.v1.ObservationRecord\"D\n\x19SubmitObservationResponse\x12\x16\n\x0eobservation_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\x32\x66\n\x0c\x45ventService\x12V\n\x05Watch\x12$.skymesh.api.control.v1.WatchRequest\x1a%.skymesh.api.control.v1.WatchResponse0\x01\x32{\n\x0bPlanService\x12l\n\rGetLatestPlan\x12,.skymesh.api.control.v1.GetLatestPlanRequest\x1a-.skymesh.api.control.v1.GetLatestPlanResponse2\xfb\x01\n\x0bSiteService\x12r\n\x0fReportHeartbeat\x12..skymesh.api.control.v1.ReportHeartbeatRequest\x1a/.skymesh.api.control.v1.ReportHeartbeatResponse\x12x\n\x11SubmitObservation\x12\x30.skymesh.api.control.v1.SubmitObservationRequest\x1a\x31.skymesh.api.control.v1.SubmitObservationResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,35 +36,37 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'skymesh.api.control.v1.even
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_WATCHREQUEST']._serialized_start=208
-  _globals['_WATCHREQUEST']._serialized_end=238
-  _globals['_STATIONSTATECHANGED']._serialized_start=241
-  _globals['_STATIONSTATECHANGED']._serialized_end=394
-  _globals['_JOBTRANSITION']._serialized_start=397
-  _globals['_JOBTRANSITION']._serialized_end=552
-  _globals['_OBSERVATIONADDED']._serialized_start=554
-  _globals['_OBSERVATIONADDED']._serialized_end=635
-  _globals['_PLANAPPLIED']._serialized_start=637
-  _globals['_PLANAPPLIED']._serialized_end=721
-  _globals['_RESYNC']._serialized_start=723
-  _globals['_RESYNC']._serialized_end=747
-  _globals['_WATCHRESPONSE']._serialized_start=750
-  _globals['_WATCHRESPONSE']._serialized_end=1122
-  _globals['_GETLATESTPLANREQUEST']._serialized_start=1124
-  _globals['_GETLATESTPLANREQUEST']._serialized_end=1146
-  _globals['_GETLATESTPLANRESPONSE']._serialized_start=1149
-  _globals['_GETLATESTPLANRESPONSE']._serialized_end=1317
-  _globals['_REPORTHEARTBEATREQUEST']._serialized_start=1319
-  _globals['_REPORTHEARTBEATREQUEST']._serialized_end=1363
-  _globals['_REPORTHEARTBEATRESPONSE']._serialized_start=1365
-  _globals['_REPORTHEARTBEATRESPONSE']._serialized_end=1439
-  _globals['_SUBMITOBSERVATIONREQUEST']._serialized_start=1441
-  _globals['_SUBMITOBSERVATIONREQUEST']._serialized_end=1549
-  _globals['_SUBMITOBSERVATIONRESPONSE']._serialized_start=1551
-  _globals['_SUBMITOBSERVATIONRESPONSE']._serialized_end=1619
-  _globals['_EVENTSERVICE']._serialized_start=1621
-  _globals['_EVENTSERVICE']._serialized_end=1723
-  _globals['_PLANSERVICE']._serialized_start=1725
-  _globals['_PLANSERVICE']._serialized_end=1848
-  _globals['_SITESERVICE']._serialized_start=1851
-  _globals['_SITESERVICE']._serialized_end=2102
+  _globals['_WATCHREQUEST']._serialized_end=269
+  _globals['_STATIONSTATECHANGED']._serialized_start=272
+  _globals['_STATIONSTATECHANGED']._serialized_end=425
+  _globals['_JOBTRANSITION']._serialized_start=428
+  _globals['_JOBTRANSITION']._serialized_end=583
+  _globals['_OBSERVATIONADDED']._serialized_start=585
+  _globals['_OBSERVATIONADDED']._serialized_end=666
+  _globals['_PLANAPPLIED']._serialized_start=668
+  _globals['_PLANAPPLIED']._serialized_end=752
+  _globals['_TELEMETRYSUMMARY']._serialized_start=754
+  _globals['_TELEMETRYSUMMARY']._serialized_end=848
+  _globals['_RESYNC']._serialized_start=850
+  _globals['_RESYNC']._serialized_end=874
+  _globals['_WATCHRESPONSE']._serialized_start=877
+  _globals['_WATCHRESPONSE']._serialized_end=1312
+  _globals['_GETLATESTPLANREQUEST']._serialized_start=1314
+  _globals['_GETLATESTPLANREQUEST']._serialized_end=1336
+  _globals['_GETLATESTPLANRESPONSE']._serialized_start=1339
+  _globals['_GETLATESTPLANRESPONSE']._serialized_end=1507
+  _globals['_REPORTHEARTBEATREQUEST']._serialized_start=1509
+  _globals['_REPORTHEARTBEATREQUEST']._serialized_end=1553
+  _globals['_REPORTHEARTBEATRESPONSE']._serialized_start=1555
+  _globals['_REPORTHEARTBEATRESPONSE']._serialized_end=1629
+  _globals['_SUBMITOBSERVATIONREQUEST']._serialized_start=1631
+  _globals['_SUBMITOBSERVATIONREQUEST']._serialized_end=1739
+  _globals['_SUBMITOBSERVATIONRESPONSE']._serialized_start=1741
+  _globals['_SUBMITOBSERVATIONRESPONSE']._serialized_end=1809
+  _globals['_EVENTSERVICE']._serialized_start=1811
+  _globals['_EVENTSERVICE']._serialized_end=1913
+  _globals['_PLANSERVICE']._serialized_start=1915
+  _globals['_PLANSERVICE']._serialized_end=2038
+  _globals['_SITESERVICE']._serialized_start=2041
+  _globals['_SITESERVICE']._serialized_end=2292
 # @@protoc_insertion_point(module_scope)

@@ -29,16 +29,24 @@ class WatchRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     CURSOR_FIELD_NUMBER: _builtins.int
+    TELEMETRY_STATION_IDS_FIELD_NUMBER: _builtins.int
     cursor: _builtins.str
     """Opaque; the `cursor` of the last event seen."""
+    @_builtins.property
+    def telemetry_station_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Stations whose telemetry summaries this watch wants (at most 16; none by default, so a watcher of the whole
+        network is not sent every station's telemetry). Summaries are live only: never replayed on resume.
+        """
+
     def __init__(
         self,
         *,
         cursor: _builtins.str = ...,
+        telemetry_station_ids: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cursor", b"cursor"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cursor", b"cursor", "telemetry_station_ids", b"telemetry_station_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -149,6 +157,34 @@ class PlanApplied(_message.Message):
 Global___PlanApplied: _TypeAlias = PlanApplied  # noqa: Y015
 
 @_typing.final
+class TelemetrySummary(_message.Message):
+    """A station's telemetry as the server stores it, at most one summary per second per station: the samples of the batches
+    received since the last summary, at most one per second of sample time (the last of each second), oldest first, at
+    most 10. Its cursor is that of the last numbered event: resuming from it misses no other event.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATION_ID_FIELD_NUMBER: _builtins.int
+    SAMPLES_FIELD_NUMBER: _builtins.int
+    station_id: _builtins.str
+    @_builtins.property
+    def samples(self) -> _containers.RepeatedCompositeFieldContainer[_agent_pb2.TelemetrySample]: ...
+    def __init__(
+        self,
+        *,
+        station_id: _builtins.str = ...,
+        samples: _abc.Iterable[_agent_pb2.TelemetrySample] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["samples", b"samples", "station_id", b"station_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TelemetrySummary: _TypeAlias = TelemetrySummary  # noqa: Y015
+
+@_typing.final
 class Resync(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -178,6 +214,7 @@ class WatchResponse(_message.Message):
     OBSERVATION_FIELD_NUMBER: _builtins.int
     PLAN_FIELD_NUMBER: _builtins.int
     RESYNC_FIELD_NUMBER: _builtins.int
+    TELEMETRY_FIELD_NUMBER: _builtins.int
     cursor: _builtins.str
     @_builtins.property
     def at(self) -> _timestamp_pb2.Timestamp: ...
@@ -191,6 +228,8 @@ class WatchResponse(_message.Message):
     def plan(self) -> Global___PlanApplied: ...
     @_builtins.property
     def resync(self) -> Global___Resync: ...
+    @_builtins.property
+    def telemetry(self) -> Global___TelemetrySummary: ...
     def __init__(
         self,
         *,
@@ -201,12 +240,13 @@ class WatchResponse(_message.Message):
         observation: Global___ObservationAdded | None = ...,
         plan: Global___PlanApplied | None = ...,
         resync: Global___Resync | None = ...,
+        telemetry: Global___TelemetrySummary | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "event", b"event", "job", b"job", "observation", b"observation", "plan", b"plan", "resync", b"resync", "station_state", b"station_state"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "event", b"event", "job", b"job", "observation", b"observation", "plan", b"plan", "resync", b"resync", "station_state", b"station_state", "telemetry", b"telemetry"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "cursor", b"cursor", "event", b"event", "job", b"job", "observation", b"observation", "plan", b"plan", "resync", b"resync", "station_state", b"station_state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "cursor", b"cursor", "event", b"event", "job", b"job", "observation", b"observation", "plan", b"plan", "resync", b"resync", "station_state", b"station_state", "telemetry", b"telemetry"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["station_state", "job", "observation", "plan", "resync"]  # noqa: Y015
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["station_state", "job", "observation", "plan", "resync", "telemetry"]  # noqa: Y015
     _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
 

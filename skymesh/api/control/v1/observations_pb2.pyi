@@ -47,6 +47,25 @@ REDUCTION_STATE_ERROR: ReductionState.ValueType  # 3
 """No frame could be reduced (not a readable FITS image)."""
 Global___ReductionState: _TypeAlias = ReductionState  # noqa: Y015
 
+class _ArtifactProduct:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ArtifactProductEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ArtifactProduct.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ARTIFACT_PRODUCT_UNSPECIFIED: _ArtifactProduct.ValueType  # 0
+    """The file as the station uploaded it."""
+    ARTIFACT_PRODUCT_WATERFALL: _ArtifactProduct.ValueType  # 1
+    """The waterfall PNG the server drew from an IQ recording (exists once the pass was reduced)."""
+
+class ArtifactProduct(_ArtifactProduct, metaclass=_ArtifactProductEnumTypeWrapper): ...
+
+ARTIFACT_PRODUCT_UNSPECIFIED: ArtifactProduct.ValueType  # 0
+"""The file as the station uploaded it."""
+ARTIFACT_PRODUCT_WATERFALL: ArtifactProduct.ValueType  # 1
+"""The waterfall PNG the server drew from an IQ recording (exists once the pass was reduced)."""
+Global___ArtifactProduct: _TypeAlias = ArtifactProduct  # noqa: Y015
+
 @_typing.final
 class Observation(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
@@ -319,6 +338,96 @@ class GetLightCurveResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetLightCurveResponse: _TypeAlias = GetLightCurveResponse  # noqa: Y015
+
+@_typing.final
+class DownloadArtifactRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OBSERVATION_ID_FIELD_NUMBER: _builtins.int
+    ARTIFACT_ID_FIELD_NUMBER: _builtins.int
+    PRODUCT_FIELD_NUMBER: _builtins.int
+    observation_id: _builtins.str
+    artifact_id: _builtins.str
+    product: Global___ArtifactProduct.ValueType
+    def __init__(
+        self,
+        *,
+        observation_id: _builtins.str = ...,
+        artifact_id: _builtins.str = ...,
+        product: Global___ArtifactProduct.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact_id", b"artifact_id", "observation_id", b"observation_id", "product", b"product"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DownloadArtifactRequest: _TypeAlias = DownloadArtifactRequest  # noqa: Y015
+
+@_typing.final
+class ArtifactInfo(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    MEDIA_TYPE_FIELD_NUMBER: _builtins.int
+    FILENAME_FIELD_NUMBER: _builtins.int
+    SIZE_BYTES_FIELD_NUMBER: _builtins.int
+    SHA256_FIELD_NUMBER: _builtins.int
+    STATION_ID_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """As the station declared it ("fits", "sigmf"...); "png" for a waterfall."""
+    media_type: _builtins.str
+    filename: _builtins.str
+    """A safe file name for saving: built from the ids and kind, never from a stored path."""
+    size_bytes: _builtins.int
+    sha256: _builtins.str
+    """SHA-256 of the whole file (hex); empty for a server-made product."""
+    station_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        media_type: _builtins.str = ...,
+        filename: _builtins.str = ...,
+        size_bytes: _builtins.int = ...,
+        sha256: _builtins.str = ...,
+        station_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["filename", b"filename", "kind", b"kind", "media_type", b"media_type", "sha256", b"sha256", "size_bytes", b"size_bytes", "station_id", b"station_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ArtifactInfo: _TypeAlias = ArtifactInfo  # noqa: Y015
+
+@_typing.final
+class DownloadArtifactResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INFO_FIELD_NUMBER: _builtins.int
+    OFFSET_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    offset: _builtins.int
+    data: _builtins.bytes
+    @_builtins.property
+    def info(self) -> Global___ArtifactInfo:
+        """Only on the first message."""
+
+    def __init__(
+        self,
+        *,
+        info: Global___ArtifactInfo | None = ...,
+        offset: _builtins.int = ...,
+        data: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["info", b"info"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "info", b"info", "offset", b"offset"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DownloadArtifactResponse: _TypeAlias = DownloadArtifactResponse  # noqa: Y015
 
 @_typing.final
 class Job(_message.Message):

@@ -44,6 +44,11 @@ class ObservationServiceStub:
                 request_serializer=skymesh_dot_api_dot_control_dot_v1_dot_observations__pb2.GetLightCurveRequest.SerializeToString,
                 response_deserializer=skymesh_dot_api_dot_control_dot_v1_dot_observations__pb2.GetLightCurveResponse.FromString,
                 _registered_method=True)
+        self.DownloadArtifact = channel.unary_stream(
+                '/skymesh.api.control.v1.ObservationService/DownloadArtifact',
+                request_serializer=skymesh_dot_api_dot_control_dot_v1_dot_observations__pb2.DownloadArtifactRequest.SerializeToString,
+                response_deserializer=skymesh_dot_api_dot_control_dot_v1_dot_observations__pb2.DownloadArtifactResponse.FromString,
+                _registered_method=True)
 
 
 class ObservationServiceServicer:
@@ -61,6 +66,14 @@ class ObservationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DownloadArtifact(self, request, context):
+        """One of an observation's complete uploads (FITS frame, IQ recording...) or a product the server made from it (the
+        waterfall PNG of an IQ recording), in chunks of at most 256 KiB: the first message carries `info`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ObservationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -73,6 +86,11 @@ def add_ObservationServiceServicer_to_server(servicer, server):
                     servicer.GetLightCurve,
                     request_deserializer=skymesh_dot_api_dot_control_dot_v1_dot_observations__pb2.GetLightCurveRequest.FromString,
                     response_serializer=skymesh_dot_api_dot_control_dot_v1_dot_observations__pb2.GetLightCurveResponse.SerializeToString,
+            ),
+            'DownloadArtifact': grpc.unary_stream_rpc_method_handler(
+                    servicer.DownloadArtifact,
+                    request_deserializer=skymesh_dot_api_dot_control_dot_v1_dot_observations__pb2.DownloadArtifactRequest.FromString,
+                    response_serializer=skymesh_dot_api_dot_control_dot_v1_dot_observations__pb2.DownloadArtifactResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -129,6 +147,33 @@ class ObservationService:
             '/skymesh.api.control.v1.ObservationService/GetLightCurve',
             skymesh_dot_api_dot_control_dot_v1_dot_observations__pb2.GetLightCurveRequest.SerializeToString,
             skymesh_dot_api_dot_control_dot_v1_dot_observations__pb2.GetLightCurveResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DownloadArtifact(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/skymesh.api.control.v1.ObservationService/DownloadArtifact',
+            skymesh_dot_api_dot_control_dot_v1_dot_observations__pb2.DownloadArtifactRequest.SerializeToString,
+            skymesh_dot_api_dot_control_dot_v1_dot_observations__pb2.DownloadArtifactResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -33,12 +33,20 @@ class ObservationServiceStub:
     def __new__(cls, channel: _aio.Channel) -> ObservationServiceAsyncStub: ...
     ListObservations: _grpc.UnaryUnaryMultiCallable[_observations_pb2.ListObservationsRequest, _observations_pb2.ListObservationsResponse]
     GetLightCurve: _grpc.UnaryUnaryMultiCallable[_observations_pb2.GetLightCurveRequest, _observations_pb2.GetLightCurveResponse]
+    DownloadArtifact: _grpc.UnaryStreamMultiCallable[_observations_pb2.DownloadArtifactRequest, _observations_pb2.DownloadArtifactResponse]
+    """One of an observation's complete uploads (FITS frame, IQ recording...) or a product the server made from it (the
+    waterfall PNG of an IQ recording), in chunks of at most 256 KiB: the first message carries `info`.
+    """
 
 @_typing.type_check_only
 class ObservationServiceAsyncStub(ObservationServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     ListObservations: _aio.UnaryUnaryMultiCallable[_observations_pb2.ListObservationsRequest, _observations_pb2.ListObservationsResponse]  # type: ignore[assignment]
     GetLightCurve: _aio.UnaryUnaryMultiCallable[_observations_pb2.GetLightCurveRequest, _observations_pb2.GetLightCurveResponse]  # type: ignore[assignment]
+    DownloadArtifact: _aio.UnaryStreamMultiCallable[_observations_pb2.DownloadArtifactRequest, _observations_pb2.DownloadArtifactResponse]  # type: ignore[assignment]
+    """One of an observation's complete uploads (FITS frame, IQ recording...) or a product the server made from it (the
+    waterfall PNG of an IQ recording), in chunks of at most 256 KiB: the first message carries `info`.
+    """
 
 class ObservationServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -54,6 +62,16 @@ class ObservationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _observations_pb2.GetLightCurveRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_observations_pb2.GetLightCurveResponse, _abc.Awaitable[_observations_pb2.GetLightCurveResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def DownloadArtifact(
+        self,
+        request: _observations_pb2.DownloadArtifactRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_observations_pb2.DownloadArtifactResponse], _abc.AsyncIterator[_observations_pb2.DownloadArtifactResponse]]:
+        """One of an observation's complete uploads (FITS frame, IQ recording...) or a product the server made from it (the
+        waterfall PNG of an IQ recording), in chunks of at most 256 KiB: the first message carries `info`.
+        """
 
 def add_ObservationServiceServicer_to_server(servicer: ObservationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 

@@ -11,7 +11,11 @@ import { onEvent } from "./live.js";
 /** @type {any} */ const Lf = /** @type {any} */ (window).L;
 /** @type {any} */ const topo = /** @type {any} */ (window).topojson;
 
+// One colour per meaning, used by both the markers and the legend (so the legend cannot drift from the map):
+// station states green / yellow / orange / grey, a busy station's blue ring, satellites violet.
 const COLORS = { online: "#2ecc71", stale: "#f1c40f", disconnected: "#e67e22", offline: "#7f8c8d" };
+const BUSY = "#4aa3ff";
+const SAT = "#c77dff";
 /** @type {any} */
 let worldCache = null;
 
@@ -46,9 +50,10 @@ export async function render(view) {
   view.innerHTML = `
     <div class="grid2">
       <div><div id="map"></div>
-        <p class="legend muted"><span style="color:${COLORS.online}">● online</span><span style="color:${COLORS.stale}">● stale</span>
-        <span style="color:${COLORS.disconnected}">● disconnected</span><span style="color:${COLORS.offline}">● offline</span>
-        <span style="color:#4aa3ff">◯ busy</span><span style="color:#ffd166">✦ satellite</span></p></div>
+        <p class="legend muted" id="legend">${Object.entries(COLORS).map(([state, color]) =>
+          `<span data-legend="${state}"><i class="swatch" style="background:${color}"></i>${state}</span>`).join("")}
+        <span data-legend="busy"><i class="swatch ring" style="border-color:${BUSY}"></i>busy (running a job)</span>
+        <span data-legend="satellite"><i class="swatch small" style="background:${SAT}"></i>satellite, track and footprint</span></p></div>
       <div class="panel"><h3>Stations</h3><table><thead><tr><th>Station</th><th>Kind</th><th>State</th></tr></thead>
         <tbody id="station-rows"></tbody></table><p id="sky-note" class="muted"></p></div>
     </div>`;
@@ -77,7 +82,7 @@ export async function render(view) {
     const s = stations.get(id);
     if (!s) return;
     const isBusy = busy.has(id);
-    s.marker.setStyle({ fillColor: COLORS[/** @type {keyof COLORS} */ (s.state)] ?? "#999", color: isBusy ? "#4aa3ff" : "#0b121a", weight: isBusy ? 4 : 1.5 });
+    s.marker.setStyle({ fillColor: COLORS[/** @type {keyof COLORS} */ (s.state)] ?? "#999", color: isBusy ? BUSY : "#0b121a", weight: isBusy ? 4 : 1.5 });
     s.marker.getElement()?.setAttribute("data-state", s.state);
     const badge = s.row.querySelector(".badge");
     if (badge) {
@@ -105,9 +110,9 @@ export async function render(view) {
     night.setLatLngs(nightPolygon(sky.sun.lat_deg, sky.sun.lon_deg));
     satLayer.clearLayers();
     for (const sat of sky.satellites) {
-      for (const part of splitTrack(sat.track)) Lf.polyline(part, { color: "#ffd166", weight: 0.8, opacity: 0.22, interactive: false }).addTo(satLayer);
-      Lf.circle([sat.lat_deg, sat.lon_deg], { radius: sat.footprint_radius_km * 1000, color: "#ffd166", weight: 0.5, opacity: 0.35, fillOpacity: 0.03, interactive: false }).addTo(satLayer);
-      Lf.circleMarker([sat.lat_deg, sat.lon_deg], { radius: 3.5, color: "#ffd166", fillOpacity: 1, className: "satellite" })
+      for (const part of splitTrack(sat.track)) Lf.polyline(part, { color: SAT, weight: 0.8, opacity: 0.22, interactive: false }).addTo(satLayer);
+      Lf.circle([sat.lat_deg, sat.lon_deg], { radius: sat.footprint_radius_km * 1000, color: SAT, weight: 0.5, opacity: 0.35, fillOpacity: 0.03, interactive: false }).addTo(satLayer);
+      Lf.circleMarker([sat.lat_deg, sat.lon_deg], { radius: 3.5, color: SAT, fillColor: SAT, fillOpacity: 1, className: "satellite" })
         .bindTooltip(`${esc(sat.name)} · ${sat.alt_km} km · ${sat.period_min} min`).addTo(satLayer);
     }
     const note = view.querySelector("#sky-note");

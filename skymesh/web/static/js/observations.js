@@ -114,8 +114,27 @@ export async function renderOne(view, [targetId, observationId]) {
       <tr><th>Photometry</th><td>${o.photometry ? `${o.photometry.magnitude.toFixed(3)} ± ${o.photometry.magnitude_error.toFixed(3)} (${esc(o.photometry.filter)}, ${o.photometry.comparison_stars} comparison stars)` : "—"}</td></tr>
       <tr><th>Astrometry</th><td>${o.astrometry ? `RA ${o.astrometry.ra_deg.toFixed(5)}° Dec ${o.astrometry.dec_deg.toFixed(5)}° (rms ${o.astrometry.rms_arcsec}")` : "—"}</td></tr>
       <tr><th>Quality flags</th><td id="flags">${o.quality_flags.map((/** @type {string} */ f) => `<span class="badge">${esc(f)}</span>`).join(" ") || "none"}</td></tr>
-      <tr><th>Artifacts</th><td>${o.artifacts.map((/** @type {any} */ a) => `${esc(a.kind)} ${a.size_bytes} B <span class="muted">${esc(a.sha256.slice(0, 12))}</span>`).join("<br>") || "none"}</td></tr>
+      <tr><th>Artifacts</th><td id="artifacts">${o.artifacts.map((/** @type {any} */ a) => artifactItem(o, a)).join("") || "none"}</td></tr>
       <tr><th>Received</th><td>${fmtTime(o.received_at)}</td></tr></table>
       ${headers ? `<h3>Headers</h3><table>${headers}</table>` : ""}</div></div>`;
+  // A waterfall exists once the server has reduced the recording: show it, or drop the link if there is none yet.
+  view.querySelectorAll("img.waterfall").forEach((img) => img.addEventListener("error", () => {
+    img.closest(".artifact")?.querySelector(".waterfall-link")?.remove();
+    img.remove();
+  }));
   await lightCurve(/** @type {HTMLElement} */ (view.querySelector("#curve")), targetId);
+}
+
+const IQ_KINDS = ["sigmf"];
+
+/** One artifact: a download link (through the gateway, from the server), and for an IQ recording its waterfall.
+ * @param {any} o @param {any} a */
+function artifactItem(o, a) {
+  const url = `/api/v1/observations/${encodeURIComponent(o.observation_id)}/artifacts/${encodeURIComponent(a.artifact_id)}`;
+  const iq = IQ_KINDS.includes(String(a.kind).toLowerCase());
+  const size = a.size_bytes >= 1048576 ? `${(a.size_bytes / 1048576).toFixed(1)} MiB` : `${(a.size_bytes / 1024).toFixed(1)} KiB`;
+  return `<div class="artifact" data-artifact="${esc(a.artifact_id)}"><a class="download" href="${url}" download>${esc(a.kind || "file")} · ${size}</a>
+    <span class="muted">${esc(String(a.sha256).slice(0, 12))}</span>
+    ${iq ? ` · <a class="waterfall-link" href="${url}?product=waterfall" download>waterfall PNG</a>
+      <br><img class="waterfall" alt="waterfall of ${esc(a.artifact_id)}" src="${url}?product=waterfall">` : ""}</div>`;
 }

@@ -1,9 +1,72 @@
 // @ts-check
-// A station's page: state and health, the current job with its progress, the next jobs (operators may cancel),
-// recent jobs and observations. Job rows change state in place from live events.
+// A station's page: state and health, live telemetry (az/el, frequency and Doppler, camera; 1 Hz summaries from the
+// server's Watch, with the last five minutes of az/el drawn by uPlot), the current job with its progress, the next
+// jobs (operators may cancel), recent jobs and observations. Everything changes in place from live events.
 
 import { api, esc, flash, fmtTime, get, qs } from "./api.js";
-import { onEvent } from "./live.js";
+import { onEvent, watchTelemetry } from "./live.js";
+
+/** @type {any} */ const UPlot = /** @type {any} */ (window).uPlot;
+const PLOT_POINTS = 300;  // five minutes at 1 Hz
+
+/** @param {Record<string, number>} v @param {string[]} names */
+function first(v, names) {
+  for (const n of names) if (typeof v[n] === "number") return v[n];
+  return undefined;
+}
+
+/** The telemetry panel: readouts and the az/el plot, fed with summaries. @param {HTMLElement} el */
+function telemetryPanel(el) {
+  el.innerHTML = `<h3>Live telemetry <span class="muted" id="tm-at">waiting for telemetry…</span></h3>
+    <div class="readouts">
+      <div><span class="muted">Azimuth / elevation</span><b id="tm-azel">—</b></div>
+      <div><span class="muted">Frequency</span><b id="tm-freq">—</b></div>
+      <div><span class="muted">Doppler · SNR</span><b id="tm-doppler">—</b></div>
+      <div><span class="muted">Camera</span><b id="tm-camera">—</b></div>
+    </div><div id="tm-plot"></div>`;
+  const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (el.querySelector(id));
+  /** @type {[number[], (number|null)[], (number|null)[]]} */
+  const data = [[], [], []];
+  const plotEl = $("#tm-plot");
+  const plot = new UPlot({
+    width: Math.max(260, Math.min(900, el.clientWidth - 24)), height: 170, class: "telemetry",
+    scales: { x: { time: true }, y: { range: [-10, 370] } },
+    axes: [{ stroke: "#8b9bb0", grid: { stroke: "#263445" } }, { stroke: "#8b9bb0", grid: { stroke: "#263445" }, label: "deg" }],
+    series: [{}, { label: "az", stroke: "#4aa3ff", width: 1.5 }, { label: "el", stroke: "#2ecc71", width: 1.5 }],
+  }, data, plotEl);
+  let count = 0;
+
+  /** @param {{at: string, values: Record<string, number>}[]} samples */
+  function update(samples) {
+    for (const s of samples) {
+      const t = Date.parse(s.at) / 1000;
+      if (data[0].length && t <= data[0][data[0].length - 1]) continue;  // already drawn
+      data[0].push(t);
+      data[1].push(first(s.values, ["rotator.azimuth_deg", "mount.azimuth_deg"]) ?? null);
+      data[2].push(first(s.values, ["rotator.elevation_deg", "mount.altitude_deg"]) ?? null);
+      count++;
+    }
+    for (const a of data) a.splice(0, Math.max(0, a.length - PLOT_POINTS));
+    plot.setData(data);
+    plotEl.dataset.samples = String(count);
+    const last = samples[samples.length - 1];
+    if (!last) return;
+    const v = last.values;
+    $("#tm-at").textContent = `at ${last.at.slice(11, 19)}Z`;
+    const az = first(v, ["rotator.azimuth_deg", "mount.azimuth_deg"]);
+    const elv = first(v, ["rotator.elevation_deg", "mount.altitude_deg"]);
+    $("#tm-azel").textContent = az === undefined && elv === undefined ? "—" : `${az?.toFixed(1) ?? "—"}° / ${elv?.toFixed(1) ?? "—"}°`;
+    const f = v["radio.frequency_hz"];
+    $("#tm-freq").textContent = f === undefined ? "—" : `${(f / 1e6).toFixed(4)} MHz`;
+    const d = v["radio.doppler_hz"], snr = v["radio.snr_db"];
+    $("#tm-doppler").textContent = d === undefined && snr === undefined ? "—"
+      : `${d === undefined ? "—" : `${d >= 0 ? "+" : ""}${(d / 1e3).toFixed(2)} kHz`} · ${snr === undefined ? "—" : `${snr.toFixed(1)} dB`}`;
+    const cam = v["camera.connected"], temp = v["camera.temperature_c"];
+    $("#tm-camera").textContent = cam === undefined && temp === undefined ? "—"
+      : `${cam === 0 ? "disconnected" : "connected"}${temp === undefined ? "" : `, ${temp.toFixed(1)} °C`}`;
+  }
+  return { update, destroy: () => plot.destroy() };
+}
 
 const ACTIVE = ["scheduled", "dispatched", "received", "running"];
 
@@ -52,6 +115,7 @@ export async function render(view, [siteId], me) {
       ${site.altitude_m} m · weather ${esc(site.weather)} · last seen ${fmtTime(site.last_seen)} · clock offset ${site.clock_offset_s.toFixed(3)} s ·
       ${site.bands.length ? "bands " + esc(site.bands.join(", ")) : ""} ${site.filters.length ? "filters " + esc(site.filters.join(", ")) : ""}</p>
       <div id="current" class="muted"></div></div>
+    <div class="panel" id="telemetry"></div>
     <div class="grid2">
       <div class="panel"><h3>Jobs (last and next 24 h)</h3><table><thead><tr><th>Start</th><th class="hide-narrow">End</th><th>Target</th><th>State</th>
         <th class="hide-narrow">Detail</th><th></th></tr></thead><tbody id="jobs"></tbody></table></div>
@@ -83,10 +147,14 @@ export async function render(view, [siteId], me) {
       || `<tr><td colspan="3" class="muted">none yet</td></tr>`;
   }
   await Promise.all([loadJobs(), loadObs()]);
+  const telemetry = telemetryPanel(/** @type {HTMLElement} */ (view.querySelector("#telemetry")));
+  watchTelemetry([siteId]);
 
   const off = onEvent((kind, data) => {
     if (data.site_id !== siteId && kind !== "plan") return;
-    if (kind === "station_state") {
+    if (kind === "telemetry") {
+      telemetry.update(data.samples);
+    } else if (kind === "station_state") {
       const el = /** @type {HTMLElement} */ (view.querySelector("#site-state"));
       el.className = `badge state-${data.new_state}`;
       el.textContent = data.new_state;
@@ -103,5 +171,5 @@ export async function render(view, [siteId], me) {
       loadJobs().catch(() => undefined);
     }
   });
-  return off;
+  return () => { off(); watchTelemetry([]); telemetry.destroy(); };
 }
