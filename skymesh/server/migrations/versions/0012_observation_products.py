@@ -1,6 +1,6 @@
 """why an observation's uploads could not be reduced, and where its pass waterfall is
 
-Revision ID: 0018
+Revision ID: 0012
 Revises: 0011
 Create Date: 2026-12-02 19:20:00
 
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0018"
+revision: str = "0012"
 down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
