@@ -28,9 +28,11 @@ def test_cancelling_a_scope_kills_its_child_and_ends_the_wait() -> None:
     time.sleep(1.0)
     t0 = time.monotonic()
     scope.cancel()
-    thread.join(timeout=10)
+    # Starting the child can take seconds on a loaded machine (the process start itself cannot be interrupted), so
+    # the bound is well under the child's 60 s rather than tight: a cancel that did not work waits the full 60 s.
+    thread.join(timeout=45)
     assert not thread.is_alive()
-    assert time.monotonic() - t0 < 5  # not the child's 60 s
+    assert time.monotonic() - t0 < 40
     assert len(outcome) == 1 and isinstance(outcome[0], SolveCancelled)
     with pytest.raises(SolveCancelled):  # no new child starts in a cancelled scope
         scope.enter()
