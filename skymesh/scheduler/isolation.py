@@ -148,6 +148,10 @@ class Isolated(Generic[T]):
                 except EOFError:
                     log.warning("%s: child died without an answer (exit code %s)", self.name, self._proc.exitcode)
                     return None
+                except OSError:  # closed by a cancel from another thread between the poll and the read
+                    if self._scope is not None and self._scope.cancelled.is_set():
+                        raise SolveCancelled("the plan was cancelled") from None
+                    raise
                 if kind == "ok":
                     return payload  # type: ignore[no-any-return]
                 log.warning("%s: child failed: %s", self.name, payload)
