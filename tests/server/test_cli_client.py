@@ -107,7 +107,7 @@ async def test_users_command_hands_out_named_tokens(
     assert capsys.readouterr().out.strip() == f"revoked {token_id} (user otto)"
     assert await _cli("users", *admin, "list") == 0
     listing = capsys.readouterr().out
-    assert f"token {token_id}" in listing and "revoked" in listing and token.split("_")[2] not in listing
+    assert f"token {token_id}" in listing and "revoked" in listing and token.split("_", 2)[2] not in listing
     assert await _cli("status", "--server", server.address, "--token", token) == 2
     assert "UNAUTHENTICATED" in capsys.readouterr().err
     assert await _cli("users", *admin, "create", "Otto", "--role", "admin") == 2
