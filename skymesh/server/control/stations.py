@@ -1,5 +1,6 @@
 """StationService: the station registry and station API keys (issue returns the secret once; revoke ends streams),
-weather, and retiring a station (DeleteStation: keys revoked, stream ended, open work ended, history kept)."""
+weather, retiring a station (DeleteStation: keys revoked, stream ended, open work ended, history kept), and the
+telemetry it sent (ListTelemetry: samples keyset-paged by (batch at, batch id, sample index))."""
 
 from __future__ import annotations
 
@@ -9,15 +10,21 @@ from typing import Any
 import grpc
 
 from skymesh.api.control.v1 import stations_pb2, stations_pb2_grpc
-from skymesh.api.convert import station_from_proto, station_to_proto, timestamp_from_datetime
+from skymesh.api.convert import (
+    station_from_proto,
+    station_to_proto,
+    timestamp_from_datetime,
+    timestamp_to_datetime,
+)
 from skymesh.api.errors import grpc_errors
 from skymesh.core.errors import InvalidArgument, Unauthenticated
 from skymesh.core.ids import check_id
 from skymesh.core.model import StationKind, StationState, Weather
 from skymesh.server.auth import current_actor
-from skymesh.server.control.paging import page_request
+from skymesh.server.control.paging import encode_token, key_time, page_request
 from skymesh.server.db import Repository
 from skymesh.server.db.records import StationRecord
+from skymesh.server.db.telemetry import TelemetryKey
 from skymesh.server.liveness import Liveness
 from skymesh.server.sessions import SessionHub
 
@@ -33,6 +40,22 @@ def _station_msg(rec: StationRecord, liveness: Liveness) -> Any:
     if last_seen is not None:
         msg.last_seen.CopyFrom(timestamp_from_datetime(last_seen))
     return msg
+
+
+_MAX_CHANNELS = 64
+_MAX_CHANNEL_CHARS = 64
+
+
+def _telemetry_key(parts: tuple[str, ...]) -> TelemetryKey:
+    try:
+        row_id, index = int(parts[1]), int(parts[2])
+    except ValueError:
+        raise InvalidArgument("is not a page token this server issued", field="page_token") from None
+    return key_time(parts[0]), row_id, index
+
+
+def _key_parts(key: TelemetryKey) -> tuple[str, str, str]:
+    return key[0].isoformat(), str(key[1]), str(key[2])
 
 
 # Station fields UpdateStation may change, by kind of field (how a value is carried over from the request).
@@ -172,3 +195,41 @@ class StationServicer(stations_pb2_grpc.StationServiceServicer):
         if before.station.weather != weather:
             self._on_change(f"weather at {request.station_id}: {weather.name}")
         return stations_pb2.SetStationWeatherResponse(station=_station_msg(rec, self._liveness))
+
+    @grpc_errors
+    async def ListTelemetry(
+        self, request: stations_pb2.ListTelemetryRequest, context: Ctx
+    ) -> stations_pb2.ListTelemetryResponse:
+        check_id(request.station_id, field="station_id")
+        if len(request.channels) > _MAX_CHANNELS:
+            raise InvalidArgument(f"at most {_MAX_CHANNELS} channels", field="channels")
+        for i, channel in enumerate(request.channels):
+            if not channel or len(channel) > _MAX_CHANNEL_CHARS:
+                raise InvalidArgument(f"must be 1-{_MAX_CHANNEL_CHARS} characters", field=f"channels[{i}]")
+        after = timestamp_to_datetime(request.after, "after") if request.HasField("after") else None
+        before = timestamp_to_datetime(request.before, "before") if request.HasField("before") else None
+        if after is not None and before is not None and before <= after:
+            raise InvalidArgument("must be later than after", field="before")
+        channels = sorted(set(request.channels))
+        query = "|".join(
+            ["telemetry", request.station_id, ",".join(channels)]
+            + [t.isoformat() if t is not None else "" for t in (after, before)]
+        )
+        page = page_request(request.page_size, request.page_token, query, what="samples", key_length=3, default=100)
+        samples, next_key = await self._repo.list_telemetry(
+            request.station_id,
+            channels=channels,
+            after=after,
+            before=before,
+            after_key=_telemetry_key(page.after) if page.after else None,
+            limit=page.limit,
+        )
+        return stations_pb2.ListTelemetryResponse(
+            samples=[
+                stations_pb2.StationTelemetrySample(
+                    at=timestamp_from_datetime(x.at), values=x.values, boot_id=x.boot_id
+                )
+                for x in samples
+            ],
+            next_page_token=encode_token(_key_parts(next_key), query) if next_key is not None else "",
+        )

@@ -15,10 +15,11 @@ from skymesh.server.db.health import HealthRepo
 from skymesh.server.db.products import ProductsRepo
 from skymesh.server.db.registry import RegistryRepo
 from skymesh.server.db.sites import SitesRepo
+from skymesh.server.db.telemetry import TelemetryRepo
 from skymesh.server.db.work import WorkRepo
 
 __all__ = ["Repository", "create_engine", "migrate"]
 
 
-class Repository(RegistryRepo, WorkRepo, SitesRepo, AccountsRepo, AlertRepo, ProductsRepo, HealthRepo):
+class Repository(RegistryRepo, WorkRepo, SitesRepo, AccountsRepo, AlertRepo, ProductsRepo, HealthRepo, TelemetryRepo):
     """Every database operation of the server, each in its own transaction."""

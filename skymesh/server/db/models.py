@@ -278,7 +278,11 @@ class TelemetryRow(Base):
     # [{"at": iso, "values": {channel: value}}, ...]
     samples: Mapped[list[Any]] = mapped_column(JSON)
 
-    __table_args__ = (UniqueConstraint("station_id", "boot_id", "seq", name="uq_telemetry_station_boot_seq"),)
+    __table_args__ = (
+        UniqueConstraint("station_id", "boot_id", "seq", name="uq_telemetry_station_boot_seq"),
+        # ListTelemetry: one station's batches in time order (migration 0013).
+        Index("ix_telemetry_station_at", "station_id", "at", "id"),
+    )
 
 
 class ObservationRow(Base):

@@ -23,48 +23,59 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from skymesh.api.common.v1 import common_pb2 as skymesh_dot_api_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%skymesh/api/control/v1/stations.proto\x12\x16skymesh.api.control.v1\x1a google/protobuf/field_mask.proto\x1a\"skymesh/api/common/v1/common.proto\"G\n\x14\x43reateStationRequest\x12/\n\x07station\x18\x01 \x01(\x0b\x32\x1e.skymesh.api.common.v1.Station\"H\n\x15\x43reateStationResponse\x12/\n\x07station\x18\x01 \x01(\x0b\x32\x1e.skymesh.api.common.v1.Station\"\'\n\x11GetStationRequest\x12\x12\n\nstation_id\x18\x01 \x01(\t\"E\n\x12GetStationResponse\x12/\n\x07station\x18\x01 \x01(\x0b\x32\x1e.skymesh.api.common.v1.Station\"\xa2\x01\n\x13ListStationsRequest\x12\x30\n\x04kind\x18\x01 \x01(\x0e\x32\".skymesh.api.common.v1.StationKind\x12\x32\n\x05state\x18\x02 \x01(\x0e\x32#.skymesh.api.common.v1.StationState\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"a\n\x14ListStationsResponse\x12\x30\n\x08stations\x18\x01 \x03(\x0b\x32\x1e.skymesh.api.common.v1.Station\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"x\n\x14UpdateStationRequest\x12/\n\x07station\x18\x01 \x01(\x0b\x32\x1e.skymesh.api.common.v1.Station\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"H\n\x15UpdateStationResponse\x12/\n\x07station\x18\x01 \x01(\x0b\x32\x1e.skymesh.api.common.v1.Station\",\n\x16IssueStationKeyRequest\x12\x12\n\nstation_id\x18\x01 \x01(\t\":\n\x17IssueStationKeyResponse\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61pi_key\x18\x02 \x01(\t\")\n\x17RevokeStationKeyRequest\x12\x0e\n\x06key_id\x18\x01 \x01(\t\"\x1a\n\x18RevokeStationKeyResponse\"_\n\x18SetStationWeatherRequest\x12\x12\n\nstation_id\x18\x01 \x01(\t\x12/\n\x07weather\x18\x02 \x01(\x0e\x32\x1e.skymesh.api.common.v1.Weather\"L\n\x19SetStationWeatherResponse\x12/\n\x07station\x18\x01 \x01(\x0b\x32\x1e.skymesh.api.common.v1.Station\"*\n\x14\x44\x65leteStationRequest\x12\x12\n\nstation_id\x18\x01 \x01(\t\"O\n\x15\x44\x65leteStationResponse\x12\x19\n\x11revoked_key_count\x18\x01 \x01(\x05\x12\x1b\n\x13\x63\x61ncelled_job_count\x18\x02 \x01(\x05\x32\x8f\x07\n\x0eStationService\x12l\n\rCreateStation\x12,.skymesh.api.control.v1.CreateStationRequest\x1a-.skymesh.api.control.v1.CreateStationResponse\x12\x63\n\nGetStation\x12).skymesh.api.control.v1.GetStationRequest\x1a*.skymesh.api.control.v1.GetStationResponse\x12i\n\x0cListStations\x12+.skymesh.api.control.v1.ListStationsRequest\x1a,.skymesh.api.control.v1.ListStationsResponse\x12l\n\rUpdateStation\x12,.skymesh.api.control.v1.UpdateStationRequest\x1a-.skymesh.api.control.v1.UpdateStationResponse\x12r\n\x0fIssueStationKey\x12..skymesh.api.control.v1.IssueStationKeyRequest\x1a/.skymesh.api.control.v1.IssueStationKeyResponse\x12u\n\x10RevokeStationKey\x12/.skymesh.api.control.v1.RevokeStationKeyRequest\x1a\x30.skymesh.api.control.v1.RevokeStationKeyResponse\x12x\n\x11SetStationWeather\x12\x30.skymesh.api.control.v1.SetStationWeatherRequest\x1a\x31.skymesh.api.control.v1.SetStationWeatherResponse\x12l\n\rDeleteStation\x12,.skymesh.api.control.v1.DeleteStationRequest\x1a-.skymesh.api.control.v1.DeleteStationResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%skymesh/api/control/v1/stations.proto\x12\x16skymesh.api.control.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\"skymesh/api/common/v1/common.proto\"G\n\x14\x43reateStationRequest\x12/\n\x07station\x18\x01 \x01(\x0b\x32\x1e.skymesh.api.common.v1.Station\"H\n\x15\x43reateStationResponse\x12/\n\x07station\x18\x01 \x01(\x0b\x32\x1e.skymesh.api.common.v1.Station\"\'\n\x11GetStationRequest\x12\x12\n\nstation_id\x18\x01 \x01(\t\"E\n\x12GetStationResponse\x12/\n\x07station\x18\x01 \x01(\x0b\x32\x1e.skymesh.api.common.v1.Station\"\xa2\x01\n\x13ListStationsRequest\x12\x30\n\x04kind\x18\x01 \x01(\x0e\x32\".skymesh.api.common.v1.StationKind\x12\x32\n\x05state\x18\x02 \x01(\x0e\x32#.skymesh.api.common.v1.StationState\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"a\n\x14ListStationsResponse\x12\x30\n\x08stations\x18\x01 \x03(\x0b\x32\x1e.skymesh.api.common.v1.Station\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"x\n\x14UpdateStationRequest\x12/\n\x07station\x18\x01 \x01(\x0b\x32\x1e.skymesh.api.common.v1.Station\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"H\n\x15UpdateStationResponse\x12/\n\x07station\x18\x01 \x01(\x0b\x32\x1e.skymesh.api.common.v1.Station\",\n\x16IssueStationKeyRequest\x12\x12\n\nstation_id\x18\x01 \x01(\t\":\n\x17IssueStationKeyResponse\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61pi_key\x18\x02 \x01(\t\")\n\x17RevokeStationKeyRequest\x12\x0e\n\x06key_id\x18\x01 \x01(\t\"\x1a\n\x18RevokeStationKeyResponse\"_\n\x18SetStationWeatherRequest\x12\x12\n\nstation_id\x18\x01 \x01(\t\x12/\n\x07weather\x18\x02 \x01(\x0e\x32\x1e.skymesh.api.common.v1.Weather\"L\n\x19SetStationWeatherResponse\x12/\n\x07station\x18\x01 \x01(\x0b\x32\x1e.skymesh.api.common.v1.Station\"*\n\x14\x44\x65leteStationRequest\x12\x12\n\nstation_id\x18\x01 \x01(\t\"O\n\x15\x44\x65leteStationResponse\x12\x19\n\x11revoked_key_count\x18\x01 \x01(\x05\x12\x1b\n\x13\x63\x61ncelled_job_count\x18\x02 \x01(\x05\"\xba\x01\n\x14ListTelemetryRequest\x12\x12\n\nstation_id\x18\x01 \x01(\t\x12\x10\n\x08\x63hannels\x18\x02 \x03(\t\x12)\n\x05\x61\x66ter\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x06\x62\x65\x66ore\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x05 \x01(\x05\x12\x12\n\npage_token\x18\x06 \x01(\t\"\xcc\x01\n\x16StationTelemetrySample\x12&\n\x02\x61t\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12J\n\x06values\x18\x02 \x03(\x0b\x32:.skymesh.api.control.v1.StationTelemetrySample.ValuesEntry\x12\x0f\n\x07\x62oot_id\x18\x03 \x01(\t\x1a-\n\x0bValuesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"q\n\x15ListTelemetryResponse\x12?\n\x07samples\x18\x01 \x03(\x0b\x32..skymesh.api.control.v1.StationTelemetrySample\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xfd\x07\n\x0eStationService\x12l\n\rCreateStation\x12,.skymesh.api.control.v1.CreateStationRequest\x1a-.skymesh.api.control.v1.CreateStationResponse\x12\x63\n\nGetStation\x12).skymesh.api.control.v1.GetStationRequest\x1a*.skymesh.api.control.v1.GetStationResponse\x12i\n\x0cListStations\x12+.skymesh.api.control.v1.ListStationsRequest\x1a,.skymesh.api.control.v1.ListStationsResponse\x12l\n\rUpdateStation\x12,.skymesh.api.control.v1.UpdateStationRequest\x1a-.skymesh.api.control.v1.UpdateStationResponse\x12r\n\x0fIssueStationKey\x12..skymesh.api.control.v1.IssueStationKeyRequest\x1a/.skymesh.api.control.v1.IssueStationKeyResponse\x12u\n\x10RevokeStationKey\x12/.skymesh.api.control.v1.RevokeStationKeyRequest\x1a\x30.skymesh.api.control.v1.RevokeStationKeyResponse\x12x\n\x11SetStationWeather\x12\x30.skymesh.api.control.v1.SetStationWeatherRequest\x1a\x31.skymesh.api.control.v1.SetStationWeatherResponse\x12l\n\rDeleteStation\x12,.skymesh.api.control.v1.DeleteStationRequest\x1a-.skymesh.api.control.v1.DeleteStationResponse\x12l\n\rListTelemetry\x12,.skymesh.api.control.v1.ListTelemetryRequest\x1a-.skymesh.api.control.v1.ListTelemetryResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'skymesh.api.control.v1.stations_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CREATESTATIONREQUEST']._serialized_start=135
-  _globals['_CREATESTATIONREQUEST']._serialized_end=206
-  _globals['_CREATESTATIONRESPONSE']._serialized_start=208
-  _globals['_CREATESTATIONRESPONSE']._serialized_end=280
-  _globals['_GETSTATIONREQUEST']._serialized_start=282
-  _globals['_GETSTATIONREQUEST']._serialized_end=321
-  _globals['_GETSTATIONRESPONSE']._serialized_start=323
-  _globals['_GETSTATIONRESPONSE']._serialized_end=392
-  _globals['_LISTSTATIONSREQUEST']._serialized_start=395
-  _globals['_LISTSTATIONSREQUEST']._serialized_end=557
-  _globals['_LISTSTATIONSRESPONSE']._serialized_start=559
-  _globals['_LISTSTATIONSRESPONSE']._serialized_end=656
-  _globals['_UPDATESTATIONREQUEST']._serialized_start=658
-  _globals['_UPDATESTATIONREQUEST']._serialized_end=778
-  _globals['_UPDATESTATIONRESPONSE']._serialized_start=780
-  _globals['_UPDATESTATIONRESPONSE']._serialized_end=852
-  _globals['_ISSUESTATIONKEYREQUEST']._serialized_start=854
-  _globals['_ISSUESTATIONKEYREQUEST']._serialized_end=898
-  _globals['_ISSUESTATIONKEYRESPONSE']._serialized_start=900
-  _globals['_ISSUESTATIONKEYRESPONSE']._serialized_end=958
-  _globals['_REVOKESTATIONKEYREQUEST']._serialized_start=960
-  _globals['_REVOKESTATIONKEYREQUEST']._serialized_end=1001
-  _globals['_REVOKESTATIONKEYRESPONSE']._serialized_start=1003
-  _globals['_REVOKESTATIONKEYRESPONSE']._serialized_end=1029
-  _globals['_SETSTATIONWEATHERREQUEST']._serialized_start=1031
-  _globals['_SETSTATIONWEATHERREQUEST']._serialized_end=1126
-  _globals['_SETSTATIONWEATHERRESPONSE']._serialized_start=1128
-  _globals['_SETSTATIONWEATHERRESPONSE']._serialized_end=1204
-  _globals['_DELETESTATIONREQUEST']._serialized_start=1206
-  _globals['_DELETESTATIONREQUEST']._serialized_end=1248
-  _globals['_DELETESTATIONRESPONSE']._serialized_start=1250
-  _globals['_DELETESTATIONRESPONSE']._serialized_end=1329
-  _globals['_STATIONSERVICE']._serialized_start=1332
-  _globals['_STATIONSERVICE']._serialized_end=2243
+  _globals['_STATIONTELEMETRYSAMPLE_VALUESENTRY']._loaded_options = None
+  _globals['_STATIONTELEMETRYSAMPLE_VALUESENTRY']._serialized_options = b'8\001'
+  _globals['_CREATESTATIONREQUEST']._serialized_start=168
+  _globals['_CREATESTATIONREQUEST']._serialized_end=239
+  _globals['_CREATESTATIONRESPONSE']._serialized_start=241
+  _globals['_CREATESTATIONRESPONSE']._serialized_end=313
+  _globals['_GETSTATIONREQUEST']._serialized_start=315
+  _globals['_GETSTATIONREQUEST']._serialized_end=354
+  _globals['_GETSTATIONRESPONSE']._serialized_start=356
+  _globals['_GETSTATIONRESPONSE']._serialized_end=425
+  _globals['_LISTSTATIONSREQUEST']._serialized_start=428
+  _globals['_LISTSTATIONSREQUEST']._serialized_end=590
+  _globals['_LISTSTATIONSRESPONSE']._serialized_start=592
+  _globals['_LISTSTATIONSRESPONSE']._serialized_end=689
+  _globals['_UPDATESTATIONREQUEST']._serialized_start=691
+  _globals['_UPDATESTATIONREQUEST']._serialized_end=811
+  _globals['_UPDATESTATIONRESPONSE']._serialized_start=813
+  _globals['_UPDATESTATIONRESPONSE']._serialized_end=885
+  _globals['_ISSUESTATIONKEYREQUEST']._serialized_start=887
+  _globals['_ISSUESTATIONKEYREQUEST']._serialized_end=931
+  _globals['_ISSUESTATIONKEYRESPONSE']._serialized_start=933
+  _globals['_ISSUESTATIONKEYRESPONSE']._serialized_end=991
+  _globals['_REVOKESTATIONKEYREQUEST']._serialized_start=993
+  _globals['_REVOKESTATIONKEYREQUEST']._serialized_end=1034
+  _globals['_REVOKESTATIONKEYRESPONSE']._serialized_start=1036
+  _globals['_REVOKESTATIONKEYRESPONSE']._serialized_end=1062
+  _globals['_SETSTATIONWEATHERREQUEST']._serialized_start=1064
+  _globals['_SETSTATIONWEATHERREQUEST']._serialized_end=1159
+  _globals['_SETSTATIONWEATHERRESPONSE']._serialized_start=1161
+  _globals['_SETSTATIONWEATHERRESPONSE']._serialized_end=1237
+  _globals['_DELETESTATIONREQUEST']._serialized_start=1239
+  _globals['_DELETESTATIONREQUEST']._serialized_end=1281
+  _globals['_DELETESTATIONRESPONSE']._serialized_start=1283
+  _globals['_DELETESTATIONRESPONSE']._serialized_end=1362
+  _globals['_LISTTELEMETRYREQUEST']._serialized_start=1365
+  _globals['_LISTTELEMETRYREQUEST']._serialized_end=1551
+  _globals['_STATIONTELEMETRYSAMPLE']._serialized_start=1554
+  _globals['_STATIONTELEMETRYSAMPLE']._serialized_end=1758
+  _globals['_STATIONTELEMETRYSAMPLE_VALUESENTRY']._serialized_start=1713
+  _globals['_STATIONTELEMETRYSAMPLE_VALUESENTRY']._serialized_end=1758
+  _globals['_LISTTELEMETRYRESPONSE']._serialized_start=1760
+  _globals['_LISTTELEMETRYRESPONSE']._serialized_end=1873
+  _globals['_STATIONSERVICE']._serialized_start=1876
+  _globals['_STATIONSERVICE']._serialized_end=2897
 # @@protoc_insertion_point(module_scope)

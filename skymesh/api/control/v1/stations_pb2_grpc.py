@@ -74,6 +74,11 @@ class StationServiceStub:
                 request_serializer=skymesh_dot_api_dot_control_dot_v1_dot_stations__pb2.DeleteStationRequest.SerializeToString,
                 response_deserializer=skymesh_dot_api_dot_control_dot_v1_dot_stations__pb2.DeleteStationResponse.FromString,
                 _registered_method=True)
+        self.ListTelemetry = channel.unary_unary(
+                '/skymesh.api.control.v1.StationService/ListTelemetry',
+                request_serializer=skymesh_dot_api_dot_control_dot_v1_dot_stations__pb2.ListTelemetryRequest.SerializeToString,
+                response_deserializer=skymesh_dot_api_dot_control_dot_v1_dot_stations__pb2.ListTelemetryResponse.FromString,
+                _registered_method=True)
 
 
 class StationServiceServicer:
@@ -139,6 +144,15 @@ class StationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListTelemetry(self, request, context):
+        """Observer. The telemetry samples a station sent and the server stored, oldest first (in the order its batches
+        were sent), keyset-paged. A deleted station's telemetry stays readable. NOT_FOUND for a station that never
+        existed; INVALID_ARGUMENT naming the field for a bad id, channel, time or range (before not after after).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_StationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -181,6 +195,11 @@ def add_StationServiceServicer_to_server(servicer, server):
                     servicer.DeleteStation,
                     request_deserializer=skymesh_dot_api_dot_control_dot_v1_dot_stations__pb2.DeleteStationRequest.FromString,
                     response_serializer=skymesh_dot_api_dot_control_dot_v1_dot_stations__pb2.DeleteStationResponse.SerializeToString,
+            ),
+            'ListTelemetry': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTelemetry,
+                    request_deserializer=skymesh_dot_api_dot_control_dot_v1_dot_stations__pb2.ListTelemetryRequest.FromString,
+                    response_serializer=skymesh_dot_api_dot_control_dot_v1_dot_stations__pb2.ListTelemetryResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -399,6 +418,33 @@ class StationService:
             '/skymesh.api.control.v1.StationService/DeleteStation',
             skymesh_dot_api_dot_control_dot_v1_dot_stations__pb2.DeleteStationRequest.SerializeToString,
             skymesh_dot_api_dot_control_dot_v1_dot_stations__pb2.DeleteStationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTelemetry(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/skymesh.api.control.v1.StationService/ListTelemetry',
+            skymesh_dot_api_dot_control_dot_v1_dot_stations__pb2.ListTelemetryRequest.SerializeToString,
+            skymesh_dot_api_dot_control_dot_v1_dot_stations__pb2.ListTelemetryResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -54,6 +54,11 @@ class StationServiceStub:
     GetStation, ListStations and planning. Its history (jobs, observations, telemetry) stays queryable under its
     id, and the id is never reused. NOT_FOUND for an unknown or already deleted station.
     """
+    ListTelemetry: _grpc.UnaryUnaryMultiCallable[_stations_pb2.ListTelemetryRequest, _stations_pb2.ListTelemetryResponse]
+    """Observer. The telemetry samples a station sent and the server stored, oldest first (in the order its batches
+    were sent), keyset-paged. A deleted station's telemetry stays readable. NOT_FOUND for a station that never
+    existed; INVALID_ARGUMENT naming the field for a bad id, channel, time or range (before not after after).
+    """
 
 @_typing.type_check_only
 class StationServiceAsyncStub(StationServiceStub):
@@ -80,6 +85,11 @@ class StationServiceAsyncStub(StationServiceStub):
     (a running one is aborted: the station can no longer report it) and its queued commands; it disappears from
     GetStation, ListStations and planning. Its history (jobs, observations, telemetry) stays queryable under its
     id, and the id is never reused. NOT_FOUND for an unknown or already deleted station.
+    """
+    ListTelemetry: _aio.UnaryUnaryMultiCallable[_stations_pb2.ListTelemetryRequest, _stations_pb2.ListTelemetryResponse]  # type: ignore[assignment]
+    """Observer. The telemetry samples a station sent and the server stored, oldest first (in the order its batches
+    were sent), keyset-paged. A deleted station's telemetry stays readable. NOT_FOUND for a station that never
+    existed; INVALID_ARGUMENT naming the field for a bad id, channel, time or range (before not after after).
     """
 
 class StationServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -152,6 +162,17 @@ class StationServiceServicer(metaclass=_abc_1.ABCMeta):
         (a running one is aborted: the station can no longer report it) and its queued commands; it disappears from
         GetStation, ListStations and planning. Its history (jobs, observations, telemetry) stays queryable under its
         id, and the id is never reused. NOT_FOUND for an unknown or already deleted station.
+        """
+
+    @_abc_1.abstractmethod
+    def ListTelemetry(
+        self,
+        request: _stations_pb2.ListTelemetryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_stations_pb2.ListTelemetryResponse, _abc.Awaitable[_stations_pb2.ListTelemetryResponse]]:
+        """Observer. The telemetry samples a station sent and the server stored, oldest first (in the order its batches
+        were sent), keyset-paged. A deleted station's telemetry stays readable. NOT_FOUND for a station that never
+        existed; INVALID_ARGUMENT naming the field for a bad id, channel, time or range (before not after after).
         """
 
 def add_StationServiceServicer_to_server(servicer: StationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

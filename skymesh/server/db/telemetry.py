@@ -1,0 +1,114 @@
+"""Repository part for reading stored telemetry back (StationService.ListTelemetry).
+
+Agents send telemetry in batches and the ingest (`skymesh.server.db.ingest`) stores one row per batch: the batch's
+first sample time in `at` and every sample, as JSON, in `samples`. A reader wants samples, so this module walks the
+batches of one station in (at, id) order, unpacks them and filters each sample by its own time and channels. A
+position in that walk is (batch at, batch id, sample index): the key of keyset paging.
+
+Samples of a batch are filtered by their own time, but batches are found by their first sample's time: a batch that
+began more than `BATCH_SPAN` before `after` is not looked at (agents send a batch every few seconds).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select
+
+from skymesh.core.errors import NotFound
+from skymesh.server.db.base import RepoBase
+from skymesh.server.db.models import StationRow, TelemetryRow
+
+__all__ = ["BATCH_SPAN", "TelemetryKey", "TelemetryRepo", "TelemetrySampleRecord"]
+
+BATCH_SPAN = timedelta(hours=1)
+# Batches read per statement, and the most one call reads before answering with what it found (a rare channel
+# over a long history answers a short page with a token instead of holding a connection for the whole scan).
+_SCAN_ROWS = 256
+_MAX_SCAN_ROWS = 20_000
+
+# (batch at, batch id, sample index within the batch)
+TelemetryKey = tuple[datetime, int, int]
+
+
+@dataclass(frozen=True)
+class TelemetrySampleRecord:
+    at: datetime
+    values: dict[str, float]
+    boot_id: str
+    key: TelemetryKey
+
+
+def _sample_values(sample: Any, channels: frozenset[str]) -> dict[str, float]:
+    values = sample.get("values") or {}
+    if not channels:
+        return {str(k): float(v) for k, v in values.items()}
+    return {k: float(values[k]) for k in channels if k in values}
+
+
+class TelemetryRepo(RepoBase):
+    async def list_telemetry(
+        self,
+        station_id: str,
+        *,
+        channels: Sequence[str] = (),
+        after: datetime | None = None,
+        before: datetime | None = None,
+        after_key: TelemetryKey | None = None,
+        limit: int = 100,
+    ) -> tuple[list[TelemetrySampleRecord], TelemetryKey | None]:
+        """Up to `limit` samples of `station_id` in [after, before), only `channels` (all when empty), strictly past
+        `after_key`; and the key to continue from, None when nothing more matches.
+
+        NotFound for a station that never existed (a deleted one's history is still read)."""
+        wanted = frozenset(channels)
+        out: list[TelemetrySampleRecord] = []
+        base = select(TelemetryRow.id, TelemetryRow.at, TelemetryRow.boot_id, TelemetryRow.samples).where(
+            TelemetryRow.station_id == station_id
+        )
+        if after is not None and after - datetime.min.replace(tzinfo=UTC) > BATCH_SPAN:
+            base = base.where(TelemetryRow.at >= after - BATCH_SPAN)
+        if before is not None:
+            base = base.where(TelemetryRow.at < before)
+        base = base.order_by(TelemetryRow.at, TelemetryRow.id).limit(_SCAN_ROWS)
+        # The row to resume in (inclusive, skipping its samples up to the key's index); later scans are strict.
+        resume, inclusive = after_key, True
+        scanned = 0
+        async with self._tx("list_telemetry") as s:
+            if await s.scalar(select(StationRow.station_id).where(StationRow.station_id == station_id)) is None:
+                raise NotFound(f"no station {station_id!r}", field="station_id")
+            while True:
+                query = base
+                if resume is not None:
+                    at, row_id, _ = resume
+                    same = TelemetryRow.id >= row_id if inclusive else TelemetryRow.id > row_id
+                    # The plain bound on at lets the database range-scan (station_id, at, id).
+                    query = query.where(
+                        TelemetryRow.at >= at, or_(TelemetryRow.at > at, and_(TelemetryRow.at == at, same))
+                    )
+                rows = (await s.execute(query)).all()
+                for row_id, row_at, boot_id, samples in rows:
+                    skip = resume[2] if inclusive and resume is not None and row_id == resume[1] else -1
+                    for index, sample in enumerate(samples or ()):
+                        if index <= skip:
+                            continue
+                        sample_at = datetime.fromisoformat(sample["at"])
+                        if (after is not None and sample_at < after) or (before is not None and sample_at >= before):
+                            continue
+                        values = _sample_values(sample, wanted)
+                        if not values:
+                            continue
+                        if len(out) == limit:  # one more matches: there is a next page
+                            return out, out[-1].key
+                        out.append(TelemetrySampleRecord(sample_at, values, boot_id, (row_at, row_id, index)))
+                scanned += len(rows)
+                if len(rows) < _SCAN_ROWS:
+                    return out, None
+                last_id, last_at, _, last_samples = rows[-1]
+                resume, inclusive = (last_at, last_id, len(last_samples or ()) - 1), False
+                if scanned >= _MAX_SCAN_ROWS:
+                    # Answer what was found; the token resumes after the last batch read.
+                    return out, resume
