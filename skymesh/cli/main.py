@@ -21,6 +21,7 @@ COMMANDS = (
     "web",
     "status",
     "stations",
+    "telemetry",
     "targets",
     "campaigns",
     "jobs",
