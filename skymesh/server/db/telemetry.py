@@ -5,18 +5,20 @@ first sample time in `at` and every sample, as JSON, in `samples`. A reader want
 batches of one station in (at, id) order, unpacks them and filters each sample by its own time and channels. A
 position in that walk is (batch at, batch id, sample index): the key of keyset paging.
 
-Samples of a batch are filtered by their own time, but batches are found by their first sample's time: a batch that
-began more than `BATCH_SPAN` before `after` is not looked at (agents send a batch every few seconds).
+Samples of a batch are filtered by their own time, but batches are found by their first sample's time: from `after`
+the walk starts at the batch that began last before it (its later samples may be in range), unless that began more
+than `BATCH_SPAN` before (agents send a batch every few seconds); batches that overlap in time (two sessions of a
+station at once) may be missed there.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 
 from skymesh.core.errors import NotFound
 from skymesh.server.db.base import RepoBase
@@ -25,9 +27,11 @@ from skymesh.server.db.models import StationRow, TelemetryRow
 __all__ = ["BATCH_SPAN", "TelemetryKey", "TelemetryRepo", "TelemetrySampleRecord"]
 
 BATCH_SPAN = timedelta(hours=1)
-# Batches read per statement, and the most one call reads before answering with what it found (a rare channel
-# over a long history answers a short page with a token instead of holding a connection for the whole scan).
-_SCAN_ROWS = 256
+# Batches read by the first statement (growing 4x per statement up to _SCAN_ROWS: a small page reads little), and
+# the most one call reads before answering with what it found (a rare channel over a long history answers a short
+# page with a token instead of holding a connection for the whole scan).
+_FIRST_SCAN_ROWS = 16
+_SCAN_ROWS = 1024
 _MAX_SCAN_ROWS = 20_000
 
 # (batch at, batch id, sample index within the batch)
@@ -69,19 +73,30 @@ class TelemetryRepo(RepoBase):
         base = select(TelemetryRow.id, TelemetryRow.at, TelemetryRow.boot_id, TelemetryRow.samples).where(
             TelemetryRow.station_id == station_id
         )
-        if after is not None and after - datetime.min.replace(tzinfo=UTC) > BATCH_SPAN:
-            base = base.where(TelemetryRow.at >= after - BATCH_SPAN)
         if before is not None:
             base = base.where(TelemetryRow.at < before)
-        base = base.order_by(TelemetryRow.at, TelemetryRow.id).limit(_SCAN_ROWS)
+        base = base.order_by(TelemetryRow.at, TelemetryRow.id)
         # The row to resume in (inclusive, skipping its samples up to the key's index); later scans are strict.
         resume, inclusive = after_key, True
         scanned = 0
+        chunk = _FIRST_SCAN_ROWS
         async with self._tx("list_telemetry") as s:
             if await s.scalar(select(StationRow.station_id).where(StationRow.station_id == station_id)) is None:
                 raise NotFound(f"no station {station_id!r}", field="station_id")
+            if after is not None:
+                # The batch that began last before `after` may hold samples after it; earlier ones (within
+                # BATCH_SPAN) only if batches overlapped, so that one batch is where the scan starts.
+                previous = await s.scalar(
+                    select(func.max(TelemetryRow.at)).where(
+                        TelemetryRow.station_id == station_id, TelemetryRow.at < after
+                    )
+                )
+                if previous is not None and after - previous <= BATCH_SPAN:
+                    base = base.where(TelemetryRow.at >= previous)
+                else:
+                    base = base.where(TelemetryRow.at >= after)
             while True:
-                query = base
+                query = base.limit(chunk)
                 if resume is not None:
                     at, row_id, _ = resume
                     same = TelemetryRow.id >= row_id if inclusive else TelemetryRow.id > row_id
@@ -105,8 +120,9 @@ class TelemetryRepo(RepoBase):
                             return out, out[-1].key
                         out.append(TelemetrySampleRecord(sample_at, values, boot_id, (row_at, row_id, index)))
                 scanned += len(rows)
-                if len(rows) < _SCAN_ROWS:
+                if len(rows) < chunk:
                     return out, None
+                chunk = min(chunk * 4, _SCAN_ROWS)
                 last_id, last_at, _, last_samples = rows[-1]
                 resume, inclusive = (last_at, last_id, len(last_samples or ()) - 1), False
                 if scanned >= _MAX_SCAN_ROWS:
