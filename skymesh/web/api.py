@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 import grpc
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from skymesh.api.agent.v1 import agent_pb2
 from skymesh.api.common.v1 import common_pb2
@@ -29,7 +30,7 @@ from skymesh.web.client import ControlClient
 from skymesh.web.czml import czml_document
 from skymesh.web.errors import rename_field
 from skymesh.web.models import CampaignIn, CancelIn, ObservationIn, SiteIn, TargetIn
-from skymesh.web.pages import decode, paginate
+from skymesh.web.pages import MAX_TOKEN_CHARS, open_pinned, pinned_token
 from skymesh.web.session import Caller, caller
 from skymesh.web.sky import sky_json
 from skymesh.web.views import (
@@ -49,8 +50,14 @@ __all__ = ["router"]
 router = APIRouter(prefix="/api/v1")
 
 Who = Annotated[Caller, Depends(caller)]
-PageSize = Annotated[int, Query(ge=1, le=1000)]
-PageToken = Annotated[str, Query(max_length=200)]
+_PAGE_SIZE_DOC = "At most this many items per answer; follow next_page_token for the rest."
+_PAGE_TOKEN_DOC = (
+    "Opaque: empty for the first page, then the previous answer's next_page_token, with the same filters (else 400 "
+    "on page_token). The server's keyset token: following the tokens returns every item once, even while the list "
+    "changes. The answer's next_page_token is empty on the last page."
+)
+PageSize = Annotated[int, Query(ge=1, le=1000, description=_PAGE_SIZE_DOC)]
+PageToken = Annotated[str, Query(max_length=MAX_TOKEN_CHARS, description=_PAGE_TOKEN_DOC)]
 SiteId = Annotated[str, Query(max_length=64)]
 
 _JOB_STATES = {name.removeprefix("JOB_STATE_").lower(): value for name, value in common_pb2.JobState.items() if value}
@@ -89,6 +96,34 @@ def _window(after: datetime | None, before: datetime | None, default_span: timed
     return common_pb2.TimeWindow(start=timestamp_from_datetime(start), end=timestamp_from_datetime(end))
 
 
+def _paged_window(
+    page_token: str, after: datetime | None, before: datetime | None, default_span: timedelta | None
+) -> tuple[str, Any]:
+    """(the server's page token, the TimeWindow to ask for) of a list whose range may default relative to now: a
+    bound the caller left out is the one its first page resolved (`skymesh.web.pages`), so every page asks the
+    server the same question."""
+    server_token, pinned = open_pinned(page_token)
+    try:
+        if after is None and "after" in pinned:
+            after = _stamp(pinned["after"]).ToDatetime(tzinfo=UTC)
+        if before is None and "before" in pinned:
+            before = _stamp(pinned["before"]).ToDatetime(tzinfo=UTC)
+    except ValueError:
+        raise InvalidArgument("is not a page token this API issued", field="page_token") from None
+    return server_token, _window(after, before, default_span)
+
+
+def _stamp(text: str) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromJsonString(text)
+    return stamp
+
+
+def _pin(server_token: str, window: Any) -> str:
+    pinned = {} if window is None else {"after": window.start.ToJsonString(), "before": window.end.ToJsonString()}
+    return pinned_token(server_token, pinned)
+
+
 # ------------------------------------------------------------------------------------------------------ sites
 
 
@@ -101,14 +136,15 @@ async def list_sites(
     page_size: PageSize = 100,
     page_token: PageToken = "",
 ) -> dict[str, Any]:
+    """By site_id."""
     req = stations_pb2.ListStationsRequest(
         kind=_KINDS[kind] if kind else 0,  # type: ignore[arg-type]
         state=_STATION_STATES[state] if state else 0,  # type: ignore[arg-type]
+        page_size=page_size,
+        page_token=page_token,
     )
     resp = await c.call(c.stations.ListStations, req, who.token)
-    sites = sorted(resp.stations, key=lambda s: s.station_id)
-    page, token = paginate(sites, page_size, page_token, f"sites|{kind}|{state}")
-    return {"sites": [station_json(s) for s in page], "next_page_token": token}
+    return {"sites": [station_json(s) for s in resp.stations], "next_page_token": resp.next_page_token}
 
 
 @router.get("/sites/{site_id}", tags=["sites"], summary="One site")
@@ -194,10 +230,12 @@ async def list_targets(
 ) -> dict[str, Any]:
     if site_id:
         return await _ranked(c, who, site_id, count, priority_min, campaign, at)
-    resp = await c.call(c.targets.ListTargets, targets_pb2.ListTargetsRequest(campaign_id=campaign), who.token)
-    targets = sorted((t for t in resp.targets if t.priority >= priority_min), key=lambda t: t.target_id)
-    page, token = paginate(targets, page_size, page_token, f"targets|{campaign}|{priority_min}")
-    return {"targets": [target_json(t) for t in page], "next_page_token": token}
+    # Without site_id: by target_id, pages of the server's list; priority_min is applied to each page, so a page
+    # may hold fewer than page_size targets (even none) while next_page_token is set.
+    req = targets_pb2.ListTargetsRequest(campaign_id=campaign, page_size=page_size, page_token=page_token)
+    resp = await c.call(c.targets.ListTargets, req, who.token)
+    targets = [t for t in resp.targets if t.priority >= priority_min]
+    return {"targets": [target_json(t) for t in targets], "next_page_token": resp.next_page_token}
 
 
 @router.get("/targets/{target_id}", tags=["targets"], summary="One target, and why it is not scheduled (if so)")
@@ -286,9 +324,10 @@ async def create_target(body: TargetIn, who: Who, c: Client) -> dict[str, Any]:
 
 @router.get("/campaigns", tags=["campaigns"], summary="List campaigns")
 async def list_campaigns(who: Who, c: Client, page_size: PageSize = 100, page_token: PageToken = "") -> dict[str, Any]:
-    resp = await c.call(c.campaigns.ListCampaigns, targets_pb2.ListCampaignsRequest(), who.token)
-    page, token = paginate(sorted(resp.campaigns, key=lambda x: x.campaign_id), page_size, page_token, "campaigns")
-    return {"campaigns": [campaign_json(x) for x in page], "next_page_token": token}
+    """By campaign_id."""
+    req = targets_pb2.ListCampaignsRequest(page_size=page_size, page_token=page_token)
+    resp = await c.call(c.campaigns.ListCampaigns, req, who.token)
+    return {"campaigns": [campaign_json(x) for x in resp.campaigns], "next_page_token": resp.next_page_token}
 
 
 @router.get("/campaigns/{campaign_id}", tags=["campaigns"], summary="A campaign with its targets and progress")
@@ -356,18 +395,19 @@ async def list_jobs(
     page_size: PageSize = 1000,
     page_token: PageToken = "",
 ) -> dict[str, Any]:
+    """In start order (then job_id): jobs whose window overlaps [after, before)."""
     if state and state not in _JOB_STATES:
         raise InvalidArgument(f"must be one of {', '.join(_JOB_STATES)}", field="state")
+    server_token, window = _paged_window(page_token, after, before, timedelta(hours=24))
     req = observations_pb2.ListJobsRequest(
         station_id=site_id,
         state=_JOB_STATES.get(state, 0),  # type: ignore[arg-type]
-        window=_window(after, before, timedelta(hours=24)),
+        window=window,
+        page_size=page_size,
+        page_token=server_token,
     )
-    jobs = sorted(
-        (await c.call(c.jobs.ListJobs, req, who.token)).jobs, key=lambda j: (j.window.start.seconds, j.job_id)
-    )
-    page, token = paginate(jobs, page_size, page_token, f"jobs|{site_id}|{state}|{after}|{before}")
-    return {"jobs": [job_json(j) for j in page], "next_page_token": token}
+    resp = await c.call(c.jobs.ListJobs, req, who.token)
+    return {"jobs": [job_json(j) for j in resp.jobs], "next_page_token": _pin(resp.next_page_token, window)}
 
 
 @router.post("/jobs/{job_id}/cancel", tags=["jobs"], summary="Cancel a job (operator); a running one is aborted")
@@ -413,17 +453,15 @@ async def list_observations(
     page_size: Annotated[int, Query(ge=1, le=500)] = 100,
     page_token: PageToken = "",
 ) -> dict[str, Any]:
-    query = f"obs|{target_id}|{site_id}|{after}|{before}"
-    offset = decode(page_token, query)
+    server_token, window = _paged_window(page_token, after, before, None)
     req = observations_pb2.ListObservationsRequest(
-        target_id=target_id,
-        station_id=site_id,
-        window=_window(after, before, None),
-        page_size=min(offset + page_size + 1, 1000),
+        target_id=target_id, station_id=site_id, window=window, page_size=page_size, page_token=server_token
     )
-    rows = (await c.call(c.observations.ListObservations, req, who.token)).observations
-    page, token = paginate(rows, page_size, page_token, query)
-    return {"observations": [observation_json(o) for o in page], "next_page_token": token}
+    resp = await c.call(c.observations.ListObservations, req, who.token)
+    return {
+        "observations": [observation_json(o) for o in resp.observations],
+        "next_page_token": _pin(resp.next_page_token, window),
+    }
 
 
 @router.post("/observations", tags=["observations"], status_code=201, summary="Submit observation data")

@@ -1,51 +1,51 @@
-"""Page tokens for list endpoints: an opaque token carrying the offset into the (stably ordered) result and a
-fingerprint of the filters, so a token cannot be replayed against a different query.
+"""Page tokens of the JSON API's list endpoints: the server's keyset page tokens, handed through (docs/api.md).
 
-The one place the gateway pages: today the control List RPCs return everything and the gateway slices here. When
-they take `page_size`/`page_token` themselves, `paginate` is the function to replace by passing the server's token
-through (its callers in `skymesh.web.api`: list_sites, list_targets, list_campaigns, list_jobs, list_observations),
-and the JSON API's `next_page_token` stays the same field."""
+A list endpoint sends the caller's `page_size` and `page_token` to its List RPC and answers the RPC's
+`next_page_token`, so a page costs the server one database page and has the server's guarantees (no item skipped or
+repeated while the list changes; a token replayed with other filters refused on `page_token`). The gateway keeps no
+offsets and fetches nothing it does not return.
+
+One wrinkle: an endpoint whose time range defaults relative to now (jobs: the last and next 24 h; observations with
+only one bound) would ask the server a different question on its next page, which the server refuses. Such an
+endpoint pins what its first page resolved: `pinned_token` wraps the server's token with the resolved bounds and
+`open_pinned` gives both back. The wrapped token is as opaque as the server's: a caller who edits the bounds gets
+the server's refusal, since its token is bound to the first page's filters.
+"""
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
-from collections.abc import Sequence
-from typing import TypeVar
+from typing import Any
 
 from skymesh.core.errors import InvalidArgument
 
-__all__ = ["paginate"]
+__all__ = ["MAX_TOKEN_CHARS", "open_pinned", "pinned_token"]
 
-_T = TypeVar("_T")
-
-
-def _fingerprint(query: str) -> str:
-    return hashlib.sha256(query.encode()).hexdigest()[:12]
+# The server's tokens are at most 512 characters; a pinned one adds two timestamps and base64.
+MAX_TOKEN_CHARS = 1024
 
 
-def decode(token: str, query: str) -> int:
-    if not token:
-        return 0
-    try:
-        value = json.loads(base64.urlsafe_b64decode(token.encode() + b"=" * (-len(token) % 4)))
-        offset, fp = int(value["o"]), str(value["f"])
-    except (ValueError, KeyError, TypeError):
-        raise InvalidArgument("is not a token this API issued", field="page_token") from None
-    if fp != _fingerprint(query) or offset < 0:
-        raise InvalidArgument("belongs to a different query", field="page_token")
-    return offset
-
-
-def encode(offset: int, query: str) -> str:
-    raw = json.dumps({"o": offset, "f": _fingerprint(query)}, separators=(",", ":")).encode()
+def pinned_token(server_token: str, pinned: dict[str, str]) -> str:
+    """The JSON API's next_page_token for the server's `server_token` ("" stays ""), carrying `pinned`."""
+    if not server_token:
+        return ""
+    raw = json.dumps({"t": server_token, "p": pinned}, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def paginate(items: Sequence[_T], page_size: int, page_token: str, query: str) -> tuple[list[_T], str]:
-    """(this page, next page token or "")."""
-    start = decode(page_token, query)
-    page = list(items[start : start + page_size])
-    end = start + len(page)
-    return page, encode(end, query) if end < len(items) else ""
+def open_pinned(token: str) -> tuple[str, dict[str, str]]:
+    """(server token, pinned values) of a token `pinned_token` made; ("", {}) for no token."""
+    if not token:
+        return "", {}
+    bad = InvalidArgument("is not a page token this API issued", field="page_token")
+    try:
+        data: Any = json.loads(base64.urlsafe_b64decode(token.encode() + b"=" * (-len(token) % 4)))
+    except (ValueError, UnicodeDecodeError):
+        raise bad from None
+    if not isinstance(data, dict) or not isinstance(data.get("t"), str) or not isinstance(data.get("p"), dict):
+        raise bad
+    pinned = data["p"]
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in pinned.items()):
+        raise bad
+    return data["t"], pinned
