@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -23,6 +24,7 @@ __all__ = [
     "iso",
     "job_json",
     "observation_json",
+    "reduction_json",
     "station_json",
     "target_json",
 ]
@@ -183,7 +185,36 @@ def observation_json(o: observations_pb2.Observation) -> JSON:
     if r.HasField("astrometry"):
         a = r.astrometry
         out["astrometry"] = {"ra_deg": a.ra_deg, "dec_deg": a.dec_deg, "rms_arcsec": a.rms_arcsec}
+    out["reduction"] = reduction_json(o) if o.HasField("reduction") else None
     return out
+
+
+def reduction_json(o: observations_pb2.Observation) -> JSON:
+    """The server's reduction of an observation: its state, why uploads could not be reduced (`error`), the
+    measurements, and the pass waterfall as a gateway download URL (the server's own path is never shown)."""
+    red = o.reduction
+    waterfall_url = None
+    if red.waterfall_artifact_id:
+        waterfall_url = (
+            f"/api/v1/observations/{quote(o.record.observation_id, safe='')}"
+            f"/artifacts/{quote(red.waterfall_artifact_id, safe='')}?product=waterfall"
+        )
+    return {
+        "state": _enum(observations_pb2.ReductionState, red.state, "REDUCTION_STATE_"),
+        "error": red.error,
+        "quality_flags": list(red.quality_flags),
+        "filter": red.filter,
+        "magnitude": red.magnitude,
+        "magnitude_error": red.magnitude_error,
+        "fwhm_arcsec": red.fwhm_arcsec,
+        "wcs_rms_arcsec": red.wcs_rms_arcsec,
+        "pass_quality_score": red.pass_quality_score,
+        "doppler_offset_hz": red.doppler_offset_hz,
+        "peak_snr_db": red.peak_snr_db,
+        "reduced_at": iso(red.reduced_at),
+        "waterfall_artifact_id": red.waterfall_artifact_id or None,
+        "waterfall_url": waterfall_url,
+    }
 
 
 def explanation_json(e: scheduler_pb2.Explanation) -> JSON:

@@ -129,6 +129,8 @@ async def test_pass_recordings_are_measured_and_bad_passes_go_back(start_server:
 
     # Both through DownloadArtifact: the recording as uploaded, and the waterfall the server drew from it.
     _obs, observation_id, _art, artifact_id = good_resource.split("/")
+    # ListObservations names the recording the waterfall came from, so a client can download it.
+    assert good.waterfall_artifact_id == artifact_id
     async with grpc.aio.insecure_channel(server.address) as channel:
         stub = observations_pb2_grpc.ObservationServiceStub(channel)
         for product, expected, kind, media_type in (

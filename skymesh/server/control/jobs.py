@@ -5,7 +5,7 @@ downloads: `skymesh.server.control.artifacts`)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import grpc
@@ -169,6 +169,12 @@ class ObservationServicer(observations_pb2_grpc.ObservationServiceServicer):
             ),
             lambda r: (r.start.isoformat(), r.observation_id),
         )
+        # Which upload each drawn waterfall came from: its file is the upload's file plus ".waterfall.png".
+        drawn = {r.observation_id for r in rows if r.reduction is not None and r.reduction.waterfall_path}
+        sources = {
+            (a.observation_id, PurePosixPath(a.path).name + ".waterfall.png"): a.artifact_id
+            for a in await self._repo.complete_artifacts(drawn)
+        }
         out = []
         for row in rows:
             record = agent_pb2.ObservationRecord()
@@ -178,6 +184,9 @@ class ObservationServicer(observations_pb2_grpc.ObservationServiceServicer):
             )
             if row.reduction is not None:
                 msg.reduction.CopyFrom(_reduction_to_proto(row.reduction))
+                if row.reduction.waterfall_path:
+                    name = PurePosixPath(row.reduction.waterfall_path).name
+                    msg.reduction.waterfall_artifact_id = sources.get((row.observation_id, name), "")
             out.append(msg)
         return observations_pb2.ListObservationsResponse(observations=out, next_page_token=token)
 

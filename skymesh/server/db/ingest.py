@@ -463,6 +463,20 @@ class IngestRepo(RepoBase):
             row = await s.get(ArtifactRow, resource_name)
             return _artifact(row) if row is not None else None
 
+    async def complete_artifacts(self, observation_ids: Iterable[str]) -> list[ArtifactRecord]:
+        """The complete uploads of these observations, in one query (ListObservations names the one whose waterfall
+        an observation's reduction shows)."""
+        ids = list(dict.fromkeys(observation_ids))
+        if not ids:
+            return []
+        async with self._tx("complete_artifacts") as s:
+            rows = await s.scalars(
+                select(ArtifactRow)
+                .where(ArtifactRow.observation_id.in_(ids), ArtifactRow.complete.is_(True))
+                .order_by(ArtifactRow.resource_name)
+            )
+            return [_artifact(r) for r in rows.all()]
+
     async def open_artifact(
         self,
         resource_name: str,

@@ -27,53 +27,53 @@ from skymesh.api.agent.v1 import agent_pb2 as skymesh_dot_api_dot_agent_dot_v1_d
 from skymesh.api.common.v1 import common_pb2 as skymesh_dot_api_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)skymesh/api/control/v1/observations.proto\x12\x16skymesh.api.control.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a skymesh/api/agent/v1/agent.proto\x1a\"skymesh/api/common/v1/common.proto\"\xc1\x01\n\x0bObservation\x12\x12\n\nstation_id\x18\x01 \x01(\t\x12\x37\n\x06record\x18\x02 \x01(\x0b\x32\'.skymesh.api.agent.v1.ObservationRecord\x12/\n\x0breceived_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\treduction\x18\x04 \x01(\x0b\x32!.skymesh.api.control.v1.Reduction\"\xac\x03\n\tReduction\x12\x35\n\x05state\x18\x01 \x01(\x0e\x32&.skymesh.api.control.v1.ReductionState\x12\x0e\n\x06\x66ilter\x18\x02 \x01(\t\x12\x11\n\tmagnitude\x18\x03 \x01(\x01\x12\x17\n\x0fmagnitude_error\x18\x04 \x01(\x01\x12\x16\n\x0ezero_point_mag\x18\x05 \x01(\x01\x12\x1c\n\x14zero_point_error_mag\x18\x06 \x01(\x01\x12\x0f\n\x07\x61irmass\x18\x07 \x01(\x01\x12\x13\n\x0b\x66whm_arcsec\x18\x08 \x01(\x01\x12\x16\n\x0ewcs_rms_arcsec\x18\t \x01(\x01\x12\x15\n\rquality_flags\x18\n \x03(\t\x12.\n\nreduced_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1a\n\x12pass_quality_score\x18\x0c \x01(\x01\x12\x19\n\x11\x64oppler_offset_hz\x18\r \x01(\x01\x12\x13\n\x0bpeak_snr_db\x18\x0e \x01(\x01\x12\r\n\x05\x65rror\x18\x0f \x01(\t\x12\x16\n\x0ewaterfall_path\x18\x10 \x01(\t\"\x9a\x01\n\x17ListObservationsRequest\x12\x11\n\ttarget_id\x18\x01 \x01(\t\x12\x12\n\nstation_id\x18\x02 \x01(\t\x12\x31\n\x06window\x18\x03 \x01(\x0b\x32!.skymesh.api.common.v1.TimeWindow\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"n\n\x18ListObservationsResponse\x12\x39\n\x0cobservations\x18\x01 \x03(\x0b\x32#.skymesh.api.control.v1.Observation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x81\x01\n\x14GetLightCurveRequest\x12\x11\n\ttarget_id\x18\x01 \x01(\t\x12\x0e\n\x06\x66ilter\x18\x02 \x01(\t\x12\x31\n\x06window\x18\x03 \x01(\x0b\x32!.skymesh.api.common.v1.TimeWindow\x12\x13\n\x0binclude_bad\x18\x04 \x01(\x08\"\xda\x01\n\x0fLightCurvePoint\x12&\n\x02\x61t\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tmagnitude\x18\x02 \x01(\x01\x12\x17\n\x0fmagnitude_error\x18\x03 \x01(\x01\x12\x12\n\nstation_id\x18\x04 \x01(\t\x12\x15\n\rquality_flags\x18\x05 \x03(\t\x12\x0f\n\x07\x61irmass\x18\x06 \x01(\x01\x12\x0e\n\x06\x66ilter\x18\x07 \x01(\t\x12\x0f\n\x07reduced\x18\x08 \x01(\x08\x12\x16\n\x0eobservation_id\x18\t \x01(\t\"s\n\x15GetLightCurveResponse\x12\x11\n\ttarget_id\x18\x01 \x01(\t\x12\x0e\n\x06\x66ilter\x18\x02 \x01(\t\x12\x37\n\x06points\x18\x03 \x03(\x0b\x32\'.skymesh.api.control.v1.LightCurvePoint\"\x80\x01\n\x17\x44ownloadArtifactRequest\x12\x16\n\x0eobservation_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61rtifact_id\x18\x02 \x01(\t\x12\x38\n\x07product\x18\x03 \x01(\x0e\x32\'.skymesh.api.control.v1.ArtifactProduct\"z\n\x0c\x41rtifactInfo\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x12\n\nmedia_type\x18\x02 \x01(\t\x12\x10\n\x08\x66ilename\x18\x03 \x01(\t\x12\x12\n\nsize_bytes\x18\x04 \x01(\x03\x12\x0e\n\x06sha256\x18\x05 \x01(\t\x12\x12\n\nstation_id\x18\x06 \x01(\t\"l\n\x18\x44ownloadArtifactResponse\x12\x32\n\x04info\x18\x01 \x01(\x0b\x32$.skymesh.api.control.v1.ArtifactInfo\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"\xaa\x02\n\x03Job\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x12\n\nstation_id\x18\x02 \x01(\t\x12\x11\n\ttarget_id\x18\x03 \x01(\t\x12\x31\n\x06window\x18\x04 \x01(\x0b\x32!.skymesh.api.common.v1.TimeWindow\x12.\n\x05state\x18\x05 \x01(\x0e\x32\x1f.skymesh.api.common.v1.JobState\x12/\n\x05\x63\x61use\x18\x06 \x01(\x0e\x32 .skymesh.api.common.v1.CauseCode\x12\x0e\n\x06\x64\x65tail\x18\x07 \x01(\t\x12\x18\n\x10schedule_version\x18\x08 \x01(\x04\x12.\n\nupdated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xaf\x01\n\x0fListJobsRequest\x12\x12\n\nstation_id\x18\x01 \x01(\t\x12.\n\x05state\x18\x02 \x01(\x0e\x32\x1f.skymesh.api.common.v1.JobState\x12\x31\n\x06window\x18\x03 \x01(\x0b\x32!.skymesh.api.common.v1.TimeWindow\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"V\n\x10ListJobsResponse\x12)\n\x04jobs\x18\x01 \x03(\x0b\x32\x1b.skymesh.api.control.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"2\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"=\n\x11\x43\x61ncelJobResponse\x12(\n\x03job\x18\x01 \x01(\x0b\x32\x1b.skymesh.api.control.v1.Job\"\x0f\n\rReplanRequest\"Z\n\x0eReplanResponse\x12\x13\n\x0b\x61ssignments\x18\x01 \x01(\x05\x12\x13\n\x0bunscheduled\x18\x02 \x01(\x05\x12\x11\n\tobjective\x18\x03 \x01(\x01\x12\x0b\n\x03gap\x18\x04 \x01(\x01*\x7f\n\x0eReductionState\x12\x1f\n\x1bREDUCTION_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14REDUCTION_STATE_GOOD\x10\x01\x12\x17\n\x13REDUCTION_STATE_BAD\x10\x02\x12\x19\n\x15REDUCTION_STATE_ERROR\x10\x03*S\n\x0f\x41rtifactProduct\x12 \n\x1c\x41RTIFACT_PRODUCT_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x41RTIFACT_PRODUCT_WATERFALL\x10\x01\x32\xf2\x02\n\x12ObservationService\x12u\n\x10ListObservations\x12/.skymesh.api.control.v1.ListObservationsRequest\x1a\x30.skymesh.api.control.v1.ListObservationsResponse\x12l\n\rGetLightCurve\x12,.skymesh.api.control.v1.GetLightCurveRequest\x1a-.skymesh.api.control.v1.GetLightCurveResponse\x12w\n\x10\x44ownloadArtifact\x12/.skymesh.api.control.v1.DownloadArtifactRequest\x1a\x30.skymesh.api.control.v1.DownloadArtifactResponse0\x01\x32\xa6\x02\n\nJobService\x12]\n\x08ListJobs\x12\'.skymesh.api.control.v1.ListJobsRequest\x1a(.skymesh.api.control.v1.ListJobsResponse\x12`\n\tCancelJob\x12(.skymesh.api.control.v1.CancelJobRequest\x1a).skymesh.api.control.v1.CancelJobResponse\x12W\n\x06Replan\x12%.skymesh.api.control.v1.ReplanRequest\x1a&.skymesh.api.control.v1.ReplanResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)skymesh/api/control/v1/observations.proto\x12\x16skymesh.api.control.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a skymesh/api/agent/v1/agent.proto\x1a\"skymesh/api/common/v1/common.proto\"\xc1\x01\n\x0bObservation\x12\x12\n\nstation_id\x18\x01 \x01(\t\x12\x37\n\x06record\x18\x02 \x01(\x0b\x32\'.skymesh.api.agent.v1.ObservationRecord\x12/\n\x0breceived_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\treduction\x18\x04 \x01(\x0b\x32!.skymesh.api.control.v1.Reduction\"\xcb\x03\n\tReduction\x12\x35\n\x05state\x18\x01 \x01(\x0e\x32&.skymesh.api.control.v1.ReductionState\x12\x0e\n\x06\x66ilter\x18\x02 \x01(\t\x12\x11\n\tmagnitude\x18\x03 \x01(\x01\x12\x17\n\x0fmagnitude_error\x18\x04 \x01(\x01\x12\x16\n\x0ezero_point_mag\x18\x05 \x01(\x01\x12\x1c\n\x14zero_point_error_mag\x18\x06 \x01(\x01\x12\x0f\n\x07\x61irmass\x18\x07 \x01(\x01\x12\x13\n\x0b\x66whm_arcsec\x18\x08 \x01(\x01\x12\x16\n\x0ewcs_rms_arcsec\x18\t \x01(\x01\x12\x15\n\rquality_flags\x18\n \x03(\t\x12.\n\nreduced_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1a\n\x12pass_quality_score\x18\x0c \x01(\x01\x12\x19\n\x11\x64oppler_offset_hz\x18\r \x01(\x01\x12\x13\n\x0bpeak_snr_db\x18\x0e \x01(\x01\x12\r\n\x05\x65rror\x18\x0f \x01(\t\x12\x16\n\x0ewaterfall_path\x18\x10 \x01(\t\x12\x1d\n\x15waterfall_artifact_id\x18\x11 \x01(\t\"\x9a\x01\n\x17ListObservationsRequest\x12\x11\n\ttarget_id\x18\x01 \x01(\t\x12\x12\n\nstation_id\x18\x02 \x01(\t\x12\x31\n\x06window\x18\x03 \x01(\x0b\x32!.skymesh.api.common.v1.TimeWindow\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"n\n\x18ListObservationsResponse\x12\x39\n\x0cobservations\x18\x01 \x03(\x0b\x32#.skymesh.api.control.v1.Observation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x81\x01\n\x14GetLightCurveRequest\x12\x11\n\ttarget_id\x18\x01 \x01(\t\x12\x0e\n\x06\x66ilter\x18\x02 \x01(\t\x12\x31\n\x06window\x18\x03 \x01(\x0b\x32!.skymesh.api.common.v1.TimeWindow\x12\x13\n\x0binclude_bad\x18\x04 \x01(\x08\"\xda\x01\n\x0fLightCurvePoint\x12&\n\x02\x61t\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tmagnitude\x18\x02 \x01(\x01\x12\x17\n\x0fmagnitude_error\x18\x03 \x01(\x01\x12\x12\n\nstation_id\x18\x04 \x01(\t\x12\x15\n\rquality_flags\x18\x05 \x03(\t\x12\x0f\n\x07\x61irmass\x18\x06 \x01(\x01\x12\x0e\n\x06\x66ilter\x18\x07 \x01(\t\x12\x0f\n\x07reduced\x18\x08 \x01(\x08\x12\x16\n\x0eobservation_id\x18\t \x01(\t\"s\n\x15GetLightCurveResponse\x12\x11\n\ttarget_id\x18\x01 \x01(\t\x12\x0e\n\x06\x66ilter\x18\x02 \x01(\t\x12\x37\n\x06points\x18\x03 \x03(\x0b\x32\'.skymesh.api.control.v1.LightCurvePoint\"\x80\x01\n\x17\x44ownloadArtifactRequest\x12\x16\n\x0eobservation_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61rtifact_id\x18\x02 \x01(\t\x12\x38\n\x07product\x18\x03 \x01(\x0e\x32\'.skymesh.api.control.v1.ArtifactProduct\"z\n\x0c\x41rtifactInfo\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x12\n\nmedia_type\x18\x02 \x01(\t\x12\x10\n\x08\x66ilename\x18\x03 \x01(\t\x12\x12\n\nsize_bytes\x18\x04 \x01(\x03\x12\x0e\n\x06sha256\x18\x05 \x01(\t\x12\x12\n\nstation_id\x18\x06 \x01(\t\"l\n\x18\x44ownloadArtifactResponse\x12\x32\n\x04info\x18\x01 \x01(\x0b\x32$.skymesh.api.control.v1.ArtifactInfo\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"\xaa\x02\n\x03Job\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x12\n\nstation_id\x18\x02 \x01(\t\x12\x11\n\ttarget_id\x18\x03 \x01(\t\x12\x31\n\x06window\x18\x04 \x01(\x0b\x32!.skymesh.api.common.v1.TimeWindow\x12.\n\x05state\x18\x05 \x01(\x0e\x32\x1f.skymesh.api.common.v1.JobState\x12/\n\x05\x63\x61use\x18\x06 \x01(\x0e\x32 .skymesh.api.common.v1.CauseCode\x12\x0e\n\x06\x64\x65tail\x18\x07 \x01(\t\x12\x18\n\x10schedule_version\x18\x08 \x01(\x04\x12.\n\nupdated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xaf\x01\n\x0fListJobsRequest\x12\x12\n\nstation_id\x18\x01 \x01(\t\x12.\n\x05state\x18\x02 \x01(\x0e\x32\x1f.skymesh.api.common.v1.JobState\x12\x31\n\x06window\x18\x03 \x01(\x0b\x32!.skymesh.api.common.v1.TimeWindow\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"V\n\x10ListJobsResponse\x12)\n\x04jobs\x18\x01 \x03(\x0b\x32\x1b.skymesh.api.control.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"2\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"=\n\x11\x43\x61ncelJobResponse\x12(\n\x03job\x18\x01 \x01(\x0b\x32\x1b.skymesh.api.control.v1.Job\"\x0f\n\rReplanRequest\"Z\n\x0eReplanResponse\x12\x13\n\x0b\x61ssignments\x18\x01 \x01(\x05\x12\x13\n\x0bunscheduled\x18\x02 \x01(\x05\x12\x11\n\tobjective\x18\x03 \x01(\x01\x12\x0b\n\x03gap\x18\x04 \x01(\x01*\x7f\n\x0eReductionState\x12\x1f\n\x1bREDUCTION_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14REDUCTION_STATE_GOOD\x10\x01\x12\x17\n\x13REDUCTION_STATE_BAD\x10\x02\x12\x19\n\x15REDUCTION_STATE_ERROR\x10\x03*S\n\x0f\x41rtifactProduct\x12 \n\x1c\x41RTIFACT_PRODUCT_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x41RTIFACT_PRODUCT_WATERFALL\x10\x01\x32\xf2\x02\n\x12ObservationService\x12u\n\x10ListObservations\x12/.skymesh.api.control.v1.ListObservationsRequest\x1a\x30.skymesh.api.control.v1.ListObservationsResponse\x12l\n\rGetLightCurve\x12,.skymesh.api.control.v1.GetLightCurveRequest\x1a-.skymesh.api.control.v1.GetLightCurveResponse\x12w\n\x10\x44ownloadArtifact\x12/.skymesh.api.control.v1.DownloadArtifactRequest\x1a\x30.skymesh.api.control.v1.DownloadArtifactResponse0\x01\x32\xa6\x02\n\nJobService\x12]\n\x08ListJobs\x12\'.skymesh.api.control.v1.ListJobsRequest\x1a(.skymesh.api.control.v1.ListJobsResponse\x12`\n\tCancelJob\x12(.skymesh.api.control.v1.CancelJobRequest\x1a).skymesh.api.control.v1.CancelJobResponse\x12W\n\x06Replan\x12%.skymesh.api.control.v1.ReplanRequest\x1a&.skymesh.api.control.v1.ReplanResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'skymesh.api.control.v1.observations_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_REDUCTIONSTATE']._serialized_start=2694
-  _globals['_REDUCTIONSTATE']._serialized_end=2821
-  _globals['_ARTIFACTPRODUCT']._serialized_start=2823
-  _globals['_ARTIFACTPRODUCT']._serialized_end=2906
+  _globals['_REDUCTIONSTATE']._serialized_start=2725
+  _globals['_REDUCTIONSTATE']._serialized_end=2852
+  _globals['_ARTIFACTPRODUCT']._serialized_start=2854
+  _globals['_ARTIFACTPRODUCT']._serialized_end=2937
   _globals['_OBSERVATION']._serialized_start=173
   _globals['_OBSERVATION']._serialized_end=366
   _globals['_REDUCTION']._serialized_start=369
-  _globals['_REDUCTION']._serialized_end=797
-  _globals['_LISTOBSERVATIONSREQUEST']._serialized_start=800
-  _globals['_LISTOBSERVATIONSREQUEST']._serialized_end=954
-  _globals['_LISTOBSERVATIONSRESPONSE']._serialized_start=956
-  _globals['_LISTOBSERVATIONSRESPONSE']._serialized_end=1066
-  _globals['_GETLIGHTCURVEREQUEST']._serialized_start=1069
-  _globals['_GETLIGHTCURVEREQUEST']._serialized_end=1198
-  _globals['_LIGHTCURVEPOINT']._serialized_start=1201
-  _globals['_LIGHTCURVEPOINT']._serialized_end=1419
-  _globals['_GETLIGHTCURVERESPONSE']._serialized_start=1421
-  _globals['_GETLIGHTCURVERESPONSE']._serialized_end=1536
-  _globals['_DOWNLOADARTIFACTREQUEST']._serialized_start=1539
-  _globals['_DOWNLOADARTIFACTREQUEST']._serialized_end=1667
-  _globals['_ARTIFACTINFO']._serialized_start=1669
-  _globals['_ARTIFACTINFO']._serialized_end=1791
-  _globals['_DOWNLOADARTIFACTRESPONSE']._serialized_start=1793
-  _globals['_DOWNLOADARTIFACTRESPONSE']._serialized_end=1901
-  _globals['_JOB']._serialized_start=1904
-  _globals['_JOB']._serialized_end=2202
-  _globals['_LISTJOBSREQUEST']._serialized_start=2205
-  _globals['_LISTJOBSREQUEST']._serialized_end=2380
-  _globals['_LISTJOBSRESPONSE']._serialized_start=2382
-  _globals['_LISTJOBSRESPONSE']._serialized_end=2468
-  _globals['_CANCELJOBREQUEST']._serialized_start=2470
-  _globals['_CANCELJOBREQUEST']._serialized_end=2520
-  _globals['_CANCELJOBRESPONSE']._serialized_start=2522
-  _globals['_CANCELJOBRESPONSE']._serialized_end=2583
-  _globals['_REPLANREQUEST']._serialized_start=2585
-  _globals['_REPLANREQUEST']._serialized_end=2600
-  _globals['_REPLANRESPONSE']._serialized_start=2602
-  _globals['_REPLANRESPONSE']._serialized_end=2692
-  _globals['_OBSERVATIONSERVICE']._serialized_start=2909
-  _globals['_OBSERVATIONSERVICE']._serialized_end=3279
-  _globals['_JOBSERVICE']._serialized_start=3282
-  _globals['_JOBSERVICE']._serialized_end=3576
+  _globals['_REDUCTION']._serialized_end=828
+  _globals['_LISTOBSERVATIONSREQUEST']._serialized_start=831
+  _globals['_LISTOBSERVATIONSREQUEST']._serialized_end=985
+  _globals['_LISTOBSERVATIONSRESPONSE']._serialized_start=987
+  _globals['_LISTOBSERVATIONSRESPONSE']._serialized_end=1097
+  _globals['_GETLIGHTCURVEREQUEST']._serialized_start=1100
+  _globals['_GETLIGHTCURVEREQUEST']._serialized_end=1229
+  _globals['_LIGHTCURVEPOINT']._serialized_start=1232
+  _globals['_LIGHTCURVEPOINT']._serialized_end=1450
+  _globals['_GETLIGHTCURVERESPONSE']._serialized_start=1452
+  _globals['_GETLIGHTCURVERESPONSE']._serialized_end=1567
+  _globals['_DOWNLOADARTIFACTREQUEST']._serialized_start=1570
+  _globals['_DOWNLOADARTIFACTREQUEST']._serialized_end=1698
+  _globals['_ARTIFACTINFO']._serialized_start=1700
+  _globals['_ARTIFACTINFO']._serialized_end=1822
+  _globals['_DOWNLOADARTIFACTRESPONSE']._serialized_start=1824
+  _globals['_DOWNLOADARTIFACTRESPONSE']._serialized_end=1932
+  _globals['_JOB']._serialized_start=1935
+  _globals['_JOB']._serialized_end=2233
+  _globals['_LISTJOBSREQUEST']._serialized_start=2236
+  _globals['_LISTJOBSREQUEST']._serialized_end=2411
+  _globals['_LISTJOBSRESPONSE']._serialized_start=2413
+  _globals['_LISTJOBSRESPONSE']._serialized_end=2499
+  _globals['_CANCELJOBREQUEST']._serialized_start=2501
+  _globals['_CANCELJOBREQUEST']._serialized_end=2551
+  _globals['_CANCELJOBRESPONSE']._serialized_start=2553
+  _globals['_CANCELJOBRESPONSE']._serialized_end=2614
+  _globals['_REPLANREQUEST']._serialized_start=2616
+  _globals['_REPLANREQUEST']._serialized_end=2631
+  _globals['_REPLANRESPONSE']._serialized_start=2633
+  _globals['_REPLANRESPONSE']._serialized_end=2723
+  _globals['_OBSERVATIONSERVICE']._serialized_start=2940
+  _globals['_OBSERVATIONSERVICE']._serialized_end=3310
+  _globals['_JOBSERVICE']._serialized_start=3313
+  _globals['_JOBSERVICE']._serialized_end=3607
 # @@protoc_insertion_point(module_scope)

@@ -124,6 +124,7 @@ class Reduction(_message.Message):
     PEAK_SNR_DB_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
     WATERFALL_PATH_FIELD_NUMBER: _builtins.int
+    WATERFALL_ARTIFACT_ID_FIELD_NUMBER: _builtins.int
     state: Global___ReductionState.ValueType
     filter: _builtins.str
     magnitude: _builtins.float
@@ -146,6 +147,10 @@ class Reduction(_message.Message):
     waterfall_path: _builtins.str
     """Satellite passes: the waterfall PNG of the best recording, relative to the server's data directory
     ("uploads/<xx>/<id>.waterfall.png"). Empty when none was drawn.
+    """
+    waterfall_artifact_id: _builtins.str
+    """Satellite passes: the artifact (IQ recording) that waterfall was drawn from, so a client can fetch the PNG with
+    DownloadArtifact(observation_id, waterfall_artifact_id, ARTIFACT_PRODUCT_WATERFALL). Empty when none was drawn.
     """
     @_builtins.property
     def quality_flags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
@@ -170,10 +175,11 @@ class Reduction(_message.Message):
         peak_snr_db: _builtins.float = ...,
         error: _builtins.str = ...,
         waterfall_path: _builtins.str = ...,
+        waterfall_artifact_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["reduced_at", b"reduced_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["airmass", b"airmass", "doppler_offset_hz", b"doppler_offset_hz", "error", b"error", "filter", b"filter", "fwhm_arcsec", b"fwhm_arcsec", "magnitude", b"magnitude", "magnitude_error", b"magnitude_error", "pass_quality_score", b"pass_quality_score", "peak_snr_db", b"peak_snr_db", "quality_flags", b"quality_flags", "reduced_at", b"reduced_at", "state", b"state", "waterfall_path", b"waterfall_path", "wcs_rms_arcsec", b"wcs_rms_arcsec", "zero_point_error_mag", b"zero_point_error_mag", "zero_point_mag", b"zero_point_mag"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["airmass", b"airmass", "doppler_offset_hz", b"doppler_offset_hz", "error", b"error", "filter", b"filter", "fwhm_arcsec", b"fwhm_arcsec", "magnitude", b"magnitude", "magnitude_error", b"magnitude_error", "pass_quality_score", b"pass_quality_score", "peak_snr_db", b"peak_snr_db", "quality_flags", b"quality_flags", "reduced_at", b"reduced_at", "state", b"state", "waterfall_artifact_id", b"waterfall_artifact_id", "waterfall_path", b"waterfall_path", "wcs_rms_arcsec", b"wcs_rms_arcsec", "zero_point_error_mag", b"zero_point_error_mag", "zero_point_mag", b"zero_point_mag"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

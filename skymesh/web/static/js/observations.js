@@ -114,9 +114,13 @@ export async function renderOne(view, [targetId, observationId]) {
       <tr><th>Photometry</th><td>${o.photometry ? `${o.photometry.magnitude.toFixed(3)} ± ${o.photometry.magnitude_error.toFixed(3)} (${esc(o.photometry.filter)}, ${o.photometry.comparison_stars} comparison stars)` : "—"}</td></tr>
       <tr><th>Astrometry</th><td>${o.astrometry ? `RA ${o.astrometry.ra_deg.toFixed(5)}° Dec ${o.astrometry.dec_deg.toFixed(5)}° (rms ${o.astrometry.rms_arcsec}")` : "—"}</td></tr>
       <tr><th>Quality flags</th><td id="flags">${o.quality_flags.map((/** @type {string} */ f) => `<span class="badge">${esc(f)}</span>`).join(" ") || "none"}</td></tr>
-      <tr><th>Artifacts</th><td id="artifacts">${o.artifacts.map((/** @type {any} */ a) => artifactItem(o, a)).join("") || "none"}</td></tr>
+      ${reductionRows(o.reduction)}
+      <tr><th>Artifacts</th><td id="artifacts">${o.artifacts.map((/** @type {any} */ a) => artifactItem(o, a, o.reduction?.waterfall_artifact_id)).join("") || "none"}</td></tr>
       <tr><th>Received</th><td>${fmtTime(o.received_at)}</td></tr></table>
-      ${headers ? `<h3>Headers</h3><table>${headers}</table>` : ""}</div></div>`;
+      ${headers ? `<h3>Headers</h3><table>${headers}</table>` : ""}</div></div>
+    ${o.reduction?.waterfall_url ? `<div class="panel" id="pass-waterfall"><h3>Pass waterfall
+      <a class="muted" href="${esc(o.reduction.waterfall_url)}" download>PNG</a></h3>
+      <img class="waterfall" id="waterfall-img" alt="waterfall of the pass" src="${esc(o.reduction.waterfall_url)}"></div>` : ""}`;
   // A waterfall exists once the server has reduced the recording: show it, or drop the link if there is none yet.
   view.querySelectorAll("img.waterfall").forEach((img) => img.addEventListener("error", () => {
     img.closest(".artifact")?.querySelector(".waterfall-link")?.remove();
@@ -126,15 +130,32 @@ export async function renderOne(view, [targetId, observationId]) {
 }
 
 const IQ_KINDS = ["sigmf"];
+const REDUCTION_CLASS = { good: "ok", bad: "warn", error: "error" };
 
-/** One artifact: a download link (through the gateway, from the server), and for an IQ recording its waterfall.
- * @param {any} o @param {any} a */
-function artifactItem(o, a) {
+/** The server's reduction: state, why uploads could not be reduced (its own words), the measurements.
+ * @param {any} r */
+function reductionRows(r) {
+  if (!r) return `<tr><th>Reduction</th><td id="reduction-state" class="muted">not reduced</td></tr>`;
+  const cls = /** @type {Record<string, string>} */ (REDUCTION_CLASS)[r.state] ?? "";
+  const pass = r.pass_quality_score || r.peak_snr_db
+    ? `pass quality ${Number(r.pass_quality_score).toFixed(2)}, Doppler ${Number(r.doppler_offset_hz).toFixed(1)} Hz, peak SNR ${Number(r.peak_snr_db).toFixed(1)} dB`
+    : "";
+  const frame = r.magnitude ? `${Number(r.magnitude).toFixed(3)} ± ${Number(r.magnitude_error).toFixed(3)} ${esc(r.filter)}` : "";
+  return `<tr><th>Reduction</th><td><span id="reduction-state" class="badge ${cls}">${esc(r.state)}</span>
+      ${esc([frame, pass].filter(Boolean).join(" · "))}
+      ${r.quality_flags.map((/** @type {string} */ f) => `<span class="badge">${esc(f)}</span>`).join(" ")}</td></tr>
+    ${r.error ? `<tr><th>Reduction error</th><td id="reduction-error" class="error">${esc(r.error)}</td></tr>` : ""}`;
+}
+
+/** One artifact: a download link (through the gateway, from the server), and for an IQ recording its waterfall
+ * (inline unless it is the pass waterfall, which has its own panel).
+ * @param {any} o @param {any} a @param {string | null | undefined} shown */
+function artifactItem(o, a, shown) {
   const url = `/api/v1/observations/${encodeURIComponent(o.observation_id)}/artifacts/${encodeURIComponent(a.artifact_id)}`;
   const iq = IQ_KINDS.includes(String(a.kind).toLowerCase());
   const size = a.size_bytes >= 1048576 ? `${(a.size_bytes / 1048576).toFixed(1)} MiB` : `${(a.size_bytes / 1024).toFixed(1)} KiB`;
   return `<div class="artifact" data-artifact="${esc(a.artifact_id)}"><a class="download" href="${url}" download>${esc(a.kind || "file")} · ${size}</a>
     <span class="muted">${esc(String(a.sha256).slice(0, 12))}</span>
     ${iq ? ` · <a class="waterfall-link" href="${url}?product=waterfall" download>waterfall PNG</a>
-      <br><img class="waterfall" alt="waterfall of ${esc(a.artifact_id)}" src="${url}?product=waterfall">` : ""}</div>`;
+      ${a.artifact_id === shown ? "" : `<br><img class="waterfall" alt="waterfall of ${esc(a.artifact_id)}" src="${url}?product=waterfall">`}` : ""}</div>`;
 }
