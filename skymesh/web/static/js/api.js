@@ -44,6 +44,26 @@ export function qs(params) {
   return s ? `?${s}` : "";
 }
 
+/** Every item of a list endpoint: pages of 1000 followed through next_page_token (the server's keyset tokens, so
+ * nothing is repeated or skipped while the list changes), at most `maxPages` of them.
+ * @param {string} path  below /api/v1, without a query
+ * @param {string} field  the list's name in the answer ("sites", "jobs"...)
+ * @param {Record<string, string | number | undefined | null>} [params]
+ * @param {number} [maxPages]
+ * @returns {Promise<any[]>} */
+export async function getAll(path, field, params = {}, maxPages = 50) {
+  /** @type {any[]} */
+  const items = [];
+  let token = "";
+  for (let i = 0; i < maxPages; i++) {
+    const page = await get(`${path}${qs({ ...params, page_size: 1000, page_token: token })}`);
+    items.push(...page[field]);
+    token = page.next_page_token;
+    if (!token) break;
+  }
+  return items;
+}
+
 /** Escape text for innerHTML. @param {unknown} v */
 export function esc(v) {
   return String(v ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c] ?? c);

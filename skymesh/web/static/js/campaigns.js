@@ -1,12 +1,12 @@
 // @ts-check
 // Campaigns: the list, a create form, and one campaign's targets with their progress (jobs planned/succeeded).
 
-import { api, esc, flash, fmtTime, get, showFormError } from "./api.js";
+import { api, esc, flash, fmtTime, get, getAll, showFormError } from "./api.js";
 
 /** @type {import("./app.js").View} */
 export async function render(view, _params, me) {
   const canEdit = me.role === "operator" || me.role === "admin";
-  const { campaigns } = await get("/campaigns?page_size=1000");
+  const campaigns = await getAll("/campaigns", "campaigns");
   /** @param {any} c */
   const row = (c) => `<tr><td><a href="#/campaign/${encodeURIComponent(c.campaign_id)}">${esc(c.name)}</a><div class="muted">${esc(c.campaign_id)}</div></td>
     <td>${c.priority_boost}</td><td class="hide-narrow">${fmtTime(c.start)} → ${fmtTime(c.end)}</td><td class="hide-narrow muted">${esc(c.description)}</td></tr>`;

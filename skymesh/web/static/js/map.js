@@ -4,7 +4,7 @@
 // footprints, and the night side shaded from the sub-solar point. Station states change in place from live events;
 // satellite positions are recomputed every 30 s.
 
-import { esc, get } from "./api.js";
+import { esc, get, getAll } from "./api.js";
 import { onEvent } from "./live.js";
 
 /* global L, topojson */
@@ -70,9 +70,9 @@ export async function render(view) {
   const satLayer = Lf.layerGroup().addTo(map);
   const stationLayer = Lf.layerGroup().addTo(map);
 
-  const [{ sites }, running] = await Promise.all([get("/sites?page_size=1000"), get("/jobs?state=running")]);
+  const [sites, running] = await Promise.all([getAll("/sites", "sites"), getAll("/jobs", "jobs", { state: "running" })]);
   /** @type {Set<string>} */
-  const busy = new Set(running.jobs.map((/** @type {any} */ j) => j.site_id));
+  const busy = new Set(running.map((/** @type {any} */ j) => j.site_id));
   /** @type {Map<string, {marker: any, row: HTMLElement, state: string}>} */
   const stations = new Map();
   const rows = /** @type {HTMLElement} */ (view.querySelector("#station-rows"));

@@ -2,12 +2,12 @@
 // Targets: the list (priority, kind, campaign) and a create form for a satellite (paste a TLE) or a celestial
 // object (RA/Dec). Errors point at the field the gateway or server named.
 
-import { api, esc, flash, get, showFormError } from "./api.js";
+import { api, esc, flash, getAll, showFormError } from "./api.js";
 
 /** @type {import("./app.js").View} */
 export async function render(view, _params, me) {
   const canEdit = me.role === "operator" || me.role === "admin";
-  const [{ targets }, { campaigns }] = await Promise.all([get("/targets?page_size=1000"), get("/campaigns?page_size=1000")]);
+  const [targets, campaigns] = await Promise.all([getAll("/targets", "targets"), getAll("/campaigns", "campaigns")]);
   const options = campaigns.map((/** @type {any} */ c) => `<option value="${esc(c.campaign_id)}">${esc(c.name)}</option>`).join("");
   view.innerHTML = `
     <div class="grid2">

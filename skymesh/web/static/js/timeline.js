@@ -3,7 +3,7 @@
 // state, with the job's target, window, state and detail on hover; below it, the latest plan's unscheduled targets
 // with the scheduler's reasons. Jobs change colour in place from live events; a new plan redraws.
 
-import { api, esc, flash, fmtTime, get, qs } from "./api.js";
+import { api, esc, flash, fmtTime, get, getAll } from "./api.js";
 import { onEvent } from "./live.js";
 
 /** @type {import("./app.js").View} */
@@ -27,9 +27,9 @@ export async function render(view, _params, me) {
   async function draw() {
     const now = Date.now();
     const t0 = now - spanH * 3600e3, t1 = now + spanH * 3600e3;
-    const [{ sites }, { jobs }] = await Promise.all([
-      get("/sites?page_size=1000"),
-      get(`/jobs${qs({ after: new Date(t0).toISOString(), before: new Date(t1).toISOString() })}`),
+    const [sites, jobs] = await Promise.all([
+      getAll("/sites", "sites"),
+      getAll("/jobs", "jobs", { after: new Date(t0).toISOString(), before: new Date(t1).toISOString() }),
     ]);
     jobsById.clear();
     /** @type {Map<string, any[]>} */
