@@ -12,6 +12,9 @@
     skymesh campaigns list                                   campaigns with their boost, times and target count
     skymesh campaigns get CAMPAIGN_ID                        one campaign and its targets
     skymesh campaigns create CAMPAIGN_ID [--name N] [--description D] [--priority-boost B] [--start T] [--end T]
+    skymesh campaigns update CAMPAIGN_ID [--name N] [--description D] [--priority-boost B] [--start T|none]
+                             [--end T|none]                  change only the options given (operator)
+    skymesh campaigns delete CAMPAIGN_ID --yes               remove it; its targets stay, in no campaign (operator)
 
 A TLE file holds two lines, or three with the name first (the name is used when --name is not given). Connection
 options, --json and --timeout go after the action; see `skymesh.cli.control`.
@@ -107,8 +110,27 @@ def register_campaigns(subparsers: Any) -> None:
     create.add_argument("--priority-boost", type=float, default=0.0, help="added to each of its targets' priority")
     create.add_argument("--start", default=None, metavar="TIME", help="ISO 8601 (default: active now)")
     create.add_argument("--end", default=None, metavar="TIME", help="ISO 8601 (default: open-ended)")
+    update = sub.add_parser("update", parents=[common], help="change a campaign (operator)")
+    update.add_argument("campaign_id")
+    update.add_argument("--name")
+    update.add_argument("--description")
+    update.add_argument("--priority-boost", type=float)
+    update.add_argument("--start", metavar="TIME", help="ISO 8601, or none to clear")
+    update.add_argument("--end", metavar="TIME", help="ISO 8601, or none to clear")
+    delete = sub.add_parser("delete", parents=[common], help="remove a campaign; its targets stay (operator)")
+    delete.add_argument("campaign_id")
+    delete.add_argument("--yes", action="store_true", help="really remove it")
     parser.set_defaults(
-        func=run_action({"list": _campaign_list, "get": _campaign_get, "create": _campaign_create}, "campaigns_command")
+        func=run_action(
+            {
+                "list": _campaign_list,
+                "get": _campaign_get,
+                "create": _campaign_create,
+                "update": _campaign_update,
+                "delete": _campaign_delete,
+            },
+            "campaigns_command",
+        )
     )
 
 
@@ -353,4 +375,56 @@ async def _campaign_create(args: argparse.Namespace, channel: Any) -> int:
         print_json(message_json(reply.campaign))
     else:
         print(f"created campaign {reply.campaign.campaign_id}")
+    return 0
+
+
+async def _campaign_update(args: argparse.Namespace, channel: Any) -> int:
+    from skymesh.api.control.v1 import targets_pb2
+    from skymesh.api.convert import timestamp_from_datetime
+    from skymesh.core.errors import InvalidArgument
+
+    campaign = targets_pb2.Campaign(campaign_id=args.campaign_id)
+    paths = []
+    for name in ("name", "description", "priority_boost"):
+        value = getattr(args, name)
+        if value is not None:
+            setattr(campaign, name, value)
+            paths.append(name)
+    for name, option in (("start", "--start"), ("end", "--end")):
+        text = getattr(args, name)
+        if text is None:
+            continue
+        paths.append(name)
+        if text.strip().lower() != "none":  # unset on the wire: cleared
+            getattr(campaign, name).CopyFrom(timestamp_from_datetime(parse_time(text, option)))
+    if not paths:
+        raise InvalidArgument("nothing to change: give at least one option (--name, --priority-boost, ...)", field="")
+    request = targets_pb2.UpdateCampaignRequest(campaign=campaign)
+    request.update_mask.paths.extend(paths)
+    reply = await _campaigns(channel).UpdateCampaign(request, timeout=args.timeout)
+    if args.json:
+        print_json(message_json(reply.campaign))
+    else:
+        print(
+            table(
+                _CAMPAIGN_HEADERS,
+                [_campaign_row(reply.campaign, len(await _all_targets(args, channel, args.campaign_id)))],
+            )
+        )
+    return 0
+
+
+async def _campaign_delete(args: argparse.Namespace, channel: Any) -> int:
+    from skymesh.api.control.v1 import targets_pb2
+    from skymesh.core.errors import InvalidArgument
+
+    if not args.yes:
+        raise InvalidArgument(f"removing campaign {args.campaign_id} is for good: add --yes", field="--yes")
+    reply = await _campaigns(channel).DeleteCampaign(
+        targets_pb2.DeleteCampaignRequest(campaign_id=args.campaign_id), timeout=args.timeout
+    )
+    if args.json:
+        print_json(message_json(reply) | {"campaign_id": args.campaign_id})
+    else:
+        print(f"deleted campaign {args.campaign_id}: {reply.released_target_count} target(s) now in no campaign")
     return 0

@@ -1,5 +1,6 @@
 """TargetService and CampaignService: targets (TLEs validated with `skymesh.astro.tle.parse_tle`, every element set
-kept in the history) and campaigns. Changes wake the planner."""
+kept in the history) and campaigns (created, listed, updated by field mask, deleted: their targets stay, in no
+campaign). Changes wake the planner."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from skymesh.core.model import SatelliteTarget
 from skymesh.server.auth import current_actor
 from skymesh.server.control.paging import page_request
 from skymesh.server.db import Repository
+from skymesh.server.db.campaigns import UPDATABLE_CAMPAIGN_FIELDS
 from skymesh.server.dispatch import Dispatcher
 from skymesh.server.wire import campaign_from_proto, campaign_to_proto, target_record_to_proto
 
@@ -164,3 +166,27 @@ class CampaignServicer(targets_pb2_grpc.CampaignServiceServicer):
         return targets_pb2.ListCampaignsResponse(
             campaigns=[campaign_to_proto(c) for c in records], next_page_token=token
         )
+
+    @grpc_errors
+    async def UpdateCampaign(
+        self, request: targets_pb2.UpdateCampaignRequest, context: Ctx
+    ) -> targets_pb2.UpdateCampaignResponse:
+        check_id(request.campaign.campaign_id, field="campaign.campaign_id")
+        paths = list(request.update_mask.paths) or list(UPDATABLE_CAMPAIGN_FIELDS)
+        if len(set(paths)) != len(paths):
+            raise InvalidArgument("names a field twice", field="update_mask.paths")
+        campaign = campaign_from_proto(request.campaign)  # every value checked as on creation
+        if "name" in paths and not request.campaign.name:
+            raise InvalidArgument("must not be empty", field="campaign.name")
+        rec = await self._repo.update_campaign(campaign, fields=paths, actor=current_actor())
+        self._on_change("campaign updated")
+        return targets_pb2.UpdateCampaignResponse(campaign=campaign_to_proto(rec))
+
+    @grpc_errors
+    async def DeleteCampaign(
+        self, request: targets_pb2.DeleteCampaignRequest, context: Ctx
+    ) -> targets_pb2.DeleteCampaignResponse:
+        check_id(request.campaign_id, field="campaign_id")
+        released = await self._repo.delete_campaign(request.campaign_id, actor=current_actor())
+        self._on_change("campaign deleted")
+        return targets_pb2.DeleteCampaignResponse(released_target_count=released)

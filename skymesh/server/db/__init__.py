@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from skymesh.server.db.accounts import AccountsRepo
 from skymesh.server.db.alerts import AlertRepo
+from skymesh.server.db.campaigns import CampaignRepo
 from skymesh.server.db.engine import create_engine, migrate
 from skymesh.server.db.health import HealthRepo
 from skymesh.server.db.products import ProductsRepo
@@ -21,5 +22,15 @@ from skymesh.server.db.work import WorkRepo
 __all__ = ["Repository", "create_engine", "migrate"]
 
 
-class Repository(RegistryRepo, WorkRepo, SitesRepo, AccountsRepo, AlertRepo, ProductsRepo, HealthRepo, TelemetryRepo):
+class Repository(
+    RegistryRepo,
+    WorkRepo,
+    SitesRepo,
+    AccountsRepo,
+    AlertRepo,
+    ProductsRepo,
+    HealthRepo,
+    TelemetryRepo,
+    CampaignRepo,
+):
     """Every database operation of the server, each in its own transaction."""

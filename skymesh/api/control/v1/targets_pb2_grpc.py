@@ -289,6 +289,16 @@ class CampaignServiceStub:
                 request_serializer=skymesh_dot_api_dot_control_dot_v1_dot_targets__pb2.ListCampaignsRequest.SerializeToString,
                 response_deserializer=skymesh_dot_api_dot_control_dot_v1_dot_targets__pb2.ListCampaignsResponse.FromString,
                 _registered_method=True)
+        self.UpdateCampaign = channel.unary_unary(
+                '/skymesh.api.control.v1.CampaignService/UpdateCampaign',
+                request_serializer=skymesh_dot_api_dot_control_dot_v1_dot_targets__pb2.UpdateCampaignRequest.SerializeToString,
+                response_deserializer=skymesh_dot_api_dot_control_dot_v1_dot_targets__pb2.UpdateCampaignResponse.FromString,
+                _registered_method=True)
+        self.DeleteCampaign = channel.unary_unary(
+                '/skymesh.api.control.v1.CampaignService/DeleteCampaign',
+                request_serializer=skymesh_dot_api_dot_control_dot_v1_dot_targets__pb2.DeleteCampaignRequest.SerializeToString,
+                response_deserializer=skymesh_dot_api_dot_control_dot_v1_dot_targets__pb2.DeleteCampaignResponse.FromString,
+                _registered_method=True)
 
 
 class CampaignServiceServicer:
@@ -306,6 +316,23 @@ class CampaignServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateCampaign(self, request, context):
+        """Operator. Changes the fields `update_mask` names (Campaign field names: name, description, priority_boost,
+        start, end; empty means all of them), validated like CreateCampaign; an unset start or end clears it. Wakes the
+        planner. NOT_FOUND for an unknown campaign. Audit logged.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteCampaign(self, request, context):
+        """Operator. Removes a campaign; its targets stay, in no campaign (so without its boost). NOT_FOUND for an unknown
+        campaign. Audit logged. Wakes the planner.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CampaignServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -318,6 +345,16 @@ def add_CampaignServiceServicer_to_server(servicer, server):
                     servicer.ListCampaigns,
                     request_deserializer=skymesh_dot_api_dot_control_dot_v1_dot_targets__pb2.ListCampaignsRequest.FromString,
                     response_serializer=skymesh_dot_api_dot_control_dot_v1_dot_targets__pb2.ListCampaignsResponse.SerializeToString,
+            ),
+            'UpdateCampaign': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateCampaign,
+                    request_deserializer=skymesh_dot_api_dot_control_dot_v1_dot_targets__pb2.UpdateCampaignRequest.FromString,
+                    response_serializer=skymesh_dot_api_dot_control_dot_v1_dot_targets__pb2.UpdateCampaignResponse.SerializeToString,
+            ),
+            'DeleteCampaign': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteCampaign,
+                    request_deserializer=skymesh_dot_api_dot_control_dot_v1_dot_targets__pb2.DeleteCampaignRequest.FromString,
+                    response_serializer=skymesh_dot_api_dot_control_dot_v1_dot_targets__pb2.DeleteCampaignResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -374,6 +411,60 @@ class CampaignService:
             '/skymesh.api.control.v1.CampaignService/ListCampaigns',
             skymesh_dot_api_dot_control_dot_v1_dot_targets__pb2.ListCampaignsRequest.SerializeToString,
             skymesh_dot_api_dot_control_dot_v1_dot_targets__pb2.ListCampaignsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateCampaign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/skymesh.api.control.v1.CampaignService/UpdateCampaign',
+            skymesh_dot_api_dot_control_dot_v1_dot_targets__pb2.UpdateCampaignRequest.SerializeToString,
+            skymesh_dot_api_dot_control_dot_v1_dot_targets__pb2.UpdateCampaignResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteCampaign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/skymesh.api.control.v1.CampaignService/DeleteCampaign',
+            skymesh_dot_api_dot_control_dot_v1_dot_targets__pb2.DeleteCampaignRequest.SerializeToString,
+            skymesh_dot_api_dot_control_dot_v1_dot_targets__pb2.DeleteCampaignResponse.FromString,
             options,
             channel_credentials,
             insecure,

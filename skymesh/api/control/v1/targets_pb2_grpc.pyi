@@ -94,12 +94,30 @@ class CampaignServiceStub:
     def __new__(cls, channel: _aio.Channel) -> CampaignServiceAsyncStub: ...
     CreateCampaign: _grpc.UnaryUnaryMultiCallable[_targets_pb2.CreateCampaignRequest, _targets_pb2.CreateCampaignResponse]
     ListCampaigns: _grpc.UnaryUnaryMultiCallable[_targets_pb2.ListCampaignsRequest, _targets_pb2.ListCampaignsResponse]
+    UpdateCampaign: _grpc.UnaryUnaryMultiCallable[_targets_pb2.UpdateCampaignRequest, _targets_pb2.UpdateCampaignResponse]
+    """Operator. Changes the fields `update_mask` names (Campaign field names: name, description, priority_boost,
+    start, end; empty means all of them), validated like CreateCampaign; an unset start or end clears it. Wakes the
+    planner. NOT_FOUND for an unknown campaign. Audit logged.
+    """
+    DeleteCampaign: _grpc.UnaryUnaryMultiCallable[_targets_pb2.DeleteCampaignRequest, _targets_pb2.DeleteCampaignResponse]
+    """Operator. Removes a campaign; its targets stay, in no campaign (so without its boost). NOT_FOUND for an unknown
+    campaign. Audit logged. Wakes the planner.
+    """
 
 @_typing.type_check_only
 class CampaignServiceAsyncStub(CampaignServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     CreateCampaign: _aio.UnaryUnaryMultiCallable[_targets_pb2.CreateCampaignRequest, _targets_pb2.CreateCampaignResponse]  # type: ignore[assignment]
     ListCampaigns: _aio.UnaryUnaryMultiCallable[_targets_pb2.ListCampaignsRequest, _targets_pb2.ListCampaignsResponse]  # type: ignore[assignment]
+    UpdateCampaign: _aio.UnaryUnaryMultiCallable[_targets_pb2.UpdateCampaignRequest, _targets_pb2.UpdateCampaignResponse]  # type: ignore[assignment]
+    """Operator. Changes the fields `update_mask` names (Campaign field names: name, description, priority_boost,
+    start, end; empty means all of them), validated like CreateCampaign; an unset start or end clears it. Wakes the
+    planner. NOT_FOUND for an unknown campaign. Audit logged.
+    """
+    DeleteCampaign: _aio.UnaryUnaryMultiCallable[_targets_pb2.DeleteCampaignRequest, _targets_pb2.DeleteCampaignResponse]  # type: ignore[assignment]
+    """Operator. Removes a campaign; its targets stay, in no campaign (so without its boost). NOT_FOUND for an unknown
+    campaign. Audit logged. Wakes the planner.
+    """
 
 class CampaignServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -115,5 +133,26 @@ class CampaignServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _targets_pb2.ListCampaignsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_targets_pb2.ListCampaignsResponse, _abc.Awaitable[_targets_pb2.ListCampaignsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def UpdateCampaign(
+        self,
+        request: _targets_pb2.UpdateCampaignRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_targets_pb2.UpdateCampaignResponse, _abc.Awaitable[_targets_pb2.UpdateCampaignResponse]]:
+        """Operator. Changes the fields `update_mask` names (Campaign field names: name, description, priority_boost,
+        start, end; empty means all of them), validated like CreateCampaign; an unset start or end clears it. Wakes the
+        planner. NOT_FOUND for an unknown campaign. Audit logged.
+        """
+
+    @_abc_1.abstractmethod
+    def DeleteCampaign(
+        self,
+        request: _targets_pb2.DeleteCampaignRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_targets_pb2.DeleteCampaignResponse, _abc.Awaitable[_targets_pb2.DeleteCampaignResponse]]:
+        """Operator. Removes a campaign; its targets stay, in no campaign (so without its boost). NOT_FOUND for an unknown
+        campaign. Audit logged. Wakes the planner.
+        """
 
 def add_CampaignServiceServicer_to_server(servicer: CampaignServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
