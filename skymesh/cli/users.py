@@ -4,6 +4,9 @@
     skymesh users create USER_ID --role ROLE    a user (observer, operator, admin) and its first token, shown once
     skymesh users token USER_ID                 another token for a user, shown once
     skymesh users revoke TOKEN_ID               revoke a token (the next call with it is refused)
+    skymesh users update USER_ID --role ROLE    a user's new role (never leaves the server without an admin)
+    skymesh users delete USER_ID --yes          remove a user with all its tokens and sessions (history stays in
+                                                the audit log; not your own account, not the last admin)
 
 --json (before the action: `skymesh users --json list`) prints the API's messages instead.
 
@@ -45,6 +48,12 @@ def register(subparsers: Any) -> None:
     token.add_argument("user_id")
     revoke = sub.add_parser("revoke", help="revoke a token")
     revoke.add_argument("token_id")
+    update = sub.add_parser("update", help="change a user's role")
+    update.add_argument("user_id")
+    update.add_argument("--role", choices=_ROLES, required=True)
+    delete = sub.add_parser("delete", help="remove a user and all its tokens")
+    delete.add_argument("user_id")
+    delete.add_argument("--yes", action="store_true", help="really remove it")
     parser.set_defaults(func=_run)
 
 
@@ -76,6 +85,27 @@ async def _call(args: argparse.Namespace) -> list[str]:
             if args.json:
                 return [_json(issued)]
             return [f"token_id: {issued.token_id}", f"token: {issued.token}"]
+        if args.users_command == "update":
+            updated = await users.UpdateUser(
+                users_pb2.UpdateUserRequest(
+                    user_id=args.user_id, role=users_pb2.Role.Value(f"ROLE_{args.role.upper()}")
+                ),
+                timeout=args.timeout,
+            )
+            if args.json:
+                return [_json(updated.user)]
+            return [f"{args.user_id} is now {args.role}"]
+        if args.users_command == "delete":
+            from skymesh.core.errors import InvalidArgument
+
+            if not args.yes:
+                raise InvalidArgument(
+                    f"removing user {args.user_id} ends all its tokens for good: add --yes", field="--yes"
+                )
+            deleted = await users.DeleteUser(users_pb2.DeleteUserRequest(user_id=args.user_id), timeout=args.timeout)
+            if args.json:
+                return [_json(deleted)]
+            return [f"deleted user {args.user_id}: {deleted.revoked_token_count} token(s) or session(s) ended"]
         if args.users_command == "revoke":
             revoked = await users.RevokeUserToken(
                 users_pb2.RevokeUserTokenRequest(token_id=args.token_id), timeout=args.timeout

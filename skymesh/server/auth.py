@@ -61,6 +61,8 @@ _ADMIN_METHODS = frozenset(
         "ListUsers",
         "IssueUserToken",
         "RevokeUserToken",
+        "UpdateUser",
+        "DeleteUser",
         "SetPassword",
         "ListAuditEntries",
     }

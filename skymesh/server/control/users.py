@@ -1,4 +1,5 @@
-"""UserService: people and tools with a role, and their API tokens (admin only, enforced by `skymesh.server.auth`).
+"""UserService: people and tools with a role, and their API tokens (admin only, enforced by `skymesh.server.auth`);
+a user's role changes (UpdateUser) and users are removed with their tokens (DeleteUser), never the last admin.
 
 Token secrets are returned once, when issued; only their SHA-256 is stored, and listings show token ids and times.
 The `skymesh keys` command does the same against the database directly, for bootstrap and recovery.
@@ -89,3 +90,19 @@ class UserServicer(users_pb2_grpc.UserServiceServicer):
             raise InvalidArgument("must not be empty", field="token_id")
         user_id = await self._repo.revoke_user_token(request.token_id, actor=current_actor())
         return users_pb2.RevokeUserTokenResponse(user_id=user_id)
+
+    @grpc_errors
+    async def UpdateUser(self, request: users_pb2.UpdateUserRequest, context: Ctx) -> users_pb2.UpdateUserResponse:
+        check_id(request.user_id, field="user_id")
+        try:
+            role = Role(request.role)
+        except ValueError:
+            raise InvalidArgument("must be ROLE_OBSERVER, ROLE_OPERATOR or ROLE_ADMIN", field="role") from None
+        await self._repo.set_user_role(request.user_id, role, actor=current_actor())
+        return users_pb2.UpdateUserResponse(user=_user_msg(await self._listing(request.user_id)))
+
+    @grpc_errors
+    async def DeleteUser(self, request: users_pb2.DeleteUserRequest, context: Ctx) -> users_pb2.DeleteUserResponse:
+        check_id(request.user_id, field="user_id")
+        revoked = await self._repo.delete_user(request.user_id, actor=current_actor())
+        return users_pb2.DeleteUserResponse(revoked_token_count=revoked)

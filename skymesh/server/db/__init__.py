@@ -17,6 +17,7 @@ from skymesh.server.db.products import ProductsRepo
 from skymesh.server.db.registry import RegistryRepo
 from skymesh.server.db.sites import SitesRepo
 from skymesh.server.db.telemetry import TelemetryRepo
+from skymesh.server.db.users import UserEditRepo
 from skymesh.server.db.work import WorkRepo
 
 __all__ = ["Repository", "create_engine", "migrate"]
@@ -32,5 +33,6 @@ class Repository(
     HealthRepo,
     TelemetryRepo,
     CampaignRepo,
+    UserEditRepo,
 ):
     """Every database operation of the server, each in its own transaction."""

@@ -25,15 +25,15 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"skymesh/api/control/v1/users.proto\x12\x16skymesh.api.control.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa7\x01\n\x04User\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12*\n\x04role\x18\x02 \x01(\x0e\x32\x1c.skymesh.api.control.v1.Role\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\x06tokens\x18\x04 \x03(\x0b\x32!.skymesh.api.control.v1.UserToken\"\x7f\n\tUserToken\x12\x10\n\x08token_id\x18\x01 \x01(\t\x12/\n\x0b\x63reate_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brevoke_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"P\n\x11\x43reateUserRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12*\n\x04role\x18\x02 \x01(\x0e\x32\x1c.skymesh.api.control.v1.Role\"a\n\x12\x43reateUserResponse\x12*\n\x04user\x18\x01 \x01(\x0b\x32\x1c.skymesh.api.control.v1.User\x12\x10\n\x08token_id\x18\x02 \x01(\t\x12\r\n\x05token\x18\x03 \x01(\t\"9\n\x10ListUsersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"Y\n\x11ListUsersResponse\x12+\n\x05users\x18\x01 \x03(\x0b\x32\x1c.skymesh.api.control.v1.User\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"(\n\x15IssueUserTokenRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"9\n\x16IssueUserTokenResponse\x12\x10\n\x08token_id\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\"*\n\x16RevokeUserTokenRequest\x12\x10\n\x08token_id\x18\x01 \x01(\t\"*\n\x17RevokeUserTokenResponse\x12\x0f\n\x07user_id\x18\x01 \x01(\t*R\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x11\n\rROLE_OBSERVER\x10\x01\x12\x11\n\rROLE_OPERATOR\x10\x02\x12\x0e\n\nROLE_ADMIN\x10\x03\x32\xb9\x03\n\x0bUserService\x12\x63\n\nCreateUser\x12).skymesh.api.control.v1.CreateUserRequest\x1a*.skymesh.api.control.v1.CreateUserResponse\x12`\n\tListUsers\x12(.skymesh.api.control.v1.ListUsersRequest\x1a).skymesh.api.control.v1.ListUsersResponse\x12o\n\x0eIssueUserToken\x12-.skymesh.api.control.v1.IssueUserTokenRequest\x1a..skymesh.api.control.v1.IssueUserTokenResponse\x12r\n\x0fRevokeUserToken\x12..skymesh.api.control.v1.RevokeUserTokenRequest\x1a/.skymesh.api.control.v1.RevokeUserTokenResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"skymesh/api/control/v1/users.proto\x12\x16skymesh.api.control.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa7\x01\n\x04User\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12*\n\x04role\x18\x02 \x01(\x0e\x32\x1c.skymesh.api.control.v1.Role\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\x06tokens\x18\x04 \x03(\x0b\x32!.skymesh.api.control.v1.UserToken\"\x7f\n\tUserToken\x12\x10\n\x08token_id\x18\x01 \x01(\t\x12/\n\x0b\x63reate_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brevoke_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"P\n\x11\x43reateUserRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12*\n\x04role\x18\x02 \x01(\x0e\x32\x1c.skymesh.api.control.v1.Role\"a\n\x12\x43reateUserResponse\x12*\n\x04user\x18\x01 \x01(\x0b\x32\x1c.skymesh.api.control.v1.User\x12\x10\n\x08token_id\x18\x02 \x01(\t\x12\r\n\x05token\x18\x03 \x01(\t\"9\n\x10ListUsersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"Y\n\x11ListUsersResponse\x12+\n\x05users\x18\x01 \x03(\x0b\x32\x1c.skymesh.api.control.v1.User\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"(\n\x15IssueUserTokenRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"9\n\x16IssueUserTokenResponse\x12\x10\n\x08token_id\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\"*\n\x16RevokeUserTokenRequest\x12\x10\n\x08token_id\x18\x01 \x01(\t\"*\n\x17RevokeUserTokenResponse\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"P\n\x11UpdateUserRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12*\n\x04role\x18\x02 \x01(\x0e\x32\x1c.skymesh.api.control.v1.Role\"@\n\x12UpdateUserResponse\x12*\n\x04user\x18\x01 \x01(\x0b\x32\x1c.skymesh.api.control.v1.User\"$\n\x11\x44\x65leteUserRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"1\n\x12\x44\x65leteUserResponse\x12\x1b\n\x13revoked_token_count\x18\x01 \x01(\x05*R\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x11\n\rROLE_OBSERVER\x10\x01\x12\x11\n\rROLE_OPERATOR\x10\x02\x12\x0e\n\nROLE_ADMIN\x10\x03\x32\x83\x05\n\x0bUserService\x12\x63\n\nCreateUser\x12).skymesh.api.control.v1.CreateUserRequest\x1a*.skymesh.api.control.v1.CreateUserResponse\x12`\n\tListUsers\x12(.skymesh.api.control.v1.ListUsersRequest\x1a).skymesh.api.control.v1.ListUsersResponse\x12o\n\x0eIssueUserToken\x12-.skymesh.api.control.v1.IssueUserTokenRequest\x1a..skymesh.api.control.v1.IssueUserTokenResponse\x12r\n\x0fRevokeUserToken\x12..skymesh.api.control.v1.RevokeUserTokenRequest\x1a/.skymesh.api.control.v1.RevokeUserTokenResponse\x12\x63\n\nUpdateUser\x12).skymesh.api.control.v1.UpdateUserRequest\x1a*.skymesh.api.control.v1.UpdateUserResponse\x12\x63\n\nDeleteUser\x12).skymesh.api.control.v1.DeleteUserRequest\x1a*.skymesh.api.control.v1.DeleteUserResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'skymesh.api.control.v1.users_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ROLE']._serialized_start=914
-  _globals['_ROLE']._serialized_end=996
+  _globals['_ROLE']._serialized_start=1151
+  _globals['_ROLE']._serialized_end=1233
   _globals['_USER']._serialized_start=96
   _globals['_USER']._serialized_end=263
   _globals['_USERTOKEN']._serialized_start=265
@@ -54,6 +54,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REVOKEUSERTOKENREQUEST']._serialized_end=868
   _globals['_REVOKEUSERTOKENRESPONSE']._serialized_start=870
   _globals['_REVOKEUSERTOKENRESPONSE']._serialized_end=912
-  _globals['_USERSERVICE']._serialized_start=999
-  _globals['_USERSERVICE']._serialized_end=1440
+  _globals['_UPDATEUSERREQUEST']._serialized_start=914
+  _globals['_UPDATEUSERREQUEST']._serialized_end=994
+  _globals['_UPDATEUSERRESPONSE']._serialized_start=996
+  _globals['_UPDATEUSERRESPONSE']._serialized_end=1060
+  _globals['_DELETEUSERREQUEST']._serialized_start=1062
+  _globals['_DELETEUSERREQUEST']._serialized_end=1098
+  _globals['_DELETEUSERRESPONSE']._serialized_start=1100
+  _globals['_DELETEUSERRESPONSE']._serialized_end=1149
+  _globals['_USERSERVICE']._serialized_start=1236
+  _globals['_USERSERVICE']._serialized_end=1879
 # @@protoc_insertion_point(module_scope)

@@ -54,6 +54,16 @@ class UserServiceStub:
                 request_serializer=skymesh_dot_api_dot_control_dot_v1_dot_users__pb2.RevokeUserTokenRequest.SerializeToString,
                 response_deserializer=skymesh_dot_api_dot_control_dot_v1_dot_users__pb2.RevokeUserTokenResponse.FromString,
                 _registered_method=True)
+        self.UpdateUser = channel.unary_unary(
+                '/skymesh.api.control.v1.UserService/UpdateUser',
+                request_serializer=skymesh_dot_api_dot_control_dot_v1_dot_users__pb2.UpdateUserRequest.SerializeToString,
+                response_deserializer=skymesh_dot_api_dot_control_dot_v1_dot_users__pb2.UpdateUserResponse.FromString,
+                _registered_method=True)
+        self.DeleteUser = channel.unary_unary(
+                '/skymesh.api.control.v1.UserService/DeleteUser',
+                request_serializer=skymesh_dot_api_dot_control_dot_v1_dot_users__pb2.DeleteUserRequest.SerializeToString,
+                response_deserializer=skymesh_dot_api_dot_control_dot_v1_dot_users__pb2.DeleteUserResponse.FromString,
+                _registered_method=True)
 
 
 class UserServiceServicer:
@@ -86,6 +96,23 @@ class UserServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateUser(self, request, context):
+        """A user's new role (the one thing about a user that changes), from the next call on. FAILED_PRECONDITION (reason
+        LAST_ADMIN) when it would leave no admin. NOT_FOUND for an unknown user. Audit logged.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteUser(self, request, context):
+        """Removes a user with every API token and web session of theirs (refused from the next call on); what they did
+        stays in the audit log. FAILED_PRECONDITION for the caller's own account (reason SELF) or the last admin
+        (reason LAST_ADMIN). NOT_FOUND for an unknown user. Audit logged.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_UserServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -108,6 +135,16 @@ def add_UserServiceServicer_to_server(servicer, server):
                     servicer.RevokeUserToken,
                     request_deserializer=skymesh_dot_api_dot_control_dot_v1_dot_users__pb2.RevokeUserTokenRequest.FromString,
                     response_serializer=skymesh_dot_api_dot_control_dot_v1_dot_users__pb2.RevokeUserTokenResponse.SerializeToString,
+            ),
+            'UpdateUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateUser,
+                    request_deserializer=skymesh_dot_api_dot_control_dot_v1_dot_users__pb2.UpdateUserRequest.FromString,
+                    response_serializer=skymesh_dot_api_dot_control_dot_v1_dot_users__pb2.UpdateUserResponse.SerializeToString,
+            ),
+            'DeleteUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteUser,
+                    request_deserializer=skymesh_dot_api_dot_control_dot_v1_dot_users__pb2.DeleteUserRequest.FromString,
+                    response_serializer=skymesh_dot_api_dot_control_dot_v1_dot_users__pb2.DeleteUserResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -218,6 +255,60 @@ class UserService:
             '/skymesh.api.control.v1.UserService/RevokeUserToken',
             skymesh_dot_api_dot_control_dot_v1_dot_users__pb2.RevokeUserTokenRequest.SerializeToString,
             skymesh_dot_api_dot_control_dot_v1_dot_users__pb2.RevokeUserTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/skymesh.api.control.v1.UserService/UpdateUser',
+            skymesh_dot_api_dot_control_dot_v1_dot_users__pb2.UpdateUserRequest.SerializeToString,
+            skymesh_dot_api_dot_control_dot_v1_dot_users__pb2.UpdateUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/skymesh.api.control.v1.UserService/DeleteUser',
+            skymesh_dot_api_dot_control_dot_v1_dot_users__pb2.DeleteUserRequest.SerializeToString,
+            skymesh_dot_api_dot_control_dot_v1_dot_users__pb2.DeleteUserResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -38,6 +38,15 @@ class UserServiceStub:
     """Another API token for an existing user (returned once)."""
     RevokeUserToken: _grpc.UnaryUnaryMultiCallable[_users_pb2.RevokeUserTokenRequest, _users_pb2.RevokeUserTokenResponse]
     """A revoked token is refused from the next call on. Revoking twice is fine."""
+    UpdateUser: _grpc.UnaryUnaryMultiCallable[_users_pb2.UpdateUserRequest, _users_pb2.UpdateUserResponse]
+    """A user's new role (the one thing about a user that changes), from the next call on. FAILED_PRECONDITION (reason
+    LAST_ADMIN) when it would leave no admin. NOT_FOUND for an unknown user. Audit logged.
+    """
+    DeleteUser: _grpc.UnaryUnaryMultiCallable[_users_pb2.DeleteUserRequest, _users_pb2.DeleteUserResponse]
+    """Removes a user with every API token and web session of theirs (refused from the next call on); what they did
+    stays in the audit log. FAILED_PRECONDITION for the caller's own account (reason SELF) or the last admin
+    (reason LAST_ADMIN). NOT_FOUND for an unknown user. Audit logged.
+    """
 
 @_typing.type_check_only
 class UserServiceAsyncStub(UserServiceStub):
@@ -49,6 +58,15 @@ class UserServiceAsyncStub(UserServiceStub):
     """Another API token for an existing user (returned once)."""
     RevokeUserToken: _aio.UnaryUnaryMultiCallable[_users_pb2.RevokeUserTokenRequest, _users_pb2.RevokeUserTokenResponse]  # type: ignore[assignment]
     """A revoked token is refused from the next call on. Revoking twice is fine."""
+    UpdateUser: _aio.UnaryUnaryMultiCallable[_users_pb2.UpdateUserRequest, _users_pb2.UpdateUserResponse]  # type: ignore[assignment]
+    """A user's new role (the one thing about a user that changes), from the next call on. FAILED_PRECONDITION (reason
+    LAST_ADMIN) when it would leave no admin. NOT_FOUND for an unknown user. Audit logged.
+    """
+    DeleteUser: _aio.UnaryUnaryMultiCallable[_users_pb2.DeleteUserRequest, _users_pb2.DeleteUserResponse]  # type: ignore[assignment]
+    """Removes a user with every API token and web session of theirs (refused from the next call on); what they did
+    stays in the audit log. FAILED_PRECONDITION for the caller's own account (reason SELF) or the last admin
+    (reason LAST_ADMIN). NOT_FOUND for an unknown user. Audit logged.
+    """
 
 class UserServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -81,5 +99,26 @@ class UserServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_users_pb2.RevokeUserTokenResponse, _abc.Awaitable[_users_pb2.RevokeUserTokenResponse]]:
         """A revoked token is refused from the next call on. Revoking twice is fine."""
+
+    @_abc_1.abstractmethod
+    def UpdateUser(
+        self,
+        request: _users_pb2.UpdateUserRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_users_pb2.UpdateUserResponse, _abc.Awaitable[_users_pb2.UpdateUserResponse]]:
+        """A user's new role (the one thing about a user that changes), from the next call on. FAILED_PRECONDITION (reason
+        LAST_ADMIN) when it would leave no admin. NOT_FOUND for an unknown user. Audit logged.
+        """
+
+    @_abc_1.abstractmethod
+    def DeleteUser(
+        self,
+        request: _users_pb2.DeleteUserRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_users_pb2.DeleteUserResponse, _abc.Awaitable[_users_pb2.DeleteUserResponse]]:
+        """Removes a user with every API token and web session of theirs (refused from the next call on); what they did
+        stays in the audit log. FAILED_PRECONDITION for the caller's own account (reason SELF) or the last admin
+        (reason LAST_ADMIN). NOT_FOUND for an unknown user. Audit logged.
+        """
 
 def add_UserServiceServicer_to_server(servicer: UserServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
