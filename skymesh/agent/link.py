@@ -42,6 +42,14 @@ from grpc import aio
 
 from skymesh.agent.aio import wait_event
 from skymesh.agent.config import AgentConfig
+from skymesh.agent.metrics import (
+    AGENT_OUTBOX_DEPTH,
+    AGENT_RECONNECTS,
+    AGENT_REFUSED_MESSAGES,
+    AGENT_SCHEDULE_VERSION,
+    AGENT_STREAM_CONNECTED,
+    AGENT_UPSTREAM_SENT,
+)
 from skymesh.agent.store import AsyncStore
 from skymesh.agent.uploads import Uploader
 from skymesh.api.agent.v1 import agent_pb2, agent_pb2_grpc
@@ -50,14 +58,6 @@ from skymesh.api.validation import AGENT_MAX_MESSAGE_BYTES
 from skymesh.core.clock import Clock
 from skymesh.core.errors import InvalidArgument, SkyMeshError
 from skymesh.observability import tracing
-from skymesh.observability.metrics import (
-    AGENT_OUTBOX_DEPTH,
-    AGENT_RECONNECTS,
-    AGENT_REFUSED_MESSAGES,
-    AGENT_SCHEDULE_VERSION,
-    AGENT_STREAM_CONNECTED,
-    AGENT_UPSTREAM_SENT,
-)
 
 __all__ = ["PROTOCOL_VERSION", "Link", "channel_options"]
 
