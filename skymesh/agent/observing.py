@@ -18,7 +18,6 @@ imported when such a job runs. Imports: `skymesh.api` (records and converters), 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import math
 import uuid
@@ -291,6 +290,8 @@ async def _attach_iq(
         location=ctx.config.location,
     )
     data = await asyncio.to_thread(archive.read_bytes)
+    import hashlib  # only with artifacts: OpenSSL's digests cost a ground-station agent 0.7 MB of RSS
+
     record.artifacts.append(
         agent_pb2.Artifact(
             artifact_id=archive.stem,
@@ -510,6 +511,8 @@ async def _telescope_exposures(job: LocalJob, target: CelestialTarget, ctx: JobC
 
 def _save_artifact(directory: Path, exposure: Exposure) -> agent_pb2.Artifact:
     """Keep the image on disk for the upload RPC; the record carries its size and SHA-256."""
+    import hashlib
+
     artifact_id = str(uuid.uuid4())
     directory.mkdir(parents=True, exist_ok=True)
     suffix = exposure.data_format if exposure.data_format.startswith(".") else f".{exposure.data_format or 'bin'}"
