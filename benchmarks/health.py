@@ -68,7 +68,7 @@ def _passes(location: GeoLocation) -> list[tuple[SatelliteTrack, datetime, datet
     found = []
     for sat in fleet.satellites:
         track = SatelliteTrack(sat.tle_line1, sat.tle_line2, location, START, end, step_s=1.0)
-        el = track._el
+        el = np.asarray(track.samples()[2])  # the agent's track is plain Python now
         above = el >= MIN_EL_DEG
         edges = np.flatnonzero(np.diff(above.astype(np.int8)))
         starts = [int(i) + 1 for i in edges if not above[i]]

@@ -26,6 +26,7 @@ from skymesh.agent.aio import wait_event_or_sleep
 from skymesh.agent.config import AgentConfig
 from skymesh.agent.drivers import DriverSet
 from skymesh.agent.drivers.base import DriverError
+from skymesh.agent.metrics import AGENT_COMMANDS, AGENT_JOBS, AGENT_OUTBOX_DEPTH
 from skymesh.agent.observing import JobContext, JobFailed, perform_job, preposition
 from skymesh.agent.store import AsyncStore, LocalJob
 from skymesh.api.agent.v1 import agent_pb2
@@ -35,7 +36,6 @@ from skymesh.api.validation import split_telemetry_samples
 from skymesh.core.clock import Clock
 from skymesh.core.jobs import JobState
 from skymesh.observability import tracing
-from skymesh.observability.metrics import AGENT_COMMANDS, AGENT_JOBS, AGENT_OUTBOX_DEPTH
 
 __all__ = ["Executor"]
 

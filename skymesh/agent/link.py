@@ -34,7 +34,6 @@ import random
 from collections import deque
 from collections.abc import Callable
 from datetime import timedelta
-from importlib import metadata
 from typing import Any, NoReturn
 
 import grpc
@@ -42,6 +41,14 @@ from grpc import aio
 
 from skymesh.agent.aio import wait_event
 from skymesh.agent.config import AgentConfig
+from skymesh.agent.metrics import (
+    AGENT_OUTBOX_DEPTH,
+    AGENT_RECONNECTS,
+    AGENT_REFUSED_MESSAGES,
+    AGENT_SCHEDULE_VERSION,
+    AGENT_STREAM_CONNECTED,
+    AGENT_UPSTREAM_SENT,
+)
 from skymesh.agent.store import AsyncStore
 from skymesh.agent.uploads import Uploader
 from skymesh.api.agent.v1 import agent_pb2, agent_pb2_grpc
@@ -50,14 +57,6 @@ from skymesh.api.validation import AGENT_MAX_MESSAGE_BYTES
 from skymesh.core.clock import Clock
 from skymesh.core.errors import InvalidArgument, SkyMeshError
 from skymesh.observability import tracing
-from skymesh.observability.metrics import (
-    AGENT_OUTBOX_DEPTH,
-    AGENT_RECONNECTS,
-    AGENT_REFUSED_MESSAGES,
-    AGENT_SCHEDULE_VERSION,
-    AGENT_STREAM_CONNECTED,
-    AGENT_UPSTREAM_SENT,
-)
 
 __all__ = ["PROTOCOL_VERSION", "Link", "channel_options"]
 
@@ -88,10 +87,11 @@ def channel_options() -> list[tuple[str, int]]:
 
 
 def _agent_version() -> str:
-    try:
-        return metadata.version("skymesh")
-    except metadata.PackageNotFoundError:
-        return "0+unknown"
+    # The package's own version string, not importlib.metadata's: that import costs the agent 2.7 MB of RSS (email,
+    # zipfile, csv...) for one string; pyproject.toml and skymesh/__init__.py state the same version.
+    import skymesh
+
+    return skymesh.__version__
 
 
 class _StreamEnded(Exception):

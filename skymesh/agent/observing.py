@@ -10,13 +10,14 @@ answered fails. The record says how it went: pointing error against the agent's 
 clipped and rate-limited seconds. Exposures get SkyMesh's FITS keywords and an `ExposureReport` each
 (`skymesh.agent.exposure_report`).
 
-Imports: numpy, `skymesh.astro` (via tracking), `skymesh.api` (records and converters), `skymesh.core`.
+A ground-station agent must not import numpy (see `skymesh.agent.tracking`): the pass path is plain Python, and what
+only telescopes need (`exposure_report`: FITS, `skymesh.astro`) or IQ recording needs (`recording`: numpy) is
+imported when such a job runs. Imports: `skymesh.api` (records and converters), `skymesh.core`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import math
 import uuid
@@ -24,6 +25,7 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from skymesh.agent.config import AgentConfig
 from skymesh.agent.drivers import DriverSet
@@ -36,7 +38,6 @@ from skymesh.agent.drivers.base import (
     Rotator,
     SupportsLinkGeometry,
 )
-from skymesh.agent.exposure_report import finish_exposure, reached_j2000
 from skymesh.agent.passplan import (
     PassPlan,
     PassStats,
@@ -45,16 +46,19 @@ from skymesh.agent.passplan import (
     plan_pass,
     station_rotator_model,
 )
-from skymesh.agent.recording import IqRecorder, SupportsIqRecording, sigmf_available
+from skymesh.agent.recording import SupportsIqRecording, sigmf_available
 from skymesh.agent.store import LocalJob
-from skymesh.agent.tracking import SatelliteTrack, altaz_of_radec, doppler_frequency_hz
+from skymesh.agent.tracking import SatelliteTrack, doppler_frequency_hz
 from skymesh.api.agent.v1 import agent_pb2
 from skymesh.api.common.v1 import common_pb2
 from skymesh.api.convert import target_from_proto, timestamp_from_datetime
 from skymesh.core.clock import Clock
 from skymesh.core.errors import SkyMeshError
 from skymesh.core.model import CelestialTarget, SatelliteTarget
-from skymesh.core.rotator import RotatorModel
+from skymesh.core.rotator_scalar import RotatorModel
+
+if TYPE_CHECKING:
+    from skymesh.agent.recording import IqRecorder
 
 __all__ = ["JobContext", "JobFailed", "perform_job", "preposition"]
 
@@ -169,6 +173,8 @@ async def _satellite_pass(job: LocalJob, target: SatelliteTarget, ctx: JobContex
     recorder: IqRecorder | None = None
     if isinstance(radio, SupportsIqRecording) and radio.record_iq:
         if sigmf_available():
+            from skymesh.agent.recording import IqRecorder
+
             recorder = IqRecorder(radio.iq_sample_rate_hz)
         else:
             _log.warning("job %s: IQ recording asked for, but the sigmf package is not installed", job.job_id)
@@ -284,6 +290,8 @@ async def _attach_iq(
         location=ctx.config.location,
     )
     data = await asyncio.to_thread(archive.read_bytes)
+    import hashlib  # only with artifacts: OpenSSL's digests cost a ground-station agent 0.7 MB of RSS
+
     record.artifacts.append(
         agent_pb2.Artifact(
             artifact_id=archive.stem,
@@ -387,6 +395,9 @@ def _pass_record(
 
 
 async def _telescope_exposures(job: LocalJob, target: CelestialTarget, ctx: JobContext) -> agent_pb2.ObservationRecord:
+    from skymesh.agent.exposure_report import finish_exposure, reached_j2000
+    from skymesh.agent.sidereal import altaz_of_radec
+
     mount, camera = ctx.drivers.mount, ctx.drivers.camera
     if mount is None or camera is None:
         raise JobFailed(common_pb2.CAUSE_CODE_UNSUPPORTED, "a telescope job needs a mount and a camera")
@@ -500,6 +511,8 @@ async def _telescope_exposures(job: LocalJob, target: CelestialTarget, ctx: JobC
 
 def _save_artifact(directory: Path, exposure: Exposure) -> agent_pb2.Artifact:
     """Keep the image on disk for the upload RPC; the record carries its size and SHA-256."""
+    import hashlib
+
     artifact_id = str(uuid.uuid4())
     directory.mkdir(parents=True, exist_ok=True)
     suffix = exposure.data_format if exposure.data_format.startswith(".") else f".{exposure.data_format or 'bin'}"

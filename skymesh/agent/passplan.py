@@ -3,15 +3,16 @@
 - `station_rotator_model`: the configured limits (and slew rate) intersected with the travel the rotator itself
   reports (rotctld's `\\dump_state`), so a config allowing 450 degrees against a 360-degree daemon plans inside 360
   instead of failing the job when the daemon refuses a command.
-- `plan_pass`: the look angles of the visible part of the job window go through `skymesh.core.rotator.plan_track`
-  (wrap / overwind, flip, flip through the zenith) and `reachable_track` (the best path within 90 % of the rotator's
-  rate, so that it can catch up after a late command);
+- `plan_pass`: the look angles of the visible part of the job window go through `plan_track` (wrap / overwind, flip,
+  flip through the zenith) and `reachable_track` (the best path within 90 % of the rotator's rate, so that it can
+  catch up after a late command), from `skymesh.core.rotator_scalar`: `skymesh.core.rotator`'s model in plain Python;
   `PassPlan.command_at` is what to command at any instant. Samples the limits cannot reach are `clipped`; samples
   where the rotator is too slow to follow the sky are `rate_limited`. Both are said in the pass record.
 - `PassStats`: pointing error (rotator reading vs the agent's own ephemeris at the reading's time), SNR and tracked
   time, accumulated per tracking tick and summarised with percentiles.
 
-Imports: numpy, the agent's config, tracking and driver protocols, `skymesh.core`.
+Pure Python (a pass is a few hundred samples; numpy would cost a ground-station agent 15 MB). Imports: the
+standard library, the agent's config, tracking and driver protocols, `skymesh.core` (not `skymesh.core.rotator`).
 """
 
 from __future__ import annotations
@@ -21,18 +22,12 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import numpy as np
-import numpy.typing as npt
-
 from skymesh.agent.config import HardwareLimits
 from skymesh.agent.drivers.base import RotatorTravel
-from skymesh.agent.tracking import SatelliteTrack
-from skymesh.core.rotator import AxisLimits, RotatorModel, plan_track, reachable_track
+from skymesh.agent.tracking import SatelliteTrack, interpolate
+from skymesh.core.rotator_scalar import AxisLimits, RotatorModel, plan_track, reachable_track, separation_deg
 
 __all__ = ["PassPlan", "PassStats", "angular_separation_deg", "park_position", "plan_pass", "station_rotator_model"]
-
-FloatArray = npt.NDArray[np.float64]
-BoolArray = npt.NDArray[np.bool_]
 
 # Where the best path the rotator's rate allows is further than this from the sky, the pass is said to be rate limited
 # (the pointing goal is 1 degree).
@@ -83,30 +78,27 @@ class PassPlan:
     """The whole job window on a 1 s grid: the sky, the mechanical commands, and where they fall short."""
 
     start: datetime
-    t_s: FloatArray
-    command_azimuth_deg: FloatArray  # mechanical
-    command_elevation_deg: FloatArray
-    visible: BoolArray  # target above the horizon
-    clipped: BoolArray  # visible but outside the travel limits
-    rate_limited: BoolArray  # visible, inside the limits, but too fast for the rotator
+    t_s: tuple[float, ...]
+    command_azimuth_deg: tuple[float, ...]  # mechanical
+    command_elevation_deg: tuple[float, ...]
+    visible: tuple[bool, ...]  # target above the horizon
+    clipped: tuple[bool, ...]  # visible but outside the travel limits
+    rate_limited: tuple[bool, ...]  # visible, inside the limits, but too fast for the rotator
     mode: str
     max_rate_needed_deg_s: float
 
     def command_at(self, when: datetime) -> tuple[float, float]:
         t = (when - self.start).total_seconds()
-        return (
-            float(np.interp(t, self.t_s, self.command_azimuth_deg)),
-            float(np.interp(t, self.t_s, self.command_elevation_deg)),
-        )
+        return interpolate(t, self.t_s, self.command_azimuth_deg), interpolate(t, self.t_s, self.command_elevation_deg)
 
     @property
     def first_command(self) -> tuple[float, float]:
         """Where to pre-position: the first visible sample's command (the start of the window if none is)."""
-        i = int(np.argmax(self.visible)) if self.visible.any() else 0
-        return float(self.command_azimuth_deg[i]), float(self.command_elevation_deg[i])
+        i = self.visible.index(True) if any(self.visible) else 0
+        return self.command_azimuth_deg[i], self.command_elevation_deg[i]
 
-    def _seconds(self, mask: BoolArray) -> float:
-        return float(mask.sum()) * (float(self.t_s[1] - self.t_s[0]) if self.t_s.size > 1 else 0.0)
+    def _seconds(self, mask: tuple[bool, ...]) -> float:
+        return sum(mask) * (self.t_s[1] - self.t_s[0] if len(self.t_s) > 1 else 0.0)
 
     @property
     def clipped_s(self) -> float:
@@ -134,11 +126,11 @@ def _with_headroom(model: RotatorModel) -> RotatorModel:
 def plan_pass(track: SatelliteTrack, model: RotatorModel, current_azimuth_deg: float | None) -> PassPlan:
     """Plan the visible part of `track` for `model`; outside it, hold the first / last visible command."""
     t, sky_az, sky_el = track.samples()
-    visible = sky_el > 0.0
-    n = t.size
-    if visible.any():
-        first = int(np.argmax(visible))
-        last = n - 1 - int(np.argmax(visible[::-1]))
+    visible = [e > 0.0 for e in sky_el]  # NaN (not propagated) is not visible
+    n = len(t)
+    if any(visible):
+        first = visible.index(True)
+        last = n - 1 - visible[::-1].index(True)
     else:
         first, last = 0, n - 1
     part = slice(first, last + 1)
@@ -146,37 +138,40 @@ def plan_pass(track: SatelliteTrack, model: RotatorModel, current_azimuth_deg: f
     el_floor = model.elevation.min_deg
     # Below the rotator's lowest elevation it points as low as it can: said as clipped, not planned as unreachable.
     plan = plan_track(
-        model, t[part], sky_az[part], np.maximum(sky_el[part], el_floor), current_azimuth_deg=current_azimuth_deg
+        model, t[part], sky_az[part], [max(e, el_floor) for e in sky_el[part]], current_azimuth_deg=current_azimuth_deg
     )
     cmd_az_part, cmd_el_part = reachable_track(model, t[part], plan)
-    cmd_az = np.empty(n)
-    cmd_el = np.empty(n)
-    cmd_az[part], cmd_el[part] = cmd_az_part, cmd_el_part
-    cmd_az[:first], cmd_el[:first] = cmd_az_part[0], cmd_el_part[0]
-    cmd_az[last + 1 :], cmd_el[last + 1 :] = cmd_az_part[-1], cmd_el_part[-1]
-    clipped = np.zeros(n, dtype=bool)
-    clipped[part] = ~plan.reachable | (sky_el[part] < el_floor)
-    deviation = _separation_deg(plan.azimuth_deg, plan.elevation_deg, cmd_az_part, cmd_el_part)
-    rate_limited = np.zeros(n, dtype=bool)
-    rate_limited[part] = (deviation > _RATE_LIMITED_DEG) & ~clipped[part]
+    cmd_az = [cmd_az_part[0]] * first + cmd_az_part + [cmd_az_part[-1]] * (n - 1 - last)
+    cmd_el = [cmd_el_part[0]] * first + cmd_el_part + [cmd_el_part[-1]] * (n - 1 - last)
+    clipped = [False] * n
+    for i, (reachable, e) in enumerate(zip(plan.reachable, sky_el[part], strict=True)):
+        clipped[first + i] = not reachable or e < el_floor
+    deviation = separation_deg(plan.azimuth_deg, plan.elevation_deg, cmd_az_part, cmd_el_part)
+    rate_limited = [False] * n
+    for i, off_deg in enumerate(deviation):
+        rate_limited[first + i] = off_deg > _RATE_LIMITED_DEG and not clipped[first + i]
     return PassPlan(
         start=track.start,
-        t_s=t,
-        command_azimuth_deg=cmd_az,
-        command_elevation_deg=cmd_el,
-        visible=visible,
-        clipped=clipped & visible,
-        rate_limited=rate_limited & visible,
+        t_s=tuple(t),
+        command_azimuth_deg=tuple(cmd_az),
+        command_elevation_deg=tuple(cmd_el),
+        visible=tuple(visible),
+        clipped=tuple(c and v for c, v in zip(clipped, visible, strict=True)),
+        rate_limited=tuple(r and v for r, v in zip(rate_limited, visible, strict=True)),
         mode=plan.mode,
         max_rate_needed_deg_s=plan.max_rate_needed_deg_s,
     )
 
 
-def _separation_deg(az1: FloatArray, el1: FloatArray, az2: FloatArray, el2: FloatArray) -> FloatArray:
-    a1, e1, a2, e2 = (np.radians(x) for x in (az1, el1, az2, el2))
-    c = np.sin(e1) * np.sin(e2) + np.cos(e1) * np.cos(e2) * np.cos(a1 - a2)
-    out: FloatArray = np.degrees(np.arccos(np.clip(c, -1.0, 1.0)))
-    return out
+def percentile(values: list[float], q: float) -> float:
+    """numpy.percentile's default (linear between closest ranks); 0 for no values."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100.0
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 @dataclass
@@ -203,15 +198,13 @@ class PassStats:
         return float(sum(self.pointing_dt_s))
 
     def pointing_percentile_deg(self, q: float) -> float:
-        return float(np.percentile(self.pointing_error_deg, q)) if self.pointing_error_deg else 0.0
+        return percentile(self.pointing_error_deg, q)
 
     def pointing_above_s(self, threshold_deg: float) -> float:
-        err = np.asarray(self.pointing_error_deg)
-        return float(np.asarray(self.pointing_dt_s)[err > threshold_deg].sum()) if err.size else 0.0
+        return sum(dt for e, dt in zip(self.pointing_error_deg, self.pointing_dt_s, strict=True) if e > threshold_deg)
 
     def snr_percentile_db(self, q: float) -> float:
-        return float(np.percentile(self.snr_db, q)) if self.snr_db else 0.0
+        return percentile(self.snr_db, q)
 
     def snr_above_s(self, threshold_db: float) -> float:
-        snr = np.asarray(self.snr_db)
-        return float(np.asarray(self.snr_dt_s)[snr >= threshold_db].sum()) if snr.size else 0.0
+        return sum(dt for snr, dt in zip(self.snr_db, self.snr_dt_s, strict=True) if snr >= threshold_db)

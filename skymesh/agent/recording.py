@@ -7,7 +7,8 @@ A radio records when it implements `SupportsIqRecording` and its `record_iq` is 
 `record_iq` parameter; an SDR driver would do the same). Without the `sigmf` package nothing is recorded and the pass
 goes on.
 
-Imports: stdlib, numpy, `sigmf` (optional), `skymesh.core`.
+Imports: stdlib, `sigmf` (optional), `skymesh.core`; numpy only once something is recorded (a ground-station agent
+that records nothing never loads it).
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
-
-import numpy as np
-from numpy.typing import NDArray
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from skymesh.core.model import GeoLocation
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
 
 __all__ = ["IqRecorder", "SupportsIqRecording", "sigmf_available"]
 
@@ -53,6 +55,8 @@ class IqRecorder:
     frequencies_hz: list[float] = field(default_factory=list)
 
     def add(self, when: datetime, tuned_hz: float, samples: NDArray[np.complex64]) -> None:
+        import numpy as np
+
         self.snippets.append(np.asarray(samples, dtype=np.complex64))
         self.times.append(when)
         self.frequencies_hz.append(tuned_hz)
@@ -73,6 +77,7 @@ class IqRecorder:
         location: GeoLocation,
     ) -> Path:
         """Write the recording as a SigMF archive (`<path>.sigmf`) and return its path."""
+        import numpy as np
         from sigmf import SigMFFile
 
         path.parent.mkdir(parents=True, exist_ok=True)

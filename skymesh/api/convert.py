@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -30,7 +30,9 @@ from skymesh.core.model import (
     TimeWindow,
     Weather,
 )
-from skymesh.core.rotator import AxisLimits, RotatorModel
+
+if TYPE_CHECKING:  # imported where used: the station agent uses this module and must not import numpy
+    from skymesh.core.rotator import AxisLimits, RotatorModel
 
 __all__ = [
     "job_state_from_proto",
@@ -148,6 +150,8 @@ def rotator_to_proto(model: RotatorModel) -> common_pb2.RotatorLimits:
 
 def rotator_from_proto(msg: common_pb2.RotatorLimits, field: str = "rotator") -> RotatorModel:
     """Both axes are required; a rate of 0 is refused (an axis that cannot move is no rotator)."""
+    from skymesh.core.rotator import AxisLimits, RotatorModel
+
     with _prefix(field):
         axes = []
         for name in ("azimuth", "elevation"):

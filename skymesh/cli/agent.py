@@ -47,19 +47,20 @@ async def _main(config: object) -> int:
 
     assert isinstance(config, AgentConfig)
     log = logging.getLogger("skymesh.agent")
-    from skymesh.agent.gauges import StoreGauges
     from skymesh.observability.tracing import configure_tracing
 
     configure_tracing("agent")  # only with OpenTelemetry installed and an OTLP endpoint set
-    from skymesh.observability.endpoint import start_endpoint
-    from skymesh.observability.metrics import AgentMetrics
-
-    # This process's own registry: only agent metrics, never the server's or the scheduler's.
-    metrics = AgentMetrics.start()
-    metrics.station_info.info({"station_id": config.station_id, "kind": config.kind.name.lower()})
-    metrics.registry.register(StoreGauges(config.database_path))
     endpoint = None
     if config.metrics_port is not None:
+        # prometheus_client (about 5 MB resident) only when metrics are exported (`skymesh.agent.metrics`).
+        from skymesh.agent.gauges import StoreGauges
+        from skymesh.observability.endpoint import start_endpoint
+        from skymesh.observability.metrics import AgentMetrics
+
+        # This process's own registry: only agent metrics, never the server's or the scheduler's.
+        metrics = AgentMetrics.start()
+        metrics.station_info.info({"station_id": config.station_id, "kind": config.kind.name.lower()})
+        metrics.registry.register(StoreGauges(config.database_path))
 
         async def stream_up() -> str | None:
             up = metrics.registry.get_sample_value("skymesh_agent_connected")

@@ -13,10 +13,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from skymesh.core.clock import ensure_utc
 from skymesh.core.errors import InvalidArgument
-from skymesh.core.rotator import RotatorModel
+
+if TYPE_CHECKING:  # a type only: the station agent imports this module and must not import numpy (core.rotator)
+    from skymesh.core.rotator import RotatorModel
 
 __all__ = [
     "WORK_DEVICES",

@@ -14,7 +14,7 @@ import pytest
 
 from skymesh.agent.config import AgentConfig, DriverConfig, DriversConfig, HardwareLimits
 from skymesh.agent.runtime import Agent
-from skymesh.agent.tracking import altaz_of_radec
+from skymesh.agent.sidereal import altaz_of_radec
 from skymesh.api.agent.v1 import agent_pb2
 from skymesh.api.common.v1 import common_pb2
 from skymesh.api.convert import timestamp_from_datetime

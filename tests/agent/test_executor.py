@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -91,6 +91,27 @@ async def _advance(clock: ManualClock, seconds: float, step_s: float = 1.0) -> N
         await asyncio.sleep(0.001)
 
 
+async def _let_run() -> None:
+    for _ in range(3):
+        await asyncio.sleep(0)
+    await asyncio.sleep(0.01)
+
+
+async def _advance_until(
+    clock: ManualClock, predicate: Callable[[], bool], *, until: datetime, step_s: float = 1.0, timeout_s: float = 30.0
+) -> None:
+    """Step the clock until `predicate()` holds, at most to `until` (then wait in real time, `timeout_s`): the
+    executor may lag the steps (store calls run on threads), and waits on this clock, so a fixed span of steps
+    followed by a real-time wait would hang when it lagged."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not predicate():
+        assert loop.time() < deadline, f"timed out at {clock.now().isoformat()}"
+        if clock.now() + timedelta(seconds=step_s) <= until:
+            clock.advance(step_s)
+        await _let_run()
+
+
 async def _settle(predicate: object, timeout_s: float = 5.0) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
@@ -121,8 +142,8 @@ async def test_satellite_pass_tracked_with_doppler(tmp_path: Path) -> None:
         assert executor.drivers.rotator is not None
         # Pre-positioned toward the rise point before the pass (it left the park position at az 0, el 90).
         assert await executor.drivers.rotator.get_position() != pytest.approx((0.0, 90.0))
-        await _advance(clock, (los - aos).total_seconds() + 30.0, step_s=2.0)
-        await _settle(lambda: store.job("pass-1").state == JobState.SUCCEEDED)  # type: ignore[union-attr]
+        done = lambda: store.job("pass-1").state == JobState.SUCCEEDED  # type: ignore[union-attr]  # noqa: E731
+        await _advance_until(clock, done, until=los + timedelta(seconds=60), step_s=2.0)
     messages = store_messages(tmp_path)
     (obs,) = [m.observation for m in messages if m.WhichOneof("body") == "observation"]
     q = obs.pass_quality
@@ -182,8 +203,8 @@ async def test_commands_wait_for_not_before_and_expire(tmp_path: Path) -> None:
         assert "elevation" in store.command("bad").detail  # type: ignore[union-attr]
         await _advance(clock, 5.0)
         assert store.command("point").state == agent_pb2.COMMAND_STATE_RECEIVED  # type: ignore[union-attr]
-        await _advance(clock, 6.0)
-        await _settle(lambda: store.command("point").state == agent_pb2.COMMAND_STATE_SUCCEEDED)  # type: ignore[union-attr]
+        pointed = lambda: store.command("point").state == agent_pb2.COMMAND_STATE_SUCCEEDED  # type: ignore[union-attr]  # noqa: E731
+        await _advance_until(clock, pointed, until=t0 + timedelta(seconds=50))
 
 
 def _celestial_job(job_id: str, start: datetime, end: datetime) -> agent_pb2.ScheduledJob:
@@ -224,8 +245,8 @@ async def test_unavailable_window_rejects_and_abort_before_start(tmp_path: Path)
         store.record_command(abort, t0)
         executor.store.commands_received.set()
         await _settle(lambda: store.job("later").state == JobState.REJECTED)  # type: ignore[union-attr]
-        await _advance(clock, 12.0)
-        await _settle(lambda: store.job("during").state == JobState.REJECTED)  # type: ignore[union-attr]
+        rejected = lambda: store.job("during").state == JobState.REJECTED  # type: ignore[union-attr]  # noqa: E731
+        await _advance_until(clock, rejected, until=t0 + timedelta(seconds=45))
     updates = {
         m.job_update.job_id: m.job_update for m in store_messages(tmp_path) if m.WhichOneof("body") == "job_update"
     }
@@ -255,14 +276,20 @@ async def test_mount_is_parked_when_the_night_is_over(tmp_path: Path) -> None:
     async with _executor(tmp_path, clock, **changes) as (executor, store):
         mount = executor.drivers.mount
         assert isinstance(mount, SimulatedMount)
-        first = telescope_job("t1", EPOCH + timedelta(seconds=5), EPOCH + timedelta(seconds=120), exposure_s=1.0)
-        second = telescope_job("t2", EPOCH + timedelta(seconds=600), EPOCH + timedelta(seconds=700), exposure_s=1.0)
+        t2_start = EPOCH + timedelta(seconds=900)
+        first = telescope_job("t1", EPOCH + timedelta(seconds=5), EPOCH + timedelta(seconds=300), exposure_s=1.0)
+        second = telescope_job("t2", t2_start, t2_start + timedelta(seconds=300), exposure_s=1.0)
         store.replace_schedule(1, [first, second], BOOT, clock.now())
-        await _advance(clock, 30.0)
-        await _settle(lambda: store.job("t1").state == JobState.SUCCEEDED)  # type: ignore[union-attr]
-        await _advance(clock, 200.0, step_s=5.0)
-        assert mount.tracking  # the next job is 10 minutes away: stay on the sky
-        await _advance(clock, 420.0, step_s=5.0)
-        await _settle(lambda: store.job("t2").state == JobState.SUCCEEDED)  # type: ignore[union-attr]
-        await _advance(clock, 40.0, step_s=5.0)  # the schedule loop looks again: nothing else tonight
-        await _settle(lambda: not mount.tracking)
+        # The clock moves only while the job it waits for is not done (its slew and exposure sleep on this clock),
+        # never a fixed span then a real-time wait: under load the executor lags the test's steps by many seconds.
+        t1_done = lambda: store.job("t1").state == JobState.SUCCEEDED  # type: ignore[union-attr]  # noqa: E731
+        await _advance_until(clock, t1_done, until=EPOCH + timedelta(seconds=290))
+        # The next job is under 30 minutes away: the mount stays on the sky all the way to it.
+        while clock.now() < t2_start - timedelta(seconds=5):
+            clock.advance(5.0)
+            await _let_run()
+            assert mount.tracking, clock.now()
+        t2_done = lambda: store.job("t2").state == JobState.SUCCEEDED  # type: ignore[union-attr]  # noqa: E731
+        await _advance_until(clock, t2_done, until=t2_start + timedelta(seconds=290))
+        # Nothing else tonight: the schedule loop parks it (park() stops tracking before its slew).
+        await _advance_until(clock, lambda: not mount.tracking, until=EPOCH + timedelta(seconds=1300), step_s=5.0)

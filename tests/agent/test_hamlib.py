@@ -90,6 +90,32 @@ async def test_rigctld_dummy_tunes_and_reads_strength() -> None:
             await radio.close()
 
 
+async def test_rigctld_restarted_between_commands_is_retried_once() -> None:
+    """The daemon goes away between two commands (its end of the connection closes) and comes back on the same port:
+    an idempotent command is sent again on a new connection and succeeds; a command not marked idempotent is not."""
+    binary = require_binary("rigctld", "libhamlib-utils")
+    port = free_port()
+    argv = [binary, "-m", "1", "-T", "127.0.0.1", "-t", str(port)]
+    radio = RigctldRadio("127.0.0.1", port, timeout_s=3.0)
+    try:
+        with daemon(argv, port):
+            await radio.connect()
+            await radio.set_frequency(437_000_000.0)
+        with daemon(argv, port):  # a new rigctld: the old connection is closed under the client
+            await radio.set_frequency(145_800_000.0)
+            assert await radio.get_frequency() == 145_800_000.0
+            assert radio.health().connected and radio.health().errors_total >= 1  # the closed connection counts
+        with daemon(argv, port):
+            assert await radio.get_frequency() == 145_000_000.0  # the dummy's power-on frequency: a new daemon
+        with daemon(argv, port):
+            with pytest.raises(DriverError, match="'F' failed"):
+                await radio._client.command("F 144000000")  # not marked idempotent: the caller decides
+            await radio.set_frequency(144_000_000.0)  # the next command finds the new connection
+            assert await radio.get_frequency() == 144_000_000.0
+    finally:
+        await radio.close()
+
+
 async def test_executor_tracks_a_pass_with_rotctld_and_rigctld(tmp_path: Path) -> None:
     """A whole pass job through the executor on the real daemons: rotator follows, radio follows Doppler."""
     rotctld = require_binary("rotctld", "libhamlib-utils")

@@ -23,8 +23,8 @@ from skymesh.agent.drivers.indi import IndiMount, _parse_sexagesimal
 from skymesh.agent.drivers.indi_camera import IndiCamera
 from skymesh.agent.fits import read_header, update_header
 from skymesh.agent.observing import JobContext, perform_job
+from skymesh.agent.sidereal import altaz_of_radec
 from skymesh.agent.store import LocalJob
-from skymesh.agent.tracking import altaz_of_radec
 from skymesh.api.agent.v1 import agent_pb2
 from skymesh.api.common.v1 import common_pb2
 from skymesh.api.convert import timestamp_from_datetime

@@ -62,9 +62,10 @@ async def fly(
     device_azimuth_deg: tuple[float, float] | None = None,
     window: tuple[datetime, datetime] | None = None,
     early_s: float = 0.0,
+    prep_s: float = 90.0,
 ) -> Flown:
     start, end = window or (p.aos, p.los)
-    clock = ManualClock(start - timedelta(seconds=90))
+    clock = ManualClock(start - timedelta(seconds=prep_s))
     config = AgentConfig(
         station_id="gs-1",
         state_dir=tmp_path,
@@ -82,7 +83,7 @@ async def fly(
     ctx = JobContext(config, drivers, clock, {}, {})
     job = pass_job(p, start, end)
     await preposition(job, ctx)
-    clock.advance(90.0 - early_s)  # the executor may start a job a little before (or after) its start
+    clock.advance(prep_s - early_s)  # the executor may start a job a little before (or after) its start
     task = asyncio.create_task(perform_job(job, ctx))
     times: list[datetime] = []
     positions: list[tuple[float, float]] = []
@@ -180,5 +181,8 @@ async def test_the_pass_flies_the_plan_it_prepositioned_for(tmp_path: Path) -> N
     between normal and flip, which once flipped with the sampling grid and cost a pass of the soak."""
     p = find_pass(70.0)
     limits = HardwareLimits(azimuth_max_deg=450.0, elevation_max_deg=180.0, slew_rate_deg_s=3.0)
-    flown = await fly(tmp_path, p, limits, window=p.window(30.0, 30.0), early_s=0.5)
+    # Both candidates need 2.753 deg/s (over the planned 2.7): the choice falls to which one's reachable path misses
+    # the sky least, a difference of 1e-4 deg, so it may be either. Normal starts 305 deg of azimuth from the park
+    # position (102 s at 3 deg/s), flip 125 deg: give the pre-positioning time enough for either.
+    flown = await fly(tmp_path, p, limits, window=p.window(30.0, 30.0), early_s=0.5, prep_s=150.0)
     assert flown.error_deg.max() < 1.0, np.percentile(flown.error_deg, [50, 95, 100])

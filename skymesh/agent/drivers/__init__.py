@@ -1,15 +1,15 @@
 """Station hardware drivers behind async protocols (`base`), and `build_drivers`, which picks them from config.
 
 Implementations: `simulated` (physics for demos and tests), `rotctld` / `rigctld` (Hamlib network daemons), `indi`
-(INDI XML protocol), `alpaca` (ASCOM Alpaca REST).
+(INDI XML protocol), `alpaca` (ASCOM Alpaca REST). Each driver module is imported only when configured, and
+a ground station's (simulated rotator and radio, rotctld, rigctld) import no numpy.
 """
 
 from __future__ import annotations
 
 import contextlib
+import random
 from dataclasses import dataclass
-
-import numpy as np
 
 from skymesh.agent.config import AgentConfig, DriverConfig
 from skymesh.agent.drivers.base import (
@@ -77,7 +77,6 @@ def build_drivers(config: AgentConfig, clock: Clock) -> DriverSet:
     """Instantiate the configured drivers (nothing is connected yet)."""
     from skymesh.agent.drivers import simulated
 
-    rng = np.random.default_rng(config.seed)
     limits = config.limits
     drivers = DriverSet()
     rot = config.drivers.rotator
@@ -97,7 +96,7 @@ def build_drivers(config: AgentConfig, clock: Clock) -> DriverSet:
         drivers.rotator = RotctldRotator(rot.host, rot.effective_port, timeout_s=rot.timeout_s)
     radio = config.drivers.radio
     if radio.kind == "simulated":
-        drivers.radio = simulated.SimulatedRadio(rng, radio.params)
+        drivers.radio = simulated.SimulatedRadio(random.Random(config.seed), radio.params)
     elif radio.kind == "rigctld":
         from skymesh.agent.drivers.rigctld import RigctldRadio
 
@@ -136,7 +135,11 @@ def build_drivers(config: AgentConfig, clock: Clock) -> DriverSet:
     if camera.kind == "simulated":
         params = dict(camera.params)
         params.setdefault("aperture_m", config.aperture_m or 0.4)
-        drivers.camera = simulated.SimulatedCamera(clock, rng, params)
+        import numpy as np
+
+        from skymesh.agent.drivers.simulated_camera import SimulatedCamera
+
+        drivers.camera = SimulatedCamera(clock, np.random.default_rng(config.seed), params)
     elif camera.kind == "indi":
         from skymesh.agent.drivers.indi import IndiClient, IndiMount
         from skymesh.agent.drivers.indi_camera import IndiCamera

@@ -9,6 +9,11 @@ Every call has a timeout; on a timeout or a broken connection the socket is drop
 paced by a `Backoff` (calls in between fail at once), so a daemon that comes back is used again without an agent
 restart. `health()` says whether the daemon is connected, when it last answered and how often it failed.
 One lock serialises commands, since replies carry no request id.
+
+An idempotent command (a get, or a set to an absolute value: `F`, `M`, `P`, `S`, `K`) that finds the connection
+closed by the daemon (EOF, reset, broken pipe) is sent once more on a fresh connection at once: rigctld and rotctld
+drop a client now and then (seen under CI load), and an absolute set sent twice does no harm. A timeout is not
+retried (the daemon may still be busy with the first one), nor is a refusal (`RPRT -n`).
 """
 
 from __future__ import annotations
@@ -44,6 +49,14 @@ HAMLIB_ERRORS = {
     16: "EVFO invalid VFO",
     17: "EDOM argument out of domain",
 }
+
+
+class _ClosedByDaemon(Exception):
+    """The daemon closed (or reset) the connection under a command: worth one retry when the command is idempotent."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
 
 
 class HamlibClient:
@@ -96,30 +109,50 @@ class HamlibClient:
             with contextlib.suppress(OSError, ConnectionError):
                 await writer.wait_closed()
 
-    async def command(self, line: str, *, reply_lines: int = 0, until: str | None = None) -> list[str]:
+    async def command(
+        self, line: str, *, reply_lines: int = 0, until: str | None = None, idempotent: bool = False
+    ) -> list[str]:
         """Send `line`. A set (reply_lines=0) expects `RPRT 0`; a get returns `reply_lines` lines (or up to
-        the line equal to `until`). Raises DriverError on `RPRT -n`, a timeout or a lost connection."""
+        the line equal to `until`). Raises DriverError on `RPRT -n`, a timeout or a lost connection; an `idempotent`
+        command whose connection the daemon closed is retried once on a new connection first."""
         async with self._lock:
-            reader, writer = await self._ensure()
             try:
-                writer.write((line + "\n").encode("ascii"))
-                await with_timeout(writer.drain(), self.timeout_s)
-                reply = await with_timeout(self._read_reply(reader, line, reply_lines, until), self.timeout_s)
-            except (OSError, ConnectionError, TimeoutError, asyncio.IncompleteReadError) as exc:
-                await self._drop()
-                self._health.failed(f"{line.split()[0]}: {exc or 'timeout'}")
-                raise DriverError(f"{self.address}: {line.split()[0]!r} failed: {exc or 'timeout'}") from exc
-            except DriverError as exc:
-                # The daemon answered (RPRT -n): the link is fine, the request was refused.
-                self._health.ok()
-                self._health.last_error = str(exc)
-                raise
-            except asyncio.CancelledError:
-                # A half-read reply would desynchronise the next command: start over on a fresh connection.
-                await self._drop()
-                raise
+                return await self._exchange(line, reply_lines, until)
+            except _ClosedByDaemon as exc:
+                if not idempotent:
+                    raise DriverError(exc.detail) from exc.__cause__
+                _log.info("%s; retrying %r on a new connection", exc.detail, line.split()[0])
+            try:
+                return await self._exchange(line, reply_lines, until)
+            except _ClosedByDaemon as exc:
+                raise DriverError(exc.detail) from exc.__cause__
+
+    async def _exchange(self, line: str, reply_lines: int, until: str | None) -> list[str]:
+        reader, writer = await self._ensure()
+        command = line.split()[0]
+        try:
+            writer.write((line + "\n").encode("ascii"))
+            await with_timeout(writer.drain(), self.timeout_s)
+            reply = await with_timeout(self._read_reply(reader, line, reply_lines, until), self.timeout_s)
+        except (ConnectionError, asyncio.IncompleteReadError) as exc:
+            await self._drop()
+            self._health.failed(f"{command}: {exc}")
+            raise _ClosedByDaemon(f"{self.address}: {command!r} failed: {exc}") from exc
+        except (OSError, TimeoutError) as exc:
+            await self._drop()
+            self._health.failed(f"{command}: {exc or 'timeout'}")
+            raise DriverError(f"{self.address}: {command!r} failed: {exc or 'timeout'}") from exc
+        except DriverError as exc:
+            # The daemon answered (RPRT -n): the link is fine, the request was refused.
             self._health.ok()
-            return reply
+            self._health.last_error = str(exc)
+            raise
+        except asyncio.CancelledError:
+            # A half-read reply would desynchronise the next command: start over on a fresh connection.
+            await self._drop()
+            raise
+        self._health.ok()
+        return reply
 
     async def _read_reply(self, reader: asyncio.StreamReader, line: str, count: int, until: str | None) -> list[str]:
         lines: list[str] = []

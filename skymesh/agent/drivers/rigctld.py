@@ -28,17 +28,17 @@ class RigctldRadio:
         return self._client.health()
 
     async def set_frequency(self, frequency_hz: float) -> None:
-        await self._client.command(f"F {round(frequency_hz)}")
+        await self._client.command(f"F {round(frequency_hz)}", idempotent=True)
 
     async def get_frequency(self) -> float:
-        lines = await self._client.command("f", reply_lines=1)
+        lines = await self._client.command("f", reply_lines=1, idempotent=True)
         try:
             return float(lines[0])
         except (IndexError, ValueError) as exc:
             raise DriverError(f"rigctld sent a bad frequency reply: {lines!r}") from exc
 
     async def strength_db(self) -> float:
-        lines = await self._client.command("l STRENGTH", reply_lines=1)
+        lines = await self._client.command("l STRENGTH", reply_lines=1, idempotent=True)
         try:
             return float(lines[0])
         except (IndexError, ValueError) as exc:

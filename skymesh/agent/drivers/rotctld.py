@@ -36,7 +36,7 @@ class RotctldRotator:
         return self._client.health()
 
     async def read_limits(self) -> dict[str, float]:
-        lines = await self._client.command("\\dump_state", until="done")
+        lines = await self._client.command("\\dump_state", until="done", idempotent=True)
         limits: dict[str, float] = {}
         for line in lines:
             key, sep, value = line.partition("=")
@@ -60,17 +60,17 @@ class RotctldRotator:
         return self._travel
 
     async def set_position(self, azimuth_deg: float, elevation_deg: float) -> None:
-        await self._client.command(f"P {azimuth_deg:.2f} {elevation_deg:.2f}")
+        await self._client.command(f"P {azimuth_deg:.2f} {elevation_deg:.2f}", idempotent=True)
 
     async def get_position(self) -> tuple[float, float]:
-        lines = await self._client.command("p", reply_lines=2)
+        lines = await self._client.command("p", reply_lines=2, idempotent=True)
         try:
             return float(lines[0]), float(lines[1])
         except (IndexError, ValueError) as exc:
             raise DriverError(f"rotctld sent a bad position reply: {lines!r}") from exc
 
     async def stop(self) -> None:
-        await self._client.command("S")
+        await self._client.command("S", idempotent=True)
 
     async def park(self) -> None:
-        await self._client.command("K")
+        await self._client.command("K", idempotent=True)
