@@ -14,11 +14,12 @@ from skymesh.server.db.engine import create_engine, migrate
 from skymesh.server.db.health import HealthRepo
 from skymesh.server.db.products import ProductsRepo
 from skymesh.server.db.registry import RegistryRepo
+from skymesh.server.db.replicas import ReplicaRepo
 from skymesh.server.db.sites import SitesRepo
 from skymesh.server.db.work import WorkRepo
 
 __all__ = ["Repository", "create_engine", "migrate"]
 
 
-class Repository(RegistryRepo, WorkRepo, SitesRepo, AccountsRepo, AlertRepo, ProductsRepo, HealthRepo):
+class Repository(RegistryRepo, WorkRepo, SitesRepo, AccountsRepo, AlertRepo, ProductsRepo, HealthRepo, ReplicaRepo):
     """Every database operation of the server, each in its own transaction."""
