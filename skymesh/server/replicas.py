@@ -100,6 +100,8 @@ class ReplicaLink:
         self._pending: dict[str, set[str]] = {}
         self._wake = asyncio.Event()
         self._lost = asyncio.Event()
+        self._claims: list[str] = []
+        self._claims_wake = asyncio.Event()
         self.notified = 0  # notifications handled (tests, metrics)
         self.delivered_by_notify = 0
         self.delivered_by_poll = 0
@@ -131,7 +133,15 @@ class ReplicaLink:
 
     async def notify(self, kind: str, items: Sequence[str]) -> None:
         """NOTIFY every replica (this one too; it ignores what it already did). Raises when the connection is down:
-        the caller logs it, and the holder's outbox poll delivers instead."""
+        the caller logs it, and the holder's outbox poll delivers instead. Claims ("h") are only queued here and
+        sent in batches by `run`: a reconnect storm's Hellos do not wait in line for the presence connection."""
+        if kind == "h":
+            self._claims.extend(items)
+            self._claims_wake.set()
+            return
+        await self._send(kind, items)
+
+    async def _send(self, kind: str, items: Sequence[str]) -> None:
         conn = self._conn
         if conn is None or conn.is_closed():
             raise ConnectionError("presence connection is down")
@@ -155,6 +165,7 @@ class ReplicaLink:
             tg.create_task(self._supervise(), name="replica-presence")
             tg.create_task(self._handle(), name="replica-notify")
             tg.create_task(self._poll(), name="replica-outbox-poll")
+            tg.create_task(self._send_claims(), name="replica-claims")
             if self._on_orphans is not None:
                 tg.create_task(self._sweep(), name="replica-sweep")
 
@@ -196,6 +207,16 @@ class ReplicaLink:
             log.info("replica %s: took the planner lock: this replica plans", self.replica_id)
             self._leading.set()
 
+    async def _send_claims(self) -> None:
+        while True:
+            await self._claims_wake.wait()
+            self._claims_wake.clear()
+            claims, self._claims = self._claims, []
+            try:
+                await self._send("h", claims)
+            except Exception as exc:  # an older stream elsewhere then ends at its next write (FENCED)
+                log.warning("replica %s: could not announce %d claims: %s", self.replica_id, len(claims), exc)
+
     async def _handle(self) -> None:
         while True:
             await self._wake.wait()
@@ -210,8 +231,8 @@ class ReplicaLink:
         for item in pending.get("h", ()):
             station_id, _, epoch_text = item.partition("=")
             session = self._hub.get(station_id)
-            stale = session is not None and session.epoch is not None and epoch_text.isdigit()
-            if stale and session is not None and session.epoch is not None and session.epoch < int(epoch_text):
+            held = session.epoch if session is not None else None
+            if session is not None and held is not None and epoch_text.isdigit() and held < int(epoch_text):
                 session.close(Aborted("superseded by a newer session on another replica", reason="SUPERSEDED"))
         for station_id in pending.get("c", ()):
             session = self._hub.get(station_id)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Table, func, select, text, update
+from sqlalchemy import Table, func, or_, select, text, update
 
 from skymesh.core.model import StationState
 from skymesh.server.db.base import RepoBase
@@ -55,21 +55,18 @@ class ReplicaRepo(RepoBase):
         sessions = StationSessionRow.__table__
         stations = StationRow.__table__
         assert isinstance(sessions, Table) and isinstance(stations, Table)
+        # Only the orphans leave the database (a sweep runs every few seconds on every replica).
+        orphan = sessions.c.replica.not_in(sorted(alive))
+        if unclaimed:
+            orphan = or_(orphan, sessions.c.epoch.is_(None))
         query = (
-            select(stations.c.station_id, sessions.c.epoch, sessions.c.replica)
+            select(stations.c.station_id, sessions.c.epoch)
             .select_from(stations.outerjoin(sessions, sessions.c.station_id == stations.c.station_id))
-            .where(stations.c.state.in_(_HELD_STATES), stations.c.deleted_at.is_(None))
+            .where(stations.c.state.in_(_HELD_STATES), stations.c.deleted_at.is_(None), orphan)
         )
         async with self._tx("orphaned_sessions") as s:
             rows = (await s.execute(query)).all()
-        out: dict[str, int] = {}
-        for station_id, epoch, replica in rows:
-            if epoch is None:
-                if unclaimed:
-                    out[station_id] = 0
-            elif replica not in alive:
-                out[station_id] = int(epoch)
-        return out
+        return {station_id: int(epoch or 0) for station_id, epoch in rows}
 
     async def adopt_session(self, station_id: str, epoch: int, me: str) -> int | None:
         """Take the station over from a dead holder, without a stream: the next epoch if it is still at `epoch`
