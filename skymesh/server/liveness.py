@@ -97,15 +97,20 @@ class Liveness:
         """Adopt the stations whose holding replica has died (its PostgreSQL connection is gone): this replica takes
         their next epoch without a stream, so it alone moves them to DISCONNECTED and then OFFLINE. Returns them."""
         orphans = await self._repo.orphaned_sessions(self._replica, unclaimed=unclaimed)
-        if not orphans:
-            return []
         adopted = []
         for station_id, epoch in orphans.items():
             new_epoch = await self._repo.adopt_session(station_id, epoch, self._replica)
             if new_epoch is not None:
                 adopted.append((station_id, new_epoch))
+        states = await self._repo.station_states()
+        # Stations held elsewhere: this replica's view (gauges, the planner's wait for reconnects) follows the
+        # database, which their holders write.
+        for station_id, state in states.items():
+            held = self._epoch.get(station_id, _LOST) != _LOST or self._hub.connected(station_id)
+            if not held and station_id not in self._beat:
+                self._state[station_id] = state
+        self._publish()
         if adopted:
-            states = await self._repo.station_states()
             now = self._clock.monotonic()
             for station_id, new_epoch in adopted:
                 if self._hub.connected(station_id):
