@@ -191,7 +191,10 @@ async def _background(
 
 def _forward_plan_request(dispatcher: Dispatcher, reason: str) -> None:
     """A plan request on a replica that does not plan: NOTIFY the one that does (best effort; it also plans on its
-    interval and on the events it sees itself)."""
+    interval and on the events it sees itself). While one is on its way, more add nothing (the planner debounces a
+    burst into one plan anyway): a reconnect storm does not become a NOTIFY storm."""
+    if _FORWARDS:
+        return
     task = asyncio.get_running_loop().create_task(dispatcher.forward_plan_request(reason))
     _FORWARDS.add(task)
     task.add_done_callback(_FORWARDS.discard)
