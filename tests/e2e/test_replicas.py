@@ -1,8 +1,9 @@
 """Three `skymesh server` replicas on one PostgreSQL behind a TCP load balancer, one killed with SIGKILL under load
 (issue 8, item 2).
 
-Real processes: three `python -m skymesh server --config` replicas on one fresh PostgreSQL database (started
-together: the migration lock makes one migrate and the others find the schema at head), a small asyncio TCP proxy
+Real processes: a `python -m skymesh scheduler`, three `python -m skymesh server --config` replicas on one fresh
+PostgreSQL database (started together: the migration lock makes one migrate and the others find the schema at
+head), a small asyncio TCP proxy
 in this test that hands each new agent connection to the next live replica (round robin, as any TCP load balancer
 would), and nine thin agents in this process speaking the real agent protocol through it (not the project's agent
 classes: a Hello, telemetry at 5 Hz with seqs from an in-memory outbox resent from the Welcome's resume cursor,
@@ -13,9 +14,9 @@ What it proves:
 2. CancelJob of a RUNNING job made on a replica that does NOT hold the station's stream reaches the agent as an
    urgent AbortJob through LISTEN/NOTIFY, well under the outbox poll's period (set to 30 s here), and the agent's
    report makes the command SUCCEEDED;
-3. the replica holding the planner lock (a PostgreSQL advisory lock) is SIGKILLed while the agents stream: every
-   station it held reconnects to the other two within the backoff, the planner lock moves to a survivor, and every
-   station ends ONLINE with its session on a live replica;
+3. only the replica holding the planner lock (a PostgreSQL advisory lock) plans; it is SIGKILLed while the agents
+   stream: every station it held reconnects to the other two within the backoff, the planner lock moves to a
+   survivor, which plans, and every station ends ONLINE with its session on a live replica;
 4. nothing is lost or duplicated: for every station, the stored telemetry rows are exactly seqs 1..N of its boot,
    each once, where N is the last seq the agent produced (all acked by the end).
 """
@@ -48,9 +49,9 @@ from skymesh.api.control.v1 import (
     targets_pb2,
     targets_pb2_grpc,
 )
-from tests.e2e.test_system import Proc, ServerDb, eventually, free_port, pg_url, tail, wait_serving
+from tests.e2e.test_system import Proc, ServerDb, eventually, free_port, pg_url, scheduler, tail, wait_serving
 
-__all__ = ["pg_url"]  # the fixture, imported so pytest finds it here
+__all__ = ["pg_url", "scheduler"]  # the fixtures, imported so pytest finds them here
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -236,7 +237,7 @@ class ThinAgent:
 
 
 class Cluster:
-    def __init__(self, root: Path, database_url: str) -> None:
+    def __init__(self, root: Path, database_url: str, scheduler_address: str) -> None:
         self.root = root
         self.db = ServerDb(database_url)
         self.addresses = [f"127.0.0.1:{free_port()}" for _ in range(REPLICAS)]
@@ -248,7 +249,7 @@ class Cluster:
                 "listen": address,
                 "server_id": f"replica-{i}",
                 "database_url": database_url.replace("postgresql://", "postgresql+asyncpg://", 1),
-                "scheduler_address": f"127.0.0.1:{free_port()}",  # none: no targets are planned here
+                "scheduler_address": scheduler_address,
                 "data_dir": str(root / f"replica-{i}"),
                 "admin_token_file": str(self.token_file),
                 "heartbeat_interval_s": 1.0,
@@ -287,6 +288,10 @@ class Cluster:
         for proc in self.procs:
             await asyncio.to_thread(proc.stop)
 
+    def plans(self, i: int) -> int:
+        """How many plans replica i has applied (its log says so for each)."""
+        return self.procs[i].log().count("skymesh.server.planning: plan (")
+
     def log_tails(self) -> str:
         return "\n\n".join(f"--- {p.name}\n{tail(p.log_path, 30)}" for p in self.procs)
 
@@ -303,8 +308,10 @@ class Cluster:
 
 
 @pytest.fixture
-async def cluster(request: pytest.FixtureRequest, tmp_path: Path, pg_url: str) -> AsyncIterator[Cluster]:
-    c = Cluster(tmp_path, pg_url)
+async def cluster(
+    request: pytest.FixtureRequest, tmp_path: Path, pg_url: str, scheduler: Proc
+) -> AsyncIterator[Cluster]:
+    c = Cluster(tmp_path, pg_url, scheduler.address)
     request.node.skymesh_systems = [c]  # tests/e2e/conftest.py adds the replicas' log tails to a failure
     try:
         await c.start()
@@ -408,6 +415,8 @@ async def test_three_replicas_one_killed_under_load_lose_nothing_and_every_stati
         names = {sessions[a.station_id]["replica"]: a.server_id for a in agents}
         killed_name = names[planner_app]
         killed = int(killed_name.rsplit("-", 1)[1])
+        assert cluster.plans(killed) >= 1, "the replica holding the planner lock plans"
+        assert [cluster.plans(i) for i in range(REPLICAS) if i != killed] == [0] * (REPLICAS - 1), "no other does"
         moved = [a for a in agents if a.server_id == killed_name]
         assert moved, f"the planning replica {killed_name} holds no station: {spread}"
         await asyncio.sleep(2.0)  # under load for a while
@@ -430,6 +439,10 @@ async def test_three_replicas_one_killed_under_load_lose_nothing_and_every_stati
         new_planner = await eventually(lock_moved, 10, "the planner lock to move to a live replica")
         lock_s = time.monotonic() - killed_at
         print(f"planner lock moved from {planner_app} to {new_planner} within {lock_s:.2f} s")
+        new_index = int(names[new_planner].rsplit("-", 1)[1])  # every replica held a station: all are named
+        await eventually(
+            lambda: asyncio.sleep(0, cluster.plans(new_index) >= 1), 15, "the new planning replica to plan"
+        )
 
         # Keep streaming on the survivors, then stop producing and let every message be acked.
         await asyncio.sleep(2.0)
