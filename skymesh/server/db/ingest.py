@@ -189,34 +189,30 @@ class IngestRepo(RepoBase):
         keys = sorted({(station, boot) for station, boot, _, _ in items})
         out: list[UpstreamResult | SkyMeshError] = []
         async with self._tx("ingest_telemetry_many") as s:
-            held: dict[str, int] = {}
-            if epochs is not None and any(e is not None for e in epochs):
-                fenced_ids = sorted({items[i][0] for i, e in enumerate(epochs) if e is not None})
-                # FOR SHARE, in station order, before the cursors: a Hello on another replica waits for this group.
-                sessions = StationSessionRow.__table__
-                assert isinstance(sessions, Table)
-                query = (
-                    select(sessions.c.station_id, sessions.c.epoch)
-                    .where(sessions.c.station_id.in_(fenced_ids))
-                    .order_by(sessions.c.station_id)
-                    .with_for_update(read=True)
-                )
-                held = {st: int(e) for st, e in (await s.execute(query)).all()}
             await s.execute(
                 self._insert(UpstreamCursorRow.__table__).on_conflict_do_nothing(),
                 [{"station_id": st, "boot_id": b, "committed_seq": 0, "updated_at": now} for st, b in keys],
             )
             table = UpstreamCursorRow.__table__
             assert isinstance(table, Table)
+            sessions = StationSessionRow.__table__
+            assert isinstance(sessions, Table)
             # Lock every cursor of the group in one statement, in key order (concurrent sessions of a station and
-            # concurrent groups serialize here without deadlocking).
+            # concurrent groups serialize here without deadlocking), reading each station's session epoch with it:
+            # the fence costs no extra round trip on the hot path. A write that races a Hello elsewhere is still
+            # stored once: the cursor row decides, and the newer session resends it as a duplicate at worst.
             query = (
-                select(table.c.station_id, table.c.boot_id, table.c.committed_seq)
+                select(table.c.station_id, table.c.boot_id, table.c.committed_seq, sessions.c.epoch)
+                .select_from(table.outerjoin(sessions, sessions.c.station_id == table.c.station_id))
                 .where(tuple_(table.c.station_id, table.c.boot_id).in_(keys))
                 .order_by(table.c.station_id, table.c.boot_id)
-                .with_for_update()
+                .with_for_update(of=table)
             )
-            start = {(st, b): seq for st, b, seq in (await s.execute(query)).all()}
+            start: dict[tuple[str, str], int] = {}
+            held: dict[str, int | None] = {}
+            for st, b, seq, epoch_now in (await s.execute(query)).all():
+                start[(st, b)] = seq
+                held[st] = epoch_now
             cursor = dict(start)
             rows: list[dict[str, Any]] = []
             resent: list[int] = []
