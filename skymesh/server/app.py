@@ -70,6 +70,7 @@ from skymesh.server.liveness import Liveness
 from skymesh.server.observe import StationGauges, readiness_checks
 from skymesh.server.planning import Planner
 from skymesh.server.reduction import Reducer, is_reducible
+from skymesh.server.replicas import ReplicaLink, new_replica_id
 from skymesh.server.sessions import SessionHub
 from skymesh.server.stream import AgentServicer
 from skymesh.server.uploads import Uploads
@@ -130,6 +131,8 @@ class RunningServer:
     _stopped: bool = field(default=False)
     reducer: Reducer | None = None
     committer: GroupCommitter | None = None
+    replica_id: str = ""
+    replicas: ReplicaLink | None = None
 
     @property
     def address(self) -> str:
@@ -156,6 +159,8 @@ class RunningServer:
         with contextlib.suppress(asyncio.CancelledError):
             await self._background
         await self._scheduler_channel.close(None)
+        if self.replicas is not None:
+            await self.replicas.close()  # releases the planner lock at once
         if self.reducer is not None:
             await self.reducer.stop()
         await self.repo.wait_idle()
@@ -169,14 +174,33 @@ class RunningServer:
 
 
 async def _background(
-    liveness: Liveness, planner: Planner | None, extra: dict[str, Callable[[], Coroutine[Any, Any, Any]]]
+    liveness: Liveness,
+    planner: Planner | None,
+    extra: dict[str, Callable[[], Coroutine[Any, Any, Any]]],
+    replicas: ReplicaLink | None = None,
 ) -> None:
     async with asyncio.TaskGroup() as tg:
         tg.create_task(liveness.run(), name="liveness")
+        if replicas is not None:
+            tg.create_task(replicas.run(), name="replicas")
         if planner is not None:
             tg.create_task(planner.run(), name="planner")
         for name, loop in extra.items():
             tg.create_task(loop(), name=name)
+
+
+def _forward_plan_request(dispatcher: Dispatcher, reason: str) -> None:
+    """A plan request on a replica that does not plan: NOTIFY the one that does (best effort; it also plans on its
+    interval and on the events it sees itself). While one is on its way, more add nothing (the planner debounces a
+    burst into one plan anyway): a reconnect storm does not become a NOTIFY storm."""
+    if _FORWARDS:
+        return
+    task = asyncio.get_running_loop().create_task(dispatcher.forward_plan_request(reason))
+    _FORWARDS.add(task)
+    task.add_done_callback(_FORWARDS.discard)
+
+
+_FORWARDS: set[asyncio.Task[None]] = set()
 
 
 async def serve(config: ServerConfig, *, clock: Clock | None = None) -> RunningServer:
@@ -201,6 +225,23 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
     hub = SessionHub()
     events = EventBus(clock)
     dispatcher = Dispatcher(repo, hub, events)
+    replica_id = new_replica_id()
+    replicas: ReplicaLink | None = None
+    if config.replicas and engine.dialect.name == "postgresql":
+        replicas = ReplicaLink(
+            engine.url.set(drivername="postgresql").render_as_string(hide_password=False),
+            replica_id,
+            repo,
+            hub,
+            dispatcher,
+            want_lead=config.planning_enabled,
+            on_plan_request=lambda reason: replan(reason),
+            on_orphans=lambda: liveness.sweep(),
+            poll_s=config.replica_poll_s,
+            sweep_s=config.replica_sweep_s,
+        )
+        await replicas.connect()  # before the first stream: other replicas see this one alive from now
+        dispatcher.notify = replicas.notify
     scheduler_channel = grpc.aio.insecure_channel(
         config.scheduler_address,
         interceptors=[TracingClientInterceptor()],  # type: ignore[list-item]
@@ -218,6 +259,8 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
             config,
             clock,
             failing_devices=lambda station_id: liveness.failing_devices(station_id),  # liveness is built below
+            leadership=replicas,
+            forward=lambda reason: _forward_plan_request(dispatcher, reason),
         )
         if config.planning_enabled
         else None
@@ -238,6 +281,7 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
         clock,
         on_schedulable_change=lambda s: replan(f"station {s} state"),
         on_state_change=events.station_state,
+        replica=replica_id,
     )
     alert_ingest = AlertIngest(repo, dispatcher, config.alerts, replan)
     alert_loops: dict[str, Callable[[], Coroutine[Any, Any, Any]]] = {}
@@ -250,6 +294,8 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
             kafka.kafka_bootstrap, kafka.kafka_topics, kafka.kafka_group_id, kafka.kafka_config
         )
         alert_loops["alert-kafka"] = lambda: consume(consumer, alert_ingest)
+    if replicas is not None and planner is not None:
+        await replicas.try_lock()  # the first replica up plans from the start (not after a retry interval)
     await liveness.load()
     if planner is not None:  # streams did not survive a restart: plan once the stations are back (or the grace ends)
         planner.await_reconnects(
@@ -273,7 +319,15 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
         options=_GRPC_OPTIONS,
     )
     agent_servicer = AgentServicer(
-        repo, hub, liveness, dispatcher, Uploads(repo, config, on_complete=reduce_upload), config, clock, events
+        repo,
+        hub,
+        liveness,
+        dispatcher,
+        Uploads(repo, config, on_complete=reduce_upload),
+        config,
+        clock,
+        events,
+        replica=replica_id,
     )
 
     async def slew_rate_of(station_id: str) -> float:
@@ -336,7 +390,9 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
         )
         metrics_port = metrics_server.port
 
-    background = asyncio.create_task(_background(liveness, planner, alert_loops), name="skymesh-server-background")
+    background = asyncio.create_task(
+        _background(liveness, planner, alert_loops, replicas), name="skymesh-server-background"
+    )
     running = RunningServer(
         config=config,
         server=server,
@@ -357,6 +413,8 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
         _metrics_server=metrics_server,
         reducer=reducer,
         committer=agent_servicer.committer,
+        replica_id=replica_id,
+        replicas=replicas,
     )
     log.info("skymesh server listening on %s (database %s)", running.address, engine.url.render_as_string())
     return running

@@ -92,6 +92,14 @@ class ServerConfig:
     drain_retry_after_s: float = 5.0
     shutdown_grace_s: float = 5.0
     server_id: str = ""
+    # Replicas (issue 8): on PostgreSQL, several servers may share the database behind a TCP load balancer. Each keeps
+    # a presence connection (LISTEN/NOTIFY between replicas, the planner lock); the holder of a stream polls its
+    # outbox heads every `replica_poll_s` as the fallback for a missed notification, and every `replica_sweep_s` a
+    # replica looks for stations whose replica died. Off: a single server (no presence connection). SQLite: always
+    # a single server.
+    replicas: bool = True
+    replica_poll_s: float = 5.0
+    replica_sweep_s: float = 2.0
     # Alert ingest (skymesh.server.alerts.config): watch dir, Kafka, limits, cone radius, rules per source and type.
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     # Data products (skymesh.products): worker processes reducing uploaded FITS frames (0: off), quality thresholds
@@ -143,6 +151,10 @@ class ServerConfig:
             raise InvalidArgument("must not be negative", field="reduction_workers")
         if not isinstance(self.quality_thresholds, Mapping):
             raise InvalidArgument("must be a mapping of threshold names to values", field="quality_thresholds")
+        if self.replica_poll_s <= 0:
+            raise InvalidArgument("must be positive", field="replica_poll_s")
+        if self.replica_sweep_s <= 0:
+            raise InvalidArgument("must be positive", field="replica_sweep_s")
         if self.max_unacked < 1:
             raise InvalidArgument("must be at least 1", field="max_unacked")
         if self.upstream_rate_per_s <= 0:

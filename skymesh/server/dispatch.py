@@ -1,9 +1,14 @@
 """Getting work to agents: schedules (full snapshots, jobs marked DISPATCHED once written) and commands (outbox
-first, then a live push when the station's stream is open here; otherwise replayed when it connects)."""
+first, then a live push when the station's stream is open here; otherwise replayed when it connects).
+
+With several replicas (issue 8), a station's stream may be open on another replica: then the dispatcher announces
+the work through `notify` (PostgreSQL NOTIFY, skymesh.server.replicas), and the replica holding the stream delivers
+it from the outbox (`deliver_outbox`, `push_schedule`) at once; its fallback poll catches a missed notification."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 
 from skymesh.api.agent.v1 import agent_pb2
@@ -20,16 +25,52 @@ __all__ = ["Dispatcher"]
 log = logging.getLogger(__name__)
 
 
+# (kind, items): tell the other replicas. Kinds: "c" new commands for these stations, "s" new schedules for these
+# stations, "h" these "station=epoch" claims were taken (older streams elsewhere end), "p" a plan is wanted (reason).
+Notify = Callable[[str, Sequence[str]], Awaitable[None]]
+
+
 class Dispatcher:
-    def __init__(self, repo: Repository, hub: SessionHub, events: EventBus | None = None) -> None:
+    def __init__(
+        self, repo: Repository, hub: SessionHub, events: EventBus | None = None, *, notify: Notify | None = None
+    ) -> None:
         self._repo = repo
         self._hub = hub
         self.events = events
+        self.notify = notify  # None: a single server (SQLite, or one process), nothing to tell
+
+    async def _tell(self, kind: str, items: Sequence[str]) -> None:
+        if self.notify is not None and items:
+            try:
+                await self.notify(kind, items)
+            except Exception as exc:  # the outbox poll of the holding replica is the fallback
+                log.warning("could not notify replicas (%s %d): %s", kind, len(items), exc)
+
+    async def forward_plan_request(self, reason: str) -> None:
+        """Ask the replica that plans for a plan (this one does not hold the planner lock)."""
+        await self._tell("p", [reason.replace(",", ";")[:200]])
+
+    async def announce_claim(self, station_id: str, epoch: int) -> None:
+        """A Hello here took the station at `epoch`: a stream of it on another replica ends at once."""
+        await self._tell("h", [f"{station_id}={epoch}"])
+
+    async def deliver_outbox(self, session: AgentSession) -> int:
+        """Queue the station's open commands the agent has not confirmed durable (above its Hello's seq) on this
+        stream; the session skips those it already sent. Returns how many were queued."""
+        commands, expired = await self._repo.commands_for_replay(session.station_id, session.replay_from)
+        if expired:
+            COMMANDS.labels("expired").inc(expired)
+        queued = 0
+        for command in commands:
+            session.command_head = max(session.command_head, command.seq)
+            queued += session.push_command(command_message(command))
+        return queued
 
     async def push_schedule(self, station_id: str, session: AgentSession | None = None) -> bool:
         """Send the station's current schedule to its open stream, if any. Returns whether one was queued."""
         session = session or self._hub.get(station_id)
         if session is None:
+            await self._tell("s", [station_id])  # its stream may be open on another replica
             return False
         [snapshot] = await self._repo.schedule_snapshots([station_id])
         await self._send(snapshot, session)
@@ -39,6 +80,7 @@ class Dispatcher:
         """`push_schedule` for many stations (a new plan): the snapshots of the connected ones read together, each
         target once. Returns how many were queued."""
         sessions = {sid: s for sid in station_ids if (s := self._hub.get(sid)) is not None}
+        await self._tell("s", [sid for sid in station_ids if sid not in sessions])
         ids = list(sessions)
         sent = 0
         for i in range(0, len(ids), 20):  # in slices: the event loop serves other calls between them
@@ -58,6 +100,7 @@ class Dispatcher:
                 self.events.job(change.job_id, change.station_id, change.old, change.new)
         message = agent_pb2.ConnectResponse(schedule=schedule_message(snapshot))
         tracing.inject(message.schedule.trace_context)  # the agent continues the trace that made this schedule
+        session.schedule_version = snapshot.version
         session.push(message)
 
     async def send_command(
@@ -93,5 +136,8 @@ class Dispatcher:
         COMMANDS.labels("queued").inc()
         session = self._hub.get(station_id)
         if session is not None:
+            session.command_head = max(session.command_head, record.seq)
             session.push_command(command_message(record))
+        else:
+            await self._tell("c", [station_id])  # its stream may be open on another replica
         return record

@@ -34,6 +34,7 @@ class _Pending:
     boot_id: str
     seq: int
     item: TelemetryIn
+    epoch: int | None
     answer: asyncio.Future[UpstreamResult]
 
 
@@ -59,8 +60,11 @@ class GroupCommitter:
         self.groups = 0  # transactions written (for benchmarks and tests)
         self.messages = 0
 
-    async def submit(self, station_id: str, boot_id: str, seq: int, item: TelemetryIn) -> UpstreamResult:
-        """The answer for this message once its group has committed; raises the error that refuses it."""
+    async def submit(
+        self, station_id: str, boot_id: str, seq: int, item: TelemetryIn, *, epoch: int | None = None
+    ) -> UpstreamResult:
+        """The answer for this message once its group has committed; raises the error that refuses it (FENCED when
+        `epoch` is no longer the station's)."""
         if len(self._queue) >= self._max_queued:
             raise Unavailable(
                 f"server ingest queue full ({self._max_queued} messages): retry later",
@@ -73,7 +77,7 @@ class GroupCommitter:
             self._task = asyncio.create_task(self._run(), name="skymesh-group-commit")
         answer: asyncio.Future[UpstreamResult] = asyncio.get_running_loop().create_future()
         answer.add_done_callback(_retrieve)
-        self._queue.append(_Pending(station_id, boot_id, seq, item, answer))
+        self._queue.append(_Pending(station_id, boot_id, seq, item, epoch, answer))
         self._wake.set()
         # Shielded: a stream that ends while its message is in a group still lets the group commit.
         return await asyncio.shield(answer)
@@ -99,7 +103,9 @@ class GroupCommitter:
 
     async def _flush(self, group: list[_Pending]) -> None:
         try:
-            results = await self._repo.ingest_telemetry_many([(p.station_id, p.boot_id, p.seq, p.item) for p in group])
+            results = await self._repo.ingest_telemetry_many(
+                [(p.station_id, p.boot_id, p.seq, p.item) for p in group], [p.epoch for p in group]
+            )
         except Exception as exc:  # the whole transaction failed (database down): every waiter hears it
             for pending in group:
                 if not pending.answer.done():

@@ -9,6 +9,12 @@
 The wanted state is derived from in-memory facts (is a stream open, when was the last message, when did the last
 stream end) and written through one lock, so a late "stream ended" can never overwrite a newer ONLINE. A change to
 or from a schedulable state calls `on_schedulable_change` (the planner's trigger).
+
+With several server replicas on one PostgreSQL (issue 8), a station's state is written only by the replica that
+holds its current session epoch (`claimed` at Hello, or `adopt`ed from a replica that died): each write is
+conditioned on that epoch, and a replica whose write is refused forgets the station, so replicas never fight over
+it. Stations whose holder died are found by `sweep` and adopted by exactly one live replica, which marks them
+DISCONNECTED and, after the grace, OFFLINE (unless their agents reconnect first, to any replica).
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ log = logging.getLogger(__name__)
 
 # Health detectors whose open event means the station cannot do demanding work well: its rotator, radio, camera or
 # clock. Heartbeat jitter is the link's (STALE covers that), not the hardware's.
+_LOST = -1  # the epoch of a station this replica lost: every write with it is refused
+
 DEGRADING_DETECTORS = frozenset({"rotator_pointing_error", "radio_snr_residual", "camera_temperature", "clock_offset"})
 
 
@@ -44,7 +52,11 @@ class Liveness:
         clock: Clock,
         on_schedulable_change: Callable[[str], None] = lambda _station: None,
         on_state_change: Callable[[str, StationState, StationState], None] = lambda _s, _old, _new: None,
+        *,
+        replica: str = "",
     ) -> None:
+        self._replica = replica  # this process's replica id (skymesh.server.replicas)
+        self._epoch: dict[str, int] = {}  # the session epoch this replica holds each station at
         self._repo = repo
         self._hub = hub
         self._config = config
@@ -72,16 +84,51 @@ class Liveness:
         return self._state.get(station_id, StationState.OFFLINE)
 
     async def load(self) -> None:
-        """Take the states from the database at start. Streams did not survive the restart: ONLINE or STALE
-        stations count as disconnected from now."""
-        now = self._clock.monotonic()
+        """Take the states from the database at start. Streams did not survive the restart: stations held by no
+        live replica (all of them, for a single server) are adopted and count as disconnected from now."""
         self._state = await self._repo.station_states()
-        for station_id, state in self._state.items():
-            if state in (StationState.ONLINE, StationState.STALE, StationState.DISCONNECTED, StationState.DEGRADED):
-                self._ended_at[station_id] = now
+        alone = not (await self._repo.live_replicas() - {self._replica})
+        await self.sweep(unclaimed=alone)
         for station_id in list(self._state):
             await self.refresh(station_id)
         self._publish()
+
+    async def sweep(self, *, unclaimed: bool = False) -> list[str]:
+        """Adopt the stations whose holding replica has died (its PostgreSQL connection is gone): this replica takes
+        their next epoch without a stream, so it alone moves them to DISCONNECTED and then OFFLINE. Returns them."""
+        orphans = await self._repo.orphaned_sessions(self._replica, unclaimed=unclaimed)
+        adopted = []
+        for station_id, epoch in orphans.items():
+            new_epoch = await self._repo.adopt_session(station_id, epoch, self._replica)
+            if new_epoch is not None:
+                adopted.append((station_id, new_epoch))
+        states = await self._repo.station_states()
+        # Stations held elsewhere: this replica's view (gauges, the planner's wait for reconnects) follows the
+        # database, which their holders write.
+        for station_id, state in states.items():
+            held = self._epoch.get(station_id, _LOST) != _LOST or self._hub.connected(station_id)
+            if not held and station_id not in self._beat:
+                self._state[station_id] = state
+        self._publish()
+        if adopted:
+            now = self._clock.monotonic()
+            for station_id, new_epoch in adopted:
+                if self._hub.connected(station_id):
+                    continue  # its agent is back here already (a newer epoch than this one): the stream decides
+                self._epoch[station_id] = new_epoch
+                self._state[station_id] = states.get(station_id, StationState.OFFLINE)
+                if self._state[station_id] != StationState.OFFLINE:
+                    self._ended_at[station_id] = now
+            log.info("adopted %d stations whose replica is gone", len(adopted))
+            self._wake.set()
+        return [s for s, _e in adopted]
+
+    def claimed(self, station_id: str, epoch: int, stored: StationState) -> None:
+        """A Hello here took the station at `epoch`; `stored` is its state in the database as of that moment (another
+        replica may have written it since this one last looked)."""
+        self._epoch[station_id] = epoch
+        self._state[station_id] = stored
+        self._ended_at.pop(station_id, None)
 
     def touch(self, station_id: str) -> bool:
         """A message arrived. Returns True when the station's state must be refreshed (it was not ONLINE)."""
@@ -159,7 +206,17 @@ class Liveness:
             new = self._wanted(station_id, self._clock.monotonic())
             if new == old:
                 return new
-            await self._repo.set_station_state(station_id, new, last_seen=self.last_seen(station_id))
+            written = await self._repo.set_station_state(
+                station_id, new, last_seen=self.last_seen(station_id), epoch=self._epoch.get(station_id)
+            )
+            if not written and station_id in self._epoch:
+                # A newer session holds the station (here or on another replica): its state is that session's to
+                # write. This replica forgets it, and writes nothing more for it until a Hello here claims it again.
+                self._epoch[station_id] = _LOST
+                self._ended_at.pop(station_id, None)
+                self._state.pop(station_id, None)
+                self._publish()
+                return old
             self._state[station_id] = new
             log.info("station %s: %s -> %s", station_id, old.name, new.name)
             self._publish()

@@ -7,6 +7,10 @@ so a burst of events makes one plan. Accepted alerts' time-critical windows go t
 was sent is discarded (logged, counted as `late`), the current schedules stay and the planner asks again. The
 scheduler is reached only through the generated `SchedulerServiceStub` (the server never imports
 `skymesh.scheduler`). When it is unreachable the current schedules stay as they are and the planner retries.
+
+With several server replicas (issue 8) only the replica holding the planner lock plans (`Leadership`,
+skymesh.server.replicas): the others wait for it (taking it over when the planning replica dies), and pass their
+plan requests on to it (`forward`).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import grpc
 
@@ -49,6 +53,15 @@ __all__ = ["LatestPlan", "PlanLate", "PlanResult", "Planner", "plannable_station
 log = logging.getLogger(__name__)
 
 _SOLVERS = {"greedy": scheduler_pb2.SOLVER_GREEDY, "cpsat": scheduler_pb2.SOLVER_CPSAT}
+
+
+class Leadership(Protocol):
+    """Whether this replica is the one that plans (holds the planner lock), and a way to wait until it is."""
+
+    @property
+    def leading(self) -> bool: ...
+
+    async def wait_leading(self) -> None: ...
 
 
 class PlanLate(DeadlineExceeded):
@@ -97,7 +110,11 @@ class Planner:
         clock: Clock,
         *,
         failing_devices: Callable[[str], tuple[str, ...]] = lambda _station_id: (),
+        leadership: Leadership | None = None,
+        forward: Callable[[str], None] = lambda _reason: None,
     ) -> None:
+        self._leadership = leadership  # None: the only server, always plans
+        self._forward = forward  # a plan request made here while another replica plans
         self._failing_devices = failing_devices  # the agents' last health reports (liveness), by station
         self._repo = repo
         self._dispatcher = dispatcher
@@ -141,15 +158,32 @@ class Planner:
             log.info("planning without %d stations not yet reconnected (their jobs stay frozen)", len(waiting))
         self._awaited = set()
 
+    @property
+    def leading(self) -> bool:
+        """Whether this server plans (always, unless another replica holds the planner lock)."""
+        return self._leadership is None or self._leadership.leading
+
     def request(self, reason: str) -> None:
-        """Ask for a plan soon (debounced). Safe to call from anywhere in the event loop."""
+        """Ask for a plan soon (debounced). Safe to call from anywhere in the event loop. On a replica that does not
+        plan, the request goes to the one that does."""
+        if not self.leading:
+            self._forward(reason)
+            return
         self._reasons.add(reason)
         self._wake.set()
+
+    async def _await_leadership(self) -> None:
+        if self._leadership is not None and not self._leadership.leading:
+            log.info("another replica plans; this one waits for the planner lock")
+            await self._leadership.wait_leading()
+            log.info("this replica holds the planner lock now: planning")
+            self._wake.set()
 
     async def run(self) -> None:
         """The loop: owned and cancelled by the server."""
         retry_s = min(self._config.replan_interval_s, 10.0)
         delay = self._config.replan_interval_s
+        await self._await_leadership()
         await self._startup_grace()
         self._wake.set()  # plan once at start
         while True:
@@ -160,6 +194,7 @@ class Planner:
             except TimeoutError:
                 self._reasons.add("interval")
             self._wake.clear()
+            await self._await_leadership()  # lost with the presence connection: wait to take it again
             reasons, self._reasons = sorted(self._reasons), set()
             try:
                 await self.plan_once(reason=",".join(reasons) or "start")
@@ -169,6 +204,12 @@ class Planner:
                 delay = retry_s
 
     async def plan_once(self, reason: str = "manual") -> PlanResult:
+        if not self.leading:
+            self._forward(reason)
+            raise Unavailable(
+                "another server replica holds the planner lock; the plan was requested there",
+                reason="NOT_PLANNER",
+            )
         async with self._lock:
             try:
                 result = await self._plan(reason)

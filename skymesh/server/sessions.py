@@ -44,6 +44,15 @@ class AgentSession:
         self.key_id = key_id
         self.boot_id = boot_id
         self.session_id = str(uuid.uuid4())
+        # The station's session epoch this stream holds (stations.station_sessions): every write made as the station
+        # is fenced on it. Set by the Hello's transaction.
+        self.epoch: int | None = None
+        # Outbox bookkeeping for commands and schedules created on other replicas (NOTIFY, or the fallback poll):
+        # open commands above `replay_from` (the agent's durable seq at Hello) are what this stream delivers;
+        # `command_head` and `schedule_version` are the outbox seq and schedule version it has caught up with.
+        self.replay_from = 0
+        self.command_head = 0
+        self.schedule_version = 0
         self.opened_at = time.time()  # Unix time, for the stream-age gauge and the lifetime histogram
         self._queue: asyncio.PriorityQueue[Outbound] = asyncio.PriorityQueue()
         self._sent_command_seqs: set[int] = set()

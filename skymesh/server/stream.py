@@ -64,7 +64,7 @@ from skymesh.server.health import HealthMonitor
 from skymesh.server.liveness import Liveness
 from skymesh.server.sessions import AgentSession, Pacer, SessionHub
 from skymesh.server.uploads import Uploads
-from skymesh.server.wire import command_message, job_update_from_proto, observation_from_proto, telemetry_from_proto
+from skymesh.server.wire import job_update_from_proto, observation_from_proto, telemetry_from_proto
 
 __all__ = ["PROTOCOL_VERSION", "AgentServicer"]
 
@@ -129,7 +129,10 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         config: ServerConfig,
         clock: Clock,
         events: EventBus | None = None,
+        *,
+        replica: str = "",
     ) -> None:
+        self._replica = replica  # this process's replica id, recorded with each session it holds
         self._events = events or EventBus(clock)
         self._repo = repo
         self._hub = hub
@@ -222,13 +225,22 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         offset_s = 0.0
         if hello.HasField("agent_time"):
             offset_s = (timestamp_to_datetime(hello.agent_time, "hello.agent_time") - now).total_seconds()
-        cursors = await self._repo.record_hello(
+        claim = await self._repo.record_hello(
             station_id,
             agent_version=hello.agent_version,
             capabilities=_capabilities(hello.capabilities),
             clock_offset_s=offset_s,
             boot_ids=[hello.boot_id, *hello.pending_boot_ids],
+            replica=self._replica,
+            session_id=session.session_id,
         )
+        cursors = claim.cursors
+        session.epoch = claim.epoch
+        session.replay_from = hello.last_command_seq
+        session.schedule_version = hello.schedule_version
+        self._liveness.claimed(station_id, claim.epoch, claim.state)
+        # A stream of this station on another replica (a half-open connection) ends now, not at its next write.
+        await self._dispatcher.announce_claim(station_id, claim.epoch)
         welcome = agent_pb2.Welcome(
             session_id=session.session_id,
             server_id=self._config.server_id,
@@ -253,11 +265,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         STREAM_MESSAGES.labels("down", "welcome").inc()
         if hello.schedule_version != await self._repo.schedule_version(station_id):
             await self._dispatcher.push_schedule(station_id, session)
-        commands, expired = await self._repo.commands_for_replay(station_id, hello.last_command_seq)
-        if expired:
-            COMMANDS.labels("expired").inc(expired)
-        for command in commands:
-            session.push_command(command_message(command))
+        await self._dispatcher.deliver_outbox(session)
 
     async def _watch(self, session: AgentSession) -> None:
         while True:
@@ -319,7 +327,12 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         past it) and named, so the agent can set exactly it aside instead of resending it forever."""
         if request is not None and _nameable(request) and _is_content_refusal(error):
             await self._repo.refuse_upstream(
-                session.station_id, request.boot_id, request.seq, grpc_code_for(error).name, str(error)
+                session.station_id,
+                request.boot_id,
+                request.seq,
+                grpc_code_for(error).name,
+                str(error),
+                epoch=session.epoch,
             )
             error.details.update({"upstream-boot-id": request.boot_id, "upstream-seq": str(request.seq)})
             log.warning(
@@ -357,11 +370,15 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
                 raise InvalidArgument(f"unknown state {upd.state}", field="command_update.state") from None
             if state == CommandStateValue.QUEUED:
                 raise InvalidArgument("must be set", field="command_update.state")
-            if await self._repo.apply_command_update(station_id, upd.command_id, state, upd.cause, upd.detail):
+            if await self._repo.apply_command_update(
+                station_id, upd.command_id, state, upd.cause, upd.detail, epoch=session.epoch
+            ):
                 COMMANDS.labels(state.name.lower()).inc()
             return
         if kind == "schedule_ack":
-            await self._repo.record_schedule_ack(station_id, request.schedule_ack.version, request.schedule_ack.error)
+            await self._repo.record_schedule_ack(
+                station_id, request.schedule_ack.version, request.schedule_ack.error, epoch=session.epoch
+            )
             return
         assert kind in _RELIABLE or kind == "abandoned"
         if not request.boot_id:
@@ -380,7 +397,12 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         if kind == "abandoned":
             reason = request.abandoned.reason or "no reason given"
             committed = await self._repo.refuse_upstream(
-                station_id, request.boot_id, request.seq, "ABANDONED", f"abandoned by the agent: {reason}"
+                station_id,
+                request.boot_id,
+                request.seq,
+                "ABANDONED",
+                f"abandoned by the agent: {reason}",
+                epoch=session.epoch,
             )
             log.warning(
                 "station %s: agent abandoned upstream %s/%d: %s", station_id, request.boot_id, request.seq, reason
@@ -397,14 +419,16 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             else:
                 item = telemetry_from_proto(request.telemetry, request.boot_id)
             # Group commit: one transaction for the telemetry of every stream that is ready (acked after it).
-            result = await self.committer.submit(station_id, request.boot_id, request.seq, item)
+            result = await self.committer.submit(station_id, request.boot_id, request.seq, item, epoch=session.epoch)
         else:
             item = (
                 job_update_from_proto(request.job_update)
                 if kind == "job_update"
                 else observation_from_proto(request.observation)
             )
-            result = await self._repo.ingest_upstream(station_id, request.boot_id, request.seq, item)
+            result = await self._repo.ingest_upstream(
+                station_id, request.boot_id, request.seq, item, epoch=session.epoch
+            )
         if result.duplicate:
             SERVER_DEDUP_HITS.labels(kind).inc()
         else:

@@ -15,6 +15,7 @@ from skymesh.server.db.engine import create_engine, migrate
 from skymesh.server.db.health import HealthRepo
 from skymesh.server.db.products import ProductsRepo
 from skymesh.server.db.registry import RegistryRepo
+from skymesh.server.db.replicas import ReplicaRepo
 from skymesh.server.db.sites import SitesRepo
 from skymesh.server.db.telemetry import TelemetryRepo
 from skymesh.server.db.users import UserEditRepo
@@ -34,5 +35,6 @@ class Repository(
     TelemetryRepo,
     CampaignRepo,
     UserEditRepo,
+    ReplicaRepo,
 ):
     """Every database operation of the server, each in its own transaction."""

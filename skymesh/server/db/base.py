@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from skymesh.core.clock import Clock, SystemClock
+from skymesh.core.errors import Aborted
 from skymesh.core.jobs import JobState
 from skymesh.core.model import (
     CelestialTarget,
@@ -38,11 +39,20 @@ from skymesh.core.model import (
 from skymesh.core.rotator import AxisLimits, RotatorModel
 from skymesh.observability import tracing
 from skymesh.observability.metrics import DB_LATENCY
-from skymesh.server.db.models import AuditRow, JobRow, StationRow, TargetAliasRow, TargetRow, TleRow
+from skymesh.server.db.models import (
+    AuditRow,
+    JobRow,
+    StationRow,
+    StationSessionRow,
+    TargetAliasRow,
+    TargetRow,
+    TleRow,
+)
 from skymesh.server.db.records import JobRecord, StationRecord, TargetRecord
 
 __all__ = [
     "RepoBase",
+    "fenced",
     "forecast_from_json",
     "forecast_to_json",
     "hash_secret",
@@ -134,6 +144,14 @@ def _window_from_json(value: Any) -> TimeWindow:
     return TimeWindow(datetime.fromisoformat(value[0]), datetime.fromisoformat(value[1]))
 
 
+def fenced(station_id: str) -> Aborted:
+    """The error of a write made with an epoch the station no longer has (a newer session took it, on this replica
+    or another): the stream that made it must end; its agent is already talking to the newer one."""
+    return Aborted(
+        f"station {station_id!r} is held by a newer session (this stream's epoch was superseded)", reason="FENCED"
+    )
+
+
 # Ids per IN list: well inside every driver's bound-parameter limit (SQLite 32766, asyncpg 32767).
 _IN_CHUNK = 500
 
@@ -206,6 +224,19 @@ class RepoBase:
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
         return sqlite_insert(table)
+
+    @staticmethod
+    async def _fence(session: AsyncSession, station_id: str, epoch: int | None) -> None:
+        """Raise `fenced` unless `epoch` is the station's current one; None: an unfenced write (a station without
+        an agent stream, tests). The row is read FOR SHARE: a Hello taking the next epoch waits until this
+        transaction ends, so the newer session's resume cursors include whatever this one commits."""
+        if epoch is None:
+            return
+        current = await session.scalar(
+            select(StationSessionRow.epoch).where(StationSessionRow.station_id == station_id).with_for_update(read=True)
+        )
+        if current != epoch:
+            raise fenced(station_id)
 
     def _now(self) -> datetime:
         return self.clock.now().astimezone(UTC)

@@ -58,7 +58,14 @@ def _upgrade(connection: Connection, revision: str) -> None:
     command.upgrade(cfg, revision)
 
 
+# Taken for the migration's transaction on PostgreSQL: replicas starting together on a fresh database migrate one
+# after the other (the later ones find it at head), instead of racing to create the same tables.
+_MIGRATE_LOCK = 0x736B796D_6D696772  # "skymmigr"
+
+
 async def migrate(engine: AsyncEngine, revision: str = "head") -> None:
     """Run `alembic upgrade <revision>` on `engine` (inside the running event loop, on one connection)."""
     async with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            await conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATE_LOCK})")
         await conn.run_sync(_upgrade, revision)

@@ -15,12 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from skymesh.core.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, SkyMeshError
 from skymesh.core.jobs import JobState, can_advance
 from skymesh.core.model import StationState, TimeWindow
-from skymesh.server.db.base import RepoBase
+from skymesh.server.db.base import RepoBase, fenced
 from skymesh.server.db.models import (
     ArtifactRow,
     JobRow,
     ObservationRow,
     StationRow,
+    StationSessionRow,
     TargetRow,
     TelemetryRow,
     UpstreamCursorRow,
@@ -28,6 +29,7 @@ from skymesh.server.db.models import (
 )
 from skymesh.server.db.records import (
     ArtifactRecord,
+    HelloClaim,
     JobChange,
     JobUpdateIn,
     LightCurvePointRecord,
@@ -131,7 +133,9 @@ class IngestRepo(RepoBase):
         assert cursor is not None
         return cursor
 
-    async def ingest_upstream(self, station_id: str, boot_id: str, seq: int, item: UpstreamItem) -> UpstreamResult:
+    async def ingest_upstream(
+        self, station_id: str, boot_id: str, seq: int, item: UpstreamItem, *, epoch: int | None = None
+    ) -> UpstreamResult:
         """Write one reliable upstream message and advance the (station, boot) cursor in one transaction.
 
         Acked means stored (docs/protocol.md rule 4): only the next seq (cursor + 1) advances the cursor; a seq above
@@ -139,11 +143,12 @@ class IngestRepo(RepoBase):
         is a resend: refused again if it was refused (`refuse_upstream`), else a duplicate (it was stored: cursors
         only move over stored or refused messages). Bad references (unknown job or
         target) raise InvalidArgument or NotFound naming the field; the transaction is rolled back: nothing is
-        written.
+        written. With `epoch`, a station held by a newer session raises Aborted (reason FENCED) and writes nothing.
         """
         now = self._now()
         change: JobChange | None = None
         async with self._tx("ingest_upstream") as s:
+            await self._fence(s, station_id, epoch)
             cursor = await self._lock_cursor(s, station_id, boot_id, now)
             if seq <= cursor.committed_seq:
                 # Every seq at or below the cursor was stored or refused: the server never lets a gap in.
@@ -169,14 +174,17 @@ class IngestRepo(RepoBase):
         return UpstreamResult(seq, duplicate=False, job_change=change)
 
     async def ingest_telemetry_many(
-        self, items: Sequence[tuple[str, str, int, TelemetryIn]]
+        self, items: Sequence[tuple[str, str, int, TelemetryIn]], epochs: Sequence[int | None] | None = None
     ) -> list[UpstreamResult | SkyMeshError]:
         """Group commit: many telemetry batches (station, boot, seq, batch), from any streams, in ONE transaction.
 
         Each item gets the answer `ingest_upstream` would have given it alone, in order (so consecutive seqs of one
         boot in the same group are fine): a result, or the error that refuses it (gap, refused before). A refused
         item writes nothing and does not hold back the others. Statements are bulk (one executemany per table),
-        not one ORM round trip per message: this is the agent-stream hot path (issue 8)."""
+        not one ORM round trip per message: this is the agent-stream hot path (issue 8).
+
+        `epochs` (one per item, None: unfenced) fences each item as `ingest_upstream` does: an item whose station is
+        held by a newer session is answered with the FENCED error and writes nothing."""
         now = self._now()
         keys = sorted({(station, boot) for station, boot, _, _ in items})
         out: list[UpstreamResult | SkyMeshError] = []
@@ -187,21 +195,33 @@ class IngestRepo(RepoBase):
             )
             table = UpstreamCursorRow.__table__
             assert isinstance(table, Table)
+            sessions = StationSessionRow.__table__
+            assert isinstance(sessions, Table)
             # Lock every cursor of the group in one statement, in key order (concurrent sessions of a station and
-            # concurrent groups serialize here without deadlocking).
+            # concurrent groups serialize here without deadlocking), reading each station's session epoch with it:
+            # the fence costs no extra round trip on the hot path. A write that races a Hello elsewhere is still
+            # stored once: the cursor row decides, and the newer session resends it as a duplicate at worst.
             query = (
-                select(table.c.station_id, table.c.boot_id, table.c.committed_seq)
+                select(table.c.station_id, table.c.boot_id, table.c.committed_seq, sessions.c.epoch)
+                .select_from(table.outerjoin(sessions, sessions.c.station_id == table.c.station_id))
                 .where(tuple_(table.c.station_id, table.c.boot_id).in_(keys))
                 .order_by(table.c.station_id, table.c.boot_id)
-                .with_for_update()
+                .with_for_update(of=table)
             )
-            start = {(st, b): seq for st, b, seq in (await s.execute(query)).all()}
+            start: dict[tuple[str, str], int] = {}
+            held: dict[str, int | None] = {}
+            for st, b, seq, epoch_now in (await s.execute(query)).all():
+                start[(st, b)] = seq
+                held[st] = epoch_now
             cursor = dict(start)
             rows: list[dict[str, Any]] = []
             resent: list[int] = []
-            for station, boot, seq, item in items:
+            for index, (station, boot, seq, item) in enumerate(items):
                 committed = cursor[(station, boot)]
-                if seq <= committed:
+                epoch = epochs[index] if epochs is not None else None
+                if epoch is not None and held.get(station) != epoch:
+                    out.append(fenced(station))
+                elif seq <= committed:
                     resent.append(len(out))
                     out.append(UpstreamResult(committed, duplicate=True))
                 elif seq != committed + 1:
@@ -236,13 +256,16 @@ class IngestRepo(RepoBase):
                 )
         return out
 
-    async def refuse_upstream(self, station_id: str, boot_id: str, seq: int, code: str, error: str) -> int:
+    async def refuse_upstream(
+        self, station_id: str, boot_id: str, seq: int, code: str, error: str, *, epoch: int | None = None
+    ) -> int:
         """Record that the next upstream message of (station, boot) was refused for its content (or abandoned by
         the agent), and move the cursor past it, so the agent can set it aside and go on. A seq beyond the next one
         raises the gap error instead; one at or below the cursor was already decided and changes nothing.
         Returns the cursor."""
         now = self._now()
         async with self._tx("refuse_upstream") as s:
+            await self._fence(s, station_id, epoch)
             cursor = await self._lock_cursor(s, station_id, boot_id, now)
             if seq <= cursor.committed_seq:
                 return cursor.committed_seq
@@ -316,17 +339,31 @@ class IngestRepo(RepoBase):
 
     # ---------------------------------------------------------------------------------------------- liveness
 
-    async def set_station_state(self, station_id: str, state: StationState, *, last_seen: datetime | None) -> None:
+    async def set_station_state(
+        self, station_id: str, state: StationState, *, last_seen: datetime | None, epoch: int | None = None
+    ) -> bool:
+        """Write a liveness transition. With `epoch`, only while the station is still held at that epoch (a replica
+        that lost the station does not fight the holder over its state): returns False, writing nothing, when not."""
         now = self._now()
         async with self._tx("set_station_state") as s:
+            # The station row first, then the session row: the order a Hello takes them in (no deadlock).
             row = await s.get(StationRow, station_id, with_for_update=True)
             if row is None:
-                return
+                return False
+            if epoch is not None:
+                current = await s.scalar(
+                    select(StationSessionRow.epoch)
+                    .where(StationSessionRow.station_id == station_id)
+                    .with_for_update(read=True)
+                )
+                if current != epoch:
+                    return False
             if row.state != int(state):
                 row.state = int(state)
                 row.state_changed_at = now
             if last_seen is not None:
                 row.last_seen = last_seen
+        return True
 
     async def record_hello(
         self,
@@ -336,9 +373,13 @@ class IngestRepo(RepoBase):
         capabilities: dict[str, Any],
         clock_offset_s: float,
         boot_ids: Iterable[str] = (),
-    ) -> dict[str, int]:
-        """Record the Hello's facts and return the committed seq of each of `boot_ids` (as `get_cursors`), in one
-        transaction: a reconnect storm pays one round trip per agent here, not two."""
+        replica: str = "",
+        session_id: str = "",
+    ) -> HelloClaim:
+        """Record the Hello's facts, take the station's next session epoch (held by `replica`), and return the
+        committed seq of each of `boot_ids` (as `get_cursors`), in one transaction: a reconnect storm pays one round
+        trip per agent here, not three. The epoch is taken before the cursors are read: a write fenced on the older
+        epoch either committed first (and its cursor is read here) or waits and then fails FENCED."""
         now = self._now()
         ids = [b for b in dict.fromkeys(boot_ids) if b]
         async with self._tx("record_hello") as s:
@@ -350,13 +391,29 @@ class IngestRepo(RepoBase):
             row.clock_offset_s = clock_offset_s
             row.last_seen = now
             self._audit(s, now, f"station:{station_id}", "connect", station_id, agent_version=agent_version)
+            table = StationSessionRow.__table__
+            claim = self._insert(table).values(
+                station_id=station_id, epoch=1, replica=replica, session_id=session_id, claimed_at=now
+            )
+            epoch = await s.scalar(
+                claim.on_conflict_do_update(
+                    index_elements=[table.c.station_id],
+                    set_={
+                        "epoch": table.c.epoch + 1,
+                        "replica": claim.excluded.replica,
+                        "session_id": claim.excluded.session_id,
+                        "claimed_at": claim.excluded.claimed_at,
+                    },
+                ).returning(table.c.epoch)
+            )
+            state = StationState(row.state)
             found: dict[str, int] = {}
             if ids:
                 query = select(UpstreamCursorRow.boot_id, UpstreamCursorRow.committed_seq).where(
                     UpstreamCursorRow.station_id == station_id, UpstreamCursorRow.boot_id.in_(ids)
                 )
                 found = {b: int(seq) for b, seq in (await s.execute(query)).all()}
-        return {b: found.get(b, 0) for b in ids}
+        return HelloClaim({b: found.get(b, 0) for b in ids}, int(epoch), state)
 
     async def station_states(self) -> dict[str, StationState]:
         async with self._tx("station_states") as s:

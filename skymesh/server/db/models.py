@@ -256,6 +256,23 @@ class UpstreamCursorRow(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class StationSessionRow(Base):
+    """Which replica holds each station's stream, fenced by an epoch (issue 8, replicas).
+
+    Every Hello takes the next epoch in the transaction that returns its resume cursors; every write made as the
+    station (upstream ingest, cursor moves, command and schedule acks, liveness transitions) checks the epoch its
+    stream was given, so a replica that lost the station gets FENCED instead of writing. `replica` is the holder's
+    PostgreSQL application_name (its presence connection): a holder whose connection is gone has died, and another
+    replica adopts its stations (marks them DISCONNECTED, then OFFLINE)."""
+
+    __tablename__ = "station_sessions"
+    station_id: Mapped[str] = mapped_column(ForeignKey("stations.station_id"), primary_key=True)
+    epoch: Mapped[int] = mapped_column(BigInteger)
+    replica: Mapped[str] = mapped_column(String(64))
+    session_id: Mapped[str] = mapped_column(String(64))
+    claimed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class UpstreamRefusalRow(Base):
     """A reliable upstream message refused for its content; the cursor moved past it (docs/protocol.md rule 4)."""
 

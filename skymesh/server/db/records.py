@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from skymesh.core.jobs import JobState
-from skymesh.core.model import SpacecraftForecast, Station, Target, TimeWindow
+from skymesh.core.model import SpacecraftForecast, Station, StationState, Target, TimeWindow
 
 __all__ = [
     "ArtifactRecord",
@@ -19,6 +19,7 @@ __all__ = [
     "CommandRecord",
     "CommandStateValue",
     "HealthEventRecord",
+    "HelloClaim",
     "IssuedKey",
     "JobChange",
     "JobRecord",
@@ -280,6 +281,16 @@ class UpstreamResult:
     committed_seq: int
     duplicate: bool
     job_change: JobChange | None = None
+
+
+@dataclass(frozen=True)
+class HelloClaim:
+    """What a Hello's transaction returns: the committed seq per boot id, the epoch this session now holds the
+    station with, and the station's stored state (another replica may have written it since this one looked)."""
+
+    cursors: dict[str, int]
+    epoch: int
+    state: StationState
 
 
 @dataclass(frozen=True)

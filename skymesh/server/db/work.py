@@ -404,8 +404,9 @@ class WorkRepo(RepoBase):
                 changes.append(JobChange(r.job_id, station_id, JobState.SCHEDULED, JobState.DISPATCHED, True))
         return changes
 
-    async def record_schedule_ack(self, station_id: str, version: int, error: str) -> None:
+    async def record_schedule_ack(self, station_id: str, version: int, error: str, *, epoch: int | None = None) -> None:
         async with self._tx("record_schedule_ack") as s:
+            await self._fence(s, station_id, epoch)
             row = await s.get(ScheduleRow, station_id, with_for_update=True)
             if row is None:
                 return
@@ -507,11 +508,20 @@ class WorkRepo(RepoBase):
         return [_command(r) for r in rows]
 
     async def apply_command_update(
-        self, station_id: str, command_id: str, state: CommandStateValue, cause: int, detail: str
+        self,
+        station_id: str,
+        command_id: str,
+        state: CommandStateValue,
+        cause: int,
+        detail: str,
+        *,
+        epoch: int | None = None,
     ) -> bool:
-        """Record an agent's report on a command; returns whether the state moved. Regressions are ignored."""
+        """Record an agent's report on a command; returns whether the state moved. Regressions are ignored. With
+        `epoch`, a station held by a newer session raises Aborted (FENCED) and nothing is written."""
         now = self._now()
         async with self._tx("apply_command_update") as s:
+            await self._fence(s, station_id, epoch)
             row = await s.get(CommandRow, command_id, with_for_update=True)
             if row is None or row.station_id != station_id:
                 raise NotFound(f"no command {command_id!r} for this station", field="command_update.command_id")
