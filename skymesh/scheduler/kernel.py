@@ -301,13 +301,19 @@ class Problem:
             return PassWraps(nan[0], nan[1], nan[2], nan[3], nan[4], np.zeros(n, dtype=bool), np.zeros(n, dtype=bool))
 
         out = [unknown(), unknown()]
+        # One vectorised pass per distinct rotator model (a fleet has a few), not per station.
+        models: dict[RotatorModel, list[int]] = {}
         for r, res in enumerate(self.resources):
-            if res.rotator is None:
-                continue
-            idx = np.flatnonzero((ops.resource == r) & ~np.isnan(ops.az0) & ~np.isnan(ops.az1))
+            if res.rotator is not None:
+                models.setdefault(res.rotator, []).append(r)
+        known = ~np.isnan(ops.az0) & ~np.isnan(ops.az1)
+        for model, members in models.items():
+            on = np.zeros(len(self.resources), dtype=bool)
+            on[members] = True
+            idx = np.flatnonzero(on[ops.resource] & known)
             if len(idx) == 0:
                 continue
-            both = pass_wraps_both_ways(res.rotator, ops.az0[idx], ops.el0[idx], ops.az1[idx], ops.el1[idx])
+            both = pass_wraps_both_ways(model, ops.az0[idx], ops.el0[idx], ops.az1[idx], ops.el1[idx])
             for into, w in zip(out, both, strict=True):
                 for name in PassWraps.__slots__:
                     getattr(into, name)[idx] = getattr(w, name)
