@@ -148,6 +148,6 @@ def _slew_pairs(problem: Problem, g: NDArray[np.int64], r: int, rows: ModelRows)
     offsets = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
     second = np.repeat(lo, count) + offsets
     i, j = order[first], order[second]
-    need = turn + res.slew_s_many(ops.az1[i], ops.el1[i], ops.az0[j], ops.el0[j])
+    need = turn + problem.slew_pairs_s(r, i, j)
     clash = ops.start_s[j] - ops.end_s[i] < need
     rows.at_most_one.extend([[int(a), int(b)] for a, b in zip(i[clash].tolist(), j[clash].tolist(), strict=True)])

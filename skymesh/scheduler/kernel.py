@@ -4,8 +4,9 @@ Following LCO's adaptive_scheduler, everything the planners see is compiled into
 served by a resource from `start_s` to `end_s` (seconds from the plan start) for `value`. Satellites, stars, bands
 and filters are the mapping module's business (`skymesh.scheduler.opportunities`); here there are only indices,
 times, values and, for slew times, an azimuth and an elevation at each end, moved by the resource's rotator
-(`skymesh.core.rotator`: each axis on its own with its rate and acceleration, the slower one decides; the agent
-flies the same model).
+(`skymesh.core.rotator`: each axis on its own with its rate and acceleration, the slower one decides; with a known
+rotator travel, from the cable wrap or flip the agent flies one job in to the one it picks for the next, so an unwind
+across a stop is timed; the agent flies the same model).
 
 Feasibility rules every planner honours (and `check_plan` verifies):
 - a resource does one thing at a time, with `turnaround_s` plus the slew from the previous pointing in between;
@@ -32,7 +33,16 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from skymesh.core.rotator import AxisLimits, RotatorModel, axis_move_time_s, slew_time_s
+from skymesh.core.rotator import (
+    AxisLimits,
+    PassWraps,
+    RotatorModel,
+    axis_move_time_s,
+    pass_wraps_both_ways,
+    slew_time_s,
+    wraps_slew_time_one_s,
+    wraps_slew_time_s,
+)
 
 __all__ = [
     "FrozenPlacement",
@@ -73,8 +83,10 @@ class Request:
 class Resource:
     """Something that serves one request at a time: an antenna with its rotator, a telescope with its mount.
 
-    Slews follow `rotator` (per axis: rate, acceleration); without one, both axes move at `slew_rate_deg_s` with no
-    acceleration limit; with neither, slews are free (or already inside the turnaround).
+    Slews follow `rotator` (per axis: rate, acceleration; its travel decides the cable wrap and flip each job is flown
+    in, as the agent's pass planner chooses them, so an unwind across a stop is timed); without one, the travel is
+    unknown: both axes move at `slew_rate_deg_s` with no acceleration limit, azimuth the short way round; with
+    neither, slews are free (or already inside the turnaround).
     """
 
     resource_id: str
@@ -93,17 +105,20 @@ class Resource:
 
     @cached_property
     def max_slew_s(self) -> float:
-        """The longest slew between any two pointings (half a turn in azimuth, the whole elevation travel)."""
+        """The longest slew between any two pointings: the whole elevation travel, and in azimuth the whole travel
+        with a known rotator (an unwind from stop to stop), else half a turn."""
         m = self.motion
         if m is None:
             return 0.0
+        az_deg = m.azimuth.span_deg if self.rotator is not None else 180.0
         return max(
-            float(axis_move_time_s(180.0, m.azimuth)), float(axis_move_time_s(m.elevation.span_deg, m.elevation))
+            float(axis_move_time_s(az_deg, m.azimuth)), float(axis_move_time_s(m.elevation.span_deg, m.elevation))
         )
 
     def slew_s(self, az1: float, el1: float, az0: float, el0: float) -> float:
         """Seconds to slew from the end pointing (az1, el1) of one job to the start pointing (az0, el0) of the next
-        (0 when either is unknown)."""
+        (0 when either is unknown), azimuth the short way round: what a resource without a known rotator travel does
+        (with one, see `Problem.slew_between_s`)."""
         m = self.motion
         if m is None or math.isnan(az1) or math.isnan(az0):
             return 0.0
@@ -273,6 +288,119 @@ class Problem:
             if not 0 <= f.resource < len(self.resources) or f.request >= len(self.requests):
                 raise ValueError("frozen placement index out of range")
 
+    @cached_property
+    def wraps(self) -> tuple[PassWraps, PassWraps]:
+        """Per opportunity, how its resource's rotator flies it (`skymesh.core.rotator.pass_wraps_both_ways`: the
+        two ways round where the sweep is ambiguous); NaN rows for resources without a rotator. Computed once,
+        vectorised per resource."""
+        ops = self.opportunities
+        n = len(ops)
+
+        def unknown() -> PassWraps:
+            nan = [np.full(n, np.nan) for _ in range(5)]
+            return PassWraps(nan[0], nan[1], nan[2], nan[3], nan[4], np.zeros(n, dtype=bool), np.zeros(n, dtype=bool))
+
+        out = [unknown(), unknown()]
+        # One vectorised pass per distinct rotator model (a fleet has a few), not per station.
+        models: dict[RotatorModel, list[int]] = {}
+        for r, res in enumerate(self.resources):
+            if res.rotator is not None:
+                models.setdefault(res.rotator, []).append(r)
+        known = ~np.isnan(ops.az0) & ~np.isnan(ops.az1)
+        for model, members in models.items():
+            on = np.zeros(len(self.resources), dtype=bool)
+            on[members] = True
+            idx = np.flatnonzero(on[ops.resource] & known)
+            if len(idx) == 0:
+                continue
+            both = pass_wraps_both_ways(model, ops.az0[idx], ops.el0[idx], ops.az1[idx], ops.el1[idx])
+            for into, w in zip(out, both, strict=True):
+                for name in PassWraps.__slots__:
+                    getattr(into, name)[idx] = getattr(w, name)
+        return out[0], out[1]
+
+    @cached_property
+    def _ambiguous(self) -> NDArray[np.bool_]:
+        """Opportunities whose two ways round (`wraps`) differ."""
+        one, two = self.wraps
+        differ = (one.start_azimuth_deg != two.start_azimuth_deg) | (one.end_azimuth_deg != two.end_azimuth_deg)
+        out: NDArray[np.bool_] = differ & ~np.isnan(one.start_azimuth_deg)
+        return out
+
+    @cached_property
+    def _wrap_lists(self) -> tuple[list[list[float]], list[list[float]], list[bool]]:
+        one, two = self.wraps
+
+        def cols(w: PassWraps) -> list[list[float]]:
+            return [
+                x.tolist()
+                for x in (w.start_azimuth_deg, w.start_elevation_deg, w.end_azimuth_deg, w.end_elevation_deg, w.turns)
+            ]
+
+        return cols(one), cols(two), self._ambiguous.tolist()
+
+    def _rows_of(self, x: int | FrozenPlacement) -> tuple[tuple[float, float, float, float, float], ...] | None:
+        if not isinstance(x, FrozenPlacement):
+            one, two, ambiguous = self._wrap_lists
+            a = (one[0][x], one[1][x], one[2][x], one[3][x], one[4][x])
+            if math.isnan(a[0]):
+                return None
+            return (a, (two[0][x], two[1][x], two[2][x], two[3][x], two[4][x])) if ambiguous[x] else (a,)
+        rotator = self.resources[x.resource].rotator
+        if rotator is None or x.start_pointing_deg is None or x.end_pointing_deg is None:
+            return None
+        (a0, e0), (a1, e1) = x.start_pointing_deg, x.end_pointing_deg
+        w1, w2 = pass_wraps_both_ways(rotator, np.array([a0]), np.array([e0]), np.array([a1]), np.array([e1]))
+        return (w1.row(0),) if w1.row(0) == w2.row(0) else (w1.row(0), w2.row(0))
+
+    def slew_between_s(self, a: int | FrozenPlacement, b: int | FrozenPlacement) -> float:
+        """Seconds the resource of `a` needs to slew from the end of job `a` to the start of job `b` (opportunity
+        indices or frozen placements; 0 where a pointing is unknown): with a rotator, from the wrap `a` is flown in
+        to the one the agent then picks for `b` (`skymesh.core.rotator.wraps_slew_time_s`, cable wrap and flip);
+        without one, `Resource.slew_s`, the short way round."""
+        res = self.resources[a.resource if isinstance(a, FrozenPlacement) else int(self.opportunities.resource[a])]
+        if res.motion is None:
+            return 0.0
+        if res.rotator is not None:
+            ra, rb = self._rows_of(a), self._rows_of(b)
+            return 0.0 if ra is None or rb is None else wraps_slew_time_one_s(res.rotator, ra, rb)
+        e, s = self._pointing(a, end=True), self._pointing(b, end=False)
+        return res.slew_s(e[0], e[1], s[0], s[1])
+
+    def _pointing(self, x: int | FrozenPlacement, *, end: bool) -> tuple[float, float]:
+        if isinstance(x, FrozenPlacement):
+            p = x.end_pointing_deg if end else x.start_pointing_deg
+            return (math.nan, math.nan) if p is None else p
+        ops = self.opportunities
+        return (float(ops.az1[x]), float(ops.el1[x])) if end else (float(ops.az0[x]), float(ops.el0[x]))
+
+    def slew_pairs_s(self, resource: int, before: NDArray[np.int64], after: NDArray[np.int64]) -> NDArray[np.float64]:
+        """`slew_between_s` from opportunities `before[k]` to `after[k]`, all on `resource`, vectorised."""
+        ops = self.opportunities
+        res = self.resources[resource]
+        out = np.zeros(len(before))
+        m = res.motion
+        if m is None or len(before) == 0:
+            return out
+        known = ~(np.isnan(ops.az1[before]) | np.isnan(ops.az0[after]))
+        if not known.any():
+            return out
+        i, j = before[known], after[known]
+        if res.rotator is None:
+            out[known] = np.asarray(slew_time_s(m, ops.az1[i], ops.el1[i], ops.az0[j], ops.el0[j]))
+        else:
+            one, two = self.wraps
+            both = self._ambiguous[i] | self._ambiguous[j]
+            need = np.empty(len(i))
+            plain = np.flatnonzero(~both)
+            need[plain] = wraps_slew_time_s(res.rotator, (one.take(i[plain]),), (one.take(j[plain]),))
+            if both.any():
+                k = np.flatnonzero(both)
+                ii, jj = i[k], j[k]
+                need[k] = wraps_slew_time_s(res.rotator, (one.take(ii), two.take(ii)), (one.take(jj), two.take(jj)))
+            out[known] = need
+        return out
+
 
 @dataclass
 class Plan:
@@ -315,23 +443,9 @@ def slew_s(rate_deg_s: float, az1: float, el1: float, az0: float, el0: float) ->
     return Resource("", 0.0, rate_deg_s).slew_s(az1, el1, az0, el0)
 
 
-def _gap_needed(res: Resource, ops: OpportunitySet | None, a: int | FrozenPlacement, b: int | FrozenPlacement) -> float:
-    def end_pointing(x: int | FrozenPlacement) -> tuple[float, float]:
-        if isinstance(x, FrozenPlacement):
-            p = x.end_pointing_deg
-            return (math.nan, math.nan) if p is None else p
-        assert ops is not None
-        return float(ops.az1[x]), float(ops.el1[x])
-
-    def start_pointing(x: int | FrozenPlacement) -> tuple[float, float]:
-        if isinstance(x, FrozenPlacement):
-            p = x.start_pointing_deg
-            return (math.nan, math.nan) if p is None else p
-        assert ops is not None
-        return float(ops.az0[x]), float(ops.el0[x])
-
-    e, s = end_pointing(a), start_pointing(b)
-    return res.turnaround_s + res.slew_s(e[0], e[1], s[0], s[1])
+def _gap_needed(problem: Problem, a: int | FrozenPlacement, b: int | FrozenPlacement) -> float:
+    res = problem.resources[a.resource if isinstance(a, FrozenPlacement) else int(problem.opportunities.resource[a])]
+    return res.turnaround_s + problem.slew_between_s(a, b)
 
 
 def check_plan(problem: Problem, selected: Sequence[int], *, tol_s: float = 1e-6) -> list[str]:
@@ -362,7 +476,7 @@ def check_plan(problem: Problem, selected: Sequence[int], *, tol_s: float = 1e-6
         jobs.sort(key=lambda j: (j[0], j[1]))
         r = problem.resources[res]
         for (_s1, e1, a), (s2, _e2, b) in itertools.pairwise(jobs):
-            if s2 + tol_s < e1 + _gap_needed(r, ops, a, b):
+            if s2 + tol_s < e1 + _gap_needed(problem, a, b):
                 problems.append(
                     f"resource {r.resource_id}: job at {s2:.0f} s starts too soon after one ending {e1:.0f} s"
                 )

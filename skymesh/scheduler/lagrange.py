@@ -41,20 +41,30 @@ class LagrangianBound:
 
 
 class _Layout:
-    """Usable opportunities per resource, sorted by finish (end + turnaround), padded to a rectangle."""
+    """Opportunities per resource, sorted by finish (end + turnaround), padded to a rectangle."""
 
     def __init__(self, problem: Problem, idx: I64) -> None:
         ops = problem.opportunities
         turn = np.asarray([r.turnaround_s for r in problem.resources], dtype=np.float64)
         res = ops.resource[idx]
-        fin = ops.end_s[idx] + turn[res]
+        self._build(idx, res, ops.end_s[idx] + turn[res], ops.start_s[idx], len(problem.resources))
+
+    @classmethod
+    def of(cls, idx: I64, res: I64, fin: F64, start: F64, n_res: int) -> _Layout:
+        lay = cls.__new__(cls)
+        lay._build(idx, res, fin, start, n_res)
+        return lay
+
+    def _build(self, idx: I64, res: I64, fin: F64, start: F64, n_res: int) -> None:
         order = np.lexsort((fin, res))
         self.idx = idx[order]
         res = res[order]
         fin = fin[order]
-        start = ops.start_s[self.idx]
-        counts = np.bincount(res, minlength=len(problem.resources))
-        self.n_res = len(problem.resources)
+        start = start[order]
+        self.fin = fin
+        self.start = start
+        counts = np.bincount(res, minlength=n_res)
+        self.n_res = n_res
         self.width = int(counts.max()) if len(counts) else 0
         first = np.r_[0, np.cumsum(counts)[:-1]]
         self.slot = np.arange(len(self.idx)) - first[res]
@@ -95,6 +105,39 @@ class _Layout:
             j[live] = np.where(t, self.p[r, jj], jj)
         return float(dp[:, -1].sum()), chosen[self.row, self.slot]
 
+    def solve_positive(self, value: F64) -> tuple[float, NDArray[np.bool_]]:
+        """`solve` on the opportunities worth more than nothing only: the others are never in an optimum, and once
+        the multipliers price each demand row near its marginal option most are not (200 x 1,000 x 24 h: the DP then
+        runs over a few percent of 835 k candidates, some twenty times faster per iteration)."""
+        keep = np.flatnonzero(value > 0)
+        if len(keep) == len(value):
+            return self.solve(value)
+        chosen = np.zeros(len(value), dtype=bool)
+        if len(keep) == 0:
+            return 0.0, chosen
+        # Positions in this layout stand in for the opportunity ids: the sub-layout keeps their finish order.
+        sub = _Layout.of(keep, self.row[keep], self.fin[keep], self.start[keep], self.n_res)
+        total, sub_chosen = sub.solve(value[sub.idx])
+        chosen[sub.idx[sub_chosen]] = True
+        return total, chosen
+
+
+# Each step goes along the subgradient plus this share of the previous direction (Camerini, Fratta and Maffioli),
+# which damps the zigzag between rows: on 200 x 1,000 x 24 h, 0.1451 % over the greedy plan after 58 iterations
+# where the plain subgradient was at 0.1500 % (0.5: 0.1476 %; one 25 s run each, load 9).
+_DEFLECTION = 0.7
+
+
+def _unique_pairs(a: I64, b: I64) -> tuple[I64, I64]:
+    """`np.unique` of the columns (a, b), with the inverse: on one int64 key (np.unique(axis=1) took 6 s on 835 k)."""
+    a = a.astype(np.int64)
+    b = b.astype(np.int64)
+    b_min = int(b.min())
+    span = int(b.max()) - b_min + 1
+    keys, inv = np.unique(a * span + (b - b_min), return_inverse=True)
+    pairs: I64 = np.stack([keys // span, keys % span + b_min])
+    return pairs, inv.ravel().astype(np.int64)
+
 
 def lagrangian_bound(
     problem: Problem,
@@ -131,8 +174,8 @@ def lagrangian_bound(
     caps: list[float] = []  # one per row
     on = has_period[req]
     if on.any():
-        keys, inv = np.unique(np.stack([req[on], bins[on]]), axis=1, return_inverse=True)
-        row_p[on] = inv.ravel()
+        keys, inv = _unique_pairs(req[on], bins[on])
+        row_p[on] = inv
         for q, b in keys.T.tolist():
             caps.append(max(0, problem.requests[q].max_per_period - frozen_bin.get((q, b), 0)))
     # Cadence: starts at least cadence_s apart put at most one start into each cadence-long bin.
@@ -141,8 +184,8 @@ def lagrangian_bound(
     on = cadence[req] > 0
     if on.any():
         cbin = np.floor(ops.start_s[lay.idx][on] / cadence[req[on]]).astype(np.int64)
-        keys, inv = np.unique(np.stack([req[on], cbin]), axis=1, return_inverse=True)
-        row_c[on] = len(caps) + inv.ravel()
+        keys, inv = _unique_pairs(req[on], cbin)
+        row_c[on] = len(caps) + inv
         caps.extend([1.0] * keys.shape[1])
     row_t = np.full(len(idx), -1, dtype=np.int64)
     on = has_total[req]
@@ -171,13 +214,16 @@ def lagrangian_bound(
     theta = 1.0
     stall = 0
     it = 0
+    # Each family of rows as (positions, row ids): an opportunity is in at most one row of each family.
+    members = [(np.flatnonzero(rows >= 0), rows[rows >= 0]) for rows in (row_p, row_c, row_t)]
+    members = [(at, rows) for at, rows in members if len(at)]
+    direction: F64 | None = None
     while it < max_iterations and time.perf_counter() - t0 < time_limit_s:
         it += 1
         reduced = value.copy()
-        for rows in (row_p, row_c, row_t):
-            on = rows >= 0
-            reduced[on] -= lam[rows[on]]
-        dp_total, chosen = lay.solve(reduced)
+        for at, rows in members:
+            reduced[at] -= lam[rows]
+        dp_total, chosen = lay.solve_positive(reduced)
         bound = dp_total + float(lam @ cap)
         if bound < best - 1e-9 * max(1.0, best):
             best = bound
@@ -188,11 +234,14 @@ def lagrangian_bound(
                 theta /= 2.0
                 stall = 0
         use = np.zeros(len(cap))
-        for rows in (row_p, row_c, row_t):
-            on = chosen & (rows >= 0)
-            np.add.at(use, rows[on], 1.0)
+        for at, rows in members:
+            use += np.bincount(rows[chosen[at]], minlength=len(cap))
         grad = use - cap
         grad[(lam <= 0) & (grad < 0)] = 0.0
+        if _DEFLECTION > 0 and direction is not None:
+            grad = grad + _DEFLECTION * direction
+            grad[(lam <= 0) & (grad < 0)] = 0.0
+        direction = grad
         norm = float(grad @ grad)
         if norm == 0.0 or theta < 1e-4 or best - target <= 1e-7 * max(1.0, target):
             break

@@ -253,8 +253,12 @@ def match_assignments(compiled: Compiled, assignments: Sequence[Assignment]) -> 
 
 
 # The explanations' share of the call's deadline: measured 1.5-7.5 us per candidate on the TALOS day (0.06-0.32 s
-# for 42.6 k candidates, 2 busy cores), taken with a margin, plus a floor for the small fixed costs.
+# for 42.6 k candidates, 2 busy cores), taken with a margin, plus a floor for the small fixed costs. Per candidate it
+# falls with size (every satellite served, few reasons to find): 0.8 s for 835 k at 200 x 1,000 x 24 h, where
+# 10 us each kept 8.4 s from the search; beyond the first 100 k, 3 us each.
 _EXPLAIN_S_PER_CANDIDATE = 10e-6
+_EXPLAIN_S_PER_CANDIDATE_BEYOND = 3e-6
+_EXPLAIN_FULL_RATE_CANDIDATES = 100_000
 # When visibility alone takes (nearly) the whole limit, the planners still get this much: a greedy pass cut after
 # its first 1,000 candidates reached 73 % of the optimum on the TALOS day, the whole pass needs 0.3-0.6 s there.
 # The call then overruns its limit by up to this much plus the explanations.
@@ -262,4 +266,5 @@ _MIN_SOLVER_S = 0.5
 
 
 def explain_reserve_s(candidates: int) -> float:
-    return 0.05 + _EXPLAIN_S_PER_CANDIDATE * candidates
+    first = min(candidates, _EXPLAIN_FULL_RATE_CANDIDATES)
+    return 0.05 + _EXPLAIN_S_PER_CANDIDATE * first + _EXPLAIN_S_PER_CANDIDATE_BEYOND * (candidates - first)
