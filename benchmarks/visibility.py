@@ -12,11 +12,6 @@ Satellites: `generate_catalog` (mixed LEO/MEO/GEO families). Stations: a Fibonac
 
     .venv/bin/python benchmarks/visibility.py            # full: 200 x 50 vs Skyfield, 20,000 x 100 and 5,000 x 100
     .venv/bin/python benchmarks/visibility.py --quick    # small sizes, about half a minute
-    .venv/bin/python benchmarks/visibility.py --prefilter  # D only: block pre-filter vs the dense grid scan
-
-D. `find_passes(prefilter=True)` (skip (satellite, station, time block)s that cannot hold a bracket) against the
-dense grid scan, alternating, several runs each in one process, wall and CPU time, and whether the passes agree;
-it replaces section D of the results file and leaves the rest as it is.
 """
 
 from __future__ import annotations
@@ -189,70 +184,12 @@ def machine() -> str:
     )
 
 
-def prefilter_section(sizes: list[tuple[int, int]], runs: int) -> list[str]:
-    lines = [
-        "## D. Per-block geometric pre-filter (`find_passes(prefilter=True)`) against the dense grid scan",
-        "",
-        f"Command: `.venv/bin/python benchmarks/visibility.py --prefilter` ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
-        f"load average {os.getloadavg()[0]:.1f} at the start on the 2 shared cores). One process per size; the two "
-        f"variants alternate, {runs} runs each; 8 grid steps per block. CPU is the process time of the call.",
-        "",
-        "| satellites x stations | variant | passes | wall s worst / best | CPU s worst / best | grid s worst / best |",
-        "|---|---|---:|---:|---:|---:|",
-    ]
-    for n_sat, n_sta in sizes:
-        tles = generate_catalog(n_sat, START - timedelta(hours=6), seed=1)
-        lat, lon, alt = stations(n_sta)
-        batch = SatelliteBatch(tles)
-        end = START + timedelta(hours=HOURS)
-        res: dict[bool, list[tuple[float, float, float]]] = {False: [], True: []}
-        tables: dict[bool, PassTable] = {}
-        for _ in range(runs):
-            for pf in (False, True):
-                w, c = time.perf_counter(), time.process_time()
-                t = find_passes(batch, lat, lon, alt, START, end, MIN_ELEVATION_DEG, prefilter=pf)
-                res[pf].append((time.perf_counter() - w, time.process_time() - c, float(t.stats["grid_s"])))
-                tables[pf] = t
-                print(n_sat, n_sta, pf, res[pf][-1], flush=True)
-        for pf in (False, True):
-            wall, cpu, grid = (sorted(x[i] for x in res[pf]) for i in range(3))
-            name = "pre-filter" if pf else "dense scan"
-            lines.append(
-                f"| {n_sat} x {n_sta} | {name} | {len(tables[pf])} | {wall[-1]:.2f} / {wall[0]:.2f} | "
-                f"{cpu[-1]:.2f} / {cpu[0]:.2f} | {grid[-1]:.2f} / {grid[0]:.2f} |"
-            )
-        a, b = tables[False], tables[True]
-        same = len(a) == len(b) and bool(
-            np.array_equal(a.sat_index, b.sat_index) and np.array_equal(a.station_index, b.station_index)
-        )
-        detail = ""
-        if same:
-            d_aos = float(np.max(np.abs(a.aos_jd - b.aos_jd))) * 86400.0
-            d_los = float(np.max(np.abs(a.los_jd - b.los_jd))) * 86400.0
-            d_el = float(np.max(np.abs(a.max_elevation_deg - b.max_elevation_deg)))
-            detail = (
-                f": max \\|dAOS\\| {d_aos:.3f} s, max \\|dLOS\\| {d_los:.3f} s, "
-                f"max \\|d max-elevation\\| {d_el:.5f} deg"
-            )
-        lines.append(f"| | same passes (satellite, station, order) | {'yes' if same else 'NO'}{detail} | | | |")
-    lines.append("")
-    return lines
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes")
     parser.add_argument("--one-size", nargs=2, type=int, metavar=("SATS", "STATIONS"), help=argparse.SUPPRESS)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "visibility.md"))
-    parser.add_argument("--prefilter", action="store_true", help="section D only (pre-filter vs dense scan)")
     args = parser.parse_args()
-    if args.prefilter:
-        out = Path(args.out)
-        old = out.read_text() if out.exists() else ""
-        keep = old.split("## D. ")[0].rstrip("\n") + "\n\n" if old else ""
-        out.write_text(keep + "\n".join(prefilter_section([(500, 100), (2000, 100)], 3)))
-        print(f"wrote {out}")
-        return 0
     if args.one_size:
         print(json.dumps(one_size(*args.one_size)))
         return 0
