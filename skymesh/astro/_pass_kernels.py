@@ -433,20 +433,19 @@ def scan_grid(
     """
     nc, n_times, _ = rc.shape
     n_sta = st.site_km.shape[0]
-    grid4 = np.empty((nc, n_times, 4), dtype=np.float32)
-    grid4[..., 0] = cos_t * rc[..., 0] + sin_t * rc[..., 1]
-    grid4[..., 1] = -sin_t * rc[..., 0] + cos_t * rc[..., 1]
-    grid4[..., 2] = rc[..., 2]
-    grid4[..., 3] = 1.0
-    pts4 = grid4.reshape(-1, 4)
-    pts_sq = np.einsum("mk,mk->m", rc.reshape(-1, 3), rc.reshape(-1, 3)).astype(np.float32)
+    grid5 = np.empty((nc, n_times, 5), dtype=np.float32)
+    grid5[..., 0] = cos_t * rc[..., 0] + sin_t * rc[..., 1]
+    grid5[..., 1] = -sin_t * rc[..., 0] + cos_t * rc[..., 1]
+    grid5[..., 2] = rc[..., 2]
+    grid5[..., 3] = 1.0
+    grid5[..., 4] = np.einsum("nti,nti->nt", rc, rc)
+    pts4 = grid5.reshape(-1, 5)[:, :4]
     # Homogeneous coordinates fold the station terms into the matrix products:
-    # up . (r - p) = [r, 1] . [up, -up.p];  |r - p|^2 = |r|^2 + [r, 1] . [-2p, |p|^2].
+    # up . (r - p) = [r, 1] . [up, -up.p];  |r - p|^2 = [r, 1, |r|^2] . [-2p, |p|^2, 1].
     up4 = np.concatenate([st.up, -st.up_dot_site[:, None]], axis=1).astype(np.float32)
-    site4 = np.concatenate([-2.0 * st.site_km, st.site_sq[:, None]], axis=1).astype(np.float32)
-    g = _thin_matmul(pts4, up4.T)  # (M, S): up . (r - p)
-    rho = _thin_matmul(pts4, site4.T)
-    rho += pts_sq[:, None]
+    site5 = np.concatenate([-2.0 * st.site_km, st.site_sq[:, None], np.ones((n_sta, 1))], axis=1).astype(np.float32)
+    g = _thin_matmul(np.ascontiguousarray(pts4), up4.T)  # (M, S): up . (r - p)
+    rho = _thin_matmul(grid5.reshape(-1, 5), site5.T)
     np.sqrt(rho, out=rho)
     g /= rho  # sin(elevation)
     masked = np.nonzero(st.mask_row >= 0)[0]
@@ -482,14 +481,17 @@ def scan_grid(
     cs = idx % S
     q = idx // S
     ck, cn = q % n_times, q // n_times
-    # Sampled local maxima above the mask or close enough below it to hide a short pass.
-    cand = np.flatnonzero((g > (-near_sin).astype(np.float32)[None, :]).reshape(-1))
+    # Sampled local maxima above the mask or close enough below it to hide a short pass: tested on the whole array
+    # (rows are times), then only the few maxima are gathered.
+    mid = g[1:-1]
+    is_max = mid > (-near_sin).astype(np.float32)[None, :]
+    is_max &= mid >= g[:-2]
+    is_max &= mid > g[2:]
+    cand = np.flatnonzero(is_max) + S
     mq = cand // S
     mk_all = mq % n_times
-    cand = cand[(mk_all > 0) & (mk_all < n_times - 1)]
+    cand = cand[(mk_all > 0) & (mk_all < n_times - 1)]  # not across satellites
     gm = gf[cand]
-    is_max = (gm >= gf[cand - S]) & (gm > gf[cand + S])
-    cand, gm = cand[is_max], gm[is_max]
     ms = cand % S
     mq = cand // S
     mk, mn = mq % n_times, mq // n_times
