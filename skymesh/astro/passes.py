@@ -8,7 +8,13 @@ Algorithm (`find_passes`):
 2. sin(elevation) - sin(mask) for every (satellite, grid time, station) as two float32 matrix products in
    homogeneous coordinates (station up vector . (r - p) and |r - p|^2), in cache-sized pieces. A station's mask
    is its minimum elevation, raised by its horizon mask (if any) at the satellite's azimuth. float32 only
-   brackets events: every value that is reported is recomputed in float64.
+   brackets events: every value that is reported is recomputed in float64. Skipping samples was tried twice and
+   measured slower than this dense scan at 100 stations: a per-(satellite, station, block of grid steps) ball
+   test (1.1-1.3x the CPU of the whole call, it kept a quarter of the samples), and a per-sample test of the
+   angle between satellite and station against the horizon cone for the satellite's altitude (5 % kept, but
+   the test's own product, the transposed `flatnonzero` and the gathered float64 evaluation of the kept samples
+   took 0.31-0.32 s against 0.15-0.20 s for the dense scan, 200 x 100, load 5): numpy's gathers cost more than
+   BLAS computes.
 3. Brackets: sign changes between grid points (AOS/LOS), and local maxima of the sampled function that are
    above the mask or close below it (a short pass can peak between grid points and hide from the samples).
 4. Refinement, vectorised over every bracket of the block at once (no Python loop per satellite or per pass):
