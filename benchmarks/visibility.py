@@ -12,11 +12,6 @@ Satellites: `generate_catalog` (mixed LEO/MEO/GEO families). Stations: a Fibonac
 
     .venv/bin/python benchmarks/visibility.py            # full: 200 x 50 vs Skyfield, 20,000 x 100 and 5,000 x 100
     .venv/bin/python benchmarks/visibility.py --quick    # small sizes, about half a minute
-    .venv/bin/python benchmarks/visibility.py --prefilter  # D only: block pre-filter vs the dense grid scan
-
-D. `find_passes(prefilter=True)` (skip (satellite, station, time block)s that cannot hold a bracket) against the
-dense grid scan, alternating, several runs each in one process, wall and CPU time, and whether the passes agree;
-it replaces section D of the results file and leaves the rest as it is.
 """
 
 from __future__ import annotations
@@ -56,15 +51,15 @@ def stations(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return lat, lon, alt
 
 
-def run_find_passes(n_sat: int, n_sta: int, seed: int = 1) -> tuple[PassTable, float, float]:
+def run_find_passes(n_sat: int, n_sta: int, seed: int = 1) -> tuple[PassTable, float, float, float]:
     tles = generate_catalog(n_sat, START - timedelta(hours=6), seed=seed)
     lat, lon, alt = stations(n_sta)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     batch = SatelliteBatch(tles)
     table = find_passes(batch, lat, lon, alt, START, START + timedelta(hours=HOURS), MIN_ELEVATION_DEG)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    return table, wall, rss_mb
+    return table, wall, cpu, rss_mb
 
 
 def pct(part: float, whole: float) -> str:
@@ -73,8 +68,18 @@ def pct(part: float, whole: float) -> str:
 
 def one_size(n_sat: int, n_sta: int) -> dict[str, float]:
     """Child-process entry: one find_passes run, JSON on stdout."""
-    table, wall, rss_mb = run_find_passes(n_sat, n_sta)
-    out = {"sats": n_sat, "stations": n_sta, "wall_s": wall, "passes": len(table), "peak_rss_mb": rss_mb}
+    load = os.getloadavg()[0]
+    table, wall, cpu, rss_mb = run_find_passes(n_sat, n_sta)
+    out = {
+        "sats": n_sat,
+        "stations": n_sta,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "passes": len(table),
+        "peak_rss_mb": rss_mb,
+        "load_start": load,
+        "load_end": os.getloadavg()[0],
+    }
     out.update({k: float(v) for k, v in table.stats.items()})
     return out
 
@@ -88,16 +93,19 @@ def compare_with_skyfield(n_sat: int, n_sta: int) -> dict[str, Any]:
     lat, lon, alt = stations(n_sta)
     end = START + timedelta(hours=HOURS)
     load.timescale()  # load the time scale files outside the timed loop
-    t0 = time.perf_counter()
+    load = os.getloadavg()[0]
+    t0, c0 = time.perf_counter(), time.process_time()
     raw = skyfield_events(tles, lat, lon, alt, START, end, MIN_ELEVATION_DEG)
-    sky_s = time.perf_counter() - t0  # the loop only; altitudes at culmination are read afterwards, untimed
+    # The loop only; altitudes at culmination are read afterwards, untimed.
+    sky_s, sky_cpu = time.perf_counter() - t0, time.process_time() - c0
     ref = passes_from_events(raw)
-    runs = []
+    runs, cpus = [], []
     table: PassTable | None = None
-    for _ in range(3):
-        t0 = time.perf_counter()
+    for _ in range(5):
+        t0, c0 = time.perf_counter(), time.process_time()
         table = find_passes(SatelliteBatch(tles), lat, lon, alt, START, end, MIN_ELEVATION_DEG)
         runs.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
     assert table is not None
     agree = compare(table, ref)
     # Split by orbit: Skyfield's find_events can step over a shallow dip below the mask during a slow MEO/GEO
@@ -123,10 +131,17 @@ def compare_with_skyfield(n_sat: int, n_sta: int) -> dict[str, Any]:
         "sats": n_sat,
         "stations": n_sta,
         "skyfield_s": sky_s,
-        "find_passes_first_s": runs[0],
+        "skyfield_cpu_s": sky_cpu,
+        "load_start": load,
+        "load_end": os.getloadavg()[0],
+        "find_passes_worst_s": max(runs),
         "find_passes_best_s": min(runs),
-        "speedup_first": sky_s / runs[0],
+        "find_passes_worst_cpu_s": max(cpus),
+        "find_passes_best_cpu_s": min(cpus),
+        "speedup_worst": sky_s / max(runs),
         "speedup_best": sky_s / min(runs),
+        "speedup_cpu_worst": sky_cpu / max(cpus),
+        "speedup_cpu_best": sky_cpu / min(cpus),
         "skyfield_passes": agree.reference,
         "matched": agree.matched,
         "extra": agree.extra,
@@ -189,70 +204,12 @@ def machine() -> str:
     )
 
 
-def prefilter_section(sizes: list[tuple[int, int]], runs: int) -> list[str]:
-    lines = [
-        "## D. Per-block geometric pre-filter (`find_passes(prefilter=True)`) against the dense grid scan",
-        "",
-        f"Command: `.venv/bin/python benchmarks/visibility.py --prefilter` ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
-        f"load average {os.getloadavg()[0]:.1f} at the start on the 2 shared cores). One process per size; the two "
-        f"variants alternate, {runs} runs each; 8 grid steps per block. CPU is the process time of the call.",
-        "",
-        "| satellites x stations | variant | passes | wall s worst / best | CPU s worst / best | grid s worst / best |",
-        "|---|---|---:|---:|---:|---:|",
-    ]
-    for n_sat, n_sta in sizes:
-        tles = generate_catalog(n_sat, START - timedelta(hours=6), seed=1)
-        lat, lon, alt = stations(n_sta)
-        batch = SatelliteBatch(tles)
-        end = START + timedelta(hours=HOURS)
-        res: dict[bool, list[tuple[float, float, float]]] = {False: [], True: []}
-        tables: dict[bool, PassTable] = {}
-        for _ in range(runs):
-            for pf in (False, True):
-                w, c = time.perf_counter(), time.process_time()
-                t = find_passes(batch, lat, lon, alt, START, end, MIN_ELEVATION_DEG, prefilter=pf)
-                res[pf].append((time.perf_counter() - w, time.process_time() - c, float(t.stats["grid_s"])))
-                tables[pf] = t
-                print(n_sat, n_sta, pf, res[pf][-1], flush=True)
-        for pf in (False, True):
-            wall, cpu, grid = (sorted(x[i] for x in res[pf]) for i in range(3))
-            name = "pre-filter" if pf else "dense scan"
-            lines.append(
-                f"| {n_sat} x {n_sta} | {name} | {len(tables[pf])} | {wall[-1]:.2f} / {wall[0]:.2f} | "
-                f"{cpu[-1]:.2f} / {cpu[0]:.2f} | {grid[-1]:.2f} / {grid[0]:.2f} |"
-            )
-        a, b = tables[False], tables[True]
-        same = len(a) == len(b) and bool(
-            np.array_equal(a.sat_index, b.sat_index) and np.array_equal(a.station_index, b.station_index)
-        )
-        detail = ""
-        if same:
-            d_aos = float(np.max(np.abs(a.aos_jd - b.aos_jd))) * 86400.0
-            d_los = float(np.max(np.abs(a.los_jd - b.los_jd))) * 86400.0
-            d_el = float(np.max(np.abs(a.max_elevation_deg - b.max_elevation_deg)))
-            detail = (
-                f": max \\|dAOS\\| {d_aos:.3f} s, max \\|dLOS\\| {d_los:.3f} s, "
-                f"max \\|d max-elevation\\| {d_el:.5f} deg"
-            )
-        lines.append(f"| | same passes (satellite, station, order) | {'yes' if same else 'NO'}{detail} | | | |")
-    lines.append("")
-    return lines
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes")
     parser.add_argument("--one-size", nargs=2, type=int, metavar=("SATS", "STATIONS"), help=argparse.SUPPRESS)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "visibility.md"))
-    parser.add_argument("--prefilter", action="store_true", help="section D only (pre-filter vs dense scan)")
     args = parser.parse_args()
-    if args.prefilter:
-        out = Path(args.out)
-        old = out.read_text() if out.exists() else ""
-        keep = old.split("## D. ")[0].rstrip("\n") + "\n\n" if old else ""
-        out.write_text(keep + "\n".join(prefilter_section([(500, 100), (2000, 100)], 3)))
-        print(f"wrote {out}")
-        return 0
     if args.one_size:
         print(json.dumps(one_size(*args.one_size)))
         return 0
@@ -281,12 +238,17 @@ def main() -> int:
         "",
         f"## A. Same passes, {a['sats']:.0f} satellites x {a['stations']:.0f} stations x {HOURS:g} h",
         "",
-        "| | wall s | speed-up |",
-        "|---|---:|---:|",
-        f"| Skyfield `find_events` loop (events only) | {a['skyfield_s']:.2f} | 1x |",
-        f"| `find_passes` (first run, incl. SatelliteBatch) | {a['find_passes_first_s']:.3f} | "
-        f"{a['speedup_first']:.0f}x |",
-        f"| `find_passes` (best of 3) | {a['find_passes_best_s']:.3f} | {a['speedup_best']:.0f}x |",
+        f"One process; Skyfield once, then `find_passes` 5 times (each including `SatelliteBatch`); load average "
+        f"{a['load_start']:.1f} at the start, {a['load_end']:.1f} at the end (2 shared cores). CPU is the process "
+        "time, less disturbed by the other jobs than wall time.",
+        "",
+        "| | wall s (worst / best) | speed-up (worst / best) | CPU s (worst / best) | CPU speed-up (worst / best) |",
+        "|---|---:|---:|---:|---:|",
+        f"| Skyfield `find_events` loop (events only) | {a['skyfield_s']:.2f} | 1x | {a['skyfield_cpu_s']:.2f} | 1x |",
+        f"| `find_passes` | {a['find_passes_worst_s']:.3f} / {a['find_passes_best_s']:.3f} | "
+        f"{a['speedup_worst']:.0f}x / {a['speedup_best']:.0f}x | "
+        f"{a['find_passes_worst_cpu_s']:.3f} / {a['find_passes_best_cpu_s']:.3f} | "
+        f"{a['speedup_cpu_worst']:.0f}x / {a['speedup_cpu_best']:.0f}x |",
         "",
         "Agreement on complete passes (Skyfield reports no clipped ones), matched by satellite, station and AOS:",
         "",
@@ -313,18 +275,20 @@ def main() -> int:
         "",
         "## B. Scaling of `find_passes` (each size in a fresh process)",
         "",
-        "| satellites x stations | passes | wall s | propagate s | grid s | refine s | assemble s | peak RSS MB |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| satellites x stations | passes | wall s | CPU s | propagate s | grid s | refine s | assemble s "
+        "| peak RSS MB | load start / end |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in b:
         lines.append(
-            f"| {r['sats']:.0f} x {r['stations']:.0f} | {r['passes']:.0f} | {r['wall_s']:.1f} | "
+            f"| {r['sats']:.0f} x {r['stations']:.0f} | {r['passes']:.0f} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} | "
             f"{r['propagate_s']:.1f} | {r['grid_s']:.1f} | {r['refine_s']:.1f} | {r['assemble_s']:.1f} | "
-            f"{r['peak_rss_mb']:.0f} |"
+            f"{r['peak_rss_mb']:.0f} | {r['load_start']:.1f} / {r['load_end']:.1f} |"
         )
     lines += [
         "",
-        "Wall time includes building the `SatelliteBatch`, not generating the TLEs. Peak RSS is the whole process "
+        "Wall and CPU time include building the `SatelliteBatch`, not generating the TLEs; the phase columns are "
+        "wall time. Peak RSS is the whole process "
         "(Python, numpy, the TLE list and the result table included). The machine was shared with other jobs, so "
         "read the figures as what one busy core or so can do.",
         "",

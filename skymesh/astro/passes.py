@@ -1,24 +1,33 @@
 """Satellite passes (AOS, TCA, LOS) over many ground stations at once: coarse SGP4 grid, then vectorised refinement.
 
 Algorithm (`find_passes`):
-1. SGP4 for a block of satellites on a uniform grid (default 60 s) that runs one step before the window start to
-   one step past its end, so passes that straddle the window edges are bracketed like any other.
+1. SGP4 for a block of satellites at nodes every few grid steps (240 s in LEO, up to 600 s for slow orbits:
+   `propagate.node_step_s`), and the states on a uniform grid (default 60 s) by quintic Hermite interpolation
+   between the nodes (`GridBlock`). The grid runs one step before the window start to one step past its end, so
+   passes that straddle the window edges are bracketed like any other.
 2. sin(elevation) - sin(mask) for every (satellite, grid time, station) as two float32 matrix products in
    homogeneous coordinates (station up vector . (r - p) and |r - p|^2), in cache-sized pieces. A station's mask
    is its minimum elevation, raised by its horizon mask (if any) at the satellite's azimuth. float32 only
-   brackets events: every value that is reported is recomputed in float64.
+   brackets events: every value that is reported is recomputed in float64. Skipping samples was tried twice and
+   measured slower than this dense scan at 100 stations: a per-(satellite, station, block of grid steps) ball
+   test (1.1-1.3x the CPU of the whole call, it kept a quarter of the samples), and a per-sample test of the
+   angle between satellite and station against the horizon cone for the satellite's altitude (5 % kept, but
+   the test's own product, the transposed `flatnonzero` and the gathered float64 evaluation of the kept samples
+   took 0.31-0.32 s against 0.15-0.20 s for the dense scan, 200 x 100, load 5): numpy's gathers cost more than
+   BLAS computes.
 3. Brackets: sign changes between grid points (AOS/LOS), and local maxima of the sampled function that are
    above the mask or close below it (a short pass can peak between grid points and hide from the samples).
 4. Refinement, vectorised over every bracket of the block at once (no Python loop per satellite or per pass):
    safeguarded Newton steps (analytic d sin(el)/dt) on sin el - sin mask for AOS/LOS (derivative-free secant
    steps at stations with a horizon mask, whose slope the derivative does not know), and safeguarded secant
    steps on d sin(el)/dt for TCA, started at the vertex of the parabola through the three samples. Each step
-   evaluates only the bracketed (satellite, station, time) items. The satellite state inside a grid interval
-   comes from cubic Hermite interpolation of the SGP4 positions and velocities at the interval's ends (the
-   SGP4 call on the grid already computed them): its error is below a metre for LEO at a 60 s step and grows
-   as step^4 (about 30 m at 180 s), far below the 1 s / 0.05 deg promised. `sgp4.api.SatrecArray` evaluates
-   satellites x times as a full product, so exact SGP4 at one scattered time per bracket would need a Python
-   loop per satellite: that loop was the measured bottleneck (144 s of 218 s at 20,000 satellites).
+   evaluates only the bracketed (satellite, station, time) items. The satellite state between nodes is the
+   quintic Hermite polynomial through the SGP4 positions and velocities and the J2 gravity at the two nodes:
+   measured 0.9-1.9 m off SGP4 over 24 h for the LEO families at 240 s nodes (the cubic through positions and
+   velocities needs 60 s nodes for that: 6 m at 120 s, 30 m at 180 s), far below the 1 s / 0.05 deg promised.
+   `sgp4.api.SatrecArray` evaluates satellites x times as a full product, so exact SGP4 at one scattered time
+   per bracket would need a Python loop per satellite: that loop was the measured bottleneck (144 s of 218 s at
+   20,000 satellites), and SGP4 on every 60 s grid point was a quarter of the time.
 5. A local maximum below the mask whose refined peak rises above it becomes a short pass (roots found on both
    sides of the peak). Passes are assembled per (satellite, station) from the time-sorted events, clipped to
    [start, end] with `aos_clipped` / `los_clipped` flags, and filtered by `min_duration_s`.
@@ -37,10 +46,6 @@ with a notched ridge at 10 of the stations (2 busy cores). Known limits: `min_el
 geometric (no refraction); the masked search assumes the elevation changes by less than 5 degrees between grid
 samples near the mask's lowest point (a 60 s grid for LEO).
 
-An exact per-(satellite, station, block of grid steps) geometric pre-filter of step 2 exists (`prefilter=True`,
-`_pass_kernels.scan_blocks`): it skips about 3/4 of the samples at 100 stations and finds the same brackets, but
-was measured 1.1-1.3x the CPU time of the whole call (benchmarks/results/visibility.md, section D), so it is off.
-
 Runtime imports: numpy, sgp4 and skymesh only.
 """
 
@@ -49,8 +54,9 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -61,9 +67,7 @@ from skymesh.astro._pass_kernels import (
     GridBlock,
     GridScan,
     HorizonMask,
-    Stations,
     prepare_stations,
-    scan_blocks,
     scan_grid,
     solve_crossings,
     solve_maxima,
@@ -218,18 +222,12 @@ def find_passes(
     min_duration_s: float = 0.0,
     max_grid_elements: int = 1 << 16,
     block_sats: int = 1000,
-    prefilter: bool = False,
-    block_steps: int = 8,
 ) -> PassTable:
     """Every pass of every satellite in `batch` over every station between `start` and `end` (tz-aware UTC).
 
     `min_elevation_deg` is one value or one per station; `horizon_masks` is None or one entry (a `HorizonMask`,
     an (azimuths, elevations) pair, or None) per station, raising that station's mask where it is higher.
     `step_s` is the coarse grid step: keep it well below the shortest pass you care about (60 s suits LEO).
-    `prefilter` skips, at stations without a horizon mask, the (satellite, station, block of `block_steps` grid
-    steps) that cannot hold a bracket (see `scan_blocks`); the passes found are the same either way. Off by
-    default: it skips about 3/4 of the samples at 100 stations, but its gathered float32 evaluation was measured
-    1.6-2x the CPU time of the dense BLAS scan it replaces (benchmarks/results/visibility.md, section D).
     """
     t_begin = time.perf_counter()
     start_utc = require_utc(start, "start")
@@ -249,7 +247,6 @@ def find_passes(
     n_times = math.ceil((window_s + 2.0 * step_s) / step_s) + 1
     t_grid = -step_s + step_s * np.arange(n_times, dtype=np.float64)
     theta0 = float(gmst_rad(jd0))
-    whole, frac = split_jd(jd0 + t_grid / SECONDS_PER_DAY)
     theta = theta0 + GMST_RATE_RAD_S * t_grid
     cos_t, sin_t = np.cos(theta)[None, :], np.sin(theta)[None, :]
     # How far below the mask a sampled local maximum may be and still hide a pass between grid points.
@@ -262,101 +259,95 @@ def find_passes(
     has_mask = st.mask_row >= 0
     tables: list[dict[str, NDArray[np.generic]]] = []
     block_sats = max(1, int(block_sats))
-    # Stations scanned densely (all of them without the pre-filter; else those with a horizon mask) and by blocks.
-    dense_sta = np.arange(n_sta) if not prefilter else np.nonzero(has_mask)[0]
-    sparse_sta = np.setdiff1d(np.arange(n_sta), dense_sta)
-    st_dense = _subset(st, dense_sta)
-    sub_sats = max(1, int(max_grid_elements) // (n_times * max(1, dense_sta.size)))
-    n_blocks = -(-n_times // max(2, int(block_steps)))
-    sparse_sats = max(1, (1 << 21) // (n_blocks * max(1, sparse_sta.size)))
-
-    for b0 in range(0, n_sat, block_sats):
-        b1 = min(n_sat, b0 + block_sats)
-        t0 = time.perf_counter()
-        r, v, err = batch.propagate(whole, jd_fraction=frac, sat_slice=slice(b0, b1))
-        timings["propagate_s"] += time.perf_counter() - t0
-        block = GridBlock(r, v, float(t_grid[0]), step_s, theta0, st)
-
-        t0 = time.perf_counter()
-        scans: list[GridScan] = []
-        if dense_sta.size:
-            for c0 in range(0, b1 - b0, sub_sats):
-                rc = r[c0 : min(b1 - b0, c0 + sub_sats)]
-                sc = scan_grid(rc, c0, cos_t, sin_t, st_dense, near_sin[dense_sta], bool(err.any()))
-                scans.append(_remap_stations(sc, dense_sta))
-        if sparse_sta.size:
-            for c0 in range(0, b1 - b0, sparse_sats):
-                rc = r[c0 : min(b1 - b0, c0 + sparse_sats)]
-                scans.append(scan_blocks(rc, c0, cos_t, sin_t, st, sparse_sta, near_sin, block_steps))
-        scan = GridScan(*(np.concatenate([getattr(x, f) for x in scans]) for f in GridScan.__dataclass_fields__))
-        timings["grid_s"] += time.perf_counter() - t0
-
-        t0 = time.perf_counter()
-        ev = _refine(block, scan, t_grid, near_sin, b0, n_sta, counts)
-        timings["refine_s"] += time.perf_counter() - t0
-
-        t0 = time.perf_counter()
-        table = _assemble(ev, block, b0, n_sta, window_s, min_duration_s)
-        timings["assemble_s"] += time.perf_counter() - t0
-
-        if scan.dip_n.size:
-            # At masked stations the grid's passes, corrected by a fine sampling where the mask can fool the grid.
+    sub_sats = max(1, int(max_grid_elements) // (n_times * n_sta))
+    # SGP4 every `stride` grid steps, per satellite (quintic Hermite in between, see `GridBlock`); one block holds
+    # satellites of one stride.
+    strides = np.maximum(1, np.floor(batch.node_step_s / step_s + 1e-9)).astype(np.int64)
+    for stride in np.unique(strides).tolist():
+        members = np.flatnonzero(strides == stride)
+        n_nodes = (n_times - 1) // stride + 2
+        node_whole, node_frac = split_jd(jd0 + (t_grid[0] + step_s * stride * np.arange(n_nodes)) / SECONDS_PER_DAY)
+        for g0 in range(0, members.size, block_sats):
+            sat_ids = members[g0 : g0 + block_sats]
             t0 = time.perf_counter()
-            fine = masked_passes(block, scan, t_grid, step_s, b0, n_sta, window_s, min_duration_s, table)
-            grid_only = ~has_mask[np.asarray(table["station_index"], dtype=np.int64)]
-            table = {key: np.concatenate([table[key][grid_only], fine[key]]) for key in table}
-            counts["masked_passes"] += int(fine["sat_index"].size)
-            timings["masked_s"] += time.perf_counter() - t0
-        tables.append(table)
+            r, v, err = batch.propagate(node_whole, jd_fraction=node_frac, sat_slice=sat_ids)
+            block = GridBlock(r, v, float(t_grid[0]), step_s, stride, theta0, st)
+            del r, v
+            r_grid = block.grid_positions(n_times, slice(None))
+            timings["propagate_s"] += time.perf_counter() - t0
 
-    merged = {key: np.concatenate([t[key] for t in tables]) for key in tables[0]}
-    order = np.lexsort((merged["station_index"], merged["sat_index"], merged["aos_s"]))
-    day = SECONDS_PER_DAY
-    sat_index = merged["sat_index"][order].astype(np.int64)
+            t0 = time.perf_counter()
+            scans: list[GridScan] = []
+            for c0 in range(0, sat_ids.size, sub_sats):
+                rc = r_grid[c0 : min(sat_ids.size, c0 + sub_sats)]
+                scans.append(scan_grid(rc, c0, cos_t, sin_t, st, near_sin, bool(err.any())))
+            del r_grid
+            scan = GridScan(*(np.concatenate([getattr(x, f) for x in scans]) for f in GridScan.__dataclass_fields__))
+            timings["grid_s"] += time.perf_counter() - t0
+
+            t0 = time.perf_counter()
+            ev = _refine(block, scan, t_grid, near_sin, 0, n_sta, counts)
+            timings["refine_s"] += time.perf_counter() - t0
+
+            t0 = time.perf_counter()
+            table = _assemble(ev, block, 0, n_sta, window_s, min_duration_s)
+            timings["assemble_s"] += time.perf_counter() - t0
+
+            if scan.dip_n.size:
+                # At masked stations the grid's passes, corrected by a fine sampling where the mask can fool the grid.
+                t0 = time.perf_counter()
+                fine = masked_passes(block, scan, t_grid, step_s, 0, n_sta, window_s, min_duration_s, table)
+                grid_only = ~has_mask[np.asarray(table["station_index"], dtype=np.int64)]
+                table = {key: np.concatenate([table[key][grid_only], fine[key]]) for key in table}
+                counts["masked_passes"] += int(fine["sat_index"].size)
+                timings["masked_s"] += time.perf_counter() - t0
+            table["sat_index"] = sat_ids[np.asarray(table["sat_index"], dtype=np.int64)]
+            tables.append(table)
+
+    # One column at a time, each block's part released as it is merged: at 20,000 satellites the table is most of
+    # the memory, and copying it whole twice set the peak.
+    merged: dict[str, NDArray[np.generic]] = {}
+    for key in list(tables[0]):
+        merged[key] = np.concatenate([t.pop(key) for t in tables])
+    del tables
+    sat_all = merged.pop("sat_index").astype(np.int64)
+    sta_all = merged.pop("station_index").astype(np.int64)
+    order = np.lexsort((sat_all * n_sta + sta_all, merged["aos_s"]))
+    sat_index = sat_all[order]
+    del sat_all
+    station_index = sta_all[order]
+    del sta_all
+
+    def column(key: str, dtype: type) -> NDArray[Any]:
+        return np.asarray(merged.pop(key), dtype=dtype)[order]
+
+    def jd(key: str) -> F64:
+        out = column(key, np.float64)
+        out /= SECONDS_PER_DAY
+        out += jd0
+        return out
+
     stats: dict[str, float] = {**timings, **{k: float(v) for k, v in counts.items()}}
     stats["total_s"] = time.perf_counter() - t_begin
     stats["grid_points"] = float(n_sat * n_times)
     return PassTable(
         sat_index=sat_index,
-        station_index=merged["station_index"][order].astype(np.int64),
+        station_index=station_index,
         norad_id=batch.norad_ids[sat_index],
-        aos_jd=jd0 + merged["aos_s"][order].astype(np.float64) / day,
-        tca_jd=jd0 + merged["tca_s"][order].astype(np.float64) / day,
-        los_jd=jd0 + merged["los_s"][order].astype(np.float64) / day,
-        max_elevation_deg=merged["max_elevation_deg"][order].astype(np.float64),
-        aos_azimuth_deg=merged["aos_azimuth_deg"][order].astype(np.float64),
-        tca_azimuth_deg=merged["tca_azimuth_deg"][order].astype(np.float64),
-        los_azimuth_deg=merged["los_azimuth_deg"][order].astype(np.float64),
-        aos_clipped=merged["aos_clipped"][order].astype(np.bool_),
-        los_clipped=merged["los_clipped"][order].astype(np.bool_),
+        aos_jd=jd("aos_s"),
+        tca_jd=jd("tca_s"),
+        los_jd=jd("los_s"),
+        max_elevation_deg=column("max_elevation_deg", np.float64),
+        aos_azimuth_deg=column("aos_azimuth_deg", np.float64),
+        tca_azimuth_deg=column("tca_azimuth_deg", np.float64),
+        los_azimuth_deg=column("los_azimuth_deg", np.float64),
+        aos_clipped=column("aos_clipped", np.bool_),
+        los_clipped=column("los_clipped", np.bool_),
         names=batch.names,
         stats=stats,
         window_start=start_utc,
         window_end=end_utc,
     )
-
-
-def _subset(st: Stations, idx: I64) -> Stations:
-    """The stations `idx` of `st` (mask tables shared: `mask_row` still indexes them)."""
-    per_station = (
-        "site_km",
-        "east",
-        "north",
-        "up",
-        "up_dot_site",
-        "site_sq",
-        "sin_min",
-        "min_deg",
-        "mask_row",
-        "max_mask_deg",
-        "sin_floor_near",
-    )
-    return replace(st, **{name: getattr(st, name)[idx] for name in per_station})
-
-
-def _remap_stations(scan: GridScan, idx: I64) -> GridScan:
-    """A scan of the stations `idx`, with its station numbers turned back into indices of all stations."""
-    return replace(scan, cross_s=idx[scan.cross_s], max_s=idx[scan.max_s], up_s=idx[scan.up_s], dip_s=idx[scan.dip_s])
 
 
 def _refine(
