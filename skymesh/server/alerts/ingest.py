@@ -147,6 +147,36 @@ class AlertIngest:
         SERVER_ALERT_INGEST.observe(time.monotonic() - started)
         return IngestResult(outcomes=tuple(outcomes), replan_requested=bool(replan_reasons))
 
+    async def tile_pending(self) -> int:
+        """At start: sky-map alerts that were stored but never tiled (the server stopped in between) and whose
+        rule's window has not yet passed are tiled now. Returns how many became targets; never raises."""
+        if self.skymap_tiler is None:
+            return 0
+        tiled = 0
+        try:
+            now = self._repo.clock.now()
+            for record in await self._repo.list_alerts(status=AlertStatus.STORED, limit=1000):
+                rule = self._config.rule_for(record.source, record.alert_type)
+                if record.error or record.retraction or rule.action != "target" or record.dedup_key is None:
+                    continue
+                if (now - record.received_at).total_seconds() > rule.window_s:
+                    continue  # too late to follow up: it stays stored
+                _, raw = await self._repo.get_alert(record.alert_id)
+                try:
+                    alerts = await asyncio.to_thread(parse_alerts, raw, limits=self._limits, schemas=self._schemas)
+                except AlertParseError:
+                    continue
+                alert = next((a for a in alerts if a.dedup_key == record.dedup_key and a.skymap), None)
+                if alert is None or alert.role != AlertRole.OBSERVATION:
+                    continue
+                outcome = await self._tile(alert, rule, AlertOutcome(record), "system")
+                if outcome.replan:
+                    tiled += 1
+                    self._replan(f"alert {alert.dedup_key} (sky map tiled at start)")
+        except Exception:  # the server runs on without it; the alerts stay stored
+            log.exception("tiling the sky maps left from before the start failed")
+        return tiled
+
     @staticmethod
     def _wants_tiles(alert: Alert, rule: AlertRule, outcome: AlertOutcome) -> bool:
         return (

@@ -2,10 +2,12 @@
 PostgreSQL): the notice carries a multi-order HEALPix map (written here from the public format: a 3 degree Gaussian
 blob), the workers tile its 90 % region with the widest telescope's field of view, the tiles become targets ranked
 by probability with the alert rule's priority and time-critical window, and the GW retraction cancels their pending
-jobs with ALERT_RETRACTED and deletes them. A map that cannot be read leaves the alert stored, with the reason."""
+jobs with ALERT_RETRACTED and deletes them. A map that cannot be read leaves the alert stored, with the reason; one
+stored just before the server stopped is tiled at the next start."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import math
@@ -18,6 +20,7 @@ from astropy_healpix import healpix_to_lonlat, level_ipix_to_uniq
 
 from skymesh.core.jobs import JobState
 from skymesh.core.model import CelestialTarget, GeoLocation, Station, StationKind, TimeWindow
+from skymesh.server.alerts import parse_alerts
 from skymesh.server.alerts.model import AlertStatus
 from skymesh.server.db.alerts import CAUSE_ALERT_RETRACTED
 from skymesh.server.db.records import PlannedJob
@@ -127,3 +130,24 @@ async def test_unreadable_skymap_keeps_the_alert_stored(start_server: StartServe
         assert record.status == AlertStatus.STORED and not record.target_id and not result.replan_requested
         assert record.error.startswith("sky map not tiled:"), record.error
     assert await server.repo.list_targets() == []
+
+
+async def test_a_skymap_stored_before_a_stop_is_tiled_at_the_next_start(start_server: StartServer) -> None:
+    """The server stopped between storing an LVK alert and tiling its map: the next start tiles it."""
+    first = await start_server(reduction_workers=0)
+    packet = _lvk_notice(multi_order_map(), superevent="S261202c")
+    (alert,) = parse_alerts(packet)
+    config = first.config.alerts
+    stored = await first.repo.store_alert(
+        alert, packet, origin="test", rule=config.rule_for("gcn", "lvk"), match_radius_deg=config.match_radius_deg
+    )  # what ingest does before it tiles
+    assert stored.record.status == AlertStatus.STORED
+    await first.stop(grace_s=0.1)
+
+    second = await start_server(reduction_workers=1)
+    deadline = asyncio.get_running_loop().time() + 60.0
+    while (record := (await second.repo.get_alert(stored.record.alert_id))[0]).status == AlertStatus.STORED:
+        assert asyncio.get_running_loop().time() < deadline, record.error
+        await asyncio.sleep(0.2)
+    assert record.status == AlertStatus.ACCEPTED and record.target_id == "s261202c-t01"
+    assert len(await second.repo.alert_tiles(record.alert_id)) == 10
