@@ -170,6 +170,8 @@ class AlertIngest:
                 if alert is None or alert.role != AlertRole.OBSERVATION:
                     continue
                 outcome = await self._tile(alert, rule, AlertOutcome(record), "system")
+                for station_id in outcome.bumped_stations:
+                    await self._dispatcher.push_schedule(station_id)
                 if outcome.replan:
                     tiled += 1
                     self._replan(f"alert {alert.dedup_key} (sky map tiled at start)")

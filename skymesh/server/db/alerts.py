@@ -34,6 +34,7 @@ from skymesh.server.db.records import JobRecord
 __all__ = ["CAUSE_ALERT_RETRACTED", "AlertOutcome", "AlertRecord", "AlertRepo", "SkyTile", "target_id_for"]
 
 CAUSE_ALERT_RETRACTED = 13  # common.v1.CauseCode
+CAUSE_SUPERSEDED = 6
 _UNSTARTED = (JobState.PENDING, JobState.SCHEDULED, JobState.DISPATCHED, JobState.RECEIVED)
 _IN_AGENT_HANDS = (JobState.DISPATCHED, JobState.RECEIVED)
 _TARGET_ID = re.compile(r"[^a-z0-9]+")
@@ -300,6 +301,7 @@ class AlertRepo(RepoBase):
             )
             if linked is None:
                 return AlertOutcome(_record(row))
+            bumped = await self._drop_superseded_tiles(s, row, now)
             row.target_id = linked
             row.created_target = True
             row.priority = rule.priority
@@ -311,7 +313,51 @@ class AlertRepo(RepoBase):
             row.detail = f"{row.detail}; {len(tiles)} tiles of {fov_deg:.2f} deg hold {total:.1%}"[:2000]
             self._audit(s, now, actor, "accept_alert", row.target_id, alert=row.dedup_key, tiles=len(tiles))
             await s.flush()
-            return AlertOutcome(_record(row), replan=True)
+            return AlertOutcome(_record(row), replan=True, bumped_stations=bumped)
+
+    async def _drop_superseded_tiles(self, s: AsyncSession, row: AlertRow, now: datetime) -> tuple[str, ...]:
+        """Tiles of earlier revisions of this event that the new map no longer has: their unstarted jobs are
+        CANCELLED (cause SUPERSEDED) and the targets deleted; running jobs finish. Returns the stations whose
+        schedule changed."""
+        current = select(AlertTargetRow.target_id).where(AlertTargetRow.alert_id == row.alert_id)
+        stale = (
+            await s.scalars(
+                select(AlertTargetRow.target_id)
+                .join(AlertRow, AlertRow.alert_id == AlertTargetRow.alert_id)
+                .where(
+                    AlertRow.source == row.source,
+                    AlertRow.external_id == row.external_id,
+                    AlertRow.alert_id != row.alert_id,
+                    AlertTargetRow.target_id.not_in(current),
+                )
+                .distinct()
+                .order_by(AlertTargetRow.target_id)
+            )
+        ).all()
+        bumped: set[str] = set()
+        for target_id in stale:
+            jobs = (
+                await s.scalars(
+                    select(JobRow)
+                    .where(JobRow.target_id == target_id, JobRow.state.in_([int(j) for j in _UNSTARTED]))
+                    .with_for_update()
+                )
+            ).all()
+            for job in jobs:
+                if JobState(job.state) in _IN_AGENT_HANDS:
+                    bumped.add(job.station_id)
+                job.state = int(JobState.CANCELLED)
+                job.cause = CAUSE_SUPERSEDED
+                job.detail = f"sky map tile superseded by {row.dedup_key}"[:2000]
+                job.updated_at = now
+            target = await s.get(TargetRow, target_id)
+            if target is not None and target.deleted_at is None:
+                target.deleted_at = now
+                target.updated_at = now
+            self._audit(s, now, "system", "supersede_tile", target_id, alert=row.dedup_key)
+        for station_id in sorted(bumped):
+            await self._bump_schedule(s, station_id, now)  # type: ignore[attr-defined]
+        return tuple(sorted(bumped))
 
     @staticmethod
     async def _made_by_event(s: AsyncSession, row: AlertRow, target_id: str) -> bool:

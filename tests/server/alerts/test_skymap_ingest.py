@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 from astropy_healpix import healpix_to_lonlat, level_ipix_to_uniq
+from numpy.typing import NDArray
 
 from skymesh.core.jobs import JobState
 from skymesh.core.model import CelestialTarget, GeoLocation, Station, StationKind, TimeWindow
@@ -31,15 +32,19 @@ from tests.server.conftest import StartServer
 FOV_DEG = 3.0
 
 
-def multi_order_map() -> bytes:
+def multi_order_map(sigma_deg: float = SIGMA_DEG) -> bytes:
     """BAYESTAR's layout, small: order 5 everywhere, order 7 within 4 sigma of the peak (UNIQ, PROBDENSITY per sr)."""
+
+    def blob(ra: NDArray[np.float64], dec: NDArray[np.float64]) -> NDArray[np.float64]:
+        return _blob(ra, dec) ** ((SIGMA_DEG / sigma_deg) ** 2)  # the same Gaussian with sigma_deg
+
     coarse = np.arange(12 * 4**5)
     lon, lat = healpix_to_lonlat(coarse, 2**5, order="nested")
     near = _blob(lon.deg, lat.deg) > math.exp(-0.5 * 16)
     children = (coarse[near][:, None] * 16 + np.arange(16)).ravel()  # order 7 = order 5 + 2 levels
     clon, clat = healpix_to_lonlat(children, 2**7, order="nested")
     uniq = np.r_[level_ipix_to_uniq(5, coarse[~near]), level_ipix_to_uniq(7, children)].astype(np.int64)
-    density = np.r_[_blob(lon.deg[~near], lat.deg[~near]), _blob(clon.deg, clat.deg)]
+    density = np.r_[blob(lon.deg[~near], lat.deg[~near]), blob(clon.deg, clat.deg)]
     area = np.r_[np.full((~near).sum(), 4 * math.pi / (12 * 4**5)), np.full(len(children), 4 * math.pi / (12 * 4**7))]
     density /= np.sum(density * area)
     cards = {"PIXTYPE": "HEALPIX", "ORDERING": "NUNIQ", "COORDSYS": "C", "MOCORDER": 7, "INDXSCHM": "EXPLICIT",
@@ -108,16 +113,33 @@ async def test_gw_skymap_becomes_ranked_targets_and_retraction_cancels_them(star
     now = repo.clock.now()
     plan = [
         PlannedJob("tel1", tile, TimeWindow(now + timedelta(minutes=m), now + timedelta(minutes=m + 5)))
-        for m, (tile, _, _) in zip((10, 30), tiles, strict=False)
+        for m, tile in ((10, "s261130bm-t01"), (30, "s261130bm-t02"), (50, "s261130bm-t10"))
     ]
     await repo.apply_plan(["tel1"], plan)
     assert {j.state for j in await repo.list_jobs(station_id="tel1")} == {JobState.SCHEDULED}
 
+    # An UPDATE with a sharper map (sigma 1 degree: 90 % in 14 deg2) needs fewer tiles: the ones it shares are moved
+    # to its positions, the rest are deleted and their pending jobs cancelled as SUPERSEDED.
+    update = await server.alerts.ingest(
+        _lvk_notice(multi_order_map(sigma_deg=1.0), created="2026-11-30T12:20:00Z"), origin="test"
+    )
+    updated = update.outcomes[0].record
+    assert updated.status == AlertStatus.ACCEPTED and updated.alert_id != record.alert_id
+    kept = [t for t, _, _ in await repo.alert_tiles(updated.alert_id)]
+    assert 2 <= len(kept) < 10 and kept[0] == "s261130bm-t01"
+    live = {r.target.target_id for r in await repo.list_targets()}
+    assert live == set(kept)
+    by_target = {j.target_id: j for j in await repo.list_jobs(station_id="tel1")}
+    assert by_target["s261130bm-t10"].state == JobState.CANCELLED and by_target["s261130bm-t10"].cause == 6
+    assert by_target["s261130bm-t01"].state == JobState.SCHEDULED
+    tiles = [(t, 0, 0.0) for t in {t for t, _, _ in tiles} | set(kept)]
+
     retraction = await server.alerts.ingest(fixture("lvk_retraction.json"), origin="test")
     assert retraction.outcomes[0].record.status == AlertStatus.RETRACTION and retraction.replan_requested
-    jobs = await repo.list_jobs(station_id="tel1")
-    assert len(jobs) == 2
-    assert all(j.state == JobState.CANCELLED and j.cause == CAUSE_ALERT_RETRACTED for j in jobs)
+    jobs = {j.target_id: j for j in await repo.list_jobs(station_id="tel1")}
+    assert len(jobs) == 3
+    for target_id in ("s261130bm-t01", "s261130bm-t02"):
+        assert jobs[target_id].state == JobState.CANCELLED and jobs[target_id].cause == CAUSE_ALERT_RETRACTED
     assert not any(r.target.target_id.startswith("s261130bm-") for r in await repo.list_targets())
     assert not set(await repo.alert_windows(repo.clock.now())) & {t for t, _, _ in tiles}
 
