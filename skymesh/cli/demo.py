@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import os
 import shutil
 import signal
@@ -28,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from skymesh.core.model import Station, StationKind, Target
+from skymesh.core.model import CelestialTarget, Station, StationKind, Target
 from skymesh.sim.fleet import VariableStar
 
 
@@ -114,29 +115,57 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def demo_catalogue(stars: tuple[VariableStar, ...], path: Path) -> Path | None:
-    """A synthetic field around each demo star (the star at its centre with its mean V magnitude, comparison stars
-    from V 9.5, or the star's own magnitude if fainter, to 16: unsaturated and bright enough in the demo's short
-    exposures), written as ECSV. None when the products extra (astropy) is not installed: frames are then stored
-    but not reduced."""
+    """A synthetic field around each demo star (the star at its centre with its mean V magnitude), written as ECSV.
+    Comparison stars run from half a magnitude below the star's mean (never brighter than it: they must not saturate
+    where the star does not), or V 9.5 for stars fainter than V 9, over 7 magnitudes to at most V 16: a 4th-magnitude
+    Cepheid is measured in millisecond exposures (`demo_exposure_s`) where only stars of V 9 or brighter rise above
+    the noise, as observers of bright variables pick comparisons within a few magnitudes of them. None when the
+    products extra (astropy) is not installed: frames are then stored but not reduced."""
     try:
         from skymesh.products.catalog import FieldCentre, generate_field_catalogue, write_catalogue
     except ImportError:
         return None
-    fields = [
-        FieldCentre(
-            s.target_id,
-            s.ra_deg,
-            s.dec_deg,
-            s.magnitude,
-            seed=100 + i,
-            star_count=300,
-            radius_deg=0.2,
-            bright_v_mag=max(9.5, s.magnitude),
-            faint_v_mag=16.0,
+    fields = []
+    for i, s in enumerate(stars):
+        bright = s.magnitude + 0.5 if s.magnitude < 9.0 else max(9.5, s.magnitude)
+        fields.append(
+            FieldCentre(
+                s.target_id,
+                s.ra_deg,
+                s.dec_deg,
+                s.magnitude,
+                seed=100 + i,
+                star_count=300,
+                radius_deg=0.2,
+                bright_v_mag=bright,
+                faint_v_mag=min(16.0, bright + (5.0 if s.magnitude < 9.0 else 7.0)),
+            )
         )
-        for i, s in enumerate(stars)
-    ]
     return write_catalogue(generate_field_catalogue(fields, "SkyMesh demo fields (skymesh demo)"), path)
+
+
+def demo_exposure_s(star: VariableStar, aperture_m: float, *, max_exposure_s: float = 2.0) -> float:
+    """The demo's exposure for a variable: unsaturated at its brightest on a telescope of `aperture_m` (the largest
+    of the demo's telescopes, so none saturates), at most `max_exposure_s` (the demo is fast)."""
+    from skymesh.products.exposure import unsaturated_exposure_s
+
+    return unsaturated_exposure_s(star.magnitude - star.amplitude_mag, aperture_m, max_exposure_s=max_exposure_s)
+
+
+def _exposed(
+    stars: tuple[CelestialTarget, ...], variables: tuple[VariableStar, ...], stations: tuple[Station, ...]
+) -> tuple[CelestialTarget, ...]:
+    """The demo's stars with exposures that do not saturate on its largest telescope."""
+    apertures = [s.aperture_m for s in stations if s.kind == StationKind.TELESCOPE and s.aperture_m > 0]
+    if not apertures:
+        return stars
+    by_id = {v.target_id: v for v in variables}
+    return tuple(
+        dataclasses.replace(t, exposure_s=demo_exposure_s(by_id[t.target_id], max(apertures)))
+        if t.target_id in by_id
+        else t
+        for t in stars
+    )
 
 
 def _agent_config(
@@ -302,7 +331,7 @@ async def _demo(args: argparse.Namespace, data: Path) -> int:
             print(f"  web        http://{web_addr}/  log in as {user} / {password}  (API docs http://{web_addr}/docs)")
             station_api = stations_pb2_grpc.StationServiceStub(channel)
             target_api = targets_pb2_grpc.TargetServiceStub(channel)
-            targets: list[Target] = [*fleet.satellites, *fleet.stars]
+            targets: list[Target] = [*fleet.satellites, *_exposed(fleet.stars, fleet.variables, fleet.stations)]
             for target in targets:
                 await target_api.CreateTarget(targets_pb2.CreateTargetRequest(target=convert.target_to_proto(target)))
             for station in fleet.stations:

@@ -304,6 +304,9 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
         )
     reducer = Reducer(repo, config, on_bad=replan)
     await reducer.start()  # before the listener: bad thresholds fail the start, and no upload can slip past
+    if reducer.enabled:
+        alert_ingest.skymap_tiler = reducer.tile_skymap
+        alert_loops["alert-skymaps"] = alert_ingest.tile_pending  # once: maps stored but not tiled before a stop
 
     def reduce_upload(resource_name: str, kind: str) -> None:
         if is_reducible(kind, resource_name):

@@ -1,7 +1,7 @@
 """The server's data-products worker: every complete FITS upload (photometry) and SigMF IQ recording (pass products)
 is reduced by `skymesh.products` in a process pool the server starts, so the event loop never blocks; results go to
 the database with the observation's aggregate, and data that fail quality mark the job done-but-bad and ask the
-planner for a new plan.
+planner for a new plan. The same pool tiles alert sky maps (LVK HEALPix) into fields of view (`tile_skymap`).
 
 Uploads that completed while the server was down (or before a crash) are found at start and reduced then. The pool
 uses the "spawn" start method: forking a process that runs gRPC and asyncio is unsafe. `skymesh.products` (astropy,
@@ -29,7 +29,7 @@ from skymesh.server.config import ServerConfig
 from skymesh.server.db import Repository
 from skymesh.server.db.products import FITS_KINDS, IQ_KINDS, FrameReductionIn, PassReductionIn, ReductionInput
 
-__all__ = ["Reducer", "is_fits", "is_reducible"]
+__all__ = ["Reducer", "SkyMapRefused", "is_fits", "is_reducible"]
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,31 @@ def _analyze_in_worker(job: _PassJob) -> PassReductionIn:
         flags=result.flags,
         waterfall_path=result.waterfall_path,
     )
+
+
+class SkyMapRefused(ValueError):
+    """The sky map could not be read (the message says why); raised in the server's process."""
+
+
+@dataclass(frozen=True)
+class _SkyMapJob:
+    data: bytes
+    fov_deg: float
+    level: float
+    max_tiles: int
+
+
+def _tile_in_worker(job: _SkyMapJob) -> tuple[str, list[tuple[float, float, float]]]:
+    """Runs in a worker process: (error, [(ra_deg, dec_deg, probability)] most probable first)."""
+    from skymesh.products.skymap import SkyMapError, read_skymap, tile_pointings
+
+    try:
+        tiles = tile_pointings(read_skymap(job.data), job.fov_deg, level=job.level, max_tiles=job.max_tiles)
+    except SkyMapError as exc:
+        return str(exc), []
+    except Exception as exc:  # a map the libraries choke on is refused, never retried
+        return f"the sky map could not be tiled: {type(exc).__name__}: {exc}"[:2000], []
+    return "", [(t.ra_deg, t.dec_deg, t.probability) for t in tiles]
 
 
 @dataclass(frozen=True)
@@ -310,6 +335,19 @@ class Reducer:
             if last is None or now - last >= self._config.replan_interval_s:
                 self._bad_replanned[target] = now
                 self._on_bad(f"bad data for target {outcome.target_id} (job {outcome.job_id})")
+
+    async def tile_skymap(
+        self, data: bytes, *, fov_deg: float, level: float, max_tiles: int
+    ) -> list[tuple[float, float, float]]:
+        """The sky map's `level` credible region covered by square fields of `fov_deg`, as (ra_deg, dec_deg,
+        probability) most probable first; `SkyMapRefused` when the map is unusable, RuntimeError when the pool is
+        off (no products extra, or reduction_workers 0)."""
+        if self._pool is None:
+            raise RuntimeError("no reduction workers (reduction_workers 0 or the products extra missing)")
+        error, tiles = await self._run(_tile_in_worker, _SkyMapJob(data, fov_deg, level, max_tiles))
+        if error:
+            raise SkyMapRefused(error)
+        return tiles
 
     async def wait_idle(self, timeout_s: float) -> None:
         async with asyncio.timeout(timeout_s):

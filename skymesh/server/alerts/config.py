@@ -4,8 +4,10 @@ parser limits, the cone-match radius, and the rules that turn an alert into a ta
 Rules are tried in order; the first whose `source` and `alert_type` patterns (fnmatch) match decides. A rule either
 stores the alert only (`action: store`) or makes a target (`action: target`) with a priority, a time-critical
 window of `window_s` from reception (the scheduler multiplies the priority by `boost` inside it) and observing
-settings, provided the alert has a position whose 90 % radius is at most `max_error_radius_deg` (larger regions
-need tiling, which this server does not do). Imports only the standard library and `skymesh.core`.
+settings, provided the alert has a position whose 90 % radius is at most `max_error_radius_deg`. An alert that
+carries a sky map instead (LVK) becomes up to `max_targets` targets: fields of view of `tile_fov_deg` (0: the widest
+telescope's) tiling its `credible_level` region, ranked by the probability each holds (docs/alerts.md). Imports
+only the standard library and `skymesh.core`.
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ class AlertRule:
     exposure_count: int = 3
     filters: tuple[str, ...] = ()
     max_airmass: float = 2.5
+    # Sky maps (LVK): tiles of this field of view (0: the widest telescope's), covering this credible region.
+    tile_fov_deg: float = 0.0
+    credible_level: float = 0.9
+    max_targets: int = 10
 
     def __post_init__(self) -> None:
         if self.action not in ("target", "store"):
@@ -44,6 +50,10 @@ class AlertRule:
             raise InvalidArgument("window_s must be > 0, boost and max_error_radius_deg >= 0", field="alerts.rules")
         if not 0 < self.exposure_s <= 3600 or self.exposure_count < 1:
             raise InvalidArgument("exposure_s within (0, 3600], exposure_count >= 1", field="alerts.rules")
+        if not 0.0 <= self.tile_fov_deg <= 30.0 or not 0.0 < self.credible_level <= 1.0:
+            raise InvalidArgument("tile_fov_deg within [0, 30], credible_level within (0, 1]", field="alerts.rules")
+        if not 1 <= self.max_targets <= 500:
+            raise InvalidArgument("must be within 1..500", field="alerts.rules.max_targets")
 
     def matches(self, source: str, alert_type: str) -> bool:
         return fnmatch.fnmatchcase(source, self.source) and fnmatch.fnmatchcase(alert_type, self.alert_type)
@@ -62,6 +72,9 @@ DEFAULT_RULES: tuple[AlertRule, ...] = (
         window_s=12 * 3600.0,
         max_error_radius_deg=1.0,
     ),
+    # Gravitational waves: the sky map's 90 % region tiled by the widest camera, the densest tiles first, for a day
+    # (a kilonova fades by about a magnitude a day).
+    AlertRule(source="gcn", alert_type="lvk", action="target", priority=9, window_s=86400.0, max_targets=10),
     # New transients from TNS: classification-grade follow-up over a few nights.
     AlertRule(source="tns", action="target", priority=6, window_s=3 * 86400.0, boost=1.5),
     # Survey streams are high volume: kept, targeted only when an operator writes a rule for them.

@@ -11,6 +11,8 @@ out. Imports no grpc, protobuf or database code.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 import re
 from datetime import UTC, datetime
@@ -126,9 +128,27 @@ def parse_gcn_json(doc: Any) -> Alert:
     )
 
 
+def _skymap(event: dict[str, Any]) -> bytes:
+    """`event.skymap`: the multi-order FITS file, base64 in the JSON (igwn.gwalert); checked to be FITS (or gzip)
+    here, read in the worker pool. The packet's size limit bounds it."""
+    value = event.get("skymap")
+    if value is None or value == "":
+        return b""
+    if not isinstance(value, str):
+        raise AlertParseError("must be a base64 string", field="event.skymap")
+    try:
+        data = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise AlertParseError("not valid base64", field="event.skymap") from None
+    if not data.startswith((b"SIMPLE  =", b"\x1f\x8b")):
+        raise AlertParseError("not a FITS file (nor gzip)", field="event.skymap")
+    return data
+
+
 def parse_lvk_json(doc: Any) -> Alert:
     """An `igwn.gwalert` notice (LIGO/Virgo/KAGRA). Its sky map is a multi-order HEALPix FITS file: no single
-    position, so the alert is stored with none (a rule may still act on it); MS-prefixed ids are mock events."""
+    position, so the alert carries the map (`Alert.skymap`) for the server's workers to tile; MS-prefixed ids are
+    mock events."""
     if not isinstance(doc, dict) or not isinstance(doc.get("superevent_id"), str):
         raise AlertParseError("an LVK alert needs a superevent_id", field="superevent_id")
     superevent = _text(doc["superevent_id"], "superevent_id", 32)
@@ -150,6 +170,7 @@ def parse_lvk_json(doc: Any) -> Alert:
         event_time=_time(event.get("time"), "event.time") if event else created,
         schema_version="igwn.gwalert",
         detail=f"{kind} {event.get('group', '') if event else ''}".strip(),
+        skymap=_skymap(event) if event else b"",
     )
 
 

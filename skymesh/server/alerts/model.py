@@ -87,6 +87,9 @@ class Alert:
     schema_version: str = ""
     cutouts: tuple[Cutout, ...] = ()
     detail: str = ""  # one human line: instrument, classification, significance...
+    # LVK: the localisation as a HEALPix FITS file (multi-order, as `igwn.gwalert` embeds it), not parsed here: the
+    # server's worker pool turns it into targets (`skymesh.products.skymap`).
+    skymap: bytes = field(default=b"", repr=False)
 
     def __post_init__(self) -> None:
         for name in ("source", "alert_type", "external_id", "event_name"):

@@ -2,12 +2,15 @@
 the same transaction what it does to the targets and jobs: a test alert is only stored; a retraction retracts the
 earlier revisions, cancels their target's unstarted jobs with cause ALERT_RETRACTED and deletes a target the event
 created; an accepted alert creates or updates a sidereal target (matched by name, alias or cone) with the rule's
-priority and time-critical window. Imports SQLAlchemy and the pure alert model; no grpc or protobuf.
+priority and time-critical window. An alert with a sky map (LVK) is stored first and gets its targets afterwards,
+once the worker pool has tiled the map (`attach_skymap_targets`), linked through `alert_targets`. Imports
+SQLAlchemy and the pure alert model; no grpc or protobuf.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import uuid
 from collections.abc import Sequence
@@ -15,22 +18,23 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from skymesh.core.errors import NotFound
 from skymesh.core.jobs import JobState
-from skymesh.core.model import TargetKind, TimeWindow
+from skymesh.core.model import StationKind, TargetKind, TimeWindow
 from skymesh.server.alerts.config import AlertRule
 from skymesh.server.alerts.model import Alert, AlertRole, AlertStatus
 from skymesh.server.db.base import RepoBase
-from skymesh.server.db.models import AlertRow, JobRow, TargetAliasRow, TargetRow
+from skymesh.server.db.models import AlertRow, AlertTargetRow, JobRow, StationRow, TargetAliasRow, TargetRow
 from skymesh.server.db.records import JobRecord
 
-__all__ = ["CAUSE_ALERT_RETRACTED", "AlertOutcome", "AlertRecord", "AlertRepo", "target_id_for"]
+__all__ = ["CAUSE_ALERT_RETRACTED", "AlertOutcome", "AlertRecord", "AlertRepo", "SkyTile", "target_id_for"]
 
 CAUSE_ALERT_RETRACTED = 13  # common.v1.CauseCode
+CAUSE_SUPERSEDED = 6
 _UNSTARTED = (JobState.PENDING, JobState.SCHEDULED, JobState.DISPATCHED, JobState.RECEIVED)
 _IN_AGENT_HANDS = (JobState.DISPATCHED, JobState.RECEIVED)
 _TARGET_ID = re.compile(r"[^a-z0-9]+")
@@ -86,6 +90,23 @@ class AlertOutcome:
     replan: bool = False
     running_jobs: tuple[JobRecord, ...] = ()  # retracted but running: the caller sends AbortJob
     bumped_stations: tuple[str, ...] = ()  # their schedule changed: the caller pushes it
+
+
+@dataclass(frozen=True)
+class SkyTile:
+    """One field of view over a sky map's credible region (ICRS degrees) and the share of the map inside it."""
+
+    ra_deg: float
+    dec_deg: float
+    probability: float
+
+
+def tile_priority(top: int, probability: float, best: float) -> int:
+    """The most probable tile gets the rule's priority, and each halving of probability below it one step less
+    (never below 1): the planner spends the first night on the tiles most likely to hold the counterpart."""
+    if probability <= 0 or best <= 0:
+        return 1
+    return max(1, top - round(math.log2(best / probability)))
 
 
 def _record(row: AlertRow) -> AlertRecord:
@@ -205,6 +226,163 @@ class AlertRepo(RepoBase):
                     raise
                 return AlertOutcome(_record(stored), duplicate=True)
 
+    async def widest_telescope_fov_deg(self) -> float:
+        """The widest field of view among the telescopes (0 when none says): a sky map is tiled with it."""
+        async with self._tx("widest_telescope_fov") as s:
+            widest = await s.scalar(
+                select(func.max(StationRow.fov_deg)).where(
+                    StationRow.kind == int(StationKind.TELESCOPE), StationRow.deleted_at.is_(None)
+                )
+            )
+        return float(widest or 0.0)
+
+    async def note_alert_error(self, alert_id: str, error: str) -> AlertRecord:
+        """Say on a stored alert why its sky map made no targets (the alert stays STORED)."""
+        async with self._tx("note_alert_error") as s:
+            row = await s.get(AlertRow, alert_id)
+            if row is None:
+                raise NotFound(f"no alert {alert_id!r}", field="alert_id")
+            row.error = error[:2000]
+            return _record(row)
+
+    async def attach_skymap_targets(
+        self, alert_id: str, tiles: Sequence[SkyTile], *, rule: AlertRule, fov_deg: float, actor: str = "system"
+    ) -> AlertOutcome:
+        """Turn a stored sky-map alert's tiles (most probable first) into targets `<event>-tNN`, each with the rule's
+        observing settings, a priority by rank (`tile_priority`) and the alert's time-critical window, all in one
+        transaction. Nothing happens when the alert is no longer STORED (retracted meanwhile) or there are no
+        tiles. A later revision of the same event takes over the tiles it shares by id, with its new positions."""
+        now = self._now()
+        async with self._tx("attach_skymap_targets") as s:
+            row = await s.get(AlertRow, alert_id, with_for_update=True)
+            if row is None:
+                raise NotFound(f"no alert {alert_id!r}", field="alert_id")
+            if row.status != int(AlertStatus.STORED) or not tiles:
+                return AlertOutcome(_record(row))
+            base = target_id_for(row.event_name)[:58].strip("-")
+            best = tiles[0].probability
+            for rank, tile in enumerate(tiles, 1):
+                target_id = f"{base}-t{rank:02d}"
+                target = await s.get(TargetRow, target_id)
+                if (
+                    target is not None
+                    and target.deleted_at is None
+                    and not await self._made_by_event(s, row, target_id)
+                ):
+                    continue  # someone's own target has this id: never take it over
+                if target is None:
+                    target = TargetRow(target_id=target_id, created_at=now, filters=[])
+                    s.add(target)
+                elif target.deleted_at is not None:
+                    target.deleted_at = None
+                    target.created_at = now
+                target.name = f"{row.event_name} tile {rank}"[:200]
+                target.kind = int(TargetKind.SIDEREAL)
+                target.priority = tile_priority(rule.priority, tile.probability, best)
+                target.ra_deg, target.dec_deg = tile.ra_deg % 360.0, tile.dec_deg
+                target.magnitude = 10.0  # unknown: the counterpart's brightness is what the follow-up measures
+                target.filters = list(rule.filters)
+                target.exposure_s = rule.exposure_s
+                target.exposure_count = rule.exposure_count
+                target.max_airmass = rule.max_airmass
+                target.min_moon_separation_deg = 20.0
+                target.cadence_s = 0.0
+                target.max_hour_angle_h = 0.0
+                target.max_moon_illumination = 0.0
+                target.updated_at = now
+                await s.flush()
+                s.add(AlertTargetRow(alert_id=alert_id, target_id=target_id, rank=rank, probability=tile.probability))
+            row.status = int(AlertStatus.ACCEPTED)
+            linked = await s.scalar(
+                select(AlertTargetRow.target_id)
+                .where(AlertTargetRow.alert_id == alert_id)
+                .order_by(AlertTargetRow.rank)
+                .limit(1)
+            )
+            if linked is None:
+                return AlertOutcome(_record(row))
+            bumped = await self._drop_superseded_tiles(s, row, now)
+            row.target_id = linked
+            row.created_target = True
+            row.priority = rule.priority
+            row.window_start = now
+            row.window_end = now + timedelta(seconds=rule.window_s)
+            row.window_boost = rule.boost
+            row.error = ""
+            total = sum(t.probability for t in tiles)
+            row.detail = f"{row.detail}; {len(tiles)} tiles of {fov_deg:.2f} deg hold {total:.1%}"[:2000]
+            self._audit(s, now, actor, "accept_alert", row.target_id, alert=row.dedup_key, tiles=len(tiles))
+            await s.flush()
+            return AlertOutcome(_record(row), replan=True, bumped_stations=bumped)
+
+    async def _drop_superseded_tiles(self, s: AsyncSession, row: AlertRow, now: datetime) -> tuple[str, ...]:
+        """Tiles of earlier revisions of this event that the new map no longer has: their unstarted jobs are
+        CANCELLED (cause SUPERSEDED) and the targets deleted; running jobs finish. Returns the stations whose
+        schedule changed."""
+        current = select(AlertTargetRow.target_id).where(AlertTargetRow.alert_id == row.alert_id)
+        stale = (
+            await s.scalars(
+                select(AlertTargetRow.target_id)
+                .join(AlertRow, AlertRow.alert_id == AlertTargetRow.alert_id)
+                .where(
+                    AlertRow.source == row.source,
+                    AlertRow.external_id == row.external_id,
+                    AlertRow.alert_id != row.alert_id,
+                    AlertTargetRow.target_id.not_in(current),
+                )
+                .distinct()
+                .order_by(AlertTargetRow.target_id)
+            )
+        ).all()
+        bumped: set[str] = set()
+        for target_id in stale:
+            jobs = (
+                await s.scalars(
+                    select(JobRow)
+                    .where(JobRow.target_id == target_id, JobRow.state.in_([int(j) for j in _UNSTARTED]))
+                    .with_for_update()
+                )
+            ).all()
+            for job in jobs:
+                if JobState(job.state) in _IN_AGENT_HANDS:
+                    bumped.add(job.station_id)
+                job.state = int(JobState.CANCELLED)
+                job.cause = CAUSE_SUPERSEDED
+                job.detail = f"sky map tile superseded by {row.dedup_key}"[:2000]
+                job.updated_at = now
+            target = await s.get(TargetRow, target_id)
+            if target is not None and target.deleted_at is None:
+                target.deleted_at = now
+                target.updated_at = now
+            self._audit(s, now, "system", "supersede_tile", target_id, alert=row.dedup_key)
+        for station_id in sorted(bumped):
+            await self._bump_schedule(s, station_id, now)  # type: ignore[attr-defined]
+        return tuple(sorted(bumped))
+
+    @staticmethod
+    async def _made_by_event(s: AsyncSession, row: AlertRow, target_id: str) -> bool:
+        made = await s.scalar(
+            select(AlertTargetRow.target_id)
+            .join(AlertRow, AlertRow.alert_id == AlertTargetRow.alert_id)
+            .where(
+                AlertTargetRow.target_id == target_id,
+                AlertRow.source == row.source,
+                AlertRow.external_id == row.external_id,
+            )
+            .limit(1)
+        )
+        return made is not None
+
+    async def alert_tiles(self, alert_id: str) -> list[tuple[str, int, float]]:
+        """(target id, rank, probability) of the targets an alert's sky map made, by rank."""
+        async with self._tx("alert_tiles") as s:
+            rows = await s.execute(
+                select(AlertTargetRow.target_id, AlertTargetRow.rank, AlertTargetRow.probability)
+                .where(AlertTargetRow.alert_id == alert_id)
+                .order_by(AlertTargetRow.rank)
+            )
+            return [(r.target_id, r.rank, r.probability) for r in rows.all()]
+
     async def get_alert(self, alert_id: str) -> tuple[AlertRecord, bytes]:
         async with self._tx("get_alert") as s:
             row = await s.get(AlertRow, alert_id)
@@ -247,9 +425,15 @@ class AlertRepo(RepoBase):
             AlertRow.target_id.is_not(None),
             AlertRow.window_end > now,
         )
+        tiles = (
+            select(AlertTargetRow.target_id, AlertRow.window_start, AlertRow.window_end, AlertRow.window_boost)
+            .join(AlertRow, AlertRow.alert_id == AlertTargetRow.alert_id)
+            .where(AlertRow.status == int(AlertStatus.ACCEPTED), AlertRow.window_end > now)
+        )
         out: dict[str, tuple[list[TimeWindow], float]] = {}
         async with self._tx("alert_windows") as s:
-            for target_id, start, end, boost in (await s.execute(query)).all():
+            rows = [*(await s.execute(query)).all(), *(await s.execute(tiles)).all()]
+            for target_id, start, end, boost in rows:
                 if target_id is None or start is None or end is None:
                     continue
                 windows, best = out.get(target_id, ([], 0.0))
@@ -423,6 +607,14 @@ class AlertRepo(RepoBase):
                 owned[e.target_id] = owned.get(e.target_id, False) or e.created_target
                 if e.target_priority_before is not None:
                     restore.setdefault(e.target_id, e.target_priority_before)
+        if earlier:  # sky-map tiles: the event made each of them
+            tiles = await s.scalars(
+                select(AlertTargetRow.target_id)
+                .where(AlertTargetRow.alert_id.in_([e.alert_id for e in earlier]))
+                .order_by(AlertTargetRow.target_id)
+            )
+            for target_id in tiles.all():
+                owned[target_id] = True
         running: list[JobRecord] = []
         bumped: set[str] = set()
         for target_id, created in owned.items():

@@ -464,6 +464,18 @@ class AlertRow(Base):
     __table_args__ = (Index("ix_alerts_source_external_id", "source", "external_id"),)
 
 
+class AlertTargetRow(Base):
+    """The targets an alert with a sky map (LVK) made: one per field-of-view tile of its credible region, `rank` 1
+    the most probable, `probability` the share of the map inside it (revision 0013). Like `alerts.target_id` with
+    `created_target`: the event owns them, a retraction cancels their jobs and deletes them."""
+
+    __tablename__ = "alert_targets"
+    alert_id: Mapped[str] = mapped_column(ForeignKey("alerts.alert_id"), primary_key=True)
+    target_id: Mapped[str] = mapped_column(ForeignKey("targets.target_id"), primary_key=True, index=True)
+    rank: Mapped[int] = mapped_column(Integer)
+    probability: Mapped[float] = mapped_column(Float)
+
+
 class PassReductionRow(Base):
     """The pass analysis of one uploaded IQ recording (SigMF) (revision 0007)."""
 

@@ -83,6 +83,7 @@ def test_lvk_preliminary_and_retraction() -> None:
     retraction = parse_alerts(fixture("lvk_retraction.json"))[0]
     assert prelim.alert_type == "lvk" and prelim.external_id == retraction.external_id == "lvk:S261130bm"
     assert not prelim.has_position  # a HEALPix map, not a point
+    assert prelim.skymap.startswith(b"SIMPLE  =") and not retraction.skymap  # carried, read by the worker pool
     assert prelim.role == AlertRole.OBSERVATION and retraction.retraction
     assert prelim.event_time == datetime(2026, 11, 30, 12, 0, 3, 210000, tzinfo=UTC)
     mock = json.loads(fixture("lvk_preliminary.json"))
@@ -190,6 +191,9 @@ def test_rubin_confluent_framing_decodes_with_the_registered_schema() -> None:
         (b'{"$schema": "https://gcn.nasa.gov/schema/gcn/notices/x/y.schema.json", "id": [1], "ra": "1", "dec": 0}',
          "must be a number"),
         (b'{"superevent_id": "S1", "alert_type": "BOGUS"}', "unknown LVK alert_type"),
+        (b'{"superevent_id": "S1", "alert_type": "INITIAL", "event": {"skymap": "not base64!"}}', "not valid base64"),
+        (b'{"superevent_id": "S1", "alert_type": "INITIAL", "event": {"skymap": "PGh0bWw+"}}', "not a FITS file"),
+        (b'{"superevent_id": "S1", "alert_type": "INITIAL", "event": {"skymap": 42}}', "must be a base64 string"),
     ],
 )  # fmt: skip
 def test_bad_packets_are_refused_clearly(packet: bytes, message: str) -> None:
