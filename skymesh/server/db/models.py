@@ -466,7 +466,7 @@ class AlertRow(Base):
 
 class AlertTargetRow(Base):
     """The targets an alert with a sky map (LVK) made: one per field-of-view tile of its credible region, `rank` 1
-    the most probable, `probability` the share of the map inside it (revision 0013). Like `alerts.target_id` with
+    the most probable, `probability` the share of the map inside it (revision 0015). Like `alerts.target_id` with
     `created_target`: the event owns them, a retraction cancels their jobs and deletes them."""
 
     __tablename__ = "alert_targets"
