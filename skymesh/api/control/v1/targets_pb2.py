@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from skymesh.api.common.v1 import common_pb2 as skymesh_dot_api_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$skymesh/api/control/v1/targets.proto\x12\x16skymesh.api.control.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\"skymesh/api/common/v1/common.proto\"D\n\x13\x43reateTargetRequest\x12-\n\x06target\x18\x01 \x01(\x0b\x32\x1d.skymesh.api.common.v1.Target\"E\n\x14\x43reateTargetResponse\x12-\n\x06target\x18\x01 \x01(\x0b\x32\x1d.skymesh.api.common.v1.Target\"%\n\x10GetTargetRequest\x12\x11\n\ttarget_id\x18\x01 \x01(\t\"\x8a\x01\n\x11GetTargetResponse\x12-\n\x06target\x18\x01 \x01(\x0b\x32\x1d.skymesh.api.common.v1.Target\x12\x46\n\x13spacecraft_forecast\x18\x02 \x01(\x0b\x32).skymesh.api.common.v1.SpacecraftForecast\"P\n\x12ListTargetsRequest\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"\xa7\x01\n\x13ListTargetsResponse\x12.\n\x07targets\x18\x01 \x03(\x0b\x32\x1d.skymesh.api.common.v1.Target\x12G\n\x14spacecraft_forecasts\x18\x02 \x03(\x0b\x32).skymesh.api.common.v1.SpacecraftForecast\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t\"i\n\x15UpdateElementsRequest\x12\x11\n\ttarget_id\x18\x01 \x01(\t\x12\x11\n\ttle_line1\x18\x02 \x01(\t\x12\x11\n\ttle_line2\x18\x03 \x01(\t\x12\x17\n\x0f\x65lements_source\x18\x04 \x01(\t\"G\n\x16UpdateElementsResponse\x12-\n\x06target\x18\x01 \x01(\x0b\x32\x1d.skymesh.api.common.v1.Target\"(\n\x13\x44\x65leteTargetRequest\x12\x11\n\ttarget_id\x18\x01 \x01(\t\"\x16\n\x14\x44\x65leteTargetResponse\"\xae\x01\n\x08\x43\x61mpaign\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x16\n\x0epriority_boost\x18\x04 \x01(\x01\x12)\n\x05start\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x03\x65nd\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"K\n\x15\x43reateCampaignRequest\x12\x32\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32 .skymesh.api.control.v1.Campaign\"L\n\x16\x43reateCampaignResponse\x12\x32\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32 .skymesh.api.control.v1.Campaign\"=\n\x14ListCampaignsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"e\n\x15ListCampaignsResponse\x12\x33\n\tcampaigns\x18\x01 \x03(\x0b\x32 .skymesh.api.control.v1.Campaign\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xa0\x04\n\rTargetService\x12i\n\x0c\x43reateTarget\x12+.skymesh.api.control.v1.CreateTargetRequest\x1a,.skymesh.api.control.v1.CreateTargetResponse\x12`\n\tGetTarget\x12(.skymesh.api.control.v1.GetTargetRequest\x1a).skymesh.api.control.v1.GetTargetResponse\x12\x66\n\x0bListTargets\x12*.skymesh.api.control.v1.ListTargetsRequest\x1a+.skymesh.api.control.v1.ListTargetsResponse\x12o\n\x0eUpdateElements\x12-.skymesh.api.control.v1.UpdateElementsRequest\x1a..skymesh.api.control.v1.UpdateElementsResponse\x12i\n\x0c\x44\x65leteTarget\x12+.skymesh.api.control.v1.DeleteTargetRequest\x1a,.skymesh.api.control.v1.DeleteTargetResponse2\xf0\x01\n\x0f\x43\x61mpaignService\x12o\n\x0e\x43reateCampaign\x12-.skymesh.api.control.v1.CreateCampaignRequest\x1a..skymesh.api.control.v1.CreateCampaignResponse\x12l\n\rListCampaigns\x12,.skymesh.api.control.v1.ListCampaignsRequest\x1a-.skymesh.api.control.v1.ListCampaignsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$skymesh/api/control/v1/targets.proto\x12\x16skymesh.api.control.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\"skymesh/api/common/v1/common.proto\"D\n\x13\x43reateTargetRequest\x12-\n\x06target\x18\x01 \x01(\x0b\x32\x1d.skymesh.api.common.v1.Target\"E\n\x14\x43reateTargetResponse\x12-\n\x06target\x18\x01 \x01(\x0b\x32\x1d.skymesh.api.common.v1.Target\"%\n\x10GetTargetRequest\x12\x11\n\ttarget_id\x18\x01 \x01(\t\"\x8a\x01\n\x11GetTargetResponse\x12-\n\x06target\x18\x01 \x01(\x0b\x32\x1d.skymesh.api.common.v1.Target\x12\x46\n\x13spacecraft_forecast\x18\x02 \x01(\x0b\x32).skymesh.api.common.v1.SpacecraftForecast\"^\n\x12ListTargetsRequest\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x0c\n\x04kind\x18\x04 \x01(\t\"\xa7\x01\n\x13ListTargetsResponse\x12.\n\x07targets\x18\x01 \x03(\x0b\x32\x1d.skymesh.api.common.v1.Target\x12G\n\x14spacecraft_forecasts\x18\x02 \x03(\x0b\x32).skymesh.api.common.v1.SpacecraftForecast\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t\"i\n\x15UpdateElementsRequest\x12\x11\n\ttarget_id\x18\x01 \x01(\t\x12\x11\n\ttle_line1\x18\x02 \x01(\t\x12\x11\n\ttle_line2\x18\x03 \x01(\t\x12\x17\n\x0f\x65lements_source\x18\x04 \x01(\t\"G\n\x16UpdateElementsResponse\x12-\n\x06target\x18\x01 \x01(\x0b\x32\x1d.skymesh.api.common.v1.Target\"(\n\x13\x44\x65leteTargetRequest\x12\x11\n\ttarget_id\x18\x01 \x01(\t\"\x16\n\x14\x44\x65leteTargetResponse\"\xae\x01\n\x08\x43\x61mpaign\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x16\n\x0epriority_boost\x18\x04 \x01(\x01\x12)\n\x05start\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x03\x65nd\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"K\n\x15\x43reateCampaignRequest\x12\x32\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32 .skymesh.api.control.v1.Campaign\"L\n\x16\x43reateCampaignResponse\x12\x32\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32 .skymesh.api.control.v1.Campaign\"=\n\x14ListCampaignsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"e\n\x15ListCampaignsResponse\x12\x33\n\tcampaigns\x18\x01 \x03(\x0b\x32 .skymesh.api.control.v1.Campaign\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xa0\x04\n\rTargetService\x12i\n\x0c\x43reateTarget\x12+.skymesh.api.control.v1.CreateTargetRequest\x1a,.skymesh.api.control.v1.CreateTargetResponse\x12`\n\tGetTarget\x12(.skymesh.api.control.v1.GetTargetRequest\x1a).skymesh.api.control.v1.GetTargetResponse\x12\x66\n\x0bListTargets\x12*.skymesh.api.control.v1.ListTargetsRequest\x1a+.skymesh.api.control.v1.ListTargetsResponse\x12o\n\x0eUpdateElements\x12-.skymesh.api.control.v1.UpdateElementsRequest\x1a..skymesh.api.control.v1.UpdateElementsResponse\x12i\n\x0c\x44\x65leteTarget\x12+.skymesh.api.control.v1.DeleteTargetRequest\x1a,.skymesh.api.control.v1.DeleteTargetResponse2\xf0\x01\n\x0f\x43\x61mpaignService\x12o\n\x0e\x43reateCampaign\x12-.skymesh.api.control.v1.CreateCampaignRequest\x1a..skymesh.api.control.v1.CreateCampaignResponse\x12l\n\rListCampaigns\x12,.skymesh.api.control.v1.ListCampaignsRequest\x1a-.skymesh.api.control.v1.ListCampaignsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,29 +42,29 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETTARGETRESPONSE']._serialized_start=314
   _globals['_GETTARGETRESPONSE']._serialized_end=452
   _globals['_LISTTARGETSREQUEST']._serialized_start=454
-  _globals['_LISTTARGETSREQUEST']._serialized_end=534
-  _globals['_LISTTARGETSRESPONSE']._serialized_start=537
-  _globals['_LISTTARGETSRESPONSE']._serialized_end=704
-  _globals['_UPDATEELEMENTSREQUEST']._serialized_start=706
-  _globals['_UPDATEELEMENTSREQUEST']._serialized_end=811
-  _globals['_UPDATEELEMENTSRESPONSE']._serialized_start=813
-  _globals['_UPDATEELEMENTSRESPONSE']._serialized_end=884
-  _globals['_DELETETARGETREQUEST']._serialized_start=886
-  _globals['_DELETETARGETREQUEST']._serialized_end=926
-  _globals['_DELETETARGETRESPONSE']._serialized_start=928
-  _globals['_DELETETARGETRESPONSE']._serialized_end=950
-  _globals['_CAMPAIGN']._serialized_start=953
-  _globals['_CAMPAIGN']._serialized_end=1127
-  _globals['_CREATECAMPAIGNREQUEST']._serialized_start=1129
-  _globals['_CREATECAMPAIGNREQUEST']._serialized_end=1204
-  _globals['_CREATECAMPAIGNRESPONSE']._serialized_start=1206
-  _globals['_CREATECAMPAIGNRESPONSE']._serialized_end=1282
-  _globals['_LISTCAMPAIGNSREQUEST']._serialized_start=1284
-  _globals['_LISTCAMPAIGNSREQUEST']._serialized_end=1345
-  _globals['_LISTCAMPAIGNSRESPONSE']._serialized_start=1347
-  _globals['_LISTCAMPAIGNSRESPONSE']._serialized_end=1448
-  _globals['_TARGETSERVICE']._serialized_start=1451
-  _globals['_TARGETSERVICE']._serialized_end=1995
-  _globals['_CAMPAIGNSERVICE']._serialized_start=1998
-  _globals['_CAMPAIGNSERVICE']._serialized_end=2238
+  _globals['_LISTTARGETSREQUEST']._serialized_end=548
+  _globals['_LISTTARGETSRESPONSE']._serialized_start=551
+  _globals['_LISTTARGETSRESPONSE']._serialized_end=718
+  _globals['_UPDATEELEMENTSREQUEST']._serialized_start=720
+  _globals['_UPDATEELEMENTSREQUEST']._serialized_end=825
+  _globals['_UPDATEELEMENTSRESPONSE']._serialized_start=827
+  _globals['_UPDATEELEMENTSRESPONSE']._serialized_end=898
+  _globals['_DELETETARGETREQUEST']._serialized_start=900
+  _globals['_DELETETARGETREQUEST']._serialized_end=940
+  _globals['_DELETETARGETRESPONSE']._serialized_start=942
+  _globals['_DELETETARGETRESPONSE']._serialized_end=964
+  _globals['_CAMPAIGN']._serialized_start=967
+  _globals['_CAMPAIGN']._serialized_end=1141
+  _globals['_CREATECAMPAIGNREQUEST']._serialized_start=1143
+  _globals['_CREATECAMPAIGNREQUEST']._serialized_end=1218
+  _globals['_CREATECAMPAIGNRESPONSE']._serialized_start=1220
+  _globals['_CREATECAMPAIGNRESPONSE']._serialized_end=1296
+  _globals['_LISTCAMPAIGNSREQUEST']._serialized_start=1298
+  _globals['_LISTCAMPAIGNSREQUEST']._serialized_end=1359
+  _globals['_LISTCAMPAIGNSRESPONSE']._serialized_start=1361
+  _globals['_LISTCAMPAIGNSRESPONSE']._serialized_end=1462
+  _globals['_TARGETSERVICE']._serialized_start=1465
+  _globals['_TARGETSERVICE']._serialized_end=2009
+  _globals['_CAMPAIGNSERVICE']._serialized_start=2012
+  _globals['_CAMPAIGNSERVICE']._serialized_end=2252
 # @@protoc_insertion_point(module_scope)
