@@ -5,10 +5,10 @@ as its own process (so its CPU and memory are its own), a fleet of stations, sat
 
 Measures: the dashboard's first render in Chromium (login done; from navigation to every station drawn on the
 map); `GET /api/v1/targets?site_id=...&count=20` latency (ranked by the scheduler) for three sites: the first
-telescope, the telescope where the Sun is lowest now, and a ground station (`--only-targets`: these only, then
-stop); event-to-client latency (an agent reports a job transition over its stream -> the SSE event arrives at an
-HTTP client of the gateway); N concurrent live SSE connections held by the one gateway process, with its RSS and
-CPU. Prints JSON, and writes it with --json.
+telescope, the telescope in the night with the most stars high now, and a ground station (`--only-targets`: these
+only, then stop); event-to-client latency (an agent reports a job transition over its stream -> the SSE event
+arrives at an HTTP client of the gateway); N concurrent live SSE connections held by the one gateway process, with
+its RSS and CPU. Prints JSON, and writes it with --json.
 """
 
 from __future__ import annotations
@@ -89,12 +89,18 @@ def _site(i: int) -> tuple[float, float]:
     return float(-60 + (i * 37) % 130), float(-180 + (i * 73) % 360)
 
 
-def _sun_altitude_now(station_id: str) -> float:
-    from skymesh.astro.celestial import sun_altitude_deg
+def _darkest_telescope(telescopes: list[str]) -> str:
+    """The telescope with the most of `_populate`'s stars above airmass 1.7 now, in the night (Sun below -12 deg)."""
+    from skymesh.astro.celestial import radec_to_altaz, sun_altitude_deg
     from skymesh.astro.frames import datetime_to_jd
 
-    lat, lon = _site(int(station_id.removeprefix("st-")))
-    return float(sun_altitude_deg([lat], [lon], [datetime_to_jd(datetime.now(UTC))])[0, 0])
+    jd = [datetime_to_jd(datetime.now(UTC))]
+    sites = [_site(int(sid.removeprefix("st-"))) for sid in telescopes]
+    lat, lon = [s[0] for s in sites], [s[1] for s in sites]
+    ra, dec = [(k * 1.8) % 360 for k in range(200)], [-80 + (k * 0.8) % 160 for k in range(200)]
+    high = (radec_to_altaz(ra, dec, lat, lon, jd)[0][:, :, 0] > 36.0).sum(axis=0)
+    night = sun_altitude_deg(lat, lon, jd)[:, 0] < -12.0
+    return telescopes[int((high * night).argmax())]
 
 
 async def _populate(repo: Any, stations: int, satellites: int, jobs: int) -> tuple[str, list[str], str]:
@@ -192,9 +198,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                         pass
                     await asyncio.sleep(0.1)
                 # Ranked targets: the telescope measured since the first run (at -60 deg: no astronomical night in
-                # the southern summer, so its list is often empty), the telescope where the Sun is lowest now (a
-                # full list of stars), and a ground station (satellites in a pass now).
-                night = min(ids[::4], key=_sun_altitude_now)
+                # the southern summer, so its list is often empty), the telescope in the night with the most stars high
+                # now (a full list), and a ground station (satellites in a pass now).
+                night = _darkest_telescope(ids[::4])
                 sites = {"targets_ms": tel, "targets_night_ms": night, "targets_ground_ms": ids[1]}
                 for key, site in sites.items():
                     lat, listed = [], 0
