@@ -4,10 +4,11 @@ as its own process (so its CPU and memory are its own), a fleet of stations, sat
     .venv/bin/python benchmarks/web.py --stations 1000 --satellites 500 --jobs 50000 --browsers 200
 
 Measures: the dashboard's first render in Chromium (login done; from navigation to every station drawn on the
-map); `GET /api/v1/targets?site_id=...&count=20` latency (ranked by the scheduler); event-to-client latency (an
-agent reports a job transition over its stream -> the SSE event arrives at an HTTP client of the gateway); N
-concurrent live SSE connections held by the one gateway process, with its RSS and CPU. Prints Markdown, writes JSON
-with --json.
+map); `GET /api/v1/targets?site_id=...&count=20` latency (ranked by the scheduler) for three sites: the first
+telescope, the telescope in the night with the most stars high now, and a ground station (`--only-targets`: these
+only, then stop); event-to-client latency (an agent reports a job transition over its stream -> the SSE event
+arrives at an HTTP client of the gateway); N concurrent live SSE connections held by the one gateway process, with
+its RSS and CPU. Prints JSON, and writes it with --json.
 """
 
 from __future__ import annotations
@@ -83,14 +84,33 @@ def _proc_stats(pid: int) -> tuple[float, float]:
     return rss_kb / 1024, (int(fields[11]) + int(fields[12])) / ticks
 
 
+def _site(i: int) -> tuple[float, float]:
+    """(latitude, longitude) of station i, as `_populate` places it."""
+    return float(-60 + (i * 37) % 130), float(-180 + (i * 73) % 360)
+
+
+def _darkest_telescope(telescopes: list[str]) -> str:
+    """The telescope with the most of `_populate`'s stars above airmass 1.7 now, in the night (Sun below -12 deg)."""
+    from skymesh.astro.celestial import radec_to_altaz, sun_altitude_deg
+    from skymesh.astro.frames import datetime_to_jd
+
+    jd = [datetime_to_jd(datetime.now(UTC))]
+    sites = [_site(int(sid.removeprefix("st-"))) for sid in telescopes]
+    lat, lon = [s[0] for s in sites], [s[1] for s in sites]
+    ra, dec = [(k * 1.8) % 360 for k in range(200)], [-80 + (k * 0.8) % 160 for k in range(200)]
+    high = (radec_to_altaz(ra, dec, lat, lon, jd)[0][:, :, 0] > 36.0).sum(axis=0)
+    night = sun_altitude_deg(lat, lon, jd)[:, 0] < -12.0
+    return telescopes[int((high * night).argmax())]
+
+
 async def _populate(repo: Any, stations: int, satellites: int, jobs: int) -> tuple[str, list[str], str]:
     now = datetime.now(UTC)
     ids = []
     for i in range(stations):
         kind = StationKind.TELESCOPE if i % 4 == 0 else StationKind.GROUND_STATION
-        lat, lon = -60 + (i * 37) % 130, -180 + (i * 73) % 360
+        lat, lon = _site(i)
         filters = ("V",) if kind == StationKind.TELESCOPE else ()
-        where = GeoLocation(float(lat), float(lon), 100.0)
+        where = GeoLocation(lat, lon, 100.0)
         st = Station(f"st-{i:05d}", f"Station {i}", kind, where, bands=("UHF",), filters=filters, aperture_m=0.4)
         await repo.create_station(st)
         ids.append(st.station_id)
@@ -155,7 +175,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         server = await serve(config)
         try:
             t0 = time.perf_counter()
-            tel, _ids, _target = await _populate(server.repo, args.stations, args.satellites, args.jobs)
+            tel, ids, _target = await _populate(server.repo, args.stations, args.satellites, args.jobs)
             out["populate_s"] = round(time.perf_counter() - t0, 1)
             await server.repo.create_user("ada", Role.ADMIN)
             await server.repo.set_password("ada", PASSWORD)
@@ -177,14 +197,29 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                     except httpx.TransportError:
                         pass
                     await asyncio.sleep(0.1)
-                # Ranked targets.
-                lat = []
-                for _ in range(args.requests):
-                    s = time.perf_counter()
-                    r = await api.get("/api/v1/targets", params={"site_id": tel, "count": 20})
-                    r.raise_for_status()
-                    lat.append((time.perf_counter() - s) * 1000)
-                out["targets_ms"] = {"p50": round(_pct(lat, 0.5), 1), "p95": round(_pct(lat, 0.95), 1)}
+                # Ranked targets: the telescope measured since the first run (at -60 deg: no astronomical night in
+                # the southern summer, so its list is often empty), the telescope in the night with the most stars high
+                # now (a full list), and a ground station (satellites in a pass now).
+                night = _darkest_telescope(ids[::4])
+                sites = {"targets_ms": tel, "targets_night_ms": night, "targets_ground_ms": ids[1]}
+                for key, site in sites.items():
+                    lat, listed = [], 0
+                    # CPU of all three processes' worth (server and scheduler here, the gateway), which the load of
+                    # other work on the machine inflates far less than latency.
+                    cpu0 = _proc_stats(os.getpid())[1] + _proc_stats(gateway.pid)[1]
+                    for _ in range(args.requests):
+                        s = time.perf_counter()
+                        r = await api.get("/api/v1/targets", params={"site_id": site, "count": 20})
+                        r.raise_for_status()
+                        lat.append((time.perf_counter() - s) * 1000)
+                        listed = len(r.json()["targets"])
+                    cpu = _proc_stats(os.getpid())[1] + _proc_stats(gateway.pid)[1] - cpu0
+                    out[key] = {"site": site, "listed": listed, "p50": round(_pct(lat, 0.5), 1),
+                                "p95": round(_pct(lat, 0.95), 1),
+                                "cpu_ms_per_request": round(cpu * 1000 / args.requests, 1)}  # fmt: skip
+                out["load_avg"] = [round(x, 2) for x in os.getloadavg()]
+                if args.only_targets:
+                    return out
 
                 # First render in Chromium.
                 async with async_playwright() as pw:
@@ -278,6 +313,7 @@ if __name__ == "__main__":
     p.add_argument("--browsers", type=int, default=200)
     p.add_argument("--requests", type=int, default=100)
     p.add_argument("--transitions", type=int, default=50)
+    p.add_argument("--only-targets", action="store_true", help="measure the ranked targets only, then stop")
     p.add_argument("--json", type=Path)
     a = p.parse_args()
     result = asyncio.run(main(a))

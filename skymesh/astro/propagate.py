@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from sgp4.api import SatrecArray
+from sgp4.api import Satrec, SatrecArray
 
 from skymesh.astro.frames import teme_to_ecef, topocentric
 from skymesh.astro.tle import TLE
@@ -73,11 +73,14 @@ def split_jd(jd: ArrayLike) -> tuple[F64, F64]:
 class SatelliteBatch:
     """Many satellites propagated together. Index i in every result is `tles[i]`."""
 
-    def __init__(self, tles: Sequence[TLE]) -> None:
+    def __init__(self, tles: Sequence[TLE], *, satrecs: Sequence[Satrec] | None = None) -> None:
+        """`satrecs`, when given, are the already-built SGP4 records of `tles` (a caller's cache); only read."""
         if len(tles) == 0:
             raise InvalidArgument("a satellite batch needs at least one TLE", field="tles")
+        if satrecs is not None and len(satrecs) != len(tles):
+            raise InvalidArgument("one Satrec per TLE", field="satrecs")
         self.tles: tuple[TLE, ...] = tuple(tles)
-        self.satrecs = [t.satrec() for t in self.tles]
+        self.satrecs = list(satrecs) if satrecs is not None else [t.satrec() for t in self.tles]
         self._array = SatrecArray(self.satrecs)
         self.norad_ids: NDArray[np.int64] = np.array([t.norad_id for t in self.tles], dtype=np.int64)
         self.names: tuple[str, ...] = tuple(t.name for t in self.tles)

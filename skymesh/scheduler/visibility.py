@@ -20,9 +20,9 @@ from skymesh.astro.frames import SECONDS_PER_DAY, datetime_to_jd
 from skymesh.astro.passes import HorizonMask as AstroMask
 from skymesh.astro.passes import find_passes
 from skymesh.astro.propagate import SatelliteBatch
-from skymesh.astro.tle import parse_tle
 from skymesh.core.errors import SkyMeshError
 from skymesh.core.model import SatelliteTarget, Station, StationKind, TimeWindow
+from skymesh.scheduler.elements import cached_satrec, cached_tle
 from skymesh.scheduler.reasons import FilterLog, ReasonCode
 
 __all__ = ["Windows", "satellite_can_use", "satellite_windows", "subtract_unavailable"]
@@ -64,6 +64,10 @@ def satellite_can_use(station: Station, target: SatelliteTarget) -> bool:
     if station.kind != StationKind.GROUND_STATION:
         return False
     return not target.band or target.band.upper() in {b.upper() for b in station.bands}
+
+
+def _key(target: SatelliteTarget) -> tuple[str, str, str]:
+    return target.tle_line1, target.tle_line2, target.name
 
 
 def _capable(stations: Sequence[Station], targets: Sequence[SatelliteTarget]) -> NDArray[np.bool_]:
@@ -122,7 +126,7 @@ def satellite_windows(
     tles = []
     for req_i, t in targets:
         try:
-            tles.append(parse_tle(t.tle_line1, t.tle_line2, t.name))
+            tles.append(cached_tle(t.tle_line1, t.tle_line2, t.name))
         except SkyMeshError as exc:
             exc.field = f"targets[{req_i}].target.satellite.{exc.field or 'tle_line1'}"
             raise
@@ -155,7 +159,7 @@ def satellite_windows(
     masked = [j for j, m in enumerate(masks) if m is not None]
     gs_arr = np.asarray(gs, dtype=np.int64)
     for target_min, ks in by_min.items():
-        batch = SatelliteBatch([tles[k] for k in ks])
+        batch = SatelliteBatch([tles[k] for k in ks], satrecs=[cached_satrec(*_key(targets[k][1])) for k in ks])
         min_el = np.maximum(np.asarray([stations[i].min_elevation_deg for i in gs]), target_min)
         table = find_passes(
             batch,

@@ -191,14 +191,18 @@ async def site_heartbeat(site_id: str, who: Who, c: Client) -> dict[str, Any]:
 async def _ranked(
     c: ControlClient, who: Caller, site_id: str, count: int, priority_min: float, campaign: str, at: datetime | None
 ) -> dict[str, Any]:
-    # Both inputs at once: two round trips to the server in the time of one.
-    station_resp, targets_resp = await asyncio.gather(
-        c.call(c.stations.GetStation, stations_pb2.GetStationRequest(station_id=site_id), who.token),
-        c.call(c.targets.ListTargets, targets_pb2.ListTargetsRequest(campaign_id=campaign), who.token),
-    )
-    station, targets = station_resp.station, targets_resp.targets
-    # Only what this kind of station can observe: telescopes rank sidereal targets, ground stations satellites.
+    # Only what this kind of station can observe: telescopes rank sidereal targets, ground stations satellites. The
+    # station's kind decides which targets to ask for, so the station comes first; the server then reads and sends
+    # only those (a telescope's list no longer carries every satellite's element set twice).
+    station = (
+        await c.call(c.stations.GetStation, stations_pb2.GetStationRequest(station_id=site_id), who.token)
+    ).station
     wanted_kind = "celestial" if station.kind == common_pb2.STATION_KIND_TELESCOPE else "satellite"
+    targets = (
+        await c.call(
+            c.targets.ListTargets, targets_pb2.ListTargetsRequest(campaign_id=campaign, kind=wanted_kind), who.token
+        )
+    ).targets
     by_id = {t.target_id: t for t in targets if t.priority >= priority_min and t.WhichOneof("kind") == wanted_kind}
     when = _utc(at, "at") if at is not None else datetime.now(UTC)
     req = scheduler_pb2.RankTargetsRequest(

@@ -29,6 +29,9 @@ __all__ = ["CampaignServicer", "TargetServicer"]
 
 Ctx = grpc.aio.ServicerContext[Any, Any]
 
+# ListTargetsRequest.kind -> the repository's `satellite` filter (None: every kind).
+_KINDS: dict[str, bool | None] = {"": None, "satellite": True, "celestial": False}
+
 
 def _check_tle(line1: str, line2: str, name: str, field: str) -> tuple[int, datetime]:
     """(norad_id, epoch) of a valid TLE; InvalidTLE names the field under `field`."""
@@ -88,10 +91,17 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
     ) -> targets_pb2.ListTargetsResponse:
         if request.campaign_id:
             check_id(request.campaign_id, field="campaign_id")
-        page = page_request(request.page_size, request.page_token, f"targets|{request.campaign_id}", what="targets")
+        if request.kind not in _KINDS:
+            raise InvalidArgument("must be 'satellite', 'celestial' or empty", field="kind")
+        # The kind is part of what a page token is bound to (and absent from it when not set: older tokens hold).
+        bound = f"targets|{request.campaign_id}" + (f"|{request.kind}" if request.kind else "")
+        page = page_request(request.page_size, request.page_token, bound, what="targets")
         records, token = page.finish(
             await self._repo.list_targets(
-                request.campaign_id, after=page.after[0] if page.after else "", limit=page.fetch
+                request.campaign_id,
+                after=page.after[0] if page.after else "",
+                limit=page.fetch,
+                satellite=_KINDS[request.kind],
             ),
             lambda r: (r.target.target_id,),
         )

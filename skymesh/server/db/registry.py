@@ -459,18 +459,23 @@ class RegistryRepo(RepoBase):
             return await self._target_record(s, row)
 
     async def list_targets(
-        self, campaign_id: str = "", *, after: str = "", limit: int | None = None
+        self, campaign_id: str = "", *, after: str = "", limit: int | None = None, satellite: bool | None = None
     ) -> list[TargetRecord]:
-        """Live targets by id; `after`/`limit` page them (ids greater than `after`, at most `limit`)."""
-        query = select(TargetRow).where(TargetRow.deleted_at.is_(None)).order_by(TargetRow.target_id)
+        """Live targets by id; `after`/`limit` page them (ids greater than `after`, at most `limit`); `satellite`
+        True lists satellites only, False celestial targets only."""
+        ids = select(TargetRow.target_id).where(TargetRow.deleted_at.is_(None)).order_by(TargetRow.target_id)
+        if satellite is not None:
+            is_sat = TargetRow.kind == TargetKind.SATELLITE
+            ids = ids.where(is_sat if satellite else ~is_sat)
         if after:
-            query = query.where(TargetRow.target_id > after)
-        if limit is not None:
-            query = query.limit(limit)
+            ids = ids.where(TargetRow.target_id > after)
         if campaign_id:
-            query = query.where(TargetRow.campaign_id == campaign_id)
+            ids = ids.where(TargetRow.campaign_id == campaign_id)
+        if limit is not None:
+            ids = ids.limit(limit)
+        query = ids.with_only_columns(*TargetRow.__table__.c)
         async with self._tx("list_targets") as s:
-            return await self._target_records(s, (await s.scalars(query)).all())
+            return await self._target_records(s, (await s.execute(query)).all(), ids)
 
     async def update_elements(
         self, target_id: str, line1: str, line2: str, *, source: str, epoch: datetime, actor: str = "system"

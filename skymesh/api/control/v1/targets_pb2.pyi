@@ -113,6 +113,7 @@ class ListTargetsRequest(_message.Message):
     CAMPAIGN_ID_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
     campaign_id: _builtins.str
     page_size: _builtins.int
     """Paging (docs/api.md): at most this many per answer, capped at 1000; 0 answers every match in one response, and
@@ -120,16 +121,21 @@ class ListTargetsRequest(_message.Message):
     """
     page_token: _builtins.str
     """The previous answer's next_page_token, with the same filters; empty for the first page."""
+    kind: _builtins.str
+    """Only targets of this kind: "satellite" or "celestial" (the case names of Target.kind); empty: every kind. A
+    station's ranked list asks for the one kind it can observe instead of carrying the whole catalogue.
+    """
     def __init__(
         self,
         *,
         campaign_id: _builtins.str = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        kind: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign_id", b"campaign_id", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign_id", b"campaign_id", "kind", b"kind", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
