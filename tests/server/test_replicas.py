@@ -78,11 +78,10 @@ async def _eventually(probe: object, timeout_s: float, what: str) -> None:
         await asyncio.sleep(0.05)
 
 
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # replicas share PostgreSQL; SQLite is one process
 async def test_two_replicas_share_stations_commands_liveness_and_the_planner(
     db_url: str, start_server: StartServer
 ) -> None:
-    if not db_url.startswith("postgresql"):
-        pytest.skip("replicas share a PostgreSQL database; SQLite is one process")
     settings = {
         "planning_enabled": True,
         "replica_poll_s": 0.3,
