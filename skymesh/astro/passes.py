@@ -225,7 +225,7 @@ def find_passes(
     step_s: float = 60.0,
     horizon_masks: Sequence[HorizonMask | tuple[ArrayLike, ArrayLike] | None] | None = None,
     min_duration_s: float = 0.0,
-    max_grid_elements: int = 1 << 16,
+    max_grid_elements: int = 600_000,
     block_sats: int = 1000,
 ) -> PassTable:
     """Every pass of every satellite in `batch` over every station between `start` and `end` (tz-aware UTC).
@@ -264,6 +264,9 @@ def find_passes(
     has_mask = st.mask_row >= 0
     tables: list[dict[str, NDArray[np.generic]]] = []
     block_sats = max(1, int(block_sats))
+    # 600,000 float32 values (4 satellites x 24 h x 100 stations) per scan: measured 25 % faster than 65,536 (one
+    # satellite per call, whose ~60 numpy calls' overhead and 1,000 pieces per block to merge dominated), and no
+    # slower than 900,000.
     sub_sats = max(1, int(max_grid_elements) // (n_times * n_sta))
     # SGP4 every `stride` grid steps, per satellite (quintic Hermite in between, see `GridBlock`); one block holds
     # satellites of one stride.
