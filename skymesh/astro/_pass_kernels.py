@@ -556,9 +556,9 @@ def solve_crossings(block: GridBlock, n: I64, s: I64, a: F64, b: F64, fa: F64, f
 def solve_crossings_look(block: GridBlock, n: I64, s: I64, a: F64, b: F64, fa: F64, fb: F64) -> tuple[F64, F64, F64]:
     """`solve_crossings`, with sin(elevation) and azimuth (deg) at each time.
 
-    They come from the Newton evaluations: sin(elevation) extrapolated along its rate over the last step (under
-    `_ROOT_TOL_S`), the azimuth of the last evaluation (at AOS/LOS it moves by well under 0.01 deg in that step).
-    Items that did not end on a Newton step (masked stations, broken brackets) are evaluated once more.
+    They come from the Newton iterations: sin(elevation) is the minimum elevation's, which the last step (under
+    `_ROOT_TOL_S`) reached; the azimuth is the last evaluation's (at AOS/LOS it moves by well under 0.01 deg in that
+    step). Items that did not end on a Newton step (masked stations, broken brackets) are evaluated once more.
     """
     t, sin_el, az = _crossings(block, n, s, a, b, fa, fb, look=True)
     assert sin_el is not None and az is not None
@@ -595,11 +595,9 @@ def _crossings(
         )
     active = np.nonzero(~broken & ~masked & (fa != 0.0) & (fb != 0.0))[0]
     # Look angles from the Newton step that ended each item (see `solve_crossings_look`); the rest are evaluated.
-    sin_res = np.full(n.size, np.nan) if look else None  # at the last evaluation, then along the last step
     east_res = np.full(n.size, np.nan) if look else None
     north_res = np.full(n.size, np.nan) if look else None
-    slope_res = np.zeros(n.size) if look else None
-    x_last = result.copy() if look else None
+    newton = np.zeros(n.size, dtype=bool)
     x = (a * fb - b * fa) / np.where(fb != fa, fb - fa, 1.0)
     for it in range(40):
         if active.size == 0:
@@ -614,8 +612,6 @@ def _crossings(
         else:
             f, df = block.visibility_and_rate(n[active], s[active], xa)
         result[active] = xa
-        if x_last is not None:
-            x_last[active] = xa
         aa, bb = a[active], b[active]
         left = np.sign(f) == np.sign(fa[active])
         aa = np.where(left, xa, aa)
@@ -630,16 +626,16 @@ def _crossings(
         # The last Newton step is below tolerance: take it (it is inside the bracket).
         fin = active[done]
         result[fin] = nxt[done]
-        if sin_res is not None and east_res is not None and north_res is not None and slope_res is not None:
+        if east_res is not None and north_res is not None:
             # Stored for every active item (scatters by index are cheaper than gathering the finished ones).
-            sin_res[active], slope_res[active] = sin_a, df
             east_res[active] = np.nan if e_a is None else e_a
             north_res[active] = np.nan if n_a is None else n_a
+            newton[fin] = True
         active = active[~done]
-    if sin_res is None or east_res is None or north_res is None or slope_res is None:
+    if east_res is None or north_res is None:
         return np.asarray(result, dtype=np.float64), None, None
-    assert x_last is not None
-    sin_res += slope_res * (result - x_last)
+    # An item that ended on a Newton step sits on its (unmasked) minimum elevation, to within the step's tolerance.
+    sin_res = np.where(newton, block.st.sin_min[s], np.nan)
     az_res = azimuth_deg(east_res, north_res)
     again = np.flatnonzero(~np.isfinite(sin_res) | ~np.isfinite(az_res))
     if again.size:
