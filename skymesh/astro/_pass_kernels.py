@@ -705,7 +705,9 @@ def solve_maxima(
     sin_el = sin_old + d_old * dt
     vis = sin_el - block.st.sin_min[s]
     az = azimuth_deg(east_old, north_old)
-    again = np.flatnonzero(~(np.abs(dt) <= 0.1) | (block.st.mask_row[s] >= 0) | np.isnan(az))
+    # Near the zenith that small error in sin(elevation) is a large one in elevation (0.001 deg at 89.9 deg), and
+    # the azimuth turns fast: passes above 78 deg (a few percent) are evaluated again too.
+    again = np.flatnonzero(~(np.abs(dt) <= 0.1) | (block.st.mask_row[s] >= 0) | np.isnan(az) | (sin_el > 0.978))
     if again.size:
         vis[again], sin_el[again], az[again] = block.visibility_sin_az(n[again], s[again], result[again])
     return result, sin_el, np.nan_to_num(vis, nan=-2.0), az
