@@ -30,7 +30,10 @@ Algorithm (`find_passes`):
    20,000 satellites), and SGP4 on every 60 s grid point was a quarter of the time.
 5. A local maximum below the mask whose refined peak rises above it becomes a short pass (roots found on both
    sides of the peak). Passes are assembled per (satellite, station) from the time-sorted events, clipped to
-   [start, end] with `aos_clipped` / `los_clipped` flags, and filtered by `min_duration_s`.
+   [start, end] with `aos_clipped` / `los_clipped` flags, and filtered by `min_duration_s`. The look angles at
+   AOS, LOS and TCA come from the refinement's last evaluations (only window-clipped edges, masked stations and
+   maxima above 78 deg are evaluated again), and the orders come from one checked `argsort` instead of
+   `np.lexsort` (`_order_by_pair`, `_order_by_time`).
 
 Precision: TEME -> Earth-fixed by GMST-82, UT1 = UTC, no polar motion; measured against Skyfield's `find_events`
 in tests/astro/test_passes.py (AOS/LOS within 1 s, max elevation within 0.05 deg).
