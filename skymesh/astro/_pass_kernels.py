@@ -173,6 +173,11 @@ def mask_deg(st: Stations, s: I64, az_deg: F64) -> F64:
 # ---------------------------------------------------------------------------------------------------- geometry
 
 
+def azimuth_deg(east: F64, north: F64) -> F64:
+    """Azimuth (deg, 0..360, from north through east) of a vector's east and north components."""
+    return np.asarray(np.degrees(np.arctan2(east, north)) % 360.0, dtype=np.float64)
+
+
 class GridBlock:
     """SGP4 states of a block of satellites at nodes every `stride` grid steps, and the geometry of any
     (sat, station, time) item.
@@ -239,24 +244,37 @@ class GridBlock:
         self, n: I64, s: I64, t: F64, *, derivative: bool = False, azimuth: bool = False
     ) -> tuple[F64, F64 | None, F64 | None]:
         """sin(elevation), optionally d sin(elevation)/dt (1/s) and azimuth (deg) of items (n, s, t)."""
+        sin_el, dsin, e, nn = self.geometry_raw(n, s, t, derivative=derivative, azimuth=azimuth)
+        az = None if e is None or nn is None else azimuth_deg(e, nn)
+        return sin_el, dsin, az
+
+    def geometry_raw(
+        self, n: I64, s: I64, t: F64, *, derivative: bool = False, azimuth: bool = False
+    ) -> tuple[F64, F64 | None, F64 | None, F64 | None]:
+        """`geometry` with the azimuth as its east and north components (`azimuth_deg` turns them into degrees):
+        solvers keep only the components of their last step and take one arctangent per result."""
         t = np.asarray(t, dtype=np.float64)
         if t.size <= _ITEMS_PER_PIECE:
             return self._geometry(n, s, t, derivative, azimuth)
         # In pieces whose temporaries (some 60 arrays) stay in cache: measured 2x faster than whole arrays.
         sin_el = np.empty(t.size)
         dsin = np.empty(t.size) if derivative else None
-        az = np.empty(t.size) if azimuth else None
+        east = np.empty(t.size) if azimuth else None
+        north = np.empty(t.size) if azimuth else None
         for a in range(0, t.size, _ITEMS_PER_PIECE):
             b = min(t.size, a + _ITEMS_PER_PIECE)
-            sp, dp, ap = self._geometry(n[a:b], s[a:b], t[a:b], derivative, azimuth)
+            sp, dp, ep, np_ = self._geometry(n[a:b], s[a:b], t[a:b], derivative, azimuth)
             sin_el[a:b] = sp
             if dsin is not None and dp is not None:
                 dsin[a:b] = dp
-            if az is not None and ap is not None:
-                az[a:b] = ap
-        return sin_el, dsin, az
+            if east is not None and north is not None and ep is not None and np_ is not None:
+                east[a:b] = ep
+                north[a:b] = np_
+        return sin_el, dsin, east, north
 
-    def _geometry(self, n: I64, s: I64, t: F64, derivative: bool, azimuth: bool) -> tuple[F64, F64 | None, F64 | None]:
+    def _geometry(
+        self, n: I64, s: I64, t: F64, derivative: bool, azimuth: bool
+    ) -> tuple[F64, F64 | None, F64 | None, F64 | None]:
         h = self.node_s
         u = (t - self.t0_s) / h
         k = np.clip(u.astype(np.int64), 0, self.n_nodes - 2)  # u >= 0 inside the grid
@@ -286,12 +304,17 @@ class GridBlock:
             uv = ux * vxe + uy * vye + uz * wz
             dv = dx * vxe + dy * vye + dz * wz
             dsin = (uv - sin_el * dv / rho) / rho
-        az: F64 | None = None
-        if azimuth:
-            e = self.east[0][s] * dx + self.east[1][s] * dy
-            nn = self.north[0][s] * dx + self.north[1][s] * dy + self.north[2][s] * dz
-            az = np.degrees(np.arctan2(e, nn)) % 360.0
-        return sin_el, dsin, az
+        if not azimuth:
+            return sin_el, dsin, None, None
+        e = self.east[0][s] * dx + self.east[1][s] * dy
+        nn = self.north[0][s] * dx + self.north[1][s] * dy + self.north[2][s] * dz
+        return sin_el, dsin, e, nn
+
+    def visibility_sin_az(self, n: I64, s: I64, t: F64) -> tuple[F64, F64, F64]:
+        """Visibility, sin(elevation) and azimuth (deg)."""
+        sin_el, _, az = self.geometry(n, s, t, azimuth=True)
+        assert az is not None
+        return np.asarray(sin_el - np.sin(np.radians(mask_deg(self.st, s, az))), dtype=np.float64), sin_el, az
 
     def visibility_and_sin(self, n: I64, s: I64, t: F64) -> tuple[F64, F64]:
         """Visibility and sin(elevation)."""
@@ -527,8 +550,26 @@ def solve_crossings(block: GridBlock, n: I64, s: I64, a: F64, b: F64, fa: F64, f
     Newton steps with the analytic rate of sin(elevation), from a false-position start, safeguarded by the
     bracket (a step that leaves it bisects): two evaluations per event in the usual case.
     """
+    return _crossings(block, n, s, a, b, fa, fb, look=False)[0]
+
+
+def solve_crossings_look(block: GridBlock, n: I64, s: I64, a: F64, b: F64, fa: F64, fb: F64) -> tuple[F64, F64, F64]:
+    """`solve_crossings`, with sin(elevation) and azimuth (deg) at each time.
+
+    They come from the Newton iterations: sin(elevation) is the minimum elevation's, which the last step (under
+    `_ROOT_TOL_S`) reached; the azimuth is the last evaluation's (at AOS/LOS it moves by well under 0.01 deg in that
+    step). Items that did not end on a Newton step (masked stations, broken brackets) are evaluated once more.
+    """
+    t, sin_el, az = _crossings(block, n, s, a, b, fa, fb, look=True)
+    assert sin_el is not None and az is not None
+    return t, sin_el, az
+
+
+def _crossings(
+    block: GridBlock, n: I64, s: I64, a: F64, b: F64, fa: F64, fb: F64, *, look: bool
+) -> tuple[F64, F64 | None, F64 | None]:
     if n.size == 0:
-        return np.zeros(0)
+        return np.zeros(0), np.zeros(0), np.zeros(0)
     a = np.asarray(a, dtype=np.float64).copy()
     b = np.asarray(b, dtype=np.float64).copy()
     if block.has_errors:
@@ -553,12 +594,23 @@ def solve_crossings(block: GridBlock, n: I64, s: I64, a: F64, b: F64, fa: F64, f
             _ROOT_TOL_S,
         )
     active = np.nonzero(~broken & ~masked & (fa != 0.0) & (fb != 0.0))[0]
+    # Look angles from the Newton step that ended each item (see `solve_crossings_look`); the rest are evaluated.
+    east_res = np.full(n.size, np.nan) if look else None
+    north_res = np.full(n.size, np.nan) if look else None
+    newton = np.zeros(n.size, dtype=bool)
     x = (a * fb - b * fa) / np.where(fb != fa, fb - fa, 1.0)
-    for _ in range(40):
+    for it in range(40):
         if active.size == 0:
             break
         xa = x[active]
-        f, df = block.visibility_and_rate(n[active], s[active], xa)
+        if look:
+            # The azimuth from the second evaluation on: the first (false position) rarely ends an item.
+            sin_a, df_opt, e_a, n_a = block.geometry_raw(n[active], s[active], xa, derivative=True, azimuth=it > 0)
+            assert df_opt is not None
+            df = df_opt
+            f = sin_a - block.st.sin_min[s[active]]  # no mask here: masked stations took the secant path
+        else:
+            f, df = block.visibility_and_rate(n[active], s[active], xa)
         result[active] = xa
         aa, bb = a[active], b[active]
         left = np.sign(f) == np.sign(fa[active])
@@ -572,15 +624,32 @@ def solve_crossings(block: GridBlock, n: I64, s: I64, a: F64, b: F64, fa: F64, f
         x[active] = nxt
         done = (np.abs(step) < _ROOT_TOL_S) | (f == 0.0) | ~np.isfinite(f) | (bb - aa < _ROOT_TOL_S)
         # The last Newton step is below tolerance: take it (it is inside the bracket).
-        result[active[done]] = nxt[done]
+        fin = active[done]
+        result[fin] = nxt[done]
+        if east_res is not None and north_res is not None:
+            # Stored for every active item (scatters by index are cheaper than gathering the finished ones).
+            east_res[active] = np.nan if e_a is None else e_a
+            north_res[active] = np.nan if n_a is None else n_a
+            newton[fin] = True
         active = active[~done]
-    return np.asarray(result, dtype=np.float64)
+    if east_res is None or north_res is None:
+        return np.asarray(result, dtype=np.float64), None, None
+    # An item that ended on a Newton step sits on its (unmasked) minimum elevation, to within the step's tolerance.
+    sin_res = np.where(newton, block.st.sin_min[s], np.nan)
+    az_res = azimuth_deg(east_res, north_res)
+    again = np.flatnonzero(~np.isfinite(sin_res) | ~np.isfinite(az_res))
+    if again.size:
+        sin_g, _, az_g = block.geometry(n[again], s[again], result[again], azimuth=True)
+        assert az_g is not None
+        sin_res[again], az_res[again] = sin_g, az_g
+    return np.asarray(result, dtype=np.float64), sin_res, az_res
 
 
 def solve_maxima(
     block: GridBlock, n: I64, s: I64, t_mid: F64, g_prev: F64, g_mid: F64, g_next: F64
-) -> tuple[F64, F64, F64]:
-    """Time of maximum elevation within one grid step of `t_mid`, its sin(elevation), and visibility there.
+) -> tuple[F64, F64, F64, F64]:
+    """Time of maximum elevation within one grid step of `t_mid`, its sin(elevation), visibility and azimuth (deg)
+    there.
 
     Start at the vertex of the parabola through the three samples, then secant steps on d sin(el)/dt (first
     secant slope from the parabola's curvature), safeguarded by [t_mid - h, t_mid + h].
@@ -596,15 +665,20 @@ def solve_maxima(
     x_old = np.full(x.size, np.nan)
     d_old = np.full(x.size, np.nan)
     sin_old = np.full(x.size, np.nan)
+    east_old = np.full(x.size, np.nan)
+    north_old = np.full(x.size, np.nan)
     active = np.arange(x.size)
-    for _ in range(30):
+    for it in range(30):
         if active.size == 0:
             break
         xa = x[active]
-        sin_a, d_opt, _ = block.geometry(n[active], s[active], xa, derivative=True)
+        # The azimuth from the second evaluation on: the first (the parabola's vertex) rarely ends an item.
+        sin_a, d_opt, e_a, n_a = block.geometry_raw(n[active], s[active], xa, derivative=True, azimuth=it > 0)
         assert d_opt is not None
         d = d_opt
         sin_old[active] = sin_a
+        east_old[active] = np.nan if e_a is None else e_a
+        north_old[active] = np.nan if n_a is None else n_a
         result[active] = xa
         aa = np.where(d > 0.0, xa, a[active])
         bb = np.where(d > 0.0, b[active], xa)
@@ -624,11 +698,16 @@ def solve_maxima(
         active = active[~done]
     # sin(elevation) at the result from the last evaluation, a last step of under 0.1 s before it: off by at most
     # |sin''| dt^2 / 2, about 2e-6 (1e-4 deg) in LEO. Longer last steps, and stations with a horizon mask (whose
-    # visibility needs the azimuth), are evaluated again.
+    # visibility needs the azimuth), are evaluated again. The azimuth is the last evaluation's: it is off by its
+    # rate times that step, which only near the zenith is large, where the azimuth at the TCA is ill-conditioned
+    # anyway (it stays between the AOS and LOS azimuths, on the side of the zenith the satellite passes).
     dt = result - x_old
     sin_el = sin_old + d_old * dt
     vis = sin_el - block.st.sin_min[s]
-    again = np.flatnonzero(~(np.abs(dt) <= 0.1) | (block.st.mask_row[s] >= 0))
+    az = azimuth_deg(east_old, north_old)
+    # Near the zenith that small error in sin(elevation) is a large one in elevation (0.001 deg at 89.9 deg), and
+    # the azimuth turns fast: passes above 78 deg (a few percent) are evaluated again too.
+    again = np.flatnonzero(~(np.abs(dt) <= 0.1) | (block.st.mask_row[s] >= 0) | np.isnan(az) | (sin_el > 0.978))
     if again.size:
-        vis[again], sin_el[again] = block.visibility_and_sin(n[again], s[again], result[again])
-    return result, sin_el, np.nan_to_num(vis, nan=-2.0)
+        vis[again], sin_el[again], az[again] = block.visibility_sin_az(n[again], s[again], result[again])
+    return result, sin_el, np.nan_to_num(vis, nan=-2.0), az

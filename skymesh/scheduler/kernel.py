@@ -176,7 +176,7 @@ class FrozenPlacement:
 class OpportunitySet:
     """Opportunities as columns (numpy arrays): what planners iterate over, cheap to pickle to a solver process."""
 
-    __slots__ = ("az0", "az1", "el0", "el1", "end_s", "request", "resource", "start_s", "value")
+    __slots__ = ("az0", "az1", "az_mid", "el0", "el1", "end_s", "request", "resource", "start_s", "value")
 
     def __init__(
         self,
@@ -189,7 +189,11 @@ class OpportunitySet:
         el0: NDArray[np.float64] | None = None,
         az1: NDArray[np.float64] | None = None,
         el1: NDArray[np.float64] | None = None,
+        *,
+        az_mid: NDArray[np.float64] | None = None,
     ) -> None:
+        """`az_mid`: the azimuth at the culmination (NaN where unknown), which tells the rotator's cable-wrap model
+        which way round a pass sweeps; without it a pass sweeping 180 degrees or more is timed both ways."""
         n = len(request)
         self.request = np.asarray(request, dtype=np.int64)
         self.resource = np.asarray(resource, dtype=np.int64)
@@ -201,6 +205,7 @@ class OpportunitySet:
         self.el0 = nan if el0 is None else np.asarray(el0, dtype=np.float64)
         self.az1 = nan if az1 is None else np.asarray(az1, dtype=np.float64)
         self.el1 = nan if el1 is None else np.asarray(el1, dtype=np.float64)
+        self.az_mid = nan if az_mid is None else np.asarray(az_mid, dtype=np.float64)
         for name in self.__slots__:
             if len(getattr(self, name)) != n:
                 raise ValueError(f"column {name} has {len(getattr(self, name))} rows, expected {n}")
@@ -267,6 +272,7 @@ class OpportunitySet:
             self.el0[index],
             self.az1[index],
             self.el1[index],
+            az_mid=self.az_mid[index],
         )
 
 
@@ -313,7 +319,9 @@ class Problem:
             idx = np.flatnonzero(on[ops.resource] & known)
             if len(idx) == 0:
                 continue
-            both = pass_wraps_both_ways(model, ops.az0[idx], ops.el0[idx], ops.az1[idx], ops.el1[idx])
+            both = pass_wraps_both_ways(
+                model, ops.az0[idx], ops.el0[idx], ops.az1[idx], ops.el1[idx], mid_azimuth_deg=ops.az_mid[idx]
+            )
             for into, w in zip(out, both, strict=True):
                 for name in PassWraps.__slots__:
                     getattr(into, name)[idx] = getattr(w, name)

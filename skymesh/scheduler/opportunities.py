@@ -156,7 +156,7 @@ def compile_request(req: PlanRequest) -> Compiled:
     nan = np.full(len(target), np.nan)
     cols = {
         name: windows.column(name).astype(np.float64) if len(target) else nan
-        for name in ("tca_s", "max_elevation_deg", "az0", "el0", "az1", "el1")
+        for name in ("tca_s", "max_elevation_deg", "az0", "el0", "az1", "el1", "az_mid")
     }
     if extra:
         target = np.r_[target, [e[0] for e in extra]].astype(np.int64)
@@ -168,7 +168,9 @@ def compile_request(req: PlanRequest) -> Compiled:
             cols[name] = np.r_[cols[name], np.full(len(extra), np.nan)]
         filters += [""] * len(extra)
         job_ids += [e[5] for e in extra]
-    ops = OpportunitySet(target, station, start, end, value, cols["az0"], cols["el0"], cols["az1"], cols["el1"])
+    ops = OpportunitySet(
+        target, station, start, end, value, cols["az0"], cols["el0"], cols["az1"], cols["el1"], az_mid=cols["az_mid"]
+    )
     problem = Problem(requests, resources, ops, frozen)
     compiled = Compiled(
         problem=problem,
@@ -206,7 +208,20 @@ def restrict(compiled: Compiled, keep: NDArray[np.bool_]) -> Compiled:
 
 def _merge(into: Windows, other: Windows) -> None:
     n_into = len(into)
-    for name in ("target", "station", "start_s", "end_s", "tca_s", "max_elevation_deg", "az0", "el0", "az1", "el1"):
+    names = (
+        "target",
+        "station",
+        "start_s",
+        "end_s",
+        "tca_s",
+        "max_elevation_deg",
+        "az0",
+        "el0",
+        "az1",
+        "el1",
+        "az_mid",
+    )
+    for name in names:
         getattr(into, name).extend(getattr(other, name))
     if other.filter_name or into.filter_name:
         into.filter_name[:] = (into.filter_name or [""] * n_into) + (other.filter_name or [""] * len(other))

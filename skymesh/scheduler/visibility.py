@@ -45,11 +45,16 @@ class Windows:
     el0: list[F64] = field(default_factory=list)
     az1: list[F64] = field(default_factory=list)
     el1: list[F64] = field(default_factory=list)
+    # Azimuth at the culmination (satellite passes; NaN where unknown): which way round the pass sweeps, for the
+    # rotator's cable wrap (`skymesh.core.rotator.pass_wraps_both_ways`).
+    az_mid: list[F64] = field(default_factory=list)
     filter_name: list[str] = field(default_factory=list)  # one per window (celestial), else empty
 
     def extend(self, **cols: F64 | I64) -> None:
         for name, values in cols.items():
             getattr(self, name).append(np.asarray(values))
+        if "az_mid" not in cols:
+            self.az_mid.append(np.full(len(cols["target"]), np.nan))
 
     def column(self, name: str, dtype: type = np.float64) -> NDArray[np.generic]:
         parts = getattr(self, name)
@@ -211,6 +216,7 @@ def satellite_windows(
             el0=el_thr[keep],
             az1=table.los_azimuth_deg[keep],
             el1=el_thr[keep],
+            az_mid=table.tca_azimuth_deg[keep],
         )
     return out
 

@@ -14,7 +14,14 @@ import pytest
 from skymesh.agent.passplan import plan_pass
 from skymesh.agent.tracking import SatelliteTrack
 from skymesh.core.model import SatelliteTarget
-from skymesh.core.rotator import AxisLimits, RotatorModel, pass_slew_time_s, pass_sweep_deg, pass_wraps
+from skymesh.core.rotator import (
+    AMBIGUOUS_SWEEP_DEG,
+    AxisLimits,
+    RotatorModel,
+    pass_slew_time_s,
+    pass_sweep_deg,
+    pass_wraps,
+)
 from skymesh.scheduler.cpsat import CpSatPlanner
 from skymesh.scheduler.exact import ExactPlanner
 from skymesh.scheduler.greedy import GreedyPlanner
@@ -154,3 +161,43 @@ def test_the_agent_and_the_scheduler_choose_the_same_wrap(small_talos: PlanReque
         assert agent.command_azimuth_deg[visible[-1]] == pytest.approx(ours.end_azimuth_deg[0], abs=1.0)
         compared += 1
     assert compared >= (8 if rotator.can_flip else 15)
+
+
+def test_satellite_opportunities_carry_the_culmination_azimuth(small_talos: PlanRequest) -> None:
+    """The pass table's azimuth at the culmination reaches the opportunities, so the scheduler times each pass the
+    way round it really sweeps (the track's culmination says which) instead of both ways."""
+    compiled = compile_request(small_talos)
+    ops = compiled.problem.opportunities
+    known = np.flatnonzero(np.isfinite(ops.az_mid))
+    assert known.size > 0.9 * len(ops)
+    rng = np.random.default_rng(5)
+    for i in rng.choice(known, 30, replace=False).tolist():
+        o = ops[i]
+        assert o.start_pointing_deg is not None and o.end_pointing_deg is not None
+        target = compiled.targets[o.request].target
+        assert isinstance(target, SatelliteTarget)
+        start = compiled.t0 + timedelta(seconds=o.start_s)
+        track = SatelliteTrack(
+            target.tle_line1,
+            target.tle_line2,
+            compiled.stations[o.resource].location,
+            start,
+            start + timedelta(seconds=o.duration_s),
+        )
+        _, sky_az, sky_el = track.samples()
+        truth = pass_sweep_deg(o.start_pointing_deg[0], o.end_pointing_deg[0], sky_az[int(np.argmax(sky_el))])
+        ours = pass_sweep_deg(o.start_pointing_deg[0], o.end_pointing_deg[0], ops.az_mid[i])
+        assert float(ours) == pytest.approx(float(truth), abs=2.0)
+    # With the culmination known no pass is ambiguous: both ways round are the same wrap.
+    problem = replace(compiled.problem, resources=[replace(r, rotator=NO_OVERWIND) for r in compiled.problem.resources])
+    one, two = problem.wraps
+    assert np.array_equal(one.start_azimuth_deg[known], two.start_azimuth_deg[known])
+    assert np.array_equal(one.end_azimuth_deg[known], two.end_azimuth_deg[known])
+    # The same problem without az_mid times the long sweeps both ways (the rule the column removes).
+    blind = OpportunitySet(
+        ops.request, ops.resource, ops.start_s, ops.end_s, ops.value, ops.az0, ops.el0, ops.az1, ops.el1
+    )
+    b1, b2 = replace(problem, opportunities=blind).wraps
+    long = np.abs(pass_sweep_deg(ops.az0, ops.az1)) >= AMBIGUOUS_SWEEP_DEG
+    assert long.any()
+    assert not np.array_equal(b1.start_azimuth_deg[long], b2.start_azimuth_deg[long])
