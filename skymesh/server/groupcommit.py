@@ -54,7 +54,7 @@ class GroupCommitter:
         max_group: int = 1000,
         max_queued: int = 20_000,
         retry_after_s: float = 2.0,
-        linger_s: float = 0.005,
+        linger_s: float = 0.02,
     ) -> None:
         self._repo = repo
         self._linger_s = linger_s
