@@ -65,6 +65,10 @@ async def _serve(database_url: str, data_dir: str, stations: int, out: str) -> N
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     await stop.wait()
+    committer = server.committer
+    if committer is not None:  # how many messages a group commit shared (whole run)
+        stats = {"groups": committer.groups, "messages": committer.messages}
+        await asyncio.to_thread(Path(out + ".groups").write_text, json.dumps(stats))
     await server.stop(grace_s=1.0)
 
 
@@ -282,6 +286,8 @@ def run(
                 server.wait(30)
             except subprocess.TimeoutExpired:
                 server.kill()
+        groups_file = Path(str(out) + ".groups")
+        groups = json.loads(groups_file.read_text()) if groups_file.exists() else {}
         stored = asyncio.run(_stored(database_url))
         if pg_name:
             asyncio.run(_drop(pg_name))
@@ -309,6 +315,7 @@ def run(
         "server_rss_mb": round(rss, 1),
         "server_cpu_us_per_msg": round(1e6 * cpu_s / stored_in_window) if stored_in_window else None,
         "acked_total": sum(r["acked"] for r in connected),
+        "messages_per_group": round(groups["messages"] / groups["groups"], 2) if groups.get("groups") else None,
         "lost": lost,
         "duplicates": duplicates,
         "errors": errors[:3],

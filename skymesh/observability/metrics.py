@@ -362,6 +362,7 @@ class AgentMetrics(ProcessMetrics):
 # ------------------------------------------------------------------------------------------ module-level names
 
 _H = TypeVar("_H", bound=ProcessMetrics)
+_MAX_CACHED_CHILDREN = 1024  # label values per metric name kept (a bound, in case a label is ever unbounded)
 
 
 class _Ref(Generic[_H]):
@@ -370,14 +371,30 @@ class _Ref(Generic[_H]):
     def __init__(self, kind: type[_H], attr: str) -> None:
         self._kind = kind
         self._attr = attr
+        self._children: dict[tuple[str, ...], tuple[Any, Any]] = {}
 
     def _metric(self) -> Any:
         return getattr(self._kind.current(), self._attr)
 
+    def _child(self, values: tuple[str, ...], labels: dict[str, str]) -> Any:
+        """The labelled child, cached per label values: the stream hot path counts every message, and
+        `labels()` takes a lock and builds its key each time. A handle installed since is looked up afresh."""
+        metric = self._metric()
+        if labels:
+            return metric.labels(*values, **labels)
+        hit = self._children.get(values)
+        if hit is not None and hit[0] is metric:
+            return hit[1]
+        child = metric.labels(*values)
+        if len(self._children) >= _MAX_CACHED_CHILDREN:
+            self._children.clear()
+        self._children[values] = (metric, child)
+        return child
+
 
 class _CounterRef(_Ref[_H]):
     def labels(self, *values: str, **labels: str) -> Counter:
-        child: Counter = self._metric().labels(*values, **labels)
+        child: Counter = self._child(values, labels)
         return child
 
     def inc(self, amount: float = 1.0) -> None:
@@ -386,7 +403,7 @@ class _CounterRef(_Ref[_H]):
 
 class _GaugeRef(_Ref[_H]):
     def labels(self, *values: str, **labels: str) -> Gauge:
-        child: Gauge = self._metric().labels(*values, **labels)
+        child: Gauge = self._child(values, labels)
         return child
 
     def set(self, value: float) -> None:
@@ -398,7 +415,7 @@ class _GaugeRef(_Ref[_H]):
 
 class _HistogramRef(_Ref[_H]):
     def labels(self, *values: str, **labels: str) -> Histogram:
-        child: Histogram = self._metric().labels(*values, **labels)
+        child: Histogram = self._child(values, labels)
         return child
 
     def observe(self, value: float) -> None:

@@ -7,7 +7,8 @@ commands, jobs, campaigns, upstream messages). Every InvalidArgument names the f
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -195,15 +196,45 @@ def telemetry_from_proto(msg: agent_pb2.TelemetryBatch, boot_id: str) -> Telemet
         raise InvalidArgument("differs from the message's boot_id", field="telemetry.boot_id")
     if not msg.samples:
         raise InvalidArgument("must not be empty", field="telemetry.samples")
+    # The agent-stream hot path (issue 8): per sample, one timedelta and one dict, no f-string field names and no
+    # Python call per value unless something is wrong (then the slow path names the field exactly as before).
     samples = []
+    first_at: datetime | None = None
     for i, sample in enumerate(msg.samples):
-        at = timestamp_to_datetime(sample.at, f"telemetry.samples[{i}].at")
-        for name, value in sample.values.items():
-            if not name:
-                raise InvalidArgument("channel names must not be empty", field=f"telemetry.samples[{i}].values")
-            _finite(value, f"telemetry.samples[{i}].values[{name}]")
-        samples.append({"at": at.isoformat(), "values": dict(sample.values)})
-    return TelemetryIn(at=timestamp_to_datetime(msg.samples[0].at, "telemetry.samples[0].at"), samples=samples)
+        ts = sample.at
+        seconds, nanos = ts.seconds, ts.nanos
+        if _TS_MIN_S <= seconds <= _TS_MAX_S and 0 <= nanos < 1_000_000_000 and (seconds or nanos):
+            at = _EPOCH_UTC + timedelta(seconds=seconds, microseconds=nanos // 1000)
+        else:
+            at = timestamp_to_datetime(ts, f"telemetry.samples[{i}].at")
+        values = dict(sample.values)
+        if "" in values or not _all_finite(values.values()):
+            _check_sample_values(values, i)
+        samples.append({"at": at.isoformat(), "values": values})
+        if first_at is None:
+            first_at = at
+    assert first_at is not None
+    return TelemetryIn(at=first_at, samples=samples)
+
+
+# google.protobuf.Timestamp's valid range (0001-01-01T00:00:00Z .. 9999-12-31T23:59:59Z).
+_TS_MIN_S = -62_135_596_800
+_TS_MAX_S = 253_402_300_799
+_EPOCH_UTC = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _all_finite(values: Iterable[float]) -> bool:
+    try:
+        return math.isfinite(math.fsum(values))
+    except (OverflowError, ValueError):  # huge finite values overflow the sum; inf + -inf
+        return False
+
+
+def _check_sample_values(values: dict[str, float], i: int) -> None:
+    for name, value in values.items():
+        if not name:
+            raise InvalidArgument("channel names must not be empty", field=f"telemetry.samples[{i}].values")
+        _finite(value, f"telemetry.samples[{i}].values[{name}]")
 
 
 def observation_from_proto(msg: agent_pb2.ObservationRecord) -> ObservationIn:

@@ -15,6 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from skymesh.core.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, SkyMeshError
 from skymesh.core.jobs import JobState, can_advance
 from skymesh.core.model import StationState, TimeWindow
+from skymesh.observability import tracing
+from skymesh.observability.metrics import DB_LATENCY
 from skymesh.server.db.base import RepoBase, fenced
 from skymesh.server.db.models import (
     ArtifactRow,
@@ -45,6 +47,8 @@ __all__ = ["IngestRepo"]
 log = logging.getLogger(__name__)
 
 UpstreamItem = JobUpdateIn | TelemetryIn | ObservationIn
+
+_KNOWN_CURSORS_MAX = 200_000
 
 _REFUSAL_CLASSES: dict[str, type[SkyMeshError]] = {
     "INVALID_ARGUMENT": InvalidArgument,
@@ -102,6 +106,15 @@ def _artifact(row: ArtifactRow) -> ArtifactRecord:
 
 
 class IngestRepo(RepoBase):
+    def _known_cursors(self) -> set[tuple[str, str]]:
+        """(station, boot) pairs whose cursor row this process has committed or seen (bounded by the boots it serves;
+        cleared when it grows past `_KNOWN_CURSORS_MAX`)."""
+        known: set[tuple[str, str]] | None = self.__dict__.get("_known_cursor_keys")
+        if known is None or len(known) > _KNOWN_CURSORS_MAX:
+            known = set()
+            self.__dict__["_known_cursor_keys"] = known
+        return known
+
     # ---------------------------------------------------------------------------------------------- cursors
 
     async def get_cursors(self, station_id: str, boot_ids: Iterable[str]) -> dict[str, int]:
@@ -188,72 +201,105 @@ class IngestRepo(RepoBase):
         now = self._now()
         keys = sorted({(station, boot) for station, boot, _, _ in items})
         out: list[UpstreamResult | SkyMeshError] = []
-        async with self._tx("ingest_telemetry_many") as s:
-            await s.execute(
-                self._insert(UpstreamCursorRow.__table__).on_conflict_do_nothing(),
-                [{"station_id": st, "boot_id": b, "committed_seq": 0, "updated_at": now} for st, b in keys],
-            )
-            table = UpstreamCursorRow.__table__
-            assert isinstance(table, Table)
-            sessions = StationSessionRow.__table__
-            assert isinstance(sessions, Table)
-            # Lock every cursor of the group in one statement, in key order (concurrent sessions of a station and
-            # concurrent groups serialize here without deadlocking), reading each station's session epoch with it:
-            # the fence costs no extra round trip on the hot path. A write that races a Hello elsewhere is still
-            # stored once: the cursor row decides, and the newer session resends it as a duplicate at worst.
-            query = (
-                select(table.c.station_id, table.c.boot_id, table.c.committed_seq, sessions.c.epoch)
-                .select_from(table.outerjoin(sessions, sessions.c.station_id == table.c.station_id))
-                .where(tuple_(table.c.station_id, table.c.boot_id).in_(keys))
-                .order_by(table.c.station_id, table.c.boot_id)
-                .with_for_update(of=table)
-            )
-            start: dict[tuple[str, str], int] = {}
-            held: dict[str, int | None] = {}
-            for st, b, seq, epoch_now in (await s.execute(query)).all():
-                start[(st, b)] = seq
-                held[st] = epoch_now
-            cursor = dict(start)
-            rows: list[dict[str, Any]] = []
-            resent: list[int] = []
-            for index, (station, boot, seq, item) in enumerate(items):
-                committed = cursor[(station, boot)]
-                epoch = epochs[index] if epochs is not None else None
-                if epoch is not None and held.get(station) != epoch:
-                    out.append(fenced(station))
-                elif seq <= committed:
-                    resent.append(len(out))
-                    out.append(UpstreamResult(committed, duplicate=True))
-                elif seq != committed + 1:
-                    out.append(_gap(boot, committed + 1, seq))
-                else:
-                    cursor[(station, boot)] = seq
-                    rows.append(
-                        {"station_id": station, "boot_id": boot, "seq": seq, "at": item.at, "samples": item.samples}
+        table = UpstreamCursorRow.__table__
+        assert isinstance(table, Table)
+        sessions = StationSessionRow.__table__
+        assert isinstance(sessions, Table)
+        known = self._known_cursors()
+        # Core on one connection, not an ORM Session: no identity map, flush or autoflush per group.
+        with (
+            tracing.span(
+                "db ingest_telemetry_many",
+                attributes={"db.system": self.dialect, "db.operation": "ingest_telemetry_many"},
+            ),
+            DB_LATENCY.labels("ingest_telemetry_many").time(),
+        ):
+            async with self.engine.begin() as conn:
+                # A cursor row this process has already seen exists (cursors are never deleted while their station
+                # lives): the insert is a round trip only for the first message of a (station, boot).
+                new_keys = [k for k in keys if k not in known]
+                if new_keys:
+                    await conn.execute(
+                        self._insert(table).on_conflict_do_nothing(),
+                        [{"station_id": st, "boot_id": b, "committed_seq": 0, "updated_at": now} for st, b in new_keys],
                     )
-                    out.append(UpstreamResult(seq, duplicate=False))
-            if resent:
-                # Rare: a resend at or below the cursor answers as before if it was refused then.
-                for index in resent:
-                    station, boot, seq, _ = items[index]
-                    refusal = await s.get(UpstreamRefusalRow, (station, boot, seq))
-                    if refusal is not None:
-                        cls = _REFUSAL_CLASSES.get(refusal.code, InvalidArgument)
-                        out[index] = cls(f"refused before: {refusal.error}", reason="UPSTREAM_REFUSED_BEFORE")
-            if rows:
-                await s.execute(self._insert(TelemetryRow.__table__).on_conflict_do_nothing(), rows)
-            moved = [
-                {"k_station": st, "k_boot": b, "seq": seq, "now": now}
-                for (st, b), seq in cursor.items()
-                if seq != start[(st, b)]
-            ]
-            if moved:
-                await s.execute(
-                    update(table)
-                    .where(table.c.station_id == bindparam("k_station"), table.c.boot_id == bindparam("k_boot"))
-                    .values(committed_seq=bindparam("seq"), updated_at=bindparam("now")),
-                    moved,
+                # Lock every cursor of the group in one statement, in key order (concurrent sessions of a station
+                # and concurrent groups serialize here without deadlocking), reading each station's session epoch
+                # with it: the fence costs no extra round trip on the hot path. A write that races a Hello elsewhere
+                # is still stored once: the cursor row decides, and the newer session resends it as a duplicate at
+                # worst.
+                query = (
+                    select(table.c.station_id, table.c.boot_id, table.c.committed_seq, sessions.c.epoch)
+                    .select_from(table.outerjoin(sessions, sessions.c.station_id == table.c.station_id))
+                    .where(tuple_(table.c.station_id, table.c.boot_id).in_(keys))
+                    .order_by(table.c.station_id, table.c.boot_id)
+                    .with_for_update(of=table)
                 )
+                start: dict[tuple[str, str], int] = {}
+                held: dict[str, int | None] = {}
+                for st, b, seq, epoch_now in (await conn.execute(query)).all():
+                    start[(st, b)] = seq
+                    held[st] = epoch_now
+                if len(start) != len(keys):
+                    # A cursor believed to exist is gone (its station was deleted and made again): create and lock.
+                    missing = [k for k in keys if k not in start]
+                    await conn.execute(
+                        self._insert(table).on_conflict_do_nothing(),
+                        [{"station_id": st, "boot_id": b, "committed_seq": 0, "updated_at": now} for st, b in missing],
+                    )
+                    for st, b, seq, epoch_now in (await conn.execute(query)).all():
+                        start[(st, b)] = seq
+                        held[st] = epoch_now
+                cursor = dict(start)
+                rows: list[dict[str, Any]] = []
+                resent: list[int] = []
+                for index, (station, boot, seq, item) in enumerate(items):
+                    committed = cursor[(station, boot)]
+                    epoch = epochs[index] if epochs is not None else None
+                    if epoch is not None and held.get(station) != epoch:
+                        out.append(fenced(station))
+                    elif seq <= committed:
+                        resent.append(len(out))
+                        out.append(UpstreamResult(committed, duplicate=True))
+                    elif seq != committed + 1:
+                        out.append(_gap(boot, committed + 1, seq))
+                    else:
+                        cursor[(station, boot)] = seq
+                        rows.append(
+                            {"station_id": station, "boot_id": boot, "seq": seq, "at": item.at, "samples": item.samples}
+                        )
+                        out.append(UpstreamResult(seq, duplicate=False))
+                if resent:
+                    # Rare: a resend at or below the cursor answers as before if it was refused then.
+                    refusals = UpstreamRefusalRow.__table__
+                    assert isinstance(refusals, Table)
+                    for index in resent:
+                        station, boot, seq, _ = items[index]
+                        refusal = (
+                            await conn.execute(
+                                select(refusals.c.code, refusals.c.error).where(
+                                    refusals.c.station_id == station, refusals.c.boot_id == boot, refusals.c.seq == seq
+                                )
+                            )
+                        ).first()
+                        if refusal is not None:
+                            cls = _REFUSAL_CLASSES.get(refusal.code, InvalidArgument)
+                            out[index] = cls(f"refused before: {refusal.error}", reason="UPSTREAM_REFUSED_BEFORE")
+                if rows:
+                    await conn.execute(self._insert(TelemetryRow.__table__).on_conflict_do_nothing(), rows)
+                moved = [
+                    {"k_station": st, "k_boot": b, "seq": seq, "now": now}
+                    for (st, b), seq in cursor.items()
+                    if seq != start[(st, b)]
+                ]
+                if moved:
+                    await conn.execute(
+                        update(table)
+                        .where(table.c.station_id == bindparam("k_station"), table.c.boot_id == bindparam("k_boot"))
+                        .values(committed_seq=bindparam("seq"), updated_at=bindparam("now")),
+                        moved,
+                    )
+        known.update(keys)  # committed: these cursor rows exist
         return out
 
     async def refuse_upstream(
