@@ -7,6 +7,11 @@ probe it without credentials), each method needs a user token whose role covers 
 streaming shape. That includes server reflection, which would otherwise hand an anonymous caller the whole API.
 The caller's name is available to the servicer as `current_actor()` for the audit log.
 
+`VerifiedTokenCache` keeps a verified user token for a few seconds (keyed by the SHA-256 of the whole presented
+token, so a wrong secret is a different key and goes to the database), which saves every control RPC its own
+database lookup. Revoking, logging out, deleting a user, changing a role or a password through this process clears
+it at once; elsewhere (another replica, the CLI on the database) the TTL bounds how long a revoked token still works.
+
 `bootstrap_admin` gives a fresh database its first admin and writes that user's token to an owner-only file, so
 the control API can be authenticated on every address from the very first start without a default password.
 
@@ -17,9 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import hashlib
 import inspect
 import logging
 import os
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -29,11 +36,12 @@ import grpc
 from skymesh.api.errors import abort_with
 from skymesh.core.errors import AlreadyExists, PermissionDenied, SkyMeshError, Unauthenticated, Unavailable
 from skymesh.server.db import Repository
-from skymesh.server.db.records import Role
+from skymesh.server.db.records import Role, UserRecord
 
 __all__ = [
     "ADMIN_USER",
     "ControlAuthInterceptor",
+    "VerifiedTokenCache",
     "authenticate_station",
     "bearer_token",
     "bootstrap_admin",
@@ -71,6 +79,11 @@ _ADMIN_METHODS = frozenset(
 _OBSERVER_METHODS = frozenset({"Watch", "WhoAmI", "Logout", "CreatePersonalToken", "DownloadArtifact"})
 # Callable without a token: the password is the credential.
 _PUBLIC_METHODS = frozenset({"/skymesh.api.control.v1.AuthService/Login"})
+# Calls that may make a cached verification wrong (a token revoked, a user gone or demoted): the cache is cleared
+# before and after each, whatever its outcome.
+_CREDENTIAL_METHODS = frozenset({"Logout", "RevokeUserToken", "UpdateUser", "DeleteUser", "SetPassword"})
+TOKEN_CACHE_TTL_S = 5.0
+TOKEN_CACHE_SIZE = 1024
 
 
 def current_actor() -> str:
@@ -121,18 +134,72 @@ def _guarded(method: str) -> bool:
     return not method.startswith((_AGENT_PREFIX, *_OPEN_PREFIXES)) and method not in _PUBLIC_METHODS
 
 
+class VerifiedTokenCache:
+    """User tokens this process verified in the last `ttl_s` seconds, at most `max_size` of them.
+
+    Only successes are kept, under the SHA-256 of the whole token (the plaintext is never held). `clear()` bumps a
+    generation: a lookup that began before a clear does not store its (possibly stale) answer after it.
+    """
+
+    def __init__(
+        self,
+        repo: Repository,
+        *,
+        ttl_s: float = TOKEN_CACHE_TTL_S,
+        max_size: int = TOKEN_CACHE_SIZE,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._repo = repo
+        self._ttl_s = ttl_s
+        self._max_size = max_size
+        self._clock = clock
+        self._entries: dict[bytes, tuple[float, UserRecord]] = {}
+        self._generation = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        self._generation += 1
+        self._entries.clear()
+
+    async def authenticate(self, token: str) -> UserRecord:
+        """The token's user, from the cache when verified within the TTL, else from the repository."""
+        key = hashlib.sha256(token.encode()).digest()
+        now = self._clock()
+        hit = self._entries.get(key)
+        if hit is not None:
+            if hit[0] > now:
+                return hit[1]
+            del self._entries[key]
+        generation = self._generation
+        user = await self._repo.authenticate_user(token)  # raises on a wrong, revoked or expired token
+        if self._ttl_s > 0 and generation == self._generation:
+            if len(self._entries) >= self._max_size:
+                self._evict(now)
+            self._entries[key] = (now + self._ttl_s, user)
+        return user
+
+    def _evict(self, now: float) -> None:
+        for key in [k for k, (expires, _) in self._entries.items() if expires <= now]:
+            del self._entries[key]
+        while len(self._entries) >= self._max_size:  # all live: drop the oldest insertions
+            del self._entries[next(iter(self._entries))]
+
+
 class ControlAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     """Checks user tokens and roles on every method but the agent service and health checks (see the module doc)."""
 
-    def __init__(self, repo: Repository, *, required: bool) -> None:
+    def __init__(self, repo: Repository, *, required: bool, token_cache_ttl_s: float = TOKEN_CACHE_TTL_S) -> None:
         self._repo = repo
         self._required = required
+        self.tokens = VerifiedTokenCache(repo, ttl_s=token_cache_ttl_s)
 
     async def _authorize(self, context: grpc.aio.ServicerContext[Any, Any], method: str) -> str:
         if not self._required:
             return "local"
         try:
-            user = await self._repo.authenticate_user(bearer_token(context))
+            user = await self.tokens.authenticate(bearer_token(context))
             need = required_role(method)
             if user.role < need:
                 raise PermissionDenied(f"{method.rsplit('/', 1)[-1]} needs role {need.name.lower()}")
@@ -167,11 +234,17 @@ class ControlAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-a
         return grpc.stream_stream_rpc_method_handler(self._wrap_stream(handler.stream_stream, method), **codec)
 
     def _wrap_unary(self, behavior: Any, method: str) -> Callable[..., Awaitable[Any]]:
+        invalidates = method.rsplit("/", 1)[-1] in _CREDENTIAL_METHODS
+
         async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             token = _ACTOR.set(await self._authorize(context, method))
+            if invalidates:
+                self.tokens.clear()
             try:
                 return await behavior(request, context)
             finally:
+                if invalidates:
+                    self.tokens.clear()
                 _ACTOR.reset(token)
 
         return guarded
