@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Any
 
 import grpc
@@ -28,7 +30,7 @@ from skymesh.observability import tracing
 from skymesh.observability.endpoint import start_endpoint
 from skymesh.observability.grpc_tracing import TracingServerInterceptor
 from skymesh.observability.metrics import SchedulerMetrics
-from skymesh.scheduler.inputs import PlanRequest, PlanResult, PlanStats
+from skymesh.scheduler.inputs import PlanRequest, PlanResult, PlanStats, PlanTarget
 from skymesh.scheduler.isolation import CancelScope, SolveCancelled
 from skymesh.scheduler.planning import ContactValuer
 from skymesh.scheduler.rank import rank_targets
@@ -201,10 +203,34 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
         at = timestamp_to_datetime(request.at, "at")
         if request.count < 0:
             raise InvalidArgument("must not be negative", field="count")
-        targets = [plan_target_from_proto(t, f"targets[{i}]") for i, t in enumerate(request.targets)]
+        targets = _rank_targets_from_proto(request.targets)
         async with self._slots:
             ranked = await asyncio.to_thread(rank_targets, station, targets, at, request.count)
         return rank_response_to_proto(ranked)
+
+
+# Converted ranked-list targets by their wire bytes. A station polls for its list every few seconds and each call
+# sends the same catalogue again; converting and checking 500 targets was about half the scheduler's time for a
+# ground station. Equal bytes are an equal message, so a hit is exactly what converting again would give; a target
+# that fails its checks is never stored, so bad input fails as it always did, naming the same field. Changed targets
+# are new bytes (the old entries are evicted, least recently used first).
+_MAX_CACHED_TARGETS = 20_000
+_converted: OrderedDict[bytes, PlanTarget] = OrderedDict()
+
+
+def _rank_targets_from_proto(msgs: Sequence[pb.PlanTarget]) -> list[PlanTarget]:
+    out = []
+    for i, msg in enumerate(msgs):
+        key = msg.SerializeToString(deterministic=True)
+        hit = _converted.get(key)
+        if hit is None:
+            hit = _converted[key] = plan_target_from_proto(msg, f"targets[{i}]")
+            if len(_converted) > _MAX_CACHED_TARGETS:
+                _converted.popitem(last=False)
+        else:
+            _converted.move_to_end(key)
+        out.append(hit)
+    return out
 
 
 async def start_server(

@@ -204,3 +204,42 @@ async def test_explanations_are_paged_and_explain_plan_serves_the_next_pages(
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stub.ComputePlan(plan_request_to_proto(replace(small_talos, explanation_page_size=5001)))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_rank_targets_reuses_conversions_but_never_hides_bad_or_changed_targets(
+    channel: grpc.aio.Channel, small_talos: PlanRequest
+) -> None:
+    # The servicer keeps converted targets by their wire bytes: the same catalogue sent again must rank the same,
+    # a target changed since must rank as changed, and a bad target must fail naming its field, every time.
+    stub = pb_grpc.SchedulerServiceStub(channel)
+    scope = Station(
+        "scope", "scope", StationKind.TELESCOPE, GeoLocation(28.3, -16.5, 2390.0), min_elevation_deg=20.0,
+        filters=("V",), limiting_magnitude=17.0, state=StationState.ONLINE,
+    )  # fmt: skip
+    at = small_talos.window.start.replace(hour=23)
+    m42 = CelestialTarget("m42", "M42", 83.8, -5.4, magnitude=4.0, priority=9)  # up, clear of the Moon
+    acrux = CelestialTarget("acrux", "Acrux", 186.65, -63.1, magnitude=0.8, priority=10)  # never up on Tenerife
+
+    def request(*targets: CelestialTarget) -> pb.RankTargetsRequest:
+        req = pb.RankTargetsRequest(station=station_to_proto(scope), at=timestamp_from_datetime(at), count=5)
+        for t in targets:
+            req.targets.add().target.CopyFrom(
+                plan_request_to_proto(replace(small_talos, targets=[PlanTarget(t)])).targets[0].target
+            )
+        return req
+
+    first = await stub.RankTargets(request(m42, acrux))
+    again = await stub.RankTargets(request(m42, acrux))
+    assert [t.target_id for t in first.targets] == ["m42"]
+    assert again == first
+    # Acrux moved to M42: it is listed now (first: higher priority), at M42's altitude.
+    moved = await stub.RankTargets(request(m42, replace(acrux, ra_deg=83.8, dec_deg=-5.4)))
+    assert [t.target_id for t in moved.targets] == ["acrux", "m42"]
+    assert moved.targets[0].altitude_deg == pytest.approx(first.targets[0].altitude_deg)
+    for _ in range(2):
+        bad = request(m42, acrux)
+        bad.targets[1].target.celestial.dec_deg = 95.0
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stub.RankTargets(bad)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert str(err.value.details()).startswith("targets[1].target.")
