@@ -91,14 +91,15 @@ def rank_targets(
     # Rank on the score alone, then describe only the `count` kept: the altitude and the remaining run are per-target
     # work that the candidates left out never need.
     order = sorted(best.items(), key=lambda ri: (-float(ops.value[ri[1]]), targets[ri[0]].target.target_id))
+    kept = order[:count] if count else order
+    now_at = _altitudes_now(station, [targets[r].target for r, _ in kept], at)
     out: list[RankedTarget] = []
-    for r, i in order[:count] if count else order:
+    for (r, i), (alt, airmass) in zip(kept, now_at, strict=True):
         t = targets[r].target
         remaining = float(ops.end_s[i])
         on = np.flatnonzero(ops.request == r)
         if isinstance(t, CelestialTarget) and len(on):
             remaining = _run_end(ops.start_s[on], ops.end_s[on], options.celestial_step_s)
-        alt, airmass = _altitude_now(station, t, at)
         out.append(RankedTarget(t.target_id, float(ops.value[i]), alt, airmass, remaining))
     return out
 
@@ -179,23 +180,35 @@ def _run_end(starts: np.ndarray, ends: np.ndarray, step_s: float) -> float:
     return last_end
 
 
-def _altitude_now(station: Station, target: SatelliteTarget | CelestialTarget, at: datetime) -> tuple[float, float]:
-    if isinstance(target, SatelliteTarget):
-        from skymesh.astro.frames import datetime_to_jd
-        from skymesh.astro.propagate import SatelliteBatch, look_angles
-        from skymesh.scheduler.elements import cached_satrec, cached_tle
+def _altitudes_now(
+    station: Station, targets: Sequence[SatelliteTarget | CelestialTarget], at: datetime
+) -> list[tuple[float, float]]:
+    """(altitude, airmass) of each target at `at` (airmass 0 for satellites and where undefined): one SGP4 call for
+    the satellites and one alt/az for the stars, not one per target (20 look-angle calls were a quarter of a ground
+    station's list)."""
+    from skymesh.astro.celestial import airmass, radec_to_altaz
+    from skymesh.astro.frames import datetime_to_jd
+    from skymesh.astro.propagate import SatelliteBatch, look_angles
+    from skymesh.scheduler.elements import cached_satrec, cached_tle
 
-        key = (target.tle_line1, target.tle_line2, target.name)
-        batch = SatelliteBatch([cached_tle(*key)], satrecs=[cached_satrec(*key)])
-        la = look_angles(
-            batch,
-            [station.location.latitude_deg],
-            [station.location.longitude_deg],
-            [station.location.altitude_m],
-            [datetime_to_jd(at)],
-        )
-        return float(la.elevation_deg[0, 0, 0]), 0.0
-    from skymesh.scheduler.sky import altitude_airmass
-
-    alt, airmass = altitude_airmass(station, target, at)
-    return alt, airmass if math.isfinite(airmass) else 0.0
+    out = [(0.0, 0.0)] * len(targets)
+    jd = [datetime_to_jd(at)]
+    loc = station.location
+    sats = [(k, t) for k, t in enumerate(targets) if isinstance(t, SatelliteTarget)]
+    if sats:
+        keys = [(t.tle_line1, t.tle_line2, t.name) for _, t in sats]
+        batch = SatelliteBatch([cached_tle(*key) for key in keys], satrecs=[cached_satrec(*key) for key in keys])
+        el = look_angles(batch, [loc.latitude_deg], [loc.longitude_deg], [loc.altitude_m], jd).elevation_deg
+        for (k, _), e in zip(sats, el[:, 0, 0].tolist(), strict=True):
+            out[k] = (float(e), 0.0)
+    stars = [(k, t) for k, t in enumerate(targets) if isinstance(t, CelestialTarget)]
+    if stars:
+        ra = np.asarray([t.ra_deg for _, t in stars])
+        dec = np.asarray([t.dec_deg for _, t in stars])
+        alt = radec_to_altaz(ra, dec, np.asarray([loc.latitude_deg]), np.asarray([loc.longitude_deg]), np.asarray(jd))
+        a = alt[0][:, 0, 0]
+        with np.errstate(invalid="ignore"):
+            x = airmass(a)
+        for (k, _), ak, xk in zip(stars, a.tolist(), x.tolist(), strict=True):
+            out[k] = (float(ak), xk if math.isfinite(xk) else 0.0)
+    return out
