@@ -6,6 +6,9 @@ variables), photon, sky and read noise giving `magnitude_error`, airmass, seeing
 with a `star_catalogue` file, the star field around the pointing with the headers a real driver writes
 (`starfield`), which the server's pipeline calibrates; without, a small image of the target alone.
 
+The photometric model (zero point, electrons from magnitudes, the defaults) is `skymesh.core.photometry`'s, the one
+the exposure-time calculator (`skymesh.products.exposure`) answers with.
+
 Imports: stdlib, numpy, `skymesh.core`, the driver protocols.
 """
 
@@ -23,6 +26,14 @@ from skymesh.agent.drivers.base import DriverError, DriverHealth, Exposure, Expo
 from skymesh.agent.drivers.simulated import _simulated_health, airmass_from_altitude
 from skymesh.agent.drivers.starfield import StarCatalogue, load_star_catalogue, render_star_field
 from skymesh.core.clock import Clock
+from skymesh.core.photometry import (
+    FULL_WELL_E,
+    PIXEL_SCALE_ARCSEC,
+    READ_NOISE_E,
+    SKY_MAG_ARCSEC2,
+    electrons_per_s,
+    zero_point_mag,
+)
 
 __all__ = ["SimulatedCamera", "VariableStar", "simple_fits"]
 
@@ -50,11 +61,11 @@ class SimulatedCamera:
         self._rng = rng
         self.aperture_m = float(p.get("aperture_m", 0.4))
         self.seeing_arcsec = float(p.get("seeing_arcsec", 1.8))
-        self.sky_mag_arcsec2 = float(p.get("sky_mag_arcsec2", 20.5))
+        self.sky_mag_arcsec2 = float(p.get("sky_mag_arcsec2", SKY_MAG_ARCSEC2))
         self.extinction_mag_per_airmass = float(p.get("extinction_mag_per_airmass", 0.15))
-        self.read_noise_e = float(p.get("read_noise_e", 8.0))
-        self.pixel_scale_arcsec = float(p.get("pixel_scale_arcsec", 0.8))
-        self.full_well_e = float(p.get("full_well_e", 80_000.0))
+        self.read_noise_e = float(p.get("read_noise_e", READ_NOISE_E))
+        self.pixel_scale_arcsec = float(p.get("pixel_scale_arcsec", PIXEL_SCALE_ARCSEC))
+        self.full_well_e = float(p.get("full_well_e", FULL_WELL_E))
         self.image_size_px = int(p.get("image_size_px", 64))
         self.setpoint_c = float(p.get("setpoint_c", -10.0))
         self.gain_e_per_adu = float(p.get("gain_e_per_adu", 1.5))
@@ -74,8 +85,8 @@ class SimulatedCamera:
 
     @property
     def zero_point(self) -> float:
-        """Magnitude giving 1 e-/s: ~23.1 for 1 m (V band, QE x throughput 0.25), scaled by collecting area."""
-        return 23.1 + 5.0 * math.log10(self.aperture_m)
+        """Magnitude giving 1 e-/s (`skymesh.core.photometry.zero_point_mag` of the aperture)."""
+        return zero_point_mag(self.aperture_m)
 
     async def connect(self) -> None:
         return None
@@ -112,10 +123,10 @@ class SimulatedCamera:
         if seeing > 3.0:
             flags.append("HIGH_FWHM")
         t = request.duration_s
-        star_e = 10.0 ** (-0.4 * (true_mag + self.extinction_mag_per_airmass * airmass - self.zero_point)) * t
+        star_e = electrons_per_s(true_mag + self.extinction_mag_per_airmass * airmass, self.zero_point) * t
         aperture_radius_arcsec = 1.5 * seeing
         aperture_area_arcsec2 = math.pi * aperture_radius_arcsec**2
-        sky_e = 10.0 ** (-0.4 * (self.sky_mag_arcsec2 - self.zero_point)) * t * aperture_area_arcsec2
+        sky_e = electrons_per_s(self.sky_mag_arcsec2, self.zero_point) * t * aperture_area_arcsec2
         n_pix = aperture_area_arcsec2 / self.pixel_scale_arcsec**2
         noise_e = math.sqrt(star_e + sky_e + n_pix * self.read_noise_e**2)
         snr = star_e / noise_e if noise_e > 0 else 0.0
@@ -194,7 +205,7 @@ class SimulatedCamera:
             fwhm_arcsec=seeing_arcsec,
             zero_point_mag=self.zero_point,
             extinction_mag=self.extinction_mag_per_airmass * airmass,
-            sky_e_per_s_px=10.0 ** (-0.4 * (self.sky_mag_arcsec2 - self.zero_point)) * scale2,
+            sky_e_per_s_px=electrons_per_s(self.sky_mag_arcsec2, self.zero_point) * scale2,
             read_noise_e=self.read_noise_e,
             gain_e_per_adu=self.gain_e_per_adu,
             rng=self._rng,
