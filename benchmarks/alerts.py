@@ -26,12 +26,12 @@ import platform
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import Database, create_database, drop_database
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -39,37 +39,16 @@ sys.path.insert(0, str(REPO))
 PG_ADMIN_DSN = os.environ.get("SKYMESH_E2E_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
-async def _pg_database() -> tuple[str, str]:
-    import asyncpg
-
-    name = f"skymesh_bench_alerts_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    return f"{PG_ADMIN_DSN.rsplit('/', 1)[0]}/{name}", name
-
-
-async def _drop_pg(name: str) -> None:
-    import asyncpg
-
-    admin = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
-
-
 async def _latency_run(backend: str, alerts: int, root: Path, run: int, catalogue: int) -> dict[str, Any]:
     from tests.e2e.alert_system import AlertSystem, zenith_radec
     from tests.server.alerts.packets import gcn_notice
 
-    pg_name = ""
+    pg: Database | None = None
     if backend == "sqlite":
         url = f"sqlite+aiosqlite:///{root / 'server.sqlite3'}"
     else:
-        url, pg_name = await _pg_database()
+        pg = await create_database("skymesh_bench_alerts", PG_ADMIN_DSN)
+        url = pg.dsn
     system = AlertSystem(root / "system", url, {})
     samples: dict[str, list[float]] = {"grpc": [], "watch": []}
     try:
@@ -102,8 +81,8 @@ async def _latency_run(backend: str, alerts: int, root: Path, run: int, catalogu
                 await asyncio.sleep(0.02)
     finally:
         await system.stop()
-        if pg_name:
-            await _drop_pg(pg_name)
+        if pg is not None:
+            await drop_database(pg)
     every = samples["grpc"] + samples["watch"]
     return {
         "backend": backend,

@@ -25,39 +25,18 @@ import platform
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import asyncpg
 import grpc
+from _common import create_database, drop_database
 
 from skymesh.api.control.v1 import observations_pb2, observations_pb2_grpc
 from skymesh.core.model import CelestialTarget, GeoLocation, Station, StationKind, TimeWindow
 from skymesh.server import ServerConfig, serve
 from skymesh.server.db.records import PlannedJob
 
-PG_DSN = os.environ.get("SKYMESH_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 STATIONS = 100
-
-
-async def _database() -> tuple[str, str]:
-    name = f"skymesh_bench_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(PG_DSN)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    base = PG_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
-    return name, f"{base}/{name}"
-
-
-async def _drop(name: str) -> None:
-    admin = await asyncpg.connect(PG_DSN)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 async def _fill(repo: object, jobs: int) -> None:
@@ -113,11 +92,11 @@ def _span(values: list[float]) -> str:
 
 
 async def _measure(jobs: int, rounds: int) -> dict[str, str]:
-    name, url = await _database()
+    db = await create_database()
     data = Path(tempfile.mkdtemp(prefix="skymesh-paging-"))
     config = ServerConfig(
         listen="127.0.0.1:0",
-        database_url=url,
+        database_url=db.url,
         data_dir=str(data),
         planning_enabled=False,
         control_auth=False,
@@ -173,7 +152,7 @@ async def _measure(jobs: int, rounds: int) -> dict[str, str]:
         }
     finally:
         await server.stop(grace_s=0.1)
-        await _drop(name)
+        await drop_database(db)
 
 
 async def main() -> int:

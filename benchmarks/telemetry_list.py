@@ -25,7 +25,6 @@ import platform
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,6 +32,7 @@ from typing import Any
 
 import asyncpg
 import grpc
+from _common import create_database, drop_database
 
 from skymesh.api.control.v1 import stations_pb2, stations_pb2_grpc
 from skymesh.api.convert import timestamp_from_datetime
@@ -40,28 +40,8 @@ from skymesh.core.model import GeoLocation, Station, StationKind
 from skymesh.server import ServerConfig, serve
 from skymesh.server.db.records import TelemetryIn
 
-PG_DSN = os.environ.get("SKYMESH_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 SAMPLES = 10
-
-
-async def _database() -> tuple[str, str]:
-    name = f"skymesh_bench_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(PG_DSN)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    base = PG_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
-    return name, f"{base}/{name}"
-
-
-async def _drop(name: str) -> None:
-    admin = await asyncpg.connect(PG_DSN)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 def _batch(k: int) -> TelemetryIn:
@@ -133,7 +113,7 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    name, url = await _database()
+    db = await create_database()
     lines = [
         f"# ListTelemetry on PostgreSQL: {args.stations} stations x {args.batches} batches x {SAMPLES} samples "
         f"({args.stations * args.batches} rows)",
@@ -147,7 +127,7 @@ async def main() -> None:
         with tempfile.TemporaryDirectory() as data:
             config = ServerConfig(
                 listen="127.0.0.1:0",
-                database_url=url,
+                database_url=db.url,
                 data_dir=data,
                 planning_enabled=False,
                 control_auth=False,
@@ -158,7 +138,7 @@ async def main() -> None:
                 t = time.perf_counter()
                 await _fill(server.repo, args.stations, args.batches)
                 fill_s = time.perf_counter() - t
-                admin = await asyncpg.connect(PG_DSN.rsplit("/", 1)[0] + "/" + name)
+                admin = await asyncpg.connect(db.dsn)
                 try:
                     await admin.execute("ANALYZE telemetry")
                     async with grpc.aio.insecure_channel(server.address) as channel:
@@ -178,7 +158,7 @@ async def main() -> None:
                 await server.stop(grace_s=0.1)
         lines += ["", f"Filling took {fill_s:.1f} s."]
     finally:
-        await _drop(name)
+        await drop_database(db)
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:
