@@ -1,14 +1,15 @@
-"""`skymesh.core.rotator`'s pass planning in plain Python, for the station agent: no numpy.
+"""An az/el rotator's per-pass planning in plain Python: the one implementation, used by the station agent (no
+numpy: on a Raspberry Pi numpy costs more, 15 MB of resident memory and most of the agent's budget, than it saves on
+a few hundred samples a pass) and, over arrays, by `skymesh.core.rotator` (read its docstring for the rules: per-axis
+travel and rate, cable wrap, flip, flipping at the culmination, the reachable path of a rotator too slow for the
+keyhole).
 
-A ground-station agent on a Raspberry Pi plans one pass at a time (a few hundred samples), where numpy costs more
-(15 MB of resident memory, most of the agent's budget) than it saves. This module is the same model as
-`skymesh.core.rotator` (read its docstring for the rules: per-axis travel and rate, cable wrap, flip, flipping at
-the culmination, the reachable path of a rotator too slow for the keyhole), written over lists of floats, with the
-same names and the same choices: `tests/core/test_rotator_scalar.py` checks that both plan the same track on random
-passes and rotators. Keep them in step: a change to the planning rules in one belongs in the other.
+The scheduler's vectorised wrap choice (`skymesh.core.rotator.choose_wrap`, `pass_wraps`) must pick the wrap this
+planner flies: `tests/core/test_rotator_scalar.py` checks it on random passes and rotators, and
+`tests/scheduler/test_cable_wrap.py` on real ones. A change to the wrap rules here belongs there too.
 
-Only what the agent needs is here: `AxisLimits`, `RotatorModel`, `TrackPlan`, `plan_track`, `reachable_track`
-(slew times stay with the scheduler). Imports the standard library and `skymesh.core.errors` only.
+Here: `AxisLimits`, `RotatorModel`, `TrackPlan`, `plan_track`, `reachable_track`, `separation_deg` (slew times stay
+with the scheduler). Imports the standard library and `skymesh.core.errors` only.
 """
 
 from __future__ import annotations
@@ -45,10 +46,14 @@ class AxisLimits:
         if not (math.isfinite(self.accel_deg_s2) and self.accel_deg_s2 >= 0):
             raise InvalidArgument("must be zero (unlimited) or positive", field="accel_deg_s2")
 
+    @property
+    def span_deg(self) -> float:
+        return self.max_deg - self.min_deg
+
 
 @dataclass(frozen=True, slots=True)
 class RotatorModel:
-    """An az/el rotator with its travel, speeds and park position."""
+    """An az/el rotator (or alt-az mount used the same way) with its travel, speeds and park position."""
 
     azimuth: AxisLimits = AxisLimits(0.0, 360.0, 6.0)
     elevation: AxisLimits = AxisLimits(0.0, 90.0, 6.0)
@@ -61,7 +66,7 @@ class RotatorModel:
         return self.elevation.max_deg >= 180.0 - 1e-9 and self.elevation.min_deg <= 0.0 + 1e-9
 
     def intersect(self, other: RotatorModel) -> RotatorModel:
-        """Travel allowed by both (the agent's config and what the daemon reports); slower rates win."""
+        """Travel allowed by both (e.g. the agent's config and what the rotctld daemon reports); slower rates win."""
         return RotatorModel(
             azimuth=_intersect_axis(self.azimuth, other.azimuth, "azimuth"),
             elevation=_intersect_axis(self.elevation, other.elevation, "elevation"),
@@ -86,8 +91,8 @@ class TrackPlan:
     azimuth_deg: tuple[float, ...]  # mechanical, may be outside 0..360
     elevation_deg: tuple[float, ...]  # mechanical, up to 180 in flip mode
     reachable: tuple[bool, ...]  # inside travel limits at that sample
-    max_rate_needed_deg_s: float
-    rate_ok: bool
+    max_rate_needed_deg_s: float  # fastest axis rate the track asks for
+    rate_ok: bool  # the rotator is fast enough everywhere
 
     @property
     def start(self) -> tuple[float, float]:
@@ -174,8 +179,13 @@ def plan_track(
 ) -> TrackPlan:
     """Choose the wrap (and flip, where the rotator has one) so the whole pass is flown without an unwind.
 
-    Same preference as `skymesh.core.rotator.plan_track`: every sample reachable, then fast enough (else the track
-    whose reachable path misses the sky least), then normal over flip modes, then the shortest pre-positioning move.
+    Preference: every sample reachable, then the rotator fast enough (else the track whose `reachable_track` is off
+    by more than 5 degrees for the fewest samples, then by more than 1 degree, then by the least), then normal over
+    flip modes, then the shortest pre-positioning move. Flip mode shifts the whole track's azimuth by 180 degrees,
+    which moves a north-crossing pass away from the azimuth stop; it does not slow the keyhole (azimuth still sweeps
+    fast near the zenith). Flipping at the culmination does: it is chosen for near-overhead passes, and never for a
+    low pass (the jump at the culmination is far beyond any rotator's rate). When no candidate reaches every sample,
+    the one that reaches the most is returned with `reachable` saying where it cannot point.
     """
     t = [float(x) for x in t_s]
     az = [float(x) % 360.0 for x in azimuth_deg]
@@ -197,7 +207,8 @@ def plan_track(
 
 
 def _misses(error_deg: Floats) -> tuple[int, int, float]:
-    """Samples off by more than 5 degrees, then by more than 1 degree, then the worst miss."""
+    """How badly a path misses: samples off by more than 5 degrees (the signal is lost), then by more than 1 degree
+    (the pointing goal), then the worst miss. Fewer large misses beat fewer small ones."""
     return sum(1 for e in error_deg if e > 5.0), sum(1 for e in error_deg if e > 1.0), max(error_deg)
 
 
@@ -232,8 +243,16 @@ def _rate_limited(path: Floats, t_s: Floats, rate_deg_s: float) -> list[float]:
 
 
 def reachable_track(model: RotatorModel, t_s: Floats, plan: TrackPlan) -> tuple[list[float], list[float]]:
-    """The mechanical (azimuth_deg, elevation_deg) path the rotator can really fly for `plan` (as in
-    `skymesh.core.rotator.reachable_track`: into the travel, then the better of two rate-limited follows)."""
+    """The mechanical (azimuth_deg, elevation_deg) path the rotator can really fly for `plan`.
+
+    Samples outside the azimuth travel move to another turn inside it where there is one (the unwind a rotator
+    without overwind cannot avoid on a pass across its stop; the rate limit makes it a slew), else they are clipped
+    to the travel; then, per axis, the mean of a forward rate-limited follow (starting on the track) and a backward
+    one (ending on it). Where the track is within the rate both equal the track; around a part too fast for the
+    rotator the path starts turning early and finishes late, which halves the worst lag of a plain follower. Two
+    such paths are tried (see `_feasible`); the one that misses the track least wins (`_misses`).
+    Acceleration is not modelled here (rate only).
+    """
     t = [float(x) for x in t_s]
     az = _into_travel(plan.azimuth_deg, model.azimuth)
     el = [min(max(e, model.elevation.min_deg), model.elevation.max_deg) for e in plan.elevation_deg]
@@ -253,7 +272,11 @@ def _follow_both_ways(path: Floats, t: Floats, rate_deg_s: float) -> list[float]
 
 
 def _feasible(path: Floats, t: Floats, rate_deg_s: float, boost: float) -> list[float]:
-    """Mean of a forward and a backward follow at `boost` times the rate (boost 2: followed again at the rate)."""
+    """Mean of a forward and a backward follow at `boost` times the rate, followed again at the rate itself.
+
+    boost 1 spreads a fast part evenly before and after it (best for a smooth sweep such as a keyhole); boost 2
+    crosses a jump (an unwind) at full rate, starting half-way before it.
+    """
     mean = _follow_both_ways(path, t, rate_deg_s * boost)
     if boost == 1.0:
         return mean

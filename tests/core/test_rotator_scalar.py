@@ -1,5 +1,6 @@
-"""The agent's plain-Python pass planner (`skymesh.core.rotator_scalar`) against numpy's (`skymesh.core.rotator`):
-the same mode, mechanical track, reachability, needed rate and reachable path on random passes and rotators."""
+"""The one pass planner (`skymesh.core.rotator_scalar`, plain Python for the agent) and the scheduler's vectorised
+wrap choice (`skymesh.core.rotator.choose_wrap`) agree on random passes and rotators; `skymesh.core.rotator`'s array
+`plan_track` and `reachable_track` are that planner's answers as arrays."""
 
 from __future__ import annotations
 
@@ -30,41 +31,41 @@ def _random_pass(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.n
     return t, az, el
 
 
-def _models(rng: np.random.Generator) -> tuple[rotator.RotatorModel, rotator_scalar.RotatorModel]:
+def _model(rng: np.random.Generator) -> rotator_scalar.RotatorModel:
     az_min, az_max = _TRAVELS[int(rng.integers(len(_TRAVELS)))]
     el_min, el_max = (0.0, 180.0) if rng.random() < 0.4 else (float(rng.choice([0.0, 5.0])), 90.0)
     az_rate, el_rate = (float(x) for x in rng.uniform(0.3, 12.0, 2))
-    numpy_model = rotator.RotatorModel(
-        rotator.AxisLimits(az_min, az_max, az_rate), rotator.AxisLimits(el_min, el_max, el_rate)
-    )
-    plain_model = rotator_scalar.RotatorModel(
+    return rotator_scalar.RotatorModel(
         rotator_scalar.AxisLimits(az_min, az_max, az_rate), rotator_scalar.AxisLimits(el_min, el_max, el_rate)
     )
-    return numpy_model, plain_model
 
 
 @pytest.mark.parametrize("seed", range(3))
-def test_plain_python_planner_agrees_with_numpy(seed: int) -> None:
+def test_the_planner_flies_the_wrap_the_scheduler_predicts(seed: int) -> None:
+    """Where a wrap holds the whole planned track, it is the one `choose_wrap` picks from the same rotator position
+    (the scheduler times its slews with that choice); the array planner gives the plain one's answer."""
     rng = np.random.default_rng(seed)
+    fitted = 0
     for _ in range(40):
         t, az, el = _random_pass(rng)
         if rng.random() < 0.2:  # a rough, jumpy track too (random walk with big steps)
             az = (az[0] + np.cumsum(rng.normal(0.0, 40.0, t.size))) % 360.0
             el = np.clip(el[0] + np.cumsum(rng.normal(0.0, 5.0, t.size)), -5.0, 90.0)
-        numpy_model, plain_model = _models(rng)
+        model = _model(rng)
         current = None if rng.random() < 0.3 else float(rng.uniform(-200.0, 560.0))
-        expected = rotator.plan_track(numpy_model, t, az, el, current_azimuth_deg=current)
-        got = rotator_scalar.plan_track(plain_model, list(t), list(az), list(el), current_azimuth_deg=current)
-        assert got.mode == expected.mode
-        np.testing.assert_allclose(got.azimuth_deg, expected.azimuth_deg, rtol=0, atol=1e-9)
-        np.testing.assert_allclose(got.elevation_deg, expected.elevation_deg, rtol=0, atol=1e-9)
-        assert list(got.reachable) == expected.reachable.tolist()
-        assert got.rate_ok == expected.rate_ok
-        assert got.max_rate_needed_deg_s == pytest.approx(expected.max_rate_needed_deg_s, abs=1e-9)
-        path_az, path_el = rotator.reachable_track(numpy_model, t, expected)
-        plain_az, plain_el = rotator_scalar.reachable_track(plain_model, list(t), got)
-        np.testing.assert_allclose(plain_az, path_az, rtol=0, atol=1e-7)
-        np.testing.assert_allclose(plain_el, path_el, rtol=0, atol=1e-7)
+        plan = rotator_scalar.plan_track(model, list(t), list(az), list(el), current_azimuth_deg=current)
+        path = plan.azimuth_deg
+        if plan.within_limits:
+            offset, fits = rotator.choose_wrap(model.azimuth, path[0], min(path), max(path), current)
+            assert bool(fits) and float(offset) == 0.0, (plan.mode, path[0], current)
+            fitted += 1
+        arrays = rotator.plan_track(model, t, az, el, current_azimuth_deg=current)
+        assert arrays.mode == plan.mode and arrays.rate_ok == plan.rate_ok
+        assert arrays.azimuth_deg.tolist() == list(path) and arrays.reachable.tolist() == list(plan.reachable)
+        path_az, path_el = rotator.reachable_track(model, t, arrays)
+        plain_az, plain_el = rotator_scalar.reachable_track(model, list(t), plan)
+        assert path_az.tolist() == plain_az and path_el.tolist() == plain_el
+    assert fitted >= 10
 
 
 def test_limits_are_validated_and_intersected_the_same_way() -> None:
