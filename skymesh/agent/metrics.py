@@ -3,8 +3,9 @@
 prometheus_client costs a station agent about 5 MB of resident memory (an eighth of its 40 MB budget on a
 Raspberry Pi), so it is loaded only by a process that exports metrics: `skymesh agent` with `metrics_port` set
 starts `skymesh.observability.metrics.AgentMetrics`, and a test or demo that imports that module gets the counts
-too. Each name here forwards to the same-named metric of `skymesh.observability.metrics` once that module is loaded,
-and does nothing before (nothing is counted that nobody can scrape).
+too. The metrics themselves (names, help, labels) are defined once, in `AgentMetrics`; each name here stands for one
+of its attributes and forwards to it once that module is loaded (the handle `AgentMetrics.current()` gives, so a
+restarted handle is followed), and does nothing before (nothing is counted that nobody can scrape).
 
 Imports the standard library only.
 """
@@ -40,33 +41,34 @@ _UNEXPORTED = _Unexported()
 
 
 class _Metric:
-    def __init__(self, name: str) -> None:
-        self._name = name
+    def __init__(self, attr: str) -> None:
+        self.attr = attr  # the `AgentMetrics` attribute this name stands for
 
-    def _target(self) -> Any:
+    def resolve(self) -> Any:
+        """The prometheus_client metric this name counts into now; None while no module has loaded the metrics."""
         module = sys.modules.get(_METRICS_MODULE)
-        return None if module is None else getattr(module, self._name)
+        return None if module is None else getattr(module.AgentMetrics.current(), self.attr)
 
     def labels(self, **labels: str) -> Any:
-        target = self._target()
+        target = self.resolve()
         return _UNEXPORTED if target is None else target.labels(**labels)
 
     def inc(self, amount: float = 1.0) -> None:
-        target = self._target()
+        target = self.resolve()
         if target is not None:
             target.inc(amount)
 
     def set(self, value: float) -> None:
-        target = self._target()
+        target = self.resolve()
         if target is not None:
             target.set(value)
 
 
-AGENT_COMMANDS = _Metric("AGENT_COMMANDS")
-AGENT_JOBS = _Metric("AGENT_JOBS")
-AGENT_OUTBOX_DEPTH = _Metric("AGENT_OUTBOX_DEPTH")
-AGENT_RECONNECTS = _Metric("AGENT_RECONNECTS")
-AGENT_REFUSED_MESSAGES = _Metric("AGENT_REFUSED_MESSAGES")
-AGENT_SCHEDULE_VERSION = _Metric("AGENT_SCHEDULE_VERSION")
-AGENT_STREAM_CONNECTED = _Metric("AGENT_STREAM_CONNECTED")
-AGENT_UPSTREAM_SENT = _Metric("AGENT_UPSTREAM_SENT")
+AGENT_COMMANDS = _Metric("commands")
+AGENT_JOBS = _Metric("jobs")
+AGENT_OUTBOX_DEPTH = _Metric("spool_messages")
+AGENT_RECONNECTS = _Metric("reconnects")
+AGENT_REFUSED_MESSAGES = _Metric("refused_messages")
+AGENT_SCHEDULE_VERSION = _Metric("schedule_version")
+AGENT_STREAM_CONNECTED = _Metric("connected")
+AGENT_UPSTREAM_SENT = _Metric("upstream_sent")

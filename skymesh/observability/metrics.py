@@ -6,10 +6,11 @@ and installs it as the process's metrics handle (`ServerMetrics.start()`), the w
 metrics handle from its runtime. So the server never exports an agent's `skymesh_agent_connected 0`, and a test can
 scrape one process and see exactly what that process owns.
 
-The module-level names (`COMMANDS`, `AGENT_JOBS`, ...) are typed references that resolve, at each use, to the
-installed handle of their process; call sites keep `COMMANDS.labels("queued").inc()`. Used before any `start()`
-(a library or test that never started a process), a handle with a private registry is built on first use, so
-nothing is ever written to prometheus_client's global default registry.
+The module-level names (`COMMANDS`, `PLAN_RUNTIME`, ...) are typed references that resolve, at each use, to the
+installed handle of their process; call sites keep `COMMANDS.labels("queued").inc()`. The agent's names live in
+`skymesh.agent.metrics`, which resolves them to `AgentMetrics.current()` the same way without importing this module.
+Used before any `start()` (a library or test that never started a process), a handle with a private registry is
+built on first use, so nothing is ever written to prometheus_client's global default registry.
 
 Conventions (https://prometheus.io/docs/practices/naming/): `skymesh_<process>_<what>_<unit>`, counters end in
 `_total`, durations are histograms in `_seconds`, sizes in `_bytes`, moments as `_timestamp_seconds`; label values
@@ -41,14 +42,6 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 __all__ = [
-    "AGENT_COMMANDS",
-    "AGENT_JOBS",
-    "AGENT_OUTBOX_DEPTH",
-    "AGENT_RECONNECTS",
-    "AGENT_REFUSED_MESSAGES",
-    "AGENT_SCHEDULE_VERSION",
-    "AGENT_STREAM_CONNECTED",
-    "AGENT_UPSTREAM_SENT",
     "COMMANDS",
     "COMMAND_DELIVERY",
     "DB_LATENCY",
@@ -450,15 +443,7 @@ PLAN_GAP = _GaugeRef(SchedulerMetrics, "plan_gap")
 PLAN_CANDIDATES = _GaugeRef(SchedulerMetrics, "plan_candidates")
 VISIBILITY_PASSES = _CounterRef(SchedulerMetrics, "visibility_windows")
 
-# --- agent ---
-AGENT_STREAM_CONNECTED = _GaugeRef(AgentMetrics, "connected")
-AGENT_RECONNECTS = _CounterRef(AgentMetrics, "reconnects")
-AGENT_REFUSED_MESSAGES = _CounterRef(AgentMetrics, "refused_messages")
-AGENT_OUTBOX_DEPTH = _GaugeRef(AgentMetrics, "spool_messages")
-AGENT_SCHEDULE_VERSION = _GaugeRef(AgentMetrics, "schedule_version")
-AGENT_JOBS = _CounterRef(AgentMetrics, "jobs")
-AGENT_COMMANDS = _CounterRef(AgentMetrics, "commands")
-AGENT_UPSTREAM_SENT = _CounterRef(AgentMetrics, "upstream_sent")
+# --- agent: in `skymesh.agent.metrics` (which loads no prometheus_client unless the agent exports metrics) ---
 
 
 def serve_metrics(port: int, addr: str = "127.0.0.1", registry: CollectorRegistry | None = None) -> int:

@@ -6,8 +6,9 @@ import urllib.request
 
 from prometheus_client import REGISTRY
 
+from skymesh.agent import metrics as agent_names
+from skymesh.agent.metrics import AGENT_JOBS
 from skymesh.observability.metrics import (
-    AGENT_JOBS,
     COMMANDS,
     PLAN_RUNTIME,
     AgentMetrics,
@@ -39,6 +40,18 @@ def test_each_handle_holds_only_its_process_metrics_and_names_resolve_to_the_sta
     COMMANDS.labels("queued").inc()
     assert fresh.registry.get_sample_value("skymesh_server_commands_total", {"state": "queued"}) == 1
     assert server.registry.get_sample_value("skymesh_server_commands_total", {"state": "queued"}) == 1
+
+
+def test_every_agent_name_stands_for_a_metric_of_the_started_agent_handle() -> None:
+    """`skymesh.agent.metrics` defines no metric of its own: each of its names is one of `AgentMetrics`'."""
+    agent = AgentMetrics.start()
+    defined = {id(m) for m in vars(agent).values()}
+    for name in agent_names.__all__:
+        assert id(getattr(agent_names, name).resolve()) in defined, name
+    agent_names.AGENT_OUTBOX_DEPTH.set(7)
+    agent_names.AGENT_RECONNECTS.labels(reason="unavailable").inc()
+    assert agent.registry.get_sample_value("skymesh_agent_spool_messages") == 7
+    assert agent.registry.get_sample_value("skymesh_agent_reconnects_total", {"reason": "unavailable"}) == 1
 
 
 def test_serve_metrics_serves_the_last_started_handle() -> None:
