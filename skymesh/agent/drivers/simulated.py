@@ -5,6 +5,7 @@
 - `SimulatedRadio`: SNR from a link budget (`link_snr_db`): EIRP + antenna gain - free-space path loss (from range
   and frequency) - atmospheric loss (by elevation) - pointing loss - detuning loss, over kTB noise, plus noise.
 - `SimulatedMount`: slews at its rate (the wait is on the clock) and tracks.
+- `SimulatedDevice`: what they all share (always connected and healthy; nothing to open or close).
 - `SimulatedCamera` (in `simulated_camera`, numpy; still importable from here): photometry and FITS images.
 
 A ground station's simulated rotator and radio load no numpy: the radio's noise comes from `random.Random`
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 __all__ = [
+    "SimulatedDevice",
     "SimulatedMount",
     "SimulatedRadio",
     "SimulatedRotator",
@@ -77,9 +79,17 @@ def airmass_from_altitude(altitude_deg: float) -> float:
     return max(1.0, 1.0 / (math.sin(math.radians(altitude_deg)) + 0.50572 * float((altitude_deg + 6.07995) ** -1.6364)))
 
 
-def _simulated_health() -> DriverHealth:
-    """A simulated device is always there and always answers."""
-    return DriverHealth(connected=True, last_ok=datetime.now(UTC), errors_total=0, consecutive_errors=0)
+class SimulatedDevice:
+    """What every simulated device shares: it is always there and always answers, with nothing to open or close."""
+
+    async def connect(self) -> None:
+        return None
+
+    def health(self) -> DriverHealth:
+        return DriverHealth(connected=True, last_ok=datetime.now(UTC), errors_total=0, consecutive_errors=0)
+
+    async def close(self) -> None:
+        return None
 
 
 def _angle_step(current: float, target: float, max_step: float) -> float:
@@ -87,7 +97,7 @@ def _angle_step(current: float, target: float, max_step: float) -> float:
     return target if abs(delta) <= max_step else current + math.copysign(max_step, delta)
 
 
-class SimulatedRotator:
+class SimulatedRotator(SimulatedDevice):
     name = "simulated"
 
     def __init__(
@@ -116,15 +126,6 @@ class SimulatedRotator:
         self._t = now
         self._az = _angle_step(self._az, self._target[0], step)
         self._el = _angle_step(self._el, self._target[1], step)
-
-    async def connect(self) -> None:
-        return None
-
-    def health(self) -> DriverHealth:
-        return _simulated_health()
-
-    async def close(self) -> None:
-        return None
 
     async def set_position(self, azimuth_deg: float, elevation_deg: float) -> None:
         if not self.azimuth_min_deg <= azimuth_deg <= self.azimuth_max_deg:
@@ -155,7 +156,7 @@ class SimulatedRotator:
         await self.set_position(*self._park)
 
 
-class SimulatedRadio:
+class SimulatedRadio(SimulatedDevice):
     name = "simulated"
 
     def __init__(self, rng: random.Random | np.random.Generator, params: Mapping[str, Any] | None = None) -> None:
@@ -181,15 +182,6 @@ class SimulatedRadio:
 
     def update_geometry(self, geometry: LinkGeometry | None) -> None:
         self._geometry = geometry
-
-    async def connect(self) -> None:
-        return None
-
-    def health(self) -> DriverHealth:
-        return _simulated_health()
-
-    async def close(self) -> None:
-        return None
 
     async def set_frequency(self, frequency_hz: float) -> None:
         if not 0 < frequency_hz < 1e12:
@@ -254,7 +246,7 @@ class SimulatedRadio:
         return np.asarray(noise + carrier, dtype=np.complex64)
 
 
-class SimulatedMount:
+class SimulatedMount(SimulatedDevice):
     name = "simulated"
     equinox_of_date = False  # it points at the J2000 coordinates it was given
 
@@ -264,15 +256,6 @@ class SimulatedMount:
         self.settle_s = settle_s
         self._ra, self._dec = 0.0, 90.0
         self.tracking = False
-
-    async def connect(self) -> None:
-        return None
-
-    def health(self) -> DriverHealth:
-        return _simulated_health()
-
-    async def close(self) -> None:
-        return None
 
     async def slew(self, ra_deg: float, dec_deg: float) -> None:
         if not (0.0 <= ra_deg < 360.0 and -90.0 <= dec_deg <= 90.0):

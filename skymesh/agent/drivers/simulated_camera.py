@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from skymesh.agent.drivers.base import DriverError, DriverHealth, Exposure, ExposureRequest, PhotometryResult
-from skymesh.agent.drivers.simulated import _simulated_health, airmass_from_altitude
+from skymesh.agent.drivers.base import DriverError, Exposure, ExposureRequest, PhotometryResult
+from skymesh.agent.drivers.simulated import SimulatedDevice, airmass_from_altitude
 from skymesh.agent.drivers.starfield import StarCatalogue, load_star_catalogue, render_star_field
 from skymesh.core.clock import Clock
 from skymesh.core.photometry import (
@@ -50,7 +50,7 @@ class VariableStar:
         return self.amplitude_mag * math.sin(2.0 * math.pi * phase)
 
 
-class SimulatedCamera:
+class SimulatedCamera(SimulatedDevice):
     """A CCD on a telescope of `aperture_m`: photometry follows from photon statistics."""
 
     name = "simulated"
@@ -87,15 +87,6 @@ class SimulatedCamera:
     def zero_point(self) -> float:
         """Magnitude giving 1 e-/s (`skymesh.core.photometry.zero_point_mag` of the aperture)."""
         return zero_point_mag(self.aperture_m)
-
-    async def connect(self) -> None:
-        return None
-
-    def health(self) -> DriverHealth:
-        return _simulated_health()
-
-    async def close(self) -> None:
-        return None
 
     async def temperature_c(self) -> float:
         return self.setpoint_c + float(self._rng.normal(0.0, 0.05))
