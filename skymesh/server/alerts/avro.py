@@ -88,6 +88,16 @@ def _cutout(name: str, value: Any) -> Cutout | None:
     return Cutout(name, len(value), bytes(value))
 
 
+def _cutouts(record: Mapping[str, Any]) -> tuple[Cutout, ...]:
+    """The science, template and difference stamps a ZTF or Rubin alert carries (same field names in both)."""
+    stamps = (
+        _cutout("science", record.get("cutoutScience")),
+        _cutout("template", record.get("cutoutTemplate")),
+        _cutout("difference", record.get("cutoutDifference")),
+    )
+    return tuple(c for c in stamps if c is not None)
+
+
 def _need(record: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
     value = record.get(key)
     if not isinstance(value, kind) or isinstance(value, bool):
@@ -108,15 +118,6 @@ def parse_ztf(record: Mapping[str, Any], namespace: str = "") -> Alert:
     magpsf = cand.get("magpsf")
     sigmapsf = cand.get("sigmapsf")
     positive = str(cand.get("isdiffpos", "t")) in ("t", "1")
-    cutouts = tuple(
-        c
-        for c in (
-            _cutout("science", record.get("cutoutScience")),
-            _cutout("template", record.get("cutoutTemplate")),
-            _cutout("difference", record.get("cutoutDifference")),
-        )
-        if c is not None
-    )
     return Alert(
         source="ztf",
         alert_type="ztf",
@@ -132,7 +133,7 @@ def parse_ztf(record: Mapping[str, Any], namespace: str = "") -> Alert:
         magnitude_error=float(sigmapsf) if isinstance(sigmapsf, float | int) and positive else None,
         filter=_ZTF_FILTERS.get(fid, str(fid)),
         schema_version=str(record.get("schemavsn", namespace)),
-        cutouts=cutouts,
+        cutouts=_cutouts(record),
         detail=f"rb={cand.get('rb')} drb={cand.get('drb')}",
     )
 
@@ -167,15 +168,6 @@ def parse_rubin(record: Mapping[str, Any], namespace: str) -> Alert:
         # Rubin's errors are 1-sigma per axis in degrees; 90 % of a circular Gaussian is 2.146 sigma.
         error_deg = 2.146 * max(float(ra_err), float(dec_err))
     name = f"LSST-{object_id}" if object_id is not None else f"LSST-src-{source_id}"
-    cutouts = tuple(
-        c
-        for c in (
-            _cutout("science", record.get("cutoutScience")),
-            _cutout("template", record.get("cutoutTemplate")),
-            _cutout("difference", record.get("cutoutDifference")),
-        )
-        if c is not None
-    )
     return Alert(
         source="rubin",
         alert_type="rubin",
@@ -194,6 +186,6 @@ def parse_rubin(record: Mapping[str, Any], namespace: str) -> Alert:
         else None,
         filter=str(band),
         schema_version=f"{major}.{minor}",
-        cutouts=cutouts,
+        cutouts=_cutouts(record),
         detail=f"reliability={source.get('reliability')} snr={source.get('snr')}",
     )
