@@ -150,6 +150,20 @@ def _record(row: AlertRow) -> AlertRecord:
     )
 
 
+def _observe_as_rule_says(target: TargetRow, rule: AlertRule) -> None:
+    """A target an alert creates is sidereal and observed as its follow-up rule says (filters, exposures, airmass),
+    with the default Moon distance and no cadence, hour-angle or Moon-phase limit."""
+    target.kind = int(TargetKind.SIDEREAL)
+    target.filters = list(rule.filters)
+    target.exposure_s = rule.exposure_s
+    target.exposure_count = rule.exposure_count
+    target.max_airmass = rule.max_airmass
+    target.min_moon_separation_deg = 20.0
+    target.cadence_s = 0.0
+    target.max_hour_angle_h = 0.0
+    target.max_moon_illumination = 0.0
+
+
 def _separation_deg(ra1: float, dec1: float, ra2: np.ndarray, dec2: np.ndarray) -> np.ndarray:
     """Great-circle distance (haversine: stable at arcsecond separations)."""
     r1, d1, r2, d2 = np.radians(ra1), np.radians(dec1), np.radians(ra2), np.radians(dec2)
@@ -277,18 +291,10 @@ class AlertRepo(RepoBase):
                     target.deleted_at = None
                     target.created_at = now
                 target.name = f"{row.event_name} tile {rank}"[:200]
-                target.kind = int(TargetKind.SIDEREAL)
                 target.priority = tile_priority(rule.priority, tile.probability, best)
                 target.ra_deg, target.dec_deg = tile.ra_deg % 360.0, tile.dec_deg
                 target.magnitude = 10.0  # unknown: the counterpart's brightness is what the follow-up measures
-                target.filters = list(rule.filters)
-                target.exposure_s = rule.exposure_s
-                target.exposure_count = rule.exposure_count
-                target.max_airmass = rule.max_airmass
-                target.min_moon_separation_deg = 20.0
-                target.cadence_s = 0.0
-                target.max_hour_angle_h = 0.0
-                target.max_moon_illumination = 0.0
+                _observe_as_rule_says(target, rule)
                 target.updated_at = now
                 await s.flush()
                 s.add(AlertTargetRow(alert_id=alert_id, target_id=target_id, rank=rank, probability=tile.probability))
@@ -544,17 +550,9 @@ class AlertRepo(RepoBase):
                 row = TargetRow(target_id=target_id_for(alert.event_name), created_at=now, filters=[])
                 s.add(row)
             row.name = alert.event_name[:200]
-            row.kind = int(TargetKind.SIDEREAL)
             row.priority = rule.priority
             row.magnitude = alert.magnitude_ab if alert.magnitude_ab is not None else 10.0
-            row.filters = list(rule.filters)
-            row.exposure_s = rule.exposure_s
-            row.exposure_count = rule.exposure_count
-            row.max_airmass = rule.max_airmass
-            row.min_moon_separation_deg = 20.0
-            row.cadence_s = 0.0
-            row.max_hour_angle_h = 0.0
-            row.max_moon_illumination = 0.0
+            _observe_as_rule_says(row, rule)
         else:
             if row.kind != int(TargetKind.SIDEREAL):
                 created = False
