@@ -14,7 +14,6 @@ order without overlap). The detectors are the server's (`skymesh.server.health`)
 from __future__ import annotations
 
 import asyncio
-import math
 import platform
 import time
 from collections.abc import Callable
@@ -29,18 +28,13 @@ from skymesh.agent.drivers.simulated import SimulatedRadio, SimulatedRotator
 from skymesh.agent.tracking import SatelliteTrack, doppler_frequency_hz, unwrap_azimuth
 from skymesh.core.clock import ManualClock
 from skymesh.core.model import GeoLocation
+from skymesh.core.sphere import separation_deg
 from skymesh.server.health import DETECTORS, Deriver, RobustZDetector
 from skymesh.sim.fleet import build_demo_fleet
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
 DAY_S = 86_400
 MIN_EL_DEG = 10.0
-
-
-def _separation_deg(az1: float, el1: float, az2: float, el2: float) -> float:
-    a1, e1, a2, e2 = map(math.radians, (az1, el1, az2, el2))
-    c = math.sin(e1) * math.sin(e2) + math.cos(e1) * math.cos(e2) * math.cos(a1 - a2)
-    return math.degrees(math.acos(max(-1.0, min(1.0, c))))
 
 
 @dataclass
@@ -127,7 +121,7 @@ async def _ground_day(
                 await rotator.set_position(az_cmd, max(look.elevation_deg, 0.0))
             current_az, current_el = await rotator.get_position()
             current_az += drift
-            error = _separation_deg(current_az, current_el, look.azimuth_deg, look.elevation_deg)
+            error = separation_deg(current_az, current_el, look.azimuth_deg, look.elevation_deg)
             await radio.set_frequency(doppler_frequency_hz(frequency_hz, look.range_rate_km_s))
             radio.update_geometry(
                 LinkGeometry(look.range_km, look.elevation_deg, look.range_rate_km_s, error, frequency_hz)

@@ -11,7 +11,6 @@ Imports: the agent's FITS helpers and driver types, `skymesh.astro.celestial` (p
 from __future__ import annotations
 
 import dataclasses
-import math
 from datetime import datetime
 
 from skymesh.agent.drivers.base import Exposure, ExposureRequest
@@ -21,6 +20,7 @@ from skymesh.api.convert import timestamp_from_datetime
 from skymesh.astro.celestial import precess_from_j2000
 from skymesh.astro.frames import datetime_to_jd
 from skymesh.core.model import GeoLocation
+from skymesh.core.sphere import separation_deg
 
 __all__ = ["finish_exposure", "reached_j2000", "separation_arcsec"]
 
@@ -37,9 +37,7 @@ def reached_j2000(
 
 
 def separation_arcsec(ra1_deg: float, dec1_deg: float, ra2_deg: float, dec2_deg: float) -> float:
-    r1, d1, r2, d2 = map(math.radians, (ra1_deg, dec1_deg, ra2_deg, dec2_deg))
-    c = math.sin(d1) * math.sin(d2) + math.cos(d1) * math.cos(d2) * math.cos(r1 - r2)
-    return math.degrees(math.acos(max(-1.0, min(1.0, c)))) * 3600.0
+    return separation_deg(ra1_deg, dec1_deg, ra2_deg, dec2_deg) * 3600.0
 
 
 def finish_exposure(

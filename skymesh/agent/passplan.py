@@ -26,6 +26,7 @@ from skymesh.agent.config import HardwareLimits
 from skymesh.agent.drivers.base import RotatorTravel
 from skymesh.agent.tracking import SatelliteTrack, interpolate
 from skymesh.core.rotator_scalar import AxisLimits, RotatorModel, plan_track, reachable_track, separation_deg
+from skymesh.core.sphere import separation_deg as angular_separation_deg  # re-exported: the agent's pointing error
 
 __all__ = ["PassPlan", "PassStats", "angular_separation_deg", "park_position", "plan_pass", "station_rotator_model"]
 
@@ -50,14 +51,6 @@ def station_rotator_model(limits: HardwareLimits, travel: RotatorTravel | None) 
         elevation=AxisLimits(travel.elevation_min_deg, travel.elevation_max_deg, rate),
     )
     return config.intersect(reported)
-
-
-def angular_separation_deg(az1_deg: float, el1_deg: float, az2_deg: float, el2_deg: float) -> float:
-    """Great-circle angle between two directions. Valid for mechanical angles too: (az + 180, 180 - el) is the
-    same direction as (az, el) in this formula, and azimuth outside 0..360 wraps through the cosine."""
-    a1, e1, a2, e2 = map(math.radians, (az1_deg, el1_deg, az2_deg, el2_deg))
-    c = math.sin(e1) * math.sin(e2) + math.cos(e1) * math.cos(e2) * math.cos(a1 - a2)
-    return math.degrees(math.acos(max(-1.0, min(1.0, c))))
 
 
 def park_position(model: RotatorModel, current_azimuth_deg: float) -> tuple[float, float]:

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from skymesh.core import sphere
 from skymesh.core.errors import InvalidArgument
 
 __all__ = ["AxisLimits", "RotatorModel", "TrackPlan", "plan_track", "reachable_track"]
@@ -214,12 +215,7 @@ def _misses(error_deg: Floats) -> tuple[int, int, float]:
 
 def separation_deg(az1: Floats, el1: Floats, az2: Floats, el2: Floats) -> list[float]:
     """Great-circle angles between paired directions (mechanical (az + 180, 180 - el) is the same direction)."""
-    out = []
-    for a1, e1, a2, e2 in zip(az1, el1, az2, el2, strict=True):
-        r1, r2 = math.radians(e1), math.radians(e2)
-        c = math.sin(r1) * math.sin(r2) + math.cos(r1) * math.cos(r2) * math.cos(math.radians(a1) - math.radians(a2))
-        out.append(math.degrees(math.acos(min(1.0, max(-1.0, c)))))
-    return out
+    return [sphere.separation_deg(*pair) for pair in zip(az1, el1, az2, el2, strict=True)]
 
 
 def _into_travel(az_deg: Floats, axis: AxisLimits) -> list[float]:

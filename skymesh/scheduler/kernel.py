@@ -33,6 +33,7 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from skymesh.core import sphere
 from skymesh.core.rotator import (
     AxisLimits,
     PassWraps,
@@ -441,9 +442,7 @@ class Planner(Protocol):
 
 def separation_deg(a: tuple[float, float], b: tuple[float, float]) -> float:
     """Great-circle angle between two (lon, lat)-style directions in degrees."""
-    lon1, lat1, lon2, lat2 = map(math.radians, (a[0], a[1], b[0], b[1]))
-    c = math.sin(lat1) * math.sin(lat2) + math.cos(lat1) * math.cos(lat2) * math.cos(lon1 - lon2)
-    return math.degrees(math.acos(max(-1.0, min(1.0, c))))
+    return sphere.separation_deg(a[0], a[1], b[0], b[1])
 
 
 def slew_s(rate_deg_s: float, az1: float, el1: float, az0: float, el0: float) -> float:

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from skymesh.core.sphere import separation_deg
 from skymesh.observability.metrics import ServerMetrics
 
 __all__ = ["DETECTORS", "Deriver", "DetectorSpec", "HealthMonitor", "RobustZDetector", "Transition", "derive"]
@@ -74,12 +75,6 @@ DETECTORS: tuple[DetectorSpec, ...] = (
 KEYHOLE_ELEVATION_DEG = 70.0
 
 
-def _separation_deg(az1: float, el1: float, az2: float, el2: float) -> float:
-    a1, e1, a2, e2 = map(math.radians, (az1, el1, az2, el2))
-    c = math.sin(e1) * math.sin(e2) + math.cos(e1) * math.cos(e2) * math.cos(a1 - a2)
-    return math.degrees(math.acos(max(-1.0, min(1.0, c))))
-
-
 class Deriver:
     """The detectors' inputs from one station's telemetry samples, in time order (it remembers the last sample).
 
@@ -109,7 +104,7 @@ class Deriver:
             self._last = (t, float(target_az), float(target_el), float(error), float(rot_az), float(rot_el))
             dt = t - last[0] if last is not None else 0.0
             if last is not None and 0.0 < dt <= 2.0 and 0.0 <= target_el <= KEYHOLE_ELEVATION_DEG:
-                motion = _separation_deg(last[1], last[2], float(target_az), float(target_el))
+                motion = separation_deg(last[1], last[2], float(target_az), float(target_el))
                 catch_up = self.slew_rate_deg_s * dt * math.cos(math.radians(max(target_el, last[2])))
                 residual = float(error) - max(0.0, last[3] + motion - catch_up)
                 # Slewing at full speed on an axis (a wrap-around swing, catching up): doing its best, not a fault.

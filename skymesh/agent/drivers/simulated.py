@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from skymesh.agent.drivers.base import DriverError, DriverHealth, LinkGeometry, RotatorTravel
 from skymesh.core.clock import Clock
+from skymesh.core.sphere import separation_deg
 
 if TYPE_CHECKING:
     import numpy as np
@@ -260,11 +261,9 @@ class SimulatedMount(SimulatedDevice):
     async def slew(self, ra_deg: float, dec_deg: float) -> None:
         if not (0.0 <= ra_deg < 360.0 and -90.0 <= dec_deg <= 90.0):
             raise DriverError(f"RA/Dec ({ra_deg}, {dec_deg}) out of range", field="ra_deg")
-        d1, d2 = math.radians(self._dec), math.radians(dec_deg)
-        cos_sep = math.sin(d1) * math.sin(d2) + math.cos(d1) * math.cos(d2) * math.cos(math.radians(ra_deg - self._ra))
-        separation_deg = math.degrees(math.acos(max(-1.0, min(1.0, cos_sep))))
+        distance_deg = separation_deg(self._ra, self._dec, ra_deg, dec_deg)
         self.tracking = False
-        await self._clock.sleep(separation_deg / self.slew_rate_deg_s + self.settle_s)
+        await self._clock.sleep(distance_deg / self.slew_rate_deg_s + self.settle_s)
         self._ra, self._dec = ra_deg, dec_deg
         self.tracking = True
 
