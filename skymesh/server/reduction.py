@@ -27,7 +27,16 @@ from typing import Any, TypeVar
 
 from skymesh.server.config import ServerConfig
 from skymesh.server.db import Repository
-from skymesh.server.db.products import FITS_KINDS, IQ_KINDS, FrameReductionIn, PassReductionIn, ReductionInput
+from skymesh.server.db.products import (
+    FITS_KINDS,
+    FRAME_COUNTS,
+    FRAME_FLOATS,
+    IQ_KINDS,
+    PASS_FLOATS,
+    FrameReductionIn,
+    PassReductionIn,
+    ReductionInput,
+)
 
 __all__ = ["Reducer", "SkyMapRefused", "is_fits", "is_reducible"]
 
@@ -57,6 +66,12 @@ class _PassJob:
     waterfall_path: str
 
 
+def _finite_values(result: Any, names: tuple[str, ...]) -> dict[str, float]:
+    """The named measurements of `result` that are finite (NaN: not measured, not stored)."""
+    values = {name: float(getattr(result, name)) for name in names}
+    return {k: v for k, v in values.items() if math.isfinite(v)}
+
+
 def _analyze_in_worker(job: _PassJob) -> PassReductionIn:
     """Runs in a worker process: analyse one IQ recording and draw its waterfall next to it."""
     from skymesh.products.passes import analyze_pass
@@ -75,16 +90,11 @@ def _analyze_in_worker(job: _PassJob) -> PassReductionIn:
         return PassReductionIn(state="error", error=f"the pass analysis failed: {type(exc).__name__}: {exc}"[:2000])
     if result.error:
         return PassReductionIn(state="error", error=result.error)
-    floats = (
-        "max_elevation_deg", "peak_snr_db", "mean_snr_db", "snr_elevation_correlation", "doppler_offset_hz",
-        "doppler_rms_hz", "quality_score",
-    )  # fmt: skip
-    values = {name: float(getattr(result, name)) for name in floats}
     return PassReductionIn(
         state="good" if result.good else "bad",
         captures=result.captures,
         detected=result.detected,
-        values={k: v for k, v in values.items() if math.isfinite(v)},
+        values=_finite_values(result, PASS_FLOATS),
         flags=result.flags,
         waterfall_path=result.waterfall_path,
     )
@@ -144,22 +154,12 @@ def _reduce_in_worker(job: _Job) -> FrameReductionIn:
         return FrameReductionIn(state="error", error=f"the pipeline failed: {type(exc).__name__}: {exc}"[:2000])
     if result.error:
         return FrameReductionIn(state="error", error=result.error)
-    floats = (
-        "exposure_s", "airmass", "magnitude", "magnitude_error", "instrumental_magnitude", "zero_point_mag",
-        "zero_point_error_mag", "zero_point_airmass1_mag", "target_ra_deg", "target_dec_deg", "wcs_rms_arcsec",
-        "fwhm_arcsec", "ellipticity", "sky_e_per_s_px", "saturated_fraction",
-    )  # fmt: skip
-    values = {name: float(getattr(result, name)) for name in floats}
     return FrameReductionIn(
         state="good" if result.good else "bad",
         filter=result.filter,
         date_obs=result.date_obs,
-        values={k: v for k, v in values.items() if math.isfinite(v)},
-        counts={
-            "comparison_stars": result.comparison_stars,
-            "matched_stars": result.matched_stars,
-            "star_count": result.star_count,
-        },
+        values=_finite_values(result, FRAME_FLOATS),
+        counts={name: int(getattr(result, name)) for name in FRAME_COUNTS},
         comparison_ids=result.comparison_ids,
         flags=result.flags,
         wcs=dict(result.wcs_header),

@@ -31,7 +31,10 @@ __all__ = [
     "CAUSE_BAD_DATA",
     "CAUSE_OK",
     "FITS_KINDS",
+    "FRAME_COUNTS",
+    "FRAME_FLOATS",
     "IQ_KINDS",
+    "PASS_FLOATS",
     "FrameReductionIn",
     "PassReductionIn",
     "ProductsRepo",
@@ -43,7 +46,8 @@ CAUSE_OK = 1
 CAUSE_BAD_DATA = 11  # common.v1.CauseCode.CAUSE_CODE_BAD_DATA
 FITS_KINDS = ("fits", "fit", "fts")
 IQ_KINDS = ("sigmf",)
-_PASS_FLOATS = (
+# The measured values a reduction stores, by name: what the reducer sends is what the repository stores.
+PASS_FLOATS = (
     "max_elevation_deg",
     "peak_snr_db",
     "mean_snr_db",
@@ -120,7 +124,7 @@ class ReductionOutcome:
     job_marked_bad: bool
 
 
-_FLOATS = (
+FRAME_FLOATS = (
     "exposure_s",
     "airmass",
     "magnitude",
@@ -137,7 +141,7 @@ _FLOATS = (
     "sky_e_per_s_px",
     "saturated_fraction",
 )
-_INTS = ("comparison_stars", "matched_stars", "star_count")
+FRAME_COUNTS = ("comparison_stars", "matched_stars", "star_count")
 
 
 def _finite(value: float | None) -> float | None:
@@ -244,8 +248,8 @@ class ProductsRepo(RepoBase):
         flags in its detail, so the planner does not count it as meeting the target's demand.
         """
         now = self._now()
-        values = {name: _finite(frame.values.get(name)) for name in _FLOATS}
-        counts = {name: int(frame.counts.get(name, 0)) for name in _INTS}
+        values = {name: _finite(frame.values.get(name)) for name in FRAME_FLOATS}
+        counts = {name: int(frame.counts.get(name, 0)) for name in FRAME_COUNTS}
         async with self._tx("store_frame_reduction") as s:
             await s.execute(
                 self._insert(FrameReductionRow)
@@ -321,7 +325,7 @@ class ProductsRepo(RepoBase):
     async def store_pass_reduction(self, item: ReductionInput, result: PassReductionIn) -> ReductionOutcome:
         """Store one IQ recording's analysis and re-aggregate its observation (as `store_frame_reduction`)."""
         now = self._now()
-        values = {name: _finite(result.values.get(name)) for name in _PASS_FLOATS}
+        values = {name: _finite(result.values.get(name)) for name in PASS_FLOATS}
         async with self._tx("store_pass_reduction") as s:
             await s.execute(
                 self._insert(PassReductionRow)
