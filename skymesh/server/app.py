@@ -347,7 +347,9 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
     auth_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(repo), server)
     events_pb2_grpc.add_EventServiceServicer_to_server(EventServicer(events), server)
     events_pb2_grpc.add_PlanServiceServicer_to_server(PlanServicer(planner), server)
-    events_pb2_grpc.add_SiteServiceServicer_to_server(SiteServicer(repo, liveness, events), server)
+    events_pb2_grpc.add_SiteServiceServicer_to_server(
+        SiteServicer(repo, liveness, events, hub, replica=replica_id), server
+    )
     stations_pb2_grpc.add_StationServiceServicer_to_server(StationServicer(repo, hub, liveness, replan), server)
     targets_pb2_grpc.add_TargetServiceServicer_to_server(TargetServicer(repo, dispatcher, replan), server)
     targets_pb2_grpc.add_CampaignServiceServicer_to_server(CampaignServicer(repo, replan), server)

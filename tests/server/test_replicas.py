@@ -14,6 +14,7 @@ import grpc
 import pytest
 
 from skymesh.api.agent.v1 import agent_pb2
+from skymesh.api.control.v1 import events_pb2, events_pb2_grpc
 from skymesh.core.errors import Aborted, Unavailable
 from skymesh.core.model import StationState
 from skymesh.server.db.records import CommandStateValue, TelemetryIn
@@ -144,3 +145,42 @@ async def test_two_replicas_share_stations_commands_liveness_and_the_planner(
 
             await _eventually(gs2_offline, 10.0, "gs2 to go OFFLINE through replica-b")
             assert (await b.repo.get_station("gs1")).station.state == StationState.ONLINE
+
+
+async def _heartbeat(address: str, station_id: str) -> events_pb2.ReportHeartbeatResponse:
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = events_pb2_grpc.SiteServiceStub(channel)
+        response: events_pb2.ReportHeartbeatResponse = await stub.ReportHeartbeat(
+            events_pb2.ReportHeartbeatRequest(station_id=station_id)
+        )
+        return response
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # replicas share PostgreSQL; SQLite is one process
+async def test_a_heartbeat_is_fenced_and_refused_while_a_stream_holds_the_station(start_server: StartServer) -> None:
+    a = await start_server(server_id="replica-a")
+    b = await start_server(server_id="replica-b")
+    key = await add_station(a, "gs1")
+    async with AgentClient.connect(a.address, key, "gs1", boot_id="boot-1") as agent:
+        await agent.expect("welcome")
+        # The agent's stream (on A) reports gs1's liveness: a heartbeat on either replica is refused, and changes
+        # nothing.
+        for server in (a, b):
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await _heartbeat(server.address, "gs1")
+            assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+            assert "stream" in (refused.value.details() or "")
+        holder = await b.repo.session_holder("gs1")
+        assert holder is not None and holder[1] == a.replica_id
+
+    async def disconnected() -> bool:
+        return (await b.repo.get_station("gs1")).station.state == StationState.DISCONNECTED
+
+    await _eventually(disconnected, 5.0, "gs1 to be DISCONNECTED once its stream ended")
+    # No live stream now: the heartbeat's replica takes the session (next epoch) and alone writes the state; A, the
+    # old holder, is fenced and cannot take it back to DISCONNECTED and OFFLINE behind B's back.
+    assert (await _heartbeat(b.address, "gs1")).station.state == int(StationState.ONLINE)
+    holder = await b.repo.session_holder("gs1")
+    assert holder is not None and holder[1] == b.replica_id and holder[0] == 2
+    assert not await a.repo.set_station_state("gs1", StationState.OFFLINE, last_seen=None, epoch=1)
+    assert (await a.repo.get_station("gs1")).station.state == StationState.ONLINE

@@ -92,6 +92,12 @@ class ReplicaRepo(RepoBase):
                 )
         return int(got) if got is not None else None
 
+    async def session_holder(self, station_id: str) -> tuple[int, str, str] | None:
+        """The station's session row: (epoch, holding replica, session id; "" when held without a stream), or None."""
+        async with self._tx("session_holder") as s:
+            row = await s.get(StationSessionRow, station_id)
+            return (int(row.epoch), str(row.replica), str(row.session_id)) if row is not None else None
+
     async def session_epochs(self, station_ids: Sequence[str]) -> dict[str, int]:
         """The current epoch of each station that has a session row."""
         out: dict[str, int] = {}
