@@ -237,11 +237,14 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
             want_lead=config.planning_enabled,
             on_plan_request=lambda reason: replan(reason),
             on_orphans=lambda: liveness.sweep(),
+            on_event=events.relay,
+            on_events_lost=events.resync,
             poll_s=config.replica_poll_s,
             sweep_s=config.replica_sweep_s,
         )
         await replicas.connect()  # before the first stream: other replicas see this one alive from now
         dispatcher.notify = replicas.notify
+        events.forward = replicas.relay_event  # Watch on any replica sees every replica's events
     scheduler_channel = grpc.aio.insecure_channel(
         config.scheduler_address,
         interceptors=[TracingClientInterceptor()],  # type: ignore[list-item]

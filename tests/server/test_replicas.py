@@ -184,3 +184,50 @@ async def test_a_heartbeat_is_fenced_and_refused_while_a_stream_holds_the_statio
     assert holder is not None and holder[1] == b.replica_id and holder[0] == 2
     assert not await a.repo.set_station_state("gs1", StationState.OFFLINE, last_seen=None, epoch=1)
     assert (await a.repo.get_station("gs1")).station.state == StationState.ONLINE
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # replicas share PostgreSQL; SQLite is one process
+async def test_watch_on_any_replica_sees_every_replicas_events(start_server: StartServer) -> None:
+    a = await start_server(server_id="replica-a")
+    b = await start_server(server_id="replica-b")
+    key = await add_station(a, "gs1")
+    seen: dict[str, list[events_pb2.WatchResponse]] = {"a": [], "b": []}
+    async with grpc.aio.insecure_channel(a.address) as ca, grpc.aio.insecure_channel(b.address) as cb:
+        calls = {
+            "a": events_pb2_grpc.EventServiceStub(ca).Watch(events_pb2.WatchRequest()),
+            "b": events_pb2_grpc.EventServiceStub(cb).Watch(events_pb2.WatchRequest()),
+        }
+        for call in calls.values():
+            await call.initial_metadata()  # registered: nothing published from here on is missed
+
+        async def collect(name: str) -> None:
+            async for event in calls[name]:
+                seen[name].append(event)
+
+        tasks = [asyncio.create_task(collect(name)) for name in calls]
+        try:
+            # A stream on A (its ONLINE transition is published on A) and an observation event published on B.
+            async with AgentClient.connect(a.address, key, "gs1", boot_id="boot-1") as agent:
+                await agent.expect("welcome")
+                b.events.observation("obs-9", "gs1", "t1")
+
+                def kinds(name: str) -> list[str]:
+                    return [str(e.WhichOneof("event")) for e in seen[name]]
+
+                async def both_saw_both() -> bool:
+                    return all({"station_state", "observation"} <= set(kinds(n)) for n in seen)
+
+                await _eventually(both_saw_both, 5.0, "each replica's watcher to see the other's event")
+                await asyncio.sleep(0.3)  # a replica's own events would come back by NOTIFY now: they are ignored
+                snapshot = {n: kinds(n) for n in seen}  # while the stream is open (its end is another transition)
+        finally:
+            for task in tasks:
+                task.cancel()
+    for name in seen:
+        assert snapshot[name].count("observation") == 1 and snapshot[name].count("station_state") == 1, snapshot
+        cursors = [e.cursor for e in seen[name]]
+        run = cursors[0].split(".")[0]  # numbered in the run of the replica the watcher is on: resumable there
+        assert all(c.startswith(run + ".") for c in cursors) and len(set(cursors)) == len(cursors)
+    relayed = next(e for e in seen["a"] if e.HasField("observation"))
+    assert (relayed.observation.observation_id, relayed.observation.station_id) == ("obs-9", "gs1")
+    assert seen["a"][0].cursor.split(".")[0] != seen["b"][0].cursor.split(".")[0]
