@@ -349,7 +349,7 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
     auth_pb2_grpc.add_AuthServiceServicer_to_server(AuthServicer(repo), server)
     auth_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(repo), server)
     events_pb2_grpc.add_EventServiceServicer_to_server(EventServicer(events), server)
-    events_pb2_grpc.add_PlanServiceServicer_to_server(PlanServicer(planner), server)
+    events_pb2_grpc.add_PlanServiceServicer_to_server(PlanServicer(repo), server)
     events_pb2_grpc.add_SiteServiceServicer_to_server(
         SiteServicer(repo, liveness, events, hub, replica=replica_id), server
     )

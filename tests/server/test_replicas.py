@@ -16,10 +16,11 @@ import pytest
 from skymesh.api.agent.v1 import agent_pb2
 from skymesh.api.control.v1 import events_pb2, events_pb2_grpc
 from skymesh.core.errors import Aborted, Unavailable
-from skymesh.core.model import StationState
+from skymesh.core.model import CelestialTarget, StationState
 from skymesh.server.db.records import CommandStateValue, TelemetryIn
 from tests.server.agent_client import AgentClient
 from tests.server.conftest import StartServer, add_station
+from tests.server.fake_scheduler import fake_scheduler
 
 AT = datetime(2026, 12, 1, tzinfo=UTC)
 
@@ -231,3 +232,22 @@ async def test_watch_on_any_replica_sees_every_replicas_events(start_server: Sta
     relayed = next(e for e in seen["a"] if e.HasField("observation"))
     assert (relayed.observation.observation_id, relayed.observation.station_id) == ("obs-9", "gs1")
     assert seen["a"][0].cursor.split(".")[0] != seen["b"][0].cursor.split(".")[0]
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # replicas share PostgreSQL; SQLite is one process
+async def test_get_latest_plan_answers_on_a_replica_that_did_not_plan(start_server: StartServer) -> None:
+    async with fake_scheduler() as (scheduler, address, _server):
+        a = await start_server(server_id="replica-a", planning_enabled=True, scheduler_address=address)
+        b = await start_server(server_id="replica-b", planning_enabled=False)
+        key = await add_station(a, "gs1")
+        await a.repo.create_target(CelestialTarget("m31", "M31", 10.68, 41.27))
+        scheduler.plan = lambda _r: []
+        async with grpc.aio.insecure_channel(b.address) as channel:
+            plans = events_pb2_grpc.PlanServiceStub(channel)
+            assert not (await plans.GetLatestPlan(events_pb2.GetLatestPlanRequest())).HasField("planned_at")
+            async with AgentClient.connect(a.address, key, "gs1") as agent:
+                await agent.expect("welcome")
+                assert a.planner is not None
+                await a.planner.plan_once("operator asked")
+            latest = await plans.GetLatestPlan(events_pb2.GetLatestPlanRequest())
+    assert latest.HasField("planned_at") and latest.reason == "operator asked" and latest.assignments == 0

@@ -1,6 +1,6 @@
 """EventService.Watch (the event bus to one caller, resumable from a cursor), PlanService.GetLatestPlan (the last
-plan's explanations of what was not scheduled, kept in memory by the planner) and SiteService.ReportHeartbeat (a
-site without an agent stream reports itself alive).
+plan's explanations of what was not scheduled, stored by the planner: every replica answers it) and
+SiteService.ReportHeartbeat (a site without an agent stream reports itself alive).
 
 A heartbeat is fenced like a stream (docs/replicas.md): the replica receiving it takes the station's next session
 epoch without a stream (as an adoption does) unless it holds it already, so its liveness writes are the only ones
@@ -15,7 +15,6 @@ from typing import Any
 import grpc
 
 from skymesh.api.control.v1 import events_pb2, events_pb2_grpc
-from skymesh.api.convert import timestamp_from_datetime
 from skymesh.api.errors import abort_with, grpc_errors
 from skymesh.core.errors import Aborted, FailedPrecondition, InvalidArgument, SkyMeshError
 from skymesh.core.ids import check_id
@@ -25,7 +24,6 @@ from skymesh.server.control.stations import _station_msg
 from skymesh.server.db import Repository
 from skymesh.server.events import EventBus
 from skymesh.server.liveness import Liveness
-from skymesh.server.planning import Planner
 from skymesh.server.sessions import SessionHub
 from skymesh.server.wire import observation_from_proto
 
@@ -60,21 +58,20 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
 
 
 class PlanServicer(events_pb2_grpc.PlanServiceServicer):
-    def __init__(self, planner: Planner | None) -> None:
-        self._planner = planner
+    def __init__(self, repo: Repository) -> None:
+        self._repo = repo
 
     @grpc_errors
     async def GetLatestPlan(
         self, request: events_pb2.GetLatestPlanRequest, context: Ctx
     ) -> events_pb2.GetLatestPlanResponse:
-        latest = self._planner.latest if self._planner is not None else None
-        if latest is None:
-            return events_pb2.GetLatestPlanResponse()
-        out = events_pb2.GetLatestPlanResponse(
-            reason=latest.reason, assignments=latest.assignments, unscheduled=latest.explanations
+        # Stored by the planner after each plan: any replica answers, not only the one that planned.
+        stored = await self._repo.latest_plan()
+        return (
+            events_pb2.GetLatestPlanResponse.FromString(stored)
+            if stored is not None
+            else events_pb2.GetLatestPlanResponse()
         )
-        out.planned_at.CopyFrom(timestamp_from_datetime(latest.planned_at))
-        return out
 
 
 _STREAM_STATES = (StationState.ONLINE, StationState.STALE, StationState.DEGRADED)
