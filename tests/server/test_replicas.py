@@ -7,6 +7,7 @@ the planner lock when the first stops, and a station whose replica is gone is ad
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -15,9 +16,13 @@ import pytest
 
 from skymesh.api.agent.v1 import agent_pb2
 from skymesh.api.control.v1 import events_pb2, events_pb2_grpc
+from skymesh.core.clock import SystemClock
 from skymesh.core.errors import Aborted, Unavailable
+from skymesh.core.jobs import JobState
 from skymesh.core.model import CelestialTarget, StationState
 from skymesh.server.db.records import CommandStateValue, TelemetryIn
+from skymesh.server.events import EventBus
+from skymesh.server.replicas import ReplicaLink
 from tests.server.agent_client import AgentClient
 from tests.server.conftest import StartServer, add_station
 from tests.server.fake_scheduler import fake_scheduler
@@ -251,3 +256,35 @@ async def test_get_latest_plan_answers_on_a_replica_that_did_not_plan(start_serv
                 await a.planner.plan_once("operator asked")
             latest = await plans.GetLatestPlan(events_pb2.GetLatestPlanRequest())
     assert latest.HasField("planned_at") and latest.reason == "operator asked" and latest.assignments == 0
+
+
+async def test_relayed_events_are_numbered_here_never_sent_back_and_a_gap_makes_watchers_resync() -> None:
+    forwarded: list[events_pb2.WatchResponse] = []
+    bus = EventBus(SystemClock())
+    bus.forward = forwarded.append
+    link = ReplicaLink(
+        "",
+        "skymesh-replica:test",
+        None,
+        None,
+        None,
+        want_lead=False,
+        on_event=bus.relay,  # type: ignore[arg-type]
+        on_events_lost=bus.resync,
+    )
+    other = EventBus(SystemClock())
+    sent: list[events_pb2.WatchResponse] = []
+    other.forward = sent.append
+    other.job("j1", "gs1", JobState.RECEIVED, JobState.RUNNING)
+    encoded = base64.b64encode(sent[0].SerializeToString()).decode()
+    subscription = bus.watch("")
+    link._on_event_notification(None, 4242, "skymesh_events", f"e:{encoded},not-base64!,!")
+    link._pid = 4242  # a notification from this replica's own connection: its watchers already have it
+    link._on_event_notification(None, 4242, "skymesh_events", f"e:{encoded}")
+    got = [await anext(subscription) for _ in range(2)]
+    await subscription.aclose()
+    assert got[0].job.job_id == "j1" and got[0].at == sent[0].at  # the time it happened, on the other replica
+    assert got[0].cursor.rsplit(".", 1)[1] == "1" and got[0].cursor != sent[0].cursor  # numbered in this run
+    assert got[1].HasField("resync")  # "!": the other replica could not relay everything
+    assert forwarded == []  # relayed events are not forwarded again
+    assert bus._seq == 2  # the undecodable item and this replica's own notification were ignored
