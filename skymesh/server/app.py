@@ -237,11 +237,14 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
             want_lead=config.planning_enabled,
             on_plan_request=lambda reason: replan(reason),
             on_orphans=lambda: liveness.sweep(),
+            on_event=events.relay,
+            on_events_lost=events.resync,
             poll_s=config.replica_poll_s,
             sweep_s=config.replica_sweep_s,
         )
         await replicas.connect()  # before the first stream: other replicas see this one alive from now
         dispatcher.notify = replicas.notify
+        events.forward = replicas.relay_event  # Watch on any replica sees every replica's events
     scheduler_channel = grpc.aio.insecure_channel(
         config.scheduler_address,
         interceptors=[TracingClientInterceptor()],  # type: ignore[list-item]
@@ -346,8 +349,10 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
     auth_pb2_grpc.add_AuthServiceServicer_to_server(AuthServicer(repo), server)
     auth_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(repo), server)
     events_pb2_grpc.add_EventServiceServicer_to_server(EventServicer(events), server)
-    events_pb2_grpc.add_PlanServiceServicer_to_server(PlanServicer(planner), server)
-    events_pb2_grpc.add_SiteServiceServicer_to_server(SiteServicer(repo, liveness, events), server)
+    events_pb2_grpc.add_PlanServiceServicer_to_server(PlanServicer(repo), server)
+    events_pb2_grpc.add_SiteServiceServicer_to_server(
+        SiteServicer(repo, liveness, events, hub, replica=replica_id), server
+    )
     stations_pb2_grpc.add_StationServiceServicer_to_server(StationServicer(repo, hub, liveness, replan), server)
     targets_pb2_grpc.add_TargetServiceServicer_to_server(TargetServicer(repo, dispatcher, replan), server)
     targets_pb2_grpc.add_CampaignServiceServicer_to_server(CampaignServicer(repo, replan), server)

@@ -33,6 +33,9 @@ class ServerConfig:
     # SQLAlchemy async URL; the relative SQLite default lives under `data_dir`.
     database_url: str = ""
     data_dir: str = "var"
+    # Where uploaded artifacts live; "" means `<data_dir>/uploads`. Replicas (docs/replicas.md) must all reach the
+    # same directory (a shared filesystem, mounted at any path): an upload resumed on another replica continues there.
+    artifacts_dir: str = ""
     # Run `alembic upgrade head` at start.
     migrate: bool = True
     scheduler_address: str = "127.0.0.1:50052"
@@ -186,7 +189,7 @@ class ServerConfig:
 
     @property
     def uploads_dir(self) -> Path:
-        return Path(self.data_dir) / "uploads"
+        return Path(self.artifacts_dir) if self.artifacts_dir else Path(self.data_dir) / "uploads"
 
     def replace(self, **changes: Any) -> ServerConfig:
         return dataclasses.replace(self, **changes)

@@ -12,6 +12,13 @@ are not kept in the buffer, so a network's telemetry never pushes job transition
 reach, and a watcher too slow for them loses summaries, never its place. Batches that arrive within a second of the
 station's last summary are held (their last sample of each second) and sent when the second is up.
 
+With server replicas on PostgreSQL (docs/replicas.md), `forward` hands every event published here to the replica
+link, which NOTIFYs the other replicas in batches; each of them `relay`s it to its own watchers, numbered in its own
+run like its own events. A watcher on any replica therefore sees every replica's events, and its cursor stays
+resumable on the replica that numbered it (elsewhere: a resync, as after a restart). When the link may have missed
+notifications (its connection dropped), `resync` tells every watcher here to reload. Telemetry summaries stay with
+the replica that stores the station's telemetry.
+
 Imports only the generated API and `skymesh.core`; it knows nothing of the database.
 """
 
@@ -22,7 +29,7 @@ import collections
 import contextlib
 import logging
 import secrets
-from collections.abc import AsyncGenerator, Iterable, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
 
 from skymesh.api.agent.v1 import agent_pb2
 from skymesh.api.common.v1 import common_pb2
@@ -53,15 +60,20 @@ class EventBus:
         self._telemetry_sent: dict[str, float] = {}  # station -> monotonic time of its last summary
         self._telemetry_held: dict[str, dict[int, agent_pb2.TelemetrySample]] = {}  # station -> second -> sample
         self._telemetry_timers: dict[str, asyncio.TimerHandle] = {}
+        # Replicas: called with each event published here (not with relayed ones); must never block or raise.
+        self.forward: Callable[[events_pb2.WatchResponse], None] | None = None
 
     @property
     def watchers(self) -> int:
         return len(self._watchers)
 
-    def _publish(self, event: events_pb2.WatchResponse) -> None:
+    def _publish(self, event: events_pb2.WatchResponse, *, relayed: bool = False) -> None:
         self._seq += 1
         event.cursor = f"{self._run}.{self._seq}"
-        event.at.CopyFrom(timestamp_from_datetime(self._clock.now()))
+        if not relayed:  # a relayed event keeps the time its replica published it
+            event.at.CopyFrom(timestamp_from_datetime(self._clock.now()))
+            if self.forward is not None:
+                self.forward(event)
         self._buffer.append(event)
         for queue in list(self._watchers):
             try:
@@ -73,6 +85,15 @@ class EventBus:
                 queue.put_nowait(None)
 
     # Publishers: called right after the change is committed.
+
+    def relay(self, event: events_pb2.WatchResponse) -> None:
+        """An event another replica published (station state, job, observation or plan): to the watchers here."""
+        if event.WhichOneof("event") in ("station_state", "job", "observation", "plan"):
+            self._publish(event, relayed=True)
+
+    def resync(self, reason: str) -> None:
+        """Events may have been missed (the replica link was down): every watcher here reloads its state."""
+        self._publish(events_pb2.WatchResponse(resync=events_pb2.Resync(reason=reason)), relayed=True)
 
     def station_state(self, station_id: str, old: StationState, new: StationState) -> None:
         self._publish(

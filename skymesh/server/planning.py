@@ -27,11 +27,13 @@ from typing import TYPE_CHECKING, Protocol
 
 import grpc
 
+from skymesh.api.control.v1 import events_pb2
 from skymesh.api.convert import (
     spacecraft_forecast_from_proto,
     station_to_proto,
     time_window_from_proto,
     time_window_to_proto,
+    timestamp_from_datetime,
     timestamp_to_datetime,
 )
 from skymesh.api.scheduler.v1 import scheduler_pb2
@@ -79,12 +81,20 @@ class PlanResult:
 
 @dataclass(frozen=True)
 class LatestPlan:
-    """The last applied plan, kept in memory for PlanService.GetLatestPlan (why targets were not scheduled)."""
+    """The last applied plan, for PlanService.GetLatestPlan (why targets were not scheduled): kept in memory and
+    stored (`to_proto`) so that every replica answers it."""
 
     planned_at: datetime
     reason: str
     assignments: int
     explanations: tuple[scheduler_pb2.Explanation, ...]
+
+    def to_proto(self) -> events_pb2.GetLatestPlanResponse:
+        out = events_pb2.GetLatestPlanResponse(
+            reason=self.reason, assignments=self.assignments, unscheduled=self.explanations
+        )
+        out.planned_at.CopyFrom(timestamp_from_datetime(self.planned_at))
+        return out
 
 
 def plannable_station(station: Station, failing_roles: tuple[str, ...]) -> Station | None:
@@ -378,6 +388,7 @@ class Planner:
             if f.below_min_soc:
                 log.warning("plan (%s): %s goes below its minimum state of charge: %s", reason, f.target_id, f.detail)
         self.latest = LatestPlan(now, reason, len(planned), (*response.unscheduled, *response.partially_met))
+        await self._repo.save_latest_plan(now, self.latest.to_proto().SerializeToString())  # for every replica
         if self._dispatcher.events is not None:
             self._dispatcher.events.plan(len(planned), len(response.unscheduled), sorted(outcome.versions))
         await self._dispatcher.push_schedules(list(outcome.versions))

@@ -37,6 +37,7 @@ from skymesh.server.db.products import (
     PassReductionIn,
     ReductionInput,
 )
+from skymesh.server.uploads import artifact_file
 
 __all__ = ["Reducer", "SkyMapRefused", "is_fits", "is_reducible"]
 
@@ -243,15 +244,17 @@ class Reducer:
             item = await self._repo.reduction_input(resource_name)
             if item is None or self._pool is None:
                 return
+            # Found by its storage id under this server's artifacts_dir (another replica may have received it).
+            path = str(artifact_file(self._config.uploads_dir, item.path))
             if item.kind == "sigmf":
                 pass_job = _PassJob(
-                    path=item.path,
+                    path=path,
                     tle_line1=item.tle_line1,
                     tle_line2=item.tle_line2,
                     latitude_deg=item.latitude_deg,
                     longitude_deg=item.longitude_deg,
                     altitude_m=item.altitude_m,
-                    waterfall_path=item.path + ".waterfall.png",
+                    waterfall_path=path + ".waterfall.png",
                 )
                 analysis = await self._run(_analyze_in_worker, pass_job)
                 if analysis.waterfall_path:
@@ -260,7 +263,7 @@ class Reducer:
                 await self._record(item, analysis.state, analysis.flags, analysis.error, pass_result=analysis)
                 return
             job = _Job(
-                path=item.path,
+                path=path,
                 target_ra_deg=item.target_ra_deg,
                 target_dec_deg=item.target_dec_deg,
                 reference_zero_points_mag=item.reference_zero_points_mag,

@@ -11,6 +11,8 @@ one dedicated asyncpg connection each replica keeps besides its pool, the *prese
   Y reaches Y at once (payload `<kind>:<item>,<item>...`, see `skymesh.server.dispatch.Notify`), and Y delivers it
   from the outbox; a poll of the outbox heads of the streams held here (`poll_s`) is the fallback for a missed
   notification (or a presence connection that was down for a moment);
+- it LISTENs on `skymesh_events`: the events each replica publishes for `EventService.Watch` reach the others'
+  watchers (`relay_event`, batched, several events per NOTIFY, one round trip per batch); a replica ignores its own;
 - it holds the session-level advisory lock `PLANNER_LOCK`: the replica holding it is the only one that plans; the
   lock is released by PostgreSQL when that connection dies, and another replica takes it within `lock_retry_s`.
 
@@ -21,6 +23,8 @@ and the dispatcher; nothing here knows about gRPC.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
 import logging
 import time
@@ -29,18 +33,22 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
+from google.protobuf.message import DecodeError
 
+from skymesh.api.control.v1 import events_pb2
 from skymesh.core.errors import Aborted
 from skymesh.server.db import Repository
 from skymesh.server.db.replicas import REPLICA_PREFIX
 from skymesh.server.dispatch import Dispatcher
 from skymesh.server.sessions import SessionHub
 
-__all__ = ["CHANNEL", "PLANNER_LOCK", "ReplicaLink", "new_replica_id"]
+__all__ = ["CHANNEL", "EVENTS_CHANNEL", "PLANNER_LOCK", "ReplicaLink", "new_replica_id"]
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "skymesh_station"
+EVENTS_CHANNEL = "skymesh_events"
+_MAX_EVENTS_QUEUED = 10_000  # events waiting for the link; beyond that they are dropped and the others resync
 PLANNER_LOCK = 0x736B796D_706C616E  # "skymplan": one advisory lock key per database, held by the planning replica
 _MAX_PAYLOAD = 7000  # bytes per NOTIFY (PostgreSQL's limit is 8000)
 
@@ -79,6 +87,8 @@ class ReplicaLink:
         want_lead: bool,
         on_plan_request: Callable[[str], None] = lambda _reason: None,
         on_orphans: Callable[[], Any] | None = None,
+        on_event: Callable[[events_pb2.WatchResponse], None] | None = None,
+        on_events_lost: Callable[[str], None] = lambda _reason: None,
         poll_s: float = 5.0,
         lock_retry_s: float = 1.0,
         sweep_s: float = 2.0,
@@ -91,6 +101,12 @@ class ReplicaLink:
         self._want_lead = want_lead
         self._on_plan_request = on_plan_request
         self._on_orphans = on_orphans
+        self._on_event = on_event
+        self._on_events_lost = on_events_lost
+        self._events: list[str] = []  # this replica's events, encoded, waiting to be NOTIFYed
+        self._events_dropped = False
+        self._events_wake = asyncio.Event()
+        self._pid = 0  # the server pid of the presence connection: notifications from it are this replica's own
         self._poll_s = poll_s
         self._lock_retry_s = lock_retry_s
         self._sweep_s = sweep_s
@@ -119,6 +135,9 @@ class ReplicaLink:
         """Open the presence connection and LISTEN (at start, before the first stream: a failure fails the start)."""
         conn = await asyncpg.connect(self.dsn, server_settings={"application_name": self.replica_id})
         await conn.add_listener(CHANNEL, self._on_notification)
+        if self._on_event is not None:
+            await conn.add_listener(EVENTS_CHANNEL, self._on_event_notification)
+        self._pid = conn.get_server_pid()
         conn.add_termination_listener(lambda _c: self._lost.set())
         self._conn = conn
         self._lost.clear()
@@ -149,6 +168,54 @@ class ReplicaLink:
             for payload in _payloads(kind, items):
                 await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, payload)
 
+    def relay_event(self, event: events_pb2.WatchResponse) -> None:
+        """An event published here, for the other replicas' watchers (EventBus.forward): queued, never blocks."""
+        if self._on_event is None:
+            return
+        if len(self._events) >= _MAX_EVENTS_QUEUED:
+            self._events_dropped = True
+            return
+        self._events.append(base64.b64encode(event.SerializeToString()).decode("ascii"))
+        self._events_wake.set()
+
+    async def _send_events(self) -> None:
+        while True:
+            await self._events_wake.wait()
+            self._events_wake.clear()
+            events, self._events = self._events, []
+            if self._events_dropped:
+                self._events_dropped = False
+                events.append("!")  # the others' watchers resync: they missed some of this replica's events
+            big = [e for e in events if len(e) + 3 > _MAX_PAYLOAD]
+            if big:  # a plan naming thousands of stations: the others' watchers reload instead
+                events = [e for e in events if len(e) + 3 <= _MAX_PAYLOAD] + ["!"]
+            conn = self._conn
+            try:
+                if conn is None or conn.is_closed():
+                    raise ConnectionError("presence connection is down")
+                async with self._conn_lock:
+                    await conn.execute(
+                        "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p",
+                        EVENTS_CHANNEL,
+                        _payloads("e", events),
+                    )
+            except Exception as exc:  # the others resync when their link sees this one's loss; log and go on
+                log.warning("replica %s: could not relay %d events: %s", self.replica_id, len(events), exc)
+
+    def _on_event_notification(self, _conn: Any, pid: int, _channel: str, payload: str) -> None:
+        if pid == self._pid or self._on_event is None:
+            return  # this replica's own events: its watchers have them
+        for item in payload.partition(":")[2].split(","):
+            if item == "!":
+                self._on_events_lost("another replica's events were too many or too large to relay")
+                continue
+            try:
+                event = events_pb2.WatchResponse.FromString(base64.b64decode(item, validate=True))
+            except (binascii.Error, DecodeError, ValueError):
+                log.warning("replica %s: ignored an undecodable event notification", self.replica_id)
+                continue
+            self._on_event(event)
+
     def _on_notification(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
         kind, _, rest = payload.partition(":")
         if kind == "p":
@@ -166,6 +233,7 @@ class ReplicaLink:
             tg.create_task(self._handle(), name="replica-notify")
             tg.create_task(self._poll(), name="replica-outbox-poll")
             tg.create_task(self._send_claims(), name="replica-claims")
+            tg.create_task(self._send_events(), name="replica-events")
             if self._on_orphans is not None:
                 tg.create_task(self._sweep(), name="replica-sweep")
 
@@ -187,6 +255,8 @@ class ReplicaLink:
                     continue
                 self._pending.setdefault("poll", set()).add("*")  # notifications may have been missed meanwhile
                 self._wake.set()
+                if old is not None:
+                    self._on_events_lost("the link to the other replicas was down: events may have been missed")
             if self._want_lead and not self._leading.is_set():
                 await self.try_lock()
             with contextlib.suppress(TimeoutError):

@@ -1,10 +1,16 @@
 """Resumable artifact uploads (docs/protocol.md rule 11): offsets, status query, SHA-256 check.
 
-Files live under `<data_dir>/uploads/<xx>/<storage_id>`, where `storage_id` is a random id the server generates
-for each artifact (never a client-chosen name: nothing an agent sends can steer a path), and every path is checked
-to resolve inside the uploads directory before it is opened; while incomplete they end in ".part". The committed
-size in the database is the truth: each chunk is appended and fsynced before the size is committed, and a file
-longer than its committed size (a crash between the two) is truncated on the next chunk.
+Files live under `<artifacts_dir>/<xx>/<storage_id>` (default `<data_dir>/uploads`), where `storage_id` is a random
+id the server generates for each artifact (never a client-chosen name: nothing an agent sends can steer a path), and
+every path is checked to resolve inside the uploads directory before it is opened; while incomplete they end in
+".part". A file is found by its storage id under this server's `artifacts_dir` (`artifact_file`), never by the
+directory recorded with it: replicas that mount one shared directory at different paths all find it.
+
+The committed size in the database is the truth: each chunk is appended and fsynced before the size is committed,
+and a file longer than its committed size (a crash between the two) is truncated on the next chunk. The size is
+committed only if it is still the one the chunk was written at, so two streams of one upload (an agent back through
+another replica while its old connection is half-open) cannot both commit a chunk: the later one is refused with
+FAILED_PRECONDITION naming the committed size, as any wrong offset is.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from skymesh.server.config import ServerConfig
 from skymesh.server.db import Repository
 from skymesh.server.db.records import ArtifactRecord
 
-__all__ = ["MAX_CHUNK_BYTES", "Uploads", "inside", "parse_resource_name", "storage_path"]
+__all__ = ["MAX_CHUNK_BYTES", "Uploads", "artifact_file", "inside", "parse_resource_name", "storage_path"]
 
 MAX_CHUNK_BYTES = 512 * 1024
 _RESOURCE = re.compile(r"^observations/([A-Za-z0-9][A-Za-z0-9._-]{0,63})/artifacts/([A-Za-z0-9][A-Za-z0-9._-]{0,63})$")
@@ -48,6 +54,14 @@ def storage_path(root: Path, storage_id: str) -> Path:
     if not re.fullmatch(r"[0-9a-f]{32}", storage_id):
         raise InvalidArgument("must be 32 lowercase hex digits", field="storage_id")
     return inside(root, root / storage_id[:2] / storage_id)
+
+
+def artifact_file(root: Path, recorded_path: str, suffix: str = "") -> Path:
+    """The file of an artifact whose recorded path is `recorded_path`, under this server's uploads root `root`: found
+    by its storage id (the recorded path's last part), so the directory recorded by whichever replica opened the
+    upload does not matter. `suffix`: ".part" while incomplete, ".waterfall.png" for a recording's waterfall."""
+    storage_id = Path(recorded_path).name
+    return inside(root, storage_path(root, storage_id).with_name(storage_id + suffix))
 
 
 def inside(root: Path, path: Path) -> Path:
@@ -86,7 +100,7 @@ class Uploads:
         self._on_complete = on_complete  # (resource_name, kind): e.g. hand a FITS frame to the data products
 
     def _part(self, record: ArtifactRecord) -> Path:
-        return inside(self._root, Path(record.path + ".part"))
+        return artifact_file(self._root, record.path, ".part")
 
     async def upload(
         self, request_iterator: Any, context: grpc.aio.ServicerContext[Any, Any]
@@ -133,7 +147,9 @@ class Uploads:
             if chunk.data:
                 await asyncio.to_thread(_append, self._part(record), committed, chunk.data)
                 committed += len(chunk.data)
-                await self._repo.set_artifact_progress(record.resource_name, committed)
+                await self._repo.set_artifact_progress(
+                    record.resource_name, committed, expected=committed - len(chunk.data)
+                )
                 UPLOAD_BYTES.inc(len(chunk.data))
             if chunk.finish_write:
                 await self._finish(record, committed, chunk, context)
@@ -165,8 +181,10 @@ class Uploads:
                 grpc.StatusCode.DATA_LOSS,
                 f"{what}: the received file does not match (sha256 {actual}, {committed} bytes); upload discarded",
             )
-        await asyncio.to_thread(os.replace, part, inside(self._root, Path(record.path)))
-        await self._repo.set_artifact_progress(record.resource_name, committed, complete=True, sha256=actual)
+        await asyncio.to_thread(os.replace, part, artifact_file(self._root, record.path))
+        await self._repo.set_artifact_progress(
+            record.resource_name, committed, complete=True, sha256=actual, expected=committed
+        )
         if self._on_complete is not None:
             self._on_complete(record.resource_name, record.kind)
 

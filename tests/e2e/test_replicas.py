@@ -19,6 +19,10 @@ What it proves:
    survivor, which plans, and every station ends ONLINE with its session on a live replica;
 4. nothing is lost or duplicated: for every station, the stored telemetry rows are exactly seqs 1..N of its boot,
    each once, where N is the last seq the agent produced (all acked by the end).
+
+A second, shorter test runs the real `skymesh agent` (simulated hardware, its SQLite outbox) through the proxy and
+SIGKILLs the replica holding its stream: it reconnects to another within its backoff, and every message it produced
+is either committed on the server (its upstream cursor) or still in its outbox, telemetry stored once each.
 """
 
 from __future__ import annotations
@@ -49,7 +53,17 @@ from skymesh.api.control.v1 import (
     targets_pb2,
     targets_pb2_grpc,
 )
-from tests.e2e.test_system import Proc, ServerDb, eventually, free_port, pg_url, scheduler, tail, wait_serving
+from tests.e2e.test_system import (
+    Proc,
+    ServerDb,
+    eventually,
+    free_port,
+    pg_url,
+    read_agent_store,
+    scheduler,
+    tail,
+    wait_serving,
+)
 
 __all__ = ["pg_url", "scheduler"]  # the fixtures, imported so pytest finds them here
 
@@ -483,3 +497,102 @@ async def test_three_replicas_one_killed_under_load_lose_nothing_and_every_stati
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await proxy.close()
+
+
+async def test_a_real_agent_fails_over_to_another_replica_and_loses_nothing(cluster: Cluster) -> None:
+    """The real `skymesh agent` (simulated hardware, its SQLite outbox) streams through the proxy; its replica is
+    SIGKILLed; it reconnects to another within its backoff, resends what was not acked, and every message it holds
+    as acked is stored exactly once."""
+    stations_api = stations_pb2_grpc.StationServiceStub(cluster.channel(0))
+    station_id = "rep-real"
+    location = common_pb2.GeoLocation(latitude_deg=52.0, longitude_deg=4.4, altitude_m=10.0)
+    station = common_pb2.Station(
+        station_id=station_id,
+        name="Real",
+        kind=common_pb2.STATION_KIND_GROUND_STATION,
+        location=location,
+        bands=["UHF"],
+    )
+    await stations_api.CreateStation(stations_pb2.CreateStationRequest(station=station), timeout=10)
+    key = (await stations_api.IssueStationKey(stations_pb2.IssueStationKeyRequest(station_id=station_id))).api_key
+    proxy = TcpProxy([(a.rsplit(":", 1)[0], int(a.rsplit(":", 1)[1])) for a in cluster.addresses])
+    await proxy.start()
+    state_dir = cluster.root / "agent-state"
+    config = {
+        "station_id": station_id,
+        "server_address": f"127.0.0.1:{proxy.port}",
+        "api_key": key,
+        "state_dir": str(state_dir),
+        "kind": "ground_station",
+        "location": {"latitude_deg": 52.0, "longitude_deg": 4.4, "altitude_m": 10.0},
+        "bands": ["UHF"],
+        "heartbeat_interval_s": 1.0,
+        "telemetry_rate_hz": 5.0,
+        "telemetry_batch_interval_s": 0.5,
+        "reconnect_initial_s": 0.2,
+        "reconnect_max_s": 1.0,
+        "metrics_port": free_port(),
+        "seed": 1,
+    }
+    config_path = cluster.root / "agent.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    agent = Proc("agent", ["agent", "--config", str(config_path)], cluster.root / "logs" / "agent.log")
+    try:
+
+        async def session() -> Any:
+            rows = await cluster.db.fetch("SELECT * FROM station_sessions WHERE station_id = $1", station_id)
+            return rows[0] if rows and rows[0]["session_id"] else None
+
+        async def stored() -> dict[int, int]:
+            rows = await cluster.db.fetch(
+                "SELECT seq, count(*) AS n FROM telemetry WHERE station_id = $1 GROUP BY seq", station_id
+            )
+            return {int(r["seq"]): int(r["n"]) for r in rows}
+
+        first = await eventually(session, 30, "the real agent's first session")
+        holder = next(i for i, p in enumerate(cluster.procs) if f"replica {first['replica']}:" in p.log())
+        await eventually(lambda: _more_than(stored, 3), 15, "telemetry stored through the first replica")
+        before = len(await stored())
+        killed_at = time.monotonic()
+        cluster.procs[holder].kill9()
+
+        async def moved() -> Any:
+            row = await session()
+            return (
+                row
+                if row is not None and row["epoch"] > first["epoch"] and row["replica"] != first["replica"]
+                else None
+            )
+
+        second = await eventually(moved, 20, "the agent's session on a surviving replica")
+        reconnect_s = time.monotonic() - killed_at
+        await eventually(lambda: _more_than(stored, before + 5), 15, "telemetry stored through the second replica")
+        agent.kill9()  # its store is as it was: what it holds as acked must be stored
+
+        state = read_agent_store(state_dir)
+        cursors = {
+            str(r["boot_id"]): int(r["committed_seq"])
+            for r in await cluster.db.fetch(
+                "SELECT boot_id, committed_seq FROM upstream_cursors WHERE station_id = $1", station_id
+            )
+        }
+        counts = await stored()
+        acked = {boot: cursors.get(boot, 0) for boot in state.boots}
+        unacked = {(b, s) for b, s in state.outbox}
+        # Every message of every boot is either acked (committed on the server) or still in the agent's outbox.
+        for boot, produced in state.boots.items():
+            missing = [s for s in range(acked[boot] + 1, produced + 1) if (boot, s) not in unacked]
+            assert not missing, f"boot {boot}: not acked and not in the outbox: {missing[:10]}"
+        assert all(n == 1 for n in counts.values()), {s: n for s, n in counts.items() if n > 1}
+        print(
+            f"real agent: replica-{holder} SIGKILLed, session on {second['replica']} after {reconnect_s:.2f} s; "
+            f"{len(counts)} telemetry messages stored once each, {len(unacked)} unacked at the end"
+        )
+        assert reconnect_s < 15
+    finally:
+        agent.stop()
+        await proxy.close()
+
+
+async def _more_than(probe: Any, n: int) -> bool:
+    return len(await probe()) > n

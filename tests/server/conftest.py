@@ -79,7 +79,8 @@ async def start_server(db_url: str, tmp_path: Path) -> AsyncIterator[StartServer
     started: list[RunningServer] = []
 
     async def _start(**overrides: Any) -> RunningServer:
-        running = await serve(test_config(db_url, tmp_path / "data", **overrides))
+        data_dir = Path(overrides.pop("data_dir", tmp_path / "data"))  # replicas may each have their own
+        running = await serve(test_config(db_url, data_dir, **overrides))
         started.append(running)
         return running
 

@@ -11,7 +11,9 @@ import grpc
 import pytest
 
 from skymesh.api.agent.v1 import agent_pb2, agent_pb2_grpc
-from tests.server.conftest import Fleet
+from skymesh.api.control.v1 import observations_pb2, observations_pb2_grpc
+from skymesh.core.errors import FailedPrecondition
+from tests.server.conftest import Fleet, StartServer, add_station
 
 CHUNK = 64 * 1024
 RESOURCE = "observations/obs-1/artifacts/image.fits"
@@ -116,3 +118,60 @@ async def test_upload_needs_a_station_key(fleet: Fleet) -> None:
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await stub.UploadArtifact(_chunks([_chunk(b"x", 0)]), metadata=(("authorization", "Bearer smk_a_b"),))
         assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # replicas share PostgreSQL; SQLite is one process
+async def test_an_upload_resumed_on_another_replica_continues_there(start_server: StartServer, tmp_path: Path) -> None:
+    # Two replicas with their own data_dir and one shared artifacts_dir, which B mounts at another path (the
+    # directory is moved between A's stop and B's start): B finds A's partial file by its storage id.
+    a = await start_server(server_id="replica-a", data_dir=str(tmp_path / "a"), artifacts_dir=str(tmp_path / "mount-a"))
+    key = await add_station(a, "gs1")
+    meta = (("authorization", f"Bearer {key}"),)
+    payload = os.urandom(3 * CHUNK + 77)
+    digest = hashlib.sha256(payload).hexdigest()
+    async with grpc.aio.insecure_channel(a.address) as ca:
+        first = await agent_pb2_grpc.AgentServiceStub(ca).UploadArtifact(
+            _chunks([_chunk(payload[:CHUNK], 0), _chunk(payload[CHUNK : 2 * CHUNK], CHUNK)]), metadata=meta
+        )
+    assert first.committed_size_bytes == 2 * CHUNK
+    await a.stop(grace_s=0.1)  # replica A is gone; the agent's next attempt lands on B
+    (tmp_path / "mount-a").rename(tmp_path / "mount-b")
+    b = await start_server(server_id="replica-b", data_dir=str(tmp_path / "b"), artifacts_dir=str(tmp_path / "mount-b"))
+    async with grpc.aio.insecure_channel(b.address) as cb:
+        on_b = agent_pb2_grpc.AgentServiceStub(cb)
+        status = await on_b.QueryUploadStatus(agent_pb2.QueryUploadStatusRequest(resource_name=RESOURCE), metadata=meta)
+        assert (status.committed_size_bytes, status.complete) == (2 * CHUNK, False)
+        with pytest.raises(grpc.aio.AioRpcError) as err:  # a stale stream's old offset: refused, names the size
+            await on_b.UploadArtifact(_chunks([_chunk(payload[CHUNK : 2 * CHUNK], CHUNK)]), metadata=meta)
+        assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION and str(2 * CHUNK) in (err.value.details() or "")
+        done = await on_b.UploadArtifact(
+            _chunks([_chunk(payload[2 * CHUNK :], 2 * CHUNK, finish=True, sha=digest)]), metadata=meta
+        )
+        assert (done.committed_size_bytes, done.complete) == (len(payload), True)
+        request = observations_pb2.DownloadArtifactRequest(observation_id="obs-1", artifact_id="image.fits")
+        chunks = [c async for c in observations_pb2_grpc.ObservationServiceStub(cb).DownloadArtifact(request)]
+    assert b"".join(c.data for c in chunks) == payload and chunks[0].info.sha256 == digest
+    record = await b.repo.get_artifact(RESOURCE)
+    assert record is not None and "mount-a" in record.path  # A's path, read by B all the same
+    assert not list((tmp_path / "mount-b").rglob("*.part")) and not (tmp_path / "b" / "uploads").exists()
+
+
+async def test_a_commit_at_a_superseded_offset_changes_nothing(fleet: Fleet) -> None:
+    # Two streams of one upload (an agent back through another replica, its old connection half-open) each wrote the
+    # chunk at offset 0; only the first to commit its size counts.
+    repo = fleet.server.repo
+    await repo.open_artifact(
+        RESOURCE,
+        observation_id="obs-1",
+        artifact_id="image.fits",
+        station_id="gs1",
+        path="x",
+        kind="fits",
+        total_size_bytes=0,
+    )
+    await repo.set_artifact_progress(RESOURCE, CHUNK, expected=0)
+    with pytest.raises(FailedPrecondition) as err:
+        await repo.set_artifact_progress(RESOURCE, 2 * CHUNK, expected=0)
+    assert str(CHUNK) in str(err.value)
+    record = await repo.get_artifact(RESOURCE)
+    assert record is not None and record.committed_size_bytes == CHUNK

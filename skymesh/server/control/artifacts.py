@@ -21,7 +21,7 @@ from skymesh.api.control.v1 import observations_pb2
 from skymesh.api.errors import abort_with
 from skymesh.core.errors import InvalidArgument, NotFound, SkyMeshError
 from skymesh.server.db import Repository
-from skymesh.server.uploads import inside, parse_resource_name
+from skymesh.server.uploads import artifact_file, parse_resource_name
 
 __all__ = ["CHUNK_BYTES", "download_artifact"]
 
@@ -67,12 +67,12 @@ async def download_artifact(
         stem = f"{request.observation_id}-{request.artifact_id}"
         info = observations_pb2.ArtifactInfo(station_id=record.station_id)
         if request.product == observations_pb2.ARTIFACT_PRODUCT_WATERFALL:
-            path = inside(uploads_root, Path(record.path + ".waterfall.png"))
+            path = artifact_file(uploads_root, record.path, ".waterfall.png")
             if not await asyncio.to_thread(path.is_file):
                 raise NotFound(f"no waterfall for {request.artifact_id!r} (not an IQ recording, or not reduced yet)")
             info.kind, info.filename = "png", f"{stem}-waterfall.png"
         else:
-            path = inside(uploads_root, Path(record.path))
+            path = artifact_file(uploads_root, record.path)
             info.kind, info.sha256 = record.kind, record.sha256
             info.filename = f"{stem}.{kind if _SAFE_EXT.match(kind) else 'bin'}"
         info.media_type = _MEDIA_TYPES.get(info.kind.lower(), "application/octet-stream")

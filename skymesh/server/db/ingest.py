@@ -616,13 +616,27 @@ class IngestRepo(RepoBase):
             return _artifact(row)
 
     async def set_artifact_progress(
-        self, resource_name: str, committed_size_bytes: int, *, complete: bool = False, sha256: str = ""
+        self,
+        resource_name: str,
+        committed_size_bytes: int,
+        *,
+        complete: bool = False,
+        sha256: str = "",
+        expected: int | None = None,
     ) -> None:
+        """Commit an upload's size. `expected`: only if the committed size is still this (else FAILED_PRECONDITION
+        naming it): another stream of the same upload (on this replica or another) got there first."""
         now = self._now()
         async with self._tx("set_artifact_progress") as s:
             row = await s.get(ArtifactRow, resource_name, with_for_update=True)
             if row is None:
                 raise NotFound(f"no upload {resource_name!r}", field="resource_name")
+            if expected is not None and (row.committed_size_bytes != expected or row.complete):
+                raise FailedPrecondition(
+                    f"must equal the committed size {row.committed_size_bytes} (another stream of this upload "
+                    f"committed first)",
+                    field="write_offset",
+                )
             row.committed_size_bytes = committed_size_bytes
             row.complete = complete
             if sha256:

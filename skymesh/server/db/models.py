@@ -273,6 +273,15 @@ class StationSessionRow(Base):
     claimed_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class LatestPlanRow(Base):
+    """The last applied plan's GetLatestPlanResponse (one row, id 1), so every replica answers GetLatestPlan."""
+
+    __tablename__ = "latest_plan"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    planned_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    response: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class UpstreamRefusalRow(Base):
     """A reliable upstream message refused for its content; the cursor moved past it (docs/protocol.md rule 4)."""
 

@@ -10,12 +10,13 @@ soon as its connection is gone. SQLite has one process: every holder other than 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import Table, func, or_, select, text, update
 
 from skymesh.core.model import StationState
 from skymesh.server.db.base import RepoBase
-from skymesh.server.db.models import ScheduleRow, StationRow, StationSessionRow
+from skymesh.server.db.models import LatestPlanRow, ScheduleRow, StationRow, StationSessionRow
 
 __all__ = ["REPLICA_PREFIX", "ReplicaRepo"]
 
@@ -91,6 +92,29 @@ class ReplicaRepo(RepoBase):
                     .returning(table.c.epoch)
                 )
         return int(got) if got is not None else None
+
+    async def save_latest_plan(self, planned_at: datetime, response: bytes) -> None:
+        """The planner's last plan (a serialized GetLatestPlanResponse), replacing the one before."""
+        table = LatestPlanRow.__table__
+        assert isinstance(table, Table)
+        stmt = self._insert(table).values(id=1, planned_at=planned_at, response=response)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[table.c.id], set_={"planned_at": planned_at, "response": response}
+        )
+        async with self._tx("save_latest_plan") as s:
+            await s.execute(stmt)
+
+    async def latest_plan(self) -> bytes | None:
+        """The last plan's serialized GetLatestPlanResponse, whichever replica made it; None before the first."""
+        async with self._tx("latest_plan") as s:
+            row = await s.get(LatestPlanRow, 1)
+            return bytes(row.response) if row is not None else None
+
+    async def session_holder(self, station_id: str) -> tuple[int, str, str] | None:
+        """The station's session row: (epoch, holding replica, session id; "" when held without a stream), or None."""
+        async with self._tx("session_holder") as s:
+            row = await s.get(StationSessionRow, station_id)
+            return (int(row.epoch), str(row.replica), str(row.session_id)) if row is not None else None
 
     async def session_epochs(self, station_ids: Sequence[str]) -> dict[str, int]:
         """The current epoch of each station that has a session row."""

@@ -279,7 +279,7 @@ class GetLatestPlanResponse(_message.Message):
     assignments: _builtins.int
     @_builtins.property
     def planned_at(self) -> _timestamp_pb2.Timestamp:
-        """Unset when no plan has been made since the server started."""
+        """Unset when no plan has been made yet (the latest plan is stored: every server replica answers it)."""
 
     @_builtins.property
     def unscheduled(self) -> _containers.RepeatedCompositeFieldContainer[_scheduler_pb2.Explanation]: ...
