@@ -148,19 +148,20 @@ def _unique_pairs(a: I64, b: I64) -> tuple[I64, I64]:
     return pairs, inv.ravel().astype(np.int64)
 
 
-# Columns per capacity row in the first LP of `Lagrangian.lp_warm_start` (the best by reduced value at the starting
-# multipliers). 200 x 1,000 x 24 h: 2 per row and the greedy plan's give 30 k columns, and the rounds stop adding
-# columns after ~95 k of the 835 k.
+# Columns per capacity row added to the first LP of `Lagrangian.lp_warm_start` beyond those priced positive (the best
+# by reduced value). 200 x 1,000 x 24 h: with 2 per row the first LP had ~50 k columns and did not finish within its
+# share of a 60 s budget at load 9 on 2 cores; the rounds stop adding columns after ~95 k of the 835 k.
 _LP_COLUMNS_PER_ROW = 1
 
 
 def _restricted_lp(
     lay: _Layout, value: F64, members: list[tuple[I64, I64]], cap: F64, cols: I64, time_limit_s: float
 ) -> tuple[F64, F64] | None:
-    """The LP over the columns `cols` (positions in `lay`, sorted): its capacity rows' duals (NaN for rows with no
-    column in `cols`) and its values of `cols`; None when HiGHS did not solve it in time. Its resource rows are the
-    maximal cliques of the DP's own intervals (start to finish), so that each resource's part is exactly what the DP
-    solves: at these duals, L restricted to `cols` is this LP's optimum."""
+    """The LP over the columns `cols` (positions in `lay`, sorted): its capacity rows' duals (0 for rows with no
+    column in `cols`: their columns then join the next round) and its values of `cols`; None when HiGHS did not
+    solve it in time. Its resource rows are the maximal cliques of the DP's own intervals (start to finish), so that
+    each resource's part is exactly what the DP solves: at these duals, L restricted to `cols` is this LP's
+    optimum."""
     from ortools.math_opt import result_pb2
 
     from skymesh.scheduler.cliques import maximal_cliques
@@ -194,7 +195,7 @@ def _restricted_lp(
     duals = solution.dual_solution.dual_values
     y = np.zeros(len(at_most_one) + len(capped))
     y[np.asarray(duals.ids, dtype=np.int64)] = np.asarray(duals.values)
-    lam = np.full(len(cap), np.nan)
+    lam = np.zeros(len(cap))
     # A maximising LP's duals of <= rows are >= 0; HiGHS' can carry -0.0 or round-off below zero.
     lam[np.asarray(row_ids, dtype=np.int64)] = np.maximum(0.0, y[len(at_most_one) :])
     primal = solution.primal_solution.variable_values
@@ -345,7 +346,7 @@ class Lagrangian:
     ) -> LpWarmStart:
         """Multipliers from the LP by column generation, until its columns suffice or `deadline` (perf_counter).
 
-        The LP over the columns `lam` leaves a positive reduced value, the best few more of each capacity row and
+        The LP over the columns `lam` leaves a positive reduced value, the best `per_row` more of each capacity row and
         `plan`'s gives duals; L at those duals, computed over every column, is a valid bound whatever columns the LP
         saw, and the columns it chose outside the LP join the next round. When it chooses none, L(duals)
         equals the restricted LP's optimum, the best any multipliers can give. The LP's values rank the columns for
@@ -370,8 +371,7 @@ class Lagrangian:
             answer = _restricted_lp(lay, self.value, self.members, self.cap, cols, deadline - time.perf_counter())
             if answer is None:
                 break
-            lp_lam, x = answer
-            candidate = np.where(np.isnan(lp_lam), best_lam, lp_lam)
+            candidate, x = answer
             bound, chosen = self.evaluate(candidate)
             rounds += 1
             values[:] = 0.0
