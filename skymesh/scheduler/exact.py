@@ -26,7 +26,7 @@ from skymesh.scheduler.greedy import GreedyPlanner
 from skymesh.scheduler.isolation import run_isolated
 from skymesh.scheduler.kernel import Plan, Problem
 
-__all__ = ["ExactPlanner", "ExactResult", "model_proto", "solve_exact"]
+__all__ = ["ExactPlanner", "ExactResult", "model_proto", "solve_exact", "solve_lp"]
 
 
 @dataclass(frozen=True)
@@ -143,6 +143,28 @@ def model_proto(
     model.linear_constraint_matrix.column_ids.extend(col.tolist())
     model.linear_constraint_matrix.coefficients.extend(np.ones(len(row)).tolist())
     return model
+
+
+def solve_lp(model: Any, time_limit_s: float) -> Any:
+    """HiGHS' simplex on a continuous `model_proto` (presolve off: on set-packing rows its probing costs more than
+    the LP); returns MathOpt's `SolveResultProto` (primal values, duals and termination)."""
+    from ortools.math_opt import model_parameters_pb2, parameters_pb2
+    from ortools.math_opt.core.python import solver
+    from ortools.math_opt.python import mathopt
+
+    params = mathopt.SolveParameters(time_limit=timedelta(seconds=max(0.1, time_limit_s)))
+    params.highs.string_options["presolve"] = "off"
+    return solver.solve(
+        model,
+        mathopt.SolverType.HIGHS.value,
+        parameters_pb2.SolverInitializerProto(),
+        params.to_proto(),
+        model_parameters_pb2.ModelSolveParametersProto(),
+        None,
+        mathopt.CallbackRegistration().to_proto(),
+        None,
+        None,
+    )
 
 
 def _child(problem: Problem, deadline: float, seed: int) -> ExactResult:

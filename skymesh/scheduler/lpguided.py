@@ -21,7 +21,6 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
 
 import numpy as np
 from numpy.typing import NDArray
@@ -29,7 +28,7 @@ from numpy.typing import NDArray
 from skymesh.scheduler.bounds import usable_mask
 from skymesh.scheduler.cliques import build_rows
 from skymesh.scheduler.cpmodel import solve_clique_model
-from skymesh.scheduler.exact import model_proto
+from skymesh.scheduler.exact import model_proto, solve_lp
 from skymesh.scheduler.greedy import GreedyPlanner
 from skymesh.scheduler.improve import frozen_of, improve_by_windows
 from skymesh.scheduler.kernel import Problem
@@ -48,28 +47,14 @@ class LpGuidedResult:
 
 def lp_relaxation(problem: Problem, time_limit_s: float) -> tuple[NDArray[np.float64], float]:
     """The clique model's LP optimum (one value per opportunity, 0 where unusable) and its dual bound."""
-    from ortools.math_opt import model_parameters_pb2, parameters_pb2, result_pb2
-    from ortools.math_opt.core.python import solver
-    from ortools.math_opt.python import mathopt
+    from ortools.math_opt import result_pb2
 
     ops = problem.opportunities
     usable = usable_mask(problem)
     rows = build_rows(problem, usable)
     idx = np.flatnonzero(usable).astype(np.int64)
     model = model_proto(ops.value[idx], idx, rows.at_most_one, rows.capped, len(ops), integers=False)
-    params = mathopt.SolveParameters(time_limit=timedelta(seconds=max(0.1, time_limit_s)))
-    params.highs.string_options["presolve"] = "off"
-    answer = solver.solve(
-        model,
-        mathopt.SolverType.HIGHS.value,
-        parameters_pb2.SolverInitializerProto(),
-        params.to_proto(),
-        model_parameters_pb2.ModelSolveParametersProto(),
-        None,
-        mathopt.CallbackRegistration().to_proto(),
-        None,
-        None,
-    )
+    answer = solve_lp(model, time_limit_s)
     x = np.zeros(len(ops))
     if not answer.solutions:
         return x, math.inf

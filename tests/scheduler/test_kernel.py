@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 from skymesh.scheduler.bounds import compute_bounds
 from skymesh.scheduler.cliques import maximal_cliques
 from skymesh.scheduler.cpsat import CpSatPlanner
+from skymesh.scheduler.exact import solve_exact
 from skymesh.scheduler.greedy import GreedyPlanner, Occupancy
 from skymesh.scheduler.improve import improve_by_windows
 from skymesh.scheduler.kernel import (
@@ -25,7 +27,7 @@ from skymesh.scheduler.kernel import (
     check_plan,
     separation_deg,
 )
-from skymesh.scheduler.lagrange import lagrangian_bound
+from skymesh.scheduler.lagrange import lagrangian_bound, lagrangian_search
 
 
 @st.composite
@@ -196,3 +198,22 @@ def test_windowed_search_and_lagrangian_bracket_the_optimum() -> None:
     plan = CpSatPlanner(global_max_candidates=0).solve(p, time_limit_s=4.0)
     assert check_plan(p, plan.selected) == []
     assert greedy.objective <= plan.objective <= exact.objective + 1e-6 <= plan.bound + 1e-3
+
+
+@pytest.mark.parametrize("rows", ["period", "period, cadence, total"])
+def test_lagrangian_search_bound_holds_and_its_lp_plan_is_feasible(rows: str) -> None:
+    p = _random_problem(5, n=1200)
+    if rows != "period":
+        # Every family of capacity rows the LP prices: cadence bins and overall caps on half of the requests.
+        reqs = [dataclasses.replace(r, cadence_s=3000.0, max_total=5) if i % 2 else r for i, r in enumerate(p.requests)]
+        p = Problem(reqs, p.resources, p.opportunities)
+    greedy = GreedyPlanner().solve(p)
+    exact = solve_exact(p, time_limit_s=30.0)
+    assert exact.status == "OPTIMAL"
+    res = lagrangian_search(p, plan=greedy.selected, target=greedy.objective, time_limit_s=3.0)
+    plain = lagrangian_bound(p, target=greedy.objective, time_limit_s=3.0)
+    assert res.lp_rounds >= 1 and res.selected is not None
+    # Valid, and no weaker than the subgradient alone: the column generation ends at the best multipliers.
+    assert exact.objective - 1e-6 <= res.bound <= plain.bound * (1 + 1e-7)
+    assert check_plan(p, res.selected) == []
+    assert float(p.opportunities.value[res.selected].sum()) <= exact.objective + 1e-6
