@@ -408,13 +408,21 @@ def main() -> None:
     parser.add_argument("--solver", default="greedy", choices=("greedy", "cpsat"))
     parser.add_argument("--time-limit", type=float, default=10.0)
     parser.add_argument("--pg", default="", help="a PostgreSQL asyncpg URL of an empty database (default SQLite)")
+    parser.add_argument("--workdir", type=Path, default=None, help="keep the processes' config and logs here")
     args = parser.parse_args()
     for size in args.size or ["50x200"]:
         n, m = (int(x) for x in size.lower().split("x"))
         for i in range(args.runs):
             out = asyncio.run(
                 run(
-                    n, m, args.hours, database_url=args.pg, solver=args.solver, time_limit_s=args.time_limit, seed=i + 1
+                    n,
+                    m,
+                    args.hours,
+                    database_url=args.pg,
+                    solver=args.solver,
+                    time_limit_s=args.time_limit,
+                    seed=i + 1,
+                    workdir=args.workdir / f"{size}-{i + 1}" if args.workdir else None,
                 )
             )
             out["loadavg_1m"] = round(os.getloadavg()[0], 2)
