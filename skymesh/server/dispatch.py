@@ -15,7 +15,7 @@ from skymesh.api.agent.v1 import agent_pb2
 from skymesh.observability import tracing
 from skymesh.observability.metrics import COMMANDS, JOBS
 from skymesh.server.db import Repository
-from skymesh.server.db.records import CommandRecord, ScheduleSnapshot
+from skymesh.server.db.records import CommandRecord, ScheduleSnapshot, TargetRecord
 from skymesh.server.events import EventBus
 from skymesh.server.sessions import AgentSession, SessionHub
 from skymesh.server.wire import command_message, schedule_message
@@ -83,8 +83,9 @@ class Dispatcher:
         await self._tell("s", [sid for sid in station_ids if sid not in sessions])
         ids = list(sessions)
         sent = 0
+        targets: dict[str, TargetRecord] = {}  # each target (and its elements) read once for the whole push
         for i in range(0, len(ids), 20):  # in slices: the event loop serves other calls between them
-            for snapshot in await self._repo.schedule_snapshots(ids[i : i + 20]):
+            for snapshot in await self._repo.schedule_snapshots(ids[i : i + 20], targets=targets):
                 await self._send(snapshot, sessions[snapshot.station_id])
                 sent += 1
         return sent

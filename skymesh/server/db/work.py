@@ -339,12 +339,15 @@ class WorkRepo(RepoBase):
         """The station's current version and every job it should hold (live, ending in the future)."""
         return (await self.schedule_snapshots([station_id]))[0]
 
-    async def schedule_snapshots(self, station_ids: Sequence[str]) -> list[ScheduleSnapshot]:
-        """`schedule_snapshot` for several stations in one transaction: each target and its elements are read once
-        (not once per job), so pushing a large plan costs a query per target, not per job."""
+    async def schedule_snapshots(
+        self, station_ids: Sequence[str], *, targets: dict[str, TargetRecord] | None = None
+    ) -> list[ScheduleSnapshot]:
+        """`schedule_snapshot` for several stations in one transaction: the targets and their current elements are
+        read in bulk, once each (not once per job, nor two queries per target). `targets`: records already read by
+        the caller (e.g. for the previous slice of a plan's push), used as they are and added to."""
         now = self._now()
         out: list[ScheduleSnapshot] = []
-        targets: dict[str, TargetRecord] = {}
+        targets = {} if targets is None else targets
         async with self._tx("schedule_snapshots") as s:
             for i in range(0, len(station_ids), 500):
                 ids = list(station_ids[i : i + 500])
@@ -362,8 +365,12 @@ class WorkRepo(RepoBase):
                     )
                 ).all()
                 missing = sorted({r.target_id for r in rows} - targets.keys())
-                for target in (await s.scalars(select(TargetRow).where(TargetRow.target_id.in_(missing)))).all():
-                    targets[target.target_id] = await self._target_record(s, target)
+                for k in range(0, len(missing), 500):
+                    found_targets = (
+                        await s.scalars(select(TargetRow).where(TargetRow.target_id.in_(missing[k : k + 500])))
+                    ).all()
+                    for record in await self._target_records(s, found_targets):
+                        targets[record.target.target_id] = record
                 jobs: dict[str, list[tuple[JobRecord, TargetRecord]]] = {sid: [] for sid in ids}
                 for r in rows:
                     jobs[r.station_id].append((self._job(r), targets[r.target_id]))
@@ -387,21 +394,22 @@ class WorkRepo(RepoBase):
             return []
         changes = []
         async with self._tx("mark_dispatched") as s:
-            rows = (
-                await s.scalars(
-                    select(JobRow)
+            # One UPDATE per slice of ids (not a row object per job): a 500-station plan marks tens of thousands.
+            for i in range(0, len(ids), 1000):
+                done = await s.scalars(
+                    update(JobRow)
                     .where(
                         JobRow.station_id == station_id,
-                        JobRow.job_id.in_(ids),
+                        JobRow.job_id.in_(ids[i : i + 1000]),
                         JobRow.state == int(JobState.SCHEDULED),
                     )
-                    .with_for_update()
+                    .values(state=int(JobState.DISPATCHED), updated_at=now)
+                    .returning(JobRow.job_id)
+                    .execution_options(synchronize_session=False)
                 )
-            ).all()
-            for r in rows:
-                r.state = int(JobState.DISPATCHED)
-                r.updated_at = now
-                changes.append(JobChange(r.job_id, station_id, JobState.SCHEDULED, JobState.DISPATCHED, True))
+                changes += [
+                    JobChange(job_id, station_id, JobState.SCHEDULED, JobState.DISPATCHED, True) for job_id in done
+                ]
         return changes
 
     async def record_schedule_ack(self, station_id: str, version: int, error: str, *, epoch: int | None = None) -> None:
