@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import Row, and_, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from skymesh.core.errors import FailedPrecondition, NotFound
@@ -56,6 +56,10 @@ _AGENT_ACK_STATES = frozenset(
         CommandStateValue.FAILED,
     }
 )
+
+
+# An open job as apply_plan reads it: job_id, station_id, target_id, start, end, state.
+_OpenJob = Row[str, str, str, datetime, datetime, int]
 
 
 def _command(row: CommandRow) -> CommandRecord:
@@ -194,13 +198,16 @@ class WorkRepo(RepoBase):
                 ).all()
             )
             # Read in slices of stations: the event loop serves other calls between them (a 500-station plan holds
-            # tens of thousands of open jobs).
-            existing: list[JobRow] = []
+            # tens of thousands of open jobs). Plain rows of the columns the diff needs, not mapped objects: their
+            # construction (and a flush of one UPDATE per changed object) cost seconds per plan at that size.
+            existing: list[_OpenJob] = []
             ordered = sorted(stations)
             for i in range(0, len(ordered), 50):
                 existing += (
-                    await s.scalars(
-                        select(JobRow)
+                    await s.execute(
+                        select(
+                            JobRow.job_id, JobRow.station_id, JobRow.target_id, JobRow.start, JobRow.end, JobRow.state
+                        )
                         .where(
                             JobRow.station_id.in_(ordered[i : i + 50]),
                             JobRow.state.in_([int(x) for x in (*UNSTARTED_STATES, JobState.RUNNING)]),
@@ -229,10 +236,11 @@ class WorkRepo(RepoBase):
             vetoed: dict[tuple[str, str], list[tuple[datetime, datetime]]] = {}
             for v in vetoed_rows:
                 vetoed.setdefault((v.station_id, v.target_id), []).append((v.start, v.end))
-            candidates: dict[tuple[str, str], list[JobRow]] = {}
+            candidates: dict[tuple[str, str], list[_OpenJob]] = {}
             for r in sorted(existing, key=lambda r: r.job_id):
                 candidates.setdefault((r.station_id, r.target_id), []).append(r)
             inserts: list[dict[str, object]] = []
+            moves: list[dict[str, object]] = []
             for n, p in enumerate(planned):
                 if n % 1000 == 999:
                     await asyncio.sleep(0)  # the diff in slices: the event loop keeps serving
@@ -260,8 +268,7 @@ class WorkRepo(RepoBase):
                         or abs((row.end - p.window.end).total_seconds()) > _WINDOW_TOLERANCE_S
                     )
                     if moved and JobState(row.state) in UNSTARTED_STATES:
-                        row.start, row.end, row.tca = p.window.start, p.window.end, p.tca
-                        row.updated_at = now
+                        moves.append({"job_id": row.job_id, "start": p.window.start, "end": p.window.end, "tca": p.tca})
                         changed.add(row.station_id)
                     continue
                 inserts.append(
@@ -288,16 +295,28 @@ class WorkRepo(RepoBase):
                 )
                 changed.add(p.station_id)
                 created += 1
-            for job_id in unkept:
-                row = by_id[job_id]
-                if job_id in frozen or JobState(row.state) == JobState.RUNNING:
-                    continue
-                row.state = int(JobState.CANCELLED)
-                row.cause = CAUSE_REMOVED_FROM_SCHEDULE
-                row.detail = "removed from schedule by a new plan"
-                row.updated_at = now
-                changed.add(row.station_id)
-                cancelled += 1
+            dropped = sorted(
+                job_id
+                for job_id in unkept
+                if job_id not in frozen and JobState(by_id[job_id].state) != JobState.RUNNING
+            )
+            changed.update(by_id[job_id].station_id for job_id in dropped)
+            cancelled = len(dropped)
+            # Cancellations and moves in bulk, in slices (the rows are locked above).
+            for i in range(0, len(dropped), 1000):
+                await s.execute(
+                    update(JobRow)
+                    .where(JobRow.job_id.in_(dropped[i : i + 1000]))
+                    .values(
+                        state=int(JobState.CANCELLED),
+                        cause=CAUSE_REMOVED_FROM_SCHEDULE,
+                        detail="removed from schedule by a new plan",
+                        updated_at=now,
+                    )
+                    .execution_options(synchronize_session=False)
+                )
+            for i in range(0, len(moves), 1000):  # by primary key, one executemany
+                await s.execute(update(JobRow), moves[i : i + 1000])
             versions = {station: await self._bump_schedule(s, station, now) for station in sorted(changed)}
             for values in inserts:
                 values["schedule_version"] = versions[str(values["station_id"])]
@@ -388,28 +407,33 @@ class WorkRepo(RepoBase):
 
     async def mark_dispatched(self, station_id: str, job_ids: Iterable[str]) -> list[JobChange]:
         """SCHEDULED -> DISPATCHED for the jobs of a schedule that was just sent."""
+        return (await self.mark_dispatched_many({station_id: list(job_ids)})).get(station_id, [])
+
+    async def mark_dispatched_many(self, jobs: Mapping[str, Sequence[str]]) -> dict[str, list[JobChange]]:
+        """`mark_dispatched` for several stations' schedules (station id -> job ids) in one transaction."""
         now = self._now()
-        ids = list(job_ids)
-        if not ids:
-            return []
-        changes = []
+        changes: dict[str, list[JobChange]] = {}
+        if not any(jobs.values()):
+            return changes
         async with self._tx("mark_dispatched") as s:
-            # One UPDATE per slice of ids (not a row object per job): a 500-station plan marks tens of thousands.
-            for i in range(0, len(ids), 1000):
-                done = await s.scalars(
-                    update(JobRow)
-                    .where(
-                        JobRow.station_id == station_id,
-                        JobRow.job_id.in_(ids[i : i + 1000]),
-                        JobRow.state == int(JobState.SCHEDULED),
+            for station_id, job_ids in jobs.items():
+                ids = list(job_ids)
+                # One UPDATE per slice of ids (not a row object per job): a 500-station plan marks tens of thousands.
+                for i in range(0, len(ids), 1000):
+                    done = await s.scalars(
+                        update(JobRow)
+                        .where(
+                            JobRow.station_id == station_id,
+                            JobRow.job_id.in_(ids[i : i + 1000]),
+                            JobRow.state == int(JobState.SCHEDULED),
+                        )
+                        .values(state=int(JobState.DISPATCHED), updated_at=now)
+                        .returning(JobRow.job_id)
+                        .execution_options(synchronize_session=False)
                     )
-                    .values(state=int(JobState.DISPATCHED), updated_at=now)
-                    .returning(JobRow.job_id)
-                    .execution_options(synchronize_session=False)
-                )
-                changes += [
-                    JobChange(job_id, station_id, JobState.SCHEDULED, JobState.DISPATCHED, True) for job_id in done
-                ]
+                    changes.setdefault(station_id, []).extend(
+                        JobChange(job_id, station_id, JobState.SCHEDULED, JobState.DISPATCHED, True) for job_id in done
+                    )
         return changes
 
     async def record_schedule_ack(self, station_id: str, version: int, error: str, *, epoch: int | None = None) -> None:
