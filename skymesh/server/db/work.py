@@ -144,17 +144,36 @@ class WorkRepo(RepoBase):
 
     async def frozen_jobs(self, until: datetime, *, held_by: Sequence[str] = ()) -> list[JobRecord]:
         """Jobs the planner must keep: running ones, dispatched/received ones starting before `until`, and every live
-        job (ending in the future) of the stations in `held_by` (disconnected: their agents run what they hold)."""
+        job (ending in the future) of the stations in `held_by` (disconnected: their agents run what they hold).
+
+        A disconnected station that had not acknowledged its latest schedule may still hold jobs a plan removed
+        (the stream ended before that schedule reached it, or before its ack came back): its future jobs removed by
+        a plan are kept too, so no other station is booked on them while it runs them unseen."""
+        now = self._now()
         condition = (JobRow.state == int(JobState.RUNNING)) | (
             JobRow.state.in_([int(JobState.DISPATCHED), int(JobState.RECEIVED)]) & (JobRow.start < until)
         )
-        if held_by:
-            condition = condition | (
-                JobRow.station_id.in_(list(held_by))
-                & JobRow.state.in_([int(x) for x in SCHEDULE_STATES])
-                & (JobRow.end > self._now())
-            )
         async with self._tx("frozen_jobs") as s:
+            if held_by:
+                condition = condition | (
+                    JobRow.station_id.in_(list(held_by))
+                    & JobRow.state.in_([int(x) for x in SCHEDULE_STATES])
+                    & (JobRow.end > now)
+                )
+                unacked = (
+                    await s.scalars(
+                        select(ScheduleRow.station_id).where(
+                            ScheduleRow.station_id.in_(list(held_by)), ScheduleRow.acked_version < ScheduleRow.version
+                        )
+                    )
+                ).all()
+                if unacked:
+                    condition = condition | (
+                        JobRow.station_id.in_(list(unacked))
+                        & (JobRow.state == int(JobState.CANCELLED))
+                        & (JobRow.cause == CAUSE_REMOVED_FROM_SCHEDULE)
+                        & (JobRow.end > now)
+                    )
             return [self._job(r) for r in (await s.scalars(select(JobRow).where(condition))).all()]
 
     # ---------------------------------------------------------------------------------------------- plans
