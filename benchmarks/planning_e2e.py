@@ -9,8 +9,8 @@ registered through the control API (the admin token the server wrote), one raw a
   holding a schedule with jobs (every agent that gets work);
 - steady state: `Replan` while nothing changed, timed until it returns (the plan applied and pushed);
 - drop: a fifth of the streams end (their stations go DISCONNECTED, their agents would keep running their jobs),
-  `Replan`, and every schedule the connected agents hold is checked against what the dropped ones hold: the same
-  satellite must never be booked at two stations at overlapping times;
+  `Replan`, and once the new schedules have arrived (none for 3 s) every schedule the agents hold is checked: the
+  same satellite must never be booked at two stations at overlapping times;
 - all the while a health check every 50 ms measures how long the server's event loop keeps it waiting (the worst
   answer time is an upper bound of the worst loop stall, plus one loopback round trip);
 - peak resident memory of the server and of the scheduler with its solver children (sampled from /proc every 0.5 s).
@@ -372,7 +372,14 @@ async def run(
                     t = time.monotonic()
                     await plan_api.Replan(observations_pb2.ReplanRequest(), timeout=wait_s)
                     result["drop_replan_s"] = round(time.monotonic() - t, 1)
+                    # Replan returns once the schedules are queued to the streams: the check reads what the agents
+                    # hold once the last of them arrived (none for 3 s), not a mix of old and new schedules.
                     await asyncio.sleep(2.0)
+                    await _until(
+                        lambda: time.monotonic() - max((a for h in holdings for a in h.arrivals), default=0.0) > 3.0,
+                        wait_s,
+                        "the new schedules at the agents",
+                    )
                     result["drop_worst_health_s"] = round(probe.worst_s, 3)
                     result["double_bookings"] = len(double_bookings(holdings))
                 finally:
@@ -408,13 +415,21 @@ def main() -> None:
     parser.add_argument("--solver", default="greedy", choices=("greedy", "cpsat"))
     parser.add_argument("--time-limit", type=float, default=10.0)
     parser.add_argument("--pg", default="", help="a PostgreSQL asyncpg URL of an empty database (default SQLite)")
+    parser.add_argument("--workdir", type=Path, default=None, help="keep the processes' config and logs here")
     args = parser.parse_args()
     for size in args.size or ["50x200"]:
         n, m = (int(x) for x in size.lower().split("x"))
         for i in range(args.runs):
             out = asyncio.run(
                 run(
-                    n, m, args.hours, database_url=args.pg, solver=args.solver, time_limit_s=args.time_limit, seed=i + 1
+                    n,
+                    m,
+                    args.hours,
+                    database_url=args.pg,
+                    solver=args.solver,
+                    time_limit_s=args.time_limit,
+                    seed=i + 1,
+                    workdir=args.workdir / f"{size}-{i + 1}" if args.workdir else None,
                 )
             )
             out["loadavg_1m"] = round(os.getloadavg()[0], 2)

@@ -23,6 +23,7 @@ Imports: the kernel, greedy's `Occupancy` and the reason codes.
 from __future__ import annotations
 
 import math
+import time
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -30,6 +31,7 @@ from datetime import datetime, timedelta
 import numpy as np
 
 from skymesh.scheduler.greedy import Blocker, Occupancy
+from skymesh.scheduler.isolation import CancelScope
 from skymesh.scheduler.kernel import FrozenPlacement, Problem
 from skymesh.scheduler.reasons import FilterLog, Occupant, Reason, ReasonCode
 
@@ -210,13 +212,16 @@ def explain_unscheduled(
     t0: datetime,
     frozen_target_ids: Sequence[str] = (),
     optimal: bool = True,
+    deadline: float = math.inf,
 ) -> dict[int, list[Reason]]:
     """Reasons for every request with nothing selected and no frozen job, keyed by request index.
 
     A summary of its lost opportunities, the filter log's reasons, then one reason per opportunity (every station
     where it had one). Reasons without a window are target-level; the API pages only the per-opportunity ones.
     `frozen_target_ids[k]` is the target id of `problem.frozen[k]` (frozen jobs may be for unknown targets); `t0` is
-    the plan start (opportunity times are seconds from it).
+    the plan start (opportunity times are seconds from it). Past `deadline` (`time.perf_counter()`), the requests
+    left get only a count of their lost windows (`unexplained`), not one reason each: a plan that left many
+    targets out can have hundreds of thousands of them.
     """
     ops = problem.opportunities
     chosen = np.zeros(len(problem.requests), dtype=bool)
@@ -231,14 +236,32 @@ def explain_unscheduled(
         by_request.setdefault(int(ops.request[i]), []).append(i)
     out: dict[int, list[Reason]] = {}
     for r in np.flatnonzero(~chosen).tolist():
-        windows = explainer.window_reasons(by_request.get(r, []))
-        reasons = _summary(windows)
+        CancelScope.checkpoint()
+        lost = by_request.get(r, [])
+        if time.perf_counter() > deadline:
+            windows = []
+            reasons = unexplained(problem, lost)
+        else:
+            windows = explainer.window_reasons(lost)
+            reasons = _summary(windows)
         reasons.extend(_filter_reasons(log.for_target(r)))
         reasons.extend(windows)
         if not reasons:
             reasons.append(Reason(ReasonCode.NEVER_VISIBLE, "no window in the plan horizon"))
         out[r] = reasons
     return out
+
+
+def unexplained(problem: Problem, windows: Sequence[int]) -> list[Reason]:
+    """The one target-level reason for lost windows left unexplained when the plan's time budget ran out."""
+    if not windows:
+        return []
+    stations = len(set(problem.opportunities.resource[np.asarray(windows, dtype=np.int64)].tolist()))
+    detail = (
+        f"{len(windows)} windows at {stations} stations not placed; not explained one by one: the plan's time "
+        "budget ran out first"
+    )
+    return [Reason(ReasonCode.TIME_LIMIT, detail)]
 
 
 def _summary(windows: Sequence[Reason]) -> list[Reason]:
@@ -275,9 +298,11 @@ def explain_partial(
     t0: datetime,
     frozen_target_ids: Sequence[str] = (),
     optimal: bool = True,
+    deadline: float = math.inf,
 ) -> dict[int, list[Reason]]:
     """For every request with a per-period demand that got some but not all it asks for: a PARTIALLY_MET summary
-    ("k of n wanted") and one reason per opportunity in each period bin it did not fill (every station)."""
+    ("k of n wanted") and one reason per opportunity in each period bin it did not fill (every station); past
+    `deadline` (`time.perf_counter()`) only the summary, with the count of those windows."""
     ops = problem.opportunities
     got = np.zeros(len(problem.requests), dtype=np.int64)
     sel = np.asarray(selected, dtype=np.int64)
@@ -309,11 +334,15 @@ def explain_partial(
     explainer = _Explainer(problem, selected, t0, frozen_target_ids, optimal)
     out: dict[int, list[Reason]] = {}
     for r, n in wanted.items():
+        CancelScope.checkpoint()
         rq = problem.requests[r]
-        per_window = explainer.window_reasons(short.get(r, []))
+        lost = short.get(r, [])
+        late = time.perf_counter() > deadline
+        per_window = [] if late else explainer.window_reasons(lost)
         why = (
-            f"{len(per_window)} windows in its short periods were not placed (listed)"
-            if per_window
+            f"{len(lost)} windows in its short periods were not placed"
+            + (" (not listed: the plan's time budget ran out first)" if late else " (listed)")
+            if lost
             else "no usable window in its short periods"
         )
         detail = f"{int(got[r])} of {n} wanted ({rq.max_per_period} per {rq.period_s:g} s): {why}"

@@ -21,6 +21,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from skymesh.scheduler.isolation import CancelScope
 from skymesh.scheduler.kernel import FrozenPlacement, Plan, Problem
 
 __all__ = ["Blocker", "GreedyPlanner", "Occupancy", "greedy_fill", "greedy_order"]
@@ -244,9 +245,11 @@ class GreedyPlanner:
             order = greedy_order(problem, self.order)
         status = "FEASIBLE"
         for n, i in enumerate(order.tolist()):
-            if n and n % 1000 == 0 and time.perf_counter() - t0 > limit:
-                status = f"TIME_LIMIT({n} of {len(order)} candidates tried)"
-                break
+            if n and n % 1000 == 0:
+                CancelScope.checkpoint()  # a cancelled plan stops here
+                if time.perf_counter() - t0 > limit:
+                    status = f"TIME_LIMIT({n} of {len(order)} candidates tried)"
+                    break
             occ.try_place(i)
         selected = sorted(occ.selected)
         objective = float(problem.opportunities.value[selected].sum()) if selected else 0.0
@@ -271,8 +274,10 @@ def greedy_fill(problem: Problem, selected: Sequence[int], *, time_limit_s: floa
         occ.place(i)
     chosen = set(selected)
     for n, i in enumerate(greedy_order(problem).tolist()):
-        if n % 1000 == 0 and time.perf_counter() - t0 > time_limit_s:
-            break
+        if n % 1000 == 0:
+            CancelScope.checkpoint()
+            if time.perf_counter() - t0 > time_limit_s:
+                break
         if i not in chosen:
             occ.try_place(i)
     return sorted(occ.selected)

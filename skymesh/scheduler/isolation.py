@@ -102,6 +102,17 @@ class CancelScope:
     def exit(self) -> None:
         CancelScope._current.scope = None
 
+    @classmethod
+    def checkpoint(cls) -> None:
+        """Raise SolveCancelled when the calling thread's scope was cancelled (no scope: never).
+
+        The hook for the plan's in-process phases (visibility between its chunks, the greedy pass, explanations):
+        a cancelled plan stops at its next checkpoint instead of running to the end. Cheap: call it every few
+        thousand items, not per item."""
+        scope = cls.current()
+        if scope is not None and scope.cancelled.is_set():
+            raise SolveCancelled("the plan was cancelled")
+
     def cancel(self) -> None:
         self.cancelled.set()
         with self._lock:

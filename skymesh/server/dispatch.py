@@ -15,7 +15,7 @@ from skymesh.api.agent.v1 import agent_pb2
 from skymesh.observability import tracing
 from skymesh.observability.metrics import COMMANDS, JOBS
 from skymesh.server.db import Repository
-from skymesh.server.db.records import CommandRecord, ScheduleSnapshot
+from skymesh.server.db.records import CommandRecord, JobChange, ScheduleSnapshot, TargetRecord
 from skymesh.server.events import EventBus
 from skymesh.server.sessions import AgentSession, SessionHub
 from skymesh.server.wire import command_message, schedule_message
@@ -83,18 +83,26 @@ class Dispatcher:
         await self._tell("s", [sid for sid in station_ids if sid not in sessions])
         ids = list(sessions)
         sent = 0
+        targets: dict[str, TargetRecord] = {}  # each target (and its elements) read once for the whole push
         for i in range(0, len(ids), 20):  # in slices: the event loop serves other calls between them
-            for snapshot in await self._repo.schedule_snapshots(ids[i : i + 20]):
-                await self._send(snapshot, sessions[snapshot.station_id])
+            snapshots = await self._repo.schedule_snapshots(ids[i : i + 20], targets=targets)
+            # The slice's jobs marked DISPATCHED in one transaction (not one per station).
+            marked = await self._repo.mark_dispatched_many(
+                {snap.station_id: [job.job_id for job, _target in snap.jobs] for snap in snapshots}
+            )
+            for snapshot in snapshots:
+                self._deliver(snapshot, sessions[snapshot.station_id], marked.get(snapshot.station_id, []))
                 sent += 1
         return sent
 
     async def _send(self, snapshot: ScheduleSnapshot, session: AgentSession) -> None:
         # Marked before the write: if the stream breaks first, the agent's Hello shows an older version on
         # reconnect and gets this schedule again, so DISPATCHED never strands a job.
-        for change in await self._repo.mark_dispatched(
-            snapshot.station_id, [job.job_id for job, _target in snapshot.jobs]
-        ):
+        changes = await self._repo.mark_dispatched(snapshot.station_id, [job.job_id for job, _target in snapshot.jobs])
+        self._deliver(snapshot, session, changes)
+
+    def _deliver(self, snapshot: ScheduleSnapshot, session: AgentSession, changes: Sequence[JobChange]) -> None:
+        for change in changes:
             JOBS.labels(change.new.name.lower()).inc()
             if self.events is not None and change.applied:
                 self.events.job(change.job_id, change.station_id, change.old, change.new)

@@ -246,6 +246,8 @@ class Planner:
         return 0, 0.0
 
     async def _plan(self, reason: str) -> PlanResult:
+        t_read = time.monotonic()
+        took: dict[str, float] = {}
         now = self._clock.now()
         window = TimeWindow(now, now + timedelta(seconds=self._config.plan_horizon_s))
         records = await self._repo.list_stations()
@@ -324,6 +326,7 @@ class Planner:
                 request_id=str(uuid.uuid4()),
             )
             sent = time.monotonic()
+            took["read"] = sent - t_read
             try:
                 response = await self._scheduler.ComputePlan(request, timeout=self._config.scheduler_timeout_s)
             except grpc.aio.AioRpcError as exc:
@@ -332,7 +335,7 @@ class Planner:
                         f"no plan within the scheduler timeout ({self._config.scheduler_timeout_s:.1f} s)"
                     ) from exc
                 raise Unavailable(f"scheduler at {self._config.scheduler_address}: {exc.code().name}") from exc
-            elapsed = time.monotonic() - sent
+            elapsed = took["scheduler"] = time.monotonic() - sent
             if elapsed > self._config.plan_apply_deadline_s:
                 log.warning(
                     "plan (%s) %s arrived %.1f s after its request, past the %.1f s apply deadline: discarded, "
@@ -346,6 +349,7 @@ class Planner:
                     f"plan arrived {elapsed:.1f} s after its request (apply deadline "
                     f"{self._config.plan_apply_deadline_s:.1f} s)"
                 )
+        t_apply = time.monotonic()
         planned = []
         schedulable = set(station_ids)
         for i, a in enumerate(response.assignments):
@@ -391,9 +395,13 @@ class Planner:
         await self._repo.save_latest_plan(now, self.latest.to_proto().SerializeToString())  # for every replica
         if self._dispatcher.events is not None:
             self._dispatcher.events.plan(len(planned), len(response.unscheduled), sorted(outcome.versions))
+        t_push = time.monotonic()
+        took["apply"] = t_push - t_apply
         await self._dispatcher.push_schedules(list(outcome.versions))
+        took["push"] = time.monotonic() - t_push
         log.info(
-            "plan (%s): %d stations, %d targets -> %d assignments (%d new, %d kept, %d cancelled); new versions %s",
+            "plan (%s): %d stations, %d targets -> %d assignments (%d new, %d kept, %d cancelled) in %s; "
+            "new versions %s",
             reason,
             len(stations),
             len(targets),
@@ -401,6 +409,7 @@ class Planner:
             outcome.created,
             outcome.kept,
             outcome.cancelled,
+            ", ".join(f"{k} {v:.2f} s" for k, v in took.items()),
             outcome.versions,
         )
         return PlanResult(

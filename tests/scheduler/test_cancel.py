@@ -44,3 +44,27 @@ def test_cancelling_a_scope_kills_its_child_and_ends_the_wait() -> None:
 
 def test_a_child_outside_any_scope_is_unaffected() -> None:
     assert Isolated.start(abs, (-3,)).result(30.0) == 3
+
+
+def test_a_cancelled_scope_stops_the_in_process_phases_at_their_next_checkpoint() -> None:
+    from datetime import timedelta
+
+    from skymesh.core.model import TimeWindow
+    from skymesh.scheduler.inputs import PlanRequest, PlanTarget
+    from skymesh.scheduler.planning import compute_plan
+
+    from .conftest import T0, ground_station, iss_like
+
+    CancelScope.checkpoint()  # no scope on this thread: nothing to stop
+    req = PlanRequest(
+        TimeWindow(T0, T0 + timedelta(hours=24)), [ground_station("gs", 48.0, 11.0)], [PlanTarget(iss_like("sat"))]
+    )
+    scope = CancelScope()
+    scope.enter()
+    try:
+        assert compute_plan(req).assignments  # not cancelled: plans
+        scope.cancel()
+        with pytest.raises(SolveCancelled):
+            compute_plan(req)
+    finally:
+        scope.exit()

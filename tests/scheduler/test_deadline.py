@@ -1,5 +1,6 @@
 """One deadline per planning call: visibility, search and explanations inside `time_limit_s` (+ 0.5 s), whatever
-the solver, even when the solver cannot finish; the plan is then still feasible and never worse than greedy."""
+the solver, even when the solver cannot finish; the plan is then still feasible and never worse than greedy. (A
+greedy pass always finishes: only where visibility alone takes the limit does the call overrun it.)"""
 
 from __future__ import annotations
 

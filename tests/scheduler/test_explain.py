@@ -199,3 +199,27 @@ def test_partly_met_target_explains_its_short_periods_own_limit_and_higher_value
     lost = by_station["gs0"]
     assert lost.code == ReasonCode.LOST_TO_HIGHER_VALUE and lost.winner_target_id == "b"
     assert [(o.target_id, o.priority, o.value) for o in lost.occupants] == [("b", 5, 600)]
+
+
+def test_explanations_past_the_deadline_count_the_lost_windows_instead_of_listing_them() -> None:
+    reqs = [Request("a", 5, max_per_period=1, period_s=3600), Request("b", 5), Request("c", 2)]
+    ops = OpportunitySet.from_opportunities(
+        [
+            Opportunity(0, 0, 3000, 3700, 700),  # a, hour 0, selected
+            Opportunity(0, 1, 5000, 5300, 300),  # a, hour 1, not placed
+            Opportunity(1, 0, 100, 400, 300),  # b, not placed
+            Opportunity(1, 1, 200, 500, 300),  # b, not placed
+        ]
+    )
+    p = Problem(reqs, [Resource("gs0"), Resource("gs1")], ops)
+    out = explain_unscheduled(p, [0], FilterLog(), t0=T0, deadline=0.0)  # the budget ran out before they started
+    assert set(out) == {1, 2}
+    [b] = out[1]
+    assert b.code == ReasonCode.TIME_LIMIT and b.start is None
+    assert b.detail.startswith("2 windows at 2 stations not placed; not explained one by one")
+    assert out[2][0].code == ReasonCode.NEVER_VISIBLE  # no window at all: still said
+    [a] = explain_partial(p, [0], 7200.0, t0=T0, deadline=0.0)[0]
+    assert a.code == ReasonCode.PARTIALLY_MET
+    assert a.detail == "1 of 2 wanted (1 per 3600 s): 1 windows in its short periods were not placed (not listed: " + (
+        "the plan's time budget ran out first)"
+    )

@@ -199,3 +199,44 @@ async def test_an_operators_cancel_sticks_across_replans(fleet: Fleet) -> None:
     await repo.apply_plan(["gs1"], [PlannedJob("gs1", "iss", window)])
     states = sorted(j.state for j in await repo.list_jobs(station_id="gs1"))
     assert states == [JobState.CANCELLED]
+
+
+async def test_a_replan_keeps_moves_and_cancels_jobs_by_the_diff(fleet: Fleet) -> None:
+    repo = fleet.server.repo
+    await repo.create_target(SatelliteTarget("iss", "ISS", 25544, ISS_LINE1, ISS_LINE2))
+    now = datetime.now(UTC).replace(microsecond=0)
+    hour = [TimeWindow(now + timedelta(hours=h), now + timedelta(hours=h, minutes=8)) for h in (1, 3, 5)]
+    first = await repo.apply_plan(["gs1"], [PlannedJob("gs1", "iss", w) for w in hour])
+    assert (first.created, first.kept, first.cancelled) == (3, 0, 0)
+    ids = {j.window.start: j.job_id for j in await repo.list_jobs(station_id="gs1")}
+    # Same plan again: nothing changes, no new schedule version.
+    again = await repo.apply_plan(["gs1"], [PlannedJob("gs1", "iss", w) for w in hour])
+    assert (again.created, again.kept, again.cancelled, again.versions) == (0, 3, 0, {})
+    # Pass 1 shifted by two minutes (the same job, moved), pass 2 dropped (cancelled), pass 3 kept.
+    moved = TimeWindow(hour[0].start + timedelta(minutes=2), hour[0].end + timedelta(minutes=2))
+    out = await repo.apply_plan(["gs1"], [PlannedJob("gs1", "iss", moved), PlannedJob("gs1", "iss", hour[2])])
+    assert (out.created, out.kept, out.cancelled) == (0, 2, 1) and set(out.versions) == {"gs1"}
+    jobs = {j.job_id: j for j in await repo.list_jobs(station_id="gs1")}
+    assert jobs[ids[hour[0].start]].window == moved and jobs[ids[hour[0].start]].state == JobState.SCHEDULED
+    assert jobs[ids[hour[1].start]].state == JobState.CANCELLED
+    assert jobs[ids[hour[2].start]].state == JobState.SCHEDULED
+
+
+async def test_a_disconnected_station_that_missed_its_latest_schedule_keeps_the_removed_jobs_frozen(
+    fleet: Fleet,
+) -> None:
+    repo = fleet.server.repo
+    await repo.create_target(SatelliteTarget("iss", "ISS", 25544, ISS_LINE1, ISS_LINE2))
+    now = datetime.now(UTC)
+    passes = [TimeWindow(now + timedelta(hours=h), now + timedelta(hours=h, minutes=8)) for h in (1, 3)]
+    first = await repo.apply_plan(["gs1"], [PlannedJob("gs1", "iss", w) for w in passes])
+    await repo.record_schedule_ack("gs1", first.versions["gs1"], "")
+    second = await repo.apply_plan(["gs1"], [PlannedJob("gs1", "iss", passes[1])])  # the 1 h pass removed
+    assert second.cancelled == 1
+    later = now + timedelta(days=1)  # nothing is frozen by its start time: only by being held
+    # The stream ended before the agent acknowledged the new schedule: it may still run the removed pass.
+    held = await repo.frozen_jobs(later, held_by=["gs1"])
+    assert sorted(j.window.start for j in held) == [w.start for w in passes]
+    assert await repo.frozen_jobs(later) == []  # connected stations: only what they hold by state
+    await repo.record_schedule_ack("gs1", second.versions["gs1"], "")
+    assert [j.window.start for j in await repo.frozen_jobs(later, held_by=["gs1"])] == [passes[1].start]

@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import Row, and_, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from skymesh.core.errors import FailedPrecondition, NotFound
@@ -56,6 +56,10 @@ _AGENT_ACK_STATES = frozenset(
         CommandStateValue.FAILED,
     }
 )
+
+
+# An open job as apply_plan reads it: job_id, station_id, target_id, start, end, state.
+_OpenJob = Row[str, str, str, datetime, datetime, int]
 
 
 def _command(row: CommandRow) -> CommandRecord:
@@ -140,17 +144,36 @@ class WorkRepo(RepoBase):
 
     async def frozen_jobs(self, until: datetime, *, held_by: Sequence[str] = ()) -> list[JobRecord]:
         """Jobs the planner must keep: running ones, dispatched/received ones starting before `until`, and every live
-        job (ending in the future) of the stations in `held_by` (disconnected: their agents run what they hold)."""
+        job (ending in the future) of the stations in `held_by` (disconnected: their agents run what they hold).
+
+        A disconnected station that had not acknowledged its latest schedule may still hold jobs a plan removed
+        (the stream ended before that schedule reached it, or before its ack came back): its future jobs removed by
+        a plan are kept too, so no other station is booked on them while it runs them unseen."""
+        now = self._now()
         condition = (JobRow.state == int(JobState.RUNNING)) | (
             JobRow.state.in_([int(JobState.DISPATCHED), int(JobState.RECEIVED)]) & (JobRow.start < until)
         )
-        if held_by:
-            condition = condition | (
-                JobRow.station_id.in_(list(held_by))
-                & JobRow.state.in_([int(x) for x in SCHEDULE_STATES])
-                & (JobRow.end > self._now())
-            )
         async with self._tx("frozen_jobs") as s:
+            if held_by:
+                condition = condition | (
+                    JobRow.station_id.in_(list(held_by))
+                    & JobRow.state.in_([int(x) for x in SCHEDULE_STATES])
+                    & (JobRow.end > now)
+                )
+                unacked = (
+                    await s.scalars(
+                        select(ScheduleRow.station_id).where(
+                            ScheduleRow.station_id.in_(list(held_by)), ScheduleRow.acked_version < ScheduleRow.version
+                        )
+                    )
+                ).all()
+                if unacked:
+                    condition = condition | (
+                        JobRow.station_id.in_(list(unacked))
+                        & (JobRow.state == int(JobState.CANCELLED))
+                        & (JobRow.cause == CAUSE_REMOVED_FROM_SCHEDULE)
+                        & (JobRow.end > now)
+                    )
             return [self._job(r) for r in (await s.scalars(select(JobRow).where(condition))).all()]
 
     # ---------------------------------------------------------------------------------------------- plans
@@ -194,13 +217,16 @@ class WorkRepo(RepoBase):
                 ).all()
             )
             # Read in slices of stations: the event loop serves other calls between them (a 500-station plan holds
-            # tens of thousands of open jobs).
-            existing: list[JobRow] = []
+            # tens of thousands of open jobs). Plain rows of the columns the diff needs, not mapped objects: their
+            # construction (and a flush of one UPDATE per changed object) cost seconds per plan at that size.
+            existing: list[_OpenJob] = []
             ordered = sorted(stations)
             for i in range(0, len(ordered), 50):
                 existing += (
-                    await s.scalars(
-                        select(JobRow)
+                    await s.execute(
+                        select(
+                            JobRow.job_id, JobRow.station_id, JobRow.target_id, JobRow.start, JobRow.end, JobRow.state
+                        )
                         .where(
                             JobRow.station_id.in_(ordered[i : i + 50]),
                             JobRow.state.in_([int(x) for x in (*UNSTARTED_STATES, JobState.RUNNING)]),
@@ -229,10 +255,11 @@ class WorkRepo(RepoBase):
             vetoed: dict[tuple[str, str], list[tuple[datetime, datetime]]] = {}
             for v in vetoed_rows:
                 vetoed.setdefault((v.station_id, v.target_id), []).append((v.start, v.end))
-            candidates: dict[tuple[str, str], list[JobRow]] = {}
+            candidates: dict[tuple[str, str], list[_OpenJob]] = {}
             for r in sorted(existing, key=lambda r: r.job_id):
                 candidates.setdefault((r.station_id, r.target_id), []).append(r)
             inserts: list[dict[str, object]] = []
+            moves: list[dict[str, object]] = []
             for n, p in enumerate(planned):
                 if n % 1000 == 999:
                     await asyncio.sleep(0)  # the diff in slices: the event loop keeps serving
@@ -260,8 +287,7 @@ class WorkRepo(RepoBase):
                         or abs((row.end - p.window.end).total_seconds()) > _WINDOW_TOLERANCE_S
                     )
                     if moved and JobState(row.state) in UNSTARTED_STATES:
-                        row.start, row.end, row.tca = p.window.start, p.window.end, p.tca
-                        row.updated_at = now
+                        moves.append({"job_id": row.job_id, "start": p.window.start, "end": p.window.end, "tca": p.tca})
                         changed.add(row.station_id)
                     continue
                 inserts.append(
@@ -288,16 +314,28 @@ class WorkRepo(RepoBase):
                 )
                 changed.add(p.station_id)
                 created += 1
-            for job_id in unkept:
-                row = by_id[job_id]
-                if job_id in frozen or JobState(row.state) == JobState.RUNNING:
-                    continue
-                row.state = int(JobState.CANCELLED)
-                row.cause = CAUSE_REMOVED_FROM_SCHEDULE
-                row.detail = "removed from schedule by a new plan"
-                row.updated_at = now
-                changed.add(row.station_id)
-                cancelled += 1
+            dropped = sorted(
+                job_id
+                for job_id in unkept
+                if job_id not in frozen and JobState(by_id[job_id].state) != JobState.RUNNING
+            )
+            changed.update(by_id[job_id].station_id for job_id in dropped)
+            cancelled = len(dropped)
+            # Cancellations and moves in bulk, in slices (the rows are locked above).
+            for i in range(0, len(dropped), 1000):
+                await s.execute(
+                    update(JobRow)
+                    .where(JobRow.job_id.in_(dropped[i : i + 1000]))
+                    .values(
+                        state=int(JobState.CANCELLED),
+                        cause=CAUSE_REMOVED_FROM_SCHEDULE,
+                        detail="removed from schedule by a new plan",
+                        updated_at=now,
+                    )
+                    .execution_options(synchronize_session=False)
+                )
+            for i in range(0, len(moves), 1000):  # by primary key, one executemany
+                await s.execute(update(JobRow), moves[i : i + 1000])
             versions = {station: await self._bump_schedule(s, station, now) for station in sorted(changed)}
             for values in inserts:
                 values["schedule_version"] = versions[str(values["station_id"])]
@@ -339,12 +377,15 @@ class WorkRepo(RepoBase):
         """The station's current version and every job it should hold (live, ending in the future)."""
         return (await self.schedule_snapshots([station_id]))[0]
 
-    async def schedule_snapshots(self, station_ids: Sequence[str]) -> list[ScheduleSnapshot]:
-        """`schedule_snapshot` for several stations in one transaction: each target and its elements are read once
-        (not once per job), so pushing a large plan costs a query per target, not per job."""
+    async def schedule_snapshots(
+        self, station_ids: Sequence[str], *, targets: dict[str, TargetRecord] | None = None
+    ) -> list[ScheduleSnapshot]:
+        """`schedule_snapshot` for several stations in one transaction: the targets and their current elements are
+        read in bulk, once each (not once per job, nor two queries per target). `targets`: records already read by
+        the caller (e.g. for the previous slice of a plan's push), used as they are and added to."""
         now = self._now()
         out: list[ScheduleSnapshot] = []
-        targets: dict[str, TargetRecord] = {}
+        targets = {} if targets is None else targets
         async with self._tx("schedule_snapshots") as s:
             for i in range(0, len(station_ids), 500):
                 ids = list(station_ids[i : i + 500])
@@ -362,8 +403,12 @@ class WorkRepo(RepoBase):
                     )
                 ).all()
                 missing = sorted({r.target_id for r in rows} - targets.keys())
-                for target in (await s.scalars(select(TargetRow).where(TargetRow.target_id.in_(missing)))).all():
-                    targets[target.target_id] = await self._target_record(s, target)
+                for k in range(0, len(missing), 500):
+                    found_targets = (
+                        await s.scalars(select(TargetRow).where(TargetRow.target_id.in_(missing[k : k + 500])))
+                    ).all()
+                    for record in await self._target_records(s, found_targets):
+                        targets[record.target.target_id] = record
                 jobs: dict[str, list[tuple[JobRecord, TargetRecord]]] = {sid: [] for sid in ids}
                 for r in rows:
                     jobs[r.station_id].append((self._job(r), targets[r.target_id]))
@@ -381,27 +426,33 @@ class WorkRepo(RepoBase):
 
     async def mark_dispatched(self, station_id: str, job_ids: Iterable[str]) -> list[JobChange]:
         """SCHEDULED -> DISPATCHED for the jobs of a schedule that was just sent."""
+        return (await self.mark_dispatched_many({station_id: list(job_ids)})).get(station_id, [])
+
+    async def mark_dispatched_many(self, jobs: Mapping[str, Sequence[str]]) -> dict[str, list[JobChange]]:
+        """`mark_dispatched` for several stations' schedules (station id -> job ids) in one transaction."""
         now = self._now()
-        ids = list(job_ids)
-        if not ids:
-            return []
-        changes = []
+        changes: dict[str, list[JobChange]] = {}
+        if not any(jobs.values()):
+            return changes
         async with self._tx("mark_dispatched") as s:
-            rows = (
-                await s.scalars(
-                    select(JobRow)
-                    .where(
-                        JobRow.station_id == station_id,
-                        JobRow.job_id.in_(ids),
-                        JobRow.state == int(JobState.SCHEDULED),
+            for station_id, job_ids in jobs.items():
+                ids = list(job_ids)
+                # One UPDATE per slice of ids (not a row object per job): a 500-station plan marks tens of thousands.
+                for i in range(0, len(ids), 1000):
+                    done = await s.scalars(
+                        update(JobRow)
+                        .where(
+                            JobRow.station_id == station_id,
+                            JobRow.job_id.in_(ids[i : i + 1000]),
+                            JobRow.state == int(JobState.SCHEDULED),
+                        )
+                        .values(state=int(JobState.DISPATCHED), updated_at=now)
+                        .returning(JobRow.job_id)
+                        .execution_options(synchronize_session=False)
                     )
-                    .with_for_update()
-                )
-            ).all()
-            for r in rows:
-                r.state = int(JobState.DISPATCHED)
-                r.updated_at = now
-                changes.append(JobChange(r.job_id, station_id, JobState.SCHEDULED, JobState.DISPATCHED, True))
+                    changes.setdefault(station_id, []).extend(
+                        JobChange(job_id, station_id, JobState.SCHEDULED, JobState.DISPATCHED, True) for job_id in done
+                    )
         return changes
 
     async def record_schedule_ack(self, station_id: str, version: int, error: str, *, epoch: int | None = None) -> None:
