@@ -156,3 +156,22 @@ def test_telemetry_splits_into_batches_the_server_takes() -> None:
         assert len(batch) <= MAX_TELEMETRY_SAMPLES
         assert request.ByteSize() <= AGENT_MAX_MESSAGE_BYTES
         parse(agent_pb2.ConnectRequest, request.SerializeToString())
+
+
+def test_a_repeated_catalogue_is_checked_once_and_a_bad_target_still_refused() -> None:
+    def catalogue(bad: int | None = None, name: str = "Star") -> scheduler_pb2.RankTargetsRequest:
+        req = scheduler_pb2.RankTargetsRequest(count=20)
+        for i in range(100):
+            target = common_pb2.Target(target_id=f"star-{i}", name=name, priority=5)
+            target.celestial.ra_deg = float("nan") if i == bad else float(i)
+            req.targets.add(target=target)
+        return req
+
+    for _ in range(2):  # the second parse takes the kept items: same answer
+        assert parse(scheduler_pb2.RankTargetsRequest, catalogue().SerializeToString()) == catalogue()
+    # One target of a known catalogue changed to something invalid, and the same invalid catalogue again.
+    for _ in range(2):
+        refused = _refused(catalogue(bad=37))
+        assert isinstance(refused.error, InvalidArgument)
+        assert refused.error.field == "targets[37].target.celestial.ra_deg"
+    assert _refused(catalogue(name="x" * 201)).error.field == "targets[0].target.name"

@@ -238,6 +238,14 @@ async def test_sites_pages_heartbeat_ranked_targets_and_campaign_progress(web: W
         assert ranked["targets"][0]["altitude_deg"] > 30 and 1 <= ranked["targets"][0]["airmass"] < 2
         low = await client.get("/api/v1/targets", params={"site_id": "tel-paranal", "at": at, "priority_min": 9})
         assert low.json()["targets"] == []
+        # Fresh after every change (the server keeps its target list under a catalogue version): a deleted target
+        # leaves the next ranked list, a new one enters it.
+        await web.server.repo.delete_target("tuc-47")
+        params = {"site_id": "tel-paranal", "count": 5, "at": at}
+        assert (await client.get("/api/v1/targets", params=params)).json()["targets"] == []
+        assert (await client.post("/api/v1/targets", json={**tuc, "target_id": "tuc-47b"})).status_code == 201
+        ranked = (await client.get("/api/v1/targets", params=params)).json()
+        assert [t["target_id"] for t in ranked["targets"]] == ["tuc-47b"]
 
         await client.post("/api/v1/campaigns", json={"campaign_id": "andromeda", "name": "Andromeda"})
         body = {"target_id": "m33", "kind": "celestial", "ra_deg": 23.46, "dec_deg": 30.66, "campaign_id": "andromeda"}

@@ -11,6 +11,7 @@ from typing import Any
 
 import grpc
 
+from skymesh.api.common.v1 import common_pb2
 from skymesh.api.control.v1 import targets_pb2, targets_pb2_grpc
 from skymesh.api.convert import spacecraft_forecast_to_proto, target_from_proto
 from skymesh.api.errors import grpc_errors
@@ -22,6 +23,7 @@ from skymesh.server.auth import current_actor
 from skymesh.server.control.paging import page_request
 from skymesh.server.db import Repository
 from skymesh.server.db.campaigns import UPDATABLE_CAMPAIGN_FIELDS
+from skymesh.server.db.records import TargetRecord
 from skymesh.server.dispatch import Dispatcher
 from skymesh.server.wire import campaign_from_proto, campaign_to_proto, target_record_to_proto
 
@@ -43,11 +45,29 @@ def _check_tle(line1: str, line2: str, name: str, field: str) -> tuple[int, date
     return tle.norad_id, tle.epoch
 
 
+# Converted listed targets kept at most (a catalogue larger than this converts the rest each time).
+_MAX_KEPT_PROTOS = 100_000
+
+
 class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
     def __init__(self, repo: Repository, dispatcher: Dispatcher, on_change: Callable[[str], None]) -> None:
         self._repo = repo
         self._dispatcher = dispatcher
         self._on_change = on_change
+        # Each listed record's message, by target id, with the record it was made from: the catalogue hands out
+        # the same record objects until a target changes, so an identical record is an identical message (500
+        # conversions were a few milliseconds of every ranked list). A changed target is a new record: converted.
+        self._protos: dict[str, tuple[TargetRecord, common_pb2.Target]] = {}
+
+    def _listed(self, rec: TargetRecord) -> common_pb2.Target:
+        kept = self._protos.get(rec.target.target_id)
+        if kept is not None and kept[0] is rec:
+            return kept[1]
+        msg = target_record_to_proto(rec)
+        if len(self._protos) >= _MAX_KEPT_PROTOS:
+            self._protos.clear()
+        self._protos[rec.target.target_id] = (rec, msg)
+        return msg
 
     @grpc_errors
     async def CreateTarget(
@@ -106,7 +126,7 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
             lambda r: (r.target.target_id,),
         )
         return targets_pb2.ListTargetsResponse(
-            targets=[target_record_to_proto(r) for r in records],
+            targets=[self._listed(r) for r in records],
             spacecraft_forecasts=[
                 spacecraft_forecast_to_proto(r.spacecraft_forecast) for r in records if r.spacecraft_forecast
             ],

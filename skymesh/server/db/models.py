@@ -191,6 +191,16 @@ class TleRow(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class CatalogueVersionRow(Base):
+    """One row: a counter that every committed change to `targets`, `target_aliases` or `tle_history` increments
+    (database triggers, revision 0017), whatever wrote it and on whichever replica. A server keeps the target list it
+    last read with the version it read first, and reads the list again only when the version has moved."""
+
+    __tablename__ = "catalogue_version"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    version: Mapped[int] = mapped_column(BigInteger)
+
+
 class JobRow(Base):
     __tablename__ = "jobs"
     job_id: Mapped[str] = mapped_column(String(64), primary_key=True)

@@ -34,6 +34,7 @@ __all__ = [
     "StationDeletion",
     "StationRecord",
     "StoredObservation",
+    "TargetCatalogue",
     "TargetRecord",
     "TelemetryIn",
     "TleRecord",
@@ -148,6 +149,15 @@ class TargetRecord:
     elements_epoch: datetime | None
     updated_at: datetime
     spacecraft_forecast: SpacecraftForecast | None = None  # the latest plan's, for satellites with a profile
+
+
+@dataclass(frozen=True)
+class TargetCatalogue:
+    """Every live target by id (`ids` the same order) as of catalogue `version` (`Repository.target_catalogue`)."""
+
+    version: int
+    records: tuple[TargetRecord, ...]
+    ids: tuple[str, ...]
 
 
 @dataclass(frozen=True)

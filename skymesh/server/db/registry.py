@@ -7,6 +7,7 @@ stored and it is compared in constant time.
 from __future__ import annotations
 
 import secrets
+from bisect import bisect_right
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -39,6 +40,7 @@ from skymesh.server.db.base import (
 from skymesh.server.db.models import (
     ApiTokenRow,
     CampaignRow,
+    CatalogueVersionRow,
     CommandRow,
     JobRow,
     StationKeyRow,
@@ -55,6 +57,7 @@ from skymesh.server.db.records import (
     Role,
     StationDeletion,
     StationRecord,
+    TargetCatalogue,
     TargetRecord,
     TleRecord,
     UserListing,
@@ -82,6 +85,9 @@ def split_credential(value: str, prefix: str) -> tuple[str, str]:
 
 
 class RegistryRepo(RepoBase):
+    # The target catalogue last read (`target_catalogue`); per repository, so per server process.
+    _catalogue: TargetCatalogue | None = None
+
     # ---------------------------------------------------------------------------------------------- stations
 
     async def create_station(self, station: Station, *, actor: str = "system") -> StationRecord:
@@ -462,20 +468,36 @@ class RegistryRepo(RepoBase):
         self, campaign_id: str = "", *, after: str = "", limit: int | None = None, satellite: bool | None = None
     ) -> list[TargetRecord]:
         """Live targets by id; `after`/`limit` page them (ids greater than `after`, at most `limit`); `satellite`
-        True lists satellites only, False celestial targets only."""
-        ids = select(TargetRow.target_id).where(TargetRow.deleted_at.is_(None)).order_by(TargetRow.target_id)
+        True lists satellites only, False celestial targets only. Read from the catalogue (`target_catalogue`)."""
+        catalogue = await self.target_catalogue()
+        records: Sequence[TargetRecord] = catalogue.records[bisect_right(catalogue.ids, after) if after else 0 :]
         if satellite is not None:
-            is_sat = TargetRow.kind == TargetKind.SATELLITE
-            ids = ids.where(is_sat if satellite else ~is_sat)
-        if after:
-            ids = ids.where(TargetRow.target_id > after)
+            records = [r for r in records if isinstance(r.target, SatelliteTarget) == satellite]
         if campaign_id:
-            ids = ids.where(TargetRow.campaign_id == campaign_id)
-        if limit is not None:
-            ids = ids.limit(limit)
-        query = ids.with_only_columns(*TargetRow.__table__.c)
-        async with self._tx("list_targets") as s:
-            return await self._target_records(s, (await s.execute(query)).all(), ids)
+            records = [r for r in records if r.campaign_id == campaign_id]
+        return list(records[:limit] if limit is not None else records)
+
+    async def target_catalogue(self) -> TargetCatalogue:
+        """Every live target, by id, with the catalogue version it is current at.
+
+        The list is read again only when the version has moved: every committed change to a target, its aliases or
+        its element sets moves it (database triggers, on every replica), and the version is read before the list,
+        so a list kept under a version holds at least every change up to it. The same version gives the same
+        records (the same objects), which callers may key their own conversions on."""
+        async with self._tx("target_catalogue") as s:
+            version = await s.scalar(select(CatalogueVersionRow.version).where(CatalogueVersionRow.id == 1))
+            kept = self._catalogue
+            if version is not None and kept is not None and kept.version == version:
+                return kept
+            ids = select(TargetRow.target_id).where(TargetRow.deleted_at.is_(None))
+            rows = (await s.execute(ids.with_only_columns(*TargetRow.__table__.c))).all()
+            records = await self._target_records(s, rows, ids)
+        records.sort(key=lambda r: r.target.target_id)
+        catalogue = TargetCatalogue(version or 0, tuple(records), tuple(r.target.target_id for r in records))
+        # Concurrent readers may finish out of order: keep the newest version read.
+        if version is not None and (self._catalogue is None or self._catalogue.version <= version):
+            self._catalogue = catalogue
+        return catalogue
 
     async def update_elements(
         self, target_id: str, line1: str, line2: str, *, source: str, epoch: datetime, actor: str = "system"
