@@ -175,7 +175,7 @@ class IngestRepo(RepoBase):
             if isinstance(item, TelemetryIn):
                 await s.execute(
                     self._insert(TelemetryRow)
-                    .values(station_id=station_id, boot_id=boot_id, seq=seq, at=item.at, samples=item.samples)
+                    .values(station_id=station_id, boot_id=boot_id, seq=seq, at=item.at, data=item.data)
                     .on_conflict_do_nothing()
                 )
             elif isinstance(item, ObservationIn):
@@ -266,7 +266,7 @@ class IngestRepo(RepoBase):
                     else:
                         cursor[(station, boot)] = seq
                         rows.append(
-                            {"station_id": station, "boot_id": boot, "seq": seq, "at": item.at, "samples": item.samples}
+                            {"station_id": station, "boot_id": boot, "seq": seq, "at": item.at, "data": item.data}
                         )
                         out.append(UpstreamResult(seq, duplicate=False))
                 if resent:
