@@ -333,6 +333,17 @@ async def _drop(name: str) -> None:
         await admin.close()
 
 
+def _run_server(main: Any) -> None:
+    """The server's coroutine on the event loop `skymesh server` uses (uvloop when the tree being measured picks
+    it, `skymesh.server.runloop`; a tree from before that module runs on asyncio's, as its `skymesh server` did)."""
+    try:
+        from skymesh.server.runloop import run as run_loop
+    except ImportError:
+        asyncio.run(main)
+        return
+    run_loop(main)
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "serve":
         profile_to = os.environ.get("SKYMESH_BENCH_PROFILE", "")
@@ -340,10 +351,10 @@ def main() -> None:
             import cProfile
 
             with cProfile.Profile() as profile:
-                asyncio.run(_serve(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]))
+                _run_server(_serve(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]))
             profile.dump_stats(profile_to)
             return
-        asyncio.run(_serve(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]))
+        _run_server(_serve(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]))
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")

@@ -33,8 +33,6 @@ def register(subparsers: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import asyncio
-
     from skymesh.server import load_config
 
     config = load_config(
@@ -50,7 +48,9 @@ def _run(args: argparse.Namespace) -> int:
     from skymesh.observability.tracing import configure_tracing
 
     configure_tracing("server")  # OTLP when SKYMESH_OTLP_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT is set
-    asyncio.run(_serve(config))
+    from skymesh.server.runloop import run
+
+    run(_serve(config))  # on uvloop when installed
     return 0
 
 

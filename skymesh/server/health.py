@@ -37,6 +37,7 @@ from typing import Any
 
 from skymesh.core.sphere import separation_deg
 from skymesh.observability.metrics import ServerMetrics
+from skymesh.server.db.telemetry_blob import TelemetryColumns
 
 __all__ = ["DETECTORS", "Deriver", "DetectorSpec", "HealthMonitor", "RobustZDetector", "Transition", "derive"]
 
@@ -263,16 +264,15 @@ class HealthMonitor:
             values["heartbeat_jitter"] = interval_s
         return await self._feed(station_id, received_at, values)
 
-    async def observe(self, station_id: str, samples: Sequence[Mapping[str, Any]]) -> list[Transition]:
-        """Feed committed telemetry samples (`{"at": iso, "values": {...}}`, in time order)."""
+    async def observe(self, station_id: str, batch: TelemetryColumns) -> list[Transition]:
+        """Feed one committed telemetry batch (its samples in time order)."""
         deriver = self._derivers.get(station_id)
         if deriver is None:
             slew = await self._slew_rate_of(station_id) if self._slew_rate_of is not None else 6.0
             deriver = self._derivers[station_id] = Deriver(slew_rate_deg_s=slew)
         transitions: list[Transition] = []
-        for sample in samples:
-            at = datetime.fromisoformat(sample["at"])
-            transitions += await self._feed(station_id, at, deriver(at.timestamp(), sample["values"]))
+        for _, at, values in batch.samples():
+            transitions += await self._feed(station_id, at, deriver(at.timestamp(), values))
         return transitions
 
     async def _feed(self, station_id: str, at: datetime, inputs: Mapping[str, float]) -> list[Transition]:

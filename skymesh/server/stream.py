@@ -443,7 +443,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             self._events.telemetry(station_id, request.telemetry.samples)
         self._ack(session, request.boot_id, result.committed_seq, received)
         if self.health is not None and isinstance(item, TelemetryIn) and not result.duplicate:
-            await self.health.observe(station_id, item.samples)  # after the ack: detectors never delay it
+            await self.health.observe(station_id, item.columns)  # after the ack: detectors never delay it
 
     @staticmethod
     def _ack(session: AgentSession, boot_id: str, committed: int, received: float) -> None:

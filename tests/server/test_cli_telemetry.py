@@ -37,8 +37,8 @@ async def test_telemetry_command(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> N
             }
             for i in range(6)
         ]
-        batches.append(("gs-athens", "boot-1", k + 2, TelemetryIn(at=start, samples=samples)))
-    early = TelemetryIn(at=old, samples=[{"at": old.isoformat(), "values": {"rotator.azimuth_deg": -1.0}}])
+        batches.append(("gs-athens", "boot-1", k + 2, TelemetryIn.from_samples(samples)))
+    early = TelemetryIn.from_samples([{"at": old.isoformat(), "values": {"rotator.azimuth_deg": -1.0}}])
     await cli.server.repo.ingest_telemetry_many([("gs-athens", "boot-1", 1, early), *batches])
 
     # Default: the last hour, oldest first, every page followed.

@@ -18,7 +18,7 @@ AT = datetime(2026, 12, 1, tzinfo=UTC)
 
 
 def _batch(value: float) -> TelemetryIn:
-    return TelemetryIn(AT, [{"at": AT.isoformat(), "values": {"az": value}}])
+    return TelemetryIn.from_samples([{"at": AT.isoformat(), "values": {"az": value}}])
 
 
 async def test_one_group_answers_each_message_as_alone(start_server: StartServer) -> None:

@@ -1,16 +1,21 @@
-"""Alembic: `upgrade head` on an empty database builds exactly the schema the models describe (both dialects)."""
+"""Alembic: `upgrade head` on an empty database builds exactly the schema the models describe (both dialects); 0018
+keeps telemetry stored as JSON readable and its downgrade turns columnar rows back into JSON."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select
 from sqlalchemy.engine import Connection
 
-from skymesh.server.db import create_engine, migrate
-from skymesh.server.db.models import Base
+from skymesh.core.model import GeoLocation, Station, StationKind
+from skymesh.server.db import Repository, create_engine, migrate
+from skymesh.server.db.engine import migrations_dir
+from skymesh.server.db.models import Base, TelemetryRow
+from skymesh.server.db.records import TelemetryIn
 
 
 def _diff(connection: Connection) -> list[Any]:
@@ -36,5 +41,50 @@ async def test_upgrade_head_on_empty_database_matches_models(db_url: str) -> Non
             } <= tables
             assert "alembic_version" in tables
             assert await conn.run_sync(_diff) == []
+    finally:
+        await engine.dispose()
+
+
+def _downgrade(connection: Connection, revision: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir()))
+    cfg.attributes["connection"] = connection
+    command.downgrade(cfg, revision)
+
+
+async def test_0018_keeps_json_telemetry_readable_and_downgrades_columnar_rows_to_json(db_url: str) -> None:
+    at = datetime(2026, 12, 1, 10, 0, 0, 123456, tzinfo=UTC)
+    old = [
+        {"at": at.isoformat(), "values": {"az": 1.25}},
+        {"at": (at + timedelta(seconds=1)).isoformat(), "values": {}},  # no values: not listed
+    ]
+    new = [{"at": (at + timedelta(seconds=2)).isoformat(), "values": {"az": -2.5, "el": 7.0}}]
+    telemetry = TelemetryRow.__table__
+
+    async def read(repo: Repository) -> list[tuple[datetime, dict[str, float]]]:
+        samples, _ = await repo.list_telemetry("gs1", limit=10)
+        return [(s.at, s.values) for s in samples]
+
+    engine = create_engine(db_url)
+    try:
+        await migrate(engine, "0015")
+        repo = Repository(engine)
+        await repo.create_station(Station("gs1", "gs1", StationKind.GROUND_STATION, GeoLocation(0.0, 0.0, 0.0)))
+        async with engine.begin() as conn:  # a batch stored as before 0018
+            await conn.execute(telemetry.insert().values(station_id="gs1", boot_id="b", seq=1, at=at, samples=old))
+        await migrate(engine)
+        [result] = await repo.ingest_telemetry_many([("gs1", "b2", 1, TelemetryIn.from_samples(new))])
+        assert not isinstance(result, Exception)
+        both = [(at, {"az": 1.25}), (at + timedelta(seconds=2), {"az": -2.5, "el": 7.0})]
+        assert await read(repo) == both
+        async with engine.begin() as conn:
+            await conn.run_sync(_downgrade, "0015")
+            rows = (await conn.execute(select(telemetry.c.boot_id, telemetry.c.samples).order_by("id"))).all()
+        assert [tuple(r) for r in rows] == [("b", old), ("b2", new)]
+        await migrate(engine)
+        assert await read(repo) == both
     finally:
         await engine.dispose()

@@ -31,7 +31,7 @@ AT = datetime(2026, 12, 1, tzinfo=UTC)
 
 
 def _batch(value: float) -> TelemetryIn:
-    return TelemetryIn(AT, [{"at": AT.isoformat(), "values": {"az": value}}])
+    return TelemetryIn.from_samples([{"at": AT.isoformat(), "values": {"az": value}}])
 
 
 async def _hello(repo: object, station_id: str, replica: str) -> int:

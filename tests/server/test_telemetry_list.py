@@ -9,17 +9,19 @@ from typing import Any
 
 import grpc
 import pytest
+from sqlalchemy import select
 
 from skymesh.api.control.v1 import stations_pb2, stations_pb2_grpc
 from skymesh.api.convert import timestamp_from_datetime
 from skymesh.server import RunningServer
+from skymesh.server.db.models import TelemetryRow
 from skymesh.server.db.records import Role, TelemetryIn
 from tests.server.conftest import StartServer, add_station
 
 T0 = datetime(2026, 11, 20, 12, 0, 0, 250000, tzinfo=UTC)
 
 
-def _batch(start: datetime, n: int, k: int) -> TelemetryIn:
+def _samples(start: datetime, n: int, k: int) -> list[dict[str, Any]]:
     # Channel "a" on every sample, "b" on every third, "c" never: filters must drop samples, not only values.
     samples: list[dict[str, Any]] = []
     for i in range(n):
@@ -27,7 +29,11 @@ def _batch(start: datetime, n: int, k: int) -> TelemetryIn:
         if (k + i) % 3 == 0:
             values["b"] = -float(k * 100 + i)
         samples.append({"at": (start + timedelta(seconds=i)).isoformat(), "values": values})
-    return TelemetryIn(at=start, samples=samples)
+    return samples
+
+
+def _batch(start: datetime, n: int, k: int) -> TelemetryIn:
+    return TelemetryIn.from_samples(_samples(start, n, k))
 
 
 async def _stored(server: RunningServer) -> list[tuple[datetime, dict[str, float], str]]:
@@ -39,9 +45,9 @@ async def _stored(server: RunningServer) -> list[tuple[datetime, dict[str, float
     for k in range(30):
         boot = "boot-a" if k % 2 == 0 else "boot-b"
         seqs[boot] += 1
-        batch = _batch(T0 + timedelta(seconds=10 * k), 7, k)
-        items.append(("gs1", boot, seqs[boot], batch))
-        expected += [(datetime.fromisoformat(s["at"]), s["values"], boot) for s in batch.samples]
+        samples = _samples(T0 + timedelta(seconds=10 * k), 7, k)
+        items.append(("gs1", boot, seqs[boot], TelemetryIn.from_samples(samples)))
+        expected += [(datetime.fromisoformat(s["at"]), s["values"], boot) for s in samples]
     # Two batches that start at the same instant: the order needs its tie-break on the batch id.
     items.append(("gs2", "boot-z", 1, _batch(T0, 3, 0)))
     items.append(("gs2", "boot-y", 1, _batch(T0, 3, 1)))
@@ -115,6 +121,41 @@ async def test_pages_every_sample_once_in_order_with_filters(start_server: Start
             )
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "page_token" in (err.value.details() or "")
+
+
+async def test_rows_stored_as_json_before_0016_read_exactly_as_columnar_rows(start_server: StartServer) -> None:
+    # The same batches, on gs1 through the ingest (columnar `data`) and on gs2 as rows written before migration
+    # 0016 (JSON `samples`, no `data`): ListTelemetry must give back the same samples, pages and filters.
+    server = await start_server()
+    await add_station(server, "gs1")
+    await add_station(server, "gs2")
+    batches = [_samples(T0 + timedelta(seconds=10 * k), 7, k) for k in range(6)]
+    results = await server.repo.ingest_telemetry_many(
+        [("gs1", "b", k + 1, TelemetryIn.from_samples(samples)) for k, samples in enumerate(batches)]
+    )
+    assert all(not isinstance(r, Exception) for r in results)
+    stored = TelemetryRow.__table__
+    async with server.engine.begin() as conn:
+        await conn.execute(
+            stored.insert(),
+            [
+                {"station_id": "gs2", "boot_id": "b", "seq": k + 1, "at": T0 + timedelta(seconds=10 * k), "samples": s}
+                for k, s in enumerate(batches)
+            ],
+        )
+        forms = (await conn.execute(select(stored.c.station_id, stored.c.data.is_(None)).distinct())).all()
+    assert sorted(forms) == [("gs1", False), ("gs2", True)]
+    expected = [(datetime.fromisoformat(s["at"]), s["values"], "b") for samples in batches for s in samples]
+    async with grpc.aio.insecure_channel(server.address) as channel:
+        stub = stations_pb2_grpc.StationServiceStub(channel)
+        for station in ("gs1", "gs2"):
+            assert await _follow(stub, 5, station_id=station) == expected, station
+            only_b = [(at, {"b": v["b"]}, boot) for at, v, boot in expected if "b" in v]
+            assert await _follow(stub, 2, station_id=station, channels=["b"]) == only_b, station
+            after = T0 + timedelta(seconds=24)
+            tail = [x for x in expected if x[0] >= after]
+            got = await _follow(stub, 3, station_id=station, after=timestamp_from_datetime(after))
+            assert got == tail and len(tail) == 24, station
 
 
 async def test_a_deleted_stations_telemetry_stays_readable(start_server: StartServer) -> None:

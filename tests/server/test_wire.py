@@ -11,6 +11,7 @@ from hypothesis.strategies import SearchStrategy
 
 from skymesh.api.agent.v1 import agent_pb2
 from skymesh.core.errors import InvalidArgument
+from skymesh.server.db.telemetry_blob import unpack
 from skymesh.server.wire import job_update_from_proto, observation_from_proto, telemetry_from_proto
 
 _floats = st.floats(allow_nan=True, allow_infinity=True, width=64)
@@ -82,4 +83,5 @@ def test_telemetry_accepted_or_rejected_naming_a_field(values: dict[str, float],
     except InvalidArgument as exc:
         assert exc.field is not None and exc.field.startswith("telemetry.")
         return
-    assert batch.samples[0]["values"] == values
+    [(_, at, stored)] = list(unpack(batch.data).samples())
+    assert stored == values and at == batch.at and int(at.timestamp()) == seconds

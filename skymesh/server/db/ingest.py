@@ -67,6 +67,77 @@ def _gap(boot_id: str, expected: int, seq: int) -> FailedPrecondition:
     )
 
 
+class _Group:
+    """The decisions of one group commit, made on its locked cursors (both dialects): each item's answer, as
+    `ingest_upstream` would give it alone and in order (a result, or the error that refuses it), which items are
+    stored, and where each (station, boot) cursor moves."""
+
+    def __init__(
+        self,
+        items: Sequence[tuple[str, str, int, TelemetryIn]],
+        epochs: Sequence[int | None] | None,
+        locked: Iterable[Sequence[Any]],  # (station, boot, committed seq, station's session epoch or None)
+    ) -> None:
+        self.start: dict[tuple[str, str], int] = {}
+        held: dict[str, int | None] = {}
+        for station, boot, seq, epoch_now in locked:
+            self.start[(station, boot)] = seq
+            held[station] = epoch_now
+        self.cursor = dict(self.start)
+        self.out: list[UpstreamResult | SkyMeshError] = []
+        self.stored: list[int] = []  # indexes of the items to insert
+        self.resent: list[int] = []  # at or below the cursor: duplicates, unless refused before
+        for index, (station, boot, seq, _) in enumerate(items):
+            committed = self.cursor[(station, boot)]
+            epoch = epochs[index] if epochs is not None else None
+            if epoch is not None and held.get(station) != epoch:
+                self.out.append(fenced(station))
+            elif seq <= committed:
+                self.resent.append(index)
+                self.out.append(UpstreamResult(committed, duplicate=True))
+            elif seq != committed + 1:
+                self.out.append(_gap(boot, committed + 1, seq))
+            else:
+                self.cursor[(station, boot)] = seq
+                self.stored.append(index)
+                self.out.append(UpstreamResult(seq, duplicate=False))
+
+    def refused_before(self, index: int, refusal: Sequence[Any] | None) -> None:
+        """The refusal row (code, error) found for a resent item, if any: it is answered with that refusal again."""
+        if refusal is not None:
+            code, error = refusal[0], refusal[1]
+            self.out[index] = _REFUSAL_CLASSES.get(code, InvalidArgument)(
+                f"refused before: {error}", reason="UPSTREAM_REFUSED_BEFORE"
+            )
+
+    def moved(self) -> list[tuple[tuple[str, str], int]]:
+        """The cursors that move, with their new seq."""
+        return [(key, seq) for key, seq in self.cursor.items() if seq != self.start[key]]
+
+
+# The group commit's statements on PostgreSQL (IngestRepo._telemetry_group_pg): arrays in, one prepared statement each.
+_PG_NEW_CURSORS = """
+INSERT INTO upstream_cursors (station_id, boot_id, committed_seq, updated_at)
+SELECT k.station_id, k.boot_id, 0, $3 FROM unnest($1::text[], $2::text[]) AS k(station_id, boot_id)
+ON CONFLICT DO NOTHING"""
+_PG_LOCK = """
+SELECT c.station_id, c.boot_id, c.committed_seq, s.epoch
+FROM upstream_cursors AS c LEFT OUTER JOIN station_sessions AS s ON s.station_id = c.station_id
+WHERE (c.station_id, c.boot_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+ORDER BY c.station_id, c.boot_id
+FOR UPDATE OF c"""
+_PG_REFUSAL = "SELECT code, error FROM upstream_refusals WHERE station_id = $1 AND boot_id = $2 AND seq = $3"
+_PG_WRITE = """
+WITH stored AS (
+    INSERT INTO telemetry (station_id, boot_id, seq, at, data)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::timestamptz[], $5::bytea[])
+    ON CONFLICT DO NOTHING
+)
+UPDATE upstream_cursors AS c SET committed_seq = m.seq, updated_at = $9
+FROM unnest($6::text[], $7::text[], $8::bigint[]) AS m(station_id, boot_id, seq)
+WHERE c.station_id = m.station_id AND c.boot_id = m.boot_id"""
+
+
 def _reduction(row: ObservationRow) -> ObservationReduction | None:
     if not row.reduction_state:
         return None
@@ -175,7 +246,7 @@ class IngestRepo(RepoBase):
             if isinstance(item, TelemetryIn):
                 await s.execute(
                     self._insert(TelemetryRow)
-                    .values(station_id=station_id, boot_id=boot_id, seq=seq, at=item.at, samples=item.samples)
+                    .values(station_id=station_id, boot_id=boot_id, seq=seq, at=item.at, data=item.data)
                     .on_conflict_do_nothing()
                 )
             elif isinstance(item, ObservationIn):
@@ -193,20 +264,15 @@ class IngestRepo(RepoBase):
 
         Each item gets the answer `ingest_upstream` would have given it alone, in order (so consecutive seqs of one
         boot in the same group are fine): a result, or the error that refuses it (gap, refused before). A refused
-        item writes nothing and does not hold back the others. Statements are bulk (one executemany per table),
-        not one ORM round trip per message: this is the agent-stream hot path (issue 8).
+        item writes nothing and does not hold back the others. Statements are bulk (a few per group, whatever its
+        size; on PostgreSQL arrays through asyncpg, the insert and the cursor moves in one statement), not one ORM
+        round trip per message: this is the agent-stream hot path (issue 8).
 
         `epochs` (one per item, None: unfenced) fences each item as `ingest_upstream` does: an item whose station is
         held by a newer session is answered with the FENCED error and writes nothing."""
         now = self._now()
         keys = sorted({(station, boot) for station, boot, _, _ in items})
-        out: list[UpstreamResult | SkyMeshError] = []
-        table = UpstreamCursorRow.__table__
-        assert isinstance(table, Table)
-        sessions = StationSessionRow.__table__
-        assert isinstance(sessions, Table)
         known = self._known_cursors()
-        # Core on one connection, not an ORM Session: no identity map, flush or autoflush per group.
         with (
             tracing.span(
                 "db ingest_telemetry_many",
@@ -214,93 +280,125 @@ class IngestRepo(RepoBase):
             ),
             DB_LATENCY.labels("ingest_telemetry_many").time(),
         ):
-            async with self.engine.begin() as conn:
-                # A cursor row this process has already seen exists (cursors are never deleted while their station
-                # lives): the insert is a round trip only for the first message of a (station, boot).
-                new_keys = [k for k in keys if k not in known]
-                if new_keys:
-                    await conn.execute(
-                        self._insert(table).on_conflict_do_nothing(),
-                        [{"station_id": st, "boot_id": b, "committed_seq": 0, "updated_at": now} for st, b in new_keys],
-                    )
-                # Lock every cursor of the group in one statement, in key order (concurrent sessions of a station
-                # and concurrent groups serialize here without deadlocking), reading each station's session epoch
-                # with it: the fence costs no extra round trip on the hot path. A write that races a Hello elsewhere
-                # is still stored once: the cursor row decides, and the newer session resends it as a duplicate at
-                # worst.
-                query = (
-                    select(table.c.station_id, table.c.boot_id, table.c.committed_seq, sessions.c.epoch)
-                    .select_from(table.outerjoin(sessions, sessions.c.station_id == table.c.station_id))
-                    .where(tuple_(table.c.station_id, table.c.boot_id).in_(keys))
-                    .order_by(table.c.station_id, table.c.boot_id)
-                    .with_for_update(of=table)
-                )
-                start: dict[tuple[str, str], int] = {}
-                held: dict[str, int | None] = {}
-                for st, b, seq, epoch_now in (await conn.execute(query)).all():
-                    start[(st, b)] = seq
-                    held[st] = epoch_now
-                if len(start) != len(keys):
-                    # A cursor believed to exist is gone (its station was deleted and made again): create and lock.
-                    missing = [k for k in keys if k not in start]
-                    await conn.execute(
-                        self._insert(table).on_conflict_do_nothing(),
-                        [{"station_id": st, "boot_id": b, "committed_seq": 0, "updated_at": now} for st, b in missing],
-                    )
-                    for st, b, seq, epoch_now in (await conn.execute(query)).all():
-                        start[(st, b)] = seq
-                        held[st] = epoch_now
-                cursor = dict(start)
-                rows: list[dict[str, Any]] = []
-                resent: list[int] = []
-                for index, (station, boot, seq, item) in enumerate(items):
-                    committed = cursor[(station, boot)]
-                    epoch = epochs[index] if epochs is not None else None
-                    if epoch is not None and held.get(station) != epoch:
-                        out.append(fenced(station))
-                    elif seq <= committed:
-                        resent.append(len(out))
-                        out.append(UpstreamResult(committed, duplicate=True))
-                    elif seq != committed + 1:
-                        out.append(_gap(boot, committed + 1, seq))
-                    else:
-                        cursor[(station, boot)] = seq
-                        rows.append(
-                            {"station_id": station, "boot_id": boot, "seq": seq, "at": item.at, "samples": item.samples}
-                        )
-                        out.append(UpstreamResult(seq, duplicate=False))
-                if resent:
-                    # Rare: a resend at or below the cursor answers as before if it was refused then.
-                    refusals = UpstreamRefusalRow.__table__
-                    assert isinstance(refusals, Table)
-                    for index in resent:
-                        station, boot, seq, _ = items[index]
-                        refusal = (
-                            await conn.execute(
-                                select(refusals.c.code, refusals.c.error).where(
-                                    refusals.c.station_id == station, refusals.c.boot_id == boot, refusals.c.seq == seq
-                                )
-                            )
-                        ).first()
-                        if refusal is not None:
-                            cls = _REFUSAL_CLASSES.get(refusal.code, InvalidArgument)
-                            out[index] = cls(f"refused before: {refusal.error}", reason="UPSTREAM_REFUSED_BEFORE")
-                if rows:
-                    await conn.execute(self._insert(TelemetryRow.__table__).on_conflict_do_nothing(), rows)
-                moved = [
-                    {"k_station": st, "k_boot": b, "seq": seq, "now": now}
-                    for (st, b), seq in cursor.items()
-                    if seq != start[(st, b)]
-                ]
-                if moved:
-                    await conn.execute(
-                        update(table)
-                        .where(table.c.station_id == bindparam("k_station"), table.c.boot_id == bindparam("k_boot"))
-                        .values(committed_seq=bindparam("seq"), updated_at=bindparam("now")),
-                        moved,
-                    )
+            if self.dialect == "postgresql":
+                out = await self._telemetry_group_pg(items, epochs, keys, [k for k in keys if k not in known], now)
+            else:
+                out = await self._telemetry_group_core(items, epochs, keys, [k for k in keys if k not in known], now)
         known.update(keys)  # committed: these cursor rows exist
         return out
+
+    async def _telemetry_group_core(
+        self,
+        items: Sequence[tuple[str, str, int, TelemetryIn]],
+        epochs: Sequence[int | None] | None,
+        keys: list[tuple[str, str]],
+        new_keys: list[tuple[str, str]],
+        now: datetime,
+    ) -> list[UpstreamResult | SkyMeshError]:
+        """The group's transaction in SQLAlchemy Core (SQLite), on one connection: no ORM identity map or flush."""
+        table = UpstreamCursorRow.__table__
+        assert isinstance(table, Table)
+        sessions = StationSessionRow.__table__
+        assert isinstance(sessions, Table)
+        async with self.engine.begin() as conn:
+            # A cursor row this process has already seen exists (cursors are never deleted while their station
+            # lives): the insert is a round trip only for the first message of a (station, boot).
+            if new_keys:
+                await conn.execute(
+                    self._insert(table).on_conflict_do_nothing(),
+                    [{"station_id": st, "boot_id": b, "committed_seq": 0, "updated_at": now} for st, b in new_keys],
+                )
+            # Lock every cursor of the group in one statement, in key order (concurrent sessions of a station and
+            # concurrent groups serialize here without deadlocking), reading each station's session epoch with it:
+            # the fence costs no extra round trip on the hot path. A write that races a Hello elsewhere is still
+            # stored once: the cursor row decides, and the newer session resends it as a duplicate at worst.
+            query = (
+                select(table.c.station_id, table.c.boot_id, table.c.committed_seq, sessions.c.epoch)
+                .select_from(table.outerjoin(sessions, sessions.c.station_id == table.c.station_id))
+                .where(tuple_(table.c.station_id, table.c.boot_id).in_(keys))
+                .order_by(table.c.station_id, table.c.boot_id)
+                .with_for_update(of=table)
+            )
+            locked = (await conn.execute(query)).all()
+            if len(locked) != len(keys):
+                # A cursor believed to exist is gone (its station was deleted and made again): create and lock.
+                await conn.execute(
+                    self._insert(table).on_conflict_do_nothing(),
+                    [{"station_id": st, "boot_id": b, "committed_seq": 0, "updated_at": now} for st, b in keys],
+                )
+                locked = (await conn.execute(query)).all()
+            group = _Group(items, epochs, locked)
+            refusals = UpstreamRefusalRow.__table__
+            assert isinstance(refusals, Table)
+            for index in group.resent:  # rare: a resend at or below the cursor answers as before if refused then
+                station, boot, seq, _ = items[index]
+                refusal = (
+                    await conn.execute(
+                        select(refusals.c.code, refusals.c.error).where(
+                            refusals.c.station_id == station, refusals.c.boot_id == boot, refusals.c.seq == seq
+                        )
+                    )
+                ).first()
+                group.refused_before(index, refusal)
+            if group.stored:
+                await conn.execute(
+                    self._insert(TelemetryRow.__table__).on_conflict_do_nothing(),
+                    [
+                        {"station_id": st, "boot_id": b, "seq": seq, "at": item.at, "data": item.data}
+                        for st, b, seq, item in (items[i] for i in group.stored)
+                    ],
+                )
+                await conn.execute(
+                    update(table)
+                    .where(table.c.station_id == bindparam("k_station"), table.c.boot_id == bindparam("k_boot"))
+                    .values(committed_seq=bindparam("seq"), updated_at=bindparam("now")),
+                    [{"k_station": st, "k_boot": b, "seq": seq, "now": now} for (st, b), seq in group.moved()],
+                )
+        return group.out
+
+    async def _telemetry_group_pg(
+        self,
+        items: Sequence[tuple[str, str, int, TelemetryIn]],
+        epochs: Sequence[int | None] | None,
+        keys: list[tuple[str, str]],
+        new_keys: list[tuple[str, str]],
+        now: datetime,
+    ) -> list[UpstreamResult | SkyMeshError]:
+        """The group's transaction on PostgreSQL, straight on the asyncpg connection: the same statements as the
+        Core path, each one prepared statement whatever the group's size (arrays through unnest, no per-size SQL
+        to compile or cache), and the telemetry insert and the cursor moves in ONE statement: BEGIN, lock, write,
+        COMMIT are the round trips of a group (plus the cursor insert for a boot's first message)."""
+        async with self.engine.connect() as conn:
+            pg = (await conn.get_raw_connection()).driver_connection
+            assert pg is not None
+            async with pg.transaction():
+                if new_keys:
+                    await pg.execute(_PG_NEW_CURSORS, [k[0] for k in new_keys], [k[1] for k in new_keys], now)
+                stations, boots = [k[0] for k in keys], [k[1] for k in keys]
+                locked = await pg.fetch(_PG_LOCK, stations, boots)
+                if len(locked) != len(keys):  # a cursor believed to exist is gone: create and lock (as above)
+                    await pg.execute(_PG_NEW_CURSORS, stations, boots, now)
+                    locked = await pg.fetch(_PG_LOCK, stations, boots)
+                group = _Group(items, epochs, [tuple(r) for r in locked])
+                for index in group.resent:
+                    station, boot, seq, _ = items[index]
+                    group.refused_before(index, await pg.fetchrow(_PG_REFUSAL, station, boot, seq))
+                if group.stored:
+                    rows = [items[i] for i in group.stored]
+                    moved = group.moved()
+                    await pg.execute(
+                        _PG_WRITE,
+                        [r[0] for r in rows],
+                        [r[1] for r in rows],
+                        [r[2] for r in rows],
+                        [r[3].at for r in rows],
+                        [r[3].data for r in rows],
+                        [k[0] for k, _ in moved],
+                        [k[1] for k, _ in moved],
+                        [seq for _, seq in moved],
+                        now,
+                    )
+        return group.out
 
     async def refuse_upstream(
         self, station_id: str, boot_id: str, seq: int, code: str, error: str, *, epoch: int | None = None

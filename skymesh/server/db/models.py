@@ -311,8 +311,10 @@ class TelemetryRow(Base):
     boot_id: Mapped[str] = mapped_column(String(64))
     seq: Mapped[int] = mapped_column(BigInteger)
     at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
-    # [{"at": iso, "values": {channel: value}}, ...]
-    samples: Mapped[list[Any]] = mapped_column(JSON)
+    # The batch, columnar (skymesh.server.db.telemetry_blob; migration 0018). Rows written before 0018 have NULL
+    # here and their samples as JSON in `samples` ([{"at": iso, "values": {channel: value}}, ...]).
+    data: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    samples: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
 
     __table_args__ = (
         UniqueConstraint("station_id", "boot_id", "seq", name="uq_telemetry_station_boot_seq"),

@@ -6,12 +6,14 @@ No SQLAlchemy and no protobuf here: these cross from the persistence layer into 
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from skymesh.core.jobs import JobState
 from skymesh.core.model import SpacecraftForecast, Station, StationState, Target, TimeWindow
+from skymesh.server.db.telemetry_blob import TelemetryColumns, from_json, pack
 
 __all__ = [
     "ArtifactRecord",
@@ -260,8 +262,24 @@ class JobUpdateIn:
 
 @dataclass(frozen=True)
 class TelemetryIn:
+    """One telemetry batch as received: its first sample's time, the batch columnar, and `data`, its stored blob
+    (`skymesh.server.db.telemetry_blob`)."""
+
     at: datetime
-    samples: list[dict[str, Any]]
+    columns: TelemetryColumns
+    data: bytes
+
+    @classmethod
+    def of(cls, columns: TelemetryColumns) -> TelemetryIn:
+        if not len(columns):
+            raise ValueError("a telemetry batch holds at least one sample")
+        at = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=columns.times_us[0])
+        return cls(at, columns, pack(columns.times_us, columns.columns))
+
+    @classmethod
+    def from_samples(cls, samples: Sequence[Mapping[str, Any]]) -> TelemetryIn:
+        """From samples in the JSON form (`[{"at": iso, "values": {channel: value}}]`)."""
+        return cls.of(from_json(samples))
 
 
 @dataclass(frozen=True)

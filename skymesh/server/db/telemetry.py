@@ -1,7 +1,8 @@
 """Repository part for reading stored telemetry back (StationService.ListTelemetry).
 
 Agents send telemetry in batches and the ingest (`skymesh.server.db.ingest`) stores one row per batch: the batch's
-first sample time in `at` and every sample, as JSON, in `samples`. A reader wants samples, so this module walks the
+first sample time in `at` and its samples columnar in `data` (`skymesh.server.db.telemetry_blob`; rows written before
+migration 0018 hold them as JSON in `samples`, read the same way). A reader wants samples, so this module walks the
 batches of one station in (at, id) order, unpacks them and filters each sample by its own time and channels. A
 position in that walk is (batch at, batch id, sample index): the key of keyset paging.
 
@@ -23,6 +24,7 @@ from sqlalchemy import and_, func, or_, select
 from skymesh.core.errors import NotFound
 from skymesh.server.db.base import RepoBase
 from skymesh.server.db.models import StationRow, TelemetryRow
+from skymesh.server.db.telemetry_blob import TelemetryColumns, from_json, unpack
 
 __all__ = ["BATCH_SPAN", "TelemetryKey", "TelemetryRepo", "TelemetrySampleRecord"]
 
@@ -46,11 +48,9 @@ class TelemetrySampleRecord:
     key: TelemetryKey
 
 
-def _sample_values(sample: Any, channels: frozenset[str]) -> dict[str, float]:
-    values = sample.get("values") or {}
-    if not channels:
-        return {str(k): float(v) for k, v in values.items()}
-    return {k: float(values[k]) for k in channels if k in values}
+def _batch(data: bytes | None, samples: Any) -> TelemetryColumns:
+    """A stored batch: the columnar blob, or the JSON of a row written before migration 0018."""
+    return unpack(data) if data is not None else from_json(samples or ())
 
 
 class TelemetryRepo(RepoBase):
@@ -70,9 +70,9 @@ class TelemetryRepo(RepoBase):
         NotFound for a station that never existed (a deleted one's history is still read)."""
         wanted = frozenset(channels)
         out: list[TelemetrySampleRecord] = []
-        base = select(TelemetryRow.id, TelemetryRow.at, TelemetryRow.boot_id, TelemetryRow.samples).where(
-            TelemetryRow.station_id == station_id
-        )
+        base = select(
+            TelemetryRow.id, TelemetryRow.at, TelemetryRow.boot_id, TelemetryRow.data, TelemetryRow.samples
+        ).where(TelemetryRow.station_id == station_id)
         if before is not None:
             base = base.where(TelemetryRow.at < before)
         base = base.order_by(TelemetryRow.at, TelemetryRow.id)
@@ -105,15 +105,18 @@ class TelemetryRepo(RepoBase):
                         TelemetryRow.at >= at, or_(TelemetryRow.at > at, and_(TelemetryRow.at == at, same))
                     )
                 rows = (await s.execute(query)).all()
-                for row_id, row_at, boot_id, samples in rows:
+                last_count = 0
+                for row_id, row_at, boot_id, data, samples in rows:
                     skip = resume[2] if inclusive and resume is not None and row_id == resume[1] else -1
-                    for index, sample in enumerate(samples or ()):
+                    batch = _batch(data, samples)
+                    last_count = len(batch)
+                    for index, sample_at, values in batch.samples():
                         if index <= skip:
                             continue
-                        sample_at = datetime.fromisoformat(sample["at"])
                         if (after is not None and sample_at < after) or (before is not None and sample_at >= before):
                             continue
-                        values = _sample_values(sample, wanted)
+                        if wanted:
+                            values = {k: values[k] for k in wanted if k in values}
                         if not values:
                             continue
                         if len(out) == limit:  # one more matches: there is a next page
@@ -123,8 +126,8 @@ class TelemetryRepo(RepoBase):
                 if len(rows) < chunk:
                     return out, None
                 chunk = min(chunk * 4, _SCAN_ROWS)
-                last_id, last_at, _, last_samples = rows[-1]
-                resume, inclusive = (last_at, last_id, len(last_samples or ()) - 1), False
+                last_id, last_at = rows[-1][0], rows[-1][1]
+                resume, inclusive = (last_at, last_id, last_count - 1), False
                 if scanned >= _MAX_SCAN_ROWS:
                     # Answer what was found; the token resumes after the last batch read.
                     return out, resume
