@@ -183,7 +183,9 @@ def mask_deg(st: Stations, s: I64, az_deg: F64) -> F64:
     rows = st.mask_row[s]
     has = rows >= 0
     if has.any():
-        x = (az_deg[has] % 360.0) / _MASK_TABLE_STEP_DEG
+        # NaN azimuths (a decayed satellite's) read the table at 0 deg; their elevation is NaN, never visible.
+        az = az_deg[has]
+        x = (np.where(np.isfinite(az), az, 0.0) % 360.0) / _MASK_TABLE_STEP_DEG
         i0 = np.floor(x).astype(np.int64) % st.mask_table_deg.shape[1]
         i1 = (i0 + 1) % st.mask_table_deg.shape[1]
         f = x - np.floor(x)
@@ -535,6 +537,8 @@ def scan_grid(
             "sk,sk->s", st.north[masked], st.site_km[masked]
         )
         az = np.degrees(np.arctan2(e_dot, n_dot)) % 360.0
+        if has_errors:
+            az[np.isnan(az)] = 0.0  # a decayed satellite: its elevation is NaN (never visible, never suspect)
         mask = mask_deg(st, np.broadcast_to(masked, az.shape).ravel(), az.ravel()).reshape(az.shape)
         above_floor = g[:, masked] > st.sin_floor_near[masked].astype(np.float32)[None, :]
         el_deg = np.degrees(np.arcsin(np.clip(g[:, masked].astype(np.float64), -1.0, 1.0)))
