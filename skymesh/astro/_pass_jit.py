@@ -223,7 +223,11 @@ def _room(arr: Any, used: int, need: int) -> Any:
 
 @_jit
 def scan_unmasked(
-    rc: F64,
+    cf: Coefs,
+    n_nodes: int,
+    stride: int,
+    nc: int,
+    n_times: int,
     cos_t: F64,
     sin_t: F64,
     up: F64,
@@ -232,8 +236,10 @@ def scan_unmasked(
     near_sin: F64,
 ) -> tuple[I64, F64, I64, F64, I64]:
     """The grid scan of `_pass_kernels.scan_grid` at stations without a horizon mask, fused: sin(elevation) -
-    sin(min elevation) of every (satellite, time, station) of `rc` (n, T, 3 TEME km) one time row at a time, never
-    stored whole; emits the sign changes, the sampled maxima above -near_sin, and the pairs up at every sample.
+    sin(min elevation) of every (satellite, time, station) one time row at a time, never stored whole, for the
+    block's first `nc` satellites at `n_times` grid points; the positions are `GridBlock.grid_positions`'s (the
+    Hermite polynomials `cf` between nodes `stride` grid steps apart), evaluated here instead of stored. Emits the
+    sign changes, the sampled maxima above -near_sin, and the pairs up at every sample.
     `up`, `site`: (S, 3) Earth-fixed up vectors and positions (km) of the stations.
 
     Returns crossings (m, 3: satellite, k, station; between samples k and k + 1), their (m, 2) values at k and
@@ -242,7 +248,6 @@ def scan_unmasked(
     the difference r - p is taken before squaring, so they are accurate to float32's 1e-7 (measured 25 % faster
     than float64).
     """
-    nc, n_times = rc.shape[0], rc.shape[1]
     n_sta = up.shape[0]
     cross = np.empty((4096, 3), dtype=np.int64)
     cross_g = np.empty((4096, 2), dtype=np.float64)
@@ -272,7 +277,16 @@ def scan_unmasked(
         maxi_g = _room(maxi_g, n_max, per_sat)
         ups = _room(ups, n_up, n_sta)
         for k in range(n_times):
-            rx, ry, rz = rc[n, k, 0], rc[n, k, 1], rc[n, k, 2]
+            i0 = n * n_nodes + k // stride
+            x = (k % stride) / stride
+            if x == 0.0:
+                rx, ry, rz = cf[0][i0], cf[6][i0], cf[12][i0]
+            else:
+                rx = cf[0][i0] + x * (cf[1][i0] + x * (cf[2][i0] + x * (cf[3][i0] + x * (cf[4][i0] + x * cf[5][i0]))))
+                ry = cf[6][i0] + x * (cf[7][i0] + x * (cf[8][i0] + x * (cf[9][i0] + x * (cf[10][i0] + x * cf[11][i0]))))
+                rz = cf[12][i0] + x * (
+                    cf[13][i0] + x * (cf[14][i0] + x * (cf[15][i0] + x * (cf[16][i0] + x * cf[17][i0])))
+                )
             xe = f32(cos_t[k] * rx + sin_t[k] * ry)
             ye = f32(-sin_t[k] * rx + cos_t[k] * ry)
             zt = f32(rz)

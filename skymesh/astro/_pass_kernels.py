@@ -497,12 +497,10 @@ def scan_grid(
     st: Stations,
     near_sin: F64,
     has_errors: bool,
-    jit: ModuleType | None = None,
 ) -> GridScan:
     """Visibility of satellites `rc` (n, T, 3 TEME) on the grid, in float32 and in cache-sized pieces.
 
-    With the compiled kernels (`jit`) and no horizon mask at any station: `_pass_jit.scan_unmasked`, the same
-    scan fused into one pass over the samples, in float64.
+    With the compiled kernels and no horizon mask at any station, `scan_block_compiled` does this instead.
 
     float32 is enough here: the grid only brackets events; every value that matters is recomputed in float64.
     Layout is (satellite, time, station) flattened, so a time step is a stride of S; 1-D `flatnonzero` is used
@@ -510,8 +508,6 @@ def scan_grid(
     """
     nc, n_times, _ = rc.shape
     n_sta = st.site_km.shape[0]
-    if jit is not None and not (st.mask_row >= 0).any():
-        return _scan_compiled(jit, rc, c0, cos_t, sin_t, st, near_sin)
     grid5 = np.empty((nc, n_times, 5), dtype=np.float32)
     grid5[..., 0] = cos_t * rc[..., 0] + sin_t * rc[..., 1]
     grid5[..., 1] = -sin_t * rc[..., 0] + cos_t * rc[..., 1]
@@ -602,9 +598,17 @@ def scan_grid(
     )
 
 
-def _scan_compiled(jit: ModuleType, rc: F64, c0: int, cos_t: F64, sin_t: F64, st: Stations, near_sin: F64) -> GridScan:
-    cross, cross_g, maxi, maxi_g, ups = jit.scan_unmasked(
-        np.ascontiguousarray(rc),
+def scan_block_compiled(block: GridBlock, n_times: int, cos_t: F64, sin_t: F64, near_sin: F64) -> GridScan:
+    """`scan_grid` of a whole block with the compiled kernel (stations without a horizon mask only): the grid
+    positions are evaluated inside it, never stored."""
+    assert block.jit is not None and not (block.st.mask_row >= 0).any()
+    st = block.st
+    cross, cross_g, maxi, maxi_g, ups = block.jit.scan_unmasked(
+        tuple(c for comp in block.coef for c in comp),
+        block.n_nodes,
+        block.stride,
+        block.rx.size // block.n_nodes,
+        n_times,
         np.ascontiguousarray(np.ravel(cos_t)),
         np.ascontiguousarray(np.ravel(sin_t)),
         np.ascontiguousarray(st.up, dtype=np.float64),
@@ -614,19 +618,19 @@ def _scan_compiled(jit: ModuleType, rc: F64, c0: int, cos_t: F64, sin_t: F64, st
     )
     none = np.zeros(0, dtype=np.int64)
     return GridScan(
-        cross_n=cross[:, 0] + c0,
+        cross_n=cross[:, 0].copy(),
         cross_k=cross[:, 1].copy(),
         cross_s=cross[:, 2].copy(),
         cross_rise=cross_g[:, 1] >= 0.0,
         cross_ga=cross_g[:, 0].copy(),
         cross_gb=cross_g[:, 1].copy(),
-        max_n=maxi[:, 0] + c0,
+        max_n=maxi[:, 0].copy(),
         max_k=maxi[:, 1].copy(),
         max_s=maxi[:, 2].copy(),
         max_g=maxi_g[:, 1].copy(),
         max_g_prev=maxi_g[:, 0].copy(),
         max_g_next=maxi_g[:, 2].copy(),
-        up_n=ups[:, 0] + c0,
+        up_n=ups[:, 0].copy(),
         up_s=ups[:, 1].copy(),
         dip_n=none,
         dip_k=none,

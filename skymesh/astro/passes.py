@@ -72,6 +72,7 @@ from skymesh.astro._pass_kernels import (
     HorizonMask,
     compiled_kernels,
     prepare_stations,
+    scan_block_compiled,
     scan_grid,
     solve_crossings_look,
     solve_maxima,
@@ -275,8 +276,6 @@ def find_passes(
     # slower than 900,000.
     sub_sats = max(1, int(max_grid_elements) // (n_times * n_sta))
     jit = compiled_kernels() if compiled else None
-    if jit is not None and not has_mask.any():
-        sub_sats = block_sats  # the compiled scan keeps one time row of values, not the block's
     # SGP4 every `stride` grid steps, per satellite (quintic Hermite in between, see `GridBlock`); one block holds
     # satellites of one stride.
     strides = np.maximum(1, np.floor(batch.node_step_s / step_s + 1e-9)).astype(np.int64)
@@ -290,20 +289,20 @@ def find_passes(
             r, v, err = batch.propagate(node_whole, jd_fraction=node_frac, sat_slice=sat_ids)
             block = GridBlock(r, v, float(t_grid[0]), step_s, stride, theta0, st, jit)
             del r, v
-            r_grid = block.grid_positions(n_times, slice(None))
             timings["propagate_s"] += time.perf_counter() - t0
-
             t0 = time.perf_counter()
-            scans: list[GridScan] = []
-            for c0 in range(0, sat_ids.size, sub_sats):
-                rc = r_grid[c0 : min(sat_ids.size, c0 + sub_sats)]
-                scans.append(scan_grid(rc, c0, cos_t, sin_t, st, near_sin, bool(err.any()), jit))
-            del r_grid
-            scan = (
-                scans[0]
-                if len(scans) == 1
-                else GridScan(*(np.concatenate([getattr(x, f) for x in scans]) for f in GridScan.__dataclass_fields__))
-            )
+            if jit is not None and not has_mask.any():
+                scan = scan_block_compiled(block, n_times, cos_t, sin_t, near_sin)
+            else:
+                r_grid = block.grid_positions(n_times, slice(None))
+                scans: list[GridScan] = []
+                for c0 in range(0, sat_ids.size, sub_sats):
+                    rc = r_grid[c0 : min(sat_ids.size, c0 + sub_sats)]
+                    scans.append(scan_grid(rc, c0, cos_t, sin_t, st, near_sin, bool(err.any())))
+                del r_grid
+                scan = GridScan(
+                    *(np.concatenate([getattr(x, f) for x in scans]) for f in GridScan.__dataclass_fields__)
+                )
             timings["grid_s"] += time.perf_counter() - t0
 
             t0 = time.perf_counter()
