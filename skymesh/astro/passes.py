@@ -52,10 +52,11 @@ samples near the mask's lowest point (a 60 s grid for LEO).
 Compiled kernels: where numba is importable (the `scheduler` extra), steps 2-4 at stations without a horizon mask
 and the Newton/secant loops of step 4 run compiled (`_pass_jit`): the same algorithm item by item, the grid's
 positions and values evaluated one time row at a time instead of stored. Same passes as the numpy code
-(tests/astro/test_pass_jit.py: AOS/LOS within 0.05 s, max elevation within 1e-4 deg); measured 2x less CPU at
-1,000 x 100 and 20,000 x 100 (benchmarks/results/visibility.md, section F). `compiled=False` or SKYMESH_NO_NUMBA=1
-runs the numpy code. The first call in a process loads the machine code from numba's cache next to the module
-(__pycache__), or compiles it there if absent (see section F for both times).
+(tests/astro/test_pass_jit.py: AOS/LOS within 0.05 s, max elevation within 1e-4 deg); CPU measured 1.95 -> 1.00 s at
+1,000 x 100 and 44-48 -> 27-33 s at 20,000 x 100 (benchmarks/results/visibility.md, section F).
+`compiled=False` or SKYMESH_NO_NUMBA=1 runs the numpy code. The first call in a process loads the machine code
+from numba's cache next to the module (__pycache__), or compiles it there if absent (see section F for both
+times).
 
 Runtime imports: numpy, sgp4 and skymesh; numba where importable.
 """
