@@ -3,14 +3,17 @@
 Private: `passes.find_passes` is the API. Everything here works on arrays of items (satellite in block, station,
 time) at once; see the `passes` module docstring for the algorithm and its precision.
 
-Runtime imports: numpy and skymesh only.
+Runtime imports: numpy and skymesh only; numba where it is importable (`compiled_kernels`).
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from types import ModuleType
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -35,6 +38,25 @@ _BLAS_SINGLE_THREAD_MNK = 262_144  # OpenBLAS: SMP_THRESHOLD_MIN (65536) * GEMM_
 _ROOT_TOL_S = 1e-2
 _ITEMS_PER_PIECE = 8192
 _TCA_TOL_S = 5e-2
+
+
+# ---------------------------------------------------------------------------------------------------- compiled
+
+
+@functools.cache
+def compiled_kernels() -> ModuleType | None:
+    """`skymesh.astro._pass_jit` (numba kernels of the scan and the solvers), or None where numba is not
+    importable or SKYMESH_NO_NUMBA is set to a non-empty value other than 0: then the numpy code here runs.
+
+    Imported on first use, not with this module: numba takes about half a second to import.
+    """
+    if os.environ.get("SKYMESH_NO_NUMBA", "") not in ("", "0"):
+        return None
+    try:
+        from skymesh.astro import _pass_jit
+    except ImportError:
+        return None
+    return _pass_jit
 
 
 # ---------------------------------------------------------------------------------------------------- horizon
@@ -161,7 +183,9 @@ def mask_deg(st: Stations, s: I64, az_deg: F64) -> F64:
     rows = st.mask_row[s]
     has = rows >= 0
     if has.any():
-        x = (az_deg[has] % 360.0) / _MASK_TABLE_STEP_DEG
+        # NaN azimuths (a decayed satellite's) read the table at 0 deg; their elevation is NaN, never visible.
+        az = az_deg[has]
+        x = (np.where(np.isfinite(az), az, 0.0) % 360.0) / _MASK_TABLE_STEP_DEG
         i0 = np.floor(x).astype(np.int64) % st.mask_table_deg.shape[1]
         i1 = (i0 + 1) % st.mask_table_deg.shape[1]
         f = x - np.floor(x)
@@ -188,7 +212,17 @@ class GridBlock:
     gathering from them is several times faster than gathering rows.
     """
 
-    def __init__(self, r: F64, v: F64, t0_s: float, step_s: float, stride: int, theta0: float, st: Stations) -> None:
+    def __init__(
+        self,
+        r: F64,
+        v: F64,
+        t0_s: float,
+        step_s: float,
+        stride: int,
+        theta0: float,
+        st: Stations,
+        jit: ModuleType | None = None,
+    ) -> None:
         node_s = step_s * stride
         a = teme_gravity_km_s2(r)
         self.n_nodes = r.shape[1]
@@ -219,6 +253,22 @@ class GridBlock:
         self.east = [np.ascontiguousarray(st.east[:, i]) for i in range(3)]
         self.north = [np.ascontiguousarray(st.north[:, i]) for i in range(3)]
         self.has_errors = bool(np.isnan(self.rx).any())
+        # The compiled kernels (`compiled_kernels`), or None for the numpy code.
+        self.jit = jit
+
+    def jit_args(self) -> tuple[object, ...]:
+        """The block's state and stations as the compiled kernels take them."""
+        return (
+            tuple(c for comp in self.coef for c in comp),
+            self.n_nodes,
+            self.t0_s,
+            self.node_s,
+            self.theta0,
+            np.ascontiguousarray(self.st.site_km),
+            np.ascontiguousarray(self.st.up),
+            np.ascontiguousarray(self.st.east),
+            np.ascontiguousarray(self.st.north),
+        )
 
     def grid_positions(self, n_times: int, sats: slice) -> F64:
         """TEME positions (n, n_times, 3) of satellites `sats` of the block at the grid points (every step_s)."""
@@ -450,6 +500,8 @@ def scan_grid(
 ) -> GridScan:
     """Visibility of satellites `rc` (n, T, 3 TEME) on the grid, in float32 and in cache-sized pieces.
 
+    With the compiled kernels and no horizon mask at any station, `scan_block_compiled` does this instead.
+
     float32 is enough here: the grid only brackets events; every value that matters is recomputed in float64.
     Layout is (satellite, time, station) flattened, so a time step is a stride of S; 1-D `flatnonzero` is used
     because multi-dimensional `nonzero` is several times slower.
@@ -481,6 +533,8 @@ def scan_grid(
             "sk,sk->s", st.north[masked], st.site_km[masked]
         )
         az = np.degrees(np.arctan2(e_dot, n_dot)) % 360.0
+        if has_errors:
+            az[np.isnan(az)] = 0.0  # a decayed satellite: its elevation is NaN (never visible, never suspect)
         mask = mask_deg(st, np.broadcast_to(masked, az.shape).ravel(), az.ravel()).reshape(az.shape)
         above_floor = g[:, masked] > st.sin_floor_near[masked].astype(np.float32)[None, :]
         el_deg = np.degrees(np.arcsin(np.clip(g[:, masked].astype(np.float64), -1.0, 1.0)))
@@ -544,6 +598,46 @@ def scan_grid(
     )
 
 
+def scan_block_compiled(block: GridBlock, n_times: int, cos_t: F64, sin_t: F64, near_sin: F64) -> GridScan:
+    """`scan_grid` of a whole block with the compiled kernel (stations without a horizon mask only): the grid
+    positions are evaluated inside it, never stored."""
+    assert block.jit is not None and not (block.st.mask_row >= 0).any()
+    st = block.st
+    cross, cross_g, maxi, maxi_g, ups = block.jit.scan_unmasked(
+        tuple(c for comp in block.coef for c in comp),
+        block.n_nodes,
+        block.stride,
+        block.rx.size // block.n_nodes,
+        n_times,
+        np.ascontiguousarray(np.ravel(cos_t)),
+        np.ascontiguousarray(np.ravel(sin_t)),
+        np.ascontiguousarray(st.up, dtype=np.float64),
+        np.ascontiguousarray(st.site_km, dtype=np.float64),
+        np.ascontiguousarray(st.sin_min, dtype=np.float64),
+        np.ascontiguousarray(near_sin, dtype=np.float64),
+    )
+    none = np.zeros(0, dtype=np.int64)
+    return GridScan(
+        cross_n=cross[:, 0].copy(),
+        cross_k=cross[:, 1].copy(),
+        cross_s=cross[:, 2].copy(),
+        cross_rise=cross_g[:, 1] >= 0.0,
+        cross_ga=cross_g[:, 0].copy(),
+        cross_gb=cross_g[:, 1].copy(),
+        max_n=maxi[:, 0].copy(),
+        max_k=maxi[:, 1].copy(),
+        max_s=maxi[:, 2].copy(),
+        max_g=maxi_g[:, 1].copy(),
+        max_g_prev=maxi_g[:, 0].copy(),
+        max_g_next=maxi_g[:, 2].copy(),
+        up_n=ups[:, 0].copy(),
+        up_s=ups[:, 1].copy(),
+        dip_n=none,
+        dip_k=none,
+        dip_s=none,
+    )
+
+
 def solve_crossings(block: GridBlock, n: I64, s: I64, a: F64, b: F64, fa: F64, fb: F64) -> F64:
     """Times where visibility changes sign inside [a, b]; brackets touching a broken state keep the grid time.
 
@@ -598,6 +692,32 @@ def _crossings(
     east_res = np.full(n.size, np.nan) if look else None
     north_res = np.full(n.size, np.nan) if look else None
     newton = np.zeros(n.size, dtype=bool)
+    if block.jit is not None and active.size:
+        # The same Newton steps, item by item, compiled (`_pass_jit.newton_crossings`).
+        res_a = np.empty(active.size)
+        east_a = np.empty(active.size)
+        north_a = np.empty(active.size)
+        newton_a = np.zeros(active.size, dtype=bool)
+        block.jit.newton_crossings(
+            *block.jit_args(),
+            block.st.sin_min,
+            n[active],
+            s[active],
+            a[active],
+            b[active],
+            fa[active],
+            fb[active],
+            _ROOT_TOL_S,
+            res_a,
+            east_a,
+            north_a,
+            newton_a,
+        )
+        result[active] = res_a
+        newton[active] = newton_a
+        if east_res is not None and north_res is not None:
+            east_res[active], north_res[active] = east_a, north_a
+        active = active[:0]
     x = (a * fb - b * fa) / np.where(fb != fa, fb - fa, 1.0)
     for it in range(40):
         if active.size == 0:
@@ -668,6 +788,26 @@ def solve_maxima(
     east_old = np.full(x.size, np.nan)
     north_old = np.full(x.size, np.nan)
     active = np.arange(x.size)
+    if block.jit is not None and x.size:
+        # The same secant steps, item by item, compiled (`_pass_jit.secant_maxima`).
+        block.jit.secant_maxima(
+            *block.jit_args(),
+            np.asarray(n, dtype=np.int64),
+            np.asarray(s, dtype=np.int64),
+            np.asarray(t_mid, dtype=np.float64),
+            np.asarray(g_prev, dtype=np.float64),
+            np.asarray(g_mid, dtype=np.float64),
+            np.asarray(g_next, dtype=np.float64),
+            h,
+            _TCA_TOL_S,
+            result,
+            x_old,
+            d_old,
+            sin_old,
+            east_old,
+            north_old,
+        )
+        active = active[:0]
     for it in range(30):
         if active.size == 0:
             break

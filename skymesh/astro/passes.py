@@ -49,7 +49,16 @@ with a notched ridge at 10 of the stations (2 busy cores). Known limits: `min_el
 geometric (no refraction); the masked search assumes the elevation changes by less than 5 degrees between grid
 samples near the mask's lowest point (a 60 s grid for LEO).
 
-Runtime imports: numpy, sgp4 and skymesh only.
+Compiled kernels: where numba is importable (the `scheduler` extra), steps 2-4 at stations without a horizon mask
+and the Newton/secant loops of step 4 run compiled (`_pass_jit`): the same algorithm item by item, the grid's
+positions and values evaluated one time row at a time instead of stored. Same passes as the numpy code
+(tests/astro/test_pass_jit.py: AOS/LOS within 0.05 s, max elevation within 1e-4 deg); CPU measured 1.95 -> 1.00 s at
+1,000 x 100 and 44-48 -> 27-33 s at 20,000 x 100 (benchmarks/results/visibility.md, section F).
+`compiled=False` or SKYMESH_NO_NUMBA=1 runs the numpy code. The first call in a process loads the machine code
+from numba's cache next to the module (__pycache__), or compiles it there if absent (see section F for both
+times).
+
+Runtime imports: numpy, sgp4 and skymesh; numba where importable.
 """
 
 from __future__ import annotations
@@ -70,7 +79,9 @@ from skymesh.astro._pass_kernels import (
     GridBlock,
     GridScan,
     HorizonMask,
+    compiled_kernels,
     prepare_stations,
+    scan_block_compiled,
     scan_grid,
     solve_crossings_look,
     solve_maxima,
@@ -230,12 +241,14 @@ def find_passes(
     min_duration_s: float = 0.0,
     max_grid_elements: int = 600_000,
     block_sats: int = 1000,
+    compiled: bool = True,
 ) -> PassTable:
     """Every pass of every satellite in `batch` over every station between `start` and `end` (tz-aware UTC).
 
     `min_elevation_deg` is one value or one per station; `horizon_masks` is None or one entry (a `HorizonMask`,
     an (azimuths, elevations) pair, or None) per station, raising that station's mask where it is higher.
     `step_s` is the coarse grid step: keep it well below the shortest pass you care about (60 s suits LEO).
+    `compiled=False` runs the numpy code even where numba is importable (the compiled kernels give the same passes).
     """
     t_begin = time.perf_counter()
     start_utc = require_utc(start, "start")
@@ -271,6 +284,7 @@ def find_passes(
     # satellite per call, whose ~60 numpy calls' overhead and 1,000 pieces per block to merge dominated), and no
     # slower than 900,000.
     sub_sats = max(1, int(max_grid_elements) // (n_times * n_sta))
+    jit = compiled_kernels() if compiled else None
     # SGP4 every `stride` grid steps, per satellite (quintic Hermite in between, see `GridBlock`); one block holds
     # satellites of one stride.
     strides = np.maximum(1, np.floor(batch.node_step_s / step_s + 1e-9)).astype(np.int64)
@@ -282,18 +296,22 @@ def find_passes(
             sat_ids = members[g0 : g0 + block_sats]
             t0 = time.perf_counter()
             r, v, err = batch.propagate(node_whole, jd_fraction=node_frac, sat_slice=sat_ids)
-            block = GridBlock(r, v, float(t_grid[0]), step_s, stride, theta0, st)
+            block = GridBlock(r, v, float(t_grid[0]), step_s, stride, theta0, st, jit)
             del r, v
-            r_grid = block.grid_positions(n_times, slice(None))
             timings["propagate_s"] += time.perf_counter() - t0
-
             t0 = time.perf_counter()
-            scans: list[GridScan] = []
-            for c0 in range(0, sat_ids.size, sub_sats):
-                rc = r_grid[c0 : min(sat_ids.size, c0 + sub_sats)]
-                scans.append(scan_grid(rc, c0, cos_t, sin_t, st, near_sin, bool(err.any())))
-            del r_grid
-            scan = GridScan(*(np.concatenate([getattr(x, f) for x in scans]) for f in GridScan.__dataclass_fields__))
+            if jit is not None and not has_mask.any():
+                scan = scan_block_compiled(block, n_times, cos_t, sin_t, near_sin)
+            else:
+                r_grid = block.grid_positions(n_times, slice(None))
+                scans: list[GridScan] = []
+                for c0 in range(0, sat_ids.size, sub_sats):
+                    rc = r_grid[c0 : min(sat_ids.size, c0 + sub_sats)]
+                    scans.append(scan_grid(rc, c0, cos_t, sin_t, st, near_sin, bool(err.any())))
+                del r_grid
+                scan = GridScan(
+                    *(np.concatenate([getattr(x, f) for x in scans]) for f in GridScan.__dataclass_fields__)
+                )
             timings["grid_s"] += time.perf_counter() - t0
 
             t0 = time.perf_counter()
