@@ -249,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
             f"proven bound {best_bound:,.0f}:\n"
         )
         print(
-            "| run | load | objective | % of best bound | own proven gap | call wall | call CPU (this process + "
+            "| run | load | objective | % of best bound | own proven gap | call wall | call CPU (this process + solver "
             "child) | visibility | status | plan hash |"
         )
         print("|---|---|---|---|---|---|---|---|---|---|")
@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{100 * c['objective'] / best_bound:.4f} %",
                 f"{100 * c['gap']:.4f} %",
                 f"{c['wall_s']:.2f} s",
-                f"{c['cpu_s']:.2f} + " + ("killed" if child_cpu is None else f"{child_cpu:.2f} s"),
+                f"{c['cpu_s']:.2f} + " + ("-" if child_cpu is None else f"{child_cpu:.2f} s"),
                 f"{c['visibility_s']:.2f} s",
                 c["status"],
                 c["hash"],
