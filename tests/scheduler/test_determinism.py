@@ -34,6 +34,10 @@ def test_lp_guided_search_is_deterministic_and_between_greedy_and_the_optimum(pr
     # The LP bound is a true bound and at least as tight as the cheap relaxation.
     assert exact.objective - 1e-6 <= plan.bound <= compute_bounds(problem).best + 1e-6
     assert plan.objective >= 0.999 * exact.objective
+    # Every phase that ran reports its CPU seconds, and the search's total covers them (the benchmark reads these).
+    t = plan.timings_s
+    phases = [t[k] for k in ("lp_cpu_s", "lp_greedy_cpu_s", "rins_cpu_s", "lns_cpu_s")]
+    assert all(c > 0 for c in phases) and sum(phases) <= t["search_cpu_s"] + 1e-6
 
 
 def test_the_exact_solver_is_deterministic(problem: Problem) -> None:
