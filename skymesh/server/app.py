@@ -131,6 +131,7 @@ class RunningServer:
     _stopped: bool = field(default=False)
     reducer: Reducer | None = None
     committer: GroupCommitter | None = None
+    hellos: GroupCommitter | None = None
     replica_id: str = ""
     replicas: ReplicaLink | None = None
 
@@ -153,8 +154,9 @@ class RunningServer:
                 async with asyncio.timeout(min(grace, 2.0)):
                     await self.hub.wait_empty()
         await self.server.stop(grace)
-        if self.committer is not None:
-            await self.committer.close()
+        for committer in (self.committer, self.hellos):
+            if committer is not None:
+                await committer.close()
         self._background.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._background
@@ -416,6 +418,7 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
         _metrics_server=metrics_server,
         reducer=reducer,
         committer=agent_servicer.committer,
+        hellos=agent_servicer.hellos,
         replica_id=replica_id,
         replicas=replicas,
     )

@@ -11,7 +11,7 @@ stream end) and written through one lock, so a late "stream ended" can never ove
 or from a schedulable state calls `on_schedulable_change` (the planner's trigger).
 
 With several server replicas on one PostgreSQL (issue 8), a station's state is written only by the replica that
-holds its current session epoch (`claimed` at Hello, or `adopt`ed from a replica that died): each write is
+holds its current session epoch (`opened` by a Hello, or `adopt`ed from a replica that died): each write is
 conditioned on that epoch, and a replica whose write is refused forgets the station, so replicas never fight over
 it. Stations whose holder died are found by `sweep` and adopted by exactly one live replica, which marks them
 DISCONNECTED and, after the grace, OFFLINE (unless their agents reconnect first, to any replica).
@@ -123,12 +123,30 @@ class Liveness:
             self._wake.set()
         return [s for s, _e in adopted]
 
-    def claimed(self, station_id: str, epoch: int, stored: StationState) -> None:
-        """A Hello here took the station at `epoch`; `stored` is its state in the database as of that moment (another
-        replica may have written it since this one last looked)."""
-        self._epoch[station_id] = epoch
-        self._state[station_id] = stored
-        self._ended_at.pop(station_id, None)
+    def hello_state(self, station_id: str) -> StationState:
+        """The state a Hello here puts the station in (written by the Hello's own transaction): DEGRADED while a
+        device it reported (`report_devices`, called first) or an open health event says so, else ONLINE."""
+        degraded = self._failing.get(station_id) or self._anomalies.get(station_id)
+        return StationState.DEGRADED if degraded else StationState.ONLINE
+
+    async def opened(self, station_id: str, epoch: int, stored: StationState, written: StationState) -> None:
+        """A Hello here took the station at `epoch` and its transaction moved the stored state from `stored` (as
+        another replica may have left it) to `written`: the same bookkeeping and callbacks as a `refresh` that
+        wrote it, without a transaction of its own. Under the lock, so a refresh in flight with the older epoch
+        finishes first (its write either committed before the Hello's or was refused)."""
+        async with self._lock:
+            if self._epoch.get(station_id, 0) > epoch:
+                return  # a newer Hello here already holds it (two Hellos answered out of order)
+            self._epoch[station_id] = epoch
+            self._state[station_id] = written
+            self._ended_at.pop(station_id, None)
+            self._last_seen[station_id] = self._clock.monotonic()
+            if stored != written:
+                log.info("station %s: %s -> %s", station_id, stored.name, written.name)
+                self._publish()
+                self._on_state(station_id, stored, written)
+        if stored.schedulable != written.schedulable:
+            self._on_change(station_id)
 
     def touch(self, station_id: str) -> bool:
         """A message arrived. Returns True when the station's state must be refreshed (it was not ONLINE)."""
@@ -206,10 +224,11 @@ class Liveness:
             new = self._wanted(station_id, self._clock.monotonic())
             if new == old:
                 return new
+            epoch = self._epoch.get(station_id)
             written = await self._repo.set_station_state(
-                station_id, new, last_seen=self.last_seen(station_id), epoch=self._epoch.get(station_id)
+                station_id, new, last_seen=self.last_seen(station_id), epoch=epoch
             )
-            if not written and station_id in self._epoch:
+            if not written and epoch is not None:
                 # A newer session holds the station (here or on another replica): its state is that session's to
                 # write. This replica forgets it, and writes nothing more for it until a Hello here claims it again.
                 self._epoch[station_id] = _LOST
