@@ -132,6 +132,7 @@ class RunningServer:
     reducer: Reducer | None = None
     committer: GroupCommitter | None = None
     hellos: GroupCommitter | None = None
+    key_lookups: GroupCommitter | None = None
     replica_id: str = ""
     replicas: ReplicaLink | None = None
 
@@ -154,7 +155,7 @@ class RunningServer:
                 async with asyncio.timeout(min(grace, 2.0)):
                     await self.hub.wait_empty()
         await self.server.stop(grace)
-        for committer in (self.committer, self.hellos):
+        for committer in (self.committer, self.hellos, self.key_lookups):
             if committer is not None:
                 await committer.close()
         self._background.cancel()
@@ -350,7 +351,9 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
     events_pb2_grpc.add_EventServiceServicer_to_server(EventServicer(events), server)
     events_pb2_grpc.add_PlanServiceServicer_to_server(PlanServicer(planner), server)
     events_pb2_grpc.add_SiteServiceServicer_to_server(SiteServicer(repo, liveness, events), server)
-    stations_pb2_grpc.add_StationServiceServicer_to_server(StationServicer(repo, hub, liveness, replan), server)
+    stations_pb2_grpc.add_StationServiceServicer_to_server(
+        StationServicer(repo, hub, liveness, replan, station_keys=agent_servicer.station_keys), server
+    )
     targets_pb2_grpc.add_TargetServiceServicer_to_server(TargetServicer(repo, dispatcher, replan), server)
     targets_pb2_grpc.add_CampaignServiceServicer_to_server(CampaignServicer(repo, replan), server)
     observations_pb2_grpc.add_ObservationServiceServicer_to_server(
@@ -419,6 +422,7 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
         reducer=reducer,
         committer=agent_servicer.committer,
         hellos=agent_servicer.hellos,
+        key_lookups=agent_servicer.station_keys.lookups,
         replica_id=replica_id,
         replicas=replicas,
     )

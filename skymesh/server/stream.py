@@ -54,7 +54,7 @@ from skymesh.observability.metrics import (
     SERVER_RECONNECTS,
     STREAM_MESSAGES,
 )
-from skymesh.server.auth import authenticate_station
+from skymesh.server.auth import StationKeys, authenticate_station
 from skymesh.server.config import ServerConfig
 from skymesh.server.db import Repository
 from skymesh.server.db.records import (
@@ -153,6 +153,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         self._pacers: dict[str, Pacer] = {}
         self._settling: set[asyncio.Task[None]] = set()  # liveness of Hellos whose streams ended before Welcome
         self.committer = GroupCommitter(repo)
+        self.station_keys = StationKeys(repo)  # verified keys (5 s), misses batched
         # Hellos are group-committed too; beyond `hello_queue_max` waiting, a Hello is shed at once with UNAVAILABLE
         # and a retry-after (the agent comes back after it) instead of timing out in a queue it cannot leave.
         self.hellos = GroupCommitter(
@@ -171,7 +172,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         self, request_iterator: Any, context: grpc.aio.ServicerContext[Any, Any]
     ) -> None:
         try:
-            station_id, key_id = await authenticate_station(self._repo, context)
+            station_id, key_id = await authenticate_station(self._repo, context, self.station_keys)
             try:
                 first = await context.read()
             except MessageRefused as refused:
