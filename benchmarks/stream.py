@@ -257,6 +257,9 @@ def _server(db: str, tmp: str, stations: int, server_path: str) -> Iterator[tupl
                 server.wait(30)
             except subprocess.TimeoutExpired:
                 server.kill()
+        keep = os.environ.get("SKYMESH_BENCH_SERVER_LOG", "")
+        if keep:  # the server's log survives the temporary directory
+            Path(keep).write_text((Path(tmp) / "server.log").read_text())
         if pg_name:
             asyncio.run(_drop(pg_name))
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
 from skymesh.core.clock import Clock
@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 # Health detectors whose open event means the station cannot do demanding work well: its rotator, radio, camera or
 # clock. Heartbeat jitter is the link's (STALE covers that), not the hardware's.
 _LOST = -1  # the epoch of a station this replica lost: every write with it is refused
+_WRITE_GROUP = 500  # liveness transitions written per transaction
 
 DEGRADING_DETECTORS = frozenset({"rotator_pointing_error", "radio_snr_residual", "camera_temperature", "clock_offset"})
 
@@ -219,30 +220,47 @@ class Liveness:
         return StationState.OFFLINE if now - ended >= self._config.offline_grace_s else StationState.DISCONNECTED
 
     async def refresh(self, station_id: str) -> StationState:
+        [state] = await self.refresh_many([station_id])
+        return state
+
+    async def refresh_many(self, station_ids: Iterable[str]) -> list[StationState]:
+        """Re-derive each station's state and write every transition in one transaction (the monitor's tick: a
+        reconnect storm ends thousands of streams at once). Returns each station's state after it."""
+        ids = list(station_ids)
+        moved: list[tuple[str, StationState, StationState]] = []
         async with self._lock:
-            old = self._state.get(station_id, StationState.OFFLINE)
-            new = self._wanted(station_id, self._clock.monotonic())
-            if new == old:
-                return new
-            epoch = self._epoch.get(station_id)
-            written = await self._repo.set_station_state(
-                station_id, new, last_seen=self.last_seen(station_id), epoch=epoch
-            )
-            if not written and epoch is not None:
-                # A newer session holds the station (here or on another replica): its state is that session's to
-                # write. This replica forgets it, and writes nothing more for it until a Hello here claims it again.
-                self._epoch[station_id] = _LOST
-                self._ended_at.pop(station_id, None)
-                self._state.pop(station_id, None)
+            now = self._clock.monotonic()
+            out = [self._wanted(station_id, now) for station_id in ids]
+            todo = [
+                (i, station_id, self._state.get(station_id, StationState.OFFLINE), self._epoch.get(station_id))
+                for i, station_id in enumerate(ids)
+                if out[i] != self._state.get(station_id, StationState.OFFLINE)
+            ]
+            for start in range(0, len(todo), _WRITE_GROUP):
+                part = todo[start : start + _WRITE_GROUP]
+                written = await self._repo.set_station_states(
+                    [(station_id, out[i], self.last_seen(station_id), epoch) for i, station_id, _old, epoch in part]
+                )
+                for (i, station_id, old, epoch), ok in zip(part, written, strict=True):
+                    if not ok and epoch is not None:
+                        # A newer session holds the station (here or on another replica): its state is that
+                        # session's to write. This replica forgets it, and writes nothing more for it until a Hello
+                        # here claims it again.
+                        self._epoch[station_id] = _LOST
+                        self._ended_at.pop(station_id, None)
+                        self._state.pop(station_id, None)
+                        out[i] = old
+                        continue
+                    self._state[station_id] = out[i]
+                    log.info("station %s: %s -> %s", station_id, old.name, out[i].name)
+                    self._on_state(station_id, old, out[i])
+                    moved.append((station_id, old, out[i]))
+            if todo:
                 self._publish()
-                return old
-            self._state[station_id] = new
-            log.info("station %s: %s -> %s", station_id, old.name, new.name)
-            self._publish()
-            self._on_state(station_id, old, new)
-        if old.schedulable != new.schedulable:
-            self._on_change(station_id)
-        return new
+        for station_id, old, new in moved:
+            if old.schedulable != new.schedulable:
+                self._on_change(station_id)
+        return out
 
     def _publish(self) -> None:
         counts = dict.fromkeys(StationState, 0)
@@ -263,8 +281,7 @@ class Liveness:
                 async with asyncio.timeout(self._tick_s()):
                     await self._wake.wait()
             self._wake.clear()
-            for station_id in set(self._state) | set(self._ended_at) | set(self._last_seen):
-                try:
-                    await self.refresh(station_id)
-                except Exception:  # a database hiccup must not kill the monitor; next tick retries
-                    log.exception("liveness refresh of %s failed", station_id)
+            try:
+                await self.refresh_many(sorted(set(self._state) | set(self._ended_at) | set(self._last_seen)))
+            except Exception:  # a database hiccup must not kill the monitor; next tick retries
+                log.exception("liveness refresh failed")

@@ -13,9 +13,10 @@ import grpc
 import pytest
 
 from skymesh.api.control.v1 import stations_pb2, stations_pb2_grpc
-from skymesh.core.errors import NotFound, Unauthenticated, Unavailable
+from skymesh.core.errors import InvalidArgument, NotFound, Unauthenticated, Unavailable
 from skymesh.core.model import StationState
 from skymesh.server.auth import StationKeys
+from skymesh.server.config import ServerConfig
 from skymesh.server.db.records import HelloClaim, HelloIn, TelemetryIn
 from skymesh.server.groupcommit import GroupCommitter
 from tests.server.agent_client import AgentClient
@@ -114,3 +115,10 @@ async def test_station_key_revocation_still_takes_effect(fleet: Fleet) -> None:
     with pytest.raises(Unauthenticated):  # a wrong secret is never accepted because a good key is cached
         await keys.authenticate(key[:-4] + "AAAA")
     await keys.lookups.close()
+
+
+@pytest.mark.parametrize("field", ["hello_group_max", "hello_queue_max", "hello_retry_after_s"])
+def test_connect_limits_must_be_positive(field: str) -> None:
+    with pytest.raises(InvalidArgument) as refused:
+        ServerConfig(**{field: 0})
+    assert refused.value.field == field

@@ -402,26 +402,91 @@ class IngestRepo(RepoBase):
     ) -> bool:
         """Write a liveness transition. With `epoch`, only while the station is still held at that epoch (a replica
         that lost the station does not fight the holder over its state): returns False, writing nothing, when not."""
+        [written] = await self._set_station_states([(station_id, state, last_seen, epoch)])
+        return written
+
+    async def set_station_states(
+        self, items: Sequence[tuple[str, StationState, datetime | None, int | None]]
+    ) -> list[bool]:
+        """`set_station_state` for many stations (station, state, last_seen, epoch) in ONE transaction: the liveness
+        monitor writes every transition of a tick together (a reconnect storm ends thousands of streams at once)."""
+        return await self._set_station_states(items)
+
+    async def _set_station_states(
+        self, items: Sequence[tuple[str, StationState, datetime | None, int | None]]
+    ) -> list[bool]:
         now = self._now()
-        async with self._tx("set_station_state") as s:
-            # The station row first, then the session row: the order a Hello takes them in (no deadlock).
-            row = await s.get(StationRow, station_id, with_for_update=True)
-            if row is None:
-                return False
-            if epoch is not None:
-                current = await s.scalar(
-                    select(StationSessionRow.epoch)
-                    .where(StationSessionRow.station_id == station_id)
-                    .with_for_update(read=True)
+        stations = _table(StationRow)
+        sessions = _table(StationSessionRow)
+        ids = sorted({station for station, *_ in items})
+        with (
+            tracing.span(
+                "db set_station_states", attributes={"db.system": self.dialect, "db.operation": "set_station_states"}
+            ),
+            DB_LATENCY.labels("set_station_states").time(),
+        ):
+            async with self.engine.begin() as conn:
+                # The station rows first (in key order, FOR NO KEY UPDATE as in a Hello), then the session rows.
+                rows = {
+                    sid: (StationState(st), at)
+                    for sid, st, at in (
+                        await conn.execute(
+                            select(stations.c.station_id, stations.c.state, stations.c.state_changed_at)
+                            .where(stations.c.station_id.in_(ids))
+                            .order_by(stations.c.station_id)
+                            .with_for_update(key_share=True)
+                        )
+                    ).all()
+                }
+                fenced_ids = sorted(
+                    {station for station, _, _, epoch in items if epoch is not None and station in rows}
                 )
-                if current != epoch:
-                    return False
-            if row.state != int(state):
-                row.state = int(state)
-                row.state_changed_at = now
-            if last_seen is not None:
-                row.last_seen = last_seen
-        return True
+                held: dict[str, int] = {}
+                if fenced_ids:
+                    held = {
+                        sid: int(e)
+                        for sid, e in (
+                            await conn.execute(
+                                select(sessions.c.station_id, sessions.c.epoch)
+                                .where(sessions.c.station_id.in_(fenced_ids))
+                                .order_by(sessions.c.station_id)
+                                .with_for_update(read=True)
+                            )
+                        ).all()
+                    }
+                out: list[bool] = []
+                changes: dict[str, dict[str, Any]] = {}
+                for station, state, last_seen, epoch in items:
+                    row = rows.get(station)
+                    if row is None or (epoch is not None and held.get(station) != epoch):
+                        out.append(False)
+                        continue
+                    old, changed_at = row
+                    change = changes.setdefault(station, {"k_station": station, "last_seen": None})
+                    if old != state:
+                        rows[station] = (state, now)
+                        changed_at = now
+                    change["state"] = int(state)
+                    change["state_changed_at"] = changed_at
+                    if last_seen is not None:
+                        change["last_seen"] = last_seen
+                    out.append(True)
+                seen = [c for c in changes.values() if c["last_seen"] is not None]
+                unseen = [
+                    {k: v for k, v in c.items() if k != "last_seen"} for c in changes.values() if c["last_seen"] is None
+                ]
+                for group, columns in (
+                    (seen, ("state", "state_changed_at", "last_seen")),
+                    (unseen, ("state", "state_changed_at")),
+                ):
+                    if group:
+                        await conn.execute(
+                            update(stations)
+                            .where(stations.c.station_id == bindparam("k_station"))
+                            .values({c: bindparam(c) for c in columns}),
+                            group,
+                        )
+        return out
 
     async def record_hello(
         self,
@@ -465,13 +530,15 @@ class IngestRepo(RepoBase):
         ):
             async with self.engine.begin() as conn:
                 # Every station row of the group in one statement, in key order (the order a single Hello and a
-                # liveness write take them in: no deadlock), then the session rows.
+                # liveness write take them in), then the session rows. FOR NO KEY UPDATE, as the UPDATE itself
+                # takes: it does not conflict with the KEY SHARE locks a telemetry group's inserts take on the
+                # station rows they reference in any order (FOR UPDATE would, and deadlock against that group).
                 found = (
                     await conn.execute(
                         select(stations.c.station_id, stations.c.state, stations.c.state_changed_at)
                         .where(stations.c.station_id.in_(ids))
                         .order_by(stations.c.station_id)
-                        .with_for_update()
+                        .with_for_update(key_share=True)
                     )
                 ).all()
                 state = {sid: StationState(st) for sid, st, _ in found}
