@@ -8,7 +8,9 @@
 
 The wanted state is derived from in-memory facts (is a stream open, when was the last message, when did the last
 stream end) and written through one lock, so a late "stream ended" can never overwrite a newer ONLINE. A change to
-or from a schedulable state calls `on_schedulable_change` (the planner's trigger).
+or from a schedulable state calls `on_schedulable_change` (the planner's trigger). A Hello's ONLINE (or DEGRADED) is
+written by the Hello's own group transaction (`opened`), and the monitor writes all transitions of a tick in one
+transaction (`refresh_many`): a reconnect storm costs a few transactions, not two per station.
 
 With several server replicas on one PostgreSQL (issue 8), a station's state is written only by the replica that
 holds its current session epoch (`opened` by a Hello, or `adopt`ed from a replica that died): each write is
