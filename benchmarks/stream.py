@@ -364,8 +364,9 @@ class _StormAgent:
         self.retries = 0
         self.error = ""
 
-    async def connect(self, deadline: float) -> Any:
-        """Hello until Welcome (honouring a shed's retry-after); resend from the Welcome's cursor. Returns the call."""
+    async def connect(self, deadline: float, *, persist: bool = False) -> Any:
+        """Hello until Welcome (honouring a shed's retry-after; `persist`: retrying any failure after 1 s, as an
+        agent does, for the first connects before the storm); resend from the Welcome's cursor. Returns the call."""
         import grpc
 
         from skymesh.api.agent.v1 import agent_pb2
@@ -388,10 +389,11 @@ class _StormAgent:
             except grpc.aio.AioRpcError as exc:
                 trailing = dict(exc.trailing_metadata() or ())
                 advised = next((float(trailing[k]) for k in _RETRY_KEYS if k in trailing), None)
-                if exc.code() != grpc.StatusCode.UNAVAILABLE or advised is None or time.time() > deadline:
+                shed = exc.code() == grpc.StatusCode.UNAVAILABLE and advised is not None
+                if not (shed or persist) or time.time() > deadline:
                     raise
                 self.retries += 1
-                await asyncio.sleep(advised)
+                await asyncio.sleep(advised if advised is not None else 1.0)
                 continue
             self.hello_s.append(time.perf_counter() - t0)
             self.welcome_at = time.time()
@@ -471,7 +473,7 @@ def _storm_worker(args: tuple[Any, ...]) -> dict[str, Any]:
 
         async def first(i: int, agent: _StormAgent) -> Any:
             await asyncio.sleep(max(0.0, start_at + ramp * i / len(fleet) - time.time()))
-            call = await agent.connect(far)
+            call = await agent.connect(time.time() + 600, persist=True)
             return call, asyncio.create_task(agent.run(call, no_window, cut, far))
 
         async def sync() -> None:
