@@ -489,6 +489,9 @@ def _storm_worker(args: tuple[Any, ...]) -> dict[str, Any]:
             marks["cpu_cut"], marks["cut"] = _proc_cpu_s(server_pid), time.time()
         cut.set()
         await asyncio.gather(*(task for _call, task in firsts))
+        first_retries = sum(a.retries for a in fleet)
+        for agent in fleet:
+            agent.retries = 0  # from here: the storm's retries after a shed
         calls = await asyncio.gather(*(a.connect(time.time() + 600) for a in fleet), return_exceptions=True)
         await sync()  # every agent holds its storm Welcome
         if lead:
@@ -515,6 +518,7 @@ def _storm_worker(args: tuple[Any, ...]) -> dict[str, Any]:
             await c.close(None)
         return {
             "marks": marks,
+            "first_retries": first_retries,
             "agents": [
                 {
                     "sid": a.sid,
@@ -592,6 +596,7 @@ def run_storm(
         "storm_hello_max_s": _pct([a["hello_s"][1] for a in ok], 1.0),
         "storm_s": round(marks["storm_end"] - marks["cut"], 2),
         "shed_retries": sum(a["retries"] for a in fleet),
+        "first_connect_retries": sum(p["first_retries"] for p in parts),
         "server_cpu_us_per_connect": round(1e6 * (marks["cpu_storm_end"] - marks["cpu_cut"]) / stations),
         "steady_ack_p50_s": _pct(acks, 0.5),
         "steady_ack_p99_s": _pct(acks, 0.99),
