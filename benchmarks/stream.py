@@ -13,6 +13,9 @@ RSS, server CPU-us per stored message, lost and duplicate rows.
 
     PYTHONPATH=$PWD .venv/bin/python benchmarks/stream.py --db sqlite --stations 100 --seconds 20
     PYTHONPATH=$PWD .venv/bin/python benchmarks/stream.py --db postgresql --stations 1000 --fast 1000 --procs 2
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/stream.py --db postgresql --stations 1000 --storm --seconds 10
+
+`--storm` measures a reconnect storm of all K streams at once, then a steady-state window (see `run_storm`).
 
 `--server-path DIR` runs the server from another source tree (for a before/after comparison of the server alone).
 """
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing
 import os
@@ -30,6 +34,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -225,6 +230,40 @@ async def _stored(database_url: str) -> dict[tuple[str, str], tuple[int, int, in
         await engine.dispose()
 
 
+@contextlib.contextmanager
+def _server(db: str, tmp: str, stations: int, server_path: str) -> Iterator[tuple[subprocess.Popen[bytes], Any, str]]:
+    """A fresh database and the server process on it, with K stations and their keys; stopped and dropped after."""
+    database_url, pg_name = asyncio.run(_database(db, tmp))
+    out = Path(tmp) / "server.json"
+    env = dict(os.environ)
+    env["PYTHONPATH"] = server_path or env.get("PYTHONPATH", "")
+    server = subprocess.Popen(
+        [sys.executable, __file__, "serve", database_url, tmp, str(stations), str(out)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(Path(tmp) / "server.log", "w"),  # noqa: SIM115 - closed with the directory
+    )
+    try:
+        deadline = time.time() + 60 + stations * 0.05
+        while not out.exists():
+            if server.poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"server did not start: {(Path(tmp) / 'server.log').read_text()[-2000:]}")
+            time.sleep(0.2)
+        yield server, json.loads(out.read_text()), database_url
+    finally:
+        if server.poll() is None:
+            server.send_signal(signal.SIGTERM)
+            try:
+                server.wait(30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+        keep = os.environ.get("SKYMESH_BENCH_SERVER_LOG", "")
+        if keep:  # the server's log survives the temporary directory
+            Path(keep).write_text((Path(tmp) / "server.log").read_text())
+        if pg_name:
+            asyncio.run(_drop(pg_name))
+
+
 def _pct(values: list[float], q: float) -> float | None:
     if not values:
         return None
@@ -243,54 +282,31 @@ def run(
     per_channel: int,
     server_path: str = "",
 ) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as tmp:
-        database_url, pg_name = asyncio.run(_database(db, tmp))
-        out = Path(tmp) / "server.json"
-        env = dict(os.environ)
-        env["PYTHONPATH"] = server_path or env.get("PYTHONPATH", "")
-        server = subprocess.Popen(
-            [sys.executable, __file__, "serve", database_url, tmp, str(stations), str(out)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=open(Path(tmp) / "server.log", "w"),  # noqa: SIM115 - closed with the directory
-        )
-        try:
-            deadline = time.time() + 60 + stations * 0.05
-            while not out.exists():
-                if server.poll() is not None or time.time() > deadline:
-                    raise RuntimeError(f"server did not start: {(Path(tmp) / 'server.log').read_text()[-2000:]}")
-                time.sleep(0.2)
-            info = json.loads(out.read_text())
-            keys = info["keys"]
-            agents = [(sid, keys[sid], 1.0 if i < fast else 10.0) for i, sid in enumerate(sorted(keys))]
-            start_at = time.time() + 2.0
-            ramp = max(1.0, stations / procs / 500)
-            window = (start_at + ramp + warmup_s, start_at + ramp + warmup_s + seconds)
-            end_at = window[1]
-            shares = [agents[i::procs] for i in range(procs)]
-            ctx = multiprocessing.get_context("spawn")
-            with ctx.Pool(procs) as pool:
-                pending = pool.map_async(
-                    _worker, [(info["address"], s, start_at, window, end_at, per_channel) for s in shares]
-                )
-                time.sleep(max(0.0, window[0] - time.time()))
-                cpu0, t0 = _proc_cpu_s(server.pid), time.time()
-                time.sleep(max(0.0, window[1] - time.time()))
-                cpu1, t1 = _proc_cpu_s(server.pid), time.time()
-                rss = _proc_rss_mb(server.pid)
-                results = [r for part in pending.get() for r in part]
-            time.sleep(1.0)
-        finally:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-        groups_file = Path(str(out) + ".groups")
+    with tempfile.TemporaryDirectory() as tmp, _server(db, tmp, stations, server_path) as (server, info, url):
+        keys = info["keys"]
+        agents = [(sid, keys[sid], 1.0 if i < fast else 10.0) for i, sid in enumerate(sorted(keys))]
+        start_at = time.time() + 2.0
+        ramp = max(1.0, stations / procs / 500)
+        window = (start_at + ramp + warmup_s, start_at + ramp + warmup_s + seconds)
+        end_at = window[1]
+        shares = [agents[i::procs] for i in range(procs)]
+        ctx = multiprocessing.get_context("spawn")
+        with ctx.Pool(procs) as pool:
+            pending = pool.map_async(
+                _worker, [(info["address"], s, start_at, window, end_at, per_channel) for s in shares]
+            )
+            time.sleep(max(0.0, window[0] - time.time()))
+            cpu0, t0 = _proc_cpu_s(server.pid), time.time()
+            time.sleep(max(0.0, window[1] - time.time()))
+            cpu1, t1 = _proc_cpu_s(server.pid), time.time()
+            rss = _proc_rss_mb(server.pid)
+            results = [r for part in pending.get() for r in part]
+        time.sleep(1.0)
+        server.send_signal(signal.SIGTERM)
+        server.wait(60)
+        groups_file = Path(tmp) / "server.json.groups"
         groups = json.loads(groups_file.read_text()) if groups_file.exists() else {}
-        stored = asyncio.run(_stored(database_url))
-        if pg_name:
-            asyncio.run(_drop(pg_name))
+        stored = asyncio.run(_stored(url))
     connected = [r for r in results if r["connected"]]
     acks = [a for r in connected for a in r["acks"]]
     lost = sum(max(0, r["acked"] - stored.get((r["sid"], r["boot"]), (0, 0, 0))[1]) for r in connected)
@@ -320,6 +336,278 @@ def run(
         "duplicates": duplicates,
         "errors": errors[:3],
         "loadavg": os.getloadavg()[0],
+    }
+
+
+# ------------------------------------------------------------------------------------------------- reconnect storm
+#
+# `--storm`: every agent connects (spread over the ramp) and sends as above; once ALL K are connected (a barrier
+# across the generator processes), every stream is cut at the same moment and every agent reconnects at once with
+# the same boot (resending from its Welcome's cursor, as a real agent does). Measured: Hello->Welcome of the storm
+# (from the first attempt; an agent told UNAVAILABLE waits the advised retry-after and tries again, which counts),
+# server CPU from the cut to the last Welcome divided by K (CPU-us per connect), and then a steady-state window that
+# starts `--warmup` s after the last Welcome.
+
+_RETRY_KEYS = ("retry-after", "skymesh-error-retry-after-s")
+
+
+class _StormAgent:
+    def __init__(self, stub: Any, key: str, sid: str, interval_s: float) -> None:
+        self.stub, self.key, self.sid, self.interval_s = stub, key, sid, interval_s
+        self.boot = str(uuid.uuid4())
+        self.seq = 0  # last seq sent on the current stream
+        self.acked = 0
+        self.sent: dict[int, float] = {}
+        self.acks: list[float] = []
+        self.hello_s: list[float] = []  # first connect, then the storm's
+        self.welcome_at = 0.0
+        self.retries = 0
+        self.error = ""
+
+    async def connect(self, deadline: float, *, persist: bool = False) -> Any:
+        """Hello until Welcome (honouring a shed's retry-after; `persist`: retrying any failure after 1 s, as an
+        agent does, for the first connects before the storm); resend from the Welcome's cursor. Returns the call."""
+        import grpc
+
+        from skymesh.api.agent.v1 import agent_pb2
+
+        t0 = time.perf_counter()
+        while True:
+            call = self.stub.Connect(metadata=(("authorization", f"Bearer {self.key}"),))
+            try:
+                await call.write(
+                    agent_pb2.ConnectRequest(
+                        hello=agent_pb2.Hello(
+                            station_id=self.sid, agent_version="bench", protocol_version=1, boot_id=self.boot
+                        )
+                    )
+                )
+                welcome = await call.read()
+                if welcome is None or welcome is grpc.aio.EOF:  # type: ignore[attr-defined]
+                    await call.wait_for_connection()
+                    raise RuntimeError(f"stream ended before Welcome: {await call.code()}")
+            except grpc.aio.AioRpcError as exc:
+                trailing = dict(exc.trailing_metadata() or ())
+                advised = next((float(trailing[k]) for k in _RETRY_KEYS if k in trailing), None)
+                shed = exc.code() == grpc.StatusCode.UNAVAILABLE and advised is not None
+                if not (shed or persist) or time.time() > deadline:
+                    raise
+                self.retries += 1
+                await asyncio.sleep(advised if advised is not None else 1.0)
+                continue
+            self.hello_s.append(time.perf_counter() - t0)
+            self.welcome_at = time.time()
+            resume = {r.boot_id: r.committed_seq for r in welcome.welcome.resume}
+            self.seq = self.acked = max(self.acked, resume.get(self.boot, 0))
+            self.sent = {s: t for s, t in self.sent.items() if s > self.seq}  # the rest are resent with new seqs
+            return call
+
+    async def run(self, call: Any, window: tuple[float, float], until: asyncio.Event, end_at: float) -> None:
+        """Send telemetry and heartbeats on `call` until `until` is set (the storm's cut) or `end_at`."""
+        import grpc
+
+        from skymesh.api.agent.v1 import agent_pb2
+
+        async def read() -> None:
+            while True:
+                response = await call.read()
+                if response is grpc.aio.EOF or response is None:  # type: ignore[attr-defined]
+                    return
+                if response.WhichOneof("body") == "upstream_ack":
+                    now = time.time()
+                    committed = response.upstream_ack.committed_seq
+                    for seq in range(self.acked + 1, committed + 1):
+                        at = self.sent.pop(seq, None)
+                        if at is not None and window[0] <= at < window[1]:
+                            self.acks.append(now - at)
+                    self.acked = max(self.acked, committed)
+
+        reader = asyncio.create_task(read())
+        stop = asyncio.create_task(until.wait())
+        try:
+            next_at = time.time() + self.interval_s * (hash(self.sid) % 1000) / 1000
+            next_beat = time.time() + 10.0
+            while time.time() < end_at and not reader.done() and not until.is_set():
+                now = time.time()
+                if now >= next_beat:
+                    await call.write(agent_pb2.ConnectRequest(heartbeat=agent_pb2.Heartbeat()))
+                    next_beat += 10.0
+                if now >= next_at:
+                    self.seq += 1
+                    self.sent[self.seq] = now
+                    await call.write(_batch(self.seq, self.boot, now))
+                    next_at += self.interval_s
+                pause = max(0.0, min(next_at, next_beat, end_at) - time.time())
+                await asyncio.wait([stop, reader], timeout=pause, return_when=asyncio.FIRST_COMPLETED)
+            if not until.is_set():  # the end: give the last acks a moment
+                deadline = time.time() + 5.0
+                while self.acked < self.seq and time.time() < deadline and not reader.done():  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)
+        finally:
+            stop.cancel()
+            call.cancel()
+            reader.cancel()
+            with contextlib.suppress(BaseException):
+                await reader
+
+
+def _storm_worker(args: tuple[Any, ...]) -> dict[str, Any]:
+    address, agents, start_at, per_channel, barrier, lead, server_pid, warmup_s, seconds = args
+
+    async def run() -> dict[str, Any]:
+        import grpc
+
+        from skymesh.api.agent.v1 import agent_pb2_grpc
+
+        channels = [
+            grpc.aio.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)])
+            for _ in range(0, len(agents), per_channel)
+        ]
+        stubs = [agent_pb2_grpc.AgentServiceStub(c) for c in channels]
+        fleet = [_StormAgent(stubs[i // per_channel], key, sid, iv) for i, (sid, key, iv) in enumerate(agents)]
+        ramp = max(1.0, len(agents) / 500)
+        cut = asyncio.Event()
+        far = time.time() + 3600.0
+        no_window = (0.0, 0.0)
+        marks: dict[str, float] = {}
+
+        async def first(i: int, agent: _StormAgent) -> Any:
+            await asyncio.sleep(max(0.0, start_at + ramp * i / len(fleet) - time.time()))
+            call = await agent.connect(time.time() + 600, persist=True)
+            return call, asyncio.create_task(agent.run(call, no_window, cut, far))
+
+        async def sync() -> None:
+            await asyncio.to_thread(barrier.wait, 900)
+
+        try:
+            firsts = await asyncio.gather(*(first(i, a) for i, a in enumerate(fleet)))
+        except Exception:
+            barrier.abort()
+            raise
+        await sync()  # every process's agents are connected
+        if lead:
+            marks["cpu_cut"], marks["cut"] = _proc_cpu_s(server_pid), time.time()
+        cut.set()
+        await asyncio.gather(*(task for _call, task in firsts))
+        first_retries = sum(a.retries for a in fleet)
+        for agent in fleet:
+            agent.retries = 0  # from here: the storm's retries after a shed
+        calls = await asyncio.gather(*(a.connect(time.time() + 600) for a in fleet), return_exceptions=True)
+        await sync()  # every agent holds its storm Welcome
+        if lead:
+            marks["cpu_storm_end"], marks["storm_end"] = _proc_cpu_s(server_pid), time.time()
+        window_start = time.time() + warmup_s
+        window = (window_start, window_start + seconds)
+        done = asyncio.Event()
+        runs = [
+            asyncio.create_task(a.run(c, window, done, window[1]))
+            for a, c in zip(fleet, calls, strict=True)
+            if not isinstance(c, BaseException)
+        ]
+        for agent, c in zip(fleet, calls, strict=True):
+            if isinstance(c, BaseException):
+                agent.error = f"{type(c).__name__}: {c}"[:200]
+        if lead:
+            await asyncio.sleep(max(0.0, window[0] - time.time()))
+            marks["cpu_w0"], marks["w0"] = _proc_cpu_s(server_pid), time.time()
+            await asyncio.sleep(max(0.0, window[1] - time.time()))
+            marks["cpu_w1"], marks["w1"] = _proc_cpu_s(server_pid), time.time()
+            marks["rss_mb"] = _proc_rss_mb(server_pid)
+        await asyncio.gather(*runs)
+        for c in channels:
+            await c.close(None)
+        return {
+            "marks": marks,
+            "first_retries": first_retries,
+            "agents": [
+                {
+                    "sid": a.sid,
+                    "boot": a.boot,
+                    "hello_s": a.hello_s,
+                    "welcome_at": a.welcome_at,
+                    "acks": a.acks,
+                    "acked": a.acked,
+                    "retries": a.retries,
+                    "error": a.error,
+                }
+                for a in fleet
+            ],
+        }
+
+    return asyncio.run(run())
+
+
+def run_storm(
+    *,
+    db: str,
+    stations: int,
+    fast: int,
+    seconds: float,
+    warmup_s: float,
+    procs: int,
+    per_channel: int,
+    server_path: str,
+) -> dict[str, Any]:
+    """One reconnect-storm run (see the section comment above)."""
+    with tempfile.TemporaryDirectory() as tmp, _server(db, tmp, stations, server_path) as (server, info, url):
+        keys = info["keys"]
+        agents = [(sid, keys[sid], 1.0 if i < fast else 10.0) for i, sid in enumerate(sorted(keys))]
+        ctx = multiprocessing.get_context("spawn")
+        with ctx.Manager() as manager, ctx.Pool(procs) as pool:
+            barrier = manager.Barrier(procs)
+            start_at = time.time() + 2.0
+            parts = pool.map(
+                _storm_worker,
+                [
+                    (
+                        info["address"],
+                        agents[i::procs],
+                        start_at,
+                        per_channel,
+                        barrier,
+                        i == 0,
+                        server.pid,
+                        warmup_s,
+                        seconds,
+                    )
+                    for i in range(procs)
+                ],
+            )
+        time.sleep(1.0)
+        server.send_signal(signal.SIGTERM)
+        server.wait(60)
+        stored = asyncio.run(_stored(url))
+    marks = parts[0]["marks"]
+    fleet = [a for p in parts for a in p["agents"]]
+    ok = [a for a in fleet if not a["error"] and len(a["hello_s"]) == 2]
+    acks = [x for a in ok for x in a["acks"]]
+    lost = sum(max(0, a["acked"] - stored.get((a["sid"], a["boot"]), (0, 0, 0))[1]) for a in fleet)
+    window_s = marks["w1"] - marks["w0"]
+    return {
+        "mode": "storm",
+        "db": db,
+        "stations": stations,
+        "fast": fast,
+        "procs": procs,
+        "reconnected": len(ok),
+        "first_hello_p50_s": _pct([a["hello_s"][0] for a in fleet if a["hello_s"]], 0.5),
+        "storm_hello_p50_s": _pct([a["hello_s"][1] for a in ok], 0.5),
+        "storm_hello_p99_s": _pct([a["hello_s"][1] for a in ok], 0.99),
+        "storm_hello_max_s": _pct([a["hello_s"][1] for a in ok], 1.0),
+        "storm_s": round(marks["storm_end"] - marks["cut"], 2),
+        "shed_retries": sum(a["retries"] for a in fleet),
+        "first_connect_retries": sum(p["first_retries"] for p in parts),
+        "server_cpu_us_per_connect": round(1e6 * (marks["cpu_storm_end"] - marks["cpu_cut"]) / stations),
+        "steady_ack_p50_s": _pct(acks, 0.5),
+        "steady_ack_p99_s": _pct(acks, 0.99),
+        "steady_stored_per_s": round(len(acks) / window_s, 1),
+        "steady_server_cpu_pct": round(100 * (marks["cpu_w1"] - marks["cpu_w0"]) / window_s, 1),
+        "steady_cpu_us_per_msg": round(1e6 * (marks["cpu_w1"] - marks["cpu_w0"]) / len(acks)) if acks else None,
+        "server_rss_mb": round(marks["rss_mb"], 1),
+        "lost": lost,
+        "duplicates": sum(rows - distinct for rows, distinct, _ in stored.values()),
+        "errors": sorted({a["error"] for a in fleet if a["error"]})[:3],
+        "loadavg": os.getloadavg(),
     }
 
 
@@ -366,10 +654,11 @@ def main() -> None:
     parser.add_argument("--per-channel", type=int, default=10, help="agent streams per HTTP/2 connection")
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--server-path", default="", help="PYTHONPATH for the server process (baseline tree)")
+    parser.add_argument("--storm", action="store_true", help="measure a reconnect storm of all K, then steady state")
     args = parser.parse_args()
     fast = args.stations if args.fast < 0 else args.fast
     for _ in range(args.runs):
-        result = run(
+        result = (run_storm if args.storm else run)(
             db=args.db,
             stations=args.stations,
             fast=fast,

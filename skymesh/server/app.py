@@ -131,6 +131,8 @@ class RunningServer:
     _stopped: bool = field(default=False)
     reducer: Reducer | None = None
     committer: GroupCommitter | None = None
+    hellos: GroupCommitter | None = None
+    key_lookups: GroupCommitter | None = None
     replica_id: str = ""
     replicas: ReplicaLink | None = None
 
@@ -153,8 +155,9 @@ class RunningServer:
                 async with asyncio.timeout(min(grace, 2.0)):
                     await self.hub.wait_empty()
         await self.server.stop(grace)
-        if self.committer is not None:
-            await self.committer.close()
+        for committer in (self.committer, self.hellos, self.key_lookups):
+            if committer is not None:
+                await committer.close()
         self._background.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._background
@@ -353,7 +356,9 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
     events_pb2_grpc.add_SiteServiceServicer_to_server(
         SiteServicer(repo, liveness, events, hub, replica=replica_id), server
     )
-    stations_pb2_grpc.add_StationServiceServicer_to_server(StationServicer(repo, hub, liveness, replan), server)
+    stations_pb2_grpc.add_StationServiceServicer_to_server(
+        StationServicer(repo, hub, liveness, replan, station_keys=agent_servicer.station_keys), server
+    )
     targets_pb2_grpc.add_TargetServiceServicer_to_server(TargetServicer(repo, dispatcher, replan), server)
     targets_pb2_grpc.add_CampaignServiceServicer_to_server(CampaignServicer(repo, replan), server)
     observations_pb2_grpc.add_ObservationServiceServicer_to_server(
@@ -421,6 +426,8 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
         _metrics_server=metrics_server,
         reducer=reducer,
         committer=agent_servicer.committer,
+        hellos=agent_servicer.hellos,
+        key_lookups=agent_servicer.station_keys.lookups,
         replica_id=replica_id,
         replicas=replicas,
     )

@@ -7,6 +7,8 @@ probe it without credentials), each method needs a user token whose role covers 
 streaming shape. That includes server reflection, which would otherwise hand an anonymous caller the whole API.
 The caller's name is available to the servicer as `current_actor()` for the audit log.
 
+`StationKeys` does the same for station API keys (agents reconnecting in a storm), and batches its misses.
+
 `VerifiedTokenCache` keeps a verified user token for a few seconds (keyed by the SHA-256 of the whole presented
 token, so a wrong secret is a different key and goes to the database), which saves every control RPC its own
 database lookup. Revoking, logging out, deleting a user, changing a role or a password through this process clears
@@ -29,7 +31,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import grpc
 
@@ -37,10 +39,13 @@ from skymesh.api.errors import abort_with
 from skymesh.core.errors import AlreadyExists, PermissionDenied, SkyMeshError, Unauthenticated, Unavailable
 from skymesh.server.db import Repository
 from skymesh.server.db.records import Role, UserRecord
+from skymesh.server.groupcommit import GroupCommitter
 
 __all__ = [
     "ADMIN_USER",
     "ControlAuthInterceptor",
+    "StationKeys",
+    "VerifiedCredentialCache",
     "VerifiedTokenCache",
     "authenticate_station",
     "bearer_token",
@@ -84,6 +89,8 @@ _PUBLIC_METHODS = frozenset({"/skymesh.api.control.v1.AuthService/Login"})
 _CREDENTIAL_METHODS = frozenset({"Logout", "RevokeUserToken", "UpdateUser", "DeleteUser", "SetPassword"})
 TOKEN_CACHE_TTL_S = 5.0
 TOKEN_CACHE_SIZE = 1024
+STATION_KEY_CACHE_SIZE = 20_000
+_T = TypeVar("_T")
 
 
 def current_actor() -> str:
@@ -100,9 +107,12 @@ def bearer_token(context: grpc.aio.ServicerContext[Any, Any]) -> str:
     raise Unauthenticated("missing credentials: send metadata 'authorization: Bearer <token>'")
 
 
-async def authenticate_station(repo: Repository, context: grpc.aio.ServicerContext[Any, Any]) -> tuple[str, str]:
-    """(station_id, key_id) of the calling agent; raises Unauthenticated."""
-    station_id, key_id = await repo.authenticate_station(bearer_token(context))
+async def authenticate_station(
+    repo: Repository, context: grpc.aio.ServicerContext[Any, Any], keys: StationKeys | None = None
+) -> tuple[str, str]:
+    """(station_id, key_id) of the calling agent (through `keys` when given); raises Unauthenticated."""
+    token = bearer_token(context)
+    station_id, key_id = await (keys.authenticate(token) if keys is not None else repo.authenticate_station(token))
     names = peer_certificate_names(context)
     if names and station_id not in names:
         # Under mutual TLS the certificate is the station's identity too: a key must travel with its own station's
@@ -134,26 +144,26 @@ def _guarded(method: str) -> bool:
     return not method.startswith((_AGENT_PREFIX, *_OPEN_PREFIXES)) and method not in _PUBLIC_METHODS
 
 
-class VerifiedTokenCache:
-    """User tokens this process verified in the last `ttl_s` seconds, at most `max_size` of them.
+class VerifiedCredentialCache(Generic[_T]):
+    """Credentials `verify` accepted in the last `ttl_s` seconds, at most `max_size` of them.
 
-    Only successes are kept, under the SHA-256 of the whole token (the plaintext is never held). `clear()` bumps a
-    generation: a lookup that began before a clear does not store its (possibly stale) answer after it.
+    Only successes are kept, under the SHA-256 of the whole credential (the plaintext is never held). `clear()` bumps
+    a generation: a lookup that began before a clear does not store its (possibly stale) answer after it.
     """
 
     def __init__(
         self,
-        repo: Repository,
+        verify: Callable[[str], Awaitable[_T]],
         *,
         ttl_s: float = TOKEN_CACHE_TTL_S,
         max_size: int = TOKEN_CACHE_SIZE,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._repo = repo
+        self._verify = verify
         self._ttl_s = ttl_s
         self._max_size = max_size
         self._clock = clock
-        self._entries: dict[bytes, tuple[float, UserRecord]] = {}
+        self._entries: dict[bytes, tuple[float, _T]] = {}
         self._generation = 0
 
     def __len__(self) -> int:
@@ -163,8 +173,8 @@ class VerifiedTokenCache:
         self._generation += 1
         self._entries.clear()
 
-    async def authenticate(self, token: str) -> UserRecord:
-        """The token's user, from the cache when verified within the TTL, else from the repository."""
+    async def authenticate(self, token: str) -> _T:
+        """What `verify` says of the credential, from the cache when verified within the TTL; raises as it does."""
         key = hashlib.sha256(token.encode()).digest()
         now = self._clock()
         hit = self._entries.get(key)
@@ -173,18 +183,64 @@ class VerifiedTokenCache:
                 return hit[1]
             del self._entries[key]
         generation = self._generation
-        user = await self._repo.authenticate_user(token)  # raises on a wrong, revoked or expired token
+        answer = await self._verify(token)  # raises on a wrong, revoked or expired credential
         if self._ttl_s > 0 and generation == self._generation:
             if len(self._entries) >= self._max_size:
                 self._evict(now)
-            self._entries[key] = (now + self._ttl_s, user)
-        return user
+            self._entries[key] = (now + self._ttl_s, answer)
+        return answer
 
     def _evict(self, now: float) -> None:
         for key in [k for k, (expires, _) in self._entries.items() if expires <= now]:
             del self._entries[key]
         while len(self._entries) >= self._max_size:  # all live: drop the oldest insertions
             del self._entries[next(iter(self._entries))]
+
+
+class VerifiedTokenCache(VerifiedCredentialCache[UserRecord]):
+    """User tokens (the control API), verified by the repository."""
+
+    def __init__(
+        self,
+        repo: Repository,
+        *,
+        ttl_s: float = TOKEN_CACHE_TTL_S,
+        max_size: int = TOKEN_CACHE_SIZE,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(repo.authenticate_user, ttl_s=ttl_s, max_size=max_size, clock=clock)
+
+
+class StationKeys(VerifiedCredentialCache[tuple[str, str]]):
+    """Station API keys -> (station_id, key_id): verified keys are kept for the same TTL as user tokens, and the
+    misses of many streams at once (a reconnect storm) share one read (`GroupCommitter` over
+    `Repository.authenticate_stations`), shedding with UNAVAILABLE when too many wait. RevokeStationKey and
+    DeleteStation on this process `clear()` it; a revocation elsewhere takes effect within the TTL for new streams
+    (open ones re-check at `key_recheck_s`)."""
+
+    def __init__(
+        self,
+        repo: Repository,
+        *,
+        ttl_s: float = TOKEN_CACHE_TTL_S,
+        max_size: int = STATION_KEY_CACHE_SIZE,
+        max_queued: int = 20_000,
+        retry_after_s: float = 2.0,
+    ) -> None:
+        self.lookups = GroupCommitter(
+            repo,
+            write=repo.authenticate_stations,
+            max_group=500,
+            max_queued=max_queued,
+            retry_after_s=retry_after_s,
+            linger_s=0.005,
+            overload_reason="CONNECT_OVERLOADED",
+        )
+        super().__init__(self._lookup, ttl_s=ttl_s, max_size=max_size)
+
+    async def _lookup(self, api_key: str) -> tuple[str, str]:
+        answer: tuple[str, str] = await self.lookups.submit("", "", 0, api_key)
+        return answer
 
 
 class ControlAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]

@@ -49,6 +49,12 @@ class ServerConfig:
     # replica) ends them too; RevokeStationKey on this server ends them at once.
     key_recheck_s: float = 60.0
     max_unacked: int = 64
+    # Hellos are group-committed (skymesh.server.groupcommit): at most `hello_group_max` per transaction; beyond
+    # `hello_queue_max` waiting, a Hello is shed at once with UNAVAILABLE (reason CONNECT_OVERLOADED) and the advice
+    # to retry after `hello_retry_after_s` (the agent adds jitter), instead of waiting in a queue it cannot leave.
+    hello_group_max: int = 500
+    hello_queue_max: int = 5000
+    hello_retry_after_s: float = 2.0
     # Each station's stream is read at most this fast (a burst of `upstream_burst` first); the server paces, never
     # drops (docs/protocol.md rule 12).
     upstream_rate_per_s: float = 200.0
@@ -160,6 +166,12 @@ class ServerConfig:
             raise InvalidArgument("must be positive", field="replica_sweep_s")
         if self.max_unacked < 1:
             raise InvalidArgument("must be at least 1", field="max_unacked")
+        if self.hello_group_max < 1:
+            raise InvalidArgument("must be at least 1", field="hello_group_max")
+        if self.hello_queue_max < 1:
+            raise InvalidArgument("must be at least 1", field="hello_queue_max")
+        if self.hello_retry_after_s <= 0:
+            raise InvalidArgument("must be positive", field="hello_retry_after_s")
         if self.upstream_rate_per_s <= 0:
             raise InvalidArgument("must be positive", field="upstream_rate_per_s")
         if self.upstream_burst < 1:

@@ -9,6 +9,10 @@ dedup are decided inside that transaction, per message, exactly as for a message
 The queue is bounded: when it is full, `submit` refuses at once with UNAVAILABLE and a retry hint instead of letting
 latency grow without limit (the stream ends; the agent resends from its durable outbox after the hint).
 
+The same mechanism batches agent Hellos (`write=Repository.record_hellos`, skymesh.server.stream): a reconnect storm
+of thousands of agents shares a few transactions instead of paying one each. `write` takes the group's
+(station, boot, seq, item) tuples and epochs and answers each in order, as `ingest_telemetry_many` does.
+
 Imports: the repository and core errors only; nothing here knows about gRPC.
 """
 
@@ -17,13 +21,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from skymesh.core.errors import SkyMeshError, Unavailable
 from skymesh.server.db import Repository
-from skymesh.server.db.records import TelemetryIn, UpstreamResult
 
-__all__ = ["GroupCommitter"]
+__all__ = ["GroupCommitter", "GroupWrite"]
+
+# Writes one group in one transaction: (station, boot, seq, item) per message and its epoch (None: unfenced); answers
+# each message in order with its result or the error that refuses it.
+GroupWrite = Callable[[Sequence[tuple[str, str, int, Any]], Sequence[int | None]], Awaitable[Sequence[Any]]]
 
 log = logging.getLogger(__name__)
 
@@ -33,19 +42,20 @@ class _Pending:
     station_id: str
     boot_id: str
     seq: int
-    item: TelemetryIn
+    item: Any
     epoch: int | None
-    answer: asyncio.Future[UpstreamResult]
+    answer: asyncio.Future[Any]
 
 
-def _retrieve(answer: asyncio.Future[UpstreamResult]) -> None:
+def _retrieve(answer: asyncio.Future[Any]) -> None:
     if not answer.cancelled():
         answer.exception()  # retrieved: a waiter whose stream ended no longer wants it
 
 
 class GroupCommitter:
     """One flusher per server. `max_group` bounds a transaction; `max_queued` bounds memory and latency;
-    `linger_s` is how long a group waits for more messages before it is written (0: one event-loop turn)."""
+    `linger_s` is how long a group waits for more messages before it is written (0: one event-loop turn). `write`
+    (default: the repository's telemetry group insert) and `overload_reason` make the same mechanism serve Hellos."""
 
     def __init__(
         self,
@@ -55,8 +65,11 @@ class GroupCommitter:
         max_queued: int = 20_000,
         retry_after_s: float = 2.0,
         linger_s: float = 0.02,
+        write: GroupWrite | None = None,
+        overload_reason: str = "INGEST_OVERLOADED",
     ) -> None:
-        self._repo = repo
+        self._write: GroupWrite = write or repo.ingest_telemetry_many
+        self._overload_reason = overload_reason
         self._linger_s = linger_s
         self._max_group = max_group
         self._max_queued = max_queued
@@ -68,22 +81,20 @@ class GroupCommitter:
         self.groups = 0  # transactions written (for benchmarks and tests)
         self.messages = 0
 
-    async def submit(
-        self, station_id: str, boot_id: str, seq: int, item: TelemetryIn, *, epoch: int | None = None
-    ) -> UpstreamResult:
+    async def submit(self, station_id: str, boot_id: str, seq: int, item: Any, *, epoch: int | None = None) -> Any:
         """The answer for this message once its group has committed; raises the error that refuses it (FENCED when
         `epoch` is no longer the station's)."""
         if len(self._queue) >= self._max_queued:
             raise Unavailable(
-                f"server ingest queue full ({self._max_queued} messages): retry later",
-                reason="INGEST_OVERLOADED",
+                f"server queue full ({self._max_queued} waiting): retry later",
+                reason=self._overload_reason,
                 details={"retry-after-s": f"{self._retry_after_s:g}"},
             )
         if self._closing:
             raise Unavailable("server shutting down", reason="SHUTTING_DOWN")
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="skymesh-group-commit")
-        answer: asyncio.Future[UpstreamResult] = asyncio.get_running_loop().create_future()
+        answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         answer.add_done_callback(_retrieve)
         self._queue.append(_Pending(station_id, boot_id, seq, item, epoch, answer))
         self._wake.set()
@@ -114,7 +125,7 @@ class GroupCommitter:
 
     async def _flush(self, group: list[_Pending]) -> None:
         try:
-            results = await self._repo.ingest_telemetry_many(
+            results = await self._write(
                 [(p.station_id, p.boot_id, p.seq, p.item) for p in group], [p.epoch for p in group]
             )
         except Exception as exc:  # the whole transaction failed (database down): every waiter hears it

@@ -8,10 +8,12 @@
 
 The wanted state is derived from in-memory facts (is a stream open, when was the last message, when did the last
 stream end) and written through one lock, so a late "stream ended" can never overwrite a newer ONLINE. A change to
-or from a schedulable state calls `on_schedulable_change` (the planner's trigger).
+or from a schedulable state calls `on_schedulable_change` (the planner's trigger). A Hello's ONLINE (or DEGRADED) is
+written by the Hello's own group transaction (`opened`), and the monitor writes all transitions of a tick in one
+transaction (`refresh_many`): a reconnect storm costs a few transactions, not two per station.
 
 With several server replicas on one PostgreSQL (issue 8), a station's state is written only by the replica that
-holds its current session epoch (`claimed` at Hello, or `adopt`ed from a replica that died): each write is
+holds its current session epoch (`opened` by a Hello, or `adopt`ed from a replica that died): each write is
 conditioned on that epoch, and a replica whose write is refused forgets the station, so replicas never fight over
 it. Stations whose holder died are found by `sweep` and adopted by exactly one live replica, which marks them
 DISCONNECTED and, after the grace, OFFLINE (unless their agents reconnect first, to any replica).
@@ -22,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
 from skymesh.core.clock import Clock
@@ -39,6 +41,7 @@ log = logging.getLogger(__name__)
 # Health detectors whose open event means the station cannot do demanding work well: its rotator, radio, camera or
 # clock. Heartbeat jitter is the link's (STALE covers that), not the hardware's.
 _LOST = -1  # the epoch of a station this replica lost: every write with it is refused
+_WRITE_GROUP = 500  # liveness transitions written per transaction
 
 DEGRADING_DETECTORS = frozenset({"rotator_pointing_error", "radio_snr_residual", "camera_temperature", "clock_offset"})
 
@@ -123,12 +126,30 @@ class Liveness:
             self._wake.set()
         return [s for s, _e in adopted]
 
-    def claimed(self, station_id: str, epoch: int, stored: StationState) -> None:
-        """A Hello here took the station at `epoch`; `stored` is its state in the database as of that moment (another
-        replica may have written it since this one last looked)."""
-        self._epoch[station_id] = epoch
-        self._state[station_id] = stored
-        self._ended_at.pop(station_id, None)
+    def hello_state(self, station_id: str) -> StationState:
+        """The state a Hello here puts the station in (written by the Hello's own transaction): DEGRADED while a
+        device it reported (`report_devices`, called first) or an open health event says so, else ONLINE."""
+        degraded = self._failing.get(station_id) or self._anomalies.get(station_id)
+        return StationState.DEGRADED if degraded else StationState.ONLINE
+
+    async def opened(self, station_id: str, epoch: int, stored: StationState, written: StationState) -> None:
+        """A Hello here took the station at `epoch` and its transaction moved the stored state from `stored` (as
+        another replica may have left it) to `written`: the same bookkeeping and callbacks as a `refresh` that
+        wrote it, without a transaction of its own. Under the lock, so a refresh in flight with the older epoch
+        finishes first (its write either committed before the Hello's or was refused)."""
+        async with self._lock:
+            if self._epoch.get(station_id, 0) > epoch:
+                return  # a newer Hello here already holds it (two Hellos answered out of order)
+            self._epoch[station_id] = epoch
+            self._state[station_id] = written
+            self._ended_at.pop(station_id, None)
+            self._last_seen[station_id] = self._clock.monotonic()
+            if stored != written:
+                log.info("station %s: %s -> %s", station_id, stored.name, written.name)
+                self._publish()
+                self._on_state(station_id, stored, written)
+        if stored.schedulable != written.schedulable:
+            self._on_change(station_id)
 
     def touch(self, station_id: str) -> bool:
         """A message arrived. Returns True when the station's state must be refreshed (it was not ONLINE)."""
@@ -201,29 +222,47 @@ class Liveness:
         return StationState.OFFLINE if now - ended >= self._config.offline_grace_s else StationState.DISCONNECTED
 
     async def refresh(self, station_id: str) -> StationState:
+        [state] = await self.refresh_many([station_id])
+        return state
+
+    async def refresh_many(self, station_ids: Iterable[str]) -> list[StationState]:
+        """Re-derive each station's state and write every transition in one transaction (the monitor's tick: a
+        reconnect storm ends thousands of streams at once). Returns each station's state after it."""
+        ids = list(station_ids)
+        moved: list[tuple[str, StationState, StationState]] = []
         async with self._lock:
-            old = self._state.get(station_id, StationState.OFFLINE)
-            new = self._wanted(station_id, self._clock.monotonic())
-            if new == old:
-                return new
-            written = await self._repo.set_station_state(
-                station_id, new, last_seen=self.last_seen(station_id), epoch=self._epoch.get(station_id)
-            )
-            if not written and station_id in self._epoch:
-                # A newer session holds the station (here or on another replica): its state is that session's to
-                # write. This replica forgets it, and writes nothing more for it until a Hello here claims it again.
-                self._epoch[station_id] = _LOST
-                self._ended_at.pop(station_id, None)
-                self._state.pop(station_id, None)
+            now = self._clock.monotonic()
+            out = [self._wanted(station_id, now) for station_id in ids]
+            todo = [
+                (i, station_id, self._state.get(station_id, StationState.OFFLINE), self._epoch.get(station_id))
+                for i, station_id in enumerate(ids)
+                if out[i] != self._state.get(station_id, StationState.OFFLINE)
+            ]
+            for start in range(0, len(todo), _WRITE_GROUP):
+                part = todo[start : start + _WRITE_GROUP]
+                written = await self._repo.set_station_states(
+                    [(station_id, out[i], self.last_seen(station_id), epoch) for i, station_id, _old, epoch in part]
+                )
+                for (i, station_id, old, epoch), ok in zip(part, written, strict=True):
+                    if not ok and epoch is not None:
+                        # A newer session holds the station (here or on another replica): its state is that
+                        # session's to write. This replica forgets it, and writes nothing more for it until a Hello
+                        # here claims it again.
+                        self._epoch[station_id] = _LOST
+                        self._ended_at.pop(station_id, None)
+                        self._state.pop(station_id, None)
+                        out[i] = old
+                        continue
+                    self._state[station_id] = out[i]
+                    log.info("station %s: %s -> %s", station_id, old.name, out[i].name)
+                    self._on_state(station_id, old, out[i])
+                    moved.append((station_id, old, out[i]))
+            if todo:
                 self._publish()
-                return old
-            self._state[station_id] = new
-            log.info("station %s: %s -> %s", station_id, old.name, new.name)
-            self._publish()
-            self._on_state(station_id, old, new)
-        if old.schedulable != new.schedulable:
-            self._on_change(station_id)
-        return new
+        for station_id, old, new in moved:
+            if old.schedulable != new.schedulable:
+                self._on_change(station_id)
+        return out
 
     def _publish(self) -> None:
         counts = dict.fromkeys(StationState, 0)
@@ -244,8 +283,7 @@ class Liveness:
                 async with asyncio.timeout(self._tick_s()):
                     await self._wake.wait()
             self._wake.clear()
-            for station_id in set(self._state) | set(self._ended_at) | set(self._last_seen):
-                try:
-                    await self.refresh(station_id)
-                except Exception:  # a database hiccup must not kill the monitor; next tick retries
-                    log.exception("liveness refresh of %s failed", station_id)
+            try:
+                await self.refresh_many(sorted(set(self._state) | set(self._ended_at) | set(self._last_seen)))
+            except Exception:  # a database hiccup must not kill the monitor; next tick retries
+                log.exception("liveness refresh failed")

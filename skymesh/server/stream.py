@@ -43,6 +43,7 @@ from skymesh.core.errors import (
     SkyMeshError,
     Unauthenticated,
 )
+from skymesh.core.model import StationState
 from skymesh.observability import tracing
 from skymesh.observability.metrics import (
     COMMANDS,
@@ -53,10 +54,18 @@ from skymesh.observability.metrics import (
     SERVER_RECONNECTS,
     STREAM_MESSAGES,
 )
-from skymesh.server.auth import authenticate_station
+from skymesh.server.auth import StationKeys, authenticate_station
 from skymesh.server.config import ServerConfig
 from skymesh.server.db import Repository
-from skymesh.server.db.records import CommandStateValue, JobUpdateIn, ObservationIn, TelemetryIn
+from skymesh.server.db.records import (
+    CommandStateValue,
+    HelloClaim,
+    HelloIn,
+    JobUpdateIn,
+    ObservationIn,
+    TelemetryIn,
+    UpstreamResult,
+)
 from skymesh.server.dispatch import Dispatcher
 from skymesh.server.events import EventBus
 from skymesh.server.groupcommit import GroupCommitter
@@ -142,7 +151,19 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         self._config = config
         self._clock = clock
         self._pacers: dict[str, Pacer] = {}
+        self._settling: set[asyncio.Task[None]] = set()  # liveness of Hellos whose streams ended before Welcome
         self.committer = GroupCommitter(repo)
+        self.station_keys = StationKeys(repo)  # verified keys (5 s), misses batched
+        # Hellos are group-committed too; beyond `hello_queue_max` waiting, a Hello is shed at once with UNAVAILABLE
+        # and a retry-after (the agent comes back after it) instead of timing out in a queue it cannot leave.
+        self.hellos = GroupCommitter(
+            repo,
+            write=repo.record_hellos,
+            max_group=config.hello_group_max,
+            max_queued=config.hello_queue_max,
+            retry_after_s=config.hello_retry_after_s,
+            overload_reason="CONNECT_OVERLOADED",
+        )
         self.health: HealthMonitor | None = None  # set by the app: telemetry anomaly detectors
 
     # ------------------------------------------------------------------------------------------------ Connect
@@ -151,7 +172,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         self, request_iterator: Any, context: grpc.aio.ServicerContext[Any, Any]
     ) -> None:
         try:
-            station_id, key_id = await authenticate_station(self._repo, context)
+            station_id, key_id = await authenticate_station(self._repo, context, self.station_keys)
             try:
                 first = await context.read()
             except MessageRefused as refused:
@@ -225,20 +246,39 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         offset_s = 0.0
         if hello.HasField("agent_time"):
             offset_s = (timestamp_to_datetime(hello.agent_time, "hello.agent_time") - now).total_seconds()
-        claim = await self._repo.record_hello(
-            station_id,
-            agent_version=hello.agent_version,
-            capabilities=_capabilities(hello.capabilities),
-            clock_offset_s=offset_s,
-            boot_ids=[hello.boot_id, *hello.pending_boot_ids],
-            replica=self._replica,
-            session_id=session.session_id,
+        failing = _failing_devices(hello.devices)
+        self._liveness.report_devices(station_id, failing)
+        wanted = self._liveness.hello_state(station_id)
+        # Group commit: the Hellos of every stream that is ready share one transaction (facts, state, epoch, resume
+        # cursors, schedule version, open commands); a queue too long to answer in time sheds with UNAVAILABLE.
+        submitted = asyncio.ensure_future(
+            self.hellos.submit(
+                station_id,
+                "",
+                0,
+                HelloIn(
+                    agent_version=hello.agent_version,
+                    capabilities=_capabilities(hello.capabilities),
+                    clock_offset_s=offset_s,
+                    boot_ids=(hello.boot_id, *hello.pending_boot_ids),
+                    replica=self._replica,
+                    session_id=session.session_id,
+                    state=wanted,
+                ),
+            )
         )
+        try:
+            claim: HelloClaim = await asyncio.shield(submitted)
+        except asyncio.CancelledError:
+            # The stream ended while its Hello was in a group: the group still commits (state and epoch written),
+            # so liveness must still learn of it, and of the stream's end, or the stored ONLINE would stay.
+            submitted.add_done_callback(lambda done: self._hello_abandoned(station_id, wanted, done))
+            raise
         cursors = claim.cursors
         session.epoch = claim.epoch
         session.replay_from = hello.last_command_seq
         session.schedule_version = hello.schedule_version
-        self._liveness.claimed(station_id, claim.epoch, claim.state)
+        await self._liveness.opened(station_id, claim.epoch, claim.state, wanted)
         # A stream of this station on another replica (a half-open connection) ends now, not at its next write.
         await self._dispatcher.announce_claim(station_id, claim.epoch)
         welcome = agent_pb2.Welcome(
@@ -258,14 +298,28 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         # Take over the station (and go ONLINE) before the Welcome: once an agent holds a Welcome, the server
         # already counts it as connected. Pushes queued meanwhile wait for the writer, which starts after it.
         self._hub.register(session)
-        self._liveness.report_devices(station_id, _failing_devices(hello.devices))
-        self._liveness.touch(station_id)
-        await self._liveness.refresh(station_id)
+        if self._liveness.touch(station_id):  # the Hello's state was not ONLINE/DEGRADED after all (a race)
+            await self._liveness.refresh(station_id)
         await context.write(agent_pb2.ConnectResponse(welcome=welcome))
         STREAM_MESSAGES.labels("down", "welcome").inc()
-        if hello.schedule_version != await self._repo.schedule_version(station_id):
+        if hello.schedule_version != claim.schedule_version:
             await self._dispatcher.push_schedule(station_id, session)
-        await self._dispatcher.deliver_outbox(session)
+        if claim.open_command_head > session.replay_from:  # else nothing to replay: no transaction
+            await self._dispatcher.deliver_outbox(session)
+
+    def _hello_abandoned(self, station_id: str, wanted: StationState, done: asyncio.Future[HelloClaim]) -> None:
+        if done.cancelled() or done.exception() is not None:
+            return
+        claim = done.result()
+
+        async def settle() -> None:
+            await self._liveness.opened(station_id, claim.epoch, claim.state, wanted)
+            if not self._hub.connected(station_id):
+                self._liveness.stream_ended(station_id)
+
+        task = asyncio.get_running_loop().create_task(settle())
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
 
     async def _watch(self, session: AgentSession) -> None:
         while True:
@@ -419,7 +473,9 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             else:
                 item = telemetry_from_proto(request.telemetry, request.boot_id)
             # Group commit: one transaction for the telemetry of every stream that is ready (acked after it).
-            result = await self.committer.submit(station_id, request.boot_id, request.seq, item, epoch=session.epoch)
+            result: UpstreamResult = await self.committer.submit(
+                station_id, request.boot_id, request.seq, item, epoch=session.epoch
+            )
         else:
             item = (
                 job_update_from_proto(request.job_update)

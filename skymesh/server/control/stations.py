@@ -20,7 +20,7 @@ from skymesh.api.errors import grpc_errors
 from skymesh.core.errors import InvalidArgument, Unauthenticated
 from skymesh.core.ids import check_id
 from skymesh.core.model import StationKind, StationState, Weather
-from skymesh.server.auth import current_actor
+from skymesh.server.auth import StationKeys, current_actor
 from skymesh.server.control.paging import encode_token, key_time, page_request
 from skymesh.server.db import Repository
 from skymesh.server.db.records import StationRecord
@@ -80,8 +80,15 @@ def _merge(current: Any, new: Any, paths: list[str]) -> None:
 
 class StationServicer(stations_pb2_grpc.StationServiceServicer):
     def __init__(
-        self, repo: Repository, hub: SessionHub, liveness: Liveness, on_change: Callable[[str], None] = lambda _: None
+        self,
+        repo: Repository,
+        hub: SessionHub,
+        liveness: Liveness,
+        on_change: Callable[[str], None] = lambda _: None,
+        *,
+        station_keys: StationKeys | None = None,
     ) -> None:
+        self._station_keys = station_keys  # verified agent keys: forgotten at once on revocation or deletion here
         self._repo = repo
         self._hub = hub
         self._liveness = liveness
@@ -163,6 +170,8 @@ class StationServicer(stations_pb2_grpc.StationServiceServicer):
         if not request.key_id:
             raise InvalidArgument("must not be empty", field="key_id")
         await self._repo.revoke_station_key(request.key_id, actor=current_actor())
+        if self._station_keys is not None:
+            self._station_keys.clear()
         self._hub.close_key(request.key_id, Unauthenticated("station key revoked", reason="KEY_REVOKED"))
         return stations_pb2.RevokeStationKeyResponse()
 
@@ -172,6 +181,8 @@ class StationServicer(stations_pb2_grpc.StationServiceServicer):
     ) -> stations_pb2.DeleteStationResponse:
         check_id(request.station_id, field="station_id")
         deletion = await self._repo.delete_station(request.station_id, actor=current_actor())
+        if self._station_keys is not None:
+            self._station_keys.clear()
         # Its stream here ends now; one on another replica ends at that replica's next key re-check (key_recheck_s).
         session = self._hub.get(request.station_id)
         if session is not None:

@@ -20,8 +20,11 @@ from skymesh.observability.metrics import DB_LATENCY
 from skymesh.server.db.base import RepoBase, fenced
 from skymesh.server.db.models import (
     ArtifactRow,
+    AuditRow,
+    CommandRow,
     JobRow,
     ObservationRow,
+    ScheduleRow,
     StationRow,
     StationSessionRow,
     TargetRow,
@@ -30,8 +33,10 @@ from skymesh.server.db.models import (
     UpstreamRefusalRow,
 )
 from skymesh.server.db.records import (
+    OPEN_COMMAND_STATES,
     ArtifactRecord,
     HelloClaim,
+    HelloIn,
     JobChange,
     JobUpdateIn,
     LightCurvePointRecord,
@@ -49,6 +54,13 @@ log = logging.getLogger(__name__)
 UpstreamItem = JobUpdateIn | TelemetryIn | ObservationIn
 
 _KNOWN_CURSORS_MAX = 200_000
+
+
+def _table(row: Any) -> Table:
+    table = row.__table__
+    assert isinstance(table, Table)
+    return table
+
 
 _REFUSAL_CLASSES: dict[str, type[SkyMeshError]] = {
     "INVALID_ARGUMENT": InvalidArgument,
@@ -488,26 +500,91 @@ class IngestRepo(RepoBase):
     ) -> bool:
         """Write a liveness transition. With `epoch`, only while the station is still held at that epoch (a replica
         that lost the station does not fight the holder over its state): returns False, writing nothing, when not."""
+        [written] = await self._set_station_states([(station_id, state, last_seen, epoch)])
+        return written
+
+    async def set_station_states(
+        self, items: Sequence[tuple[str, StationState, datetime | None, int | None]]
+    ) -> list[bool]:
+        """`set_station_state` for many stations (station, state, last_seen, epoch) in ONE transaction: the liveness
+        monitor writes every transition of a tick together (a reconnect storm ends thousands of streams at once)."""
+        return await self._set_station_states(items)
+
+    async def _set_station_states(
+        self, items: Sequence[tuple[str, StationState, datetime | None, int | None]]
+    ) -> list[bool]:
         now = self._now()
-        async with self._tx("set_station_state") as s:
-            # The station row first, then the session row: the order a Hello takes them in (no deadlock).
-            row = await s.get(StationRow, station_id, with_for_update=True)
-            if row is None:
-                return False
-            if epoch is not None:
-                current = await s.scalar(
-                    select(StationSessionRow.epoch)
-                    .where(StationSessionRow.station_id == station_id)
-                    .with_for_update(read=True)
+        stations = _table(StationRow)
+        sessions = _table(StationSessionRow)
+        ids = sorted({station for station, *_ in items})
+        with (
+            tracing.span(
+                "db set_station_states", attributes={"db.system": self.dialect, "db.operation": "set_station_states"}
+            ),
+            DB_LATENCY.labels("set_station_states").time(),
+        ):
+            async with self.engine.begin() as conn:
+                # The station rows first (in key order, FOR NO KEY UPDATE as in a Hello), then the session rows.
+                rows = {
+                    sid: (StationState(st), at)
+                    for sid, st, at in (
+                        await conn.execute(
+                            select(stations.c.station_id, stations.c.state, stations.c.state_changed_at)
+                            .where(stations.c.station_id.in_(ids))
+                            .order_by(stations.c.station_id)
+                            .with_for_update(key_share=True)
+                        )
+                    ).all()
+                }
+                fenced_ids = sorted(
+                    {station for station, _, _, epoch in items if epoch is not None and station in rows}
                 )
-                if current != epoch:
-                    return False
-            if row.state != int(state):
-                row.state = int(state)
-                row.state_changed_at = now
-            if last_seen is not None:
-                row.last_seen = last_seen
-        return True
+                held: dict[str, int] = {}
+                if fenced_ids:
+                    held = {
+                        sid: int(e)
+                        for sid, e in (
+                            await conn.execute(
+                                select(sessions.c.station_id, sessions.c.epoch)
+                                .where(sessions.c.station_id.in_(fenced_ids))
+                                .order_by(sessions.c.station_id)
+                                .with_for_update(read=True)
+                            )
+                        ).all()
+                    }
+                out: list[bool] = []
+                changes: dict[str, dict[str, Any]] = {}
+                for station, state, last_seen, epoch in items:
+                    row = rows.get(station)
+                    if row is None or (epoch is not None and held.get(station) != epoch):
+                        out.append(False)
+                        continue
+                    old, changed_at = row
+                    change = changes.setdefault(station, {"k_station": station, "last_seen": None})
+                    if old != state:
+                        rows[station] = (state, now)
+                        changed_at = now
+                    change["state"] = int(state)
+                    change["state_changed_at"] = changed_at
+                    if last_seen is not None:
+                        change["last_seen"] = last_seen
+                    out.append(True)
+                seen = [c for c in changes.values() if c["last_seen"] is not None]
+                unseen = [
+                    {k: v for k, v in c.items() if k != "last_seen"} for c in changes.values() if c["last_seen"] is None
+                ]
+                for group, columns in (
+                    (seen, ("state", "state_changed_at", "last_seen")),
+                    (unseen, ("state", "state_changed_at")),
+                ):
+                    if group:
+                        await conn.execute(
+                            update(stations)
+                            .where(stations.c.station_id == bindparam("k_station"))
+                            .values({c: bindparam(c) for c in columns}),
+                            group,
+                        )
+        return out
 
     async def record_hello(
         self,
@@ -520,44 +597,174 @@ class IngestRepo(RepoBase):
         replica: str = "",
         session_id: str = "",
     ) -> HelloClaim:
-        """Record the Hello's facts, take the station's next session epoch (held by `replica`), and return the
-        committed seq of each of `boot_ids` (as `get_cursors`), in one transaction: a reconnect storm pays one round
-        trip per agent here, not three. The epoch is taken before the cursors are read: a write fenced on the older
-        epoch either committed first (and its cursor is read here) or waits and then fails FENCED."""
+        """`record_hellos` for one Hello that leaves the station's state alone; raises what refuses it."""
+        hello = HelloIn(agent_version, capabilities, clock_offset_s, tuple(boot_ids), replica, session_id)
+        [claim] = await self._record_hellos([(station_id, "", 0, hello)])
+        if isinstance(claim, SkyMeshError):
+            raise claim
+        return claim
+
+    async def record_hellos(
+        self, items: Sequence[tuple[str, str, int, HelloIn]], epochs: Sequence[int | None] | None = None
+    ) -> list[HelloClaim | SkyMeshError]:
+        """Group commit of Hellos (station, unused, unused, hello) from any number of streams, in ONE transaction:
+        each station's Hello facts and liveness state, its next session epoch (held by `hello.replica`), the
+        committed seq of each of its boot ids, its schedule version and open-command head. A reconnect storm of
+        thousands of agents pays a few transactions, not several per agent. Answers each item in order: its claim,
+        or NotFound for a station that does not exist (which writes nothing and does not hold back the others).
+        `epochs` is unused (a Hello takes a new epoch; the shape is `GroupCommitter`'s)."""
+        return await self._record_hellos(items)
+
+    async def _record_hellos(self, items: Sequence[tuple[str, str, int, HelloIn]]) -> list[HelloClaim | SkyMeshError]:
         now = self._now()
-        ids = [b for b in dict.fromkeys(boot_ids) if b]
-        async with self._tx("record_hello") as s:
-            row = await s.get(StationRow, station_id, with_for_update=True)
-            if row is None:
-                raise NotFound(f"no station {station_id!r}", field="hello.station_id")
-            row.agent_version = agent_version
-            row.capabilities = capabilities
-            row.clock_offset_s = clock_offset_s
-            row.last_seen = now
-            self._audit(s, now, f"station:{station_id}", "connect", station_id, agent_version=agent_version)
-            table = StationSessionRow.__table__
-            claim = self._insert(table).values(
-                station_id=station_id, epoch=1, replica=replica, session_id=session_id, claimed_at=now
-            )
-            epoch = await s.scalar(
-                claim.on_conflict_do_update(
-                    index_elements=[table.c.station_id],
-                    set_={
-                        "epoch": table.c.epoch + 1,
-                        "replica": claim.excluded.replica,
-                        "session_id": claim.excluded.session_id,
-                        "claimed_at": claim.excluded.claimed_at,
-                    },
-                ).returning(table.c.epoch)
-            )
-            state = StationState(row.state)
-            found: dict[str, int] = {}
-            if ids:
-                query = select(UpstreamCursorRow.boot_id, UpstreamCursorRow.committed_seq).where(
-                    UpstreamCursorRow.station_id == station_id, UpstreamCursorRow.boot_id.in_(ids)
+        stations = _table(StationRow)
+        sessions = _table(StationSessionRow)
+        cursors = _table(UpstreamCursorRow)
+        ids = sorted({station for station, _, _, _ in items})
+        out: list[HelloClaim | SkyMeshError] = []
+        with (
+            tracing.span("db record_hellos", attributes={"db.system": self.dialect, "db.operation": "record_hellos"}),
+            DB_LATENCY.labels("record_hellos").time(),
+        ):
+            async with self.engine.begin() as conn:
+                # Every station row of the group in one statement, in key order (the order a single Hello and a
+                # liveness write take them in), then the session rows. FOR NO KEY UPDATE, as the UPDATE itself
+                # takes: it does not conflict with the KEY SHARE locks a telemetry group's inserts take on the
+                # station rows they reference in any order (FOR UPDATE would, and deadlock against that group).
+                found = (
+                    await conn.execute(
+                        select(stations.c.station_id, stations.c.state, stations.c.state_changed_at)
+                        .where(stations.c.station_id.in_(ids))
+                        .order_by(stations.c.station_id)
+                        .with_for_update(key_share=True)
+                    )
+                ).all()
+                state = {sid: StationState(st) for sid, st, _ in found}
+                changed_at = {sid: at for sid, _, at in found}
+                before: list[StationState | None] = []
+                facts: dict[str, dict[str, Any]] = {}
+                for station, _, _, hello in items:  # in order: a later Hello of the same station sees the earlier
+                    if station not in state:
+                        before.append(None)
+                        continue
+                    before.append(state[station])
+                    if hello.state is not None and hello.state != state[station]:
+                        state[station] = hello.state
+                        changed_at[station] = now
+                    facts[station] = {
+                        "k_station": station,
+                        "agent_version": hello.agent_version,
+                        "capabilities": hello.capabilities,
+                        "clock_offset_s": hello.clock_offset_s,
+                        "last_seen": now,
+                        "state": int(state[station]),
+                        "state_changed_at": changed_at[station],
+                    }
+                if not facts:
+                    return [NotFound(f"no station {station!r}", field="hello.station_id") for station, *_ in items]
+                await conn.execute(
+                    update(stations)
+                    .where(stations.c.station_id == bindparam("k_station"))
+                    .values({k: bindparam(k) for k in next(iter(facts.values())) if k != "k_station"}),
+                    list(facts.values()),
                 )
-                found = {b: int(seq) for b, seq in (await s.execute(query)).all()}
-        return HelloClaim({b: found.get(b, 0) for b in ids}, int(epoch), state)
+                await conn.execute(
+                    _table(AuditRow).insert(),
+                    [
+                        {
+                            "at": now,
+                            "actor": f"station:{station}",
+                            "action": "connect",
+                            "subject": station,
+                            "detail": {"agent_version": hello.agent_version},
+                        }
+                        for station, _, _, hello in items
+                        if station in state
+                    ],
+                )
+                # The next epoch of each station, taken before its cursors are read: a write fenced on the older
+                # epoch either committed first (and its cursor is read here) or waits and then fails FENCED. Two
+                # Hellos of one station in the group take consecutive epochs (the later one wins), one per round.
+                epoch: list[int] = [0] * len(items)
+                pending = [i for i, (station, *_) in enumerate(items) if station in state]
+                while pending:
+                    taken: dict[str, int] = {}
+                    later: list[int] = []
+                    for i in pending:
+                        if items[i][0] in taken:
+                            later.append(i)
+                        else:
+                            taken[items[i][0]] = i
+                    claim = self._insert(sessions).values(
+                        [
+                            {
+                                "station_id": station,
+                                "epoch": 1,
+                                "replica": items[i][3].replica,
+                                "session_id": items[i][3].session_id,
+                                "claimed_at": now,
+                            }
+                            for station, i in sorted(taken.items())
+                        ]
+                    )
+                    claimed = await conn.execute(
+                        claim.on_conflict_do_update(
+                            index_elements=[sessions.c.station_id],
+                            set_={
+                                "epoch": sessions.c.epoch + 1,
+                                "replica": claim.excluded.replica,
+                                "session_id": claim.excluded.session_id,
+                                "claimed_at": claim.excluded.claimed_at,
+                            },
+                        ).returning(sessions.c.station_id, sessions.c.epoch)
+                    )
+                    for station, value in claimed.all():
+                        epoch[taken[station]] = int(value)
+                    pending = later
+                pairs = sorted(
+                    {(station, b) for station, _, _, hello in items if station in state for b in hello.boot_ids if b}
+                )
+                committed: dict[tuple[str, str], int] = {}
+                if pairs:
+                    query = select(cursors.c.station_id, cursors.c.boot_id, cursors.c.committed_seq).where(
+                        tuple_(cursors.c.station_id, cursors.c.boot_id).in_(pairs)
+                    )
+                    committed = {(st, b): int(seq) for st, b, seq in (await conn.execute(query)).all()}
+                schedules = _table(ScheduleRow)
+                versions = {
+                    sid: int(v)
+                    for sid, v in (
+                        await conn.execute(
+                            select(schedules.c.station_id, schedules.c.version).where(schedules.c.station_id.in_(ids))
+                        )
+                    ).all()
+                }
+                commands = _table(CommandRow)
+                heads = {
+                    sid: int(head)
+                    for sid, head in (
+                        await conn.execute(
+                            select(commands.c.station_id, func.max(commands.c.seq))
+                            .where(commands.c.station_id.in_(ids), commands.c.state.in_(OPEN_COMMAND_STATES))
+                            .group_by(commands.c.station_id)
+                        )
+                    ).all()
+                }
+        for i, (station, _, _, hello) in enumerate(items):
+            prior = before[i]
+            if prior is None:
+                out.append(NotFound(f"no station {station!r}", field="hello.station_id"))
+                continue
+            out.append(
+                HelloClaim(
+                    {b: committed.get((station, b), 0) for b in dict.fromkeys(hello.boot_ids) if b},
+                    epoch[i],
+                    prior,
+                    schedule_version=versions.get(station, 0),
+                    open_command_head=heads.get(station, 0),
+                )
+            )
+        return out
 
     async def station_states(self) -> dict[str, StationState]:
         async with self._tx("station_states") as s:

@@ -16,12 +16,14 @@ from skymesh.core.model import SpacecraftForecast, Station, StationState, Target
 from skymesh.server.db.telemetry_blob import TelemetryColumns, from_json, pack
 
 __all__ = [
+    "OPEN_COMMAND_STATES",
     "ArtifactRecord",
     "CampaignRecord",
     "CommandRecord",
     "CommandStateValue",
     "HealthEventRecord",
     "HelloClaim",
+    "HelloIn",
     "IssuedKey",
     "JobChange",
     "JobRecord",
@@ -83,6 +85,10 @@ class CommandStateValue(enum.IntEnum):
         if self.terminal:
             return 4
         return {0: 0, 1: 1, 3: 2, 4: 3}[int(self)]
+
+
+# Commands still to be delivered or finished (what a reconnect replays).
+OPEN_COMMAND_STATES = tuple(int(c) for c in CommandStateValue if not c.terminal)
 
 
 @dataclass(frozen=True)
@@ -312,13 +318,31 @@ class UpstreamResult:
 
 
 @dataclass(frozen=True)
+class HelloIn:
+    """One agent Hello, as its transaction records it (`Repository.record_hellos`). `state`: the liveness state the
+    station goes to with it (ONLINE or DEGRADED), written in the same transaction; None leaves the state alone."""
+
+    agent_version: str
+    capabilities: dict[str, Any]
+    clock_offset_s: float
+    boot_ids: tuple[str, ...] = ()
+    replica: str = ""
+    session_id: str = ""
+    state: StationState | None = None
+
+
+@dataclass(frozen=True)
 class HelloClaim:
     """What a Hello's transaction returns: the committed seq per boot id, the epoch this session now holds the
-    station with, and the station's stored state (another replica may have written it since this one looked)."""
+    station with, and the station's stored state before this Hello (another replica may have written it since this
+    one looked); its schedule version and the highest seq of its open commands (0: none), so a reconnect that has
+    nothing to catch up on costs no further transaction."""
 
     cursors: dict[str, int]
     epoch: int
     state: StationState
+    schedule_version: int = 0
+    open_command_head: int = 0
 
 
 @dataclass(frozen=True)

@@ -249,14 +249,54 @@ class RegistryRepo(RepoBase):
 
     async def authenticate_station(self, api_key: str) -> tuple[str, str]:
         """Check a station API key; returns (station_id, key_id) or raises Unauthenticated."""
-        key_id, secret = split_credential(api_key, STATION_KEY_PREFIX)
-        async with self._tx("authenticate_station") as s:
-            row = await s.get(StationKeyRow, key_id)
-            station = await s.get(StationRow, row.station_id) if row is not None else None
-        ok = secrets_match(secret, row.secret_sha256 if row is not None else _DUMMY_HASH)
-        if row is None or station is None or not ok or row.revoked_at is not None or station.deleted_at is not None:
-            raise Unauthenticated("invalid or revoked station key")
-        return row.station_id, key_id
+        [answer] = await self._authenticate_stations([api_key])
+        if isinstance(answer, Unauthenticated):
+            raise answer
+        return answer
+
+    async def authenticate_stations(
+        self, items: Sequence[tuple[str, str, int, str]], epochs: Sequence[int | None] | None = None
+    ) -> list[tuple[str, str] | Unauthenticated]:
+        """`authenticate_station` for many keys (unused, unused, unused, api_key) in one read: the agents of a
+        reconnect storm share it (`GroupCommitter`; `epochs` is unused). Answers each in order."""
+        return await self._authenticate_stations([key for _, _, _, key in items])
+
+    async def _authenticate_stations(self, api_keys: Sequence[str]) -> list[tuple[str, str] | Unauthenticated]:
+        split: list[tuple[str, str] | Unauthenticated] = []
+        for api_key in api_keys:
+            try:
+                split.append(split_credential(api_key, STATION_KEY_PREFIX))
+            except Unauthenticated as refused:
+                split.append(refused)
+        ids = sorted({part[0] for part in split if isinstance(part, tuple)})
+        found: dict[str, tuple[str, str, bool]] = {}  # key_id -> (station_id, secret hash, usable)
+        if ids:
+            async with self._tx("authenticate_stations") as s:
+                query = (
+                    select(
+                        StationKeyRow.key_id,
+                        StationKeyRow.station_id,
+                        StationKeyRow.secret_sha256,
+                        StationKeyRow.revoked_at,
+                        StationRow.deleted_at,
+                    )
+                    .select_from(StationKeyRow)
+                    .join(StationRow, StationRow.station_id == StationKeyRow.station_id)
+                    .where(StationKeyRow.key_id.in_(ids))
+                )
+                for key_id, station_id, digest, revoked_at, deleted_at in (await s.execute(query)).all():
+                    usable = revoked_at is None and deleted_at is None
+                    found[key_id] = (station_id, digest, usable)
+        out: list[tuple[str, str] | Unauthenticated] = []
+        for part in split:
+            if isinstance(part, Unauthenticated):
+                out.append(part)
+                continue
+            key_id, secret = part
+            station_id, digest, usable = found.get(key_id, ("", _DUMMY_HASH, False))
+            ok = secrets_match(secret, digest)  # also for an unknown key: the same work either way
+            out.append((station_id, key_id) if ok and usable else Unauthenticated("invalid or revoked station key"))
+        return out
 
     async def key_is_valid(self, key_id: str) -> bool:
         async with self._tx("key_is_valid") as s:

@@ -19,6 +19,7 @@ from skymesh.observability.metrics import COMMAND_DELIVERY
 from skymesh.server.db.base import RepoBase
 from skymesh.server.db.models import CommandRow, JobRow, ScheduleRow, StationRow, TargetRow
 from skymesh.server.db.records import (
+    OPEN_COMMAND_STATES,
     CommandRecord,
     CommandStateValue,
     JobChange,
@@ -42,7 +43,7 @@ CAUSE_REMOVED_FROM_SCHEDULE = 12
 SCHEDULE_STATES = (JobState.SCHEDULED, JobState.DISPATCHED, JobState.RECEIVED, JobState.RUNNING)
 # Jobs the planner may still move or drop.
 UNSTARTED_STATES = (JobState.SCHEDULED, JobState.DISPATCHED, JobState.RECEIVED)
-_OPEN_COMMAND_STATES = tuple(int(c) for c in CommandStateValue if not c.terminal)
+_OPEN_COMMAND_STATES = OPEN_COMMAND_STATES
 # A kept job whose window moved less than this is not a change worth a new schedule version.
 _WINDOW_TOLERANCE_S = 1.0
 # Agent reports that prove a command reached it (delivery latency is measured at the first of them).
