@@ -132,6 +132,14 @@ class Liveness:
         degraded = self._failing.get(station_id) or self._anomalies.get(station_id)
         return StationState.DEGRADED if degraded else StationState.ONLINE
 
+    def claimed(self, station_id: str, epoch: int, stored: StationState) -> None:
+        """A heartbeat-only site's session was taken here at `epoch` (SiteService, no stream); `stored` is its state
+        in the database as of that moment (another replica may have written it since this one last looked). The
+        caller's `refresh` then writes what the heartbeat means."""
+        self._epoch[station_id] = epoch
+        self._state[station_id] = stored
+        self._ended_at.pop(station_id, None)
+
     async def opened(self, station_id: str, epoch: int, stored: StationState, written: StationState) -> None:
         """A Hello here took the station at `epoch` and its transaction moved the stored state from `stored` (as
         another replica may have left it) to `written`: the same bookkeeping and callbacks as a `refresh` that
