@@ -26,7 +26,7 @@ AT = datetime(2026, 12, 1, tzinfo=UTC)
 
 
 def _batch() -> TelemetryIn:
-    return TelemetryIn(AT, [{"at": AT.isoformat(), "values": {"az": 1.0}}])
+    return TelemetryIn.from_samples([{"at": AT.isoformat(), "values": {"az": 1.0}}])
 
 
 def _hello(boot: str, state: StationState | None = StationState.ONLINE) -> HelloIn:
