@@ -52,7 +52,7 @@ def _batch(k: int) -> TelemetryIn:
         if (k * SAMPLES + i) % 50 == 0:
             values["camera.temperature_c"] = -10.0
         samples.append({"at": (start + timedelta(seconds=i)).isoformat(), "values": values})
-    return TelemetryIn(at=start, samples=samples)
+    return TelemetryIn.from_samples(samples)
 
 
 async def _fill(repo: Any, stations: int, batches: int) -> None:
