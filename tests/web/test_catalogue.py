@@ -33,9 +33,7 @@ async def test_catalogue_unchanged_until_a_change_and_resent_to_a_scheduler_with
         cat = await c.target_catalogues.current(c, token, "")
         assert cat.version > 0 and [t.target_id for t in cat.targets] == ["m31"]
         assert await c.target_catalogues.current(c, token, "") is cat  # answered `unchanged`: the same list
-        raw = await c.call(
-            c.targets.ListTargets, targets_pb2.ListTargetsRequest(known_version=cat.version), token
-        )
+        raw = await c.call(c.targets.ListTargets, targets_pb2.ListTargetsRequest(known_version=cat.version), token)
         assert raw.unchanged and raw.catalogue_version == cat.version and not raw.targets
         with pytest.raises(InvalidArgument) as bad:
             await c.call(c.targets.ListTargets, targets_pb2.ListTargetsRequest(known_version=-1), token)
