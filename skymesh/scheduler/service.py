@@ -1,6 +1,7 @@
 """The `SchedulerService` gRPC servicer and `serve()`: health checking, reflection and Prometheus metrics included.
 
-The service is stateless: every ComputePlan carries the whole problem. Planning is CPU-bound, so it runs in a
+The service is stateless: every ComputePlan carries the whole problem (RankTargets may name a target list sent
+before, kept in a small cache: an unknown one is asked for again). Planning is CPU-bound, so it runs in a
 worker thread (the event loop keeps answering health checks) behind a semaphore sized for the machine, and CP-SAT
 runs in a child process with a memory cap and a watchdog (`isolate=True`). Errors cross the wire only through
 `skymesh.api.errors.grpc_errors`. Must not import skymesh.server, skymesh.agent or skymesh.web.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import logging
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -25,7 +27,7 @@ from skymesh.api.errors import grpc_errors
 from skymesh.api.guard import GuardInterceptor
 from skymesh.api.scheduler.v1 import scheduler_pb2 as pb
 from skymesh.api.scheduler.v1 import scheduler_pb2_grpc as pb_grpc
-from skymesh.core.errors import InvalidArgument
+from skymesh.core.errors import FailedPrecondition, InvalidArgument
 from skymesh.observability import tracing
 from skymesh.observability.endpoint import start_endpoint
 from skymesh.observability.grpc_tracing import TracingServerInterceptor
@@ -45,7 +47,7 @@ from skymesh.scheduler.wire import (
     rank_response_to_proto,
 )
 
-__all__ = ["SERVICE_NAME", "SchedulerServicer", "record_plan_stats", "serve", "start_server"]
+__all__ = ["SERVICE_NAME", "RankCatalogues", "SchedulerServicer", "record_plan_stats", "serve", "start_server"]
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +95,7 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
         self._slots = asyncio.Semaphore(max_concurrent)
         # Solves in progress by request id: a retried request joins its solve instead of starting another.
         self._inflight: dict[str, list[Any]] = {}  # [task, CancelScope, callers waiting]
+        self._rank_catalogues = RankCatalogues()
         if isolate:
             # The solver children's fork server preloads OR-Tools once, now, not inside the first plan's deadline.
             from skymesh.scheduler.isolation import warm_up
@@ -203,10 +206,55 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
         at = timestamp_to_datetime(request.at, "at")
         if request.count < 0:
             raise InvalidArgument("must not be negative", field="count")
-        targets = _rank_targets_from_proto(request.targets)
+        if request.catalogue_id and request.targets:
+            raise InvalidArgument("give targets or catalogue_id, not both", field="catalogue_id")
+        if request.catalogue_id:
+            catalogue_id = request.catalogue_id
+            targets = self._rank_catalogues.get(catalogue_id)
+        else:
+            targets, catalogue_id = _rank_targets_from_proto(request.targets)
+            self._rank_catalogues.put(catalogue_id, targets)
         async with self._slots:
             ranked = await asyncio.to_thread(rank_targets, station, targets, at, request.count)
-        return rank_response_to_proto(ranked)
+        out = rank_response_to_proto(ranked)
+        out.catalogue_id = catalogue_id
+        return out
+
+
+class RankCatalogues:
+    """The last few target lists RankTargets was sent, by content hash, least recently used out.
+
+    A station's client asks for its ranked list every few seconds with the same catalogue (90 KB of element sets for
+    500 satellites): it names the list by the id an earlier answer gave instead. The id is a hash of the targets'
+    wire bytes, so a held list is exactly what sending it again would give; a list that failed its checks is never
+    held. Each replica holds its own: an unknown id is FAILED_PRECONDITION (CATALOGUE_UNKNOWN), and the caller sends
+    the list again."""
+
+    def __init__(self, size: int = 8) -> None:
+        self._size = size
+        self._held: OrderedDict[str, list[PlanTarget]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    def put(self, catalogue_id: str, targets: list[PlanTarget]) -> None:
+        if not catalogue_id:
+            return
+        self._held[catalogue_id] = targets
+        self._held.move_to_end(catalogue_id)
+        while len(self._held) > self._size:
+            self._held.popitem(last=False)
+
+    def get(self, catalogue_id: str) -> list[PlanTarget]:
+        held = self._held.get(catalogue_id)
+        if held is None:
+            raise FailedPrecondition(
+                "this scheduler does not hold that target list (evicted or never sent): send the targets",
+                reason="CATALOGUE_UNKNOWN",
+                field="catalogue_id",
+            )
+        self._held.move_to_end(catalogue_id)
+        return held
 
 
 # Converted ranked-list targets by their wire bytes. A station polls for its list every few seconds and each call
@@ -218,10 +266,14 @@ _MAX_CACHED_TARGETS = 20_000
 _converted: OrderedDict[bytes, PlanTarget] = OrderedDict()
 
 
-def _rank_targets_from_proto(msgs: Sequence[pb.PlanTarget]) -> list[PlanTarget]:
+def _rank_targets_from_proto(msgs: Sequence[pb.PlanTarget]) -> tuple[list[PlanTarget], str]:
+    """The targets, and the list's catalogue id (a hash of every target's wire bytes, in order; empty for none)."""
     out = []
+    digest = hashlib.blake2b(digest_size=16)
     for i, msg in enumerate(msgs):
         key = msg.SerializeToString(deterministic=True)
+        digest.update(len(key).to_bytes(4, "big"))
+        digest.update(key)
         hit = _converted.get(key)
         if hit is None:
             hit = _converted[key] = plan_target_from_proto(msg, f"targets[{i}]")
@@ -230,7 +282,7 @@ def _rank_targets_from_proto(msgs: Sequence[pb.PlanTarget]) -> list[PlanTarget]:
         else:
             _converted.move_to_end(key)
         out.append(hit)
-    return out
+    return out, (digest.hexdigest() if out else "")
 
 
 async def start_server(

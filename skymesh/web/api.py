@@ -24,8 +24,8 @@ from skymesh.api.common.v1 import common_pb2
 from skymesh.api.control.v1 import alerts_pb2, events_pb2, observations_pb2, stations_pb2, targets_pb2
 from skymesh.api.convert import timestamp_from_datetime
 from skymesh.api.errors import error_from_rpc
-from skymesh.api.scheduler.v1 import scheduler_pb2
 from skymesh.core.errors import InvalidArgument, NotFound, SkyMeshError, Unavailable
+from skymesh.web.catalogue import rank
 from skymesh.web.client import ControlClient
 from skymesh.web.czml import czml_document
 from skymesh.web.errors import rename_field
@@ -191,27 +191,25 @@ async def site_heartbeat(site_id: str, who: Who, c: Client) -> dict[str, Any]:
 async def _ranked(
     c: ControlClient, who: Caller, site_id: str, count: int, priority_min: float, campaign: str, at: datetime | None
 ) -> dict[str, Any]:
-    # Only what this kind of station can observe: telescopes rank sidereal targets, ground stations satellites. The
-    # station's kind decides which targets to ask for, so the station comes first; the server then reads and sends
-    # only those (a telescope's list no longer carries every satellite's element set twice).
-    station = (
-        await c.call(c.stations.GetStation, stations_pb2.GetStationRequest(station_id=site_id), who.token)
-    ).station
-    wanted_kind = "celestial" if station.kind == common_pb2.STATION_KIND_TELESCOPE else "satellite"
-    targets = (
-        await c.call(
-            c.targets.ListTargets, targets_pb2.ListTargetsRequest(campaign_id=campaign, kind=wanted_kind), who.token
-        )
-    ).targets
-    by_id = {t.target_id: t for t in targets if t.priority >= priority_min and t.WhichOneof("kind") == wanted_kind}
-    when = _utc(at, "at") if at is not None else datetime.now(UTC)
-    req = scheduler_pb2.RankTargetsRequest(
-        station=station,
-        targets=[scheduler_pb2.PlanTarget(target=t) for t in by_id.values()],
-        at=timestamp_from_datetime(when),
-        count=count,
+    # Only what this kind of station can observe: telescopes rank sidereal targets, ground stations satellites.
+    # The station and the catalogue (usually just "unchanged since version N", with the caller's token: the server
+    # checks the role each time) are asked for together; the scheduler is sent the list once, then named by id.
+    station_resp, catalogue = await asyncio.gather(
+        c.call(c.stations.GetStation, stations_pb2.GetStationRequest(station_id=site_id), who.token),
+        c.target_catalogues.current(c, who.token, campaign),
+        return_exceptions=True,
     )
-    ranked = (await c.call(c.scheduler.RankTargets, req, None)).targets if by_id else []
+    if isinstance(station_resp, BaseException):  # the station's error first, as when it was asked for first
+        raise station_resp
+    if isinstance(catalogue, BaseException):
+        raise catalogue
+    station = station_resp.station
+    sel = catalogue.select(
+        "celestial" if station.kind == common_pb2.STATION_KIND_TELESCOPE else "satellite", priority_min
+    )
+    when = _utc(at, "at") if at is not None else datetime.now(UTC)
+    ranked = await rank(c, sel, station, timestamp_from_datetime(when), count)
+    by_id = sel.by_id
     out = []
     for r in ranked:
         item: dict[str, Any] = target_json(by_id[r.target_id]) if r.target_id in by_id else {"target_id": r.target_id}

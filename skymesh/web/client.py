@@ -24,6 +24,7 @@ from skymesh.api.control.v1 import (
 from skymesh.api.errors import error_from_rpc
 from skymesh.api.scheduler.v1 import scheduler_pb2_grpc
 from skymesh.core.errors import Unavailable
+from skymesh.web.catalogue import TargetCatalogues
 from skymesh.web.config import WebConfig
 
 __all__ = ["ControlClient", "Metadata"]
@@ -58,6 +59,8 @@ class ControlClient:
         self.alerts = alerts_pb2_grpc.AlertServiceStub(ch)
         self._health = health_pb2_grpc.HealthStub(ch)
         self.scheduler = scheduler_pb2_grpc.SchedulerServiceStub(self._scheduler_channel)
+        # The catalogue last listed and what the scheduler holds of it, for ranked lists (skymesh.web.catalogue).
+        self.target_catalogues = TargetCatalogues()
 
     @staticmethod
     def metadata(token: str | None) -> Metadata:

@@ -243,3 +243,60 @@ async def test_rank_targets_reuses_conversions_but_never_hides_bad_or_changed_ta
             await stub.RankTargets(bad)
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert str(err.value.details()).startswith("targets[1].target.")
+
+
+async def test_rank_targets_by_catalogue_id_bounded_and_asked_again_when_unknown(small_talos: PlanRequest) -> None:
+    # A list sent once is named by the id the answer gives: the same ranking, without the targets. The scheduler
+    # holds a few lists (least recently used out); an unknown id is FAILED_PRECONDITION (CATALOGUE_UNKNOWN), and
+    # targets with an id, or an id with bad other input, are refused as before.
+    server, port = await start_server("127.0.0.1:0", servicer=SchedulerServicer(isolate=False))
+    scope = Station(
+        "scope", "scope", StationKind.TELESCOPE, GeoLocation(28.3, -16.5, 2390.0), min_elevation_deg=20.0,
+        filters=("V",), limiting_magnitude=17.0, state=StationState.ONLINE,
+    )  # fmt: skip
+    at = timestamp_from_datetime(small_talos.window.start.replace(hour=23))
+
+    def request(*targets: CelestialTarget, count: int = 5, catalogue_id: str = "") -> pb.RankTargetsRequest:
+        req = pb.RankTargetsRequest(station=station_to_proto(scope), at=at, count=count, catalogue_id=catalogue_id)
+        for t in targets:
+            req.targets.add().target.CopyFrom(
+                plan_request_to_proto(replace(small_talos, targets=[PlanTarget(t)])).targets[0].target
+            )
+        return req
+
+    def star(i: int) -> CelestialTarget:
+        return CelestialTarget(f"s{i}", f"S{i}", 83.8 + i, -5.4, magnitude=4.0, priority=1 + i % 9)
+
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+            stub = pb_grpc.SchedulerServiceStub(ch)
+            sent = await stub.RankTargets(request(star(0), star(1), star(2)))
+            assert len(sent.catalogue_id) == 32 and [t.target_id for t in sent.targets]
+            named = await stub.RankTargets(request(catalogue_id=sent.catalogue_id))
+            assert named == sent
+            # Another list has another id; the first is still held and still ranks the same.
+            other = await stub.RankTargets(request(star(0), star(1)))
+            assert other.catalogue_id not in ("", sent.catalogue_id)
+            assert await stub.RankTargets(request(catalogue_id=sent.catalogue_id)) == sent
+            # Eight more lists evict the first (least recently used); sending it again gives the same id back.
+            for i in range(8):
+                await stub.RankTargets(request(star(10 + i)))
+            for bad_id in (sent.catalogue_id, "no-such-list"):
+                with pytest.raises(grpc.aio.AioRpcError) as err:
+                    await stub.RankTargets(request(catalogue_id=bad_id))
+                assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+                assert dict(err.value.trailing_metadata() or ())["skymesh-error-reason"] == "CATALOGUE_UNKNOWN"
+            assert (await stub.RankTargets(request(star(0), star(1), star(2)))) == sent
+            for bad, field in (
+                (request(star(0), catalogue_id=sent.catalogue_id), "catalogue_id"),
+                (pb.RankTargetsRequest(at=at, count=1, catalogue_id=sent.catalogue_id), "station"),
+                (request(catalogue_id=sent.catalogue_id, count=-1), "count"),
+            ):
+                with pytest.raises(grpc.aio.AioRpcError) as err:
+                    await stub.RankTargets(bad)
+                assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+                assert str(err.value.details()).startswith(field)
+            # An empty list has no id, and nothing to name.
+            assert (await stub.RankTargets(request())).catalogue_id == ""
+    finally:
+        await server.stop(grace=None)

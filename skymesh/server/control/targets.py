@@ -115,13 +115,20 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
             raise InvalidArgument("must be 'satellite', 'celestial' or empty", field="kind")
         # The kind is part of what a page token is bound to (and absent from it when not set: older tokens hold).
         bound = f"targets|{request.campaign_id}" + (f"|{request.kind}" if request.kind else "")
+        if request.known_version < 0:
+            raise InvalidArgument("must not be negative", field="known_version")
         page = page_request(request.page_size, request.page_token, bound, what="targets")
+        catalogue = await self._repo.target_catalogue()
+        if catalogue.version and request.known_version == catalogue.version:
+            # A poller's check: one version read, nothing listed (version 0 is "no version": never unchanged).
+            return targets_pb2.ListTargetsResponse(catalogue_version=catalogue.version, unchanged=True)
         records, token = page.finish(
             await self._repo.list_targets(
                 request.campaign_id,
                 after=page.after[0] if page.after else "",
                 limit=page.fetch,
                 satellite=_KINDS[request.kind],
+                catalogue=catalogue,
             ),
             lambda r: (r.target.target_id,),
         )
@@ -131,6 +138,7 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
                 spacecraft_forecast_to_proto(r.spacecraft_forecast) for r in records if r.spacecraft_forecast
             ],
             next_page_token=token,
+            catalogue_version=catalogue.version,
         )
 
     @grpc_errors

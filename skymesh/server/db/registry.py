@@ -505,11 +505,18 @@ class RegistryRepo(RepoBase):
             return await self._target_record(s, row)
 
     async def list_targets(
-        self, campaign_id: str = "", *, after: str = "", limit: int | None = None, satellite: bool | None = None
+        self,
+        campaign_id: str = "",
+        *,
+        after: str = "",
+        limit: int | None = None,
+        satellite: bool | None = None,
+        catalogue: TargetCatalogue | None = None,
     ) -> list[TargetRecord]:
         """Live targets by id; `after`/`limit` page them (ids greater than `after`, at most `limit`); `satellite`
-        True lists satellites only, False celestial targets only. Read from the catalogue (`target_catalogue`)."""
-        catalogue = await self.target_catalogue()
+        True lists satellites only, False celestial targets only. Read from `catalogue`, by default the current one
+        (`target_catalogue`)."""
+        catalogue = catalogue or await self.target_catalogue()
         records: Sequence[TargetRecord] = catalogue.records[bisect_right(catalogue.ids, after) if after else 0 :]
         if satellite is not None:
             records = [r for r in records if isinstance(r.target, SatelliteTarget) == satellite]

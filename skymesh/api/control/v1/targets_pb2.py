@@ -27,7 +27,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from skymesh.api.common.v1 import common_pb2 as skymesh_dot_api_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$skymesh/api/control/v1/targets.proto\x12\x16skymesh.api.control.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\"skymesh/api/common/v1/common.proto\"D\n\x13\x43reateTargetRequest\x12-\n\x06target\x18\x01 \x01(\x0b\x32\x1d.skymesh.api.common.v1.Target\"E\n\x14\x43reateTargetResponse\x12-\n\x06target\x18\x01 \x01(\x0b\x32\x1d.skymesh.api.common.v1.Target\"%\n\x10GetTargetRequest\x12\x11\n\ttarget_id\x18\x01 \x01(\t\"\x8a\x01\n\x11GetTargetResponse\x12-\n\x06target\x18\x01 \x01(\x0b\x32\x1d.skymesh.api.common.v1.Target\x12\x46\n\x13spacecraft_forecast\x18\x02 \x01(\x0b\x32).skymesh.api.common.v1.SpacecraftForecast\"^\n\x12ListTargetsRequest\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x0c\n\x04kind\x18\x04 \x01(\t\"\xa7\x01\n\x13ListTargetsResponse\x12.\n\x07targets\x18\x01 \x03(\x0b\x32\x1d.skymesh.api.common.v1.Target\x12G\n\x14spacecraft_forecasts\x18\x02 \x03(\x0b\x32).skymesh.api.common.v1.SpacecraftForecast\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t\"i\n\x15UpdateElementsRequest\x12\x11\n\ttarget_id\x18\x01 \x01(\t\x12\x11\n\ttle_line1\x18\x02 \x01(\t\x12\x11\n\ttle_line2\x18\x03 \x01(\t\x12\x17\n\x0f\x65lements_source\x18\x04 \x01(\t\"G\n\x16UpdateElementsResponse\x12-\n\x06target\x18\x01 \x01(\x0b\x32\x1d.skymesh.api.common.v1.Target\"(\n\x13\x44\x65leteTargetRequest\x12\x11\n\ttarget_id\x18\x01 \x01(\t\"\x16\n\x14\x44\x65leteTargetResponse\"\xae\x01\n\x08\x43\x61mpaign\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x16\n\x0epriority_boost\x18\x04 \x01(\x01\x12)\n\x05start\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x03\x65nd\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"K\n\x15\x43reateCampaignRequest\x12\x32\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32 .skymesh.api.control.v1.Campaign\"L\n\x16\x43reateCampaignResponse\x12\x32\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32 .skymesh.api.control.v1.Campaign\"=\n\x14ListCampaignsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"e\n\x15ListCampaignsResponse\x12\x33\n\tcampaigns\x18\x01 \x03(\x0b\x32 .skymesh.api.control.v1.Campaign\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"|\n\x15UpdateCampaignRequest\x12\x32\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32 .skymesh.api.control.v1.Campaign\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"L\n\x16UpdateCampaignResponse\x12\x32\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32 .skymesh.api.control.v1.Campaign\",\n\x15\x44\x65leteCampaignRequest\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\"7\n\x16\x44\x65leteCampaignResponse\x12\x1d\n\x15released_target_count\x18\x01 \x01(\x05\x32\xa0\x04\n\rTargetService\x12i\n\x0c\x43reateTarget\x12+.skymesh.api.control.v1.CreateTargetRequest\x1a,.skymesh.api.control.v1.CreateTargetResponse\x12`\n\tGetTarget\x12(.skymesh.api.control.v1.GetTargetRequest\x1a).skymesh.api.control.v1.GetTargetResponse\x12\x66\n\x0bListTargets\x12*.skymesh.api.control.v1.ListTargetsRequest\x1a+.skymesh.api.control.v1.ListTargetsResponse\x12o\n\x0eUpdateElements\x12-.skymesh.api.control.v1.UpdateElementsRequest\x1a..skymesh.api.control.v1.UpdateElementsResponse\x12i\n\x0c\x44\x65leteTarget\x12+.skymesh.api.control.v1.DeleteTargetRequest\x1a,.skymesh.api.control.v1.DeleteTargetResponse2\xd2\x03\n\x0f\x43\x61mpaignService\x12o\n\x0e\x43reateCampaign\x12-.skymesh.api.control.v1.CreateCampaignRequest\x1a..skymesh.api.control.v1.CreateCampaignResponse\x12l\n\rListCampaigns\x12,.skymesh.api.control.v1.ListCampaignsRequest\x1a-.skymesh.api.control.v1.ListCampaignsResponse\x12o\n\x0eUpdateCampaign\x12-.skymesh.api.control.v1.UpdateCampaignRequest\x1a..skymesh.api.control.v1.UpdateCampaignResponse\x12o\n\x0e\x44\x65leteCampaign\x12-.skymesh.api.control.v1.DeleteCampaignRequest\x1a..skymesh.api.control.v1.DeleteCampaignResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$skymesh/api/control/v1/targets.proto\x12\x16skymesh.api.control.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\"skymesh/api/common/v1/common.proto\"D\n\x13\x43reateTargetRequest\x12-\n\x06target\x18\x01 \x01(\x0b\x32\x1d.skymesh.api.common.v1.Target\"E\n\x14\x43reateTargetResponse\x12-\n\x06target\x18\x01 \x01(\x0b\x32\x1d.skymesh.api.common.v1.Target\"%\n\x10GetTargetRequest\x12\x11\n\ttarget_id\x18\x01 \x01(\t\"\x8a\x01\n\x11GetTargetResponse\x12-\n\x06target\x18\x01 \x01(\x0b\x32\x1d.skymesh.api.common.v1.Target\x12\x46\n\x13spacecraft_forecast\x18\x02 \x01(\x0b\x32).skymesh.api.common.v1.SpacecraftForecast\"u\n\x12ListTargetsRequest\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x0c\n\x04kind\x18\x04 \x01(\t\x12\x15\n\rknown_version\x18\x05 \x01(\x03\"\xd5\x01\n\x13ListTargetsResponse\x12.\n\x07targets\x18\x01 \x03(\x0b\x32\x1d.skymesh.api.common.v1.Target\x12G\n\x14spacecraft_forecasts\x18\x02 \x03(\x0b\x32).skymesh.api.common.v1.SpacecraftForecast\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t\x12\x19\n\x11\x63\x61talogue_version\x18\x04 \x01(\x03\x12\x11\n\tunchanged\x18\x05 \x01(\x08\"i\n\x15UpdateElementsRequest\x12\x11\n\ttarget_id\x18\x01 \x01(\t\x12\x11\n\ttle_line1\x18\x02 \x01(\t\x12\x11\n\ttle_line2\x18\x03 \x01(\t\x12\x17\n\x0f\x65lements_source\x18\x04 \x01(\t\"G\n\x16UpdateElementsResponse\x12-\n\x06target\x18\x01 \x01(\x0b\x32\x1d.skymesh.api.common.v1.Target\"(\n\x13\x44\x65leteTargetRequest\x12\x11\n\ttarget_id\x18\x01 \x01(\t\"\x16\n\x14\x44\x65leteTargetResponse\"\xae\x01\n\x08\x43\x61mpaign\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x16\n\x0epriority_boost\x18\x04 \x01(\x01\x12)\n\x05start\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x03\x65nd\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"K\n\x15\x43reateCampaignRequest\x12\x32\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32 .skymesh.api.control.v1.Campaign\"L\n\x16\x43reateCampaignResponse\x12\x32\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32 .skymesh.api.control.v1.Campaign\"=\n\x14ListCampaignsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"e\n\x15ListCampaignsResponse\x12\x33\n\tcampaigns\x18\x01 \x03(\x0b\x32 .skymesh.api.control.v1.Campaign\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"|\n\x15UpdateCampaignRequest\x12\x32\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32 .skymesh.api.control.v1.Campaign\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"L\n\x16UpdateCampaignResponse\x12\x32\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32 .skymesh.api.control.v1.Campaign\",\n\x15\x44\x65leteCampaignRequest\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\"7\n\x16\x44\x65leteCampaignResponse\x12\x1d\n\x15released_target_count\x18\x01 \x01(\x05\x32\xa0\x04\n\rTargetService\x12i\n\x0c\x43reateTarget\x12+.skymesh.api.control.v1.CreateTargetRequest\x1a,.skymesh.api.control.v1.CreateTargetResponse\x12`\n\tGetTarget\x12(.skymesh.api.control.v1.GetTargetRequest\x1a).skymesh.api.control.v1.GetTargetResponse\x12\x66\n\x0bListTargets\x12*.skymesh.api.control.v1.ListTargetsRequest\x1a+.skymesh.api.control.v1.ListTargetsResponse\x12o\n\x0eUpdateElements\x12-.skymesh.api.control.v1.UpdateElementsRequest\x1a..skymesh.api.control.v1.UpdateElementsResponse\x12i\n\x0c\x44\x65leteTarget\x12+.skymesh.api.control.v1.DeleteTargetRequest\x1a,.skymesh.api.control.v1.DeleteTargetResponse2\xd2\x03\n\x0f\x43\x61mpaignService\x12o\n\x0e\x43reateCampaign\x12-.skymesh.api.control.v1.CreateCampaignRequest\x1a..skymesh.api.control.v1.CreateCampaignResponse\x12l\n\rListCampaigns\x12,.skymesh.api.control.v1.ListCampaignsRequest\x1a-.skymesh.api.control.v1.ListCampaignsResponse\x12o\n\x0eUpdateCampaign\x12-.skymesh.api.control.v1.UpdateCampaignRequest\x1a..skymesh.api.control.v1.UpdateCampaignResponse\x12o\n\x0e\x44\x65leteCampaign\x12-.skymesh.api.control.v1.DeleteCampaignRequest\x1a..skymesh.api.control.v1.DeleteCampaignResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,37 +43,37 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETTARGETRESPONSE']._serialized_start=348
   _globals['_GETTARGETRESPONSE']._serialized_end=486
   _globals['_LISTTARGETSREQUEST']._serialized_start=488
-  _globals['_LISTTARGETSREQUEST']._serialized_end=582
-  _globals['_LISTTARGETSRESPONSE']._serialized_start=585
-  _globals['_LISTTARGETSRESPONSE']._serialized_end=752
-  _globals['_UPDATEELEMENTSREQUEST']._serialized_start=754
-  _globals['_UPDATEELEMENTSREQUEST']._serialized_end=859
-  _globals['_UPDATEELEMENTSRESPONSE']._serialized_start=861
-  _globals['_UPDATEELEMENTSRESPONSE']._serialized_end=932
-  _globals['_DELETETARGETREQUEST']._serialized_start=934
-  _globals['_DELETETARGETREQUEST']._serialized_end=974
-  _globals['_DELETETARGETRESPONSE']._serialized_start=976
-  _globals['_DELETETARGETRESPONSE']._serialized_end=998
-  _globals['_CAMPAIGN']._serialized_start=1001
-  _globals['_CAMPAIGN']._serialized_end=1175
-  _globals['_CREATECAMPAIGNREQUEST']._serialized_start=1177
-  _globals['_CREATECAMPAIGNREQUEST']._serialized_end=1252
-  _globals['_CREATECAMPAIGNRESPONSE']._serialized_start=1254
-  _globals['_CREATECAMPAIGNRESPONSE']._serialized_end=1330
-  _globals['_LISTCAMPAIGNSREQUEST']._serialized_start=1332
-  _globals['_LISTCAMPAIGNSREQUEST']._serialized_end=1393
-  _globals['_LISTCAMPAIGNSRESPONSE']._serialized_start=1395
-  _globals['_LISTCAMPAIGNSRESPONSE']._serialized_end=1496
-  _globals['_UPDATECAMPAIGNREQUEST']._serialized_start=1498
-  _globals['_UPDATECAMPAIGNREQUEST']._serialized_end=1622
-  _globals['_UPDATECAMPAIGNRESPONSE']._serialized_start=1624
-  _globals['_UPDATECAMPAIGNRESPONSE']._serialized_end=1700
-  _globals['_DELETECAMPAIGNREQUEST']._serialized_start=1702
-  _globals['_DELETECAMPAIGNREQUEST']._serialized_end=1746
-  _globals['_DELETECAMPAIGNRESPONSE']._serialized_start=1748
-  _globals['_DELETECAMPAIGNRESPONSE']._serialized_end=1803
-  _globals['_TARGETSERVICE']._serialized_start=1806
-  _globals['_TARGETSERVICE']._serialized_end=2350
-  _globals['_CAMPAIGNSERVICE']._serialized_start=2353
-  _globals['_CAMPAIGNSERVICE']._serialized_end=2819
+  _globals['_LISTTARGETSREQUEST']._serialized_end=605
+  _globals['_LISTTARGETSRESPONSE']._serialized_start=608
+  _globals['_LISTTARGETSRESPONSE']._serialized_end=821
+  _globals['_UPDATEELEMENTSREQUEST']._serialized_start=823
+  _globals['_UPDATEELEMENTSREQUEST']._serialized_end=928
+  _globals['_UPDATEELEMENTSRESPONSE']._serialized_start=930
+  _globals['_UPDATEELEMENTSRESPONSE']._serialized_end=1001
+  _globals['_DELETETARGETREQUEST']._serialized_start=1003
+  _globals['_DELETETARGETREQUEST']._serialized_end=1043
+  _globals['_DELETETARGETRESPONSE']._serialized_start=1045
+  _globals['_DELETETARGETRESPONSE']._serialized_end=1067
+  _globals['_CAMPAIGN']._serialized_start=1070
+  _globals['_CAMPAIGN']._serialized_end=1244
+  _globals['_CREATECAMPAIGNREQUEST']._serialized_start=1246
+  _globals['_CREATECAMPAIGNREQUEST']._serialized_end=1321
+  _globals['_CREATECAMPAIGNRESPONSE']._serialized_start=1323
+  _globals['_CREATECAMPAIGNRESPONSE']._serialized_end=1399
+  _globals['_LISTCAMPAIGNSREQUEST']._serialized_start=1401
+  _globals['_LISTCAMPAIGNSREQUEST']._serialized_end=1462
+  _globals['_LISTCAMPAIGNSRESPONSE']._serialized_start=1464
+  _globals['_LISTCAMPAIGNSRESPONSE']._serialized_end=1565
+  _globals['_UPDATECAMPAIGNREQUEST']._serialized_start=1567
+  _globals['_UPDATECAMPAIGNREQUEST']._serialized_end=1691
+  _globals['_UPDATECAMPAIGNRESPONSE']._serialized_start=1693
+  _globals['_UPDATECAMPAIGNRESPONSE']._serialized_end=1769
+  _globals['_DELETECAMPAIGNREQUEST']._serialized_start=1771
+  _globals['_DELETECAMPAIGNREQUEST']._serialized_end=1815
+  _globals['_DELETECAMPAIGNRESPONSE']._serialized_start=1817
+  _globals['_DELETECAMPAIGNRESPONSE']._serialized_end=1872
+  _globals['_TARGETSERVICE']._serialized_start=1875
+  _globals['_TARGETSERVICE']._serialized_end=2419
+  _globals['_CAMPAIGNSERVICE']._serialized_start=2422
+  _globals['_CAMPAIGNSERVICE']._serialized_end=2888
 # @@protoc_insertion_point(module_scope)

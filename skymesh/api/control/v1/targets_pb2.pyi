@@ -114,6 +114,7 @@ class ListTargetsRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     KIND_FIELD_NUMBER: _builtins.int
+    KNOWN_VERSION_FIELD_NUMBER: _builtins.int
     campaign_id: _builtins.str
     page_size: _builtins.int
     """Paging (docs/api.md): at most this many per answer, capped at 1000; 0 answers every match in one response, and
@@ -125,6 +126,10 @@ class ListTargetsRequest(_message.Message):
     """Only targets of this kind: "satellite" or "celestial" (the case names of Target.kind); empty: every kind. A
     station's ranked list asks for the one kind it can observe instead of carrying the whole catalogue.
     """
+    known_version: _builtins.int
+    """A catalogue_version an earlier answer gave: when every target is still as it was then, the answer carries no
+    targets, no token, and `unchanged` set (a poller reads one version number instead of the list). 0: always list.
+    """
     def __init__(
         self,
         *,
@@ -132,10 +137,11 @@ class ListTargetsRequest(_message.Message):
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
         kind: _builtins.str = ...,
+        known_version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign_id", b"campaign_id", "kind", b"kind", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign_id", b"campaign_id", "kind", b"kind", "known_version", b"known_version", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -148,8 +154,16 @@ class ListTargetsResponse(_message.Message):
     TARGETS_FIELD_NUMBER: _builtins.int
     SPACECRAFT_FORECASTS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    CATALOGUE_VERSION_FIELD_NUMBER: _builtins.int
+    UNCHANGED_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
     """Set when more match: pass it back as page_token (same filters) for the next page; empty on the last page."""
+    catalogue_version: _builtins.int
+    """The target catalogue's version this answer was read at: any committed change to a target, its aliases or its
+    element sets moves it. 0 when the server has no version (then `known_version` never matches).
+    """
+    unchanged: _builtins.bool
+    """Set only in answer to a matching known_version: nothing changed since, and no targets are listed."""
     @_builtins.property
     def targets(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Target]: ...
     @_builtins.property
@@ -162,10 +176,12 @@ class ListTargetsResponse(_message.Message):
         targets: _abc.Iterable[_common_pb2.Target] | None = ...,
         spacecraft_forecasts: _abc.Iterable[_common_pb2.SpacecraftForecast] | None = ...,
         next_page_token: _builtins.str = ...,
+        catalogue_version: _builtins.int = ...,
+        unchanged: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "spacecraft_forecasts", b"spacecraft_forecasts", "targets", b"targets"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["catalogue_version", b"catalogue_version", "next_page_token", b"next_page_token", "spacecraft_forecasts", b"spacecraft_forecasts", "targets", b"targets", "unchanged", b"unchanged"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -669,11 +669,21 @@ class RankTargetsRequest(_message.Message):
     TARGETS_FIELD_NUMBER: _builtins.int
     AT_FIELD_NUMBER: _builtins.int
     COUNT_FIELD_NUMBER: _builtins.int
+    CATALOGUE_ID_FIELD_NUMBER: _builtins.int
     count: _builtins.int
+    catalogue_id: _builtins.str
+    """Instead of `targets` (INVALID_ARGUMENT with both): a catalogue_id an earlier answer gave. FAILED_PRECONDITION
+    with reason CATALOGUE_UNKNOWN when the scheduler no longer holds it (evicted, restarted, another replica): send
+    the targets again.
+    """
     @_builtins.property
     def station(self) -> _common_pb2.Station: ...
     @_builtins.property
-    def targets(self) -> _containers.RepeatedCompositeFieldContainer[Global___PlanTarget]: ...
+    def targets(self) -> _containers.RepeatedCompositeFieldContainer[Global___PlanTarget]:
+        """The targets to rank. The scheduler keeps the last few lists it was sent (least recently used out) under the
+        content hash it answers as RankTargetsResponse.catalogue_id; later calls with the same list may name it instead.
+        """
+
     @_builtins.property
     def at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -683,10 +693,11 @@ class RankTargetsRequest(_message.Message):
         targets: _abc.Iterable[Global___PlanTarget] | None = ...,
         at: _timestamp_pb2.Timestamp | None = ...,
         count: _builtins.int = ...,
+        catalogue_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "station", b"station"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "count", b"count", "station", b"station", "targets", b"targets"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "catalogue_id", b"catalogue_id", "count", b"count", "station", b"station", "targets", b"targets"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -729,16 +740,20 @@ class RankTargetsResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     TARGETS_FIELD_NUMBER: _builtins.int
+    CATALOGUE_ID_FIELD_NUMBER: _builtins.int
+    catalogue_id: _builtins.str
+    """The content hash of the ranked list (the request's targets, or the catalogue it named); empty for no targets."""
     @_builtins.property
     def targets(self) -> _containers.RepeatedCompositeFieldContainer[Global___RankedTarget]: ...
     def __init__(
         self,
         *,
         targets: _abc.Iterable[Global___RankedTarget] | None = ...,
+        catalogue_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["targets", b"targets"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["catalogue_id", b"catalogue_id", "targets", b"targets"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
