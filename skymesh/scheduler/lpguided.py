@@ -53,7 +53,7 @@ def lp_relaxation(problem: Problem, time_limit_s: float) -> tuple[NDArray[np.flo
     usable = usable_mask(problem)
     rows = build_rows(problem, usable)
     idx = np.flatnonzero(usable).astype(np.int64)
-    model = model_proto(ops.value[idx], idx, rows.at_most_one, rows.capped, len(ops), integers=False)
+    model = model_proto(ops.value[idx], idx, rows, len(ops), integers=False)
     answer = solve_lp(model, time_limit_s)
     x = np.zeros(len(ops))
     if not answer.solutions:
