@@ -202,12 +202,12 @@ class CpSatPlanner:
     ) -> Plan:
         """LP-guided search in a child (with `isolate`) while this process computes the greedy fallback.
 
-        The child hands over the LP's values as soon as its LP ends, and this process, idle by then, runs the greedy
-        pass in the LP's order itself while the child does the same and goes on with RINS and the windows: on a
-        starved machine (the child got 0.2-0.45 of a core at load 7-13 on 2 cores) the child's own pass or RINS is
-        often cut by the deadline, and this pass then still completes. The plan is the best of the plain greedy
-        one, this pass and the child's answer (which, when it comes, includes the same pass: every step is
-        deterministic), so it depends only on which steps were reached."""
+        The child hands over the LP's values as soon as its LP ends; when the child has not answered by the time
+        this process needs for a greedy pass before the deadline, this process runs the greedy pass in the LP's
+        order itself: on a starved machine (the child got 0.2-0.45 of a core at load 7-13 on 2 cores) the child's
+        own pass or RINS is often cut by the deadline, and this pass then still completes. The plan is the best of
+        the plain greedy one, this pass and the child's answer (which, when it comes, includes the same pass: every
+        step is deterministic), so it depends only on which steps were reached."""
         timings: dict[str, float] = {}
         windows = max(0, int(work_s - _LNS_FREE_S))
         args = (problem, deadline - 0.1, _RINS_DETERMINISTIC_PER_S * work_s, windows, self.seed)
@@ -220,14 +220,20 @@ class CpSatPlanner:
         lp_plan: Plan | None = None
         bounds = [cheap.best]
         if job is not None:
-            got, lp = job.progress(deadline + self.watchdog_grace_s - wall_time.time())
+            end = deadline + self.watchdog_grace_s
+            # This process's own pass just took `greedy_s` of wall: the LP-ordered one is the same work, so it starts
+            # that long before the end unless the child has answered by then (a second pass running beside the
+            # child's would slow the child down: measured, the child then missed RINS at load 5-7 on 2 cores).
+            start_by = end - timings["greedy_s"]
+            got, lp = job.progress(end - wall_time.time())
             if got and isinstance(lp, LpValues):
                 bounds.append(lp.bound)
-                t2, c2 = time.perf_counter(), time.process_time()
-                lp_plan = lp_greedy(problem, lp.dense(), deadline + self.watchdog_grace_s - wall_time.time())
-                timings["parent_lp_greedy_s"] = time.perf_counter() - t2
-                timings["parent_lp_greedy_cpu_s"] = time.process_time() - c2
-            res = job.result(deadline + self.watchdog_grace_s - wall_time.time())
+                if not job.answered(start_by - wall_time.time()):
+                    t2, c2 = time.perf_counter(), time.process_time()
+                    lp_plan = lp_greedy(problem, lp.dense(), end - wall_time.time())
+                    timings["parent_lp_greedy_s"] = time.perf_counter() - t2
+                    timings["parent_lp_greedy_cpu_s"] = time.process_time() - c2
+            res = job.result(end - wall_time.time())
             timings["child_peak_rss_gb"] = job.peak_rss_bytes / 1e9
         else:
             res = _lp_child(*args)

@@ -193,18 +193,22 @@ class Isolated(Generic[T]):
             self._answer = (kind, payload, rss)
         return False, None
 
+    def answered(self, timeout_s: float) -> bool:
+        """Whether the child answered (or failed) within `timeout_s`; unread progress reports are skipped."""
+        deadline = time.monotonic() + max(0.0, timeout_s)
+        while self._answer is None and self._wait(deadline - time.monotonic()):
+            kind, payload, rss = self._receive()
+            if kind != "progress":
+                self._answer = (kind, payload, rss)
+        return self._answer is not None
+
     def result(self, timeout_s: float) -> T | None:
         """The child's answer; None when it failed, ran out of memory or outlived `timeout_s` (then it is killed).
         Progress reports not read by `progress` are skipped."""
         try:
-            deadline = time.monotonic() + max(0.0, timeout_s)
-            while self._answer is None:
-                if not self._wait(deadline - time.monotonic()):
-                    log.warning("%s: child outlived its %.1f s watchdog; killing it", self.name, timeout_s)
-                    return None
-                kind, payload, rss = self._receive()
-                if kind != "progress":
-                    self._answer = (kind, payload, rss)
+            if not self.answered(timeout_s) or self._answer is None:
+                log.warning("%s: child outlived its %.1f s watchdog; killing it", self.name, timeout_s)
+                return None
             kind, payload, self.peak_rss_bytes = self._answer
             if kind == "ok":
                 return payload  # type: ignore[no-any-return]
