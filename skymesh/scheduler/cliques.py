@@ -21,45 +21,97 @@ from numpy.typing import NDArray
 from skymesh.scheduler.bounds import period_bins
 from skymesh.scheduler.kernel import Problem
 
-__all__ = ["ModelRows", "build_rows", "maximal_cliques"]
+__all__ = ["ModelRows", "build_rows", "clique_rows", "maximal_cliques", "split_rows"]
 
 
 @dataclass
 class ModelRows:
-    """Constraints over opportunity indices: sum(x[row]) <= cap."""
+    """Constraints over opportunity indices: sum(x[row]) <= cap.
 
-    at_most_one: list[list[int]] = field(default_factory=list)
+    The at-most-one rows are kept as numpy chunks (members end to end, and each row's size), in row order: the TALOS
+    day has ~47 k of them and Python lists per row cost more to build and to turn into a model than the solve."""
+
     capped: list[tuple[list[int], int]] = field(default_factory=list)
     forced_zero: list[int] = field(default_factory=list)
+    _members: list[NDArray[np.int64]] = field(default_factory=list)
+    _sizes: list[NDArray[np.int64]] = field(default_factory=list)
+
+    def add_at_most_one(self, members: NDArray[np.int64], sizes: NDArray[np.int64]) -> None:
+        """Append rows given as their members end to end and each row's size."""
+        if len(sizes):
+            self._members.append(np.asarray(members, dtype=np.int64))
+            self._sizes.append(np.asarray(sizes, dtype=np.int64))
+
+    def at_most_one_flat(self) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """All at-most-one rows: their members end to end and each row's size."""
+        if not self._sizes:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        return np.concatenate(self._members), np.concatenate(self._sizes)
+
+    @property
+    def at_most_one(self) -> list[list[int]]:
+        members, sizes = self.at_most_one_flat()
+        return split_rows(members, sizes)
+
+    @property
+    def n_at_most_one(self) -> int:
+        return sum(len(s) for s in self._sizes)
 
     @property
     def rows(self) -> int:
-        return len(self.at_most_one) + len(self.capped)
+        return self.n_at_most_one + len(self.capped)
+
+
+def split_rows(members: NDArray[np.int64], sizes: NDArray[np.int64]) -> list[list[int]]:
+    """Rows given end to end as one list per row."""
+    flat = members.tolist()
+    ends = np.cumsum(sizes).tolist()
+    return [flat[a:b] for a, b in zip([0, *ends], ends, strict=False)]
+
+
+def clique_rows(
+    ids: NDArray[np.int64], start: NDArray[np.float64], end: NDArray[np.float64]
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Maximal cliques (size >= 2) of the interval graph of half-open intervals [start, end): their members (ids)
+    end to end and each clique's size; cliques in sweep order, members in order of their start.
+
+    A sweep over the sorted events (ends before starts at the same instant: half-open intervals do not meet) has a
+    maximal clique at every end that directly follows a start: the intervals started before it and not yet ended.
+    Vectorised: interval i belongs to the cliques at the reporting events strictly after its start event and up to
+    its end event, a contiguous range of them. An interval that ends before it starts (empty) never leaves."""
+    n = len(ids)
+    empty = np.zeros(0, dtype=np.int64)
+    if n < 2:
+        return empty, empty
+    times = np.concatenate([end, start])
+    kinds = np.concatenate([np.zeros(n, dtype=np.int64), np.ones(n, dtype=np.int64)])
+    order = np.lexsort((kinds, times))
+    pos = np.empty(2 * n, dtype=np.int64)
+    pos[order] = np.arange(2 * n)
+    end_pos, start_pos = pos[:n], pos[n:]
+    end_pos = np.where(end_pos < start_pos, 2 * n, end_pos)
+    sorted_kinds = kinds[order]
+    report = np.flatnonzero((sorted_kinds[1:] == 0) & (sorted_kinds[:-1] == 1)) + 1
+    if len(report) == 0:
+        return empty, empty
+    by_start = np.argsort(start_pos)
+    first = np.searchsorted(report, start_pos[by_start], side="right")
+    last = np.searchsorted(report, end_pos[by_start], side="right")
+    count = np.maximum(0, last - first)
+    total = int(count.sum())
+    member = np.repeat(by_start, count)
+    # clique[k] runs from first to last - 1 for each interval, intervals in order of their start.
+    clique = np.repeat(first, count) + (np.arange(total) - np.repeat(np.cumsum(count) - count, count))
+    grouped = np.argsort(clique, kind="stable")
+    clique, member = clique[grouped], member[grouped]
+    sizes = np.bincount(clique, minlength=len(report))
+    keep = sizes[clique] >= 2
+    return np.asarray(ids, dtype=np.int64)[member[keep]], sizes[sizes >= 2]
 
 
 def maximal_cliques(ids: NDArray[np.int64], start: NDArray[np.float64], end: NDArray[np.float64]) -> list[list[int]]:
-    """Maximal cliques (size >= 2) of the interval graph of half-open intervals [start, end), as lists of ids."""
-    n = len(ids)
-    if n < 2:
-        return []
-    # Events: ends sort before starts at the same instant (half-open intervals do not meet).
-    times = np.concatenate([end, start])
-    kinds = np.concatenate([np.zeros(n, dtype=np.int64), np.ones(n, dtype=np.int64)])
-    who = np.concatenate([ids, ids])
-    order = np.lexsort((kinds, times))
-    active: dict[int, None] = {}
-    out: list[list[int]] = []
-    grew = False
-    for k, w in zip(kinds[order].tolist(), who[order].tolist(), strict=True):
-        if k == 1:
-            active[w] = None
-            grew = True
-        else:
-            if grew and len(active) >= 2:
-                out.append(list(active))
-            grew = False
-            active.pop(w, None)
-    return out
+    """`clique_rows` as one list of ids per clique."""
+    return split_rows(*clique_rows(ids, start, end))
 
 
 def _groups(keys: NDArray[np.int64], idx: NDArray[np.int64]) -> list[NDArray[np.int64]]:
@@ -78,7 +130,7 @@ def build_rows(problem: Problem, usable: NDArray[np.bool_]) -> ModelRows:
 
     for g in _groups(ops.resource, idx):
         r = int(ops.resource[g[0]])
-        rows.at_most_one.extend(maximal_cliques(g, ops.start_s[g], ops.end_s[g] + turn[r]))
+        rows.add_at_most_one(*clique_rows(g, ops.start_s[g], ops.end_s[g] + turn[r]))
         if problem.resources[r].max_slew_s > 0:
             _slew_pairs(problem, g, r, rows)
 
@@ -100,14 +152,13 @@ def build_rows(problem: Problem, usable: NDArray[np.bool_]) -> ModelRows:
         q = int(ops.request[g[0]])
         rq = problem.requests[q]
         red = max(1, rq.redundancy)
-        for clique in maximal_cliques(g, ops.start_s[g], ops.end_s[g]):
-            if len(clique) > red:
-                if red == 1:
-                    rows.at_most_one.append(clique)
-                else:
-                    rows.capped.append((clique, red))
+        members, sizes = clique_rows(g, ops.start_s[g], ops.end_s[g])
+        if red == 1:
+            rows.add_at_most_one(members, sizes)  # every clique has >= 2 members
+        else:
+            rows.capped.extend((c, red) for c in split_rows(members, sizes) if len(c) > red)
         if rq.cadence_s > 0:
-            rows.at_most_one.extend(maximal_cliques(g, ops.start_s[g], ops.start_s[g] + rq.cadence_s))
+            rows.add_at_most_one(*clique_rows(g, ops.start_s[g], ops.start_s[g] + rq.cadence_s))
         if rq.max_per_period and rq.period_s > 0:
             for bg in _groups(bins, g):
                 cap = rq.max_per_period - frozen_bins.get((q, int(bins[bg[0]])), 0)
@@ -150,4 +201,5 @@ def _slew_pairs(problem: Problem, g: NDArray[np.int64], r: int, rows: ModelRows)
     i, j = order[first], order[second]
     need = turn + problem.slew_pairs_s(r, i, j)
     clash = ops.start_s[j] - ops.end_s[i] < need
-    rows.at_most_one.extend([[int(a), int(b)] for a, b in zip(i[clash].tolist(), j[clash].tolist(), strict=True)])
+    pairs = np.stack([i[clash], j[clash]], axis=1).astype(np.int64)
+    rows.add_at_most_one(pairs.ravel(), np.full(len(pairs), 2, dtype=np.int64))

@@ -27,7 +27,7 @@ from skymesh.scheduler.improve import ImproveResult
 from skymesh.scheduler.isolation import Isolated, run_isolated
 from skymesh.scheduler.kernel import Plan, Problem, check_plan
 from skymesh.scheduler.lagrange import LagrangianBound, lagrangian_bound, lagrangian_search
-from skymesh.scheduler.lpguided import LpGuidedResult
+from skymesh.scheduler.lpguided import LpGuidedResult, LpValues, lp_greedy
 
 __all__ = ["CpSatPlanner"]
 
@@ -51,9 +51,13 @@ def _lagrangian_child(problem: Problem, plan: list[int], target: float, deadline
 
 
 def _lp_child(problem: Problem, deadline: float, rins_s: float, windows: int, seed: int) -> LpGuidedResult:
+    """The LP-guided search; in a child, it hands the LP's values to the parent as soon as the LP ends."""
+    from skymesh.scheduler.isolation import report_progress
     from skymesh.scheduler.lpguided import solve_lp_guided
 
-    return solve_lp_guided(problem, deadline=deadline, rins_deterministic_s=rins_s, lns_windows=windows, seed=seed)
+    return solve_lp_guided(
+        problem, deadline=deadline, rins_deterministic_s=rins_s, lns_windows=windows, seed=seed, on_lp=report_progress
+    )
 
 
 _MIN_SEARCH_S = 2.5
@@ -196,7 +200,14 @@ class CpSatPlanner:
         usable: NDArray[np.bool_],
         t0: float,
     ) -> Plan:
-        """LP-guided search in a child (with `isolate`) while this process computes the greedy fallback."""
+        """LP-guided search in a child (with `isolate`) while this process computes the greedy fallback.
+
+        The child hands over the LP's values as soon as its LP ends; when the child has not answered by the time
+        this process needs for a greedy pass before the deadline, this process runs the greedy pass in the LP's
+        order itself: on a starved machine (the child got 0.2-0.45 of a core at load 7-13 on 2 cores) the child's
+        own pass or RINS is often cut by the deadline, and this pass then still completes. The plan is the best of
+        the plain greedy one, this pass and the child's answer (which, when it comes, includes the same pass: every
+        step is deterministic), so it depends only on which steps were reached."""
         timings: dict[str, float] = {}
         windows = max(0, int(work_s - _LNS_FREE_S))
         args = (problem, deadline - 0.1, _RINS_DETERMINISTIC_PER_S * work_s, windows, self.seed)
@@ -206,16 +217,36 @@ class CpSatPlanner:
         cheap = compute_bounds(problem, usable)
         timings["greedy_s"], timings["greedy_cpu_s"] = time.perf_counter() - t1, time.process_time() - c1
         res: LpGuidedResult | None
+        lp_plan: Plan | None = None
+        bounds = [cheap.best]
         if job is not None:
-            res = job.result(deadline + self.watchdog_grace_s - wall_time.time())
+            end = deadline + self.watchdog_grace_s
+            # This process's own pass just took `greedy_s` of wall: the LP-ordered one is the same work, so it starts
+            # that long before the end unless the child has answered by then (a second pass running beside the
+            # child's would slow the child down: measured, the child then missed RINS at load 5-7 on 2 cores).
+            start_by = end - timings["greedy_s"]
+            got, lp = job.progress(end - wall_time.time())
+            if got and isinstance(lp, LpValues):
+                bounds.append(lp.bound)
+                if not job.answered(start_by - wall_time.time()):
+                    t2, c2 = time.perf_counter(), time.process_time()
+                    lp_plan = lp_greedy(problem, lp.dense(), end - wall_time.time())
+                    timings["parent_lp_greedy_s"] = time.perf_counter() - t2
+                    timings["parent_lp_greedy_cpu_s"] = time.process_time() - c2
+            res = job.result(end - wall_time.time())
             timings["child_peak_rss_gb"] = job.peak_rss_bytes / 1e9
         else:
             res = _lp_child(*args)
         timings["search_s"] = time.perf_counter() - t1
-        if res is None:
-            return self._finish(problem, greedy, greedy.selected, [cheap.best], "WATCHDOG_KILLED", timings, t0)
-        timings.update(res.timings_s)
-        return self._finish(problem, greedy, res.selected, [cheap.best, res.bound], res.status, timings, t0)
+        selected, status = greedy.selected, "WATCHDOG_KILLED"
+        if res is not None:
+            timings.update(res.timings_s)
+            bounds.append(res.bound)
+            selected, status = res.selected, res.status
+        if lp_plan is not None and lp_plan.objective > float(problem.opportunities.value[selected].sum()):
+            # The child's answer, when it came, includes this pass; so this one wins only over a cut child.
+            selected, status = lp_plan.selected, "LP-GREEDY_IN_PARENT+" + status
+        return self._finish(problem, greedy, selected, bounds, status, timings, t0)
 
     def _windows_and_bound(
         self, problem: Problem, greedy: Plan, budget: float, timings: dict[str, float]

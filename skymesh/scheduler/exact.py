@@ -21,7 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from skymesh.scheduler.bounds import compute_bounds, usable_mask
-from skymesh.scheduler.cliques import build_rows
+from skymesh.scheduler.cliques import ModelRows, build_rows
 from skymesh.scheduler.greedy import GreedyPlanner
 from skymesh.scheduler.isolation import run_isolated
 from skymesh.scheduler.kernel import Plan, Problem
@@ -54,7 +54,7 @@ def solve_exact(problem: Problem, *, time_limit_s: float, seed: int = 0) -> Exac
     usable = usable_mask(problem)
     rows = build_rows(problem, usable)
     idx = np.flatnonzero(usable).astype(np.int64)
-    model = model_proto(ops.value[idx], idx, rows.at_most_one, rows.capped, len(ops))
+    model = model_proto(ops.value[idx], idx, rows, len(ops))
     # MathOpt's HiGHS interface does not take a solution hint (measured: HiGHS starts with no incumbent), so the
     # greedy plan is only the fallback, kept by `ExactPlanner` when HiGHS has nothing better.
     model_params = model_parameters_pb2.ModelSolveParametersProto()
@@ -102,8 +102,7 @@ _RELATIVE_GAP = 1e-6
 def model_proto(
     value: NDArray[np.float64],
     idx: NDArray[np.int64],
-    at_most_one: list[list[int]],
-    capped: list[tuple[list[int], int]],
+    rows: ModelRows,
     n_ops: int,
     *,
     integers: bool = True,
@@ -115,11 +114,17 @@ def model_proto(
     n = len(idx)
     column = np.full(n_ops, -1, dtype=np.int64)
     column[idx] = np.arange(n)
-    members = [*at_most_one, *(m for m, _ in capped)]
-    caps = np.r_[np.ones(len(at_most_one)), np.asarray([c for _, c in capped], dtype=np.float64)]
-    sizes = np.fromiter((len(m) for m in members), dtype=np.int64, count=len(members))
-    flat = np.fromiter(itertools.chain.from_iterable(members), dtype=np.int64, count=int(sizes.sum()))
-    row = np.repeat(np.arange(len(members), dtype=np.int64), sizes)
+    amo, amo_sizes = rows.at_most_one_flat()
+    capped = rows.capped
+    caps = np.r_[np.ones(len(amo_sizes)), np.asarray([c for _, c in capped], dtype=np.float64)]
+    capped_sizes = np.fromiter((len(m) for m, _ in capped), dtype=np.int64, count=len(capped))
+    capped_flat = np.fromiter(
+        itertools.chain.from_iterable(m for m, _ in capped), dtype=np.int64, count=int(capped_sizes.sum())
+    )
+    sizes = np.r_[amo_sizes, capped_sizes]
+    flat = np.r_[amo, capped_flat]
+    n_rows = len(sizes)
+    row = np.repeat(np.arange(n_rows, dtype=np.int64), sizes)
     col = column[flat]
     keep = col >= 0
     row, col = row[keep], col[keep]
@@ -136,8 +141,8 @@ def model_proto(
     model.objective.maximize = True
     model.objective.linear_coefficients.ids.extend(range(n))
     model.objective.linear_coefficients.values.extend(value.tolist())
-    model.linear_constraints.ids.extend(range(len(members)))
-    model.linear_constraints.lower_bounds.extend(np.full(len(members), -math.inf).tolist())
+    model.linear_constraints.ids.extend(range(n_rows))
+    model.linear_constraints.lower_bounds.extend(np.full(n_rows, -math.inf).tolist())
     model.linear_constraints.upper_bounds.extend(caps.tolist())
     model.linear_constraint_matrix.row_ids.extend(row.tolist())
     model.linear_constraint_matrix.column_ids.extend(col.tolist())

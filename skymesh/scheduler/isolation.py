@@ -21,25 +21,56 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any, Generic, TypeVar
 
-__all__ = ["CancelScope", "Isolated", "SolveCancelled", "run_isolated", "warm_up"]
+__all__ = ["CancelScope", "Isolated", "SolveCancelled", "report_progress", "run_isolated", "warm_up"]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 
+# In a child: its pipe to the parent and the threads sending its progress reports (see `report_progress`).
+_to_parent: Connection | None = None
+_senders: list[threading.Thread] = []
+_send_lock = threading.Lock()
+
+
+def report_progress(value: Any) -> None:
+    """From inside an isolated child: hand `value` to the parent now (`Isolated.progress`), while the child goes on.
+
+    Sent from a thread, so the child never waits on a parent that is busy elsewhere (a pipe holds 64 KB); outside
+    a child it does nothing."""
+    conn = _to_parent
+    if conn is None:
+        return
+
+    def send() -> None:
+        with _send_lock:
+            conn.send(("progress", value, 0))
+
+    thread = threading.Thread(target=send, daemon=True)
+    thread.start()
+    _senders.append(thread)
+
+
 def _child(conn: Connection, fn: Callable[..., Any], args: tuple[Any, ...], memory_limit_bytes: int) -> None:
+    global _to_parent
+    _to_parent = conn
     try:
         if memory_limit_bytes > 0:
             _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
             cap = memory_limit_bytes if hard == resource.RLIM_INFINITY else min(hard, memory_limit_bytes)
             resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
         value = fn(*args)
-        conn.send(("ok", value, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024))
+        answer: tuple[str, Any, int] = ("ok", value, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
     except MemoryError:
-        conn.send(("error", "memory limit reached", 0))
+        answer = ("error", "memory limit reached", 0)
     except BaseException as exc:  # the parent logs it and falls back
-        conn.send(("error", f"{type(exc).__name__}: {exc}", 0))
+        answer = ("error", f"{type(exc).__name__}: {exc}", 0)
+    try:
+        for thread in _senders:  # progress reports go first: the answer is the last message
+            thread.join()
+        with _send_lock:
+            conn.send(answer)
     finally:
         conn.close()
 
@@ -143,6 +174,7 @@ class Isolated(Generic[T]):
         child.close()
         self.name = getattr(fn, "__name__", "solver")
         self.peak_rss_bytes = 0  # the child's peak resident set (Linux ru_maxrss), once it has answered
+        self._answer: tuple[str, Any, int] | None = None  # the child's last message, once read
         if self._scope is not None:
             self._scope._add(self)
 
@@ -150,27 +182,55 @@ class Isolated(Generic[T]):
     def start(cls, fn: Callable[..., T], args: tuple[Any, ...], *, memory_limit_bytes: int = 8 << 30) -> Isolated[T]:
         return cls(fn, args, memory_limit_bytes=memory_limit_bytes)
 
+    def progress(self, timeout_s: float) -> tuple[bool, Any]:
+        """Wait up to `timeout_s` for the child's next `report_progress`: (True, value); (False, None) when the child
+        answered, failed or died first, or the time ran out. The child keeps running either way."""
+        deadline = time.monotonic() + max(0.0, timeout_s)
+        while self._answer is None and self._wait(deadline - time.monotonic()):
+            kind, payload, rss = self._receive()
+            if kind == "progress":
+                return True, payload
+            self._answer = (kind, payload, rss)
+        return False, None
+
+    def answered(self, timeout_s: float) -> bool:
+        """Whether the child answered (or failed) within `timeout_s`; unread progress reports are skipped."""
+        deadline = time.monotonic() + max(0.0, timeout_s)
+        while self._answer is None and self._wait(deadline - time.monotonic()):
+            kind, payload, rss = self._receive()
+            if kind != "progress":
+                self._answer = (kind, payload, rss)
+        return self._answer is not None
+
     def result(self, timeout_s: float) -> T | None:
-        """The child's answer; None when it failed, ran out of memory or outlived `timeout_s` (then it is killed)."""
+        """The child's answer; None when it failed, ran out of memory or outlived `timeout_s` (then it is killed).
+        Progress reports not read by `progress` are skipped."""
         try:
-            if self._wait(timeout_s):
-                try:
-                    kind, payload, self.peak_rss_bytes = self._conn.recv()
-                except EOFError:
-                    log.warning("%s: child died without an answer (exit code %s)", self.name, self._proc.exitcode)
-                    return None
-                except OSError:  # closed by a cancel from another thread between the poll and the read
-                    if self._scope is not None and self._scope.cancelled.is_set():
-                        raise SolveCancelled("the plan was cancelled") from None
-                    raise
-                if kind == "ok":
-                    return payload  # type: ignore[no-any-return]
-                log.warning("%s: child failed: %s", self.name, payload)
+            if not self.answered(timeout_s) or self._answer is None:
+                log.warning("%s: child outlived its %.1f s watchdog; killing it", self.name, timeout_s)
                 return None
-            log.warning("%s: child outlived its %.1f s watchdog; killing it", self.name, timeout_s)
+            kind, payload, self.peak_rss_bytes = self._answer
+            if kind == "ok":
+                return payload  # type: ignore[no-any-return]
+            if kind == "died":
+                log.warning("%s: child died without an answer (exit code %s)", self.name, self._proc.exitcode)
+            else:
+                log.warning("%s: child failed: %s", self.name, payload)
             return None
         finally:
             self.kill()
+
+    def _receive(self) -> tuple[str, Any, int]:
+        """One message from the child, once `_wait` said there is one; ("died", None, 0) when it died instead."""
+        try:
+            message: tuple[str, Any, int] = self._conn.recv()
+        except EOFError:
+            return "died", None, 0
+        except OSError:  # closed by a cancel from another thread between the poll and the read
+            if self._scope is not None and self._scope.cancelled.is_set():
+                raise SolveCancelled("the plan was cancelled") from None
+            raise
+        return message
 
     def _wait(self, timeout_s: float) -> bool:
         """Whether the child answered within `timeout_s`; raises SolveCancelled when the scope is cancelled first."""

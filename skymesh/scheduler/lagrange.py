@@ -164,16 +164,16 @@ def _restricted_lp(
     optimum."""
     from ortools.math_opt import result_pb2
 
-    from skymesh.scheduler.cliques import maximal_cliques
+    from skymesh.scheduler.cliques import ModelRows, clique_rows
     from skymesh.scheduler.exact import model_proto, solve_lp
 
-    at_most_one: list[list[int]] = []
+    model_rows = ModelRows()
     by_res = cols[np.argsort(lay.row[cols], kind="stable")]
     for g in np.split(by_res, np.flatnonzero(np.diff(lay.row[by_res])) + 1):
-        at_most_one.extend(maximal_cliques(g, lay.start[g], lay.fin[g]))
+        model_rows.add_at_most_one(*clique_rows(g, lay.start[g], lay.fin[g]))
     in_cols = np.zeros(len(value), dtype=bool)
     in_cols[cols] = True
-    capped: list[tuple[list[int], int]] = []
+    capped = model_rows.capped
     row_ids: list[int] = []
     for at, rows in members:
         sel = in_cols[at]
@@ -185,7 +185,7 @@ def _restricted_lp(
         for grp, k in zip(np.split(a, cuts), r[np.r_[0, cuts]].tolist(), strict=True):
             capped.append((grp.tolist(), int(cap[k])))
             row_ids.append(k)
-    model = model_proto(value[cols], cols, at_most_one, capped, len(value), integers=False)
+    model = model_proto(value[cols], cols, model_rows, len(value), integers=False)
     answer = solve_lp(model, time_limit_s)
     if answer.termination.reason != result_pb2.TERMINATION_REASON_OPTIMAL:
         return None
@@ -193,11 +193,11 @@ def _restricted_lp(
     if solution is None:
         return None
     duals = solution.dual_solution.dual_values
-    y = np.zeros(len(at_most_one) + len(capped))
+    y = np.zeros(model_rows.rows)
     y[np.asarray(duals.ids, dtype=np.int64)] = np.asarray(duals.values)
     lam = np.zeros(len(cap))
     # A maximising LP's duals of <= rows are >= 0; HiGHS' can carry -0.0 or round-off below zero.
-    lam[np.asarray(row_ids, dtype=np.int64)] = np.maximum(0.0, y[len(at_most_one) :])
+    lam[np.asarray(row_ids, dtype=np.int64)] = np.maximum(0.0, y[model_rows.n_at_most_one :])
     primal = solution.primal_solution.variable_values
     x = np.zeros(len(cols))
     x[np.asarray(primal.ids, dtype=np.int64)] = np.clip(np.asarray(primal.values), 0.0, 1.0)

@@ -68,3 +68,23 @@ def test_a_cancelled_scope_stops_the_in_process_phases_at_their_next_checkpoint(
             compute_plan(req)
     finally:
         scope.exit()
+
+
+def _reports_then_answers(n: int) -> int:
+    from skymesh.scheduler.isolation import report_progress
+
+    report_progress("lp")
+    report_progress(bytes(n))  # far more than a pipe holds: the child must not wait for the parent to read it
+    return n
+
+
+def test_progress_reports_reach_the_parent_before_the_answer() -> None:
+    job = Isolated.start(_reports_then_answers, (1 << 20,))
+    time.sleep(1.0)  # the child is done by now; its reports and answer wait in the pipe
+    assert job.progress(30.0) == (True, "lp")
+    got, big = job.progress(30.0)
+    assert got and len(big) == 1 << 20
+    assert job.progress(30.0) == (False, None)  # the answer came next; it is kept for `result`
+    assert job.result(30.0) == 1 << 20
+    # Unread reports are skipped by `result`.
+    assert Isolated.start(_reports_then_answers, (10,)).result(30.0) == 10

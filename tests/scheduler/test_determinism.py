@@ -22,7 +22,12 @@ def problem() -> Problem:
 
 def test_lp_guided_search_is_deterministic_and_between_greedy_and_the_optimum(problem: Problem) -> None:
     # global_max_candidates=0 sends this 2 k-candidate day down the LP-guided path (LP, RINS, 3 windows at 8 s).
-    runs = [CpSatPlanner(global_max_candidates=0, seed=3).solve(problem, time_limit_s=8.0) for _ in range(2)]
+    # Once in process, once in a child that hands the LP's values over to the parent as soon as its LP ends: the
+    # same plan.
+    runs = [
+        CpSatPlanner(global_max_candidates=0, seed=3, isolate=isolate).solve(problem, time_limit_s=8.0)
+        for isolate in (False, True)
+    ]
     assert runs[0].selected == runs[1].selected
     assert all("WALL_DEADLINE" not in r.status and r.status.startswith("LP+RINS") for r in runs)
     plan = runs[0]

@@ -12,11 +12,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from skymesh.scheduler.bounds import compute_bounds
-from skymesh.scheduler.cliques import maximal_cliques
+from skymesh.scheduler.cliques import build_rows, clique_rows, maximal_cliques
 from skymesh.scheduler.cpsat import CpSatPlanner
 from skymesh.scheduler.exact import solve_exact
 from skymesh.scheduler.greedy import GreedyPlanner, Occupancy
 from skymesh.scheduler.improve import improve_by_windows
+from skymesh.scheduler.inputs import PlanRequest
 from skymesh.scheduler.kernel import (
     FrozenPlacement,
     Opportunity,
@@ -28,6 +29,7 @@ from skymesh.scheduler.kernel import (
     separation_deg,
 )
 from skymesh.scheduler.lagrange import lagrangian_bound, lagrangian_search
+from skymesh.scheduler.opportunities import compile_request
 
 
 @st.composite
@@ -159,6 +161,53 @@ def test_maximal_cliques_of_intervals() -> None:
     assert cliques == [[0, 1], [0, 2]]
     # Touching half-open intervals do not overlap.
     assert maximal_cliques(ids[:2], np.asarray([0.0, 10.0]), np.asarray([10.0, 20.0])) == []
+
+
+def _sweep_cliques(ids: np.ndarray, start: np.ndarray, end: np.ndarray) -> list[list[int]]:
+    """The plain event sweep the vectorised `clique_rows` replaced (its output must stay the same, row order too)."""
+    n = len(ids)
+    order = np.lexsort((np.r_[np.zeros(n), np.ones(n)], np.r_[end, start]))
+    who, kinds = np.r_[ids, ids][order].tolist(), np.r_[np.zeros(n), np.ones(n)][order].tolist()
+    active: dict[int, None] = {}
+    out: list[list[int]] = []
+    grew = False
+    for k, w in zip(kinds, who, strict=True):
+        if k == 1:
+            active[w] = None
+            grew = True
+        else:
+            if grew and len(active) >= 2:
+                out.append(list(active))
+            grew = False
+            active.pop(w, None)
+    return out
+
+
+def test_vectorised_cliques_match_the_event_sweep(small_talos: PlanRequest) -> None:
+    rng = np.random.default_rng(5)
+    for _ in range(300):
+        n = int(rng.integers(0, 30))
+        # Integer times: many ties between starts and ends; lengths 0 included (an empty interval never leaves).
+        start = rng.integers(0, 25, n).astype(float)
+        end = start + rng.integers(0, 8, n)
+        ids = rng.permutation(500)[:n].astype(np.int64)
+        members, sizes = clique_rows(ids, start, end)
+        assert maximal_cliques(ids, start, end) == _sweep_cliques(ids, start, end)
+        assert len(members) == int(sizes.sum()) and (sizes >= 2).all()
+    # The rows of a real TALOS day: each resource's passes padded by turnaround, in the model's row order (each
+    # resource's cliques are followed by its slew pairs).
+    p = compile_request(small_talos).problem
+    ops = p.opportunities
+    got = build_rows(p, np.ones(len(ops), dtype=bool)).at_most_one
+    at = 0
+    for r, res in enumerate(p.resources):
+        g = np.flatnonzero(ops.resource == r).astype(np.int64)
+        expected = _sweep_cliques(g, ops.start_s[g], ops.end_s[g] + res.turnaround_s)
+        assert got[at : at + len(expected)] == expected
+        at += len(expected)
+        while at < len(got) and len(got[at]) == 2 and (ops.resource[got[at]] == r).all():
+            at += 1
+    assert at > 20
 
 
 def test_cpsat_in_a_child_process_with_watchdog() -> None:
