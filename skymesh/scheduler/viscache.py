@@ -4,9 +4,10 @@ Successive plans of one day share almost all their passes: the horizon slides by
 the element sets and stations rarely change. Passes are computed per block of `BLOCK_S` seconds aligned to UTC
 (whole blocks, so the next plan finds them whatever its start) and kept per (stations, satellite element set,
 block, grid step); a plan computes only the blocks and satellites it does not find: the new tail of the horizon,
-and every block for a satellite whose elements (or band, minimum elevation) changed. Any change to the stations'
-geometry, masks, bands, minimum elevation or schedulable/weather state makes a new station key: every pass is
-computed again.
+and every block for a satellite whose elements (or band, minimum elevation) changed. Blocks are computed as if
+every station were online and open; a station going offline or closing for weather filters the joined windows
+(with the same reasons) and reuses the blocks. A change to the stations' geometry, masks, bands or minimum
+elevation makes a new station key: every pass is computed again.
 
 A plan's windows are the blocks' passes joined where a pass runs across a block boundary, then clipped to the plan
 window; the minimum pass length and the stations' unavailability are applied after joining, as
@@ -30,13 +31,13 @@ import math
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 from numpy.typing import NDArray
 
-from skymesh.core.model import SatelliteTarget, Station, TimeWindow
+from skymesh.core.model import SatelliteTarget, Station, StationState, TimeWindow, Weather
 from skymesh.scheduler.reasons import FilterLog, ReasonCode
 from skymesh.scheduler.visibility import Windows, satellite_windows, subtract_unavailable
 
@@ -72,7 +73,8 @@ class _Block:
 
 
 def _stations_key(stations: Sequence[Station]) -> str:
-    """What `satellite_windows` reads of the stations (unavailability excepted: applied after the blocks)."""
+    """What `satellite_windows` reads of the stations, less what is applied after the blocks (unavailability, and
+    whether each is schedulable and open: blocks are computed as if all were)."""
     parts = [
         (
             s.station_id,
@@ -84,8 +86,6 @@ def _stations_key(stations: Sequence[Station]) -> str:
             tuple(s.horizon_mask.azimuth_deg),
             tuple(s.horizon_mask.min_elevation_deg),
             tuple(b.upper() for b in s.bands),
-            s.state.schedulable,
-            s.weather.allows(s.kind),
         )
         for s in stations
     ]
@@ -153,7 +153,16 @@ class VisibilityCache:
         out = Windows()
         if not targets:
             return out
-        st_key = _stations_key(stations)
+        # Blocks are computed with every station online and open: a station going offline, closing for weather or
+        # coming back (a dropped stream, a storm) filters the joined windows instead of making every block anew.
+        usable = np.asarray([s.state.schedulable and s.weather.allows(s.kind) for s in stations], dtype=bool)
+        geometry = [
+            s
+            if s.state == StationState.ONLINE and s.weather == Weather.UNSPECIFIED
+            else replace(s, state=StationState.ONLINE, weather=Weather.UNSPECIFIED)
+            for s in stations
+        ]
+        st_key = _stations_key(geometry)
         keys = [_sat_key(t) for _, t in targets]
         first = math.floor((window.start - _EPOCH).total_seconds() / BLOCK_S)
         last = math.ceil((window.end - _EPOCH).total_seconds() / BLOCK_S)
@@ -172,12 +181,12 @@ class VisibilityCache:
             self.hits += len(found)
             self.misses += len(todo)
             if todo:
-                computed = _compute_block(stations, list(todo.items()), b, step_s)
+                computed = _compute_block(geometry, list(todo.items()), b, step_s)
                 for key, block in computed.items():
                     self._put((st_key, key, b, step_s), block)
                 found.update(computed)
             blocks.append(found)
-        _assemble(out, stations, targets, keys, blocks, first, window, log, min_pass_s, unavailable_s)
+        _assemble(out, stations, usable, targets, keys, blocks, first, window, log, min_pass_s, unavailable_s)
         return out
 
 
@@ -232,6 +241,7 @@ def _compute_block(
 def _assemble(
     out: Windows,
     stations: Sequence[Station],
+    usable: NDArray[np.bool_],
     targets: Sequence[tuple[int, SatelliteTarget]],
     keys: Sequence[tuple[str, str, str, str, float]],
     blocks: list[dict[tuple[str, str, str, str, float], _Block]],
@@ -303,14 +313,15 @@ def _assemble(
             "el1": cols["el1"][tails],
             "az_mid": cols["az_mid"][peak],
         }
-    inside = (cols["end_s"] > 0.0) & (cols["start_s"] < duration)
+    inside = (cols["end_s"] > 0.0) & (cols["start_s"] < duration) & usable[station]
     target, station = target[inside], station[inside]
     cols = {name: c[inside] for name, c in cols.items()}
     cols["start_s"] = np.maximum(cols["start_s"], 0.0)
     cols["end_s"] = np.minimum(cols["end_s"], duration)
     cols["tca_s"] = np.clip(cols["tca_s"], cols["start_s"], cols["end_s"])
 
-    # Pairs without a pass in the window: hidden by the mask (in any block) or never visible, as the blocks found.
+    # Pairs without a pass in the window: their station offline or closed, else hidden by the mask (in any block) or
+    # never visible, as the blocks found.
     capable_parts: list[I64] = []
     below_parts: list[I64] = []
     for (rq, _), key in zip(targets, keys, strict=True):
@@ -322,8 +333,14 @@ def _assemble(
     lonely = pairs[~np.isin(pairs, target * n_st + station)]
     hidden = np.isin(lonely, below_pairs)
     for pair, masked in zip(lonely.tolist(), hidden.tolist(), strict=True):
-        code = ReasonCode.BELOW_HORIZON_MASK if masked else ReasonCode.NEVER_VISIBLE
-        log.add(pair // n_st, code, stations[pair % n_st].station_id)
+        st = stations[pair % n_st]
+        if not st.state.schedulable:
+            code = ReasonCode.STATION_OFFLINE
+        elif not usable[pair % n_st]:
+            code = ReasonCode.WEATHER
+        else:
+            code = ReasonCode.BELOW_HORIZON_MASK if masked else ReasonCode.NEVER_VISIBLE
+        log.add(pair // n_st, code, st.station_id)
 
     start, end = cols["start_s"], cols["end_s"]
     keep = np.ones(len(start), dtype=bool)

@@ -11,10 +11,11 @@ import pytest
 
 from skymesh.astro.tle_gen import generate_tles
 from skymesh.core.errors import InvalidArgument
-from skymesh.core.model import GeoLocation, SatelliteTarget, TimeWindow
+from skymesh.core.model import GeoLocation, SatelliteTarget, StationState, TimeWindow, Weather
 from skymesh.scheduler.inputs import PlanRequest, SolverKind
 from skymesh.scheduler.opportunities import Compiled, compile_request
 from skymesh.scheduler.planning import compute_plan
+from skymesh.scheduler.reasons import ReasonCode
 from skymesh.scheduler.scenario import generate_talos
 from skymesh.scheduler.service import SchedulerServicer
 from skymesh.scheduler.viscache import BLOCK_S, VisibilityCache
@@ -39,7 +40,7 @@ def _windows(c: Compiled) -> list[tuple[int, int, float, float]]:
     return sorted((r, s, round(a, 2), round(b, 2)) for r, s, a, b in rows)
 
 
-def _log(c: Compiled) -> dict[int, dict[object, int]]:
+def _log(c: Compiled) -> dict[int, dict[tuple[ReasonCode, str], int]]:
     return {k: dict(v) for k, v in c.log.entries.items() if v}
 
 
@@ -90,6 +91,24 @@ def test_changed_elements_or_station_move_the_passes(day: PlanRequest) -> None:
     after2 = compile_request(req2, visibility_cache=cache)
     assert _windows(after2) == _windows(compile_request(req2, visibility_cache=VisibilityCache(0)))
     assert [w for w in _windows(after2) if w[1] == 0] != [w for w in _windows(after) if w[1] == 0]
+
+
+def test_a_station_offline_or_closed_reuses_the_blocks_with_the_direct_reasons(day: PlanRequest) -> None:
+    cache = VisibilityCache(50_000_000)
+    compile_request(day, visibility_cache=cache)
+    misses = cache.misses
+    stations = (
+        dataclasses.replace(day.stations[0], state=StationState.DISCONNECTED),
+        dataclasses.replace(day.stations[1], weather=Weather.CLOSED),
+        *day.stations[2:],
+    )
+    req = dataclasses.replace(day, stations=stations)
+    cached, direct = compile_request(req, visibility_cache=cache), compile_request(req)
+    assert cache.misses == misses  # nothing computed again
+    assert {w[1] for w in _windows(cached)} == set(range(2, len(stations)))
+    assert len(_windows(cached)) == len(_windows(direct))
+    assert _log(cached) == _log(direct)
+    assert any(code == ReasonCode.STATION_OFFLINE for v in _log(cached).values() for code, _ in v)
 
 
 def test_memory_is_bounded_least_recently_used_first(day: PlanRequest) -> None:
