@@ -156,7 +156,8 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
         label = s.solver.value
         record_plan_stats(s)
         log.info(
-            "plan %s: solver=%s objective=%.0f bound=%.0f gap=%.4f candidates=%d runtime=%.2fs",
+            "plan %s: solver=%s objective=%.0f bound=%.0f gap=%.4f candidates=%d runtime=%.2fs (%s); "
+            "visibility cache %.0f MB, %d hits, %d misses",
             req.request_id or "-",
             label,
             s.objective,
@@ -164,6 +165,10 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
             s.gap,
             s.candidates,
             s.runtime_s,
+            ", ".join(f"{k} {v:.2f} s" for k, v in s.timings_s.items()),
+            self.visibility_cache.nbytes / 1e6,
+            self.visibility_cache.hits,
+            self.visibility_cache.misses,
         )
         return plan_response_to_proto(result)
 
