@@ -162,6 +162,10 @@ class VisibilityCache:
             else replace(s, state=StationState.ONLINE, weather=Weather.UNSPECIFIED)
             for s in stations
         ]
+        # Keyed in station id order, whatever the caller's: a plan lists its disconnected stations last, so a drop
+        # reorders the list. `perm` maps a block's station index back to the caller's.
+        perm = np.asarray(sorted(range(len(stations)), key=lambda i: stations[i].station_id), dtype=np.int64)
+        geometry = [geometry[i] for i in perm.tolist()]
         st_key = _stations_key(geometry)
         keys = [_sat_key(t) for _, t in targets]
         first = math.floor((window.start - _EPOCH).total_seconds() / BLOCK_S)
@@ -186,7 +190,7 @@ class VisibilityCache:
                     self._put((st_key, key, b, step_s), block)
                 found.update(computed)
             blocks.append(found)
-        _assemble(out, stations, usable, targets, keys, blocks, first, window, log, min_pass_s, unavailable_s)
+        _assemble(out, stations, perm, usable, targets, keys, blocks, first, window, log, min_pass_s, unavailable_s)
         return out
 
 
@@ -241,6 +245,7 @@ def _compute_block(
 def _assemble(
     out: Windows,
     stations: Sequence[Station],
+    perm: I64,
     usable: NDArray[np.bool_],
     targets: Sequence[tuple[int, SatelliteTarget]],
     keys: Sequence[tuple[str, str, str, str, float]],
@@ -262,7 +267,7 @@ def _assemble(
             block = found[key]
             shift = offset0 + i * BLOCK_S
             parts_t.append(np.full(len(block.station), rq, dtype=np.int64))
-            parts_s.append(block.station)
+            parts_s.append(perm[block.station])
             for name in _COLS:
                 c = block.cols[name]
                 parts_c[name].append(c + shift if name in ("start_s", "end_s", "tca_s") else c)
@@ -326,8 +331,8 @@ def _assemble(
     below_parts: list[I64] = []
     for (rq, _), key in zip(targets, keys, strict=True):
         for found in blocks:
-            capable_parts.append(rq * n_st + found[key].capable.astype(np.int64))
-            below_parts.append(rq * n_st + found[key].below.astype(np.int64))
+            capable_parts.append(rq * n_st + perm[found[key].capable])
+            below_parts.append(rq * n_st + perm[found[key].below])
     pairs = np.unique(np.concatenate(capable_parts)) if capable_parts else np.zeros(0, dtype=np.int64)
     below_pairs = np.unique(np.concatenate(below_parts)) if below_parts else np.zeros(0, dtype=np.int64)
     lonely = pairs[~np.isin(pairs, target * n_st + station)]
