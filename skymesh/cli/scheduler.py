@@ -18,6 +18,12 @@ def register(subparsers: Any) -> None:
         "--max-concurrent", type=int, default=1, help="plans computed at once (each is CPU-bound; default 1)"
     )
     p.add_argument(
+        "--visibility-cache-mb",
+        type=float,
+        default=256.0,
+        help="memory for satellite passes reused by the next plans (0: none; default %(default)s)",
+    )
+    p.add_argument(
         "--no-isolate", action="store_true", help="run CP-SAT in-process (no child process, memory cap or watchdog)"
     )
     p.set_defaults(func=_run)
@@ -36,6 +42,7 @@ def _run(args: argparse.Namespace) -> int:
             metrics_port=args.metrics_port,
             isolate=not args.no_isolate,
             max_concurrent=max(1, args.max_concurrent),
+            visibility_cache_mb=args.visibility_cache_mb,
         )
     )
     return 0

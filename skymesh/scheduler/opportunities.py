@@ -24,6 +24,7 @@ from skymesh.core.model import CelestialTarget, SatelliteTarget, Station, TimeWi
 from skymesh.scheduler.inputs import Assignment, FrozenJob, PlanRequest, PlanTarget
 from skymesh.scheduler.kernel import FrozenPlacement, OpportunitySet, Problem, Request, Resource
 from skymesh.scheduler.reasons import FilterLog
+from skymesh.scheduler.viscache import VisibilityCache
 from skymesh.scheduler.visibility import Windows, satellite_windows
 
 __all__ = ["Compiled", "compile_request", "request_for", "restrict", "to_assignments"]
@@ -93,7 +94,8 @@ def _priority_factor(
     return f
 
 
-def compile_request(req: PlanRequest) -> Compiled:
+def compile_request(req: PlanRequest, *, visibility_cache: VisibilityCache | None = None) -> Compiled:
+    """The kernel problem of `req`; satellite passes from `visibility_cache` where it has them (see `viscache`)."""
     t_begin = time.perf_counter()
     stations = list(req.stations)
     targets = list(req.targets)
@@ -106,7 +108,7 @@ def compile_request(req: PlanRequest) -> Compiled:
     ]
     sats = [(i, t.target) for i, t in enumerate(targets) if isinstance(t.target, SatelliteTarget)]
     cels = [(i, t) for i, t in enumerate(targets) if isinstance(t.target, CelestialTarget)]
-    windows = satellite_windows(
+    windows = (visibility_cache.satellite_windows if visibility_cache is not None else satellite_windows)(
         stations,
         sats,
         req.window,

@@ -24,6 +24,7 @@ from skymesh.scheduler.kernel import Plan, Problem
 from skymesh.scheduler.opportunities import Compiled, compile_request, restrict, to_assignments
 from skymesh.scheduler.pages import ExplanationPage, page_explanations, plan_fingerprint
 from skymesh.scheduler.reasons import ReasonCode
+from skymesh.scheduler.viscache import VisibilityCache
 
 __all__ = [
     "ContactValuer",
@@ -129,14 +130,21 @@ def _explain(
     )
 
 
-def compute_plan(req: PlanRequest, *, isolate: bool = False, valuer: ContactValuer | None = None) -> PlanResult:
+def compute_plan(
+    req: PlanRequest,
+    *,
+    isolate: bool = False,
+    valuer: ContactValuer | None = None,
+    visibility_cache: VisibilityCache | None = None,
+) -> PlanResult:
     """Map, solve, explain. `req.time_limit_s` covers the whole call, visibility and explanations included.
 
     The planners stop at the limit (less what visibility took and the explanations' reserve, but never below
     `_MIN_SOLVER_S`; the greedy planners finish their one pass, so the call overruns the limit only when visibility
     alone left no time for that pass); explanations still running at the limit end with a count per target instead
     of one reason per window. Between phases, in the greedy pass and in the explanations, a cancel of the calling
-    thread's `CancelScope` stops the call (SolveCancelled), as it kills the solver children."""
+    thread's `CancelScope` stops the call (SolveCancelled), as it kills the solver children. `visibility_cache`
+    reuses the satellite passes of earlier calls (`skymesh.scheduler.viscache`)."""
     t0 = time.perf_counter()
     if not (math.isfinite(req.time_limit_s) and req.time_limit_s >= 0):
         raise InvalidArgument("must be a finite number of seconds >= 0", field="time_limit_s")
@@ -148,7 +156,7 @@ def compute_plan(req: PlanRequest, *, isolate: bool = False, valuer: ContactValu
 
         warm_up()
     with tracing.span("scheduler visibility") as span:
-        compiled = compile_request(req)
+        compiled = compile_request(req, visibility_cache=visibility_cache)
         if valuer is not None:
             compiled = apply_valuer(compiled, valuer)
         if span is not None:
@@ -231,13 +239,15 @@ def explain_plan(
     page_size: int,
     page_token: str = "",
     valuer: ContactValuer | None = None,
+    visibility_cache: VisibilityCache | None = None,
 ) -> ExplanationPage:
     """The explanations of a plan computed earlier for `req` (its assignments), one page at a time.
 
     Stateless: the opportunities are recomputed from the request and the assignments are matched back to them
-    (station, target and window to the millisecond); a frozen job's assignment is matched to the frozen job.
+    (station, target and window to the millisecond); a frozen job's assignment is matched to the frozen job. A plan
+    made with a `visibility_cache` is explained with one (its passes come from blocks; any cache, even empty).
     """
-    compiled = compile_request(req)
+    compiled = compile_request(req, visibility_cache=visibility_cache)
     if valuer is not None:
         compiled = apply_valuer(compiled, valuer)
     selected = match_assignments(compiled, assignments)

@@ -13,6 +13,7 @@ import asyncio
 import dataclasses
 import hashlib
 import logging
+import math
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
@@ -37,6 +38,7 @@ from skymesh.scheduler.isolation import CancelScope, SolveCancelled
 from skymesh.scheduler.planning import ContactValuer
 from skymesh.scheduler.rank import rank_targets
 from skymesh.scheduler.spacecraft import explain_with_spacecraft, plan_with_spacecraft
+from skymesh.scheduler.viscache import VisibilityCache
 from skymesh.scheduler.wire import (
     assignments_from_proto,
     explain_response_to_proto,
@@ -50,6 +52,9 @@ from skymesh.scheduler.wire import (
 __all__ = ["SERVICE_NAME", "RankCatalogues", "SchedulerServicer", "record_plan_stats", "serve", "start_server"]
 
 log = logging.getLogger(__name__)
+
+# The visibility cache's bound: a 200 x 1,000 x 24 h day's passes (844 k windows) take ~75 MB of it.
+DEFAULT_VISIBILITY_CACHE_MB = 256.0
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["SchedulerService"].full_name
 
@@ -89,9 +94,21 @@ def _annotate(span: Any, s: PlanStats, assignments: int, unscheduled: int) -> No
 
 
 class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
-    def __init__(self, *, isolate: bool = True, max_concurrent: int = 1, valuer: ContactValuer | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        isolate: bool = True,
+        max_concurrent: int = 1,
+        valuer: ContactValuer | None = None,
+        visibility_cache_mb: float = DEFAULT_VISIBILITY_CACHE_MB,
+    ) -> None:
         self.isolate = isolate
         self.valuer = valuer
+        # Satellite passes reused by the next plans (the horizon slides, elements rarely change); also used by
+        # ExplainPlan, whose windows must be the plan's. 0 keeps nothing (every plan computes its passes).
+        if not (math.isfinite(visibility_cache_mb) and visibility_cache_mb >= 0):
+            raise InvalidArgument("must be a finite number of MB >= 0", field="visibility_cache_mb")
+        self.visibility_cache = VisibilityCache(int(visibility_cache_mb * 1e6))
         self._slots = asyncio.Semaphore(max_concurrent)
         # Solves in progress by request id: a retried request joins its solve instead of starting another.
         self._inflight: dict[str, list[Any]] = {}  # [task, CancelScope, callers waiting]
@@ -142,7 +159,8 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
         label = s.solver.value
         record_plan_stats(s)
         log.info(
-            "plan %s: solver=%s objective=%.0f bound=%.0f gap=%.4f candidates=%d runtime=%.2fs",
+            "plan %s: solver=%s objective=%.0f bound=%.0f gap=%.4f candidates=%d runtime=%.2fs (%s); "
+            "visibility cache %.0f MB, %d hits, %d misses",
             req.request_id or "-",
             label,
             s.objective,
@@ -150,6 +168,10 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
             s.gap,
             s.candidates,
             s.runtime_s,
+            ", ".join(f"{k} {v:.2f} s" for k, v in s.timings_s.items()),
+            self.visibility_cache.nbytes / 1e6,
+            self.visibility_cache.hits,
+            self.visibility_cache.misses,
         )
         return plan_response_to_proto(result)
 
@@ -159,7 +181,9 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
             try:
                 if scope.cancelled.is_set():
                     raise SolveCancelled("the plan was cancelled before it started")
-                return plan_with_spacecraft(req, isolate=self.isolate, valuer=self.valuer)
+                return plan_with_spacecraft(
+                    req, isolate=self.isolate, valuer=self.valuer, visibility_cache=self.visibility_cache
+                )
             finally:
                 scope.exit()
 
@@ -193,6 +217,7 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
                 page_size=page_size,
                 page_token=request.page_token,
                 valuer=self.valuer,
+                visibility_cache=self.visibility_cache,
             )
         return explain_response_to_proto(page)
 
@@ -316,11 +341,15 @@ async def serve(
     isolate: bool = True,
     max_concurrent: int = 1,
     stop: asyncio.Event | None = None,
+    visibility_cache_mb: float = DEFAULT_VISIBILITY_CACHE_MB,
 ) -> None:
     """Serve until cancelled or `stop` is set; then drain in-flight calls for up to 5 s."""
     metrics = SchedulerMetrics.start()  # this process's own registry
     server, port = await start_server(
-        address, servicer=SchedulerServicer(isolate=isolate, max_concurrent=max_concurrent)
+        address,
+        servicer=SchedulerServicer(
+            isolate=isolate, max_concurrent=max_concurrent, visibility_cache_mb=visibility_cache_mb
+        ),
     )
     log.info("scheduler listening on %s (port %d)", address, port)
     endpoint = None

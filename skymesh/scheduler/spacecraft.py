@@ -33,6 +33,7 @@ from skymesh.scheduler.opportunities import Compiled
 from skymesh.scheduler.pages import ExplanationPage, plan_fingerprint, resign_token
 from skymesh.scheduler.planning import ContactValuer, compute_plan, explain_plan
 from skymesh.scheduler.reasons import Reason, ReasonCode
+from skymesh.scheduler.viscache import VisibilityCache
 from skymesh.sim.inloop import (
     ContactWindow,
     PlanCheck,
@@ -107,12 +108,17 @@ def _hhmm(t: datetime) -> str:
 
 
 def plan_with_spacecraft(
-    req: PlanRequest, *, isolate: bool = False, valuer: ContactValuer | None = None, step_s: float = 60.0
+    req: PlanRequest,
+    *,
+    isolate: bool = False,
+    valuer: ContactValuer | None = None,
+    step_s: float = 60.0,
+    visibility_cache: VisibilityCache | None = None,
 ) -> PlanResult:
     """Plan, valuing and checking contacts of satellites with spacecraft profiles (see the module docstring)."""
     sats = profiles_of(req)
     if not sats:
-        return compute_plan(req, isolate=isolate, valuer=valuer)
+        return compute_plan(req, isolate=isolate, valuer=valuer, visibility_cache=visibility_cache)
     profiles = {k: t.spacecraft for k, t in sats.items() if t.spacecraft is not None}
     simulated = sim_contact_valuer(profiles, step_s=step_s)
     valued: dict[str, tuple[int, int]] = dict.fromkeys(sats, (0, 0))  # target_id -> (unaffordable, candidates)
@@ -131,7 +137,7 @@ def plan_with_spacecraft(
         return factors
 
     t0 = time.perf_counter()
-    result = compute_plan(req, isolate=isolate, valuer=_combine(counted, valuer))
+    result = compute_plan(req, isolate=isolate, valuer=_combine(counted, valuer), visibility_cache=visibility_cache)
     t1 = time.perf_counter()
     checked = enforce_min_soc(req, result, step_s=step_s, valued=valued)
     t2 = time.perf_counter()
@@ -269,10 +275,13 @@ def explain_with_spacecraft(
     page_token: str = "",
     valuer: ContactValuer | None = None,
     step_s: float = 60.0,
+    visibility_cache: VisibilityCache | None = None,
 ) -> ExplanationPage:
     """`explain_plan` with the contacts valued as `plan_with_spacecraft` valued them when it made the plan."""
     sats = profiles_of(req)
     if sats:
         profiles = {k: t.spacecraft for k, t in sats.items() if t.spacecraft is not None}
         valuer = _combine(sim_contact_valuer(profiles, step_s=step_s), valuer)
-    return explain_plan(req, assignments, page_size=page_size, page_token=page_token, valuer=valuer)
+    return explain_plan(
+        req, assignments, page_size=page_size, page_token=page_token, valuer=valuer, visibility_cache=visibility_cache
+    )

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
-from sqlalchemy import Row, and_, insert, or_, select, update
+from sqlalchemy import Row, and_, insert, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from skymesh.core.errors import FailedPrecondition, NotFound
@@ -435,24 +435,24 @@ class WorkRepo(RepoBase):
         changes: dict[str, list[JobChange]] = {}
         if not any(jobs.values()):
             return changes
+        pairs = [(station_id, job_id) for station_id, job_ids in jobs.items() for job_id in job_ids]
         async with self._tx("mark_dispatched") as s:
-            for station_id, job_ids in jobs.items():
-                ids = list(job_ids)
-                # One UPDATE per slice of ids (not a row object per job): a 500-station plan marks tens of thousands.
-                for i in range(0, len(ids), 1000):
-                    done = await s.scalars(
-                        update(JobRow)
-                        .where(
-                            JobRow.station_id == station_id,
-                            JobRow.job_id.in_(ids[i : i + 1000]),
-                            JobRow.state == int(JobState.SCHEDULED),
-                        )
-                        .values(state=int(JobState.DISPATCHED), updated_at=now)
-                        .returning(JobRow.job_id)
-                        .execution_options(synchronize_session=False)
+            # One UPDATE per 1,000 (station, job) pairs across the stations (a push slice of 20 stations was 20
+            # round trips), not a row object per job: a 500-station plan marks tens of thousands.
+            for i in range(0, len(pairs), 1000):
+                done = await s.execute(
+                    update(JobRow)
+                    .where(
+                        tuple_(JobRow.station_id, JobRow.job_id).in_(pairs[i : i + 1000]),
+                        JobRow.state == int(JobState.SCHEDULED),
                     )
-                    changes.setdefault(station_id, []).extend(
-                        JobChange(job_id, station_id, JobState.SCHEDULED, JobState.DISPATCHED, True) for job_id in done
+                    .values(state=int(JobState.DISPATCHED), updated_at=now)
+                    .returning(JobRow.station_id, JobRow.job_id)
+                    .execution_options(synchronize_session=False)
+                )
+                for station_id, job_id in done:
+                    changes.setdefault(station_id, []).append(
+                        JobChange(job_id, station_id, JobState.SCHEDULED, JobState.DISPATCHED, True)
                     )
         return changes
 
