@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import random
 import re
@@ -64,6 +63,7 @@ from skymesh.api.control.v1 import (
     targets_pb2_grpc,
 )
 from skymesh.core.model import GeoLocation, SatelliteTarget, Station, StationKind
+from skymesh.server.db.telemetry_blob import unpack
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -754,8 +754,8 @@ async def test_server_killed_mid_stream_loses_nothing_and_runs_no_command_twice(
     seqs = sorted(seq for b, seq in snap.telemetry if b == boot)
     assert seqs == list(range(1, committed + 1)), f"acked 1..{committed}, stored {seqs}"
     # ... including the batches spooled while the server was dead.
-    rows = await system.db.fetch("SELECT samples FROM telemetry WHERE station_id = $1", quiet.station_id)
-    sample_times = [datetime.fromisoformat(s["at"]) for r in rows for s in json.loads(r["samples"])]
+    rows = await system.db.fetch("SELECT data FROM telemetry WHERE station_id = $1", quiet.station_id)
+    sample_times = [at for r in rows for _, at, _values in unpack(bytes(r["data"])).samples()]
     outage = [t for t in sample_times if killed_at + timedelta(seconds=0.5) < t < back_at - timedelta(seconds=0.5)]
     assert outage, f"no samples from the outage {killed_at:%T} .. {back_at:%T}"
 
