@@ -217,27 +217,30 @@ def check(message: Message, prefix: str = "") -> None:
 
 _SAMPLE = f"{_AGENT}.TelemetrySample"
 
-# Messages of long repeated fields that passed, by type and serialized bytes. The scheduler is sent the same
+# Messages of long repeated fields that passed, by field and serialized bytes. The scheduler is sent the same
 # catalogue (hundreds of targets) with every ranked list, and walking every field of every target again was most of
-# parsing the request. Equal bytes are an equal message and a message's rules depend only on its type, so a kept
-# item passes exactly as walking it would; an item that fails is never kept, so bad input fails as before, naming
-# the same field. Cleared when full (a catalogue that changes fills it slowly).
+# parsing the request. Equal bytes in the same field are an equal message under the same rules (the item's rule is
+# the field's, its nested rules its type's), so a kept item passes exactly as walking it would; an item that fails is
+# never kept, so bad input fails as before, naming the same field. Bounded by the bytes kept, not only the count (a
+# client sending large distinct items cannot grow it past the bound); cleared when full.
 _PASSED_MIN_ITEMS = 64
-_MAX_PASSED = 50_000
+_MAX_PASSED_BYTES = 32 * 1024 * 1024
 _passed: set[tuple[str, bytes]] = set()
+_passed_bytes = 0
 
 
 def _check_messages(fd: _d.FieldDescriptor, items: Any, path: str, rule: FieldRule | None) -> None:
-    assert fd.message_type is not None
-    type_name = fd.message_type.full_name
+    global _passed_bytes
     for i, item in enumerate(items):
-        key = (type_name, item.SerializeToString(deterministic=True))
+        key = (fd.full_name, item.SerializeToString(deterministic=True))
         if key in _passed:
             continue
         _check_value(fd, item, f"{path}[{i}]", rule)
-        if len(_passed) >= _MAX_PASSED:
+        if _passed_bytes + len(key[1]) > _MAX_PASSED_BYTES:
             _passed.clear()
+            _passed_bytes = 0
         _passed.add(key)
+        _passed_bytes += len(key[1])
 
 
 def _samples_ok(samples: Any) -> bool:

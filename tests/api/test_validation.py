@@ -11,7 +11,15 @@ from google.protobuf.message import Message
 
 from skymesh.api.agent.v1 import agent_pb2
 from skymesh.api.common.v1 import common_pb2
-from skymesh.api.control.v1 import stations_pb2, targets_pb2
+from skymesh.api.control.v1 import (
+    alerts_pb2,
+    auth_pb2,
+    events_pb2,
+    observations_pb2,
+    stations_pb2,
+    targets_pb2,
+    users_pb2,
+)
 from skymesh.api.scheduler.v1 import scheduler_pb2
 from skymesh.api.validation import (
     AGENT_MAX_MESSAGE_BYTES,
@@ -23,7 +31,19 @@ from skymesh.api.validation import (
 )
 from skymesh.core.errors import InvalidArgument, ResourceExhausted
 
-_MODULES = (agent_pb2, common_pb2, stations_pb2, targets_pb2, scheduler_pb2)
+# Every contract module loaded: a rule may name a field of any of them (this file alone must pass).
+_MODULES = (
+    agent_pb2,
+    common_pb2,
+    scheduler_pb2,
+    alerts_pb2,
+    auth_pb2,
+    events_pb2,
+    observations_pb2,
+    stations_pb2,
+    targets_pb2,
+    users_pb2,
+)
 
 
 def test_every_rule_names_a_real_field() -> None:
