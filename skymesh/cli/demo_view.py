@@ -58,7 +58,8 @@ class Summary:
             + ", ".join(f"{k.lower()} {v}" for k, v in sorted(Counter(_STATE[x.state] for x in s.stations).items())),
             "  jobs: " + ", ".join(f"{k.lower()} {v}" for k, v in sorted(jobs.items())),
             f"  observations stored: {len(s.observations)} "
-            f"({len(s.passes)} satellite passes, {len(s.exposures)} telescope exposures)",
+            f"({_count(len(s.passes), 'satellite pass', 'satellite passes')}, "
+            f"{_count(len(s.exposures), 'telescope exposure', 'telescope exposures')})",
         ]
         for o in s.passes[:5]:
             q = o.record.pass_quality
@@ -147,7 +148,10 @@ def _table(s: Snapshot) -> Any:
     jobs = Counter(_JOB.get(j.state, "?") for j in s.jobs)
     foot = Table.grid()
     foot.add_row("jobs: " + "  ".join(f"{k.lower()}={v}" for k, v in sorted(jobs.items())))
-    foot.add_row(f"stored: {len(s.passes)} satellite passes, {len(s.exposures)} telescope exposures")
+    foot.add_row(
+        f"stored: {_count(len(s.passes), 'satellite pass', 'satellite passes')}, "
+        f"{_count(len(s.exposures), 'telescope exposure', 'telescope exposures')}"
+    )
     return Group(t, foot)
 
 
@@ -200,3 +204,7 @@ async def watch(
         if live_view is not None:
             live_view.stop()
     return Summary(snap, goal_reached=bool(snap.passes and snap.exposures))
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
