@@ -46,6 +46,19 @@ async def ingest(repo: Repository, *ats: datetime, boot: str = "b", first_seq: i
         assert isinstance(result, UpstreamResult) and not result.duplicate
 
 
+async def insert_again(repo: Repository, boot: str, seq: int, at: datetime) -> int:
+    """Rows a raw insert of (gs1, boot, seq, at) adds, bypassing the cursor: 0 when the database's key has it."""
+    async with repo.engine.begin() as conn:
+        inserted = await conn.execute(
+            text(
+                "INSERT INTO telemetry (station_id, boot_id, seq, at, data) VALUES ('gs1', :boot, :seq, :at, '') "
+                "ON CONFLICT DO NOTHING"
+            ),
+            {"boot": boot, "seq": seq, "at": at},
+        )
+        return inserted.rowcount
+
+
 async def where(engine: AsyncEngine) -> dict[str, int]:
     """Rows per partition (PostgreSQL)."""
     async with engine.connect() as conn:
@@ -97,15 +110,7 @@ async def test_three_days_land_in_three_partitions_and_a_resend_days_later_is_a_
     [again] = await repo.ingest_telemetry_many([("gs1", "b", 1, batch(last_of_day0, 1.0))])
     assert again == UpstreamResult(3, duplicate=True)
     # The database's own key says the same, without the cursor: (station, boot, seq, at) is there already.
-    async with repo.engine.begin() as conn:
-        inserted = await conn.execute(
-            text(
-                "INSERT INTO telemetry (station_id, boot_id, seq, at, data) VALUES ('gs1', 'b', 1, :at, '') "
-                "ON CONFLICT DO NOTHING"
-            ),
-            {"at": last_of_day0},
-        )
-        assert inserted.rowcount == 0
+    assert await insert_again(repo, "b", 1, last_of_day0) == 0
     assert await where(repo.engine) == {p(0): 1, p(1): 1, p(2): 1}
 
     # Read across the partitions, and paged one sample at a time across their boundaries.
@@ -134,6 +139,9 @@ async def test_a_batch_of_a_day_without_partition_lands_in_default_and_moves_whe
     clock(repo).advance(10 * 86400)
     assert await repo.ensure_telemetry_partitions(days_ahead=1) == [p(10), p(11)]
     assert await where(repo.engine) == {p(0): 1, p(10): 1}  # moved out of the default partition, not copied
+    [again] = await repo.ingest_telemetry_many([("gs1", "b", 2, batch(day(10) + timedelta(hours=5), 2.0))])
+    assert again == UpstreamResult(2, duplicate=True)
+    assert await insert_again(repo, "b", 2, day(10) + timedelta(hours=5)) == 0  # the key holds in the new partition
     await ingest(repo, day(10) + timedelta(hours=6), first_seq=3)
     assert await where(repo.engine) == {p(0): 1, p(10): 2}
     assert await sample_times(repo) == [

@@ -56,9 +56,9 @@ _NAME = re.compile(r"^telemetry_p(\d{8})$")
 _COLUMNS = "id, station_id, boot_id, seq, at, samples, data"
 # Taken (try-lock, transaction scope) by the maintenance on PostgreSQL: one replica at a time does it, the others skip.
 _MAINTENANCE_LOCK = 0x736B796D_74656C6D  # "skymtelm"
-# DDL on the parent waits at most this long for the inserts in flight: it never stalls the hot path longer; a lock
-# not had is tried again at the next round.
-_LOCK_TIMEOUT = "2s"
+# DDL on the parent waits at most this long for the transactions in flight (inserts queue behind a waiting DETACH,
+# so this bounds how long the hot path can stall, once a day); a lock not had is tried again at the next round.
+_LOCK_TIMEOUT = "1s"
 # Rows deleted per transaction (SQLite, and PostgreSQL's default partition) and per call: a long backlog is worked
 # through over several calls, never in one long write lock.
 DELETE_BATCH_ROWS = 5000
