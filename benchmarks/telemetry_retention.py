@@ -10,6 +10,13 @@ with the same indexes, and `DELETE ... WHERE at < bound` (one statement; the ser
 only adds round trips) plus the VACUUM that must follow it to reuse the space are timed. Last, a database at
 revision 0018 with the same N rows is upgraded to head (migration 0019 copies them into the partitioned table).
 Wall seconds; the machine's load average is printed with each row.
+
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/telemetry_retention.py --insert --groups 5000 --per-group 4
+
+`--insert`: what partitioning adds to the hot path inside PostgreSQL (the stream benchmark's server CPU leaves the
+database out): the group commit's insert statement (arrays through unnest, one transaction per group of 4 batches,
+the stream benchmark's mean group at K = 100) on a fresh table at revision 0018 and at head, the backend's own CPU
+read from /proc (the database runs on this machine), alternating, `--runs` times.
 """
 
 from __future__ import annotations
@@ -116,6 +123,63 @@ async def _upgrade(rows: int) -> float:
         await drop_database(db)
 
 
+_INSERT = """
+INSERT INTO telemetry (station_id, boot_id, seq, at, data)
+SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::timestamptz[], $5::bytea[])
+ON CONFLICT DO NOTHING"""
+
+
+def _cpu_s(pid: int) -> float:
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()  # noqa: SIM115
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _insert_cost(revision: str, groups: int, per_group: int) -> tuple[float, float]:
+    """PostgreSQL backend CPU-us and wall-us per batch of the group commit's insert (one transaction per group of
+    `per_group` batches from as many stations), at `revision` ("0018": one table; "head": partitioned)."""
+    db = await create_database("skymesh_bench_insert")
+    engine = create_engine(db.url)
+    try:
+        await migrate(engine, revision)
+        repo = Repository(engine, ManualClock(OLD_DAY))
+        for i in range(per_group):
+            sid = f"st-{i}"
+            await repo.create_station(Station(sid, sid, StationKind.GROUND_STATION, GeoLocation(0.0, 0.0, 0.0)))
+        await repo.ensure_telemetry_partitions(days_ahead=0)  # nothing at 0018 (not partitioned)
+        conn = await asyncpg.connect(db.dsn)
+        try:
+            pid = await conn.fetchval("SELECT pg_backend_pid()")
+            blob = _blob()
+            stations = [f"st-{i}" for i in range(per_group)]
+            boots = ["b"] * per_group
+            blobs = [blob] * per_group
+            t0 = OLD_DAY + timedelta(hours=1)
+            cpu, wall = _cpu_s(pid), time.perf_counter()
+            for g in range(1, groups + 1):
+                async with conn.transaction():
+                    await conn.execute(
+                        _INSERT, stations, boots, [g] * per_group, [t0 + timedelta(seconds=g)] * per_group, blobs
+                    )
+            wall, cpu = time.perf_counter() - wall, _cpu_s(pid) - cpu
+        finally:
+            await conn.close()
+        n = groups * per_group
+        return cpu / n * 1e6, wall / n * 1e6
+    finally:
+        await engine.dispose()
+        await drop_database(db)
+
+
+async def _main_insert(groups: int, per_group: int, runs: int) -> None:
+    print(f"{groups} groups of {per_group} batches, one transaction each:")
+    print("| table | run | PostgreSQL backend CPU-us / batch | wall-us / batch | load |")
+    print("|---|---|---|---|---|")
+    for run in range(1, runs + 1):
+        for label, revision in (("one table (0018)", "0018"), ("day partitions (0019)", "head")):
+            cpu_us, wall_us = await _insert_cost(revision, groups, per_group)
+            print(f"| {label} | {run} | {cpu_us:.1f} | {wall_us:.1f} | {os.getloadavg()[0]:.1f} |", flush=True)
+
+
 async def _main(sizes: list[int]) -> None:
     print("| rows N | partition MB | retention: DETACH + DROP s | plain: DELETE s | + VACUUM s | 0019 copy s | load |")
     print("|---|---|---|---|---|---|---|")
@@ -131,8 +195,15 @@ async def _main(sizes: list[int]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--insert", action="store_true", help="measure the group insert's cost in PostgreSQL instead")
+    parser.add_argument("--groups", type=int, default=5000)
+    parser.add_argument("--per-group", type=int, default=4)
+    parser.add_argument("--runs", type=int, default=2)
     args = parser.parse_args()
-    asyncio.run(_main(args.rows))
+    if args.insert:
+        asyncio.run(_main_insert(args.groups, args.per_group, args.runs))
+    else:
+        asyncio.run(_main(args.rows))
 
 
 if __name__ == "__main__":

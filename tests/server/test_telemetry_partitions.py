@@ -253,3 +253,19 @@ async def test_0019_copies_rows_into_day_partitions_and_back(db_url: str) -> Non
             assert await conn.scalar(select(func.max(telemetry.c.id))) == ids[-1] + 2
     finally:
         await engine.dispose()
+
+
+@ON_PG
+async def test_retention_on_a_database_left_before_0019_deletes_rows_and_makes_no_partition(db_url: str) -> None:
+    engine = create_engine(db_url)
+    try:
+        await migrate(engine, "0018")  # a server run with `migrate: false` on an older database
+        repo = Repository(engine, ManualClock(DAY0))
+        await repo.create_station(Station("gs1", "gs1", StationKind.GROUND_STATION, GeoLocation(0.0, 0.0, 0.0)))
+        await ingest(repo, day(-40), day(-31), day(-29), day(0))
+        assert await repo.ensure_telemetry_partitions() == []
+        report = await repo.apply_telemetry_retention(30)
+        assert (report.dropped_partitions, report.deleted_rows, report.more) == ((), 2, False)
+        assert await sample_times(repo) == [day(-29), day(0)]
+    finally:
+        await engine.dispose()

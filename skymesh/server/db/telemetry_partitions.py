@@ -88,6 +88,13 @@ def _bound(day: date) -> str:
     return f"'{datetime.combine(day, time(), UTC).isoformat()}'"
 
 
+def _is_partitioned(conn: Connection) -> bool:
+    """Whether `telemetry` is partitioned (a database left before 0019 by `migrate: false` is not: retention then
+    deletes rows in batches, as on SQLite)."""
+    query = "SELECT EXISTS (SELECT 1 FROM pg_partitioned_table WHERE partrelid = to_regclass('telemetry'))"
+    return bool(conn.exec_driver_sql(query).scalar())
+
+
 def _partitions(conn: Connection) -> list[str]:
     rows = conn.exec_driver_sql(
         "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
@@ -159,6 +166,8 @@ class TelemetryRetentionRepo(RepoBase):
             await conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{_LOCK_TIMEOUT}'")
             if not await conn.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": _MAINTENANCE_LOCK}):
                 return []
+            if not await conn.run_sync(_is_partitioned):
+                return []
             return await conn.run_sync(
                 create_day_partitions, [today + timedelta(days=i) for i in range(days_ahead + 1)]
             )
@@ -167,13 +176,16 @@ class TelemetryRetentionRepo(RepoBase):
         """Remove telemetry whose batch time is more than `keep_days` days before now; never a newer row."""
         cutoff = self._now() - timedelta(days=keep_days)
         dropped: list[tuple[str, int]] = []
+        partitioned = False
         if self.dialect == "postgresql":
             async with self.engine.begin() as conn:
                 await conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{_LOCK_TIMEOUT}'")
                 if not await conn.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": _MAINTENANCE_LOCK}):
                     return RetentionReport(cutoff)
-                dropped = await conn.run_sync(_drop_partitions_before, cutoff)
-        deleted, more = await self._delete_rows_before(cutoff)
+                partitioned = await conn.run_sync(_is_partitioned)
+                if partitioned:
+                    dropped = await conn.run_sync(_drop_partitions_before, cutoff)
+        deleted, more = await self._delete_rows_before(cutoff, default_partition_only=partitioned)
         return RetentionReport(
             cutoff,
             tuple(name for name, _ in dropped),
@@ -182,11 +194,11 @@ class TelemetryRetentionRepo(RepoBase):
             more,
         )
 
-    async def _delete_rows_before(self, cutoff: datetime) -> tuple[int, bool]:
-        """Delete rows older than `cutoff` in batches of DELETE_BATCH_ROWS, each its own transaction: on SQLite from
-        `telemetry`, on PostgreSQL from the default partition only (day partitions go whole)."""
+    async def _delete_rows_before(self, cutoff: datetime, *, default_partition_only: bool) -> tuple[int, bool]:
+        """Delete rows older than `cutoff` in batches of DELETE_BATCH_ROWS, each its own transaction: from the default
+        partition only when `telemetry` is partitioned (day partitions go whole), else from `telemetry`."""
         statement: Executable
-        if self.dialect == "postgresql":
+        if default_partition_only:
             statement = text(
                 f"DELETE FROM {DEFAULT_PARTITION} WHERE ctid = ANY(ARRAY("
                 f"SELECT ctid FROM {DEFAULT_PARTITION} WHERE at < :cutoff LIMIT :batch))"
