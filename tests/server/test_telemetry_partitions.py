@@ -14,8 +14,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from skymesh.core.clock import ManualClock
+from skymesh.core.errors import InvalidArgument
 from skymesh.core.model import GeoLocation, Station, StationKind
-from skymesh.server.config import ServerConfig
+from skymesh.server.config import ServerConfig, load_config
 from skymesh.server.db import Repository, create_engine, migrate
 from skymesh.server.db import telemetry_partitions as partitions
 from skymesh.server.db.engine import migrations_dir
@@ -269,3 +270,13 @@ async def test_retention_on_a_database_left_before_0019_deletes_rows_and_makes_n
         assert await sample_times(repo) == [day(-29), day(0)]
     finally:
         await engine.dispose()
+
+
+def test_retention_settings_are_checked_and_read_from_the_environment() -> None:
+    assert ServerConfig().telemetry_retention_days == 30
+    assert load_config(env={"SKYMESH_TELEMETRY_RETENTION_DAYS": "7"}).telemetry_retention_days == 7
+    with pytest.raises(InvalidArgument) as refused:
+        ServerConfig(telemetry_retention_days=-1)
+    assert refused.value.field == "telemetry_retention_days"
+    with pytest.raises(InvalidArgument):
+        ServerConfig(telemetry_maintenance_interval_s=0)
