@@ -6,8 +6,9 @@ re-sent days later carries the same `at`, so it falls in the same partition and 
 One partition per UTC day, named `telemetry_pYYYYMMDD`, covering [day, day + 1); `telemetry_default` takes whatever
 has no partition (a batch from a clock far off, a replay older than the partitions made ahead), so an insert never
 fails for lack of a partition. Daily, not hourly: ListTelemetry from the beginning of a station's history probes
-every partition's (station_id, at, id) index, 30 probes at the 30-day default instead of 720; a day at 10,000
-stations is under a billion rows, which PostgreSQL holds in one partition without trouble.
+every partition's (station_id, at, id) index, 30 probes at the 30-day default instead of 720, and one day is still
+a bounded table (10,000 stations at one batch/s: 864 M rows, about 470 GB at the 545 bytes a batch measured in
+benchmarks/results/telemetry_partitions.md). Hourly would only pay off if one day's table were too big to handle.
 
 Maintenance (`skymesh.server.retention` runs it on every replica, hourly): `ensure_telemetry_partitions` makes today's
 and the next days' partitions (rows of those days already in the default partition move into the new one in the
@@ -17,7 +18,7 @@ bound in bounded batches. A PostgreSQL advisory lock taken with try-lock makes c
 Nothing newer than the bound is ever removed.
 
 The DDL helpers take a synchronous connection so migration 0019 makes partitions exactly as the server does.
-Imports: SQLAlchemy and the models only.
+Imports: SQLAlchemy, the models and the repository base only.
 """
 
 from __future__ import annotations
