@@ -71,6 +71,7 @@ from skymesh.server.observe import StationGauges, readiness_checks
 from skymesh.server.planning import Planner
 from skymesh.server.reduction import Reducer, is_reducible
 from skymesh.server.replicas import ReplicaLink, new_replica_id
+from skymesh.server.retention import TelemetryMaintenance
 from skymesh.server.sessions import SessionHub
 from skymesh.server.stream import AgentServicer
 from skymesh.server.uploads import Uploads
@@ -308,6 +309,8 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
             [sid for sid in await repo.station_states() if liveness.state(sid) == StationState.DISCONNECTED],
             liveness.state,
         )
+    # Background loops beyond the alert ones ride along in the same dict (`_background` owns them all).
+    alert_loops["telemetry-maintenance"] = TelemetryMaintenance(repo, config, clock).run
     reducer = Reducer(repo, config, on_bad=replan)
     await reducer.start()  # before the listener: bad thresholds fail the start, and no upload can slip past
     if reducer.enabled:

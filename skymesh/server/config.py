@@ -114,6 +114,11 @@ class ServerConfig:
     # Data products (skymesh.products): worker processes reducing uploaded FITS frames (0: off), quality thresholds
     # overriding `skymesh.products.QualityThresholds` defaults ({"max_fwhm_arcsec": 4.0, ...}), and the reference
     # catalogue (an ECSV file; empty: the shipped test fields).
+    # Telemetry retention (issue 8; docs/runbook.md "Telemetry retention"): batches older than this many days are
+    # removed (PostgreSQL: whole day partitions dropped; SQLite: rows deleted in bounded batches); 0 keeps all.
+    # Every `telemetry_maintenance_interval_s` a replica also makes the next days' partitions (PostgreSQL).
+    telemetry_retention_days: int = 30
+    telemetry_maintenance_interval_s: float = 3600.0
     reduction_workers: int = 1
     quality_thresholds: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     reference_catalogue: str = ""
@@ -156,6 +161,10 @@ class ServerConfig:
             raise InvalidArgument("must not be negative", field="plan_startup_grace_s")
         if not 4 <= self.scheduler_max_message_mb <= 2047:
             raise InvalidArgument("must be between 4 and 2047", field="scheduler_max_message_mb")
+        if self.telemetry_retention_days < 0:
+            raise InvalidArgument("must not be negative (0 keeps all telemetry)", field="telemetry_retention_days")
+        if self.telemetry_maintenance_interval_s <= 0:
+            raise InvalidArgument("must be positive", field="telemetry_maintenance_interval_s")
         if self.reduction_workers < 0:
             raise InvalidArgument("must not be negative", field="reduction_workers")
         if not isinstance(self.quality_thresholds, Mapping):

@@ -16,10 +16,12 @@ from skymesh.server.db import Repository, create_engine, migrate
 from skymesh.server.db.engine import migrations_dir
 from skymesh.server.db.models import Base, TelemetryRow
 from skymesh.server.db.records import TelemetryIn
+from skymesh.server.db.telemetry_partitions import include_name
 
 
 def _diff(connection: Connection) -> list[Any]:
-    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    # The day partitions under `telemetry` (PostgreSQL) are the server's, not the models': compared without them.
+    context = MigrationContext.configure(connection, opts={"compare_type": True, "include_name": include_name})
     return list(compare_metadata(context, Base.metadata))
 
 

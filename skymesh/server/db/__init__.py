@@ -18,6 +18,7 @@ from skymesh.server.db.registry import RegistryRepo
 from skymesh.server.db.replicas import ReplicaRepo
 from skymesh.server.db.sites import SitesRepo
 from skymesh.server.db.telemetry import TelemetryRepo
+from skymesh.server.db.telemetry_partitions import TelemetryRetentionRepo
 from skymesh.server.db.users import UserEditRepo
 from skymesh.server.db.work import WorkRepo
 
@@ -33,6 +34,7 @@ class Repository(
     ProductsRepo,
     HealthRepo,
     TelemetryRepo,
+    TelemetryRetentionRepo,
     CampaignRepo,
     UserEditRepo,
     ReplicaRepo,

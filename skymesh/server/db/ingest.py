@@ -128,6 +128,8 @@ class _Group:
 
 
 # The group commit's statements on PostgreSQL (IngestRepo._telemetry_group_pg): arrays in, one prepared statement each.
+# The cursor decides what is a resend; the insert's ON CONFLICT backs it with the dedup key (station, boot, seq, at),
+# which holds on a day-partitioned table because `at` is the batch's own time (migration 0019).
 _PG_NEW_CURSORS = """
 INSERT INTO upstream_cursors (station_id, boot_id, committed_seq, updated_at)
 SELECT k.station_id, k.boot_id, 0, $3 FROM unnest($1::text[], $2::text[]) AS k(station_id, boot_id)

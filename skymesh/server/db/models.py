@@ -316,8 +316,11 @@ class TelemetryRow(Base):
     data: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     samples: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
 
+    # On PostgreSQL the table is partitioned by day on `at` (migration 0019; skymesh.server.db.telemetry_partitions)
+    # and its primary key there is (id, at): a unique key must hold the partition key. So must the dedup key: `at` is
+    # the batch's own first sample time, the same on every resend of it.
     __table_args__ = (
-        UniqueConstraint("station_id", "boot_id", "seq", name="uq_telemetry_station_boot_seq"),
+        UniqueConstraint("station_id", "boot_id", "seq", "at", name="uq_telemetry_station_boot_seq_at"),
         # ListTelemetry: one station's batches in time order (migration 0013).
         Index("ix_telemetry_station_at", "station_id", "at", "id"),
     )

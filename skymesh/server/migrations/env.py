@@ -10,6 +10,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from skymesh.server.db.models import Base
+from skymesh.server.db.telemetry_partitions import include_name
 
 config = context.config
 target_metadata = Base.metadata
@@ -25,6 +26,7 @@ def _do_run(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=include_name,  # autogenerate leaves telemetry's day partitions alone
     )
     with context.begin_transaction():
         context.run_migrations()
