@@ -103,8 +103,14 @@ def main(argv: list[str] | None = None) -> int:
     del out["warm"]
     if not args.no_add:
         added = dataclasses.replace(req, stations=(*req.stations, extra))
-        h0, m0 = cache.hits, cache.misses
-        with phase("visibility, one station added", lambda: f"{cache.hits - h0:,} hits, {cache.misses - m0:,} misses"):
+        h0, m0, s0 = cache.hits, cache.misses, getattr(cache, "station_misses", 0)
+        with phase(
+            "visibility, one station added",
+            lambda: (
+                f"{cache.hits - h0:,} hits, {cache.misses - m0:,} misses "
+                f"({getattr(cache, 'station_misses', 0) - s0:,} satellite x block x station computed)"
+            ),
+        ):
             out["added"] = compile_request(added, visibility_cache=cache)
         del out["added"]
     with phase("greedy"):

@@ -19,11 +19,12 @@ import functools
 import math
 import os
 import time
+from array import array
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -68,12 +69,13 @@ class Occupancy:
     def __init__(self, problem: Problem) -> None:
         self.problem = problem
         ops = problem.opportunities
-        self._req = ops.request.tolist()
-        self._res = ops.resource.tolist()
-        self._s = ops.start_s.tolist()
-        self._e = ops.end_s.tolist()
-        self._az0, self._el0 = ops.az0.tolist(), ops.el0.tolist()
-        self._az1, self._el1 = ops.az1.tolist(), ops.el1.tolist()
+        # Plain Python arrays: an item reads as fast as from a list (numpy's scalars are slower in this loop), in a
+        # quarter of the memory (a list of floats: 6 x 32 bytes per opportunity, 1.2 GB at 6.3 M).
+        self._req = _pyarray("q", ops.request)
+        self._res = _pyarray("q", ops.resource)
+        self._s, self._e = _pyarray("d", ops.start_s), _pyarray("d", ops.end_s)
+        self._az0, self._el0 = _pyarray("d", ops.az0), _pyarray("d", ops.el0)
+        self._az1, self._el1 = _pyarray("d", ops.az1), _pyarray("d", ops.el1)
         self._turn = [r.turnaround_s for r in problem.resources]
         self._max_slew = [r.max_slew_s for r in problem.resources]
         self._lanes = [_ResourceLane() for _ in problem.resources]
@@ -205,6 +207,12 @@ class Occupancy:
             self.place(i)
             return True
         return False
+
+
+def _pyarray(code: Literal["q", "d"], values: NDArray[np.generic]) -> array[Any]:
+    out: array[Any] = array(code)
+    out.frombytes(np.ascontiguousarray(values, dtype=np.int64 if code == "q" else np.float64).tobytes())
+    return out
 
 
 def _max_concurrency(spans: Sequence[tuple[float, float, int]], s: float, e: float) -> int:
