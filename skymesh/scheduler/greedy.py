@@ -32,7 +32,7 @@ from numpy.typing import NDArray
 from skymesh.scheduler.isolation import CancelScope
 from skymesh.scheduler.kernel import FrozenPlacement, Plan, Problem
 
-__all__ = ["Blocker", "GreedyPlanner", "Occupancy", "greedy_fill", "greedy_order"]
+__all__ = ["Blocker", "GreedyPlanner", "Occupancy", "greedy_fill", "greedy_order", "lexsort"]
 
 Order = Literal["value", "priority_start"]
 
@@ -233,10 +233,35 @@ def greedy_order(problem: Problem, order: Order = "value") -> NDArray[np.int64]:
     """Indices in placement order: highest value first (ties: earlier start), or SatNOGS' priority then start."""
     ops = problem.opportunities
     if order == "value":
-        return np.lexsort((ops.resource, ops.start_s, -ops.value)).astype(np.int64)
+        return lexsort((ops.resource, ops.start_s, -ops.value))
     priority = np.asarray([r.priority for r in problem.requests], dtype=np.float64)
     pr = priority[ops.request] if len(ops) else np.zeros(0)
-    return np.lexsort((ops.resource, ops.start_s, -pr)).astype(np.int64)
+    return lexsort((ops.resource, ops.start_s, -pr))
+
+
+def lexsort(keys: Sequence[NDArray[Any]]) -> NDArray[np.int64]:
+    """`np.lexsort(keys)` (the last key first), in one sort of the last key where its ties are few: the candidates'
+    values rarely tie, and three stable passes over 6.3 M of them took 3 s. Ties (NaN with NaN included) are put in
+    the order of the other keys, then of the index, as `np.lexsort` does."""
+    primary = keys[-1]
+    order = np.argsort(primary, kind="stable").astype(np.int64)
+    if len(order) < 2 or len(keys) == 1:
+        return order
+    p = primary[order]
+    same = p[1:] == p[:-1]
+    if p.dtype.kind == "f":
+        nan = np.isnan(p)
+        same |= nan[1:] & nan[:-1]
+    if not same.any():
+        return order
+    tied = np.zeros(len(p), dtype=bool)
+    tied[1:] |= same
+    tied[:-1] |= same
+    at = np.flatnonzero(tied)
+    group = np.cumsum(np.r_[True, ~same])[at]
+    sub = order[at]
+    order[at] = sub[np.lexsort((sub, *(k[sub] for k in keys[:-1]), group))]
+    return order
 
 
 class GreedyPlanner:
@@ -255,7 +280,7 @@ class GreedyPlanner:
         occ = Occupancy(problem)
         if self.key is not None:
             ops = problem.opportunities
-            order = np.lexsort((ops.resource, ops.start_s, -ops.value, -self.key))
+            order = lexsort((ops.resource, ops.start_s, -ops.value, -self.key))
         else:
             order = greedy_order(problem, self.order)
         status = "FEASIBLE"
@@ -353,10 +378,10 @@ class _FastOccupancy:
         frozen = problem.frozen
         n = len(ops)
         nan2 = (math.nan, math.nan)
-        job_res = np.concatenate([ops.resource, np.asarray([f.resource for f in frozen], dtype=np.int64)])
-        job_req = np.concatenate([ops.request, np.asarray([f.request for f in frozen], dtype=np.int64)])
-        job_s = np.concatenate([ops.start_s, np.asarray([f.start_s for f in frozen], dtype=np.float64)])
-        job_e = np.concatenate([ops.end_s, np.asarray([f.end_s for f in frozen], dtype=np.float64)])
+        job_res = _joined(ops.resource, [f.resource for f in frozen], np.int64)
+        job_req = _joined(ops.request, [f.request for f in frozen], np.int64)
+        job_s = _joined(ops.start_s, [f.start_s for f in frozen], np.float64)
+        job_e = _joined(ops.end_s, [f.end_s for f in frozen], np.float64)
         # Pointings (az0, el0, az1, el1): NaN where unknown, as `Problem._pointing` reads a frozen job's.
         pt = np.empty((len(job_s), 4))
         pt[:n] = np.column_stack([ops.az0, ops.el0, ops.az1, ops.el1])
@@ -431,14 +456,24 @@ class _FastOccupancy:
         return list(self._placed[: int(self._n_placed[0])].tolist())
 
 
+def _joined(column: NDArray[Any], extra: list[Any], dtype: type) -> NDArray[Any]:
+    """The opportunities' column, then the frozen placements' values (the column itself when there are none)."""
+    return np.concatenate([column, np.asarray(extra, dtype=dtype)]) if extra else np.asarray(column, dtype=dtype)
+
+
 def _dense(mask: NDArray[np.bool_], group: NDArray[np.int64], bins: NDArray[np.int64]) -> tuple[NDArray[np.int64], int]:
-    """A dense counter index per (group, bin) where `mask`, -1 elsewhere; and how many counters."""
+    """A counter index per (group, bin) where `mask`, -1 elsewhere; and how many counters."""
     out = np.full(len(mask), -1, dtype=np.int64)
     if not mask.any():
         return out, 0
     g, b = group[mask], bins[mask]
     b = b - b.min()
-    keys = g * (int(b.max()) + 1) + b  # one int64 key: a 1-D unique is several times faster than unique(axis=0)
+    width = int(b.max()) + 1
+    keys = g * width + b
+    if (int(g.max()) + 1) * width <= 4 * len(keys):
+        # Few enough (group, bin) pairs to number them directly: no sort (1 s at 6.3 M candidates).
+        out[mask] = keys
+        return out, int(keys.max()) + 1
     uniq, inverse = np.unique(keys, return_inverse=True)
     out[mask] = inverse
     return out, len(uniq)

@@ -362,29 +362,49 @@ def _assemble(
             m = maps[id(block.stations)] = np.asarray([index.get(k, -1) for k in block.stations], dtype=np.int64)
         return m
 
-    capable_parts: list[I64] = []
-    below_parts: list[I64] = []
+    parts_b: list[I64] = []
+    # Capable and mask-hidden (target, station) pairs: targets and (block) stations, filtered once at the end.
+    pair_t: dict[str, list[I64]] = {"capable": [], "below": []}
+    pair_s: dict[str, list[I64]] = {"capable": [], "below": []}
     n_st = max(1, len(stations))
+    # Per (target, block) only what cannot wait: the station numbers; shifts and filters run once on the whole.
     for (rq, _), key in zip(targets, keys, strict=True):
         for i, found in enumerate(blocks):
             block = found[key]
-            shift = offset0 + i * BLOCK_S
             m = plan_index(block)
-            st = m[block.station]
-            rows = st >= 0
-            parts_t.append(np.full(int(rows.sum()), rq, dtype=np.int64))
-            parts_s.append(st[rows])
+            n = len(block.station)
+            parts_t.append(np.full(n, rq, dtype=np.int64))
+            parts_b.append(np.full(n, i, dtype=np.int64))
+            parts_s.append(m[block.station])
             for name in _COLS:
-                c = block.cols[name][rows]
-                parts_c[name].append(c + shift if name in ("start_s", "end_s", "tca_s") else c)
-            cap, bel = m[block.capable], m[block.below]
-            capable_parts.append(rq * n_st + cap[cap >= 0])
-            below_parts.append(rq * n_st + bel[bel >= 0])
+                parts_c[name].append(block.cols[name])
+            for kind, st in (("capable", block.capable), ("below", block.below)):
+                pair_t[kind].append(np.full(len(st), rq, dtype=np.int64))
+                pair_s[kind].append(m[st])
     target = np.concatenate(parts_t) if parts_t else np.zeros(0, dtype=np.int64)
     station = np.concatenate(parts_s) if parts_s else np.zeros(0, dtype=np.int64)
-    cols: dict[str, F64] = {
-        name: (np.concatenate(p).astype(np.float64) if p else np.zeros(0)) for name, p in parts_c.items()
-    }
+    shift = offset0 + (np.concatenate(parts_b) if parts_b else np.zeros(0, dtype=np.int64)) * BLOCK_S
+    del parts_t, parts_s, parts_b
+    cols: dict[str, F64] = {}
+    for name in _COLS:
+        p = parts_c.pop(name)
+        c = np.concatenate(p).astype(np.float64) if p else np.zeros(0)
+        cols[name] = c + shift if name in ("start_s", "end_s", "tca_s") else c
+    del shift
+    rows = station >= 0  # a station no longer in the plan (its rows dropped when the block is next extended)
+    if not rows.all():
+        target, station = target[rows], station[rows]
+        cols = {name: c[rows] for name, c in cols.items()}
+    # The pairs as sets (marks in a target x station grid: no sort).
+    n_req = max(rq for rq, _ in targets) + 1
+    marks: dict[str, NDArray[np.bool_]] = {}
+    for kind in ("capable", "below"):
+        grid = np.zeros(n_req * n_st, dtype=bool)
+        if pair_t[kind]:
+            t, st = np.concatenate(pair_t[kind]), np.concatenate(pair_s[kind])
+            ok = st >= 0
+            grid[t[ok] * n_st + st[ok]] = True
+        marks[kind] = grid
 
     # Join a pass clipped at a block's end with the one that starts at that boundary (chains: a geostationary
     # satellite is one pass over the whole window).
@@ -433,16 +453,16 @@ def _assemble(
 
     # Pairs without a pass in the window: their station offline or closed, else hidden by the mask (in any block) or
     # never visible, as the blocks found.
-    pairs = np.unique(np.concatenate(capable_parts)) if capable_parts else np.zeros(0, dtype=np.int64)
-    below_pairs = np.unique(np.concatenate(below_parts)) if below_parts else np.zeros(0, dtype=np.int64)
+    pairs = np.flatnonzero(marks["capable"])
     # No capable station in the plan (the band): as `satellite_windows` says it, counting every station.
-    has_capable = np.zeros(max(rq for rq, _ in targets) + 1, dtype=bool)
-    has_capable[pairs // n_st] = True
+    has_capable: NDArray[np.bool_] = np.asarray(marks["capable"].reshape(n_req, n_st).any(axis=1))
     for rq, _ in targets:
         if not has_capable[rq]:
             log.add(rq, ReasonCode.NO_CAPABLE_STATION, "", len(stations))
-    lonely = pairs[~np.isin(pairs, target * n_st + station)]
-    hidden = np.isin(lonely, below_pairs)
+    with_pass = np.zeros(n_req * n_st, dtype=bool)
+    with_pass[target * n_st + station] = True
+    lonely = pairs[~with_pass[pairs]]
+    hidden = marks["below"][lonely]
     for pair, masked in zip(lonely.tolist(), hidden.tolist(), strict=True):
         st = stations[pair % n_st]
         if not st.state.schedulable:

@@ -16,6 +16,7 @@ from skymesh.scheduler.greedy import (
     compiled_greedy,
     greedy_fill,
     greedy_order,
+    lexsort,
 )
 from skymesh.scheduler.inputs import PlanRequest
 from skymesh.scheduler.kernel import FrozenPlacement, OpportunitySet, Problem, Request, Resource
@@ -116,3 +117,20 @@ def test_rotator_stays_in_python() -> None:
     resources = [Resource(r.resource_id, r.turnaround_s, 5.0, rot) for r in problem.resources]
     with_rotator = Problem(problem.requests, resources, problem.opportunities, problem.frozen)
     assert _FastOccupancy.of(with_rotator) is None
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_lexsort_is_numpys(seed: int) -> None:
+    """Ties in the first key (many, few, NaN, -0.0 and 0.0) are ordered by the others, then by index."""
+    rng = np.random.default_rng(seed)
+    n = 3000
+    first = rng.integers(0, [5, 50, 3000, 3000, 40, 7][seed], n).astype(np.float64)
+    first[rng.random(n) < 0.02] = math.nan
+    first[rng.random(n) < 0.02] = -0.0
+    second = rng.integers(0, 20, n).astype(np.float64)
+    second[rng.random(n) < 0.05] = math.nan
+    third = rng.integers(0, 4, n)
+    for keys in ((third, second, first), (second, first), (first,), (third, first)):
+        assert lexsort(keys).tolist() == np.lexsort(keys).tolist()
+    assert lexsort((third[:1], first[:1])).tolist() == [0]
+    assert lexsort((third[:0], first[:0])).tolist() == []
