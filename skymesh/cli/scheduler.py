@@ -20,7 +20,7 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--visibility-cache-mb",
         type=float,
-        default=256.0,
+        default=512.0,
         help="memory for satellite passes reused by the next plans (0: none; default %(default)s)",
     )
     p.add_argument(

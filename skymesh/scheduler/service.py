@@ -53,8 +53,9 @@ __all__ = ["SERVICE_NAME", "RankCatalogues", "SchedulerServicer", "record_plan_s
 
 log = logging.getLogger(__name__)
 
-# The visibility cache's bound: a 200 x 1,000 x 24 h day's passes (844 k windows) take ~75 MB of it.
-DEFAULT_VISIBILITY_CACHE_MB = 256.0
+# The visibility cache's bound: a 200 x 1,000 x 24 h day's passes (832 k windows) take ~55 MB of it, 500 x 3,000
+# (6.3 M windows, 7 blocks of 4 h) ~420 MB.
+DEFAULT_VISIBILITY_CACHE_MB = 512.0
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["SchedulerService"].full_name
 

@@ -2,12 +2,13 @@
 
 Successive plans of one day share almost all their passes: the horizon slides by the minutes between replans and
 the element sets and stations rarely change. Passes are computed per block of `BLOCK_S` seconds aligned to UTC
-(whole blocks, so the next plan finds them whatever its start) and kept per (stations, satellite element set,
-block, grid step); a plan computes only the blocks and satellites it does not find: the new tail of the horizon,
-and every block for a satellite whose elements (or band, minimum elevation) changed. Blocks are computed as if
-every station were online and open; a station going offline or closing for weather filters the joined windows
-(with the same reasons) and reuses the blocks. A change to the stations' geometry, masks, bands or minimum
-elevation makes a new station key: every pass is computed again.
+(whole blocks, so the next plan finds them whatever its start) and kept per (satellite element set, block, grid
+step), each block holding the passes over the stations it was computed for, named by their geometry (`_station_key`:
+position, masks, bands, minimum elevation). A plan computes only what it does not find: the new tail of the horizon,
+every block of a satellite whose elements (or band, minimum elevation) changed, and for a station added or moved
+that station's passes alone (one `satellite_windows` call over the stations a block lacks; the rows of stations no
+longer in the plan are dropped then). Blocks are computed as if every station were online and open; a station going
+offline or closing for weather filters the joined windows (with the same reasons) and reuses the blocks.
 
 A plan's windows are the blocks' passes joined where a pass runs across a block boundary, then clipped to the plan
 window; the minimum pass length and the stations' unavailability are applied after joining, as
@@ -19,7 +20,9 @@ clipped by the plan window keeps the azimuth of its real AOS / LOS (outside the 
 it BELOW_HORIZON_MASK.
 
 Memory is bounded: least recently used blocks are dropped past `max_bytes` (the service's
-`--visibility-cache-mb`). Thread-safe: the service may plan on several threads.
+`--visibility-cache-mb`), never one the running plan uses: a plan whose passes do not all fit keeps those that do
+from plan to plan, where least-recently-used order alone would drop each block just before the next plan asks for
+it (500 stations x 3,000 satellites in 256 MB: no hit at all). Thread-safe: the service may plan on several threads.
 
 Imports: numpy, `skymesh.core`, the scheduler's visibility and reasons; never grpc.
 """
@@ -31,8 +34,9 @@ import math
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -48,52 +52,69 @@ __all__ = ["BLOCK_S", "VisibilityCache"]
 BLOCK_S = 14400.0
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _COLS = ("start_s", "end_s", "tca_s", "max_elevation_deg", "az0", "el0", "az1", "el1", "az_mid")
+# Times and the culmination's elevation (an assignment's `max_elevation_deg`) stay float64; the pointings, read only
+# for slew times, are kept as float32 (1e-5 degrees: a 1e-6 s slew difference): 56 bytes a pass instead of 80.
+_DTYPES = {name: np.float64 if name.endswith("_s") or name.startswith("max_") else np.float32 for name in _COLS}
 _JOIN_TOL_S = 1e-3  # a pass clipped at a block boundary ends (starts) there to float precision
 _PAIR_CODES = (ReasonCode.NEVER_VISIBLE, ReasonCode.BELOW_HORIZON_MASK)
 
 F64 = NDArray[np.float64]
+F32 = NDArray[np.float32]
 I64 = NDArray[np.int64]
 I32 = NDArray[np.int32]
 
 
+_SatKey = tuple[str, str, str, str, float]
+_Key = tuple[_SatKey, int, float]  # (satellite, block, grid step)
+
+
 @dataclass(frozen=True)
 class _Block:
-    """One satellite's passes over every station in one block; times in seconds from the block start."""
+    """One satellite's passes in one block over the stations `stations` (their geometry keys; rows index them).
 
-    station: I64
-    cols: dict[str, F64]
-    reasons: tuple[tuple[ReasonCode, str, int], ...]  # those that do not depend on time (offline, weather, ...)
+    Times in seconds from the block start. Blocks computed together share one `stations` tuple (not counted in
+    `nbytes`: a few distinct tuples at a time, ~50 bytes per station each)."""
+
+    stations: tuple[bytes, ...]
+    station: I32
+    cols: dict[str, NDArray[np.floating[Any]]]
     capable: I32  # stations that could see it (a pass, or none: never visible / below the mask in this block)
     below: I32  # stations where the mask hid it in this block
 
     @property
     def nbytes(self) -> int:
         arrays = self.station.nbytes + self.capable.nbytes + self.below.nbytes
-        return int(arrays + sum(c.nbytes for c in self.cols.values()) + 64 * len(self.reasons) + 512)
+        return int(arrays + sum(c.nbytes for c in self.cols.values()) + 512)
 
 
-def _stations_key(stations: Sequence[Station]) -> str:
-    """What `satellite_windows` reads of the stations, less what is applied after the blocks (unavailability, and
-    whether each is schedulable and open: blocks are computed as if all were)."""
-    parts = [
-        (
-            s.station_id,
-            s.kind.value,
-            s.location.latitude_deg,
-            s.location.longitude_deg,
-            s.location.altitude_m,
-            s.min_elevation_deg,
-            tuple(s.horizon_mask.azimuth_deg),
-            tuple(s.horizon_mask.min_elevation_deg),
-            tuple(b.upper() for b in s.bands),
-        )
-        for s in stations
-    ]
-    return hashlib.sha256(repr(parts).encode()).hexdigest()
+def _station_key(s: Station) -> bytes:
+    """What `satellite_windows` reads of one station, less what is applied after the blocks (unavailability, and
+    whether it is schedulable and open: blocks are computed as if it were)."""
+    part = (
+        s.station_id,
+        s.kind.value,
+        s.location.latitude_deg,
+        s.location.longitude_deg,
+        s.location.altitude_m,
+        s.min_elevation_deg,
+        tuple(s.horizon_mask.azimuth_deg),
+        tuple(s.horizon_mask.min_elevation_deg),
+        tuple(b.upper() for b in s.bands),
+    )
+    return hashlib.sha256(repr(part).encode()).digest()[:16]
 
 
-def _sat_key(t: SatelliteTarget) -> tuple[str, str, str, str, float]:
+def _sat_key(t: SatelliteTarget) -> _SatKey:
     return t.tle_line1, t.tle_line2, t.name, t.band.upper(), float(t.min_elevation_deg)
+
+
+@dataclass
+class _Todo:
+    """Satellites of one block whose cached passes lack the same stations (`lacking`: indices in the plan's list)."""
+
+    lacking: list[int]
+    sats: dict[_SatKey, tuple[int, SatelliteTarget]] = field(default_factory=dict)
+    old: dict[_SatKey, _Block | None] = field(default_factory=dict)
 
 
 class VisibilityCache:
@@ -104,10 +125,13 @@ class VisibilityCache:
             raise ValueError("max_bytes must be >= 0")
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
-        self._blocks: OrderedDict[tuple[str, tuple[str, str, str, str, float], int, float], _Block] = OrderedDict()
+        # Values: (the call that last used the block, the block).
+        self._blocks: OrderedDict[_Key, tuple[int, _Block]] = OrderedDict()
+        self._call = 0
         self.nbytes = 0
-        self.hits = 0  # (satellite, block) pairs found
-        self.misses = 0  # (satellite, block) pairs computed
+        self.hits = 0  # (satellite, block) pairs found for every station
+        self.misses = 0  # (satellite, block) pairs where at least one station was computed
+        self.station_misses = 0  # (satellite, block, station) triples computed
 
     def __len__(self) -> int:
         return len(self._blocks)
@@ -117,26 +141,35 @@ class VisibilityCache:
             self._blocks.clear()
             self.nbytes = 0
 
-    def _get(self, key: tuple[str, tuple[str, str, str, str, float], int, float]) -> _Block | None:
+    def _get(self, key: _Key, call: int) -> _Block | None:
         with self._lock:
-            block = self._blocks.get(key)
-            if block is not None:
-                self._blocks.move_to_end(key)
-            return block
+            found = self._blocks.get(key)
+            if found is None:
+                return None
+            self._blocks[key] = (call, found[1])
+            self._blocks.move_to_end(key)
+            return found[1]
 
-    def _put(self, key: tuple[str, tuple[str, str, str, str, float], int, float], block: _Block) -> None:
+    def _put(self, key: _Key, block: _Block, call: int) -> None:
+        """Keep `block`, dropping least recently used blocks, but none that the running call uses: when a plan's
+        passes do not all fit, the blocks kept stay the same from plan to plan (least-recently-used order alone
+        would drop each block just before the next plan asks for it, and find none)."""
         size = block.nbytes
-        if size > self.max_bytes:
-            return
         with self._lock:
             old = self._blocks.pop(key, None)
             if old is not None:
-                self.nbytes -= old.nbytes
-            self._blocks[key] = block
-            self.nbytes += size
-            while self.nbytes > self.max_bytes:
-                _, dropped = self._blocks.popitem(last=False)
+                self.nbytes -= old[1].nbytes
+            while self.nbytes + size > self.max_bytes and self._blocks:
+                oldest = next(iter(self._blocks))
+                used, dropped = self._blocks[oldest]
+                if used == call:
+                    return
+                del self._blocks[oldest]
                 self.nbytes -= dropped.nbytes
+            if self.nbytes + size > self.max_bytes:
+                return
+            self._blocks[key] = (call, block)
+            self.nbytes += size
 
     def satellite_windows(
         self,
@@ -153,6 +186,9 @@ class VisibilityCache:
         out = Windows()
         if not targets:
             return out
+        with self._lock:
+            self._call += 1
+            call = self._call
         # Blocks are computed with every station online and open: a station going offline, closing for weather or
         # coming back (a dropped stream, a storm) filters the joined windows instead of making every block anew.
         usable = np.asarray([s.state.schedulable and s.weather.allows(s.kind) for s in stations], dtype=bool)
@@ -162,45 +198,59 @@ class VisibilityCache:
             else replace(s, state=StationState.ONLINE, weather=Weather.UNSPECIFIED)
             for s in stations
         ]
-        # Keyed in station id order, whatever the caller's: a plan lists its disconnected stations last, so a drop
-        # reorders the list. `perm` maps a block's station index back to the caller's.
-        perm = np.asarray(sorted(range(len(stations)), key=lambda i: stations[i].station_id), dtype=np.int64)
-        geometry = [geometry[i] for i in perm.tolist()]
-        st_key = _stations_key(geometry)
+        st_keys = [_station_key(s) for s in geometry]
+        index = {k: i for i, k in enumerate(st_keys)}
         keys = [_sat_key(t) for _, t in targets]
         first = math.floor((window.start - _EPOCH).total_seconds() / BLOCK_S)
         last = math.ceil((window.end - _EPOCH).total_seconds() / BLOCK_S)
-        blocks: list[dict[tuple[str, str, str, str, float], _Block]] = []
+        blocks: list[dict[_SatKey, _Block]] = []
+        seen_todo: set[_SatKey] = set()
         for b in range(first, last):
-            found: dict[tuple[str, str, str, str, float], _Block] = {}
-            todo: dict[tuple[str, str, str, str, float], tuple[int, SatelliteTarget]] = {}
+            found: dict[_SatKey, _Block] = {}
+            # Satellites to compute, grouped by the stations their cached block lacks (the same for all, mostly:
+            # every station for a new block, or the one station just added or moved): one computation per group.
+            todo: dict[int, _Todo] = {}
             for k, key in enumerate(keys):
-                if key in found or key in todo:
+                if key in found or key in seen_todo:
                     continue
-                hit = self._get((st_key, key, b, step_s))
-                if hit is not None:
+                hit = self._get((key, b, step_s), call)
+                group_id = 0 if hit is None else id(hit.stations)
+                group = todo.get(group_id)
+                if group is None:
+                    have = set() if hit is None else set(hit.stations)
+                    group = todo[group_id] = _Todo([i for i, sk in enumerate(st_keys) if sk not in have])
+                if hit is not None and not group.lacking:
                     found[key] = hit
-                else:
-                    todo[key] = targets[k]
+                    continue
+                seen_todo.add(key)
+                group.sats[key] = targets[k]
+                group.old[key] = hit
+            seen_todo.clear()
             self.hits += len(found)
-            self.misses += len(todo)
-            if todo:
-                computed = _compute_block(geometry, list(todo.items()), b, step_s)
-                for key, block in computed.items():
-                    self._put((st_key, key, b, step_s), block)
-                found.update(computed)
+            for group in todo.values():
+                if not group.sats:
+                    continue
+                self.misses += len(group.sats)
+                self.station_misses += len(group.sats) * len(group.lacking)
+                lacking = group.lacking
+                computed = _compute_block([geometry[i] for i in lacking], list(group.sats.items()), b, step_s)
+                merged = _merge_blocks(computed, [st_keys[i] for i in lacking], index, group.old)
+                for key, block in merged.items():
+                    self._put((key, b, step_s), block, call)
+                found.update(merged)
             blocks.append(found)
-        _assemble(out, stations, perm, usable, targets, keys, blocks, first, window, log, min_pass_s, unavailable_s)
+        _assemble(out, stations, index, usable, targets, keys, blocks, first, window, log, min_pass_s, unavailable_s)
         return out
 
 
 def _compute_block(
     stations: Sequence[Station],
-    todo: list[tuple[tuple[str, str, str, str, float], tuple[int, SatelliteTarget]]],
+    todo: list[tuple[_SatKey, tuple[int, SatelliteTarget]]],
     b: int,
     step_s: float,
-) -> dict[tuple[str, str, str, str, float], _Block]:
-    """One `satellite_windows` call over block `b` for the satellites not found, split per satellite."""
+) -> dict[_SatKey, tuple[I32, dict[str, NDArray[np.floating[Any]]], I32, I32]]:
+    """One `satellite_windows` call over block `b` for these satellites at these stations, split per satellite:
+    (station, columns, capable, below), stations indexing `stations`."""
     start = _EPOCH + timedelta(seconds=b * BLOCK_S)
     block_log = FilterLog()
     # Request indices as the caller's (errors name the caller's field); each satellite key once.
@@ -215,41 +265,82 @@ def _compute_block(
     target = win.column("target", np.int64).astype(np.int64)
     order = np.argsort(target, kind="stable")
     target = target[order]
-    station = win.column("station", np.int64).astype(np.int64)[order]
-    cols = {name: win.column(name).astype(np.float64)[order] for name in _COLS}
+    station = win.column("station", np.int64).astype(np.int32)[order]
+    cols: dict[str, NDArray[np.floating[Any]]] = {
+        name: cast(NDArray[np.floating[Any]], win.column(name).astype(_DTYPES[name])[order]) for name in _COLS
+    }
     station_index = {s.station_id: i for i, s in enumerate(stations)}
-    out: dict[tuple[str, str, str, str, float], _Block] = {}
+    out: dict[_SatKey, tuple[I32, dict[str, NDArray[np.floating[Any]]], I32, I32]] = {}
     for key, (rq, _) in todo:
         lo, hi = np.searchsorted(target, [rq, rq + 1])
-        reasons: list[tuple[ReasonCode, str, int]] = []
         missing: list[int] = []
         below: list[int] = []
-        for (code, sid), n in block_log.for_target(rq).items():
+        for (code, sid), _n in block_log.for_target(rq).items():
+            # The only other reason with every station online and open is NO_CAPABLE_STATION, which depends on the
+            # whole station list: `_assemble` gives it.
             if code in _PAIR_CODES:
                 missing.append(station_index[sid])
                 if code == ReasonCode.BELOW_HORIZON_MASK:
                     below.append(station_index[sid])
-            else:
-                reasons.append((code, sid, n))
-        capable = np.union1d(station[lo:hi], np.asarray(missing, dtype=np.int64)).astype(np.int32)
-        out[key] = _Block(
+        capable = np.union1d(station[lo:hi], np.asarray(missing, dtype=np.int32)).astype(np.int32)
+        out[key] = (
             station[lo:hi].copy(),
             {name: c[lo:hi].copy() for name, c in cols.items()},
-            tuple(reasons),
             capable,
             np.asarray(below, dtype=np.int32),
         )
     return out
 
 
+def _merge_blocks(
+    computed: dict[_SatKey, tuple[I32, dict[str, NDArray[np.floating[Any]]], I32, I32]],
+    new_keys: list[bytes],
+    index: dict[bytes, int],
+    old: dict[_SatKey, _Block | None],
+) -> dict[_SatKey, _Block]:
+    """The computed stations' passes added to each satellite's cached block (where there is one), less the rows of
+    stations no longer in the plan (`index`: the plan's station keys)."""
+    out: dict[_SatKey, _Block] = {}
+    shared: dict[int, tuple[tuple[bytes, ...], NDArray[np.bool_], I32]] = {}
+    fresh = tuple(new_keys)
+    for key, (station, cols, capable, below) in computed.items():
+        prev = old.get(key)
+        if prev is None:
+            out[key] = _Block(fresh, station, cols, capable, below)
+            continue
+        merge = shared.get(id(prev.stations))
+        if merge is None:
+            keep = np.asarray([sk in index for sk in prev.stations], dtype=bool)
+            renumber = (np.cumsum(keep) - 1).astype(np.int32)
+            kept = tuple(sk for sk, k in zip(prev.stations, keep.tolist(), strict=True) if k)
+            merge = shared[id(prev.stations)] = (kept + fresh, keep, renumber)
+        both, keep, renumber = merge
+        n_kept = int(keep.sum())
+        rows = keep[prev.station]
+
+        out[key] = _Block(
+            both,
+            _joined(renumber, prev.station, station, rows, n_kept),
+            {name: np.concatenate([prev.cols[name][rows], cols[name]]) for name in _COLS},
+            _joined(renumber, prev.capable, capable, keep[prev.capable], n_kept),
+            _joined(renumber, prev.below, below, keep[prev.below], n_kept),
+        )
+    return out
+
+
+def _joined(renumber: I32, old: I32, new: I32, rows: NDArray[np.bool_], n_kept: int) -> I32:
+    """Station numbers of a merged block: the old block's kept stations renumbered, then the new ones after them."""
+    return np.concatenate([renumber[old[rows]], new + n_kept]).astype(np.int32)
+
+
 def _assemble(
     out: Windows,
     stations: Sequence[Station],
-    perm: I64,
+    index: dict[bytes, int],
     usable: NDArray[np.bool_],
     targets: Sequence[tuple[int, SatelliteTarget]],
-    keys: Sequence[tuple[str, str, str, str, float]],
-    blocks: list[dict[tuple[str, str, str, str, float], _Block]],
+    keys: Sequence[_SatKey],
+    blocks: list[dict[_SatKey, _Block]],
     first: int,
     window: TimeWindow,
     log: FilterLog,
@@ -261,28 +352,63 @@ def _assemble(
     duration = window.duration_s
     parts_t: list[I64] = []
     parts_s: list[I64] = []
-    parts_c: dict[str, list[F64]] = {name: [] for name in _COLS}
+    parts_c: dict[str, list[NDArray[np.floating[Any]]]] = {name: [] for name in _COLS}
+    # A block's station numbers to the plan's (-1: a station no longer in the plan), once per stations tuple.
+    maps: dict[int, I64] = {}
+
+    def plan_index(block: _Block) -> I64:
+        m = maps.get(id(block.stations))
+        if m is None:
+            m = maps[id(block.stations)] = np.asarray([index.get(k, -1) for k in block.stations], dtype=np.int64)
+        return m
+
+    parts_b: list[I64] = []
+    # Capable and mask-hidden (target, station) pairs: targets and (block) stations, filtered once at the end.
+    pair_t: dict[str, list[I64]] = {"capable": [], "below": []}
+    pair_s: dict[str, list[I64]] = {"capable": [], "below": []}
+    n_st = max(1, len(stations))
+    # Per (target, block) only what cannot wait: the station numbers; shifts and filters run once on the whole.
     for (rq, _), key in zip(targets, keys, strict=True):
         for i, found in enumerate(blocks):
             block = found[key]
-            shift = offset0 + i * BLOCK_S
-            parts_t.append(np.full(len(block.station), rq, dtype=np.int64))
-            parts_s.append(perm[block.station])
+            m = plan_index(block)
+            n = len(block.station)
+            parts_t.append(np.full(n, rq, dtype=np.int64))
+            parts_b.append(np.full(n, i, dtype=np.int64))
+            parts_s.append(m[block.station])
             for name in _COLS:
-                c = block.cols[name]
-                parts_c[name].append(c + shift if name in ("start_s", "end_s", "tca_s") else c)
-        # Reasons that do not depend on time (no capable station, offline, weather) are the same in every block.
-        for code, sid, n in blocks[0][key].reasons if blocks else ():
-            if code not in _PAIR_CODES:
-                log.add(rq, code, sid, n)
+                parts_c[name].append(block.cols[name])
+            for kind, st in (("capable", block.capable), ("below", block.below)):
+                pair_t[kind].append(np.full(len(st), rq, dtype=np.int64))
+                pair_s[kind].append(m[st])
     target = np.concatenate(parts_t) if parts_t else np.zeros(0, dtype=np.int64)
     station = np.concatenate(parts_s) if parts_s else np.zeros(0, dtype=np.int64)
-    cols = {name: (np.concatenate(p) if p else np.zeros(0)) for name, p in parts_c.items()}
+    shift = offset0 + (np.concatenate(parts_b) if parts_b else np.zeros(0, dtype=np.int64)) * BLOCK_S
+    del parts_t, parts_s, parts_b
+    cols: dict[str, F64] = {}
+    for name in _COLS:
+        p = parts_c.pop(name)
+        c = np.concatenate(p).astype(np.float64) if p else np.zeros(0)
+        cols[name] = c + shift if name in ("start_s", "end_s", "tca_s") else c
+    del shift
+    rows = station >= 0  # a station no longer in the plan (its rows dropped when the block is next extended)
+    if not rows.all():
+        target, station = target[rows], station[rows]
+        cols = {name: c[rows] for name, c in cols.items()}
+    # The pairs as sets (marks in a target x station grid: no sort).
+    n_req = max(rq for rq, _ in targets) + 1
+    marks: dict[str, NDArray[np.bool_]] = {}
+    for kind in ("capable", "below"):
+        grid = np.zeros(n_req * n_st, dtype=bool)
+        if pair_t[kind]:
+            t, st = np.concatenate(pair_t[kind]), np.concatenate(pair_s[kind])
+            ok = st >= 0
+            grid[t[ok] * n_st + st[ok]] = True
+        marks[kind] = grid
 
     # Join a pass clipped at a block's end with the one that starts at that boundary (chains: a geostationary
     # satellite is one pass over the whole window).
     # One sort key, (target, station, start): cheaper than a lexsort of the three.
-    n_st = max(1, len(stations))
     span = (len(blocks) + 1) * BLOCK_S
     order = np.argsort((target * n_st + station) * span + (cols["start_s"] - offset0), kind="stable")
     target, station = target[order], station[order]
@@ -327,16 +453,16 @@ def _assemble(
 
     # Pairs without a pass in the window: their station offline or closed, else hidden by the mask (in any block) or
     # never visible, as the blocks found.
-    capable_parts: list[I64] = []
-    below_parts: list[I64] = []
-    for (rq, _), key in zip(targets, keys, strict=True):
-        for found in blocks:
-            capable_parts.append(rq * n_st + perm[found[key].capable])
-            below_parts.append(rq * n_st + perm[found[key].below])
-    pairs = np.unique(np.concatenate(capable_parts)) if capable_parts else np.zeros(0, dtype=np.int64)
-    below_pairs = np.unique(np.concatenate(below_parts)) if below_parts else np.zeros(0, dtype=np.int64)
-    lonely = pairs[~np.isin(pairs, target * n_st + station)]
-    hidden = np.isin(lonely, below_pairs)
+    pairs = np.flatnonzero(marks["capable"])
+    # No capable station in the plan (the band): as `satellite_windows` says it, counting every station.
+    has_capable: NDArray[np.bool_] = np.asarray(marks["capable"].reshape(n_req, n_st).any(axis=1))
+    for rq, _ in targets:
+        if not has_capable[rq]:
+            log.add(rq, ReasonCode.NO_CAPABLE_STATION, "", len(stations))
+    with_pass = np.zeros(n_req * n_st, dtype=bool)
+    with_pass[target * n_st + station] = True
+    lonely = pairs[~with_pass[pairs]]
+    hidden = marks["below"][lonely]
     for pair, masked in zip(lonely.tolist(), hidden.tolist(), strict=True):
         st = stations[pair % n_st]
         if not st.state.schedulable:

@@ -122,6 +122,55 @@ def test_memory_is_bounded_least_recently_used_first(day: PlanRequest) -> None:
     assert np.isfinite(got.problem.opportunities.start_s).all()
 
 
+def test_adding_or_moving_a_station_computes_only_that_station(day: PlanRequest) -> None:
+    """Blocks are kept per station geometry: the others' passes are reused, and the plan is the one without cache.
+    The added station alone carries band X, as one satellite does: its reasons (no capable station before, a
+    capable one after) are those of one direct call."""
+    t0 = day.targets[0]
+    assert isinstance(t0.target, SatelliteTarget)
+    s_band = dataclasses.replace(t0, target=dataclasses.replace(t0.target, band="X"))
+    base = dataclasses.replace(day, targets=(s_band, *day.targets[1:]), stations=day.stations[1:])
+    cache = VisibilityCache(50_000_000)
+    before = compile_request(base, visibility_cache=cache)
+    assert _log(before) == _log(compile_request(base))
+    assert any(code == ReasonCode.NO_CAPABLE_STATION for code, _ in _log(before)[0])
+    n_blocks = cache.misses // len(base.targets)
+    added_station = dataclasses.replace(day.stations[0], bands=("UHF", "X"))
+    added = dataclasses.replace(base, stations=(*base.stations, added_station))
+    misses = cache.station_misses
+    got = compile_request(added, visibility_cache=cache)
+    assert cache.station_misses - misses == n_blocks * len(base.targets)  # one station's passes, every satellite
+    direct = compile_request(added)
+    assert _windows(got) == _windows(compile_request(added, visibility_cache=VisibilityCache(0)))
+    assert len(_windows(got)) == len(_windows(direct)) > len(_windows(before))
+    assert _log(got) == _log(direct)
+    # The added station moves; another is removed: again one station computed, the removed one's rows dropped.
+    loc = added_station.location
+    moved = dataclasses.replace(added_station, location=GeoLocation(loc.latitude_deg - 15, loc.longitude_deg, 0.0))
+    req = dataclasses.replace(base, stations=(*base.stations[1:], moved))
+    misses = cache.station_misses
+    got = compile_request(req, visibility_cache=cache)
+    assert cache.station_misses - misses == n_blocks * len(base.targets)
+    assert _windows(got) == _windows(compile_request(req, visibility_cache=VisibilityCache(0)))
+    assert _log(got) == _log(compile_request(req))
+    plan = compute_plan(dataclasses.replace(req, solver=SolverKind.GREEDY), visibility_cache=cache)
+    without = compute_plan(dataclasses.replace(req, solver=SolverKind.GREEDY), visibility_cache=VisibilityCache(0))
+    assert plan.assignments == without.assignments and plan.unscheduled == without.unscheduled
+
+
+def test_a_cache_too_small_for_a_plan_still_serves_part_of_it(day: PlanRequest) -> None:
+    """Least-recently-used alone would drop each block just before the next plan asks for it (no hit ever, as
+    500 stations x 3,000 satellites did with 256 MB): the blocks of the running plan are never dropped for it."""
+    full = VisibilityCache(50_000_000)
+    compile_request(day, visibility_cache=full)
+    small = VisibilityCache(full.nbytes // 2)
+    compile_request(day, visibility_cache=small)
+    hits = small.hits
+    compile_request(day, visibility_cache=small)
+    assert small.hits - hits >= len(small) > 0
+    assert small.nbytes <= small.max_bytes
+
+
 def test_bad_sizes_are_refused() -> None:
     with pytest.raises(ValueError, match="max_bytes"):
         VisibilityCache(-1)
