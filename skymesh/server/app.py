@@ -95,6 +95,7 @@ _SERVICE_NAMES = (
     events_pb2.DESCRIPTOR.services_by_name["SiteService"].full_name,
 )
 
+_MAX_PENDING_CALLS = 20_000
 # Server keepalive 60 s; agents may ping every 20 s or more, even with no call in flight.
 _GRPC_OPTIONS: list[tuple[str, Any]] = [
     ("grpc.keepalive_time_ms", 60_000),
@@ -104,6 +105,14 @@ _GRPC_OPTIONS: list[tuple[str, Any]] = [
     ("grpc.http2.min_recv_ping_interval_without_data_ms", 20_000),
     ("grpc.http2.max_ping_strikes", 2),
     ("grpc.max_receive_message_length", 8 * 1024 * 1024),
+    # Calls gRPC core has accepted but the application has not yet taken (grpc.aio takes them one by one on the
+    # event loop). Core's default limits refused about a quarter of a 3,000-agent reconnect storm
+    # before any handler saw it, so the server logged nothing and the agents saw their Hello write fail with
+    # INTERNAL "Internal error from Core" (the refusal's real status is lost on that path). Connect's own shedding
+    # (`hello_queue_max`, UNAVAILABLE with a retry-after) is where overload is answered; this only has to be above
+    # the largest storm expected (issue 8: 10,000 stations per process).
+    ("grpc.server.max_pending_requests", _MAX_PENDING_CALLS),
+    ("grpc.server.max_pending_requests_hard_limit", _MAX_PENDING_CALLS),
 ]
 
 
