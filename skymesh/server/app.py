@@ -412,6 +412,7 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
         )
         metrics_port = metrics_server.port
 
+    alert_loops["key-recheck"] = agent_servicer.recheck_keys  # open streams' keys, one read per round
     background = asyncio.create_task(
         _background(liveness, planner, alert_loops, replicas), name="skymesh-server-background"
     )

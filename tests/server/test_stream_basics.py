@@ -111,3 +111,33 @@ async def test_revocation_elsewhere_ends_the_stream(start_server: StartServer) -
         code, details = await agent.status()
         assert code == grpc.StatusCode.UNAUTHENTICATED
         assert "revoked" in details
+
+
+async def test_open_streams_recheck_their_keys_in_one_read(start_server: StartServer) -> None:
+    """Issue 8: the periodic key re-check of open streams is one read for all of them, not one per stream; only
+    the stream whose key was revoked ends."""
+    server = await start_server(key_recheck_s=0.1)
+    keys = {sid: await add_station(server, sid) for sid in ("gs1", "gs2", "gs3")}
+    reads: list[int] = []
+    keys_valid = server.repo.keys_valid
+
+    async def counted(key_ids: set[str]) -> set[str]:
+        reads.append(len(key_ids))
+        return await keys_valid(key_ids)
+
+    server.repo.keys_valid = counted  # type: ignore[method-assign]
+    async with (
+        AgentClient.connect(server.address, keys["gs1"], "gs1") as one,
+        AgentClient.connect(server.address, keys["gs2"], "gs2") as two,
+        AgentClient.connect(server.address, keys["gs3"], "gs3") as three,
+    ):
+        for agent in (one, two, three):
+            await agent.expect("welcome")
+        await server.repo.revoke_station_key(keys["gs2"].split("_")[1])
+        code, details = await two.status()
+        assert code == grpc.StatusCode.UNAUTHENTICATED
+        assert "revoked" in details
+        assert 3 in reads  # the three open streams' keys in one read
+        for agent in (one, three):  # the others keep streaming
+            await agent.telemetry(1)
+            assert (await agent.expect("upstream_ack")).committed_seq == 1
