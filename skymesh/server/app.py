@@ -142,6 +142,7 @@ class RunningServer:
     committer: GroupCommitter | None = None
     hellos: GroupCommitter | None = None
     key_lookups: GroupCommitter | None = None
+    slew_reads: GroupCommitter | None = None
     replica_id: str = ""
     replicas: ReplicaLink | None = None
 
@@ -164,7 +165,7 @@ class RunningServer:
                 async with asyncio.timeout(min(grace, 2.0)):
                     await self.hub.wait_empty()
         await self.server.stop(grace)
-        for committer in (self.committer, self.hellos, self.key_lookups):
+        for committer in (self.committer, self.hellos, self.key_lookups, self.slew_reads):
             if committer is not None:
                 await committer.close()
         self._background.cancel()
@@ -348,8 +349,13 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
         replica=replica_id,
     )
 
+    # Read at a station's first telemetry batch: after a connect storm thousands at once, so they share reads
+    # instead of taking one pool connection and transaction each.
+    slew_reads = GroupCommitter(repo, write=repo.slew_rates, linger_s=0.005, overload_reason="HEALTH_OVERLOADED")
+
     async def slew_rate_of(station_id: str) -> float:
-        return (await repo.get_station(station_id)).station.slew_rate_deg_s
+        rate: float = await slew_reads.submit(station_id, "", 0, None)
+        return rate
 
     def health_changed(station_id: str, detector: str, opened: bool) -> None:
         liveness.report_anomaly(station_id, detector, opened)  # failing hardware: DEGRADED while the event is open
@@ -438,6 +444,7 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
         committer=agent_servicer.committer,
         hellos=agent_servicer.hellos,
         key_lookups=agent_servicer.station_keys.lookups,
+        slew_reads=slew_reads,
         replica_id=replica_id,
         replicas=replicas,
     )

@@ -516,7 +516,10 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             self._events.telemetry(station_id, request.telemetry.samples)
         self._ack(session, request.boot_id, result.committed_seq, received)
         if self.health is not None and isinstance(item, TelemetryIn) and not result.duplicate:
-            await self.health.observe(station_id, item.columns)  # after the ack: detectors never delay it
+            try:  # after the ack: detectors never delay it, and never end the stream
+                await self.health.observe(station_id, item.columns)
+            except Exception as exc:  # the slew-rate read or an event write failed (the database): next batch
+                log.warning("station %s: health detectors skipped a batch: %s: %s", station_id, type(exc).__name__, exc)
 
     @staticmethod
     def _ack(session: AgentSession, boot_id: str, committed: int, received: float) -> None:

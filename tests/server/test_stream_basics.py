@@ -5,6 +5,7 @@ from __future__ import annotations
 import grpc
 
 from skymesh.api.agent.v1 import agent_pb2
+from skymesh.core.errors import NotFound
 from skymesh.core.model import StationState
 from tests.server.agent_client import AgentClient, observation_record
 from tests.server.conftest import Fleet, StartServer, add_station
@@ -141,3 +142,14 @@ async def test_open_streams_recheck_their_keys_in_one_read(start_server: StartSe
         for agent in (one, three):  # the others keep streaming
             await agent.telemetry(1)
             assert (await agent.expect("upstream_ack")).committed_seq == 1
+
+
+async def test_slew_rates_of_many_stations_are_one_read(start_server: StartServer) -> None:
+    """The health detectors' per-station read at a station's first telemetry, for a storm's many stations at once."""
+    server = await start_server()
+    for sid in ("gs1", "gs2"):
+        await add_station(server, sid)
+    rates = await server.repo.slew_rates([("gs2", "", 0, None), ("nope", "", 0, None), ("gs1", "", 0, None)])
+    assert rates[0] == (await server.repo.get_station("gs2")).station.slew_rate_deg_s
+    assert isinstance(rates[1], NotFound)
+    assert rates[2] == (await server.repo.get_station("gs1")).station.slew_rate_deg_s

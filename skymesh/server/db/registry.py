@@ -142,6 +142,27 @@ class RegistryRepo(RepoBase):
             raise NotFound(f"no station {station_id!r}", field="station_id")
         return row
 
+    async def slew_rates(
+        self, items: Sequence[tuple[str, str, int, object]], epochs: Sequence[int | None] | None = None
+    ) -> list[float | NotFound]:
+        """Each station's rotator slew rate (deg/s) for many stations, items (station_id, unused, unused, unused),
+        in one read: the health detectors need it at a station's first telemetry, which a connect storm makes
+        thousands at once (`GroupCommitter`; `epochs` is unused). NotFound for a station deleted or unknown."""
+        ids = sorted({item[0] for item in items})
+        rates: dict[str, float] = {}
+        async with self._tx("slew_rates") as s:
+            for start in range(0, len(ids), _KEYS_PER_READ):
+                rows = await s.execute(
+                    select(StationRow.station_id, StationRow.slew_rate_deg_s).where(
+                        StationRow.station_id.in_(ids[start : start + _KEYS_PER_READ]), StationRow.deleted_at.is_(None)
+                    )
+                )
+                rates.update((row[0], float(row[1])) for row in rows)
+        return [
+            rates[item[0]] if item[0] in rates else NotFound(f"no station {item[0]!r}", field="station_id")
+            for item in items
+        ]
+
     async def list_stations(
         self,
         kind: StationKind | None = None,
