@@ -470,6 +470,7 @@ def _storm_worker(args: tuple[Any, ...]) -> dict[str, Any]:
         far = time.time() + 3600.0
         no_window = (0.0, 0.0)
         marks: dict[str, float] = {}
+        debug_sample: list[str] = []
 
         async def first(i: int, agent: _StormAgent) -> Any:
             await asyncio.sleep(max(0.0, start_at + ramp * i / len(fleet) - time.time()))
@@ -507,6 +508,9 @@ def _storm_worker(args: tuple[Any, ...]) -> dict[str, Any]:
         for agent, c in zip(fleet, calls, strict=True):
             if isinstance(c, BaseException):
                 agent.error = f"{type(c).__name__}: {c}"[:200]
+                debug = getattr(c, "debug_error_string", None)
+                if callable(debug) and not debug_sample:
+                    debug_sample.append(str(debug())[:2000])
         if lead:
             await asyncio.sleep(max(0.0, window[0] - time.time()))
             marks["cpu_w0"], marks["w0"] = _proc_cpu_s(server_pid), time.time()
@@ -519,6 +523,7 @@ def _storm_worker(args: tuple[Any, ...]) -> dict[str, Any]:
         return {
             "marks": marks,
             "first_retries": first_retries,
+            "debug": debug_sample,
             "agents": [
                 {
                     "sid": a.sid,
@@ -607,6 +612,8 @@ def run_storm(
         "lost": lost,
         "duplicates": sum(rows - distinct for rows, distinct, _ in stored.values()),
         "errors": sorted({a["error"] for a in fleet if a["error"]})[:3],
+        "failed": sum(1 for a in fleet if a["error"]),
+        "error_debug": [d for p in parts for d in p["debug"]][:2],
         "loadavg": os.getloadavg(),
     }
 

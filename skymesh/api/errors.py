@@ -150,7 +150,8 @@ def error_for_exception(
     if translate is not None:
         translated = translate(leaf)
         if translated is not None:
-            _log.warning("%s: %s (%s)", method, translated, type(leaf).__name__)
+            # The driver's own words stay in the log (a pool timeout reads differently from a refused connection).
+            _log.warning("%s: %s (%s: %.300s)", method, translated, type(leaf).__name__, leaf)
             return translated
     if call_over and is_transport_error(leaf):
         _log.info("%s: the client left before the answer (%s)", method, type(leaf).__name__)

@@ -96,6 +96,7 @@ _SERVICE_NAMES = (
     events_pb2.DESCRIPTOR.services_by_name["SiteService"].full_name,
 )
 
+_MAX_PENDING_CALLS = 20_000
 # Server keepalive 60 s; agents may ping every 20 s or more, even with no call in flight.
 _GRPC_OPTIONS: list[tuple[str, Any]] = [
     ("grpc.keepalive_time_ms", 60_000),
@@ -105,6 +106,14 @@ _GRPC_OPTIONS: list[tuple[str, Any]] = [
     ("grpc.http2.min_recv_ping_interval_without_data_ms", 20_000),
     ("grpc.http2.max_ping_strikes", 2),
     ("grpc.max_receive_message_length", 8 * 1024 * 1024),
+    # Calls gRPC core has accepted but the application has not yet taken (grpc.aio takes them one by one on the
+    # event loop). Core's default limits refused about a quarter of a 3,000-agent reconnect storm
+    # before any handler saw it, so the server logged nothing and the agents saw their Hello write fail with
+    # INTERNAL "Internal error from Core" (the refusal's real status is lost on that path). Connect's own shedding
+    # (`hello_queue_max`, UNAVAILABLE with a retry-after) is where overload is answered; this only has to be above
+    # the largest storm expected (issue 8: 10,000 stations per process).
+    ("grpc.server.max_pending_requests", _MAX_PENDING_CALLS),
+    ("grpc.server.max_pending_requests_hard_limit", _MAX_PENDING_CALLS),
 ]
 
 
@@ -134,6 +143,7 @@ class RunningServer:
     committer: GroupCommitter | None = None
     hellos: GroupCommitter | None = None
     key_lookups: GroupCommitter | None = None
+    slew_reads: GroupCommitter | None = None
     replica_id: str = ""
     replicas: ReplicaLink | None = None
 
@@ -156,7 +166,7 @@ class RunningServer:
                 async with asyncio.timeout(min(grace, 2.0)):
                     await self.hub.wait_empty()
         await self.server.stop(grace)
-        for committer in (self.committer, self.hellos, self.key_lookups):
+        for committer in (self.committer, self.hellos, self.key_lookups, self.slew_reads):
             if committer is not None:
                 await committer.close()
         self._background.cancel()
@@ -342,8 +352,13 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
         replica=replica_id,
     )
 
+    # Read at a station's first telemetry batch: after a connect storm thousands at once, so they share reads
+    # instead of taking one pool connection and transaction each.
+    slew_reads = GroupCommitter(repo, write=repo.slew_rates, linger_s=0.005, overload_reason="HEALTH_OVERLOADED")
+
     async def slew_rate_of(station_id: str) -> float:
-        return (await repo.get_station(station_id)).station.slew_rate_deg_s
+        rate: float = await slew_reads.submit(station_id, "", 0, None)
+        return rate
 
     def health_changed(station_id: str, detector: str, opened: bool) -> None:
         liveness.report_anomaly(station_id, detector, opened)  # failing hardware: DEGRADED while the event is open
@@ -406,6 +421,7 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
         )
         metrics_port = metrics_server.port
 
+    alert_loops["key-recheck"] = agent_servicer.recheck_keys  # open streams' keys, one read per round
     background = asyncio.create_task(
         _background(liveness, planner, alert_loops, replicas), name="skymesh-server-background"
     )
@@ -431,6 +447,7 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
         committer=agent_servicer.committer,
         hellos=agent_servicer.hellos,
         key_lookups=agent_servicer.station_keys.lookups,
+        slew_reads=slew_reads,
         replica_id=replica_id,
         replicas=replicas,
     )

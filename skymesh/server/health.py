@@ -271,14 +271,22 @@ class HealthMonitor:
             slew = await self._slew_rate_of(station_id) if self._slew_rate_of is not None else 6.0
             deriver = self._derivers[station_id] = Deriver(slew_rate_deg_s=slew)
         transitions: list[Transition] = []
+        detectors = self._stations.setdefault(station_id, {})
         for _, at, values in batch.samples():
-            transitions += await self._feed(station_id, at, deriver(at.timestamp(), values))
+            changes = self._update(detectors, at, deriver(at.timestamp(), values))
+            if changes:  # an anomaly opened or closed (rare): no coroutine per sample otherwise
+                transitions += await self._apply(station_id, at, changes)
         return transitions
 
     async def _feed(self, station_id: str, at: datetime, inputs: Mapping[str, float]) -> list[Transition]:
-        detectors = self._stations.setdefault(station_id, {})
-        metrics = ServerMetrics.current()
-        transitions: list[Transition] = []
+        changes = self._update(self._stations.setdefault(station_id, {}), at, inputs)
+        return await self._apply(station_id, at, changes) if changes else []
+
+    def _update(
+        self, detectors: dict[str, RobustZDetector], at: datetime, inputs: Mapping[str, float]
+    ) -> list[tuple[str, Transition]]:
+        """Feed the detectors (no I/O): the (detector, transition) pairs that opened or closed an anomaly."""
+        changes: list[tuple[str, Transition]] = []
         for name, value in inputs.items():
             spec = self._specs.get(name)
             if spec is None:
@@ -287,8 +295,15 @@ class HealthMonitor:
             if detector is None:
                 detector = detectors[name] = RobustZDetector(spec)
             change = detector.update(at.timestamp(), value)
-            if change is None:
-                continue
+            if change is not None:
+                changes.append((name, change))
+        return changes
+
+    async def _apply(self, station_id: str, at: datetime, changes: list[tuple[str, Transition]]) -> list[Transition]:
+        """Record what `_update` found: metrics, the health event opened or closed, the callback."""
+        metrics = ServerMetrics.current()
+        transitions: list[Transition] = []
+        for name, change in changes:
             transitions.append(change)
             if change.opened:
                 metrics.health_events.labels(name).inc()

@@ -36,6 +36,8 @@ class Outbound:
     order: int
     message: agent_pb2.ConnectResponse = field(compare=False)
     on_sent: Callable[[], Awaitable[None]] | None = field(compare=False, default=None)
+    # An UpstreamAck's (boot_id, committed_seq): once written, `AgentSession.settle` (no coroutine per ack).
+    settles: tuple[str, int] | None = field(compare=False, default=None)
 
 
 class AgentSession:
@@ -63,7 +65,12 @@ class AgentSession:
 
     def settle(self, boot_id: str, committed_seq: int) -> None:
         """An ack for (boot_id, committed_seq) was written: what it covers no longer counts against the credit."""
-        self.unacked = deque((b, s) for b, s in self.unacked if not (b == boot_id and s <= committed_seq))
+        unacked = self.unacked
+        # Acks come in the order their messages were read (each stream's reader waits for one before the next).
+        while unacked and unacked[0][0] == boot_id and unacked[0][1] <= committed_seq:
+            unacked.popleft()
+        if unacked and any(b == boot_id and s <= committed_seq for b, s in unacked):
+            self.unacked = deque((b, s) for b, s in unacked if not (b == boot_id and s <= committed_seq))
 
     def push(
         self,
@@ -71,6 +78,7 @@ class AgentSession:
         *,
         urgent: bool = False,
         on_sent: Callable[[], Awaitable[None]] | None = None,
+        settles: tuple[str, int] | None = None,
     ) -> None:
         if self.ended.is_set():
             return
@@ -85,7 +93,7 @@ class AgentSession:
                 )
             )
             return
-        self._queue.put_nowait(Outbound(URGENT if urgent else NORMAL, next(_counter), message, on_sent))
+        self._queue.put_nowait(Outbound(URGENT if urgent else NORMAL, next(_counter), message, on_sent, settles))
 
     def push_command(self, command: agent_pb2.Command) -> bool:
         """Queue a command unless this session already sent it (replay and live push may race)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import grpc
 
 from skymesh.api.agent.v1 import agent_pb2
+from skymesh.core.errors import NotFound
 from skymesh.core.model import StationState
 from tests.server.agent_client import AgentClient, observation_record
 from tests.server.conftest import Fleet, StartServer, add_station
@@ -111,3 +112,44 @@ async def test_revocation_elsewhere_ends_the_stream(start_server: StartServer) -
         code, details = await agent.status()
         assert code == grpc.StatusCode.UNAUTHENTICATED
         assert "revoked" in details
+
+
+async def test_open_streams_recheck_their_keys_in_one_read(start_server: StartServer) -> None:
+    """Issue 8: the periodic key re-check of open streams is one read for all of them, not one per stream; only
+    the stream whose key was revoked ends."""
+    server = await start_server(key_recheck_s=0.1)
+    keys = {sid: await add_station(server, sid) for sid in ("gs1", "gs2", "gs3")}
+    reads: list[int] = []
+    keys_valid = server.repo.keys_valid
+
+    async def counted(key_ids: set[str]) -> set[str]:
+        reads.append(len(key_ids))
+        return await keys_valid(key_ids)
+
+    server.repo.keys_valid = counted  # type: ignore[method-assign]
+    async with (
+        AgentClient.connect(server.address, keys["gs1"], "gs1") as one,
+        AgentClient.connect(server.address, keys["gs2"], "gs2") as two,
+        AgentClient.connect(server.address, keys["gs3"], "gs3") as three,
+    ):
+        for agent in (one, two, three):
+            await agent.expect("welcome")
+        await server.repo.revoke_station_key(keys["gs2"].split("_")[1])
+        code, details = await two.status()
+        assert code == grpc.StatusCode.UNAUTHENTICATED
+        assert "revoked" in details
+        assert 3 in reads  # the three open streams' keys in one read
+        for agent in (one, three):  # the others keep streaming
+            await agent.telemetry(1)
+            assert (await agent.expect("upstream_ack")).committed_seq == 1
+
+
+async def test_slew_rates_of_many_stations_are_one_read(start_server: StartServer) -> None:
+    """The health detectors' per-station read at a station's first telemetry, for a storm's many stations at once."""
+    server = await start_server()
+    for sid in ("gs1", "gs2"):
+        await add_station(server, sid)
+    rates = await server.repo.slew_rates([("gs2", "", 0, None), ("nope", "", 0, None), ("gs1", "", 0, None)])
+    assert rates[0] == (await server.repo.get_station("gs2")).station.slew_rate_deg_s
+    assert isinstance(rates[1], NotFound)
+    assert rates[2] == (await server.repo.get_station("gs1")).station.slew_rate_deg_s

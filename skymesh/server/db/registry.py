@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -72,6 +72,7 @@ STATION_KEY_PREFIX = "smk_"
 USER_TOKEN_PREFIX = "smu_"
 # Compared against when a key id is unknown, so a miss costs the same as a wrong secret.
 _DUMMY_HASH = hash_secret("no-such-key")
+_KEYS_PER_READ = 1000  # key ids per IN list (well under SQLite's bound on variables)
 
 
 def split_credential(value: str, prefix: str) -> tuple[str, str]:
@@ -140,6 +141,27 @@ class RegistryRepo(RepoBase):
         if row is None or row.deleted_at is not None:
             raise NotFound(f"no station {station_id!r}", field="station_id")
         return row
+
+    async def slew_rates(
+        self, items: Sequence[tuple[str, str, int, object]], epochs: Sequence[int | None] | None = None
+    ) -> list[float | NotFound]:
+        """Each station's rotator slew rate (deg/s) for many stations, items (station_id, unused, unused, unused),
+        in one read: the health detectors need it at a station's first telemetry, which a connect storm makes
+        thousands at once (`GroupCommitter`; `epochs` is unused). NotFound for a station deleted or unknown."""
+        ids = sorted({item[0] for item in items})
+        rates: dict[str, float] = {}
+        async with self._tx("slew_rates") as s:
+            for start in range(0, len(ids), _KEYS_PER_READ):
+                rows = await s.execute(
+                    select(StationRow.station_id, StationRow.slew_rate_deg_s).where(
+                        StationRow.station_id.in_(ids[start : start + _KEYS_PER_READ]), StationRow.deleted_at.is_(None)
+                    )
+                )
+                rates.update((row[0], float(row[1])) for row in rows)
+        return [
+            rates[item[0]] if item[0] in rates else NotFound(f"no station {item[0]!r}", field="station_id")
+            for item in items
+        ]
 
     async def list_stations(
         self,
@@ -302,6 +324,22 @@ class RegistryRepo(RepoBase):
         async with self._tx("key_is_valid") as s:
             row = await s.get(StationKeyRow, key_id)
             return row is not None and row.revoked_at is None
+
+    async def keys_valid(self, key_ids: Collection[str]) -> set[str]:
+        """Which of `key_ids` are issued and not revoked (`key_is_valid` for many), in one transaction: the open
+        streams' periodic re-check costs one read for all of them, not one transaction per stream."""
+        ids = sorted(key_ids)
+        valid: set[str] = set()
+        async with self._tx("keys_valid") as s:
+            for start in range(0, len(ids), _KEYS_PER_READ):
+                rows = await s.execute(
+                    select(StationKeyRow.key_id).where(
+                        StationKeyRow.key_id.in_(ids[start : start + _KEYS_PER_READ]),
+                        StationKeyRow.revoked_at.is_(None),
+                    )
+                )
+                valid.update(row[0] for row in rows)
+        return valid
 
     # ---------------------------------------------------------------------------------------------- users
 
