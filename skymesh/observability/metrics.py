@@ -288,7 +288,9 @@ class ServerMetrics(ProcessMetrics):
         )
         self.plan_loop_lag_max = Gauge(
             "skymesh_server_plan_event_loop_lag_max_seconds",
-            "Worst event-loop lateness during the last planning round (read, scheduler call, apply, push)",
+            "Worst event-loop lateness during the last planning round (read, scheduler call, apply, push): "
+            "part=late, all of it; part=busy, what the loop thread's own CPU time can account for",
+            ["part"],
             registry=reg,
         )
 

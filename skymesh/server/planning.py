@@ -45,7 +45,7 @@ from skymesh.server.config import ServerConfig
 from skymesh.server.db import Repository
 from skymesh.server.db.records import PlannedJob, TargetRecord
 from skymesh.server.dispatch import Dispatcher
-from skymesh.server.looplag import LoopLagMonitor
+from skymesh.server.looplag import LoopLag, LoopLagMonitor
 from skymesh.server.wire import target_record_to_proto
 
 if TYPE_CHECKING:
@@ -406,13 +406,14 @@ class Planner:
         took["apply"] = t_push - t_apply
         await self._dispatcher.push_schedules(list(outcome.versions))
         took["push"] = time.monotonic() - t_push
-        lag_s = float("nan")
+        lag = LoopLag(float("nan"), float("nan"))
         if self._loop_lag is not None:
-            lag_s = self._loop_lag.worst_since(lag_mark)
-            ServerMetrics.current().plan_loop_lag_max.set(lag_s)
+            lag = self._loop_lag.worst_since(lag_mark)
+            ServerMetrics.current().plan_loop_lag_max.labels("late").set(lag.late_s)
+            ServerMetrics.current().plan_loop_lag_max.labels("busy").set(lag.busy_s)
         log.info(
             "plan (%s): %d stations, %d targets -> %d assignments (%d new, %d kept, %d cancelled) in %s; "
-            "event loop at most %.3f s late; new versions %s",
+            "event loop at most %.3f s late (%.3f s of it busy); new versions %s",
             reason,
             len(stations),
             len(targets),
@@ -421,7 +422,8 @@ class Planner:
             outcome.kept,
             outcome.cancelled,
             ", ".join(f"{k} {v:.2f} s" for k, v in took.items()),
-            lag_s,
+            lag.late_s,
+            lag.busy_s,
             outcome.versions,
         )
         return PlanResult(

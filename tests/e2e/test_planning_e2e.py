@@ -71,6 +71,7 @@ async def test_planning_through_the_server_with_real_processes(pg_db: str, tmp_p
     # The server's loop-lag monitor reported each Replan's worst lateness (scraped from /metrics). Its size is not
     # asserted: at CI load the OS alone can hold the process off the CPU past 100 ms (the goal is measured at scale
     # in benchmarks/results/planning_e2e.md).
-    for key in ("steady_worst_loop_lag_s", "drop_worst_loop_lag_s"):
-        assert math.isfinite(result[key]) and result[key] >= 0, (key, result[key])
+    for phase in ("steady", "drop"):
+        late, busy = result[f"{phase}_worst_loop_lag_s"], result[f"{phase}_worst_loop_busy_s"]
+        assert math.isfinite(late) and 0 <= busy <= late, (phase, late, busy)
     assert result["steady_loop_lag_over_100ms"] >= 0 and result["drop_loop_lag_over_100ms"] >= 0

@@ -6,7 +6,7 @@ import asyncio
 import time
 
 from skymesh.observability.metrics import ServerMetrics
-from skymesh.server.looplag import LoopLagMonitor
+from skymesh.server.looplag import LoopLag, LoopLagMonitor
 
 
 async def test_a_blocking_step_shows_as_lag_in_its_window_only() -> None:
@@ -17,18 +17,33 @@ async def test_a_blocking_step_shows_as_lag_in_its_window_only() -> None:
         await asyncio.sleep(0.05)
         before = monitor.mark()
         await asyncio.sleep(0.05)
-        assert monitor.worst_since(before) < 0.1  # nothing held the loop
+        assert monitor.worst_since(before).late_s < 0.1  # nothing held the loop
         window = monitor.mark()
-        time.sleep(0.2)  # noqa: ASYNC251 (on purpose: a step that holds the loop for 200 ms)
+        deadline = time.monotonic() + 0.2
+        while time.monotonic() < deadline:  # a step that holds the loop (and its thread's CPU) for 200 ms
+            pass
         await asyncio.sleep(0.05)
-        assert 0.15 < monitor.worst_since(window) < 5
+        worst = monitor.worst_since(window)
+        assert 0.15 < worst.late_s < 5
+        assert 0 <= worst.busy_s <= worst.late_s
         after = monitor.mark()
         await asyncio.sleep(0.05)
-        assert monitor.worst_since(after) < 0.1  # a window opened later does not see it
-        assert monitor.worst_since(after) == 0.0  # closed
+        assert monitor.worst_since(after).late_s < 0.1  # a window opened later does not see it
+        assert monitor.worst_since(after) == LoopLag(0.0, 0.0)  # closed
     finally:
         task.cancel()
-    over = metrics.registry.get_sample_value("skymesh_server_event_loop_lag_seconds_count")
-    late = over - metrics.registry.get_sample_value("skymesh_server_event_loop_lag_seconds_bucket", {"le": "0.1"})
-    assert over >= monitor.samples > 5
-    assert late >= 1
+    count = metrics.registry.get_sample_value("skymesh_server_event_loop_lag_seconds_count")
+    fast = metrics.registry.get_sample_value("skymesh_server_event_loop_lag_seconds_bucket", {"le": "0.1"})
+    assert count is not None and fast is not None
+    assert count >= monitor.samples > 5
+    assert count - fast >= 1  # the 200 ms step
+
+
+def test_busy_is_the_lateness_the_loop_threads_cpu_accounts_for() -> None:
+    monitor = LoopLagMonitor()
+    window = monitor.mark()
+    monitor.record(0.3, 0.02)  # kept off the CPU: late, hardly busy
+    monitor.record(0.15, 0.5)  # a step that held the loop: busy up to its lateness
+    monitor.record(-0.001, 0.0)  # early wake-ups count as on time
+    assert monitor.worst_since(window) == LoopLag(0.3, 0.15)
+    assert monitor.worst == LoopLag(0.3, 0.15)
