@@ -373,13 +373,17 @@ async def run(
                         msg = targets_pb2.CreateTargetRequest(target=convert.target_to_proto(t))
                         await target_api.CreateTarget(msg, timeout=60)
 
+                lag = LagScrape(metrics_port)
+                await lag.reset()
                 t0 = time.monotonic()
                 await asyncio.gather(*(add_station(s) for s in req.stations), *(add_target(t) for t in sats))
                 result["register_s"] = round(time.monotonic() - t0, 1)
+                register_lag = await lag.phase()
+                result["register_loop_lag_over_100ms"] = register_lag["over_100ms"]
+                result["register_loop_lag_bucket_s"] = register_lag["worst_bucket_s"]
 
                 probe = Probe(server_addr)
                 probe.start()
-                lag = LagScrape(metrics_port)
                 await lag.reset()
                 holdings = [Held(s.station_id) for s in req.stations]
                 stops = [asyncio.Event() for _ in holdings]

@@ -360,7 +360,7 @@ class Planner:
         planned = []
         schedulable = set(station_ids)
         for i, a in enumerate(response.assignments):
-            if i % 2000 == 1999:
+            if i % 500 == 499:
                 await asyncio.sleep(0)  # a large plan is converted in slices: the event loop keeps serving
             if a.station_id not in schedulable:
                 continue  # a frozen job of a disconnected station handed back: it stays as it is
