@@ -215,7 +215,7 @@ class LagScrape:
                 return str(reply.read().decode())
 
         buckets: dict[float, float] = {}
-        plan_worst = {"late": math.nan, "busy": math.nan}
+        plan_worst = {"late": math.nan, "busy": math.nan, "gc": math.nan}
         for family in text_string_to_metric_families(await asyncio.to_thread(get)):
             for sample in family.samples:
                 if sample.name == "skymesh_server_event_loop_lag_seconds_bucket":
@@ -239,6 +239,7 @@ class LagScrape:
             "worst_bucket_s": bound,
             "plan_worst_s": round(plan_worst["late"], 3),
             "plan_busy_s": round(plan_worst["busy"], 3),
+            "plan_gc_s": round(plan_worst["gc"], 3),
         }
 
 
@@ -423,6 +424,7 @@ async def run(
                     steady_lag = await lag.phase()
                     result["steady_worst_loop_lag_s"] = steady_lag["plan_worst_s"]
                     result["steady_worst_loop_busy_s"] = steady_lag["plan_busy_s"]
+                    result["steady_worst_gc_s"] = steady_lag["plan_gc_s"]
                     result["steady_loop_lag_over_100ms"] = steady_lag["over_100ms"]
                     result["steady_loop_lag_bucket_s"] = steady_lag["worst_bucket_s"]
                     result["gap"] = round(reply.gap, 4)
@@ -443,6 +445,7 @@ async def run(
                     drop_plan = await lag.phase()
                     result["drop_worst_loop_lag_s"] = drop_plan["plan_worst_s"]
                     result["drop_worst_loop_busy_s"] = drop_plan["plan_busy_s"]
+                    result["drop_worst_gc_s"] = drop_plan["plan_gc_s"]
                     # Replan returns once the schedules are queued to the streams: the check reads what the agents
                     # hold once the last of them arrived (none for 3 s), not a mix of old and new schedules.
                     await asyncio.sleep(2.0)

@@ -54,6 +54,7 @@ __all__ = [
     "SERVER_ALERTS",
     "SERVER_ALERT_INGEST",
     "SERVER_DEDUP_HITS",
+    "SERVER_GC_PAUSE",
     "SERVER_INGESTED",
     "SERVER_LOOP_LAG",
     "SERVER_PLANS",
@@ -286,10 +287,17 @@ class ServerMetrics(ProcessMetrics):
             buckets=_LAG_BUCKETS_S,
             registry=reg,
         )
+        self.gc_pause = Histogram(
+            "skymesh_server_gc_pause_seconds",
+            "Full (generation 2) garbage collections of the server process: each holds the event loop",
+            buckets=_LAG_BUCKETS_S,
+            registry=reg,
+        )
         self.plan_loop_lag_max = Gauge(
             "skymesh_server_plan_event_loop_lag_max_seconds",
             "Worst event-loop lateness during the last planning round (read, scheduler call, apply, push): "
-            "part=late, all of it; part=busy, what the loop thread's own CPU time can account for",
+            "part=late, all of it; part=busy, what the loop thread's own CPU time can account for; part=gc, the "
+            "longest full garbage collection",
             ["part"],
             registry=reg,
         )
@@ -452,6 +460,7 @@ SERVER_PLANS = _CounterRef(ServerMetrics, "plans")
 SERVER_ALERTS = _CounterRef(ServerMetrics, "alerts")
 SERVER_ALERT_INGEST = _HistogramRef(ServerMetrics, "alert_ingest")
 SERVER_LOOP_LAG = _HistogramRef(ServerMetrics, "loop_lag")
+SERVER_GC_PAUSE = _HistogramRef(ServerMetrics, "gc_pause")
 
 # --- scheduler ---
 PLAN_RUNTIME = _HistogramRef(SchedulerMetrics, "plan_duration")

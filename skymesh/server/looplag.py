@@ -8,22 +8,26 @@ remove. So each wake-up also reads the loop thread's CPU time: the part of the l
 account for is at most the CPU its thread used over the interval ("busy"). A step that holds the loop shows in both;
 a process kept off the CPU shows in the lateness only.
 
+Full garbage collections (generation 2) hold the loop too, wherever an allocation happens to trigger one: while it
+runs, the monitor also times them (`gc.callbacks`; `skymesh_server_gc_pause_seconds`).
+
 Exported as the histogram `skymesh_server_event_loop_lag_seconds` (the lateness); `worst_since(mark)` gives the
-worst lateness and the worst busy part since a `mark()` (the planner logs both for each plan and exports them as
-`skymesh_server_plan_event_loop_lag_max_seconds{part="late"|"busy"}`). It costs one timer wake-up, two reads of the
-thread's CPU clock and one histogram observation per interval (50 a second at the default 20 ms: well under 0.1 %
-of a core).
+worst lateness, busy part and full collection since a `mark()` (the planner logs them for each plan and exports
+them as `skymesh_server_plan_event_loop_lag_max_seconds{part="late"|"busy"|"gc"}`). It costs one timer wake-up,
+two reads of the thread's CPU clock and one histogram observation per interval (50 a second at the default 20 ms:
+well under 0.1 % of a core), and one call per garbage collection.
 
 Imports only the standard library and the metrics module."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import time
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from skymesh.observability.metrics import SERVER_LOOP_LAG
+from skymesh.observability.metrics import SERVER_GC_PAUSE, SERVER_LOOP_LAG
 
 __all__ = ["LoopLag", "LoopLagMonitor"]
 
@@ -31,6 +35,7 @@ __all__ = ["LoopLag", "LoopLagMonitor"]
 class LoopLag(NamedTuple):
     late_s: float  # how much later than asked the monitor woke
     busy_s: float  # the part of that the loop thread's own CPU time can account for (at most late_s)
+    gc_s: float = 0.0  # the longest full garbage collection
 
 
 class LoopLagMonitor:
@@ -42,6 +47,7 @@ class LoopLagMonitor:
         self.samples = 0
         self._marks: dict[int, LoopLag] = {}  # open windows -> worst since each
         self._ids = itertools.count()
+        self._gc_started = 0.0
 
     def mark(self) -> int:
         """Start a window (e.g. a plan); pass the returned id to `worst_since`."""
@@ -50,8 +56,24 @@ class LoopLagMonitor:
         return mark
 
     def worst_since(self, mark: int) -> LoopLag:
-        """The worst lateness and busy part seen since `mark()` (each its own maximum); closes the window."""
+        """The worst lateness, busy part and full collection seen since `mark()` (each its own maximum); closes the
+        window."""
         return self._marks.pop(mark, LoopLag(0.0, 0.0))
+
+    def _on_gc(self, phase: str, info: dict[str, Any]) -> None:
+        if info.get("generation") != 2:
+            return
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+            return
+        pause_s = time.perf_counter() - self._gc_started
+        SERVER_GC_PAUSE.observe(pause_s)
+        if pause_s > self.worst.gc_s:
+            self.worst = self.worst._replace(gc_s=pause_s)
+        # Any thread's allocation may collect: the windows are read from a copy, and a closed one is not reopened.
+        for mark, worst in list(self._marks.items()):
+            if pause_s > worst.gc_s and mark in self._marks:
+                self._marks[mark] = worst._replace(gc_s=pause_s)
 
     def record(self, late_s: float, cpu_s: float) -> None:
         """One wake-up `late_s` late, the loop thread having used `cpu_s` of CPU since the one before."""
@@ -60,15 +82,19 @@ class LoopLagMonitor:
         self.samples += 1
         SERVER_LOOP_LAG.observe(late_s)
         if late_s > self.worst.late_s or busy_s > self.worst.busy_s:
-            self.worst = LoopLag(max(late_s, self.worst.late_s), max(busy_s, self.worst.busy_s))
+            self.worst = LoopLag(max(late_s, self.worst.late_s), max(busy_s, self.worst.busy_s), self.worst.gc_s)
         for mark, worst in self._marks.items():
             if late_s > worst.late_s or busy_s > worst.busy_s:
-                self._marks[mark] = LoopLag(max(late_s, worst.late_s), max(busy_s, worst.busy_s))
+                self._marks[mark] = LoopLag(max(late_s, worst.late_s), max(busy_s, worst.busy_s), worst.gc_s)
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        while True:
-            due = loop.time() + self.interval_s
-            cpu = time.thread_time()
-            await asyncio.sleep(self.interval_s)
-            self.record(loop.time() - due, time.thread_time() - cpu)
+        gc.callbacks.append(self._on_gc)
+        try:
+            while True:
+                due = loop.time() + self.interval_s
+                cpu = time.thread_time()
+                await asyncio.sleep(self.interval_s)
+                self.record(loop.time() - due, time.thread_time() - cpu)
+        finally:
+            gc.callbacks.remove(self._on_gc)

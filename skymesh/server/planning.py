@@ -406,14 +406,14 @@ class Planner:
         took["apply"] = t_push - t_apply
         await self._dispatcher.push_schedules(list(outcome.versions))
         took["push"] = time.monotonic() - t_push
-        lag = LoopLag(float("nan"), float("nan"))
+        lag = LoopLag(float("nan"), float("nan"), float("nan"))
         if self._loop_lag is not None:
             lag = self._loop_lag.worst_since(lag_mark)
-            ServerMetrics.current().plan_loop_lag_max.labels("late").set(lag.late_s)
-            ServerMetrics.current().plan_loop_lag_max.labels("busy").set(lag.busy_s)
+            for part, value in zip(("late", "busy", "gc"), lag, strict=True):
+                ServerMetrics.current().plan_loop_lag_max.labels(part).set(value)
         log.info(
             "plan (%s): %d stations, %d targets -> %d assignments (%d new, %d kept, %d cancelled) in %s; "
-            "event loop at most %.3f s late (%.3f s of it busy); new versions %s",
+            "event loop at most %.3f s late (%.3f s of it busy; longest full GC %.3f s); new versions %s",
             reason,
             len(stations),
             len(targets),
@@ -424,6 +424,7 @@ class Planner:
             ", ".join(f"{k} {v:.2f} s" for k, v in took.items()),
             lag.late_s,
             lag.busy_s,
+            lag.gc_s,
             outcome.versions,
         )
         return PlanResult(

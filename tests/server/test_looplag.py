@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 
 from skymesh.observability.metrics import ServerMetrics
@@ -26,12 +27,16 @@ async def test_a_blocking_step_shows_as_lag_in_its_window_only() -> None:
         worst = monitor.worst_since(window)
         assert 0.15 < worst.late_s < 5
         assert 0 <= worst.busy_s <= worst.late_s
+        collected = monitor.mark()
+        gc.collect()  # a full collection, timed while the monitor runs
+        assert monitor.worst_since(collected).gc_s > 0
         after = monitor.mark()
         await asyncio.sleep(0.05)
         assert monitor.worst_since(after).late_s < 0.1  # a window opened later does not see it
         assert monitor.worst_since(after) == LoopLag(0.0, 0.0)  # closed
     finally:
         task.cancel()
+    assert metrics.registry.get_sample_value("skymesh_server_gc_pause_seconds_count")
     count = metrics.registry.get_sample_value("skymesh_server_event_loop_lag_seconds_count")
     fast = metrics.registry.get_sample_value("skymesh_server_event_loop_lag_seconds_bucket", {"le": "0.1"})
     assert count is not None and fast is not None
@@ -45,5 +50,5 @@ def test_busy_is_the_lateness_the_loop_threads_cpu_accounts_for() -> None:
     monitor.record(0.3, 0.02)  # kept off the CPU: late, hardly busy
     monitor.record(0.15, 0.5)  # a step that held the loop: busy up to its lateness
     monitor.record(-0.001, 0.0)  # early wake-ups count as on time
-    assert monitor.worst_since(window) == LoopLag(0.3, 0.15)
-    assert monitor.worst == LoopLag(0.3, 0.15)
+    assert monitor.worst_since(window) == LoopLag(0.3, 0.15, 0.0)
+    assert monitor.worst == LoopLag(0.3, 0.15, 0.0)
