@@ -18,7 +18,8 @@ async def test_a_blocking_step_shows_as_lag_in_its_window_only() -> None:
         await asyncio.sleep(0.05)
         before = monitor.mark()
         await asyncio.sleep(0.05)
-        assert monitor.worst_since(before).late_s < 0.1  # nothing held the loop
+        # Nothing held the loop: its thread was not busy (lateness alone may be the OS, on a loaded machine).
+        assert monitor.worst_since(before).busy_s < 0.1
         window = monitor.mark()
         deadline = time.monotonic() + 0.2
         while time.monotonic() < deadline:  # a step that holds the loop (and its thread's CPU) for 200 ms
@@ -28,11 +29,12 @@ async def test_a_blocking_step_shows_as_lag_in_its_window_only() -> None:
         assert 0.15 < worst.late_s < 5
         assert 0 <= worst.busy_s <= worst.late_s
         collected = monitor.mark()
-        gc.collect()  # a full collection, timed while the monitor runs
+        gc.collect()  # a full collection, timed while the monitor runs (it holds the loop too)
+        await asyncio.sleep(0.05)
         assert monitor.worst_since(collected).gc_s > 0
         after = monitor.mark()
         await asyncio.sleep(0.05)
-        assert monitor.worst_since(after).late_s < 0.1  # a window opened later does not see it
+        assert monitor.worst_since(after).busy_s < 0.1  # a window opened later does not see them
         assert monitor.worst_since(after) == LoopLag(0.0, 0.0)  # closed
     finally:
         task.cancel()
