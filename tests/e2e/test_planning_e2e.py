@@ -74,4 +74,5 @@ async def test_planning_through_the_server_with_real_processes(pg_db: str, tmp_p
     for phase in ("steady", "drop"):
         late, busy = result[f"{phase}_worst_loop_lag_s"], result[f"{phase}_worst_loop_busy_s"]
         assert math.isfinite(late) and 0 <= busy <= late, (phase, late, busy)
+        assert result[f"{phase}_worst_gc_s"] >= 0  # the longest full collection (NaN if not reported)
     assert result["steady_loop_lag_over_100ms"] >= 0 and result["drop_loop_lag_over_100ms"] >= 0
