@@ -7,7 +7,8 @@ stations would: `apply_plan` (first plan: all new), the push's reads and marks (
 (a twentieth of the jobs moved by a minute, a twentieth replaced). A `LoopLagMonitor` waking every 5 ms measures the
 worst lateness of the loop during each step (the longest stretch a step held the loop, within 5 ms) and the part
 of it the loop thread's CPU accounts for (`busy`), next to its wall time and its process CPU time. `--stacks`
-samples where the loop thread is while it is held; `--profile STEP` profiles a step.
+samples where the loop thread is while it is held; `--profile STEP` profiles a step. The collector is set up as the
+server's (`settle_gc`) unless `--python-gc`.
 
     PYTHONPATH=$PWD .venv/bin/python benchmarks/planning_stalls.py --pg postgresql+asyncpg://postgres@127.0.0.1/x
 
@@ -35,7 +36,7 @@ from typing import Any, TypeVar
 from skymesh.core.model import SatelliteTarget, TimeWindow
 from skymesh.server.db import Repository, create_engine, migrate
 from skymesh.server.db.records import PlannedJob
-from skymesh.server.looplag import LoopLagMonitor
+from skymesh.server.looplag import LoopLagMonitor, settle_gc
 from skymesh.server.runloop import run as run_loop
 from skymesh.server.wire import schedule_message
 
@@ -86,16 +87,21 @@ async def _timed(out: dict[str, Any], name: str, monitor: LoopLagMonitor, step: 
     value = await step()
     _PROFILER.disable()
     await asyncio.sleep(monitor.interval_s * 2)  # the monitor's wake-up after the step's last slice
-    entry = out.setdefault(name, {"wall_s": 0.0, "cpu_s": 0.0, "worst_lag_s": 0.0, "worst_busy_s": 0.0})
+    entry = out.setdefault(
+        name, {"wall_s": 0.0, "cpu_s": 0.0, "worst_lag_s": 0.0, "worst_busy_s": 0.0, "worst_gc_s": 0.0}
+    )
     entry["wall_s"] = round(entry["wall_s"] + time.perf_counter() - wall, 3)
     entry["cpu_s"] = round(entry["cpu_s"] + time.process_time() - cpu, 3)
     worst = monitor.worst_since(mark)
     entry["worst_lag_s"] = round(max(entry["worst_lag_s"], worst.late_s), 3)
     entry["worst_busy_s"] = round(max(entry["worst_busy_s"], worst.busy_s), 3)
+    entry["worst_gc_s"] = round(max(entry["worst_gc_s"], worst.gc_s), 3)
     return value
 
 
-async def run(stations: int, satellites: int, jobs: int, database_url: str, *, stacks: bool = False) -> dict[str, Any]:
+async def run(
+    stations: int, satellites: int, jobs: int, database_url: str, *, stacks: bool = False, server_gc: bool = True
+) -> dict[str, Any]:
     from skymesh.scheduler.scenario import generate_talos
 
     req = generate_talos(stations=stations, satellites=satellites, hours=24, seed=1)
@@ -103,6 +109,8 @@ async def run(stations: int, satellites: int, jobs: int, database_url: str, *, s
     engine = create_engine(database_url)
     await migrate(engine)
     repo = Repository(engine)
+    if server_gc:
+        settle_gc()  # as `skymesh server` does after start
     monitor = _Monitor(interval_s=0.005)
     lag_task = asyncio.create_task(monitor.run())
     sampler = StallSampler(monitor)
@@ -185,6 +193,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", default="200x1000", help="STATIONSxSATELLITES")
     parser.add_argument("--jobs", type=int, default=12_000)
+    parser.add_argument(
+        "--python-gc", action="store_true", help="keep Python's default collector (not the server's settle_gc)"
+    )
     parser.add_argument("--stacks", action="store_true", help="sample where the loop is held (seconds per place)")
     parser.add_argument("--profile", action="append", default=[], help="a step to profile (repeatable)")
     parser.add_argument("--pg", default="", help="a PostgreSQL asyncpg URL of an empty database (default SQLite)")
@@ -194,7 +205,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         url = args.pg or f"sqlite+aiosqlite:///{Path(tmp) / 'stalls.sqlite3'}"
         print(
-            json.dumps(run_loop(run(n, m, args.jobs, url, stacks=args.stacks))), flush=True
+            json.dumps(run_loop(run(n, m, args.jobs, url, stacks=args.stacks, server_gc=not args.python_gc))),
+            flush=True,
         )  # the server's loop (uvloop)
     if PROFILE:
         pstats.Stats(_PROFILER, stream=sys.stderr).sort_stats("tottime").print_stats(30)

@@ -56,21 +56,13 @@ def _run(args: argparse.Namespace) -> int:
 
 async def _serve(config: Any) -> None:
     import asyncio
-    import gc
     import signal
 
     from skymesh.server import serve
+    from skymesh.server.looplag import settle_gc
 
     running = await serve(config)
-    # A full garbage collection holds the event loop while it walks every tracked object: 0.37-0.48 s at 200 stations
-    # x 1,000 targets while plans ran, at load 10-11 (issue 8, benchmarks/results/planning_e2e.md). What the server
-    # built at start (modules, ORM and protobuf descriptors) lives as long as the process: frozen out of the collector
-    # (0.06-0.14 s left). The young generation collected every 20,000 allocations, not 700: a plan's objects (12,000
-    # jobs, their records and messages) mostly die before they are promoted, and the runs measured saw no full
-    # collection during a plan. The process's choice, not serve()'s: tests start many servers in one process.
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(20_000, 20, 10)
+    settle_gc()  # full garbage collections held the event loop 0.4 s during plans (issue 8)
     print(f"skymesh server listening on {running.address}", flush=True)
     if running.metrics_port is not None:
         print(f"metrics on http://{config.metrics_addr}:{running.metrics_port}/metrics", flush=True)
