@@ -13,6 +13,11 @@ registered through the control API (the admin token the server wrote), one raw a
   same satellite must never be booked at two stations at overlapping times;
 - all the while a health check every 50 ms measures how long the server's event loop keeps it waiting (the worst
   answer time is an upper bound of the worst loop stall, plus one loopback round trip);
+- the server's own event-loop lag monitor, scraped from its /metrics: the worst lateness during the plan a Replan
+  ran (`skymesh_server_plan_event_loop_lag_max_seconds`, a lower bound of the worst stall within 20 ms) and the part
+  of it the loop thread's own CPU accounts for ("busy": the rest is the OS running other processes), and per phase
+  how many of its 20 ms wake-ups were more than 100 ms late (`skymesh_server_event_loop_lag_seconds`) and the
+  histogram bucket the worst of them fell in;
 - peak resident memory of the server and of the scheduler with its solver children (sampled from /proc every 0.5 s).
 
     PYTHONPATH=$PWD .venv/bin/python benchmarks/planning_e2e.py --size 50x200 --runs 2
@@ -27,6 +32,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import signal
 import socket
@@ -34,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -43,6 +50,7 @@ from typing import Any
 import grpc
 import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client.parser import text_string_to_metric_families
 
 from skymesh.api import convert
 from skymesh.api.agent.v1 import agent_pb2, agent_pb2_grpc
@@ -192,6 +200,49 @@ class Probe:
         await self._channel.close()
 
 
+class LagScrape:
+    """The server's event-loop lag metrics, scraped from its /metrics endpoint."""
+
+    def __init__(self, port: int) -> None:
+        self._url = f"http://127.0.0.1:{port}/metrics"
+        self._start: dict[float, float] = {}
+
+    async def _scrape(self) -> tuple[dict[float, float], dict[str, float]]:
+        """(cumulative lag histogram: bucket bound -> count, the last plan's worst lateness and busy part, s)."""
+
+        def get() -> str:
+            with urllib.request.urlopen(self._url, timeout=30) as reply:
+                return str(reply.read().decode())
+
+        buckets: dict[float, float] = {}
+        plan_worst = {"late": math.nan, "busy": math.nan, "gc": math.nan}
+        for family in text_string_to_metric_families(await asyncio.to_thread(get)):
+            for sample in family.samples:
+                if sample.name == "skymesh_server_event_loop_lag_seconds_bucket":
+                    buckets[float(sample.labels["le"])] = sample.value
+                elif sample.name == "skymesh_server_plan_event_loop_lag_max_seconds":
+                    plan_worst[sample.labels["part"]] = sample.value
+        return buckets, plan_worst
+
+    async def reset(self) -> None:
+        self._start, _ = await self._scrape()
+
+    async def phase(self) -> dict[str, float]:
+        """Since `reset`: wake-ups more than 100 ms late, the bucket bound of the latest one, and the last plan's
+        worst lateness."""
+        now, plan_worst = await self._scrape()
+        diff = {le: n - self._start.get(le, 0.0) for le, n in now.items()}
+        total = diff.get(math.inf, 0.0)
+        bound = min((le for le, n in diff.items() if n >= total), default=math.nan)
+        return {
+            "over_100ms": int(total - diff.get(0.1, 0.0)),
+            "worst_bucket_s": bound,
+            "plan_worst_s": round(plan_worst["late"], 3),
+            "plan_busy_s": round(plan_worst["busy"], 3),
+            "plan_gc_s": round(plan_worst["gc"], 3),
+        }
+
+
 class RssSampler:
     def __init__(self, pids: dict[str, int]) -> None:
         self.pids = pids
@@ -269,6 +320,7 @@ async def run(
         root.mkdir(parents=True, exist_ok=True)
         sched_addr = f"127.0.0.1:{free_port()}"
         server_addr = f"127.0.0.1:{free_port()}"
+        metrics_port = free_port()
         config = {
             "listen": server_addr,
             "database_url": database_url or f"sqlite+aiosqlite:///{root / 'bench.sqlite3'}",
@@ -283,6 +335,7 @@ async def run(
             "replan_debounce_s": 1.0,
             "freeze_s": 0.0,
             "heartbeat_interval_s": 10.0,
+            "metrics_port": metrics_port,
             # The TALOS scenario's demand (as `skymesh plan` and benchmarks/planning.py send it): one pass per
             # satellite per 2 h, so the reported gap is the same measure.
             "plan_satellite_max_per_period": 1,
@@ -321,12 +374,18 @@ async def run(
                         msg = targets_pb2.CreateTargetRequest(target=convert.target_to_proto(t))
                         await target_api.CreateTarget(msg, timeout=60)
 
+                lag = LagScrape(metrics_port)
+                await lag.reset()
                 t0 = time.monotonic()
                 await asyncio.gather(*(add_station(s) for s in req.stations), *(add_target(t) for t in sats))
                 result["register_s"] = round(time.monotonic() - t0, 1)
+                register_lag = await lag.phase()
+                result["register_loop_lag_over_100ms"] = register_lag["over_100ms"]
+                result["register_loop_lag_bucket_s"] = register_lag["worst_bucket_s"]
 
                 probe = Probe(server_addr)
                 probe.start()
+                await lag.reset()
                 holdings = [Held(s.station_id) for s in req.stations]
                 stops = [asyncio.Event() for _ in holdings]
                 channels = [grpc.aio.insecure_channel(server_addr) for _ in range(max(1, stations // 50))]
@@ -351,13 +410,23 @@ async def run(
                     result["first_plan_worst_health_s"] = round(probe.worst_s, 3)
                     result["health_answered"] = probe.answered
                     result["health_failed"] = probe.failed
+                    first_lag = await lag.phase()
+                    result["first_plan_loop_lag_over_100ms"] = first_lag["over_100ms"]
+                    result["first_plan_loop_lag_bucket_s"] = first_lag["worst_bucket_s"]
 
                     plan_api = observations_pb2_grpc.JobServiceStub(api_channel)
                     probe.reset()
+                    await lag.reset()
                     t = time.monotonic()
                     reply = await plan_api.Replan(observations_pb2.ReplanRequest(), timeout=wait_s)
                     result["steady_replan_s"] = round(time.monotonic() - t, 1)
                     result["steady_worst_health_s"] = round(probe.worst_s, 3)
+                    steady_lag = await lag.phase()
+                    result["steady_worst_loop_lag_s"] = steady_lag["plan_worst_s"]
+                    result["steady_worst_loop_busy_s"] = steady_lag["plan_busy_s"]
+                    result["steady_worst_gc_s"] = steady_lag["plan_gc_s"]
+                    result["steady_loop_lag_over_100ms"] = steady_lag["over_100ms"]
+                    result["steady_loop_lag_bucket_s"] = steady_lag["worst_bucket_s"]
                     result["gap"] = round(reply.gap, 4)
                     result["assignments"] = reply.assignments
                     result["unscheduled"] = reply.unscheduled
@@ -369,9 +438,14 @@ async def run(
                             stop.set()
                     await asyncio.sleep(2.0)  # the server sees the streams end (DISCONNECTED)
                     probe.reset()
+                    await lag.reset()
                     t = time.monotonic()
                     await plan_api.Replan(observations_pb2.ReplanRequest(), timeout=wait_s)
                     result["drop_replan_s"] = round(time.monotonic() - t, 1)
+                    drop_plan = await lag.phase()
+                    result["drop_worst_loop_lag_s"] = drop_plan["plan_worst_s"]
+                    result["drop_worst_loop_busy_s"] = drop_plan["plan_busy_s"]
+                    result["drop_worst_gc_s"] = drop_plan["plan_gc_s"]
                     # Replan returns once the schedules are queued to the streams: the check reads what the agents
                     # hold once the last of them arrived (none for 3 s), not a mix of old and new schedules.
                     await asyncio.sleep(2.0)
@@ -381,6 +455,9 @@ async def run(
                         "the new schedules at the agents",
                     )
                     result["drop_worst_health_s"] = round(probe.worst_s, 3)
+                    drop_lag = await lag.phase()  # the Replan and the schedules' arrival after it
+                    result["drop_loop_lag_over_100ms"] = drop_lag["over_100ms"]
+                    result["drop_loop_lag_bucket_s"] = drop_lag["worst_bucket_s"]
                     result["double_bookings"] = len(double_bookings(holdings))
                 finally:
                     for stop in stops:

@@ -59,8 +59,10 @@ async def _serve(config: Any) -> None:
     import signal
 
     from skymesh.server import serve
+    from skymesh.server.looplag import settle_gc
 
     running = await serve(config)
+    settle_gc()  # full garbage collections held the event loop 0.4 s during plans (issue 8)
     print(f"skymesh server listening on {running.address}", flush=True)
     if running.metrics_port is not None:
         print(f"metrics on http://{config.metrics_addr}:{running.metrics_port}/metrics", flush=True)

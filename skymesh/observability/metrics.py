@@ -54,7 +54,9 @@ __all__ = [
     "SERVER_ALERTS",
     "SERVER_ALERT_INGEST",
     "SERVER_DEDUP_HITS",
+    "SERVER_GC_PAUSE",
     "SERVER_INGESTED",
+    "SERVER_LOOP_LAG",
     "SERVER_PLANS",
     "SERVER_RECONNECTS",
     "SERVER_STREAMS",
@@ -74,6 +76,8 @@ __all__ = [
 
 # Latency buckets from 1 ms to 2 min: stream hot path, DB transactions and plans all land inside.
 _BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+# Event-loop lateness: a healthy loop is a millisecond late; the goal is never more than 100 ms.
+_LAG_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 # Stream lifetimes: a flapping link lives seconds, a healthy one days.
 _LIFETIME_BUCKETS_S = (1, 10, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, 86400, 7 * 86400)
 
@@ -277,6 +281,26 @@ class ServerMetrics(ProcessMetrics):
         self.replan_interval = Gauge(
             "skymesh_server_replan_interval_seconds", "Configured interval between planning rounds", registry=reg
         )
+        self.loop_lag = Histogram(
+            "skymesh_server_event_loop_lag_seconds",
+            "How much later than asked a 20 ms sleep on the server's event loop wakes (a stall's lower bound)",
+            buckets=_LAG_BUCKETS_S,
+            registry=reg,
+        )
+        self.gc_pause = Histogram(
+            "skymesh_server_gc_pause_seconds",
+            "Full (generation 2) garbage collections of the server process: each holds the event loop",
+            buckets=_LAG_BUCKETS_S,
+            registry=reg,
+        )
+        self.plan_loop_lag_max = Gauge(
+            "skymesh_server_plan_event_loop_lag_max_seconds",
+            "Worst event-loop lateness during the last planning round (read, scheduler call, apply, push): "
+            "part=late, all of it; part=busy, what the loop thread's own CPU time can account for; part=gc, the "
+            "longest full garbage collection",
+            ["part"],
+            registry=reg,
+        )
 
 
 class SchedulerMetrics(ProcessMetrics):
@@ -435,6 +459,8 @@ UPLOAD_BYTES = _CounterRef(ServerMetrics, "upload_bytes")
 SERVER_PLANS = _CounterRef(ServerMetrics, "plans")
 SERVER_ALERTS = _CounterRef(ServerMetrics, "alerts")
 SERVER_ALERT_INGEST = _HistogramRef(ServerMetrics, "alert_ingest")
+SERVER_LOOP_LAG = _HistogramRef(ServerMetrics, "loop_lag")
+SERVER_GC_PAUSE = _HistogramRef(ServerMetrics, "gc_pause")
 
 # --- scheduler ---
 PLAN_RUNTIME = _HistogramRef(SchedulerMetrics, "plan_duration")

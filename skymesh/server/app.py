@@ -67,6 +67,7 @@ from skymesh.server.events import EventBus
 from skymesh.server.groupcommit import GroupCommitter
 from skymesh.server.health import HealthMonitor
 from skymesh.server.liveness import Liveness
+from skymesh.server.looplag import LoopLagMonitor
 from skymesh.server.observe import StationGauges, readiness_checks
 from skymesh.server.planning import Planner
 from skymesh.server.reduction import Reducer, is_reducible
@@ -268,6 +269,7 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
             ("grpc.max_send_message_length", config.scheduler_max_message_mb << 20),
         ],
     )
+    loop_lag = LoopLagMonitor()  # how late the event loop runs (skymesh_server_event_loop_lag_seconds)
     planner = (
         Planner(
             repo,
@@ -278,6 +280,7 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
             failing_devices=lambda station_id: liveness.failing_devices(station_id),  # liveness is built below
             leadership=replicas,
             forward=lambda reason: _forward_plan_request(dispatcher, reason),
+            loop_lag=loop_lag,
         )
         if config.planning_enabled
         else None
@@ -301,7 +304,7 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
         replica=replica_id,
     )
     alert_ingest = AlertIngest(repo, dispatcher, config.alerts, replan)
-    alert_loops: dict[str, Callable[[], Coroutine[Any, Any, Any]]] = {}
+    alert_loops: dict[str, Callable[[], Coroutine[Any, Any, Any]]] = {"event-loop-lag": loop_lag.run}
     if config.alerts.watch_dir:
         watcher = AlertWatcher(alert_ingest, Path(config.alerts.watch_dir), config.alerts.watch_interval_s)
         alert_loops["alert-watcher"] = watcher.run

@@ -45,6 +45,7 @@ from skymesh.server.config import ServerConfig
 from skymesh.server.db import Repository
 from skymesh.server.db.records import PlannedJob, TargetRecord
 from skymesh.server.dispatch import Dispatcher
+from skymesh.server.looplag import LoopLag, LoopLagMonitor
 from skymesh.server.wire import target_record_to_proto
 
 if TYPE_CHECKING:
@@ -122,7 +123,9 @@ class Planner:
         failing_devices: Callable[[str], tuple[str, ...]] = lambda _station_id: (),
         leadership: Leadership | None = None,
         forward: Callable[[str], None] = lambda _reason: None,
+        loop_lag: LoopLagMonitor | None = None,
     ) -> None:
+        self._loop_lag = loop_lag  # the server's event-loop lag monitor: each plan logs its worst lateness
         self._leadership = leadership  # None: the only server, always plans
         self._forward = forward  # a plan request made here while another replica plans
         self._failing_devices = failing_devices  # the agents' last health reports (liveness), by station
@@ -221,8 +224,9 @@ class Planner:
                 reason="NOT_PLANNER",
             )
         async with self._lock:
+            mark = self._loop_lag.mark() if self._loop_lag is not None else -1
             try:
-                result = await self._plan(reason)
+                result = await self._plan(reason, mark)
             except PlanLate:
                 self.failures += 1
                 self.late += 1
@@ -233,6 +237,9 @@ class Planner:
                 self.failures += 1
                 SERVER_PLANS.labels("failed").inc()
                 raise
+            finally:
+                if self._loop_lag is not None:
+                    self._loop_lag.worst_since(mark)  # closes the window when the plan failed
             self.runs += 1
             SERVER_PLANS.labels("ok").inc()
             record_plan(result)
@@ -245,7 +252,7 @@ class Planner:
             return self._config.plan_satellite_max_per_period, self._config.plan_satellite_period_s
         return 0, 0.0
 
-    async def _plan(self, reason: str) -> PlanResult:
+    async def _plan(self, reason: str, lag_mark: int = -1) -> PlanResult:
         t_read = time.monotonic()
         took: dict[str, float] = {}
         now = self._clock.now()
@@ -353,7 +360,7 @@ class Planner:
         planned = []
         schedulable = set(station_ids)
         for i, a in enumerate(response.assignments):
-            if i % 2000 == 1999:
+            if i % 500 == 499:
                 await asyncio.sleep(0)  # a large plan is converted in slices: the event loop keeps serving
             if a.station_id not in schedulable:
                 continue  # a frozen job of a disconnected station handed back: it stays as it is
@@ -399,9 +406,14 @@ class Planner:
         took["apply"] = t_push - t_apply
         await self._dispatcher.push_schedules(list(outcome.versions))
         took["push"] = time.monotonic() - t_push
+        lag = LoopLag(float("nan"), float("nan"), float("nan"))
+        if self._loop_lag is not None:
+            lag = self._loop_lag.worst_since(lag_mark)
+            for part, value in zip(("late", "busy", "gc"), lag, strict=True):
+                ServerMetrics.current().plan_loop_lag_max.labels(part).set(value)
         log.info(
             "plan (%s): %d stations, %d targets -> %d assignments (%d new, %d kept, %d cancelled) in %s; "
-            "new versions %s",
+            "event loop at most %.3f s late (%.3f s of it busy; longest full GC %.3f s); new versions %s",
             reason,
             len(stations),
             len(targets),
@@ -410,6 +422,9 @@ class Planner:
             outcome.kept,
             outcome.cancelled,
             ", ".join(f"{k} {v:.2f} s" for k, v in took.items()),
+            lag.late_s,
+            lag.busy_s,
+            lag.gc_s,
             outcome.versions,
         )
         return PlanResult(

@@ -1,10 +1,12 @@
 """Planning through the server with real processes (`skymesh scheduler`, `skymesh server` on PostgreSQL, raw agent
 streams), at a reduced size of `benchmarks/planning_e2e.py`: schedules arrive, no satellite is held by two stations
-at overlapping times after a fifth of the stations drop, and health checks are answered all along."""
+at overlapping times after a fifth of the stations drop, health checks are answered all along, and the server's
+event-loop lag monitor reports each Replan's worst lateness."""
 
 from __future__ import annotations
 
 import importlib.util
+import math
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -66,3 +68,11 @@ async def test_planning_through_the_server_with_real_processes(pg_db: str, tmp_p
     assert result["health_failed"] == 0 and result["health_answered"] > 0
     # Health checks answered during every plan (a loaded CI machine: far from the minutes a blocked loop took).
     assert max(result["first_plan_worst_health_s"], result["steady_worst_health_s"], result["drop_worst_health_s"]) < 5
+    # The server's loop-lag monitor reported each Replan's worst lateness (scraped from /metrics). Its size is not
+    # asserted: at CI load the OS alone can hold the process off the CPU past 100 ms (the goal is measured at scale
+    # in benchmarks/results/planning_e2e.md).
+    for phase in ("steady", "drop"):
+        late, busy = result[f"{phase}_worst_loop_lag_s"], result[f"{phase}_worst_loop_busy_s"]
+        assert math.isfinite(late) and 0 <= busy <= late, (phase, late, busy)
+        assert result[f"{phase}_worst_gc_s"] >= 0  # the longest full collection (NaN if not reported)
+    assert result["steady_loop_lag_over_100ms"] >= 0 and result["drop_loop_lag_over_100ms"] >= 0

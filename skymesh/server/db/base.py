@@ -296,7 +296,8 @@ class RepoBase:
         }
 
     @staticmethod
-    def _job(row: JobRow) -> JobRecord:
+    def _job(row: JobRow | Row[Any]) -> JobRecord:
+        """From a mapped job, or a plain row of its columns (`created_at` not needed)."""
         return JobRecord(
             job_id=row.job_id,
             station_id=row.station_id,

@@ -8,8 +8,9 @@ import logging
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import Row, and_, insert, or_, select, tuple_, update
+from sqlalchemy import Row, Table, and_, bindparam, insert, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from skymesh.core.errors import FailedPrecondition, NotFound
@@ -61,6 +62,19 @@ _AGENT_ACK_STATES = frozenset(
 
 # An open job as apply_plan reads it: job_id, station_id, target_id, start, end, state.
 _OpenJob = Row[str, str, str, datetime, datetime, int]
+
+# Rows per bulk statement of a plan's apply and push. Small enough that one statement's parameters (built and
+# encoded on the event loop: ~18 per new job) and its result rows are a few tens of milliseconds of CPU on a loaded
+# machine, so the loop keeps serving streams and health checks between them (issue 8: never blocked > 100 ms).
+_BULK_ROWS = 250
+# Plan items the apply's diff handles between two yields to the event loop.
+_DIFF_SLICE = 500
+
+_JOBS = cast(Table, JobRow.__table__)
+_SCHEDULES = cast(Table, ScheduleRow.__table__)
+_TARGETS = cast(Table, TargetRow.__table__)
+# The columns of a job record (`RepoBase._job`), read as plain rows: mapped objects cost far more than the query.
+_JOB_COLUMNS = [c for c in _JOBS.c if c.name != "created_at"]
 
 
 def _command(row: CommandRow) -> CommandRecord:
@@ -175,7 +189,13 @@ class WorkRepo(RepoBase):
                         & (JobRow.cause == CAUSE_REMOVED_FROM_SCHEDULE)
                         & (JobRow.end > now)
                     )
-            return [self._job(r) for r in (await s.scalars(select(JobRow).where(condition))).all()]
+            # Plain rows: after a drop this is every live job of the stations gone (thousands at 200 stations).
+            result = await s.execute(select(*_JOB_COLUMNS).where(condition))
+            out: list[JobRecord] = []
+            while chunk := result.fetchmany(_BULK_ROWS):
+                out += [self._job(r) for r in chunk]
+                await asyncio.sleep(0)
+            return out
 
     # ---------------------------------------------------------------------------------------------- plans
 
@@ -187,6 +207,39 @@ class WorkRepo(RepoBase):
         row.version += 1
         row.generated_at = now
         return row.version
+
+    async def _bump_schedules(self, s: AsyncSession, station_ids: Iterable[str], now: datetime) -> dict[str, int]:
+        """`_bump_schedule` for many stations in a few statements (a 200-station plan was 200 reads and a flush of
+        200 UPDATEs): rows locked in station order (as one by one), bumped by one UPDATE, missing ones created at
+        version 1. Returns each station's new version."""
+        ids = sorted(set(station_ids))
+        versions: dict[str, int] = {}
+        for i in range(0, len(ids), _BULK_ROWS):
+            chunk = ids[i : i + _BULK_ROWS]
+            await s.execute(
+                select(_SCHEDULES.c.station_id)
+                .where(_SCHEDULES.c.station_id.in_(chunk))
+                .order_by(_SCHEDULES.c.station_id)
+                .with_for_update()
+            )
+            done = await s.execute(
+                update(_SCHEDULES)
+                .where(_SCHEDULES.c.station_id.in_(chunk))
+                .values(version=_SCHEDULES.c.version + 1, generated_at=now)
+                .returning(_SCHEDULES.c.station_id, _SCHEDULES.c.version)
+            )
+            versions.update({station_id: version for station_id, version in done})
+        missing = [sid for sid in ids if sid not in versions]
+        for i in range(0, len(missing), _BULK_ROWS):
+            await s.execute(
+                insert(_SCHEDULES),
+                [
+                    {"station_id": sid, "version": 1, "generated_at": now, "acked_version": 0, "ack_error": ""}
+                    for sid in missing[i : i + _BULK_ROWS]
+                ],
+            )
+        versions.update(dict.fromkeys(missing, 1))
+        return versions
 
     async def apply_plan(
         self,
@@ -222,14 +275,14 @@ class WorkRepo(RepoBase):
             # construction (and a flush of one UPDATE per changed object) cost seconds per plan at that size.
             existing: list[_OpenJob] = []
             ordered = sorted(stations)
-            for i in range(0, len(ordered), 50):
+            for i in range(0, len(ordered), 20):  # ~1,200 rows a statement at 60 jobs a station
                 existing += (
                     await s.execute(
                         select(
                             JobRow.job_id, JobRow.station_id, JobRow.target_id, JobRow.start, JobRow.end, JobRow.state
                         )
                         .where(
-                            JobRow.station_id.in_(ordered[i : i + 50]),
+                            JobRow.station_id.in_(ordered[i : i + 20]),
                             JobRow.state.in_([int(x) for x in (*UNSTARTED_STATES, JobState.RUNNING)]),
                             JobRow.end > now,
                         )
@@ -259,10 +312,11 @@ class WorkRepo(RepoBase):
             candidates: dict[tuple[str, str], list[_OpenJob]] = {}
             for r in sorted(existing, key=lambda r: r.job_id):
                 candidates.setdefault((r.station_id, r.target_id), []).append(r)
+            await asyncio.sleep(0)
             inserts: list[dict[str, object]] = []
             moves: list[dict[str, object]] = []
             for n, p in enumerate(planned):
-                if n % 1000 == 999:
+                if n % _DIFF_SLICE == _DIFF_SLICE - 1:
                     await asyncio.sleep(0)  # the diff in slices: the event loop keeps serving
                 if p.station_id not in stations or p.target_id not in live_targets:
                     log.warning("plan names unknown station %r or target %r: skipped", p.station_id, p.target_id)
@@ -288,7 +342,7 @@ class WorkRepo(RepoBase):
                         or abs((row.end - p.window.end).total_seconds()) > _WINDOW_TOLERANCE_S
                     )
                     if moved and JobState(row.state) in UNSTARTED_STATES:
-                        moves.append({"job_id": row.job_id, "start": p.window.start, "end": p.window.end, "tca": p.tca})
+                        moves.append({"k_job": row.job_id, "start": p.window.start, "end": p.window.end, "tca": p.tca})
                         changed.add(row.station_id)
                     continue
                 inserts.append(
@@ -322,27 +376,33 @@ class WorkRepo(RepoBase):
             )
             changed.update(by_id[job_id].station_id for job_id in dropped)
             cancelled = len(dropped)
-            # Cancellations and moves in bulk, in slices (the rows are locked above).
-            for i in range(0, len(dropped), 1000):
+            # Cancellations and moves in bulk, in slices (the rows are locked above). SQLAlchemy Core statements on
+            # the table, not the ORM's bulk paths: those check every parameter dict against the mapper (a third of a
+            # second of CPU, in one step, for 12,000 new jobs).
+            for i in range(0, len(dropped), _BULK_ROWS):
                 await s.execute(
-                    update(JobRow)
-                    .where(JobRow.job_id.in_(dropped[i : i + 1000]))
+                    update(_JOBS)
+                    .where(_JOBS.c.job_id.in_(dropped[i : i + _BULK_ROWS]))
                     .values(
                         state=int(JobState.CANCELLED),
                         cause=CAUSE_REMOVED_FROM_SCHEDULE,
                         detail="removed from schedule by a new plan",
                         updated_at=now,
                     )
-                    .execution_options(synchronize_session=False)
                 )
-            for i in range(0, len(moves), 1000):  # by primary key, one executemany
-                await s.execute(update(JobRow), moves[i : i + 1000])
-            versions = {station: await self._bump_schedule(s, station, now) for station in sorted(changed)}
+            move = (
+                update(_JOBS)
+                .where(_JOBS.c.job_id == bindparam("k_job"))
+                .values(start=bindparam("start"), end=bindparam("end"), tca=bindparam("tca"))
+            )
+            for i in range(0, len(moves), _BULK_ROWS):  # by primary key, one executemany
+                await s.execute(move, moves[i : i + _BULK_ROWS])
+            versions = await self._bump_schedules(s, changed, now)
             for values in inserts:
                 values["schedule_version"] = versions[str(values["station_id"])]
             # New jobs in bulk (executemany), in slices so no one statement holds the loop or the wire for long.
-            for i in range(0, len(inserts), 1000):
-                await s.execute(insert(JobRow), inserts[i : i + 1000])
+            for i in range(0, len(inserts), _BULK_ROWS):
+                await s.execute(insert(_JOBS), inserts[i : i + _BULK_ROWS])
         return PlanOutcome(versions, created, kept, cancelled)
 
     # ---------------------------------------------------------------------------------------------- schedules
@@ -387,42 +447,48 @@ class WorkRepo(RepoBase):
         now = self._now()
         out: list[ScheduleSnapshot] = []
         targets = {} if targets is None else targets
+        # Plain rows (SQLAlchemy Core), not mapped objects, turned into records in slices with a yield to the event
+        # loop between them: a 20-station slice of a plan's push is ~1,200 jobs and, first, most of the targets.
         async with self._tx("schedule_snapshots") as s:
             for i in range(0, len(station_ids), 500):
                 ids = list(station_ids[i : i + 500])
-                found = await s.scalars(select(ScheduleRow).where(ScheduleRow.station_id.in_(ids)))
-                scheds = {r.station_id: r for r in found}
-                rows = (
-                    await s.scalars(
-                        select(JobRow)
-                        .where(
-                            JobRow.station_id.in_(ids),
-                            JobRow.state.in_([int(x) for x in SCHEDULE_STATES]),
-                            JobRow.end > now,
-                        )
-                        .order_by(JobRow.station_id, JobRow.start, JobRow.job_id)
+                found = await s.execute(
+                    select(_SCHEDULES.c.station_id, _SCHEDULES.c.version, _SCHEDULES.c.generated_at).where(
+                        _SCHEDULES.c.station_id.in_(ids)
                     )
-                ).all()
+                )
+                scheds = {station_id: (version, at) for station_id, version, at in found}
+                result = await s.execute(
+                    select(*_JOB_COLUMNS)
+                    .where(
+                        _JOBS.c.station_id.in_(ids),
+                        _JOBS.c.state.in_([int(x) for x in SCHEDULE_STATES]),
+                        _JOBS.c.end > now,
+                    )
+                    .order_by(_JOBS.c.station_id, _JOBS.c.start, _JOBS.c.job_id)
+                )
+                rows: list[Row[Any]] = []
+                while chunk := result.fetchmany(_BULK_ROWS):
+                    rows += chunk
+                    await asyncio.sleep(0)
                 missing = sorted({r.target_id for r in rows} - targets.keys())
-                for k in range(0, len(missing), 500):
+                for k in range(0, len(missing), _BULK_ROWS):
                     found_targets = (
-                        await s.scalars(select(TargetRow).where(TargetRow.target_id.in_(missing[k : k + 500])))
+                        await s.execute(
+                            select(*_TARGETS.c).where(_TARGETS.c.target_id.in_(missing[k : k + _BULK_ROWS]))
+                        )
                     ).all()
                     for record in await self._target_records(s, found_targets):
                         targets[record.target.target_id] = record
+                    await asyncio.sleep(0)
                 jobs: dict[str, list[tuple[JobRecord, TargetRecord]]] = {sid: [] for sid in ids}
-                for r in rows:
+                for n, r in enumerate(rows):
+                    if n % _BULK_ROWS == _BULK_ROWS - 1:
+                        await asyncio.sleep(0)
                     jobs[r.station_id].append((self._job(r), targets[r.target_id]))
                 for sid in ids:
-                    sched = scheds.get(sid)
-                    out.append(
-                        ScheduleSnapshot(
-                            sid,
-                            sched.version if sched is not None else 0,
-                            sched.generated_at if sched is not None else now,
-                            tuple(jobs[sid]),
-                        )
-                    )
+                    version, at = scheds.get(sid, (0, now))
+                    out.append(ScheduleSnapshot(sid, version, at, tuple(jobs[sid])))
         return out
 
     async def mark_dispatched(self, station_id: str, job_ids: Iterable[str]) -> list[JobChange]:
@@ -437,13 +503,13 @@ class WorkRepo(RepoBase):
             return changes
         pairs = [(station_id, job_id) for station_id, job_ids in jobs.items() for job_id in job_ids]
         async with self._tx("mark_dispatched") as s:
-            # One UPDATE per 1,000 (station, job) pairs across the stations (a push slice of 20 stations was 20
+            # One UPDATE per 250 (station, job) pairs across the stations (a push slice of 20 stations was 20
             # round trips), not a row object per job: a 500-station plan marks tens of thousands.
-            for i in range(0, len(pairs), 1000):
+            for i in range(0, len(pairs), _BULK_ROWS):
                 done = await s.execute(
                     update(JobRow)
                     .where(
-                        tuple_(JobRow.station_id, JobRow.job_id).in_(pairs[i : i + 1000]),
+                        tuple_(JobRow.station_id, JobRow.job_id).in_(pairs[i : i + _BULK_ROWS]),
                         JobRow.state == int(JobState.SCHEDULED),
                     )
                     .values(state=int(JobState.DISPATCHED), updated_at=now)
