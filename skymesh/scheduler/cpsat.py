@@ -226,14 +226,21 @@ class CpSatPlanner:
             # child's would slow the child down: measured, the child then missed RINS at load 5-7 on 2 cores).
             start_by = end - timings["greedy_s"]
             got, lp = job.progress(end - wall_time.time())
+            res = None
             if got and isinstance(lp, LpValues):
                 bounds.append(lp.bound)
-                if not job.answered(start_by - wall_time.time()):
+                answered = job.answered(start_by - wall_time.time())
+                if answered:
+                    res = job.result(0.0)
+                # A child cut before its fix-and-solve step proved an optimum and before its own LP-ordered pass went
+                # through (`complete`) may have less than that pass: this process, idle by now, runs it itself.
+                if res is None or not res.complete:
                     t2, c2 = time.perf_counter(), time.process_time()
                     lp_plan = lp_greedy(problem, lp.dense(), end - wall_time.time())
                     timings["parent_lp_greedy_s"] = time.perf_counter() - t2
                     timings["parent_lp_greedy_cpu_s"] = time.process_time() - c2
-            res = job.result(end - wall_time.time())
+            if res is None:
+                res = job.result(end - wall_time.time())
             timings["child_peak_rss_gb"] = job.peak_rss_bytes / 1e9
         else:
             res = _lp_child(*args)
