@@ -40,7 +40,15 @@ from skymesh.scheduler.greedy import GreedyPlanner
 from skymesh.scheduler.improve import frozen_of, improve_by_windows
 from skymesh.scheduler.kernel import Plan, Problem
 
-__all__ = ["LpGuidedResult", "LpValues", "fix_and_solve", "lp_greedy", "lp_relaxation", "solve_lp_guided"]
+__all__ = [
+    "LpGuidedResult",
+    "LpValues",
+    "fix_and_solve",
+    "lp_greedy",
+    "lp_relaxation",
+    "repair_from_lp",
+    "solve_lp_guided",
+]
 
 
 @dataclass(frozen=True)
@@ -209,6 +217,26 @@ def fix_and_solve(
             optimal = answer.termination.reason == result_pb2.TERMINATION_REASON_OPTIMAL
             return sorted([*fixed.tolist(), *chosen.tolist()]), "OPTIMAL" if optimal else "FEASIBLE", len(free)
     return None
+
+
+def repair_from_lp(problem: Problem, lp: LpValues, *, time_limit_s: float, seed: int = 0) -> tuple[list[int], str]:
+    """Step 2 (and 2b when step 2 did not prove its optimum) from the LP's values alone: what the planner's parent
+    runs when its child has the LP but is late. The rows are rebuilt here (~0.05 s of CPU on the TALOS day), the
+    same as the child's, so the plan is the child's own step 2 plan."""
+    t0 = time.perf_counter()
+    x = lp.dense()
+    usable = usable_mask(problem)
+    rows = build_rows(problem, usable)
+    idx = np.flatnonzero(usable).astype(np.int64)
+    fixed = (
+        fix_and_solve(problem, rows, idx, x, time_limit_s=time_limit_s, seed=seed) if math.isfinite(lp.bound) else None
+    )
+    if fixed is not None and fixed[1] == "OPTIMAL":
+        return fixed[0], f"FIX({fixed[2]} free, OPTIMAL)"
+    plan = lp_greedy(problem, x, time_limit_s - (time.perf_counter() - t0))
+    if fixed is not None and float(problem.opportunities.value[fixed[0]].sum()) > plan.objective:
+        return fixed[0], f"FIX({fixed[2]} free, {fixed[1]})"
+    return plan.selected, "LP-GREEDY"
 
 
 def solve_lp_guided(
