@@ -54,9 +54,15 @@ def test_the_exact_solver_is_deterministic(problem: Problem) -> None:
 def test_fix_and_solve_keeps_the_lp_columns_at_one_and_is_feasible(problem: Problem) -> None:
     # Step 2 alone: every column at 1 in the LP stays in the plan, the MIP over the rest proves its optimum, and the
     # plan obeys every rule (the residual rows are the model's with the fixed columns' rows and caps taken out).
-    from skymesh.scheduler.lpguided import _lp, fix_and_solve
+    import numpy as np
 
-    x, bound, rows, idx = _lp(problem, 30.0)
+    from skymesh.scheduler.bounds import usable_mask
+    from skymesh.scheduler.cliques import build_rows
+    from skymesh.scheduler.lpguided import fix_and_solve, lp_relaxation
+
+    x, bound = lp_relaxation(problem, 30.0)
+    usable = usable_mask(problem)
+    rows, idx = build_rows(problem, usable), np.flatnonzero(usable).astype(np.int64)
     fixed = fix_and_solve(problem, rows, idx, x, time_limit_s=30.0)
     assert fixed is not None
     selected, status, n_free = fixed
