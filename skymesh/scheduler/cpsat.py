@@ -50,13 +50,21 @@ def _lagrangian_child(problem: Problem, plan: list[int], target: float, deadline
     return lagrangian_search(problem, plan=plan, target=target, time_limit_s=max(0.2, deadline - wall_time.time()))
 
 
-def _lp_child(problem: Problem, deadline: float, rins_s: float, windows: int, seed: int) -> LpGuidedResult:
+def _lp_child(
+    problem: Problem, deadline: float, rins_s: float, windows: int, seed: int, fix_deadline: float | None = None
+) -> LpGuidedResult:
     """The LP-guided search; in a child, it hands the LP's values to the parent as soon as the LP ends."""
     from skymesh.scheduler.isolation import report_progress
     from skymesh.scheduler.lpguided import solve_lp_guided
 
     return solve_lp_guided(
-        problem, deadline=deadline, rins_deterministic_s=rins_s, lns_windows=windows, seed=seed, on_lp=report_progress
+        problem,
+        deadline=deadline,
+        rins_deterministic_s=rins_s,
+        lns_windows=windows,
+        seed=seed,
+        on_lp=report_progress,
+        fix_deadline=fix_deadline,
     )
 
 
@@ -70,6 +78,8 @@ _LP_MAX_CANDIDATES = 150_000
 # window per second of the limit beyond the first 5.
 _RINS_DETERMINISTIC_PER_S = 0.2
 _LNS_FREE_S = 5.0
+# Wall seconds a starved child's answer (a plan's ids) may take to reach the parent.
+_ANSWER_S = 0.15
 
 
 class CpSatPlanner:
@@ -211,7 +221,11 @@ class CpSatPlanner:
         step: every step is deterministic), so it depends only on which steps were reached."""
         timings: dict[str, float] = {}
         windows = max(0, int(work_s - _LNS_FREE_S))
-        args = (problem, deadline - 0.1, _RINS_DETERMINISTIC_PER_S * work_s, windows, self.seed)
+        # The child's fix and solve step may use the watchdog's grace, less the time its small answer takes to come
+        # back: measured at load 9-10, a child whose LP ended just before its deadline skipped the step and the
+        # parent's own repair then ended 0.7 s past the limit.
+        fix_deadline = deadline + max(0.0, self.watchdog_grace_s - _ANSWER_S)
+        args = (problem, deadline - 0.1, _RINS_DETERMINISTIC_PER_S * work_s, windows, self.seed, fix_deadline)
         job = Isolated.start(_lp_child, args, memory_limit_bytes=self.memory_limit_bytes) if self.isolate else None
         t1, c1 = time.perf_counter(), time.process_time()
         greedy = hint if hint is not None else GreedyPlanner().solve(problem)
@@ -232,12 +246,16 @@ class CpSatPlanner:
             res = None
             if got and isinstance(lp, LpValues):
                 bounds.append(lp.bound)
+                # LP values that come after `start_by` leave no time for a repair here: the child, whose fix and
+                # solve step may run into the watchdog's grace, is then the better bet (measured at load 9-10: a repair
+                # started that late ended 0.7 s past the limit).
+                late = wall_time.time() > start_by
                 answered = job.answered(start_by - wall_time.time())
                 if answered:
                     res = job.result(0.0)
                 # A child cut before its fix-and-solve step proved an optimum and before its own LP-ordered pass went
                 # through (`complete`) may have less than that pass: this process, idle by now, runs it itself.
-                if res is None or not res.complete:
+                if not late and (res is None or not res.complete):
                     t2, c2 = time.perf_counter(), time.process_time()
                     parent_selected, parent_step = repair_from_lp(
                         problem, lp, time_limit_s=end - wall_time.time(), seed=self.seed
