@@ -27,7 +27,7 @@ from skymesh.scheduler.improve import ImproveResult
 from skymesh.scheduler.isolation import Isolated, run_isolated
 from skymesh.scheduler.kernel import Plan, Problem, check_plan
 from skymesh.scheduler.lagrange import LagrangianBound, lagrangian_bound, lagrangian_search
-from skymesh.scheduler.lpguided import LpGuidedResult, LpValues, lp_greedy
+from skymesh.scheduler.lpguided import LpGuidedResult, LpValues, repair_from_lp
 
 __all__ = ["CpSatPlanner"]
 
@@ -50,13 +50,21 @@ def _lagrangian_child(problem: Problem, plan: list[int], target: float, deadline
     return lagrangian_search(problem, plan=plan, target=target, time_limit_s=max(0.2, deadline - wall_time.time()))
 
 
-def _lp_child(problem: Problem, deadline: float, rins_s: float, windows: int, seed: int) -> LpGuidedResult:
+def _lp_child(
+    problem: Problem, deadline: float, rins_s: float, windows: int, seed: int, fix_deadline: float | None = None
+) -> LpGuidedResult:
     """The LP-guided search; in a child, it hands the LP's values to the parent as soon as the LP ends."""
     from skymesh.scheduler.isolation import report_progress
     from skymesh.scheduler.lpguided import solve_lp_guided
 
     return solve_lp_guided(
-        problem, deadline=deadline, rins_deterministic_s=rins_s, lns_windows=windows, seed=seed, on_lp=report_progress
+        problem,
+        deadline=deadline,
+        rins_deterministic_s=rins_s,
+        lns_windows=windows,
+        seed=seed,
+        on_lp=report_progress,
+        fix_deadline=fix_deadline,
     )
 
 
@@ -70,6 +78,8 @@ _LP_MAX_CANDIDATES = 150_000
 # window per second of the limit beyond the first 5.
 _RINS_DETERMINISTIC_PER_S = 0.2
 _LNS_FREE_S = 5.0
+# Wall seconds a starved child's answer (a plan's ids) may take to reach the parent.
+_ANSWER_S = 0.15
 
 
 class CpSatPlanner:
@@ -203,37 +213,57 @@ class CpSatPlanner:
         """LP-guided search in a child (with `isolate`) while this process computes the greedy fallback.
 
         The child hands over the LP's values as soon as its LP ends; when the child has not answered by the time
-        this process needs for a greedy pass before the deadline, this process runs the greedy pass in the LP's
-        order itself: on a starved machine (the child got 0.2-0.45 of a core at load 7-13 on 2 cores) the child's
-        own pass or RINS is often cut by the deadline, and this pass then still completes. The plan is the best of
-        the plain greedy one, this pass and the child's answer (which, when it comes, includes the same pass: every
-        step is deterministic), so it depends only on which steps were reached."""
+        this process needs for a greedy pass before the deadline (or answered without a complete step), this
+        process repairs the LP itself (`repair_from_lp`: the same fix and solve as the child's step 2, else the
+        LP-ordered pass): on a starved machine (the child got 0.2-0.45 of a core at load 7-13 on 2 cores) the
+        child's own steps are often cut by the deadline, and this one then still completes. The plan is the best of
+        the plain greedy one, this repair and the child's answer (which, when it comes complete, includes the same
+        step: every step is deterministic), so it depends only on which steps were reached."""
         timings: dict[str, float] = {}
         windows = max(0, int(work_s - _LNS_FREE_S))
-        args = (problem, deadline - 0.1, _RINS_DETERMINISTIC_PER_S * work_s, windows, self.seed)
+        # The child's fix and solve step may use the watchdog's grace, less the time its small answer takes to come
+        # back: measured at load 9-10, a child whose LP ended just before its deadline skipped the step and the
+        # parent's own repair then ended 0.7 s past the limit.
+        fix_deadline = deadline + max(0.0, self.watchdog_grace_s - _ANSWER_S)
+        args = (problem, deadline - 0.1, _RINS_DETERMINISTIC_PER_S * work_s, windows, self.seed, fix_deadline)
         job = Isolated.start(_lp_child, args, memory_limit_bytes=self.memory_limit_bytes) if self.isolate else None
         t1, c1 = time.perf_counter(), time.process_time()
         greedy = hint if hint is not None else GreedyPlanner().solve(problem)
         cheap = compute_bounds(problem, usable)
         timings["greedy_s"], timings["greedy_cpu_s"] = time.perf_counter() - t1, time.process_time() - c1
         res: LpGuidedResult | None
-        lp_plan: Plan | None = None
+        parent_selected: list[int] = []
+        parent_step = ""
         bounds = [cheap.best]
         if job is not None:
             end = deadline + self.watchdog_grace_s
-            # This process's own pass just took `greedy_s` of wall: the LP-ordered one is the same work, so it starts
-            # that long before the end unless the child has answered by then (a second pass running beside the
-            # child's would slow the child down: measured, the child then missed RINS at load 5-7 on 2 cores).
+            # This process's own pass just took `greedy_s` of wall: the repair from the LP (rows, fix and solve, ~0.13
+            # s of CPU on the TALOS day) is about the same work, so it starts that long before the end unless the child
+            # has answered by then (a second copy running beside the child's would slow the child down: measured, the
+            # child then missed RINS at load 5-7 on 2 cores).
             start_by = end - timings["greedy_s"]
             got, lp = job.progress(end - wall_time.time())
+            res = None
             if got and isinstance(lp, LpValues):
                 bounds.append(lp.bound)
-                if not job.answered(start_by - wall_time.time()):
+                # LP values that come after `start_by` leave no time for a repair here: the child, whose fix and
+                # solve step may run into the watchdog's grace, is then the better bet (measured at load 9-10: a repair
+                # started that late ended 0.7 s past the limit).
+                late = wall_time.time() > start_by
+                answered = job.answered(start_by - wall_time.time())
+                if answered:
+                    res = job.result(0.0)
+                # A child cut before its fix-and-solve step proved an optimum and before its own LP-ordered pass went
+                # through (`complete`) may have less than that pass: this process, idle by now, runs it itself.
+                if not late and (res is None or not res.complete):
                     t2, c2 = time.perf_counter(), time.process_time()
-                    lp_plan = lp_greedy(problem, lp.dense(), end - wall_time.time())
-                    timings["parent_lp_greedy_s"] = time.perf_counter() - t2
-                    timings["parent_lp_greedy_cpu_s"] = time.process_time() - c2
-            res = job.result(end - wall_time.time())
+                    parent_selected, parent_step = repair_from_lp(
+                        problem, lp, time_limit_s=end - wall_time.time(), seed=self.seed
+                    )
+                    timings["parent_repair_s"] = time.perf_counter() - t2
+                    timings["parent_repair_cpu_s"] = time.process_time() - c2
+            if res is None:
+                res = job.result(end - wall_time.time())
             timings["child_peak_rss_gb"] = job.peak_rss_bytes / 1e9
         else:
             res = _lp_child(*args)
@@ -243,9 +273,10 @@ class CpSatPlanner:
             timings.update(res.timings_s)
             bounds.append(res.bound)
             selected, status = res.selected, res.status
-        if lp_plan is not None and lp_plan.objective > float(problem.opportunities.value[selected].sum()):
-            # The child's answer, when it came, includes this pass; so this one wins only over a cut child.
-            selected, status = lp_plan.selected, "LP-GREEDY_IN_PARENT+" + status
+        value = problem.opportunities.value
+        if parent_selected and float(value[parent_selected].sum()) > float(value[selected].sum()):
+            # The child's answer, when it came complete, includes this step; so this one wins only over a cut child.
+            selected, status = parent_selected, f"{parent_step}_IN_PARENT+" + status
         return self._finish(problem, greedy, selected, bounds, status, timings, t0)
 
     def _windows_and_bound(

@@ -21,7 +21,8 @@ def problem() -> Problem:
 
 
 def test_lp_guided_search_is_deterministic_and_between_greedy_and_the_optimum(problem: Problem) -> None:
-    # global_max_candidates=0 sends this 2 k-candidate day down the LP-guided path (LP, RINS, 3 windows at 8 s).
+    # global_max_candidates=0 sends this 2 k-candidate day down the LP-guided path (LP, fix and solve, 3 windows at
+    # 8 s).
     # Once in process, once in a child that hands the LP's values over to the parent as soon as its LP ends: the
     # same plan.
     runs = [
@@ -29,7 +30,7 @@ def test_lp_guided_search_is_deterministic_and_between_greedy_and_the_optimum(pr
         for isolate in (False, True)
     ]
     assert runs[0].selected == runs[1].selected
-    assert all("WALL_DEADLINE" not in r.status and r.status.startswith("LP+RINS") for r in runs)
+    assert all("WALL_DEADLINE" not in r.status and r.status.startswith("LP+FIX(") for r in runs)
     plan = runs[0]
     assert check_plan(problem, plan.selected) == []
     exact = ExactPlanner().solve(problem, time_limit_s=30.0)
@@ -41,10 +42,31 @@ def test_lp_guided_search_is_deterministic_and_between_greedy_and_the_optimum(pr
     assert plan.objective >= 0.999 * exact.objective
     # Every phase that ran reports its CPU seconds, and the search's total covers them (the benchmark reads these).
     t = plan.timings_s
-    phases = [t[k] for k in ("lp_cpu_s", "lp_greedy_cpu_s", "rins_cpu_s", "lns_cpu_s")]
+    phases = [t[k] for k in ("lp_cpu_s", "fix_cpu_s", "lns_cpu_s")]
     assert all(c > 0 for c in phases) and sum(phases) <= t["search_cpu_s"] + 1e-6
 
 
 def test_the_exact_solver_is_deterministic(problem: Problem) -> None:
     a, b = (ExactPlanner(seed=1).solve(problem, time_limit_s=30.0) for _ in range(2))
     assert a.selected == b.selected and a.optimal
+
+
+def test_fix_and_solve_keeps_the_lp_columns_at_one_and_is_feasible(problem: Problem) -> None:
+    # Step 2 alone: every column at 1 in the LP stays in the plan, the MIP over the rest proves its optimum, and the
+    # plan obeys every rule (the residual rows are the model's with the fixed columns' rows and caps taken out).
+    import numpy as np
+
+    from skymesh.scheduler.bounds import usable_mask
+    from skymesh.scheduler.cliques import build_rows
+    from skymesh.scheduler.lpguided import fix_and_solve, lp_relaxation
+
+    x, bound = lp_relaxation(problem, 30.0)
+    usable = usable_mask(problem)
+    rows, idx = build_rows(problem, usable), np.flatnonzero(usable).astype(np.int64)
+    fixed = fix_and_solve(problem, rows, idx, x, time_limit_s=30.0)
+    assert fixed is not None
+    selected, status, n_free = fixed
+    assert status == "OPTIMAL" and n_free > 0
+    assert set(idx[x[idx] > 1 - 1e-6].tolist()) <= set(selected)
+    assert check_plan(problem, selected) == []
+    assert GreedyPlanner().solve(problem).objective <= float(problem.opportunities.value[selected].sum()) <= bound
