@@ -91,6 +91,24 @@ def _request_partition(problem: Problem) -> tuple[NDArray[np.float64], NDArray[n
     return length, cap
 
 
+def _lookup(counts: dict[tuple[int, int], int], nb: int, bmin: int, keys: NDArray[np.int64]) -> NDArray[np.int64]:
+    """`counts[(request, bin)]` for each group key `request * nb + (bin - bmin)` (0 where absent), vectorised."""
+    out = np.zeros(len(keys), dtype=np.int64)
+    if not counts:
+        return out
+    known = {r * nb + (b - bmin): c for (r, b), c in counts.items() if 0 <= b - bmin < nb}
+    if not known:
+        return out
+    ks = np.fromiter(known.keys(), dtype=np.int64, count=len(known))
+    cs = np.fromiter(known.values(), dtype=np.int64, count=len(known))
+    o = np.argsort(ks)
+    ks, cs = ks[o], cs[o]
+    pos = np.clip(np.searchsorted(ks, keys), 0, len(ks) - 1)
+    hit = ks[pos] == keys
+    out[hit] = cs[pos[hit]]
+    return out
+
+
 def request_bound(problem: Problem, usable: NDArray[np.bool_] | None = None) -> float:
     ops = problem.opportunities
     idx = np.flatnonzero(usable) if usable is not None else np.arange(len(ops))
@@ -114,18 +132,23 @@ def request_bound(problem: Problem, usable: NDArray[np.bool_] | None = None) -> 
     key = req * nb + (bins - bmin)
     order = np.lexsort((-val, key))
     rank = _rank_in_groups(key, order)
-    used = np.asarray([used_bin.get((int(r), int(b)), 0) for r, b in zip(req[order], bins[order], strict=True)])
+    used = _lookup(used_bin, nb, bmin, key[order])
     keep = order[rank < cap_bin[req[order]] - used]
     # Then the overall cap per request (bins nest inside it, so best-first stays exact).
     cap_total = np.asarray(
         [r.max_total - used_req.get(k, 0) if r.max_total else 1 << 40 for k, r in enumerate(problem.requests)]
     )
-    for k, r in enumerate(problem.requests):
-        if r.cadence_s > 0:
-            on = req == k
-            if on.any():
-                s = ops.start_s[idx[on]]
-                cap_total[k] = min(int(cap_total[k]), int((s.max() - s.min()) // r.cadence_s) + 1)
+    cadence = np.asarray([r.cadence_s for r in problem.requests], dtype=np.float64)
+    with_cadence = np.flatnonzero(cadence > 0)
+    if len(with_cadence):
+        # Starts cadence_s apart: at most (span // cadence) + 1 of them per request (min/max start per request).
+        start = ops.start_s[idx]
+        lo = np.full(len(problem.requests), np.inf)
+        hi = np.full(len(problem.requests), -np.inf)
+        np.minimum.at(lo, req, start)
+        np.maximum.at(hi, req, start)
+        k = with_cadence[np.isfinite(lo[with_cadence])]
+        cap_total[k] = np.minimum(cap_total[k], ((hi[k] - lo[k]) // cadence[k]).astype(np.int64) + 1)
     order2 = keep[np.lexsort((-val[keep], req[keep]))]
     rank2 = _rank_in_groups(req, order2)
     final = order2[rank2 < cap_total[req[order2]]]
