@@ -8,7 +8,7 @@ Two relaxations, each exact when the other side's constraints do not bind:
 The bound is the smaller of the two. Opportunities that clash with frozen jobs are left out of both, and frozen jobs
 use up their requests' demand, so the bound is on the same residual problem the planners solve.
 
-Imports: numpy and the kernel only.
+Imports: numpy, the kernel and the greedy module (whose compiled module has the DP loop, where numba is importable).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from skymesh.scheduler.greedy import Occupancy
+from skymesh.scheduler.greedy import Occupancy, compiled_greedy
 from skymesh.scheduler.kernel import Problem
 
 __all__ = ["Bounds", "compute_bounds", "period_bins", "request_bound", "resource_dp_bound", "usable_mask"]
@@ -91,6 +91,13 @@ def _request_partition(problem: Problem) -> tuple[NDArray[np.float64], NDArray[n
     return length, cap
 
 
+def _by_group_best_first(group: NDArray[np.int64], value: NDArray[np.float64]) -> NDArray[np.int64]:
+    """`np.lexsort((-value, group))`, as two stable sorts (the integer one is a radix sort): 1.9 s instead of 2.8 s
+    at 6.3 M candidates."""
+    by_value = np.argsort(-value, kind="stable")
+    return np.asarray(by_value[np.argsort(group[by_value], kind="stable")], dtype=np.int64)
+
+
 def _lookup(counts: dict[tuple[int, int], int], nb: int, bmin: int, keys: NDArray[np.int64]) -> NDArray[np.int64]:
     """`counts[(request, bin)]` for each group key `request * nb + (bin - bmin)` (0 where absent), vectorised."""
     out = np.zeros(len(keys), dtype=np.int64)
@@ -130,7 +137,7 @@ def request_bound(problem: Problem, usable: NDArray[np.bool_] | None = None) -> 
     bmin = int(bins.min())
     nb = int(bins.max()) - bmin + 1
     key = req * nb + (bins - bmin)
-    order = np.lexsort((-val, key))
+    order = _by_group_best_first(key, val)
     rank = _rank_in_groups(key, order)
     used = _lookup(used_bin, nb, bmin, key[order])
     keep = order[rank < cap_bin[req[order]] - used]
@@ -149,7 +156,7 @@ def request_bound(problem: Problem, usable: NDArray[np.bool_] | None = None) -> 
         np.maximum.at(hi, req, start)
         k = with_cadence[np.isfinite(lo[with_cadence])]
         cap_total[k] = np.minimum(cap_total[k], ((hi[k] - lo[k]) // cadence[k]).astype(np.int64) + 1)
-    order2 = keep[np.lexsort((-val[keep], req[keep]))]
+    order2 = keep[_by_group_best_first(req[keep], val[keep])]
     rank2 = _rank_in_groups(req, order2)
     final = order2[rank2 < cap_total[req[order2]]]
     return float(val[final].sum())
@@ -165,6 +172,7 @@ def resource_dp_bound(problem: Problem, usable: NDArray[np.bool_] | None = None)
     order = idx[np.argsort(res, kind="stable")]
     res_sorted = ops.resource[order]
     cuts = np.flatnonzero(np.diff(res_sorted)) + 1
+    jit = compiled_greedy() if len(idx) > 10_000 else None  # the compiled loop where it pays for its import
     for group in np.split(order, cuts):
         if len(group) == 0:
             continue
@@ -175,6 +183,9 @@ def resource_dp_bound(problem: Problem, usable: NDArray[np.bool_] | None = None)
         fin = fin[o]
         start = ops.start_s[g]
         # p[j]: how many jobs finish (with turnaround) by the start of job j.
+        if jit is not None:
+            total += jit.interval_dp(np.searchsorted(fin, start, side="right"), np.ascontiguousarray(ops.value[g]))
+            continue
         p = np.searchsorted(fin, start, side="right").tolist()
         v = ops.value[g].tolist()
         dp = [0.0] * (len(g) + 1)

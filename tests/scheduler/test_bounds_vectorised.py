@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from skymesh.scheduler.bounds import _request_partition, _rank_in_groups, request_bound, usable_mask
+from skymesh.scheduler.bounds import _rank_in_groups, _request_partition, request_bound, usable_mask
 from skymesh.scheduler.kernel import Problem
 from tests.scheduler.test_greedy_fast import _random_problem
 
@@ -67,3 +67,16 @@ def test_cadence_caps_the_total() -> None:
     problem = Problem([Request("r", cadence_s=600.0)], [Resource("a"), Resource("b")], ops, [])
     usable = np.ones(2, dtype=bool)
     assert request_bound(problem, usable) == _reference(problem, usable) == 5.0
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_resource_dp_compiled_same_as_python(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    from skymesh.scheduler.bounds import resource_dp_bound
+    from skymesh.scheduler.greedy import compiled_greedy
+
+    if compiled_greedy() is None:
+        pytest.skip("numba not importable")
+    problem = _random_problem(seed, n=20_000)  # above the size where the compiled loop is used
+    compiled = resource_dp_bound(problem)
+    monkeypatch.setenv("SKYMESH_NO_NUMBA", "1")
+    assert resource_dp_bound(problem) == compiled > 0
