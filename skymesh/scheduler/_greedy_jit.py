@@ -309,3 +309,15 @@ def run(
             if i < len(placed):
                 placed[n_placed[0]] = i
                 n_placed[0] += 1
+
+
+@_jit
+def interval_dp(p: I64, v: F64) -> float:
+    """Weighted interval scheduling over jobs sorted by finish: `bounds.resource_dp_bound`'s loop, same operations
+    (`p[j]`: how many jobs finish by job j's start)."""
+    n = len(v)
+    dp = np.zeros(n + 1)
+    for j in range(n):
+        take = v[j] + dp[p[j]]
+        dp[j + 1] = take if take > dp[j] else dp[j]
+    return float(dp[n])

@@ -8,7 +8,7 @@ Two relaxations, each exact when the other side's constraints do not bind:
 The bound is the smaller of the two. Opportunities that clash with frozen jobs are left out of both, and frozen jobs
 use up their requests' demand, so the bound is on the same residual problem the planners solve.
 
-Imports: numpy and the kernel only.
+Imports: numpy, the kernel and the greedy module (whose compiled module has the DP loop, where numba is importable).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from skymesh.scheduler.greedy import Occupancy
+from skymesh.scheduler.greedy import Occupancy, compiled_greedy
 from skymesh.scheduler.kernel import Problem
 
 __all__ = ["Bounds", "compute_bounds", "period_bins", "request_bound", "resource_dp_bound", "usable_mask"]
@@ -91,6 +91,31 @@ def _request_partition(problem: Problem) -> tuple[NDArray[np.float64], NDArray[n
     return length, cap
 
 
+def _by_group_best_first(group: NDArray[np.int64], value: NDArray[np.float64]) -> NDArray[np.int64]:
+    """`np.lexsort((-value, group))`, as two stable sorts (the integer one is a radix sort): 1.9 s instead of 2.8 s
+    at 6.3 M candidates."""
+    by_value = np.argsort(-value, kind="stable")
+    return np.asarray(by_value[np.argsort(group[by_value], kind="stable")], dtype=np.int64)
+
+
+def _lookup(counts: dict[tuple[int, int], int], nb: int, bmin: int, keys: NDArray[np.int64]) -> NDArray[np.int64]:
+    """`counts[(request, bin)]` for each group key `request * nb + (bin - bmin)` (0 where absent), vectorised."""
+    out = np.zeros(len(keys), dtype=np.int64)
+    if not counts:
+        return out
+    known = {r * nb + (b - bmin): c for (r, b), c in counts.items() if 0 <= b - bmin < nb}
+    if not known:
+        return out
+    ks = np.fromiter(known.keys(), dtype=np.int64, count=len(known))
+    cs = np.fromiter(known.values(), dtype=np.int64, count=len(known))
+    o = np.argsort(ks)
+    ks, cs = ks[o], cs[o]
+    pos = np.clip(np.searchsorted(ks, keys), 0, len(ks) - 1)
+    hit = ks[pos] == keys
+    out[hit] = cs[pos[hit]]
+    return out
+
+
 def request_bound(problem: Problem, usable: NDArray[np.bool_] | None = None) -> float:
     ops = problem.opportunities
     idx = np.flatnonzero(usable) if usable is not None else np.arange(len(ops))
@@ -112,21 +137,26 @@ def request_bound(problem: Problem, usable: NDArray[np.bool_] | None = None) -> 
     bmin = int(bins.min())
     nb = int(bins.max()) - bmin + 1
     key = req * nb + (bins - bmin)
-    order = np.lexsort((-val, key))
+    order = _by_group_best_first(key, val)
     rank = _rank_in_groups(key, order)
-    used = np.asarray([used_bin.get((int(r), int(b)), 0) for r, b in zip(req[order], bins[order], strict=True)])
+    used = _lookup(used_bin, nb, bmin, key[order])
     keep = order[rank < cap_bin[req[order]] - used]
     # Then the overall cap per request (bins nest inside it, so best-first stays exact).
     cap_total = np.asarray(
         [r.max_total - used_req.get(k, 0) if r.max_total else 1 << 40 for k, r in enumerate(problem.requests)]
     )
-    for k, r in enumerate(problem.requests):
-        if r.cadence_s > 0:
-            on = req == k
-            if on.any():
-                s = ops.start_s[idx[on]]
-                cap_total[k] = min(int(cap_total[k]), int((s.max() - s.min()) // r.cadence_s) + 1)
-    order2 = keep[np.lexsort((-val[keep], req[keep]))]
+    cadence = np.asarray([r.cadence_s for r in problem.requests], dtype=np.float64)
+    with_cadence = np.flatnonzero(cadence > 0)
+    if len(with_cadence):
+        # Starts cadence_s apart: at most (span // cadence) + 1 of them per request (min/max start per request).
+        start = ops.start_s[idx]
+        lo = np.full(len(problem.requests), np.inf)
+        hi = np.full(len(problem.requests), -np.inf)
+        np.minimum.at(lo, req, start)
+        np.maximum.at(hi, req, start)
+        k = with_cadence[np.isfinite(lo[with_cadence])]
+        cap_total[k] = np.minimum(cap_total[k], ((hi[k] - lo[k]) // cadence[k]).astype(np.int64) + 1)
+    order2 = keep[_by_group_best_first(req[keep], val[keep])]
     rank2 = _rank_in_groups(req, order2)
     final = order2[rank2 < cap_total[req[order2]]]
     return float(val[final].sum())
@@ -142,6 +172,7 @@ def resource_dp_bound(problem: Problem, usable: NDArray[np.bool_] | None = None)
     order = idx[np.argsort(res, kind="stable")]
     res_sorted = ops.resource[order]
     cuts = np.flatnonzero(np.diff(res_sorted)) + 1
+    jit = compiled_greedy() if len(idx) > 10_000 else None  # the compiled loop where it pays for its import
     for group in np.split(order, cuts):
         if len(group) == 0:
             continue
@@ -152,6 +183,9 @@ def resource_dp_bound(problem: Problem, usable: NDArray[np.bool_] | None = None)
         fin = fin[o]
         start = ops.start_s[g]
         # p[j]: how many jobs finish (with turnaround) by the start of job j.
+        if jit is not None:
+            total += jit.interval_dp(np.searchsorted(fin, start, side="right"), np.ascontiguousarray(ops.value[g]))
+            continue
         p = np.searchsorted(fin, start, side="right").tolist()
         v = ops.value[g].tolist()
         dp = [0.0] * (len(g) + 1)
