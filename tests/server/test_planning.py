@@ -221,3 +221,40 @@ async def test_after_a_restart_the_first_plan_waits_for_the_stations_to_reconnec
             await agent.expect("welcome")
             schedule = await agent.expect("schedule", skip=("ping",))
             assert len(schedule.jobs) == 1
+
+
+async def test_a_replan_joins_the_plan_in_progress_unless_something_changed_since_it_began(
+    start_server: StartServer,
+) -> None:
+    async with fake_scheduler() as (scheduler, address, _server):
+        server = await start_server(planning_enabled=True, scheduler_address=address, replan_debounce_s=0.05)
+        key = await add_station(server, "gs1")
+        await server.repo.create_target(CelestialTarget("m31", "M31", 10.68, 41.27))
+        planner = server.planner
+        assert planner is not None
+        scheduler.plan = _one_pass
+        channel = grpc.aio.insecure_channel(server.address)
+        jobs = observations_pb2_grpc.JobServiceStub(channel)
+        async with channel, AgentClient.connect(server.address, key, "gs1") as agent:
+            await agent.expect("welcome")
+            await agent.expect("schedule", skip=("ping",))  # the loop's own plan (the station came online)
+            await asyncio.sleep(0.3)
+            # A plan in progress that began after the last change: the Replan gets its answer, no second plan.
+            scheduler.delay_s = 0.5
+            asked = len(scheduler.requests)
+            running = asyncio.create_task(planner.plan_once("test"))
+            await asyncio.sleep(0.1)
+            reply = await jobs.Replan(observations_pb2.ReplanRequest())
+            assert (await running).assignments == reply.assignments == 1
+            assert len(scheduler.requests) == asked + 1
+
+            # A change after that plan began reading: the Replan plans again once it is done.
+            asked = len(scheduler.requests)
+            running = asyncio.create_task(planner.plan_once("test"))
+            await asyncio.sleep(0.1)
+            planner.request("target created")
+            scheduler.plan = lambda _r: []
+            reply = await jobs.Replan(observations_pb2.ReplanRequest())
+            await running
+            assert reply.assignments == 0
+            assert len(scheduler.requests) >= asked + 2

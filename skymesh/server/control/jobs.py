@@ -125,7 +125,7 @@ class JobServicer(observations_pb2_grpc.JobServiceServicer):
         if self._planner is None:
             raise Unavailable("planning is disabled on this server")
         try:
-            result = await self._planner.plan_once(reason="Replan RPC")
+            result = await self._planner.plan_once(reason="Replan RPC", join=True)
         except SkyMeshError:
             raise
         except Exception as exc:

@@ -227,7 +227,9 @@ class JobServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Replan(self, request, context):
-        """Ask the scheduler for a new plan now (it also runs on a rolling interval and on events).
+        """Ask the scheduler for a new plan now (it also runs on a rolling interval and on events). A plan already in
+        progress that began after the last change the planner was told of (stations, targets, campaigns, alerts,
+        weather) is the answer: the call waits for it instead of queueing a second, identical plan.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

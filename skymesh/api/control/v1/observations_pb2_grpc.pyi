@@ -83,7 +83,10 @@ class JobServiceStub:
     ListJobs: _grpc.UnaryUnaryMultiCallable[_observations_pb2.ListJobsRequest, _observations_pb2.ListJobsResponse]
     CancelJob: _grpc.UnaryUnaryMultiCallable[_observations_pb2.CancelJobRequest, _observations_pb2.CancelJobResponse]
     Replan: _grpc.UnaryUnaryMultiCallable[_observations_pb2.ReplanRequest, _observations_pb2.ReplanResponse]
-    """Ask the scheduler for a new plan now (it also runs on a rolling interval and on events)."""
+    """Ask the scheduler for a new plan now (it also runs on a rolling interval and on events). A plan already in
+    progress that began after the last change the planner was told of (stations, targets, campaigns, alerts,
+    weather) is the answer: the call waits for it instead of queueing a second, identical plan.
+    """
 
 @_typing.type_check_only
 class JobServiceAsyncStub(JobServiceStub):
@@ -91,7 +94,10 @@ class JobServiceAsyncStub(JobServiceStub):
     ListJobs: _aio.UnaryUnaryMultiCallable[_observations_pb2.ListJobsRequest, _observations_pb2.ListJobsResponse]  # type: ignore[assignment]
     CancelJob: _aio.UnaryUnaryMultiCallable[_observations_pb2.CancelJobRequest, _observations_pb2.CancelJobResponse]  # type: ignore[assignment]
     Replan: _aio.UnaryUnaryMultiCallable[_observations_pb2.ReplanRequest, _observations_pb2.ReplanResponse]  # type: ignore[assignment]
-    """Ask the scheduler for a new plan now (it also runs on a rolling interval and on events)."""
+    """Ask the scheduler for a new plan now (it also runs on a rolling interval and on events). A plan already in
+    progress that began after the last change the planner was told of (stations, targets, campaigns, alerts,
+    weather) is the answer: the call waits for it instead of queueing a second, identical plan.
+    """
 
 class JobServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -114,6 +120,9 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _observations_pb2.ReplanRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_observations_pb2.ReplanResponse, _abc.Awaitable[_observations_pb2.ReplanResponse]]:
-        """Ask the scheduler for a new plan now (it also runs on a rolling interval and on events)."""
+        """Ask the scheduler for a new plan now (it also runs on a rolling interval and on events). A plan already in
+        progress that began after the last change the planner was told of (stations, targets, campaigns, alerts,
+        weather) is the answer: the call waits for it instead of queueing a second, identical plan.
+        """
 
 def add_JobServiceServicer_to_server(servicer: JobServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
