@@ -42,6 +42,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from skymesh.core.model import SatelliteTarget, Station, StationState, TimeWindow, Weather
+from skymesh.scheduler.isolation import CancelScope
 from skymesh.scheduler.reasons import FilterLog, ReasonCode
 from skymesh.scheduler.visibility import Windows, satellite_windows, subtract_unavailable
 
@@ -206,6 +207,10 @@ class VisibilityCache:
         blocks: list[dict[_SatKey, _Block]] = []
         seen_todo: set[_SatKey] = set()
         for b in range(first, last):
+            # A cancelled plan stops between blocks and keeps the ones it finished: the caller's retry (the server
+            # asks again after its scheduler timeout) continues where it stopped. Without this a cold plan longer
+            # than that timeout (500 x 3,000 x 24 h at load 6) started over at every retry and never finished.
+            CancelScope.checkpoint()
             found: dict[_SatKey, _Block] = {}
             # Satellites to compute, grouped by the stations their cached block lacks (the same for all, mostly:
             # every station for a new block, or the one station just added or moved): one computation per group.

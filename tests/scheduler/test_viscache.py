@@ -177,3 +177,34 @@ def test_bad_sizes_are_refused() -> None:
     with pytest.raises(InvalidArgument) as exc:
         SchedulerServicer(isolate=False, visibility_cache_mb=float("nan"))
     assert exc.value.field == "visibility_cache_mb"
+
+
+def test_a_cancelled_plan_stops_between_blocks_and_keeps_the_finished_ones(
+    day: PlanRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from skymesh.scheduler import viscache
+    from skymesh.scheduler.isolation import CancelScope, SolveCancelled
+
+    scope = CancelScope()
+    computed: list[int] = []
+    compute = viscache._compute_block
+
+    def compute_then_cancel(*args: object, **kwargs: object) -> object:
+        computed.append(1)
+        scope.cancel()  # the caller goes away while the first block is computed
+        return compute(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(viscache, "_compute_block", compute_then_cancel)
+    cache = VisibilityCache(50_000_000)
+    scope.enter()
+    try:
+        with pytest.raises(SolveCancelled):
+            compile_request(day, visibility_cache=cache)
+    finally:
+        scope.exit()
+    assert len(computed) == 1  # stopped at the next block
+    monkeypatch.setattr(viscache, "_compute_block", compute)
+    hits = cache.hits
+    retried = compile_request(day, visibility_cache=cache)  # the retry: the finished block is not computed again
+    assert cache.hits - hits == len(day.targets)
+    assert _windows(retried) == _windows(compile_request(day, visibility_cache=VisibilityCache(50_000_000)))
