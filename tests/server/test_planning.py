@@ -258,3 +258,32 @@ async def test_a_replan_joins_the_plan_in_progress_unless_something_changed_sinc
             await running
             assert reply.assignments == 0
             assert len(scheduler.requests) >= asked + 2
+
+
+async def test_after_a_scheduler_timeout_the_next_call_waits_longer(start_server: StartServer) -> None:
+    """A plan that takes longer than `scheduler_timeout_s` on this machine is not asked for and cut forever: the
+    timeout doubles (up to 95 % of the apply deadline) until a plan arrives, then returns to the setting."""
+    async with fake_scheduler() as (scheduler, address, _server):
+        server = await start_server(
+            planning_enabled=True,
+            scheduler_address=address,
+            replan_interval_s=3600,
+            plan_time_limit_s=0.1,
+            scheduler_timeout_s=0.3,
+            plan_apply_deadline_s=2.0,
+        )
+        key = await add_station(server, "gs1")
+        await server.repo.create_target(CelestialTarget("m31", "M31", 10.68, 41.27))
+        planner = server.planner
+        assert planner is not None
+        scheduler.plan = _one_pass
+        async with AgentClient.connect(server.address, key, "gs1") as agent:
+            await agent.expect("welcome")
+            await agent.expect("schedule", skip=("ping",))
+            await asyncio.sleep(0.3)
+            scheduler.delay_s = 0.45
+            with pytest.raises(PlanLate, match="next call waits 0.6 s"):
+                await planner.plan_once("slow")
+            await planner.plan_once("slow")  # waits 0.6 s: the 0.45 s plan arrives
+            with pytest.raises(PlanLate, match=r"scheduler timeout \(0.3 s"):  # back to the setting after a plan
+                await planner.plan_once("slow")
