@@ -282,7 +282,7 @@ async def test_after_a_scheduler_timeout_the_next_call_waits_longer(start_server
             await agent.expect("schedule", skip=("ping",))
             await asyncio.sleep(0.3)
             scheduler.delay_s = 0.45
-            with pytest.raises(PlanLate, match="next call waits 0.6 s"):
+            with pytest.raises(PlanLate, match=r"next call waits 0\.6 s"):
                 await planner.plan_once("slow")
             await planner.plan_once("slow")  # waits 0.6 s: the 0.45 s plan arrives
             with pytest.raises(PlanLate, match=r"scheduler timeout \(0.3 s"):  # back to the setting after a plan
