@@ -369,12 +369,13 @@ def _server(
 
 async def _cancel_at_rate(address: str, jobs: list[str], rate_per_s: float, window: tuple[float, float]) -> Any:
     """CancelJob through the control API at `rate_per_s` over `window` (each call on its own schedule, not after the
-    previous reply). Returns job -> time.time() just before its call, and the calls' errors."""
+    previous reply). Returns job -> time.time() just before its call, job -> the reply's delay (s), and the errors."""
     import grpc
 
     from skymesh.api.control.v1 import observations_pb2, observations_pb2_grpc
 
     sent: dict[str, float] = {}
+    replied_s: dict[str, float] = {}
     errors: list[str] = []
     async with grpc.aio.insecure_channel(address) as channel:
         api = observations_pb2_grpc.JobServiceStub(channel)
@@ -384,12 +385,13 @@ async def _cancel_at_rate(address: str, jobs: list[str], rate_per_s: float, wind
             sent[job_id] = time.time()
             try:
                 await api.CancelJob(observations_pb2.CancelJobRequest(job_id=job_id, reason="bench"), timeout=30)
+                replied_s[job_id] = time.time() - sent[job_id]
             except grpc.aio.AioRpcError as exc:
                 errors.append(f"{exc.code().name}: {exc.details()}"[:200])
 
         count = min(len(jobs), int(rate_per_s * (window[1] - window[0])))
         await asyncio.gather(*(cancel(jobs[i], window[0] + i / rate_per_s) for i in range(count)))
-    return sent, errors
+    return sent, replied_s, errors
 
 
 def _pct(values: list[float], q: float) -> float | None:
@@ -421,7 +423,7 @@ def run(
         end_at = window[1]
         shares = [agents[i::procs] for i in range(procs)]
         linger_s = 3.0 if jobs else 0.0
-        cancels: tuple[dict[str, float], list[str]] = ({}, [])
+        cancels: tuple[dict[str, float], dict[str, float], list[str]] = ({}, {}, [])
         ctx = multiprocessing.get_context("spawn")
         with ctx.Pool(procs) as pool:
             pending = pool.map_async(
@@ -449,7 +451,7 @@ def run(
     stored_in_window = len(acks)
     cpu_s = cpu1 - cpu0
     errors = sorted({r["error"] for r in results if not r["connected"]})
-    sent_at, cancel_errors = cancels
+    sent_at, replied_s, cancel_errors = cancels
     received_at = {job: at for r in connected for job, at in r["aborts"].items()}
     delivery = [received_at[job] - at for job, at in sent_at.items() if job in received_at]
     commands = {
@@ -459,6 +461,10 @@ def run(
         "command_p99_s": _pct(delivery, 0.99),
         "command_max_s": _pct(delivery, 1.0),
         "commands_not_succeeded": commands_open,
+        "cancel_reply_p50_s": _pct(
+            list(replied_s.values()), 0.5
+        ),  # the RPC's own time: its transactions, then the push
+        "cancel_reply_p99_s": _pct(list(replied_s.values()), 0.99),
         "command_errors": sorted(set(cancel_errors))[:3],
     }
     return {
