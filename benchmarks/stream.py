@@ -226,7 +226,7 @@ async def _agent(
                 next_at += interval_s
             await asyncio.sleep(max(0.0, min(next_at, next_beat, end_at) - time.time()))
         # Give the last acks (and commands) a moment, then leave.
-        deadline = time.time() + 5.0
+        deadline = time.time() + max(5.0, linger_s)
         linger_until = end_at + linger_s
         while (acked < seq or time.time() < linger_until) and time.time() < deadline and not reader.done():  # noqa: ASYNC110
             await asyncio.sleep(0.05)
@@ -422,7 +422,7 @@ def run(
         window = (start_at + ramp + warmup_s, start_at + ramp + warmup_s + seconds)
         end_at = window[1]
         shares = [agents[i::procs] for i in range(procs)]
-        linger_s = 3.0 if jobs else 0.0
+        linger_s = 10.0 if jobs else 0.0  # a CancelJob sent at the window's end under load: its AbortJob, reports
         cancels: tuple[dict[str, float], dict[str, float], list[str]] = ({}, {}, [])
         ctx = multiprocessing.get_context("spawn")
         with ctx.Pool(procs) as pool:
