@@ -11,9 +11,15 @@ a heartbeat every 10 s, and counts the acks. After the run every agent's acked s
 Reported per run: connects, Hello->Welcome p50/p99, ack p50/p99 (measured window only), stored/s, server CPU % and
 RSS, server CPU-us per stored message, lost and duplicate rows.
 
+`--commands R`: the server also writes RUNNING jobs (SQL, on random stations) before the run, and R CancelJob calls a
+second go through the control API during the measured window; each agent records when each AbortJob arrives and
+reports the command RECEIVED then SUCCEEDED. Reported: CancelJob (sent) -> AbortJob (at the agent) p50/p99/max,
+commands sent and delivered (a missing one is a failure), and outbox commands left short of SUCCEEDED.
+
     PYTHONPATH=$PWD .venv/bin/python benchmarks/stream.py --db sqlite --stations 100 --seconds 20
     PYTHONPATH=$PWD .venv/bin/python benchmarks/stream.py --db postgresql --stations 1000 --fast 1000 --procs 2
     PYTHONPATH=$PWD .venv/bin/python benchmarks/stream.py --db postgresql --stations 1000 --storm --seconds 10
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/stream.py --stations 1000 --warmup 20 --procs 2 --commands 10
 
 `--storm` measures a reconnect storm of all K streams at once, then a steady-state window (see `run_storm`).
 
@@ -46,7 +52,7 @@ _PAGE = os.sysconf("SC_PAGE_SIZE")
 # ------------------------------------------------------------------------------------------------- server side
 
 
-async def _serve(database_url: str, data_dir: str, stations: int, out: str) -> None:
+async def _serve(database_url: str, data_dir: str, stations: int, out: str, jobs: int) -> None:
     from skymesh.core.model import GeoLocation, Station, StationKind
     from skymesh.server import ServerConfig, serve
 
@@ -66,7 +72,9 @@ async def _serve(database_url: str, data_dir: str, stations: int, out: str) -> N
         sid = f"load-{i:05d}"
         await server.repo.create_station(Station(sid, sid, StationKind.GROUND_STATION, GeoLocation(0.0, 0.0, 0.0)))
         keys[sid] = (await server.repo.issue_station_key(sid)).api_key
-    await asyncio.to_thread(Path(out).write_text, json.dumps({"address": server.address, "keys": keys}))
+    running = await _running_jobs(server.repo, sorted(keys), jobs)
+    info = {"address": server.address, "keys": keys, "jobs": running}
+    await asyncio.to_thread(Path(out).write_text, json.dumps(info))
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     await stop.wait()
@@ -75,6 +83,42 @@ async def _serve(database_url: str, data_dir: str, stations: int, out: str) -> N
         stats = {"groups": committer.groups, "messages": committer.messages}
         await asyncio.to_thread(Path(out + ".groups").write_text, json.dumps(stats))
     await server.stop(grace_s=1.0)
+
+
+async def _running_jobs(repo: Any, stations: list[str], count: int) -> dict[str, str]:
+    """`count` RUNNING jobs, each on a random station, written straight into `jobs` (a planned job needs a scheduler
+    and a pass; `--commands` measures delivery, as tests/e2e/test_replicas.py does). Returns job -> station."""
+    if count <= 0:
+        return {}
+    import random
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy.ext.asyncio import async_sessionmaker
+
+    from skymesh.core.jobs import JobState
+    from skymesh.core.model import CelestialTarget
+    from skymesh.server.db.models import JobRow
+
+    await repo.create_target(CelestialTarget("bench-vega", "Vega", 279.2, 38.8, magnitude=0.0, exposure_s=10.0))
+    now = datetime.now(UTC)
+    chosen = {f"bench-job-{i:05d}": random.choice(stations) for i in range(count)}
+    async with async_sessionmaker(repo.engine)() as s, s.begin():
+        s.add_all(
+            JobRow(
+                job_id=job_id,
+                station_id=sid,
+                target_id="bench-vega",
+                start=now - timedelta(seconds=30),
+                end=now + timedelta(hours=2),
+                exposure_s=10.0,
+                exposure_count=1,
+                state=int(JobState.RUNNING),
+                created_at=now,
+                updated_at=now,
+            )
+            for job_id, sid in chosen.items()
+        )
+    return chosen
 
 
 def _proc_cpu_s(pid: int) -> float:
@@ -100,8 +144,18 @@ def _batch(seq: int, boot_id: str, at_s: float) -> Any:
 
 
 async def _agent(
-    stub: Any, key: str, sid: str, interval_s: float, start_at: float, window: tuple[float, float], end_at: float
+    stub: Any,
+    key: str,
+    sid: str,
+    interval_s: float,
+    start_at: float,
+    window: tuple[float, float],
+    end_at: float,
+    linger_s: float = 0.0,
 ) -> dict[str, Any]:
+    """One agent's stream. It also takes commands: each AbortJob's arrival time is recorded (job -> time.time()), and
+    every command is reported RECEIVED then SUCCEEDED, as the protocol asks (else the outbox resends it). `linger_s`:
+    how long it keeps reading after `end_at` (for commands sent at the end of the window)."""
     import grpc
 
     from skymesh.api.agent.v1 import agent_pb2
@@ -111,9 +165,16 @@ async def _agent(
     boot = str(uuid.uuid4())
     sent: dict[int, float] = {}
     acks: list[float] = []
+    aborts: dict[str, float] = {}
     acked = 0
     t0 = time.perf_counter()
     call = stub.Connect(metadata=(("authorization", f"Bearer {key}"),))
+    lock = asyncio.Lock()  # one write at a time: the reader reports commands while the loop sends
+
+    async def write(message: Any) -> None:
+        async with lock:
+            await call.write(message)
+
     try:
         await call.write(
             agent_pb2.ConnectRequest(
@@ -131,7 +192,8 @@ async def _agent(
                 response = await call.read()
                 if response is grpc_eof or response is None:
                     return
-                if response.WhichOneof("body") == "upstream_ack":
+                body = response.WhichOneof("body")
+                if body == "upstream_ack":
                     now = time.time()
                     committed = response.upstream_ack.committed_seq
                     for seq in range(acked + 1, committed + 1):
@@ -139,6 +201,13 @@ async def _agent(
                         if at is not None and window[0] <= at < window[1]:
                             acks.append(now - at)
                     acked = max(acked, committed)
+                elif body == "command":
+                    command = response.command
+                    if command.HasField("abort_job"):
+                        aborts.setdefault(command.abort_job.job_id, time.time())
+                    for state in (agent_pb2.COMMAND_STATE_RECEIVED, agent_pb2.COMMAND_STATE_SUCCEEDED):
+                        update = agent_pb2.CommandUpdate(command_id=command.command_id, state=state)
+                        await write(agent_pb2.ConnectRequest(command_update=update))
 
         reader = asyncio.create_task(read())
         seq = 0
@@ -148,27 +217,40 @@ async def _agent(
         while time.time() < end_at and not reader.done():
             now = time.time()
             if now >= next_beat:
-                await call.write(agent_pb2.ConnectRequest(heartbeat=agent_pb2.Heartbeat()))
+                await write(agent_pb2.ConnectRequest(heartbeat=agent_pb2.Heartbeat()))
                 next_beat += 10.0
             if now >= next_at:
                 seq += 1
                 sent[seq] = now
-                await call.write(_batch(seq, boot, now))
+                await write(_batch(seq, boot, now))
                 next_at += interval_s
             await asyncio.sleep(max(0.0, min(next_at, next_beat, end_at) - time.time()))
-        # Give the last acks a moment, then leave.
-        deadline = time.time() + 5.0
-        while acked < seq and time.time() < deadline and not reader.done():  # noqa: ASYNC110 - a bounded poll
+        # Give the last acks (and commands) a moment, then leave.
+        deadline = time.time() + max(5.0, linger_s)
+        linger_until = end_at + linger_s
+        while (acked < seq or time.time() < linger_until) and time.time() < deadline and not reader.done():  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         call.cancel()
-        return {"sid": sid, "boot": boot, "connected": True, "hello_s": hello_s, "acks": acks, "acked": acked}
+        if reader.done() and not reader.cancelled() and reader.exception() is not None:
+            return {"sid": sid, "connected": False, "error": f"reader: {reader.exception()!r}"[:200]}
+        return {
+            "sid": sid,
+            "boot": boot,
+            "connected": True,
+            "hello_s": hello_s,
+            "acks": acks,
+            "acked": acked,
+            "aborts": aborts,
+        }
     except Exception as exc:
         call.cancel()
         return {"sid": sid, "connected": False, "error": f"{type(exc).__name__}: {exc}"[:200]}
 
 
-def _worker(args: tuple[str, list[tuple[str, str, float]], float, tuple[float, float], float, int]) -> list[Any]:
-    address, agents, start_at, window, end_at, per_channel = args
+def _worker(
+    args: tuple[str, list[tuple[str, str, float]], float, tuple[float, float], float, int, float],
+) -> list[Any]:
+    address, agents, start_at, window, end_at, per_channel, linger_s = args
 
     async def run() -> list[Any]:
         import grpc
@@ -182,7 +264,9 @@ def _worker(args: tuple[str, list[tuple[str, str, float]], float, tuple[float, f
         stubs = [agent_pb2_grpc.AgentServiceStub(c) for c in channels]
         ramp = max(1.0, len(agents) / 500)  # connects spread over a ramp, not one wave
         tasks = [
-            _agent(stubs[i // per_channel], key, sid, interval, start_at + ramp * i / len(agents), window, end_at)
+            _agent(
+                stubs[i // per_channel], key, sid, interval, start_at + ramp * i / len(agents), window, end_at, linger_s
+            )
             for i, (sid, key, interval) in enumerate(agents)
         ]
         results = await asyncio.gather(*tasks)
@@ -211,6 +295,22 @@ async def _database(kind: str, tmp: str) -> tuple[str, str]:
     return f"{base}/{name}", name
 
 
+async def _commands_open(database_url: str) -> int:
+    """Commands in the outbox that the agents' reports have not made SUCCEEDED (the benchmark's agents report each)."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from skymesh.api.agent.v1 import agent_pb2
+
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            query = text("SELECT count(*) FROM commands WHERE state != :done")
+            return int((await conn.execute(query, {"done": agent_pb2.COMMAND_STATE_SUCCEEDED})).scalar_one())
+    finally:
+        await engine.dispose()
+
+
 async def _stored(database_url: str) -> dict[tuple[str, str], tuple[int, int, int]]:
     """(station, boot) -> (rows, distinct seqs, max seq) as stored."""
     from sqlalchemy import text
@@ -231,14 +331,17 @@ async def _stored(database_url: str) -> dict[tuple[str, str], tuple[int, int, in
 
 
 @contextlib.contextmanager
-def _server(db: str, tmp: str, stations: int, server_path: str) -> Iterator[tuple[subprocess.Popen[bytes], Any, str]]:
-    """A fresh database and the server process on it, with K stations and their keys; stopped and dropped after."""
+def _server(
+    db: str, tmp: str, stations: int, server_path: str, jobs: int = 0
+) -> Iterator[tuple[subprocess.Popen[bytes], Any, str]]:
+    """A fresh database and the server process on it, with K stations and their keys (and `jobs` RUNNING jobs to
+    cancel); stopped and dropped after."""
     database_url, pg_name = asyncio.run(_database(db, tmp))
     out = Path(tmp) / "server.json"
     env = dict(os.environ)
     env["PYTHONPATH"] = server_path or env.get("PYTHONPATH", "")
     server = subprocess.Popen(
-        [sys.executable, __file__, "serve", database_url, tmp, str(stations), str(out)],
+        [sys.executable, __file__, "serve", database_url, tmp, str(stations), str(out), str(jobs)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=open(Path(tmp) / "server.log", "w"),  # noqa: SIM115 - closed with the directory
@@ -264,6 +367,33 @@ def _server(db: str, tmp: str, stations: int, server_path: str) -> Iterator[tupl
             asyncio.run(_drop(pg_name))
 
 
+async def _cancel_at_rate(address: str, jobs: list[str], rate_per_s: float, window: tuple[float, float]) -> Any:
+    """CancelJob through the control API at `rate_per_s` over `window` (each call on its own schedule, not after the
+    previous reply). Returns job -> time.time() just before its call, job -> the reply's delay (s), and the errors."""
+    import grpc
+
+    from skymesh.api.control.v1 import observations_pb2, observations_pb2_grpc
+
+    sent: dict[str, float] = {}
+    replied_s: dict[str, float] = {}
+    errors: list[str] = []
+    async with grpc.aio.insecure_channel(address) as channel:
+        api = observations_pb2_grpc.JobServiceStub(channel)
+
+        async def cancel(job_id: str, at: float) -> None:
+            await asyncio.sleep(max(0.0, at - time.time()))
+            sent[job_id] = time.time()
+            try:
+                await api.CancelJob(observations_pb2.CancelJobRequest(job_id=job_id, reason="bench"), timeout=30)
+                replied_s[job_id] = time.time() - sent[job_id]
+            except grpc.aio.AioRpcError as exc:
+                errors.append(f"{exc.code().name}: {exc.details()}"[:200])
+
+        count = min(len(jobs), int(rate_per_s * (window[1] - window[0])))
+        await asyncio.gather(*(cancel(jobs[i], window[0] + i / rate_per_s) for i in range(count)))
+    return sent, replied_s, errors
+
+
 def _pct(values: list[float], q: float) -> float | None:
     if not values:
         return None
@@ -281,8 +411,10 @@ def run(
     procs: int,
     per_channel: int,
     server_path: str = "",
+    commands_per_s: float = 0.0,
 ) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as tmp, _server(db, tmp, stations, server_path) as (server, info, url):
+    jobs = int(commands_per_s * seconds) + 1 if commands_per_s > 0 else 0
+    with tempfile.TemporaryDirectory() as tmp, _server(db, tmp, stations, server_path, jobs) as (server, info, url):
         keys = info["keys"]
         agents = [(sid, keys[sid], 1.0 if i < fast else 10.0) for i, sid in enumerate(sorted(keys))]
         start_at = time.time() + 2.0
@@ -290,13 +422,17 @@ def run(
         window = (start_at + ramp + warmup_s, start_at + ramp + warmup_s + seconds)
         end_at = window[1]
         shares = [agents[i::procs] for i in range(procs)]
+        linger_s = 10.0 if jobs else 0.0  # a CancelJob sent at the window's end under load: its AbortJob, reports
+        cancels: tuple[dict[str, float], dict[str, float], list[str]] = ({}, {}, [])
         ctx = multiprocessing.get_context("spawn")
         with ctx.Pool(procs) as pool:
             pending = pool.map_async(
-                _worker, [(info["address"], s, start_at, window, end_at, per_channel) for s in shares]
+                _worker, [(info["address"], s, start_at, window, end_at, per_channel, linger_s) for s in shares]
             )
             time.sleep(max(0.0, window[0] - time.time()))
             cpu0, t0 = _proc_cpu_s(server.pid), time.time()
+            if jobs:
+                cancels = asyncio.run(_cancel_at_rate(info["address"], sorted(info["jobs"]), commands_per_s, window))
             time.sleep(max(0.0, window[1] - time.time()))
             cpu1, t1 = _proc_cpu_s(server.pid), time.time()
             rss = _proc_rss_mb(server.pid)
@@ -307,6 +443,7 @@ def run(
         groups_file = Path(tmp) / "server.json.groups"
         groups = json.loads(groups_file.read_text()) if groups_file.exists() else {}
         stored = asyncio.run(_stored(url))
+        commands_open = asyncio.run(_commands_open(url)) if jobs else 0
     connected = [r for r in results if r["connected"]]
     acks = [a for r in connected for a in r["acks"]]
     lost = sum(max(0, r["acked"] - stored.get((r["sid"], r["boot"]), (0, 0, 0))[1]) for r in connected)
@@ -314,6 +451,22 @@ def run(
     stored_in_window = len(acks)
     cpu_s = cpu1 - cpu0
     errors = sorted({r["error"] for r in results if not r["connected"]})
+    sent_at, replied_s, cancel_errors = cancels
+    received_at = {job: at for r in connected for job, at in r["aborts"].items()}
+    delivery = [received_at[job] - at for job, at in sent_at.items() if job in received_at]
+    commands = {
+        "commands_sent": len(sent_at),
+        "commands_delivered": len(delivery),
+        "command_p50_s": _pct(delivery, 0.5),
+        "command_p99_s": _pct(delivery, 0.99),
+        "command_max_s": _pct(delivery, 1.0),
+        "commands_not_succeeded": commands_open,
+        "cancel_reply_p50_s": _pct(
+            list(replied_s.values()), 0.5
+        ),  # the RPC's own time: its transactions, then the push
+        "cancel_reply_p99_s": _pct(list(replied_s.values()), 0.99),
+        "command_errors": sorted(set(cancel_errors))[:3],
+    }
     return {
         "db": db,
         "stations": stations,
@@ -334,6 +487,7 @@ def run(
         "messages_per_group": round(groups["messages"] / groups["groups"], 2) if groups.get("groups") else None,
         "lost": lost,
         "duplicates": duplicates,
+        **(commands if jobs else {}),
         "errors": errors[:3],
         "loadavg": os.getloadavg()[0],
     }
@@ -646,10 +800,10 @@ def main() -> None:
             import cProfile
 
             with cProfile.Profile() as profile:
-                _run_server(_serve(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]))
+                _run_server(_serve(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5], int(sys.argv[6])))
             profile.dump_stats(profile_to)
             return
-        _run_server(_serve(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]))
+        _run_server(_serve(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5], int(sys.argv[6])))
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
@@ -662,19 +816,29 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--server-path", default="", help="PYTHONPATH for the server process (baseline tree)")
     parser.add_argument("--storm", action="store_true", help="measure a reconnect storm of all K, then steady state")
+    parser.add_argument(
+        "--commands",
+        type=float,
+        default=0.0,
+        help="CancelJob calls per second over the measured window, each on a RUNNING job of a random agent; reports "
+        "CancelJob -> AbortJob-at-the-agent p50/p99/max and delivered/sent (default 0: off; not with --storm)",
+    )
     args = parser.parse_args()
+    if args.storm and args.commands:
+        parser.error("--commands measures steady state: not with --storm")
     fast = args.stations if args.fast < 0 else args.fast
     for _ in range(args.runs):
-        result = (run_storm if args.storm else run)(
-            db=args.db,
-            stations=args.stations,
-            fast=fast,
-            seconds=args.seconds,
-            warmup_s=args.warmup,
-            procs=args.procs,
-            per_channel=args.per_channel,
-            server_path=args.server_path,
-        )
+        common: dict[str, Any] = {
+            "db": args.db,
+            "stations": args.stations,
+            "fast": fast,
+            "seconds": args.seconds,
+            "warmup_s": args.warmup,
+            "procs": args.procs,
+            "per_channel": args.per_channel,
+            "server_path": args.server_path,
+        }
+        result = run_storm(**common) if args.storm else run(**common, commands_per_s=args.commands)
         print(json.dumps(result), flush=True)
 
 
