@@ -266,3 +266,20 @@ def test_lagrangian_search_bound_holds_and_its_lp_plan_is_feasible(rows: str) ->
     assert exact.objective - 1e-6 <= res.bound <= plain.bound * (1 + 1e-7)
     assert check_plan(p, res.selected) == []
     assert float(p.opportunities.value[res.selected].sum()) <= exact.objective + 1e-6
+
+
+def test_lagrangian_search_without_the_lp_keeps_a_valid_bound_and_a_feasible_plan(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A starved process skips the LP (it would not end in its share): the plan is then the Lagrangian heuristic's."""
+    import skymesh.scheduler.lagrange as lagrange
+
+    monkeypatch.setattr(lagrange, "_LP_CPU_PER_CANDIDATE", 1e9)
+    p = _random_problem(5, n=1200)
+    greedy = GreedyPlanner().solve(p)
+    exact = solve_exact(p, time_limit_s=30.0)
+    res = lagrangian_search(p, plan=greedy.selected, target=greedy.objective, time_limit_s=1.0)
+    assert res.lp_rounds == 0 and res.selected is not None
+    assert exact.objective - 1e-6 <= res.bound
+    assert check_plan(p, res.selected) == []
+    assert float(p.opportunities.value[res.selected].sum()) <= exact.objective + 1e-6
