@@ -240,7 +240,10 @@ class Planner:
         running = self._running
         if running is not None and not running.done() and self._running_read_at > self._asked_at and join:
             log.info("plan (%s): joins the plan in progress (it began after the last change)", reason)
-            return await asyncio.shield(running)
+            try:
+                return await asyncio.shield(running)
+            except PlanLate:
+                pass  # that plan was cut by the scheduler timeout (now longer) or came late: this call plans itself
         async with self._lock:
             mark = self._loop_lag.mark() if self._loop_lag is not None else -1
             running = self._running = asyncio.get_running_loop().create_future()

@@ -227,7 +227,14 @@ async def test_a_replan_joins_the_plan_in_progress_unless_something_changed_sinc
     start_server: StartServer,
 ) -> None:
     async with fake_scheduler() as (scheduler, address, _server):
-        server = await start_server(planning_enabled=True, scheduler_address=address, replan_debounce_s=0.05)
+        server = await start_server(
+            planning_enabled=True,
+            scheduler_address=address,
+            replan_debounce_s=0.05,
+            plan_time_limit_s=0.5,
+            scheduler_timeout_s=1.0,
+            plan_apply_deadline_s=5.0,
+        )
         key = await add_station(server, "gs1")
         await server.repo.create_target(CelestialTarget("m31", "M31", 10.68, 41.27))
         planner = server.planner
@@ -247,6 +254,16 @@ async def test_a_replan_joins_the_plan_in_progress_unless_something_changed_sinc
             reply = await jobs.Replan(observations_pb2.ReplanRequest())
             assert (await running).assignments == reply.assignments == 1
             assert len(scheduler.requests) == asked + 1
+
+            # The plan it joined is cut by the scheduler timeout: the Replan then plans itself (and succeeds).
+            scheduler.delay_s = 1.2  # over the 1 s scheduler timeout; the retry waits 2 s
+            running = asyncio.create_task(planner.plan_once("test"))
+            await asyncio.sleep(0.1)
+            reply = await jobs.Replan(observations_pb2.ReplanRequest())
+            assert reply.assignments == 1
+            with pytest.raises(PlanLate):
+                await running
+            scheduler.delay_s = 0.5
 
             # A change after that plan began reading: the Replan plans again once it is done.
             asked = len(scheduler.requests)
