@@ -90,7 +90,7 @@ async def test_rigctld_dummy_tunes_and_reads_strength() -> None:
             await radio.close()
 
 
-async def test_rigctld_restarted_between_commands_is_retried_once() -> None:
+async def test_rigctld_restarted_between_commands_is_retried() -> None:
     """The daemon goes away between two commands (its end of the connection closes) and comes back on the same port:
     an idempotent command is sent again on a new connection and succeeds; a command not marked idempotent is not."""
     binary = require_binary("rigctld", "libhamlib-utils")
