@@ -239,7 +239,8 @@ class SchedulerServicer(pb_grpc.SchedulerServiceServicer):
             targets = self._rank_catalogues.get(catalogue_id)
         else:
             targets, catalogue_id = _rank_targets_from_proto(request.targets)
-            self._rank_catalogues.put(catalogue_id, targets)
+            if not self._rank_catalogues.put(catalogue_id, targets):
+                catalogue_id = ""  # not held (too long to keep): an id the next call could not use is not given
         async with self._slots:
             ranked = await asyncio.to_thread(rank_targets, station, targets, at, request.count)
         out = rank_response_to_proto(ranked)
@@ -254,22 +255,37 @@ class RankCatalogues:
     500 satellites): it names the list by the id an earlier answer gave instead. The id is a hash of the targets'
     wire bytes, so a held list is exactly what sending it again would give; a list that failed its checks is never
     held. Each replica holds its own: an unknown id is FAILED_PRECONDITION (CATALOGUE_UNKNOWN), and the caller sends
-    the list again."""
+    the list again.
 
-    def __init__(self, size: int = 8) -> None:
-        self._size = size
+    Bounded by lists (`size`) and by the targets they hold together (`max_targets`): a request may carry up to the
+    message limit (256 MB, about a million targets), and eight such lists held would be gigabytes. A list longer than
+    `max_targets` on its own is not held (`put` says so, and the answer's catalogue_id is empty)."""
+
+    def __init__(self, size: int = 8, max_targets: int = 100_000) -> None:
+        self._size, self._max_targets = size, max_targets
         self._held: OrderedDict[str, list[PlanTarget]] = OrderedDict()
+        self._targets = 0
 
     def __len__(self) -> int:
         return len(self._held)
 
-    def put(self, catalogue_id: str, targets: list[PlanTarget]) -> None:
-        if not catalogue_id:
-            return
+    @property
+    def targets_held(self) -> int:
+        return self._targets
+
+    def put(self, catalogue_id: str, targets: list[PlanTarget]) -> bool:
+        """Hold `targets` under `catalogue_id`; False (nothing held) for an empty id or a list over `max_targets`."""
+        if not catalogue_id or len(targets) > self._max_targets:
+            return False
+        previous = self._held.pop(catalogue_id, None)
+        if previous is not None:
+            self._targets -= len(previous)
         self._held[catalogue_id] = targets
-        self._held.move_to_end(catalogue_id)
-        while len(self._held) > self._size:
-            self._held.popitem(last=False)
+        self._targets += len(targets)
+        while len(self._held) > self._size or self._targets > self._max_targets:
+            _, evicted = self._held.popitem(last=False)
+            self._targets -= len(evicted)
+        return True
 
     def get(self, catalogue_id: str) -> list[PlanTarget]:
         held = self._held.get(catalogue_id)

@@ -14,10 +14,11 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from skymesh.api.convert import station_to_proto, timestamp_from_datetime
 from skymesh.api.scheduler.v1 import scheduler_pb2 as pb
 from skymesh.api.scheduler.v1 import scheduler_pb2_grpc as pb_grpc
+from skymesh.core.errors import FailedPrecondition
 from skymesh.core.model import CelestialTarget, GeoLocation, Station, StationKind, StationState
 from skymesh.observability.metrics import SchedulerMetrics
 from skymesh.scheduler.inputs import PlanRequest, PlanTarget, SolverKind
-from skymesh.scheduler.service import SERVICE_NAME, SchedulerServicer, start_server
+from skymesh.scheduler.service import SERVICE_NAME, RankCatalogues, SchedulerServicer, start_server
 from skymesh.scheduler.wire import plan_request_to_proto
 
 
@@ -300,3 +301,22 @@ async def test_rank_targets_by_catalogue_id_bounded_and_asked_again_when_unknown
             assert (await stub.RankTargets(request())).catalogue_id == ""
     finally:
         await server.stop(grace=None)
+
+
+def test_rank_catalogues_bounded_by_targets_held_not_only_lists() -> None:
+    # Lists are evicted least recently used first until both bounds hold; a list longer than the target bound is not
+    # held at all (its answer carries no id), and putting a held list again does not count its targets twice.
+    star = CelestialTarget("s", "S", 83.8, -5.4, magnitude=4.0)
+    held = RankCatalogues(size=3, max_targets=10)
+    assert held.put("a", [PlanTarget(star)] * 4) and held.put("b", [PlanTarget(star)] * 4)
+    assert held.put("a", [PlanTarget(star)] * 4) and held.targets_held == 8
+    assert held.put("c", [PlanTarget(star)] * 4)  # 12 > 10: "b", the least recently used, goes
+    assert held.targets_held == 8 and len(held) == 2
+    assert len(held.get("a")) == 4 and len(held.get("c")) == 4
+    with pytest.raises(FailedPrecondition):
+        held.get("b")
+    assert not held.put("huge", [PlanTarget(star)] * 11) and held.targets_held == 8
+    assert not held.put("", [PlanTarget(star)])
+    for name in "wxyz":
+        held.put(name, [PlanTarget(star)])
+    assert len(held) == 3 and held.targets_held == 3

@@ -742,7 +742,9 @@ class RankTargetsResponse(_message.Message):
     TARGETS_FIELD_NUMBER: _builtins.int
     CATALOGUE_ID_FIELD_NUMBER: _builtins.int
     catalogue_id: _builtins.str
-    """The content hash of the ranked list (the request's targets, or the catalogue it named); empty for no targets."""
+    """The content hash of the ranked list (the request's targets, or the catalogue it named); empty for no targets,
+    and empty when the scheduler does not hold the list (longer than it keeps: send the targets each time).
+    """
     @_builtins.property
     def targets(self) -> _containers.RepeatedCompositeFieldContainer[Global___RankedTarget]: ...
     def __init__(
