@@ -145,6 +145,7 @@ class RunningServer:
     hellos: GroupCommitter | None = None
     key_lookups: GroupCommitter | None = None
     slew_reads: GroupCommitter | None = None
+    command_updates: GroupCommitter | None = None
     replica_id: str = ""
     replicas: ReplicaLink | None = None
 
@@ -167,7 +168,7 @@ class RunningServer:
                 async with asyncio.timeout(min(grace, 2.0)):
                     await self.hub.wait_empty()
         await self.server.stop(grace)
-        for committer in (self.committer, self.hellos, self.key_lookups, self.slew_reads):
+        for committer in (self.committer, self.hellos, self.key_lookups, self.slew_reads, self.command_updates):
             if committer is not None:
                 await committer.close()
         self._background.cancel()
@@ -451,6 +452,7 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
         hellos=agent_servicer.hellos,
         key_lookups=agent_servicer.station_keys.lookups,
         slew_reads=slew_reads,
+        command_updates=agent_servicer.command_updates,
         replica_id=replica_id,
         replicas=replicas,
     )

@@ -114,6 +114,30 @@ class Dispatcher:
         session.schedule_version = snapshot.version
         session.push(message)
 
+    @staticmethod
+    def command_payload(payload: agent_pb2.Command) -> tuple[str, bytes]:
+        """(kind, bytes) of a command to store (payload: a Command with only its oneof set), carrying the current
+        trace: a replay continues the same trace."""
+        kind = payload.WhichOneof("payload")
+        if kind is None:
+            raise ValueError("command payload must set one of its oneof fields")
+        traced = agent_pb2.Command()
+        traced.CopyFrom(payload)
+        tracing.inject(traced.trace_context)
+        return kind, traced.SerializeToString()
+
+    async def deliver_command(self, record: CommandRecord) -> None:
+        """A command just committed to the outbox: pushed to the station's stream if it is open here (an urgent one
+        ahead of everything queued for it), else announced to the other replicas (the holder delivers it from the
+        outbox; without a holder the agent gets it on its next Hello)."""
+        COMMANDS.labels("queued").inc()
+        session = self._hub.get(record.station_id)
+        if session is not None:
+            session.command_head = max(session.command_head, record.seq)
+            session.push_command(command_message(record))
+        else:
+            await self._tell("c", [record.station_id])  # its stream may be open on another replica
+
     async def send_command(
         self,
         station_id: str,
@@ -126,29 +150,17 @@ class Dispatcher:
         actor: str = "system",
     ) -> CommandRecord:
         """Store a command in the outbox (payload: a Command with only its oneof set), then push it if connected."""
-        kind = payload.WhichOneof("payload")
-        if kind is None:
-            raise ValueError("command payload must set one of its oneof fields")
-        now = self._repo.clock.now()
-        start = not_before or now
-        traced = agent_pb2.Command()
-        traced.CopyFrom(payload)
-        tracing.inject(traced.trace_context)  # stored with the command: a replay continues the same trace
+        kind, stored = self.command_payload(payload)
+        start = not_before or self._repo.clock.now()
         record = await self._repo.enqueue_command(
             station_id,
             kind,
-            traced.SerializeToString(),
+            stored,
             not_before=start,
             expires_at=start + timedelta(seconds=ttl_s),
             priority=priority,
             job_id=job_id,
             actor=actor,
         )
-        COMMANDS.labels("queued").inc()
-        session = self._hub.get(station_id)
-        if session is not None:
-            session.command_head = max(session.command_head, record.seq)
-            session.push_command(command_message(record))
-        else:
-            await self._tell("c", [station_id])  # its stream may be open on another replica
+        await self.deliver_command(record)
         return record

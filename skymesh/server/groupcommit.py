@@ -69,6 +69,7 @@ class GroupCommitter:
         overload_reason: str = "INGEST_OVERLOADED",
     ) -> None:
         self._write: GroupWrite = write or repo.ingest_telemetry_many
+        self._gate = repo.write_gate  # SQLite: an urgent command's transaction goes before the next group
         self._overload_reason = overload_reason
         self._linger_s = linger_s
         self._max_group = max_group
@@ -125,9 +126,10 @@ class GroupCommitter:
 
     async def _flush(self, group: list[_Pending]) -> None:
         try:
-            results = await self._write(
-                [(p.station_id, p.boot_id, p.seq, p.item) for p in group], [p.epoch for p in group]
-            )
+            async with self._gate.bulk():
+                results = await self._write(
+                    [(p.station_id, p.boot_id, p.seq, p.item) for p in group], [p.epoch for p in group]
+                )
         except Exception as exc:  # the whole transaction failed (database down): every waiter hears it
             for pending in group:
                 if not pending.answer.done():

@@ -59,6 +59,7 @@ from skymesh.server.config import ServerConfig
 from skymesh.server.db import Repository
 from skymesh.server.db.records import (
     CommandStateValue,
+    CommandUpdateIn,
     HelloClaim,
     HelloIn,
     JobUpdateIn,
@@ -163,6 +164,10 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             max_queued=config.hello_queue_max,
             retry_after_s=config.hello_retry_after_s,
             overload_reason="CONNECT_OVERLOADED",
+        )
+        # Agents' command reports (RECEIVED, SUCCEEDED...) share transactions too, as telemetry does.
+        self.command_updates = GroupCommitter(
+            repo, write=repo.apply_command_updates, max_group=200, linger_s=0.005, overload_reason="INGEST_OVERLOADED"
         )
         self.health: HealthMonitor | None = None  # set by the app: telemetry anomaly detectors
 
@@ -441,8 +446,8 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
                 raise InvalidArgument(f"unknown state {upd.state}", field="command_update.state") from None
             if state == CommandStateValue.QUEUED:
                 raise InvalidArgument("must be set", field="command_update.state")
-            if await self._repo.apply_command_update(
-                station_id, upd.command_id, state, upd.cause, upd.detail, epoch=session.epoch
+            if await self.command_updates.submit(
+                station_id, "", 0, CommandUpdateIn(upd.command_id, state, upd.cause, upd.detail), epoch=session.epoch
             ):
                 COMMANDS.labels(state.name.lower()).inc()
             return

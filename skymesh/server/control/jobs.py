@@ -16,7 +16,6 @@ from skymesh.api.convert import job_state_from_proto, time_window_from_proto, ti
 from skymesh.api.errors import grpc_errors
 from skymesh.core.errors import InvalidArgument, SkyMeshError, Unavailable
 from skymesh.core.ids import check_id
-from skymesh.core.jobs import JobState
 from skymesh.core.model import TimeWindow
 from skymesh.server.auth import current_actor
 from skymesh.server.control.artifacts import download_artifact
@@ -103,20 +102,25 @@ class JobServicer(observations_pb2_grpc.JobServiceServicer):
         if not request.job_id:
             raise InvalidArgument("must not be empty", field="job_id")
         actor = current_actor()
-        before = await self._repo.get_job(request.job_id)
-        job, version = await self._repo.cancel_job(request.job_id, request.reason, actor=actor)
-        if job.state != before.state and self._dispatcher.events is not None:
-            self._dispatcher.events.job(job.job_id, job.station_id, before.state, job.state)
-        if job.state == JobState.RUNNING:
-            await self._dispatcher.send_command(
-                job.station_id,
-                agent_pb2.Command(abort_job=agent_pb2.AbortJob(job_id=job.job_id, reason=request.reason)),
-                priority=agent_pb2.COMMAND_PRIORITY_URGENT,
-                ttl_s=_ABORT_TTL_S,
-                job_id=job.job_id,
-                actor=actor,
-            )
-        elif version is not None:
+        # One transaction (skymesh.server.db.work): the job read and locked, then either its cancel (and schedule
+        # version) or, for a running job, the AbortJob in the outbox; the audit row with it.
+        abort = self._dispatcher.command_payload(
+            agent_pb2.Command(abort_job=agent_pb2.AbortJob(job_id=request.job_id, reason=request.reason))
+        )
+        done = await self._repo.cancel_or_abort_job(
+            request.job_id,
+            request.reason,
+            actor=actor,
+            abort=abort,
+            abort_ttl_s=_ABORT_TTL_S,
+            abort_priority=agent_pb2.COMMAND_PRIORITY_URGENT,
+        )
+        job = done.job
+        if job.state != done.before and self._dispatcher.events is not None:
+            self._dispatcher.events.job(job.job_id, job.station_id, done.before, job.state)
+        if done.command is not None:
+            await self._dispatcher.deliver_command(done.command)
+        elif done.version is not None:
             await self._dispatcher.push_schedule(job.station_id)
         return observations_pb2.CancelJobResponse(job=job_to_proto(job))
 

@@ -49,6 +49,7 @@ from skymesh.server.db.models import (
     TleRow,
 )
 from skymesh.server.db.records import JobRecord, StationRecord, TargetRecord
+from skymesh.server.db.writegate import WriteGate
 
 __all__ = [
     "RepoBase",
@@ -210,6 +211,8 @@ class RepoBase:
         self.clock: Clock = clock or SystemClock()
         self.dialect = engine.dialect.name
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        # SQLite's one writer: urgent commands before the next group commit (skymesh.server.db.writegate).
+        self.write_gate = WriteGate(enabled=self.dialect == "sqlite")
 
     @asynccontextmanager
     async def _tx(self, operation: str) -> AsyncIterator[AsyncSession]:

@@ -21,10 +21,12 @@ __all__ = [
     "CampaignRecord",
     "CommandRecord",
     "CommandStateValue",
+    "CommandUpdateIn",
     "HealthEventRecord",
     "HelloClaim",
     "HelloIn",
     "IssuedKey",
+    "JobCancel",
     "JobChange",
     "JobRecord",
     "JobUpdateIn",
@@ -221,6 +223,27 @@ class CommandRecord:
     cause: int = 0
     detail: str = ""
     job_id: str | None = None
+
+
+@dataclass(frozen=True)
+class CommandUpdateIn:
+    """An agent's report on one command (CommandUpdate), as the repository applies it."""
+
+    command_id: str
+    state: CommandStateValue
+    cause: int = 0
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class JobCancel:
+    """What one cancel did, in its one transaction: the job's state before and after, the station's new schedule
+    version (an unstarted job left an agent's schedule), or the AbortJob command queued (a running job)."""
+
+    before: JobState
+    job: JobRecord
+    version: int | None = None
+    command: CommandRecord | None = None
 
 
 @dataclass(frozen=True)

@@ -4,25 +4,30 @@ the command outbox (per-station seq allocated atomically, UUID command ids, deli
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Row, Table, and_, bindparam, insert, or_, select, tuple_, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from skymesh.core.errors import FailedPrecondition, NotFound
+from skymesh.core.errors import FailedPrecondition, NotFound, SkyMeshError
 from skymesh.core.jobs import JobState
 from skymesh.core.model import TimeWindow
-from skymesh.observability.metrics import COMMAND_DELIVERY
-from skymesh.server.db.base import RepoBase
-from skymesh.server.db.models import CommandRow, JobRow, ScheduleRow, StationRow, TargetRow
+from skymesh.observability import tracing
+from skymesh.observability.metrics import COMMAND_DELIVERY, DB_LATENCY
+from skymesh.server.db.base import RepoBase, fenced
+from skymesh.server.db.models import AuditRow, CommandRow, JobRow, ScheduleRow, StationRow, StationSessionRow, TargetRow
 from skymesh.server.db.records import (
     OPEN_COMMAND_STATES,
     CommandRecord,
     CommandStateValue,
+    CommandUpdateIn,
+    JobCancel,
     JobChange,
     JobRecord,
     PlannedJob,
@@ -75,6 +80,54 @@ _SCHEDULES = cast(Table, ScheduleRow.__table__)
 _TARGETS = cast(Table, TargetRow.__table__)
 # The columns of a job record (`RepoBase._job`), read as plain rows: mapped objects cost far more than the query.
 _JOB_COLUMNS = [c for c in _JOBS.c if c.name != "created_at"]
+_STATIONS = cast(Table, StationRow.__table__)
+_COMMANDS = cast(Table, CommandRow.__table__)
+_AUDIT = cast(Table, AuditRow.__table__)
+_SESSIONS = cast(Table, StationSessionRow.__table__)
+
+# agent.v1.COMMAND_PRIORITY_URGENT (an int: no protobuf in this layer). Its transaction goes before the next group
+# commit on SQLite (skymesh.server.db.writegate).
+_PRIORITY_URGENT = 3
+
+# The command path's statements, built once (SQLAlchemy Core on one connection: a CancelJob was five ORM sessions,
+# ~20 ms of server CPU with the agent's two reports; issue 8). FOR UPDATE is dropped by the SQLite compiler, whose
+# BEGIN IMMEDIATE already holds the one writer lock.
+_JOB_FOR_CANCEL = select(*_JOB_COLUMNS).where(_JOBS.c.job_id == bindparam("k_job")).with_for_update()
+_CANCEL_JOB = (
+    update(_JOBS)
+    .where(_JOBS.c.job_id == bindparam("k_job"))
+    .values(
+        state=int(JobState.CANCELLED),
+        cause=CAUSE_ABORTED_BY_OPERATOR,
+        detail=bindparam("v_detail"),
+        updated_at=bindparam("v_at"),
+    )
+)
+_BUMP_SCHEDULE = (
+    update(_SCHEDULES)
+    .where(_SCHEDULES.c.station_id == bindparam("k_station"))
+    .values(version=_SCHEDULES.c.version + 1, generated_at=bindparam("v_at"))
+    .returning(_SCHEDULES.c.version)
+)
+_NEXT_COMMAND_SEQ = (
+    update(_STATIONS)
+    .where(_STATIONS.c.station_id == bindparam("k_station"))
+    .values(command_seq=_STATIONS.c.command_seq + 1)
+    .returning(_STATIONS.c.command_seq)
+)
+_INSERT_COMMAND = insert(_COMMANDS)
+_INSERT_AUDIT = insert(_AUDIT)
+_INSERT_SCHEDULE = insert(_SCHEDULES)
+_UPDATE_COMMAND = (
+    update(_COMMANDS)
+    .where(_COMMANDS.c.command_id == bindparam("k_command"))
+    .values(
+        state=bindparam("v_state"),
+        cause=bindparam("v_cause"),
+        detail=bindparam("v_detail"),
+        updated_at=bindparam("v_at"),
+    )
+)
 
 
 def _command(row: CommandRow) -> CommandRecord:
@@ -132,30 +185,92 @@ class WorkRepo(RepoBase):
             return [self._job(r) for r in (await s.scalars(query)).all()]
 
     async def cancel_job(self, job_id: str, reason: str, *, actor: str = "system") -> tuple[JobRecord, int | None]:
-        """Cancel an unstarted job, or queue an urgent AbortJob for a running one (the caller builds the payload).
+        """Cancel an unstarted job (a running one is returned unchanged: `cancel_or_abort_job` queues its AbortJob).
 
         Returns the job and, when it was in an agent's schedule, the station's new schedule version (else None).
-        Raises FailedPrecondition for a finished job. Running jobs are returned unchanged: see `enqueue_command`.
-        """
+        Raises FailedPrecondition for a finished job."""
+        done = await self._cancel(job_id, reason, actor, None, 0.0, 0)
+        return done.job, done.version
+
+    async def cancel_or_abort_job(
+        self,
+        job_id: str,
+        reason: str,
+        *,
+        actor: str,
+        abort: tuple[str, bytes],
+        abort_ttl_s: float,
+        abort_priority: int = _PRIORITY_URGENT,
+    ) -> JobCancel:
+        """CancelJob in ONE transaction: an unstarted job is CANCELLED (its station's schedule version bumped when an
+        agent held it), a running one gets `abort` (kind, serialized Command) appended to its station's outbox; the
+        audit row with it. Nothing is written when any step fails. Raises NotFound, or FailedPrecondition for a
+        finished job (a cancel of a cancelled job is refused, as before)."""
+        return await self._cancel(job_id, reason, actor, abort, abort_ttl_s, abort_priority)
+
+    async def _cancel(
+        self, job_id: str, reason: str, actor: str, abort: tuple[str, bytes] | None, ttl_s: float, priority: int
+    ) -> JobCancel:
         now = self._now()
-        async with self._tx("cancel_job") as s:
-            row = await s.get(JobRow, job_id, with_for_update=True)
+        async with self.write_gate.urgent(), self._core("cancel_job") as conn:
+            row = (await conn.execute(_JOB_FOR_CANCEL, {"k_job": job_id})).first()
             if row is None:
                 raise NotFound(f"no job {job_id!r}", field="job_id")
-            state = JobState(row.state)
+            job = self._job(row)
+            state = job.state
             if state.terminal:
                 raise FailedPrecondition(f"job is already {state.name}", field="job_id")
             if state == JobState.RUNNING:
-                return self._job(row), None
-            row.state = int(JobState.CANCELLED)
-            row.cause = CAUSE_ABORTED_BY_OPERATOR
-            row.detail = reason
-            row.updated_at = now
+                if abort is None:
+                    return JobCancel(state, job)
+                kind, payload = abort
+                command = await self._enqueue(
+                    conn,
+                    job.station_id,
+                    kind,
+                    payload,
+                    not_before=now,
+                    expires_at=now + timedelta(seconds=ttl_s),
+                    priority=priority,
+                    job_id=job_id,
+                    actor=actor,
+                    now=now,
+                )
+                return JobCancel(state, job, command=command)
+            await conn.execute(_CANCEL_JOB, {"k_job": job_id, "v_detail": reason, "v_at": now})
             version = None
             if state in (JobState.DISPATCHED, JobState.RECEIVED):
-                version = await self._bump_schedule(s, row.station_id, now)
-            self._audit(s, now, actor, "cancel_job", job_id, reason=reason)
-            return self._job(row), version
+                version = await conn.scalar(_BUMP_SCHEDULE, {"k_station": job.station_id, "v_at": now})
+                if version is None:
+                    version = 1
+                    await conn.execute(
+                        _INSERT_SCHEDULE,
+                        {
+                            "station_id": job.station_id,
+                            "version": 1,
+                            "generated_at": now,
+                            "acked_version": 0,
+                            "ack_error": "",
+                        },
+                    )
+            await conn.execute(
+                _INSERT_AUDIT,
+                {"at": now, "actor": actor, "action": "cancel_job", "subject": job_id, "detail": {"reason": reason}},
+            )
+            cancelled = dataclasses.replace(
+                job, state=JobState.CANCELLED, cause=CAUSE_ABORTED_BY_OPERATOR, detail=reason, updated_at=now
+            )
+            return JobCancel(state, cancelled, version)
+
+    @asynccontextmanager
+    async def _core(self, operation: str) -> AsyncIterator[AsyncConnection]:
+        """`_tx` without the ORM: one connection, plain statements (the command path)."""
+        with (
+            tracing.span(f"db {operation}", attributes={"db.system": self.dialect, "db.operation": operation}),
+            DB_LATENCY.labels(operation).time(),
+        ):
+            async with self.engine.begin() as conn:
+                yield conn
 
     async def frozen_jobs(self, until: datetime, *, held_by: Sequence[str] = ()) -> list[JobRecord]:
         """Jobs the planner must keep: running ones, dispatched/received ones starting before `until`, and every live
@@ -550,35 +665,80 @@ class WorkRepo(RepoBase):
     ) -> CommandRecord:
         """Append a command to the station's outbox with the next seq (atomic on both dialects)."""
         now = self._now()
-        async with self._tx("enqueue_command") as s:
-            seq = await s.scalar(
-                update(StationRow)
-                .where(StationRow.station_id == station_id)
-                .values(command_seq=StationRow.command_seq + 1)
-                .returning(StationRow.command_seq)
-            )
-            if seq is None:
-                raise NotFound(f"no station {station_id!r}", field="station_id")
-            row = CommandRow(
-                command_id=str(uuid.uuid4()),
-                station_id=station_id,
-                seq=seq,
-                kind=kind,
-                payload=payload,
+        gate = self.write_gate.urgent() if priority >= _PRIORITY_URGENT else self.write_gate.bulk()
+        async with gate, self._core("enqueue_command") as conn:
+            return await self._enqueue(
+                conn,
+                station_id,
+                kind,
+                payload,
                 not_before=not_before,
                 expires_at=expires_at,
                 priority=priority,
-                state=int(CommandStateValue.QUEUED),
-                cause=0,
-                detail="",
                 job_id=job_id,
-                created_at=now,
-                updated_at=now,
+                actor=actor,
+                now=now,
             )
-            s.add(row)
-            self._audit(s, now, actor, "enqueue_command", station_id, kind=kind, seq=seq, job_id=job_id)
-            await s.flush()
-            return _command(row)
+
+    async def _enqueue(
+        self,
+        conn: AsyncConnection,
+        station_id: str,
+        kind: str,
+        payload: bytes,
+        *,
+        not_before: datetime,
+        expires_at: datetime,
+        priority: int,
+        job_id: str | None,
+        actor: str,
+        now: datetime,
+    ) -> CommandRecord:
+        seq = await conn.scalar(_NEXT_COMMAND_SEQ, {"k_station": station_id})
+        if seq is None:
+            raise NotFound(f"no station {station_id!r}", field="station_id")
+        record = CommandRecord(
+            command_id=str(uuid.uuid4()),
+            station_id=station_id,
+            seq=seq,
+            kind=kind,
+            payload=payload,
+            not_before=not_before,
+            expires_at=expires_at,
+            priority=priority,
+            state=CommandStateValue.QUEUED,
+            job_id=job_id,
+        )
+        await conn.execute(
+            _INSERT_COMMAND,
+            {
+                "command_id": record.command_id,
+                "station_id": station_id,
+                "seq": seq,
+                "kind": kind,
+                "payload": payload,
+                "not_before": not_before,
+                "expires_at": expires_at,
+                "priority": priority,
+                "state": int(CommandStateValue.QUEUED),
+                "cause": 0,
+                "detail": "",
+                "job_id": job_id,
+                "created_at": now,
+                "updated_at": now,
+            },
+        )
+        await conn.execute(
+            _INSERT_AUDIT,
+            {
+                "at": now,
+                "actor": actor,
+                "action": "enqueue_command",
+                "subject": station_id,
+                "detail": {"kind": kind, "seq": seq, "job_id": job_id},
+            },
+        )
+        return record
 
     async def commands_for_replay(self, station_id: str, after_seq: int) -> tuple[list[CommandRecord], int]:
         """Open commands with seq > `after_seq`, in seq order; expired ones are marked EXPIRED and left out.
@@ -637,20 +797,82 @@ class WorkRepo(RepoBase):
     ) -> bool:
         """Record an agent's report on a command; returns whether the state moved. Regressions are ignored. With
         `epoch`, a station held by a newer session raises Aborted (FENCED) and nothing is written."""
+        [result] = await self._command_updates(
+            [(station_id, "", 0, CommandUpdateIn(command_id, state, cause, detail))], [epoch]
+        )
+        if isinstance(result, SkyMeshError):
+            raise result
+        return result
+
+    async def apply_command_updates(
+        self, items: Sequence[tuple[str, str, int, CommandUpdateIn]], epochs: Sequence[int | None] | None = None
+    ) -> list[bool | SkyMeshError]:
+        """Group commit of agents' command reports (station, unused, unused, report), from any streams, in ONE
+        transaction (`GroupCommitter`'s shape, skymesh.server.stream): each answered in order as
+        `apply_command_update` would answer it alone (moved or not, or the error that refuses it: FENCED for a stale
+        epoch, NotFound for a command not of this station), reports of one command applied in their order."""
+        return await self._command_updates(items, epochs)
+
+    async def _command_updates(
+        self, items: Sequence[tuple[str, str, int, CommandUpdateIn]], epochs: Sequence[int | None] | None
+    ) -> list[bool | SkyMeshError]:
         now = self._now()
-        async with self._tx("apply_command_update") as s:
-            await self._fence(s, station_id, epoch)
-            row = await s.get(CommandRow, command_id, with_for_update=True)
-            if row is None or row.station_id != station_id:
-                raise NotFound(f"no command {command_id!r} for this station", field="command_update.command_id")
-            current = CommandStateValue(row.state)
-            if current.terminal or state.rank < current.rank or (state == current and state.rank < 3):
-                return False
-            if current == CommandStateValue.QUEUED and state in _AGENT_ACK_STATES:
-                # The agent's first word on a command is its delivery: created -> RECEIVED (or later, coalesced).
-                COMMAND_DELIVERY.observe(max(0.0, (now - row.created_at).total_seconds()))
-            row.state = int(state)
-            row.cause = cause
-            row.detail = detail
-            row.updated_at = now
-            return True
+        epochs = list(epochs) if epochs is not None else [None] * len(items)
+        out: list[bool | SkyMeshError] = [False] * len(items)
+        delivered: list[float] = []
+        async with self._core("apply_command_updates") as conn:
+            fenced_ids = sorted(
+                {station_id for (station_id, *_), epoch in zip(items, epochs, strict=True) if epoch is not None}
+            )
+            current: dict[str, int] = {}
+            if fenced_ids:
+                # FOR SHARE: a Hello taking the next epoch waits until this commits (as `RepoBase._fence`).
+                found = await conn.execute(
+                    select(_SESSIONS.c.station_id, _SESSIONS.c.epoch)
+                    .where(_SESSIONS.c.station_id.in_(fenced_ids))
+                    .order_by(_SESSIONS.c.station_id)
+                    .with_for_update(read=True)
+                )
+                current = {station_id: epoch for station_id, epoch in found}
+            ids = sorted({update.command_id for *_, update in items})
+            rows = {
+                r.command_id: r
+                for r in await conn.execute(
+                    select(_COMMANDS.c.command_id, _COMMANDS.c.station_id, _COMMANDS.c.state, _COMMANDS.c.created_at)
+                    .where(_COMMANDS.c.command_id.in_(ids))
+                    .order_by(_COMMANDS.c.command_id)
+                    .with_for_update()
+                )
+            }
+            states = {command_id: CommandStateValue(r.state) for command_id, r in rows.items()}
+            writes: dict[str, dict[str, Any]] = {}
+            for i, ((station_id, _boot, _seq, update_in), epoch) in enumerate(zip(items, epochs, strict=True)):
+                if epoch is not None and current.get(station_id) != epoch:
+                    out[i] = fenced(station_id)
+                    continue
+                row = rows.get(update_in.command_id)
+                if row is None or row.station_id != station_id:
+                    out[i] = NotFound(
+                        f"no command {update_in.command_id!r} for this station", field="command_update.command_id"
+                    )
+                    continue
+                state, old = update_in.state, states[update_in.command_id]
+                if old.terminal or state.rank < old.rank or (state == old and state.rank < 3):
+                    continue
+                if old == CommandStateValue.QUEUED and state in _AGENT_ACK_STATES:
+                    # The agent's first word on a command is its delivery: created -> RECEIVED (or later, coalesced).
+                    delivered.append(max(0.0, (now - row.created_at).total_seconds()))
+                states[update_in.command_id] = state
+                writes[update_in.command_id] = {
+                    "k_command": update_in.command_id,
+                    "v_state": int(state),
+                    "v_cause": update_in.cause,
+                    "v_detail": update_in.detail,
+                    "v_at": now,
+                }
+                out[i] = True
+            if writes:
+                await conn.execute(_UPDATE_COMMAND, list(writes.values()))
+        for latency_s in delivered:
+            COMMAND_DELIVERY.observe(latency_s)
+        return out
