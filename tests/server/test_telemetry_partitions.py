@@ -392,12 +392,61 @@ async def test_0019_interrupted_during_the_copy_completes_when_run_again(
             left = await conn.scalar(text("SELECT count(*) FROM telemetry_0018"))
         assert 0 < copied < left == len(before)  # the swap and three days committed, the old table untouched
 
-        await migrate(engine)  # run again: the copy goes on, what was copied is not copied twice
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="alembic.runtime.migration"):
+            await migrate(engine)  # run again: the copy goes on, what was copied is not copied twice
+        # The first three days' batches met their rows already copied: each was done again with ON CONFLICT.
+        last = [r.getMessage() for r in caplog.records if r.getMessage().startswith("0019: 2026-")][-1]
+        assert ", 0 with rows already there" not in last
         async with engine.connect() as conn:
             assert (await conn.exec_driver_sql(_ROWS)).all() == before
             assert await conn.scalar(text("SELECT to_regclass('telemetry_0018')")) is None
         await ingest(repo, DAY0 + timedelta(hours=1), boot="new")  # the id sequence still goes with telemetry
         async with engine.connect() as conn:
             assert await conn.scalar(select(func.max(TelemetryRow.__table__.c.id))) == before[-1][0] + 1
+    finally:
+        await engine.dispose()
+
+
+@ON_PG
+async def test_0019_a_batch_stored_again_during_the_copy_is_there_once(
+    db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The server writes to the new table while the copy runs: an agent re-sending a batch that is still in the old
+    table (same station, boot, seq, at; a new id) makes that batch's copy meet the dedup key, and the copy skips it."""
+    engine = create_engine(db_url)
+    try:
+        await migrate(engine, "0018")
+        repo = Repository(engine, ManualClock(DAY0))
+        await repo.create_station(Station("gs1", "gs1", StationKind.GROUND_STATION, GeoLocation(0.0, 0.0, 0.0)))
+        async with engine.begin() as conn:
+            await conn.exec_driver_sql(_FILL)
+            before = (await conn.exec_driver_sql(_ROWS)).all()
+        resent = next(r for r in before if r.boot_id == "tie")  # 2026-11-26, copied after the first day
+
+        def resend_after_first_day(record: logging.LogRecord) -> bool:
+            if record.getMessage().startswith("0019: 2026-11-20"):
+                from alembic import op
+
+                # On the migration's own connection (autocommit here): as the server's insert would land.
+                op.get_bind().exec_driver_sql(
+                    "INSERT INTO telemetry (station_id, boot_id, seq, at, data) "
+                    f"VALUES ('gs1', 'tie', {resent.seq}, '{resent.at.isoformat()}', '')"
+                )
+            return True
+
+        migration_log = logging.getLogger("alembic.runtime.migration")
+        migration_log.addFilter(resend_after_first_day)
+        try:
+            with caplog.at_level(logging.INFO, logger="alembic.runtime.migration"):
+                async with engine.connect() as conn:
+                    await conn.run_sync(_alembic, "upgrade", "0019", 7)
+        finally:
+            migration_log.removeFilter(resend_after_first_day)
+        async with engine.connect() as conn:
+            rows = (await conn.exec_driver_sql(_ROWS)).all()
+        new = [r for r in rows if r.id > before[-1].id]
+        assert [(r.boot_id, r.seq, r.at) for r in new] == [(resent.boot_id, resent.seq, resent.at)]
+        assert [r for r in rows if r.id <= before[-1].id] == [r for r in before if r.id != resent.id]
     finally:
         await engine.dispose()

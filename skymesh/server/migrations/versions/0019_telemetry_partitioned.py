@@ -32,9 +32,11 @@ import logging
 import time
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from alembic import op
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 revision: str = "0019"
 down_revision: str | None = "0018"
@@ -75,10 +77,10 @@ def _swap(partitioned: bool) -> None:
     # Alembic asserts in `autocommit_block` when the connection came in a transaction of the caller's, which it
     # neither commits nor may: there the batches stay in that transaction.
     if getattr(context, "_in_external_transaction", False):
-        _copy(old, partitioned)
+        _copy(old, partitioned, autocommit=False)
     else:
         with context.autocommit_block():
-            _copy(old, partitioned)
+            _copy(old, partitioned, autocommit=True)
     op.execute(f"DROP TABLE {old}")
 
 
@@ -109,8 +111,9 @@ def _rename_and_create(old: str, partitioned: bool) -> None:
 
 
 # Rows a copy statement moves at most (one transaction each outside a caller's transaction): at the 545 bytes a batch
-# measured (benchmarks/results/telemetry_partitions.md) about 27 MB, well under a second of work.
-_BATCH_ROWS = 50_000
+# measured (benchmarks/results/telemetry_partitions.md) about 11 MB; 50,000 took 0.9-1.1 s at load 7 (with ON
+# CONFLICT, 0.6 s without), so a batch holds its transaction for about half a second.
+_BATCH_ROWS = 20_000
 
 
 def _days(old: str) -> list[date]:
@@ -124,46 +127,65 @@ def _days(old: str) -> list[date]:
     return list(rows.scalars())
 
 
-def _copy(old: str, partitioned: bool) -> None:
-    """Copy every row of `old` into `telemetry`, day by day, at most `_BATCH_ROWS` rows a statement ((at, id) order),
-    skipping rows already there (same primary key: copied by an interrupted run)."""
+def _copy(old: str, partitioned: bool, *, autocommit: bool) -> None:
+    """Copy every row of `old` into `telemetry`, day by day, at most `_BATCH_ROWS` rows a statement ((at, id) order).
+
+    A row already there is skipped: copied by an interrupted run (same id), or, going up, a batch the server stored
+    again while the copy ran (same dedup key: the batch is there once). ON CONFLICT costs half again the time of a
+    plain insert (50,000 rows: 0.9-1.1 s against 0.6 s), so a batch is first tried without it, and only a batch that
+    hits a key is done again with it (in autocommit, the failed statement left nothing; in a caller's transaction,
+    where a failed statement would abort it all, every batch takes the ON CONFLICT path). Going down, a dedup
+    conflict still fails, as the one-statement copy did (the plain table's key has no `at`)."""
     bind = op.get_bind()
-    batch_rows = int(op.get_context().config.attributes.get("telemetry_copy_batch_rows", _BATCH_ROWS))  # type: ignore[union-attr]
-    key = "id, at" if partitioned else "id"
+    config = op.get_context().config  # tests set a smaller batch through the Alembic config's attributes
+    batch_rows = int(config.attributes.get("telemetry_copy_batch_rows", _BATCH_ROWS)) if config else _BATCH_ROWS
     total = bind.exec_driver_sql(f"SELECT reltuples::bigint FROM pg_class WHERE oid = '{old}'::regclass").scalar()
-    t0, copied, statements = time.monotonic(), 0, 0
+    t0, copied, statements, retried = time.monotonic(), 0, 0, 0
     log.info("0019: copying about %s rows from %s into telemetry, day by day", max(0, total or 0), old)
-    # `at >= :after_at` repeats the row comparison's first half so that it bounds the scan of the `at` index (a row
-    # comparison alone does not, the index being on `at` only): each batch reads its own rows, not the day's before.
-    where = "at >= :lo AND at >= :after_at AND at < :hi AND (at, id) > (:after_at, :after_id)"
-    upper = text(f"SELECT at, id FROM {old} WHERE {where} ORDER BY at, id OFFSET :n LIMIT 1")
-    insert_to = text(
-        f"INSERT INTO telemetry ({_COLUMNS}) SELECT {_COLUMNS} FROM {old} WHERE {where} "
-        f"AND at <= :to_at AND (at, id) <= (:to_at, :to_id) ON CONFLICT ({key}) DO NOTHING"
-    )
-    insert_rest = text(
-        f"INSERT INTO telemetry ({_COLUMNS}) SELECT {_COLUMNS} FROM {old} WHERE {where} ON CONFLICT ({key}) DO NOTHING"
-    )
+
+    def batch(conflict: str) -> Any:
+        # One statement a batch: the next `batch_rows` rows after the cursor (at, id), inserted, and the batch's last
+        # key (the next cursor). `at >= :after_at` repeats the row comparison's first half so that it bounds the scan
+        # of the `at` index (a row comparison alone does not, the index being on `at` only).
+        return text(
+            f"WITH src AS MATERIALIZED (SELECT {_COLUMNS} FROM {old} WHERE at >= :after_at AND at < :hi "
+            f"AND (at, id) > (:after_at, :after_id) ORDER BY at, id LIMIT :n), "
+            f"ins AS (INSERT INTO telemetry ({_COLUMNS}) SELECT {_COLUMNS} FROM src {conflict} RETURNING 1), "
+            f"last AS (SELECT at, id FROM src ORDER BY at DESC, id DESC LIMIT 1) "
+            f"SELECT (SELECT count(*) FROM src) AS n, (SELECT count(*) FROM ins) AS inserted, last.at, last.id "
+            f"FROM last"
+        )
+
+    plain = batch("")
+    skipping = batch("ON CONFLICT DO NOTHING" if partitioned else "ON CONFLICT (id) DO NOTHING")
     for day in _days(old):
         lo = datetime.combine(day, datetime.min.time(), UTC)
-        args: dict[str, object] = {"lo": lo, "hi": lo + timedelta(days=1), "after_at": lo, "after_id": _MIN_ID}
+        args: dict[str, object] = {"hi": lo + timedelta(days=1), "after_at": lo, "after_id": _MIN_ID, "n": batch_rows}
         day_rows = 0
         while True:
-            last = bind.execute(upper, {**args, "n": batch_rows - 1}).first()
-            if last is None:
-                day_rows += bind.execute(insert_rest, args).rowcount
-                statements += 1
-                break
-            day_rows += bind.execute(insert_to, {**args, "to_at": last.at, "to_id": last.id}).rowcount
             statements += 1
-            args["after_at"], args["after_id"] = last.at, last.id
+            if autocommit:
+                try:
+                    row = bind.execute(plain, args).one_or_none()
+                except IntegrityError:
+                    retried += 1
+                    row = bind.execute(skipping, args).one_or_none()
+            else:
+                row = bind.execute(skipping, args).one_or_none()
+            if row is None:
+                break
+            day_rows += row.inserted
+            if row.n < batch_rows:
+                break
+            args["after_at"], args["after_id"] = row.at, row.id
         copied += day_rows
         log.info(
-            "0019: %s: %s rows copied (%s in all, %s statements, %.1f s)",
+            "0019: %s: %s rows copied (%s in all, %s statements, %s with rows already there, %.1f s)",
             day,
             day_rows,
             copied,
             statements,
+            retried,
             time.monotonic() - t0,
         )
 
