@@ -309,6 +309,16 @@ UNION ALL SELECT 'gs1', 'tie', g, timestamptz '2026-11-26 12:00+00', NULL, int8s
 _ROWS = "SELECT id, station_id, boot_id, seq, at, samples::text, data FROM telemetry ORDER BY id"
 
 
+async def _filled_at_0018(engine: AsyncEngine) -> tuple[Repository, list[Any]]:
+    """The database at 0018 with station gs1 and the `_FILL` rows; the rows (`_ROWS`)."""
+    await migrate(engine, "0018")
+    repo = Repository(engine, ManualClock(DAY0))
+    await repo.create_station(Station("gs1", "gs1", StationKind.GROUND_STATION, GeoLocation(0.0, 0.0, 0.0)))
+    async with engine.begin() as conn:
+        await conn.exec_driver_sql(_FILL)
+        return repo, list((await conn.exec_driver_sql(_ROWS)).all())
+
+
 @ON_PG
 async def test_0019_copies_in_bounded_batches_each_its_own_transaction_and_every_row_once(
     db_url: str, caplog: pytest.LogCaptureFixture
@@ -316,12 +326,8 @@ async def test_0019_copies_in_bounded_batches_each_its_own_transaction_and_every
     batch_rows = 7
     engine = create_engine(db_url)
     try:
-        await migrate(engine, "0018")
-        repo = Repository(engine, ManualClock(DAY0))
-        await repo.create_station(Station("gs1", "gs1", StationKind.GROUND_STATION, GeoLocation(0.0, 0.0, 0.0)))
-        async with engine.begin() as conn:
-            await conn.exec_driver_sql(_FILL)
-            before = (await conn.exec_driver_sql(_ROWS)).all()
+        _, before = await _filled_at_0018(engine)
+        async with engine.connect() as conn:
             by_day = "SELECT (at AT TIME ZONE 'UTC')::date, count(*) FROM telemetry GROUP BY 1"
             per_day = {d: n for d, n in (await conn.exec_driver_sql(by_day)).all()}
         assert len(before) == 512 and len(per_day) == 13
@@ -363,12 +369,7 @@ async def test_0019_interrupted_during_the_copy_completes_when_run_again(
 ) -> None:
     engine = create_engine(db_url)
     try:
-        await migrate(engine, "0018")
-        repo = Repository(engine, ManualClock(DAY0))
-        await repo.create_station(Station("gs1", "gs1", StationKind.GROUND_STATION, GeoLocation(0.0, 0.0, 0.0)))
-        async with engine.begin() as conn:
-            await conn.exec_driver_sql(_FILL)
-            before = (await conn.exec_driver_sql(_ROWS)).all()
+        repo, before = await _filled_at_0018(engine)
 
         class Interrupted(Exception):
             pass
@@ -416,12 +417,7 @@ async def test_0019_a_batch_stored_again_during_the_copy_is_there_once(
     table (same station, boot, seq, at; a new id) makes that batch's copy meet the dedup key, and the copy skips it."""
     engine = create_engine(db_url)
     try:
-        await migrate(engine, "0018")
-        repo = Repository(engine, ManualClock(DAY0))
-        await repo.create_station(Station("gs1", "gs1", StationKind.GROUND_STATION, GeoLocation(0.0, 0.0, 0.0)))
-        async with engine.begin() as conn:
-            await conn.exec_driver_sql(_FILL)
-            before = (await conn.exec_driver_sql(_ROWS)).all()
+        _, before = await _filled_at_0018(engine)
         resent = next(r for r in before if r.boot_id == "tie")  # 2026-11-26, copied after the first day
 
         def resend_after_first_day(record: logging.LogRecord) -> bool:
