@@ -94,6 +94,23 @@ def _bisect_left(a: F64, lo: int, hi: int, x: float) -> int:
 
 
 @_jit
+def _insert_sorted(starts: F64, ends: F64, jobs: I64 | None, lo: int, n: int, s: float, e: float, job: int) -> None:
+    """Put the span (s, e) (and `job`, where the slice has `jobs`) into the slice [lo, lo + n) kept sorted by start,
+    after the spans that start at s; the slice has room for one more. One loop moves all the arrays: for `jobs` None
+    numba compiles a version without them (the `is None` branches are pruned at compile time)."""
+    pos = _bisect_right(starts, lo, lo + n, s)
+    for k in range(lo + n, pos, -1):
+        starts[k] = starts[k - 1]
+        ends[k] = ends[k - 1]
+        if jobs is not None:
+            jobs[k] = jobs[k - 1]
+    starts[pos] = s
+    ends[pos] = e
+    if jobs is not None:
+        jobs[pos] = job
+
+
+@_jit
 def _can_place(
     i: int,
     job_res: I64,
@@ -195,23 +212,12 @@ def _insert(
     sbin_n: I64,
 ) -> None:
     r, q, s, e = job_res[i], job_req[i], job_s[i], job_e[i]
-    lo, n = lane_off[r], lane_n[r]
-    pos = _bisect_right(lane_s, lo, lo + n, s)
-    for k in range(lo + n, pos, -1):
-        lane_s[k] = lane_s[k - 1]
-        lane_e[k] = lane_e[k - 1]
-        lane_j[k] = lane_j[k - 1]
-    lane_s[pos], lane_e[pos], lane_j[pos] = s, e, i
-    lane_n[r] = n + 1
+    _insert_sorted(lane_s, lane_e, lane_j, lane_off[r], lane_n[r], s, e, i)
+    lane_n[r] += 1
     if q < 0:
         return
-    qlo, qn = rq_off[q], rq_n[q]
-    p = _bisect_right(rq_s, qlo, qlo + qn, s)
-    for k in range(qlo + qn, p, -1):
-        rq_s[k] = rq_s[k - 1]
-        rq_e[k] = rq_e[k - 1]
-    rq_s[p], rq_e[p] = s, e
-    rq_n[q] = qn + 1
+    _insert_sorted(rq_s, rq_e, None, rq_off[q], rq_n[q], s, e, i)
+    rq_n[q] += 1
     rq_longest[q] = max(rq_longest[q], e - s)
     rq_total[q] += 1
     if pbin[i] >= 0:

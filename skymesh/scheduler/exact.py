@@ -14,7 +14,6 @@ import itertools
 import math
 import time
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -23,6 +22,7 @@ from numpy.typing import NDArray
 from skymesh.scheduler.bounds import compute_bounds, usable_mask
 from skymesh.scheduler.cliques import ModelRows, build_rows
 from skymesh.scheduler.greedy import GreedyPlanner
+from skymesh.scheduler.highs import feasible_columns, solve_highs, solve_parameters
 from skymesh.scheduler.isolation import run_isolated
 from skymesh.scheduler.kernel import Plan, Problem
 
@@ -45,9 +45,7 @@ def solve_exact(problem: Problem, *, time_limit_s: float, seed: int = 0) -> Exac
     The model is written straight into MathOpt's `ModelProto` from numpy arrays: building it through the Python
     `Model` API took 8.7 s on the TALOS day (2 busy cores), a third of the exact solver's budget.
     """
-    from ortools.math_opt import model_parameters_pb2, parameters_pb2, result_pb2, solution_pb2
-    from ortools.math_opt.core.python import solver
-    from ortools.math_opt.python import mathopt
+    from ortools.math_opt import result_pb2
 
     t0 = time.perf_counter()
     ops = problem.opportunities
@@ -57,37 +55,16 @@ def solve_exact(problem: Problem, *, time_limit_s: float, seed: int = 0) -> Exac
     model = model_proto(ops.value[idx], idx, rows, len(ops))
     # MathOpt's HiGHS interface does not take a solution hint (measured: HiGHS starts with no incumbent), so the
     # greedy plan is only the fallback, kept by `ExactPlanner` when HiGHS has nothing better.
-    model_params = model_parameters_pb2.ModelSolveParametersProto()
     build_s = time.perf_counter() - t0
-    params = mathopt.SolveParameters(
-        time_limit=timedelta(seconds=max(0.1, time_limit_s - build_s)),
-        random_seed=seed,
-        relative_gap_tolerance=_RELATIVE_GAP,
-    )
     # Measured on the TALOS day (50 x 200 x 24 h, 42.6 k columns, 2 busy cores): with HiGHS' presolve the root LP
     # starts after 10-15 s (probing the set-packing rows) and the optimum is proven in 12-33 s; without it in 5-19 s.
-    params.highs.string_options["presolve"] = "off"
-    answer = solver.solve(
-        model,
-        mathopt.SolverType.HIGHS.value,
-        parameters_pb2.SolverInitializerProto(),
-        params.to_proto(),
-        model_params,
-        None,
-        mathopt.CallbackRegistration().to_proto(),
-        None,
-        None,
-    )
+    params = solve_parameters(time_limit_s - build_s, seed=seed, relative_gap=_RELATIVE_GAP, presolve=False)
+    answer = solve_highs(model, params)
     solve_s = time.perf_counter() - t0 - build_s
     term = answer.termination
     bound = float(term.objective_bounds.dual_bound)
-    selected: list[int] = []
-    for sol in answer.solutions:
-        if sol.primal_solution.feasibility_status == solution_pb2.SOLUTION_STATUS_FEASIBLE:
-            vals = np.asarray(sol.primal_solution.variable_values.values)
-            cols = np.asarray(sol.primal_solution.variable_values.ids, dtype=np.int64)
-            selected = sorted(idx[cols[vals > 0.5]].tolist())
-            break
+    cols = feasible_columns(answer)
+    selected: list[int] = sorted(idx[cols].tolist()) if cols is not None else []
     objective = float(ops.value[selected].sum()) if selected else 0.0
     optimal = term.reason == result_pb2.TERMINATION_REASON_OPTIMAL
     status = "OPTIMAL" if optimal else "FEASIBLE" if selected else result_pb2.TerminationReasonProto.Name(term.reason)
@@ -153,23 +130,7 @@ def model_proto(
 def solve_lp(model: Any, time_limit_s: float) -> Any:
     """HiGHS' simplex on a continuous `model_proto` (presolve off: on set-packing rows its probing costs more than
     the LP); returns MathOpt's `SolveResultProto` (primal values, duals and termination)."""
-    from ortools.math_opt import model_parameters_pb2, parameters_pb2
-    from ortools.math_opt.core.python import solver
-    from ortools.math_opt.python import mathopt
-
-    params = mathopt.SolveParameters(time_limit=timedelta(seconds=max(0.1, time_limit_s)))
-    params.highs.string_options["presolve"] = "off"
-    return solver.solve(
-        model,
-        mathopt.SolverType.HIGHS.value,
-        parameters_pb2.SolverInitializerProto(),
-        params.to_proto(),
-        model_parameters_pb2.ModelSolveParametersProto(),
-        None,
-        mathopt.CallbackRegistration().to_proto(),
-        None,
-        None,
-    )
+    return solve_highs(model, solve_parameters(time_limit_s, presolve=False))
 
 
 def _child(problem: Problem, deadline: float, seed: int) -> ExactResult:

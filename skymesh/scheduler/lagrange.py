@@ -27,13 +27,13 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from skymesh.scheduler.bounds import period_bins, usable_mask
+from skymesh.scheduler.highs import solve_highs, solve_parameters
 from skymesh.scheduler.kernel import Plan, Problem
 
 __all__ = ["Lagrangian", "LagrangianBound", "LpWarmStart", "lagrangian_bound", "lagrangian_search"]
@@ -212,24 +212,7 @@ def _solve_lp_ipm(model: Any, time_limit_s: float) -> Any:
     s of CPU where the dual simplex took 14.6-16.0 s, same optimum, and the same greedy plan in its values' order;
     without crossover 8.7-9.0 s but a plan 500-850 worse. In the planner's bound child (a fraction of a core beside
     the windows' child) the simplex's round took 34.9 of its 35.4 s share at load 1-3, and missed it at load 6."""
-    from ortools.math_opt import model_parameters_pb2, parameters_pb2
-    from ortools.math_opt.core.python import solver
-    from ortools.math_opt.python import mathopt
-
-    params = mathopt.SolveParameters(time_limit=timedelta(seconds=max(0.1, time_limit_s)))
-    params.highs.string_options["presolve"] = "off"
-    params.highs.string_options["solver"] = "ipm"
-    return solver.solve(
-        model,
-        mathopt.SolverType.HIGHS.value,
-        parameters_pb2.SolverInitializerProto(),
-        params.to_proto(),
-        model_parameters_pb2.ModelSolveParametersProto(),
-        None,
-        mathopt.CallbackRegistration().to_proto(),
-        None,
-        None,
-    )
+    return solve_highs(model, solve_parameters(time_limit_s, presolve=False, lp_solver="ipm"))
 
 
 class Lagrangian:

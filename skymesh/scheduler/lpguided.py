@@ -27,7 +27,6 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
 
 import numpy as np
 from numpy.typing import NDArray
@@ -37,6 +36,7 @@ from skymesh.scheduler.cliques import ModelRows, build_rows
 from skymesh.scheduler.cpmodel import solve_clique_model
 from skymesh.scheduler.exact import model_proto, solve_lp
 from skymesh.scheduler.greedy import GreedyPlanner
+from skymesh.scheduler.highs import feasible_columns, solve_highs, solve_parameters
 from skymesh.scheduler.improve import frozen_of, improve_by_windows
 from skymesh.scheduler.kernel import Plan, Problem
 
@@ -181,9 +181,7 @@ def fix_and_solve(
     the LP's columns at 1 fixed; None when no plan came (or the fixed columns break a row).
 
     Deterministic: HiGHS' MIP is single-threaded and stops at its optimum, unless `time_limit_s` comes first."""
-    from ortools.math_opt import model_parameters_pb2, parameters_pb2, result_pb2, solution_pb2
-    from ortools.math_opt.core.python import solver
-    from ortools.math_opt.python import mathopt
+    from ortools.math_opt import result_pb2
 
     ops = problem.opportunities
     residual = _residual(rows, idx, x, len(ops))
@@ -193,30 +191,15 @@ def fix_and_solve(
     if len(free) == 0:
         return sorted(fixed.tolist()), "OPTIMAL", 0
     model = model_proto(ops.value[free], free, free_rows, len(ops), integers=True)
-    params = mathopt.SolveParameters(
-        time_limit=timedelta(seconds=max(0.05, time_limit_s)),
-        random_seed=seed,
-        relative_gap_tolerance=_MIP_RELATIVE_GAP,
-    )
-    answer = solver.solve(
-        model,
-        mathopt.SolverType.HIGHS.value,
-        parameters_pb2.SolverInitializerProto(),
-        params.to_proto(),
-        model_parameters_pb2.ModelSolveParametersProto(),
-        None,
-        mathopt.CallbackRegistration().to_proto(),
-        None,
-        None,
-    )
-    for sol in answer.solutions:
-        if sol.primal_solution.feasibility_status == solution_pb2.SOLUTION_STATUS_FEASIBLE:
-            vals = np.asarray(sol.primal_solution.variable_values.values)
-            cols = np.asarray(sol.primal_solution.variable_values.ids, dtype=np.int64)
-            chosen = free[cols[vals > 0.5]]
-            optimal = answer.termination.reason == result_pb2.TERMINATION_REASON_OPTIMAL
-            return sorted([*fixed.tolist(), *chosen.tolist()]), "OPTIMAL" if optimal else "FEASIBLE", len(free)
-    return None
+    # HiGHS' presolve stays on here (its default), unlike the whole-day models in `exact`.
+    params = solve_parameters(time_limit_s, min_time_limit_s=0.05, seed=seed, relative_gap=_MIP_RELATIVE_GAP)
+    answer = solve_highs(model, params)
+    cols = feasible_columns(answer)
+    if cols is None:
+        return None
+    chosen = free[cols]
+    optimal = answer.termination.reason == result_pb2.TERMINATION_REASON_OPTIMAL
+    return sorted([*fixed.tolist(), *chosen.tolist()]), "OPTIMAL" if optimal else "FEASIBLE", len(free)
 
 
 def repair_from_lp(problem: Problem, lp: LpValues, *, time_limit_s: float, seed: int = 0) -> tuple[list[int], str]:

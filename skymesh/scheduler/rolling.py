@@ -9,7 +9,6 @@ Imports: numpy and the scheduler's kernel modules.
 
 from __future__ import annotations
 
-import math
 import time
 
 import numpy as np
@@ -17,7 +16,8 @@ import numpy as np
 from skymesh.scheduler.bounds import compute_bounds
 from skymesh.scheduler.cpsat import CpSatPlanner
 from skymesh.scheduler.greedy import GreedyPlanner
-from skymesh.scheduler.kernel import FrozenPlacement, Plan, Problem
+from skymesh.scheduler.improve import frozen_of
+from skymesh.scheduler.kernel import Plan, Problem
 from skymesh.scheduler.lagrange import lagrangian_bound
 
 __all__ = ["RollingHorizonPlanner"]
@@ -51,17 +51,7 @@ class RollingHorizonPlanner:
             for j in plan.selected:
                 i = int(idx[j])
                 selected.append(i)
-                frozen.append(
-                    FrozenPlacement(
-                        int(ops.resource[i]),
-                        int(ops.request[i]),
-                        float(ops.start_s[i]),
-                        float(ops.end_s[i]),
-                        float(ops.value[i]),
-                        start_pointing_deg=None if math.isnan(ops.az0[i]) else (float(ops.az0[i]), float(ops.el0[i])),
-                        end_pointing_deg=None if math.isnan(ops.az1[i]) else (float(ops.az1[i]), float(ops.el1[i])),
-                    )
-                )
+                frozen.append(frozen_of(problem, i))
         objective = float(ops.value[selected].sum()) if selected else 0.0
         status = f"ROLLING({len(chunks)} chunks: {statuses.count('OPTIMAL')} optimal)"
         if objective < greedy.objective:

@@ -3,12 +3,15 @@ keeps telemetry stored as JSON readable and its downgrade turns columnar rows ba
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect, select
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect, select, text
 from sqlalchemy.engine import Connection
 
 from skymesh.core.model import GeoLocation, Station, StationKind
@@ -90,3 +93,35 @@ async def test_0018_keeps_json_telemetry_readable_and_downgrades_columnar_rows_t
         assert await read(repo) == both
     finally:
         await engine.dispose()
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+async def test_replicas_migrating_together_take_turns_and_leave_no_lock(db_url: str) -> None:
+    """`migrate` holds a session advisory lock (Alembic commits each migration, so a transaction's lock would not
+    last): three engines migrating a fresh database at once all succeed, and no session keeps the lock after."""
+    engines = [create_engine(db_url) for _ in range(3)]
+    try:
+        await asyncio.gather(*(migrate(e) for e in engines))
+        async with engines[0].connect() as conn:
+            assert (
+                await conn.scalar(text("SELECT version_num FROM alembic_version"))
+                == ScriptDirectory.from_config(_config()).get_current_head()
+            )
+            held = await conn.scalar(
+                text(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                    "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                )
+            )
+            assert held == 0
+    finally:
+        for e in engines:
+            await e.dispose()
+
+
+def _config() -> Any:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir()))
+    return cfg

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select, text
@@ -280,3 +281,168 @@ def test_retention_settings_are_checked_and_read_from_the_environment() -> None:
     assert refused.value.field == "telemetry_retention_days"
     with pytest.raises(InvalidArgument):
         ServerConfig(telemetry_maintenance_interval_s=0)
+
+
+def _alembic(connection: Connection, verb: str, revision: str, batch_rows: int) -> None:
+    """`alembic upgrade|downgrade` on `connection` (no transaction open: Alembic's own, one a migration), with 0019's
+    copy batches of `batch_rows` rows."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir()))
+    cfg.attributes["connection"] = connection
+    cfg.attributes["telemetry_copy_batch_rows"] = batch_rows
+    getattr(command, verb)(cfg, revision)
+
+
+# 500 batches 37 min apart over 13 days, then a day's last microsecond and next midnight, and 10 batches with the same
+# `at` (a batch boundary falls among them: the copy's keyset is (at, id)).
+_FILL = """
+INSERT INTO telemetry (station_id, boot_id, seq, at, samples, data)
+SELECT 'gs1', 'b' || (g % 3), g, timestamptz '2026-11-20 00:00+00' + g * interval '37 minutes', NULL,
+       decode(md5(g::text), 'hex') FROM generate_series(1, 500) g
+UNION ALL SELECT 'gs1', 'edge', 1, timestamptz '2026-11-24 23:59:59.999999+00', '[]'::json, NULL
+UNION ALL SELECT 'gs1', 'edge', 2, timestamptz '2026-11-25 00:00+00', NULL, ''::bytea
+UNION ALL SELECT 'gs1', 'tie', g, timestamptz '2026-11-26 12:00+00', NULL, int8send(g) FROM generate_series(1, 10) g
+"""
+_ROWS = "SELECT id, station_id, boot_id, seq, at, samples::text, data FROM telemetry ORDER BY id"
+
+
+async def _filled_at_0018(engine: AsyncEngine) -> tuple[Repository, list[Any]]:
+    """The database at 0018 with station gs1 and the `_FILL` rows; the rows (`_ROWS`)."""
+    await migrate(engine, "0018")
+    repo = Repository(engine, ManualClock(DAY0))
+    await repo.create_station(Station("gs1", "gs1", StationKind.GROUND_STATION, GeoLocation(0.0, 0.0, 0.0)))
+    async with engine.begin() as conn:
+        await conn.exec_driver_sql(_FILL)
+        return repo, list((await conn.exec_driver_sql(_ROWS)).all())
+
+
+@ON_PG
+async def test_0019_copies_in_bounded_batches_each_its_own_transaction_and_every_row_once(
+    db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    batch_rows = 7
+    engine = create_engine(db_url)
+    try:
+        _, before = await _filled_at_0018(engine)
+        async with engine.connect() as conn:
+            by_day = "SELECT (at AT TIME ZONE 'UTC')::date, count(*) FROM telemetry GROUP BY 1"
+            per_day = {d: n for d, n in (await conn.exec_driver_sql(by_day)).all()}
+        assert len(before) == 512 and len(per_day) == 13
+
+        async def rows_and_transactions() -> tuple[list[Any], int]:
+            async with engine.connect() as conn:
+                rows = (await conn.exec_driver_sql(_ROWS)).all()
+                xids = await conn.scalar(text("SELECT count(DISTINCT xmin::text) FROM telemetry"))
+                return rows, int(xids or 0)
+
+        with caplog.at_level(logging.INFO, logger="alembic.runtime.migration"):
+            async with engine.connect() as conn:
+                await conn.run_sync(_alembic, "upgrade", "0019", batch_rows)
+        rows, xids = await rows_and_transactions()
+        assert rows == before  # every row once, ids and contents kept
+        # One committed transaction per batch: a day of n rows is ceil(n / 7) batches.
+        assert xids == sum(-(-n // batch_rows) for n in per_day.values())
+        found = await where(engine)
+        assert found == {partitions.partition_name(d): n for d, n in per_day.items()}
+        progress = [r.getMessage() for r in caplog.records if r.getMessage().startswith("0019: 2026-")]
+        assert len(progress) == 13 and progress[-1].split("(")[1].startswith("512 in all")
+
+        async with engine.connect() as conn:
+            await conn.run_sync(_alembic, "downgrade", "0018", batch_rows)
+        rows, xids = await rows_and_transactions()
+        assert rows == before and xids > 13
+        assert await where(engine) == {"telemetry": 512}
+        async with engine.connect() as conn:
+            await conn.run_sync(_alembic, "upgrade", "0019", 1000)
+        rows, xids = await rows_and_transactions()
+        assert rows == before and xids == 13  # one batch a day
+    finally:
+        await engine.dispose()
+
+
+@ON_PG
+async def test_0019_interrupted_during_the_copy_completes_when_run_again(
+    db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = create_engine(db_url)
+    try:
+        repo, before = await _filled_at_0018(engine)
+
+        class Interrupted(Exception):
+            pass
+
+        def stop_after_third_day(record: logging.LogRecord) -> bool:
+            if record.getMessage().startswith("0019: 2026-11-22"):
+                raise Interrupted
+            return True
+
+        migration_log = logging.getLogger("alembic.runtime.migration")
+        migration_log.addFilter(stop_after_third_day)
+        try:
+            with pytest.raises(Interrupted), caplog.at_level(logging.INFO, logger="alembic.runtime.migration"):
+                async with engine.connect() as conn:
+                    await conn.run_sync(_alembic, "upgrade", "0019", 5)
+        finally:
+            migration_log.removeFilter(stop_after_third_day)
+        async with engine.connect() as conn:
+            assert await conn.scalar(text("SELECT version_num FROM alembic_version")) == "0018"
+            copied = await conn.scalar(text("SELECT count(*) FROM telemetry"))
+            left = await conn.scalar(text("SELECT count(*) FROM telemetry_0018"))
+        assert 0 < copied < left == len(before)  # the swap and three days committed, the old table untouched
+
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="alembic.runtime.migration"):
+            await migrate(engine)  # run again: the copy goes on, what was copied is not copied twice
+        # The first three days' batches met their rows already copied: each was done again with ON CONFLICT.
+        last = [r.getMessage() for r in caplog.records if r.getMessage().startswith("0019: 2026-")][-1]
+        assert ", 0 with rows already there" not in last
+        async with engine.connect() as conn:
+            assert (await conn.exec_driver_sql(_ROWS)).all() == before
+            assert await conn.scalar(text("SELECT to_regclass('telemetry_0018')")) is None
+        await ingest(repo, DAY0 + timedelta(hours=1), boot="new")  # the id sequence still goes with telemetry
+        async with engine.connect() as conn:
+            assert await conn.scalar(select(func.max(TelemetryRow.__table__.c.id))) == before[-1][0] + 1
+    finally:
+        await engine.dispose()
+
+
+@ON_PG
+async def test_0019_a_batch_stored_again_during_the_copy_is_there_once(
+    db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The server writes to the new table while the copy runs: an agent re-sending a batch that is still in the old
+    table (same station, boot, seq, at; a new id) makes that batch's copy meet the dedup key, and the copy skips it."""
+    engine = create_engine(db_url)
+    try:
+        _, before = await _filled_at_0018(engine)
+        resent = next(r for r in before if r.boot_id == "tie")  # 2026-11-26, copied after the first day
+
+        def resend_after_first_day(record: logging.LogRecord) -> bool:
+            if record.getMessage().startswith("0019: 2026-11-20"):
+                from alembic import op
+
+                # On the migration's own connection (autocommit here): as the server's insert would land.
+                op.get_bind().exec_driver_sql(
+                    "INSERT INTO telemetry (station_id, boot_id, seq, at, data) "
+                    f"VALUES ('gs1', 'tie', {resent.seq}, '{resent.at.isoformat()}', '')"
+                )
+            return True
+
+        migration_log = logging.getLogger("alembic.runtime.migration")
+        migration_log.addFilter(resend_after_first_day)
+        try:
+            with caplog.at_level(logging.INFO, logger="alembic.runtime.migration"):
+                async with engine.connect() as conn:
+                    await conn.run_sync(_alembic, "upgrade", "0019", 7)
+        finally:
+            migration_log.removeFilter(resend_after_first_day)
+        async with engine.connect() as conn:
+            rows = (await conn.exec_driver_sql(_ROWS)).all()
+        new = [r for r in rows if r.id > before[-1].id]
+        assert [(r.boot_id, r.seq, r.at) for r in new] == [(resent.boot_id, resent.seq, resent.at)]
+        assert [r for r in rows if r.id <= before[-1].id] == [r for r in before if r.id != resent.id]
+    finally:
+        await engine.dispose()

@@ -58,14 +58,32 @@ def _upgrade(connection: Connection, revision: str) -> None:
     command.upgrade(cfg, revision)
 
 
-# Taken for the migration's transaction on PostgreSQL: replicas starting together on a fresh database migrate one
-# after the other (the later ones find it at head), instead of racing to create the same tables.
+# Held (session lock) while migrating on PostgreSQL: replicas starting together on a fresh database migrate one after
+# the other (the later ones find it at head), instead of racing to create the same tables.
 _MIGRATE_LOCK = 0x736B796D_6D696772  # "skymmigr"
 
 
 async def migrate(engine: AsyncEngine, revision: str = "head") -> None:
-    """Run `alembic upgrade <revision>` on `engine` (inside the running event loop, on one connection)."""
-    async with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            await conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATE_LOCK})")
-        await conn.run_sync(_upgrade, revision)
+    """Run `alembic upgrade <revision>` on `engine` (inside the running event loop, on one connection).
+
+    Alembic runs each migration in a transaction of its own (env.py: `transaction_per_migration`), so a migration
+    may commit part way (0019 copies telemetry in batches, a transaction each): the connection is handed over with
+    no transaction open, and the lock that keeps replicas apart is the session's, not a transaction's."""
+    async with engine.connect() as conn:
+        postgres = engine.dialect.name == "postgresql"
+        if postgres:
+            await conn.exec_driver_sql(f"SELECT pg_advisory_lock({_MIGRATE_LOCK})")
+            await conn.commit()
+        try:
+            await conn.run_sync(_upgrade, revision)
+            await conn.commit()
+        finally:
+            if postgres:
+                try:
+                    await conn.rollback()
+                    await conn.exec_driver_sql(f"SELECT pg_advisory_unlock({_MIGRATE_LOCK})")
+                    await conn.commit()
+                except BaseException:
+                    # Not back to the pool with the lock held: the lock goes with the closed session.
+                    await conn.invalidate()
+                    raise

@@ -27,6 +27,9 @@ def _do_run(connection: Connection) -> None:
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
         include_name=include_name,  # autogenerate leaves telemetry's day partitions alone
+        # One transaction a migration, not one for the whole run: a migration may commit part way (0019's batched
+        # copy, in an autocommit block). A connection handed over inside a transaction keeps that one for all.
+        transaction_per_migration=True,
     )
     with context.begin_transaction():
         context.run_migrations()
@@ -37,8 +40,9 @@ async def _run_async() -> None:
 
     engine = create_engine(_url())
     try:
-        async with engine.begin() as conn:
+        async with engine.connect() as conn:  # Alembic begins and commits each migration's transaction
             await conn.run_sync(_do_run)
+            await conn.commit()
     finally:
         await engine.dispose()
 
