@@ -77,12 +77,32 @@ async def _serve(database_url: str, data_dir: str, stations: int, out: str, jobs
     await asyncio.to_thread(Path(out).write_text, json.dumps(info))
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    _profile_window(os.environ.get("SKYMESH_BENCH_PROFILE_STORM", ""))
     await stop.wait()
     committer = server.committer
     if committer is not None:  # how many messages a group commit shared (whole run)
         stats = {"groups": committer.groups, "messages": committer.messages}
         await asyncio.to_thread(Path(out + ".groups").write_text, json.dumps(stats))
     await server.stop(grace_s=1.0)
+
+
+def _profile_window(path: str) -> None:
+    """`SKYMESH_BENCH_PROFILE_STORM=FILE`: cProfile of the server's event-loop thread from the storm's cut (SIGUSR1,
+    sent by the generator) to its last Welcome (SIGUSR2), dumped to FILE: what a reconnect costs, without the setup
+    and the steady state (`ncalls` of SQLAlchemy's `_commit_impl` there is the storm's transactions)."""
+    if not path:
+        return
+    import cProfile
+
+    profile = cProfile.Profile(time.thread_time)  # CPU time: the event loop's idle waits are nobody's cost
+    loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        profile.disable()
+        profile.dump_stats(path)
+
+    loop.add_signal_handler(signal.SIGUSR1, profile.enable)
+    loop.add_signal_handler(signal.SIGUSR2, stop)
 
 
 async def _running_jobs(repo: Any, stations: list[str], count: int) -> dict[str, str]:
@@ -642,6 +662,8 @@ def _storm_worker(args: tuple[Any, ...]) -> dict[str, Any]:
         await sync()  # every process's agents are connected
         if lead:
             marks["cpu_cut"], marks["cut"] = _proc_cpu_s(server_pid), time.time()
+            if os.environ.get("SKYMESH_BENCH_PROFILE_STORM"):
+                os.kill(server_pid, signal.SIGUSR1)
         cut.set()
         await asyncio.gather(*(task for _call, task in firsts))
         first_retries = sum(a.retries for a in fleet)
@@ -651,6 +673,8 @@ def _storm_worker(args: tuple[Any, ...]) -> dict[str, Any]:
         await sync()  # every agent holds its storm Welcome
         if lead:
             marks["cpu_storm_end"], marks["storm_end"] = _proc_cpu_s(server_pid), time.time()
+            if os.environ.get("SKYMESH_BENCH_PROFILE_STORM"):
+                os.kill(server_pid, signal.SIGUSR2)
         window_start = time.time() + warmup_s
         window = (window_start, window_start + seconds)
         done = asyncio.Event()
