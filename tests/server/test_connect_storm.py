@@ -122,3 +122,41 @@ def test_connect_limits_must_be_positive(field: str) -> None:
     with pytest.raises(InvalidArgument) as refused:
         ServerConfig(**{field: 0})
     assert refused.value.field == field
+
+
+async def test_connects_beyond_the_admission_limit_are_shed_before_any_work(start_server: StartServer) -> None:
+    """`hello_queue_max` bounds the Connects waiting for their Welcome (here: one that never sends its Hello): the
+    next is refused at once with UNAVAILABLE CONNECT_OVERLOADED and the retry-after; once the waiting one is
+    answered, a Connect is admitted again."""
+    server = await start_server(hello_queue_max=1, hello_retry_after_s=3.0)
+    keys = {sid: await add_station(server, sid) for sid in ("gs1", "gs2")}
+    channel = grpc.aio.insecure_channel(server.address)
+    try:
+        from skymesh.api.agent.v1 import agent_pb2, agent_pb2_grpc
+
+        held = agent_pb2_grpc.AgentServiceStub(channel).Connect(metadata=(("authorization", f"Bearer {keys['gs1']}"),))
+        await held.wait_for_connection()
+        shed: grpc.aio.AioRpcError | None = None
+        for _ in range(100):  # until the held Connect is in its handler (it sent no Hello: it waits there)
+            async with AgentClient.connect(server.address, keys["gs2"], "gs2") as other:
+                try:
+                    await other.expect("welcome")
+                except grpc.aio.AioRpcError as exc:
+                    shed = exc
+                    break
+            await asyncio.sleep(0.05)
+        assert shed is not None and shed.code() == grpc.StatusCode.UNAVAILABLE
+        trailing = dict(shed.trailing_metadata() or ())
+        assert trailing["skymesh-error-reason"] == "CONNECT_OVERLOADED"
+        assert trailing["skymesh-error-retry-after-s"] == "3"
+        await held.write(
+            agent_pb2.ConnectRequest(
+                hello=agent_pb2.Hello(station_id="gs1", agent_version="t", protocol_version=1, boot_id="b1")
+            )
+        )
+        assert (await held.read()).WhichOneof("body") == "welcome"  # answered: it no longer counts
+        async with AgentClient.connect(server.address, keys["gs2"], "gs2") as other:
+            await other.expect("welcome")
+        held.cancel()
+    finally:
+        await channel.close()
