@@ -50,9 +50,8 @@ class ServerConfig:
     key_recheck_s: float = 60.0
     max_unacked: int = 64
     # Hellos are group-committed (skymesh.server.groupcommit): at most `hello_group_max` per transaction; beyond
-    # `hello_queue_max` Connects waiting for their Welcome (key check, Hello read, Hello group), a new Connect is
-    # shed at once, before any work, with UNAVAILABLE (reason CONNECT_OVERLOADED) and the advice to retry after
-    # `hello_retry_after_s` (the agent adds jitter), instead of waiting in a queue it cannot leave.
+    # `hello_queue_max` waiting, a Hello is shed at once with UNAVAILABLE (reason CONNECT_OVERLOADED) and the advice
+    # to retry after `hello_retry_after_s` (the agent adds jitter), instead of waiting in a queue it cannot leave.
     hello_group_max: int = 500
     hello_queue_max: int = 5000
     hello_retry_after_s: float = 2.0

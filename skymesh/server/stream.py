@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import grpc
@@ -42,7 +42,6 @@ from skymesh.core.errors import (
     ResourceExhausted,
     SkyMeshError,
     Unauthenticated,
-    Unavailable,
 )
 from skymesh.core.model import StationState
 from skymesh.observability import tracing
@@ -166,56 +165,11 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             overload_reason="CONNECT_OVERLOADED",
         )
         self.health: HealthMonitor | None = None  # set by the app: telemetry anomaly detectors
-        # Connects admitted and not yet answered (authenticating, reading the Hello, in a Hello group): beyond
-        # `hello_queue_max` a new Connect is shed before any work (`_admit`), so the admitted ones are answered in
-        # time instead of every Hello of a storm waiting behind all the others.
-        self.connecting = 0
-        self.shed = 0  # Connects shed by `_admit` (benchmarks, tests)
-
-    def _admit(self) -> Unavailable | None:
-        """The refusal for a Connect that arrives while `hello_queue_max` others wait for their Welcome: UNAVAILABLE
-        CONNECT_OVERLOADED with the retry-after the agent honours (plus its jitter), before the key check or the
-        Hello read, the cheapest answer a shed Connect can get."""
-        if self.connecting < self._config.hello_queue_max:
-            return None
-        self.shed += 1
-        return Unavailable(
-            f"{self.connecting} connects waiting for their Welcome: retry later",
-            reason="CONNECT_OVERLOADED",
-            details={"retry-after-s": f"{self._config.hello_retry_after_s:g}"},
-        )
 
     # ------------------------------------------------------------------------------------------------ Connect
 
     async def Connect(  # type: ignore[override]
         self, request_iterator: Any, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> None:
-        shed = self._admit()
-        if shed is not None:
-            SERVER_RECONNECTS.labels(shed.reason.lower()).inc()
-            # The Hello is read (not looked at) first: a call aborted while its first write is in flight reaches
-            # the client as INTERNAL "Internal error from Core" instead of this status (a gRPC core race; 347 of
-            # 3,000 agents in a shedding storm), and the agent would not see the retry-after it must honour.
-            with contextlib.suppress(Exception):
-                await context.read()
-            await abort_with(context, shed)
-            return
-        self.connecting += 1
-        answered = False  # `connecting` counts this Connect until its Welcome is written or it ends
-
-        def answer() -> None:
-            nonlocal answered
-            if not answered:
-                answered = True
-                self.connecting -= 1
-
-        try:
-            await self._connect(request_iterator, context, answer)
-        finally:
-            answer()
-
-    async def _connect(
-        self, request_iterator: Any, context: grpc.aio.ServicerContext[Any, Any], welcomed: Callable[[], None]
     ) -> None:
         try:
             station_id, key_id = await authenticate_station(self._repo, context, self.station_keys)
@@ -237,7 +191,6 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         reason = "closed"
         try:
             await self._open(session, hello, context)
-            welcomed()
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._reader(session, context))
                 tg.create_task(self._writer(session, context))
