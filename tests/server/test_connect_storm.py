@@ -86,6 +86,9 @@ async def test_many_agents_connect_through_shared_groups(start_server: StartServ
         assert server.hellos is not None and server.hellos.groups < len(keys)
         assert set((await server.repo.station_states()).values()) == {StationState.ONLINE}
         assert all(server.liveness.state(s) == StationState.ONLINE for s in keys)
+        # The per-state gauge is recounted once per event-loop turn after Hellos (not once per Hello).
+        await asyncio.sleep(0)
+        assert server.metrics.registry.get_sample_value("skymesh_server_stations", {"state": "online"}) == len(keys)
 
 
 async def test_station_key_revocation_still_takes_effect(fleet: Fleet) -> None:
