@@ -65,6 +65,12 @@ async def _serve(database_url: str, data_dir: str, stations: int, out: str, jobs
         control_auth=False,
         reduction_workers=0,
         offline_grace_s=600.0,
+        # `SKYMESH_BENCH_HELLO_QUEUE_MAX`: the server's Hello admission limit (shedding with UNAVAILABLE beyond it)
+        **(
+            {"hello_queue_max": int(os.environ["SKYMESH_BENCH_HELLO_QUEUE_MAX"])}
+            if os.environ.get("SKYMESH_BENCH_HELLO_QUEUE_MAX")
+            else {}
+        ),
     )
     server = await serve(config)
     keys = {}
@@ -77,12 +83,32 @@ async def _serve(database_url: str, data_dir: str, stations: int, out: str, jobs
     await asyncio.to_thread(Path(out).write_text, json.dumps(info))
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    _profile_window(os.environ.get("SKYMESH_BENCH_PROFILE_STORM", ""))
     await stop.wait()
     committer = server.committer
     if committer is not None:  # how many messages a group commit shared (whole run)
         stats = {"groups": committer.groups, "messages": committer.messages}
         await asyncio.to_thread(Path(out + ".groups").write_text, json.dumps(stats))
     await server.stop(grace_s=1.0)
+
+
+def _profile_window(path: str) -> None:
+    """`SKYMESH_BENCH_PROFILE_STORM=FILE`: cProfile of the server's event-loop thread from the storm's cut (SIGUSR1,
+    sent by the generator) to its last Welcome (SIGUSR2), dumped to FILE: what a reconnect costs, without the setup
+    and the steady state (`ncalls` of SQLAlchemy's `_commit_impl` there is the storm's transactions)."""
+    if not path:
+        return
+    import cProfile
+
+    profile = cProfile.Profile(time.thread_time)  # CPU time: the event loop's idle waits are nobody's cost
+    loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        profile.disable()
+        profile.dump_stats(path)
+
+    loop.add_signal_handler(signal.SIGUSR1, profile.enable)
+    loop.add_signal_handler(signal.SIGUSR2, stop)
 
 
 async def _running_jobs(repo: Any, stations: list[str], count: int) -> dict[str, str]:
@@ -642,6 +668,8 @@ def _storm_worker(args: tuple[Any, ...]) -> dict[str, Any]:
         await sync()  # every process's agents are connected
         if lead:
             marks["cpu_cut"], marks["cut"] = _proc_cpu_s(server_pid), time.time()
+            if os.environ.get("SKYMESH_BENCH_PROFILE_STORM"):
+                os.kill(server_pid, signal.SIGUSR1)
         cut.set()
         await asyncio.gather(*(task for _call, task in firsts))
         first_retries = sum(a.retries for a in fleet)
@@ -651,6 +679,8 @@ def _storm_worker(args: tuple[Any, ...]) -> dict[str, Any]:
         await sync()  # every agent holds its storm Welcome
         if lead:
             marks["cpu_storm_end"], marks["storm_end"] = _proc_cpu_s(server_pid), time.time()
+            if os.environ.get("SKYMESH_BENCH_PROFILE_STORM"):
+                os.kill(server_pid, signal.SIGUSR2)
         window_start = time.time() + warmup_s
         window = (window_start, window_start + seconds)
         done = asyncio.Event()
@@ -755,6 +785,11 @@ def run_storm(
         "storm_hello_max_s": _pct([a["hello_s"][1] for a in ok], 1.0),
         "storm_s": round(marks["storm_end"] - marks["cut"], 2),
         "shed_retries": sum(a["retries"] for a in fleet),
+        # Agents shed at least once in the storm (each came back after the advised retry-after), and the
+        # Hello->Welcome of the others, answered at their first attempt: what admission keeps bounded.
+        "shed_agents": sum(1 for a in fleet if a["retries"]),
+        "served_first": len(first := [a["hello_s"][1] for a in ok if not a["retries"]]),
+        "served_first_p99_s": _pct(first, 0.99) if first else None,
         "first_connect_retries": sum(p["first_retries"] for p in parts),
         "server_cpu_us_per_connect": round(1e6 * (marks["cpu_storm_end"] - marks["cpu_cut"]) / stations),
         "steady_ack_p50_s": _pct(acks, 0.5),

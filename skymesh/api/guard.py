@@ -51,6 +51,9 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
 
     def __init__(self, translate: Translator | None = None) -> None:
         self._translate = translate
+        # The guarded handler of each method, built once for the handler `continuation` answered (the same object
+        # on every call): a reconnect storm's thousands of Connects each paid for building it again.
+        self._guarded: dict[str, tuple[grpc.RpcMethodHandler[Any, Any], grpc.RpcMethodHandler[Any, Any]]] = {}
 
     async def _fail(self, exc: BaseException, context: _Context, method: str) -> None:
         if isinstance(exc, grpc.aio.AbortError):
@@ -74,6 +77,14 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         if handler is None:
             return handler
         method: str = handler_call_details.method
+        built = self._guarded.get(method)
+        if built is not None and built[0] is handler:
+            return built[1]
+        guarded = self._guard(handler, method)
+        self._guarded[method] = (handler, guarded)
+        return guarded
+
+    def _guard(self, handler: grpc.RpcMethodHandler[Any, Any], method: str) -> grpc.RpcMethodHandler[Any, Any]:
         cls = getattr(handler.request_deserializer, "__self__", None)
         message_cls: type[Message] | None = cls if isinstance(cls, type) and issubclass(cls, Message) else None
         streaming_in = handler.request_streaming

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 # clock. Heartbeat jitter is the link's (STALE covers that), not the hardware's.
 _LOST = -1  # the epoch of a station this replica lost: every write with it is refused
 _WRITE_GROUP = 500  # liveness transitions written per transaction
+_LOG_EACH = 20  # more transitions than this in one pass (a storm) are logged as one line at INFO, each at DEBUG
 
 DEGRADING_DETECTORS = frozenset({"rotator_pointing_error", "radio_snr_residual", "camera_temperature", "clock_offset"})
 
@@ -68,6 +70,7 @@ class Liveness:
         self._on_state = on_state_change
         self._beat: dict[str, float] = {}  # stations without a stream that report heartbeats (SiteService)
         self._state: dict[str, StationState] = {}
+        self._publish_pending = False  # a `_publish` is scheduled for this loop turn
         self._last_seen: dict[str, float] = {}
         self._ended_at: dict[str, float] = {}
         self._failing: dict[str, tuple[str, ...]] = {}
@@ -153,8 +156,8 @@ class Liveness:
             self._ended_at.pop(station_id, None)
             self._last_seen[station_id] = self._clock.monotonic()
             if stored != written:
-                log.info("station %s: %s -> %s", station_id, stored.name, written.name)
-                self._publish()
+                log.debug("station %s: %s -> %s", station_id, stored.name, written.name)
+                self._publish_soon()
                 self._on_state(station_id, stored, written)
         if stored.schedulable != written.schedulable:
             self._on_change(station_id)
@@ -262,17 +265,34 @@ class Liveness:
                         out[i] = old
                         continue
                     self._state[station_id] = out[i]
-                    log.info("station %s: %s -> %s", station_id, old.name, out[i].name)
+                    log.log(
+                        logging.INFO if len(todo) <= _LOG_EACH else logging.DEBUG,
+                        "station %s: %s -> %s",
+                        station_id,
+                        old.name,
+                        out[i].name,
+                    )
                     self._on_state(station_id, old, out[i])
                     moved.append((station_id, old, out[i]))
             if todo:
                 self._publish()
+            if len(todo) > _LOG_EACH:  # a storm: one line, not one per station
+                counts = Counter(f"{old.name} -> {new.name}" for _, old, new in moved)
+                log.info("%d stations changed state: %s", len(moved), ", ".join(f"{n} {t}" for t, n in counts.items()))
         for station_id, old, new in moved:
             if old.schedulable != new.schedulable:
                 self._on_change(station_id)
         return out
 
+    def _publish_soon(self) -> None:
+        """`_publish` once per event-loop turn: a reconnect storm's Hellos each change a state, and counting every
+        station for each of them costs O(K) per Hello (O(K^2) for the storm)."""
+        if not self._publish_pending:
+            self._publish_pending = True
+            asyncio.get_running_loop().call_soon(self._publish)
+
     def _publish(self) -> None:
+        self._publish_pending = False
         counts = dict.fromkeys(StationState, 0)
         for state in self._state.values():
             counts[state] += 1

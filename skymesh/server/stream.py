@@ -218,7 +218,8 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             if not self._hub.connected(station_id):
                 self._liveness.stream_ended(station_id)
             SERVER_RECONNECTS.labels(reason).inc()
-            log.info("station %s: session %s ended (%s)", station_id, session.session_id, reason)
+            # DEBUG: a reconnect storm ends every stream at once (SERVER_RECONNECTS counts them by reason).
+            log.debug("station %s: session %s ended (%s)", station_id, session.session_id, reason)
         if error is not None:
             # A client that has gone cannot be told (abort's own AbortError still ends the RPC).
             with contextlib.suppress(grpc.aio.UsageError, grpc.aio.InternalError, asyncio.InvalidStateError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +44,8 @@ class FakeAgentService(agent_pb2_grpc.AgentServiceServicer):
         self.cut_upload_after_chunks: int | None = None
         self.auto_ack = True
         self.refuse: grpc.StatusCode | None = None
+        self.refuse_metadata: tuple[tuple[str, str], ...] = ()  # trailing metadata of a refusal (a retry-after)
+        self.connect_times: list[float] = []  # time.monotonic() of each Connect
         self.max_unacked = 64
         self.heartbeat_interval_s = 1.0
         self.telemetry_batch_interval_s = 0.5
@@ -109,6 +112,7 @@ class FakeAgentService(agent_pb2_grpc.AgentServiceServicer):
 
     async def Connect(self, request_iterator: Any, context: aio.ServicerContext[Any, Any]) -> None:  # type: ignore[override]
         self.connects += 1
+        self.connect_times.append(time.monotonic())
         metadata = dict(context.invocation_metadata() or ())
         # Read the Hello before refusing: aborting a call whose first write is in flight sometimes reaches the
         # client as INTERNAL instead of the status we send (a gRPC core race), which would make tests flaky.
@@ -116,6 +120,8 @@ class FakeAgentService(agent_pb2_grpc.AgentServiceServicer):
         if metadata.get("authorization") != f"Bearer {self.api_key}":
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "bad api key")
         if self.refuse is not None:
+            if self.refuse_metadata:
+                context.set_trailing_metadata(self.refuse_metadata)
             await context.abort(self.refuse, "refused by test")
         if first is aio.EOF or first.WhichOneof("body") != "hello":
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "first message must be hello")

@@ -232,6 +232,29 @@ async def test_schedule_runs_while_link_is_down(fake: tuple[FakeAgentService, in
     assert not service.protocol_errors
 
 
+async def test_a_shed_connect_comes_back_after_the_advised_retry_after(
+    fake: tuple[FakeAgentService, int], tmp_path
+) -> None:
+    """A server shedding a reconnect storm (UNAVAILABLE CONNECT_OVERLOADED with a retry-after) is not retried on the
+    short backoff: each attempt waits the advice times [1, 1.5) (jitter that never comes back early), and the agent
+    is back once the server admits it."""
+    service, port = fake
+    async with running(Agent(telescope_config(tmp_path, port, reconnect_initial_s=0.05, reconnect_max_s=0.1))):
+        await service.wait_for(lambda: service.connected, what="connect")
+        service.refuse = grpc.StatusCode.UNAVAILABLE
+        service.refuse_metadata = (
+            ("skymesh-error-reason", "CONNECT_OVERLOADED"),
+            ("skymesh-error-retry-after-s", "0.6"),
+        )
+        first = len(service.connect_times)
+        service.drop()
+        await service.wait_for(lambda: len(service.connect_times) >= first + 3, 10, "three shed attempts")
+        gaps = [b - a for a, b in zip(service.connect_times[first:], service.connect_times[first + 1 :], strict=False)]
+        assert all(0.6 <= gap < 0.6 * 1.5 + 0.3 for gap in gaps[:2]), gaps
+        service.refuse = None
+        await service.wait_for(lambda: service.connected, 5, "back after the shedding")
+
+
 async def test_drain_reconnects_after_retry_after(fake: tuple[FakeAgentService, int], tmp_path) -> None:
     service, port = fake
     async with running(Agent(telescope_config(tmp_path, port))):

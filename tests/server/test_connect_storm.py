@@ -86,6 +86,9 @@ async def test_many_agents_connect_through_shared_groups(start_server: StartServ
         assert server.hellos is not None and server.hellos.groups < len(keys)
         assert set((await server.repo.station_states()).values()) == {StationState.ONLINE}
         assert all(server.liveness.state(s) == StationState.ONLINE for s in keys)
+        # The per-state gauge is recounted once per event-loop turn after Hellos (not once per Hello).
+        await asyncio.sleep(0)
+        assert server.metrics.registry.get_sample_value("skymesh_server_stations", {"state": "online"}) == len(keys)
 
 
 async def test_station_key_revocation_still_takes_effect(fleet: Fleet) -> None:
@@ -122,3 +125,26 @@ def test_connect_limits_must_be_positive(field: str) -> None:
     with pytest.raises(InvalidArgument) as refused:
         ServerConfig(**{field: 0})
     assert refused.value.field == field
+
+
+async def test_three_hellos_of_one_station_in_one_group_newest_wins(start_server: StartServer) -> None:
+    """The Hello group's rounds (one epoch per round for a station named twice or more; on PostgreSQL one prepared
+    statement per round, on SQLite insert-or-ignore then epoch + 1): consecutive epochs in submission order, the
+    session row holds the last Hello's replica and session, its facts are the last one's, one audit row each."""
+    server = await start_server()
+    await add_station(server, "gs1")
+    repo = server.repo
+    hellos = GroupCommitter(repo, write=repo.record_hellos)
+    claims = await asyncio.gather(
+        *(
+            hellos.submit("gs1", "", 0, HelloIn(f"v{i}", {"kind": i}, 0.0, (f"b{i}",), f"r{i}", f"s{i}", None))
+            for i in range(3)
+        )
+    )
+    await hellos.close()
+    assert hellos.groups == 1
+    assert [c.epoch for c in claims] == [claims[0].epoch, claims[0].epoch + 1, claims[0].epoch + 2]
+    assert await repo.session_holder("gs1") == (claims[2].epoch, "r2", "s2")
+    assert (await repo.get_station("gs1")).agent_version == "v2"
+    connects = [e for e in await repo.list_audit(limit=50) if e.action == "connect" and e.subject == "gs1"]
+    assert sorted(e.detail["agent_version"] for e in connects) == ["v0", "v1", "v2"]

@@ -4,6 +4,7 @@ curves for the control API; upload bookkeeping."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -150,6 +151,37 @@ WITH stored AS (
 UPDATE upstream_cursors AS c SET committed_seq = m.seq, updated_at = $9
 FROM unnest($6::text[], $7::text[], $8::bigint[]) AS m(station_id, boot_id, seq)
 WHERE c.station_id = m.station_id AND c.boot_id = m.boot_id"""
+
+
+# The Hello group on PostgreSQL (`_record_hellos_pg`): the station rows in key order, FOR NO KEY UPDATE (see
+# `_record_hellos` for why not FOR UPDATE); each statement one prepared statement for any group size.
+_PG_HELLO_LOCK = """
+SELECT station_id, state, state_changed_at FROM stations WHERE station_id = ANY($1::text[])
+ORDER BY station_id FOR NO KEY UPDATE"""
+_PG_HELLO_FACTS = """
+UPDATE stations AS s SET agent_version = u.agent_version, capabilities = u.capabilities::json,
+    clock_offset_s = u.clock_offset_s, last_seen = $7, state = u.state, state_changed_at = u.state_changed_at
+FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::int[], $6::timestamptz[])
+    AS u(station_id, agent_version, capabilities, clock_offset_s, state, state_changed_at)
+WHERE s.station_id = u.station_id"""
+_PG_HELLO_AUDIT = """
+INSERT INTO audit_log (at, actor, action, subject, detail)
+SELECT $3, 'station:' || u.station_id, 'connect', u.station_id, u.detail::json
+FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS u(station_id, detail, n) ORDER BY u.n"""
+_PG_HELLO_CLAIM = """
+INSERT INTO station_sessions AS t (station_id, epoch, replica, session_id, claimed_at)
+SELECT u.station_id, 1, u.replica, u.session_id, $4
+FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS u(station_id, replica, session_id, n) ORDER BY u.n
+ON CONFLICT (station_id) DO UPDATE SET epoch = t.epoch + 1, replica = excluded.replica,
+    session_id = excluded.session_id, claimed_at = excluded.claimed_at
+RETURNING station_id, epoch"""
+_PG_HELLO_CURSORS = """
+SELECT station_id, boot_id, committed_seq FROM upstream_cursors
+WHERE (station_id, boot_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))"""
+_PG_HELLO_SCHEDULES = "SELECT station_id, version FROM schedules WHERE station_id = ANY($1::text[])"
+_PG_HELLO_HEADS = """
+SELECT station_id, max(seq) FROM commands WHERE station_id = ANY($1::text[]) AND state = ANY($2::int[])
+GROUP BY station_id"""
 
 
 def _reduction(row: ObservationRow) -> ObservationReduction | None:
@@ -618,6 +650,14 @@ class IngestRepo(RepoBase):
         return await self._record_hellos(items)
 
     async def _record_hellos(self, items: Sequence[tuple[str, str, int, HelloIn]]) -> list[HelloClaim | SkyMeshError]:
+        if self.dialect == "postgresql":
+            with (
+                tracing.span(
+                    "db record_hellos", attributes={"db.system": self.dialect, "db.operation": "record_hellos"}
+                ),
+                DB_LATENCY.labels("record_hellos").time(),
+            ):
+                return await self._record_hellos_pg(items)
         now = self._now()
         stations = _table(StationRow)
         sessions = _table(StationSessionRow)
@@ -697,28 +737,40 @@ class IngestRepo(RepoBase):
                             later.append(i)
                         else:
                             taken[items[i][0]] = i
-                    claim = self._insert(sessions).values(
+                    # A missing row is made at epoch 0, then every row of the round moves to the next epoch (1 for
+                    # a new one): executemany of one-row statements, compiled once, where one multi-row upsert was
+                    # compiled afresh for every group size (most of a storm's CPU outside gRPC).
+                    order = sorted(taken.items())
+                    await conn.execute(
+                        self._insert(sessions).on_conflict_do_nothing(index_elements=[sessions.c.station_id]),
+                        [
+                            {"station_id": station, "epoch": 0, "replica": "", "session_id": "", "claimed_at": now}
+                            for station, _ in order
+                        ],
+                    )
+                    await conn.execute(
+                        update(sessions)
+                        .where(sessions.c.station_id == bindparam("k_station"))
+                        .values(
+                            epoch=sessions.c.epoch + 1,
+                            replica=bindparam("k_replica"),
+                            session_id=bindparam("k_session"),
+                            claimed_at=bindparam("k_at"),
+                        ),
                         [
                             {
-                                "station_id": station,
-                                "epoch": 1,
-                                "replica": items[i][3].replica,
-                                "session_id": items[i][3].session_id,
-                                "claimed_at": now,
+                                "k_station": station,
+                                "k_replica": items[i][3].replica,
+                                "k_session": items[i][3].session_id,
+                                "k_at": now,
                             }
-                            for station, i in sorted(taken.items())
-                        ]
+                            for station, i in order
+                        ],
                     )
                     claimed = await conn.execute(
-                        claim.on_conflict_do_update(
-                            index_elements=[sessions.c.station_id],
-                            set_={
-                                "epoch": sessions.c.epoch + 1,
-                                "replica": claim.excluded.replica,
-                                "session_id": claim.excluded.session_id,
-                                "claimed_at": claim.excluded.claimed_at,
-                            },
-                        ).returning(sessions.c.station_id, sessions.c.epoch)
+                        select(sessions.c.station_id, sessions.c.epoch).where(
+                            sessions.c.station_id.in_([station for station, _ in order])
+                        )
                     )
                     for station, value in claimed.all():
                         epoch[taken[station]] = int(value)
@@ -752,6 +804,109 @@ class IngestRepo(RepoBase):
                         )
                     ).all()
                 }
+        for i, (station, _, _, hello) in enumerate(items):
+            prior = before[i]
+            if prior is None:
+                out.append(NotFound(f"no station {station!r}", field="hello.station_id"))
+                continue
+            out.append(
+                HelloClaim(
+                    {b: committed.get((station, b), 0) for b in dict.fromkeys(hello.boot_ids) if b},
+                    epoch[i],
+                    prior,
+                    schedule_version=versions.get(station, 0),
+                    open_command_head=heads.get(station, 0),
+                )
+            )
+        return out
+
+    async def _record_hellos_pg(
+        self, items: Sequence[tuple[str, str, int, HelloIn]]
+    ) -> list[HelloClaim | SkyMeshError]:
+        """`_record_hellos` on PostgreSQL, straight on the asyncpg connection (as `_telemetry_group_pg`): the same
+        statements in the same order and locks, each one prepared statement whatever the group's size (arrays
+        through unnest). The Core path compiled its multi-row INSERTs afresh for every group size: in a reconnect
+        storm that compiling was most of the server's CPU per Hello outside gRPC."""
+        now = self._now()
+        ids = sorted({station for station, _, _, _ in items})
+        async with self.engine.connect() as conn:
+            pg = (await conn.get_raw_connection()).driver_connection
+            assert pg is not None
+            async with pg.transaction():
+                found = await pg.fetch(_PG_HELLO_LOCK, ids)
+                state = {r[0]: StationState(r[1]) for r in found}
+                changed_at: dict[str, datetime] = {r[0]: r[2] for r in found}
+                before: list[StationState | None] = []
+                facts: dict[str, tuple[str, str, float, int]] = {}
+                for station, _, _, hello in items:  # in order: a later Hello of the same station sees the earlier
+                    if station not in state:
+                        before.append(None)
+                        continue
+                    before.append(state[station])
+                    if hello.state is not None and hello.state != state[station]:
+                        state[station] = hello.state
+                        changed_at[station] = now
+                    facts[station] = (
+                        hello.agent_version,
+                        json.dumps(hello.capabilities),
+                        hello.clock_offset_s,
+                        int(state[station]),
+                    )
+                if not facts:
+                    return [NotFound(f"no station {station!r}", field="hello.station_id") for station, *_ in items]
+                rows = sorted(facts.items())
+                await pg.execute(
+                    _PG_HELLO_FACTS,
+                    [sid for sid, _ in rows],
+                    [f[0] for _, f in rows],
+                    [f[1] for _, f in rows],
+                    [f[2] for _, f in rows],
+                    [f[3] for _, f in rows],
+                    [changed_at[sid] for sid, _ in rows],
+                    now,
+                )
+                present = [(station, hello) for station, _, _, hello in items if station in state]
+                await pg.execute(
+                    _PG_HELLO_AUDIT,
+                    [station for station, _ in present],
+                    [json.dumps({"agent_version": hello.agent_version}) for _, hello in present],
+                    now,
+                )
+                # The next epoch of each station, taken before its cursors are read (see `_record_hellos`); two
+                # Hellos of one station in the group take consecutive epochs, one per round (the later one wins).
+                epoch: list[int] = [0] * len(items)
+                pending = [i for i, (station, *_) in enumerate(items) if station in state]
+                while pending:
+                    taken: dict[str, int] = {}
+                    later: list[int] = []
+                    for i in pending:
+                        if items[i][0] in taken:
+                            later.append(i)
+                        else:
+                            taken[items[i][0]] = i
+                    order = sorted(taken.items())
+                    claimed = await pg.fetch(
+                        _PG_HELLO_CLAIM,
+                        [station for station, _ in order],
+                        [items[i][3].replica for _, i in order],
+                        [items[i][3].session_id for _, i in order],
+                        now,
+                    )
+                    for station, value in claimed:
+                        epoch[taken[station]] = int(value)
+                    pending = later
+                pairs = sorted(
+                    {(station, b) for station, _, _, hello in items if station in state for b in hello.boot_ids if b}
+                )
+                committed: dict[tuple[str, str], int] = {}
+                if pairs:
+                    got = await pg.fetch(_PG_HELLO_CURSORS, [p[0] for p in pairs], [p[1] for p in pairs])
+                    committed = {(st, b): int(seq) for st, b, seq in got}
+                versions = {sid: int(v) for sid, v in await pg.fetch(_PG_HELLO_SCHEDULES, ids)}
+                heads = {
+                    sid: int(head) for sid, head in await pg.fetch(_PG_HELLO_HEADS, ids, list(OPEN_COMMAND_STATES))
+                }
+        out: list[HelloClaim | SkyMeshError] = []
         for i, (station, _, _, hello) in enumerate(items):
             prior = before[i]
             if prior is None:
