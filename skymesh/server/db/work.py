@@ -385,6 +385,7 @@ class WorkRepo(RepoBase):
                             JobRow.state.in_([int(x) for x in (*UNSTARTED_STATES, JobState.RUNNING)]),
                             JobRow.end > now,
                         )
+                        .order_by(JobRow.job_id)  # locked in job-id order, as the push's marks lock them
                         .with_for_update()
                     )
                 ).all()
