@@ -308,6 +308,7 @@ async def run(
     seed: int = 1,
     workdir: Path | None = None,
     wait_s: float = 300.0,
+    visibility_cache_mb: float | None = None,
 ) -> dict[str, Any]:
     """One run of the whole sequence; returns its measurements (see the module's docstring)."""
     from skymesh.core.model import SatelliteTarget
@@ -346,7 +347,8 @@ async def run(
         logs = {name: (root / f"{name}.log").open("wb") for name in ("scheduler", "server")}
         procs: dict[str, subprocess.Popen[bytes]] = {}
         try:
-            procs["scheduler"] = _spawn(["scheduler", "--listen", sched_addr], logs["scheduler"], env)
+            cache = [] if visibility_cache_mb is None else ["--visibility-cache-mb", str(visibility_cache_mb)]
+            procs["scheduler"] = _spawn(["scheduler", "--listen", sched_addr, *cache], logs["scheduler"], env)
             procs["server"] = _spawn(["server", "--config", str(root / "server.yaml")], logs["server"], env)
             await _wait_serving(sched_addr, procs["scheduler"])
             await _wait_serving(server_addr, procs["server"])
@@ -493,10 +495,18 @@ def main() -> None:
     parser.add_argument("--time-limit", type=float, default=10.0)
     parser.add_argument("--pg", default="", help="a PostgreSQL asyncpg URL of an empty database (default SQLite)")
     parser.add_argument("--workdir", type=Path, default=None, help="keep the processes' config and logs here")
+    parser.add_argument(
+        "--visibility-cache-mb",
+        type=float,
+        default=None,
+        help="the scheduler's visibility cache (default: its own); 1,000 x 5,000 x 12 h needs ~1024",
+    )
+    parser.add_argument("--wait", type=float, default=300.0, help="seconds to wait for each phase's schedules")
     args = parser.parse_args()
     for size in args.size or ["50x200"]:
         n, m = (int(x) for x in size.lower().split("x"))
         for i in range(args.runs):
+            load_start = round(os.getloadavg()[0], 2)
             out = asyncio.run(
                 run(
                     n,
@@ -507,8 +517,11 @@ def main() -> None:
                     time_limit_s=args.time_limit,
                     seed=i + 1,
                     workdir=args.workdir / f"{size}-{i + 1}" if args.workdir else None,
+                    wait_s=args.wait,
+                    visibility_cache_mb=args.visibility_cache_mb,
                 )
             )
+            out["loadavg_1m_start"] = load_start
             out["loadavg_1m"] = round(os.getloadavg()[0], 2)
             print(json.dumps(out), flush=True)
 

@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 
 from skymesh.api.agent.v1 import agent_pb2
+from skymesh.api.common.v1 import common_pb2
+from skymesh.core.jobs import JobState
 from skymesh.observability import tracing
 from skymesh.observability.metrics import COMMANDS, JOBS
 from skymesh.server.db import Repository
@@ -31,6 +33,25 @@ log = logging.getLogger(__name__)
 Notify = Callable[[str, Sequence[str]], Awaitable[None]]
 
 
+# Stations per slice of a plan's push: one read of their snapshots, one transaction marking their jobs, and their
+# messages built in a worker thread while the next slice is read (~1,800 jobs at 72 a station).
+_PUSH_SLICE = 25
+
+
+def _undispatched(snapshot: ScheduleSnapshot) -> list[str]:
+    """The snapshot's jobs still SCHEDULED: the only ones sending it marks DISPATCHED (after a steady plan, a few
+    thousand of 36,000 at 500 x 3,000: the rest were marked when an earlier schedule went out, and a job never goes
+    back to SCHEDULED, so leaving them out of the UPDATE changes nothing)."""
+    return [job.job_id for job, _target in snapshot.jobs if job.state == JobState.SCHEDULED]
+
+
+def _schedule_responses(
+    snapshots: Sequence[ScheduleSnapshot], targets: dict[str, common_pb2.Target]
+) -> list[agent_pb2.ConnectResponse]:
+    """The slice's schedule messages: pure CPU, run in a worker thread (`targets`: each target's message, shared)."""
+    return [agent_pb2.ConnectResponse(schedule=schedule_message(snapshot, targets)) for snapshot in snapshots]
+
+
 class Dispatcher:
     def __init__(
         self, repo: Repository, hub: SessionHub, events: EventBus | None = None, *, notify: Notify | None = None
@@ -39,6 +60,7 @@ class Dispatcher:
         self._hub = hub
         self.events = events
         self.notify = notify  # None: a single server (SQLite, or one process), nothing to tell
+        self._pushing: set[str] = set()  # stations a running `push_schedules` has yet to deliver
 
     async def _tell(self, kind: str, items: Sequence[str]) -> None:
         if self.notify is not None and items:
@@ -79,37 +101,76 @@ class Dispatcher:
 
     async def push_schedules(self, station_ids: list[str]) -> int:
         """`push_schedule` for many stations (a new plan): the snapshots of the connected ones read together, each
-        target once. Returns how many were queued."""
+        target once. Returns how many were queued.
+
+        The schedule messages (~20 us of CPU a job: 36,000 jobs at 500 x 3,000) are built in a worker thread, a
+        slice at a time, while the event loop reads and marks the next slice: the loop only queues the finished
+        messages. Each target's message is built once for the whole push."""
         sessions = {sid: s for sid in station_ids if (s := self._hub.get(sid)) is not None}
         await self._tell("s", [sid for sid in station_ids if sid not in sessions])
-        ids = list(sessions)
+        # A station another push has yet to reach is left to it: that push reads its snapshot later than now, so it
+        # sends at least the version asked for here. (The replicas' fallback poll, every few seconds, saw the
+        # stations a plan's push had not reached yet as behind and pushed them again, concurrently: twice the work,
+        # and the two pushes' marks deadlocked in PostgreSQL at 500 x 3,000.)
+        ids = [sid for sid in sessions if sid not in self._pushing]
+        undelivered = set(ids)
+        self._pushing.update(ids)
+        try:
+            return await self._push_slices(ids, sessions, undelivered)
+        finally:
+            self._pushing.difference_update(undelivered)
+
+    async def _push_slices(self, ids: list[str], sessions: dict[str, AgentSession], undelivered: set[str]) -> int:
         sent = 0
         targets: dict[str, TargetRecord] = {}  # each target (and its elements) read once for the whole push
-        for i in range(0, len(ids), 20):  # in slices: the event loop serves other calls between them
-            snapshots = await self._repo.schedule_snapshots(ids[i : i + 20], targets=targets)
-            # The slice's jobs marked DISPATCHED in one transaction (not one per station).
-            marked = await self._repo.mark_dispatched_many(
-                {snap.station_id: [job.job_id for job, _target in snap.jobs] for snap in snapshots}
-            )
-            for n, snapshot in enumerate(snapshots):
-                if n % 5 == 4:
-                    await asyncio.sleep(0)  # building a schedule message is ~20 us a job: the loop serves between
-                self._deliver(snapshot, sessions[snapshot.station_id], marked.get(snapshot.station_id, []))
-                sent += 1
+        target_msgs: dict[str, common_pb2.Target] = {}  # and its message built once (only the worker touches it)
+        building: asyncio.Future[list[agent_pb2.ConnectResponse]] | None = None
+        ready: tuple[list[ScheduleSnapshot], dict[str, list[JobChange]]] | None = None
+        for i in range(0, len(ids) + _PUSH_SLICE, _PUSH_SLICE):  # one more turn: the last slice's messages
+            snapshots: list[ScheduleSnapshot] = []
+            marked: dict[str, list[JobChange]] = {}
+            if i < len(ids):
+                snapshots = await self._repo.schedule_snapshots(ids[i : i + _PUSH_SLICE], targets=targets)
+                # The slice's jobs marked DISPATCHED in one transaction (not one per station), before the write.
+                marked = await self._repo.mark_dispatched_many(
+                    {snap.station_id: _undispatched(snap) for snap in snapshots}
+                )
+            if building is not None and ready is not None:
+                messages = await building
+                for n, (snapshot, message) in enumerate(zip(ready[0], messages, strict=True)):
+                    if n % 10 == 9:
+                        await asyncio.sleep(0)
+                    self._deliver(
+                        snapshot, sessions[snapshot.station_id], ready[1].get(snapshot.station_id, []), message
+                    )
+                    self._pushing.discard(snapshot.station_id)
+                    undelivered.discard(snapshot.station_id)
+                    sent += 1
+                building = ready = None
+            if snapshots:
+                ready = (snapshots, marked)
+                building = asyncio.ensure_future(asyncio.to_thread(_schedule_responses, snapshots, target_msgs))
         return sent
 
     async def _send(self, snapshot: ScheduleSnapshot, session: AgentSession) -> None:
         # Marked before the write: if the stream breaks first, the agent's Hello shows an older version on
         # reconnect and gets this schedule again, so DISPATCHED never strands a job.
-        changes = await self._repo.mark_dispatched(snapshot.station_id, [job.job_id for job, _target in snapshot.jobs])
+        changes = await self._repo.mark_dispatched(snapshot.station_id, _undispatched(snapshot))
         self._deliver(snapshot, session, changes)
 
-    def _deliver(self, snapshot: ScheduleSnapshot, session: AgentSession, changes: Sequence[JobChange]) -> None:
+    def _deliver(
+        self,
+        snapshot: ScheduleSnapshot,
+        session: AgentSession,
+        changes: Sequence[JobChange],
+        message: agent_pb2.ConnectResponse | None = None,
+    ) -> None:
         for change in changes:
             JOBS.labels(change.new.name.lower()).inc()
             if self.events is not None and change.applied:
                 self.events.job(change.job_id, change.station_id, change.old, change.new)
-        message = agent_pb2.ConnectResponse(schedule=schedule_message(snapshot))
+        if message is None:
+            message = agent_pb2.ConnectResponse(schedule=schedule_message(snapshot))
         tracing.inject(message.schedule.trace_context)  # the agent continues the trace that made this schedule
         session.schedule_version = snapshot.version
         session.push(message)

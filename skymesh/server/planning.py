@@ -20,7 +20,7 @@ import dataclasses
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
@@ -43,7 +43,7 @@ from skymesh.core.model import CelestialTarget, SatelliteTarget, Station, Statio
 from skymesh.observability.metrics import SERVER_PLANS, ServerMetrics
 from skymesh.server.config import ServerConfig
 from skymesh.server.db import Repository
-from skymesh.server.db.records import PlannedJob, TargetRecord
+from skymesh.server.db.records import JobRecord, PlannedJob, TargetRecord
 from skymesh.server.dispatch import Dispatcher
 from skymesh.server.looplag import LoopLag, LoopLagMonitor
 from skymesh.server.wire import target_record_to_proto
@@ -281,6 +281,55 @@ class Planner:
             return self._config.plan_satellite_max_per_period, self._config.plan_satellite_period_s
         return 0, 0.0
 
+    def _plan_request(
+        self,
+        window: TimeWindow,
+        stations: Sequence[Station],
+        away: Sequence[Station],
+        targets: Sequence[TargetRecord],
+        boosts: Mapping[str, float],
+        alert_windows: Mapping[str, tuple[list[TimeWindow], float]],
+        frozen: Sequence[JobRecord],
+    ) -> scheduler_pb2.ComputePlanRequest:
+        """The scheduler's request (run in a worker thread: it only reads its arguments and the config)."""
+        return scheduler_pb2.ComputePlanRequest(
+            window=time_window_to_proto(window),
+            stations=[
+                *(station_to_proto(s) for s in stations),
+                *(station_to_proto(replace(s, unavailable=(window,))) for s in away),
+            ],
+            targets=[
+                scheduler_pb2.PlanTarget(
+                    target=target_record_to_proto(t),
+                    demand=scheduler_pb2.Demand(
+                        max_per_period=self._satellite_demand(t)[0],
+                        period_s=self._satellite_demand(t)[1],
+                        campaign_boost=boosts.get(t.campaign_id, 0.0),
+                        cadence_s=t.target.cadence_s if isinstance(t.target, CelestialTarget) else 0.0,
+                        time_critical=[
+                            time_window_to_proto(w) for w in alert_windows.get(t.target.target_id, ([], 0.0))[0]
+                        ],
+                        time_critical_boost=alert_windows.get(t.target.target_id, ([], 0.0))[1],
+                    ),
+                )
+                for t in targets
+            ],
+            frozen=[
+                scheduler_pb2.FrozenJob(
+                    job_id=j.job_id,
+                    station_id=j.station_id,
+                    target_id=j.target_id,
+                    window=time_window_to_proto(j.window),
+                    preemptible=False,
+                )
+                for j in frozen
+            ],
+            solver=_SOLVERS[self._config.plan_solver],
+            time_limit_s=self._config.plan_time_limit_s,
+            turnaround_s=self._config.plan_turnaround_s,
+            request_id=str(uuid.uuid4()),
+        )
+
     async def _plan(self, reason: str, lag_mark: int = -1) -> PlanResult:
         t_read = time.monotonic()
         took: dict[str, float] = {}
@@ -324,42 +373,10 @@ class Planner:
         priorities = {t.target.target_id: t.target.priority for t in targets}
         response = scheduler_pb2.ComputePlanResponse()
         if stations and targets:
-            request = scheduler_pb2.ComputePlanRequest(
-                window=time_window_to_proto(window),
-                stations=[
-                    *(station_to_proto(s) for s in stations),
-                    *(station_to_proto(replace(s, unavailable=(window,))) for s in away),
-                ],
-                targets=[
-                    scheduler_pb2.PlanTarget(
-                        target=target_record_to_proto(t),
-                        demand=scheduler_pb2.Demand(
-                            max_per_period=self._satellite_demand(t)[0],
-                            period_s=self._satellite_demand(t)[1],
-                            campaign_boost=boosts.get(t.campaign_id, 0.0),
-                            cadence_s=t.target.cadence_s if isinstance(t.target, CelestialTarget) else 0.0,
-                            time_critical=[
-                                time_window_to_proto(w) for w in alert_windows.get(t.target.target_id, ([], 0.0))[0]
-                            ],
-                            time_critical_boost=alert_windows.get(t.target.target_id, ([], 0.0))[1],
-                        ),
-                    )
-                    for t in targets
-                ],
-                frozen=[
-                    scheduler_pb2.FrozenJob(
-                        job_id=j.job_id,
-                        station_id=j.station_id,
-                        target_id=j.target_id,
-                        window=time_window_to_proto(j.window),
-                        preemptible=False,
-                    )
-                    for j in (*frozen_here, *visits)
-                ],
-                solver=_SOLVERS[self._config.plan_solver],
-                time_limit_s=self._config.plan_time_limit_s,
-                turnaround_s=self._config.plan_turnaround_s,
-                request_id=str(uuid.uuid4()),
+            # Building the request (3,000 targets with their elements at 500 x 3,000) is pure CPU: a worker thread
+            # does it, so the event loop keeps serving (it takes the interpreter back every few milliseconds).
+            request = await asyncio.to_thread(
+                self._plan_request, window, stations, away, targets, boosts, alert_windows, (*frozen_here, *visits)
             )
             sent = time.monotonic()
             took["read"] = sent - t_read
@@ -390,33 +407,9 @@ class Planner:
                     f"{self._config.plan_apply_deadline_s:.1f} s)"
                 )
         t_apply = time.monotonic()
-        planned = []
         schedulable = set(station_ids)
-        for i, a in enumerate(response.assignments):
-            if i % 500 == 499:
-                await asyncio.sleep(0)  # a large plan is converted in slices: the event loop keeps serving
-            if a.station_id not in schedulable:
-                continue  # a frozen job of a disconnected station handed back: it stays as it is
-            if a.job_id and a.job_id in visit_ids:
-                continue  # a past visit handed back as a kept placement: it is history, not a job to make
-            try:
-                planned.append(
-                    PlannedJob(
-                        station_id=a.station_id,
-                        target_id=a.target_id,
-                        window=time_window_from_proto(a.window, f"assignments[{i}].window"),
-                        job_id=a.job_id,
-                        tca=timestamp_to_datetime(a.tca, "tca") if a.HasField("tca") else None,
-                        max_elevation_deg=a.max_elevation_deg,
-                        filter=a.filter,
-                        exposure_s=a.exposure_s,
-                        exposure_count=a.exposure_count,
-                        priority=priorities.get(a.target_id, 5),
-                        score=a.score,
-                    )
-                )
-            except SkyMeshError as exc:
-                log.warning("scheduler returned a bad assignment, skipped: %s", exc)
+        # Assignments to jobs (36,000 at 500 x 3,000): pure CPU, in a worker thread like the request.
+        planned = await asyncio.to_thread(_planned_jobs, response, schedulable, visit_ids, priorities)
         outcome = await self._repo.apply_plan(
             station_ids, planned, frozen_ids=[j.job_id for j in frozen_here if j.station_id in schedulable]
         )
@@ -432,7 +425,9 @@ class Planner:
             if f.below_min_soc:
                 log.warning("plan (%s): %s goes below its minimum state of charge: %s", reason, f.target_id, f.detail)
         self.latest = LatestPlan(now, reason, len(planned), (*response.unscheduled, *response.partially_met))
-        await self._repo.save_latest_plan(now, self.latest.to_proto().SerializeToString())  # for every replica
+        latest = self.latest
+        stored = await asyncio.to_thread(lambda: latest.to_proto().SerializeToString())  # thousands of explanations
+        await self._repo.save_latest_plan(now, stored)  # for every replica
         if self._dispatcher.events is not None:
             self._dispatcher.events.plan(len(planned), len(response.unscheduled), sorted(outcome.versions))
         t_push = time.monotonic()
@@ -467,6 +462,40 @@ class Planner:
             gap=response.stats.gap,
             changed_stations=tuple(outcome.versions),
         )
+
+
+def _planned_jobs(
+    response: scheduler_pb2.ComputePlanResponse,
+    schedulable: set[str],
+    visit_ids: set[str],
+    priorities: Mapping[str, int],
+) -> list[PlannedJob]:
+    """The plan's assignments as jobs to apply (run in a worker thread: it only reads its arguments)."""
+    planned = []
+    for i, a in enumerate(response.assignments):
+        if a.station_id not in schedulable:
+            continue  # a frozen job of a disconnected station handed back: it stays as it is
+        if a.job_id and a.job_id in visit_ids:
+            continue  # a past visit handed back as a kept placement: it is history, not a job to make
+        try:
+            planned.append(
+                PlannedJob(
+                    station_id=a.station_id,
+                    target_id=a.target_id,
+                    window=time_window_from_proto(a.window, f"assignments[{i}].window"),
+                    job_id=a.job_id,
+                    tca=timestamp_to_datetime(a.tca, "tca") if a.HasField("tca") else None,
+                    max_elevation_deg=a.max_elevation_deg,
+                    filter=a.filter,
+                    exposure_s=a.exposure_s,
+                    exposure_count=a.exposure_count,
+                    priority=priorities.get(a.target_id, 5),
+                    score=a.score,
+                )
+            )
+        except SkyMeshError as exc:
+            log.warning("scheduler returned a bad assignment, skipped: %s", exc)
+    return planned
 
 
 def _settle(running: asyncio.Future[PlanResult], exc: BaseException) -> None:

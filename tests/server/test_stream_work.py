@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import grpc
@@ -117,6 +118,37 @@ async def test_schedule_marks_jobs_dispatched(fleet: Fleet) -> None:
         await agent.expect("welcome")
         await agent.telemetry(1)
         await agent.expect("upstream_ack")
+
+
+async def test_overlapping_pushes_send_each_schedule_once_and_mark_each_job_once(fleet: Fleet) -> None:
+    """A plan's push and another push of the same stations at once (the replicas' poll sees the stations the plan's
+    push has not reached yet as behind): the second leaves them to the first; each agent gets one schedule, with
+    every job, and every job is marked DISPATCHED once (the marks of two pushes once deadlocked on PostgreSQL)."""
+    repo = fleet.server.repo
+    await repo.create_target(CelestialTarget("m31", "M31", 10.68, 41.27))
+    now = datetime.now(UTC)
+    planned = [
+        PlannedJob(sid, "m31", TimeWindow(now + timedelta(minutes=10 * k + 5), now + timedelta(minutes=10 * k + 8)))
+        for sid in ("gs1", "gs2")
+        for k in range(30)
+    ]
+    async with (
+        AgentClient.connect(fleet.address, fleet.keys["gs1"], "gs1") as a1,
+        AgentClient.connect(fleet.address, fleet.keys["gs2"], "gs2") as a2,
+    ):
+        for agent in (a1, a2):
+            await agent.expect("welcome")
+            await agent.heartbeat()
+        outcome = await repo.apply_plan(["gs1", "gs2"], planned)
+        dispatcher = fleet.server.dispatcher
+        sent = await asyncio.gather(*(dispatcher.push_schedules(sorted(outcome.versions)) for _ in range(3)))
+        assert sorted(sent) == [0, 0, 2]
+        for agent in (a1, a2):
+            schedule = await agent.expect("schedule", skip=("ping",))
+            assert (schedule.version, len(schedule.jobs)) == (1, 30)
+            await agent.heartbeat()  # nothing else queued: the next message is not a second schedule
+    jobs = await repo.list_jobs(states=[JobState.DISPATCHED])
+    assert len(jobs) == 60
 
 
 async def test_commands_replayed_expired_marked_and_live_pushed(fleet: Fleet) -> None:
