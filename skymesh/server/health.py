@@ -89,10 +89,29 @@ class Deriver:
       above the noise (at least 3 dB) and the antenna points within 5 deg, where pointing loss is small.
     """
 
+    # Every channel `__call__` reads: a sample with none of them gives no input and only forgets the last sample.
+    INPUTS = frozenset(
+        {
+            "target.azimuth_deg",
+            "target.elevation_deg",
+            "rotator.pointing_error_deg",
+            "rotator.azimuth_deg",
+            "rotator.elevation_deg",
+            "radio.snr_db",
+            "target.range_km",
+            "radio.frequency_hz",
+            "camera.temperature_c",
+        }
+    )
+
     def __init__(self, slew_rate_deg_s: float = 6.0) -> None:
         self.slew_rate_deg_s = slew_rate_deg_s
         # t, target az, target el, pointing error, rotator az, rotator el
         self._last: tuple[float, float, float, float, float, float] | None = None
+
+    def forget(self) -> None:
+        """What a sample without target and pointing does to the memory of the last one."""
+        self._last = None
 
     def __call__(self, t: float, values: Mapping[str, float]) -> dict[str, float]:
         out: dict[str, float] = {}
@@ -267,6 +286,13 @@ class HealthMonitor:
     async def observe(self, station_id: str, batch: TelemetryColumns) -> list[Transition]:
         """Feed one committed telemetry batch (its samples in time order)."""
         deriver = self._derivers.get(station_id)
+        if Deriver.INPUTS.isdisjoint(batch.columns):
+            # No channel a detector reads (a station without them, the stream benchmark's az/el/snr): the samples
+            # would give no input, one by one, and only make the deriver forget its last sample (issue 8: this was
+            # a Python call and a datetime per sample on the hot path, for nothing).
+            if deriver is not None:
+                deriver.forget()
+            return []
         if deriver is None:
             slew = await self._slew_rate_of(station_id) if self._slew_rate_of is not None else 6.0
             deriver = self._derivers[station_id] = Deriver(slew_rate_deg_s=slew)
