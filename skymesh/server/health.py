@@ -26,11 +26,12 @@ Imports the standard library, core and the server's repository.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import math
 import statistics
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -166,6 +167,41 @@ class Transition:
     evidence: dict[str, Any]
 
 
+def median_and_mad(values: Iterable[float]) -> tuple[float, float]:
+    """`statistics.median(values)` and the median absolute deviation from it, exactly as `statistics.median` of
+    `abs(x - median)` gives it, from ONE sort: the deviations below and above the median are two sorted runs, so
+    their median is found by bisection instead of a second sort of a generator (a refit every 10 samples of up to 600
+    was most of the detectors' cost per telemetry batch, issue 8)."""
+    a = sorted(values)
+    n = len(a)
+    if n == 0:
+        raise statistics.StatisticsError("no median for empty data")
+    half = n // 2
+    median = a[half] if n % 2 else (a[half - 1] + a[half]) / 2
+    below = bisect.bisect_left(a, median)  # a[:below] < median <= a[below:]
+    above = n - below
+
+    def low(j: int) -> float:  # the j-th smallest deviation below the median (exactly abs(x - median))
+        return median - a[below - 1 - j]
+
+    def high(j: int) -> float:  # the j-th smallest deviation at or above it
+        return a[below + j] - median
+
+    def kth(k: int) -> float:  # the k-th smallest deviation of all (0-based): i from below, k + 1 - i from above
+        lo, hi = max(0, k + 1 - above), min(k + 1, below)
+        while lo < hi:
+            i = (lo + hi) // 2
+            if low(i) < high(k - i):
+                lo = i + 1
+            else:
+                hi = i
+        i = lo
+        return max(low(i - 1) if i > 0 else -math.inf, high(k - i) if k + 1 - i > 0 else -math.inf)
+
+    mad = kth(half) if n % 2 else (kth(half - 1) + kth(half)) / 2
+    return median, mad
+
+
 @dataclass
 class RobustZDetector:
     spec: DetectorSpec
@@ -184,8 +220,7 @@ class RobustZDetector:
         self.recent = deque(maxlen=self.spec.evidence)
 
     def _refit(self) -> None:
-        self.median = statistics.median(self.baseline)
-        mad = statistics.median(abs(x - self.median) for x in self.baseline)
+        self.median, mad = median_and_mad(self.baseline)
         self.scale = max(_MAD_TO_SIGMA * mad, self.spec.min_scale)
         self._since_refit = 0
 
