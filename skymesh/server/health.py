@@ -33,7 +33,7 @@ import statistics
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from skymesh.core.sphere import separation_deg
@@ -45,6 +45,7 @@ __all__ = ["DETECTORS", "Deriver", "DetectorSpec", "HealthMonitor", "RobustZDete
 log = logging.getLogger(__name__)
 
 _MAD_TO_SIGMA = 1.4826
+_EPOCH_UTC = datetime(1970, 1, 1, tzinfo=UTC)
 # Heartbeats further apart than this are a new session after an outage (liveness reports that), not jitter.
 _SESSION_GAP_S = 300.0
 
@@ -333,10 +334,20 @@ class HealthMonitor:
             deriver = self._derivers[station_id] = Deriver(slew_rate_deg_s=slew)
         transitions: list[Transition] = []
         detectors = self._stations.setdefault(station_id, {})
-        for _, at, values in batch.samples():
-            changes = self._update(detectors, at, deriver(at.timestamp(), values))
+        # Straight from the columns the deriver reads: a sample's time as Unix seconds (what `datetime.timestamp()`
+        # of it gives, to the bit), its datetime only when an anomaly opens or closes.
+        read = [(name, column) for name, column in batch.columns.items() if name in Deriver.INPUTS]
+        for i, us in enumerate(batch.times_us):
+            values = {}
+            for name, column in read:
+                value = column[i]
+                if value == value:  # not NaN: the sample has it
+                    values[name] = value
+            t = us / 1_000_000
+            inputs = deriver(t, values)
+            changes = self._update_at(detectors, t, inputs) if inputs else None
             if changes:  # an anomaly opened or closed (rare): no coroutine per sample otherwise
-                transitions += await self._apply(station_id, at, changes)
+                transitions += await self._apply(station_id, _EPOCH_UTC + timedelta(microseconds=us), changes)
         return transitions
 
     async def _feed(self, station_id: str, at: datetime, inputs: Mapping[str, float]) -> list[Transition]:
@@ -347,6 +358,11 @@ class HealthMonitor:
         self, detectors: dict[str, RobustZDetector], at: datetime, inputs: Mapping[str, float]
     ) -> list[tuple[str, Transition]]:
         """Feed the detectors (no I/O): the (detector, transition) pairs that opened or closed an anomaly."""
+        return self._update_at(detectors, at.timestamp(), inputs)
+
+    def _update_at(
+        self, detectors: dict[str, RobustZDetector], t: float, inputs: Mapping[str, float]
+    ) -> list[tuple[str, Transition]]:
         changes: list[tuple[str, Transition]] = []
         for name, value in inputs.items():
             spec = self._specs.get(name)
@@ -355,7 +371,7 @@ class HealthMonitor:
             detector = detectors.get(name)
             if detector is None:
                 detector = detectors[name] = RobustZDetector(spec)
-            change = detector.update(at.timestamp(), value)
+            change = detector.update(t, value)
             if change is not None:
                 changes.append((name, change))
         return changes
