@@ -49,8 +49,10 @@ def _call_over(context: _Context) -> bool:
 class GuardInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     """Validate requests and map errors for every method of the server it is installed in."""
 
-    def __init__(self, translate: Translator | None = None) -> None:
+    def __init__(self, translate: Translator | None = None, *, deferred: frozenset[str] = frozenset()) -> None:
+        """`deferred`: repeated fields whose items the servicer checks where it converts them (`parse`)."""
         self._translate = translate
+        self._deferred = deferred
         # The guarded handler of each method, built once for the handler `continuation` answered (the same object
         # on every call): a reconnect storm's thousands of Connects each paid for building it again.
         self._guarded: dict[str, tuple[grpc.RpcMethodHandler[Any, Any], grpc.RpcMethodHandler[Any, Any]]] = {}
@@ -103,20 +105,22 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             wrapped, request_deserializer=deserializer, response_serializer=handler.response_serializer
         )
 
-    @staticmethod
-    def _unary_parser(cls: type[Message]) -> Callable[[bytes], Any]:
+    def _unary_parser(self, cls: type[Message]) -> Callable[[bytes], Any]:
+        deferred = self._deferred
+
         def deserialize(raw: bytes) -> Any:
             try:
-                return parse(cls, raw)
+                return parse(cls, raw, deferred=deferred)
             except MessageRefused as refused:
                 return _Refused(refused)
 
         return deserialize
 
-    @staticmethod
-    def _stream_parser(cls: type[Message]) -> Callable[[bytes], Any]:
+    def _stream_parser(self, cls: type[Message]) -> Callable[[bytes], Any]:
+        deferred = self._deferred
+
         def deserialize(raw: bytes) -> Any:
-            return parse(cls, raw)  # raises MessageRefused into the servicer's read
+            return parse(cls, raw, deferred=deferred)  # raises MessageRefused into the servicer's read
 
         return deserialize
 

@@ -38,6 +38,7 @@ from skymesh.api.control.v1 import (
 )
 from skymesh.api.guard import GuardInterceptor
 from skymesh.api.scheduler.v1 import scheduler_pb2_grpc
+from skymesh.api.validation import CHECKED_WHEN_CONVERTED
 from skymesh.core.clock import Clock, SystemClock
 from skymesh.core.errors import InvalidArgument
 from skymesh.core.model import StationState
@@ -335,10 +336,11 @@ async def _start(config: ServerConfig, clock: Clock, engine: AsyncEngine) -> Run
         if is_reducible(kind, resource_name):
             reducer.submit(resource_name)
 
-    # The guard goes first: every RPC's request limits and error mapping (skymesh.api.guard).
+    # The guard goes first: every RPC's request limits and error mapping (skymesh.api.guard). Telemetry samples are
+    # checked where the stream converts them, in the same pass (`skymesh.server.wire.telemetry_from_proto`).
     server = grpc.aio.server(
         interceptors=[
-            GuardInterceptor(translate_db_error),
+            GuardInterceptor(translate_db_error, deferred=CHECKED_WHEN_CONVERTED),
             TracingServerInterceptor(),
             ControlAuthInterceptor(repo, required=config.control_auth),
         ],

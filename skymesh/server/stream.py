@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import grpc
@@ -391,9 +391,13 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             wait_s = pacer.delay_s()  # `Pacer.take` inline: no coroutine per message while within the rate
             if wait_s > 0:
                 await asyncio.sleep(wait_s)
+            kind = request.WhichOneof("body")
             try:
-                with tracing.continued(f"agent {request.WhichOneof('body')}", _trace_context(request)):
-                    await self._handle(session, request)
+                if kind in _TRACED_UP:  # only these carry a trace context: no span machinery for telemetry
+                    with tracing.continued(f"agent {kind}", getattr(request, kind).trace_context):
+                        await self._handle(session, request, kind)
+                else:
+                    await self._handle(session, request, kind)
             except SkyMeshError as exc:
                 await self._refuse(session, request, exc)
 
@@ -417,8 +421,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             )
         raise error
 
-    async def _handle(self, session: AgentSession, request: agent_pb2.ConnectRequest) -> None:
-        kind = request.WhichOneof("body")
+    async def _handle(self, session: AgentSession, request: agent_pb2.ConnectRequest, kind: str | None) -> None:
         STREAM_MESSAGES.labels("up", kind or "empty").inc()
         station_id = session.station_id
         if kind is None:
@@ -491,7 +494,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             # A large batch is converted off the event loop so it does not hold up the other streams; a small one
             # inline (the thread hop costs more than the conversion).
             samples = request.telemetry.samples
-            if len(samples) * max((len(s.values) for s in samples[:1]), default=0) > _INLINE_VALUES:
+            if samples and len(samples) * len(samples[0].values) > _INLINE_VALUES:
                 item = await asyncio.to_thread(telemetry_from_proto, request.telemetry, request.boot_id)
             else:
                 item = telemetry_from_proto(request.telemetry, request.boot_id)
@@ -548,12 +551,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         return await self._uploads.query(request, context)
 
 
-_TRACED_UP = ("command_update", "schedule_ack", "job_update")
-
-
-def _trace_context(request: agent_pb2.ConnectRequest) -> Mapping[str, str]:
-    kind = request.WhichOneof("body")
-    return getattr(request, kind).trace_context if kind in _TRACED_UP else {}  # type: ignore[no-any-return]
+_TRACED_UP = frozenset({"command_update", "schedule_ack", "job_update"})  # the bodies with a trace_context
 
 
 # A device still connected counts as failing after this many errors in a row: one timeout is not a broken device,

@@ -22,6 +22,7 @@ from skymesh.api.convert import (
     timestamp_from_datetime,
     timestamp_to_datetime,
 )
+from skymesh.api.validation import check_items, telemetry_columns
 from skymesh.core.errors import InvalidArgument
 from skymesh.core.jobs import JobState
 from skymesh.core.model import SatelliteTarget
@@ -201,16 +202,29 @@ def job_update_from_proto(msg: agent_pb2.JobUpdate) -> JobUpdateIn:
 
 
 def telemetry_from_proto(msg: agent_pb2.TelemetryBatch, boot_id: str) -> TelemetryIn:
+    # The agent-stream hot path (issue 8): the samples are checked (the server's guard leaves them to this, see
+    # `skymesh.api.validation.CHECKED_WHEN_CONVERTED`) and made columnar in ONE pass, straight into the stored form
+    # (an int per time, a float per value: `skymesh.server.db.telemetry_blob`). A batch the one pass is not sure of
+    # is checked by the guard's own rules (naming the field exactly as they do) and converted the general way.
+    samples = msg.samples
+    columnar = telemetry_columns(samples)
+    if columnar is None:
+        check_items(msg, "samples", "telemetry.samples")
+        columnar = _columns(samples)
     if msg.boot_id and msg.boot_id != boot_id:
         raise InvalidArgument("differs from the message's boot_id", field="telemetry.boot_id")
-    if not msg.samples:
+    if not samples:
         raise InvalidArgument("must not be empty", field="telemetry.samples")
-    # The agent-stream hot path (issue 8): straight into columns (an int per time, a float per value: the stored
-    # form, `skymesh.server.db.telemetry_blob`), no datetime, dict or f-string per sample unless something is wrong
-    # (then the slow path names the field exactly as before).
+    return TelemetryIn.of(TelemetryColumns(*columnar))
+
+
+def _columns(samples: Iterable[agent_pb2.TelemetrySample]) -> tuple[list[int], dict[str, list[float]]]:
+    """Any batch that passed the guard's rules, columnar: channels that come and go (NaN where a sample has none);
+    a missing time or an empty channel name refused naming the field (no datetime, dict or f-string per sample unless
+    something is wrong)."""
     times: list[int] = []
     columns: dict[str, list[float]] = {}
-    for i, sample in enumerate(msg.samples):
+    for i, sample in enumerate(samples):
         ts = sample.at
         seconds, nanos = ts.seconds, ts.nanos
         if _TS_MIN_S <= seconds <= _TS_MAX_S and 0 <= nanos < 1_000_000_000 and (seconds or nanos):
@@ -230,7 +244,7 @@ def telemetry_from_proto(msg: agent_pb2.TelemetryBatch, boot_id: str) -> Telemet
             for column in columns.values():
                 if len(column) == i:
                     column.append(math.nan)
-    return TelemetryIn.of(TelemetryColumns(times, columns))
+    return times, columns
 
 
 # google.protobuf.Timestamp's valid range (0001-01-01T00:00:00Z .. 9999-12-31T23:59:59Z).

@@ -127,6 +127,13 @@ CASES: list[tuple[str, Callable[[], Message], str]] = [
 ]
 
 
+def test_inf_and_minus_inf_in_one_map_are_refused_naming_a_value() -> None:
+    # Their sum raises ValueError in `fsum`, which once escaped `parse` instead of naming the value.
+    refused = _refused(_telemetry({"a": -float("inf"), "b": float("inf")}))
+    assert isinstance(refused.error, InvalidArgument)
+    assert refused.error.field in ("telemetry.samples[0].values['a']", "telemetry.samples[0].values['b']")
+
+
 @pytest.mark.parametrize(("make", "field"), [(m, f) for _, m, f in CASES], ids=[c[0] for c in CASES])
 def test_hostile_fields_are_refused_naming_the_field(make: Callable[[], Message], field: str) -> None:
     refused = _refused(make())

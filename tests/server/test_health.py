@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import random
+import statistics
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from skymesh.api.agent.v1 import agent_pb2
 from skymesh.api.convert import timestamp_from_datetime
 from skymesh.core.model import StationState
-from skymesh.server.health import DETECTORS, Deriver, HealthMonitor, RobustZDetector, derive
+from skymesh.server.health import DETECTORS, Deriver, HealthMonitor, RobustZDetector, derive, median_and_mad
 from tests.server.agent_client import AgentClient
 from tests.server.conftest import StartServer, add_station
 
@@ -147,3 +150,18 @@ async def test_heartbeats_feed_clock_offset_and_jitter_detectors() -> None:
     await monitor.heartbeat("gs-2", t0, t0)
     await monitor.heartbeat("gs-2", t0 + timedelta(hours=1), t0 + timedelta(hours=1))
     assert len(opened) == before
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from([0.0, 1.0, 1.0000001, 2.5, -3.0, 0.1, 0.30000000000000004]),
+            st.floats(min_value=-1e12, max_value=1e12, allow_nan=False),
+        ),
+        min_size=1,
+        max_size=700,
+    )
+)
+def test_median_and_mad_from_one_sort_equal_statistics(values: list[float]) -> None:
+    median = statistics.median(values)
+    assert median_and_mad(values) == (median, statistics.median(abs(x - median) for x in values))

@@ -85,3 +85,58 @@ def test_telemetry_accepted_or_rejected_naming_a_field(values: dict[str, float],
         return
     [(_, at, stored)] = list(unpack(batch.data).samples())
     assert stored == values and at == batch.at and int(at.timestamp()) == seconds
+
+
+_channels = st.sampled_from(["az", "el", "radio.snr_db", "", "x" * 70, "nul\x00"])
+_sample = st.fixed_dictionaries(
+    {
+        "values": st.dictionaries(_channels, _floats, max_size=3),
+        "seconds": st.sampled_from([0, 1_790_000_000, 1_790_000_001, 253_402_300_800]),
+        "nanos": st.sampled_from([0, 5_000, 999_999_999]),
+    }
+)
+
+
+@given(samples=st.lists(_sample, max_size=5), same=st.booleans())
+def test_telemetry_one_pass_refuses_and_converts_as_guard_then_converter(
+    samples: list[dict[str, object]], same: bool
+) -> None:
+    """The server's guard leaves telemetry samples to the converter (CHECKED_WHEN_CONVERTED), which checks and
+    converts them in one pass: every batch is refused with the same error the guard's full check and then the
+    general conversion gave (same field, same text), or stored exactly as the general conversion stores it."""
+    from skymesh.api.validation import CHECKED_WHEN_CONVERTED, MessageRefused, parse
+    from skymesh.server.wire import _columns
+
+    if same and samples:  # the common batch: every sample with the first one's channels
+        samples = [{**s, "values": samples[0]["values"]} for s in samples]
+    request = agent_pb2.ConnectRequest(seq=1, boot_id="b")
+    for s in samples:
+        sample = request.telemetry.samples.add(values=s["values"])  # type: ignore[arg-type]
+        sample.at.seconds, sample.at.nanos = s["seconds"], s["nanos"]  # type: ignore[assignment]
+    raw = request.SerializeToString()
+    expected: tuple[object, ...]
+    try:
+        full = parse(agent_pb2.ConnectRequest, raw)
+        expected = ("ok", telemetry_from_general(full.telemetry, _columns))
+    except MessageRefused as refused:
+        expected = ("refused", refused.error.field, str(refused.error))
+    except InvalidArgument as exc:
+        expected = ("refused", exc.field, str(exc))
+    deferred = parse(agent_pb2.ConnectRequest, raw, deferred=CHECKED_WHEN_CONVERTED)
+    try:
+        item = telemetry_from_proto(deferred.telemetry, "b")
+        got: tuple[object, ...] = ("ok", (item.data, item.at))
+    except InvalidArgument as exc:
+        got = ("refused", exc.field, str(exc))
+    assert got == expected
+
+
+def telemetry_from_general(batch: agent_pb2.TelemetryBatch, columns: object) -> tuple[bytes, object]:
+    """The stored blob and time of `batch` by the general conversion alone (what the server did before one pass)."""
+    from skymesh.server.db.records import TelemetryIn
+    from skymesh.server.db.telemetry_blob import TelemetryColumns
+
+    if not batch.samples:
+        raise InvalidArgument("must not be empty", field="telemetry.samples")
+    item = TelemetryIn.of(TelemetryColumns(*columns(batch.samples)))  # type: ignore[operator]
+    return item.data, item.at
