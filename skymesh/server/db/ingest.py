@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -663,7 +663,6 @@ class IngestRepo(RepoBase):
         sessions = _table(StationSessionRow)
         cursors = _table(UpstreamCursorRow)
         ids = sorted({station for station, _, _, _ in items})
-        out: list[HelloClaim | SkyMeshError] = []
         with (
             tracing.span("db record_hellos", attributes={"db.system": self.dialect, "db.operation": "record_hellos"}),
             DB_LATENCY.labels("record_hellos").time(),
@@ -804,21 +803,7 @@ class IngestRepo(RepoBase):
                         )
                     ).all()
                 }
-        for i, (station, _, _, hello) in enumerate(items):
-            prior = before[i]
-            if prior is None:
-                out.append(NotFound(f"no station {station!r}", field="hello.station_id"))
-                continue
-            out.append(
-                HelloClaim(
-                    {b: committed.get((station, b), 0) for b in dict.fromkeys(hello.boot_ids) if b},
-                    epoch[i],
-                    prior,
-                    schedule_version=versions.get(station, 0),
-                    open_command_head=heads.get(station, 0),
-                )
-            )
-        return out
+        return _hello_claims(items, before, epoch, committed, versions, heads)
 
     async def _record_hellos_pg(
         self, items: Sequence[tuple[str, str, int, HelloIn]]
@@ -906,22 +891,7 @@ class IngestRepo(RepoBase):
                 heads = {
                     sid: int(head) for sid, head in await pg.fetch(_PG_HELLO_HEADS, ids, list(OPEN_COMMAND_STATES))
                 }
-        out: list[HelloClaim | SkyMeshError] = []
-        for i, (station, _, _, hello) in enumerate(items):
-            prior = before[i]
-            if prior is None:
-                out.append(NotFound(f"no station {station!r}", field="hello.station_id"))
-                continue
-            out.append(
-                HelloClaim(
-                    {b: committed.get((station, b), 0) for b in dict.fromkeys(hello.boot_ids) if b},
-                    epoch[i],
-                    prior,
-                    schedule_version=versions.get(station, 0),
-                    open_command_head=heads.get(station, 0),
-                )
-            )
-        return out
+        return _hello_claims(items, before, epoch, committed, versions, heads)
 
     async def station_states(self) -> dict[str, StationState]:
         async with self._tx("station_states") as s:
@@ -1104,3 +1074,31 @@ class IngestRepo(RepoBase):
             if sha256:
                 row.sha256 = sha256
             row.updated_at = now
+
+
+def _hello_claims(
+    items: Sequence[tuple[str, str, int, HelloIn]],
+    before: Sequence[StationState | None],
+    epoch: Sequence[int],
+    committed: Mapping[tuple[str, str], int],
+    versions: Mapping[str, int],
+    heads: Mapping[str, int],
+) -> list[HelloClaim | SkyMeshError]:
+    """Each Hello's answer from what its group read (both dialects' record_hellos): NotFound for an unknown station,
+    else its claim, with the committed cursor of each boot it names."""
+    out: list[HelloClaim | SkyMeshError] = []
+    for i, (station, _, _, hello) in enumerate(items):
+        prior = before[i]
+        if prior is None:
+            out.append(NotFound(f"no station {station!r}", field="hello.station_id"))
+            continue
+        out.append(
+            HelloClaim(
+                {b: committed.get((station, b), 0) for b in dict.fromkeys(hello.boot_ids) if b},
+                epoch[i],
+                prior,
+                schedule_version=versions.get(station, 0),
+                open_command_head=heads.get(station, 0),
+            )
+        )
+    return out
